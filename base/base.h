@@ -1,0 +1,267 @@
+/*
+ * base: the few basics every Warren module shares and that depend on
+ * nothing else: status codes, logging, always-on assertions, allocation
+ * that aborts on OOM, byte views, growable buffers, a bounds-checked
+ * read cursor, big-endian helpers and clocks.
+ *
+ * Field tables (AMQP's typed key/value maps) live beside this in
+ * base/ftable.h because the server codec, the exchanges (headers
+ * matching) and the vhost (x-arguments) all read them.
+ */
+#ifndef WARREN_BASE_H
+#define WARREN_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Status vocabulary for plumbing (nginx style). */
+#define WR_OK    0
+#define WR_ERR   (-1)
+#define WR_AGAIN (-2)
+
+#define WR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define WR_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define WR_MAX(a, b)    ((a) > (b) ? (a) : (b))
+#define container_of(ptr, type, member)                                       \
+    ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#if defined(__GNUC__)
+#define WR_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define WR_NORETURN     __attribute__((noreturn))
+#define WR_LIKELY(x)    __builtin_expect(!!(x), 1)
+#define WR_UNLIKELY(x)  __builtin_expect(!!(x), 0)
+#else
+#define WR_PRINTF(f, a)
+#define WR_NORETURN
+#define WR_LIKELY(x)   (x)
+#define WR_UNLIKELY(x) (x)
+#endif
+
+/* ---- assertions: WR_ASSERT is always on; never use on client/disk data */
+
+WR_NORETURN void wr_assert_fail(const char *expr, const char *file, int line,
+                                const char *func);
+#define WR_ASSERT(x)                                                          \
+    do {                                                                      \
+        if (WR_UNLIKELY(!(x)))                                                \
+            wr_assert_fail(#x, __FILE__, __LINE__, __func__);                 \
+    } while (0)
+#ifdef NDEBUG
+#define WR_DEBUG_ASSERT(x) ((void)0)
+#else
+#define WR_DEBUG_ASSERT(x) WR_ASSERT(x)
+#endif
+
+/* ---- logging (to stderr, one line per call) */
+
+enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Parses "error", "warning", "info", "debug" (RabbitMQ's level names). */
+int log_level_parse(const char *name, enum log_level *out);
+void log_msg(enum log_level level, const char *fmt, ...) WR_PRINTF(2, 3);
+void log_vmsg(enum log_level level, const char *fmt, va_list ap);
+/* Like log_msg at LOG_ERR/WARN, adding file:line:func and strerror(errno). */
+void log_sys(enum log_level level, const char *file, int line,
+             const char *func, const char *fmt, ...) WR_PRINTF(5, 6);
+
+#define log_enabled(l) ((l) <= log_get_level())
+#define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)                                                         \
+    do {                                                                      \
+        if (log_enabled(LOG_INFO))                                            \
+            log_msg(LOG_INFO, __VA_ARGS__);                                   \
+    } while (0)
+#define log_debug(...)                                                        \
+    do {                                                                      \
+        if (log_enabled(LOG_DEBUG))                                           \
+            log_msg(LOG_DEBUG, __VA_ARGS__);                                  \
+    } while (0)
+#define log_syserr(...)                                                       \
+    log_sys(LOG_ERR, __FILE__, __LINE__, __func__, __VA_ARGS__)
+#define log_syswarn(...)                                                      \
+    log_sys(LOG_WARN, __FILE__, __LINE__, __func__, __VA_ARGS__)
+
+/* ---- allocation: small internal allocations abort on failure */
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+void *xmemdup(const void *p, size_t n);
+/* Returns a NUL-terminated heap copy of n bytes. */
+char *xstrndup(const void *p, size_t n);
+
+/*
+ * Test seam: when set, the allocator calls it first and fails (aborts)
+ * if it returns false. NULL in production.
+ */
+extern bool (*wr_alloc_hook)(size_t n);
+
+/* ---- byte views: borrowed {ptr, len}; never stored past their owner */
+
+struct bytes {
+    const uint8_t *ptr;
+    size_t len;
+};
+
+#define BYTES_LIT(s) ((struct bytes){(const uint8_t *)(s), sizeof(s) - 1})
+#define BYTES_NULL   ((struct bytes){NULL, 0})
+/* printf helper: printf("%.*s", BYTES_FMT(b)) */
+#define BYTES_FMT(b) (int)(b).len, (const char *)(b).ptr
+
+static inline struct bytes
+bytes_of(const void *p, size_t n)
+{
+    return (struct bytes){(const uint8_t *)p, n};
+}
+
+static inline struct bytes
+bytes_str(const char *s)
+{
+    return (struct bytes){(const uint8_t *)s, strlen(s)};
+}
+
+static inline bool
+bytes_eq(struct bytes a, struct bytes b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static inline bool
+bytes_eq_str(struct bytes a, const char *s)
+{
+    return bytes_eq(a, bytes_str(s));
+}
+
+static inline bool
+bytes_has_prefix(struct bytes a, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return a.len >= n && memcmp(a.ptr, prefix, n) == 0;
+}
+
+/* Returns true when b is well-formed UTF-8 (no overlongs, no surrogates). */
+bool bytes_is_utf8(struct bytes b);
+
+/* ---- big-endian loads and stores */
+
+static inline uint16_t
+be16_load(const uint8_t *p)
+{
+    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+
+static inline uint32_t
+be32_load(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
+}
+
+static inline uint64_t
+be64_load(const uint8_t *p)
+{
+    return (uint64_t)be32_load(p) << 32 | be32_load(p + 4);
+}
+
+static inline void
+be16_store(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void
+be32_store(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void
+be64_store(uint8_t *p, uint64_t v)
+{
+    be32_store(p, (uint32_t)(v >> 32));
+    be32_store(p + 4, (uint32_t)v);
+}
+
+/* ---- bounds-checked read cursor (compares against what remains) */
+
+struct cursor {
+    const uint8_t *p;
+    size_t left;
+};
+
+static inline void
+cur_init(struct cursor *c, const void *p, size_t n)
+{
+    c->p = (const uint8_t *)p;
+    c->left = n;
+}
+
+bool rd_u8(struct cursor *c, uint8_t *v);
+bool rd_u16(struct cursor *c, uint16_t *v);
+bool rd_u32(struct cursor *c, uint32_t *v);
+bool rd_u64(struct cursor *c, uint64_t *v);
+/* Takes a view of the next n bytes. */
+bool rd_bytes(struct cursor *c, size_t n, struct bytes *v);
+/* u8 length + bytes; u32 length + bytes. Views into the cursor's buffer. */
+bool rd_shortstr(struct cursor *c, struct bytes *v);
+bool rd_longstr(struct cursor *c, struct bytes *v);
+
+/* ---- growable output buffer */
+
+struct buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+};
+
+void buf_init(struct buf *b);
+void buf_fini(struct buf *b);
+/* Ensures room for n more bytes; returns a pointer to the free space. */
+uint8_t *buf_reserve(struct buf *b, size_t n);
+void buf_append(struct buf *b, const void *p, size_t n);
+void buf_put_u8(struct buf *b, uint8_t v);
+void buf_put_u16(struct buf *b, uint16_t v);
+void buf_put_u32(struct buf *b, uint32_t v);
+void buf_put_u64(struct buf *b, uint64_t v);
+/* Assumes s.len <= 255; callers validate first. */
+void buf_put_shortstr(struct buf *b, struct bytes s);
+void buf_put_longstr(struct buf *b, struct bytes s);
+void buf_printf(struct buf *b, const char *fmt, ...) WR_PRINTF(2, 3);
+/* Removes the first n bytes. */
+void buf_consume(struct buf *b, size_t n);
+
+static inline void
+buf_reset(struct buf *b)
+{
+    b->len = 0;
+}
+
+static inline struct bytes
+buf_bytes(const struct buf *b)
+{
+    return (struct bytes){b->data, b->len};
+}
+
+/* ---- clocks */
+
+/* Monotonic time. */
+uint64_t wr_now_us(void);
+uint64_t wr_now_ms(void);
+/* Wall clock, seconds and milliseconds since the epoch. */
+uint64_t wr_wall_ms(void);
+
+/* Fills buf with n bytes from the OS's random source (getrandom). */
+void wr_random(void *buf, size_t n);
+
+#endif
