@@ -1,0 +1,90 @@
+/*
+ * auth.c: SASL PLAIN and AMQPLAIN.
+ *
+ * PLAIN's response is "authzid NUL authcid NUL password" (RFC 4616; the
+ * authzid is ignored, as RabbitMQ does). AMQPLAIN's is a field table body
+ * with LOGIN and PASSWORD long strings; some clients prefix it with the
+ * table's u32 length, which is accepted too.
+ *
+ * Users: until the user database exists (issue 4) the broker knows one
+ * user, default_user/default_pass from the config. A user listed in
+ * loopback_users may log in only over a loopback address.
+ */
+#include "server/server.h"
+
+#include "base/ftable.h"
+
+#include <stdio.h>
+
+static bool
+parse_plain(struct bytes r, struct bytes *user, struct bytes *pass)
+{
+    const uint8_t *nul1 = memchr(r.ptr, 0, r.len), *nul2;
+
+    if (!nul1)
+        return false;
+    nul2 = memchr(nul1 + 1, 0, r.len - (size_t)(nul1 + 1 - r.ptr));
+    if (!nul2)
+        return false;
+    *user = bytes_of(nul1 + 1, (size_t)(nul2 - nul1 - 1));
+    *pass = bytes_of(nul2 + 1, r.len - (size_t)(nul2 + 1 - r.ptr));
+    return true;
+}
+
+static bool
+parse_amqplain(struct bytes r, struct bytes *user, struct bytes *pass)
+{
+    struct fvalue u, p;
+
+    if (ftable_validate(r, NULL) != WR_OK) {
+        if (r.len >= 4 && be32_load(r.ptr) == r.len - 4)
+            r = bytes_of(r.ptr + 4, r.len - 4);
+        if (ftable_validate(r, NULL) != WR_OK)
+            return false;
+    }
+    if (!ftable_find(r, "LOGIN", &u) || !ftable_find(r, "PASSWORD", &p) ||
+        u.type != 'S' || p.type != 'S')
+        return false;
+    *user = u.v.str;
+    *pass = p.v.str;
+    return true;
+}
+
+static bool
+is_loopback_user(const struct wr_config *cfg, struct bytes user)
+{
+    for (size_t i = 0; i < cfg->nloopback_users; i++) {
+        if (bytes_eq_str(user, cfg->loopback_users[i]))
+            return true;
+    }
+    return false;
+}
+
+int
+auth_check(struct server *s, struct conn *c, struct bytes mechanism,
+           struct bytes response, char **user, char *why, size_t whylen)
+{
+    struct bytes u, p;
+    bool ok = bytes_eq_str(mechanism, "PLAIN")
+                  ? parse_plain(response, &u, &p)
+                  : parse_amqplain(response, &u, &p);
+
+    if (!ok) {
+        snprintf(why, whylen, "malformed %.*s response",
+                 BYTES_FMT(mechanism));
+        return WR_ERR;
+    }
+    if (!bytes_eq_str(u, s->cfg->default_user) ||
+        !bytes_eq_str(p, s->cfg->default_pass)) {
+        snprintf(why, whylen, "user '%.*s' - invalid credentials",
+                 BYTES_FMT(u));
+        return WR_ERR;
+    }
+    if (!c->loopback && is_loopback_user(s->cfg, u)) {
+        snprintf(why, whylen, "user '%.*s' can only connect via localhost",
+                 BYTES_FMT(u));
+        return WR_ERR;
+    }
+    *user = xstrndup(u.ptr, u.len);
+    return WR_OK;
+}

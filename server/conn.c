@@ -1,0 +1,644 @@
+/*
+ * conn.c: one client connection: socket I/O, framing, the per-frame
+ * routing to channels, heartbeats, and the connection's end.
+ *
+ * Input: the read callback reads into a loop-wide buffer and handles every
+ * complete frame in it at once; only the tail of an incomplete frame is
+ * copied into the connection's own buffer, so an idle connection holds no
+ * input memory. A frame is refused as soon as its 7-byte header shows an
+ * unknown type or a size over frame_max, before its payload is read.
+ *
+ * Output: handlers append frames to the outq; the connection joins the
+ * server's pending list and the prepare pass flushes it with one writev.
+ * When more than CONN_OUT_HIGH bytes wait (a client that does not read),
+ * reading from it pauses and its consumers get no deliveries, so neither
+ * side can make the broker buffer without bound.
+ *
+ * The end: conn_fail() sends connection.close and releases the channels at
+ * once (their unacked messages go back to their queues); conn_drop()
+ * closes the socket, logs one line, and puts the connection on the reap
+ * list. It is freed in the prepare pass, never inside its own callback.
+ */
+#include "server/server.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <utlist.h>
+#include <arpa/inet.h>
+
+#define RX_CHUNK (256u << 10)
+
+static uint8_t rxbuf[RX_CHUNK];
+
+static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void
+sockaddr_text(const struct sockaddr_storage *sa, char *out, size_t n,
+              bool *loopback)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+        port = ntohs(s4->sin_port);
+        if (loopback)
+            *loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+        snprintf(out, n, "%s:%u", host, port);
+    } else if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+        port = ntohs(s6->sin6_port);
+        if (loopback)
+            *loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+                        (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+                         s6->sin6_addr.s6_addr[12] == 127);
+        snprintf(out, n, "[%s]:%u", host, port);
+    } else {
+        snprintf(out, n, "unknown");
+    }
+}
+
+void
+conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
+            const struct sockaddr_storage *local)
+{
+    struct conn *c = xcalloc(1, sizeof(*c));
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->magic = CONN_MAGIC;
+    c->fd = fd;
+    c->id = ++s->next_conn_id;
+    c->state = CONN_HEADER;
+    sockaddr_text(sa, c->peer, sizeof(c->peer), &c->loopback);
+    sockaddr_text(local, c->local, sizeof(c->local), NULL);
+    frame_parser_init(&c->fp, s->cfg->frame_max);
+    c->frame_max = s->cfg->frame_max;
+    buf_init(&c->in);
+    outq_init(&c->out);
+    c->last_rx = c->last_tx = ev_now(s->loop);
+    ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
+    ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
+    ev_io_start(s->loop, &c->rio);
+    if (s->cfg->handshake_timeout_ms) {
+        ev_timer_init(&c->timer, conn_timer_cb,
+                      s->cfg->handshake_timeout_ms / 1000.0, 0.);
+        ev_timer_start(s->loop, &c->timer);
+    } else {
+        ev_timer_init(&c->timer, conn_timer_cb, 0., 0.);
+    }
+    DL_APPEND(s->conns, c);
+    s->nconns++;
+    log_debug("accepting AMQP connection %s -> %s", c->peer, c->local);
+}
+
+void
+conn_pending(struct conn *c)
+{
+    if (c->on_pending || c->state == CONN_DEAD)
+        return;
+    c->on_pending = true;
+    c->pending_next = srv->pending;
+    srv->pending = c;
+}
+
+static void
+put_frame_method(struct conn *c, uint16_t ch, const struct amqp_method *m)
+{
+    frame_put_method(&c->out.b, ch, m);
+}
+
+void
+conn_send_method(struct conn *c, uint16_t ch, const struct amqp_method *m)
+{
+    if (c->state == CONN_DEAD)
+        return;
+    put_frame_method(c, ch, m);
+    conn_pending(c);
+}
+
+/* Bodies at least this large are sent from the message, not copied. */
+#define ZERO_COPY_MIN 4096
+
+void
+conn_send_content(struct conn *c, uint16_t ch, const struct amqp_method *m,
+                  struct message *msg)
+{
+    struct bytes body = message_body(msg);
+    size_t chunk = c->frame_max ? c->frame_max - FRAME_OVERHEAD : body.len;
+
+    if (c->state == CONN_DEAD)
+        return;
+    put_frame_method(c, ch, m);
+    frame_put_content_header(&c->out.b, ch, msg->body_size,
+                             message_props(msg));
+    if (body.len < ZERO_COPY_MIN) {
+        frame_put_body(&c->out.b, ch, body, c->frame_max);
+    } else {
+        for (size_t off = 0; off < body.len; off += chunk) {
+            size_t n = WR_MIN(chunk, body.len - off);
+            size_t mark = frame_begin(&c->out.b, FRAME_BODY, ch);
+
+            outq_put_ref(&c->out, msg, off, n);
+            /* frame_end patches the size from the buffer's length, so
+             * account the referenced bytes by hand. */
+            be32_store(c->out.b.data + mark + 3, (uint32_t)n);
+            buf_put_u8(&c->out.b, FRAME_END);
+        }
+    }
+    conn_pending(c);
+}
+
+bool
+conn_can_deliver(const struct conn *c)
+{
+    return c->state == CONN_OPEN && outq_pending(&c->out) < CONN_OUT_HIGH;
+}
+
+/* ---- closing */
+
+static void
+release_channels(struct conn *c)
+{
+    struct channel *ch, *tmp;
+
+    HASH_ITER(hh, c->channels, ch, tmp)
+    {
+        chan_free(ch);
+    }
+    c->last_ch = NULL;
+    if (c->vh)
+        vhost_owner_release(c->vh, &c->owner);
+}
+
+static void
+set_reason(struct conn *c, const char *reason)
+{
+    if (!c->close_reason)
+        c->close_reason = xstrdup(reason);
+}
+
+int
+conn_fail(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt,
+          ...)
+{
+    struct amqp_method m = {.id = AMQP_CONNECTION_CLOSE};
+    char text[600], full[700];
+    va_list ap;
+    int n;
+
+    if (c->state == CONN_CLOSING || c->state == CONN_DEAD)
+        return WR_ERR;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    n = snprintf(full, sizeof(full), "%s - %s", amqp_code_name(code), text);
+    if (n > 255)
+        n = 255;
+    m.u.connection_close.reply_code = code;
+    m.u.connection_close.reply_text = bytes_of(full, (size_t)n);
+    m.u.connection_close.class_id = AMQP_METHOD_CLASS(method_id);
+    m.u.connection_close.method_id = AMQP_METHOD_INDEX(method_id);
+    put_frame_method(c, 0, &m);
+    conn_pending(c);
+    set_reason(c, full);
+    release_channels(c);
+    c->state = CONN_CLOSING;
+    c->closing_since = ev_now(srv->loop);
+    /* Wait a little for close-ok, then drop (RabbitMQ does the same). */
+    ev_timer_stop(srv->loop, &c->timer);
+    ev_timer_set(&c->timer, 3.0, 0.);
+    ev_timer_start(srv->loop, &c->timer);
+    return WR_ERR;
+}
+
+void
+conn_drop(struct conn *c, const char *reason)
+{
+    if (c->state == CONN_DEAD)
+        return;
+    set_reason(c, reason);
+    release_channels(c);
+    ev_io_stop(srv->loop, &c->rio);
+    ev_io_stop(srv->loop, &c->wio);
+    ev_timer_stop(srv->loop, &c->timer);
+    if (c->vh) {
+        c->vh->connections--;
+        log_info("closing AMQP connection %s -> %s (vhost '%s', user '%s'): "
+                 "%s",
+                 c->peer, c->local, c->vh->name, c->user ? c->user : "",
+                 c->close_reason);
+    } else {
+        log_info("closing AMQP connection %s -> %s (vhost none, user '%s'): "
+                 "%s",
+                 c->peer, c->local, c->user ? c->user : "",
+                 c->close_reason);
+    }
+    close(c->fd);
+    c->fd = -1;
+    c->state = CONN_DEAD;
+    DL_DELETE(srv->conns, c);
+    srv->nconns--;
+    c->reap_next = srv->reap;
+    srv->reap = c;
+}
+
+void
+conn_free(struct conn *c)
+{
+    WR_ASSERT(c->magic == CONN_MAGIC && c->state == CONN_DEAD);
+    WR_ASSERT(c->channels == NULL);
+    buf_fini(&c->in);
+    outq_fini(&c->out);
+    free(c->user);
+    free(c->close_reason);
+    free((void *)c->client_props.ptr);
+    c->magic = 0;
+    free(c);
+}
+
+void
+conn_force_close_all(struct server *s, const char *why)
+{
+    struct conn *c, *tmp;
+
+    DL_FOREACH_SAFE(s->conns, c, tmp)
+    {
+        if (c->state == CONN_OPEN)
+            conn_fail(c, AMQP_CONNECTION_FORCED, 0,
+                      "broker forced connection closure with reason '%s'",
+                      why);
+        else if (c->state != CONN_CLOSING)
+            conn_drop(c, "broker shutting down");
+    }
+}
+
+/* ---- output */
+
+static void
+resume_reading(struct conn *c)
+{
+    struct channel *ch, *tmp;
+    struct chconsumer *cc, *ctmp;
+
+    if (c->reading_paused && c->state != CONN_DEAD) {
+        c->reading_paused = false;
+        ev_io_start(srv->loop, &c->rio);
+    }
+    /* Consumers were skipped while the output was full. */
+    HASH_ITER(hh, c->channels, ch, tmp)
+    {
+        HASH_ITER(hh, ch->consumers, cc, ctmp)
+        {
+            if (cc->c.q)
+                queue_schedule(cc->c.q);
+        }
+    }
+}
+
+void
+conn_flush(struct conn *c)
+{
+    struct channel *ch, *tmp;
+    size_t before;
+    int rc;
+
+    if (c->state == CONN_DEAD)
+        return;
+    HASH_ITER(hh, c->channels, ch, tmp)
+    {
+        if (ch->confirm_pending)
+            chan_flush_confirms(ch);
+    }
+    before = outq_pending(&c->out);
+    rc = outq_flush(&c->out, c->fd, &c->send_oct);
+    if (outq_pending(&c->out) < before)
+        c->last_tx = ev_now(srv->loop);
+    if (rc == WR_ERR) {
+        conn_drop(c, errno == EPIPE || errno == ECONNRESET
+                         ? "client unexpectedly closed TCP connection"
+                         : strerror(errno));
+        return;
+    }
+    if (rc == WR_AGAIN) {
+        if (!c->want_write) {
+            c->want_write = true;
+            ev_io_start(srv->loop, &c->wio);
+        }
+    } else if (c->want_write) {
+        c->want_write = false;
+        ev_io_stop(srv->loop, &c->wio);
+    }
+    if (outq_pending(&c->out) < CONN_OUT_LOW && before >= CONN_OUT_LOW)
+        resume_reading(c);
+    else if (c->reading_paused && outq_pending(&c->out) < CONN_OUT_LOW)
+        resume_reading(c);
+}
+
+static void
+conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct conn *c = container_of(w, struct conn, wio);
+
+    (void)loop;
+    (void)revents;
+    WR_ASSERT(c->magic == CONN_MAGIC);
+    conn_flush(c);
+}
+
+/* ---- input */
+
+static int
+frame_error(struct conn *c)
+{
+    switch (c->fp.err) {
+    case FRAME_ERR_TOO_LARGE:
+        return conn_fail(c, AMQP_FRAME_ERROR, 0,
+                         "frame size %u is larger than negotiated maximum "
+                         "%u",
+                         c->fp.bad_size + FRAME_OVERHEAD, c->frame_max);
+    case FRAME_ERR_BAD_TYPE:
+        return conn_fail(c, AMQP_FRAME_ERROR, 0,
+                         "unknown frame type %u", c->fp.bad_type);
+    case FRAME_ERR_BAD_END:
+    default:
+        return conn_fail(c, AMQP_FRAME_ERROR, 0,
+                         "invalid frame end marker");
+    }
+}
+
+static struct channel *
+find_channel(struct conn *c, uint16_t id)
+{
+    struct channel *ch;
+
+    if (c->last_ch && c->last_ch->id == id)
+        return c->last_ch;
+    HASH_FIND(hh, c->channels, &id, sizeof(id), ch);
+    if (ch)
+        c->last_ch = ch;
+    return ch;
+}
+
+/* A frame on a channel that is not open. */
+static int
+unopened_channel_frame(struct conn *c, const struct frame *f)
+{
+    struct amqp_method m;
+
+    if (f->type != FRAME_METHOD)
+        return conn_fail(c, AMQP_CHANNEL_ERROR, 0,
+                         "expected 'channel.open'");
+    if (amqp_method_decode(f->payload.ptr, f->payload.len, &m, NULL) !=
+        AMQP_DECODE_OK)
+        return conn_fail(c, AMQP_CHANNEL_ERROR, 0,
+                         "expected 'channel.open'");
+    if (m.id == AMQP_CHANNEL_CLOSE_OK)
+        return WR_OK; /* answer to a close we sent after freeing it */
+    if (m.id != AMQP_CHANNEL_OPEN)
+        return conn_fail(c, AMQP_CHANNEL_ERROR, m.id,
+                         "expected 'channel.open'");
+    if (f->channel > c->channel_max)
+        return conn_fail(c, AMQP_NOT_ALLOWED, m.id,
+                         "channel number %u exceeds negotiated channel_max "
+                         "%u",
+                         f->channel, c->channel_max);
+    chan_open(c, f->channel);
+    return WR_OK;
+}
+
+static int
+conn_handle_frame(struct conn *c, const struct frame *f)
+{
+    struct channel *ch;
+    struct amqp_method m;
+    const char *why = NULL;
+
+    if (f->type == FRAME_HEARTBEAT) {
+        if (f->channel != 0)
+            return conn_fail(c, AMQP_FRAME_ERROR, 0,
+                             "heartbeat frame on channel %u", f->channel);
+        return WR_OK;
+    }
+    if (f->channel == 0) {
+        if (f->type != FRAME_METHOD)
+            return conn_fail(c, AMQP_UNEXPECTED_FRAME, 0,
+                             "expected method frame, got non method frame "
+                             "instead");
+        switch (amqp_method_decode(f->payload.ptr, f->payload.len, &m,
+                                   &why)) {
+        case AMQP_DECODE_OK:
+            break;
+        case AMQP_DECODE_UNKNOWN:
+            return conn_fail(c, AMQP_COMMAND_INVALID, 0,
+                             "unknown method");
+        default:
+            return conn_fail(c, AMQP_FRAME_ERROR, 0,
+                             "cannot decode method frame: %s", why);
+        }
+        return conn_handle_method(c, &m);
+    }
+    if (c->state != CONN_OPEN)
+        return conn_fail(c, AMQP_CHANNEL_ERROR, 0,
+                         "channel %u used before connection.open",
+                         f->channel);
+    ch = find_channel(c, f->channel);
+    if (!ch)
+        return unopened_channel_frame(c, f);
+    return chan_handle_frame(ch, f);
+}
+
+/* During CONN_CLOSING only close and close-ok matter. */
+static void
+closing_frame(struct conn *c, const struct frame *f)
+{
+    struct amqp_method m;
+
+    if (f->channel != 0 || f->type != FRAME_METHOD ||
+        amqp_method_decode(f->payload.ptr, f->payload.len, &m, NULL) !=
+            AMQP_DECODE_OK)
+        return;
+    if (m.id == AMQP_CONNECTION_CLOSE_OK) {
+        conn_drop(c, c->close_reason ? c->close_reason : "closed");
+    } else if (m.id == AMQP_CONNECTION_CLOSE) {
+        struct amqp_method ok = {.id = AMQP_CONNECTION_CLOSE_OK};
+        put_frame_method(c, 0, &ok);
+        outq_flush(&c->out, c->fd, &c->send_oct);
+        conn_drop(c, c->close_reason ? c->close_reason : "closed");
+    }
+}
+
+static void
+bad_protocol_header(struct conn *c)
+{
+    static const char hdr[] = AMQP_PROTOCOL_HEADER;
+    ssize_t k = write(c->fd, hdr, AMQP_PROTOCOL_HEADER_LEN);
+
+    (void)k;
+    conn_drop(c, "bad protocol header");
+}
+
+/* Handles every complete frame in p; returns the bytes consumed. */
+static size_t
+conn_process(struct conn *c, const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    struct frame f;
+
+    if (c->state == CONN_HEADER) {
+        if (len < AMQP_PROTOCOL_HEADER_LEN) {
+            if (memcmp(p, AMQP_PROTOCOL_HEADER, len) != 0) {
+                bad_protocol_header(c);
+                return len;
+            }
+            return 0;
+        }
+        if (memcmp(p, AMQP_PROTOCOL_HEADER, AMQP_PROTOCOL_HEADER_LEN) != 0) {
+            bad_protocol_header(c);
+            return len;
+        }
+        off = AMQP_PROTOCOL_HEADER_LEN;
+        conn_send_start(c);
+    }
+    while (off < len && c->state != CONN_DEAD) {
+        ssize_t n = frame_parse(&c->fp, p + off, len - off, &f);
+
+        if (n == WR_AGAIN)
+            break;
+        if (n == WR_ERR) {
+            if (c->state == CONN_CLOSING)
+                conn_drop(c, c->close_reason);
+            else
+                frame_error(c);
+            return len;
+        }
+        off += (size_t)n;
+        if (c->state == CONN_CLOSING)
+            closing_frame(c, &f);
+        else
+            conn_handle_frame(c, &f);
+    }
+    return off;
+}
+
+static void
+conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct conn *c = container_of(w, struct conn, rio);
+
+    (void)revents;
+    WR_ASSERT(c->magic == CONN_MAGIC);
+    for (int round = 0; round < 8; round++) {
+        bool own = c->in.len > 0;
+        uint8_t *dst = own ? buf_reserve(&c->in, 64u << 10) : rxbuf;
+        size_t room = own ? c->in.cap - c->in.len : sizeof(rxbuf);
+        ssize_t n = read(c->fd, dst, room);
+        size_t used;
+
+        if (n == 0) {
+            conn_drop(c, c->state == CONN_CLOSING
+                             ? c->close_reason
+                             : "client unexpectedly closed TCP connection");
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                conn_drop(c, strerror(errno));
+            return;
+        }
+        c->recv_oct += (uint64_t)n;
+        c->last_rx = ev_now(loop);
+        if (own) {
+            c->in.len += (size_t)n;
+            used = conn_process(c, c->in.data, c->in.len);
+            if (c->state == CONN_DEAD)
+                return;
+            buf_consume(&c->in, used);
+            if (c->in.len == 0 && c->in.cap > (64u << 10))
+                buf_fini(&c->in);
+        } else {
+            used = conn_process(c, rxbuf, (size_t)n);
+            if (c->state == CONN_DEAD)
+                return;
+            if (used < (size_t)n)
+                buf_append(&c->in, rxbuf + used, (size_t)n - used);
+        }
+        if (outq_pending(&c->out) >= CONN_OUT_HIGH) {
+            /* The client is not reading what we send: stop reading
+             * what it sends until it catches up. */
+            c->reading_paused = true;
+            ev_io_stop(loop, &c->rio);
+            return;
+        }
+        if ((size_t)n < room)
+            return;
+    }
+}
+
+/* ---- timers: handshake timeout, heartbeats, close timeout */
+
+static void
+conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct conn *c = container_of(w, struct conn, timer);
+    ev_tstamp now = ev_now(loop);
+    ev_tstamp hb = c->heartbeat;
+
+    (void)revents;
+    WR_ASSERT(c->magic == CONN_MAGIC);
+    if (c->state == CONN_CLOSING) {
+        conn_drop(c, c->close_reason);
+        return;
+    }
+    if (c->state != CONN_OPEN) {
+        conn_drop(c, "handshake timeout");
+        return;
+    }
+    if (hb <= 0)
+        return;
+    if (now - c->last_rx > 2 * hb) {
+        char why[80];
+        snprintf(why, sizeof(why),
+                 "missed heartbeats from client, timeout: %us", c->heartbeat);
+        conn_drop(c, why);
+        return;
+    }
+    if (now - c->last_tx >= hb / 2 && outq_pending(&c->out) == 0) {
+        frame_put_heartbeat(&c->out.b);
+        conn_pending(c);
+    }
+    ev_timer_again(loop, w);
+}
+
+/* Switches the timer to heartbeat mode (after tune-ok). */
+void
+conn_start_heartbeat(struct conn *c)
+{
+    ev_timer_stop(srv->loop, &c->timer);
+    if (c->heartbeat == 0)
+        return;
+    c->timer.repeat = c->heartbeat / 2.0;
+    ev_timer_again(srv->loop, &c->timer);
+}
+
+/* The handshake timeout stays until connection.open; then heartbeats. */
+void
+conn_opened(struct conn *c)
+{
+    c->state = CONN_OPEN;
+    c->vh->connections++;
+    log_info("connection %s -> %s: user '%s' authenticated and granted "
+             "access to vhost '%s'",
+             c->peer, c->local, c->user, c->vh->name);
+    conn_start_heartbeat(c);
+}

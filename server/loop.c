@@ -1,0 +1,254 @@
+/*
+ * loop.c: the process's one libev loop: listeners, accept, signals, and
+ * the prepare pass that ends every loop iteration.
+ *
+ * Order within one iteration (the contract every handler relies on):
+ *   1. I/O callbacks read and handle input, appending replies and
+ *      deliveries to output queues, scheduling queues for dispatch;
+ *   2. prepare: dispatch every scheduled queue (node_run_dispatch);
+ *   3. prepare: for each pending connection, emit coalesced confirms and
+ *      writev its output once;
+ *   4. prepare: repeat 2-3 while that produced more work (bounded), then
+ *      free the connections closed during the iteration.
+ * Nothing here blocks: sockets are non-blocking and disk syncs run on the
+ * store thread.
+ */
+#include "server/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+struct server *srv;
+
+static ev_idle idle_kick;
+
+static void
+idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)revents;
+    ev_idle_stop(loop, w);
+}
+
+static void
+prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct server *s = srv;
+
+    (void)w;
+    (void)revents;
+    for (int pass = 0; pass < 16; pass++) {
+        struct conn *list;
+
+        node_run_dispatch(s->node);
+        if (!s->pending)
+            break;
+        list = s->pending;
+        s->pending = NULL;
+        while (list) {
+            struct conn *c = list;
+
+            list = c->pending_next;
+            c->on_pending = false;
+            conn_flush(c);
+        }
+    }
+    while (s->reap) {
+        struct conn *c = s->reap;
+
+        s->reap = c->reap_next;
+        conn_free(c);
+    }
+    if (s->pending || node_has_dispatch(s->node))
+        ev_idle_start(loop, &idle_kick);
+    if (s->stopping && s->conns == NULL)
+        ev_break(loop, EVBREAK_ALL);
+}
+
+/* ---- listeners */
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct listener *l = container_of(w, struct listener, io);
+    static uint64_t last_warn;
+
+    (void)revents;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage sa, local;
+        socklen_t len = sizeof(sa), llen = sizeof(local);
+        int fd = accept4(l->fd, (struct sockaddr *)&sa, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK &&
+                wr_now_ms() - last_warn > 1000) {
+                last_warn = wr_now_ms();
+                log_syswarn("accept on %s", l->addr);
+            }
+            return;
+        }
+        if (srv->stopping || (srv->cfg->connection_max &&
+                              srv->nconns >= srv->cfg->connection_max)) {
+            if (!srv->stopping && wr_now_ms() - last_warn > 1000) {
+                last_warn = wr_now_ms();
+                log_warn("connection_max (%u) reached: refusing "
+                         "connections",
+                         srv->cfg->connection_max);
+            }
+            close(fd);
+            continue;
+        }
+        getsockname(fd, (struct sockaddr *)&local, &llen);
+        conn_accept(srv, fd, &sa, &local);
+    }
+    (void)loop;
+}
+
+static int
+listener_open(struct server *s, const struct wr_listener *wl,
+              struct listener *l)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    char port[8], host[INET6_ADDRSTRLEN];
+    const char *h = wl->host[0] ? wl->host : "0.0.0.0";
+    int one = 1, rc, fd;
+
+    snprintf(port, sizeof(port), "%u", wl->port);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    rc = getaddrinfo(h, port, &hints, &ai);
+    if (rc != 0) {
+        log_err("cannot listen on %s:%s: %s", h, port, gai_strerror(rc));
+        return WR_ERR;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                0);
+    if (fd < 0) {
+        log_syserr("socket");
+        freeaddrinfo(ai);
+        return WR_ERR;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        log_syserr("cannot listen on %s:%s (is another broker running? "
+                   "change listeners.tcp.default or use --listen)",
+                   h, port);
+        close(fd);
+        freeaddrinfo(ai);
+        return WR_ERR;
+    }
+    freeaddrinfo(ai);
+    getsockname(fd, (struct sockaddr *)&bound, &blen);
+    if (bound.ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&bound;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+        snprintf(l->addr, sizeof(l->addr), "[%s]:%u", host,
+                 ntohs(s6->sin6_port));
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&bound;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+        snprintf(l->addr, sizeof(l->addr), "%s:%u", host,
+                 ntohs(s4->sin_port));
+    }
+    l->fd = fd;
+    ev_io_init(&l->io, accept_cb, fd, EV_READ);
+    ev_io_start(s->loop, &l->io);
+    log_info("listening on %s (amqp)", l->addr);
+    return WR_OK;
+}
+
+/* ---- shutdown */
+
+static void
+shutdown_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct server *s = srv;
+
+    (void)revents;
+    if (s->stopping)
+        return;
+    log_info("received %s, closing %u connection(s) and shutting down",
+             w->signum == SIGTERM ? "SIGTERM" : "SIGINT", s->nconns);
+    s->stopping = true;
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        ev_io_stop(loop, &s->listeners[i].io);
+        close(s->listeners[i].fd);
+    }
+    s->nlisteners = 0;
+    conn_force_close_all(s, "shutdown");
+    /* Give clients a moment to answer close-ok; then go anyway. */
+    ev_timer_init(&s->shutdown_timer, shutdown_timeout_cb, 3.0, 0.);
+    ev_timer_start(loop, &s->shutdown_timer);
+}
+
+int
+server_init(struct server *s, struct wr_config *cfg)
+{
+    memset(s, 0, sizeof(*s));
+    srv = s;
+    s->cfg = cfg;
+    s->loop = ev_default_loop(EVFLAG_AUTO);
+    s->node = node_new();
+    if (!node_vhost_add(s->node, cfg->default_vhost))
+        return WR_ERR;
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (listener_open(s, &cfg->listeners[i], &s->listeners[i]) != WR_OK)
+            return WR_ERR;
+        s->nlisteners++;
+    }
+    ev_prepare_init(&s->prepare, prepare_cb);
+    ev_prepare_start(s->loop, &s->prepare);
+    ev_idle_init(&idle_kick, idle_cb);
+    ev_signal_init(&s->sigterm, signal_cb, SIGTERM);
+    ev_signal_init(&s->sigint, signal_cb, SIGINT);
+    ev_signal_start(s->loop, &s->sigterm);
+    ev_signal_start(s->loop, &s->sigint);
+    return WR_OK;
+}
+
+int
+server_run(struct server *s)
+{
+    ev_run(s->loop, 0);
+    return WR_OK;
+}
+
+void
+server_fini(struct server *s)
+{
+    struct conn *c;
+
+    while ((c = s->conns) != NULL)
+        conn_drop(c, "broker stopped");
+    while (s->reap) {
+        c = s->reap;
+        s->reap = c->reap_next;
+        conn_free(c);
+    }
+    for (size_t i = 0; i < s->nlisteners; i++)
+        close(s->listeners[i].fd);
+    node_free(s->node);
+    ev_loop_destroy(s->loop);
+    log_info("stopped");
+}

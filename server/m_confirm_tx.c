@@ -1,0 +1,158 @@
+/*
+ * m_confirm_tx.c: publisher confirms and transactions.
+ *
+ * Confirms: after confirm.select every publish on the channel gets the
+ * next sequence number from 1; the broker confirms a publish once every
+ * queue it was routed to has it. Confirms are coalesced: the prepare pass
+ * sends one basic.ack with multiple=true covering everything confirmed
+ * since the last one (chan_flush_confirms). A mandatory return is queued
+ * when the publish is routed, so it always precedes its ack.
+ *
+ * Transactions (RabbitMQ's semantics, not atomic across queues): after
+ * tx.select, publishes and acks are held in order and applied at
+ * tx.commit; tx.rollback drops the publishes and puts the held acks back
+ * among the deliveries waiting for ack. A channel cannot be in both
+ * modes.
+ */
+#include "server/server.h"
+
+#include <stdlib.h>
+
+int
+m_confirm_select(struct channel *ch, const struct amqp_method *m)
+{
+    struct amqp_method ok = {.id = AMQP_CONFIRM_SELECT_OK};
+
+    if (ch->tx)
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
+                         "cannot switch from tx to confirm mode");
+    ch->confirm = true;
+    if (!m->u.confirm_select.nowait)
+        conn_send_method(ch->conn, ch->id, &ok);
+    return WR_OK;
+}
+
+int
+m_tx_select(struct channel *ch, const struct amqp_method *m)
+{
+    struct amqp_method ok = {.id = AMQP_TX_SELECT_OK};
+
+    if (ch->confirm)
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
+                         "cannot switch from confirm to tx mode");
+    ch->tx = true;
+    conn_send_method(ch->conn, ch->id, &ok);
+    return WR_OK;
+}
+
+static struct tx_op *
+tx_push(struct channel *ch)
+{
+    if (ch->ntx == ch->txcap) {
+        ch->txcap = ch->txcap ? ch->txcap * 2 : 16;
+        ch->txops = xrealloc(ch->txops, ch->txcap * sizeof(*ch->txops));
+    }
+    return memset(&ch->txops[ch->ntx++], 0, sizeof(struct tx_op));
+}
+
+void
+chan_tx_add_publish(struct channel *ch, struct message *msg, bool mandatory)
+{
+    struct tx_op *op = tx_push(ch);
+
+    op->kind = TX_PUBLISH;
+    op->msg = msg;
+    op->mandatory = mandatory;
+}
+
+void
+chan_tx_add_ack(struct channel *ch, const struct unacked *u, bool ack,
+                bool requeue)
+{
+    struct tx_op *op = tx_push(ch);
+
+    op->kind = ack ? TX_ACK : TX_REJECT;
+    op->u = *u;
+    op->requeue = requeue;
+}
+
+int
+m_tx_commit(struct channel *ch, const struct amqp_method *m)
+{
+    struct amqp_method ok = {.id = AMQP_TX_COMMIT_OK};
+    size_t n = ch->ntx;
+
+    if (!ch->tx)
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
+                         "channel is not transactional");
+    ch->ntx = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct tx_op *op = &ch->txops[i];
+        struct exchange *x;
+
+        if (op->kind != TX_PUBLISH) {
+            chan_settle(ch, &op->u, op->kind == TX_ACK, op->requeue);
+            continue;
+        }
+        /* The exchange may have gone since the publish: then the
+         * message routes nowhere. */
+        x = vhost_exchange_find(ch->conn->vh, message_exchange(op->msg));
+        if (x)
+            chan_publish(ch, x, op->msg, op->mandatory);
+        else
+            message_unref(op->msg);
+    }
+    chan_credit_changed(ch);
+    conn_send_method(ch->conn, ch->id, &ok);
+    return WR_OK;
+}
+
+static int
+cmp_tag(const void *a, const void *b)
+{
+    const struct unacked *x = a, *y = b;
+
+    return x->tag < y->tag ? -1 : x->tag > y->tag;
+}
+
+/* Puts held acks back among the waiting deliveries, in tag order. */
+static void
+restore_acks(struct channel *ch)
+{
+    struct unacked_list *l = &ch->unacked;
+    struct unacked *all;
+    size_t n = 0;
+
+    all = xmalloc((l->live + ch->ntx + 1) * sizeof(*all));
+    for (size_t i = 0; i < l->n; i++) {
+        if (unacked_at(l, i)->q)
+            all[n++] = *unacked_at(l, i);
+    }
+    for (size_t i = 0; i < ch->ntx; i++) {
+        if (ch->txops[i].kind != TX_PUBLISH)
+            all[n++] = ch->txops[i].u;
+    }
+    qsort(all, n, sizeof(*all), cmp_tag);
+    l->n = l->head = l->live = 0;
+    for (size_t i = 0; i < n; i++)
+        unacked_push(l, &all[i]);
+    free(all);
+}
+
+int
+m_tx_rollback(struct channel *ch, const struct amqp_method *m)
+{
+    struct amqp_method ok = {.id = AMQP_TX_ROLLBACK_OK};
+
+    if (!ch->tx)
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
+                         "channel is not transactional");
+    restore_acks(ch);
+    for (size_t i = 0; i < ch->ntx; i++) {
+        if (ch->txops[i].kind == TX_PUBLISH)
+            message_unref(ch->txops[i].msg);
+    }
+    ch->ntx = 0;
+    conn_send_method(ch->conn, ch->id, &ok);
+    return WR_OK;
+}

@@ -1,0 +1,239 @@
+/*
+ * m_connection.c: channel 0: the handshake and the connection's methods.
+ *
+ *   client                         server
+ *   "AMQP" 0 0 9 1          ->
+ *                           <-     connection.start (properties, PLAIN AMQPLAIN)
+ *   connection.start-ok     ->     (SASL check: auth.c)
+ *                           <-     connection.tune (channel_max, frame_max, heartbeat)
+ *   connection.tune-ok      ->     (limits checked as RabbitMQ's
+ *                                   validate_negotiated_integer_value)
+ *   connection.open (vhost) ->
+ *                           <-     connection.open-ok
+ *
+ * A method out of this order is a 504 "unexpected method in connection
+ * state <state>", RabbitMQ's text.
+ */
+#include "server/server.h"
+
+#include "base/ftable.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char *const state_names[] = {
+    [CONN_HEADER] = "starting", [CONN_START] = "starting",
+    [CONN_TUNE] = "tuning",     [CONN_OPENING] = "opening",
+    [CONN_OPEN] = "running",    [CONN_CLOSING] = "closing",
+    [CONN_DEAD] = "closed",
+};
+
+static void
+server_properties(struct conn *c, struct buf *b)
+{
+    size_t caps;
+
+    fenc_key(b, "capabilities");
+    buf_put_u8(b, 'F');
+    caps = ftable_begin(b);
+    fenc_bool(b, "publisher_confirms", true);
+    fenc_bool(b, "exchange_exchange_bindings", true);
+    fenc_bool(b, "basic.nack", true);
+    fenc_bool(b, "consumer_cancel_notify", true);
+    fenc_bool(b, "connection.blocked", true);
+    fenc_bool(b, "authentication_failure_close", true);
+    fenc_bool(b, "per_consumer_qos", true);
+    ftable_end(b, caps);
+    fenc_cstr(b, "cluster_name", srv->cfg->cluster_name);
+    fenc_cstr(b, "copyright", "Copyright (c) 2026 The Warren developers");
+    fenc_cstr(b, "information", "Licensed under the MIT License");
+    fenc_cstr(b, "platform", "C17 / libev");
+    fenc_cstr(b, "product", "Warren");
+    fenc_cstr(b, "version", WARREN_VERSION);
+    (void)c;
+}
+
+void
+conn_send_start(struct conn *c)
+{
+    struct amqp_method m = {.id = AMQP_CONNECTION_START};
+    struct buf props;
+
+    buf_init(&props);
+    server_properties(c, &props);
+    m.u.connection_start.version_major = 0;
+    m.u.connection_start.version_minor = 9;
+    m.u.connection_start.server_properties = buf_bytes(&props);
+    m.u.connection_start.mechanisms = BYTES_LIT("PLAIN AMQPLAIN");
+    m.u.connection_start.locales = BYTES_LIT("en_US");
+    conn_send_method(c, 0, &m);
+    buf_fini(&props);
+    c->state = CONN_START;
+}
+
+static bool
+cap_set(struct bytes caps, const char *name)
+{
+    struct fvalue v;
+
+    return ftable_find(caps, name, &v) && v.type == 't' && v.v.b;
+}
+
+static int
+on_start_ok(struct conn *c, const struct amqp_connection_start_ok *m)
+{
+    struct amqp_method tune = {.id = AMQP_CONNECTION_TUNE};
+    char why[256];
+    struct fvalue caps;
+
+    c->client_props = bytes_of(
+        xmemdup(m->client_properties.ptr, m->client_properties.len),
+        m->client_properties.len);
+    if (ftable_find(m->client_properties, "capabilities", &caps) &&
+        caps.type == 'F') {
+        c->cap_auth_failure_close =
+            cap_set(caps.v.str, "authentication_failure_close");
+        c->cap_blocked = cap_set(caps.v.str, "connection.blocked");
+        c->cap_cancel_notify = cap_set(caps.v.str, "consumer_cancel_notify");
+    }
+    if (!bytes_eq_str(m->mechanism, "PLAIN") &&
+        !bytes_eq_str(m->mechanism, "AMQPLAIN"))
+        return conn_fail(c, AMQP_COMMAND_INVALID, 0,
+                         "unknown authentication mechanism '%.*s'",
+                         BYTES_FMT(m->mechanism));
+    if (auth_check(srv, c, m->mechanism, m->response, &c->user, why,
+                   sizeof(why)) != WR_OK) {
+        log_warn("connection %s -> %s: %.*s login refused: %s", c->peer,
+                 c->local, BYTES_FMT(m->mechanism), why);
+        if (c->cap_auth_failure_close) {
+            conn_fail(c, AMQP_ACCESS_REFUSED, 0,
+                      "Login was refused using authentication mechanism "
+                      "%.*s. For details see the broker logfile.",
+                      BYTES_FMT(m->mechanism));
+            /* RabbitMQ closes right after this close; do the same once
+             * it is written. */
+            conn_flush(c);
+        }
+        conn_drop(c, "authentication failure");
+        return WR_ERR;
+    }
+    tune.u.connection_tune.channel_max = srv->cfg->channel_max;
+    tune.u.connection_tune.frame_max = srv->cfg->frame_max;
+    tune.u.connection_tune.heartbeat = (uint16_t)srv->cfg->heartbeat;
+    conn_send_method(c, 0, &tune);
+    c->state = CONN_TUNE;
+    return WR_OK;
+}
+
+/* RabbitMQ's validate_negotiated_integer_value. */
+static int
+check_negotiated(struct conn *c, const char *field, uint32_t min,
+                 uint32_t server, uint32_t client)
+{
+    if (client != 0 && client < min)
+        return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_TUNE,
+                         "negotiated %s = %u is lower than the minimum "
+                         "allowed value (%u)",
+                         field, client, min);
+    if (server != 0 && (client == 0 || client > server))
+        return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_TUNE,
+                         "negotiated %s = %u%s is higher than the maximum "
+                         "allowed value (%u)",
+                         field, client,
+                         client == 0 && strcmp(field, "channel_max") == 0
+                             ? " (no limit)"
+                             : "",
+                         server);
+    return WR_OK;
+}
+
+static int
+on_tune_ok(struct conn *c, const struct amqp_connection_tune_ok *m)
+{
+    if (check_negotiated(c, "frame_max", FRAME_MIN_SIZE, srv->cfg->frame_max,
+                         m->frame_max) != WR_OK ||
+        check_negotiated(c, "channel_max", 1, srv->cfg->channel_max,
+                         m->channel_max) != WR_OK)
+        return WR_ERR;
+    c->frame_max = m->frame_max ? m->frame_max : srv->cfg->frame_max;
+    c->channel_max = m->channel_max ? m->channel_max : 65535;
+    c->heartbeat = m->heartbeat;
+    c->fp.frame_max = c->frame_max;
+    c->state = CONN_OPENING;
+    return WR_OK;
+}
+
+static int
+on_open(struct conn *c, const struct amqp_connection_open *m)
+{
+    struct amqp_method ok = {.id = AMQP_CONNECTION_OPEN_OK};
+    char name[256];
+
+    snprintf(name, sizeof(name), "%.*s", BYTES_FMT(m->virtual_host));
+    c->vh = node_vhost_find(srv->node, name);
+    if (!c->vh)
+        return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
+                         "vhost %s not found", name);
+    conn_send_method(c, 0, &ok);
+    conn_opened(c);
+    return WR_OK;
+}
+
+static int
+on_close(struct conn *c, const struct amqp_connection_close *m)
+{
+    struct amqp_method ok = {.id = AMQP_CONNECTION_CLOSE_OK};
+    char reason[400];
+
+    conn_send_method(c, 0, &ok);
+    conn_flush(c);
+    snprintf(reason, sizeof(reason), "client closed the connection (%u %.*s)",
+             m->reply_code, BYTES_FMT(m->reply_text));
+    conn_drop(c, reason);
+    return WR_OK;
+}
+
+int
+conn_handle_method(struct conn *c, const struct amqp_method *m)
+{
+    struct amqp_method ok;
+
+    switch (m->id) {
+    case AMQP_CONNECTION_START_OK:
+        if (c->state != CONN_START)
+            break;
+        return on_start_ok(c, &m->u.connection_start_ok);
+    case AMQP_CONNECTION_TUNE_OK:
+        if (c->state != CONN_TUNE)
+            break;
+        return on_tune_ok(c, &m->u.connection_tune_ok);
+    case AMQP_CONNECTION_OPEN:
+        if (c->state != CONN_OPENING)
+            break;
+        return on_open(c, &m->u.connection_open);
+    case AMQP_CONNECTION_CLOSE:
+        return on_close(c, &m->u.connection_close);
+    case AMQP_CONNECTION_CLOSE_OK:
+        conn_drop(c, "connection closed");
+        return WR_OK;
+    case AMQP_CONNECTION_UPDATE_SECRET:
+        if (c->state != CONN_OPEN)
+            break;
+        ok.id = AMQP_CONNECTION_UPDATE_SECRET_OK;
+        conn_send_method(c, 0, &ok);
+        return WR_OK;
+    case AMQP_CONNECTION_BLOCKED:
+    case AMQP_CONNECTION_UNBLOCKED:
+        if (c->state != CONN_OPEN)
+            break;
+        return WR_OK;
+    default:
+        if (AMQP_METHOD_CLASS(m->id) != AMQP_CLASS_CONNECTION)
+            return conn_fail(c, AMQP_COMMAND_INVALID, m->id,
+                             "%s on channel 0", amqp_method_name(m->id));
+        break;
+    }
+    return conn_fail(c, AMQP_CHANNEL_ERROR, m->id,
+                     "unexpected method in connection state %s",
+                     state_names[c->state]);
+}

@@ -1,0 +1,166 @@
+/*
+ * outq.c: a connection's output queue and its writev flush.
+ *
+ * Frames are appended to one growable buffer. A large body is not copied:
+ * outq_put_ref() records "at this point of the buffer, send these bytes of
+ * that message", holding a message reference until they are written. A
+ * flush turns the queue into one iovec array (buffer runs interleaved
+ * with body slices) and calls writev once; the prepare pass calls it once
+ * per connection per loop iteration (write-behind, as Redis does).
+ *
+ * Invariants: refs are ordered by `at`; head <= refs[rhead].at when a ref
+ * is pending; ref_bytes is the sum of unsent ref lengths.
+ */
+#include "server/server.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+
+#define OUTQ_IOV 256
+
+void
+outq_init(struct outq *q)
+{
+    memset(q, 0, sizeof(*q));
+    buf_init(&q->b);
+}
+
+void
+outq_fini(struct outq *q)
+{
+    for (size_t i = 0; i < q->rn; i++)
+        message_unref(q->refs[(q->rhead + i) % q->rcap].m);
+    free(q->refs);
+    buf_fini(&q->b);
+    memset(q, 0, sizeof(*q));
+}
+
+static struct oref *
+ref_at(struct outq *q, size_t i)
+{
+    return &q->refs[(q->rhead + i) % q->rcap];
+}
+
+void
+outq_put_ref(struct outq *q, struct message *m, size_t off, size_t len)
+{
+    struct oref *r;
+
+    WR_ASSERT(len > 0);
+    if (q->rn == q->rcap) {
+        size_t cap = q->rcap ? q->rcap * 2 : 8;
+        struct oref *v = xmalloc(cap * sizeof(*v));
+
+        for (size_t i = 0; i < q->rn; i++)
+            v[i] = *ref_at(q, i);
+        free(q->refs);
+        q->refs = v;
+        q->rcap = cap;
+        q->rhead = 0;
+    }
+    r = &q->refs[(q->rhead + q->rn) % q->rcap];
+    r->at = q->b.len;
+    r->m = m;
+    r->off = off;
+    r->len = len;
+    message_ref(m);
+    q->rn++;
+    q->ref_bytes += len;
+}
+
+/* Fills iov from the queue's front; returns the count. */
+static int
+build_iov(struct outq *q, struct iovec *iov, int max)
+{
+    size_t pos = q->head;
+    int n = 0;
+
+    for (size_t i = 0; i < q->rn; i++) {
+        struct oref *r = ref_at(q, i);
+
+        if (n + 2 > max)
+            return n;
+        if (r->at > pos) {
+            iov[n].iov_base = q->b.data + pos;
+            iov[n++].iov_len = r->at - pos;
+            pos = r->at;
+        }
+        iov[n].iov_base = r->m->body + r->off;
+        iov[n++].iov_len = r->len;
+    }
+    if (q->b.len > pos && n < max) {
+        iov[n].iov_base = q->b.data + pos;
+        iov[n++].iov_len = q->b.len - pos;
+    }
+    return n;
+}
+
+/* Consumes n written bytes from the front. */
+static void
+advance(struct outq *q, size_t n)
+{
+    while (n > 0) {
+        struct oref *r = q->rn ? ref_at(q, 0) : NULL;
+        size_t run = (r ? r->at : q->b.len) - q->head;
+
+        if (run > 0) {
+            size_t k = WR_MIN(run, n);
+            q->head += k;
+            n -= k;
+            continue;
+        }
+        WR_ASSERT(r != NULL);
+        {
+            size_t k = WR_MIN(r->len, n);
+            r->off += k;
+            r->len -= k;
+            q->ref_bytes -= k;
+            n -= k;
+            if (r->len == 0) {
+                message_unref(r->m);
+                q->rhead = (q->rhead + 1) % q->rcap;
+                q->rn--;
+            }
+        }
+    }
+    if (q->head == q->b.len && q->rn == 0) {
+        q->head = 0;
+        q->b.len = 0;
+        if (q->b.cap > (256u << 10))
+            buf_fini(&q->b);
+    } else if (q->head > (64u << 10) && q->head > q->b.len / 2) {
+        size_t h = q->head;
+
+        memmove(q->b.data, q->b.data + h, q->b.len - h);
+        q->b.len -= h;
+        q->head = 0;
+        for (size_t i = 0; i < q->rn; i++)
+            ref_at(q, i)->at -= h;
+    }
+}
+
+int
+outq_flush(struct outq *q, int fd, uint64_t *sent)
+{
+    struct iovec iov[OUTQ_IOV];
+
+    while (outq_pending(q) > 0) {
+        int n = build_iov(q, iov, OUTQ_IOV);
+        ssize_t k;
+
+        WR_ASSERT(n > 0);
+        k = writev(fd, iov, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return WR_AGAIN;
+            return WR_ERR;
+        }
+        *sent += (uint64_t)k;
+        advance(q, (size_t)k);
+    }
+    return WR_OK;
+}

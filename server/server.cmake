@@ -1,0 +1,19 @@
+# The broker: every server/ source but the codec (codec.cmake).
+add_library(warren_server STATIC
+  auth.c
+  channel.c
+  conn.c
+  loop.c
+  m_basic.c
+  m_channel.c
+  m_confirm_tx.c
+  m_connection.c
+  m_exchange.c
+  m_queue.c
+  outq.c)
+target_include_directories(warren_server PUBLIC ${EV_INCLUDE_DIR})
+target_link_libraries(warren_server PUBLIC warren_vhost warren_conf
+                      warren_codec warren_base ${EV_LIBRARY})
+
+add_executable(warren main.c)
+target_link_libraries(warren PRIVATE warren_server)

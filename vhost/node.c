@@ -1,0 +1,95 @@
+/*
+ * node.c: the node-wide registry of vhosts and the dispatch list.
+ *
+ * Queues that may be able to deliver (a publish arrived, a consumer got
+ * credit back) are appended to the dirty list with a reference held;
+ * node_run_dispatch() drains the list once per loop iteration. A queue
+ * appears on the list at most once (queue.dirty).
+ */
+#include "vhost/vhost.h"
+#include "vhost/vhost_int.h"
+
+#include <stdlib.h>
+
+struct node *
+node_new(void)
+{
+    return xcalloc(1, sizeof(struct node));
+}
+
+void
+node_free(struct node *n)
+{
+    struct vhost *vh, *tmp;
+
+    HASH_ITER(hh, n->vhosts, vh, tmp)
+    {
+        node_vhost_remove(n, vh);
+    }
+    node_run_dispatch(n);
+    free(n);
+}
+
+struct vhost *
+node_vhost_find(struct node *n, const char *name)
+{
+    struct vhost *vh;
+
+    HASH_FIND_STR(n->vhosts, name, vh);
+    return vh;
+}
+
+struct vhost *
+node_vhost_add(struct node *n, const char *name)
+{
+    struct vhost *vh;
+
+    if (node_vhost_find(n, name))
+        return NULL;
+    vh = vhost__new(n, name);
+    HASH_ADD_KEYPTR(hh, n->vhosts, vh->name, strlen(vh->name), vh);
+    return vh;
+}
+
+void
+node_vhost_remove(struct node *n, struct vhost *vh)
+{
+    HASH_DEL(n->vhosts, vh);
+    vhost__free(vh);
+}
+
+void
+node__schedule(struct node *n, struct queue *q)
+{
+    q->dirty_next = NULL;
+    if (n->dirty_tail)
+        n->dirty_tail->dirty_next = q;
+    else
+        n->dirty_head = q;
+    n->dirty_tail = q;
+}
+
+void
+node_run_dispatch(struct node *n)
+{
+    struct queue *q;
+
+    /* Dispatch may schedule more queues (an auto-delete cascade, a
+     * consumer on another queue): they join the tail and run in this
+     * same pass. */
+    while ((q = n->dirty_head) != NULL) {
+        n->dirty_head = q->dirty_next;
+        if (!n->dirty_head)
+            n->dirty_tail = NULL;
+        q->dirty = false;
+        if (!q->deleted)
+            queue_dispatch(q);
+        queue_unref(q);
+    }
+}
+
+bool
+node_has_dispatch(const struct node *n)
+{
+    return n->dirty_head != NULL;
+}

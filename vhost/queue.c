@@ -1,0 +1,326 @@
+/*
+ * queue.c: a queue's ready list, consumers and dispatch.
+ *
+ * The ready list is a ring buffer of entries sorted by id: publishes
+ * append at the tail (ids grow), dispatch pops the head, and a requeued
+ * entry is inserted back at its id's place, usually near the head, by
+ * shifting the shorter side of the ring. So a requeued message keeps its
+ * original position, as in RabbitMQ's classic queues.
+ *
+ * Dispatch is deferred: queue_push() and anything that frees consumer
+ * credit only put the queue on the node's dirty list; the loop runs
+ * node_run_dispatch() once per iteration, before output is flushed, so a
+ * burst of publishes is delivered in one batch.
+ *
+ * Invariants:
+ *   ready ids strictly increase from head to tail;
+ *   ready_bytes = sum of body sizes in ready;
+ *   unacked = deliveries taken with ack and not yet settled, each of
+ *   which holds one reference on the queue.
+ */
+#include "vhost/vhost.h"
+#include "vhost/vhost_int.h"
+
+#include <stdlib.h>
+#include <utlist.h>
+
+/* ---- ring buffer */
+
+static inline struct qentry *
+qd_at(struct qdeque *d, size_t i)
+{
+    return &d->v[(d->head + i) & (d->cap - 1)];
+}
+
+static void
+qd_grow(struct qdeque *d)
+{
+    size_t cap = d->cap ? d->cap * 2 : 16;
+    struct qentry *v = xmalloc(cap * sizeof(*v));
+
+    for (size_t i = 0; i < d->n; i++)
+        v[i] = *qd_at(d, i);
+    free(d->v);
+    d->v = v;
+    d->cap = cap;
+    d->head = 0;
+}
+
+/* Gives memory back after a backlog drained. */
+static void
+qd_maybe_shrink(struct qdeque *d)
+{
+    size_t cap;
+    struct qentry *v;
+
+    if (d->cap <= 1024 || d->n > d->cap / 8)
+        return;
+    cap = d->cap / 4;
+    v = xmalloc(cap * sizeof(*v));
+    for (size_t i = 0; i < d->n; i++)
+        v[i] = *qd_at(d, i);
+    free(d->v);
+    d->v = v;
+    d->cap = cap;
+    d->head = 0;
+}
+
+void
+qd_push_back(struct qdeque *d, struct qentry e)
+{
+    if (d->n == d->cap)
+        qd_grow(d);
+    *qd_at(d, d->n) = e;
+    d->n++;
+}
+
+bool
+qd_pop_front(struct qdeque *d, struct qentry *out)
+{
+    if (d->n == 0)
+        return false;
+    *out = *qd_at(d, 0);
+    d->head = (d->head + 1) & (d->cap - 1);
+    d->n--;
+    if (d->n == 0)
+        d->head = 0;
+    return true;
+}
+
+/* Inserts e at its id's place. Assumes no entry with the same id. */
+void
+qd_insert_sorted(struct qdeque *d, struct qentry e)
+{
+    uint64_t id = e.id & QE_ID_MASK;
+    size_t lo = 0, hi, k;
+
+    if (d->n == d->cap)
+        qd_grow(d);
+    hi = d->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((qd_at(d, mid)->id & QE_ID_MASK) < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    k = lo;
+    if (k < d->n / 2) {
+        /* Shift the k entries before the slot one step towards the
+         * front. */
+        d->head = (d->head + d->cap - 1) & (d->cap - 1);
+        for (size_t i = 0; i < k; i++)
+            *qd_at(d, i) = *qd_at(d, i + 1);
+    } else {
+        for (size_t i = d->n; i > k; i--)
+            *qd_at(d, i) = *qd_at(d, i - 1);
+    }
+    *qd_at(d, k) = e;
+    d->n++;
+}
+
+void
+qd_fini(struct qdeque *d)
+{
+    free(d->v);
+    memset(d, 0, sizeof(*d));
+}
+
+/* ---- lifetime */
+
+void
+queue_ref(struct queue *q)
+{
+    WR_ASSERT(q->magic == QUEUE_MAGIC && q->refs > 0);
+    q->refs++;
+}
+
+void
+queue_unref(struct queue *q)
+{
+    WR_ASSERT(q->magic == QUEUE_MAGIC && q->refs > 0);
+    if (--q->refs > 0)
+        return;
+    WR_ASSERT(q->deleted && q->ready.n == 0 && q->unacked == 0);
+    WR_ASSERT(!q->dirty);
+    qd_fini(&q->ready);
+    free(q->name);
+    free((void *)q->args.ptr);
+    q->magic = 0;
+    free(q);
+}
+
+/* ---- messages in and out */
+
+/* Takes a delivery that must be settled later: counts it and pins q. */
+void
+queue__track(struct queue *q)
+{
+    q->unacked++;
+    q->refs++;
+}
+
+
+void
+queue_push(struct queue *q, struct message *m)
+{
+    struct qentry e = {q->next_id++, m};
+
+    WR_ASSERT(!q->deleted);
+    message_ref(m);
+    qd_push_back(&q->ready, e);
+    q->ready_bytes += m->body_size;
+    q->stat_publish++;
+    if (q->nconsumers)
+        queue_schedule(q);
+}
+
+bool
+queue_get(struct queue *q, bool ack, struct qentry *out)
+{
+    if (!qd_pop_front(&q->ready, out))
+        return false;
+    if (ack)
+        queue__track(q);
+    q->ready_bytes -= out->msg->body_size;
+    q->stat_deliver++;
+    if (out->id & QE_REDELIVERED)
+        q->stat_redeliver++;
+    qd_maybe_shrink(&q->ready);
+    return true;
+}
+
+void
+queue_ack(struct queue *q, struct qentry e)
+{
+    WR_ASSERT(q->unacked > 0);
+    q->unacked--;
+    q->stat_ack++;
+    message_unref(e.msg);
+    queue_unref(q);
+}
+
+void
+queue_requeue(struct queue *q, struct qentry e)
+{
+    WR_ASSERT(q->unacked > 0);
+    q->unacked--;
+    if (q->deleted) {
+        message_unref(e.msg);
+    } else {
+        e.id |= QE_REDELIVERED;
+        qd_insert_sorted(&q->ready, e);
+        q->ready_bytes += e.msg->body_size;
+        if (q->nconsumers)
+            queue_schedule(q);
+    }
+    queue_unref(q);
+}
+
+uint32_t
+queue_purge(struct queue *q)
+{
+    struct qentry e;
+    uint32_t n = 0;
+
+    while (qd_pop_front(&q->ready, &e)) {
+        message_unref(e.msg);
+        n++;
+    }
+    q->ready_bytes = 0;
+    qd_maybe_shrink(&q->ready);
+    return n;
+}
+
+/* ---- consumers and dispatch */
+
+void
+queue_consumer_add(struct queue *q, struct consumer *c)
+{
+    c->q = q;
+    CDL_APPEND(q->consumers, c);
+    if (!q->rr)
+        q->rr = c;
+    q->nconsumers++;
+    q->had_consumer = true;
+    queue_schedule(q);
+}
+
+void
+queue_consumer_remove(struct queue *q, struct consumer *c)
+{
+    WR_ASSERT(c->q == q && q->nconsumers > 0);
+    if (q->rr == c)
+        q->rr = c->next != c ? c->next : NULL;
+    CDL_DELETE(q->consumers, c);
+    c->q = NULL;
+    q->nconsumers--;
+    if (q->nconsumers == 0 && q->auto_delete && !q->deleted)
+        vhost_queue_delete(q->vh, q);
+}
+
+bool
+queue_has_exclusive_consumer(const struct queue *q)
+{
+    const struct consumer *c;
+
+    CDL_FOREACH(q->consumers, c)
+    {
+        if (c->exclusive)
+            return true;
+    }
+    return false;
+}
+
+void
+queue_schedule(struct queue *q)
+{
+    if (q->dirty || q->deleted)
+        return;
+    q->dirty = true;
+    queue_ref(q);
+    node__schedule(q->vh->node, q);
+}
+
+static inline bool
+consumer_has_room(struct consumer *c)
+{
+    return (c->prefetch == 0 || c->unacked < c->prefetch) &&
+           c->ops->ready(c);
+}
+
+/* The next consumer, starting at q->rr, that can take a message. */
+static struct consumer *
+pick_consumer(struct queue *q)
+{
+    struct consumer *c = q->rr;
+
+    for (uint32_t i = 0; i < q->nconsumers; i++, c = c->next) {
+        if (consumer_has_room(c)) {
+            q->rr = c->next;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+void
+queue_dispatch(struct queue *q)
+{
+    struct consumer *c;
+    struct qentry e;
+
+    while (!q->deleted && q->ready.n > 0 && (c = pick_consumer(q))) {
+        qd_pop_front(&q->ready, &e);
+        q->ready_bytes -= e.msg->body_size;
+        q->stat_deliver++;
+        if (e.id & QE_REDELIVERED)
+            q->stat_redeliver++;
+        if (!c->no_ack)
+            queue__track(q);
+        c->delivered++;
+        c->ops->deliver(c, q, e);
+    }
+    if (!q->deleted)
+        qd_maybe_shrink(&q->ready);
+}

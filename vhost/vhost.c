@@ -1,0 +1,470 @@
+/*
+ * vhost.c: one vhost's namespace: exchanges, queues, bindings, publish.
+ *
+ * The rules follow RabbitMQ 3.10's rabbit_channel and rabbit_amqqueue,
+ * including the order in which checks happen (which error a client sees
+ * when several apply) and the texts. A resource is named in texts as
+ * RabbitMQ's rs/1 does: "queue 'q' in vhost '/'".
+ *
+ * Every vhost starts with the default exchange "" and the amq.*
+ * exchanges; they are durable and can be neither redeclared with other
+ * properties nor deleted.
+ */
+#include "vhost/vhost.h"
+#include "vhost/vhost_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <utlist.h>
+
+static const struct {
+    const char *name;
+    enum exchange_type type;
+    bool internal;
+} standard_exchanges[] = {
+    {"", EXCHANGE_DIRECT, false},
+    {"amq.direct", EXCHANGE_DIRECT, false},
+    {"amq.fanout", EXCHANGE_FANOUT, false},
+    {"amq.topic", EXCHANGE_TOPIC, false},
+    {"amq.headers", EXCHANGE_HEADERS, false},
+    {"amq.match", EXCHANGE_HEADERS, false},
+    {"amq.rabbitmq.trace", EXCHANGE_TOPIC, true},
+};
+
+int
+vherr_set(struct vherr *err, uint16_t code, const char *fmt, ...)
+{
+    va_list ap;
+
+    err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(err->text, sizeof(err->text), fmt, ap);
+    va_end(ap);
+    return WR_ERR;
+}
+
+/* RabbitMQ's rs/1: "queue 'q' in vhost '/'". */
+static const char *
+rs(char *out, size_t n, const char *kind, struct bytes name,
+   const struct vhost *vh)
+{
+    snprintf(out, n, "%s '%.*s' in vhost '%s'", kind, BYTES_FMT(name),
+             vh->name);
+    return out;
+}
+
+static int
+not_found(struct vherr *err, const char *kind, struct bytes name,
+          const struct vhost *vh)
+{
+    char r[400];
+
+    return vherr_set(err, VH_NOT_FOUND, "no %s",
+                     rs(r, sizeof(r), kind, name, vh));
+}
+
+static int
+default_exchange_refused(struct vherr *err)
+{
+    return vherr_set(err, VH_ACCESS_REFUSED,
+                     "operation not permitted on the default exchange");
+}
+
+/* ---- exchanges */
+
+static struct exchange *
+exchange_create(struct vhost *vh, struct bytes name, enum exchange_type t,
+                bool durable, bool auto_delete, bool internal,
+                struct bytes args)
+{
+    struct exchange *x;
+
+    x = xreg_add(vh->xr, name, t, durable, auto_delete, internal, args);
+    x->user = xcalloc(1, sizeof(struct xinfo));
+    return x;
+}
+
+struct vhost *
+vhost__new(struct node *n, const char *name)
+{
+    struct vhost *vh = xcalloc(1, sizeof(*vh));
+
+    vh->magic = VHOST_MAGIC;
+    vh->node = n;
+    vh->name = xstrdup(name);
+    vh->xr = xreg_new();
+    routeset_init(&vh->rs);
+    for (size_t i = 0; i < WR_ARRAY_LEN(standard_exchanges); i++)
+        exchange_create(vh, bytes_str(standard_exchanges[i].name),
+                        standard_exchanges[i].type, true, false,
+                        standard_exchanges[i].internal, BYTES_NULL);
+    return vh;
+}
+
+void
+vhost__free(struct vhost *vh)
+{
+    struct queue *q, *tmp;
+    struct exchange *x;
+
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        vhost_queue_delete(vh, q);
+    }
+    /* No queue is left, so only exchange-to-exchange bindings remain;
+     * drop them all before freeing any exchange. */
+    for (x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x))
+        binding__remove_all_out(vh, x);
+    while ((x = xreg_first(vh->xr)) != NULL) {
+        free(x->user);
+        xreg_remove(vh->xr, x);
+    }
+    xreg_free(vh->xr);
+    routeset_fini(&vh->rs);
+    free(vh->name);
+    vh->magic = 0;
+    free(vh);
+}
+
+struct exchange *
+vhost_exchange_find(struct vhost *vh, struct bytes name)
+{
+    return xreg_find(vh->xr, name);
+}
+
+static int
+field_mismatch(struct vherr *err, const char *field, const char *r,
+               const char *got, const char *cur)
+{
+    return vherr_set(err, VH_PRECONDITION_FAILED,
+                     "inequivalent arg '%s' for %s: received '%s' but "
+                     "current is '%s'",
+                     field, r, got, cur);
+}
+
+static const char *
+tf(bool b)
+{
+    return b ? "true" : "false";
+}
+
+static int
+exchange_equiv(struct exchange *x, enum exchange_type t,
+               const struct exchange_decl *d, const char *r,
+               struct vherr *err)
+{
+    if (x->type != t)
+        return field_mismatch(err, "type", r, exchange_type_name(t),
+                              exchange_type_name(x->type));
+    if (x->durable != d->durable)
+        return field_mismatch(err, "durable", r, tf(d->durable),
+                              tf(x->durable));
+    if (x->auto_delete != d->auto_delete)
+        return field_mismatch(err, "auto_delete", r, tf(d->auto_delete),
+                              tf(x->auto_delete));
+    if (x->internal != d->internal)
+        return field_mismatch(err, "internal", r, tf(d->internal),
+                              tf(x->internal));
+    return args__equiv_exchange(x->args, d->args, r, err);
+}
+
+int
+vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
+                       struct vherr *err)
+{
+    struct exchange *x;
+    enum exchange_type t;
+    char r[400];
+
+    rs(r, sizeof(r), "exchange", d->name, vh);
+    if (d->passive) {
+        if (d->name.len == 0)
+            return default_exchange_refused(err);
+        if (!vhost_exchange_find(vh, d->name))
+            return not_found(err, "exchange", d->name, vh);
+        return WR_OK;
+    }
+    if (exchange_type_parse(d->type, &t) != WR_OK)
+        return vherr_set(err, VH_COMMAND_INVALID,
+                         "unknown exchange type '%.*s'", BYTES_FMT(d->type));
+    if (d->name.len == 0)
+        return default_exchange_refused(err);
+    x = vhost_exchange_find(vh, d->name);
+    if (x)
+        return exchange_equiv(x, t, d, r, err);
+    if (bytes_has_prefix(d->name, "amq."))
+        return vherr_set(err, VH_ACCESS_REFUSED,
+                         "exchange name '%.*s' contains reserved prefix "
+                         "'amq.*'",
+                         BYTES_FMT(d->name));
+    if (args__check_exchange(d->args, r, err) != WR_OK)
+        return WR_ERR;
+    exchange_create(vh, d->name, t, d->durable, d->auto_delete, d->internal,
+                    d->args);
+    return WR_OK;
+}
+
+void
+vhost__exchange_delete(struct vhost *vh, struct exchange *x)
+{
+    struct xinfo *xi = x->user;
+
+    /* Outgoing bindings first, without the auto-delete rule (x is going
+     * anyway); then incoming ones, which may cascade to their sources. */
+    x->auto_delete = false;
+    binding__remove_all_out(vh, x);
+    binding__remove_all_in(vh, &xi->in);
+    free(xi);
+    xreg_remove(vh->xr, x);
+}
+
+int
+vhost_exchange_delete(struct vhost *vh, struct bytes name, bool if_unused,
+                      struct vherr *err)
+{
+    struct exchange *x;
+    char r[400];
+
+    rs(r, sizeof(r), "exchange", name, vh);
+    if (name.len == 0)
+        return default_exchange_refused(err);
+    if (bytes_has_prefix(name, "amq."))
+        return vherr_set(err, VH_ACCESS_REFUSED,
+                         "deletion of system %s not allowed", r);
+    x = vhost_exchange_find(vh, name);
+    if (!x)
+        return WR_OK;
+    if (if_unused && ((struct xinfo *)x->user)->out != NULL)
+        return vherr_set(err, VH_PRECONDITION_FAILED, "%s in use", r);
+    vhost__exchange_delete(vh, x);
+    return WR_OK;
+}
+
+/* ---- queues */
+
+struct queue *
+vhost_queue_find(struct vhost *vh, struct bytes name)
+{
+    struct queue *q;
+
+    HASH_FIND(hh, vh->queues, name.ptr, name.len, q);
+    return q;
+}
+
+static int
+locked(struct vherr *err, struct bytes name, const struct vhost *vh)
+{
+    char r[400];
+
+    return vherr_set(err, VH_RESOURCE_LOCKED,
+                     "cannot obtain exclusive access to locked %s. It could "
+                     "be originally declared on another connection or the "
+                     "exclusive property value does not match that of the "
+                     "original declaration.",
+                     rs(r, sizeof(r), "queue", name, vh));
+}
+
+int
+vhost_queue_lookup(struct vhost *vh, struct bytes name,
+                   const struct vh_owner *owner, struct queue **out,
+                   struct vherr *err)
+{
+    struct queue *q = vhost_queue_find(vh, name);
+
+    if (!q)
+        return not_found(err, "queue", name, vh);
+    if (q->owner && q->owner != owner)
+        return locked(err, name, vh);
+    *out = q;
+    return WR_OK;
+}
+
+static struct queue *
+queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
+{
+    struct queue *q = xcalloc(1, sizeof(*q));
+
+    q->magic = QUEUE_MAGIC;
+    q->refs = 1;
+    q->vh = vh;
+    q->name = xstrndup(d->name.ptr, d->name.len);
+    q->name_len = d->name.len;
+    q->durable = durable;
+    q->exclusive = d->exclusive;
+    q->auto_delete = d->auto_delete;
+    q->args = bytes_of(xmemdup(d->args.ptr, d->args.len), d->args.len);
+    q->next_id = 1;
+    if (d->exclusive) {
+        q->owner = d->owner;
+        DL_APPEND2(d->owner->exclusive, q, owner_prev, owner_next);
+    }
+    HASH_ADD_KEYPTR(hh, vh->queues, q->name, q->name_len, q);
+    return q;
+}
+
+int
+vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
+                    struct queue **out, struct vherr *err)
+{
+    /* RabbitMQ: an exclusive queue is never durable. */
+    bool durable = d->durable && !d->exclusive;
+    struct vh_owner *want = d->exclusive ? d->owner : NULL;
+    struct queue *q;
+    char r[400];
+
+    if (d->passive)
+        return vhost_queue_lookup(vh, d->name, d->owner, out, err);
+    if (!d->server_named && bytes_has_prefix(d->name, "amq."))
+        return vherr_set(err, VH_ACCESS_REFUSED,
+                         "queue name '%.*s' contains reserved prefix 'amq.*'",
+                         BYTES_FMT(d->name));
+    rs(r, sizeof(r), "queue", d->name, vh);
+    q = vhost_queue_find(vh, d->name);
+    if (q) {
+        if (q->owner != want)
+            return locked(err, d->name, vh);
+        if (q->durable != durable)
+            return field_mismatch(err, "durable", r, tf(durable),
+                                  tf(q->durable));
+        if (q->auto_delete != d->auto_delete)
+            return field_mismatch(err, "auto_delete", r, tf(d->auto_delete),
+                                  tf(q->auto_delete));
+        if (args__equiv_queue(q->args, d->args, r, err) != WR_OK)
+            return WR_ERR;
+        *out = q;
+        return WR_OK;
+    }
+    if (args__check_queue(d->args, r, err) != WR_OK)
+        return WR_ERR;
+    *out = queue_create(vh, d, durable);
+    return WR_OK;
+}
+
+uint32_t
+vhost_queue_delete(struct vhost *vh, struct queue *q)
+{
+    struct consumer *c;
+    uint32_t n;
+
+    WR_ASSERT(q->magic == QUEUE_MAGIC && !q->deleted);
+    q->deleted = true;
+    HASH_DEL(vh->queues, q);
+    if (q->owner)
+        DL_DELETE2(q->owner->exclusive, q, owner_prev, owner_next);
+    q->owner = NULL;
+    while ((c = q->consumers) != NULL) {
+        CDL_DELETE(q->consumers, c);
+        c->q = NULL;
+        q->nconsumers--;
+        c->ops->cancel(c);
+    }
+    q->rr = NULL;
+    binding__remove_all_in(vh, &q->bindings);
+    n = queue_purge(q);
+    queue_unref(q);
+    return n;
+}
+
+void
+vhost_owner_release(struct vhost *vh, struct vh_owner *owner)
+{
+    while (owner->exclusive)
+        vhost_queue_delete(vh, owner->exclusive);
+}
+
+/* ---- bindings */
+
+/* Resolves source and destination of a bind/unbind in RabbitMQ's order:
+ * default exchange refused, then source, then destination, then the
+ * exclusive rule. */
+static int
+resolve_binding(struct vhost *vh, struct bytes src, struct bytes dest,
+                bool dest_is_exchange, const struct vh_owner *owner,
+                struct exchange **sx, struct xdest *xd, struct vherr *err)
+{
+    struct queue *q;
+    struct exchange *dx;
+
+    if (src.len == 0 || (dest_is_exchange && dest.len == 0))
+        return default_exchange_refused(err);
+    *sx = vhost_exchange_find(vh, src);
+    if (!*sx)
+        return not_found(err, "exchange", src, vh);
+    if (dest_is_exchange) {
+        dx = vhost_exchange_find(vh, dest);
+        if (!dx)
+            return not_found(err, "exchange", dest, vh);
+        *xd = (struct xdest){dx, true};
+        return WR_OK;
+    }
+    if (vhost_queue_lookup(vh, dest, owner, &q, err) != WR_OK)
+        return WR_ERR;
+    *xd = (struct xdest){q, false};
+    return WR_OK;
+}
+
+int
+vhost_bind(struct vhost *vh, struct bytes src, struct bytes dest,
+           bool dest_is_exchange, struct bytes key, struct bytes args,
+           const struct vh_owner *owner, struct vherr *err)
+{
+    struct exchange *sx;
+    struct xdest xd;
+    struct buf why;
+    int rc;
+
+    if (resolve_binding(vh, src, dest, dest_is_exchange, owner, &sx, &xd,
+                        err) != WR_OK)
+        return WR_ERR;
+    buf_init(&why);
+    rc = exchange_check_binding_args(sx, args, &why);
+    if (rc != WR_OK) {
+        vherr_set(err, VH_PRECONDITION_FAILED, "%.*s", (int)why.len,
+                  (const char *)why.data);
+        buf_fini(&why);
+        return WR_ERR;
+    }
+    buf_fini(&why);
+    binding__add(vh, sx, xd, key, args);
+    return WR_OK;
+}
+
+int
+vhost_unbind(struct vhost *vh, struct bytes src, struct bytes dest,
+             bool dest_is_exchange, struct bytes key, struct bytes args,
+             const struct vh_owner *owner, struct vherr *err)
+{
+    struct exchange *sx;
+    struct xdest xd;
+
+    if (resolve_binding(vh, src, dest, dest_is_exchange, owner, &sx, &xd,
+                        err) != WR_OK)
+        return WR_ERR;
+    binding__remove(vh, sx, xd, key, args);
+    return WR_OK;
+}
+
+/* ---- publish */
+
+void
+vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
+              struct bytes headers, struct message *m,
+              struct publish_result *res)
+{
+    struct queue *q;
+
+    res->nqueues = 0;
+    if (x == NULL || x->name_len == 0) {
+        q = vhost_queue_find(vh, rk);
+        if (q) {
+            queue_push(q, m);
+            res->nqueues = 1;
+        }
+        return;
+    }
+    routeset_reset(&vh->rs);
+    exchange_route(vh->xr, x, rk, headers, &vh->rs);
+    for (size_t i = 0; i < vh->rs.n; i++)
+        queue_push((struct queue *)vh->rs.queues[i], m);
+    res->nqueues = vh->rs.n;
+}

@@ -1,0 +1,359 @@
+/*
+ * vhost: the broker's model. A node holds vhosts (and, later, users);
+ * each vhost is a namespace of exchanges, queues and the bindings between
+ * them. Queues hold references to messages, dispatch them round-robin to
+ * consumers with room in their prefetch window, and forget a message only
+ * when it is acked.
+ *
+ * This module speaks AMQP's model (reply codes such as 404 or 406 and
+ * RabbitMQ's texts are part of it) but nothing of frames or sockets: the
+ * server decodes methods and calls in here, and learns about deliveries
+ * through the consumer_ops callbacks it installs.
+ *
+ * Ownership at a glance:
+ *   struct message   refcounted; every queue entry and every unacked
+ *                    delivery holds one reference; bytes immutable.
+ *   struct queue     refcounted; the vhost's table holds one reference,
+ *                    every unacked delivery one more, so a deleted queue
+ *                    stays readable until its last delivery is settled.
+ *   struct consumer  owned by the server (its channel); linked into its
+ *                    queue while registered.
+ *   struct binding   owned by the vhost's binding table (binding.c).
+ */
+#ifndef WARREN_VHOST_H
+#define WARREN_VHOST_H
+
+#include "base/base.h"
+#include "base/ftable.h"
+#include "exchange/exchange.h"
+
+#include <uthash.h>
+
+struct node;
+struct vhost;
+struct queue;
+struct consumer;
+struct binding;
+
+/* ---- errors: AMQP reply codes with RabbitMQ's texts */
+
+enum {
+    VH_OK = 0,
+    VH_ACCESS_REFUSED = 403,
+    VH_NOT_FOUND = 404,
+    VH_RESOURCE_LOCKED = 405,
+    VH_PRECONDITION_FAILED = 406,
+    VH_NOT_ALLOWED = 530,
+    VH_COMMAND_INVALID = 503,
+    VH_NOT_IMPLEMENTED = 540,
+    VH_INTERNAL_ERROR = 541,
+};
+
+struct vherr {
+    uint16_t code;
+    char text[512]; /* without the "NOT_FOUND - " prefix */
+};
+
+/* Sets err and returns WR_ERR. */
+int vherr_set(struct vherr *err, uint16_t code, const char *fmt, ...)
+    WR_PRINTF(3, 4);
+
+/* ---- messages */
+
+enum { MSG_PERSISTENT = 1 };
+
+/*
+ * A published message: one allocation holding the struct, the exchange
+ * name, the routing key, the content header's property bytes exactly as
+ * received (flags + list) and the body. Owned by its refcount.
+ */
+struct message {
+    uint32_t refs;
+    uint8_t flags;
+    uint8_t exchange_len;
+    uint8_t rk_len;
+    uint8_t priority;
+    uint32_t props_len;
+    uint64_t body_size;
+    uint64_t received;    /* body bytes filled in so far (assembly) */
+    uint64_t expires_at;  /* wall ms; 0 = never */
+    uint8_t *body;        /* points into data[] */
+    uint8_t data[];       /* exchange | routing key | props | body */
+};
+
+/* Allocates a message for a body of body_size bytes (caller checked the
+ * size against the limit). Starts with one reference. */
+struct message *message_new(struct bytes exchange, struct bytes rk,
+                            struct bytes props, uint64_t body_size);
+void message_ref(struct message *m);
+void message_unref(struct message *m);
+
+static inline struct bytes
+message_exchange(const struct message *m)
+{
+    return (struct bytes){m->data, m->exchange_len};
+}
+
+static inline struct bytes
+message_rk(const struct message *m)
+{
+    return (struct bytes){m->data + m->exchange_len, m->rk_len};
+}
+
+static inline struct bytes
+message_props(const struct message *m)
+{
+    return (struct bytes){m->data + m->exchange_len + m->rk_len,
+                          m->props_len};
+}
+
+static inline struct bytes
+message_body(const struct message *m)
+{
+    return (struct bytes){m->body, m->body_size};
+}
+
+static inline bool
+message_is_persistent(const struct message *m)
+{
+    return (m->flags & MSG_PERSISTENT) != 0;
+}
+
+/* ---- queue entries */
+
+#define QE_REDELIVERED (UINT64_C(1) << 63)
+#define QE_ID_MASK     (QE_REDELIVERED - 1)
+
+/* One message in one queue. id orders the queue (publish order); a
+ * requeued entry goes back to its id's place. */
+struct qentry {
+    uint64_t id; /* | QE_REDELIVERED */
+    struct message *msg;
+};
+
+/* Ring buffer of entries sorted by id. */
+struct qdeque {
+    struct qentry *v;
+    size_t head;
+    size_t n;
+    size_t cap;
+};
+
+/* ---- consumers */
+
+struct consumer_ops {
+    /* True when the consumer's owner can take another delivery now
+     * (channel-wide prefetch, flow, output backpressure). */
+    bool (*ready)(struct consumer *c);
+    /* Hands one message over. e.msg carries one reference that now
+     * belongs to the callee. `remaining` is the queue's ready count. */
+    void (*deliver)(struct consumer *c, struct queue *q, struct qentry e);
+    /* The queue was deleted: c has been unlinked from it; the owner
+     * tells its client (basic.cancel) and forgets c. */
+    void (*cancel)(struct consumer *c);
+};
+
+/*
+ * A consumer: allocated and owned by the server's channel, linked into
+ * its queue's circular list between queue_consumer_add and
+ * queue_consumer_remove.
+ */
+struct consumer {
+    const struct consumer_ops *ops;
+    void *owner;
+    struct queue *q;
+    char *tag;
+    size_t tag_len;
+    bool no_ack;
+    bool exclusive;
+    uint32_t prefetch; /* 0 = unlimited */
+    uint32_t unacked;  /* maintained by the owner */
+    uint64_t delivered;
+    struct bytes args; /* owned copy */
+    struct consumer *next, *prev; /* in q's list */
+};
+
+/* ---- queues */
+
+/* An exclusive queue's owner: embedded in the server's connection. */
+struct vh_owner {
+    struct queue *exclusive; /* list through queue.owner_next */
+};
+
+struct queue {
+    uint32_t magic;
+    uint32_t refs;
+    struct vhost *vh;
+    char *name;
+    size_t name_len;
+    bool durable;
+    bool exclusive;
+    bool auto_delete;
+    bool deleted;
+    bool had_consumer;
+    bool dirty; /* on the node's dispatch list */
+    struct bytes args;
+    struct vh_owner *owner;
+    struct queue *owner_next, *owner_prev;
+    struct qdeque ready;
+    uint64_t ready_bytes;
+    uint32_t unacked;
+    uint64_t next_id;
+    struct consumer *consumers; /* circular list */
+    struct consumer *rr;        /* next consumer to try */
+    uint32_t nconsumers;
+    struct binding *bindings;   /* where this queue is the destination */
+    struct queue *dirty_next;
+    uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
+    UT_hash_handle hh;
+};
+
+#define QUEUE_MAGIC 0x51554555u
+
+void queue_ref(struct queue *q);
+void queue_unref(struct queue *q);
+
+static inline uint32_t
+queue_message_count(const struct queue *q)
+{
+    return (uint32_t)q->ready.n;
+}
+
+/* Adds a message (takes a new reference). Schedules dispatch. */
+void queue_push(struct queue *q, struct message *m);
+/* Takes the head entry for basic.get. Returns false when empty. The
+ * entry's reference passes to the caller. With ack, the delivery must
+ * be settled later with queue_ack or queue_requeue. */
+bool queue_get(struct queue *q, bool ack, struct qentry *out);
+/* Settles a delivery taken from q (by dispatch or get with ack): an
+ * ack forgets it, a requeue puts it back at its place, marked
+ * redelivered. Both drop the reference the delivery held on q. */
+void queue_ack(struct queue *q, struct qentry e);
+void queue_requeue(struct queue *q, struct qentry e);
+/* Drops the ready messages; returns how many. */
+uint32_t queue_purge(struct queue *q);
+
+void queue_consumer_add(struct queue *q, struct consumer *c);
+/* Unlinks c. Deletes an auto-delete queue that lost its last consumer
+ * (its other consumers would be cancelled, but there are none). */
+void queue_consumer_remove(struct queue *q, struct consumer *c);
+/* Marks q for dispatch at the end of the loop iteration. */
+void queue_schedule(struct queue *q);
+/* Hands ready messages to consumers with room, round-robin. */
+void queue_dispatch(struct queue *q);
+/* True when some consumer of q is exclusive. */
+bool queue_has_exclusive_consumer(const struct queue *q);
+
+/* ---- vhosts */
+
+struct vhost {
+    uint32_t magic;
+    struct node *node;
+    char *name;
+    struct xreg *xr;
+    struct queue *queues; /* uthash by name */
+    struct routeset rs;   /* reused for every publish */
+    uint32_t connections;
+    UT_hash_handle hh;
+};
+
+#define VHOST_MAGIC 0x56484f53u
+
+/* Finds a vhost; borrowed or NULL. */
+struct vhost *node_vhost_find(struct node *n, const char *name);
+/* Creates a vhost with its standard exchanges. Returns NULL if it
+ * exists. */
+struct vhost *node_vhost_add(struct node *n, const char *name);
+/* Deletes every queue, exchange and binding of vh and frees it; the
+ * caller closes its connections first. */
+void node_vhost_remove(struct node *n, struct vhost *vh);
+
+struct node *node_new(void);
+void node_free(struct node *n);
+/* Runs queue_dispatch on every queue scheduled since the last call. */
+void node_run_dispatch(struct node *n);
+/* True when some queue waits for dispatch. */
+bool node_has_dispatch(const struct node *n);
+
+/* Looks an exchange up ("" is the default exchange). Borrowed or NULL. */
+struct exchange *vhost_exchange_find(struct vhost *vh, struct bytes name);
+
+struct exchange_decl {
+    struct bytes name;
+    struct bytes type;
+    bool passive, durable, auto_delete, internal;
+    struct bytes args;
+};
+
+/* exchange.declare's rules (RabbitMQ 3.10): passive lookup, the amq.
+ * prefix, type check, equivalence of an existing one. */
+int vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
+                           struct vherr *err);
+int vhost_exchange_delete(struct vhost *vh, struct bytes name,
+                          bool if_unused, struct vherr *err);
+
+struct queue_decl {
+    struct bytes name; /* never empty: the caller generates amq.gen- */
+    bool server_named; /* name generated by the server: skip the amq. rule */
+    bool passive, durable, exclusive, auto_delete;
+    struct bytes args;
+    struct vh_owner *owner; /* the declaring connection */
+};
+
+/* queue.declare's rules. Fills *out (borrowed) on success. */
+int vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
+                        struct queue **out, struct vherr *err);
+/* Finds a queue usable by owner: 404 when absent, 405 when exclusive to
+ * another connection. */
+int vhost_queue_lookup(struct vhost *vh, struct bytes name,
+                       const struct vh_owner *owner, struct queue **out,
+                       struct vherr *err);
+struct queue *vhost_queue_find(struct vhost *vh, struct bytes name);
+/* Deletes q: cancels its consumers, removes its bindings, drops its
+ * ready messages. Returns the number of messages it held. */
+uint32_t vhost_queue_delete(struct vhost *vh, struct queue *q);
+/* Deletes every exclusive queue of owner (its connection closed). */
+void vhost_owner_release(struct vhost *vh, struct vh_owner *owner);
+
+/* queue.bind/unbind and exchange.bind/unbind. dest_is_exchange selects
+ * what dest names. */
+int vhost_bind(struct vhost *vh, struct bytes src, struct bytes dest,
+               bool dest_is_exchange, struct bytes key, struct bytes args,
+               const struct vh_owner *owner, struct vherr *err);
+int vhost_unbind(struct vhost *vh, struct bytes src, struct bytes dest,
+                 bool dest_is_exchange, struct bytes key, struct bytes args,
+                 const struct vh_owner *owner, struct vherr *err);
+
+/* Where a publish went. */
+struct publish_result {
+    size_t nqueues; /* queues that took the message */
+};
+
+/*
+ * Routes m (published to exchange x with routing key rk and the given
+ * headers table) and pushes it to every matching queue. x NULL means
+ * the default exchange. Does not take over the caller's reference.
+ */
+void vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
+                   struct bytes headers, struct message *m,
+                   struct publish_result *res);
+
+/* ---- bindings (binding.c) */
+
+struct binding {
+    struct exchange *src;
+    struct xdest dest;
+    char *key;
+    size_t key_len;
+    struct bytes args;
+    struct binding *src_next, *src_prev;   /* in the source's list */
+    struct binding *dest_next, *dest_prev; /* in the destination's list */
+};
+
+/* Per-exchange data the vhost keeps in exchange.user. */
+struct xinfo {
+    struct binding *out; /* bindings with this exchange as source */
+    struct binding *in;  /* bindings with this exchange as destination */
+};
+
+#endif
