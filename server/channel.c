@@ -470,8 +470,7 @@ on_content_body(struct channel *ch, const struct frame *f)
                          "declared body size %llu",
                          f->payload.len,
                          (unsigned long long)msg->body_size);
-    memcpy(msg->body + msg->received, f->payload.ptr, f->payload.len);
-    msg->received += f->payload.len;
+    msg = ch->msg = message_append(msg, f->payload);
     if (msg->received == msg->body_size)
         return content_complete(ch);
     return WR_OK;

@@ -3,7 +3,9 @@
  *
  * A message is one allocation: the struct, then exchange name, routing
  * key, the content header's property bytes as received, and the body.
- * The body is filled in as body frames arrive (`received` counts) and is
+ * The body is filled in as body frames arrive (`received` counts); the
+ * allocation starts small and doubles as bytes come, so a client that
+ * announces 128 MiB and sends nothing costs nothing. The body is
  * immutable once the message is routed. Fanout to N queues is N
  * references to the same bytes: queue entries and unacked deliveries each
  * hold one; the last unref frees.
@@ -12,16 +14,21 @@
 
 #include <stdlib.h>
 
+/* Bodies up to this size are allocated whole at once. */
+#define BODY_FIRST_CHUNK (256u << 10)
+
 struct message *
 message_new(struct bytes exchange, struct bytes rk, struct bytes props,
             uint64_t body_size)
 {
     size_t head = exchange.len + rk.len + props.len;
+    uint64_t cap = WR_MIN(body_size, BODY_FIRST_CHUNK);
     struct message *m;
     uint8_t *p;
 
     WR_ASSERT(exchange.len <= 255 && rk.len <= 255);
-    m = xmalloc(sizeof(*m) + head + body_size);
+    m = xmalloc(sizeof(*m) + head + cap);
+    m->body_cap = cap;
     m->refs = 1;
     m->flags = 0;
     m->priority = 0;
@@ -41,6 +48,27 @@ message_new(struct bytes exchange, struct bytes rk, struct bytes props,
     if (props.len)
         memcpy(p, props.ptr, props.len);
     m->body = p + props.len;
+    return m;
+}
+
+struct message *
+message_append(struct message *m, struct bytes part)
+{
+    size_t head = (size_t)(m->body - m->data);
+
+    WR_ASSERT(m->refs == 1 && m->received + part.len <= m->body_size);
+    if (m->received + part.len > m->body_cap) {
+        uint64_t cap = WR_MAX(m->body_cap * 2, (uint64_t)4096);
+
+        while (cap < m->received + part.len)
+            cap *= 2;
+        cap = WR_MIN(cap, m->body_size);
+        m = xrealloc(m, sizeof(*m) + head + cap);
+        m->body = m->data + head;
+        m->body_cap = cap;
+    }
+    memcpy(m->body + m->received, part.ptr, part.len);
+    m->received += part.len;
     return m;
 }
 

@@ -76,15 +76,22 @@ struct message {
     uint32_t props_len;
     uint64_t body_size;
     uint64_t received;    /* body bytes filled in so far (assembly) */
+    uint64_t body_cap;    /* room for the body in this allocation */
     uint64_t expires_at;  /* wall ms; 0 = never */
     uint8_t *body;        /* points into data[] */
     uint8_t data[];       /* exchange | routing key | props | body */
 };
 
 /* Allocates a message for a body of body_size bytes (caller checked the
- * size against the limit). Starts with one reference. */
+ * size against the limit). Starts with one reference. Room for the body
+ * grows as it arrives (message_append), so memory follows the bytes a
+ * client really sent, not the size it announced. */
 struct message *message_new(struct bytes exchange, struct bytes rk,
                             struct bytes props, uint64_t body_size);
+/* Appends body bytes during assembly; may move the message, so it
+ * returns the new pointer. Assumes m->refs == 1 and that the bytes fit in
+ * body_size. */
+struct message *message_append(struct message *m, struct bytes part);
 void message_ref(struct message *m);
 void message_unref(struct message *m);
 

@@ -1,0 +1,399 @@
+/*
+ * Unit tests for vhost/: queue dispatch (round-robin, prefetch, readiness),
+ * requeue order, purge, deletion (consumers cancelled, bindings removed),
+ * exclusive owners, auto-delete, declare rules, publish routing.
+ *
+ * Consumers here are test doubles that record deliveries; messages are
+ * real ones.
+ */
+#include "vhost/vhost.h"
+#include "test/harness/t.h"
+
+#include <stdlib.h>
+
+struct tcons {
+    struct consumer c;
+    bool ready;
+    int cancelled;
+    size_t n;
+    struct qentry got[64];
+};
+
+static bool
+t_ready(struct consumer *c)
+{
+    return ((struct tcons *)c)->ready;
+}
+
+static void
+t_deliver(struct consumer *c, struct queue *q, struct qentry e)
+{
+    struct tcons *t = (struct tcons *)c;
+
+    (void)q;
+    T_ASSERT(t->n < 64);
+    t->got[t->n++] = e;
+    if (!c->no_ack)
+        c->unacked++;
+}
+
+static void
+t_cancel(struct consumer *c)
+{
+    ((struct tcons *)c)->cancelled++;
+}
+
+static const struct consumer_ops tops = {t_ready, t_deliver, t_cancel};
+
+static void
+tcons_init(struct tcons *t, const char *tag, uint32_t prefetch)
+{
+    memset(t, 0, sizeof(*t));
+    t->c.ops = &tops;
+    t->c.tag = (char *)tag;
+    t->c.tag_len = strlen(tag);
+    t->c.prefetch = prefetch;
+    t->ready = true;
+}
+
+static struct message *
+msg(const char *body)
+{
+    struct message *m = message_new(BYTES_LIT(""), BYTES_LIT("k"),
+                                    BYTES_LIT("\x00\x00"), strlen(body));
+
+    m = message_append(m, bytes_str(body));
+    return m;
+}
+
+static struct queue *
+declare(struct vhost *vh, const char *name, struct vh_owner *owner,
+        bool exclusive, bool auto_delete)
+{
+    struct queue_decl d = {
+        .name = bytes_str(name),
+        .exclusive = exclusive,
+        .auto_delete = auto_delete,
+        .owner = owner,
+    };
+    struct queue *q = NULL;
+    struct vherr err;
+
+    T_EQ_INT(vhost_queue_declare(vh, &d, &q, &err), WR_OK);
+    return q;
+}
+
+static void
+push(struct queue *q, const char *body)
+{
+    struct message *m = msg(body);
+
+    queue_push(q, m);
+    message_unref(m);
+}
+
+static bool
+body_is(struct qentry e, const char *s)
+{
+    return bytes_eq_str(message_body(e.msg), s);
+}
+
+T_CASE(round_robin_across_consumers)
+{
+    struct node *n = node_new();
+    struct vhost *vh = node_vhost_add(n, "/");
+    struct queue *q = declare(vh, "q", NULL, false, false);
+    struct tcons a, b, c;
+    char body[8];
+
+    tcons_init(&a, "a", 0);
+    tcons_init(&b, "b", 0);
+    tcons_init(&c, "c", 0);
+    a.c.no_ack = b.c.no_ack = c.c.no_ack = true;
+    queue_consumer_add(q, &a.c);
+    queue_consumer_add(q, &b.c);
+    queue_consumer_add(q, &c.c);
+    for (int i = 0; i < 9; i++) {
+        snprintf(body, sizeof(body), "%d", i);
+        push(q, body);
+    }
+    node_run_dispatch(n);
+    T_EQ_INT(a.n, 3);
+    T_EQ_INT(b.n, 3);
+    T_EQ_INT(c.n, 3);
+    T_ASSERT(body_is(a.got[0], "0") && body_is(b.got[0], "1") &&
+             body_is(c.got[0], "2") && body_is(a.got[1], "3"));
+    for (size_t i = 0; i < 3; i++) {
+        message_unref(a.got[i].msg);
+        message_unref(b.got[i].msg);
+        message_unref(c.got[i].msg);
+    }
+    queue_consumer_remove(q, &a.c);
+    queue_consumer_remove(q, &b.c);
+    queue_consumer_remove(q, &c.c);
+    node_free(n);
+}
+
+T_CASE(prefetch_limits_and_credit_resumes)
+{
+    struct node *n = node_new();
+    struct vhost *vh = node_vhost_add(n, "/");
+    struct queue *q = declare(vh, "q", NULL, false, false);
+    struct tcons a;
+
+    tcons_init(&a, "a", 2);
+    queue_consumer_add(q, &a.c);
+    for (int i = 0; i < 5; i++)
+        push(q, "m");
+    node_run_dispatch(n);
+    T_EQ_INT(a.n, 2); /* prefetch exactly full */
+    T_EQ_INT(q->unacked, 2);
+    T_EQ_INT(queue_message_count(q), 3);
+    a.c.unacked--;
+    queue_ack(q, a.got[0]);
+    queue_schedule(q);
+    node_run_dispatch(n);
+    T_EQ_INT(a.n, 3);
+    /* a consumer that is not ready gets nothing */
+    a.ready = false;
+    a.c.unacked = 0;
+    queue_schedule(q);
+    node_run_dispatch(n);
+    T_EQ_INT(a.n, 3);
+    for (size_t i = 1; i < a.n; i++)
+        queue_ack(q, a.got[i]);
+    queue_consumer_remove(q, &a.c);
+    node_free(n);
+}
+
+T_CASE(requeue_goes_back_to_original_position)
+{
+    struct node *n = node_new();
+    struct vhost *vh = node_vhost_add(n, "/");
+    struct queue *q = declare(vh, "q", NULL, false, false);
+    struct qentry e[5], g;
+    const char *want[] = {"2", "4", "5"};
+
+    push(q, "1");
+    push(q, "2");
+    push(q, "3");
+    push(q, "4");
+    push(q, "5");
+    for (int i = 0; i < 4; i++)
+        T_ASSERT(queue_get(q, true, &e[i]));
+    T_EQ_INT(q->unacked, 4);
+    queue_requeue(q, e[3]); /* "4" */
+    queue_ack(q, e[0]);
+    queue_requeue(q, e[1]); /* "2" */
+    queue_ack(q, e[2]);
+    T_EQ_INT(q->unacked, 0);
+    for (int i = 0; i < 3; i++) {
+        T_ASSERT(queue_get(q, false, &g));
+        T_ASSERT(body_is(g, want[i]));
+        T_EQ_INT((g.id & QE_REDELIVERED) != 0, i < 2);
+        message_unref(g.msg);
+    }
+    T_ASSERT(!queue_get(q, false, &g));
+    node_free(n);
+}
+
+T_CASE(requeue_order_survives_ring_wraparound)
+{
+    struct node *n = node_new();
+    struct vhost *vh = node_vhost_add(n, "/");
+    struct queue *q = declare(vh, "q", NULL, false, false);
+    struct qentry taken[40], g;
+    uint64_t last = 0;
+
+    /* Move the ring's head around, then requeue in a scrambled order. */
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 40; i++)
+            push(q, "x");
+        for (int i = 0; i < 40; i++)
+            T_ASSERT(queue_get(q, true, &taken[i]));
+        for (int i = 0; i < 40; i += 2)
+            queue_requeue(q, taken[(i * 7) % 40]);
+        for (int i = 1; i < 40; i += 2)
+            queue_requeue(q, taken[(i * 7) % 40]);
+        last = 0;
+        for (int i = 0; i < 40; i++) {
+            T_ASSERT(queue_get(q, false, &g));
+            T_ASSERT((g.id & QE_ID_MASK) > last);
+            last = g.id & QE_ID_MASK;
+            message_unref(g.msg);
+        }
+    }
+    node_free(n);
+}
+
+T_CASE(delete_cancels_consumers_and_drops_bindings)
+{
+    struct node *n = node_new();
+    struct vhost *vh = node_vhost_add(n, "/");
+    struct queue *q = declare(vh, "q", NULL, false, false);
+    struct tcons a;
+    struct vherr err;
+    struct publish_result res;
+    struct message *m;
+
+    tcons_init(&a, "a", 0);
+    queue_consumer_add(q, &a.c);
+    T_EQ_INT(vhost_bind(vh, BYTES_LIT("amq.fanout"), BYTES_LIT("q"), false,
+                        BYTES_LIT(""), BYTES_NULL, NULL, &err),
+             WR_OK);
+    a.ready = false;
+    push(q, "1");
+    push(q, "2");
+    T_EQ_INT(vhost_queue_delete(vh, q), 2);
+    T_EQ_INT(a.cancelled, 1);
+    T_ASSERT(vhost_queue_find(vh, BYTES_LIT("q")) == NULL);
+    m = msg("after");
+    vhost_publish(vh, vhost_exchange_find(vh, BYTES_LIT("amq.fanout")),
+                  BYTES_LIT(""), BYTES_NULL, m, &res);
+    T_EQ_INT(res.nqueues, 0);
+    message_unref(m);
+    node_run_dispatch(n);
+    node_free(n);
+}
+
+T_CASE(exclusive_owner_release_and_locking)
+{
+    struct node *n = node_new();
+    struct vhost *vh = node_vhost_add(n, "/");
+    struct vh_owner o1 = {0}, o2 = {0};
+    struct queue *q;
+    struct vherr err;
+
+    declare(vh, "ex", &o1, true, false);
+    T_EQ_INT(vhost_queue_lookup(vh, BYTES_LIT("ex"), &o2, &q, &err),
+             WR_ERR);
+    T_EQ_INT(err.code, VH_RESOURCE_LOCKED);
+    T_EQ_INT(vhost_queue_lookup(vh, BYTES_LIT("ex"), &o1, &q, &err), WR_OK);
+    vhost_owner_release(vh, &o1);
+    T_ASSERT(vhost_queue_find(vh, BYTES_LIT("ex")) == NULL);
+    node_free(n);
+}
+
+T_CASE(auto_delete_after_last_consumer)
+{
+    struct node *n = node_new();
+    struct vhost *vh = node_vhost_add(n, "/");
+    struct queue *q = declare(vh, "ad", NULL, false, true);
+    struct tcons a, b;
+
+    tcons_init(&a, "a", 0);
+    tcons_init(&b, "b", 0);
+    queue_consumer_add(q, &a.c);
+    queue_consumer_add(q, &b.c);
+    queue_consumer_remove(q, &a.c);
+    T_ASSERT(vhost_queue_find(vh, BYTES_LIT("ad")) != NULL);
+    queue_consumer_remove(q, &b.c);
+    T_ASSERT(vhost_queue_find(vh, BYTES_LIT("ad")) == NULL);
+    node_run_dispatch(n);
+    node_free(n);
+}
+
+T_CASE(declare_rules_and_texts)
+{
+    struct node *n = node_new();
+    struct vhost *vh = node_vhost_add(n, "/");
+    struct vherr err;
+    struct queue *q;
+    struct buf args;
+    size_t mark;
+    struct queue_decl d = {.name = BYTES_LIT("amq.x")};
+    struct exchange_decl x = {.name = BYTES_LIT("e"),
+                              .type = BYTES_LIT("direct")};
+
+    T_EQ_INT(vhost_queue_declare(vh, &d, &q, &err), WR_ERR);
+    T_EQ_INT(err.code, 403);
+    T_EQ_STR(err.text,
+             "queue name 'amq.x' contains reserved prefix 'amq.*'");
+    buf_init(&args);
+    mark = ftable_begin(&args);
+    fenc_i32(&args, "x-message-ttl", 1000);
+    ftable_end(&args, mark);
+    d.name = BYTES_LIT("q");
+    d.args = bytes_of(args.data + 4, args.len - 4);
+    T_EQ_INT(vhost_queue_declare(vh, &d, &q, &err), WR_OK);
+    d.args = BYTES_NULL;
+    T_EQ_INT(vhost_queue_declare(vh, &d, &q, &err), WR_ERR);
+    T_EQ_STR(err.text, "inequivalent arg 'x-message-ttl' for queue 'q' in "
+                       "vhost '/': received none but current is the value "
+                       "'1000' of type 'signedint'");
+    d.durable = true;
+    T_EQ_INT(vhost_queue_declare(vh, &d, &q, &err), WR_ERR);
+    T_EQ_STR(err.text, "inequivalent arg 'durable' for queue 'q' in vhost "
+                       "'/': received 'true' but current is 'false'");
+    T_EQ_INT(vhost_exchange_declare(vh, &x, &err), WR_OK);
+    x.type = BYTES_LIT("fanout");
+    T_EQ_INT(vhost_exchange_declare(vh, &x, &err), WR_ERR);
+    T_EQ_STR(err.text, "inequivalent arg 'type' for exchange 'e' in vhost "
+                       "'/': received 'fanout' but current is 'direct'");
+    x.type = BYTES_LIT("nope");
+    T_EQ_INT(vhost_exchange_declare(vh, &x, &err), WR_ERR);
+    T_EQ_INT(err.code, 503);
+    T_EQ_INT(vhost_exchange_delete(vh, BYTES_LIT("amq.direct"), false, &err),
+             WR_ERR);
+    T_EQ_INT(err.code, 403);
+    buf_fini(&args);
+    node_free(n);
+}
+
+T_CASE(fanout_message_shared_not_copied)
+{
+    struct node *n = node_new();
+    struct vhost *vh = node_vhost_add(n, "/");
+    struct queue *q1 = declare(vh, "q1", NULL, false, false);
+    struct queue *q2 = declare(vh, "q2", NULL, false, false);
+    struct publish_result res;
+    struct qentry e1, e2;
+    struct vherr err;
+    struct message *m;
+
+    vhost_bind(vh, BYTES_LIT("amq.fanout"), BYTES_LIT("q1"), false,
+               BYTES_NULL, BYTES_NULL, NULL, &err);
+    vhost_bind(vh, BYTES_LIT("amq.fanout"), BYTES_LIT("q2"), false,
+               BYTES_NULL, BYTES_NULL, NULL, &err);
+    m = msg("shared");
+    vhost_publish(vh, vhost_exchange_find(vh, BYTES_LIT("amq.fanout")),
+                  BYTES_LIT("k"), BYTES_NULL, m, &res);
+    T_EQ_INT(res.nqueues, 2);
+    T_EQ_INT(m->refs, 3);
+    message_unref(m);
+    T_ASSERT(queue_get(q1, false, &e1) && queue_get(q2, false, &e2));
+    T_ASSERT(e1.msg == e2.msg);
+    message_unref(e1.msg);
+    message_unref(e2.msg);
+    node_free(n);
+}
+
+T_CASE(message_body_grows_with_data)
+{
+    struct message *m = message_new(BYTES_LIT("x"), BYTES_LIT("k"),
+                                    BYTES_LIT("\x00\x00"), 10u << 20);
+    uint8_t chunk[4096];
+
+    T_ASSERT(m->body_cap < (1u << 20));
+    memset(chunk, 7, sizeof(chunk));
+    for (int i = 0; i < 2560; i++)
+        m = message_append(m, bytes_of(chunk, sizeof(chunk)));
+    T_EQ_INT(m->received, 10u << 20);
+    T_EQ_INT(m->body[(10u << 20) - 1], 7);
+    T_ASSERT(bytes_eq_str(message_exchange(m), "x"));
+    message_unref(m);
+}
+
+static const struct t_case cases[] = {
+    T_REG(round_robin_across_consumers),
+    T_REG(prefetch_limits_and_credit_resumes),
+    T_REG(requeue_goes_back_to_original_position),
+    T_REG(requeue_order_survives_ring_wraparound),
+    T_REG(delete_cancels_consumers_and_drops_bindings),
+    T_REG(exclusive_owner_release_and_locking),
+    T_REG(auto_delete_after_last_consumer),
+    T_REG(declare_rules_and_texts),
+    T_REG(fanout_message_shared_not_copied),
+    T_REG(message_body_grows_with_data),
+};
+T_MAIN(cases)
