@@ -17,8 +17,7 @@
 static enum log_level log_level = LOG_INFO;
 bool (*wr_alloc_hook)(size_t n);
 
-static const char *const level_names[] = {"error", "warning", "info",
-                                          "debug"};
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
 void
 log_set_level(enum log_level level)
@@ -96,8 +95,7 @@ log_sys(enum log_level level, const char *file, int line, const char *func,
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    log_msg(level, "%s:%d:%s: %s: %s", file, line, func, text,
-            strerror(saved));
+    log_msg(level, "%s:%d:%s: %s: %s", file, line, func, text, strerror(saved));
     errno = saved;
 }
 

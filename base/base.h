@@ -18,14 +18,14 @@
 #include <string.h>
 
 /* Status vocabulary for plumbing (nginx style). */
-#define WR_OK    0
-#define WR_ERR   (-1)
-#define WR_AGAIN (-2)
+#define WR_OK           0
+#define WR_ERR          (-1)
+#define WR_AGAIN        (-2)
 
 #define WR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define WR_MIN(a, b)    ((a) < (b) ? (a) : (b))
 #define WR_MAX(a, b)    ((a) > (b) ? (a) : (b))
-#define container_of(ptr, type, member)                                       \
+#define container_of(ptr, type, member) \
     ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #if defined(__GNUC__)
@@ -44,10 +44,10 @@
 
 WR_NORETURN void wr_assert_fail(const char *expr, const char *file, int line,
                                 const char *func);
-#define WR_ASSERT(x)                                                          \
-    do {                                                                      \
-        if (WR_UNLIKELY(!(x)))                                                \
-            wr_assert_fail(#x, __FILE__, __LINE__, __func__);                 \
+#define WR_ASSERT(x)                                          \
+    do {                                                      \
+        if (WR_UNLIKELY(!(x)))                                \
+            wr_assert_fail(#x, __FILE__, __LINE__, __func__); \
     } while (0)
 #ifdef NDEBUG
 #define WR_DEBUG_ASSERT(x) ((void)0)
@@ -66,25 +66,25 @@ int log_level_parse(const char *name, enum log_level *out);
 void log_msg(enum log_level level, const char *fmt, ...) WR_PRINTF(2, 3);
 void log_vmsg(enum log_level level, const char *fmt, va_list ap);
 /* Like log_msg at LOG_ERR/WARN, adding file:line:func and strerror(errno). */
-void log_sys(enum log_level level, const char *file, int line,
-             const char *func, const char *fmt, ...) WR_PRINTF(5, 6);
+void log_sys(enum log_level level, const char *file, int line, const char *func,
+             const char *fmt, ...) WR_PRINTF(5, 6);
 
 #define log_enabled(l) ((l) <= log_get_level())
 #define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...)                                                         \
-    do {                                                                      \
-        if (log_enabled(LOG_INFO))                                            \
-            log_msg(LOG_INFO, __VA_ARGS__);                                   \
+#define log_info(...)                       \
+    do {                                    \
+        if (log_enabled(LOG_INFO))          \
+            log_msg(LOG_INFO, __VA_ARGS__); \
     } while (0)
-#define log_debug(...)                                                        \
-    do {                                                                      \
-        if (log_enabled(LOG_DEBUG))                                           \
-            log_msg(LOG_DEBUG, __VA_ARGS__);                                  \
+#define log_debug(...)                       \
+    do {                                     \
+        if (log_enabled(LOG_DEBUG))          \
+            log_msg(LOG_DEBUG, __VA_ARGS__); \
     } while (0)
-#define log_syserr(...)                                                       \
+#define log_syserr(...) \
     log_sys(LOG_ERR, __FILE__, __LINE__, __func__, __VA_ARGS__)
-#define log_syswarn(...)                                                      \
+#define log_syswarn(...) \
     log_sys(LOG_WARN, __FILE__, __LINE__, __func__, __VA_ARGS__)
 
 /* ---- allocation: small internal allocations abort on failure */

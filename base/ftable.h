@@ -27,12 +27,12 @@
 struct fvalue {
     char type; /* one of the letters above */
     union {
-        bool b;       /* t */
-        int64_t i;    /* b s I l L (sign-extended) */
-        uint64_t u;   /* B u i T */
-        float f;      /* f */
-        double d;     /* d */
-        struct {      /* D */
+        bool b;     /* t */
+        int64_t i;  /* b s I l L (sign-extended) */
+        uint64_t u; /* B u i T */
+        float f;    /* f */
+        double d;   /* d */
+        struct {    /* D */
             uint8_t scale;
             uint32_t value;
         } dec;
@@ -105,8 +105,8 @@ void ftable_end(struct buf *b, size_t mark);
 
 void fenc_key(struct buf *b, const char *key);
 void fenc_bool(struct buf *b, const char *key, bool v);
-void fenc_int(struct buf *b, const char *key, int64_t v);   /* 'l' */
-void fenc_i32(struct buf *b, const char *key, int32_t v);   /* 'I' */
+void fenc_int(struct buf *b, const char *key, int64_t v);      /* 'l' */
+void fenc_i32(struct buf *b, const char *key, int32_t v);      /* 'I' */
 void fenc_str(struct buf *b, const char *key, struct bytes v); /* 'S' */
 void fenc_cstr(struct buf *b, const char *key, const char *v);
 void fenc_timestamp(struct buf *b, const char *key, uint64_t v);

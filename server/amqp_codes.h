@@ -12,25 +12,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define AMQP_REPLY_CODES(X)                                                   \
-    X(200, REPLY_SUCCESS, false)                                              \
-    X(311, CONTENT_TOO_LARGE, false)                                          \
-    X(312, NO_ROUTE, false)                                                   \
-    X(313, NO_CONSUMERS, false)                                               \
-    X(320, CONNECTION_FORCED, true)                                           \
-    X(402, INVALID_PATH, true)                                                \
-    X(403, ACCESS_REFUSED, false)                                             \
-    X(404, NOT_FOUND, false)                                                  \
-    X(405, RESOURCE_LOCKED, false)                                            \
-    X(406, PRECONDITION_FAILED, false)                                        \
-    X(501, FRAME_ERROR, true)                                                 \
-    X(502, SYNTAX_ERROR, true)                                                \
-    X(503, COMMAND_INVALID, true)                                             \
-    X(504, CHANNEL_ERROR, true)                                               \
-    X(505, UNEXPECTED_FRAME, true)                                            \
-    X(506, RESOURCE_ERROR, true)                                              \
-    X(530, NOT_ALLOWED, true)                                                 \
-    X(540, NOT_IMPLEMENTED, true)                                             \
+#define AMQP_REPLY_CODES(X)            \
+    X(200, REPLY_SUCCESS, false)       \
+    X(311, CONTENT_TOO_LARGE, false)   \
+    X(312, NO_ROUTE, false)            \
+    X(313, NO_CONSUMERS, false)        \
+    X(320, CONNECTION_FORCED, true)    \
+    X(402, INVALID_PATH, true)         \
+    X(403, ACCESS_REFUSED, false)      \
+    X(404, NOT_FOUND, false)           \
+    X(405, RESOURCE_LOCKED, false)     \
+    X(406, PRECONDITION_FAILED, false) \
+    X(501, FRAME_ERROR, true)          \
+    X(502, SYNTAX_ERROR, true)         \
+    X(503, COMMAND_INVALID, true)      \
+    X(504, CHANNEL_ERROR, true)        \
+    X(505, UNEXPECTED_FRAME, true)     \
+    X(506, RESOURCE_ERROR, true)       \
+    X(530, NOT_ALLOWED, true)          \
+    X(540, NOT_IMPLEMENTED, true)      \
     X(541, INTERNAL_ERROR, true)
 
 enum amqp_reply_code {
@@ -44,8 +44,8 @@ static inline const char *
 amqp_code_name(uint16_t code)
 {
     switch (code) {
-#define X(c, name, hard)                                                      \
-    case c:                                                                   \
+#define X(c, name, hard) \
+    case c:              \
         return #name;
         AMQP_REPLY_CODES(X)
 #undef X
@@ -59,8 +59,8 @@ static inline bool
 amqp_code_is_hard(uint16_t code)
 {
     switch (code) {
-#define X(c, name, hard)                                                      \
-    case c:                                                                   \
+#define X(c, name, hard) \
+    case c:              \
         return hard;
         AMQP_REPLY_CODES(X)
 #undef X

@@ -70,8 +70,7 @@ auth_check(struct server *s, struct conn *c, struct bytes mechanism,
                   : parse_amqplain(response, &u, &p);
 
     if (!ok) {
-        snprintf(why, whylen, "malformed %.*s response",
-                 BYTES_FMT(mechanism));
+        snprintf(why, whylen, "malformed %.*s response", BYTES_FMT(mechanism));
         return WR_ERR;
     }
     if (!bytes_eq_str(u, s->cfg->default_user) ||

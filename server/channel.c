@@ -329,8 +329,7 @@ chan_fail(struct channel *ch, uint16_t code, uint32_t method_id,
 }
 
 int
-chan_fail_vherr(struct channel *ch, const struct vherr *err,
-                uint32_t method_id)
+chan_fail_vherr(struct channel *ch, const struct vherr *err, uint32_t method_id)
 {
     return chan_fail(ch, err->code, method_id, "%s", err->text);
 }
@@ -372,8 +371,8 @@ chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
     struct amqp_basic_props props;
     struct publish_result res;
 
-    if (amqp_basic_props_decode(message_props(msg).ptr, msg->props_len,
-                                &props, NULL) != AMQP_DECODE_OK)
+    if (amqp_basic_props_decode(message_props(msg).ptr, msg->props_len, &props,
+                                NULL) != AMQP_DECODE_OK)
         props.headers = BYTES_NULL; /* checked when the header arrived */
     vhost_publish(ch->conn->vh, x, message_rk(msg), props.headers, msg, &res);
     if (res.nqueues == 0 && mandatory)
@@ -427,8 +426,7 @@ on_content_header(struct channel *ch, const struct frame *f)
     struct bytes raw;
     const char *why = NULL;
 
-    if (frame_parse_content_header(f->payload, &class_id, &size, &raw) !=
-        WR_OK)
+    if (frame_parse_content_header(f->payload, &class_id, &size, &raw) != WR_OK)
         return conn_fail(ch->conn, AMQP_FRAME_ERROR, 0,
                          "malformed content header frame");
     if (class_id != AMQP_CLASS_BASIC)
@@ -468,8 +466,7 @@ on_content_body(struct channel *ch, const struct frame *f)
         return conn_fail(ch->conn, AMQP_FRAME_ERROR, 0,
                          "content body frame of %zu bytes overruns the "
                          "declared body size %llu",
-                         f->payload.len,
-                         (unsigned long long)msg->body_size);
+                         f->payload.len, (unsigned long long)msg->body_size);
     msg = ch->msg = message_append(msg, f->payload);
     if (msg->received == msg->body_size)
         return content_complete(ch);
@@ -550,8 +547,7 @@ dispatch(struct channel *ch, const struct amqp_method *m)
                              ch->id);
         /* A method only the server sends (deliver, get-ok, ...). */
         return conn_fail(ch->conn, AMQP_COMMAND_INVALID, m->id,
-                         "%s is not a client method",
-                         amqp_method_name(m->id));
+                         "%s is not a client method", amqp_method_name(m->id));
     }
 }
 
@@ -610,8 +606,7 @@ chan_handle_frame(struct channel *ch, const struct frame *f)
     case AMQP_DECODE_OK:
         return dispatch(ch, &m);
     case AMQP_DECODE_UNKNOWN:
-        return conn_fail(ch->conn, AMQP_COMMAND_INVALID, 0,
-                         "unknown method");
+        return conn_fail(ch->conn, AMQP_COMMAND_INVALID, 0, "unknown method");
     default:
         return conn_fail(ch->conn, AMQP_FRAME_ERROR, 0,
                          "cannot decode method frame: %s", why);

@@ -138,8 +138,7 @@ conn_send_content(struct conn *c, uint16_t ch, const struct amqp_method *m,
     if (c->state == CONN_DEAD)
         return;
     put_frame_method(c, ch, m);
-    frame_put_content_header(&c->out.b, ch, msg->body_size,
-                             message_props(msg));
+    frame_put_content_header(&c->out.b, ch, msg->body_size, message_props(msg));
     if (body.len < ZERO_COPY_MIN) {
         frame_put_body(&c->out.b, ch, body, c->frame_max);
     } else {
@@ -239,8 +238,7 @@ conn_drop(struct conn *c, const char *reason)
     } else {
         log_info("closing AMQP connection %s -> %s (vhost none, user '%s'): "
                  "%s",
-                 c->peer, c->local, c->user ? c->user : "",
-                 c->close_reason);
+                 c->peer, c->local, c->user ? c->user : "", c->close_reason);
     }
     close(c->fd);
     c->fd = -1;
@@ -274,8 +272,7 @@ conn_force_close_all(struct server *s, const char *why)
     {
         if (c->state == CONN_OPEN)
             conn_fail(c, AMQP_CONNECTION_FORCED, 0,
-                      "broker forced connection closure with reason '%s'",
-                      why);
+                      "broker forced connection closure with reason '%s'", why);
         else if (c->state != CONN_CLOSING)
             conn_drop(c, "broker shutting down");
     }
@@ -366,12 +363,11 @@ frame_error(struct conn *c)
                          "%u",
                          c->fp.bad_size + FRAME_OVERHEAD, c->frame_max);
     case FRAME_ERR_BAD_TYPE:
-        return conn_fail(c, AMQP_FRAME_ERROR, 0,
-                         "unknown frame type %u", c->fp.bad_type);
+        return conn_fail(c, AMQP_FRAME_ERROR, 0, "unknown frame type %u",
+                         c->fp.bad_type);
     case FRAME_ERR_BAD_END:
     default:
-        return conn_fail(c, AMQP_FRAME_ERROR, 0,
-                         "invalid frame end marker");
+        return conn_fail(c, AMQP_FRAME_ERROR, 0, "invalid frame end marker");
     }
 }
 
@@ -395,12 +391,10 @@ unopened_channel_frame(struct conn *c, const struct frame *f)
     struct amqp_method m;
 
     if (f->type != FRAME_METHOD)
-        return conn_fail(c, AMQP_CHANNEL_ERROR, 0,
-                         "expected 'channel.open'");
+        return conn_fail(c, AMQP_CHANNEL_ERROR, 0, "expected 'channel.open'");
     if (amqp_method_decode(f->payload.ptr, f->payload.len, &m, NULL) !=
         AMQP_DECODE_OK)
-        return conn_fail(c, AMQP_CHANNEL_ERROR, 0,
-                         "expected 'channel.open'");
+        return conn_fail(c, AMQP_CHANNEL_ERROR, 0, "expected 'channel.open'");
     if (m.id == AMQP_CHANNEL_CLOSE_OK)
         return WR_OK; /* answer to a close we sent after freeing it */
     if (m.id != AMQP_CHANNEL_OPEN)
@@ -433,13 +427,11 @@ conn_handle_frame(struct conn *c, const struct frame *f)
             return conn_fail(c, AMQP_UNEXPECTED_FRAME, 0,
                              "expected method frame, got non method frame "
                              "instead");
-        switch (amqp_method_decode(f->payload.ptr, f->payload.len, &m,
-                                   &why)) {
+        switch (amqp_method_decode(f->payload.ptr, f->payload.len, &m, &why)) {
         case AMQP_DECODE_OK:
             break;
         case AMQP_DECODE_UNKNOWN:
-            return conn_fail(c, AMQP_COMMAND_INVALID, 0,
-                             "unknown method");
+            return conn_fail(c, AMQP_COMMAND_INVALID, 0, "unknown method");
         default:
             return conn_fail(c, AMQP_FRAME_ERROR, 0,
                              "cannot decode method frame: %s", why);
@@ -448,8 +440,7 @@ conn_handle_frame(struct conn *c, const struct frame *f)
     }
     if (c->state != CONN_OPEN)
         return conn_fail(c, AMQP_CHANNEL_ERROR, 0,
-                         "channel %u used before connection.open",
-                         f->channel);
+                         "channel %u used before connection.open", f->channel);
     ch = find_channel(c, f->channel);
     if (!ch)
         return unopened_channel_frame(c, f);

@@ -133,8 +133,7 @@ listener_open(struct server *s, const struct wr_listener *wl,
         log_err("cannot listen on %s:%s: %s", h, port, gai_strerror(rc));
         return WR_ERR;
     }
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                0);
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         log_syserr("socket");
         freeaddrinfo(ai);
@@ -159,8 +158,7 @@ listener_open(struct server *s, const struct wr_listener *wl,
     } else {
         struct sockaddr_in *s4 = (struct sockaddr_in *)&bound;
         inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-        snprintf(l->addr, sizeof(l->addr), "%s:%u", host,
-                 ntohs(s4->sin_port));
+        snprintf(l->addr, sizeof(l->addr), "%s:%u", host, ntohs(s4->sin_port));
     }
     l->fd = fd;
     ev_io_init(&l->io, accept_cb, fd, EV_READ);

@@ -71,8 +71,8 @@ m_basic_consume(struct channel *ch, const struct amqp_method *m)
     cc->c.no_ack = a->no_ack;
     cc->c.exclusive = a->exclusive;
     cc->c.prefetch = a->no_ack ? 0 : ch->prefetch_consumer;
-    cc->c.args = bytes_of(xmemdup(a->arguments.ptr, a->arguments.len),
-                          a->arguments.len);
+    cc->c.args =
+        bytes_of(xmemdup(a->arguments.ptr, a->arguments.len), a->arguments.len);
     HASH_ADD_KEYPTR(hh, ch->consumers, cc->c.tag, cc->c.tag_len, cc);
     if (!a->no_wait) {
         ok.u.basic_consume_ok.consumer_tag = tag;
@@ -89,8 +89,7 @@ m_basic_cancel(struct channel *ch, const struct amqp_method *m)
     struct amqp_method ok = {.id = AMQP_BASIC_CANCEL_OK};
     struct chconsumer *cc;
 
-    HASH_FIND(hh, ch->consumers, a->consumer_tag.ptr, a->consumer_tag.len,
-              cc);
+    HASH_FIND(hh, ch->consumers, a->consumer_tag.ptr, a->consumer_tag.len, cc);
     /* The reply goes first: removing the last consumer of an auto-delete
      * queue deletes it, which must not look like a server cancel. */
     if (!a->no_wait) {

@@ -11,8 +11,7 @@ m_channel_flow(struct channel *ch, const struct amqp_method *m)
 
     /* RabbitMQ 3.x refuses to stop sending to a client this way. */
     if (!m->u.channel_flow.active)
-        return conn_fail(ch->conn, AMQP_NOT_IMPLEMENTED, m->id,
-                         "active=false");
+        return conn_fail(ch->conn, AMQP_NOT_IMPLEMENTED, m->id, "active=false");
     ok.u.channel_flow_ok.active = true;
     conn_send_method(ch->conn, ch->id, &ok);
     return WR_OK;

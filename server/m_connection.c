@@ -3,10 +3,10 @@
  *
  *   client                         server
  *   "AMQP" 0 0 9 1          ->
- *                           <-     connection.start (properties, PLAIN AMQPLAIN)
- *   connection.start-ok     ->     (SASL check: auth.c)
- *                           <-     connection.tune (channel_max, frame_max, heartbeat)
- *   connection.tune-ok      ->     (limits checked as RabbitMQ's
+ *                           <-     connection.start (properties, PLAIN
+ * AMQPLAIN) connection.start-ok     ->     (SASL check: auth.c)
+ *                           <-     connection.tune (channel_max, frame_max,
+ * heartbeat) connection.tune-ok      ->     (limits checked as RabbitMQ's
  *                                   validate_negotiated_integer_value)
  *   connection.open (vhost) ->
  *                           <-     connection.open-ok
@@ -86,9 +86,9 @@ on_start_ok(struct conn *c, const struct amqp_connection_start_ok *m)
     char why[256];
     struct fvalue caps;
 
-    c->client_props = bytes_of(
-        xmemdup(m->client_properties.ptr, m->client_properties.len),
-        m->client_properties.len);
+    c->client_props =
+        bytes_of(xmemdup(m->client_properties.ptr, m->client_properties.len),
+                 m->client_properties.len);
     if (ftable_find(m->client_properties, "capabilities", &caps) &&
         caps.type == 'F') {
         c->cap_auth_failure_close =
@@ -229,8 +229,8 @@ conn_handle_method(struct conn *c, const struct amqp_method *m)
         return WR_OK;
     default:
         if (AMQP_METHOD_CLASS(m->id) != AMQP_CLASS_CONNECTION)
-            return conn_fail(c, AMQP_COMMAND_INVALID, m->id,
-                             "%s on channel 0", amqp_method_name(m->id));
+            return conn_fail(c, AMQP_COMMAND_INVALID, m->id, "%s on channel 0",
+                             amqp_method_name(m->id));
         break;
     }
     return conn_fail(c, AMQP_CHANNEL_ERROR, m->id,

@@ -40,8 +40,8 @@ m_exchange_delete(struct channel *ch, const struct amqp_method *m)
     const struct amqp_exchange_delete *a = &m->u.exchange_delete;
     struct vherr err;
 
-    if (vhost_exchange_delete(ch->conn->vh, a->exchange, a->if_unused,
-                              &err) != WR_OK)
+    if (vhost_exchange_delete(ch->conn->vh, a->exchange, a->if_unused, &err) !=
+        WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
     reply(ch, AMQP_EXCHANGE_DELETE_OK, a->no_wait);
     return WR_OK;

@@ -146,8 +146,7 @@ m_queue_delete(struct channel *ch, const struct amqp_method *m)
     if (chan_queue_name(ch, &name, m->id) != WR_OK)
         return WR_ERR;
     if (vhost_queue_find(vh, name)) {
-        if (vhost_queue_lookup(vh, name, &ch->conn->owner, &q, &err) !=
-            WR_OK)
+        if (vhost_queue_lookup(vh, name, &ch->conn->owner, &q, &err) != WR_OK)
             return chan_fail_vherr(ch, &err, m->id);
         if (a->if_unused && q->nconsumers > 0)
             return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,

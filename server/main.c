@@ -111,8 +111,8 @@ main(int argc, char **argv)
         return 1;
     }
     if (listen) {
-        if (conf_parse_listener(listen, &cfg.listeners[0], err,
-                                sizeof(err)) != WR_OK) {
+        if (conf_parse_listener(listen, &cfg.listeners[0], err, sizeof(err)) !=
+            WR_OK) {
             fprintf(stderr, "warren: --listen %s: %s\n", listen, err);
             return 1;
         }

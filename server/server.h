@@ -97,13 +97,13 @@ int outq_flush(struct outq *q, int fd, uint64_t *sent);
 /* ---- connections (conn.c, m_connection.c) */
 
 enum conn_state {
-    CONN_HEADER,    /* waiting for the protocol header */
-    CONN_START,     /* sent connection.start */
-    CONN_TUNE,      /* sent connection.tune */
-    CONN_OPENING,   /* got tune-ok, waiting for connection.open */
+    CONN_HEADER,  /* waiting for the protocol header */
+    CONN_START,   /* sent connection.start */
+    CONN_TUNE,    /* sent connection.tune */
+    CONN_OPENING, /* got tune-ok, waiting for connection.open */
     CONN_OPEN,
-    CONN_CLOSING,   /* sent connection.close, waiting for close-ok */
-    CONN_DEAD,      /* socket closed, on the reap list */
+    CONN_CLOSING, /* sent connection.close, waiting for close-ok */
+    CONN_DEAD,    /* socket closed, on the reap list */
 };
 
 #define CONN_MAGIC 0x434f4e4eu
@@ -116,9 +116,9 @@ struct conn {
     ev_io rio, wio;
     ev_timer timer; /* handshake timeout, heartbeats, close timeout */
     struct frame_parser fp;
-    struct buf in;  /* bytes of an incomplete frame */
+    struct buf in; /* bytes of an incomplete frame */
     struct outq out;
-    char peer[64];  /* "127.0.0.1:5555" */
+    char peer[64]; /* "127.0.0.1:5555" */
     char local[64];
     bool loopback;
     char *user;
@@ -142,8 +142,8 @@ struct conn {
     bool want_write; /* wio started */
     char *close_reason;
     uint64_t recv_oct, send_oct;
-    struct conn *next, *prev;   /* srv->conns */
-    struct conn *pending_next;  /* srv->pending */
+    struct conn *next, *prev;  /* srv->conns */
+    struct conn *pending_next; /* srv->pending */
     struct conn *reap_next;
 };
 
@@ -199,11 +199,11 @@ struct unacked_list {
 };
 
 struct chconsumer {
-    struct consumer c;  /* what the queue sees */
+    struct consumer c; /* what the queue sees */
     struct channel *ch;
-    uint32_t refs;      /* 1 while registered + 1 per unacked delivery */
+    uint32_t refs; /* 1 while registered + 1 per unacked delivery */
     bool cancelled;
-    UT_hash_handle hh;  /* in ch->consumers by tag */
+    UT_hash_handle hh; /* in ch->consumers by tag */
 };
 
 /* A publish or an ack held back by a transaction. */
@@ -271,8 +271,7 @@ void chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
 /* Settles one delivery taken out of the list (unacked_take): ack (or
  * reject without requeue) forgets it, otherwise it goes back to its
  * queue. */
-void chan_settle(struct channel *ch, struct unacked *u, bool ack,
-                 bool requeue);
+void chan_settle(struct channel *ch, struct unacked *u, bool ack, bool requeue);
 extern const struct consumer_ops chan_consumer_ops;
 /* Unregisters cc from its queue and from ch (basic.cancel, close). */
 void chan_consumer_remove(struct channel *ch, struct chconsumer *cc);

@@ -4,9 +4,11 @@
  *
  * Examples of the texts (all 406 PRECONDITION_FAILED):
  *   invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {value_negative,-1}
- *   invalid arg 'x-expires' for queue 'q' in vhost '/': "expected integer, got longstr"
- *   inequivalent arg 'x-message-ttl' for queue 'q' in vhost '/': received '2000' but current is '1000'
- *   inequivalent arg 'x-message-ttl' for queue 'q' in vhost '/': received none but current is the value '1000' of type 'signedint'
+ *   invalid arg 'x-expires' for queue 'q' in vhost '/': "expected integer, got
+ * longstr" inequivalent arg 'x-message-ttl' for queue 'q' in vhost '/':
+ * received '2000' but current is '1000' inequivalent arg 'x-message-ttl' for
+ * queue 'q' in vhost '/': received none but current is the value '1000' of type
+ * 'signedint'
  *
  * Only the keys RabbitMQ knows are validated or compared; other keys are
  * kept as given and ignored, as RabbitMQ does.
@@ -53,9 +55,8 @@ static const struct {
     {"x-queue-version", ARG_ANY},
 };
 
-static int
-invalid(struct vherr *err, const char *key, const char *rs, const char *fmt,
-        ...) WR_PRINTF(4, 5);
+static int invalid(struct vherr *err, const char *key, const char *rs,
+                   const char *fmt, ...) WR_PRINTF(4, 5);
 
 static int
 invalid(struct vherr *err, const char *key, const char *rs, const char *fmt,
@@ -72,8 +73,8 @@ invalid(struct vherr *err, const char *key, const char *rs, const char *fmt,
 }
 
 static int
-check_int(const struct fvalue *v, const char *key, const char *rs,
-          int64_t min, uint64_t max, struct vherr *err)
+check_int(const struct fvalue *v, const char *key, const char *rs, int64_t min,
+          uint64_t max, struct vherr *err)
 {
     int64_t i;
 
@@ -145,8 +146,7 @@ check_one(const char *key, enum arg_check check, const struct fvalue *v,
         if (!fvalue_is_str(v) || !str_in(v, modes))
             return invalid(err, key, rs, "\"unsupported queue mode '%.*s'\"",
                            fvalue_is_str(v) ? (int)v->v.str.len : 0,
-                           fvalue_is_str(v) ? (const char *)v->v.str.ptr
-                                            : "");
+                           fvalue_is_str(v) ? (const char *)v->v.str.ptr : "");
         return WR_OK;
     case ARG_BOOL:
         if (v->type != 't')
@@ -159,8 +159,7 @@ check_one(const char *key, enum arg_check check, const struct fvalue *v,
         if (!fvalue_is_str(v) || !str_in(v, types))
             return invalid(err, key, rs, "\"unsupported queue type '%.*s'\"",
                            fvalue_is_str(v) ? (int)v->v.str.len : 0,
-                           fvalue_is_str(v) ? (const char *)v->v.str.ptr
-                                            : "");
+                           fvalue_is_str(v) ? (const char *)v->v.str.ptr : "");
         return WR_OK;
     case ARG_ANY:
         return WR_OK;
@@ -224,8 +223,8 @@ equiv_one(struct bytes cur, struct bytes req, const char *key, const char *rs,
         describe(&a, has_a, &t);
     }
     rc = vherr_set(err, VH_PRECONDITION_FAILED,
-                   "inequivalent arg '%s' for %s: %.*s", key, rs,
-                   (int)t.len, (const char *)t.data);
+                   "inequivalent arg '%s' for %s: %.*s", key, rs, (int)t.len,
+                   (const char *)t.data);
     buf_fini(&t);
     return rc;
 }

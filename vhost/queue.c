@@ -160,7 +160,6 @@ queue__track(struct queue *q)
     q->refs++;
 }
 
-
 void
 queue_push(struct queue *q, struct message *m)
 {
@@ -285,8 +284,7 @@ queue_schedule(struct queue *q)
 static inline bool
 consumer_has_room(struct consumer *c)
 {
-    return (c->prefetch == 0 || c->unacked < c->prefetch) &&
-           c->ops->ready(c);
+    return (c->prefetch == 0 || c->unacked < c->prefetch) && c->ops->ready(c);
 }
 
 /* The next consumer, starting at q->rr, that can take a message. */

@@ -150,8 +150,7 @@ tf(bool b)
 
 static int
 exchange_equiv(struct exchange *x, enum exchange_type t,
-               const struct exchange_decl *d, const char *r,
-               struct vherr *err)
+               const struct exchange_decl *d, const char *r, struct vherr *err)
 {
     if (x->type != t)
         return field_mismatch(err, "type", r, exchange_type_name(t),

@@ -75,11 +75,11 @@ struct message {
     uint8_t priority;
     uint32_t props_len;
     uint64_t body_size;
-    uint64_t received;    /* body bytes filled in so far (assembly) */
-    uint64_t body_cap;    /* room for the body in this allocation */
-    uint64_t expires_at;  /* wall ms; 0 = never */
-    uint8_t *body;        /* points into data[] */
-    uint8_t data[];       /* exchange | routing key | props | body */
+    uint64_t received;   /* body bytes filled in so far (assembly) */
+    uint64_t body_cap;   /* room for the body in this allocation */
+    uint64_t expires_at; /* wall ms; 0 = never */
+    uint8_t *body;       /* points into data[] */
+    uint8_t data[];      /* exchange | routing key | props | body */
 };
 
 /* Allocates a message for a body of body_size bytes (caller checked the
@@ -110,8 +110,7 @@ message_rk(const struct message *m)
 static inline struct bytes
 message_props(const struct message *m)
 {
-    return (struct bytes){m->data + m->exchange_len + m->rk_len,
-                          m->props_len};
+    return (struct bytes){m->data + m->exchange_len + m->rk_len, m->props_len};
 }
 
 static inline struct bytes
@@ -176,7 +175,7 @@ struct consumer {
     uint32_t prefetch; /* 0 = unlimited */
     uint32_t unacked;  /* maintained by the owner */
     uint64_t delivered;
-    struct bytes args; /* owned copy */
+    struct bytes args;            /* owned copy */
     struct consumer *next, *prev; /* in q's list */
 };
 
@@ -209,7 +208,7 @@ struct queue {
     struct consumer *consumers; /* circular list */
     struct consumer *rr;        /* next consumer to try */
     uint32_t nconsumers;
-    struct binding *bindings;   /* where this queue is the destination */
+    struct binding *bindings; /* where this queue is the destination */
     struct queue *dirty_next;
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     UT_hash_handle hh;
@@ -296,8 +295,8 @@ struct exchange_decl {
  * prefix, type check, equivalence of an existing one. */
 int vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
                            struct vherr *err);
-int vhost_exchange_delete(struct vhost *vh, struct bytes name,
-                          bool if_unused, struct vherr *err);
+int vhost_exchange_delete(struct vhost *vh, struct bytes name, bool if_unused,
+                          struct vherr *err);
 
 struct queue_decl {
     struct bytes name; /* never empty: the caller generates amq.gen- */

@@ -28,8 +28,8 @@ void node__schedule(struct node *n, struct queue *q);
 int binding__add(struct vhost *vh, struct exchange *src, struct xdest dest,
                  struct bytes key, struct bytes args);
 /* Returns 1 when removed, 0 when there was no such binding. */
-int binding__remove(struct vhost *vh, struct exchange *src,
-                    struct xdest dest, struct bytes key, struct bytes args);
+int binding__remove(struct vhost *vh, struct exchange *src, struct xdest dest,
+                    struct bytes key, struct bytes args);
 /* Removes every binding whose destination is the given list's owner. */
 void binding__remove_all_in(struct vhost *vh, struct binding **list);
 /* Removes every binding whose source is x. */
@@ -39,8 +39,7 @@ void binding__remove_all_out(struct vhost *vh, struct exchange *x);
 int args__check_queue(struct bytes args, const char *rs, struct vherr *err);
 int args__equiv_queue(struct bytes cur, struct bytes req, const char *rs,
                       struct vherr *err);
-int args__check_exchange(struct bytes args, const char *rs,
-                         struct vherr *err);
+int args__check_exchange(struct bytes args, const char *rs, struct vherr *err);
 int args__equiv_exchange(struct bytes cur, struct bytes req, const char *rs,
                          struct vherr *err);
 

@@ -27,11 +27,14 @@ struct t_case {
 };
 
 #define T_CASE(name) static void name(void)
-#define T_REG(name)  {#name, name}
-#define T_MAIN(cases)                                                         \
-    int main(int argc, char **argv)                                           \
-    {                                                                         \
-        return t_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));   \
+#define T_REG(name) \
+    {               \
+#name, name \
+    }
+#define T_MAIN(cases)                                                       \
+    int main(int argc, char **argv)                                         \
+    {                                                                       \
+        return t_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0])); \
     }
 
 int t_main(int argc, char **argv, const struct t_case *cases, size_t n);
@@ -43,36 +46,36 @@ void t_fail(const char *file, int line, const char *fmt, ...)
 /* Hex dump helper used by T_EQ_MEM. */
 void t_hexdump(const char *label, const void *p, size_t n);
 
-#define T_ASSERT(x)                                                           \
-    do {                                                                      \
-        if (!(x))                                                             \
-            t_fail(__FILE__, __LINE__, "assertion failed: %s", #x);           \
+#define T_ASSERT(x)                                                 \
+    do {                                                            \
+        if (!(x))                                                   \
+            t_fail(__FILE__, __LINE__, "assertion failed: %s", #x); \
     } while (0)
 
-#define T_EQ_INT(a, b)                                                        \
-    do {                                                                      \
-        long long t_a_ = (long long)(a), t_b_ = (long long)(b);               \
-        if (t_a_ != t_b_)                                                     \
-            t_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b,      \
-                   t_a_, t_b_);                                               \
+#define T_EQ_INT(a, b)                                                         \
+    do {                                                                       \
+        long long t_a_ = (long long)(a), t_b_ = (long long)(b);                \
+        if (t_a_ != t_b_)                                                      \
+            t_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, t_a_, \
+                   t_b_);                                                      \
     } while (0)
 
-#define T_EQ_STR(a, b)                                                        \
-    do {                                                                      \
-        const char *t_a_ = (a), *t_b_ = (b);                                  \
+#define T_EQ_STR(a, b)                                                       \
+    do {                                                                     \
+        const char *t_a_ = (a), *t_b_ = (b);                                 \
         if (!t_a_ || !t_b_ || strcmp(t_a_, t_b_) != 0)                       \
-            t_fail(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a, #b,  \
-                   t_a_ ? t_a_ : "(null)", t_b_ ? t_b_ : "(null)");           \
+            t_fail(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a, #b, \
+                   t_a_ ? t_a_ : "(null)", t_b_ ? t_b_ : "(null)");          \
     } while (0)
 
-#define T_EQ_MEM(a, alen, b, blen)                                            \
-    do {                                                                      \
-        size_t t_al_ = (alen), t_bl_ = (blen);                                \
-        if (t_al_ != t_bl_ || (t_al_ && memcmp((a), (b), t_al_) != 0)) {      \
-            t_hexdump("got", (a), t_al_);                                     \
-            t_hexdump("want", (b), t_bl_);                                    \
-            t_fail(__FILE__, __LINE__, "memory differs: %s vs %s", #a, #b);   \
-        }                                                                     \
+#define T_EQ_MEM(a, alen, b, blen)                                          \
+    do {                                                                    \
+        size_t t_al_ = (alen), t_bl_ = (blen);                              \
+        if (t_al_ != t_bl_ || (t_al_ && memcmp((a), (b), t_al_) != 0)) {    \
+            t_hexdump("got", (a), t_al_);                                   \
+            t_hexdump("want", (b), t_bl_);                                  \
+            t_fail(__FILE__, __LINE__, "memory differs: %s vs %s", #a, #b); \
+        }                                                                   \
     } while (0)
 
 #endif

@@ -43,8 +43,8 @@ T_CASE(longstr_huge_length_does_not_wrap)
 T_CASE(buf_grows_and_encodes_big_endian)
 {
     struct buf b;
-    const uint8_t want[] = {0xab, 0x01, 0x02, 0, 0, 0, 3, 0, 0, 0, 0,
-                            0, 0, 0, 4, 2, 'h', 'i'};
+    const uint8_t want[] = {0xab, 0x01, 0x02, 0, 0, 0, 3, 0,   0,
+                            0,    0,    0,    0, 0, 4, 2, 'h', 'i'};
 
     buf_init(&b);
     buf_put_u8(&b, 0xab);
@@ -67,8 +67,8 @@ T_CASE(utf8_validation)
     T_ASSERT(bytes_is_utf8(BYTES_LIT("caf\xc3\xa9")));
     T_ASSERT(bytes_is_utf8(BYTES_LIT("\xf0\x9f\x90\x87")));
     T_ASSERT(!bytes_is_utf8(BYTES_LIT("\xc3")));
-    T_ASSERT(!bytes_is_utf8(BYTES_LIT("\xc0\x80")));       /* overlong */
-    T_ASSERT(!bytes_is_utf8(BYTES_LIT("\xed\xa0\x80")));   /* surrogate */
+    T_ASSERT(!bytes_is_utf8(BYTES_LIT("\xc0\x80")));         /* overlong */
+    T_ASSERT(!bytes_is_utf8(BYTES_LIT("\xed\xa0\x80")));     /* surrogate */
     T_ASSERT(!bytes_is_utf8(BYTES_LIT("\xf4\x90\x80\x80"))); /* > U+10FFFF */
     T_ASSERT(!bytes_is_utf8(BYTES_LIT("\xff")));
 }

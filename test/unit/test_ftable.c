@@ -25,7 +25,8 @@ all_types(struct buf *b)
     v.type = 'L', v.v.i = 7, fenc_value(b, "L", &v);
     v.type = 'f', v.v.f = 1.5f, fenc_value(b, "f", &v);
     v.type = 'd', v.v.d = -2.25, fenc_value(b, "d", &v);
-    v.type = 'D', v.v.dec.scale = 2, v.v.dec.value = 314, fenc_value(b, "D", &v);
+    v.type = 'D', v.v.dec.scale = 2, v.v.dec.value = 314,
+    fenc_value(b, "D", &v);
     fenc_cstr(b, "S", "hello");
     fenc_key(b, "A");
     buf_put_u8(b, 'A');
@@ -59,8 +60,7 @@ T_CASE(every_type_letter_validates_and_reads_back)
     T_ASSERT(ftable_find(t, "B", &v) && fvalue_get_int(&v, &i) && i == 250);
     T_ASSERT(ftable_find(t, "s", &v) && fvalue_get_int(&v, &i) && i == -300);
     T_ASSERT(ftable_find(t, "u", &v) && fvalue_get_int(&v, &i) && i == 60000);
-    T_ASSERT(ftable_find(t, "I", &v) && fvalue_get_int(&v, &i) &&
-             i == -70000);
+    T_ASSERT(ftable_find(t, "I", &v) && fvalue_get_int(&v, &i) && i == -70000);
     T_ASSERT(ftable_find(t, "i", &v) && fvalue_get_int(&v, &i) &&
              i == 4000000000LL);
     T_ASSERT(ftable_find(t, "l", &v) && fvalue_get_int(&v, &i) &&

@@ -265,8 +265,7 @@ T_CASE(exclusive_owner_release_and_locking)
     struct vherr err;
 
     declare(vh, "ex", &o1, true, false);
-    T_EQ_INT(vhost_queue_lookup(vh, BYTES_LIT("ex"), &o2, &q, &err),
-             WR_ERR);
+    T_EQ_INT(vhost_queue_lookup(vh, BYTES_LIT("ex"), &o2, &q, &err), WR_ERR);
     T_EQ_INT(err.code, VH_RESOURCE_LOCKED);
     T_EQ_INT(vhost_queue_lookup(vh, BYTES_LIT("ex"), &o1, &q, &err), WR_OK);
     vhost_owner_release(vh, &o1);
@@ -307,8 +306,7 @@ T_CASE(declare_rules_and_texts)
 
     T_EQ_INT(vhost_queue_declare(vh, &d, &q, &err), WR_ERR);
     T_EQ_INT(err.code, 403);
-    T_EQ_STR(err.text,
-             "queue name 'amq.x' contains reserved prefix 'amq.*'");
+    T_EQ_STR(err.text, "queue name 'amq.x' contains reserved prefix 'amq.*'");
     buf_init(&args);
     mark = ftable_begin(&args);
     fenc_i32(&args, "x-message-ttl", 1000);
@@ -351,10 +349,10 @@ T_CASE(fanout_message_shared_not_copied)
     struct vherr err;
     struct message *m;
 
-    vhost_bind(vh, BYTES_LIT("amq.fanout"), BYTES_LIT("q1"), false,
-               BYTES_NULL, BYTES_NULL, NULL, &err);
-    vhost_bind(vh, BYTES_LIT("amq.fanout"), BYTES_LIT("q2"), false,
-               BYTES_NULL, BYTES_NULL, NULL, &err);
+    vhost_bind(vh, BYTES_LIT("amq.fanout"), BYTES_LIT("q1"), false, BYTES_NULL,
+               BYTES_NULL, NULL, &err);
+    vhost_bind(vh, BYTES_LIT("amq.fanout"), BYTES_LIT("q2"), false, BYTES_NULL,
+               BYTES_NULL, NULL, &err);
     m = msg("shared");
     vhost_publish(vh, vhost_exchange_find(vh, BYTES_LIT("amq.fanout")),
                   BYTES_LIT("k"), BYTES_NULL, m, &res);
