@@ -64,7 +64,8 @@ enum log_level log_get_level(void);
 /* Parses "error", "warning", "info", "debug" (RabbitMQ's level names). */
 int log_level_parse(const char *name, enum log_level *out);
 void log_msg(enum log_level level, const char *fmt, ...) WR_PRINTF(2, 3);
-void log_vmsg(enum log_level level, const char *fmt, va_list ap);
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+    WR_PRINTF(2, 0);
 /* Like log_msg at LOG_ERR/WARN, adding file:line:func and strerror(errno). */
 void log_sys(enum log_level level, const char *file, int line, const char *func,
              const char *fmt, ...) WR_PRINTF(5, 6);

@@ -69,4 +69,15 @@ amqp_code_is_hard(uint16_t code)
     }
 }
 
+/* Reply texts are shortstrs: RabbitMQ cuts a longer one to 252 bytes and
+ * "...". Returns the length to send; text must have room for 256 bytes. */
+static inline int
+amqp_reply_text_fit(char *text, int n)
+{
+    if (n <= 255)
+        return n < 0 ? 0 : n;
+    text[252] = text[253] = text[254] = '.';
+    return 255;
+}
+
 #endif

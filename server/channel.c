@@ -314,8 +314,7 @@ chan_fail(struct channel *ch, uint16_t code, uint32_t method_id,
     if (ch->state != CH_OPEN)
         return WR_ERR;
     n = snprintf(full, sizeof(full), "%s - %s", amqp_code_name(code), text);
-    if (n > 255)
-        n = 255;
+    n = amqp_reply_text_fit(full, n);
     m.u.channel_close.reply_code = code;
     m.u.channel_close.reply_text = bytes_of(full, (size_t)n);
     m.u.channel_close.class_id = AMQP_METHOD_CLASS(method_id);

@@ -200,8 +200,7 @@ conn_fail(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt,
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     n = snprintf(full, sizeof(full), "%s - %s", amqp_code_name(code), text);
-    if (n > 255)
-        n = 255;
+    n = amqp_reply_text_fit(full, n);
     m.u.connection_close.reply_code = code;
     m.u.connection_close.reply_text = bytes_of(full, (size_t)n);
     m.u.connection_close.class_id = AMQP_METHOD_CLASS(method_id);

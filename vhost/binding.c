@@ -88,7 +88,7 @@ binding__remove(struct vhost *vh, struct exchange *src, struct xdest dest,
     for (b = *in_list(dest); b; b = b->dest_next) {
         if (b->src == src && b->dest.ptr == dest.ptr &&
             bytes_eq(bytes_of(b->key, b->key_len), key) &&
-            bytes_eq(b->args, args)) {
+            exchange_args_equal(b->args, args)) {
             binding_drop(vh, b);
             return 1;
         }
