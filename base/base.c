@@ -407,6 +407,48 @@ buf_consume(struct buf *b, size_t n)
     b->len -= n;
 }
 
+/* ---- Erlang's rendering of binaries (RabbitMQ's error texts) */
+
+/* Erlang's printable Latin-1 characters (io_lib:printable_latin1_list). */
+static bool
+is_printable(uint8_t c)
+{
+    return (c >= 32 && c <= 126) || c >= 160 || (c >= 8 && c <= 13) || c == 27;
+}
+
+void
+buf_put_erl_binary(struct buf *o, struct bytes s)
+{
+    bool printable = true;
+
+    for (size_t i = 0; i < s.len && printable; i++)
+        printable = is_printable(s.ptr[i]);
+    if (s.len == 0) {
+        buf_printf(o, "<<>>");
+        return;
+    }
+    if (!printable) {
+        buf_printf(o, "<<");
+        for (size_t i = 0; i < s.len; i++)
+            buf_printf(o, "%s%u", i ? "," : "", s.ptr[i]);
+        buf_printf(o, ">>");
+        return;
+    }
+    buf_printf(o, "<<\"");
+    for (size_t i = 0; i < s.len; i++) {
+        static const char esc_from[] = "\n\r\t\v\b\f\033\"\\";
+        static const char esc_to[] = "nrtvbfe\"\\";
+        const char *e = s.ptr[i] ? strchr(esc_from, s.ptr[i]) : NULL;
+        if (e) {
+            buf_put_u8(o, '\\');
+            buf_put_u8(o, (uint8_t)esc_to[e - esc_from]);
+        } else {
+            buf_put_u8(o, s.ptr[i]);
+        }
+    }
+    buf_printf(o, "\">>");
+}
+
 /* ---- clocks and randomness */
 
 uint64_t

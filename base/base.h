@@ -241,6 +241,10 @@ void buf_put_longstr(struct buf *b, struct bytes s);
 void buf_printf(struct buf *b, const char *fmt, ...) WR_PRINTF(2, 3);
 /* Removes the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
+/* Appends s as Erlang's ~p prints a binary, which RabbitMQ's error texts
+ * contain: <<"abc">> when every byte is printable Latin-1 (with \n-style
+ * escapes), else <<0,60,255>>. */
+void buf_put_erl_binary(struct buf *b, struct bytes s);
 
 static inline void
 buf_reset(struct buf *b)

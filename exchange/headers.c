@@ -384,46 +384,6 @@ headers__route(struct headers *h, struct xroute *c)
 
 /* ---- x-match validation and Erlang's ~p */
 
-/* Erlang's printable Latin-1 characters (io_lib:printable_latin1_list). */
-static bool
-is_printable(uint8_t c)
-{
-    return (c >= 32 && c <= 126) || c >= 160 || (c >= 8 && c <= 13) || c == 27;
-}
-
-static void
-format_binary(struct buf *o, struct bytes s)
-{
-    bool printable = true;
-
-    for (size_t i = 0; i < s.len && printable; i++)
-        printable = is_printable(s.ptr[i]);
-    if (s.len == 0) {
-        buf_printf(o, "<<>>");
-        return;
-    }
-    if (!printable) {
-        buf_printf(o, "<<");
-        for (size_t i = 0; i < s.len; i++)
-            buf_printf(o, "%s%u", i ? "," : "", s.ptr[i]);
-        buf_printf(o, ">>");
-        return;
-    }
-    buf_printf(o, "<<\"");
-    for (size_t i = 0; i < s.len; i++) {
-        static const char esc_from[] = "\n\r\t\v\b\f\033\"\\";
-        static const char esc_to[] = "nrtvbfe\"\\";
-        const char *e = s.ptr[i] ? strchr(esc_from, s.ptr[i]) : NULL;
-        if (e) {
-            buf_put_u8(o, '\\');
-            buf_put_u8(o, (uint8_t)esc_to[e - esc_from]);
-        } else {
-            buf_put_u8(o, s.ptr[i]);
-        }
-    }
-    buf_printf(o, "\">>");
-}
-
 /*
  * Erlang's shortest round-trip float rendering (float_to_list(F,
  * [short])): the fewest significant digits that read back as d, written
@@ -510,7 +470,7 @@ headers__format_value(struct buf *o, const struct fvalue *v)
         break;
     case 'S':
     case 'x':
-        format_binary(o, v->v.str);
+        buf_put_erl_binary(o, v->v.str);
         break;
     case 'V':
         buf_printf(o, "undefined");
@@ -524,7 +484,7 @@ headers__format_value(struct buf *o, const struct fvalue *v)
         ftable_iter_init(&it, v->v.str);
         while (ftable_next(&it, &k, &e)) {
             buf_printf(o, "%s{", first ? "" : ",");
-            format_binary(o, k);
+            buf_put_erl_binary(o, k);
             buf_printf(o, ",%s,", fvalue_type_name(e.type));
             headers__format_value(o, &e);
             buf_put_u8(o, '}');
@@ -567,7 +527,7 @@ headers__check_args(struct bytes args, struct buf *err)
             if (bytes_eq_str(v.v.str, ok[i]))
                 return WR_OK;
         buf_printf(err, "Invalid x-match field value ");
-        format_binary(err, v.v.str);
+        buf_put_erl_binary(err, v.v.str);
         buf_printf(err, "; expected all, any, all-with-x, or any-with-x");
         return WR_ERR;
     }

@@ -71,7 +71,7 @@ auth_check(struct server *s, struct conn *c, struct bytes mechanism,
 
     if (!ok) {
         snprintf(why, whylen, "malformed %.*s response", BYTES_FMT(mechanism));
-        return WR_ERR;
+        return AUTH_MALFORMED;
     }
     if (!bytes_eq_str(u, s->cfg->default_user) ||
         !bytes_eq_str(p, s->cfg->default_pass)) {

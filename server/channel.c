@@ -384,6 +384,65 @@ chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
     message_unref(msg);
 }
 
+/* Erlang's string:to_integer/1 on the expiration property, with
+ * RabbitMQ's texts: no_integer, {leftover_string,".5"},
+ * {value_negative,-1}. Returns WR_OK with *ms set. */
+static int
+parse_expiration(struct channel *ch, struct bytes e, int64_t *ms)
+{
+    size_t i = 0;
+    bool neg = false;
+    int64_t v = 0;
+
+    if (i < e.len && (e.ptr[i] == '-' || e.ptr[i] == '+'))
+        neg = e.ptr[i++] == '-';
+    if (i == e.len || e.ptr[i] < '0' || e.ptr[i] > '9')
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+                         "invalid expiration '%.*s': no_integer", BYTES_FMT(e));
+    for (; i < e.len && e.ptr[i] >= '0' && e.ptr[i] <= '9'; i++)
+        v = v > INT64_MAX / 10 ? INT64_MAX : v * 10 + (e.ptr[i] - '0');
+    if (i < e.len)
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+                         "invalid expiration '%.*s': {leftover_string,"
+                         "\"%.*s\"}",
+                         BYTES_FMT(e), (int)(e.len - i),
+                         (const char *)e.ptr + i);
+    if (neg && v > 0)
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+                         "invalid expiration '%.*s': {value_negative,-%lld}",
+                         BYTES_FMT(e), (long long)v);
+    *ms = v;
+    return WR_OK;
+}
+
+/* RabbitMQ's publish-time checks of the properties, in its order:
+ * user_id, expiration, delivery_mode. Sets the message's TTL. */
+static int
+check_properties(struct channel *ch, struct message *msg)
+{
+    struct amqp_basic_props p;
+
+    if (amqp_basic_props_decode(message_props(msg).ptr, msg->props_len, &p,
+                                NULL) != AMQP_DECODE_OK)
+        return WR_OK; /* validated when the header arrived */
+    if ((p.flags & AMQP_BASIC_USER_ID_FLAG) &&
+        !bytes_eq_str(p.user_id, ch->conn->user))
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+                         "user_id property set to '%.*s' but authenticated "
+                         "user was '%s'",
+                         BYTES_FMT(p.user_id), ch->conn->user);
+    if ((p.flags & AMQP_BASIC_EXPIRATION_FLAG) &&
+        parse_expiration(ch, p.expiration, &msg->ttl_ms) != WR_OK)
+        return WR_ERR;
+    if ((p.flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && p.delivery_mode != 1 &&
+        p.delivery_mode != 2)
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+                         "invalid message: {delivery_mode_unknown,%u}",
+                         p.delivery_mode);
+    msg->ts_us = node_now(srv->node);
+    return WR_OK;
+}
+
 /* The last body byte arrived: route it (or hold it for tx.commit). */
 static int
 content_complete(struct channel *ch)
@@ -408,6 +467,10 @@ content_complete(struct channel *ch)
                          "'%s'",
                          x->name, ch->conn->vh->name);
     }
+    if (check_properties(ch, msg) != WR_OK) {
+        message_unref(msg);
+        return WR_ERR;
+    }
     if (ch->tx) {
         chan_tx_add_publish(ch, msg, ch->pub_mandatory);
         return WR_OK;
@@ -426,13 +489,17 @@ on_content_header(struct channel *ch, const struct frame *f)
     const char *why = NULL;
 
     if (frame_parse_content_header(f->payload, &class_id, &size, &raw) != WR_OK)
-        return conn_fail(ch->conn, AMQP_FRAME_ERROR, 0,
-                         "malformed content header frame");
+        return conn_fail_short_frame(ch->conn, f);
     if (class_id != AMQP_CLASS_BASIC)
-        return conn_fail(ch->conn, AMQP_UNEXPECTED_FRAME, 0,
+        return conn_fail(ch->conn, AMQP_UNEXPECTED_FRAME, AMQP_BASIC_PUBLISH,
                          "expected content header for class %u, got one "
                          "for class %u instead",
                          AMQP_CLASS_BASIC, class_id);
+    if (be16_load(f->payload.ptr + 2) != 0) /* weight */
+        return conn_fail(ch->conn, AMQP_UNEXPECTED_FRAME, AMQP_BASIC_PUBLISH,
+                         "expected content header for class %u, got non "
+                         "content header frame instead",
+                         AMQP_CLASS_BASIC);
     if (amqp_basic_props_decode(raw.ptr, raw.len, &props, &why) !=
         AMQP_DECODE_OK)
         return conn_fail(ch->conn, AMQP_FRAME_ERROR, 0,
@@ -485,8 +552,6 @@ dispatch(struct channel *ch, const struct amqp_method *m)
         return m_channel_flow(ch, m);
     case AMQP_CHANNEL_CLOSE:
         return m_channel_close(ch, m);
-    case AMQP_CHANNEL_CLOSE_OK:
-        return WR_OK;
     case AMQP_ACCESS_REQUEST: {
         struct amqp_method ok = {.id = AMQP_ACCESS_REQUEST_OK};
         ok.u.access_request_ok.ticket = 1;
@@ -540,13 +605,10 @@ dispatch(struct channel *ch, const struct amqp_method *m)
     case AMQP_TX_ROLLBACK:
         return m_tx_rollback(ch, m);
     default:
-        if (AMQP_METHOD_CLASS(m->id) == AMQP_CLASS_CONNECTION)
-            return conn_fail(ch->conn, AMQP_COMMAND_INVALID, m->id,
-                             "%s on channel %u", amqp_method_name(m->id),
-                             ch->id);
-        /* A method only the server sends (deliver, get-ok, ...). */
+        /* A connection method, or one only a server sends (deliver,
+         * get-ok, channel.close-ok with no close pending, ...). */
         return conn_fail(ch->conn, AMQP_COMMAND_INVALID, m->id,
-                         "%s is not a client method", amqp_method_name(m->id));
+                         "unimplemented method");
     }
 }
 
@@ -563,9 +625,10 @@ closing_frame(struct channel *ch, const struct frame *f)
     if (m.id == AMQP_CHANNEL_CLOSE_OK) {
         chan_free(ch);
     } else if (m.id == AMQP_CHANNEL_CLOSE) {
+        /* Both sides closed at once: answer, and still wait for the
+         * close-ok of ours. */
         struct amqp_method ok = {.id = AMQP_CHANNEL_CLOSE_OK};
         conn_send_method(ch->conn, ch->id, &ok);
-        chan_free(ch);
     }
     return WR_OK;
 }
@@ -574,7 +637,6 @@ int
 chan_handle_frame(struct channel *ch, const struct frame *f)
 {
     struct amqp_method m;
-    const char *why = NULL;
 
     if (ch->state == CH_CLOSING)
         return closing_frame(ch, f);
@@ -601,15 +663,9 @@ chan_handle_frame(struct channel *ch, const struct frame *f)
         return conn_fail(ch->conn, AMQP_UNEXPECTED_FRAME, 0,
                          "expected method frame, got non method frame "
                          "instead");
-    switch (amqp_method_decode(f->payload.ptr, f->payload.len, &m, &why)) {
-    case AMQP_DECODE_OK:
-        return dispatch(ch, &m);
-    case AMQP_DECODE_UNKNOWN:
-        return conn_fail(ch->conn, AMQP_COMMAND_INVALID, 0, "unknown method");
-    default:
-        return conn_fail(ch->conn, AMQP_FRAME_ERROR, 0,
-                         "cannot decode method frame: %s", why);
-    }
+    if (conn_decode_method(ch->conn, f, &m) != WR_OK)
+        return WR_ERR;
+    return dispatch(ch, &m);
 }
 
 int

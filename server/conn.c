@@ -80,7 +80,9 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     c->state = CONN_HEADER;
     sockaddr_text(sa, c->peer, sizeof(c->peer), &c->loopback);
     sockaddr_text(local, c->local, sizeof(c->local), NULL);
-    frame_parser_init(&c->fp, s->cfg->frame_max);
+    /* RabbitMQ accepts payloads up to frame_max itself, 8 octets more
+     * than the spec, "since quite a few clients get it wrong". */
+    frame_parser_init(&c->fp, s->cfg->frame_max + FRAME_OVERHEAD);
     c->frame_max = s->cfg->frame_max;
     buf_init(&c->in);
     outq_init(&c->out);
@@ -352,21 +354,113 @@ conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- input */
 
-static int
-frame_error(struct conn *c)
+/* RabbitMQ's rendering of a bad frame: "type 1, all octets = <<...>>"
+ * (or "first 16 octets" when the payload is longer). */
+static void
+frame_text(struct buf *t, uint8_t type, struct bytes payload)
 {
+    buf_printf(t, "type %u, %s = ", type,
+               payload.len <= 16 ? "all octets" : "first 16 octets");
+    buf_put_erl_binary(t, bytes_of(payload.ptr, WR_MIN(payload.len, 16)));
+}
+
+/*
+ * A frame the parser refused, at p (len bytes buffered). Returns the bytes
+ * to consume: 0 while an unknown frame type is still arriving (RabbitMQ
+ * reads it whole before naming its octets), len once the connection has
+ * failed.
+ */
+static size_t
+frame_error(struct conn *c, const uint8_t *p, size_t len)
+{
+    struct buf t;
+    uint32_t size = len >= FRAME_HEADER_SIZE ? be32_load(p + 3) : 0;
+    struct bytes payload = BYTES_NULL;
+
+    if (c->fp.err == FRAME_ERR_BAD_TYPE && len < (size_t)size + 8)
+        return 0; /* size is within frame_max: the parser checks that */
+    if (c->fp.err != FRAME_ERR_TOO_LARGE)
+        payload = bytes_of(p + FRAME_HEADER_SIZE, size);
+    buf_init(&t);
+    frame_text(&t, p[0], payload);
     switch (c->fp.err) {
     case FRAME_ERR_TOO_LARGE:
-        return conn_fail(c, AMQP_FRAME_ERROR, 0,
-                         "frame size %u is larger than negotiated maximum "
-                         "%u",
-                         c->fp.bad_size + FRAME_OVERHEAD, c->frame_max);
+        buf_printf(&t, ": {frame_too_large,%u,%u}", size, c->frame_max - 8);
+        break;
     case FRAME_ERR_BAD_TYPE:
-        return conn_fail(c, AMQP_FRAME_ERROR, 0, "unknown frame type %u",
-                         c->fp.bad_type);
-    case FRAME_ERR_BAD_END:
+        buf_printf(&t, ": unknown_frame");
+        break;
     default:
-        return conn_fail(c, AMQP_FRAME_ERROR, 0, "invalid frame end marker");
+        buf_printf(&t, ": {invalid_frame_end_marker,%u}",
+                   p[FRAME_HEADER_SIZE + size]);
+        break;
+    }
+    conn_fail(c, AMQP_FRAME_ERROR, 0, "%.*s", (int)t.len, (const char *)t.data);
+    buf_fini(&t);
+    return len;
+}
+
+/* A frame whose payload is too short for what its type needs. */
+int
+conn_fail_short_frame(struct conn *c, const struct frame *f)
+{
+    struct buf t;
+
+    buf_init(&t);
+    frame_text(&t, f->type, f->payload);
+    buf_printf(&t, ": unknown_frame");
+    conn_fail(c, AMQP_FRAME_ERROR, 0, "%.*s", (int)t.len, (const char *)t.data);
+    buf_fini(&t);
+    return WR_ERR;
+}
+
+/* RabbitMQ checks every short string argument is UTF-8. */
+static bool
+shortstrs_are_utf8(const struct amqp_method *m)
+{
+    const struct amqp_method_info *mi = amqp_method_info(m->id);
+
+    for (uint8_t i = 0; mi && i < mi->nfields; i++) {
+        const struct amqp_field_info *fi = &mi->fields[i];
+        const struct bytes *s;
+
+        if (fi->type != AMQP_T_SHORTSTR)
+            continue;
+        s = (const struct bytes *)((const char *)m + fi->offset);
+        if (!bytes_is_utf8(*s))
+            return false;
+    }
+    return true;
+}
+
+/* Decodes a method frame, failing the connection as RabbitMQ does when it
+ * cannot: a payload shorter than the ids, arguments that do not decode,
+ * an unknown method, a short string that is not UTF-8. */
+int
+conn_decode_method(struct conn *c, const struct frame *f, struct amqp_method *m)
+{
+    uint32_t id;
+    struct buf t;
+
+    if (f->payload.len < 4)
+        return conn_fail_short_frame(c, f);
+    id = be32_load(f->payload.ptr);
+    switch (amqp_method_decode(f->payload.ptr, f->payload.len, m, NULL)) {
+    case AMQP_DECODE_OK:
+        if (!shortstrs_are_utf8(m))
+            return conn_fail(c, AMQP_FRAME_ERROR, 0,
+                             "Malformed UTF-8 in shortstr");
+        return WR_OK;
+    case AMQP_DECODE_UNKNOWN:
+        return conn_fail(c, AMQP_COMMAND_INVALID, id, "unknown method");
+    default:
+        buf_init(&t);
+        buf_put_erl_binary(&t,
+                           bytes_of(f->payload.ptr + 4, f->payload.len - 4));
+        conn_fail(c, AMQP_FRAME_ERROR, id, "cannot decode %.*s", (int)t.len,
+                  (const char *)t.data);
+        buf_fini(&t);
+        return WR_ERR;
     }
 }
 
@@ -383,27 +477,27 @@ find_channel(struct conn *c, uint16_t id)
     return ch;
 }
 
-/* A frame on a channel that is not open. */
+/* A frame on a channel that is not open. RabbitMQ limits how many
+ * channels are open (channel_max), not their numbers. */
 static int
 unopened_channel_frame(struct conn *c, const struct frame *f)
 {
     struct amqp_method m;
 
     if (f->type != FRAME_METHOD)
-        return conn_fail(c, AMQP_CHANNEL_ERROR, 0, "expected 'channel.open'");
-    if (amqp_method_decode(f->payload.ptr, f->payload.len, &m, NULL) !=
-        AMQP_DECODE_OK)
-        return conn_fail(c, AMQP_CHANNEL_ERROR, 0, "expected 'channel.open'");
-    if (m.id == AMQP_CHANNEL_CLOSE_OK)
-        return WR_OK; /* answer to a close we sent after freeing it */
+        return conn_fail(c, AMQP_UNEXPECTED_FRAME, 0,
+                         "expected method frame, got non method frame "
+                         "instead");
+    if (conn_decode_method(c, f, &m) != WR_OK)
+        return WR_ERR;
     if (m.id != AMQP_CHANNEL_OPEN)
         return conn_fail(c, AMQP_CHANNEL_ERROR, m.id,
                          "expected 'channel.open'");
-    if (f->channel > c->channel_max)
-        return conn_fail(c, AMQP_NOT_ALLOWED, m.id,
-                         "channel number %u exceeds negotiated channel_max "
-                         "%u",
-                         f->channel, c->channel_max);
+    if (c->nchannels >= c->channel_max)
+        return conn_fail(c, AMQP_NOT_ALLOWED, 0,
+                         "number of channels opened (%u) has reached the "
+                         "negotiated channel_max (%u)",
+                         c->nchannels, c->channel_max);
     chan_open(c, f->channel);
     return WR_OK;
 }
@@ -413,33 +507,33 @@ conn_handle_frame(struct conn *c, const struct frame *f)
 {
     struct channel *ch;
     struct amqp_method m;
-    const char *why = NULL;
+    struct buf t;
 
     if (f->type == FRAME_HEARTBEAT) {
-        if (f->channel != 0)
-            return conn_fail(c, AMQP_FRAME_ERROR, 0,
-                             "heartbeat frame on channel %u", f->channel);
-        return WR_OK;
+        if (f->channel == 0)
+            return WR_OK;
+        buf_init(&t);
+        frame_text(&t, f->type, f->payload);
+        conn_fail(c, AMQP_UNEXPECTED_FRAME, 0, "%.*s", (int)t.len,
+                  (const char *)t.data);
+        buf_fini(&t);
+        return WR_ERR;
     }
     if (f->channel == 0) {
         if (f->type != FRAME_METHOD)
             return conn_fail(c, AMQP_UNEXPECTED_FRAME, 0,
                              "expected method frame, got non method frame "
                              "instead");
-        switch (amqp_method_decode(f->payload.ptr, f->payload.len, &m, &why)) {
-        case AMQP_DECODE_OK:
-            break;
-        case AMQP_DECODE_UNKNOWN:
-            return conn_fail(c, AMQP_COMMAND_INVALID, 0, "unknown method");
-        default:
-            return conn_fail(c, AMQP_FRAME_ERROR, 0,
-                             "cannot decode method frame: %s", why);
-        }
+        if (conn_decode_method(c, f, &m) != WR_OK)
+            return WR_ERR;
         return conn_handle_method(c, &m);
     }
     if (c->state != CONN_OPEN)
         return conn_fail(c, AMQP_CHANNEL_ERROR, 0,
-                         "channel %u used before connection.open", f->channel);
+                         "unexpected frame on channel %u in connection "
+                         "state %s",
+                         f->channel,
+                         c->state == CONN_OPENING ? "opening" : "starting");
     ch = find_channel(c, f->channel);
     if (!ch)
         return unopened_channel_frame(c, f);
@@ -504,11 +598,11 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
         if (n == WR_AGAIN)
             break;
         if (n == WR_ERR) {
-            if (c->state == CONN_CLOSING)
+            if (c->state == CONN_CLOSING) {
                 conn_drop(c, c->close_reason);
-            else
-                frame_error(c);
-            return len;
+                return len;
+            }
+            return off + frame_error(c, p + off, len - off);
         }
         off += (size_t)n;
         if (c->state == CONN_CLOSING)
@@ -526,6 +620,7 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
     (void)revents;
     WR_ASSERT(c->magic == CONN_MAGIC);
+    node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
     for (int round = 0; round < 8; round++) {
         bool own = c->in.len > 0;
         uint8_t *dst = own ? buf_reserve(&c->in, 64u << 10) : rxbuf;

@@ -43,6 +43,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
     (void)w;
     (void)revents;
+    node_set_now(s->node, (uint64_t)(ev_now(loop) * 1e6));
     for (int pass = 0; pass < 16; pass++) {
         struct conn *list;
 
@@ -167,6 +168,16 @@ listener_open(struct server *s, const struct wr_listener *wl,
     return WR_OK;
 }
 
+static void
+expire_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
+    node_expire(srv->node);
+}
+
 /* ---- shutdown */
 
 static void
@@ -215,6 +226,8 @@ server_init(struct server *s, struct wr_config *cfg)
             return WR_ERR;
         s->nlisteners++;
     }
+    ev_timer_init(&s->expire_timer, expire_cb, 1.0, 1.0);
+    ev_timer_start(s->loop, &s->expire_timer);
     ev_prepare_init(&s->prepare, prepare_cb);
     ev_prepare_start(s->loop, &s->prepare);
     ev_idle_init(&idle_kick, idle_cb);

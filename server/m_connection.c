@@ -85,6 +85,7 @@ on_start_ok(struct conn *c, const struct amqp_connection_start_ok *m)
     struct amqp_method tune = {.id = AMQP_CONNECTION_TUNE};
     char why[256];
     struct fvalue caps;
+    int rc;
 
     c->client_props =
         bytes_of(xmemdup(m->client_properties.ptr, m->client_properties.len),
@@ -96,16 +97,22 @@ on_start_ok(struct conn *c, const struct amqp_connection_start_ok *m)
         c->cap_blocked = cap_set(caps.v.str, "connection.blocked");
         c->cap_cancel_notify = cap_set(caps.v.str, "consumer_cancel_notify");
     }
+    /* RabbitMQ 3.10 just closes the socket for an unknown mechanism or
+     * a malformed response, whatever the client's capabilities. */
     if (!bytes_eq_str(m->mechanism, "PLAIN") &&
-        !bytes_eq_str(m->mechanism, "AMQPLAIN"))
-        return conn_fail(c, AMQP_COMMAND_INVALID, 0,
-                         "unknown authentication mechanism '%.*s'",
-                         BYTES_FMT(m->mechanism));
-    if (auth_check(srv, c, m->mechanism, m->response, &c->user, why,
-                   sizeof(why)) != WR_OK) {
+        !bytes_eq_str(m->mechanism, "AMQPLAIN")) {
+        log_warn("connection %s -> %s: unknown authentication mechanism "
+                 "'%.*s'",
+                 c->peer, c->local, BYTES_FMT(m->mechanism));
+        conn_drop(c, "unknown authentication mechanism");
+        return WR_ERR;
+    }
+    rc = auth_check(srv, c, m->mechanism, m->response, &c->user, why,
+                    sizeof(why));
+    if (rc != WR_OK) {
         log_warn("connection %s -> %s: %.*s login refused: %s", c->peer,
                  c->local, BYTES_FMT(m->mechanism), why);
-        if (c->cap_auth_failure_close) {
+        if (rc == WR_ERR && c->cap_auth_failure_close) {
             conn_fail(c, AMQP_ACCESS_REFUSED, 0,
                       "Login was refused using authentication mechanism "
                       "%.*s. For details see the broker logfile.",
@@ -158,7 +165,7 @@ on_tune_ok(struct conn *c, const struct amqp_connection_tune_ok *m)
     c->frame_max = m->frame_max ? m->frame_max : srv->cfg->frame_max;
     c->channel_max = m->channel_max ? m->channel_max : 65535;
     c->heartbeat = m->heartbeat;
-    c->fp.frame_max = c->frame_max;
+    c->fp.frame_max = c->frame_max + FRAME_OVERHEAD;
     c->state = CONN_OPENING;
     return WR_OK;
 }
@@ -228,9 +235,6 @@ conn_handle_method(struct conn *c, const struct amqp_method *m)
             break;
         return WR_OK;
     default:
-        if (AMQP_METHOD_CLASS(m->id) != AMQP_CLASS_CONNECTION)
-            return conn_fail(c, AMQP_COMMAND_INVALID, m->id, "%s on channel 0",
-                             amqp_method_name(m->id));
         break;
     }
     return conn_fail(c, AMQP_CHANNEL_ERROR, m->id,

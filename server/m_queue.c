@@ -55,10 +55,9 @@ m_queue_declare(struct channel *ch, const struct amqp_method *m)
     struct vherr err;
 
     if (d.name.len == 0) {
-        if (d.passive) {
-            if (chan_queue_name(ch, &d.name, m->id) != WR_OK)
-                return WR_ERR;
-        } else {
+        /* A passive declare of "" looks for a queue named "" (RabbitMQ
+         * does not apply the last-queue shortcut here). */
+        if (!d.passive) {
             chan_gen_name("amq.gen-", gen);
             d.name = bytes_str(gen);
             d.server_named = true;

@@ -45,6 +45,7 @@ struct server {
     ev_prepare prepare;
     ev_signal sigterm, sigint;
     ev_timer shutdown_timer;
+    ev_timer expire_timer; /* message TTL sweep, once a second */
     bool stopping;
     struct conn *conns;   /* every connection, through conn.next */
     struct conn *pending; /* connections with output or confirms */
@@ -164,6 +165,12 @@ void conn_send_content(struct conn *c, uint16_t ch, const struct amqp_method *m,
  * releases channels, and waits for close-ok. Returns WR_ERR. */
 int conn_fail(struct conn *c, uint16_t code, uint32_t method_id,
               const char *fmt, ...) WR_PRINTF(4, 5);
+/* Decodes a method frame; on failure fails the connection with
+ * RabbitMQ's code and text and returns WR_ERR. */
+int conn_decode_method(struct conn *c, const struct frame *f,
+                       struct amqp_method *m);
+/* A frame too short for its type: 501 "type T, all octets = ...". */
+int conn_fail_short_frame(struct conn *c, const struct frame *f);
 /* Closes the socket and schedules the free. reason goes to the log. */
 void conn_drop(struct conn *c, const char *reason);
 /* Called by the prepare pass: flush output, confirms. */
@@ -311,7 +318,9 @@ struct unacked *unacked_at(struct unacked_list *l, size_t i);
 struct unacked unacked_take(struct unacked_list *l, size_t i);
 void unacked_compact(struct unacked_list *l);
 
-/* auth.c: checks a SASL response; fills *user (heap) on success. */
+/* auth.c: checks a SASL response; fills *user (heap) on success.
+ * Returns WR_OK, WR_ERR (refused) or AUTH_MALFORMED (unparsable). */
+#define AUTH_MALFORMED 1
 int auth_check(struct server *s, struct conn *c, struct bytes mechanism,
                struct bytes response, char **user, char *why, size_t whylen);
 

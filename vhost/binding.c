@@ -77,9 +77,9 @@ binding_drop(struct vhost *vh, struct binding *b)
         vhost__exchange_delete(vh, src);
 }
 
-int
-binding__remove(struct vhost *vh, struct exchange *src, struct xdest dest,
-                struct bytes key, struct bytes args)
+struct binding *
+binding__find(struct exchange *src, struct xdest dest, struct bytes key,
+              struct bytes args)
 {
     struct binding *b;
 
@@ -88,12 +88,22 @@ binding__remove(struct vhost *vh, struct exchange *src, struct xdest dest,
     for (b = *in_list(dest); b; b = b->dest_next) {
         if (b->src == src && b->dest.ptr == dest.ptr &&
             bytes_eq(bytes_of(b->key, b->key_len), key) &&
-            exchange_args_equal(b->args, args)) {
-            binding_drop(vh, b);
-            return 1;
-        }
+            exchange_args_equal(b->args, args))
+            return b;
     }
-    return 0;
+    return NULL;
+}
+
+int
+binding__remove(struct vhost *vh, struct exchange *src, struct xdest dest,
+                struct bytes key, struct bytes args)
+{
+    struct binding *b = binding__find(src, dest, key, args);
+
+    if (!b)
+        return 0;
+    binding_drop(vh, b);
+    return 1;
 }
 
 void

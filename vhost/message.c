@@ -37,7 +37,8 @@ message_new(struct bytes exchange, struct bytes rk, struct bytes props,
     m->props_len = (uint32_t)props.len;
     m->body_size = body_size;
     m->received = 0;
-    m->expires_at = 0;
+    m->ts_us = 0;
+    m->ttl_ms = -1;
     p = m->data;
     if (exchange.len)
         memcpy(p, exchange.ptr, exchange.len);

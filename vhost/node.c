@@ -88,6 +88,34 @@ node_run_dispatch(struct node *n)
     }
 }
 
+void
+node_set_now(struct node *n, uint64_t now_us)
+{
+    n->now_us = now_us;
+}
+
+uint64_t
+node_now(const struct node *n)
+{
+    return n->now_us;
+}
+
+void
+node_expire(struct node *n)
+{
+    struct vhost *vh, *vtmp;
+    struct queue *q, *qtmp;
+
+    HASH_ITER(hh, n->vhosts, vh, vtmp)
+    {
+        HASH_ITER(hh, vh->queues, q, qtmp)
+        {
+            if (q->may_expire)
+                queue_expire(q);
+        }
+    }
+}
+
 bool
 node_has_dispatch(const struct node *n)
 {

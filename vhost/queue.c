@@ -160,6 +160,40 @@ queue__track(struct queue *q)
     q->refs++;
 }
 
+/* The entry's expiry in node time, or UINT64_MAX. The lower of the
+ * message's and the queue's TTL applies, from the publish time. */
+static uint64_t
+expiry(const struct queue *q, const struct message *m)
+{
+    int64_t ttl = m->ttl_ms;
+
+    if (q->ttl_ms >= 0 && (ttl < 0 || q->ttl_ms < ttl))
+        ttl = q->ttl_ms;
+    return ttl < 0 ? UINT64_MAX : m->ts_us + (uint64_t)ttl * 1000u;
+}
+
+/* Expired strictly after its expiry: a message with TTL 0 can still go to
+ * a consumer that is ready in the same loop iteration, as RabbitMQ
+ * promises ("expires unless it can be delivered immediately"). */
+static bool
+is_expired(const struct queue *q, const struct message *m)
+{
+    return node_now(q->vh->node) > expiry(q, m);
+}
+
+void
+queue_expire(struct queue *q)
+{
+    struct qentry e;
+
+    while (q->ready.n > 0 && is_expired(q, qd_at(&q->ready, 0)->msg)) {
+        qd_pop_front(&q->ready, &e);
+        q->ready_bytes -= e.msg->body_size;
+        q->stat_expired++;
+        message_unref(e.msg);
+    }
+}
+
 void
 queue_push(struct queue *q, struct message *m)
 {
@@ -167,6 +201,8 @@ queue_push(struct queue *q, struct message *m)
 
     WR_ASSERT(!q->deleted);
     message_ref(m);
+    if (m->ttl_ms >= 0)
+        q->may_expire = true;
     qd_push_back(&q->ready, e);
     q->ready_bytes += m->body_size;
     q->stat_publish++;
@@ -177,6 +213,8 @@ queue_push(struct queue *q, struct message *m)
 bool
 queue_get(struct queue *q, bool ack, struct qentry *out)
 {
+    if (q->may_expire)
+        queue_expire(q);
     if (!qd_pop_front(&q->ready, out))
         return false;
     if (ack)
@@ -308,6 +346,8 @@ queue_dispatch(struct queue *q)
     struct consumer *c;
     struct qentry e;
 
+    if (q->may_expire)
+        queue_expire(q);
     while (!q->deleted && q->ready.n > 0 && (c = pick_consumer(q))) {
         qd_pop_front(&q->ready, &e);
         q->ready_bytes -= e.msg->body_size;
@@ -318,6 +358,8 @@ queue_dispatch(struct queue *q)
             queue__track(q);
         c->delivered++;
         c->ops->deliver(c, q, e);
+        if (q->may_expire)
+            queue_expire(q);
     }
     if (!q->deleted)
         qd_maybe_shrink(&q->ready);

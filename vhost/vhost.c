@@ -282,6 +282,7 @@ static struct queue *
 queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
 {
     struct queue *q = xcalloc(1, sizeof(*q));
+    struct fvalue v;
 
     q->magic = QUEUE_MAGIC;
     q->refs = 1;
@@ -293,6 +294,10 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
     q->auto_delete = d->auto_delete;
     q->args = bytes_of(xmemdup(d->args.ptr, d->args.len), d->args.len);
     q->next_id = 1;
+    q->ttl_ms = -1;
+    if (ftable_find(q->args, "x-message-ttl", &v) &&
+        fvalue_get_int(&v, &q->ttl_ms))
+        q->may_expire = true;
     if (d->exclusive) {
         q->owner = d->owner;
         DL_APPEND2(d->owner->exclusive, q, owner_prev, owner_next);
@@ -433,12 +438,33 @@ vhost_unbind(struct vhost *vh, struct bytes src, struct bytes dest,
              bool dest_is_exchange, struct bytes key, struct bytes args,
              const struct vh_owner *owner, struct vherr *err)
 {
-    struct exchange *sx;
+    struct exchange *sx, *dx;
+    struct queue *q = NULL;
     struct xdest xd;
 
-    if (resolve_binding(vh, src, dest, dest_is_exchange, owner, &sx, &xd,
-                        err) != WR_OK)
-        return WR_ERR;
+    /* RabbitMQ 3.10: removing what does not exist (binding, source or
+     * destination) succeeds; only a real binding to another
+     * connection's exclusive queue is locked. */
+    if (src.len == 0 || (dest_is_exchange && dest.len == 0))
+        return default_exchange_refused(err);
+    sx = vhost_exchange_find(vh, src);
+    if (!sx)
+        return WR_OK;
+    if (dest_is_exchange) {
+        dx = vhost_exchange_find(vh, dest);
+        if (!dx)
+            return WR_OK;
+        xd = (struct xdest){dx, true};
+    } else {
+        q = vhost_queue_find(vh, dest);
+        if (!q)
+            return WR_OK;
+        xd = (struct xdest){q, false};
+    }
+    if (!binding__find(sx, xd, key, args))
+        return WR_OK;
+    if (q && q->owner && q->owner != owner)
+        return locked(err, dest, vh);
     binding__remove(vh, sx, xd, key, args);
     return WR_OK;
 }

@@ -75,11 +75,12 @@ struct message {
     uint8_t priority;
     uint32_t props_len;
     uint64_t body_size;
-    uint64_t received;   /* body bytes filled in so far (assembly) */
-    uint64_t body_cap;   /* room for the body in this allocation */
-    uint64_t expires_at; /* wall ms; 0 = never */
-    uint8_t *body;       /* points into data[] */
-    uint8_t data[];      /* exchange | routing key | props | body */
+    uint64_t received; /* body bytes filled in so far (assembly) */
+    uint64_t body_cap; /* room for the body in this allocation */
+    uint64_t ts_us;    /* when it was published (node time) */
+    int64_t ttl_ms;    /* the expiration property; -1 = none */
+    uint8_t *body;     /* points into data[] */
+    uint8_t data[];    /* exchange | routing key | props | body */
 };
 
 /* Allocates a message for a body of body_size bytes (caller checked the
@@ -197,7 +198,9 @@ struct queue {
     bool auto_delete;
     bool deleted;
     bool had_consumer;
-    bool dirty; /* on the node's dispatch list */
+    bool dirty;      /* on the node's dispatch list */
+    bool may_expire; /* has x-message-ttl or got a message with TTL */
+    int64_t ttl_ms;  /* x-message-ttl; -1 = none */
     struct bytes args;
     struct vh_owner *owner;
     struct queue *owner_next, *owner_prev;
@@ -211,6 +214,7 @@ struct queue {
     struct binding *bindings; /* where this queue is the destination */
     struct queue *dirty_next;
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
+    uint64_t stat_expired;
     UT_hash_handle hh;
 };
 
@@ -219,9 +223,16 @@ struct queue {
 void queue_ref(struct queue *q);
 void queue_unref(struct queue *q);
 
+/* Drops expired messages from the head (message TTL, x-message-ttl;
+ * like RabbitMQ's classic queues, only the head is examined). */
+void queue_expire(struct queue *q);
+
+/* The ready count, after dropping expired messages at the head. */
 static inline uint32_t
-queue_message_count(const struct queue *q)
+queue_message_count(struct queue *q)
 {
+    if (q->may_expire)
+        queue_expire(q);
     return (uint32_t)q->ready.n;
 }
 
@@ -280,6 +291,14 @@ void node_free(struct node *n);
 void node_run_dispatch(struct node *n);
 /* True when some queue waits for dispatch. */
 bool node_has_dispatch(const struct node *n);
+/* The loop's notion of now, in microseconds (monotonic); the server sets
+ * it once per loop iteration, so every publish of an iteration gets the
+ * same timestamp. */
+void node_set_now(struct node *n, uint64_t now_us);
+uint64_t node_now(const struct node *n);
+/* Drops expired messages at the head of every queue that may have some
+ * (called about once a second). */
+void node_expire(struct node *n);
 
 /* Looks an exchange up ("" is the default exchange). Borrowed or NULL. */
 struct exchange *vhost_exchange_find(struct vhost *vh, struct bytes name);

@@ -10,6 +10,7 @@
 struct node {
     struct vhost *vhosts; /* uthash by name */
     struct queue *dirty_head, *dirty_tail;
+    uint64_t now_us;
 };
 
 /* queue.c */
@@ -27,6 +28,8 @@ void node__schedule(struct node *n, struct queue *q);
  * new, 0 when it existed. */
 int binding__add(struct vhost *vh, struct exchange *src, struct xdest dest,
                  struct bytes key, struct bytes args);
+struct binding *binding__find(struct exchange *src, struct xdest dest,
+                              struct bytes key, struct bytes args);
 /* Returns 1 when removed, 0 when there was no such binding. */
 int binding__remove(struct vhost *vh, struct exchange *src, struct xdest dest,
                     struct bytes key, struct bytes args);
