@@ -200,9 +200,18 @@ queue_push(struct queue *q, struct message *m)
     struct qentry e = {q->next_id++, m};
 
     WR_ASSERT(!q->deleted);
-    message_ref(m);
     if (m->ttl_ms >= 0)
         q->may_expire = true;
+    /* TTL 0 (or already past) with nobody to take it now: RabbitMQ drops
+     * it on arrival. With consumers it waits for this iteration's
+     * dispatch. */
+    if (q->nconsumers == 0 && q->may_expire &&
+        expiry(q, m) <= node_now(q->vh->node)) {
+        q->stat_publish++;
+        q->stat_expired++;
+        return;
+    }
+    message_ref(m);
     qd_push_back(&q->ready, e);
     q->ready_bytes += m->body_size;
     q->stat_publish++;
