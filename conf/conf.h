@@ -1,0 +1,179 @@
+/*
+ * conf: Warren's configuration, read from a file in RabbitMQ's new-style
+ * `rabbitmq.conf` syntax (sysctl-like `key = value` lines, `#` comments)
+ * into one plain struct, struct wr_config.
+ *
+ * Keys are RabbitMQ's where the concept is the same (`listeners.tcp.*`,
+ * `heartbeat`, `vm_memory_high_watermark.relative`, ...) plus Warren's own
+ * (`data_dir`, `fsync`, `queue_memory_budget`, `store.segment_size`). The
+ * full list with types, ranges, defaults and help text is the X-macro table
+ * conf/conf_keys.h; conf/warren.conf is the shipped, commented example.
+ *
+ * Typical startup:
+ *
+ *     struct wr_config cfg;
+ *     char err[512];
+ *     conf_defaults(&cfg);
+ *     if (conf_load_file(&cfg, path, err, sizeof(err)) != WR_OK)
+ *         die("%s", err);        // "warren.conf:12: heartbeat: ..."
+ *
+ * Invariants of a struct wr_config filled by conf_defaults() and then only
+ * by conf_parse()/conf_load_file(): every field is within the range its
+ * table row allows, every string is NUL-terminated valid UTF-8 without
+ * control characters, and nlisteners/nloopback_users/ndefault_user_tags
+ * never exceed their arrays.
+ */
+#ifndef WARREN_CONF_H
+#define WARREN_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+
+#define CONF_MAX_LISTENERS      8
+#define CONF_MAX_LOOPBACK_USERS 16
+#define CONF_MAX_USER_TAGS      8
+
+/* log_level value for `log.console.level = none`. Not an enum log_level:
+ * do not pass it to log_set_level(); silence the console instead. */
+#define CONF_LOG_NONE (-1)
+
+/* Values of wr_config.fsync (Warren's key `fsync`). */
+enum conf_fsync {
+    CONF_FSYNC_ALWAYS = 0, /* group commit before a publisher confirm */
+    CONF_FSYNC_INTERVAL,   /* every fsync_interval_ms */
+    CONF_FSYNC_NEVER,      /* leave it to the OS */
+};
+
+/* One AMQP listening socket: `listeners.tcp.<name> = [IP:]PORT`. */
+struct wr_listener {
+    char host[256]; /* "" (or "0.0.0.0") = all interfaces; "::" allowed;
+                       otherwise an IPv4 or IPv6 literal, no brackets */
+    uint16_t port;  /* 0 = let the kernel choose (tests) */
+    char name[64];  /* the <name> in listeners.tcp.<name>; "" when set
+                       through conf_parse_listener() (--listen) */
+};
+
+/*
+ * Every setting. Durations carry their unit in the field name; sizes are
+ * bytes. conf_defaults() gives RabbitMQ's defaults where a key is shared.
+ */
+struct wr_config {
+    /* ---- AMQP listeners and protocol limits */
+    struct wr_listener listeners[CONF_MAX_LISTENERS]; /* listeners.tcp.* */
+    size_t nlisteners;             /* default 1: ""/5672 (all interfaces);
+                                      0 after `listeners.tcp = none` */
+    uint32_t heartbeat;            /* seconds, default 60, 0 = off */
+    uint32_t frame_max;            /* bytes, default 131072, min 4096 */
+    uint16_t channel_max;          /* default 2047, 0 = no limit (65535) */
+    uint64_t max_message_size;     /* default 134217728, max 536870912 */
+    uint32_t connection_max;       /* node-wide limit; 0 = infinity (default) */
+    uint32_t handshake_timeout_ms; /* default 10000; 0 = infinity */
+    uint32_t consumer_timeout_ms;  /* delivery ack timeout, default
+                                      1800000; 0 = infinity */
+
+    /* ---- users and access: created on first start (RabbitMQ keys) */
+    char default_user[256];           /* default "guest" */
+    char default_pass[256];           /* default "guest" */
+    char default_vhost[256];          /* default "/" */
+    char default_perm_configure[256]; /* default_permissions.configure,
+                                         default ".*" */
+    char default_perm_write[256];     /* default_permissions.write, ".*" */
+    char default_perm_read[256];      /* default_permissions.read, ".*" */
+    /* Tags of default_user (default_user_tags.<tag> = true); default
+     * administrator. */
+    char default_user_tags[CONF_MAX_USER_TAGS][64];
+    size_t ndefault_user_tags;
+    /* Users that may log in only from a loopback address; default guest. */
+    char loopback_users[CONF_MAX_LOOPBACK_USERS][256];
+    size_t nloopback_users;
+
+    /* ---- resources and alarms */
+    /* Alarm thresholds come in relative/absolute pairs, as in RabbitMQ.
+     * Use the absolute value if non-zero, else relative * RAM (RAM =
+     * total_memory_available_override if non-zero, else detected). A file
+     * that sets the .relative key zeroes .absolute (relative wins, as in
+     * RabbitMQ) and one that sets only .absolute zeroes .relative, so at
+     * most one of each pair is non-zero. */
+    double vm_memory_high_watermark_relative;   /* default 0.4; 0 blocks
+                                                   all publishing */
+    uint64_t vm_memory_high_watermark_absolute; /* 0 = use relative */
+    uint64_t total_memory_available_override;   /* 0 = detect */
+    uint32_t memory_monitor_interval_ms;        /* default 2500 */
+    uint64_t disk_free_limit_absolute;          /* default 50000000 */
+    double disk_free_limit_relative;            /* a multiple of RAM;
+                                                   default 0 (use absolute);
+                                                   a limit of 0 = no alarm */
+    uint64_t memory_budget; /* Warren's `queue_memory_budget`: RAM for
+                               message bodies before paging to disk;
+                               0 = derived from the watermark (default) */
+
+    /* ---- management HTTP API */
+    uint16_t management_port; /* management.tcp.port, default 15672,
+                                 0 = disabled */
+    char management_ip[256];  /* management.tcp.ip, default "0.0.0.0" */
+
+    /* ---- storage and definitions */
+    char data_dir[4096];         /* Warren's `data_dir`, default "data"
+                                    (relative to the working directory) */
+    char load_definitions[4096]; /* definitions JSON loaded at boot;
+                                    "" = none (default) */
+    int fsync;                   /* enum conf_fsync, default always */
+    uint32_t fsync_interval_ms;  /* Warren's `fsync_interval`, default 200 */
+    uint64_t segment_size;       /* Warren's `store.segment_size`,
+                                    default 64MiB */
+
+    /* ---- logging and identity */
+    int log_level;          /* enum log_level or CONF_LOG_NONE;
+                               log.console.level, default LOG_INFO */
+    bool log_console;       /* log.console, default true (Warren logs to
+                               stderr only; false = no log output) */
+    char cluster_name[256]; /* default "warren@<hostname>" */
+};
+
+/* Fills c with every default. */
+void conf_defaults(struct wr_config *c);
+
+/*
+ * Parses text (len bytes, need not be NUL-terminated; `name` is used in
+ * messages, e.g. the file name) into c, on top of what c holds: keys the
+ * text sets replace c's values, the others stay. A list key
+ * (listeners.tcp.*, loopback_users.*, default_user_tags.*) met in the text
+ * replaces the whole list c held, as RabbitMQ builds those lists from the
+ * file alone. The same key twice: the last one wins.
+ *
+ * Returns WR_OK, or WR_ERR with "name:line: ..." in err (truncated to
+ * errlen; err may be NULL) and c unchanged.
+ */
+int conf_parse(struct wr_config *c, const char *text, size_t len,
+               const char *name, char *err, size_t errlen);
+
+/* Reads the file at path and conf_parse()s it, named by its path.
+ * Returns WR_OK, or WR_ERR with the reason in err and c unchanged. */
+int conf_load_file(struct wr_config *c, const char *path, char *err,
+                   size_t errlen);
+
+/*
+ * Parses "HOST:PORT", "[v6]:PORT", ":PORT" or "PORT" (the --listen override
+ * and listener values). HOST must be an IPv4 or IPv6 literal; IPv6 may also
+ * be written bare, as RabbitMQ does ("::1:5672" splits at the last colon).
+ * Sets out->name to "". Returns WR_OK, or WR_ERR with the reason in err and
+ * out unchanged.
+ */
+int conf_parse_listener(const char *s, struct wr_listener *out, char *err,
+                        size_t errlen);
+
+/*
+ * Appends every directive with its current value, each preceded by `#`
+ * comment lines (what it does, what it allows, its default), for
+ * `warren --print-config`. Accepted-and-ignored RabbitMQ keys and aliases
+ * are left out. For a config
+ * built by conf_defaults() and conf_parse(), the output parses back over
+ * conf_defaults() into an equal config. Unset strings are written as
+ * comments.
+ */
+void conf_dump(const struct wr_config *c, struct buf *out);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * conf_keys.h: every configuration key Warren reads, one row each, in the
+ * order `warren --print-config` writes them. X-macro table (Varnish style):
+ * conf/conf.c defines the four macros below, includes this file, and gets
+ * the table its one parse loop walks. Private to conf/; no include guard.
+ *
+ *   CONF_KEY(key, type, field, min, max, flags, unit, enums, default, help)
+ *       A scalar stored in struct wr_config's `field`. min/max bound
+ *       numbers (integers up to 2^53, exact as doubles); `unit` names them
+ *       in messages; `enums` is the name table of a CONF_ENUM; `default` is
+ *       the value text conf_defaults() parses (NULL: zero/empty, or set by
+ *       conf_defaults() itself).
+ *   CONF_LIST(key, type, array, count, default_name, default, help)
+ *       A per-item key "prefix.*": the last key segment names the item
+ *       (listener name, user, tag; `\.` escapes a dot in it). Items fill
+ *       `array`, `count` says how many. The first item key of a parse
+ *       replaces the list inherited from defaults or an earlier file.
+ *   CONF_IGNORED(key, type, min, max, enums, why)
+ *       A RabbitMQ key Warren accepts so that existing rabbitmq.conf files
+ *       load, checks like any other, and then does not act on; `why` says
+ *       why that is harmless. Keys that would change behaviour Warren lacks
+ *       (TLS listeners, log files, clustering) are NOT listed: they are
+ *       unknown keys and stop startup.
+ *   CONF_ALIAS(key, canonical)
+ *       Another RabbitMQ spelling of the same setting.
+ *
+ * Names, types and defaults are RabbitMQ 3.10's (deps/rabbit/priv/schema/
+ * rabbit.schema and rabbitmq_management.schema) unless the help text says
+ * "Warren:". To add a key: add a field to struct wr_config, a row here, a
+ * commented line in conf/warren.conf (a unit test checks it is there), and
+ * a test in test/unit/test_conf.c.
+ */
+
+/* ---- AMQP listeners and protocol limits */
+
+CONF_KEY("listeners.tcp", CONF_NONE, nlisteners, 0, 0, 0, NULL, NULL, NULL,
+         "\"none\" disables every AMQP listener, even those set by "
+         "listeners.tcp.<name> keys")
+CONF_LIST("listeners.tcp.*", CONF_LISTENER, listeners, nlisteners, "default",
+          "5672",
+          "AMQP listener <name>: PORT (all interfaces) or IP:PORT "
+          "(IPv6 as ::1:5672 or [::1]:5672)")
+CONF_KEY("heartbeat", CONF_UINT, heartbeat, 0, 65535, 0, "seconds", NULL, "60",
+         "Heartbeat timeout the server proposes in connection.tune; 0 = off")
+CONF_KEY("frame_max", CONF_BYTESIZE, frame_max, 4096, 4294967295, 0, "bytes",
+         NULL, "131072",
+         "Largest frame the server accepts, proposed in connection.tune "
+         "(KB/MB/GB suffixes are powers of 1024 here, as in RabbitMQ)")
+CONF_KEY("channel_max", CONF_UINT, channel_max, 0, 65535, 0, "channels", NULL,
+         "2047",
+         "Channels per connection proposed in connection.tune; 0 = no limit")
+CONF_KEY("max_message_size", CONF_UINT, max_message_size, 1, 536870912, 0,
+         "bytes", NULL, "134217728",
+         "Largest message body accepted; a larger publish is refused")
+CONF_KEY("connection_max", CONF_UINT, connection_max, 1, 4294967295,
+         CONF_F_INFINITY, "connections", NULL, "infinity",
+         "Node-wide limit on client connections")
+CONF_KEY("handshake_timeout", CONF_UINT, handshake_timeout_ms, 1, 4294967295,
+         CONF_F_INFINITY, "ms", NULL, "10000",
+         "Time a client has for the AMQP handshake after connecting")
+CONF_KEY("consumer_timeout", CONF_UINT, consumer_timeout_ms, 1, 4294967295,
+         CONF_F_INFINITY, "ms", NULL, "1800000",
+         "A delivery not acknowledged within this time closes its channel")
+
+/* ---- users and access, created on first start */
+
+CONF_KEY("default_user", CONF_STRING, default_user, 0, 0, 0, NULL, NULL,
+         "guest", "User created on first start")
+CONF_KEY("default_pass", CONF_STRING, default_pass, 0, 0, 0, NULL, NULL,
+         "guest", "Password of default_user (a # starts a comment, even here)")
+CONF_KEY("default_vhost", CONF_STRING, default_vhost, 0, 0, 0, NULL, NULL, "/",
+         "Virtual host created on first start")
+CONF_KEY("default_permissions.configure", CONF_STRING, default_perm_configure,
+         0, 0, 0, NULL, NULL, ".*",
+         "Regular expression: what default_user may configure in "
+         "default_vhost")
+CONF_KEY("default_permissions.write", CONF_STRING, default_perm_write, 0, 0, 0,
+         NULL, NULL, ".*",
+         "Regular expression: where default_user may write in default_vhost")
+CONF_KEY("default_permissions.read", CONF_STRING, default_perm_read, 0, 0, 0,
+         NULL, NULL, ".*",
+         "Regular expression: what default_user may read in default_vhost")
+CONF_LIST("default_user_tags.*", CONF_NAMESET, default_user_tags,
+          ndefault_user_tags, "administrator", "true",
+          "true gives default_user the tag <tag> (administrator, "
+          "monitoring, policymaker, management)")
+CONF_KEY("loopback_users", CONF_NONE, nloopback_users, 0, 0, 0, NULL, NULL,
+         NULL, "\"none\" lets every user log in from any address")
+CONF_LIST("loopback_users.*", CONF_NAMESET, loopback_users, nloopback_users,
+          "guest", "true",
+          "true: user <name> may log in only from a loopback address")
+
+/* ---- resources and alarms */
+
+CONF_KEY("vm_memory_high_watermark.relative", CONF_DOUBLE,
+         vm_memory_high_watermark_relative, 0, 1, 0, "of RAM", NULL, "0.4",
+         "Memory alarm (publishers blocked) above this fraction of RAM; "
+         "0 blocks all publishing")
+CONF_KEY("vm_memory_high_watermark.absolute", CONF_SIZE,
+         vm_memory_high_watermark_absolute, 1, CVAL_SIZE_MAX, 0, "bytes", NULL,
+         NULL,
+         "Memory alarm above this many bytes (e.g. 2GB) instead; the "
+         "relative key wins if a file sets both")
+CONF_KEY("total_memory_available_override_value", CONF_SIZE,
+         total_memory_available_override, 1, CVAL_SIZE_MAX, CONF_F_UNSET0,
+         "bytes", NULL, NULL, "RAM size to assume instead of the detected one")
+CONF_KEY("memory_monitor_interval", CONF_UINT, memory_monitor_interval_ms, 1,
+         86400000, 0, "ms", NULL, "2500",
+         "How often memory use is checked against the watermark")
+CONF_KEY("disk_free_limit.absolute", CONF_SIZE, disk_free_limit_absolute, 0,
+         CVAL_SIZE_MAX, 0, "bytes", NULL, "50MB",
+         "Disk alarm (publishers blocked) when free space on data_dir's disk "
+         "falls below this; 0 = never")
+CONF_KEY("disk_free_limit.relative", CONF_DOUBLE, disk_free_limit_relative, 0,
+         100, 0, "times RAM", NULL, NULL,
+         "Disk alarm threshold as a multiple of RAM (e.g. 1.5) instead; "
+         "wins if a file sets both")
+CONF_KEY("queue_memory_budget", CONF_SIZE, memory_budget, 0, CVAL_SIZE_MAX, 0,
+         "bytes", NULL, "0",
+         "Warren: RAM for message bodies before queues page them to disk; "
+         "0 = derived from the memory watermark")
+
+/* ---- management HTTP API */
+
+CONF_KEY("management.tcp.port", CONF_UINT, management_port, 0, 65535, 0, NULL,
+         NULL, "15672", "Port of the management HTTP API; 0 = off")
+CONF_KEY("management.tcp.ip", CONF_IP, management_ip, 0, 0, 0, NULL, NULL,
+         "0.0.0.0", "Address the management HTTP API listens on")
+CONF_ALIAS("management.listener.port", "management.tcp.port")
+CONF_ALIAS("management.listener.ip", "management.tcp.ip")
+
+/* ---- storage and definitions */
+
+CONF_KEY("data_dir", CONF_STRING, data_dir, 0, 0, 0, NULL, NULL, "data",
+         "Warren: directory of the message store and durable definitions, "
+         "relative to the working directory")
+CONF_KEY("load_definitions", CONF_STRING, load_definitions, 0, 0, 0, NULL, NULL,
+         NULL, "Definitions JSON file (RabbitMQ's format) imported at boot")
+CONF_ALIAS("definitions.local.path", "load_definitions")
+CONF_ALIAS("management.load_definitions", "load_definitions")
+CONF_KEY("fsync", CONF_ENUM, fsync, 0, 0, 0, NULL, conf_fsync_modes, "always",
+         "Warren: when the store calls fsync: always (before publisher "
+         "confirms), interval, or never")
+CONF_KEY("fsync_interval", CONF_UINT, fsync_interval_ms, 1, 60000, 0, "ms",
+         NULL, "200", "Warren: fsync period when fsync = interval")
+CONF_KEY("store.segment_size", CONF_SIZE, segment_size, 1048576, 1073741824, 0,
+         "bytes", NULL, "64MiB",
+         "Warren: size of one message store segment file")
+
+/* ---- logging and identity */
+
+CONF_KEY("log.console", CONF_BOOL, log_console, 0, 0, 0, NULL, NULL, "true",
+         "Log to standard error, Warren's only log output; false = silent")
+CONF_KEY("log.console.level", CONF_ENUM, log_level, 0, 0, 0, NULL,
+         conf_log_levels, "info",
+         "Least severe level logged (notice = info; critical, alert and "
+         "emergency = error)")
+CONF_KEY("cluster_name", CONF_STRING, cluster_name, 0, 0, 0, NULL, NULL, NULL,
+         "Name shown to clients and in the management API; default "
+         "warren@<hostname>")
+
+/* ---- RabbitMQ keys accepted, checked, and not acted on */
+
+CONF_IGNORED("definitions.import_backend", CONF_ENUM, 0, 0,
+             conf_import_backends,
+             "the only backend is the local file named by load_definitions")
+CONF_IGNORED("log.file", CONF_ENUM, 0, 0, conf_false_only,
+             "Warren writes no log file; only \"false\" is accepted")
+CONF_IGNORED("num_acceptors.tcp", CONF_UINT, 1, 65535, NULL,
+             "Erlang acceptor processes; Warren accepts on its event loop")
+CONF_IGNORED("reverse_dns_lookups", CONF_BOOL, 0, 0, NULL,
+             "Warren shows peer IP addresses only")
+CONF_IGNORED("collect_statistics_interval", CONF_UINT, 1, 4294967295, NULL,
+             "Warren's statistics are always current")
+CONF_IGNORED("vm_memory_high_watermark_paging_ratio", CONF_DOUBLE, 0, 1, NULL,
+             "Warren pages message bodies by queue_memory_budget")
+CONF_IGNORED("vm_memory_calculation_strategy", CONF_ENUM, 0, 0,
+             conf_mem_strategies, "Warren measures its resident set size")
+CONF_IGNORED("cluster_partition_handling", CONF_ENUM, 0, 0,
+             conf_partition_modes, "Warren does not form an Erlang cluster")
+CONF_IGNORED("queue_master_locator", CONF_ENUM, 0, 0, conf_locators,
+             "a single node holds every queue")
+CONF_IGNORED("background_gc_enabled", CONF_BOOL, 0, 0, NULL,
+             "Erlang garbage collection; Warren has none")
