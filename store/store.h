@@ -1,0 +1,280 @@
+/*
+ * store: Warren's journaled persistent log, one per vhost.
+ *
+ * The store keeps opaque message metadata and bodies for 64-bit queue
+ * ids in a directory of append-only segment files, and tells the vhost
+ * after a restart which messages are still live in which queue. It knows
+ * nothing of AMQP: "meta" is whatever the vhost wants back (exchange,
+ * routing key, raw content header), "body" is the payload.
+ *
+ * Threads. Two threads touch a store:
+ *   - the loop thread (the libev loop that owns the vhost) calls every
+ *     function below except store_durable_lsn(), which any thread may
+ *     call. The append functions only encode into an in-memory batch:
+ *     no syscall, no lock. store_flush() hands the batch over with one
+ *     mutex round trip, unless the previous batch is still being
+ *     written: then the current batch keeps growing until the store
+ *     thread is free (group commit: one fdatasync covers everything the
+ *     loop appended meanwhile). store_read_msg() may pread() (usually
+ *     page cache) and store_open() does the whole recovery; nothing else
+ *     waits on the disk.
+ *   - the store thread, started by store_open(), writes each batch with
+ *     one pwrite per segment touched, syncs it as the fsync policy says,
+ *     publishes the new durable LSN, deletes dead segments, reads records
+ *     for compaction, and then calls cfg->wake(cfg->wake_arg) (wire it to
+ *     ev_async_send; it also fires once a second after traffic stops).
+ *     The loop answers with store_poll() and, as every iteration,
+ *     store_flush().
+ *
+ * Ids. store_append_msg() assigns each message an id, strictly
+ * increasing per store and across restarts. A message stays in a queue's
+ * durable state until store_append_ack(qid, id) or a later
+ * store_append_queue_delete(qid). Positions ("pos") name where a record
+ * lives (segment number << 32 | byte offset); they change only when
+ * compaction moves a message, which store_poll() reports through
+ * events->moved before the old copy can disappear.
+ *
+ * LSNs. Every append returns a log sequence number, a counter local to
+ * this process (LSN 1 is the recovered state, always durable). A record
+ * is safe per the fsync policy once store_durable_lsn() >= its LSN.
+ *
+ * Failures. A failed write, fsync or segment creation puts the store in
+ * a sticky failed state: durable LSN stops, every later append returns 0,
+ * store_error() and events->failed (once) say what failed (file, offset,
+ * errno text). The store never retries an fsync that failed.
+ *
+ * Corruption. Every record carries a checksum. store_open() checks the
+ * segment headers and summaries, and every record of the newest segment;
+ * a damaged body in an older (sealed) segment is found when it is read
+ * (store_read_msg fails and logs file and offset) or by an open with
+ * repair, which checks every record. See store/record.c for the format.
+ *
+ * One process at a time: store_open() takes an exclusive flock on
+ * <dir>/LOCK (released by the kernel when the process dies).
+ */
+#ifndef WARREN_STORE_H
+#define WARREN_STORE_H
+
+#include "base/base.h"
+
+/*
+ * What each policy promises, exactly:
+ *
+ * STORE_FSYNC_ALWAYS: the durable LSN passes a record only after the
+ *   batch holding it was written and fdatasync() returned success (and,
+ *   for a new segment file, the directory was fsync'ed). A record at or
+ *   below the durable LSN survives a process kill, a kernel crash and a
+ *   power loss (on hardware that honours flushes). Many records share one
+ *   fdatasync: everything appended while the previous one ran.
+ *
+ * STORE_FSYNC_INTERVAL: the durable LSN passes a record once its batch
+ *   was written to the kernel (write() returned); the store thread calls
+ *   fdatasync at most every fsync_interval_ms while there is unsynced
+ *   data. A record at or below the durable LSN survives a process kill
+ *   (SIGKILL, crash of Warren); a kernel crash or power loss may lose up
+ *   to the last interval of records, and recovery may then ask for
+ *   --repair if the kernel wrote pages out of order.
+ *
+ * STORE_FSYNC_NEVER: like INTERVAL without the periodic fdatasync: the
+ *   kernel writes back when it wants (typically within 30 s). Survives a
+ *   process kill; a kernel crash or power loss may lose any amount of
+ *   recent data.
+ *
+ * Whatever the policy, the store syncs a segment before sealing it and
+ * before starting the next one, syncs before deleting a segment, and
+ * syncs everything in store_close().
+ */
+enum store_fsync {
+    STORE_FSYNC_ALWAYS,
+    STORE_FSYNC_INTERVAL,
+    STORE_FSYNC_NEVER,
+};
+
+struct store_io; /* store/io.h: the I/O seam; NULL = real syscalls */
+
+/* Default and bounds of store_config.segment_size. */
+#define STORE_SEGMENT_SIZE_DEFAULT (64u << 20)
+#define STORE_SEGMENT_SIZE_MIN     4096u
+#define STORE_SEGMENT_SIZE_MAX     (1u << 31)
+/* Largest meta + body accepted by store_append_msg() (a record of it with
+   STORE_MAX_QIDS queue ids still fits the 1 GiB record limit). */
+#define STORE_MAX_MSG ((1u << 30) - (1u << 20))
+/* Most queue ids one message may carry. */
+#define STORE_MAX_QIDS 65535u
+
+struct store_config {
+    const char *dir; /* created (with parents) if missing */
+    enum store_fsync fsync;
+    uint32_t fsync_interval_ms; /* for STORE_FSYNC_INTERVAL; 0 = 200 ms */
+    uint64_t segment_size;      /* 0 = STORE_SEGMENT_SIZE_DEFAULT */
+    /*
+     * Open a damaged log: scan every segment fully (ignoring summaries),
+     * drop damaged records and log each drop (file, offset, what was
+     * lost), keep every intact record, reseal the damaged segments.
+     */
+    bool repair;
+    /* Called on the store thread after a batch became durable, a failure,
+       finished compaction reads and deleted segments. May be NULL. */
+    void (*wake)(void *arg);
+    void *wake_arg;
+    const struct store_io *io;
+    /* Compaction read budget in bytes per second; 0 = 64 MiB/s. */
+    uint64_t compact_rate;
+};
+
+struct store_msg_in {
+    const uint64_t *qids; /* durable queues it entered; duplicates ok */
+    size_t nqids;         /* 1 ..= STORE_MAX_QIDS */
+    struct bytes meta;    /* opaque to the store */
+    struct bytes body;
+    /* A transient message paged out under memory pressure: readable and
+       ackable like any other, never recovered after a restart. */
+    bool transient;
+};
+
+/* One live message of one queue, found by recovery. */
+struct store_recovered {
+    uint64_t qid;
+    uint64_t id;
+    uint64_t pos; /* for store_read_msg() */
+    uint32_t body_len;
+    uint32_t meta_len;
+};
+
+struct store_recover_cb {
+    void (*message)(void *ctx, const struct store_recovered *m);
+};
+
+struct store;
+
+/*
+ * Opens the log in cfg->dir, creating it when empty or recovering it:
+ * replays segment summaries (and scans the newest segment), truncates a
+ * torn tail of the newest segment, drops transient messages, starts a
+ * fresh head segment and the store thread. Calls cb->message (if cb is
+ * not NULL) for every live (queue, message) pair, in increasing id order
+ * within each queue (queues interleaved), all before returning.
+ *
+ * Returns WR_OK and sets *out, or WR_ERR with a message for the operator
+ * in err: what is wrong, the file and byte offset, and what to do (rerun
+ * with repair, i.e. --repair). The callbacks run only after every check
+ * and every write of the recovery succeeded, so on WR_ERR none was made.
+ */
+int store_open(const struct store_config *cfg,
+               const struct store_recover_cb *cb, void *ctx, struct store **out,
+               char *err, size_t errlen);
+
+/*
+ * Seals the head segment (so the next open reads its summary), hands over
+ * everything appended, waits for the store thread to write and fdatasync
+ * it whatever the policy, joins the thread and frees the store. Pending
+ * events are dropped: call store_poll() first if they matter. NULL is a
+ * no-op.
+ */
+void store_close(struct store *s);
+
+/*
+ * Appends a MESSAGE record. Fills *id with the new message id and *pos
+ * with where the record lives. Returns the record's LSN (> 0), or 0 when
+ * the store has failed (store_error() says why) or the message breaks a
+ * limit (nqids == 0 or > STORE_MAX_QIDS, meta + body > STORE_MAX_MSG;
+ * store_error() is then NULL). Queue ids are deduplicated.
+ */
+uint64_t store_append_msg(struct store *s, const struct store_msg_in *m,
+                          uint64_t *id, uint64_t *pos);
+
+/*
+ * Takes the next message id without appending anything: for messages the
+ * vhost keeps in memory only, so that every message of a vhost is ordered
+ * by one counter. Ids taken this way never reach the disk.
+ */
+uint64_t store_alloc_id(struct store *s);
+
+/*
+ * Message id left queue qid (acked, purged, expired, dropped). Acks of
+ * one queue within one flush share one ACK record. Acking a pair the
+ * store does not hold as live (unknown, already acked, queue deleted) is
+ * a no-op that returns the latest LSN. Returns the LSN, or 0 on failure.
+ */
+uint64_t store_append_ack(struct store *s, uint64_t qid, uint64_t id);
+
+/*
+ * Queue qid was deleted: every message of qid appended so far leaves it.
+ * Messages appended to qid afterwards (a queue redeclared under the same
+ * name) start fresh. Returns the LSN, or 0 on failure.
+ */
+uint64_t store_append_queue_delete(struct store *s, uint64_t qid);
+
+/*
+ * Hands everything appended so far (and due segment deletions) to the
+ * store thread. Call once per loop iteration; cheap when nothing is new.
+ */
+void store_flush(struct store *s);
+
+/* Everything with LSN <= the returned value is durable per the policy.
+   Thread-safe. */
+uint64_t store_durable_lsn(const struct store *s);
+
+struct store_events {
+    /* The durable LSN advanced to lsn. */
+    void (*durable)(void *ctx, uint64_t lsn);
+    /* Compaction rewrote message id of queue qid at new_pos; the old
+       position stays readable until this store_poll() returns. */
+    void (*moved)(void *ctx, uint64_t qid, uint64_t id, uint64_t new_pos);
+    /* The store failed (sticky); reported once. */
+    void (*failed)(void *ctx, const char *why);
+};
+
+/*
+ * Loop thread, after wake(): delivers pending events (any callback may be
+ * NULL), frees written batches, applies compaction results (appending the
+ * moved records to the current batch) and plans segment deletions, which
+ * the next store_flush() hands over.
+ */
+void store_poll(struct store *s, const struct store_events *ev, void *ctx);
+
+/*
+ * Reads message pos back into out (reset first, reused across calls) and
+ * points *meta and *body into it. Works for records still in the
+ * unflushed batch or in flight. Verifies the record's checksum. Returns
+ * WR_OK, or WR_ERR (logged with file and offset) for an unknown position
+ * or a damaged record.
+ */
+int store_read_msg(struct store *s, uint64_t pos, struct buf *out,
+                   struct bytes *meta, struct bytes *body);
+
+/* The 64-bit queue id of a vhost-local queue name (XXH3_64bits). */
+uint64_t store_qid(struct bytes queue_name);
+
+struct store_stats {
+    uint64_t segments;        /* segment files, head included */
+    uint64_t disk_bytes;      /* their total size, unflushed included */
+    uint64_t live_msgs;       /* messages with at least one live queue */
+    uint64_t bytes_written;   /* by this process, to segment files */
+    uint64_t fsyncs;          /* fdatasync + fsync calls, this process */
+    uint64_t records_written; /* records written, this process */
+    uint64_t moved_msgs;      /* messages moved by compaction */
+    uint64_t pending_bytes;   /* appended, not yet written */
+};
+
+void store_get_stats(const struct store *s, struct store_stats *out);
+
+/* NULL unless the store has failed; then the reason. */
+const char *store_error(const struct store *s);
+
+/*
+ * Writes path atomically: a temporary file in the same directory, fsync,
+ * rename over path, fsync of the directory. Mode 0600 (definitions hold
+ * password hashes). Returns WR_OK or WR_ERR with err filled.
+ */
+int store_write_file_atomic(const char *path, const void *data, size_t len,
+                            char *err, size_t errlen);
+
+/*
+ * Reads the whole file into out (reset first). Returns WR_OK, or WR_ERR
+ * with err filled and errno set (ENOENT when the file does not exist).
+ */
+int store_read_file(const char *path, struct buf *out, char *err,
+                    size_t errlen);
+
+#endif
