@@ -102,6 +102,8 @@ unacked_compact(struct unacked_list *l)
     }
 }
 
+static void wait_remove(struct channel *ch);
+
 /* ---- consumers */
 
 static void
@@ -292,6 +294,10 @@ chan_free(struct channel *ch)
     if (c->last_ch == ch)
         c->last_ch = NULL;
     c->nchannels--;
+    wait_remove(ch);
+    if (ch->commit_lsn)
+        conn_release_input(c);
+    free(ch->pend);
     free(ch->unacked.v);
     free(ch->txops);
     free(ch);
@@ -335,18 +341,137 @@ chan_fail_vherr(struct channel *ch, const struct vherr *err, uint32_t method_id)
 
 /* ---- confirms */
 
+static void
+wait_add(struct channel *ch)
+{
+    if (ch->waiting)
+        return;
+    ch->waiting = true;
+    ch->wait_prev = NULL;
+    ch->wait_next = srv->waiting;
+    if (srv->waiting)
+        srv->waiting->wait_prev = ch;
+    srv->waiting = ch;
+}
+
+static void
+wait_remove(struct channel *ch)
+{
+    if (!ch->waiting)
+        return;
+    ch->waiting = false;
+    if (ch->wait_prev)
+        ch->wait_prev->wait_next = ch->wait_next;
+    else
+        srv->waiting = ch->wait_next;
+    if (ch->wait_next)
+        ch->wait_next->wait_prev = ch->wait_prev;
+}
+
+static void
+pend_push(struct channel *ch, uint64_t seq, uint64_t lsn)
+{
+    if (ch->phead + ch->pn == ch->pcap) {
+        if (ch->phead > ch->pcap / 2) {
+            memmove(ch->pend, ch->pend + ch->phead,
+                    ch->pn * sizeof(*ch->pend));
+            ch->phead = 0;
+        } else {
+            ch->pcap = ch->pcap ? ch->pcap * 2 : 64;
+            ch->pend = xrealloc(ch->pend, ch->pcap * sizeof(*ch->pend));
+        }
+    }
+    ch->pend[ch->phead + ch->pn++] = (struct pending_confirm){seq, lsn};
+    wait_add(ch);
+}
+
+static void
+pend_pop(struct channel *ch)
+{
+    ch->phead++;
+    if (--ch->pn == 0)
+        ch->phead = 0;
+}
+
+/* Sends basic.ack (or nack) for every publish up to seq not yet
+ * answered. */
+static void
+confirm_upto(struct channel *ch, uint64_t seq, bool ack)
+{
+    struct amqp_method m = {.id = ack ? AMQP_BASIC_ACK : AMQP_BASIC_NACK};
+
+    if (seq <= ch->acked_upto)
+        return;
+    if (ack) {
+        m.u.basic_ack.delivery_tag = seq;
+        m.u.basic_ack.multiple = seq - ch->acked_upto > 1;
+    } else {
+        m.u.basic_nack.delivery_tag = seq;
+        m.u.basic_nack.multiple = seq - ch->acked_upto > 1;
+    }
+    ch->acked_upto = seq;
+    conn_send_method(ch->conn, ch->id, &m);
+}
+
 void
 chan_flush_confirms(struct channel *ch)
 {
-    struct amqp_method m = {.id = AMQP_BASIC_ACK};
+    struct vhost *vh = ch->conn->vh;
+    struct amqp_method ok = {.id = AMQP_TX_COMMIT_OK};
 
     ch->confirm_pending = false;
-    if (ch->pub_seq <= ch->acked_upto || ch->state != CH_OPEN)
+    if (ch->state != CH_OPEN)
         return;
-    m.u.basic_ack.delivery_tag = ch->pub_seq;
-    m.u.basic_ack.multiple = ch->pub_seq - ch->acked_upto > 1;
-    ch->acked_upto = ch->pub_seq;
-    conn_send_method(ch->conn, ch->id, &m);
+    while (ch->pn > 0) {
+        struct pending_confirm *p = &ch->pend[ch->phead];
+
+        if (p->lsn <= vh->durable_lsn) {
+            pend_pop(ch);
+            continue;
+        }
+        if (!vh->store_failed)
+            break;
+        /* The log failed before this record was safe: refuse it. */
+        confirm_upto(ch, p->seq - 1, true);
+        confirm_upto(ch, p->seq, false);
+        pend_pop(ch);
+    }
+    confirm_upto(ch, ch->pn ? ch->pend[ch->phead].seq - 1 : ch->pub_seq,
+                 true);
+    if (ch->commit_lsn && ch->commit_lsn <= vh->durable_lsn) {
+        ch->commit_lsn = 0;
+        conn_send_method(ch->conn, ch->id, &ok);
+        conn_release_input(ch->conn);
+    } else if (ch->commit_lsn && vh->store_failed) {
+        ch->commit_lsn = 0;
+        conn_fail(ch->conn, AMQP_INTERNAL_ERROR, AMQP_TX_COMMIT,
+                  "the message log failed; the transaction's persistent "
+                  "messages may not be on disk");
+        return;
+    }
+    if (ch->pn == 0 && ch->commit_lsn == 0)
+        wait_remove(ch);
+}
+
+void
+chan_durable_advanced(struct vhost *vh)
+{
+    for (struct channel *ch = srv->waiting; ch; ch = ch->wait_next) {
+        if (ch->conn->vh == vh) {
+            ch->confirm_pending = true;
+            conn_pending(ch->conn);
+        }
+    }
+}
+
+/* A tx.commit whose records are not durable yet: hold its commit-ok, and
+ * the connection's later input, until they are. */
+void
+chan_hold_commit(struct channel *ch, uint64_t lsn)
+{
+    ch->commit_lsn = lsn;
+    ch->conn->input_held = true;
+    wait_add(ch);
 }
 
 /* ---- publishing */
@@ -363,25 +488,46 @@ send_return(struct channel *ch, struct message *msg)
     conn_send_content(ch->conn, ch->id, &m, msg);
 }
 
-void
+uint64_t
 chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
              bool mandatory)
 {
     struct amqp_basic_props props;
     struct publish_result res;
+    static uint64_t last_warn;
 
     if (amqp_basic_props_decode(message_props(msg).ptr, msg->props_len, &props,
                                 NULL) != AMQP_DECODE_OK)
         props.headers = BYTES_NULL; /* checked when the header arrived */
     vhost_publish(ch->conn->vh, x, message_rk(msg), props.headers, msg, &res);
+    if (res.refused) {
+        /* The log failed: the message went nowhere. A confirming
+         * publisher gets basic.nack; others can only be told by the
+         * log. */
+        if (ch->confirm) {
+            pend_push(ch, ++ch->pub_seq, UINT64_MAX);
+            ch->confirm_pending = true;
+            conn_pending(ch->conn);
+        } else if (wr_now_ms() - last_warn > 5000) {
+            last_warn = wr_now_ms();
+            log_err("vhost '%s': persistent message refused: the message "
+                    "log has failed",
+                    ch->conn->vh->name);
+        }
+        message_unref(msg);
+        return 0;
+    }
     if (res.nqueues == 0 && mandatory)
         send_return(ch, msg);
     if (ch->confirm) {
         ch->pub_seq++;
+        if (res.lsn > ch->conn->vh->durable_lsn)
+            pend_push(ch, ch->pub_seq, res.lsn);
         ch->confirm_pending = true;
         conn_pending(ch->conn);
     }
     message_unref(msg);
+    return res.lsn;
 }
 
 /* Erlang's string:to_integer/1 on the expiration property, with

@@ -37,6 +37,8 @@ static uint8_t rxbuf[RX_CHUNK];
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void update_reading(struct conn *c);
+static void resume_input(struct conn *c);
 
 static void
 sockaddr_text(const struct sockaddr_storage *sa, char *out, size_t n,
@@ -289,7 +291,7 @@ resume_reading(struct conn *c)
 
     if (c->reading_paused && c->state != CONN_DEAD) {
         c->reading_paused = false;
-        ev_io_start(srv->loop, &c->rio);
+        update_reading(c);
     }
     /* Consumers were skipped while the output was full. */
     HASH_ITER(hh, c->channels, ch, tmp)
@@ -339,6 +341,8 @@ conn_flush(struct conn *c)
         resume_reading(c);
     else if (c->reading_paused && outq_pending(&c->out) < CONN_OUT_LOW)
         resume_reading(c);
+    if (c->resume_input && c->state != CONN_DEAD)
+        resume_input(c);
 }
 
 static void
@@ -609,8 +613,50 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
             closing_frame(c, &f);
         else
             conn_handle_frame(c, &f);
+        if (c->input_held)
+            break;
     }
     return off;
+}
+
+/* Starts or stops the read watcher as output backpressure and held input
+ * say. */
+static void
+update_reading(struct conn *c)
+{
+    bool want = c->state != CONN_DEAD && !c->reading_paused &&
+                !c->input_held;
+
+    if (want && !ev_is_active(&c->rio))
+        ev_io_start(srv->loop, &c->rio);
+    else if (!want && ev_is_active(&c->rio))
+        ev_io_stop(srv->loop, &c->rio);
+}
+
+void
+conn_release_input(struct conn *c)
+{
+    if (!c->input_held)
+        return;
+    c->input_held = false;
+    c->resume_input = true;
+    conn_pending(c);
+}
+
+/* Handles input that waited in `in` while it was held. */
+static void
+resume_input(struct conn *c)
+{
+    size_t used;
+
+    c->resume_input = false;
+    if (c->in.len > 0) {
+        used = conn_process(c, c->in.data, c->in.len);
+        if (c->state == CONN_DEAD)
+            return;
+        buf_consume(&c->in, used);
+    }
+    update_reading(c);
 }
 
 static void
@@ -662,7 +708,11 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             /* The client is not reading what we send: stop reading
              * what it sends until it catches up. */
             c->reading_paused = true;
-            ev_io_stop(loop, &c->rio);
+            update_reading(c);
+            return;
+        }
+        if (c->input_held) {
+            update_reading(c);
             return;
         }
         if ((size_t)n < room)

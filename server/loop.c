@@ -48,6 +48,9 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
         struct conn *list;
 
         node_run_dispatch(s->node);
+        /* Definitions file and log records go before any reply that
+         * announces them leaves. */
+        node_flush(s->node);
         if (!s->pending)
             break;
         list = s->pending;
@@ -210,17 +213,64 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_start(loop, &s->shutdown_timer);
 }
 
-int
-server_init(struct server *s, struct wr_config *cfg)
+/* Store threads: wake the loop (ev_async_send is thread-safe). */
+static void
+store_wake(void *arg)
 {
+    struct server *s = arg;
+
+    ev_async_send(s->loop, &s->store_wake);
+}
+
+static void
+store_async_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    node_poll(srv->node);
+}
+
+static void
+durable_cb(void *arg, struct vhost *vh)
+{
+    (void)arg;
+    chan_durable_advanced(vh);
+}
+
+int
+server_init(struct server *s, struct wr_config *cfg, bool repair)
+{
+    struct node_opts opts = {0};
+    char err[1024];
+
     memset(s, 0, sizeof(*s));
     srv = s;
     s->cfg = cfg;
     s->loop = ev_default_loop(EVFLAG_AUTO);
-    s->node = node_new();
-    if (!node_vhost_add(s->node, cfg->default_vhost))
+    opts.data_dir = cfg->data_dir;
+    opts.fsync = cfg->fsync;
+    opts.fsync_interval_ms = cfg->fsync_interval_ms;
+    opts.segment_size = cfg->segment_size;
+    opts.repair = repair;
+    opts.wake = store_wake;
+    opts.wake_arg = s;
+    opts.durable = durable_cb;
+    opts.durable_arg = s;
+    ev_async_init(&s->store_wake, store_async_cb);
+    ev_async_start(s->loop, &s->store_wake);
+    s->node = node_new(&opts);
+    if (node_boot(s->node, cfg->default_vhost, err, sizeof(err)) != WR_OK) {
+        log_err("cannot start: %s", err);
         return WR_ERR;
+    }
     signal(SIGPIPE, SIG_IGN);
+    /* Signals first: a supervisor may send SIGTERM as soon as it sees the
+     * "listening on" line. */
+    ev_signal_init(&s->sigterm, signal_cb, SIGTERM);
+    ev_signal_init(&s->sigint, signal_cb, SIGINT);
+    ev_signal_start(s->loop, &s->sigterm);
+    ev_signal_start(s->loop, &s->sigint);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         if (listener_open(s, &cfg->listeners[i], &s->listeners[i]) != WR_OK)
             return WR_ERR;
@@ -231,10 +281,6 @@ server_init(struct server *s, struct wr_config *cfg)
     ev_prepare_init(&s->prepare, prepare_cb);
     ev_prepare_start(s->loop, &s->prepare);
     ev_idle_init(&idle_kick, idle_cb);
-    ev_signal_init(&s->sigterm, signal_cb, SIGTERM);
-    ev_signal_init(&s->sigint, signal_cb, SIGINT);
-    ev_signal_start(s->loop, &s->sigterm);
-    ev_signal_start(s->loop, &s->sigint);
     return WR_OK;
 }
 

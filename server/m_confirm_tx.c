@@ -81,6 +81,7 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
 {
     struct amqp_method ok = {.id = AMQP_TX_COMMIT_OK};
     size_t n = ch->ntx;
+    uint64_t lsn = 0;
 
     if (!ch->tx)
         return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
@@ -97,12 +98,19 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
         /* The exchange may have gone since the publish: then the
          * message routes nowhere. */
         x = vhost_exchange_find(ch->conn->vh, message_exchange(op->msg));
-        if (x)
-            chan_publish(ch, x, op->msg, op->mandatory);
-        else
+        if (x) {
+            uint64_t l = chan_publish(ch, x, op->msg, op->mandatory);
+            lsn = WR_MAX(lsn, l);
+        } else
             message_unref(op->msg);
     }
     chan_credit_changed(ch);
+    /* commit-ok means the persistent messages are safe (as RabbitMQ's
+     * does): wait for the log when it is not there yet. */
+    if (lsn > ch->conn->vh->durable_lsn) {
+        chan_hold_commit(ch, lsn);
+        return WR_OK;
+    }
     conn_send_method(ch->conn, ch->id, &ok);
     return WR_OK;
 }

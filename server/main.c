@@ -24,7 +24,8 @@ usage(FILE *out)
     fprintf(out,
             "usage: warren [--config FILE] [--listen HOST:PORT] "
             "[--data-dir DIR]\n"
-            "              [--print-config] [--version] [--help]\n"
+            "              [--repair] [--print-config] [--version] "
+            "[--help]\n"
             "\n"
             "  --config FILE       read settings from FILE (RabbitMQ's "
             "rabbitmq.conf syntax;\n"
@@ -33,7 +34,11 @@ usage(FILE *out)
             "listeners.tcp.*\n"
             "  --data-dir DIR      keep durable data in DIR instead of "
             "data_dir\n"
-            "  --print-config      print the effective settings and exit\n");
+            "  --print-config      print the effective settings and exit\n"
+            "  --repair            open damaged message logs, keeping every "
+            "intact record\n"
+            "                      and dropping (and logging) the damaged "
+            "ones\n");
 }
 
 /* mkdir -p */
@@ -64,6 +69,7 @@ main(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},
         {"data-dir", required_argument, NULL, 'd'},
         {"print-config", no_argument, NULL, 'p'},
+        {"repair", no_argument, NULL, 'r'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -71,11 +77,11 @@ main(int argc, char **argv)
     static struct wr_config cfg;
     static struct server server;
     const char *config = NULL, *listen = NULL, *data_dir = NULL;
-    bool print = false;
+    bool print = false, repair = false;
     char err[1024];
     int ch;
 
-    while ((ch = getopt_long(argc, argv, "c:l:d:pVh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:l:d:prVh", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             config = optarg;
@@ -88,6 +94,9 @@ main(int argc, char **argv)
             break;
         case 'p':
             print = true;
+            break;
+        case 'r':
+            repair = true;
             break;
         case 'V':
             printf("warren %s\n", WARREN_VERSION);
@@ -141,7 +150,7 @@ main(int argc, char **argv)
     }
     log_info("Warren %s starting (config %s, data %s)", WARREN_VERSION,
              config ? config : "built-in defaults", cfg.data_dir);
-    if (server_init(&server, &cfg) != WR_OK)
+    if (server_init(&server, &cfg, repair) != WR_OK)
         return 1;
     server_run(&server);
     server_fini(&server);

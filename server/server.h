@@ -49,6 +49,8 @@ struct server {
     bool stopping;
     struct conn *conns;   /* every connection, through conn.next */
     struct conn *pending; /* connections with output or confirms */
+    struct channel *waiting; /* channels waiting for a durable LSN */
+    ev_async store_wake;     /* a store thread has news */
     struct conn *reap;    /* closed, to be freed in prepare */
     uint32_t nconns;
     uint64_t next_conn_id;
@@ -56,7 +58,9 @@ struct server {
 
 extern struct server *srv;
 
-int server_init(struct server *s, struct wr_config *cfg);
+/* Boots the node (definitions, logs: repair drops damaged records) and
+ * opens the listeners. */
+int server_init(struct server *s, struct wr_config *cfg, bool repair);
 void server_fini(struct server *s);
 int server_run(struct server *s);
 
@@ -139,6 +143,10 @@ struct conn {
     struct channel *last_ch;   /* lookup cache */
     uint32_t nchannels;
     bool reading_paused;
+    /* Input processing stops here until a durable LSN (tx.commit). The
+     * unprocessed bytes stay in `in`. */
+    bool input_held;
+    bool resume_input; /* released: handle what waited in the prepare pass */
     bool on_pending;
     bool want_write; /* wio started */
     char *close_reason;
@@ -246,6 +254,16 @@ struct channel {
     uint64_t pub_seq;     /* last publish sequence number given */
     uint64_t acked_upto;  /* confirms sent up to here */
     bool confirm_pending; /* seqs (acked_upto, pub_seq] wait for a flush */
+    /* Publishes whose log record is not durable yet, in seq order (their
+     * LSNs never decrease): the confirm waits for them. */
+    struct pending_confirm {
+        uint64_t seq, lsn;
+    } *pend;
+    size_t phead, pn, pcap;
+    struct channel *wait_next, *wait_prev; /* srv->waiting */
+    bool waiting;
+    /* tx.commit of persistent messages: commit-ok waits for this LSN */
+    uint64_t commit_lsn;
     /* transactions */
     bool tx;
     struct tx_op *txops;
@@ -269,12 +287,21 @@ int chan_fail_vherr(struct channel *ch, const struct vherr *err,
                     uint32_t method_id);
 /* Handles one frame for ch (method, header or body). */
 int chan_handle_frame(struct channel *ch, const struct frame *f);
-/* Emits coalesced confirms. */
+/* Emits coalesced confirms: acks up to the first publish still waiting
+ * for the log, nacks for publishes the failed log refused. Also sends a
+ * held tx.commit-ok once durable. */
 void chan_flush_confirms(struct channel *ch);
+/* A vhost's durable LSN moved (or its log failed): wake the channels that
+ * wait on it. */
+void chan_durable_advanced(struct vhost *vh);
+/* conn.c: resumes input held for tx.commit. */
+void conn_release_input(struct conn *c);
 /* Publishes a complete message (after the last body frame or at
- * tx.commit). Takes over the caller's reference to msg. */
-void chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
-                  bool mandatory);
+ * tx.commit). Takes over the caller's reference to msg. Returns the LSN
+ * of its log record, 0 when none. */
+uint64_t chan_publish(struct channel *ch, struct exchange *x,
+                      struct message *msg, bool mandatory);
+void chan_hold_commit(struct channel *ch, uint64_t lsn);
 /* Settles one delivery taken out of the list (unacked_take): ack (or
  * reject without requeue) forgets it, otherwise it goes back to its
  * queue. */

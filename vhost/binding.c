@@ -35,6 +35,18 @@ in_list(struct xdest dest)
     return &((struct queue *)dest.ptr)->bindings;
 }
 
+/* A binding between durable ends is part of the definitions file. */
+static void
+note_change(struct vhost *vh, const struct binding *b)
+{
+    bool dest_durable = b->dest.is_exchange
+                            ? ((struct exchange *)b->dest.ptr)->durable
+                            : ((struct queue *)b->dest.ptr)->durable;
+
+    if (b->src->durable && dest_durable)
+        node_defs_changed(vh->node);
+}
+
 static void
 binding_free(struct binding *b)
 {
@@ -60,6 +72,7 @@ binding__add(struct vhost *vh, struct exchange *src, struct xdest dest,
     b->args = bytes_of(xmemdup(args.ptr, args.len), args.len);
     DL_APPEND2(xinfo_of(src)->out, b, src_prev, src_next);
     DL_APPEND2(*in_list(dest), b, dest_prev, dest_next);
+    note_change(vh, b);
     return 1;
 }
 
@@ -72,6 +85,7 @@ binding_drop(struct vhost *vh, struct binding *b)
     exchange_unbind(src, bytes_of(b->key, b->key_len), b->args, b->dest);
     DL_DELETE2(xinfo_of(src)->out, b, src_prev, src_next);
     DL_DELETE2(*in_list(b->dest), b, dest_prev, dest_next);
+    note_change(vh, b);
     binding_free(b);
     if (src->auto_delete && xinfo_of(src)->out == NULL)
         vhost__exchange_delete(vh, src);

@@ -39,6 +39,8 @@ message_new(struct bytes exchange, struct bytes rk, struct bytes props,
     m->received = 0;
     m->ts_us = 0;
     m->ttl_ms = -1;
+    m->id = 0;
+    m->store_pos = 0;
     p = m->data;
     if (exchange.len)
         memcpy(p, exchange.ptr, exchange.len);

@@ -12,9 +12,13 @@
 #include <stdlib.h>
 
 struct node *
-node_new(void)
+node_new(const struct node_opts *opts)
 {
-    return xcalloc(1, sizeof(struct node));
+    struct node *n = xcalloc(1, sizeof(struct node));
+
+    if (opts)
+        n->opts = *opts;
+    return n;
 }
 
 void
@@ -22,9 +26,11 @@ node_free(struct node *n)
 {
     struct vhost *vh, *tmp;
 
+    /* Shutdown: free the model, keep every vhost's data. */
     HASH_ITER(hh, n->vhosts, vh, tmp)
     {
-        node_vhost_remove(n, vh);
+        HASH_DEL(n->vhosts, vh);
+        vhost__free(vh);
     }
     node_run_dispatch(n);
     free(n);
@@ -48,14 +54,32 @@ node_vhost_add(struct node *n, const char *name)
         return NULL;
     vh = vhost__new(n, name);
     HASH_ADD_KEYPTR(hh, n->vhosts, vh->name, strlen(vh->name), vh);
+    node_defs_changed(n);
+    if (n->booted) {
+        char err[512];
+
+        if (vhost__open_store(vh, err, sizeof(err)) != WR_OK) {
+            log_err("vhost '%s': %s", name, err);
+            node_vhost_remove(n, vh);
+            return NULL;
+        }
+    }
     return vh;
 }
 
 void
 node_vhost_remove(struct node *n, struct vhost *vh)
 {
+    char *dir = vh->store_dir ? xstrdup(vh->store_dir) : NULL;
+
     HASH_DEL(n->vhosts, vh);
     vhost__free(vh);
+    if (dir && wr_rmtree(dir) != WR_OK)
+        log_syserr("vhost deleted, but its data directory %s could not be "
+                   "removed; remove it by hand",
+                   dir);
+    free(dir);
+    node_defs_changed(n);
 }
 
 void

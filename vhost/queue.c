@@ -26,12 +26,6 @@
 
 /* ---- ring buffer */
 
-static inline struct qentry *
-qd_at(struct qdeque *d, size_t i)
-{
-    return &d->v[(d->head + i) & (d->cap - 1)];
-}
-
 static void
 qd_grow(struct qdeque *d)
 {
@@ -181,25 +175,78 @@ is_expired(const struct queue *q, const struct message *m)
     return node_now(q->vh->node) > expiry(q, m);
 }
 
+/* Forgets a ready entry for good: the log hears of it (INSTORE) and the
+ * message reference goes. */
+static void
+drop_entry(struct queue *q, struct qentry e, bool log_ack)
+{
+    if ((e.id & QE_INSTORE) && log_ack)
+        vhost__log_ack(q->vh, q, e.id);
+    if (!(e.id & QE_PAGED))
+        message_unref(e.msg);
+}
+
+/* Brings the head entry into memory. A record that cannot be read back
+ * (logged by vhost__page_in with file and offset) is dropped: nothing
+ * else can be done with it. Returns false when the queue is empty. */
+static bool
+load_head(struct queue *q)
+{
+    struct qentry *h;
+
+    while (q->ready.n > 0) {
+        h = qd_at(&q->ready, 0);
+        if (!(h->id & QE_PAGED) || vhost__page_in(q->vh, h) == WR_OK)
+            return true;
+        log_err("queue '%s' in vhost '%s': message %llu lost: its record "
+                "could not be read",
+                q->name, q->vh->name,
+                (unsigned long long)(h->id & QE_ID_MASK));
+        struct qentry e;
+        qd_pop_front(&q->ready, &e);
+        drop_entry(q, e, true);
+    }
+    return false;
+}
+
+/* Pops the (loaded) head entry. */
+static void
+pop_head(struct queue *q, struct qentry *out)
+{
+    qd_pop_front(&q->ready, out);
+    q->ready_bytes -= WR_MIN(q->ready_bytes, out->msg->body_size);
+    if (q->ready.n == 0)
+        q->ready_bytes = 0;
+}
+
 void
 queue_expire(struct queue *q)
 {
-    struct qentry e;
+    struct qentry e, *h;
 
-    while (q->ready.n > 0 && is_expired(q, qd_at(&q->ready, 0)->msg)) {
-        qd_pop_front(&q->ready, &e);
-        q->ready_bytes -= e.msg->body_size;
+    /* Paged entries keep their TTL on disk; they expire once loaded. */
+    while (q->ready.n > 0) {
+        h = qd_at(&q->ready, 0);
+        if ((h->id & QE_PAGED) || !is_expired(q, h->msg))
+            break;
+        pop_head(q, &e);
         q->stat_expired++;
-        message_unref(e.msg);
+        drop_entry(q, e, true);
     }
 }
 
 void
 queue_push(struct queue *q, struct message *m)
 {
-    struct qentry e = {q->next_id++, m};
+    struct qentry e = {.id = m->id, .msg = m};
 
     WR_ASSERT(!q->deleted);
+    if (!m->id)
+        e.id = m->id = vhost__next_id(q->vh);
+    if (q->durable && (m->flags & MSG_LOGGED)) {
+        e.id |= QE_INSTORE;
+        q->logged = true;
+    }
     if (m->ttl_ms >= 0)
         q->may_expire = true;
     /* TTL 0 (or already past) with nobody to take it now: RabbitMQ drops
@@ -209,6 +256,8 @@ queue_push(struct queue *q, struct message *m)
         expiry(q, m) <= node_now(q->vh->node)) {
         q->stat_publish++;
         q->stat_expired++;
+        if (e.id & QE_INSTORE)
+            vhost__log_ack(q->vh, q, e.id);
         return;
     }
     message_ref(m);
@@ -224,11 +273,20 @@ queue_get(struct queue *q, bool ack, struct qentry *out)
 {
     if (q->may_expire)
         queue_expire(q);
-    if (!qd_pop_front(&q->ready, out))
+    if (!load_head(q))
         return false;
-    if (ack)
+    if (q->may_expire) {
+        queue_expire(q);
+        if (!load_head(q))
+            return false;
+    }
+    pop_head(q, out);
+    if (ack) {
         queue__track(q);
-    q->ready_bytes -= out->msg->body_size;
+    } else if (out->id & QE_INSTORE) {
+        vhost__log_ack(q->vh, q, out->id);
+        out->id &= ~QE_INSTORE;
+    }
     q->stat_deliver++;
     if (out->id & QE_REDELIVERED)
         q->stat_redeliver++;
@@ -242,7 +300,13 @@ queue_ack(struct queue *q, struct qentry e)
     WR_ASSERT(q->unacked > 0);
     q->unacked--;
     q->stat_ack++;
-    message_unref(e.msg);
+    if (q->vh->moves)
+        vhost__settle_moves(q->vh, e.msg, false);
+    /* After a queue delete, the delete record covers it. */
+    if (!q->deleted)
+        drop_entry(q, e, true);
+    else
+        message_unref(e.msg);
     queue_unref(q);
 }
 
@@ -254,6 +318,8 @@ queue_requeue(struct queue *q, struct qentry e)
     if (q->deleted) {
         message_unref(e.msg);
     } else {
+        if (q->vh->moves)
+            vhost__settle_moves(q->vh, e.msg, true);
         e.id |= QE_REDELIVERED;
         qd_insert_sorted(&q->ready, e);
         q->ready_bytes += e.msg->body_size;
@@ -264,18 +330,24 @@ queue_requeue(struct queue *q, struct qentry e)
 }
 
 uint32_t
-queue_purge(struct queue *q)
+queue__drop_ready(struct queue *q, bool log_acks)
 {
     struct qentry e;
     uint32_t n = 0;
 
     while (qd_pop_front(&q->ready, &e)) {
-        message_unref(e.msg);
+        drop_entry(q, e, log_acks);
         n++;
     }
     q->ready_bytes = 0;
     qd_maybe_shrink(&q->ready);
     return n;
+}
+
+uint32_t
+queue_purge(struct queue *q)
+{
+    return queue__drop_ready(q, true);
 }
 
 /* ---- consumers and dispatch */
@@ -357,18 +429,24 @@ queue_dispatch(struct queue *q)
 
     if (q->may_expire)
         queue_expire(q);
-    while (!q->deleted && q->ready.n > 0 && (c = pick_consumer(q))) {
-        qd_pop_front(&q->ready, &e);
-        q->ready_bytes -= e.msg->body_size;
+    while (!q->deleted && load_head(q) && (c = pick_consumer(q))) {
+        if (q->may_expire) {
+            queue_expire(q);
+            if (!load_head(q))
+                break;
+        }
+        pop_head(q, &e);
         q->stat_deliver++;
         if (e.id & QE_REDELIVERED)
             q->stat_redeliver++;
-        if (!c->no_ack)
+        if (!c->no_ack) {
             queue__track(q);
+        } else if (e.id & QE_INSTORE) {
+            vhost__log_ack(q->vh, q, e.id);
+            e.id &= ~QE_INSTORE;
+        }
         c->delivered++;
         c->ops->deliver(c, q, e);
-        if (q->may_expire)
-            queue_expire(q);
     }
     if (!q->deleted)
         qd_maybe_shrink(&q->ready);

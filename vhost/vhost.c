@@ -13,6 +13,8 @@
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
 
+#include "store/store.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <utlist.h>
@@ -81,6 +83,8 @@ exchange_create(struct vhost *vh, struct bytes name, enum exchange_type t,
 
     x = xreg_add(vh->xr, name, t, durable, auto_delete, internal, args);
     x->user = xcalloc(1, sizeof(struct xinfo));
+    if (durable)
+        node_defs_changed(vh->node);
     return x;
 }
 
@@ -107,6 +111,9 @@ vhost__free(struct vhost *vh)
     struct queue *q, *tmp;
     struct exchange *x;
 
+    /* Close the log first: tearing down the in-memory model must not
+     * append deletes to it. */
+    vhost__close_store(vh);
     HASH_ITER(hh, vh->queues, q, tmp)
     {
         vhost_queue_delete(vh, q);
@@ -121,6 +128,7 @@ vhost__free(struct vhost *vh)
     }
     xreg_free(vh->xr);
     routeset_fini(&vh->rs);
+    buf_fini(&vh->scratch);
     free(vh->name);
     vh->magic = 0;
     free(vh);
@@ -213,6 +221,8 @@ vhost__exchange_delete(struct vhost *vh, struct exchange *x)
     x->auto_delete = false;
     binding__remove_all_out(vh, x);
     binding__remove_all_in(vh, &xi->in);
+    if (x->durable)
+        node_defs_changed(vh->node);
     free(xi);
     xreg_remove(vh->xr, x);
 }
@@ -293,7 +303,7 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
     q->exclusive = d->exclusive;
     q->auto_delete = d->auto_delete;
     q->args = bytes_of(xmemdup(d->args.ptr, d->args.len), d->args.len);
-    q->next_id = 1;
+    q->qid = store_qid(d->name);
     q->ttl_ms = -1;
     if (ftable_find(q->args, "x-message-ttl", &v) &&
         fvalue_get_int(&v, &q->ttl_ms))
@@ -303,6 +313,10 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
         DL_APPEND2(d->owner->exclusive, q, owner_prev, owner_next);
     }
     HASH_ADD_KEYPTR(hh, vh->queues, q->name, q->name_len, q);
+    if (durable) {
+        HASH_ADD(qid_hh, vh->by_qid, qid, sizeof(q->qid), q);
+        node_defs_changed(vh->node);
+    }
     return q;
 }
 
@@ -353,6 +367,13 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     WR_ASSERT(q->magic == QUEUE_MAGIC && !q->deleted);
     q->deleted = true;
     HASH_DEL(vh->queues, q);
+    if (q->durable) {
+        HASH_DELETE(qid_hh, vh->by_qid, q);
+        node_defs_changed(vh->node);
+    }
+    /* One record drops every logged message of the queue, ready or out
+     * for delivery; their later acks are no-ops. */
+    vhost__log_queue_delete(vh, q);
     if (q->owner)
         DL_DELETE2(q->owner->exclusive, q, owner_prev, owner_next);
     q->owner = NULL;
@@ -364,7 +385,7 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     }
     q->rr = NULL;
     binding__remove_all_in(vh, &q->bindings);
-    n = queue_purge(q);
+    n = queue__drop_ready(q, false);
     queue_unref(q);
     return n;
 }
@@ -476,20 +497,30 @@ vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
               struct bytes headers, struct message *m,
               struct publish_result *res)
 {
-    struct queue *q;
+    struct queue *q, **qs;
+    size_t n;
 
-    res->nqueues = 0;
+    memset(res, 0, sizeof(*res));
     if (x == NULL || x->name_len == 0) {
         q = vhost_queue_find(vh, rk);
-        if (q) {
-            queue_push(q, m);
-            res->nqueues = 1;
-        }
-        return;
+        qs = &q;
+        n = q ? 1 : 0;
+    } else {
+        routeset_reset(&vh->rs);
+        exchange_route(vh->xr, x, rk, headers, &vh->rs);
+        qs = (struct queue **)vh->rs.queues;
+        n = vh->rs.n;
     }
-    routeset_reset(&vh->rs);
-    exchange_route(vh->xr, x, rk, headers, &vh->rs);
-    for (size_t i = 0; i < vh->rs.n; i++)
-        queue_push((struct queue *)vh->rs.queues[i], m);
-    res->nqueues = vh->rs.n;
+    if (n == 0)
+        return;
+    /* Persistent and routed to durable queues: one record for all of
+     * them, written before any queue takes it. */
+    res->lsn = vhost__log_message(vh, m, qs, n, &res->refused);
+    if (res->refused)
+        return;
+    if (!m->id)
+        m->id = vhost__next_id(vh);
+    for (size_t i = 0; i < n; i++)
+        queue_push(qs[i], m);
+    res->nqueues = n;
 }

@@ -60,7 +60,10 @@ int vherr_set(struct vherr *err, uint16_t code, const char *fmt, ...)
 
 /* ---- messages */
 
-enum { MSG_PERSISTENT = 1 };
+enum {
+    MSG_PERSISTENT = 1, /* delivery_mode 2 */
+    MSG_LOGGED = 2,     /* has a record in the vhost's log (store_pos) */
+};
 
 /*
  * A published message: one allocation holding the struct, the exchange
@@ -79,6 +82,8 @@ struct message {
     uint64_t body_cap; /* room for the body in this allocation */
     uint64_t ts_us;    /* when it was published (node time) */
     int64_t ttl_ms;    /* the expiration property; -1 = none */
+    uint64_t id;       /* vhost-wide, in publish order (the store's ids) */
+    uint64_t store_pos; /* MSG_LOGGED: where its record is */
     uint8_t *body;     /* points into data[] */
     uint8_t data[];    /* exchange | routing key | props | body */
 };
@@ -129,13 +134,25 @@ message_is_persistent(const struct message *m)
 /* ---- queue entries */
 
 #define QE_REDELIVERED (UINT64_C(1) << 63)
-#define QE_ID_MASK     (QE_REDELIVERED - 1)
+/* The body is on disk only: `pos` is valid, `msg` is not. */
+#define QE_PAGED (UINT64_C(1) << 62)
+/* This queue's id is in the message's log record: settling it appends an
+ * ack to the log. */
+#define QE_INSTORE (UINT64_C(1) << 61)
+#define QE_ID_MASK ((UINT64_C(1) << 61) - 1)
 
-/* One message in one queue. id orders the queue (publish order); a
- * requeued entry goes back to its id's place. */
+/*
+ * One message in one queue, 16 bytes: id orders the queue (the message's
+ * vhost-wide id, so publish order; a requeued entry goes back to its id's
+ * place) and carries the flags above; then the message in memory, or the
+ * position of its record when it was paged out or recovered.
+ */
 struct qentry {
-    uint64_t id; /* | QE_REDELIVERED */
-    struct message *msg;
+    uint64_t id;
+    union {
+        struct message *msg;
+        uint64_t pos;
+    };
 };
 
 /* Ring buffer of entries sorted by id. */
@@ -207,12 +224,14 @@ struct queue {
     struct qdeque ready;
     uint64_t ready_bytes;
     uint32_t unacked;
-    uint64_t next_id;
     struct consumer *consumers; /* circular list */
     struct consumer *rr;        /* next consumer to try */
     uint32_t nconsumers;
     struct binding *bindings; /* where this queue is the destination */
     struct queue *dirty_next;
+    uint64_t qid;  /* the store's id of this queue (store_qid of name) */
+    bool logged;   /* some entry was ever INSTORE: delete needs a record */
+    UT_hash_handle qid_hh; /* in vhost.by_qid */
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
     UT_hash_handle hh;
@@ -269,8 +288,16 @@ struct vhost {
     char *name;
     struct xreg *xr;
     struct queue *queues; /* uthash by name */
+    struct queue *by_qid; /* uthash by qid, durable queues and logged ones */
     struct routeset rs;   /* reused for every publish */
     uint32_t connections;
+    struct store *store;  /* the vhost's log; NULL when running in memory */
+    char *store_dir;
+    uint64_t next_id;     /* message ids when there is no store */
+    uint64_t durable_lsn; /* the store's, as of the last poll */
+    bool store_failed;
+    struct buf scratch;   /* meta encoding, reads from the log */
+    struct vmove *moves;  /* positions moved while deliveries were out */
     UT_hash_handle hh;
 };
 
@@ -285,8 +312,40 @@ struct vhost *node_vhost_add(struct node *n, const char *name);
  * caller closes its connections first. */
 void node_vhost_remove(struct node *n, struct vhost *vh);
 
-struct node *node_new(void);
+/* How the node keeps durable state; all zero = in memory only. */
+struct node_opts {
+    const char *data_dir;   /* NULL = nothing on disk */
+    int fsync;              /* enum store_fsync */
+    uint32_t fsync_interval_ms;
+    uint64_t segment_size;
+    bool repair;            /* open damaged logs, dropping what is bad */
+    /* Called from a store thread when a log has news: the server wakes
+     * its loop, which then calls node_poll(). */
+    void (*wake)(void *arg);
+    void *wake_arg;
+    /* Called on the loop when a vhost's durable LSN advanced or its log
+     * failed, for publisher confirms. */
+    void (*durable)(void *arg, struct vhost *vh);
+    void *durable_arg;
+};
+
+struct node *node_new(const struct node_opts *opts);
 void node_free(struct node *n);
+/* Loads <data_dir>/definitions.json (durable vhosts, exchanges, queues,
+ * bindings), creates default_vhost if there is none, and opens every
+ * vhost's log, recovering its messages into their queues. Returns WR_OK,
+ * or WR_ERR with a message for the operator. */
+int node_boot(struct node *n, const char *default_vhost, char *err,
+              size_t errlen);
+/* Delivers the stores' events (durable LSNs, compaction moves,
+ * failures). Loop thread, after a wake. */
+void node_poll(struct node *n);
+/* Once per loop iteration, before output is flushed: writes the
+ * definitions file if a durable object changed, and hands every log's
+ * appended records to its store thread. */
+void node_flush(struct node *n);
+/* Marks the definitions file for rewriting. */
+void node_defs_changed(struct node *n);
 /* Runs queue_dispatch on every queue scheduled since the last call. */
 void node_run_dispatch(struct node *n);
 /* True when some queue waits for dispatch. */
@@ -352,6 +411,9 @@ int vhost_unbind(struct vhost *vh, struct bytes src, struct bytes dest,
 /* Where a publish went. */
 struct publish_result {
     size_t nqueues; /* queues that took the message */
+    uint64_t lsn;   /* its log record's LSN; 0 when not logged */
+    bool refused;   /* the log has failed: persistent publishes are
+                       refused (the publisher gets basic.nack) */
 };
 
 /*
@@ -362,6 +424,20 @@ struct publish_result {
 void vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
                    struct bytes headers, struct message *m,
                    struct publish_result *res);
+
+/* ---- definitions (definitions.c): RabbitMQ's definitions JSON */
+
+typedef struct json_t json_t;
+/* Exports durable vhosts, exchanges, queues and bindings (all vhosts, or
+ * only one). Returns a new reference. */
+json_t *node_defs_export(struct node *n, const char *only_vhost);
+/* Imports a definitions document, creating what is missing; an object
+ * that exists with other properties is an error (RabbitMQ's rules).
+ * Stops at the first error, leaving what was imported before it. */
+int node_defs_import(struct node *n, json_t *doc, struct vherr *err);
+/* A field table body as a JSON object, and back (RabbitMQ's mapping). */
+json_t *defs_table_to_json(struct bytes tbl);
+int defs_json_to_table(json_t *obj, struct buf *out);
 
 /* ---- bindings (binding.c) */
 

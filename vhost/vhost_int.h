@@ -8,17 +8,52 @@
 
 /* The node: every vhost, and the list of queues waiting for dispatch. */
 struct node {
+    struct node_opts opts;
     struct vhost *vhosts; /* uthash by name */
     struct queue *dirty_head, *dirty_tail;
     uint64_t now_us;
+    bool defs_dirty; /* definitions.json needs rewriting */
+    bool booted;     /* node_boot ran: new vhosts open their log at once */
 };
 
+/* A log position that changed while its message was out for delivery. */
+struct vmove {
+    uint64_t id;
+    uint64_t pos;
+    UT_hash_handle hh;
+};
+
+/* persist.c */
+void persist__meta_encode(const struct message *m, uint64_t wall_ms,
+                          struct buf *out);
+struct message *persist__message_from_record(struct bytes meta,
+                                             struct bytes body,
+                                             uint64_t now_us,
+                                             uint64_t wall_now_ms);
+int vhost__open_store(struct vhost *vh, char *err, size_t errlen);
+void vhost__close_store(struct vhost *vh);
+uint64_t vhost__next_id(struct vhost *vh);
+uint64_t vhost__log_message(struct vhost *vh, struct message *m,
+                            struct queue **qs, size_t n, bool *refused);
+void vhost__log_ack(struct vhost *vh, struct queue *q, uint64_t id);
+void vhost__log_queue_delete(struct vhost *vh, struct queue *q);
+int vhost__page_in(struct vhost *vh, struct qentry *e);
+void vhost__settle_moves(struct vhost *vh, struct message *m, bool requeued);
+
 /* queue.c */
+static inline struct qentry *
+qd_at(struct qdeque *d, size_t i)
+{
+    return &d->v[(d->head + i) & (d->cap - 1)];
+}
 void qd_push_back(struct qdeque *d, struct qentry e);
 bool qd_pop_front(struct qdeque *d, struct qentry *out);
 void qd_insert_sorted(struct qdeque *d, struct qentry e);
 void qd_fini(struct qdeque *d);
 void queue__track(struct queue *q);
+/* Drops every ready entry; log_acks = tell the log (not when a queue
+ * delete record covers them). Returns how many. */
+uint32_t queue__drop_ready(struct queue *q, bool log_acks);
 
 /* node.c: q is on the dirty list and holds a reference for it. */
 void node__schedule(struct node *n, struct queue *q);

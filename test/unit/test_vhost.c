@@ -100,7 +100,7 @@ body_is(struct qentry e, const char *s)
 
 T_CASE(round_robin_across_consumers)
 {
-    struct node *n = node_new();
+    struct node *n = node_new(NULL);
     struct vhost *vh = node_vhost_add(n, "/");
     struct queue *q = declare(vh, "q", NULL, false, false);
     struct tcons a, b, c;
@@ -136,7 +136,7 @@ T_CASE(round_robin_across_consumers)
 
 T_CASE(prefetch_limits_and_credit_resumes)
 {
-    struct node *n = node_new();
+    struct node *n = node_new(NULL);
     struct vhost *vh = node_vhost_add(n, "/");
     struct queue *q = declare(vh, "q", NULL, false, false);
     struct tcons a;
@@ -168,7 +168,7 @@ T_CASE(prefetch_limits_and_credit_resumes)
 
 T_CASE(requeue_goes_back_to_original_position)
 {
-    struct node *n = node_new();
+    struct node *n = node_new(NULL);
     struct vhost *vh = node_vhost_add(n, "/");
     struct queue *q = declare(vh, "q", NULL, false, false);
     struct qentry e[5], g;
@@ -199,7 +199,7 @@ T_CASE(requeue_goes_back_to_original_position)
 
 T_CASE(requeue_order_survives_ring_wraparound)
 {
-    struct node *n = node_new();
+    struct node *n = node_new(NULL);
     struct vhost *vh = node_vhost_add(n, "/");
     struct queue *q = declare(vh, "q", NULL, false, false);
     struct qentry taken[40], g;
@@ -228,7 +228,7 @@ T_CASE(requeue_order_survives_ring_wraparound)
 
 T_CASE(delete_cancels_consumers_and_drops_bindings)
 {
-    struct node *n = node_new();
+    struct node *n = node_new(NULL);
     struct vhost *vh = node_vhost_add(n, "/");
     struct queue *q = declare(vh, "q", NULL, false, false);
     struct tcons a;
@@ -258,7 +258,7 @@ T_CASE(delete_cancels_consumers_and_drops_bindings)
 
 T_CASE(exclusive_owner_release_and_locking)
 {
-    struct node *n = node_new();
+    struct node *n = node_new(NULL);
     struct vhost *vh = node_vhost_add(n, "/");
     struct vh_owner o1 = {0}, o2 = {0};
     struct queue *q;
@@ -275,7 +275,7 @@ T_CASE(exclusive_owner_release_and_locking)
 
 T_CASE(auto_delete_after_last_consumer)
 {
-    struct node *n = node_new();
+    struct node *n = node_new(NULL);
     struct vhost *vh = node_vhost_add(n, "/");
     struct queue *q = declare(vh, "ad", NULL, false, true);
     struct tcons a, b;
@@ -294,7 +294,7 @@ T_CASE(auto_delete_after_last_consumer)
 
 T_CASE(declare_rules_and_texts)
 {
-    struct node *n = node_new();
+    struct node *n = node_new(NULL);
     struct vhost *vh = node_vhost_add(n, "/");
     struct vherr err;
     struct queue *q;
@@ -340,7 +340,7 @@ T_CASE(declare_rules_and_texts)
 
 T_CASE(fanout_message_shared_not_copied)
 {
-    struct node *n = node_new();
+    struct node *n = node_new(NULL);
     struct vhost *vh = node_vhost_add(n, "/");
     struct queue *q1 = declare(vh, "q1", NULL, false, false);
     struct queue *q2 = declare(vh, "q2", NULL, false, false);

@@ -1,0 +1,474 @@
+/*
+ * definitions.c: RabbitMQ's definitions JSON, export and import.
+ *
+ * The same document describes what survives a restart (the node writes
+ * it to <data_dir>/definitions.json whenever a durable object changes)
+ * and what `/api/definitions` and `load_definitions` exchange with
+ * RabbitMQ:
+ *
+ *   {"rabbit_version": "3.10.8", "product_name": "Warren", ...,
+ *    "vhosts": [{"name": "/", ...}],
+ *    "exchanges": [{"name", "vhost", "type", "durable", "auto_delete",
+ *                   "internal", "arguments"}],
+ *    "queues": [{"name", "vhost", "durable", "auto_delete", "arguments"}],
+ *    "bindings": [{"source", "vhost", "destination", "destination_type",
+ *                  "routing_key", "arguments"}], ...}
+ *
+ * Only durable objects are exported: non-durable exchanges and queues,
+ * exclusive queues, the default and amq.* exchanges, and bindings that
+ * touch a non-durable object are runtime state, as in RabbitMQ.
+ *
+ * Field tables map to JSON as RabbitMQ's management plugin maps them:
+ * longstr -> string, integers -> number, float/double -> number, bool ->
+ * bool, table -> object, array -> array, void -> null. Back from JSON:
+ * string -> longstr, integer -> long, real -> double, object -> table,
+ * array -> array, null -> void (so an imported x-message-ttl is a long,
+ * which the type-class equivalence treats like a signedint).
+ */
+#include "vhost/vhost.h"
+#include "vhost/vhost_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <utlist.h>
+
+#define RABBIT_VERSION "3.10.8"
+
+/* ---- field tables <-> JSON */
+
+static json_t *table_to_json(struct bytes tbl, int depth);
+
+static json_t *
+value_to_json(const struct fvalue *v, int depth)
+{
+    int64_t i;
+    struct farray_iter it;
+    struct fvalue e;
+    json_t *a;
+
+    if (fvalue_get_int(v, &i))
+        return json_integer(i);
+    switch (v->type) {
+    case 't':
+        return json_boolean(v->v.b);
+    case 'f':
+        return json_real(v->v.f);
+    case 'd':
+        return json_real(v->v.d);
+    case 'T':
+        return json_integer((json_int_t)v->v.u);
+    case 'D': {
+        double d = v->v.dec.value;
+        for (int k = 0; k < v->v.dec.scale; k++)
+            d /= 10;
+        return json_real(d);
+    }
+    case 'S':
+    case 'x':
+        return json_stringn_nocheck((const char *)v->v.str.ptr, v->v.str.len);
+    case 'F':
+        return table_to_json(v->v.str, depth + 1);
+    case 'A':
+        a = json_array();
+        if (depth < FTABLE_MAX_DEPTH) {
+            farray_iter_init(&it, v->v.str);
+            while (farray_next(&it, &e))
+                json_array_append_new(a, value_to_json(&e, depth + 1));
+        }
+        return a;
+    default:
+        return json_null();
+    }
+}
+
+static json_t *
+table_to_json(struct bytes tbl, int depth)
+{
+    json_t *o = json_object();
+    struct ftable_iter it;
+    struct bytes k;
+    struct fvalue v;
+
+    if (depth > FTABLE_MAX_DEPTH)
+        return o;
+    ftable_iter_init(&it, tbl);
+    while (ftable_next(&it, &k, &v)) {
+        char *key = xstrndup(k.ptr, k.len);
+        json_object_set_new(o, key, value_to_json(&v, depth));
+        free(key);
+    }
+    return o;
+}
+
+json_t *
+defs_table_to_json(struct bytes tbl)
+{
+    return table_to_json(tbl, 1);
+}
+
+static int json_to_table_body(json_t *o, struct buf *b, int depth);
+
+static int
+json_to_value(json_t *j, struct buf *b, int depth)
+{
+    struct fvalue v;
+    size_t mark, i;
+    json_t *e;
+
+    switch (json_typeof(j)) {
+    case JSON_STRING:
+        v.type = 'S';
+        v.v.str = bytes_of(json_string_value(j), json_string_length(j));
+        break;
+    case JSON_INTEGER:
+        v.type = 'l';
+        v.v.i = json_integer_value(j);
+        break;
+    case JSON_REAL:
+        v.type = 'd';
+        v.v.d = json_real_value(j);
+        break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        v.type = 't';
+        v.v.b = json_is_true(j);
+        break;
+    case JSON_NULL:
+        v.type = 'V';
+        break;
+    case JSON_OBJECT:
+        if (depth >= FTABLE_MAX_DEPTH)
+            return WR_ERR;
+        buf_put_u8(b, 'F');
+        mark = ftable_begin(b);
+        if (json_to_table_body(j, b, depth + 1) != WR_OK)
+            return WR_ERR;
+        ftable_end(b, mark);
+        return WR_OK;
+    case JSON_ARRAY:
+        if (depth >= FTABLE_MAX_DEPTH)
+            return WR_ERR;
+        buf_put_u8(b, 'A');
+        mark = farray_begin(b);
+        json_array_foreach(j, i, e)
+        {
+            if (json_to_value(e, b, depth + 1) != WR_OK)
+                return WR_ERR;
+        }
+        farray_end(b, mark);
+        return WR_OK;
+    default:
+        return WR_ERR;
+    }
+    fenc_value_only(b, &v);
+    return WR_OK;
+}
+
+static int
+json_to_table_body(json_t *o, struct buf *b, int depth)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(o, k, v)
+    {
+        if (strlen(k) > 255)
+            return WR_ERR;
+        fenc_key(b, k);
+        if (json_to_value(v, b, depth) != WR_OK)
+            return WR_ERR;
+    }
+    return WR_OK;
+}
+
+int
+defs_json_to_table(json_t *o, struct buf *out)
+{
+    buf_reset(out);
+    if (o == NULL || json_is_null(o))
+        return WR_OK;
+    if (!json_is_object(o))
+        return WR_ERR;
+    return json_to_table_body(o, out, 1);
+}
+
+/* ---- export */
+
+static bool
+exchange_is_exported(const struct exchange *x)
+{
+    return x->durable && x->name_len > 0 &&
+           !bytes_has_prefix(bytes_of(x->name, x->name_len), "amq.");
+}
+
+static bool
+queue_is_exported(const struct queue *q)
+{
+    return q->durable && !q->exclusive;
+}
+
+static bool
+binding_is_exported(const struct binding *b)
+{
+    /* Bindings from amq.* exchanges to durable queues are kept too. */
+    if (b->src->name_len == 0 || !b->src->durable)
+        return false;
+    if (b->dest.is_exchange)
+        return ((struct exchange *)b->dest.ptr)->durable;
+    return queue_is_exported((struct queue *)b->dest.ptr);
+}
+
+static void
+export_vhost(struct vhost *vh, json_t *doc)
+{
+    json_t *xs = json_object_get(doc, "exchanges");
+    json_t *qs = json_object_get(doc, "queues");
+    json_t *bs = json_object_get(doc, "bindings");
+    struct exchange *x;
+    struct queue *q, *tmp;
+    struct binding *b;
+
+    for (x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x)) {
+        if (!exchange_is_exported(x))
+            continue;
+        json_array_append_new(
+            xs, json_pack("{s:s%, s:s, s:s, s:b, s:b, s:b, s:o}", "name",
+                          x->name, x->name_len, "vhost", vh->name, "type",
+                          exchange_type_name(x->type), "durable", x->durable,
+                          "auto_delete", x->auto_delete, "internal",
+                          x->internal, "arguments",
+                          defs_table_to_json(x->args)));
+    }
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        if (!queue_is_exported(q))
+            continue;
+        json_array_append_new(
+            qs, json_pack("{s:s%, s:s, s:b, s:b, s:o}", "name", q->name,
+                          q->name_len, "vhost", vh->name, "durable",
+                          q->durable, "auto_delete", q->auto_delete,
+                          "arguments", defs_table_to_json(q->args)));
+    }
+    for (x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x)) {
+        DL_FOREACH2(((struct xinfo *)x->user)->out, b, src_next)
+        {
+            const char *dname;
+            size_t dlen;
+
+            if (!binding_is_exported(b))
+                continue;
+            if (b->dest.is_exchange) {
+                dname = ((struct exchange *)b->dest.ptr)->name;
+                dlen = ((struct exchange *)b->dest.ptr)->name_len;
+            } else {
+                dname = ((struct queue *)b->dest.ptr)->name;
+                dlen = ((struct queue *)b->dest.ptr)->name_len;
+            }
+            json_array_append_new(
+                bs, json_pack("{s:s%, s:s, s:s%, s:s, s:s%, s:o}", "source",
+                              x->name, x->name_len, "vhost", vh->name,
+                              "destination", dname, dlen, "destination_type",
+                              b->dest.is_exchange ? "exchange" : "queue",
+                              "routing_key", b->key, b->key_len, "arguments",
+                              defs_table_to_json(b->args)));
+        }
+    }
+}
+
+json_t *
+node_defs_export(struct node *n, const char *only_vhost)
+{
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:s, s:s, s:[], s:[], s:[], s:[], s:[], s:[], s:[], "
+        "s:[], s:[], s:[]}",
+        "rabbit_version", RABBIT_VERSION, "rabbitmq_version", RABBIT_VERSION,
+        "product_name", "Warren", "product_version", WARREN_VERSION, "users",
+        "vhosts", "permissions", "topic_permissions", "parameters",
+        "global_parameters", "policies", "queues", "exchanges", "bindings");
+    struct vhost *vh, *tmp;
+
+    HASH_ITER(hh, n->vhosts, vh, tmp)
+    {
+        if (only_vhost && strcmp(only_vhost, vh->name) != 0)
+            continue;
+        json_array_append_new(json_object_get(doc, "vhosts"),
+                              json_pack("{s:s, s:{s:s, s:[]}}", "name",
+                                        vh->name, "metadata", "description",
+                                        "", "tags"));
+        export_vhost(vh, doc);
+    }
+    return doc;
+}
+
+/* ---- import */
+
+static const char *
+jstr(json_t *o, const char *key, const char *dflt)
+{
+    json_t *v = json_object_get(o, key);
+
+    return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+static bool
+jbool(json_t *o, const char *key, bool dflt)
+{
+    json_t *v = json_object_get(o, key);
+
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+static struct vhost *
+import_vhost_of(struct node *n, json_t *o, const char *what,
+                struct vherr *err)
+{
+    const char *name = jstr(o, "vhost", NULL);
+    struct vhost *vh;
+
+    if (!name) {
+        vherr_set(err, VH_PRECONDITION_FAILED, "%s without a vhost", what);
+        return NULL;
+    }
+    vh = node_vhost_find(n, name);
+    if (!vh)
+        vherr_set(err, VH_NOT_FOUND, "%s refers to vhost '%s', which does "
+                  "not exist", what, name);
+    return vh;
+}
+
+static int
+import_exchange(struct node *n, json_t *o, struct buf *args,
+                struct vherr *err)
+{
+    struct vhost *vh = import_vhost_of(n, o, "exchange", err);
+    const char *name = jstr(o, "name", NULL);
+    struct exchange_decl d;
+
+    if (!vh)
+        return WR_ERR;
+    if (!name)
+        return vherr_set(err, VH_PRECONDITION_FAILED,
+                         "exchange without a name");
+    if (defs_json_to_table(json_object_get(o, "arguments"), args) != WR_OK)
+        return vherr_set(err, VH_PRECONDITION_FAILED,
+                         "bad arguments for exchange '%s'", name);
+    d = (struct exchange_decl){
+        .name = bytes_str(name),
+        .type = bytes_str(jstr(o, "type", "direct")),
+        .durable = jbool(o, "durable", true),
+        .auto_delete = jbool(o, "auto_delete", false),
+        .internal = jbool(o, "internal", false),
+        .args = buf_bytes(args),
+    };
+    /* amq.* are there already; redeclaring them equal is fine. */
+    return vhost_exchange_declare(vh, &d, err);
+}
+
+static int
+import_queue(struct node *n, json_t *o, struct buf *args, struct vherr *err)
+{
+    struct vhost *vh = import_vhost_of(n, o, "queue", err);
+    const char *name = jstr(o, "name", NULL);
+    struct queue_decl d;
+    struct queue *q;
+
+    if (!vh)
+        return WR_ERR;
+    if (!name || !*name)
+        return vherr_set(err, VH_PRECONDITION_FAILED,
+                         "queue without a name");
+    if (defs_json_to_table(json_object_get(o, "arguments"), args) != WR_OK)
+        return vherr_set(err, VH_PRECONDITION_FAILED,
+                         "bad arguments for queue '%s'", name);
+    d = (struct queue_decl){
+        .name = bytes_str(name),
+        .server_named = true, /* amq.gen- names come back as they were */
+        .durable = jbool(o, "durable", true),
+        .auto_delete = jbool(o, "auto_delete", false),
+        .args = buf_bytes(args),
+    };
+    return vhost_queue_declare(vh, &d, &q, err);
+}
+
+static int
+import_binding(struct node *n, json_t *o, struct buf *args,
+               struct vherr *err)
+{
+    struct vhost *vh = import_vhost_of(n, o, "binding", err);
+    const char *src = jstr(o, "source", NULL);
+    const char *dst = jstr(o, "destination", NULL);
+    const char *dtype = jstr(o, "destination_type", "queue");
+
+    if (!vh)
+        return WR_ERR;
+    if (!src || !dst)
+        return vherr_set(err, VH_PRECONDITION_FAILED,
+                         "binding without source or destination");
+    if (defs_json_to_table(json_object_get(o, "arguments"), args) != WR_OK)
+        return vherr_set(err, VH_PRECONDITION_FAILED,
+                         "bad arguments for binding '%s' -> '%s'", src, dst);
+    return vhost_bind(vh, bytes_str(src), bytes_str(dst),
+                      strcmp(dtype, "exchange") == 0,
+                      bytes_str(jstr(o, "routing_key", "")), buf_bytes(args),
+                      NULL, err);
+}
+
+typedef int import_fn(struct node *n, json_t *o, struct buf *args,
+                      struct vherr *err);
+
+static int
+import_list(struct node *n, json_t *doc, const char *key, import_fn *fn,
+            struct vherr *err)
+{
+    json_t *list = json_object_get(doc, key), *o;
+    struct buf args;
+    size_t i;
+    int rc = WR_OK;
+
+    if (list == NULL)
+        return WR_OK;
+    if (!json_is_array(list))
+        return vherr_set(err, VH_PRECONDITION_FAILED,
+                         "'%s' must be a list", key);
+    buf_init(&args);
+    json_array_foreach(list, i, o)
+    {
+        if (!json_is_object(o) || fn(n, o, &args, err) != WR_OK) {
+            if (json_is_object(o) == false)
+                vherr_set(err, VH_PRECONDITION_FAILED,
+                          "'%s' entries must be objects", key);
+            rc = WR_ERR;
+            break;
+        }
+    }
+    buf_fini(&args);
+    return rc;
+}
+
+int
+node_defs_import(struct node *n, json_t *doc, struct vherr *err)
+{
+    json_t *vhosts = json_object_get(doc, "vhosts"), *o;
+    size_t i;
+
+    if (!json_is_object(doc))
+        return vherr_set(err, VH_PRECONDITION_FAILED,
+                         "definitions must be a JSON object");
+    if (json_is_array(vhosts)) {
+        json_array_foreach(vhosts, i, o)
+        {
+            const char *name = jstr(o, "name", NULL);
+
+            if (name && !node_vhost_find(n, name))
+                node_vhost_add(n, name);
+        }
+    }
+    /* Exchanges before queues before bindings: each may refer to the
+     * ones before it. */
+    if (import_list(n, doc, "exchanges", import_exchange, err) != WR_OK ||
+        import_list(n, doc, "queues", import_queue, err) != WR_OK ||
+        import_list(n, doc, "bindings", import_binding, err) != WR_OK)
+        return WR_ERR;
+    return WR_OK;
+}

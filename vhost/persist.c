@@ -1,0 +1,525 @@
+/*
+ * persist.c: what the vhost keeps on disk and how it comes back.
+ *
+ * Two things survive a restart:
+ *
+ *  - durable definitions (vhosts, durable exchanges and queues, bindings
+ *    between durable objects): <data_dir>/definitions.json in RabbitMQ's
+ *    definitions format, rewritten atomically (temp file, fsync, rename,
+ *    fsync of the directory) at the end of a loop iteration in which one
+ *    changed, before that iteration's replies leave;
+ *  - persistent messages in durable queues: one record per message in
+ *    the vhost's log (store/), whatever the number of queues it entered,
+ *    then ack records as queues let it go. The publisher's confirm waits
+ *    until the log is durable past the record (group commit).
+ *
+ * Recovery (node_boot): definitions first, then each vhost's log, whose
+ * live messages come back as paged entries (position only, marked
+ * redelivered) in id order, so a queue holds 16 bytes per recovered
+ * message until its turn comes and the body is read back.
+ *
+ * A message record's meta is
+ *   u8 version (1) | u8 flags (bit 0: publish time present)
+ *   [u64 publish time, wall ms] | u8 exchange len | exchange
+ *   | u8 routing key len | routing key | content properties as received
+ * Bump the version and keep reading the old one to change it.
+ *
+ * Compaction moves records; store_poll reports (queue, id, new position).
+ * A ready entry is found by binary search and updated; a message that is
+ * out for delivery (unacked) is remembered in vhost.moves until it is
+ * requeued or settled, so a requeued message never points at a deleted
+ * segment.
+ */
+#include "vhost/vhost.h"
+#include "vhost/vhost_int.h"
+
+#include "store/store.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#define META_VERSION 1
+#define META_HAS_TS  1
+
+/* ---- meta */
+
+void
+persist__meta_encode(const struct message *m, uint64_t wall_ms,
+                     struct buf *out)
+{
+    bool ts = m->ttl_ms >= 0 || wall_ms != 0;
+
+    buf_reset(out);
+    buf_put_u8(out, META_VERSION);
+    buf_put_u8(out, ts ? META_HAS_TS : 0);
+    if (ts)
+        buf_put_u64(out, wall_ms);
+    buf_put_shortstr(out, message_exchange(m));
+    buf_put_shortstr(out, message_rk(m));
+    buf_append(out, message_props(m).ptr, m->props_len);
+}
+
+/* Rebuilds a message from its record. Returns NULL when the meta is not
+ * one this version understands. */
+struct message *
+persist__message_from_record(struct bytes meta, struct bytes body,
+                             uint64_t now_us, uint64_t wall_now_ms)
+{
+    struct cursor c;
+    uint8_t version, flags;
+    uint64_t wall = 0;
+    struct bytes ex, rk;
+    struct message *m;
+
+    cur_init(&c, meta.ptr, meta.len);
+    if (!rd_u8(&c, &version) || version != META_VERSION ||
+        !rd_u8(&c, &flags) ||
+        ((flags & META_HAS_TS) && !rd_u64(&c, &wall)) ||
+        !rd_shortstr(&c, &ex) || !rd_shortstr(&c, &rk))
+        return NULL;
+    m = message_new(ex, rk, bytes_of(c.p, c.left), body.len);
+    if (body.len)
+        m = message_append(m, body);
+    /* Publish time in node time, as far back as the wall clock says. */
+    m->ts_us = now_us;
+    if (wall && wall < wall_now_ms)
+        m->ts_us -= WR_MIN(now_us, (wall_now_ms - wall) * 1000u);
+    return m;
+}
+
+/* ---- vhost directories */
+
+/* data_dir/vhosts/<name, percent-encoded> */
+static char *
+vhost_dir(const char *data_dir, const char *name)
+{
+    struct buf b;
+
+    buf_init(&b);
+    buf_printf(&b, "%s/vhosts/", data_dir);
+    for (const char *p = name; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+            (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.')
+            buf_put_u8(&b, ch);
+        else
+            buf_printf(&b, "%%%02X", ch);
+    }
+    buf_put_u8(&b, 0);
+    return (char *)b.data;
+}
+
+/* ---- recovery */
+
+struct recover_ctx {
+    struct vhost *vh;
+    uint64_t *unknown; /* qids with messages but no queue */
+    size_t nunknown, capunknown;
+    uint64_t count;
+};
+
+static void
+recovered_message(void *arg, const struct store_recovered *r)
+{
+    struct recover_ctx *rc = arg;
+    struct queue *q;
+    struct qentry e;
+
+    HASH_FIND(qid_hh, rc->vh->by_qid, &r->qid, sizeof(r->qid), q);
+    if (!q) {
+        for (size_t i = 0; i < rc->nunknown; i++) {
+            if (rc->unknown[i] == r->qid)
+                return;
+        }
+        if (rc->nunknown == rc->capunknown) {
+            rc->capunknown = rc->capunknown ? rc->capunknown * 2 : 8;
+            rc->unknown = xrealloc(rc->unknown,
+                                   rc->capunknown * sizeof(uint64_t));
+        }
+        rc->unknown[rc->nunknown++] = r->qid;
+        return;
+    }
+    /* Recovered messages may have been delivered before: redelivered. */
+    e.id = r->id | QE_PAGED | QE_INSTORE | QE_REDELIVERED;
+    e.pos = r->pos;
+    qd_push_back(&q->ready, e);
+    q->ready_bytes += r->body_len;
+    q->logged = true;
+    rc->count++;
+}
+
+static void
+store_wake(void *arg)
+{
+    struct node *n = arg;
+
+    if (n->opts.wake)
+        n->opts.wake(n->opts.wake_arg);
+}
+
+int
+vhost__open_store(struct vhost *vh, char *err, size_t errlen)
+{
+    struct node *n = vh->node;
+    struct store_config cfg = {0};
+    struct store_recover_cb cb = {recovered_message};
+    struct recover_ctx rc = {.vh = vh};
+    uint64_t t0 = wr_now_us();
+    struct queue *q, *tmp;
+
+    if (!n->opts.data_dir || vh->store)
+        return WR_OK;
+    vh->store_dir = vhost_dir(n->opts.data_dir, vh->name);
+    cfg.dir = vh->store_dir;
+    cfg.fsync = (enum store_fsync)n->opts.fsync;
+    cfg.fsync_interval_ms = n->opts.fsync_interval_ms;
+    cfg.segment_size = n->opts.segment_size;
+    cfg.repair = n->opts.repair;
+    cfg.wake = store_wake;
+    cfg.wake_arg = n;
+    if (store_open(&cfg, &cb, &rc, &vh->store, err, errlen) != WR_OK) {
+        free(rc.unknown);
+        return WR_ERR;
+    }
+    /* Messages whose queue is gone from the definitions (deleted just
+     * before a crash): let the log reclaim them. */
+    for (size_t i = 0; i < rc.nunknown; i++)
+        store_append_queue_delete(vh->store, rc.unknown[i]);
+    free(rc.unknown);
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        if (q->ready.n && q->nconsumers)
+            queue_schedule(q);
+    }
+    vh->durable_lsn = store_durable_lsn(vh->store);
+    if (rc.count)
+        log_info("vhost '%s': recovered %llu messages in %.3f s", vh->name,
+                 (unsigned long long)rc.count,
+                 (double)(wr_now_us() - t0) / 1e6);
+    return WR_OK;
+}
+
+void
+vhost__close_store(struct vhost *vh)
+{
+    struct vmove *mv, *tmp;
+
+    if (vh->store)
+        store_close(vh->store);
+    vh->store = NULL;
+    free(vh->store_dir);
+    vh->store_dir = NULL;
+    HASH_ITER(hh, vh->moves, mv, tmp)
+    {
+        HASH_DEL(vh->moves, mv);
+        free(mv);
+    }
+}
+
+/* ---- ids, publish, acks */
+
+uint64_t
+vhost__next_id(struct vhost *vh)
+{
+    return vh->store ? store_alloc_id(vh->store) : ++vh->next_id;
+}
+
+/*
+ * Logs m once for every durable queue in qs (m persistent). Returns the
+ * LSN, or 0 when nothing was logged; sets *refused when the log failed.
+ */
+uint64_t
+vhost__log_message(struct vhost *vh, struct message *m, struct queue **qs,
+                   size_t n, bool *refused)
+{
+    uint64_t qids[64], *ids = qids, lsn, id, pos;
+    struct store_msg_in in;
+    size_t k = 0;
+
+    *refused = false;
+    if (!vh->store || !message_is_persistent(m))
+        return 0;
+    if (n > WR_ARRAY_LEN(qids))
+        ids = xmalloc(n * sizeof(*ids));
+    for (size_t i = 0; i < n; i++) {
+        if (qs[i]->durable)
+            ids[k++] = qs[i]->qid;
+    }
+    lsn = 0;
+    if (k > 0) {
+        persist__meta_encode(m, m->ttl_ms >= 0 ? wr_wall_ms() : 0,
+                             &vh->scratch);
+        in = (struct store_msg_in){ids, k, buf_bytes(&vh->scratch),
+                                   message_body(m), false};
+        lsn = store_append_msg(vh->store, &in, &id, &pos);
+        if (lsn == 0) {
+            *refused = true;
+        } else {
+            m->id = id;
+            m->store_pos = pos;
+            m->flags |= MSG_LOGGED;
+        }
+    }
+    if (ids != qids)
+        free(ids);
+    return lsn;
+}
+
+void
+vhost__log_ack(struct vhost *vh, struct queue *q, uint64_t id)
+{
+    if (vh->store)
+        store_append_ack(vh->store, q->qid, id & QE_ID_MASK);
+}
+
+void
+vhost__log_queue_delete(struct vhost *vh, struct queue *q)
+{
+    if (vh->store && (q->logged || q->durable))
+        store_append_queue_delete(vh->store, q->qid);
+}
+
+/* Reads a paged entry's message back into memory. Returns WR_ERR (and
+ * logs) when the record cannot be read: the entry is then useless. */
+int
+vhost__page_in(struct vhost *vh, struct qentry *e)
+{
+    struct bytes meta, body;
+    struct message *m;
+    struct node *n = vh->node;
+
+    if (!(e->id & QE_PAGED))
+        return WR_OK;
+    if (!vh->store ||
+        store_read_msg(vh->store, e->pos, &vh->scratch, &meta, &body) !=
+            WR_OK)
+        return WR_ERR;
+    m = persist__message_from_record(meta, body, n->now_us, wr_wall_ms());
+    if (!m) {
+        log_err("vhost '%s': message %llu: unreadable metadata", vh->name,
+                (unsigned long long)(e->id & QE_ID_MASK));
+        return WR_ERR;
+    }
+    m->id = e->id & QE_ID_MASK;
+    m->store_pos = e->pos;
+    m->flags |= MSG_LOGGED | MSG_PERSISTENT;
+    e->msg = m;
+    e->id &= ~QE_PAGED;
+    return WR_OK;
+}
+
+/* ---- store events */
+
+static struct qentry *
+find_ready(struct queue *q, uint64_t id)
+{
+    size_t lo = 0, hi = q->ready.n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        struct qentry *e = qd_at(&q->ready, mid);
+        uint64_t eid = e->id & QE_ID_MASK;
+
+        if (eid < id)
+            lo = mid + 1;
+        else if (eid > id)
+            hi = mid;
+        else
+            return e;
+    }
+    return NULL;
+}
+
+static void
+ev_moved(void *ctx, uint64_t qid, uint64_t id, uint64_t new_pos)
+{
+    struct vhost *vh = ctx;
+    struct queue *q;
+    struct qentry *e;
+    struct vmove *mv;
+
+    HASH_FIND(qid_hh, vh->by_qid, &qid, sizeof(qid), q);
+    e = q ? find_ready(q, id) : NULL;
+    if (e) {
+        if (e->id & QE_PAGED)
+            e->pos = new_pos;
+        else
+            e->msg->store_pos = new_pos;
+        return;
+    }
+    /* Out for delivery (or gone): remember it for a requeue. */
+    HASH_FIND(hh, vh->moves, &id, sizeof(id), mv);
+    if (!mv) {
+        mv = xmalloc(sizeof(*mv));
+        mv->id = id;
+        HASH_ADD(hh, vh->moves, id, sizeof(mv->id), mv);
+    }
+    mv->pos = new_pos;
+}
+
+/* A delivery came back (requeue) or was settled: apply or forget a move
+ * that happened while it was out. */
+void
+vhost__settle_moves(struct vhost *vh, struct message *m, bool requeued)
+{
+    struct vmove *mv;
+    uint64_t id = m->id;
+
+    if (!vh->moves)
+        return;
+    HASH_FIND(hh, vh->moves, &id, sizeof(id), mv);
+    if (!mv)
+        return;
+    if (requeued)
+        m->store_pos = mv->pos;
+    HASH_DEL(vh->moves, mv);
+    free(mv);
+}
+
+static void
+ev_durable(void *ctx, uint64_t lsn)
+{
+    struct vhost *vh = ctx;
+
+    vh->durable_lsn = lsn;
+    if (vh->node->opts.durable)
+        vh->node->opts.durable(vh->node->opts.durable_arg, vh);
+}
+
+static void
+ev_failed(void *ctx, const char *why)
+{
+    struct vhost *vh = ctx;
+
+    log_err("vhost '%s': the message log failed: %s. Persistent publishes "
+            "are refused (publishers get basic.nack) until the broker is "
+            "restarted; free disk space or fix the device, then restart.",
+            vh->name, why);
+    vh->store_failed = true;
+    if (vh->node->opts.durable)
+        vh->node->opts.durable(vh->node->opts.durable_arg, vh);
+}
+
+void
+node_poll(struct node *n)
+{
+    static const struct store_events ev = {ev_durable, ev_moved, ev_failed};
+    struct vhost *vh, *tmp;
+
+    HASH_ITER(hh, n->vhosts, vh, tmp)
+    {
+        if (vh->store)
+            store_poll(vh->store, &ev, vh);
+    }
+}
+
+/* ---- definitions file */
+
+static char *
+defs_path(const struct node *n)
+{
+    struct buf b;
+
+    buf_init(&b);
+    buf_printf(&b, "%s/definitions.json", n->opts.data_dir);
+    buf_put_u8(&b, 0);
+    return (char *)b.data;
+}
+
+void
+node_defs_changed(struct node *n)
+{
+    n->defs_dirty = true;
+}
+
+static void
+save_definitions(struct node *n)
+{
+    char err[512], *path = defs_path(n);
+    json_t *doc = node_defs_export(n, NULL);
+    char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
+
+    if (!text || store_write_file_atomic(path, text, strlen(text), err,
+                                         sizeof(err)) != WR_OK)
+        log_err("cannot write the definitions file %s: %s (durable "
+                "exchanges, queues and bindings declared now may not "
+                "survive a restart)",
+                path, text ? err : "out of memory");
+    else
+        n->defs_dirty = false;
+    free(text);
+    json_decref(doc);
+    free(path);
+}
+
+void
+node_flush(struct node *n)
+{
+    struct vhost *vh, *tmp;
+
+    if (n->defs_dirty && n->opts.data_dir)
+        save_definitions(n);
+    HASH_ITER(hh, n->vhosts, vh, tmp)
+    {
+        if (vh->store)
+            store_flush(vh->store);
+    }
+}
+
+int
+node_boot(struct node *n, const char *default_vhost, char *err,
+          size_t errlen)
+{
+    struct vhost *vh, *tmp;
+    json_t *doc;
+    json_error_t jerr;
+    struct vherr verr;
+    struct buf text;
+    char *path;
+
+    if (n->opts.data_dir) {
+        path = defs_path(n);
+        buf_init(&text);
+        if (store_read_file(path, &text, err, errlen) == WR_OK) {
+            doc = json_loadb((const char *)text.data, text.len, 0, &jerr);
+            if (!doc) {
+                snprintf(err, errlen,
+                         "%s:%d: not valid JSON (%s); restore it from a "
+                         "backup or move it away to start without the "
+                         "durable definitions",
+                         path, jerr.line, jerr.text);
+                buf_fini(&text);
+                free(path);
+                return WR_ERR;
+            }
+            if (node_defs_import(n, doc, &verr) != WR_OK) {
+                snprintf(err, errlen, "%s: %s", path, verr.text);
+                json_decref(doc);
+                buf_fini(&text);
+                free(path);
+                return WR_ERR;
+            }
+            json_decref(doc);
+        } else if (errno != ENOENT) {
+            buf_fini(&text);
+            free(path);
+            return WR_ERR;
+        }
+        buf_fini(&text);
+        free(path);
+    }
+    if (!node_vhost_find(n, default_vhost) && !node_vhost_find(n, "/") &&
+        HASH_COUNT(n->vhosts) == 0)
+        node_vhost_add(n, default_vhost);
+    HASH_ITER(hh, n->vhosts, vh, tmp)
+    {
+        if (vhost__open_store(vh, err, errlen) != WR_OK)
+            return WR_ERR;
+    }
+    n->booted = true;
+    node_defs_changed(n);
+    return WR_OK;
+}
