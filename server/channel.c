@@ -373,8 +373,7 @@ pend_push(struct channel *ch, uint64_t seq, uint64_t lsn)
 {
     if (ch->phead + ch->pn == ch->pcap) {
         if (ch->phead > ch->pcap / 2) {
-            memmove(ch->pend, ch->pend + ch->phead,
-                    ch->pn * sizeof(*ch->pend));
+            memmove(ch->pend, ch->pend + ch->phead, ch->pn * sizeof(*ch->pend));
             ch->phead = 0;
         } else {
             ch->pcap = ch->pcap ? ch->pcap * 2 : 64;
@@ -436,8 +435,7 @@ chan_flush_confirms(struct channel *ch)
         confirm_upto(ch, p->seq, false);
         pend_pop(ch);
     }
-    confirm_upto(ch, ch->pn ? ch->pend[ch->phead].seq - 1 : ch->pub_seq,
-                 true);
+    confirm_upto(ch, ch->pn ? ch->pend[ch->phead].seq - 1 : ch->pub_seq, true);
     if (ch->commit_lsn && ch->commit_lsn <= vh->durable_lsn) {
         ch->commit_lsn = 0;
         conn_send_method(ch->conn, ch->id, &ok);

@@ -624,8 +624,7 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
 static void
 update_reading(struct conn *c)
 {
-    bool want = c->state != CONN_DEAD && !c->reading_paused &&
-                !c->input_held;
+    bool want = c->state != CONN_DEAD && !c->reading_paused && !c->input_held;
 
     if (want && !ev_is_active(&c->rio))
         ev_io_start(srv->loop, &c->rio);

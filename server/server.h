@@ -47,11 +47,11 @@ struct server {
     ev_timer shutdown_timer;
     ev_timer expire_timer; /* message TTL sweep, once a second */
     bool stopping;
-    struct conn *conns;   /* every connection, through conn.next */
-    struct conn *pending; /* connections with output or confirms */
+    struct conn *conns;      /* every connection, through conn.next */
+    struct conn *pending;    /* connections with output or confirms */
     struct channel *waiting; /* channels waiting for a durable LSN */
     ev_async store_wake;     /* a store thread has news */
-    struct conn *reap;    /* closed, to be freed in prepare */
+    struct conn *reap;       /* closed, to be freed in prepare */
     uint32_t nconns;
     uint64_t next_conn_id;
 };
@@ -258,7 +258,7 @@ struct channel {
      * LSNs never decrease): the confirm waits for them. */
     struct pending_confirm {
         uint64_t seq, lsn;
-    } *pend;
+    } * pend;
     size_t phead, pn, pcap;
     struct channel *wait_next, *wait_prev; /* srv->waiting */
     bool waiting;

@@ -330,6 +330,8 @@ move_one(struct store *s, struct seg *old, const struct rec_msg *m,
     old->live_msgs--;
     h = journal_put_msg(s, m->id, (uint8_t)(m->flags | REC_F_MOVED), qids, n,
                         m->meta, m->body, &pos, &set);
+    /* the copy must outlive the old record (recover.c, winner_deps) */
+    seg_dep_add(h, old->no);
     rl = idmap_find(&s->reloc, m->id);
     if (!rl)
         rl = idmap_add(&s->reloc, m->id);

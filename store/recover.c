@@ -877,6 +877,28 @@ orig_holder(struct rctx *c, uint64_t id)
     return NULL;
 }
 
+/*
+ * The segment holding the record of a message that recovery uses must
+ * outlive the segments holding its older records: if it went first, an
+ * older record would win at the next recovery. (In a consistent log the
+ * older ones are the original and the copy compaction replaced, deleted
+ * right after the move.)
+ */
+static void
+winner_deps(struct rctx *c, const struct mv *m, const struct rseg *o)
+{
+    struct seg *w = seg_find(c->s, m->loses ? o->no : m->seg);
+
+    if (!w)
+        return;
+    if (!m->loses && o)
+        seg_dep_add(w, o->no);
+    if (m->loses)
+        seg_dep_add(w, m->seg);
+    if (m->prev)
+        seg_dep_add(w, m->prev);
+}
+
 /* Moved copies: install the newest copy of each, list the live ones. */
 static struct live_copy *
 install_copies(struct rctx *c, size_t *ncopies, uint64_t *bits)
@@ -899,6 +921,7 @@ install_copies(struct rctx *c, size_t *ncopies, uint64_t *bits)
         /* the newest record of a message wins; the writer only ever puts
            copies after their original, a damaged or forged log may not */
         m->loses = o && o->no >= m->seg;
+        winner_deps(c, m, o);
         if (!g || m->set >= g->nsets || m->loses)
             continue;
         q = g->sets[m->set];

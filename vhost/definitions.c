@@ -233,12 +233,12 @@ export_vhost(struct vhost *vh, json_t *doc)
         if (!exchange_is_exported(x))
             continue;
         json_array_append_new(
-            xs, json_pack("{s:s%, s:s, s:s, s:b, s:b, s:b, s:o}", "name",
-                          x->name, x->name_len, "vhost", vh->name, "type",
-                          exchange_type_name(x->type), "durable", x->durable,
-                          "auto_delete", x->auto_delete, "internal",
-                          x->internal, "arguments",
-                          defs_table_to_json(x->args)));
+            xs,
+            json_pack("{s:s%, s:s, s:s, s:b, s:b, s:b, s:o}", "name", x->name,
+                      x->name_len, "vhost", vh->name, "type",
+                      exchange_type_name(x->type), "durable", x->durable,
+                      "auto_delete", x->auto_delete, "internal", x->internal,
+                      "arguments", defs_table_to_json(x->args)));
     }
     HASH_ITER(hh, vh->queues, q, tmp)
     {
@@ -246,9 +246,9 @@ export_vhost(struct vhost *vh, json_t *doc)
             continue;
         json_array_append_new(
             qs, json_pack("{s:s%, s:s, s:b, s:b, s:o}", "name", q->name,
-                          q->name_len, "vhost", vh->name, "durable",
-                          q->durable, "auto_delete", q->auto_delete,
-                          "arguments", defs_table_to_json(q->args)));
+                          q->name_len, "vhost", vh->name, "durable", q->durable,
+                          "auto_delete", q->auto_delete, "arguments",
+                          defs_table_to_json(q->args)));
     }
     for (x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x)) {
         DL_FOREACH2(((struct xinfo *)x->user)->out, b, src_next)
@@ -294,8 +294,8 @@ node_defs_export(struct node *n, const char *only_vhost)
             continue;
         json_array_append_new(json_object_get(doc, "vhosts"),
                               json_pack("{s:s, s:{s:s, s:[]}}", "name",
-                                        vh->name, "metadata", "description",
-                                        "", "tags"));
+                                        vh->name, "metadata", "description", "",
+                                        "tags"));
         export_vhost(vh, doc);
     }
     return doc;
@@ -320,8 +320,7 @@ jbool(json_t *o, const char *key, bool dflt)
 }
 
 static struct vhost *
-import_vhost_of(struct node *n, json_t *o, const char *what,
-                struct vherr *err)
+import_vhost_of(struct node *n, json_t *o, const char *what, struct vherr *err)
 {
     const char *name = jstr(o, "vhost", NULL);
     struct vhost *vh;
@@ -332,14 +331,15 @@ import_vhost_of(struct node *n, json_t *o, const char *what,
     }
     vh = node_vhost_find(n, name);
     if (!vh)
-        vherr_set(err, VH_NOT_FOUND, "%s refers to vhost '%s', which does "
-                  "not exist", what, name);
+        vherr_set(err, VH_NOT_FOUND,
+                  "%s refers to vhost '%s', which does "
+                  "not exist",
+                  what, name);
     return vh;
 }
 
 static int
-import_exchange(struct node *n, json_t *o, struct buf *args,
-                struct vherr *err)
+import_exchange(struct node *n, json_t *o, struct buf *args, struct vherr *err)
 {
     struct vhost *vh = import_vhost_of(n, o, "exchange", err);
     const char *name = jstr(o, "name", NULL);
@@ -376,8 +376,7 @@ import_queue(struct node *n, json_t *o, struct buf *args, struct vherr *err)
     if (!vh)
         return WR_ERR;
     if (!name || !*name)
-        return vherr_set(err, VH_PRECONDITION_FAILED,
-                         "queue without a name");
+        return vherr_set(err, VH_PRECONDITION_FAILED, "queue without a name");
     if (defs_json_to_table(json_object_get(o, "arguments"), args) != WR_OK)
         return vherr_set(err, VH_PRECONDITION_FAILED,
                          "bad arguments for queue '%s'", name);
@@ -392,8 +391,7 @@ import_queue(struct node *n, json_t *o, struct buf *args, struct vherr *err)
 }
 
 static int
-import_binding(struct node *n, json_t *o, struct buf *args,
-               struct vherr *err)
+import_binding(struct node *n, json_t *o, struct buf *args, struct vherr *err)
 {
     struct vhost *vh = import_vhost_of(n, o, "binding", err);
     const char *src = jstr(o, "source", NULL);
@@ -408,10 +406,9 @@ import_binding(struct node *n, json_t *o, struct buf *args,
     if (defs_json_to_table(json_object_get(o, "arguments"), args) != WR_OK)
         return vherr_set(err, VH_PRECONDITION_FAILED,
                          "bad arguments for binding '%s' -> '%s'", src, dst);
-    return vhost_bind(vh, bytes_str(src), bytes_str(dst),
-                      strcmp(dtype, "exchange") == 0,
-                      bytes_str(jstr(o, "routing_key", "")), buf_bytes(args),
-                      NULL, err);
+    return vhost_bind(
+        vh, bytes_str(src), bytes_str(dst), strcmp(dtype, "exchange") == 0,
+        bytes_str(jstr(o, "routing_key", "")), buf_bytes(args), NULL, err);
 }
 
 typedef int import_fn(struct node *n, json_t *o, struct buf *args,
@@ -429,8 +426,8 @@ import_list(struct node *n, json_t *doc, const char *key, import_fn *fn,
     if (list == NULL)
         return WR_OK;
     if (!json_is_array(list))
-        return vherr_set(err, VH_PRECONDITION_FAILED,
-                         "'%s' must be a list", key);
+        return vherr_set(err, VH_PRECONDITION_FAILED, "'%s' must be a list",
+                         key);
     buf_init(&args);
     json_array_foreach(list, i, o)
     {

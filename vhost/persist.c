@@ -47,8 +47,7 @@
 /* ---- meta */
 
 void
-persist__meta_encode(const struct message *m, uint64_t wall_ms,
-                     struct buf *out)
+persist__meta_encode(const struct message *m, uint64_t wall_ms, struct buf *out)
 {
     bool ts = m->ttl_ms >= 0 || wall_ms != 0;
 
@@ -75,8 +74,7 @@ persist__message_from_record(struct bytes meta, struct bytes body,
     struct message *m;
 
     cur_init(&c, meta.ptr, meta.len);
-    if (!rd_u8(&c, &version) || version != META_VERSION ||
-        !rd_u8(&c, &flags) ||
+    if (!rd_u8(&c, &version) || version != META_VERSION || !rd_u8(&c, &flags) ||
         ((flags & META_HAS_TS) && !rd_u64(&c, &wall)) ||
         !rd_shortstr(&c, &ex) || !rd_shortstr(&c, &rk))
         return NULL;
@@ -136,8 +134,8 @@ recovered_message(void *arg, const struct store_recovered *r)
         }
         if (rc->nunknown == rc->capunknown) {
             rc->capunknown = rc->capunknown ? rc->capunknown * 2 : 8;
-            rc->unknown = xrealloc(rc->unknown,
-                                   rc->capunknown * sizeof(uint64_t));
+            rc->unknown =
+                xrealloc(rc->unknown, rc->capunknown * sizeof(uint64_t));
         }
         rc->unknown[rc->nunknown++] = r->qid;
         return;
@@ -294,8 +292,7 @@ vhost__page_in(struct vhost *vh, struct qentry *e)
     if (!(e->id & QE_PAGED))
         return WR_OK;
     if (!vh->store ||
-        store_read_msg(vh->store, e->pos, &vh->scratch, &meta, &body) !=
-            WR_OK)
+        store_read_msg(vh->store, e->pos, &vh->scratch, &meta, &body) != WR_OK)
         return WR_ERR;
     m = persist__message_from_record(meta, body, n->now_us, wr_wall_ms());
     if (!m) {
@@ -470,8 +467,7 @@ node_flush(struct node *n)
 }
 
 int
-node_boot(struct node *n, const char *default_vhost, char *err,
-          size_t errlen)
+node_boot(struct node *n, const char *default_vhost, char *err, size_t errlen)
 {
     struct vhost *vh, *tmp;
     json_t *doc;

@@ -78,14 +78,14 @@ struct message {
     uint8_t priority;
     uint32_t props_len;
     uint64_t body_size;
-    uint64_t received; /* body bytes filled in so far (assembly) */
-    uint64_t body_cap; /* room for the body in this allocation */
-    uint64_t ts_us;    /* when it was published (node time) */
-    int64_t ttl_ms;    /* the expiration property; -1 = none */
-    uint64_t id;       /* vhost-wide, in publish order (the store's ids) */
+    uint64_t received;  /* body bytes filled in so far (assembly) */
+    uint64_t body_cap;  /* room for the body in this allocation */
+    uint64_t ts_us;     /* when it was published (node time) */
+    int64_t ttl_ms;     /* the expiration property; -1 = none */
+    uint64_t id;        /* vhost-wide, in publish order (the store's ids) */
     uint64_t store_pos; /* MSG_LOGGED: where its record is */
-    uint8_t *body;     /* points into data[] */
-    uint8_t data[];    /* exchange | routing key | props | body */
+    uint8_t *body;      /* points into data[] */
+    uint8_t data[];     /* exchange | routing key | props | body */
 };
 
 /* Allocates a message for a body of body_size bytes (caller checked the
@@ -229,8 +229,8 @@ struct queue {
     uint32_t nconsumers;
     struct binding *bindings; /* where this queue is the destination */
     struct queue *dirty_next;
-    uint64_t qid;  /* the store's id of this queue (store_qid of name) */
-    bool logged;   /* some entry was ever INSTORE: delete needs a record */
+    uint64_t qid; /* the store's id of this queue (store_qid of name) */
+    bool logged;  /* some entry was ever INSTORE: delete needs a record */
     UT_hash_handle qid_hh; /* in vhost.by_qid */
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
@@ -291,13 +291,13 @@ struct vhost {
     struct queue *by_qid; /* uthash by qid, durable queues and logged ones */
     struct routeset rs;   /* reused for every publish */
     uint32_t connections;
-    struct store *store;  /* the vhost's log; NULL when running in memory */
+    struct store *store; /* the vhost's log; NULL when running in memory */
     char *store_dir;
     uint64_t next_id;     /* message ids when there is no store */
     uint64_t durable_lsn; /* the store's, as of the last poll */
     bool store_failed;
-    struct buf scratch;   /* meta encoding, reads from the log */
-    struct vmove *moves;  /* positions moved while deliveries were out */
+    struct buf scratch;  /* meta encoding, reads from the log */
+    struct vmove *moves; /* positions moved while deliveries were out */
     UT_hash_handle hh;
 };
 
@@ -314,11 +314,11 @@ void node_vhost_remove(struct node *n, struct vhost *vh);
 
 /* How the node keeps durable state; all zero = in memory only. */
 struct node_opts {
-    const char *data_dir;   /* NULL = nothing on disk */
-    int fsync;              /* enum store_fsync */
+    const char *data_dir; /* NULL = nothing on disk */
+    int fsync;            /* enum store_fsync */
     uint32_t fsync_interval_ms;
     uint64_t segment_size;
-    bool repair;            /* open damaged logs, dropping what is bad */
+    bool repair; /* open damaged logs, dropping what is bad */
     /* Called from a store thread when a log has news: the server wakes
      * its loop, which then calls node_poll(). */
     void (*wake)(void *arg);

@@ -27,8 +27,7 @@ struct vmove {
 void persist__meta_encode(const struct message *m, uint64_t wall_ms,
                           struct buf *out);
 struct message *persist__message_from_record(struct bytes meta,
-                                             struct bytes body,
-                                             uint64_t now_us,
+                                             struct bytes body, uint64_t now_us,
                                              uint64_t wall_now_ms);
 int vhost__open_store(struct vhost *vh, char *err, size_t errlen);
 void vhost__close_store(struct vhost *vh);
