@@ -25,9 +25,17 @@
  *   order, merged with the moved copies sorted by id, so each queue sees
  *   increasing ids. Transient messages are dead here.
  *
- * A message is live in queue q iff some MSG record of it (the newest
- *   copy when compaction moved it) lists q, it is not transient, no ACK
- *   anywhere names (q, id), and no QDEL of q has upto > id.
+ * A message is live in queue q iff its newest MSG record (the original,
+ *   or the latest copy compaction wrote) lists q and is not transient, no
+ *   ACK anywhere names (q, id), and no QDEL of q has upto > id.
+ *
+ * Deleting a segment must never change that answer, so recovery rebuilds
+ * the "deps" (store_int.h) record-exactly: an ACK/QDEL depends on every
+ * segment holding a record it kills, older or (in a damaged or forged
+ * log) newer; and the segment of a message's newest record depends on
+ * the segments of its older records. Damaged or forged logs that the
+ * writer could never produce are the fuzzer's (test/fuzz/fuzz_record.c)
+ * job: whatever an open accepts, the next open must report the same.
  */
 #include "store/store_int.h"
 

@@ -21,9 +21,11 @@
  * keep their bits in a per-segment "wide" table instead of the mask.
  *
  * Deletion rule: a segment may be deleted when no live message has its
- * current copy there and every segment holding a message killed by one
- * of its ACK/QDEL records (its "deps") is already deleted; otherwise the
- * killed message would come back at the next recovery.
+ * current copy there and every segment it depends on ("deps") is already
+ * deleted: the segments holding a message killed by one of its ACK/QDEL
+ * records (or the killed message would come back at the next recovery),
+ * and, for a segment holding compaction copies, the segments holding the
+ * older records of those messages (or an older record would win).
  */
 #ifndef WARREN_STORE_INT_H
 #define WARREN_STORE_INT_H

@@ -201,7 +201,8 @@ load_head(struct queue *q)
         log_err("queue '%s' in vhost '%s': message %llu lost: its record "
                 "could not be read",
                 q->name, q->vh->name, (unsigned long long)(h->id & QE_ID_MASK));
-        struct qentry e;
+        struct qentry e = {0};
+
         qd_pop_front(&q->ready, &e);
         drop_entry(q, e, true);
     }

@@ -433,7 +433,7 @@ vhost_bind(struct vhost *vh, struct bytes src, struct bytes dest,
            bool dest_is_exchange, struct bytes key, struct bytes args,
            const struct vh_owner *owner, struct vherr *err)
 {
-    struct exchange *sx;
+    struct exchange *sx = NULL;
     struct xdest xd;
     struct buf why;
     int rc;
