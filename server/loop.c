@@ -213,6 +213,36 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_start(loop, &s->shutdown_timer);
 }
 
+uint64_t
+server_total_ram(const struct wr_config *cfg)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+    if (cfg->total_memory_available_override)
+        return cfg->total_memory_available_override;
+    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size
+                                 : UINT64_C(1) << 30;
+}
+
+uint64_t
+server_memory_watermark(const struct wr_config *cfg)
+{
+    if (cfg->vm_memory_high_watermark_absolute)
+        return cfg->vm_memory_high_watermark_absolute;
+    return (uint64_t)(cfg->vm_memory_high_watermark_relative *
+                      (double)server_total_ram(cfg));
+}
+
+/* Memory for message bodies before queues page to disk: the configured
+ * queue_memory_budget, else half the memory high watermark (so paging
+ * starts well before the alarm blocks publishers). */
+uint64_t
+server_memory_budget(const struct wr_config *cfg)
+{
+    return cfg->memory_budget ? cfg->memory_budget
+                              : server_memory_watermark(cfg) / 2;
+}
+
 /* Store threads: wake the loop (ev_async_send is thread-safe). */
 static void
 store_wake(void *arg)
@@ -252,6 +282,7 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     opts.fsync = cfg->fsync;
     opts.fsync_interval_ms = cfg->fsync_interval_ms;
     opts.segment_size = cfg->segment_size;
+    opts.memory_budget = server_memory_budget(cfg);
     opts.repair = repair;
     opts.wake = store_wake;
     opts.wake_arg = s;

@@ -63,6 +63,11 @@ extern struct server *srv;
 int server_init(struct server *s, struct wr_config *cfg, bool repair);
 void server_fini(struct server *s);
 int server_run(struct server *s);
+/* RAM (or total_memory_available_override), the memory alarm threshold,
+ * and the queues' memory budget, in bytes. */
+uint64_t server_total_ram(const struct wr_config *cfg);
+uint64_t server_memory_watermark(const struct wr_config *cfg);
+uint64_t server_memory_budget(const struct wr_config *cfg);
 
 /* ---- output queue (outq.c) */
 

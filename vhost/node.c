@@ -140,6 +140,18 @@ node_expire(struct node *n)
     }
 }
 
+uint64_t
+node_queue_memory(const struct node *n)
+{
+    return n->mem_bytes;
+}
+
+bool
+node_is_paging(const struct node *n)
+{
+    return n->lazy;
+}
+
 bool
 node_has_dispatch(const struct node *n)
 {

@@ -266,6 +266,58 @@ vhost__log_message(struct vhost *vh, struct message *m, struct queue **qs,
     return lsn;
 }
 
+/*
+ * Memory budget reached: publishes m into qs by writing it to the log and
+ * queueing only positions. Persistent messages for durable queues get
+ * their normal record; the other queues share one transient record
+ * (never recovered). Returns the persistent record's LSN (0 if none).
+ */
+uint64_t
+vhost__publish_paged(struct vhost *vh, struct message *m, struct queue **qs,
+                     size_t n, bool *refused)
+{
+    uint64_t *dq = xmalloc(2 * n * sizeof(uint64_t)), *tq = dq + n;
+    uint64_t pid = 0, ppos = 0, tid = 0, tpos = 0, lsn = 0;
+    bool persistent = message_is_persistent(m);
+    size_t kd = 0, kt = 0;
+    struct store_msg_in in;
+
+    *refused = false;
+    for (size_t i = 0; i < n; i++) {
+        if (persistent && qs[i]->durable)
+            dq[kd++] = qs[i]->qid;
+        else
+            tq[kt++] = qs[i]->qid;
+    }
+    persist__meta_encode(m, wr_wall_ms(), &vh->scratch);
+    if (kd) {
+        in = (struct store_msg_in){dq, kd, buf_bytes(&vh->scratch),
+                                   message_body(m), false};
+        lsn = store_append_msg(vh->store, &in, &pid, &ppos);
+        if (!lsn) {
+            *refused = true;
+            free(dq);
+            return 0;
+        }
+    }
+    if (kt) {
+        in = (struct store_msg_in){tq, kt, buf_bytes(&vh->scratch),
+                                   message_body(m), true};
+        if (!store_append_msg(vh->store, &in, &tid, &tpos))
+            tid = 0; /* the log failed: keep those in memory */
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (persistent && qs[i]->durable)
+            queue__push_paged(qs[i], pid, ppos, m->body_size);
+        else if (tid)
+            queue__push_paged(qs[i], tid, tpos, m->body_size);
+        else
+            queue_push(qs[i], m);
+    }
+    free(dq);
+    return lsn;
+}
+
 void
 vhost__log_ack(struct vhost *vh, struct queue *q, uint64_t id)
 {

@@ -196,8 +196,12 @@ load_head(struct queue *q)
 
     while (q->ready.n > 0) {
         h = qd_at(&q->ready, 0);
-        if (!(h->id & QE_PAGED) || vhost__page_in(q->vh, h) == WR_OK)
+        if (!(h->id & QE_PAGED))
             return true;
+        if (vhost__page_in(q->vh, h) == WR_OK) {
+            queue__mem(q, (int64_t)h->msg->body_size);
+            return true;
+        }
         log_err("queue '%s' in vhost '%s': message %llu lost: its record "
                 "could not be read",
                 q->name, q->vh->name, (unsigned long long)(h->id & QE_ID_MASK));
@@ -209,11 +213,36 @@ load_head(struct queue *q)
     return false;
 }
 
+void
+queue__mem(struct queue *q, int64_t delta)
+{
+    struct node *n = q->vh->node;
+    uint64_t budget = n->opts.memory_budget;
+
+    q->mem_bytes += (uint64_t)delta;
+    n->mem_bytes += (uint64_t)delta;
+    if (!budget)
+        return;
+    /* Hysteresis: page from the budget down to 80% of it. */
+    if (!n->lazy && n->mem_bytes > budget) {
+        n->lazy = true;
+        log_info("queues hold %llu bytes of messages in memory, over the "
+                 "budget of %llu: new messages go to disk",
+                 (unsigned long long)n->mem_bytes, (unsigned long long)budget);
+    } else if (n->lazy && n->mem_bytes < budget / 10 * 8) {
+        n->lazy = false;
+        log_info("queues hold %llu bytes of messages in memory: new "
+                 "messages stay in memory again",
+                 (unsigned long long)n->mem_bytes);
+    }
+}
+
 /* Pops the (loaded) head entry. */
 static void
 pop_head(struct queue *q, struct qentry *out)
 {
     qd_pop_front(&q->ready, out);
+    queue__mem(q, -(int64_t)out->msg->body_size);
     q->ready_bytes -= WR_MIN(q->ready_bytes, out->msg->body_size);
     if (q->ready.n == 0)
         q->ready_bytes = 0;
@@ -263,6 +292,22 @@ queue_push(struct queue *q, struct message *m)
     message_ref(m);
     qd_push_back(&q->ready, e);
     q->ready_bytes += m->body_size;
+    queue__mem(q, (int64_t)m->body_size);
+    q->stat_publish++;
+    if (q->nconsumers)
+        queue_schedule(q);
+}
+
+void
+queue__push_paged(struct queue *q, uint64_t id, uint64_t pos,
+                  uint64_t body_size)
+{
+    struct qentry e = {.id = id | QE_PAGED | QE_INSTORE, .pos = pos};
+
+    WR_ASSERT(!q->deleted);
+    q->logged = true;
+    qd_push_back(&q->ready, e);
+    q->ready_bytes += body_size;
     q->stat_publish++;
     if (q->nconsumers)
         queue_schedule(q);
@@ -323,6 +368,7 @@ queue_requeue(struct queue *q, struct qentry e)
         e.id |= QE_REDELIVERED;
         qd_insert_sorted(&q->ready, e);
         q->ready_bytes += e.msg->body_size;
+        queue__mem(q, (int64_t)e.msg->body_size);
         if (q->nconsumers)
             queue_schedule(q);
     }
@@ -336,6 +382,8 @@ queue__drop_ready(struct queue *q, bool log_acks)
     uint32_t n = 0;
 
     while (qd_pop_front(&q->ready, &e)) {
+        if (!(e.id & QE_PAGED))
+            queue__mem(q, -(int64_t)e.msg->body_size);
         drop_entry(q, e, log_acks);
         n++;
     }

@@ -513,6 +513,11 @@ vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
     }
     if (n == 0)
         return;
+    if (vh->node->lazy && vh->store) {
+        res->lsn = vhost__publish_paged(vh, m, qs, n, &res->refused);
+        res->nqueues = res->refused ? 0 : n;
+        return;
+    }
     /* Persistent and routed to durable queues: one record for all of
      * them, written before any queue takes it. */
     res->lsn = vhost__log_message(vh, m, qs, n, &res->refused);

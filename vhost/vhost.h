@@ -229,8 +229,9 @@ struct queue {
     uint32_t nconsumers;
     struct binding *bindings; /* where this queue is the destination */
     struct queue *dirty_next;
-    uint64_t qid; /* the store's id of this queue (store_qid of name) */
-    bool logged;  /* some entry was ever INSTORE: delete needs a record */
+    uint64_t mem_bytes; /* bodies of ready entries held in memory */
+    uint64_t qid;       /* the store's id of this queue (store_qid of name) */
+    bool logged;        /* some entry was ever INSTORE: delete needs a record */
     UT_hash_handle qid_hh; /* in vhost.by_qid */
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
@@ -319,6 +320,10 @@ struct node_opts {
     uint32_t fsync_interval_ms;
     uint64_t segment_size;
     bool repair; /* open damaged logs, dropping what is bad */
+    /* Bytes of message bodies queues may hold in memory; above it, new
+     * messages go to the log and queues keep only their position.
+     * 0 = no limit. */
+    uint64_t memory_budget;
     /* Called from a store thread when a log has news: the server wakes
      * its loop, which then calls node_poll(). */
     void (*wake)(void *arg);
@@ -350,6 +355,10 @@ void node_defs_changed(struct node *n);
 void node_run_dispatch(struct node *n);
 /* True when some queue waits for dispatch. */
 bool node_has_dispatch(const struct node *n);
+/* Bytes of message bodies held in memory by queues, and whether the
+ * node is paging new messages to the logs (over its memory budget). */
+uint64_t node_queue_memory(const struct node *n);
+bool node_is_paging(const struct node *n);
 /* The loop's notion of now, in microseconds (monotonic); the server sets
  * it once per loop iteration, so every publish of an iteration gets the
  * same timestamp. */

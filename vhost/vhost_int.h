@@ -12,8 +12,10 @@ struct node {
     struct vhost *vhosts; /* uthash by name */
     struct queue *dirty_head, *dirty_tail;
     uint64_t now_us;
-    bool defs_dirty; /* definitions.json needs rewriting */
-    bool booted;     /* node_boot ran: new vhosts open their log at once */
+    bool defs_dirty;    /* definitions.json needs rewriting */
+    uint64_t mem_bytes; /* sum of queue.mem_bytes */
+    bool lazy;          /* over the memory budget: page new messages */
+    bool booted;        /* node_boot ran: new vhosts open their log at once */
 };
 
 /* A log position that changed while its message was out for delivery. */
@@ -35,6 +37,8 @@ uint64_t vhost__next_id(struct vhost *vh);
 uint64_t vhost__log_message(struct vhost *vh, struct message *m,
                             struct queue **qs, size_t n, bool *refused);
 void vhost__log_ack(struct vhost *vh, struct queue *q, uint64_t id);
+uint64_t vhost__publish_paged(struct vhost *vh, struct message *m,
+                              struct queue **qs, size_t n, bool *refused);
 void vhost__log_queue_delete(struct vhost *vh, struct queue *q);
 int vhost__page_in(struct vhost *vh, struct qentry *e);
 void vhost__settle_moves(struct vhost *vh, struct message *m, bool requeued);
@@ -50,6 +54,12 @@ bool qd_pop_front(struct qdeque *d, struct qentry *out);
 void qd_insert_sorted(struct qdeque *d, struct qentry e);
 void qd_fini(struct qdeque *d);
 void queue__track(struct queue *q);
+/* Adds a message that lives only in the log (paging): id and position of
+ * its record, which includes this queue. */
+void queue__push_paged(struct queue *q, uint64_t id, uint64_t pos,
+                       uint64_t body_size);
+/* Accounts bytes of bodies a queue holds in memory (+ or -). */
+void queue__mem(struct queue *q, int64_t delta);
 /* Drops every ready entry; log_acks = tell the log (not when a queue
  * delete record covers them). Returns how many. */
 uint32_t queue__drop_ready(struct queue *q, bool log_acks);
