@@ -596,6 +596,10 @@ content_complete(struct channel *ch)
 
     ch->msg = NULL;
     ch->cs = CS_IDLE;
+    /* Under an alarm, stop reading this publisher at a message boundary:
+     * this message goes through, the next waits. */
+    if (srv->alarms && !ch->conn->blocked)
+        alarm_block(ch->conn);
     x = vhost_exchange_find(ch->conn->vh, message_exchange(msg));
     if (!x) {
         struct bytes name = message_exchange(msg);

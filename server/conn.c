@@ -37,7 +37,6 @@ static uint8_t rxbuf[RX_CHUNK];
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
-static void update_reading(struct conn *c);
 static void resume_input(struct conn *c);
 
 static void
@@ -291,7 +290,7 @@ resume_reading(struct conn *c)
 
     if (c->reading_paused && c->state != CONN_DEAD) {
         c->reading_paused = false;
-        update_reading(c);
+        conn_update_reading(c);
     }
     /* Consumers were skipped while the output was full. */
     HASH_ITER(hh, c->channels, ch, tmp)
@@ -613,7 +612,7 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
             closing_frame(c, &f);
         else
             conn_handle_frame(c, &f);
-        if (c->input_held)
+        if (c->input_held || c->blocked)
             break;
     }
     return off;
@@ -621,10 +620,11 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
 
 /* Starts or stops the read watcher as output backpressure and held input
  * say. */
-static void
-update_reading(struct conn *c)
+void
+conn_update_reading(struct conn *c)
 {
-    bool want = c->state != CONN_DEAD && !c->reading_paused && !c->input_held;
+    bool want = c->state != CONN_DEAD && !c->reading_paused && !c->input_held &&
+                !c->blocked;
 
     if (want && !ev_is_active(&c->rio))
         ev_io_start(srv->loop, &c->rio);
@@ -655,7 +655,7 @@ resume_input(struct conn *c)
             return;
         buf_consume(&c->in, used);
     }
-    update_reading(c);
+    conn_update_reading(c);
 }
 
 static void
@@ -707,11 +707,11 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             /* The client is not reading what we send: stop reading
              * what it sends until it catches up. */
             c->reading_paused = true;
-            update_reading(c);
+            conn_update_reading(c);
             return;
         }
-        if (c->input_held) {
-            update_reading(c);
+        if (c->input_held || c->blocked) {
+            conn_update_reading(c);
             return;
         }
         if ((size_t)n < room)

@@ -44,6 +44,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     (void)w;
     (void)revents;
     node_set_now(s->node, (uint64_t)(ev_now(loop) * 1e6));
+    alarm_check_flow(s);
     for (int pass = 0; pass < 16; pass++) {
         struct conn *list;
 
@@ -295,6 +296,7 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
         log_err("cannot start: %s", err);
         return WR_ERR;
     }
+    alarm_init(s);
     signal(SIGPIPE, SIG_IGN);
     /* Signals first: a supervisor may send SIGTERM as soon as it sees the
      * "listening on" line. */

@@ -109,6 +109,7 @@ m_basic_publish(struct channel *ch, const struct amqp_method *m)
     if (a->immediate)
         return conn_fail(ch->conn, AMQP_NOT_IMPLEMENTED, m->id,
                          "immediate=true");
+    ch->conn->published = true;
     memcpy(ch->pub_exchange, a->exchange.ptr, a->exchange.len);
     ch->pub_exchange_len = (uint8_t)a->exchange.len;
     memcpy(ch->pub_rk, a->routing_key.ptr, a->routing_key.len);

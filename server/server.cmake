@@ -1,5 +1,6 @@
 # The broker: every server/ source but the codec (codec.cmake).
 add_library(warren_server STATIC
+  alarm.c
   auth.c
   channel.c
   conn.c

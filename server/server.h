@@ -50,8 +50,10 @@ struct server {
     struct conn *conns;      /* every connection, through conn.next */
     struct conn *pending;    /* connections with output or confirms */
     struct channel *waiting; /* channels waiting for a durable LSN */
-    ev_async store_wake;     /* a store thread has news */
-    struct conn *reap;       /* closed, to be freed in prepare */
+    uint32_t alarms;         /* enum alarm bits in force */
+    ev_timer alarm_timer;
+    ev_async store_wake; /* a store thread has news */
+    struct conn *reap;   /* closed, to be freed in prepare */
     uint32_t nconns;
     uint64_t next_conn_id;
 };
@@ -68,6 +70,22 @@ int server_run(struct server *s);
 uint64_t server_total_ram(const struct wr_config *cfg);
 uint64_t server_memory_watermark(const struct wr_config *cfg);
 uint64_t server_memory_budget(const struct wr_config *cfg);
+
+/* ---- alarms and flow control (alarm.c) */
+
+enum {
+    ALARM_MEMORY = 1, /* resident memory above the high watermark */
+    ALARM_DISK = 2,   /* free disk below disk_free_limit */
+    ALARM_FLOW = 4,   /* the logs' write backlog is too long */
+};
+
+void alarm_init(struct server *s);
+/* Memory and disk, once a second. */
+void alarm_check(struct server *s);
+/* The logs' backlog, every loop iteration. */
+void alarm_check_flow(struct server *s);
+/* Blocks c (it published while an alarm holds). */
+void alarm_block(struct conn *c);
 
 /* ---- output queue (outq.c) */
 
@@ -152,6 +170,9 @@ struct conn {
      * unprocessed bytes stay in `in`. */
     bool input_held;
     bool resume_input; /* released: handle what waited in the prepare pass */
+    bool published;    /* has published: alarms block it */
+    bool blocked;      /* not read while an alarm or flow holds */
+    bool blocked_sent; /* connection.blocked went out */
     bool on_pending;
     bool want_write; /* wio started */
     char *close_reason;
@@ -301,6 +322,8 @@ void chan_flush_confirms(struct channel *ch);
 void chan_durable_advanced(struct vhost *vh);
 /* conn.c: resumes input held for tx.commit. */
 void conn_release_input(struct conn *c);
+/* Starts or stops reading c as backpressure, held input and alarms say. */
+void conn_update_reading(struct conn *c);
 /* Publishes a complete message (after the last body frame or at
  * tx.commit). Takes over the caller's reference to msg. Returns the LSN
  * of its log record, 0 when none. */

@@ -64,13 +64,15 @@
  * length field was damaged, cannot validate either.
  *
  * Torn tails. Only the newest segment is ever written to, and a write
- * unit is only ever appended after the previous one, so a crash can
- * damage only the last write unit of the newest segment (in any way:
- * the kernel may persist its pages in any order). Recovery therefore
- * treats a damaged record of the newest segment as a torn tail, and
- * truncates there, iff no valid BATCH record starts after it. A damaged
- * record anywhere else is corruption: recovery refuses to open unless
- * asked to repair.
+ * unit is only ever appended after the previous one, so a killed process
+ * can leave only a cut-short last write. Recovery treats a damaged record
+ * of the newest segment as a torn tail, and truncates there, iff no valid
+ * record follows it. Any other damage is refused (the operator reruns
+ * with --repair, which keeps every intact record): that covers bit rot,
+ * and also the rarer hole a power loss can punch in an unsynced last
+ * write unit by persisting its pages out of order, where refusing costs
+ * a --repair but never a confirmed message (confirmed records were
+ * synced before the next unit was written).
  *
  * Changing the format (the workflow; keep it):
  *  1. Never change the meaning of an existing (type, version) pair or of

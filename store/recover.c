@@ -10,7 +10,7 @@
  *     sealed, any segment with an unreadable trailer, every segment when
  *     repairing), building the summary the trailer would have held.
  *   While scanning, a damaged record of the newest segment with no valid
- *   BATCH marker after it is a torn tail: cut there. Any other damage
+ *   record after it is a torn tail: cut there. Any other damage
  *   fails the open with the file, the offset and what to do, or, when
  *   repairing, is skipped (resynchronising on the next valid record) and
  *   logged.
@@ -239,23 +239,6 @@ recover_read_trailer(const struct store_io *io, int fd, uint64_t size,
 
 /* ---- scanning */
 
-/* Is there a valid BATCH record at any offset from `from` on? */
-static bool
-batch_after(const uint8_t *img, uint64_t size, uint64_t salt, uint64_t from)
-{
-    struct rec rec;
-    const char *why;
-
-    for (uint64_t p = from; p + REC_BATCH_SIZE <= size; p++) {
-        if (be32_load(img + p) != REC_BATCH_SIZE || img[p + 8] != REC_BATCH)
-            continue;
-        if (rec_check(img + p, size - p, salt, (uint32_t)p, &rec, &why) ==
-            REC_OK)
-            return true;
-    }
-    return false;
-}
-
 /* The offset of the next valid record from `from` on, or size. */
 static uint64_t
 next_valid(const uint8_t *img, uint64_t size, uint64_t salt, uint64_t from)
@@ -339,7 +322,13 @@ scan_image(struct rctx *c, struct rseg *r, const uint8_t *img, bool newest,
         if (st != REC_OK) {
             uint64_t next;
 
-            if (newest && !batch_after(img, size, salt, off + 1)) {
+            /* Torn only when nothing valid follows: a kill can cut the
+             * last write short, never punch a hole before intact
+             * records. A hole in the newest segment (bit rot, or pages
+             * of an unsynced last batch reordered by a power loss) is
+             * for the operator: refuse, and let --repair keep what is
+             * intact. */
+            if (newest && next_valid(img, size, salt, off + 1) >= size) {
                 log_warn("store: %s: torn tail at byte offset %llu (%s); "
                          "dropping its last %llu bytes",
                          path, (unsigned long long)off, why,

@@ -546,6 +546,17 @@ store_get_stats(const struct store *s, struct store_stats *out)
         out->pending_bytes += s->cur->ch[i].data.len;
 }
 
+uint64_t
+store_pending_bytes(const struct store *s)
+{
+    struct store *w = (struct store *)s;
+    uint64_t n = atomic_load(&w->pending_bytes);
+
+    for (size_t i = 0; i < s->cur->nch; i++)
+        n += s->cur->ch[i].data.len;
+    return n;
+}
+
 const char *
 store_error(const struct store *s)
 {

@@ -259,6 +259,11 @@ struct store_stats {
 
 void store_get_stats(const struct store *s, struct store_stats *out);
 
+/* Bytes appended and not yet written (store_get_stats' pending_bytes,
+ * without the walk over segments): what the loop has queued for the
+ * disk. Loop thread. */
+uint64_t store_pending_bytes(const struct store *s);
+
 /* NULL unless the store has failed; then the reason. */
 const char *store_error(const struct store *s);
 

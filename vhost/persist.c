@@ -452,6 +452,20 @@ ev_failed(void *ctx, const char *why)
         vh->node->opts.durable(vh->node->opts.durable_arg, vh);
 }
 
+uint64_t
+node_log_backlog(const struct node *n)
+{
+    const struct vhost *vh, *tmp;
+    uint64_t sum = 0;
+
+    HASH_ITER(hh, n->vhosts, vh, tmp)
+    {
+        if (vh->store)
+            sum += store_pending_bytes(vh->store);
+    }
+    return sum;
+}
+
 void
 node_poll(struct node *n)
 {

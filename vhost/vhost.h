@@ -358,6 +358,9 @@ bool node_has_dispatch(const struct node *n);
 /* Bytes of message bodies held in memory by queues, and whether the
  * node is paging new messages to the logs (over its memory budget). */
 uint64_t node_queue_memory(const struct node *n);
+/* Bytes appended to the logs and not yet written: the server stops
+ * reading from publishers while the disk lags too far behind. */
+uint64_t node_log_backlog(const struct node *n);
 bool node_is_paging(const struct node *n);
 /* The loop's notion of now, in microseconds (monotonic); the server sets
  * it once per loop iteration, so every publish of an iteration gets the

@@ -110,15 +110,18 @@ def test_mandatory_return_precedes_ack(rawch):
     rawch.publish(1, "amq.direct", "nowhere", b"unroutable", mandatory=True)
     rawch.publish(1, "", q, b"routed", mandatory=True)
     seen = []
-    for _ in range(3):
+    acked = 0
+    while acked < 2:  # acks may come one by one or as one multiple=true
         m = rawch.read_method()
-        seen.append((m.name, m.args.get("delivery_tag"),
-                     m.args.get("reply_code")))
-    assert seen == [("basic.return", None, 312), ("basic.ack", 1, None),
-                    ("basic.ack", 2, None)]
-    # At the frame level: method, header, body of the return, then the ack.
+        seen.append((m.name, m.args.get("reply_code")))
+        if m.name == "basic.ack":
+            acked = m.delivery_tag
+    assert seen[0] == ("basic.return", 312)
+    assert all(s == ("basic.ack", None) for s in seen[1:])
+    # At the frame level: method, header, body of the return, then acks.
     kinds = [(f.type, f.channel) for f in rawch.frames_seen]
-    assert kinds == [(1, 1), (2, 1), (3, 1), (1, 1), (1, 1)]
+    assert kinds[:3] == [(1, 1), (2, 1), (3, 1)]
+    assert all(k == (1, 1) for k in kinds[3:]) and len(kinds) in (4, 5)
 
 
 def test_publish_to_missing_exchange_in_confirm_mode(rawch, uname):

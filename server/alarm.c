@@ -1,0 +1,184 @@
+/*
+ * alarm.c: resource alarms and flow control, which stop publishers
+ * instead of letting memory or disk run out.
+ *
+ *   memory alarm  the process's resident memory is above the memory high
+ *                 watermark (vm_memory_high_watermark.*);
+ *   disk alarm    free space in data_dir is below disk_free_limit.*;
+ *   flow          the loop has more log records queued for the disk than
+ *                 FLOW_HIGH bytes (the disk is slower than the network);
+ *                 released below FLOW_LOW. Not an alarm: nobody is told,
+ *                 as with RabbitMQ's credit flow.
+ *
+ * While any of them holds, a connection that publishes is blocked: the
+ * broker stops reading from it (after the frame that published), and,
+ * for an alarm, sends connection.blocked ("low on memory", "low on disk",
+ * joined by " & " as RabbitMQ does) if the client announced the
+ * capability. Connections that only consume are not blocked, so
+ * consumers keep draining queues. When everything clears, blocked
+ * connections get connection.unblocked and are read again.
+ *
+ * The alarms are checked once a second; flow at every loop iteration.
+ */
+#include "server/server.h"
+
+#include <stdio.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <utlist.h>
+
+#define FLOW_HIGH (64u << 20)
+#define FLOW_LOW  (16u << 20)
+
+static uint64_t
+resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, rss = 0;
+
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static uint64_t
+disk_limit(const struct wr_config *cfg)
+{
+    if (cfg->disk_free_limit_relative > 0)
+        return (uint64_t)(cfg->disk_free_limit_relative *
+                          (double)server_total_ram(cfg));
+    return cfg->disk_free_limit_absolute;
+}
+
+/* The reason text for connection.blocked. */
+static void
+reason_text(uint32_t alarms, char *out, size_t n)
+{
+    snprintf(out, n, "%s%s%s", alarms & ALARM_MEMORY ? "low on memory" : "",
+             (alarms & ALARM_MEMORY) && (alarms & ALARM_DISK) ? " & " : "",
+             alarms & ALARM_DISK ? "low on disk" : "");
+}
+
+void
+alarm_block(struct conn *c)
+{
+    struct amqp_method m = {.id = AMQP_CONNECTION_BLOCKED};
+    uint32_t alarms = srv->alarms & (ALARM_MEMORY | ALARM_DISK);
+    char reason[64];
+
+    if (!c->blocked) {
+        c->blocked = true;
+        conn_update_reading(c);
+    }
+    if (alarms && c->cap_blocked && !c->blocked_sent &&
+        c->state == CONN_OPEN) {
+        reason_text(alarms, reason, sizeof(reason));
+        m.u.connection_blocked.reason = bytes_str(reason);
+        conn_send_method(c, 0, &m);
+        c->blocked_sent = true;
+    }
+}
+
+static void
+unblock(struct conn *c)
+{
+    struct amqp_method m = {.id = AMQP_CONNECTION_UNBLOCKED};
+
+    if (c->blocked_sent && c->state == CONN_OPEN)
+        conn_send_method(c, 0, &m);
+    c->blocked_sent = false;
+    if (c->blocked) {
+        c->blocked = false;
+        c->resume_input = true; /* frames that waited in `in` */
+        conn_pending(c);
+    }
+}
+
+/* Applies a change of srv->alarms to every connection. */
+static void
+apply(struct server *s, uint32_t old)
+{
+    struct conn *c, *tmp;
+
+    if (s->alarms == old)
+        return;
+    DL_FOREACH_SAFE(s->conns, c, tmp)
+    {
+        if (s->alarms == 0)
+            unblock(c);
+        else if (c->published)
+            alarm_block(c);
+    }
+}
+
+static void
+set_alarm(struct server *s, uint32_t bit, bool on, const char *what,
+          uint64_t value, uint64_t limit)
+{
+    uint32_t old = s->alarms;
+
+    if (on == ((s->alarms & bit) != 0))
+        return;
+    if (on) {
+        s->alarms |= bit;
+        log_warn("%s alarm set: %llu bytes against a limit of %llu. "
+                 "Publishers are blocked until it clears.",
+                 what, (unsigned long long)value,
+                 (unsigned long long)limit);
+    } else {
+        s->alarms &= ~bit;
+        log_warn("%s alarm cleared (%llu bytes, limit %llu)", what,
+                 (unsigned long long)value, (unsigned long long)limit);
+    }
+    apply(s, old);
+}
+
+void
+alarm_check(struct server *s)
+{
+    uint64_t rss = resident_bytes(), mark = server_memory_watermark(s->cfg);
+    uint64_t need = disk_limit(s->cfg);
+    struct statvfs st;
+
+    if (rss && mark)
+        set_alarm(s, ALARM_MEMORY, rss > mark, "memory", rss, mark);
+    if (need && statvfs(s->cfg->data_dir, &st) == 0) {
+        uint64_t free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
+
+        set_alarm(s, ALARM_DISK, free_bytes < need, "disk", free_bytes,
+                  need);
+    }
+}
+
+void
+alarm_check_flow(struct server *s)
+{
+    uint64_t backlog = node_log_backlog(s->node);
+    uint32_t old = s->alarms;
+
+    if (!(s->alarms & ALARM_FLOW) && backlog > FLOW_HIGH)
+        s->alarms |= ALARM_FLOW;
+    else if ((s->alarms & ALARM_FLOW) && backlog < FLOW_LOW)
+        s->alarms &= ~ALARM_FLOW;
+    apply(s, old);
+}
+
+static void
+alarm_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    alarm_check(srv);
+}
+
+void
+alarm_init(struct server *s)
+{
+    ev_timer_init(&s->alarm_timer, alarm_timer_cb, 1.0, 1.0);
+    ev_timer_start(s->loop, &s->alarm_timer);
+    alarm_check(s);
+}
