@@ -23,6 +23,12 @@ if(wire_deps_missing)
 endif()
 
 set(WIRE_DIR ${CMAKE_CURRENT_SOURCE_DIR}/wire)
+# Tests that measure resident memory know the sanitizers inflate it.
+if(WARREN_SANITIZE)
+  set(wire_sanitized 1)
+else()
+  set(wire_sanitized 0)
+endif()
 file(GLOB wire_tests CONFIGURE_DEPENDS RELATIVE ${WIRE_DIR}
      ${WIRE_DIR}/test_*.py)
 list(SORT wire_tests)
@@ -33,7 +39,7 @@ foreach(file ${wire_tests})
                    ${WIRE_DIR}/${file}
            WORKING_DIRECTORY ${WIRE_DIR})
   set_tests_properties(wire.${name} PROPERTIES
-    ENVIRONMENT "WARREN_BIN=$<TARGET_FILE:warren>;WARREN_TEST_BROKER=;PYTHONDONTWRITEBYTECODE=1;WARREN_SANITIZED=$<IF:$<BOOL:${WARREN_SANITIZE}>,1,0>"
+    ENVIRONMENT "WARREN_BIN=$<TARGET_FILE:warren>;WARREN_TEST_BROKER=;PYTHONDONTWRITEBYTECODE=1;WARREN_SANITIZED=${wire_sanitized}"
     TIMEOUT 300
     LABELS wire)
 endforeach()
