@@ -79,6 +79,7 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     c->fd = fd;
     c->id = ++s->next_conn_id;
     c->state = CONN_HEADER;
+    c->connected_at_ms = wr_wall_ms();
     sockaddr_text(sa, c->peer, sizeof(c->peer), &c->loopback);
     sockaddr_text(local, c->local, sizeof(c->local), NULL);
     /* RabbitMQ accepts payloads up to frame_max itself, 8 octets more

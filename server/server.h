@@ -146,7 +146,8 @@ struct conn {
     struct frame_parser fp;
     struct buf in; /* bytes of an incomplete frame */
     struct outq out;
-    char peer[64]; /* "127.0.0.1:5555" */
+        uint64_t connected_at_ms; /* wall clock */
+    char peer[64];  /* "127.0.0.1:5555" */
     char local[64];
     bool loopback;
     char *user;

@@ -29,6 +29,7 @@
 
 #include <uthash.h>
 
+typedef struct json_t json_t;
 struct node;
 struct vhost;
 struct queue;
@@ -292,6 +293,11 @@ struct vhost {
     struct queue *by_qid; /* uthash by qid, durable queues and logged ones */
     struct routeset rs;   /* reused for every publish */
     uint32_t connections;
+    uint32_t nqueues;
+    int64_t max_connections; /* vhost-limits; -1 = none */
+    int64_t max_queues;
+    char *description;
+    char *tags; /* metadata, as given */
     struct store *store; /* the vhost's log; NULL when running in memory */
     char *store_dir;
     uint64_t next_id;     /* message ids when there is no store */
@@ -437,9 +443,117 @@ void vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
                    struct bytes headers, struct message *m,
                    struct publish_result *res);
 
+/* ---- users, permissions, limits, policies (user.c, perm.c, policy.c) */
+
+/* User tags (RabbitMQ's management tags). */
+enum {
+    TAG_ADMINISTRATOR = 1,
+    TAG_MONITORING = 2,
+    TAG_POLICYMAKER = 4,
+    TAG_MANAGEMENT = 8,
+    TAG_IMPERSONATOR = 16,
+};
+
+/* A user of the node. Passwords are stored as RabbitMQ stores them:
+ * base64(salt(4) || H(salt || password)), with H per hashing_algorithm
+ * (rabbit_password_hashing_sha256 by default; sha512 and md5 accepted
+ * on import). */
+struct user {
+    char *name;
+    char *password_hash;     /* base64 text, "" = no password login */
+    char *hashing_algorithm; /* "rabbit_password_hashing_sha256" */
+    char *tags;              /* as given: "administrator,monitoring" */
+    uint32_t tag_bits;       /* TAG_* of the tags Warren knows */
+    UT_hash_handle hh;
+};
+
+/* Borrowed or NULL. Iterate with node_users(n) and u->hh.next. */
+struct user *node_user_find(struct node *n, const char *name);
+struct user *node_users(struct node *n);
+size_t node_user_count(const struct node *n);
+/*
+ * Creates or replaces a user. Exactly one of password (hashed here with a
+ * fresh salt) and password_hash (taken as is, with hashing_algorithm, or
+ * sha256 when NULL) may be non-NULL; both NULL keeps the current password
+ * of an existing user, or creates one who cannot log in with a password.
+ * tags: comma separated (RabbitMQ accepts "administrator,management").
+ */
+int node_user_put(struct node *n, const char *name, const char *password,
+                  const char *password_hash, const char *hashing_algorithm,
+                  const char *tags, struct vherr *err);
+/* Deletes a user and its permissions. Returns WR_ERR (404) if absent. */
+int node_user_delete(struct node *n, const char *name, struct vherr *err);
+/* Checks a password against the user's hash (constant time). */
+bool user_check_password(const struct user *u, struct bytes password);
+
+enum perm_kind { PERM_CONFIGURE, PERM_WRITE, PERM_READ };
+
+/* A user's rights in a vhost: three PCRE regular expressions matched
+ * against resource names (unanchored, as RabbitMQ's re:run); "" matches
+ * nothing. */
+struct perm {
+    char *user;
+    char *vhost;
+    char *re[3]; /* configure, write, read (the source texts) */
+    void *code[3];
+    struct perm *next; /* all permissions, in a list */
+};
+
+/* Sets (creates or replaces) permissions; 400-style WR_ERR (code 406)
+ * with the regex error when a pattern does not compile; 404 when the
+ * user or vhost does not exist. */
+int node_perm_set(struct node *n, const char *vhost, const char *user,
+                  const char *configure, const char *write, const char *read,
+                  struct vherr *err);
+int node_perm_clear(struct node *n, const char *vhost, const char *user,
+                    struct vherr *err);
+/* Borrowed or NULL. */
+const struct perm *node_perm_find(struct node *n, const char *vhost,
+                                  const char *user);
+/* All permissions (iterate with ->next). */
+const struct perm *node_perms(struct node *n);
+/*
+ * RabbitMQ's check_resource_access: may user do `kind` to the resource
+ * (`what` is "queue" or "exchange")? Refusals are 403 with RabbitMQ's
+ * text: "access to queue 'q' in vhost '/' refused for user 'bob'".
+ * user NULL = internal (always allowed).
+ */
+int vhost_perm_check(struct vhost *vh, const char *user, enum perm_kind kind,
+                     const char *what, struct bytes name, struct vherr *err);
+/* May the user open the vhost at all (has any permission entry)? */
+bool vhost_user_has_access(struct vhost *vh, const char *user);
+
+/* Per-vhost limits (RabbitMQ's vhost-limits); -1 = none. */
+int node_vhost_set_limit(struct node *n, struct vhost *vh, const char *name,
+                         int64_t value, struct vherr *err);
+int node_vhost_clear_limit(struct node *n, struct vhost *vh,
+                           const char *name, struct vherr *err);
+
+/*
+ * Policies, operator policies, runtime parameters and global parameters
+ * are kept and exported as given (JSON objects in RabbitMQ's shapes),
+ * even where Warren does not act on them. Each is keyed by
+ * (vhost, component/name); vhost NULL for global parameters. The json
+ * values are owned by the node; put steals `value`.
+ */
+enum node_kv {
+    KV_POLICY,
+    KV_OPERATOR_POLICY,
+    KV_PARAMETER,
+    KV_GLOBAL_PARAMETER,
+};
+int node_kv_put(struct node *n, enum node_kv kind, const char *vhost,
+                const char *component, const char *name, json_t *value,
+                struct vherr *err);
+int node_kv_delete(struct node *n, enum node_kv kind, const char *vhost,
+                   const char *component, const char *name,
+                   struct vherr *err);
+/* Borrowed: a JSON array of every item of that kind, in the shape the
+ * management API returns (with "vhost", "name", "component"...). */
+json_t *node_kv_list(struct node *n, enum node_kv kind, const char *vhost);
+
 /* ---- definitions (definitions.c): RabbitMQ's definitions JSON */
 
-typedef struct json_t json_t;
 /* Exports durable vhosts, exchanges, queues and bindings (all vhosts, or
  * only one). Returns a new reference. */
 json_t *node_defs_export(struct node *n, const char *only_vhost);
