@@ -6,8 +6,8 @@
  * with LOGIN and PASSWORD long strings; some clients prefix it with the
  * table's u32 length, which is accepted too.
  *
- * Users: until the user database exists (issue 4) the broker knows one
- * user, default_user/default_pass from the config. A user listed in
+ * Users are the node's (vhost/user.c): the password is checked against
+ * the user's RabbitMQ-compatible salted hash. A user listed in
  * loopback_users may log in only over a loopback address.
  */
 #include "server/server.h"
@@ -15,6 +15,7 @@
 #include "base/ftable.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static bool
 parse_plain(struct bytes r, struct bytes *user, struct bytes *pass)
@@ -62,9 +63,11 @@ is_loopback_user(const struct wr_config *cfg, struct bytes user)
 
 int
 auth_check(struct server *s, struct conn *c, struct bytes mechanism,
-           struct bytes response, char **user, char *why, size_t whylen)
+           struct bytes response, char **out, char *why, size_t whylen)
 {
     struct bytes u, p;
+    struct user *user;
+    char *name;
     bool ok = bytes_eq_str(mechanism, "PLAIN")
                   ? parse_plain(response, &u, &p)
                   : parse_amqplain(response, &u, &p);
@@ -73,8 +76,15 @@ auth_check(struct server *s, struct conn *c, struct bytes mechanism,
         snprintf(why, whylen, "malformed %.*s response", BYTES_FMT(mechanism));
         return AUTH_MALFORMED;
     }
-    if (!bytes_eq_str(u, s->cfg->default_user) ||
-        !bytes_eq_str(p, s->cfg->default_pass)) {
+    name = xstrndup(u.ptr, u.len);
+    user = node_user_find(s->node, name);
+    free(name);
+    if (!user) {
+        snprintf(why, whylen, "user '%.*s' - invalid credentials",
+                 BYTES_FMT(u));
+        return WR_ERR;
+    }
+    if (!user_check_password(user, p)) {
         snprintf(why, whylen, "user '%.*s' - invalid credentials",
                  BYTES_FMT(u));
         return WR_ERR;
@@ -84,6 +94,6 @@ auth_check(struct server *s, struct conn *c, struct bytes mechanism,
                  BYTES_FMT(u));
         return WR_ERR;
     }
-    *user = xstrndup(u.ptr, u.len);
+    *out = xstrndup(u.ptr, u.len);
     return WR_OK;
 }

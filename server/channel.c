@@ -587,6 +587,27 @@ check_properties(struct channel *ch, struct message *msg)
     return WR_OK;
 }
 
+/* Write permission on the exchange, checked first as RabbitMQ does. The
+ * last exchange allowed is cached until permissions change, so a
+ * publisher pays for the regular expression once. */
+static int
+check_write(struct channel *ch, struct bytes x)
+{
+    uint64_t gen = node_perm_gen(srv->node);
+    struct vherr err;
+
+    if (ch->write_ok_gen == gen && ch->write_ok_len == x.len &&
+        memcmp(ch->write_ok, x.ptr, x.len) == 0)
+        return WR_OK;
+    if (vhost_perm_check(ch->conn->vh, ch->conn->user, PERM_WRITE, "exchange",
+                         x, &err) != WR_OK)
+        return chan_fail_vherr(ch, &err, AMQP_BASIC_PUBLISH);
+    ch->write_ok_gen = gen;
+    ch->write_ok_len = (uint8_t)x.len;
+    memcpy(ch->write_ok, x.ptr, x.len);
+    return WR_OK;
+}
+
 /* The last body byte arrived: route it (or hold it for tx.commit). */
 static int
 content_complete(struct channel *ch)
@@ -600,6 +621,10 @@ content_complete(struct channel *ch)
      * this message goes through, the next waits. */
     if (srv->alarms && !ch->conn->blocked)
         alarm_block(ch->conn);
+    if (check_write(ch, message_exchange(msg)) != WR_OK) {
+        message_unref(msg);
+        return WR_ERR;
+    }
     x = vhost_exchange_find(ch->conn->vh, message_exchange(msg));
     if (!x) {
         struct bytes name = message_exchange(msg);

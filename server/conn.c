@@ -771,6 +771,7 @@ void
 conn_opened(struct conn *c)
 {
     c->state = CONN_OPEN;
+    c->owner.user = c->user;
     c->vh->connections++;
     log_info("connection %s -> %s: user '%s' authenticated and granted "
              "access to vhost '%s'",

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -269,6 +270,57 @@ durable_cb(void *arg, struct vhost *vh)
     chan_durable_advanced(vh);
 }
 
+/* A first start: the default user, with its tags and permissions on the
+ * default vhost (RabbitMQ's default_user, default_pass, default_user_tags,
+ * default_permissions). */
+static int
+create_defaults(struct server *s)
+{
+    const struct wr_config *cfg = s->cfg;
+    struct vherr err;
+    struct buf tags;
+    int rc;
+
+    buf_init(&tags);
+    for (size_t i = 0; i < cfg->ndefault_user_tags; i++)
+        buf_printf(&tags, "%s%s", i ? "," : "", cfg->default_user_tags[i]);
+    buf_put_u8(&tags, 0);
+    rc = node_user_put(s->node, cfg->default_user, cfg->default_pass, NULL,
+                       NULL, (const char *)tags.data, &err);
+    buf_fini(&tags);
+    if (rc == WR_OK)
+        rc = node_perm_set(s->node, cfg->default_vhost, cfg->default_user,
+                           cfg->default_perm_configure, cfg->default_perm_write,
+                           cfg->default_perm_read, &err);
+    if (rc != WR_OK)
+        log_err("cannot create the default user '%s': %s", cfg->default_user,
+                err.text);
+    return rc;
+}
+
+/* load_definitions: a RabbitMQ definitions file imported at every boot,
+ * as RabbitMQ does. */
+static int
+load_definitions(struct server *s, const char *path)
+{
+    json_error_t jerr;
+    struct vherr err;
+    json_t *doc = json_load_file(path, 0, &jerr);
+
+    if (!doc) {
+        log_err("load_definitions: %s:%d: %s", path, jerr.line, jerr.text);
+        return WR_ERR;
+    }
+    if (node_defs_import(s->node, doc, &err) != WR_OK) {
+        log_err("load_definitions: %s: %s", path, err.text);
+        json_decref(doc);
+        return WR_ERR;
+    }
+    json_decref(doc);
+    log_info("imported definitions from %s", path);
+    return WR_OK;
+}
+
 int
 server_init(struct server *s, struct wr_config *cfg, bool repair)
 {
@@ -296,6 +348,11 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
         log_err("cannot start: %s", err);
         return WR_ERR;
     }
+    if (node_is_fresh(s->node) && create_defaults(s) != WR_OK)
+        return WR_ERR;
+    if (cfg->load_definitions[0] &&
+        load_definitions(s, cfg->load_definitions) != WR_OK)
+        return WR_ERR;
     alarm_init(s);
     signal(SIGPIPE, SIG_IGN);
     /* Signals first: a supervisor may send SIGTERM as soon as it sees the

@@ -50,8 +50,8 @@ m_basic_consume(struct channel *ch, const struct amqp_method *m)
                          BYTES_FMT(tag));
     if (chan_queue_name(ch, &name, m->id) != WR_OK)
         return WR_ERR;
-    if (vhost_queue_lookup(ch->conn->vh, name, &ch->conn->owner, &q, &err) !=
-        WR_OK)
+    if (vhost_queue_access(ch->conn->vh, name, &ch->conn->owner, PERM_READ, &q,
+                           &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
     if (queue_has_exclusive_consumer(q) || (a->exclusive && q->nconsumers))
         return chan_fail(ch, AMQP_ACCESS_REFUSED, m->id,
@@ -132,8 +132,8 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
 
     if (chan_queue_name(ch, &name, m->id) != WR_OK)
         return WR_ERR;
-    if (vhost_queue_lookup(ch->conn->vh, name, &ch->conn->owner, &q, &err) !=
-        WR_OK)
+    if (vhost_queue_access(ch->conn->vh, name, &ch->conn->owner, PERM_READ, &q,
+                           &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
     if (!queue_get(q, !a->no_ack, &e)) {
         r.id = AMQP_BASIC_GET_EMPTY;

@@ -25,6 +25,7 @@ m_exchange_declare(struct channel *ch, const struct amqp_method *m)
         .auto_delete = a->auto_delete,
         .internal = a->internal,
         .args = a->arguments,
+        .owner = &ch->conn->owner,
     };
     struct vherr err;
 
@@ -40,8 +41,8 @@ m_exchange_delete(struct channel *ch, const struct amqp_method *m)
     const struct amqp_exchange_delete *a = &m->u.exchange_delete;
     struct vherr err;
 
-    if (vhost_exchange_delete(ch->conn->vh, a->exchange, a->if_unused, &err) !=
-        WR_OK)
+    if (vhost_exchange_delete(ch->conn->vh, a->exchange, a->if_unused,
+                              &ch->conn->owner, &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
     reply(ch, AMQP_EXCHANGE_DELETE_OK, a->no_wait);
     return WR_OK;

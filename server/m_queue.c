@@ -123,8 +123,8 @@ m_queue_purge(struct channel *ch, const struct amqp_method *m)
 
     if (chan_queue_name(ch, &name, m->id) != WR_OK)
         return WR_ERR;
-    if (vhost_queue_lookup(ch->conn->vh, name, &ch->conn->owner, &q, &err) !=
-        WR_OK)
+    if (vhost_queue_access(ch->conn->vh, name, &ch->conn->owner, PERM_READ, &q,
+                           &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
     ok.u.queue_purge_ok.message_count = queue_purge(q);
     if (!a->no_wait)
@@ -144,6 +144,11 @@ m_queue_delete(struct channel *ch, const struct amqp_method *m)
 
     if (chan_queue_name(ch, &name, m->id) != WR_OK)
         return WR_ERR;
+    /* RabbitMQ checks configure before looking: deleting an absent
+     * queue still needs the right. */
+    if (vhost_perm_check(vh, ch->conn->user, PERM_CONFIGURE, "queue", name,
+                         &err) != WR_OK)
+        return chan_fail_vherr(ch, &err, m->id);
     if (vhost_queue_find(vh, name)) {
         if (vhost_queue_lookup(vh, name, &ch->conn->owner, &q, &err) != WR_OK)
             return chan_fail_vherr(ch, &err, m->id);

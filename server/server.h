@@ -146,8 +146,8 @@ struct conn {
     struct frame_parser fp;
     struct buf in; /* bytes of an incomplete frame */
     struct outq out;
-        uint64_t connected_at_ms; /* wall clock */
-    char peer[64];  /* "127.0.0.1:5555" */
+    uint64_t connected_at_ms; /* wall clock */
+    char peer[64];            /* "127.0.0.1:5555" */
     char local[64];
     bool loopback;
     char *user;
@@ -268,6 +268,10 @@ struct channel {
     char pub_exchange[256]; /* basic.publish's, until the content is in */
     char pub_rk[256];
     struct message *msg;
+    /* the last exchange this channel may publish to (check_write) */
+    uint64_t write_ok_gen;
+    uint8_t write_ok_len;
+    char write_ok[256];
     /* consumers and acks */
     struct chconsumer *consumers;
     uint32_t prefetch_global;   /* basic.qos global=true */

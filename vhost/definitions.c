@@ -276,6 +276,50 @@ export_vhost(struct vhost *vh, json_t *doc)
     }
 }
 
+static json_t *
+tags_array(const char *tags)
+{
+    json_t *a = json_array();
+    const char *p = tags, *end;
+
+    while (p && *p) {
+        end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        if (end > p)
+            json_array_append_new(a, json_stringn(p, (size_t)(end - p)));
+        p = *end ? end + 1 : end;
+    }
+    return a;
+}
+
+static void
+export_users(struct node *n, json_t *doc)
+{
+    json_t *users = json_object_get(doc, "users");
+    json_t *perms = json_object_get(doc, "permissions");
+    const struct perm *p;
+
+    for (struct user *u = node_users(n); u; u = u->hh.next)
+        json_array_append_new(
+            users, json_pack("{s:s, s:s, s:s, s:o, s:{}}", "name", u->name,
+                             "password_hash", u->password_hash,
+                             "hashing_algorithm", u->hashing_algorithm, "tags",
+                             tags_array(u->tags), "limits"));
+    for (p = node_perms(n); p; p = p->next)
+        json_array_append_new(
+            perms, json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", p->user,
+                             "vhost", p->vhost, "configure", p->re[0], "write",
+                             p->re[1], "read", p->re[2]));
+}
+
+static void
+extend(json_t *doc, const char *key, json_t *items)
+{
+    json_array_extend(json_object_get(doc, key), items);
+    json_decref(items);
+}
+
 json_t *
 node_defs_export(struct node *n, const char *only_vhost)
 {
@@ -288,15 +332,33 @@ node_defs_export(struct node *n, const char *only_vhost)
         "global_parameters", "policies", "queues", "exchanges", "bindings");
     struct vhost *vh, *tmp;
 
+    if (!only_vhost) {
+        export_users(n, doc);
+        extend(doc, "global_parameters",
+               node_kv_list(n, KV_GLOBAL_PARAMETER, NULL));
+    }
     HASH_ITER(hh, n->vhosts, vh, tmp)
     {
         if (only_vhost && strcmp(only_vhost, vh->name) != 0)
             continue;
-        json_array_append_new(json_object_get(doc, "vhosts"),
-                              json_pack("{s:s, s:{s:s, s:[]}}", "name",
-                                        vh->name, "metadata", "description", "",
-                                        "tags"));
+        if (!only_vhost)
+            json_array_append_new(
+                json_object_get(doc, "vhosts"),
+                json_pack("{s:s, s:[], s:{s:s, s:o}}", "name", vh->name,
+                          "limits", "metadata", "description",
+                          vh->description ? vh->description : "", "tags",
+                          tags_array(vh->tags)));
+        extend(doc, "parameters", node_kv_list(n, KV_PARAMETER, vh->name));
+        extend(doc, "policies", node_kv_list(n, KV_POLICY, vh->name));
         export_vhost(vh, doc);
+    }
+    if (only_vhost) {
+        /* RabbitMQ's per-vhost export holds only the vhost's objects. */
+        json_object_del(doc, "users");
+        json_object_del(doc, "vhosts");
+        json_object_del(doc, "permissions");
+        json_object_del(doc, "topic_permissions");
+        json_object_del(doc, "global_parameters");
     }
     return doc;
 }
@@ -443,6 +505,103 @@ import_list(struct node *n, json_t *doc, const char *key, import_fn *fn,
     return rc;
 }
 
+/* "tags": "a,b" (RabbitMQ before 3.9) or ["a", "b"]. */
+static char *
+tags_text(json_t *t)
+{
+    struct buf b;
+    json_t *e;
+    size_t i;
+
+    if (json_is_string(t))
+        return xstrdup(json_string_value(t));
+    buf_init(&b);
+    json_array_foreach(t, i, e)
+    {
+        if (!json_is_string(e))
+            continue;
+        if (b.len)
+            buf_put_u8(&b, ',');
+        buf_append(&b, json_string_value(e), json_string_length(e));
+    }
+    buf_put_u8(&b, 0);
+    return (char *)b.data;
+}
+
+static int
+import_user(struct node *n, json_t *o, struct buf *unused, struct vherr *err)
+{
+    const char *name = jstr(o, "name", NULL);
+    char *tags;
+    int rc;
+
+    (void)unused;
+    if (!name)
+        return vherr_set(err, VH_PRECONDITION_FAILED, "user without a name");
+    tags = tags_text(json_object_get(o, "tags"));
+    rc = node_user_put(n, name, jstr(o, "password", NULL),
+                       jstr(o, "password", NULL) ? NULL
+                                                 : jstr(o, "password_hash", ""),
+                       jstr(o, "hashing_algorithm", NULL), tags, err);
+    free(tags);
+    return rc;
+}
+
+static int
+import_permission(struct node *n, json_t *o, struct buf *unused,
+                  struct vherr *err)
+{
+    (void)unused;
+    return node_perm_set(n, jstr(o, "vhost", ""), jstr(o, "user", ""),
+                         jstr(o, "configure", ""), jstr(o, "write", ""),
+                         jstr(o, "read", ""), err);
+}
+
+static int
+import_kv(struct node *n, json_t *o, enum node_kv kind, struct vherr *err)
+{
+    return node_kv_put(n, kind, jstr(o, "vhost", ""), jstr(o, "component", ""),
+                       jstr(o, "name", ""), json_deep_copy(o), err);
+}
+
+static int
+import_parameter(struct node *n, json_t *o, struct buf *u, struct vherr *e)
+{
+    (void)u;
+    return import_kv(n, o, KV_PARAMETER, e);
+}
+
+static int
+import_policy(struct node *n, json_t *o, struct buf *u, struct vherr *e)
+{
+    (void)u;
+    return import_kv(n, o, KV_POLICY, e);
+}
+
+static int
+import_global(struct node *n, json_t *o, struct buf *u, struct vherr *e)
+{
+    (void)u;
+    return import_kv(n, o, KV_GLOBAL_PARAMETER, e);
+}
+
+static void
+import_vhost_meta(struct vhost *vh, json_t *o)
+{
+    json_t *meta = json_object_get(o, "metadata");
+    const char *d = jstr(meta, "description", jstr(o, "description", NULL));
+    json_t *t = json_object_get(meta, "tags");
+
+    if (d) {
+        free(vh->description);
+        vh->description = xstrdup(d);
+    }
+    if (t) {
+        free(vh->tags);
+        vh->tags = tags_text(t);
+    }
+}
+
 int
 node_defs_import(struct node *n, json_t *doc, struct vherr *err)
 {
@@ -452,15 +611,29 @@ node_defs_import(struct node *n, json_t *doc, struct vherr *err)
     if (!json_is_object(doc))
         return vherr_set(err, VH_PRECONDITION_FAILED,
                          "definitions must be a JSON object");
+    if (import_list(n, doc, "users", import_user, err) != WR_OK)
+        return WR_ERR;
     if (json_is_array(vhosts)) {
         json_array_foreach(vhosts, i, o)
         {
             const char *name = jstr(o, "name", NULL);
+            struct vhost *vh;
 
-            if (name && !node_vhost_find(n, name))
-                node_vhost_add(n, name);
+            if (!name)
+                continue;
+            vh = node_vhost_find(n, name);
+            if (!vh && !(vh = node_vhost_add(n, name)))
+                return vherr_set(err, VH_INTERNAL_ERROR,
+                                 "cannot create vhost '%s' (see the log)",
+                                 name);
+            import_vhost_meta(vh, o);
         }
     }
+    if (import_list(n, doc, "permissions", import_permission, err) != WR_OK ||
+        import_list(n, doc, "parameters", import_parameter, err) != WR_OK ||
+        import_list(n, doc, "policies", import_policy, err) != WR_OK ||
+        import_list(n, doc, "global_parameters", import_global, err) != WR_OK)
+        return WR_ERR;
     /* Exchanges before queues before bindings: each may refer to the
      * ones before it. */
     if (import_list(n, doc, "exchanges", import_exchange, err) != WR_OK ||

@@ -16,6 +16,7 @@ node_new(const struct node_opts *opts)
 {
     struct node *n = xcalloc(1, sizeof(struct node));
 
+    n->perm_gen = 1; /* channels' permission caches start at 0 */
     if (opts)
         n->opts = *opts;
     return n;
@@ -33,6 +34,9 @@ node_free(struct node *n)
         vhost__free(vh);
     }
     node_run_dispatch(n);
+    node__users_free(n);
+    node__perms_free(n);
+    node__kv_free(n);
     free(n);
 }
 
@@ -73,6 +77,8 @@ node_vhost_remove(struct node *n, struct vhost *vh)
     char *dir = vh->store_dir ? xstrdup(vh->store_dir) : NULL;
 
     HASH_DEL(n->vhosts, vh);
+    node__perm_drop_vhost(n, vh->name);
+    node__kv_drop_vhost(n, vh->name);
     vhost__free(vh);
     if (dir && wr_rmtree(dir) != WR_OK)
         log_syserr("vhost deleted, but its data directory %s could not be "
@@ -138,6 +144,12 @@ node_expire(struct node *n)
                 queue_expire(q);
         }
     }
+}
+
+bool
+node_is_fresh(const struct node *n)
+{
+    return n->fresh;
 }
 
 uint64_t

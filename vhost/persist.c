@@ -569,12 +569,15 @@ node_boot(struct node *n, const char *default_vhost, char *err, size_t errlen)
             buf_fini(&text);
             free(path);
             return WR_ERR;
+        } else {
+            n->fresh = true;
         }
         buf_fini(&text);
         free(path);
     }
-    if (!node_vhost_find(n, default_vhost) && !node_vhost_find(n, "/") &&
-        HASH_COUNT(n->vhosts) == 0)
+    if (!n->opts.data_dir)
+        n->fresh = true;
+    if (n->fresh && !node_vhost_find(n, default_vhost))
         node_vhost_add(n, default_vhost);
     HASH_ITER(hh, n->vhosts, vh, tmp)
     {

@@ -97,6 +97,7 @@ vhost__new(struct node *n, const char *name)
     vh->node = n;
     vh->name = xstrdup(name);
     vh->xr = xreg_new();
+    vh->max_connections = vh->max_queues = -1;
     routeset_init(&vh->rs);
     for (size_t i = 0; i < WR_ARRAY_LEN(standard_exchanges); i++)
         exchange_create(vh, bytes_str(standard_exchanges[i].name),
@@ -130,6 +131,8 @@ vhost__free(struct vhost *vh)
     routeset_fini(&vh->rs);
     buf_fini(&vh->scratch);
     free(vh->name);
+    free(vh->description);
+    free(vh->tags);
     vh->magic = 0;
     free(vh);
 }
@@ -181,6 +184,7 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
 {
     struct exchange *x;
     enum exchange_type t;
+    struct fvalue ae;
     char r[400];
 
     rs(r, sizeof(r), "exchange", d->name, vh);
@@ -196,6 +200,9 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
                          "unknown exchange type '%.*s'", BYTES_FMT(d->type));
     if (d->name.len == 0)
         return default_exchange_refused(err);
+    if (d->owner && vhost_perm_check(vh, d->owner->user, PERM_CONFIGURE,
+                                     "exchange", d->name, err) != WR_OK)
+        return WR_ERR;
     x = vhost_exchange_find(vh, d->name);
     if (x)
         return exchange_equiv(x, t, d, r, err);
@@ -205,6 +212,14 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
                          "'amq.*'",
                          BYTES_FMT(d->name));
     if (args__check_exchange(d->args, r, err) != WR_OK)
+        return WR_ERR;
+    /* An alternate exchange: RabbitMQ wants read on this exchange and
+     * write on the alternate. */
+    if (d->owner && ftable_find(d->args, "alternate-exchange", &ae) &&
+        (vhost_perm_check(vh, d->owner->user, PERM_READ, "exchange", d->name,
+                          err) != WR_OK ||
+         vhost_perm_check(vh, d->owner->user, PERM_WRITE, "exchange", ae.v.str,
+                          err) != WR_OK))
         return WR_ERR;
     exchange_create(vh, d->name, t, d->durable, d->auto_delete, d->internal,
                     d->args);
@@ -229,7 +244,7 @@ vhost__exchange_delete(struct vhost *vh, struct exchange *x)
 
 int
 vhost_exchange_delete(struct vhost *vh, struct bytes name, bool if_unused,
-                      struct vherr *err)
+                      const struct vh_owner *owner, struct vherr *err)
 {
     struct exchange *x;
     char r[400];
@@ -240,6 +255,9 @@ vhost_exchange_delete(struct vhost *vh, struct bytes name, bool if_unused,
     if (bytes_has_prefix(name, "amq."))
         return vherr_set(err, VH_ACCESS_REFUSED,
                          "deletion of system %s not allowed", r);
+    if (owner && vhost_perm_check(vh, owner->user, PERM_CONFIGURE, "exchange",
+                                  name, err) != WR_OK)
+        return WR_ERR;
     x = vhost_exchange_find(vh, name);
     if (!x)
         return WR_OK;
@@ -271,6 +289,17 @@ locked(struct vherr *err, struct bytes name, const struct vhost *vh)
                      "exclusive property value does not match that of the "
                      "original declaration.",
                      rs(r, sizeof(r), "queue", name, vh));
+}
+
+int
+vhost_queue_access(struct vhost *vh, struct bytes name,
+                   const struct vh_owner *owner, enum perm_kind kind,
+                   struct queue **out, struct vherr *err)
+{
+    if (owner &&
+        vhost_perm_check(vh, owner->user, kind, "queue", name, err) != WR_OK)
+        return WR_ERR;
+    return vhost_queue_lookup(vh, name, owner, out, err);
 }
 
 int
@@ -313,6 +342,7 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
         DL_APPEND2(d->owner->exclusive, q, owner_prev, owner_next);
     }
     HASH_ADD_KEYPTR(hh, vh->queues, q->name, q->name_len, q);
+    vh->nqueues++;
     if (durable) {
         HASH_ADD(qid_hh, vh->by_qid, qid, sizeof(q->qid), q);
         node_defs_changed(vh->node);
@@ -336,6 +366,9 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
         return vherr_set(err, VH_ACCESS_REFUSED,
                          "queue name '%.*s' contains reserved prefix 'amq.*'",
                          BYTES_FMT(d->name));
+    if (d->owner && vhost_perm_check(vh, d->owner->user, PERM_CONFIGURE,
+                                     "queue", d->name, err) != WR_OK)
+        return WR_ERR;
     rs(r, sizeof(r), "queue", d->name, vh);
     q = vhost_queue_find(vh, d->name);
     if (q) {
@@ -352,6 +385,12 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
         *out = q;
         return WR_OK;
     }
+    if (vh->max_queues >= 0 && vh->nqueues >= (uint64_t)vh->max_queues)
+        return vherr_set(err, VH_PRECONDITION_FAILED,
+                         "cannot declare queue '%.*s': queue limit in vhost "
+                         "'%s' (%lld) is reached",
+                         BYTES_FMT(d->name), vh->name,
+                         (long long)vh->max_queues);
     if (args__check_queue(d->args, r, err) != WR_OK)
         return WR_ERR;
     *out = queue_create(vh, d, durable);
@@ -367,6 +406,7 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     WR_ASSERT(q->magic == QUEUE_MAGIC && !q->deleted);
     q->deleted = true;
     HASH_DEL(vh->queues, q);
+    vh->nqueues--;
     if (q->durable) {
         HASH_DELETE(qid_hh, vh->by_qid, q);
         node_defs_changed(vh->node);
@@ -399,9 +439,27 @@ vhost_owner_release(struct vhost *vh, struct vh_owner *owner)
 
 /* ---- bindings */
 
+/* The permission checks of a bind/unbind, in RabbitMQ's order
+ * (binding_action): write on the destination, the default exchange
+ * refused, read on the source. */
+static int
+binding_checks(struct vhost *vh, struct bytes src, struct bytes dest,
+               bool dest_is_exchange, const struct vh_owner *owner,
+               struct vherr *err)
+{
+    const char *user = owner ? owner->user : NULL;
+
+    if (vhost_perm_check(vh, user, PERM_WRITE,
+                         dest_is_exchange ? "exchange" : "queue", dest,
+                         err) != WR_OK)
+        return WR_ERR;
+    if (src.len == 0 || (dest_is_exchange && dest.len == 0))
+        return default_exchange_refused(err);
+    return vhost_perm_check(vh, user, PERM_READ, "exchange", src, err);
+}
+
 /* Resolves source and destination of a bind/unbind in RabbitMQ's order:
- * default exchange refused, then source, then destination, then the
- * exclusive rule. */
+ * permissions, then source, then destination, then the exclusive rule. */
 static int
 resolve_binding(struct vhost *vh, struct bytes src, struct bytes dest,
                 bool dest_is_exchange, const struct vh_owner *owner,
@@ -410,8 +468,8 @@ resolve_binding(struct vhost *vh, struct bytes src, struct bytes dest,
     struct queue *q;
     struct exchange *dx;
 
-    if (src.len == 0 || (dest_is_exchange && dest.len == 0))
-        return default_exchange_refused(err);
+    if (binding_checks(vh, src, dest, dest_is_exchange, owner, err) != WR_OK)
+        return WR_ERR;
     *sx = vhost_exchange_find(vh, src);
     if (!*sx)
         return not_found(err, "exchange", src, vh);
@@ -466,8 +524,8 @@ vhost_unbind(struct vhost *vh, struct bytes src, struct bytes dest,
     /* RabbitMQ 3.10: removing what does not exist (binding, source or
      * destination) succeeds; only a real binding to another
      * connection's exclusive queue is locked. */
-    if (src.len == 0 || (dest_is_exchange && dest.len == 0))
-        return default_exchange_refused(err);
+    if (binding_checks(vh, src, dest, dest_is_exchange, owner, err) != WR_OK)
+        return WR_ERR;
     sx = vhost_exchange_find(vh, src);
     if (!sx)
         return WR_OK;

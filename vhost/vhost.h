@@ -30,6 +30,9 @@
 #include <uthash.h>
 
 typedef struct json_t json_t;
+
+/* What a permission allows (vhost/perm.c). */
+enum perm_kind { PERM_CONFIGURE, PERM_WRITE, PERM_READ };
 struct node;
 struct vhost;
 struct queue;
@@ -200,9 +203,13 @@ struct consumer {
 
 /* ---- queues */
 
-/* An exclusive queue's owner: embedded in the server's connection. */
+/* The connection an operation comes from, embedded in the server's
+ * connection: its exclusive queues, and its user, whose permissions the
+ * operations check. NULL owner = the broker itself (definitions import,
+ * management API acting as administrator): no checks. */
 struct vh_owner {
     struct queue *exclusive; /* list through queue.owner_next */
+    const char *user;        /* NULL: no permission checks */
 };
 
 struct queue {
@@ -297,7 +304,7 @@ struct vhost {
     int64_t max_connections; /* vhost-limits; -1 = none */
     int64_t max_queues;
     char *description;
-    char *tags; /* metadata, as given */
+    char *tags;          /* metadata, as given */
     struct store *store; /* the vhost's log; NULL when running in memory */
     char *store_dir;
     uint64_t next_id;     /* message ids when there is no store */
@@ -348,6 +355,9 @@ void node_free(struct node *n);
  * or WR_ERR with a message for the operator. */
 int node_boot(struct node *n, const char *default_vhost, char *err,
               size_t errlen);
+/* True when node_boot found no definitions file: a first start, when
+ * the default user and vhost are created (as RabbitMQ does). */
+bool node_is_fresh(const struct node *n);
 /* Delivers the stores' events (durable LSNs, compaction moves,
  * failures). Loop thread, after a wake. */
 void node_poll(struct node *n);
@@ -385,6 +395,7 @@ struct exchange_decl {
     struct bytes type;
     bool passive, durable, auto_delete, internal;
     struct bytes args;
+    const struct vh_owner *owner; /* NULL: internal, no permission check */
 };
 
 /* exchange.declare's rules (RabbitMQ 3.10): passive lookup, the amq.
@@ -392,7 +403,7 @@ struct exchange_decl {
 int vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
                            struct vherr *err);
 int vhost_exchange_delete(struct vhost *vh, struct bytes name, bool if_unused,
-                          struct vherr *err);
+                          const struct vh_owner *owner, struct vherr *err);
 
 struct queue_decl {
     struct bytes name; /* never empty: the caller generates amq.gen- */
@@ -411,6 +422,12 @@ int vhost_queue_lookup(struct vhost *vh, struct bytes name,
                        const struct vh_owner *owner, struct queue **out,
                        struct vherr *err);
 struct queue *vhost_queue_find(struct vhost *vh, struct bytes name);
+/* vhost_queue_lookup after RabbitMQ's permission check for an operation
+ * on the queue (read: consume, get, purge; configure: delete), which
+ * comes first: a refused user learns nothing of the queue. */
+int vhost_queue_access(struct vhost *vh, struct bytes name,
+                       const struct vh_owner *owner, enum perm_kind kind,
+                       struct queue **out, struct vherr *err);
 /* Deletes q: cancels its consumers, removes its bindings, drops its
  * ready messages. Returns the number of messages it held. */
 uint32_t vhost_queue_delete(struct vhost *vh, struct queue *q);
@@ -486,8 +503,6 @@ int node_user_delete(struct node *n, const char *name, struct vherr *err);
 /* Checks a password against the user's hash (constant time). */
 bool user_check_password(const struct user *u, struct bytes password);
 
-enum perm_kind { PERM_CONFIGURE, PERM_WRITE, PERM_READ };
-
 /* A user's rights in a vhost: three PCRE regular expressions matched
  * against resource names (unanchored, as RabbitMQ's re:run); "" matches
  * nothing. */
@@ -520,14 +535,16 @@ const struct perm *node_perms(struct node *n);
  */
 int vhost_perm_check(struct vhost *vh, const char *user, enum perm_kind kind,
                      const char *what, struct bytes name, struct vherr *err);
+/* Changes with every permission change: callers may cache checks. */
+uint64_t node_perm_gen(const struct node *n);
 /* May the user open the vhost at all (has any permission entry)? */
 bool vhost_user_has_access(struct vhost *vh, const char *user);
 
 /* Per-vhost limits (RabbitMQ's vhost-limits); -1 = none. */
 int node_vhost_set_limit(struct node *n, struct vhost *vh, const char *name,
                          int64_t value, struct vherr *err);
-int node_vhost_clear_limit(struct node *n, struct vhost *vh,
-                           const char *name, struct vherr *err);
+int node_vhost_clear_limit(struct node *n, struct vhost *vh, const char *name,
+                           struct vherr *err);
 
 /*
  * Policies, operator policies, runtime parameters and global parameters
@@ -546,11 +563,14 @@ int node_kv_put(struct node *n, enum node_kv kind, const char *vhost,
                 const char *component, const char *name, json_t *value,
                 struct vherr *err);
 int node_kv_delete(struct node *n, enum node_kv kind, const char *vhost,
-                   const char *component, const char *name,
-                   struct vherr *err);
-/* Borrowed: a JSON array of every item of that kind, in the shape the
- * management API returns (with "vhost", "name", "component"...). */
+                   const char *component, const char *name, struct vherr *err);
+/* A new JSON array of the items of that kind (of one vhost, or all when
+ * vhost is NULL), in the shape the management API returns and the
+ * definitions hold (with "vhost", "name", "component"...). */
 json_t *node_kv_list(struct node *n, enum node_kv kind, const char *vhost);
+/* Borrowed or NULL: one item. */
+json_t *node_kv_find(struct node *n, enum node_kv kind, const char *vhost,
+                     const char *component, const char *name);
 
 /* ---- definitions (definitions.c): RabbitMQ's definitions JSON */
 

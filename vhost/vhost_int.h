@@ -13,9 +13,14 @@ struct node {
     struct queue *dirty_head, *dirty_tail;
     uint64_t now_us;
     bool defs_dirty;    /* definitions.json needs rewriting */
+    struct user *users; /* uthash by name */
+    struct perm *perms; /* list */
+    uint64_t perm_gen;  /* bumped on every permission change */
+    json_t *kv[4];      /* enum node_kv: JSON arrays, kept as given */
     uint64_t mem_bytes; /* sum of queue.mem_bytes */
     bool lazy;          /* over the memory budget: page new messages */
     bool booted;        /* node_boot ran: new vhosts open their log at once */
+    bool fresh;         /* no definitions file at boot: a first start */
 };
 
 /* A log position that changed while its message was out for delivery. */
@@ -24,6 +29,14 @@ struct vmove {
     uint64_t pos;
     UT_hash_handle hh;
 };
+
+/* user.c, perm.c, policy.c */
+void node__users_free(struct node *n);
+void node__perm_drop_user(struct node *n, const char *user);
+void node__perm_drop_vhost(struct node *n, const char *vhost);
+void node__perms_free(struct node *n);
+void node__kv_drop_vhost(struct node *n, const char *vhost);
+void node__kv_free(struct node *n);
 
 /* persist.c */
 void persist__meta_encode(const struct message *m, uint64_t wall_ms,

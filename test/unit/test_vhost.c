@@ -331,8 +331,9 @@ T_CASE(declare_rules_and_texts)
     x.type = BYTES_LIT("nope");
     T_EQ_INT(vhost_exchange_declare(vh, &x, &err), WR_ERR);
     T_EQ_INT(err.code, 503);
-    T_EQ_INT(vhost_exchange_delete(vh, BYTES_LIT("amq.direct"), false, &err),
-             WR_ERR);
+    T_EQ_INT(
+        vhost_exchange_delete(vh, BYTES_LIT("amq.direct"), false, NULL, &err),
+        WR_ERR);
     T_EQ_INT(err.code, 403);
     buf_fini(&args);
     node_free(n);

@@ -1,0 +1,264 @@
+/*
+ * policy.c: policies, operator policies, runtime parameters, global
+ * parameters and vhost limits, kept in RabbitMQ's shapes.
+ *
+ * Warren keeps every item it is given and exports it again, so that
+ * definitions move between Warren and RabbitMQ without loss, even where
+ * Warren does not act on an item (federation upstreams, shovels, most
+ * policy keys). The one parameter it acts on is RabbitMQ's vhost limits
+ * (component "vhost-limits", name "limits"): max-connections and
+ * max-queues, mirrored in struct vhost.
+ *
+ * Items live in one JSON array per kind (node.kv[]); lists are short
+ * (operators write them by hand), so lookups scan.
+ */
+#include "vhost/vhost.h"
+#include "vhost/vhost_int.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+
+static json_t *
+list_of(struct node *n, enum node_kv kind)
+{
+    if (!n->kv[kind])
+        n->kv[kind] = json_array();
+    return n->kv[kind];
+}
+
+static bool
+same_str(json_t *o, const char *key, const char *want)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (!want)
+        return v == NULL;
+    return json_is_string(v) && strcmp(json_string_value(v), want) == 0;
+}
+
+static ssize_t
+index_of(struct node *n, enum node_kv kind, const char *vhost,
+         const char *component, const char *name)
+{
+    json_t *list = list_of(n, kind), *o;
+    size_t i;
+
+    json_array_foreach(list, i, o)
+    {
+        if (same_str(o, "name", name) &&
+            (kind == KV_GLOBAL_PARAMETER || same_str(o, "vhost", vhost)) &&
+            (kind != KV_PARAMETER || same_str(o, "component", component)))
+            return (ssize_t)i;
+    }
+    return -1;
+}
+
+json_t *
+node_kv_find(struct node *n, enum node_kv kind, const char *vhost,
+             const char *component, const char *name)
+{
+    ssize_t i = index_of(n, kind, vhost, component, name);
+
+    return i < 0 ? NULL : json_array_get(n->kv[kind], (size_t)i);
+}
+
+json_t *
+node_kv_list(struct node *n, enum node_kv kind, const char *vhost)
+{
+    json_t *out = json_array(), *o;
+    size_t i;
+
+    json_array_foreach(list_of(n, kind), i, o)
+    {
+        if (!vhost || same_str(o, "vhost", vhost))
+            json_array_append(out, o);
+    }
+    return out;
+}
+
+/* Applies a vhost-limits parameter value to the vhost's fields. */
+static int
+apply_limits(struct vhost *vh, json_t *value, struct vherr *err)
+{
+    const char *k;
+    json_t *v;
+    int64_t conns = -1, queues = -1;
+
+    if (value && !json_is_object(value))
+        return vherr_set(err, VH_PRECONDITION_FAILED,
+                         "vhost limits must be an object");
+    json_object_foreach(value, k, v)
+    {
+        if (!json_is_integer(v))
+            return vherr_set(err, VH_PRECONDITION_FAILED,
+                             "limit '%s' must be an integer", k);
+        if (strcmp(k, "max-connections") == 0)
+            conns = json_integer_value(v);
+        else if (strcmp(k, "max-queues") == 0)
+            queues = json_integer_value(v);
+        else
+            return vherr_set(err, VH_PRECONDITION_FAILED,
+                             "unknown vhost limit '%s' (max-connections, "
+                             "max-queues)",
+                             k);
+    }
+    vh->max_connections = conns < 0 ? -1 : conns;
+    vh->max_queues = queues < 0 ? -1 : queues;
+    return WR_OK;
+}
+
+/* Fills the identity and defaults of a stored item; checks its shape. */
+static int
+shape_item(enum node_kv kind, json_t *o, const char *vhost,
+           const char *component, const char *name, struct vherr *err)
+{
+    json_t *v;
+
+    json_object_set_new(o, "name", json_string(name));
+    if (kind != KV_GLOBAL_PARAMETER)
+        json_object_set_new(o, "vhost", json_string(vhost));
+    switch (kind) {
+    case KV_POLICY:
+    case KV_OPERATOR_POLICY:
+        if (!json_is_string(json_object_get(o, "pattern")))
+            return vherr_set(err, VH_PRECONDITION_FAILED,
+                             "policy '%s': pattern must be a string", name);
+        if (!json_is_object(json_object_get(o, "definition")))
+            return vherr_set(err, VH_PRECONDITION_FAILED,
+                             "policy '%s': definition must be an object", name);
+        v = json_object_get(o, "priority");
+        if (!v)
+            json_object_set_new(o, "priority", json_integer(0));
+        else if (!json_is_integer(v))
+            return vherr_set(err, VH_PRECONDITION_FAILED,
+                             "policy '%s': priority must be an integer", name);
+        if (!json_object_get(o, "apply-to"))
+            json_object_set_new(o, "apply-to", json_string("all"));
+        break;
+    case KV_PARAMETER:
+        json_object_set_new(o, "component", json_string(component));
+        /* fall through */
+    case KV_GLOBAL_PARAMETER:
+        if (!json_object_get(o, "value"))
+            return vherr_set(err, VH_PRECONDITION_FAILED,
+                             "parameter '%s' has no value", name);
+        break;
+    }
+    return WR_OK;
+}
+
+int
+node_kv_put(struct node *n, enum node_kv kind, const char *vhost,
+            const char *component, const char *name, json_t *value,
+            struct vherr *err)
+{
+    struct vhost *vh = NULL;
+    ssize_t i;
+
+    if (!json_is_object(value)) {
+        json_decref(value);
+        return vherr_set(err, VH_PRECONDITION_FAILED,
+                         "'%s' must be a JSON object", name);
+    }
+    if (kind != KV_GLOBAL_PARAMETER && !(vh = node_vhost_find(n, vhost))) {
+        json_decref(value);
+        return vherr_set(err, VH_NOT_FOUND, "no vhost '%s'", vhost);
+    }
+    if (shape_item(kind, value, vhost, component, name, err) != WR_OK ||
+        (kind == KV_PARAMETER && strcmp(component, "vhost-limits") == 0 &&
+         apply_limits(vh, json_object_get(value, "value"), err) != WR_OK)) {
+        json_decref(value);
+        return WR_ERR;
+    }
+    i = index_of(n, kind, vhost, component, name);
+    if (i >= 0)
+        json_array_set_new(list_of(n, kind), (size_t)i, value);
+    else
+        json_array_append_new(list_of(n, kind), value);
+    node_defs_changed(n);
+    return WR_OK;
+}
+
+int
+node_kv_delete(struct node *n, enum node_kv kind, const char *vhost,
+               const char *component, const char *name, struct vherr *err)
+{
+    ssize_t i = index_of(n, kind, vhost, component, name);
+    struct vhost *vh;
+
+    if (i < 0)
+        return vherr_set(err, VH_NOT_FOUND, "no such item '%s'", name);
+    json_array_remove(list_of(n, kind), (size_t)i);
+    if (kind == KV_PARAMETER && strcmp(component, "vhost-limits") == 0 &&
+        (vh = node_vhost_find(n, vhost)))
+        vh->max_connections = vh->max_queues = -1;
+    node_defs_changed(n);
+    return WR_OK;
+}
+
+/* ---- vhost limits, as one "vhost-limits"/"limits" parameter */
+
+int
+node_vhost_set_limit(struct node *n, struct vhost *vh, const char *name,
+                     int64_t value, struct vherr *err)
+{
+    json_t *cur =
+        node_kv_find(n, KV_PARAMETER, vh->name, "vhost-limits", "limits");
+    json_t *val =
+        cur ? json_deep_copy(json_object_get(cur, "value")) : json_object();
+
+    if (!val || !json_is_object(val)) {
+        json_decref(val);
+        val = json_object();
+    }
+    json_object_set_new(val, name, json_integer(value));
+    return node_kv_put(n, KV_PARAMETER, vh->name, "vhost-limits", "limits",
+                       json_pack("{s:o}", "value", val), err);
+}
+
+int
+node_vhost_clear_limit(struct node *n, struct vhost *vh, const char *name,
+                       struct vherr *err)
+{
+    json_t *cur =
+        node_kv_find(n, KV_PARAMETER, vh->name, "vhost-limits", "limits");
+    json_t *val;
+
+    if (!cur || !json_object_get(json_object_get(cur, "value"), name))
+        return vherr_set(err, VH_NOT_FOUND, "no limit '%s' in vhost '%s'", name,
+                         vh->name);
+    val = json_deep_copy(json_object_get(cur, "value"));
+    json_object_del(val, name);
+    if (json_object_size(val) == 0) {
+        json_decref(val);
+        return node_kv_delete(n, KV_PARAMETER, vh->name, "vhost-limits",
+                              "limits", err);
+    }
+    return node_kv_put(n, KV_PARAMETER, vh->name, "vhost-limits", "limits",
+                       json_pack("{s:o}", "value", val), err);
+}
+
+void
+node__kv_drop_vhost(struct node *n, const char *vhost)
+{
+    for (int k = 0; k < 4; k++) {
+        json_t *list = n->kv[k];
+        size_t i = 0;
+
+        while (list && i < json_array_size(list)) {
+            if (same_str(json_array_get(list, i), "vhost", vhost))
+                json_array_remove(list, i);
+            else
+                i++;
+        }
+    }
+}
+
+void
+node__kv_free(struct node *n)
+{
+    for (int k = 0; k < 4; k++) {
+        json_decref(n->kv[k]);
+        n->kv[k] = NULL;
+    }
+}
