@@ -73,8 +73,7 @@ alarm_block(struct conn *c)
         c->blocked = true;
         conn_update_reading(c);
     }
-    if (alarms && c->cap_blocked && !c->blocked_sent &&
-        c->state == CONN_OPEN) {
+    if (alarms && c->cap_blocked && !c->blocked_sent && c->state == CONN_OPEN) {
         reason_text(alarms, reason, sizeof(reason));
         m.u.connection_blocked.reason = bytes_str(reason);
         conn_send_method(c, 0, &m);
@@ -126,8 +125,7 @@ set_alarm(struct server *s, uint32_t bit, bool on, const char *what,
         s->alarms |= bit;
         log_warn("%s alarm set: %llu bytes against a limit of %llu. "
                  "Publishers are blocked until it clears.",
-                 what, (unsigned long long)value,
-                 (unsigned long long)limit);
+                 what, (unsigned long long)value, (unsigned long long)limit);
     } else {
         s->alarms &= ~bit;
         log_warn("%s alarm cleared (%llu bytes, limit %llu)", what,
@@ -148,8 +146,7 @@ alarm_check(struct server *s)
     if (need && statvfs(s->cfg->data_dir, &st) == 0) {
         uint64_t free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
 
-        set_alarm(s, ALARM_DISK, free_bytes < need, "disk", free_bytes,
-                  need);
+        set_alarm(s, ALARM_DISK, free_bytes < need, "disk", free_bytes, need);
     }
 }
 
