@@ -1,0 +1,139 @@
+"""Resource alarms (Warren only): memory high watermark and disk free
+limit block publishing connections with connection.blocked and release
+them with connection.unblocked; consumers keep draining; many fast
+publishers cannot push resident memory past the watermark plus a fixed
+overhead.
+"""
+
+import os
+import threading
+import time
+
+import pytest
+
+import rawamqp
+from wireutil import get_bodies
+
+pytestmark = pytest.mark.warren_only
+
+SANITIZED = os.environ.get("WARREN_SANITIZED") == "1"
+MB = 1024 * 1024
+
+
+def channel(b):
+    c = rawamqp.connect("127.0.0.1", b.port)
+    c.open_channel(1)
+    return c
+
+
+def read_until(c, name, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        m = c.read_method(timeout=max(0.05, deadline - time.monotonic()))
+        if m.name == name:
+            return m
+
+
+def test_disk_alarm_blocks_then_unblocks(make_broker, tmp_path):
+    st = os.statvfs(str(tmp_path))
+    free = st.f_bavail * st.f_frsize
+    # Trip the alarm by taking 300 MB, release it by giving them back.
+    limit = free - 150 * MB
+    b = make_broker(extra_conf={"disk_free_limit.absolute": str(limit)})
+    cons = channel(b)
+    cons.call(1, "queue.declare", queue="da")
+    pub = channel(b)
+    pub.publish(1, "", "da", b"before")
+    assert get_bodies(cons, 1, "da") == [b"before"]
+    filler = tmp_path / "filler"
+    with open(filler, "wb") as f:
+        for _ in range(300):
+            f.write(b"\0" * MB)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        pub.publish(1, "", "da", b"during")  # it trips a blocked publisher
+        m = read_until(pub, "connection.blocked")
+        assert m.reason == "low on disk"
+        pub.publish(1, "", "da", b"held")
+        time.sleep(0.5)
+        # Consumers keep working; the held message has not been read.
+        got = get_bodies(cons, 1, "da")
+        assert b"held" not in got
+    finally:
+        os.unlink(filler)
+    read_until(pub, "connection.unblocked")
+    deadline = time.monotonic() + 5
+    seen = list(got)
+    while b"held" not in seen and time.monotonic() < deadline:
+        seen += get_bodies(cons, 1, "da")
+        time.sleep(0.05)
+    assert b"held" in seen
+    log = b.stderr_text()
+    assert "disk alarm set" in log and "disk alarm cleared" in log
+
+
+def test_memory_alarm_blocks_publishers(make_broker):
+    # A watermark the broker is always above.
+    b = make_broker(extra_conf={
+        "vm_memory_high_watermark.absolute": "1MiB"})
+    cons = channel(b)
+    cons.call(1, "queue.declare", queue="ma")
+    pub = channel(b)
+    pub.publish(1, "", "ma", b"first")
+    m = read_until(pub, "connection.blocked")
+    assert m.reason == "low on memory"
+    assert get_bodies(cons, 1, "ma") == [b"first"]
+    assert "memory alarm set" in b.stderr_text()
+
+
+def rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def test_fast_publishers_stay_under_the_watermark(make_broker):
+    watermark = 128 * MB
+    b = make_broker(extra_conf={
+        "vm_memory_high_watermark.absolute": str(watermark)})
+    setup = channel(b)
+    setup.call(1, "queue.declare", queue="flood")
+    setup.call(1, "queue.declare", queue="dflood", durable=True)
+    stop = threading.Event()
+    sent = [0]
+
+    def flood(queue, props):
+        body = os.urandom(64 * 1024)
+        try:
+            c = channel(b)
+            frames = b"".join(c.publish_frames(1, "", queue, body,
+                                               props=props)
+                              for _ in range(16))
+            while not stop.is_set():
+                c.send(frames)  # blocks once the broker stops reading
+                sent[0] += 16
+        except (OSError, rawamqp.Closed, rawamqp.Timeout):
+            pass
+
+    threads = [threading.Thread(target=flood, args=args, daemon=True)
+               for args in [("flood", None)] * 4 +
+               [("dflood", {"delivery_mode": 2})] * 4]
+    for t in threads:
+        t.start()
+    peak = 0
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        peak = max(peak, rss(b.pid))
+        time.sleep(0.05)
+    stop.set()
+    assert sent[0] * 64 * 1024 > 2 * watermark, "publishers too slow"
+    if not SANITIZED:
+        assert peak < watermark + 96 * MB, (peak, sent[0])
+    # The publishers' connections may be blocked: the broker still serves
+    # others.
+    c = channel(b)
+    m = c.call(1, "queue.declare", queue="flood", passive=True)
+    assert m.message_count > 0
