@@ -137,3 +137,16 @@ def test_fast_publishers_stay_under_the_watermark(make_broker):
     c = channel(b)
     m = c.call(1, "queue.declare", queue="flood", passive=True)
     assert m.message_count > 0
+
+
+def test_node_connection_limit(make_broker):
+    b = make_broker(extra_conf={"connection_max": 2})
+    held = [rawamqp.connect("127.0.0.1", b.port) for _ in range(2)]
+    c = rawamqp.Connection("127.0.0.1", b.port, 5.0)
+    with pytest.raises((rawamqp.Closed, OSError)):
+        c.begin()
+        c.login()
+    assert "connection_max (2) reached" in b.stderr_text()
+    held[0].close()
+    time.sleep(0.2)
+    rawamqp.connect("127.0.0.1", b.port).close()
