@@ -272,3 +272,37 @@ def test_disk_alarm_blocks_publishers_not_consumers(make_broker):
     time.sleep(0.3)
     assert get_bodies(cons, 1, "alarm") == []
     assert "disk alarm set" in b.stderr_text()
+
+
+def test_failed_sync_nacks_persistent_publishes(make_broker, tmp_path,
+                                                monkeypatch):
+    lib = os.environ.get("WARREN_FAULTIO")
+    assert lib and os.path.exists(lib), "WARREN_FAULTIO: the sync-fault shim"
+    trigger = tmp_path / "fail-syncs"
+    monkeypatch.setenv("LD_PRELOAD", lib)
+    monkeypatch.setenv("WARREN_FAULT_TRIGGER", str(trigger))
+    monkeypatch.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "") +
+                       ":verify_asan_link_order=0")
+    b = make_broker()
+    monkeypatch.delenv("LD_PRELOAD")
+    c = channel(b)
+    c.call(1, "queue.declare", queue="sick", durable=True)
+    confirm_select(c, 1)
+    publish_sync(c, 1, "", "sick", b"safe", props=PERSISTENT)
+    trigger.touch()  # from now on every fdatasync fails with EIO
+    c.publish(1, "", "sick", b"at risk", props=PERSISTENT)
+    m = c.read_method(timeout=10)
+    assert (m.name, m.delivery_tag) == ("basic.nack", 2), m
+    # Still refused while the log is failed; transient ones still work.
+    c.publish(1, "", "sick", b"refused", props=PERSISTENT)
+    m = c.read_method(timeout=10)
+    assert (m.name, m.delivery_tag) == ("basic.nack", 3), m
+    c.call(1, "queue.declare", queue="mem")
+    c.publish(1, "", "mem", b"transient")
+    m = c.read_method(timeout=10)
+    assert (m.name, m.delivery_tag) == ("basic.ack", 4), m
+    log = b.stderr_text()
+    assert "the message log failed" in log and "Input/output error" in log
+    trigger.unlink()
+    # Even with a failed log the broker shuts down cleanly.
+    assert b.stop() == 0

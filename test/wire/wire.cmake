@@ -39,7 +39,7 @@ foreach(file ${wire_tests})
                    ${WIRE_DIR}/${file}
            WORKING_DIRECTORY ${WIRE_DIR})
   set_tests_properties(wire.${name} PROPERTIES
-    ENVIRONMENT "WARREN_BIN=$<TARGET_FILE:warren>;WARREN_TEST_BROKER=;PYTHONDONTWRITEBYTECODE=1;WARREN_SANITIZED=${wire_sanitized}"
+    ENVIRONMENT "WARREN_BIN=$<TARGET_FILE:warren>;WARREN_TEST_BROKER=;PYTHONDONTWRITEBYTECODE=1;WARREN_SANITIZED=${wire_sanitized};WARREN_FAULTIO=$<TARGET_FILE:faultio>"
     TIMEOUT 300
     LABELS wire)
 endforeach()
