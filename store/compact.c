@@ -220,7 +220,7 @@ compact_begin(struct store *s, struct seg *g)
     s->cp.nids = 0;
     for (uint32_t i = 0; g->mask && i < g->n; i++) {
         if (g->mask[i])
-            ids_push(&s->cp.ids, &s->cp.nids, &cap, g->first_id + i);
+            ids_push(&s->cp.ids, &s->cp.nids, &cap, seg_slot_id(g, i));
     }
     while (idmap_next(&s->reloc, &it, &key, &val)) {
         const struct reloc *rl = val;

@@ -18,6 +18,7 @@ live_find(struct store *s, uint64_t id, struct mref *r)
 {
     struct reloc *rl = s->reloc.count ? idmap_find(&s->reloc, id) : NULL;
     struct seg *g;
+    uint32_t slot;
 
     if (rl) {
         g = seg_find(s, rl->seg);
@@ -30,13 +31,13 @@ live_find(struct store *s, uint64_t id, struct mref *r)
         r->rl = rl;
         return true;
     }
-    g = seg_find_by_id(s, id);
-    if (!g || !g->mask)
+    g = seg_find_by_id(s, id, &slot);
+    if (!g)
         return false;
     r->g = g;
     r->id = id;
-    r->mask = &g->mask[id - g->first_id];
-    r->set = g->qs[id - g->first_id];
+    r->mask = &g->mask[slot];
+    r->set = g->qs[slot];
     r->rl = NULL;
     return true;
 }
@@ -154,7 +155,7 @@ kill_originals(struct store *s, struct seg *g, const uint32_t *hit)
         if (!g->mask[i] || !hit[g->qs[i]])
             continue;
         r.g = g;
-        r.id = g->first_id + i;
+        r.id = seg_slot_id(g, i);
         r.mask = &g->mask[i];
         r.set = g->qs[i];
         r.rl = NULL;

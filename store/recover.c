@@ -613,11 +613,8 @@ collect_msgs(struct rctx *c, struct rseg *r, uint64_t *last_orig)
             r->lo = m.id;
         r->hi = m.id;
         r->has_orig = true;
-        /* ids of a segment's originals are contiguous but for records
-           lost to repair, whose bytes stay: a MSG record takes at least
-           22 bytes of the data (r->end never shrinks when repair
-           reseals, so a repaired log passes this again) */
-        if (r->hi - r->lo > r->end / 16) {
+        /* the writer seals a segment before its ids span 2^32 */
+        if (r->hi - r->lo >= UINT32_MAX - 1) {
             seg_path(path, sizeof(path), c->s->dir, r->no);
             return fail(c,
                         "store: %s: message ids %llu..%llu cannot all be "
@@ -1055,8 +1052,8 @@ holds_below(struct rctx *c, const struct seg *h, uint64_t qid, uint64_t upto)
 {
     size_t lo = 0, hi;
 
-    for (uint64_t i = 0; i < h->n && h->first_id + i < upto; i++) {
-        if (set_has(h, h->qs[i], qid))
+    for (uint32_t i = 0; i < h->n && seg_slot_id(h, i) < upto; i++) {
+        if (h->mask && set_has(h, h->qs[i], qid))
             return true;
     }
     if (!c->mc_built)
@@ -1103,10 +1100,11 @@ qdel_deps(struct rctx *c, struct seg *g, uint64_t qid, uint64_t upto)
 static void
 ack_deps(struct rctx *c, struct seg *g, uint64_t qid, uint64_t id)
 {
-    struct seg *h = seg_find_by_id(c->s, id);
+    uint32_t slot;
+    struct seg *h = seg_find_by_id(c->s, id, &slot);
     struct mv *v;
 
-    if (h && h != g && h->mask && set_has(h, h->qs[id - h->first_id], qid))
+    if (h && h != g && set_has(h, h->qs[slot], qid))
         seg_dep_add(g, h->no);
     if (!c->moved.count || !(v = idmap_find(&c->moved, id)))
         return;

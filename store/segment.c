@@ -6,9 +6,12 @@
  * Invariants:
  *   - s->segs is sorted by number and by first_id (ids only grow), so
  *     both lookups are binary searches.
- *   - Originals of a segment are ids [first_id, first_id + n); slot i is
- *     message first_id + i. A slot whose record was lost (repair) or
- *     whose message moved away has mask 0.
+ *   - Slots hold originals in increasing id order; slot i is message
+ *     seg_slot_id(g, i) (first_id + i while dense). A filler slot, a slot
+ *     whose record was lost (repair) and one whose message moved away
+ *     have mask 0.
+ *   - Dense keeps fillers <= real slots + DENSE_SLACK, so they never cost
+ *     much more than the sparse form would.
  *   - mask is the live bits of the message's set when the set has at
  *     most 8 queues; for wider sets it is 1 while any bit in the wide
  *     table entry is set, and 0 after.
@@ -17,6 +20,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+
+#define DENSE_SLACK 64
 
 struct seg *
 seg_new(uint32_t no, uint64_t salt, uint64_t first_id, bool head)
@@ -47,10 +52,13 @@ seg_release_arrays(struct seg *g)
     }
     free(g->qs);
     free(g->mask);
+    free(g->ioff);
     g->qs = NULL;
     g->mask = NULL;
+    g->ioff = NULL;
     g->n = 0;
     g->cap = 0;
+    g->holes = 0;
 }
 
 void
@@ -122,30 +130,89 @@ seg_set_append(struct seg *g, const uint8_t *qids_be, uint32_t n)
         q->qids[i] = be64_load(qids_be + 8 * (size_t)i);
 }
 
+static void
+grow(struct seg *g, uint32_t need)
+{
+    uint32_t cap = g->cap ? g->cap : 64;
+
+    if (need <= g->cap)
+        return;
+    while (cap < need)
+        cap *= 2;
+    g->qs = xrealloc(g->qs, cap * sizeof(*g->qs));
+    g->mask = xrealloc(g->mask, cap);
+    if (g->ioff)
+        g->ioff = xrealloc(g->ioff, cap * sizeof(*g->ioff));
+    g->cap = cap;
+}
+
+/* Dense to sparse: every slot (fillers included) gets its offset. */
+static void
+make_sparse(struct seg *g)
+{
+    g->ioff = xmalloc((g->cap ? g->cap : 1) * sizeof(*g->ioff));
+    for (uint32_t i = 0; i < g->n; i++)
+        g->ioff[i] = i;
+}
+
 void
 seg_add_original(struct seg *g, uint64_t id, uint16_t set, uint32_t n,
                  uint8_t mask)
 {
-    uint64_t idx = id - g->first_id;
+    uint64_t off;
 
-    WR_ASSERT(id >= g->first_id && idx >= g->n && idx < UINT32_MAX);
-    if (idx >= g->cap) {
-        uint32_t cap = g->cap ? g->cap : 64;
-
-        while (cap <= idx)
-            cap *= 2;
-        g->qs = xrealloc(g->qs, cap * sizeof(*g->qs));
-        g->mask = xrealloc(g->mask, cap);
-        g->cap = cap;
-    }
-    for (uint64_t i = g->n; i < idx; i++) {
-        g->qs[i] = 0;
-        g->mask[i] = 0;
-    }
-    g->qs[idx] = set;
-    g->mask[idx] = mask;
-    g->n = (uint32_t)idx + 1;
     (void)n;
+    if (g->n == 0) {
+        /* ids below the first original are not in this segment */
+        WR_ASSERT(id >= g->first_id);
+        g->first_id = id;
+    }
+    off = id - g->first_id;
+    WR_ASSERT(id >= g->first_id && off < UINT32_MAX);
+    WR_ASSERT(g->n == 0 || off > (g->ioff ? g->ioff[g->n - 1] : g->n - 1));
+    if (!g->ioff && off > g->n) {
+        uint64_t gap = off - g->n;
+
+        /* fillers cost 3 bytes each, sparse 4 more per real slot */
+        if (g->holes + gap <= (uint64_t)(g->n - g->holes) + DENSE_SLACK) {
+            grow(g, (uint32_t)off + 1);
+            memset(g->qs + g->n, 0, gap * sizeof(*g->qs));
+            memset(g->mask + g->n, 0, gap);
+            g->holes += (uint32_t)gap;
+            g->n = (uint32_t)off;
+        } else {
+            make_sparse(g);
+        }
+    }
+    WR_ASSERT(g->n < UINT32_MAX - 1);
+    grow(g, g->n + 1);
+    if (g->ioff)
+        g->ioff[g->n] = (uint32_t)off;
+    g->qs[g->n] = set;
+    g->mask[g->n] = mask;
+    g->n++;
+}
+
+int64_t
+seg_slot(const struct seg *g, uint64_t id)
+{
+    uint64_t off;
+    uint32_t lo = 0, hi = g->n;
+
+    if (id < g->first_id || g->n == 0 || !g->mask)
+        return -1;
+    off = id - g->first_id;
+    if (!g->ioff)
+        return off < g->n ? (int64_t)off : -1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+
+        if (g->ioff[mid] < off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < g->n && g->ioff[lo] == off ? (int64_t)lo : -1;
 }
 
 void
@@ -201,10 +268,11 @@ seg_find(const struct store *s, uint32_t no)
 }
 
 struct seg *
-seg_find_by_id(const struct store *s, uint64_t id)
+seg_find_by_id(const struct store *s, uint64_t id, uint32_t *slot)
 {
     size_t lo = 0, hi = s->nsegs;
     struct seg *g;
+    int64_t k;
 
     /* the last segment with first_id <= id */
     while (lo < hi) {
@@ -218,7 +286,12 @@ seg_find_by_id(const struct store *s, uint64_t id)
     if (lo == 0)
         return NULL;
     g = s->segs[lo - 1];
-    return id - g->first_id < g->n ? g : NULL;
+    k = seg_slot(g, id);
+    if (k < 0)
+        return NULL;
+    if (slot)
+        *slot = (uint32_t)k;
+    return g;
 }
 
 struct wide *

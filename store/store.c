@@ -290,6 +290,11 @@ store_append_msg(struct store *s, const struct store_msg_in *m, uint64_t *id,
         return 0;
     n = sorted_qids(s, m->qids, m->nqids);
     nid = s->next_id;
+    /* a segment's original ids span less than 2^32 (32-bit slot offsets);
+       ids taken by store_alloc_id could stretch a quiet head that far */
+    h = store_head(s);
+    if (h->n > 0 && nid - h->first_id >= UINT32_MAX - 1)
+        journal_roll(s);
     /* a rollover here starts the next segment at this id */
     h = journal_put_msg(s, nid, m->transient ? REC_F_TRANSIENT : 0, s->qtmp, n,
                         m->meta, m->body, pos, &set);
@@ -352,7 +357,7 @@ store_append_ack(struct store *s, uint64_t qid, uint64_t id)
     pdeps_add(s, r.g->no);
     if (r.rl && r.rl->prev)
         pdeps_add(s, r.rl->prev);
-    orig = seg_find_by_id(s, id);
+    orig = seg_find_by_id(s, id, NULL);
     if (orig && orig != r.g)
         pdeps_add(s, orig->no);
     live_kill(s, &r, j);

@@ -12,13 +12,19 @@
  *     atomics; "thread" ones belong to the store thread.
  *
  * Liveness bookkeeping (loop): every segment keeps, per message record
- * written there originally ("originals", ids first_id .. first_id+n-1
- * without gaps, because ids are handed out in append order), a 2-byte
- * index into the segment's dictionary of queue-id sets and a 1-byte mask
- * of the set's members still holding the message. That is 3 bytes per
- * stored message. Copies written by compaction are found through the
- * relocation map (id -> segment, set, mask). Sets of more than 8 queues
- * keep their bits in a per-segment "wide" table instead of the mask.
+ * written there originally ("originals", in increasing id order), a
+ * 2-byte index into the segment's dictionary of queue-id sets and a
+ * 1-byte mask of the set's members still holding the message. While the
+ * segment's original ids are (nearly) contiguous, slot i is id
+ * first_id + i ("dense": 3 bytes per stored message, a few dead filler
+ * slots for skipped ids); once more ids are skipped than stored (ids
+ * taken by store_alloc_id for messages never logged), slots also keep
+ * their id as a 32-bit offset from first_id ("sparse": 7 bytes per
+ * stored message, binary search by id). A segment never spans 2^32 ids:
+ * the writer seals it first. Copies written by compaction are found
+ * through the relocation map (id -> segment, set, mask). Sets of more
+ * than 8 queues keep their bits in a per-segment "wide" table instead of
+ * the mask.
  *
  * Deletion rule: a segment may be deleted when no live message has its
  * current copy there and every segment it depends on ("deps") is already
@@ -73,11 +79,13 @@ struct seg {
     uint32_t no;
     uint64_t salt;
     uint64_t size;     /* bytes, including what is not yet written */
-    uint64_t first_id; /* originals are ids [first_id, first_id + n) */
-    uint32_t n;
+    uint64_t first_id; /* id of slot 0 (before any: a lower bound) */
+    uint32_t n;        /* slots */
     uint32_t cap;
-    uint16_t *qs;  /* per original: set index */
-    uint8_t *mask; /* per original: live bits (or 1 = see wide) */
+    uint32_t holes; /* dense: filler slots for skipped ids */
+    uint16_t *qs;   /* per slot: set index */
+    uint8_t *mask;  /* per slot: live bits (or 1 = see wide) */
+    uint32_t *ioff; /* sparse: per slot, id - first_id; NULL = dense */
     struct qset **sets;
     uint32_t nsets;
     uint32_t capsets;
@@ -275,14 +283,24 @@ void seg_path(char *out, size_t n, const char *dir, uint32_t no);
 int seg_set_lookup(struct seg *g, const uint64_t *qids, uint32_t n);
 /* Recovery: appends a set to the dictionary. */
 void seg_set_append(struct seg *g, const uint8_t *qids_be, uint32_t n);
-/* Records an original message id (>= first_id + n) with its live bits. */
+/* Records an original message id (greater than any before in g, less
+   than first_id + 2^32 once g has one) with its live bits. */
 void seg_add_original(struct seg *g, uint64_t id, uint16_t set, uint32_t n,
                       uint8_t mask);
+/* The slot of original id in g, or -1. */
+int64_t seg_slot(const struct seg *g, uint64_t id);
+
+static inline uint64_t
+seg_slot_id(const struct seg *g, uint32_t i)
+{
+    return g->first_id + (g->ioff ? g->ioff[i] : i);
+}
 void seg_dep_add(struct seg *g, uint32_t no);
 /* Loop: the segment numbered no, or NULL. */
 struct seg *seg_find(const struct store *s, uint32_t no);
-/* Loop: the segment holding the original record of id, or NULL. */
-struct seg *seg_find_by_id(const struct store *s, uint64_t id);
+/* Loop: the segment holding the original record of id (and its slot in
+ *slot), or NULL. */
+struct seg *seg_find_by_id(const struct store *s, uint64_t id, uint32_t *slot);
 /* The wide entry of id in g (creating it with all n bits set). */
 struct wide *seg_wide(struct seg *g, uint64_t id, uint32_t n, bool create);
 void seg_wide_del(struct seg *g, struct wide *w);

@@ -17,14 +17,15 @@
  * -s bytes over -q queues, then times store_open after a clean close
  * (every segment sealed: summaries only) and after a crash (the filling
  * process _exit()s without closing: the newest segment is scanned).
- * Prints the time, the bytes read, and the store's resident memory per
- * recovered message. The page cache is warm: dropping it needs root and
+ * Prints the time, the bytes read, and the store's heap per recovered
+ * message. The page cache is warm: dropping it needs root and
  * would disturb everyone else on the machine.
  */
 #include "store/io.h"
 #include "store/store.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -111,18 +112,13 @@ now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Heap bytes in use (RSS would not grow into pages malloc kept). */
 static long
-rss_kb(void)
+heap_bytes(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
+    struct mallinfo2 mi = mallinfo2();
 
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+    return (long)(mi.uordblks + mi.hblkhd);
 }
 
 static void
@@ -317,19 +313,19 @@ time_open(const struct opts *o, const char *what)
 {
     uint64_t n = 0;
     struct store_recover_cb cb = {count_cb};
-    long rss0 = rss_kb(), rss1;
+    long heap0 = heap_bytes(), heap1;
     uint64_t r0 = atomic_load(&n_read);
     struct store *s;
     double t0 = now_s(), t1;
 
     s = open_store(o, STORE_FSYNC_ALWAYS, &cb, &n);
     t1 = now_s();
-    rss1 = rss_kb();
+    heap1 = heap_bytes();
     printf("  restart after %s: %.3f s for %llu live messages, %.1f MB "
-           "read, store memory %.1f bytes/message\n",
+           "read, store heap %.1f bytes/message\n",
            what, t1 - t0, (unsigned long long)n,
            (double)(atomic_load(&n_read) - r0) / 1e6,
-           n ? (double)(rss1 - rss0) * 1024 / (double)n : 0.0);
+           n ? (double)(heap1 - heap0) / (double)n : 0.0);
     store_close(s);
 }
 

@@ -17,6 +17,7 @@ endfunction()
 wr_fuzz_target(fuzz_frame warren_codec warren_base)
 wr_fuzz_target(fuzz_method warren_codec warren_base)
 wr_fuzz_target(fuzz_table warren_codec warren_base)
+wr_fuzz_target(fuzz_record warren_store warren_base)
 # Other modules' targets kept here, built when their library exists.
 if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/fuzz_conf.c AND TARGET warren_conf)
   wr_fuzz_target(fuzz_conf warren_conf)

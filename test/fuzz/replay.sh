@@ -18,7 +18,7 @@ secs=${1:-20}
 if [ $# -gt 0 ]; then shift; fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(fuzz_frame fuzz_method fuzz_table)
+    targets=(fuzz_frame fuzz_method fuzz_table fuzz_record)
     if [ -f "$here/fuzz_conf.c" ]; then targets+=(fuzz_conf); fi
 fi
 
