@@ -452,6 +452,27 @@ ev_failed(void *ctx, const char *why)
         vh->node->opts.durable(vh->node->opts.durable_arg, vh);
 }
 
+void
+node_log_stats(const struct node *n, struct node_log_stats *out)
+{
+    const struct vhost *vh, *tmp;
+    struct store_stats st;
+
+    memset(out, 0, sizeof(*out));
+    HASH_ITER(hh, n->vhosts, vh, tmp)
+    {
+        if (!vh->store)
+            continue;
+        store_get_stats(vh->store, &st);
+        out->fsyncs += st.fsyncs;
+        out->bytes_written += st.bytes_written;
+        out->records_written += st.records_written;
+        out->segments += st.segments;
+        out->disk_bytes += st.disk_bytes;
+        out->live_msgs += st.live_msgs;
+    }
+}
+
 uint64_t
 node_log_backlog(const struct node *n)
 {

@@ -374,6 +374,13 @@ bool node_has_dispatch(const struct node *n);
 /* Bytes of message bodies held in memory by queues, and whether the
  * node is paging new messages to the logs (over its memory budget). */
 uint64_t node_queue_memory(const struct node *n);
+/* The logs' counters summed over vhosts (store_get_stats): fsyncs,
+ * bytes and records written, segments, disk bytes, live messages. */
+struct node_log_stats {
+    uint64_t fsyncs, bytes_written, records_written, segments, disk_bytes,
+        live_msgs;
+};
+void node_log_stats(const struct node *n, struct node_log_stats *out);
 /* Bytes appended to the logs and not yet written: the server stops
  * reading from publishers while the disk lags too far behind. */
 uint64_t node_log_backlog(const struct node *n);
