@@ -187,6 +187,16 @@ bytes_is_utf8(struct bytes b)
 {
     const uint8_t *p = b.ptr, *end = b.ptr + b.len;
 
+    /* Names are nearly always ASCII: skip 8 bytes at a time while no
+     * byte has its high bit set. */
+    while (end - p >= 8) {
+        uint64_t w;
+
+        memcpy(&w, p, 8);
+        if (w & UINT64_C(0x8080808080808080))
+            break;
+        p += 8;
+    }
     while (p < end) {
         uint8_t c = *p;
         uint32_t cp;
