@@ -147,8 +147,11 @@ cc_deliver(struct consumer *c, struct queue *q, struct qentry e)
         message_unref(e.msg);
         return;
     }
-    unacked_push(&ch->unacked,
-                 &(struct unacked){.tag = tag, .q = q, .e = e, .cons = cc});
+    unacked_push(&ch->unacked, &(struct unacked){.tag = tag,
+                                                 .at_us = node_now(srv->node),
+                                                 .q = q,
+                                                 .e = e,
+                                                 .cons = cc});
     cc->refs++;
     c->unacked++;
     ch->consumer_unacked++;
@@ -368,6 +371,9 @@ wait_remove(struct channel *ch)
         ch->wait_next->wait_prev = ch->wait_prev;
 }
 
+/* A pending confirm that is a basic.nack whatever the log does. */
+#define CONFIRM_NACK UINT64_MAX
+
 static void
 pend_push(struct channel *ch, uint64_t seq, uint64_t lsn)
 {
@@ -424,6 +430,13 @@ chan_flush_confirms(struct channel *ch)
     while (ch->pn > 0) {
         struct pending_confirm *p = &ch->pend[ch->phead];
 
+        if (p->lsn == CONFIRM_NACK) {
+            /* refused at publish: a full queue, or a failed log */
+            confirm_upto(ch, p->seq - 1, true);
+            confirm_upto(ch, p->seq, false);
+            pend_pop(ch);
+            continue;
+        }
         if (p->lsn <= vh->durable_lsn) {
             pend_pop(ch);
             continue;
@@ -503,7 +516,7 @@ chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
          * publisher gets basic.nack; others can only be told by the
          * log. */
         if (ch->confirm) {
-            pend_push(ch, ++ch->pub_seq, UINT64_MAX);
+            pend_push(ch, ++ch->pub_seq, CONFIRM_NACK);
             ch->confirm_pending = true;
             conn_pending(ch->conn);
         } else if (wr_now_ms() - last_warn > 5000) {
@@ -519,7 +532,9 @@ chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
         send_return(ch, msg);
     if (ch->confirm) {
         ch->pub_seq++;
-        if (res.lsn > ch->conn->vh->durable_lsn)
+        if (res.rejected) /* a queue at its limit refused it */
+            pend_push(ch, ch->pub_seq, CONFIRM_NACK);
+        else if (res.lsn > ch->conn->vh->durable_lsn)
             pend_push(ch, ch->pub_seq, res.lsn);
         ch->confirm_pending = true;
         conn_pending(ch->conn);

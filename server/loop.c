@@ -15,6 +15,8 @@
  */
 #include "server/server.h"
 
+#include "server/mgmt.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <utlist.h>
 #include <arpa/inet.h>
 
 struct server *srv;
@@ -181,6 +184,38 @@ expire_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
     node_expire(srv->node);
+}
+
+/* consumer_timeout (RabbitMQ's, default 30 minutes): a channel whose
+ * oldest unacknowledged delivery is older than that is closed with 406,
+ * which requeues its deliveries. Deliveries are in tag order, so the
+ * oldest is the first live one. */
+static void
+ack_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    uint64_t limit = (uint64_t)srv->cfg->consumer_timeout_ms * 1000u;
+    uint64_t now = (uint64_t)(ev_now(loop) * 1e6);
+    struct conn *c, *ctmp;
+    struct channel *ch, *tmp;
+
+    (void)w;
+    (void)revents;
+    node_set_now(srv->node, now);
+    DL_FOREACH_SAFE(srv->conns, c, ctmp)
+    {
+        HASH_ITER(hh, c->channels, ch, tmp)
+        {
+            unacked_compact(&ch->unacked);
+            if (ch->state != CH_OPEN || ch->unacked.n == 0 ||
+                now - unacked_at(&ch->unacked, 0)->at_us <= limit)
+                continue;
+            chan_fail(ch, AMQP_PRECONDITION_FAILED, 0,
+                      "delivery acknowledgement on channel %u timed out. "
+                      "Timeout value used: %u ms. This timeout value can "
+                      "be configured, see consumers doc guide to learn more",
+                      ch->id, srv->cfg->consumer_timeout_ms);
+        }
+    }
 }
 
 /* ---- shutdown */
@@ -366,6 +401,17 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
             return WR_ERR;
         s->nlisteners++;
     }
+    if (mgmt_start(s) != WR_OK)
+        return WR_ERR;
+    if (cfg->consumer_timeout_ms) {
+        /* Check a few times per timeout, at most once a second and at
+         * least once a minute. */
+        double every = cfg->consumer_timeout_ms / 4000.0;
+
+        every = every < 1.0 ? 1.0 : every > 60.0 ? 60.0 : every;
+        ev_timer_init(&s->ack_timer, ack_timer_cb, every, every);
+        ev_timer_start(s->loop, &s->ack_timer);
+    }
     ev_timer_init(&s->expire_timer, expire_cb, 1.0, 1.0);
     ev_timer_start(s->loop, &s->expire_timer);
     ev_prepare_init(&s->prepare, prepare_cb);
@@ -395,6 +441,7 @@ server_fini(struct server *s)
     }
     for (size_t i = 0; i < s->nlisteners; i++)
         close(s->listeners[i].fd);
+    mgmt_stop(s);
     node_free(s->node);
     ev_loop_destroy(s->loop);
     log_info("stopped");

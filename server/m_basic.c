@@ -152,8 +152,10 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
     if (a->no_ack)
         message_unref(e.msg);
     else
-        unacked_push(&ch->unacked,
-                     &(struct unacked){.tag = tag, .q = q, .e = e});
+        unacked_push(
+            &ch->unacked,
+            &(struct unacked){
+                .tag = tag, .at_us = node_now(srv->node), .q = q, .e = e});
     return WR_OK;
 }
 

@@ -46,6 +46,7 @@ struct server {
     ev_signal sigterm, sigint;
     ev_timer shutdown_timer;
     ev_timer expire_timer; /* message TTL sweep, once a second */
+    ev_timer ack_timer;    /* consumer_timeout checks */
     bool stopping;
     struct conn *conns;      /* every connection, through conn.next */
     struct conn *pending;    /* connections with output or confirms */
@@ -229,6 +230,7 @@ enum content_state { CS_IDLE, CS_HEADER, CS_BODY };
 /* A delivery waiting for ack, in tag order. settled = tombstone. */
 struct unacked {
     uint64_t tag;
+    uint64_t at_us; /* delivered at (node time): consumer_timeout */
     struct queue *q;
     struct qentry e;
     struct chconsumer *cons; /* NULL for basic.get */

@@ -274,7 +274,7 @@ vhost__log_message(struct vhost *vh, struct message *m, struct queue **qs,
  */
 uint64_t
 vhost__publish_paged(struct vhost *vh, struct message *m, struct queue **qs,
-                     size_t n, bool *refused)
+                     size_t n, bool *refused, bool *rejected)
 {
     uint64_t *dq = xmalloc(2 * n * sizeof(uint64_t)), *tq = dq + n;
     uint64_t pid = 0, ppos = 0, tid = 0, tpos = 0, lsn = 0;
@@ -307,12 +307,16 @@ vhost__publish_paged(struct vhost *vh, struct message *m, struct queue **qs,
             tid = 0; /* the log failed: keep those in memory */
     }
     for (size_t i = 0; i < n; i++) {
+        bool ok;
+
         if (persistent && qs[i]->durable)
-            queue__push_paged(qs[i], pid, ppos, m->body_size);
+            ok = queue__push_paged(qs[i], pid, ppos, m->body_size);
         else if (tid)
-            queue__push_paged(qs[i], tid, tpos, m->body_size);
+            ok = queue__push_paged(qs[i], tid, tpos, m->body_size);
         else
-            queue_push(qs[i], m);
+            ok = queue_push(qs[i], m);
+        if (!ok)
+            *rejected = true;
     }
     free(dq);
     return lsn;

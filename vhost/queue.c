@@ -264,7 +264,34 @@ queue_expire(struct queue *q)
     }
 }
 
-void
+/* Would one more message of `size` bytes break x-max-length(-bytes)?
+ * Only ready messages count, as in RabbitMQ. */
+static bool
+over_limit(const struct queue *q, uint64_t size)
+{
+    return (q->max_len >= 0 && q->ready.n + 1 > (uint64_t)q->max_len) ||
+           (q->max_bytes >= 0 &&
+            q->ready_bytes + size > (uint64_t)q->max_bytes);
+}
+
+/* x-overflow drop-head: drop the oldest ready messages until the queue
+ * is within its limits. */
+static void
+drop_over_limit(struct queue *q)
+{
+    struct qentry e = {0};
+
+    while (q->ready.n > 0 &&
+           ((q->max_len >= 0 && q->ready.n > (uint64_t)q->max_len) ||
+            (q->max_bytes >= 0 && q->ready_bytes > (uint64_t)q->max_bytes))) {
+        if (!load_head(q))
+            return;
+        pop_head(q, &e);
+        drop_entry(q, e, true);
+    }
+}
+
+bool
 queue_push(struct queue *q, struct message *m)
 {
     struct qentry e = {.id = m->id, .msg = m};
@@ -287,18 +314,25 @@ queue_push(struct queue *q, struct message *m)
         q->stat_expired++;
         if (e.id & QE_INSTORE)
             vhost__log_ack(q->vh, q, e.id);
-        return;
+        return true;
+    }
+    if (q->reject_publish && over_limit(q, m->body_size)) {
+        if (e.id & QE_INSTORE)
+            vhost__log_ack(q->vh, q, e.id);
+        return false;
     }
     message_ref(m);
     qd_push_back(&q->ready, e);
     q->ready_bytes += m->body_size;
     queue__mem(q, (int64_t)m->body_size);
     q->stat_publish++;
+    drop_over_limit(q);
     if (q->nconsumers)
         queue_schedule(q);
+    return true;
 }
 
-void
+bool
 queue__push_paged(struct queue *q, uint64_t id, uint64_t pos,
                   uint64_t body_size)
 {
@@ -306,11 +340,17 @@ queue__push_paged(struct queue *q, uint64_t id, uint64_t pos,
 
     WR_ASSERT(!q->deleted);
     q->logged = true;
+    if (q->reject_publish && over_limit(q, body_size)) {
+        vhost__log_ack(q->vh, q, e.id);
+        return false;
+    }
     qd_push_back(&q->ready, e);
     q->ready_bytes += body_size;
     q->stat_publish++;
+    drop_over_limit(q);
     if (q->nconsumers)
         queue_schedule(q);
+    return true;
 }
 
 bool

@@ -337,6 +337,14 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
     if (ftable_find(q->args, "x-message-ttl", &v) &&
         fvalue_get_int(&v, &q->ttl_ms))
         q->may_expire = true;
+    q->max_len = q->max_bytes = -1;
+    if (ftable_find(q->args, "x-max-length", &v))
+        fvalue_get_int(&v, &q->max_len);
+    if (ftable_find(q->args, "x-max-length-bytes", &v))
+        fvalue_get_int(&v, &q->max_bytes);
+    q->reject_publish = ftable_find(q->args, "x-overflow", &v) &&
+                        fvalue_is_str(&v) &&
+                        bytes_has_prefix(v.v.str, "reject-publish");
     if (d->exclusive) {
         q->owner = d->owner;
         DL_APPEND2(d->owner->exclusive, q, owner_prev, owner_next);
@@ -572,7 +580,8 @@ vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
     if (n == 0)
         return;
     if (vh->node->lazy && vh->store) {
-        res->lsn = vhost__publish_paged(vh, m, qs, n, &res->refused);
+        res->lsn =
+            vhost__publish_paged(vh, m, qs, n, &res->refused, &res->rejected);
         res->nqueues = res->refused ? 0 : n;
         return;
     }
@@ -583,7 +592,9 @@ vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
         return;
     if (!m->id)
         m->id = vhost__next_id(vh);
-    for (size_t i = 0; i < n; i++)
-        queue_push(qs[i], m);
+    for (size_t i = 0; i < n; i++) {
+        if (!queue_push(qs[i], m))
+            res->rejected = true;
+    }
     res->nqueues = n;
 }

@@ -223,9 +223,12 @@ struct queue {
     bool auto_delete;
     bool deleted;
     bool had_consumer;
-    bool dirty;      /* on the node's dispatch list */
-    bool may_expire; /* has x-message-ttl or got a message with TTL */
-    int64_t ttl_ms;  /* x-message-ttl; -1 = none */
+    bool dirty;          /* on the node's dispatch list */
+    bool may_expire;     /* has x-message-ttl or got a message with TTL */
+    int64_t ttl_ms;      /* x-message-ttl; -1 = none */
+    int64_t max_len;     /* x-max-length; -1 = none */
+    int64_t max_bytes;   /* x-max-length-bytes; -1 = none */
+    bool reject_publish; /* x-overflow reject-publish(-dlx), else drop-head */
     struct bytes args;
     struct vh_owner *owner;
     struct queue *owner_next, *owner_prev;
@@ -264,8 +267,10 @@ queue_message_count(struct queue *q)
     return (uint32_t)q->ready.n;
 }
 
-/* Adds a message (takes a new reference). Schedules dispatch. */
-void queue_push(struct queue *q, struct message *m);
+/* Adds a message (takes a new reference). Schedules dispatch. Returns
+ * false when the queue refuses it (x-max-length with x-overflow
+ * reject-publish): the publisher gets basic.nack. */
+bool queue_push(struct queue *q, struct message *m);
 /* Takes the head entry for basic.get. Returns false when empty. The
  * entry's reference passes to the caller. With ack, the delivery must
  * be settled later with queue_ack or queue_requeue. */
@@ -456,6 +461,8 @@ struct publish_result {
     uint64_t lsn;   /* its log record's LSN; 0 when not logged */
     bool refused;   /* the log has failed: persistent publishes are
                        refused (the publisher gets basic.nack) */
+    bool rejected;  /* a queue at its length limit refused it
+                       (reject-publish): basic.nack */
 };
 
 /*

@@ -51,7 +51,8 @@ uint64_t vhost__log_message(struct vhost *vh, struct message *m,
                             struct queue **qs, size_t n, bool *refused);
 void vhost__log_ack(struct vhost *vh, struct queue *q, uint64_t id);
 uint64_t vhost__publish_paged(struct vhost *vh, struct message *m,
-                              struct queue **qs, size_t n, bool *refused);
+                              struct queue **qs, size_t n, bool *refused,
+                              bool *rejected);
 void vhost__log_queue_delete(struct vhost *vh, struct queue *q);
 int vhost__page_in(struct vhost *vh, struct qentry *e);
 void vhost__settle_moves(struct vhost *vh, struct message *m, bool requeued);
@@ -69,7 +70,7 @@ void qd_fini(struct qdeque *d);
 void queue__track(struct queue *q);
 /* Adds a message that lives only in the log (paging): id and position of
  * its record, which includes this queue. */
-void queue__push_paged(struct queue *q, uint64_t id, uint64_t pos,
+bool queue__push_paged(struct queue *q, uint64_t id, uint64_t pos,
                        uint64_t body_size);
 /* Accounts bytes of bodies a queue holds in memory (+ or -). */
 void queue__mem(struct queue *q, int64_t delta);
