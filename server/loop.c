@@ -15,6 +15,8 @@
  */
 #include "server/server.h"
 
+#include "server/mgmt.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -399,6 +401,8 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
             return WR_ERR;
         s->nlisteners++;
     }
+    if (mgmt_start(s) != WR_OK)
+        return WR_ERR;
     if (cfg->consumer_timeout_ms) {
         /* Check a few times per timeout, at most once a second and at
          * least once a minute. */
@@ -437,6 +441,7 @@ server_fini(struct server *s)
     }
     for (size_t i = 0; i < s->nlisteners; i++)
         close(s->listeners[i].fd);
+    mgmt_stop(s);
     node_free(s->node);
     ev_loop_destroy(s->loop);
     log_info("stopped");

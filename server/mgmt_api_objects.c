@@ -1,0 +1,1829 @@
+/*
+ * mgmt_api_objects.c: exchanges, queues and bindings over HTTP, and the
+ * diagnostic publish and get.
+ *
+ *   /api/exchanges[/v[/x]]                    GET; PUT and DELETE one
+ *   /api/exchanges/v/x/bindings/source|destination
+ *   /api/exchanges/v/x/publish                POST {"routing_key",
+ *                                             "payload", "payload_encoding",
+ *                                             "properties"} -> {"routed"}
+ *   /api/queues[/v[/q]]                       GET; PUT and DELETE one
+ *   /api/queues/v/q/contents                  DELETE = purge
+ *   /api/queues/v/q/get                       POST {"count", "ackmode",
+ *                                             "encoding", "truncate"}
+ *   /api/queues/v/q/bindings
+ *   /api/bindings[/v], /api/bindings/v/e/x/q/q (GET, POST), .../props
+ *   (GET, DELETE), and the same with e/x/e/x2 for exchange destinations.
+ *
+ * Declares, deletes and binds go through the same vhost calls as the
+ * AMQP methods, with the same rules, and are checked against the user's
+ * permissions as RabbitMQ checks them (configure to declare or delete,
+ * write on the exchange to publish, read on the queue to get or purge,
+ * write on the destination and read on the source to bind).
+ *
+ * /api/queues is built for 100,000 queues: the queues are filtered and
+ * sorted as pointers (sort keys read from the structs), and JSON is built
+ * only for the page asked for, or streamed item by item for a full list.
+ */
+#include "server/mgmt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <utlist.h>
+
+static const char *const vhost_name_sort[] = {"vhost", "name", NULL};
+static const char *const binding_sort[] = {
+    "vhost",       "source",         "destination", "destination_type",
+    "routing_key", "properties_key", NULL};
+
+/* ---- body helpers */
+
+/* RabbitMQ's parse_bool: true/false or "true"/"false". Replies 400
+ * ["not_boolean", V] and returns false on anything else. */
+static bool
+body_bool(struct mgmt_req *r, json_t *body, const char *key, bool dflt,
+          bool *out)
+{
+    json_t *v = json_object_get(body, key);
+
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return true;
+    }
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return true;
+    }
+    if (json_is_string(v) && (strcmp(json_string_value(v), "true") == 0 ||
+                              strcmp(json_string_value(v), "false") == 0)) {
+        *out = strcmp(json_string_value(v), "true") == 0;
+        return true;
+    }
+    mgmt_bad_request_json(r, json_pack("[s, O]", "not_boolean", v));
+    return false;
+}
+
+/* "arguments": an object (or [] / null for none) as a field table. */
+static bool
+body_args(struct mgmt_req *r, json_t *body, struct buf *out)
+{
+    json_t *v = json_object_get(body, "arguments");
+
+    buf_reset(out);
+    if (!v || json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0))
+        return true;
+    if (!json_is_object(v) || defs_json_to_table(v, out) != WR_OK) {
+        mgmt_bad_request(r, "arguments must be an object of AMQP field "
+                            "values");
+        return false;
+    }
+    return true;
+}
+
+static const char *
+body_str(json_t *body, const char *key, const char *dflt)
+{
+    json_t *v = json_object_get(body, key);
+
+    return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+/* ---- exchanges */
+
+json_t *
+mgmt_exchange_json(struct vhost *vh, struct exchange *x)
+{
+    return json_pack(
+        "{s:s%, s:s, s:s, s:b, s:b, s:b, s:o, s:s}", "name", x->name,
+        x->name_len, "vhost", vh->name, "type", exchange_type_name(x->type),
+        "durable", x->durable, "auto_delete", x->auto_delete, "internal",
+        x->internal, "arguments", mgmt_table_json(x->args),
+        "user_who_performed_action",
+        x->name_len == 0 || strncmp(x->name, "amq.", 4) == 0 ? "rmq-internal"
+                                                             : "");
+}
+
+/* Visible vhosts: the one in args[0] (checked) or every one the user may
+ * read. Returns NULL after replying when the named one is refused. */
+static struct vhost **
+list_vhosts(struct mgmt_req *r, size_t *n)
+{
+    struct vhost **all, *vh;
+    size_t k = 0, total;
+
+    if (r->args[0]) {
+        if (!(vh = mgmt_vhost_arg(r, r->args[0])) ||
+            !mgmt_check_vhost(r, vh, true))
+            return NULL;
+        all = xcalloc(2, sizeof(*all));
+        all[0] = vh;
+        *n = 1;
+        return all;
+    }
+    all = mgmt_vhosts(&total);
+    for (size_t i = 0; i < total; i++)
+        if (mgmt_can_see_vhost(r, all[i], true))
+            all[k++] = all[i];
+    *n = k;
+    return all;
+}
+
+void
+mgmt_h_exchanges(struct mgmt_req *r)
+{
+    size_t nv;
+    struct vhost **vs = list_vhosts(r, &nv);
+    json_t *items;
+
+    if (!vs)
+        return;
+    items = json_array();
+    for (size_t i = 0; i < nv; i++)
+        for (struct exchange *x = xreg_first(vs[i]->xr); x;
+             x = xreg_next(vs[i]->xr, x))
+            json_array_append_new(items, mgmt_exchange_json(vs[i], x));
+    free(vs);
+    mgmt_reply_list(r, items, vhost_name_sort);
+}
+
+static void
+exchange_put(struct mgmt_req *r, struct vhost *vh, struct bytes name)
+{
+    json_t *body = mgmt_body_json(r);
+    struct exchange_decl d = {.name = name};
+    struct vherr err;
+    struct buf args;
+    bool existed = vhost_exchange_find(vh, name) != NULL;
+
+    if (!body)
+        return;
+    buf_init(&args);
+    if (name.len > 255) {
+        mgmt_bad_request(r, "exchange name is longer than 255 bytes");
+        goto out;
+    }
+    d.type = bytes_str(body_str(body, "type", "direct"));
+    if (!body_bool(r, body, "durable", true, &d.durable) ||
+        !body_bool(r, body, "auto_delete", false, &d.auto_delete) ||
+        !body_bool(r, body, "internal", false, &d.internal) ||
+        !body_args(r, body, &args))
+        goto out;
+    d.args = buf_bytes(&args);
+    if (!mgmt_check_perm(r, vh, PERM_CONFIGURE, "exchange", name))
+        goto out;
+    if (vhost_exchange_declare(vh, &d, &err) != WR_OK) {
+        mgmt_reply_vherr(r, &err);
+        goto out;
+    }
+    mgmt_reply_empty(r, existed ? 204 : 201);
+out:
+    buf_fini(&args);
+    json_decref(body);
+}
+
+void
+mgmt_h_exchange(struct mgmt_req *r)
+{
+    struct vhost *vh = mgmt_vhost_arg(r, r->args[0]);
+    struct bytes name = mgmt_exchange_name(r->args[1]);
+    struct exchange *x;
+    struct vherr err;
+    json_t *o;
+
+    if (!vh || !mgmt_check_vhost(
+                   r, vh, r->method == HTTP_GET || r->method == HTTP_HEAD))
+        return;
+    if (r->method == HTTP_PUT) {
+        exchange_put(r, vh, name);
+        return;
+    }
+    x = vhost_exchange_find(vh, name);
+    if (!x) {
+        mgmt_not_found(r);
+        return;
+    }
+    if (r->method == HTTP_DELETE) {
+        if (!mgmt_check_perm(r, vh, PERM_CONFIGURE, "exchange", name))
+            return;
+        if (vhost_exchange_delete(vh, name, mgmt_qs_true(r, "if-unused"), NULL,
+                                  &err) != WR_OK) {
+            mgmt_reply_vherr(r, &err);
+            return;
+        }
+        mgmt_reply_empty(r, 204);
+        return;
+    }
+    o = mgmt_exchange_json(vh, x);
+    json_object_set_new(o, "incoming", json_array());
+    json_object_set_new(o, "outgoing", json_array());
+    mgmt_reply_item(r, o);
+}
+
+/* ---- bindings */
+
+static json_t *
+binding_json(struct vhost *vh, const char *src, size_t src_len,
+             const char *dest, size_t dest_len, bool dest_is_exchange,
+             struct bytes key, struct bytes args)
+{
+    struct buf pk;
+    json_t *o;
+
+    buf_init(&pk);
+    mgmt_props_key(key, args, &pk);
+    o = json_pack("{s:s%, s:s, s:s%, s:s, s:s%, s:o, s:s%}", "source", src,
+                  src_len, "vhost", vh->name, "destination", dest, dest_len,
+                  "destination_type", dest_is_exchange ? "exchange" : "queue",
+                  "routing_key", key.ptr ? (const char *)key.ptr : "", key.len,
+                  "arguments", mgmt_table_json(args), "properties_key",
+                  (const char *)pk.data, pk.len);
+    buf_fini(&pk);
+    return o;
+}
+
+static json_t *
+binding_rec_json(struct vhost *vh, const struct binding *b)
+{
+    const char *dname;
+    size_t dlen;
+
+    if (b->dest.is_exchange) {
+        dname = ((struct exchange *)b->dest.ptr)->name;
+        dlen = ((struct exchange *)b->dest.ptr)->name_len;
+    } else {
+        dname = ((struct queue *)b->dest.ptr)->name;
+        dlen = ((struct queue *)b->dest.ptr)->name_len;
+    }
+    return binding_json(vh, b->src->name, b->src->name_len, dname, dlen,
+                        b->dest.is_exchange, bytes_of(b->key, b->key_len),
+                        b->args);
+}
+
+/* The default exchange's implicit binding to q. */
+static json_t *
+default_binding_json(struct vhost *vh, struct queue *q)
+{
+    return binding_json(vh, "", 0, q->name, q->name_len, false,
+                        bytes_of(q->name, q->name_len), BYTES_NULL);
+}
+
+static void
+append_vhost_bindings(json_t *items, struct vhost *vh)
+{
+    struct queue *q, *tmp;
+    struct binding *b;
+
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        json_array_append_new(items, default_binding_json(vh, q));
+    }
+    for (struct exchange *x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x))
+        DL_FOREACH2(((struct xinfo *)x->user)->out, b, src_next)
+    json_array_append_new(items, binding_rec_json(vh, b));
+}
+
+void
+mgmt_h_bindings(struct mgmt_req *r)
+{
+    size_t nv;
+    struct vhost **vs = list_vhosts(r, &nv);
+    json_t *items;
+
+    if (!vs)
+        return;
+    items = json_array();
+    for (size_t i = 0; i < nv; i++)
+        append_vhost_bindings(items, vs[i]);
+    free(vs);
+    mgmt_reply_list(r, items, binding_sort);
+}
+
+void
+mgmt_h_exchange_bindings(struct mgmt_req *r)
+{
+    struct vhost *vh = mgmt_vhost_arg(r, r->args[0]);
+    bool source = strcmp(r->seg[5], "source") == 0;
+    struct exchange *x;
+    struct binding *b;
+    struct queue *q, *tmp;
+    json_t *items;
+
+    if (!vh || !mgmt_check_vhost(r, vh, true))
+        return;
+    x = vhost_exchange_find(vh, mgmt_exchange_name(r->args[1]));
+    if (!x) {
+        mgmt_not_found(r);
+        return;
+    }
+    items = json_array();
+    if (source && x->name_len == 0) {
+        HASH_ITER(hh, vh->queues, q, tmp)
+        {
+            json_array_append_new(items, default_binding_json(vh, q));
+        }
+    } else if (source) {
+        DL_FOREACH2(((struct xinfo *)x->user)->out, b, src_next)
+        json_array_append_new(items, binding_rec_json(vh, b));
+    } else {
+        DL_FOREACH2(((struct xinfo *)x->user)->in, b, dest_next)
+        json_array_append_new(items, binding_rec_json(vh, b));
+    }
+    mgmt_reply_list(r, items, binding_sort);
+}
+
+void
+mgmt_h_queue_bindings(struct mgmt_req *r)
+{
+    struct vhost *vh = mgmt_vhost_arg(r, r->args[0]);
+    struct queue *q;
+    struct binding *b;
+    json_t *items;
+
+    if (!vh || !mgmt_check_vhost(r, vh, true))
+        return;
+    q = vhost_queue_find(vh, bytes_str(r->args[1]));
+    if (!q) {
+        mgmt_not_found(r);
+        return;
+    }
+    items = json_array();
+    json_array_append_new(items, default_binding_json(vh, q));
+    DL_FOREACH2(q->bindings, b, dest_next)
+    json_array_append_new(items, binding_rec_json(vh, b));
+    mgmt_reply_list(r, items, binding_sort);
+}
+
+/* The two ends of /api/bindings/v/e/SRC/{q,e}/DEST[/props]. */
+struct ends {
+    struct vhost *vh;
+    struct bytes src, dest;
+    bool dest_is_exchange;
+    struct exchange *sx; /* NULL when absent */
+    struct xdest xd;     /* xd.ptr NULL when absent */
+};
+
+static bool
+resolve_ends(struct mgmt_req *r, struct ends *e, bool read)
+{
+    memset(e, 0, sizeof(*e));
+    e->vh = mgmt_vhost_arg(r, r->args[0]);
+    if (!e->vh || !mgmt_check_vhost(r, e->vh, read))
+        return false;
+    e->src = mgmt_exchange_name(r->args[1]);
+    e->dest_is_exchange = strcmp(r->seg[5], "e") == 0;
+    e->dest = e->dest_is_exchange ? mgmt_exchange_name(r->args[2])
+                                  : bytes_str(r->args[2]);
+    e->sx = vhost_exchange_find(e->vh, e->src);
+    if (e->dest_is_exchange)
+        e->xd = (struct xdest){vhost_exchange_find(e->vh, e->dest), true};
+    else
+        e->xd = (struct xdest){vhost_queue_find(e->vh, e->dest), false};
+    return true;
+}
+
+/* Every binding between the two ends, the implicit default one too. */
+static json_t *
+bindings_between(const struct ends *e)
+{
+    json_t *items = json_array();
+    struct binding *b;
+
+    if (!e->sx || !e->xd.ptr)
+        return items;
+    if (e->sx->name_len == 0 && !e->dest_is_exchange) {
+        json_array_append_new(items, default_binding_json(e->vh, e->xd.ptr));
+        return items;
+    }
+    DL_FOREACH2(((struct xinfo *)e->sx->user)->out, b, src_next)
+    {
+        if (b->dest.ptr == e->xd.ptr)
+            json_array_append_new(items, binding_rec_json(e->vh, b));
+    }
+    return items;
+}
+
+static bool
+check_bind_perms(struct mgmt_req *r, const struct ends *e)
+{
+    return mgmt_check_perm(r, e->vh, PERM_WRITE,
+                           e->dest_is_exchange ? "exchange" : "queue",
+                           e->dest) &&
+           mgmt_check_perm(r, e->vh, PERM_READ, "exchange", e->src);
+}
+
+static void
+binding_post(struct mgmt_req *r, const struct ends *e)
+{
+    json_t *body = mgmt_body_json(r);
+    const char *key;
+    struct vherr err;
+    struct buf args, loc;
+
+    if (!body)
+        return;
+    buf_init(&args);
+    buf_init(&loc);
+    key = body_str(body, "routing_key", "");
+    if (strlen(key) > 255) {
+        mgmt_bad_request(r, "routing_key is longer than 255 bytes");
+        goto out;
+    }
+    if (!body_args(r, body, &args))
+        goto out;
+    if (!e->sx || !e->xd.ptr) {
+        mgmt_reply_error(r, 404, "not_found", "no %s '%.*s' in vhost '%s'",
+                         !e->sx                ? "exchange"
+                         : e->dest_is_exchange ? "exchange"
+                                               : "queue",
+                         BYTES_FMT(!e->sx ? e->src : e->dest), e->vh->name);
+        goto out;
+    }
+    if (!check_bind_perms(r, e))
+        goto out;
+    if (vhost_bind(e->vh, e->src, e->dest, e->dest_is_exchange, bytes_str(key),
+                   buf_bytes(&args), NULL, &err) != WR_OK) {
+        mgmt_reply_vherr(r, &err);
+        goto out;
+    }
+    /* RabbitMQ's Location is relative to the request: DEST/PROPS. */
+    mgmt_quote_plus(e->dest, &loc);
+    buf_put_u8(&loc, '/');
+    mgmt_props_key(bytes_str(key), buf_bytes(&args), &loc);
+    buf_printf(&r->hdrs, "location: %.*s\r\n", (int)loc.len,
+               (const char *)loc.data);
+    mgmt_reply_empty(r, 201);
+out:
+    buf_fini(&loc);
+    buf_fini(&args);
+    json_decref(body);
+}
+
+void
+mgmt_h_bindings_between(struct mgmt_req *r)
+{
+    struct ends e;
+
+    if (!resolve_ends(r, &e, r->method != HTTP_POST))
+        return;
+    if (r->method == HTTP_POST) {
+        binding_post(r, &e);
+        return;
+    }
+    mgmt_reply_list(r, bindings_between(&e), binding_sort);
+}
+
+static int
+hexdigit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* mochiweb_util:unquote: %XX and + as space. NULL on a bad escape. */
+static char *
+unquote(const char *s, size_t n, size_t *outlen)
+{
+    char *o = xmalloc(n + 1);
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi = i + 2 < n ? hexdigit(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hexdigit(s[i + 2]) : -1;
+
+            if (hi < 0 || lo < 0)
+                goto bad;
+            o[k++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            o[k++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    o[k] = 0;
+    *outlen = k;
+    return o;
+bad: /* a truncated or non-hex escape */
+    free(o);
+    return NULL;
+}
+
+/* Finds the binding the properties key names. Returns its JSON (new) and
+ * fills key/args (args borrowed from the binding), or NULL. */
+static json_t *
+find_by_props(const struct ends *e, const char *props, struct buf *key,
+              struct bytes *args)
+{
+    const char *tilde = strchr(props, '~');
+    size_t klen = tilde ? (size_t)(tilde - props) : strlen(props);
+    char *k, *hash = NULL;
+    size_t kn, hn = 0;
+    struct binding *b;
+    json_t *found = NULL;
+
+    if (tilde && strchr(tilde + 1, '~'))
+        return NULL;
+    if (!e->sx || !e->xd.ptr)
+        return NULL;
+    k = unquote(props, klen, &kn);
+    if (tilde && tilde[1])
+        hash = unquote(tilde + 1, strlen(tilde + 1), &hn);
+    if (!k || (tilde && tilde[1] && !hash))
+        goto out;
+    buf_reset(key);
+    buf_append(key, k, kn);
+    if (e->sx->name_len == 0) {
+        struct queue *q = e->xd.ptr;
+
+        if (!hash && !e->dest_is_exchange && kn == q->name_len &&
+            memcmp(k, q->name, kn) == 0) {
+            *args = BYTES_NULL;
+            found = default_binding_json(e->vh, q);
+        }
+        goto out;
+    }
+    DL_FOREACH2(((struct xinfo *)e->sx->user)->out, b, src_next)
+    {
+        struct buf pk;
+        bool match;
+
+        if (b->dest.ptr != e->xd.ptr || b->key_len != kn ||
+            memcmp(b->key, k, kn) != 0)
+            continue;
+        if (!hash) {
+            match = b->args.len == 0;
+        } else {
+            buf_init(&pk);
+            mgmt_props_key(BYTES_NULL, b->args, &pk);
+            /* pk is "~HASH" (quoted) for a binding with arguments */
+            match = b->args.len > 0 && pk.len == hn + 1 &&
+                    memcmp(pk.data + 1, hash, hn) == 0;
+            buf_fini(&pk);
+        }
+        if (match) {
+            *args = b->args;
+            found = binding_rec_json(e->vh, b);
+            break;
+        }
+    }
+out:
+    free(k);
+    free(hash);
+    return found;
+}
+
+void
+mgmt_h_binding(struct mgmt_req *r)
+{
+    struct ends e;
+    struct buf key;
+    struct bytes args = BYTES_NULL;
+    struct vherr err;
+    json_t *found;
+
+    if (!resolve_ends(r, &e, r->method != HTTP_DELETE))
+        return;
+    buf_init(&key);
+    found = find_by_props(&e, r->args[3], &key, &args);
+    if (!found) {
+        mgmt_not_found(r);
+        goto out;
+    }
+    if (r->method != HTTP_DELETE) {
+        mgmt_reply_json(r, 200, found);
+        goto out;
+    }
+    json_decref(found);
+    if (!check_bind_perms(r, &e))
+        goto out;
+    /* args is borrowed from the binding that unbind frees: copy. */
+    {
+        struct buf a;
+
+        buf_init(&a);
+        buf_append(&a, args.ptr, args.len);
+        if (vhost_unbind(e.vh, e.src, e.dest, e.dest_is_exchange,
+                         buf_bytes(&key), buf_bytes(&a), NULL, &err) != WR_OK)
+            mgmt_reply_vherr(r, &err);
+        else
+            mgmt_reply_empty(r, 204);
+        buf_fini(&a);
+    }
+out:
+    buf_fini(&key);
+}
+
+/* ---- queues */
+
+static const char *
+queue_state(const struct queue *q)
+{
+    (void)q;
+    return "running";
+}
+
+static const char *
+exclusive_consumer_tag(const struct queue *q)
+{
+    const struct consumer *c = q->consumers;
+
+    if (!c)
+        return NULL;
+    do {
+        if (c->exclusive)
+            return c->tag;
+        c = c->next;
+    } while (c != q->consumers);
+    return NULL;
+}
+
+static uint64_t
+queue_memory(const struct queue *q)
+{
+    return sizeof(*q) + q->name_len + q->args.len +
+           q->ready.cap * sizeof(struct qentry) + q->mem_bytes;
+}
+
+static json_t *consumer_json(struct queue *q, const struct consumer *c);
+
+/* key: value pairs of the writer, for readability below */
+#define K(k)        mgmt_jw_key(w, k)
+#define KINT(k, v)  (K(k), mgmt_jw_int(w, (int64_t)(v)))
+#define KRATE(k, v) (K(k), mgmt_jw_rate(w, v))
+#define KBOOL(k, v) (K(k), mgmt_jw_bool(w, v))
+#define KSTR(k, v)  (K(k), mgmt_jw_cstr(w, v))
+#define KNULL(k)    (K(k), mgmt_jw_null(w))
+
+void
+mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
+{
+    struct mgmt_qrates rt;
+    uint32_t ready = queue_message_count(q);
+    const char *xtag = exclusive_consumer_tag(q);
+    uint64_t paged =
+        q->ready_bytes > q->mem_bytes ? q->ready_bytes - q->mem_bytes : 0;
+
+    mgmt_stats_queue(q, &rt);
+    mgmt_jw_obj_begin(w);
+    K("arguments");
+    if (q->args.len == 0)
+        mgmt_jw_raw(w, "{}");
+    else
+        mgmt_jw_json(w, mgmt_table_json(q->args));
+    KBOOL("auto_delete", q->auto_delete);
+    K("backing_queue_status");
+    mgmt_jw_obj_begin(w);
+    KSTR("mode", "default");
+    KINT("len", ready);
+    KINT("version", 1);
+    mgmt_jw_obj_end(w);
+    K("consumer_capacity");
+    mgmt_jw_raw(w, q->nconsumers ? "1.0" : "0.0");
+    K("consumer_utilisation");
+    mgmt_jw_raw(w, q->nconsumers ? "1.0" : "0.0");
+    KINT("consumers", q->nconsumers);
+    KBOOL("durable", q->durable);
+    K("effective_policy_definition");
+    mgmt_jw_raw(w, "{}");
+    KBOOL("exclusive", q->exclusive);
+    KSTR("exclusive_consumer_tag", xtag);
+    KNULL("head_message_timestamp");
+    KINT("memory", queue_memory(q));
+    KINT("message_bytes", q->ready_bytes);
+    KINT("message_bytes_paged_out", paged);
+    KINT("message_bytes_ram", q->mem_bytes);
+    KINT("message_bytes_ready", q->ready_bytes);
+    KINT("message_bytes_unacknowledged", 0);
+    K("message_stats");
+    mgmt_jw_obj_begin(w);
+    KINT("ack", q->stat_ack);
+    KRATE("ack_details", rt.ack);
+    KINT("deliver", q->stat_deliver);
+    KRATE("deliver_details", rt.deliver);
+    KINT("deliver_get", q->stat_deliver);
+    KRATE("deliver_get_details", rt.deliver);
+    KINT("publish", q->stat_publish);
+    KRATE("publish_details", rt.publish);
+    KINT("redeliver", q->stat_redeliver);
+    KRATE("redeliver_details", rt.redeliver);
+    mgmt_jw_obj_end(w);
+    KINT("messages", (uint64_t)ready + q->unacked);
+    KRATE("messages_details", rt.ready + rt.unacked);
+    KINT("messages_paged_out", 0);
+    KINT("messages_ram", (uint64_t)ready + q->unacked);
+    KINT("messages_ready", ready);
+    KRATE("messages_ready_details", rt.ready);
+    KINT("messages_ready_ram", ready);
+    KINT("messages_unacknowledged", q->unacked);
+    KRATE("messages_unacknowledged_details", rt.unacked);
+    KINT("messages_unacknowledged_ram", q->unacked);
+    K("name");
+    mgmt_jw_str(w, q->name, q->name_len);
+    KSTR("node", mgmt_node_name());
+    KNULL("operator_policy");
+    KNULL("policy");
+    KNULL("recoverable_slaves");
+    KNULL("single_active_consumer_tag");
+    KSTR("state", queue_state(q));
+    KSTR("type", "classic");
+    KSTR("vhost", q->vh->name);
+    if (details) {
+        json_t *cs = json_array();
+        const struct consumer *c = q->consumers;
+
+        if (c) {
+            do {
+                json_array_append_new(cs, consumer_json(q, c));
+                c = c->next;
+            } while (c != q->consumers);
+        }
+        K("consumer_details");
+        mgmt_jw_json(w, cs);
+        K("deliveries");
+        mgmt_jw_raw(w, "[]");
+        K("incoming");
+        mgmt_jw_raw(w, "[]");
+    }
+    mgmt_jw_obj_end(w);
+}
+
+#undef K
+#undef KINT
+#undef KRATE
+#undef KBOOL
+#undef KSTR
+#undef KNULL
+
+json_t *
+mgmt_queue_json(struct queue *q, bool details)
+{
+    struct mgmt_jw w;
+    struct buf b;
+    json_t *o;
+
+    buf_init(&b);
+    mgmt_jw_init(&w, &b, NULL);
+    mgmt_queue_write(q, details, &w);
+    o = json_loadb((const char *)b.data, b.len, 0, NULL);
+    buf_fini(&b);
+    return o;
+}
+
+static json_t *
+consumer_json(struct queue *q, const struct consumer *c)
+{
+    const struct chconsumer *cc = (const struct chconsumer *)c;
+    const struct channel *ch = cc->ch;
+    char conn_name[160], ch_name[200];
+    const char *colon = strrchr(ch->conn->peer, ':');
+
+    snprintf(conn_name, sizeof(conn_name), "%s -> %s", ch->conn->peer,
+             ch->conn->local);
+    snprintf(ch_name, sizeof(ch_name), "%s (%u)", conn_name, ch->id);
+    return json_pack(
+        "{s:s%, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:i, s:s%, s:i, s:s}, s:b, "
+        "s:i, s:b, s:o, s:b, s:s}",
+        "consumer_tag", c->tag, c->tag_len, "queue", "name", q->name, "vhost",
+        q->vh->name, "channel_details", "connection_name", conn_name, "name",
+        ch_name, "node", mgmt_node_name(), "number", (int)ch->id, "peer_host",
+        ch->conn->peer,
+        colon ? (size_t)(colon - ch->conn->peer) : strlen(ch->conn->peer),
+        "peer_port", colon ? atoi(colon + 1) : 0, "user",
+        ch->conn->user ? ch->conn->user : "", "ack_required", !c->no_ack,
+        "prefetch_count", (int)c->prefetch, "exclusive", c->exclusive,
+        "arguments", mgmt_table_json(c->args), "active", 1, "activity_status",
+        "up");
+}
+
+/* Consumers of every visible vhost (or one): /api/consumers[/v]. */
+void
+mgmt_h_consumers(struct mgmt_req *r)
+{
+    size_t nv;
+    struct vhost **vs = list_vhosts(r, &nv);
+    json_t *items;
+    struct queue *q, *tmp;
+
+    if (!vs)
+        return;
+    items = json_array();
+    for (size_t i = 0; i < nv; i++) {
+        HASH_ITER(hh, vs[i]->queues, q, tmp)
+        {
+            const struct consumer *c = q->consumers;
+
+            if (!c)
+                continue;
+            do {
+                json_array_append_new(items, consumer_json(q, c));
+                c = c->next;
+            } while (c != q->consumers);
+        }
+    }
+    free(vs);
+    mgmt_reply_list(r, items,
+                    (const char *const[]){"queue.vhost", "queue.name",
+                                          "consumer_tag", NULL});
+}
+
+/* -- the /api/queues fast path */
+
+enum qkey_kind { QK_NUM, QK_STR, QK_BOOL };
+
+struct qkey {
+    const char *name;
+    enum qkey_kind kind;
+    double (*num)(struct queue *q);
+    bool (*boolean)(const struct queue *q);
+};
+
+static double
+qk_messages(struct queue *q)
+{
+    return (double)q->ready.n + q->unacked;
+}
+
+static double
+qk_ready(struct queue *q)
+{
+    return (double)q->ready.n;
+}
+
+static double
+qk_unacked(struct queue *q)
+{
+    return (double)q->unacked;
+}
+
+static double
+qk_consumers(struct queue *q)
+{
+    return (double)q->nconsumers;
+}
+
+static double
+qk_memory(struct queue *q)
+{
+    return (double)queue_memory(q);
+}
+
+static double
+qk_bytes(struct queue *q)
+{
+    return (double)q->ready_bytes;
+}
+
+static double
+qk_publish(struct queue *q)
+{
+    return (double)q->stat_publish;
+}
+
+static double
+qk_deliver(struct queue *q)
+{
+    return (double)q->stat_deliver;
+}
+
+static double
+qk_ack(struct queue *q)
+{
+    return (double)q->stat_ack;
+}
+
+static double
+qk_redeliver(struct queue *q)
+{
+    return (double)q->stat_redeliver;
+}
+
+#define RATE_KEY(fn, field)           \
+    static double fn(struct queue *q) \
+    {                                 \
+        struct mgmt_qrates rt;        \
+        mgmt_stats_queue(q, &rt);     \
+        return rt.field;              \
+    }
+RATE_KEY(qk_publish_rate, publish)
+RATE_KEY(qk_deliver_rate, deliver)
+RATE_KEY(qk_ack_rate, ack)
+RATE_KEY(qk_ready_rate, ready)
+RATE_KEY(qk_unacked_rate, unacked)
+#undef RATE_KEY
+
+static bool
+qk_durable(const struct queue *q)
+{
+    return q->durable;
+}
+
+static bool
+qk_auto_delete(const struct queue *q)
+{
+    return q->auto_delete;
+}
+
+static bool
+qk_exclusive(const struct queue *q)
+{
+    return q->exclusive;
+}
+
+/* Sort keys read straight from the structs; any other key takes the
+ * slow path (JSON for every queue). */
+static const struct qkey qkeys[] = {
+    {"name", QK_STR, NULL, NULL},
+    {"vhost", QK_STR, NULL, NULL},
+    {"messages", QK_NUM, qk_messages, NULL},
+    {"messages_ready", QK_NUM, qk_ready, NULL},
+    {"messages_unacknowledged", QK_NUM, qk_unacked, NULL},
+    {"messages_ram", QK_NUM, qk_messages, NULL},
+    {"consumers", QK_NUM, qk_consumers, NULL},
+    {"memory", QK_NUM, qk_memory, NULL},
+    {"message_bytes", QK_NUM, qk_bytes, NULL},
+    {"message_bytes_ready", QK_NUM, qk_bytes, NULL},
+    {"message_stats.publish", QK_NUM, qk_publish, NULL},
+    {"message_stats.deliver_get", QK_NUM, qk_deliver, NULL},
+    {"message_stats.ack", QK_NUM, qk_ack, NULL},
+    {"message_stats.redeliver", QK_NUM, qk_redeliver, NULL},
+    {"message_stats.publish_details.rate", QK_NUM, qk_publish_rate, NULL},
+    {"message_stats.deliver_get_details.rate", QK_NUM, qk_deliver_rate, NULL},
+    {"message_stats.ack_details.rate", QK_NUM, qk_ack_rate, NULL},
+    {"messages_ready_details.rate", QK_NUM, qk_ready_rate, NULL},
+    {"messages_unacknowledged_details.rate", QK_NUM, qk_unacked_rate, NULL},
+    {"durable", QK_BOOL, NULL, qk_durable},
+    {"auto_delete", QK_BOOL, NULL, qk_auto_delete},
+    {"exclusive", QK_BOOL, NULL, qk_exclusive},
+};
+
+static const struct qkey *
+qkey_find(const char *name)
+{
+    for (size_t i = 0; i < WR_ARRAY_LEN(qkeys); i++)
+        if (strcmp(qkeys[i].name, name) == 0)
+            return &qkeys[i];
+    return NULL;
+}
+
+struct qsort_ctx {
+    const struct qkey *keys[4];
+    size_t nkeys;
+    bool reverse;
+};
+
+static struct qsort_ctx qs_ctx;
+
+static int
+bytes_cmp(const char *a, size_t la, const char *b, size_t lb)
+{
+    int c = memcmp(a, b, WR_MIN(la, lb));
+
+    return c ? c : la < lb ? -1 : la > lb ? 1 : 0;
+}
+
+static int
+qkey_cmp(const struct qkey *k, struct queue *a, struct queue *b)
+{
+    double x, y;
+
+    switch (k->kind) {
+    case QK_STR:
+        if (k->name[0] == 'n')
+            return bytes_cmp(a->name, a->name_len, b->name, b->name_len);
+        if (a->vh == b->vh)
+            return 0;
+        return strcmp(a->vh->name, b->vh->name);
+    case QK_BOOL:
+        return (int)k->boolean(a) - (int)k->boolean(b);
+    default:
+        x = k->num(a);
+        y = k->num(b);
+        return x < y ? -1 : x > y ? 1 : 0;
+    }
+}
+
+/* Total order: keys, then the name (unique within a vhost). */
+static int
+queue_cmp(const void *pa, const void *pb)
+{
+    struct queue *a = *(struct queue *const *)pa;
+    struct queue *b = *(struct queue *const *)pb;
+    int c = 0;
+
+    for (size_t i = 0; i < qs_ctx.nkeys && c == 0; i++)
+        c = qkey_cmp(qs_ctx.keys[i], a, b);
+    return qs_ctx.reverse ? -c : c;
+}
+
+/* Binary heap of the k smallest (by queue_cmp) seen so far: the root is
+ * the largest of them. */
+static void
+heap_sift_down(struct queue **h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        struct queue *t;
+
+        if (l < n && queue_cmp(&h[l], &h[m]) > 0)
+            m = l;
+        if (r < n && queue_cmp(&h[r], &h[m]) > 0)
+            m = r;
+        if (m == i)
+            return;
+        t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void
+heap_sift_up(struct queue **h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        struct queue *t;
+
+        if (queue_cmp(&h[i], &h[p]) <= 0)
+            return;
+        t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+/* Puts the k first queues (in sort order) at the front of v, sorted.
+ * O(n log k) instead of sorting all n. */
+static void
+partial_sort(struct queue **v, size_t n, size_t k)
+{
+    struct queue **h;
+    size_t hn = 0;
+
+    if (k >= n / 2) {
+        qsort(v, n, sizeof(*v), queue_cmp);
+        return;
+    }
+    h = xmalloc((k + 1) * sizeof(*h));
+    for (size_t i = 0; i < n; i++) {
+        if (hn < k) {
+            h[hn++] = v[i];
+            heap_sift_up(h, hn - 1);
+        } else if (k > 0 && queue_cmp(&v[i], &h[0]) < 0) {
+            h[0] = v[i];
+            heap_sift_down(h, hn, 0);
+        }
+    }
+    qsort(h, hn, sizeof(*h), queue_cmp);
+    memcpy(v, h, hn * sizeof(*h));
+    free(h);
+}
+
+struct qlist {
+    struct queue **v;
+    size_t n;
+};
+
+static bool
+qlist_write(void *ctx, size_t i, struct mgmt_jw *w)
+{
+    struct qlist *l = ctx;
+    struct queue *q = l->v[i];
+
+    /* A queue deleted while the list streams is left out. */
+    if (q->deleted)
+        return false;
+    mgmt_queue_write(q, false, w);
+    return true;
+}
+
+static void
+qlist_free(void *ctx)
+{
+    struct qlist *l = ctx;
+
+    for (size_t i = 0; i < l->n; i++)
+        queue_unref(l->v[i]);
+    free(l->v);
+    free(l);
+}
+
+/* Sets up the sort keys; false when one is not a struct key. */
+static bool
+queue_sort_keys(const struct mgmt_listq *lq)
+{
+    memset(&qs_ctx, 0, sizeof(qs_ctx));
+    qs_ctx.reverse = lq->sort_reverse;
+    if (lq->sort && !*lq->sort)
+        return true;
+    if (lq->sort && !(qs_ctx.keys[qs_ctx.nkeys++] = qkey_find(lq->sort)))
+        return false;
+    qs_ctx.keys[qs_ctx.nkeys++] = qkey_find("vhost");
+    qs_ctx.keys[qs_ctx.nkeys++] = qkey_find("name");
+    return true;
+}
+
+static void
+queues_slow(struct mgmt_req *r, struct vhost **vs, size_t nv)
+{
+    json_t *items = json_array();
+    struct queue *q, *tmp;
+
+    for (size_t i = 0; i < nv; i++) {
+        HASH_ITER(hh, vs[i]->queues, q, tmp)
+        {
+            json_array_append_new(items, mgmt_queue_json(q, false));
+        }
+    }
+    mgmt_reply_list(r, items, vhost_name_sort);
+}
+
+static void
+queues_fast(struct mgmt_req *r, struct mgmt_listq *lq, struct vhost **vs,
+            size_t nv)
+{
+    size_t total = 0, n = 0, cap = 0, from, k;
+    struct queue **v = NULL, *q, *tmp;
+    json_t *page;
+
+    for (size_t i = 0; i < nv; i++)
+        total += HASH_COUNT(vs[i]->queues);
+    cap = total + 1;
+    v = xmalloc(cap * sizeof(*v));
+    for (size_t i = 0; i < nv; i++) {
+        HASH_ITER(hh, vs[i]->queues, q, tmp)
+        {
+            if (mgmt_listq_match(lq, q->name, q->name_len))
+                v[n++] = q;
+        }
+    }
+    if (!lq->paged) {
+        struct qlist *l = xcalloc(1, sizeof(*l));
+
+        if (qs_ctx.nkeys)
+            qsort(v, n, sizeof(*v), queue_cmp);
+        for (size_t i = 0; i < n; i++)
+            queue_ref(v[i]);
+        l->v = v;
+        l->n = n;
+        if (n < 2000 || r->head) {
+            buf_put_u8(&r->out, '[');
+            for (size_t i = 0; i < n; i++) {
+                struct mgmt_jw w;
+
+                if (i)
+                    buf_put_u8(&r->out, ',');
+                mgmt_jw_init(&w, &r->out, lq->colset);
+                mgmt_queue_write(v[i], false, &w);
+            }
+            buf_put_u8(&r->out, ']');
+            qlist_free(l);
+            r->status = 200;
+            mgmt_http_respond(r, "application/json");
+            return;
+        }
+        mgmt_reply_stream(r, lq, n, qlist_write, qlist_free, l);
+        return;
+    }
+    if (!mgmt_page_in_range(r, lq, n)) {
+        free(v);
+        return;
+    }
+    from = (size_t)(lq->page - 1) * (size_t)lq->page_size;
+    k = WR_MIN(n, from + (size_t)lq->page_size);
+    if (qs_ctx.nkeys)
+        partial_sort(v, n, k);
+    page = json_array();
+    for (size_t i = from; i < k; i++) {
+        json_t *o = mgmt_queue_json(v[i], false);
+
+        mgmt_columns_apply(lq, o);
+        json_array_append_new(page, o);
+    }
+    free(v);
+    mgmt_reply_json(r, 200, mgmt_page_object(lq, page, total, n));
+}
+
+void
+mgmt_h_queues(struct mgmt_req *r)
+{
+    struct mgmt_listq lq;
+    size_t nv;
+    struct vhost **vs = list_vhosts(r, &nv);
+
+    if (!vs)
+        return;
+    if (mgmt_listq_parse(r, &lq) != WR_OK) {
+        free(vs);
+        return;
+    }
+    if (queue_sort_keys(&lq))
+        queues_fast(r, &lq, vs, nv);
+    else
+        queues_slow(r, vs, nv);
+    mgmt_listq_fini(&lq);
+    free(vs);
+}
+
+static void
+queue_put(struct mgmt_req *r, struct vhost *vh, struct bytes name)
+{
+    json_t *body = mgmt_body_json(r);
+    struct queue_decl d = {.name = name};
+    struct queue *q;
+    struct vherr err;
+    struct buf args;
+    bool existed = vhost_queue_find(vh, name) != NULL;
+
+    if (!body)
+        return;
+    buf_init(&args);
+    if (name.len > 255 || name.len == 0) {
+        mgmt_bad_request(r, "queue name must be 1 to 255 bytes");
+        goto out;
+    }
+    if (!body_bool(r, body, "durable", false, &d.durable) ||
+        !body_bool(r, body, "auto_delete", false, &d.auto_delete) ||
+        !body_args(r, body, &args))
+        goto out;
+    d.args = buf_bytes(&args);
+    if (!mgmt_check_perm(r, vh, PERM_CONFIGURE, "queue", name))
+        goto out;
+    if (vhost_queue_declare(vh, &d, &q, &err) != WR_OK) {
+        mgmt_reply_vherr(r, &err);
+        goto out;
+    }
+    mgmt_reply_empty(r, existed ? 204 : 201);
+out:
+    buf_fini(&args);
+    json_decref(body);
+}
+
+static void
+queue_delete(struct mgmt_req *r, struct vhost *vh, struct queue *q)
+{
+    struct bytes name = bytes_of(q->name, q->name_len);
+
+    if (!mgmt_check_perm(r, vh, PERM_CONFIGURE, "queue", name))
+        return;
+    if (mgmt_qs_true(r, "if-empty") && q->ready.n + q->unacked > 0) {
+        mgmt_bad_request(r, "queue '%.*s' in vhost '%s' not empty",
+                         BYTES_FMT(name), vh->name);
+        return;
+    }
+    if (mgmt_qs_true(r, "if-unused") && q->nconsumers > 0) {
+        mgmt_bad_request(r, "queue '%.*s' in vhost '%s' in use",
+                         BYTES_FMT(name), vh->name);
+        return;
+    }
+    if (q->owner) {
+        mgmt_bad_request(r,
+                         "cannot obtain exclusive access to locked queue "
+                         "'%.*s' in vhost '%s'. It could be originally "
+                         "declared on another connection or the exclusive "
+                         "property value does not match that of the "
+                         "original declaration.",
+                         BYTES_FMT(name), vh->name);
+        return;
+    }
+    vhost_queue_delete(vh, q);
+    mgmt_reply_empty(r, 204);
+}
+
+void
+mgmt_h_queue(struct mgmt_req *r)
+{
+    struct vhost *vh = mgmt_vhost_arg(r, r->args[0]);
+    struct bytes name = bytes_str(r->args[1]);
+    struct queue *q;
+
+    if (!vh || !mgmt_check_vhost(
+                   r, vh, r->method == HTTP_GET || r->method == HTTP_HEAD))
+        return;
+    if (r->method == HTTP_PUT) {
+        queue_put(r, vh, name);
+        return;
+    }
+    q = vhost_queue_find(vh, name);
+    if (!q) {
+        mgmt_not_found(r);
+        return;
+    }
+    if (r->method == HTTP_DELETE) {
+        queue_delete(r, vh, q);
+        return;
+    }
+    mgmt_reply_item(r, mgmt_queue_json(q, true));
+}
+
+void
+mgmt_h_queue_contents(struct mgmt_req *r)
+{
+    struct vhost *vh = mgmt_vhost_arg(r, r->args[0]);
+    struct queue *q;
+
+    if (!vh || !mgmt_check_vhost(r, vh, false))
+        return;
+    q = vhost_queue_find(vh, bytes_str(r->args[1]));
+    if (!q) {
+        mgmt_not_found(r);
+        return;
+    }
+    if (!mgmt_check_perm(r, vh, PERM_READ, "queue",
+                         bytes_of(q->name, q->name_len)))
+        return;
+    queue_purge(q);
+    mgmt_reply_empty(r, 204);
+}
+
+/* ---- publish and get */
+
+struct prop_field {
+    const char *name;
+    uint16_t flag;
+    size_t off;
+    char kind; /* s: shortstr, o: octet, t: timestamp, h: headers */
+};
+
+#define PF(n, F, field, k)                                                    \
+    {                                                                         \
+        n, AMQP_BASIC_##F##_FLAG, offsetof(struct amqp_basic_props, field), k \
+    }
+static const struct prop_field prop_fields[] = {
+    PF("content_type", CONTENT_TYPE, content_type, 's'),
+    PF("content_encoding", CONTENT_ENCODING, content_encoding, 's'),
+    PF("headers", HEADERS, headers, 'h'),
+    PF("delivery_mode", DELIVERY_MODE, delivery_mode, 'o'),
+    PF("priority", PRIORITY, priority, 'o'),
+    PF("correlation_id", CORRELATION_ID, correlation_id, 's'),
+    PF("reply_to", REPLY_TO, reply_to, 's'),
+    PF("expiration", EXPIRATION, expiration, 's'),
+    PF("message_id", MESSAGE_ID, message_id, 's'),
+    PF("timestamp", TIMESTAMP, timestamp, 't'),
+    PF("type", TYPE, type, 's'),
+    PF("user_id", USER_ID, user_id, 's'),
+    PF("app_id", APP_ID, app_id, 's'),
+    PF("cluster_id", CLUSTER_ID, cluster_id, 's'),
+};
+#undef PF
+
+/* JSON "properties" -> basic properties (views into the JSON, headers
+ * encoded into hdrs). Replies 400 as RabbitMQ and returns false on a bad
+ * value. */
+static bool
+props_from_json(struct mgmt_req *r, json_t *o, struct amqp_basic_props *p,
+                struct buf *hdrs)
+{
+    memset(p, 0, sizeof(*p));
+    if (o && !json_is_object(o)) {
+        mgmt_bad_request(r, "properties must be an object");
+        return false;
+    }
+    for (size_t i = 0; o && i < WR_ARRAY_LEN(prop_fields); i++) {
+        const struct prop_field *f = &prop_fields[i];
+        json_t *v = json_object_get(o, f->name);
+        char *field = (char *)p + f->off;
+
+        if (!v || json_is_null(v))
+            continue;
+        switch (f->kind) {
+        case 's':
+            if (!json_is_string(v) || json_string_length(v) > 255) {
+                mgmt_bad_request_json(
+                    r, json_pack("[s, s]", "not_string", f->name));
+                return false;
+            }
+            *(struct bytes *)field =
+                bytes_of(json_string_value(v), json_string_length(v));
+            break;
+        case 'o':
+            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                json_integer_value(v) > 255) {
+                mgmt_bad_request_json(r,
+                                      json_pack("[s, s]", "not_int", f->name));
+                return false;
+            }
+            *(uint8_t *)field = (uint8_t)json_integer_value(v);
+            break;
+        case 't':
+            if (!json_is_integer(v)) {
+                mgmt_bad_request_json(r,
+                                      json_pack("[s, s]", "not_int", f->name));
+                return false;
+            }
+            *(uint64_t *)field = (uint64_t)json_integer_value(v);
+            break;
+        default:
+            if (!json_is_object(v) || defs_json_to_table(v, hdrs) != WR_OK) {
+                mgmt_bad_request_json(
+                    r, json_pack("[s, s]", "not_table", f->name));
+                return false;
+            }
+            p->headers = buf_bytes(hdrs);
+            break;
+        }
+        p->flags |= f->flag;
+    }
+    return true;
+}
+
+/* The properties that are set, as RabbitMQ's management shows them. */
+static json_t *
+props_to_json(struct bytes raw)
+{
+    struct amqp_basic_props p;
+    json_t *o = json_object();
+
+    if (amqp_basic_props_decode(raw.ptr, raw.len, &p, NULL) != AMQP_DECODE_OK)
+        return o;
+    for (size_t i = 0; i < WR_ARRAY_LEN(prop_fields); i++) {
+        const struct prop_field *f = &prop_fields[i];
+        const char *field = (const char *)&p + f->off;
+        const struct bytes *b = (const struct bytes *)field;
+
+        if (!(p.flags & f->flag))
+            continue;
+        switch (f->kind) {
+        case 's':
+            json_object_set_new(
+                o, f->name, json_stringn_nocheck((const char *)b->ptr, b->len));
+            break;
+        case 'o':
+            json_object_set_new(o, f->name,
+                                json_integer(*(const uint8_t *)field));
+            break;
+        case 't':
+            json_object_set_new(
+                o, f->name,
+                json_integer((json_int_t) * (const uint64_t *)field));
+            break;
+        default:
+            json_object_set_new(o, f->name, mgmt_table_json(p.headers));
+            break;
+        }
+    }
+    return o;
+}
+
+static int
+b64v(uint8_t ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    return ch == '+' ? 62 : ch == '/' ? 63 : -1;
+}
+
+/* Strict base64 (padding required as Erlang's base64:decode). */
+static bool
+b64_decode(const char *s, size_t n, struct buf *out)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t pad = 0;
+
+    if (n % 4 != 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        int v;
+
+        if (s[i] == '=') {
+            pad++;
+            continue;
+        }
+        if (pad || (v = b64v((uint8_t)s[i])) < 0)
+            return false;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf_put_u8(out, (uint8_t)(acc >> bits));
+        }
+    }
+    return pad <= 2;
+}
+
+static void
+b64_encode(const uint8_t *p, size_t n, struct buf *out)
+{
+    static const char tbl[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        size_t left = n - i;
+
+        if (left > 1)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (left > 2)
+            v |= p[i + 2];
+        buf_put_u8(out, (uint8_t)tbl[v >> 18 & 63]);
+        buf_put_u8(out, (uint8_t)tbl[v >> 12 & 63]);
+        buf_put_u8(out, left > 1 ? (uint8_t)tbl[v >> 6 & 63] : '=');
+        buf_put_u8(out, left > 2 ? (uint8_t)tbl[v & 63] : '=');
+    }
+}
+
+/* Erlang's string:to_integer on the expiration text, as the channel
+ * checks it; -1 when it does not parse (then RabbitMQ refuses it). */
+static int64_t
+expiration_ms(struct bytes e)
+{
+    int64_t v = 0;
+
+    if (e.len == 0)
+        return -1;
+    for (size_t i = 0; i < e.len; i++) {
+        if (e.ptr[i] < '0' || e.ptr[i] > '9')
+            return -1;
+        v = v > INT64_MAX / 10 ? INT64_MAX : v * 10 + (e.ptr[i] - '0');
+    }
+    return v;
+}
+
+/* Builds the message of an HTTP publish; NULL after replying 400. */
+static struct message *
+publish_message(struct mgmt_req *r, json_t *body, struct bytes xname,
+                struct bytes rk, struct buf *payload, struct buf *props,
+                struct buf *hdrs)
+{
+    const char *enc = body_str(body, "payload_encoding", NULL);
+    json_t *pl = json_object_get(body, "payload");
+    struct amqp_basic_props p;
+    struct message *m;
+    json_t *missing = json_array();
+
+    if (!json_object_get(body, "properties"))
+        json_array_append_new(missing, json_string("properties"));
+    if (!pl)
+        json_array_append_new(missing, json_string("payload"));
+    if (!enc)
+        json_array_append_new(missing, json_string("payload_encoding"));
+    if (json_array_size(missing) > 0) {
+        struct buf t;
+        size_t i;
+        json_t *e;
+
+        buf_init(&t);
+        buf_put_u8(&t, '[');
+        json_array_foreach(missing, i, e) buf_printf(
+            &t, "%s{key_missing,%s}", i ? "," : "", json_string_value(e));
+        buf_put_u8(&t, ']');
+        mgmt_bad_request(r, "%.*s", (int)t.len, (const char *)t.data);
+        buf_fini(&t);
+        json_decref(missing);
+        return NULL;
+    }
+    json_decref(missing);
+    if (!json_is_string(pl)) {
+        mgmt_bad_request_json(r, json_pack("[s, s]", "not_string", "payload"));
+        return NULL;
+    }
+    if (strcmp(enc, "string") == 0) {
+        buf_append(payload, json_string_value(pl), json_string_length(pl));
+    } else if (strcmp(enc, "base64") == 0) {
+        if (!b64_decode(json_string_value(pl), json_string_length(pl),
+                        payload)) {
+            mgmt_bad_request_json(r, json_pack("[s, O]", "not_base64", pl));
+            return NULL;
+        }
+    } else {
+        mgmt_bad_request_json(r,
+                              json_pack("[s, s]", "unsupported_encoding", enc));
+        return NULL;
+    }
+    if (payload->len > srv->cfg->max_message_size) {
+        mgmt_bad_request(r,
+                         "message size %zu is larger than configured "
+                         "max size %llu",
+                         payload->len,
+                         (unsigned long long)srv->cfg->max_message_size);
+        return NULL;
+    }
+    if (!props_from_json(r, json_object_get(body, "properties"), &p, hdrs))
+        return NULL;
+    if ((p.flags & AMQP_BASIC_USER_ID_FLAG) &&
+        !bytes_eq_str(p.user_id, r->user_name)) {
+        mgmt_bad_request(r,
+                         "user_id property set to '%.*s' but "
+                         "authenticated user was '%s'",
+                         BYTES_FMT(p.user_id), r->user_name);
+        return NULL;
+    }
+    amqp_basic_props_encode(&p, props);
+    m = message_new(xname, rk, buf_bytes(props), payload->len);
+    m = message_append(m, buf_bytes(payload));
+    if ((p.flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && p.delivery_mode == 2)
+        m->flags |= MSG_PERSISTENT;
+    if (p.flags & AMQP_BASIC_PRIORITY_FLAG)
+        m->priority = p.priority;
+    if (p.flags & AMQP_BASIC_EXPIRATION_FLAG)
+        m->ttl_ms = expiration_ms(p.expiration);
+    m->ts_us = node_now(srv->node);
+    return m;
+}
+
+void
+mgmt_h_publish(struct mgmt_req *r)
+{
+    struct vhost *vh = mgmt_vhost_arg(r, r->args[0]);
+    struct bytes xname = mgmt_exchange_name(r->args[1]);
+    struct publish_result res;
+    struct amqp_basic_props p;
+    struct buf payload, props, hdrs;
+    struct exchange *x;
+    struct message *m;
+    json_t *body;
+    const char *rk;
+
+    if (!vh || !mgmt_check_vhost(r, vh, false) || !(body = mgmt_body_json(r)))
+        return;
+    buf_init(&payload);
+    buf_init(&props);
+    buf_init(&hdrs);
+    rk = body_str(body, "routing_key", "");
+    x = vhost_exchange_find(vh, xname);
+    if (!x) {
+        mgmt_bad_request(r,
+                         "404 NOT_FOUND - no exchange '%.*s' in vhost "
+                         "'%s'",
+                         BYTES_FMT(xname), vh->name);
+        goto out;
+    }
+    if (strlen(rk) > 255) {
+        mgmt_bad_request(r, "routing_key is longer than 255 bytes");
+        goto out;
+    }
+    if (!mgmt_check_perm(r, vh, PERM_WRITE, "exchange", xname))
+        goto out;
+    if (x->internal) {
+        mgmt_bad_request(r,
+                         "403 ACCESS_REFUSED - cannot publish to internal "
+                         "exchange '%.*s' in vhost '%s'",
+                         BYTES_FMT(xname), vh->name);
+        goto out;
+    }
+    m = publish_message(r, body, xname, bytes_str(rk), &payload, &props, &hdrs);
+    if (!m)
+        goto out;
+    if (amqp_basic_props_decode(message_props(m).ptr, m->props_len, &p, NULL) !=
+        AMQP_DECODE_OK)
+        p.headers = BYTES_NULL;
+    vhost_publish(vh, x, bytes_str(rk), p.headers, m, &res);
+    message_unref(m);
+    mgmt_reply_json(r, 200, json_pack("{s:b}", "routed", res.nqueues > 0));
+out:
+    buf_fini(&payload);
+    buf_fini(&props);
+    buf_fini(&hdrs);
+    json_decref(body);
+}
+
+/* rabbit_mgmt_util:parse_int: an integer, or a string holding one. */
+static bool
+json_int(json_t *v, long *out)
+{
+    const char *s;
+    char *end;
+
+    if (json_is_integer(v)) {
+        *out = (long)json_integer_value(v);
+        return true;
+    }
+    if (!json_is_string(v))
+        return false;
+    s = json_string_value(v);
+    *out = strtol(s, &end, 10);
+    return *s && !*end;
+}
+
+/* One message of a get, as RabbitMQ's management shows it. */
+static json_t *
+got_json(struct message *m, bool redelivered, uint32_t remaining, bool auto_enc,
+         long truncate)
+{
+    struct bytes body = message_body(m);
+    size_t n = truncate >= 0 && (size_t)truncate < body.len ? (size_t)truncate
+                                                            : body.len;
+    bool text = auto_enc && bytes_is_utf8(bytes_of(body.ptr, n));
+    struct buf b64;
+    json_t *o;
+
+    buf_init(&b64);
+    if (!text)
+        b64_encode(body.ptr, n, &b64);
+    o = json_pack(
+        "{s:I, s:b, s:s%, s:s%, s:I, s:o, s:s%, s:s}", "payload_bytes",
+        (json_int_t)body.len, "redelivered", redelivered, "exchange",
+        (const char *)message_exchange(m).ptr, message_exchange(m).len,
+        "routing_key", (const char *)message_rk(m).ptr, message_rk(m).len,
+        "message_count", (json_int_t)remaining, "properties",
+        props_to_json(message_props(m)), "payload",
+        text ? (const char *)body.ptr : (const char *)b64.data,
+        text ? n : b64.len, "payload_encoding", text ? "string" : "base64");
+    buf_fini(&b64);
+    return o;
+}
+
+void
+mgmt_h_queue_get(struct mgmt_req *r)
+{
+    struct vhost *vh = mgmt_vhost_arg(r, r->args[0]);
+    struct queue *q;
+    json_t *body, *out, *jc, *jt;
+    const char *ackmode, *enc;
+    struct qentry *taken;
+    long count, truncate = -1;
+    size_t ntaken = 0;
+    bool requeue;
+
+    if (!vh || !mgmt_check_vhost(r, vh, false) || !(body = mgmt_body_json(r)))
+        return;
+    q = vhost_queue_find(vh, bytes_str(r->args[1]));
+    if (!q) {
+        mgmt_not_found(r);
+        json_decref(body);
+        return;
+    }
+    jc = json_object_get(body, "count");
+    jt = json_object_get(body, "truncate");
+    ackmode = body_str(body, "ackmode", NULL);
+    enc = body_str(body, "encoding", NULL);
+    if (!jc || !ackmode || !enc) {
+        struct buf t;
+
+        buf_init(&t);
+        buf_printf(&t, "[%s%s%s%s%s]", !jc ? "{key_missing,count}" : "",
+                   !jc && !ackmode ? "," : "",
+                   !ackmode ? "{key_missing,ackmode}" : "",
+                   (!jc || !ackmode) && !enc ? "," : "",
+                   !enc ? "{key_missing,encoding}" : "");
+        mgmt_bad_request(r, "%.*s", (int)t.len, (const char *)t.data);
+        buf_fini(&t);
+        json_decref(body);
+        return;
+    }
+    if (!json_int(jc, &count) || count < 0) {
+        mgmt_bad_request_json(r, json_pack("[s, s]", "not_int", "count"));
+        json_decref(body);
+        return;
+    }
+    if (jt && !json_is_null(jt) && !json_int(jt, &truncate)) {
+        mgmt_bad_request_json(r, json_pack("[s, s]", "not_int", "truncate"));
+        json_decref(body);
+        return;
+    }
+    count = WR_MIN(count, 100000);
+    if (strcmp(ackmode, "ack_requeue_true") == 0 ||
+        strcmp(ackmode, "reject_requeue_true") == 0) {
+        requeue = true;
+    } else if (strcmp(ackmode, "ack_requeue_false") == 0 ||
+               strcmp(ackmode, "reject_requeue_false") == 0) {
+        requeue = false;
+    } else {
+        mgmt_bad_request_json(r,
+                              json_pack("[s, s]", "invalid_ackmode", ackmode));
+        json_decref(body);
+        return;
+    }
+    if (strcmp(enc, "auto") != 0 && strcmp(enc, "base64") != 0) {
+        mgmt_bad_request_json(r,
+                              json_pack("[s, s]", "unsupported_encoding", enc));
+        json_decref(body);
+        return;
+    }
+    if (!mgmt_check_perm(r, vh, PERM_READ, "queue",
+                         bytes_of(q->name, q->name_len))) {
+        json_decref(body);
+        return;
+    }
+    out = json_array();
+    taken = xcalloc((size_t)count + 1, sizeof(*taken));
+    /* Take them all first (so a requeued one is not taken twice), then
+     * settle: requeue puts each back at its place, redelivered. */
+    while ((long)ntaken < count && queue_get(q, true, &taken[ntaken])) {
+        struct qentry *e = &taken[ntaken++];
+
+        json_array_append_new(out,
+                              got_json(e->msg, (e->id & QE_REDELIVERED) != 0,
+                                       queue_message_count(q),
+                                       strcmp(enc, "auto") == 0, truncate));
+    }
+    for (size_t i = ntaken; i-- > 0;) {
+        if (requeue)
+            queue_requeue(q, taken[i]);
+        else
+            queue_ack(q, taken[i]);
+    }
+    free(taken);
+    json_decref(body);
+    mgmt_reply_json(r, 200, out);
+}

@@ -1,0 +1,1175 @@
+/*
+ * mgmt_http.c: the management API's HTTP/1.1 server, on the broker's
+ * one libev loop, parsing with Debian's http-parser.
+ *
+ * A connection reads into `in`, feeds it to the parser, and stops the
+ * parser (http_parser_pause) at the end of each request: the request is
+ * dispatched (mgmt_api_dispatch), its response appended to `out`, and
+ * only then is the next pipelined request parsed. Responses are written
+ * at once and, when the socket is full, from the write watcher
+ * (write-behind). A streamed body (struct mgmt_stream, chunked encoding)
+ * is generated a slice at a time while the output is below
+ * OUT_LOW, so a large list neither builds in memory nor holds the loop.
+ *
+ * Limits, so that nothing a client sends can hurt the broker:
+ *   - request line + headers at most MGMT_MAX_HEADER_BYTES (431);
+ *   - a body at most max_body bytes (413 as soon as Content-Length says
+ *     so, or when a chunked body grows past it); a body larger than
+ *     MGMT_ANON_BODY (or chunked) is read only after the credentials
+ *     were checked (401 before it is sent), so an anonymous client
+ *     cannot make the broker hold more than that per connection;
+ *   - MGMT_HEADER_TIMEOUT from a request's first byte to its last
+ *     header, MGMT_BODY_TIMEOUT between body bytes, MGMT_IDLE_TIMEOUT
+ *     of keep-alive, MGMT_WRITE_TIMEOUT for a client that stops reading;
+ *   - at most MGMT_MAX_CONNS connections; unparsed pipelined input and
+ *     pending output are bounded (reading pauses above IN_HIGH/OUT_HIGH).
+ * After an error response the connection half-closes and drains input
+ * for up to LINGER seconds, so that the client reads the response
+ * instead of a reset.
+ *
+ * Invariants: a connection is freed only from the prepare hook (never in
+ * its own callback); its state is MC_BUSY from the end of a request's
+ * parse until its response is complete (a stream included), and no other
+ * request of that connection is parsed meanwhile.
+ */
+#include "server/mgmt.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <utlist.h>
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+
+#define MGMT_CONN_MAGIC 0x48545450u /* "HTTP" */
+#define RX_CHUNK        (64u << 10)
+#define IN_HIGH         (256u << 10) /* unparsed input: stop reading */
+#define OUT_LOW         (256u << 10) /* stream: generate more below this */
+#define OUT_HIGH        (1u << 20)   /* stop parsing pipelined requests */
+#define STREAM_SLICE    (512u << 10) /* generated per callback */
+#define LINGER          2.0
+
+enum mc_state {
+    MC_IDLE,    /* waiting for a request's first byte */
+    MC_HEADERS, /* request line and headers */
+    MC_BODY,    /* body */
+    MC_BUSY,    /* dispatched; response or stream in progress */
+    MC_LINGER,  /* response sent, half-closed, draining input */
+    MC_DEAD,
+};
+
+struct mgmt_conn {
+    uint32_t magic;
+    int fd;
+    enum mc_state state;
+    ev_io rio, wio;
+    ev_timer timer;
+    http_parser parser;
+    char peer[64];
+    bool loopback;
+    /* input */
+    struct buf in; /* received, not yet parsed */
+    ev_tstamp req_start, last_rx, last_tx, linger_since;
+    /* the request being parsed */
+    struct buf url;
+    struct buf hname, hval;
+    bool in_value;
+    char *authorization, *x_reason, *content_type;
+    bool expect_continue;
+    struct buf body;
+    size_t hdr_bytes;
+    bool complete; /* on_message_complete ran */
+    int err_status;
+    /* output */
+    struct buf out;
+    size_t out_head;
+    struct mgmt_stream *stream;
+    bool want_write;
+    bool processing;  /* inside process_input: do not re-enter */
+    bool peer_closed; /* EOF read: answer what is complete, then close */
+    bool close_after; /* no more requests: close once out is written */
+    struct mgmt_conn *next, *prev;
+    struct mgmt_conn *reap_next;
+};
+
+static struct mgmt {
+    struct server *s;
+    bool running;
+    int fd;
+    ev_io io;
+    ev_prepare prepare;
+    char addr[300];
+    uint16_t port;
+    size_t max_body;
+    struct mgmt_conn *conns;
+    uint32_t nconns;
+    struct mgmt_conn *reap;
+    http_parser_settings settings;
+} g;
+
+static void mc_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void mc_write_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void mc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void process_input(struct mgmt_conn *c);
+static void flush_output(struct mgmt_conn *c);
+
+/* ---- small helpers */
+
+static ev_tstamp
+now(void)
+{
+    return ev_now(g.s->loop);
+}
+
+static const char *
+status_text(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Request Entity Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}
+
+static size_t
+out_pending(const struct mgmt_conn *c)
+{
+    return c->out.len - c->out_head;
+}
+
+/* The timeout that applies in c's state, as an absolute time. */
+static ev_tstamp
+deadline(const struct mgmt_conn *c)
+{
+    if (c->state == MC_LINGER)
+        return c->linger_since + LINGER;
+    if (out_pending(c) > 0)
+        return WR_MAX(c->last_tx, c->last_rx) + MGMT_WRITE_TIMEOUT;
+    switch (c->state) {
+    case MC_HEADERS:
+        return c->req_start + MGMT_HEADER_TIMEOUT;
+    case MC_BODY:
+        return c->last_rx + MGMT_BODY_TIMEOUT;
+    case MC_BUSY:
+        return WR_MAX(c->last_tx, c->last_rx) + MGMT_WRITE_TIMEOUT;
+    default:
+        return WR_MAX(c->last_tx, c->last_rx) + MGMT_IDLE_TIMEOUT;
+    }
+}
+
+/* Arms the timer for the current state's deadline (libev's "smart"
+ * timeouts: activity only moves timestamps; the callback re-arms). */
+static void
+rearm(struct mgmt_conn *c)
+{
+    ev_tstamp left = deadline(c) - now();
+
+    c->timer.repeat = left > 0.001 ? left : 0.001;
+    ev_timer_again(g.s->loop, &c->timer);
+}
+
+static void
+reset_request(struct mgmt_conn *c)
+{
+    buf_reset(&c->url);
+    buf_reset(&c->hname);
+    buf_reset(&c->hval);
+    buf_reset(&c->body);
+    if (c->body.cap > (1u << 20))
+        buf_fini(&c->body);
+    free(c->authorization);
+    free(c->x_reason);
+    free(c->content_type);
+    c->authorization = c->x_reason = c->content_type = NULL;
+    c->in_value = false;
+    c->expect_continue = false;
+    c->hdr_bytes = 0;
+    c->complete = false;
+    c->err_status = 0;
+}
+
+static void
+mc_close(struct mgmt_conn *c)
+{
+    if (c->state == MC_DEAD)
+        return;
+    ev_io_stop(g.s->loop, &c->rio);
+    ev_io_stop(g.s->loop, &c->wio);
+    ev_timer_stop(g.s->loop, &c->timer);
+    close(c->fd);
+    c->fd = -1;
+    c->state = MC_DEAD;
+    if (c->stream) {
+        c->stream->free(c->stream);
+        c->stream = NULL;
+    }
+    DL_DELETE(g.conns, c);
+    g.nconns--;
+    c->reap_next = g.reap;
+    g.reap = c;
+}
+
+static void
+mc_free(struct mgmt_conn *c)
+{
+    WR_ASSERT(c->magic == MGMT_CONN_MAGIC && c->state == MC_DEAD);
+    reset_request(c);
+    buf_fini(&c->in);
+    buf_fini(&c->url);
+    buf_fini(&c->hname);
+    buf_fini(&c->hval);
+    buf_fini(&c->body);
+    buf_fini(&c->out);
+    c->magic = 0;
+    free(c);
+}
+
+/* No more requests on c: close once the output is written, then linger. */
+static void
+finish_after_output(struct mgmt_conn *c)
+{
+    c->close_after = true;
+    flush_output(c);
+}
+
+/* ---- responses */
+
+static void
+put_date(struct buf *b)
+{
+    char text[64];
+    time_t t = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    buf_printf(b, "date: %s\r\n", text);
+}
+
+/* A response that is not a handler's: errors found by the HTTP layer. */
+static void
+simple_response(struct mgmt_conn *c, int status, const char *json)
+{
+    size_t n = json ? strlen(json) : 0;
+
+    buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", status, status_text(status));
+    buf_printf(&c->out, "content-length: %zu\r\n", n);
+    if (json)
+        buf_printf(&c->out, "content-type: application/json\r\n");
+    if (status == 401)
+        buf_printf(&c->out, "www-authenticate: Basic realm=\"RabbitMQ "
+                            "Management\"\r\n");
+    put_date(&c->out);
+    buf_printf(&c->out, "server: Warren\r\nconnection: close\r\n\r\n");
+    buf_append(&c->out, json, n);
+}
+
+static void
+fail_request(struct mgmt_conn *c, int status)
+{
+    const char *body = NULL;
+
+    switch (status) {
+    case 400:
+        body = "{\"error\":\"bad_request\",\"reason\":\"Bad Request\"}";
+        break;
+    case 413:
+        body = "{\"error\":\"bad_request\",\"reason\":\"Exceeded HTTP "
+               "request body size limit\"}";
+        break;
+    case 431:
+        body = "{\"error\":\"bad_request\",\"reason\":\"Request header "
+               "fields too large\"}";
+        break;
+    case 401:
+        body = "{\"error\":\"not_authorized\",\"reason\":\"Login "
+               "failed\"}";
+        break;
+    default:
+        break;
+    }
+    log_debug("mgmt: %s: HTTP %d", c->peer, status);
+    simple_response(c, status, body);
+    c->state = MC_BUSY;
+    finish_after_output(c);
+}
+
+void
+mgmt_http_respond(struct mgmt_req *r, const char *content_type)
+{
+    struct mgmt_conn *c = r->conn;
+    struct buf *o = &c->out;
+    bool has_body = r->status != 204 && r->status != 304;
+
+    WR_ASSERT(!r->replied);
+    r->replied = true;
+    buf_printf(o, "HTTP/1.1 %d %s\r\n", r->status, status_text(r->status));
+    if (r->status == 200)
+        buf_printf(o, "cache-control: no-cache\r\n");
+    if (r->stream && !r->head)
+        buf_printf(o, "transfer-encoding: chunked\r\n");
+    else if (has_body)
+        buf_printf(o, "content-length: %zu\r\n", r->out.len);
+    if (content_type && has_body)
+        buf_printf(o, "content-type: %s\r\n", content_type);
+    put_date(o);
+    buf_printf(o, "server: Warren\r\nvary: accept, accept-encoding, "
+                  "origin\r\n");
+    buf_append(o, r->hdrs.data, r->hdrs.len);
+    if (c->close_after)
+        buf_printf(o, "connection: close\r\n");
+    buf_printf(o, "\r\n");
+    if (r->head) {
+        if (r->stream)
+            r->stream->free(r->stream);
+        r->stream = NULL;
+        return;
+    }
+    if (r->stream) {
+        c->stream = r->stream;
+        r->stream = NULL;
+        return;
+    }
+    if (has_body)
+        buf_append(o, r->out.data, r->out.len);
+}
+
+const char *
+mgmt_http_peer(const struct mgmt_req *r)
+{
+    return r->conn->peer;
+}
+
+const char *
+mgmt_http_addr(void)
+{
+    return g.addr;
+}
+
+uint16_t
+mgmt_http_port(void)
+{
+    return g.port;
+}
+
+uint32_t
+mgmt_http_nconns(void)
+{
+    return g.nconns;
+}
+
+/* Appends one chunk of the stream (chunked transfer-encoding framing
+ * around what fill() wrote). Returns false when the stream ended. */
+static bool
+stream_slice(struct mgmt_conn *c)
+{
+    struct buf piece;
+    bool more;
+
+    buf_init(&piece);
+    more = true;
+    while (more && piece.len < STREAM_SLICE)
+        more = c->stream->fill(c->stream, &piece);
+    if (piece.len > 0) {
+        buf_printf(&c->out, "%zx\r\n", piece.len);
+        buf_append(&c->out, piece.data, piece.len);
+        buf_printf(&c->out, "\r\n");
+    }
+    buf_fini(&piece);
+    if (!more) {
+        buf_printf(&c->out, "0\r\n\r\n");
+        c->stream->free(c->stream);
+        c->stream = NULL;
+    }
+    return more;
+}
+
+static void
+start_linger(struct mgmt_conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    c->state = MC_LINGER;
+    c->linger_since = now();
+    buf_fini(&c->in);
+    if (!ev_is_active(&c->rio))
+        ev_io_start(g.s->loop, &c->rio);
+    rearm(c);
+}
+
+/* Writes what is pending; generates one more slice of a stream when the
+ * output ran low. Closes, lingers or resumes parsing as the state says. */
+static void
+flush_output(struct mgmt_conn *c)
+{
+    if (c->state == MC_DEAD)
+        return;
+    if (c->stream && out_pending(c) < OUT_LOW)
+        stream_slice(c);
+    while (out_pending(c) > 0) {
+        ssize_t n = write(c->fd, c->out.data + c->out_head, out_pending(c));
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            mc_close(c);
+            return;
+        }
+        c->out_head += (size_t)n;
+        c->last_tx = now();
+    }
+    if (out_pending(c) == 0) {
+        buf_reset(&c->out);
+        c->out_head = 0;
+        if (c->out.cap > (1u << 20))
+            buf_fini(&c->out);
+    } else if (c->out_head > (1u << 20)) {
+        buf_consume(&c->out, c->out_head);
+        c->out_head = 0;
+    }
+    /* Keep the write watcher while bytes wait or a stream has more. */
+    if ((out_pending(c) > 0 || c->stream) && !c->want_write) {
+        c->want_write = true;
+        ev_io_start(g.s->loop, &c->wio);
+    } else if (out_pending(c) == 0 && !c->stream && c->want_write) {
+        c->want_write = false;
+        ev_io_stop(g.s->loop, &c->wio);
+    }
+    if (out_pending(c) > 0 || c->stream) {
+        rearm(c);
+        return;
+    }
+    if (c->state == MC_BUSY) {
+        if (c->close_after) {
+            start_linger(c);
+            return;
+        }
+        c->state = MC_IDLE;
+        rearm(c);
+        if (c->in.len > 0 && !c->processing)
+            process_input(c);
+        if (c->peer_closed && !c->processing && c->state != MC_BUSY &&
+            c->state != MC_DEAD && c->state != MC_LINGER) {
+            mc_close(c);
+            return;
+        }
+        if (c->state != MC_DEAD && !ev_is_active(&c->rio) &&
+            c->state != MC_BUSY && !c->peer_closed)
+            ev_io_start(g.s->loop, &c->rio);
+    }
+}
+
+/* ---- parser callbacks */
+
+static struct mgmt_conn *
+mc_of(http_parser *p)
+{
+    return (struct mgmt_conn *)p->data;
+}
+
+static int
+count_header_bytes(struct mgmt_conn *c, size_t n)
+{
+    c->hdr_bytes += n;
+    if (c->hdr_bytes > MGMT_MAX_HEADER_BYTES) {
+        c->err_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int
+on_message_begin(http_parser *p)
+{
+    struct mgmt_conn *c = mc_of(p);
+
+    reset_request(c);
+    return 0;
+}
+
+static int
+on_url(http_parser *p, const char *at, size_t len)
+{
+    struct mgmt_conn *c = mc_of(p);
+
+    if (count_header_bytes(c, len) != 0)
+        return -1;
+    buf_append(&c->url, at, len);
+    return 0;
+}
+
+/* A complete header (name and value) is in hname/hval: keep what the
+ * API needs. */
+static void
+header_done(struct mgmt_conn *c)
+{
+    char **slot = NULL;
+    const char *name = (const char *)c->hname.data;
+    size_t nlen = c->hname.len;
+
+    if (nlen == 13 && strncasecmp(name, "authorization", 13) == 0)
+        slot = &c->authorization;
+    else if (nlen == 8 && strncasecmp(name, "x-reason", 8) == 0)
+        slot = &c->x_reason;
+    else if (nlen == 12 && strncasecmp(name, "content-type", 12) == 0)
+        slot = &c->content_type;
+    else if (nlen == 6 && strncasecmp(name, "expect", 6) == 0)
+        c->expect_continue =
+            c->hval.len == 12 &&
+            strncasecmp((const char *)c->hval.data, "100-continue", 12) == 0;
+    if (slot) {
+        free(*slot);
+        *slot = xstrndup(c->hval.data, c->hval.len);
+    }
+    buf_reset(&c->hname);
+    buf_reset(&c->hval);
+}
+
+static int
+on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct mgmt_conn *c = mc_of(p);
+
+    if (count_header_bytes(c, len) != 0)
+        return -1;
+    if (c->in_value) {
+        header_done(c);
+        c->in_value = false;
+    }
+    buf_append(&c->hname, at, len);
+    return 0;
+}
+
+static int
+on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct mgmt_conn *c = mc_of(p);
+
+    if (count_header_bytes(c, len) != 0)
+        return -1;
+    c->in_value = true;
+    buf_append(&c->hval, at, len);
+    return 0;
+}
+
+static int
+on_headers_complete(http_parser *p)
+{
+    struct mgmt_conn *c = mc_of(p);
+
+    if (c->in_value)
+        header_done(c);
+    c->in_value = false;
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > g.max_body) {
+        c->err_status = 413;
+        return -1;
+    }
+    /* Only a management user may make the broker hold a large body:
+     * an anonymous client gets its 401 before sending it. */
+    if (((p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) &&
+                                    p->content_length > MGMT_ANON_BODY)) &&
+        !mgmt_api_credentials_ok(c->authorization, c->loopback)) {
+        c->err_status = 401;
+        return -1;
+    }
+    c->state = MC_BODY;
+    if (c->expect_continue && (p->flags & (F_CHUNKED | F_CONTENTLENGTH)) &&
+        p->content_length > 0) {
+        buf_printf(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        flush_output(c);
+    }
+    return 0;
+}
+
+static int
+on_body(http_parser *p, const char *at, size_t len)
+{
+    struct mgmt_conn *c = mc_of(p);
+
+    if (c->body.len + len > g.max_body) {
+        c->err_status = 413;
+        return -1;
+    }
+    buf_append(&c->body, at, len);
+    return 0;
+}
+
+static int
+on_message_complete(http_parser *p)
+{
+    struct mgmt_conn *c = mc_of(p);
+
+    c->complete = true;
+    /* One request at a time: stop here until it has been answered. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* ---- requests */
+
+static int
+hexval(uint8_t ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into a new string; plus_space for query
+ * strings. Returns NULL for a bad escape or a NUL byte. */
+static char *
+pct_decode(const char *s, size_t n, bool plus_space)
+{
+    char *out = xmalloc(n + 1);
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = (uint8_t)s[i];
+
+        if (ch == '%') {
+            int hi, lo;
+
+            if (i + 2 >= n)
+                goto bad;
+            hi = hexval((uint8_t)s[i + 1]);
+            lo = hexval((uint8_t)s[i + 2]);
+            if (hi < 0 || lo < 0)
+                goto bad;
+            ch = (uint8_t)(hi << 4 | lo);
+            i += 2;
+        } else if (ch == '+' && plus_space) {
+            ch = ' ';
+        }
+        if (ch == 0)
+            goto bad;
+        out[o++] = (char)ch;
+    }
+    out[o] = 0;
+    return out;
+bad: /* a truncated or non-hex escape, or a NUL byte */
+    free(out);
+    return NULL;
+}
+
+static void
+req_free(struct mgmt_req *r)
+{
+    for (size_t i = 0; i < r->nseg; i++)
+        free(r->seg[i]);
+    for (size_t i = 0; i < r->nq; i++) {
+        free(r->q[i].key);
+        free(r->q[i].value);
+    }
+    free(r->user_name_copy);
+    buf_fini(&r->hdrs);
+    buf_fini(&r->out);
+    if (r->stream)
+        r->stream->free(r->stream);
+}
+
+/* Splits the path into decoded segments. Returns false on a bad escape
+ * or too many segments. */
+static bool
+parse_path(struct mgmt_req *r, const char *p, size_t n)
+{
+    size_t i = 0;
+
+    if (n == 0 || p[0] != '/')
+        return false;
+    i = 1;
+    while (i <= n) {
+        size_t j = i;
+
+        while (j < n && p[j] != '/')
+            j++;
+        if (j == n && j == i && r->nseg > 0)
+            break; /* one trailing slash */
+        if (r->nseg == MGMT_MAX_SEGS)
+            return false;
+        r->seg[r->nseg] = pct_decode(p + i, j - i, false);
+        if (!r->seg[r->nseg])
+            return false;
+        r->nseg++;
+        i = j + 1;
+    }
+    if (r->nseg == 1 && r->seg[0][0] == 0) {
+        free(r->seg[0]);
+        r->nseg = 0;
+    }
+    return true;
+}
+
+static bool
+parse_query(struct mgmt_req *r, const char *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        size_t j = i, eq;
+
+        while (j < n && p[j] != '&')
+            j++;
+        for (eq = i; eq < j && p[eq] != '='; eq++)
+            ;
+        if (j > i) {
+            struct mgmt_qparam *qp;
+
+            if (r->nq == MGMT_MAX_QPARAMS)
+                return false;
+            qp = &r->q[r->nq];
+            qp->key = pct_decode(p + i, eq - i, true);
+            qp->value =
+                eq < j ? pct_decode(p + eq + 1, j - eq - 1, true) : xstrdup("");
+            if (!qp->key || !qp->value) {
+                free(qp->key);
+                free(qp->value);
+                return false;
+            }
+            r->nq++;
+        }
+        i = j + 1;
+    }
+    return true;
+}
+
+/* Builds the request from what the parser collected and dispatches it. */
+static void
+dispatch(struct mgmt_conn *c)
+{
+    struct mgmt_req r;
+    const char *url = (const char *)c->url.data;
+    size_t n = c->url.len, qpos;
+    bool ok;
+
+    memset(&r, 0, sizeof(r));
+    r.conn = c;
+    r.method = (enum http_method)c->parser.method;
+    r.head = r.method == HTTP_HEAD;
+    r.peer_loopback = c->loopback;
+    r.body = bytes_of(c->body.data, c->body.len);
+    r.authorization = c->authorization;
+    r.x_reason = c->x_reason;
+    r.content_type = c->content_type;
+    buf_init(&r.hdrs);
+    buf_init(&r.out);
+    /* absolute-form "http://host/path" */
+    if (n > 7 && strncasecmp(url, "http://", 7) == 0) {
+        const char *slash = memchr(url + 7, '/', n - 7);
+        size_t skip = slash ? (size_t)(slash - url) : n;
+        url += skip;
+        n -= skip;
+    }
+    for (qpos = 0; qpos < n && url[qpos] != '?' && url[qpos] != '#'; qpos++)
+        ;
+    ok = parse_path(&r, url, qpos);
+    if (ok && qpos < n && url[qpos] == '?') {
+        size_t end = qpos + 1;
+        while (end < n && url[end] != '#')
+            end++;
+        ok = parse_query(&r, url + qpos + 1, end - qpos - 1);
+    }
+    if (!http_should_keep_alive(&c->parser) || c->parser.upgrade)
+        c->close_after = true;
+    if (!ok)
+        mgmt_reply_error(&r, 400, "bad_request",
+                         "Invalid path or query "
+                         "string");
+    else
+        mgmt_api_dispatch(&r);
+    if (!r.replied)
+        mgmt_reply_error(&r, 500, "internal_server_error", "no response");
+    req_free(&r);
+}
+
+/* Feeds buffered input to the parser, one request at a time. */
+static void
+process_input(struct mgmt_conn *c)
+{
+    c->processing = true;
+    while (c->state != MC_DEAD && c->state != MC_BUSY &&
+           c->state != MC_LINGER && c->in.len > 0) {
+        size_t used;
+        enum http_errno err;
+
+        if (out_pending(c) > OUT_HIGH)
+            break; /* resumed once the client has read its responses */
+        if (c->state == MC_IDLE) {
+            c->state = MC_HEADERS;
+            c->req_start = now();
+            rearm(c);
+        }
+        used = http_parser_execute(&c->parser, &g.settings,
+                                   (const char *)c->in.data, c->in.len);
+        err = HTTP_PARSER_ERRNO(&c->parser);
+        buf_consume(&c->in, WR_MIN(used, c->in.len));
+        if (c->state == MC_DEAD)
+            break;
+        if (err == HPE_PAUSED && c->complete) {
+            http_parser_pause(&c->parser, 0);
+            c->state = MC_BUSY;
+            dispatch(c);
+            reset_request(c);
+            if (c->close_after)
+                buf_fini(&c->in);
+            flush_output(c);
+            continue;
+        }
+        if (err != HPE_OK) {
+            int status = c->err_status ? c->err_status : 400;
+
+            log_debug("mgmt: %s: %s", c->peer, http_errno_description(err));
+            buf_fini(&c->in);
+            c->processing = false;
+            fail_request(c, status);
+            return;
+        }
+        if (used == 0)
+            break;
+    }
+    c->processing = false;
+    if (c->state != MC_DEAD && c->in.len > IN_HIGH && ev_is_active(&c->rio))
+        ev_io_stop(g.s->loop, &c->rio);
+}
+
+/* ---- watchers */
+
+static void
+mc_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct mgmt_conn *c = container_of(w, struct mgmt_conn, rio);
+    uint8_t *dst;
+    ssize_t n;
+
+    (void)loop;
+    (void)revents;
+    WR_ASSERT(c->magic == MGMT_CONN_MAGIC);
+    if (c->state == MC_LINGER) {
+        uint8_t sink[4096];
+
+        n = read(c->fd, sink, sizeof(sink));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            mc_close(c);
+        return;
+    }
+    dst = buf_reserve(&c->in, RX_CHUNK);
+    n = read(c->fd, dst, RX_CHUNK);
+    if (n == 0) {
+        /* The client is done sending: answer what is complete, then
+         * close. A request cut short is dropped. */
+        c->peer_closed = true;
+        ev_io_stop(g.s->loop, &c->rio);
+        if (c->state != MC_BUSY)
+            process_input(c);
+        if (c->state == MC_BUSY)
+            c->close_after = true;
+        else if (c->state != MC_DEAD)
+            mc_close(c);
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            mc_close(c);
+        return;
+    }
+    c->in.len += (size_t)n;
+    c->last_rx = now();
+    process_input(c);
+}
+
+static void
+mc_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct mgmt_conn *c = container_of(w, struct mgmt_conn, wio);
+
+    (void)loop;
+    (void)revents;
+    WR_ASSERT(c->magic == MGMT_CONN_MAGIC);
+    flush_output(c);
+}
+
+static void
+mc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct mgmt_conn *c = container_of(w, struct mgmt_conn, timer);
+    ev_tstamp left = deadline(c) - ev_now(loop);
+
+    (void)revents;
+    WR_ASSERT(c->magic == MGMT_CONN_MAGIC);
+    if (left > 0) {
+        w->repeat = left;
+        ev_timer_again(loop, w);
+        return;
+    }
+    if (c->state == MC_HEADERS || c->state == MC_BODY) {
+        log_debug("mgmt: %s: request timeout", c->peer);
+        buf_fini(&c->in);
+        ev_io_stop(loop, &c->rio);
+        simple_response(c, 408, NULL);
+        c->state = MC_BUSY;
+        finish_after_output(c);
+        if (c->state == MC_LINGER)
+            mc_close(c); /* a timed-out client gets no linger */
+        return;
+    }
+    mc_close(c);
+}
+
+/* ---- listener */
+
+static void
+set_peer(struct mgmt_conn *c, const struct sockaddr_storage *sa)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+        c->loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+        snprintf(c->peer, sizeof(c->peer), "%s:%u", host, ntohs(s4->sin_port));
+    } else if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+        c->loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+                      (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+                       s6->sin6_addr.s6_addr[12] == 127);
+        snprintf(c->peer, sizeof(c->peer), "[%s]:%u", host,
+                 ntohs(s6->sin6_port));
+    } else {
+        snprintf(c->peer, sizeof(c->peer), "unknown");
+    }
+}
+
+static void
+mc_new(int fd, const struct sockaddr_storage *sa)
+{
+    struct mgmt_conn *c = xcalloc(1, sizeof(*c));
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->magic = MGMT_CONN_MAGIC;
+    c->fd = fd;
+    c->state = MC_IDLE;
+    set_peer(c, sa);
+    buf_init(&c->in);
+    buf_init(&c->url);
+    buf_init(&c->hname);
+    buf_init(&c->hval);
+    buf_init(&c->body);
+    buf_init(&c->out);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->last_rx = c->last_tx = now();
+    ev_io_init(&c->rio, mc_read_cb, fd, EV_READ);
+    ev_io_init(&c->wio, mc_write_cb, fd, EV_WRITE);
+    ev_init(&c->timer, mc_timer_cb);
+    ev_io_start(g.s->loop, &c->rio);
+    rearm(c);
+    DL_APPEND(g.conns, c);
+    g.nconns++;
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    static uint64_t last_warn;
+
+    (void)loop;
+    (void)w;
+    (void)revents;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+        int fd = accept4(g.fd, (struct sockaddr *)&sa, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK &&
+                wr_now_ms() - last_warn > 1000) {
+                last_warn = wr_now_ms();
+                log_syswarn("accept on %s (http)", g.addr);
+            }
+            return;
+        }
+        if (g.nconns >= MGMT_MAX_CONNS || g.s->stopping) {
+            if (!g.s->stopping && wr_now_ms() - last_warn > 1000) {
+                last_warn = wr_now_ms();
+                log_warn("management API: %d connections open, refusing "
+                         "more",
+                         MGMT_MAX_CONNS);
+            }
+            close(fd);
+            continue;
+        }
+        mc_new(fd, &sa);
+    }
+}
+
+static void
+prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    while (g.reap) {
+        struct mgmt_conn *c = g.reap;
+
+        g.reap = c->reap_next;
+        mc_free(c);
+    }
+}
+
+/* Returns WR_OK, WR_AGAIN when the port is in use, or WR_ERR. */
+static int
+listen_on(const char *ip, uint16_t port)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    char ports[8], host[INET6_ADDRSTRLEN];
+    int one = 1, rc, fd;
+
+    snprintf(ports, sizeof(ports), "%u", port);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    rc = getaddrinfo(ip, ports, &hints, &ai);
+    if (rc != 0) {
+        log_err("management API: cannot listen on %s:%s: %s", ip, ports,
+                gai_strerror(rc));
+        return WR_ERR;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_syserr("socket");
+        freeaddrinfo(ai);
+        return WR_ERR;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+        bool in_use = errno == EADDRINUSE;
+
+        log_syserr("management API: cannot listen on %s:%s%s", ip, ports,
+                   in_use ? "; running without the management API "
+                            "(change management.tcp.port)"
+                          : "");
+        close(fd);
+        freeaddrinfo(ai);
+        return in_use ? WR_AGAIN : WR_ERR;
+    }
+    freeaddrinfo(ai);
+    getsockname(fd, (struct sockaddr *)&bound, &blen);
+    if (bound.ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&bound;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+        g.port = ntohs(s6->sin6_port);
+        snprintf(g.addr, sizeof(g.addr), "[%s]:%u", host, g.port);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&bound;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+        g.port = ntohs(s4->sin_port);
+        snprintf(g.addr, sizeof(g.addr), "%s:%u", host, g.port);
+    }
+    g.fd = fd;
+    return WR_OK;
+}
+
+/*
+ * management.tcp.port = 0 lets the kernel choose the port (the wire tests
+ * read it from the log line, as for the AMQP listener). A port already in
+ * use is logged and the broker runs without the API, so that a second
+ * broker on one machine (or a RabbitMQ on 15672) does not stop AMQP
+ * service; any other listener error stops startup.
+ */
+int
+mgmt_start(struct server *s)
+{
+    const struct wr_config *cfg = s->cfg;
+    const char *ip = cfg->management_ip[0] ? cfg->management_ip : "0.0.0.0";
+    int rc;
+
+    memset(&g, 0, sizeof(g));
+    g.s = s;
+    g.fd = -1;
+    g.max_body = MGMT_DEFAULT_MAX_BODY;
+    rc = listen_on(ip, cfg->management_port);
+    if (rc == WR_AGAIN)
+        return WR_OK;
+    if (rc != WR_OK)
+        return WR_ERR;
+    g.settings.on_message_begin = on_message_begin;
+    g.settings.on_url = on_url;
+    g.settings.on_header_field = on_header_field;
+    g.settings.on_header_value = on_header_value;
+    g.settings.on_headers_complete = on_headers_complete;
+    g.settings.on_body = on_body;
+    g.settings.on_message_complete = on_message_complete;
+    ev_io_init(&g.io, accept_cb, g.fd, EV_READ);
+    ev_io_start(s->loop, &g.io);
+    ev_prepare_init(&g.prepare, prepare_cb);
+    ev_prepare_start(s->loop, &g.prepare);
+    mgmt_stats_start(s);
+    g.running = true;
+    log_info("listening on %s (http)", g.addr);
+    return WR_OK;
+}
+
+void
+mgmt_stop(struct server *s)
+{
+    (void)s;
+    if (!g.running)
+        return;
+    while (g.conns)
+        mc_close(g.conns);
+    prepare_cb(g.s->loop, &g.prepare, 0);
+    ev_io_stop(g.s->loop, &g.io);
+    ev_prepare_stop(g.s->loop, &g.prepare);
+    close(g.fd);
+    g.fd = -1;
+    mgmt_stats_stop();
+    g.running = false;
+}
