@@ -318,7 +318,11 @@ def new_warren(tmp_root, extra_conf=None, data_dir=None, extra_args=None,
     os.makedirs(b.data_dir, exist_ok=True)
     b.config_path = os.path.join(b.workdir, "warren.conf")
     b.stderr_path = os.path.join(b.workdir, "warren.stderr")
-    b.extra_conf = dict(extra_conf or {})
+    # Test brokers share the machine: the management API takes an
+    # ephemeral port unless a test asks for one.
+    b.extra_conf = {"management.tcp.port": 0,
+                    "management.tcp.ip": "127.0.0.1"}
+    b.extra_conf.update(extra_conf or {})
     b.extra_args = list(extra_args or [])
     if start:
         b.start(listen)
