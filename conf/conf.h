@@ -112,8 +112,10 @@ struct wr_config {
 
     /* ---- management HTTP API */
     uint16_t management_port; /* management.tcp.port, default 15672,
-                                 0 = disabled */
-    char management_ip[256];  /* management.tcp.ip, default "0.0.0.0" */
+                                 0 = kernel-chosen (tests) */
+    char management_ip[256];   /* management.tcp.ip, default "0.0.0.0" */
+    uint64_t management_max_body; /* management.http.max_body_size,
+                                     default 32 MiB */
 
     /* ---- storage and definitions */
     char data_dir[4096];         /* Warren's `data_dir`, default "data"

@@ -23,7 +23,6 @@
  */
 #include "server/mgmt.h"
 
-#include "vhost/vhost_int.h" /* node_vhosts(): see mgmt_vhosts() */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,10 +376,10 @@ struct vhost **
 mgmt_vhosts(size_t *n)
 {
     struct node *node = srv->node;
-    size_t count = HASH_COUNT(node->vhosts), i = 0;
+    size_t count = node_vhost_count(node), i = 0;
     struct vhost **v = xcalloc(count + 1, sizeof(*v));
 
-    for (struct vhost *vh = node->vhosts; vh; vh = vh->hh.next)
+    for (struct vhost *vh = node_vhosts(node); vh; vh = vh->hh.next)
         v[i++] = vh;
     qsort(v, count, sizeof(*v), vhost_cmp);
     *n = count;

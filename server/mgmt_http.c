@@ -1134,7 +1134,8 @@ mgmt_start(struct server *s)
     memset(&g, 0, sizeof(g));
     g.s = s;
     g.fd = -1;
-    g.max_body = MGMT_DEFAULT_MAX_BODY;
+    g.max_body = s->cfg->management_max_body ? s->cfg->management_max_body
+                                             : MGMT_DEFAULT_MAX_BODY;
     rc = listen_on(ip, cfg->management_port);
     if (rc == WR_AGAIN)
         return WR_OK;

@@ -336,6 +336,10 @@ node_defs_export(struct node *n, const char *only_vhost)
         export_users(n, doc);
         extend(doc, "global_parameters",
                node_kv_list(n, KV_GLOBAL_PARAMETER, NULL));
+        /* Warren's own key (RabbitMQ exports these as parameters its own
+         * import refuses): kept so that they survive a restart. */
+        json_object_set_new(doc, "operator_policies",
+                            node_kv_list(n, KV_OPERATOR_POLICY, NULL));
     }
     HASH_ITER(hh, n->vhosts, vh, tmp)
     {
@@ -585,6 +589,14 @@ import_global(struct node *n, json_t *o, struct buf *u, struct vherr *e)
     return import_kv(n, o, KV_GLOBAL_PARAMETER, e);
 }
 
+static int
+import_operator_policy(struct node *n, json_t *o, struct buf *u,
+                       struct vherr *e)
+{
+    (void)u;
+    return import_kv(n, o, KV_OPERATOR_POLICY, e);
+}
+
 static void
 import_vhost_meta(struct vhost *vh, json_t *o)
 {
@@ -632,7 +644,10 @@ node_defs_import(struct node *n, json_t *doc, struct vherr *err)
     if (import_list(n, doc, "permissions", import_permission, err) != WR_OK ||
         import_list(n, doc, "parameters", import_parameter, err) != WR_OK ||
         import_list(n, doc, "policies", import_policy, err) != WR_OK ||
-        import_list(n, doc, "global_parameters", import_global, err) != WR_OK)
+                import_list(n, doc, "global_parameters", import_global, err) !=
+            WR_OK ||
+        import_list(n, doc, "operator_policies", import_operator_policy,
+                    err) != WR_OK)
         return WR_ERR;
     /* Exchanges before queues before bindings: each may refer to the
      * ones before it. */

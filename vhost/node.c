@@ -50,6 +50,18 @@ node_vhost_find(struct node *n, const char *name)
 }
 
 struct vhost *
+node_vhosts(struct node *n)
+{
+    return n->vhosts;
+}
+
+size_t
+node_vhost_count(const struct node *n)
+{
+    return HASH_COUNT(n->vhosts);
+}
+
+struct vhost *
 node_vhost_add(struct node *n, const char *name)
 {
     struct vhost *vh;

@@ -324,6 +324,9 @@ struct vhost {
 
 /* Finds a vhost; borrowed or NULL. */
 struct vhost *node_vhost_find(struct node *n, const char *name);
+/* The first vhost (iterate with vh->hh.next) and how many there are. */
+struct vhost *node_vhosts(struct node *n);
+size_t node_vhost_count(const struct node *n);
 /* Creates a vhost with its standard exchanges. Returns NULL if it
  * exists. */
 struct vhost *node_vhost_add(struct node *n, const char *name);
