@@ -39,7 +39,7 @@ foreach(file ${wire_tests})
                    ${WIRE_DIR}/${file}
            WORKING_DIRECTORY ${WIRE_DIR})
   set_tests_properties(wire.${name} PROPERTIES
-    ENVIRONMENT "WARREN_BIN=$<TARGET_FILE:warren>;WARREN_TEST_BROKER=;PYTHONDONTWRITEBYTECODE=1;WARREN_SANITIZED=${wire_sanitized};WARREN_FAULTIO=$<TARGET_FILE:faultio>"
+    ENVIRONMENT "WARREN_BIN=$<TARGET_FILE:warren>;WARREN_TEST_BROKER=;PYTHONDONTWRITEBYTECODE=1;WARREN_SANITIZED=${wire_sanitized};WARREN_FAULTIO=$<TARGET_FILE:faultio>;WARREN_PERF_BIN=$<TARGET_FILE:warren-perf>"
     TIMEOUT 300
     LABELS wire)
 endforeach()

@@ -1,0 +1,898 @@
+#!/usr/bin/python3
+"""compare.py: Warren against RabbitMQ 3.10, side by side, same tool.
+
+Runs the scenario matrix of issue 5 with warren-perf against a private
+Warren (built binary, temp data dir, fsync = always) and a private RabbitMQ
+(Debian's rabbitmq-server through shared/tools/rabbitmq-local, on a spare
+port, wiped afterwards), one run after the other on this machine,
+alternating which broker goes first, each run repeated --repeats times.
+Both brokers are restarted before every scenario (and before every run of
+the memory scenarios 9 and 10), so that RSS figures are not polluted by
+memory an earlier run left in the allocator.
+
+It writes BENCHMARKS.md at the repo root: per scenario the median and
+spread (min-max) of both brokers, Warren's advantage, the goal, broker CPU
+per message (utime + stime deltas of the broker process, beam.smp for
+RabbitMQ), broker RSS, warren-perf's own CPU, the machine, the date and the
+exact commands. Results of scenarios not run this time are kept from the
+file's raw-results block, so `compare.py 3` refreshes scenario 3 only.
+Text outside the generated section is preserved.
+
+    test/bench/compare.py                 # scenarios 1-10, 3 repeats
+    test/bench/compare.py 3 7             # scenarios 3 and 7
+    test/bench/compare.py --backlog       # 1-11 (11 = growing backlog)
+    test/bench/compare.py 11 --backlog-count 5000000
+
+Needs: a build (default <repo>/build, or --build DIR) with server/warren
+and test/warren-perf; rabbitmq-server; iperf3 for scenario 7's loopback
+reference (optional). Use /usr/bin/python3.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BEGIN = "<!-- compare.py: generated section begins; edit outside it -->"
+END = "<!-- compare.py: generated section ends -->"
+LISTEN_RE = re.compile(r"listening on (\S+):(\d+) \(amqp\)")
+BROKERS = ("warren", "rabbitmq")
+# Scenario 11 counts as flat when the last tenths of the backlog go at
+# least 1/FLAT_MAX as fast as the first ones.
+FLAT_MAX = 1.25
+
+# metric kinds: "rate" (higher is better), "latency" and "memory" (lower)
+SCENARIOS = {
+    1: dict(title="1 publisher → 1 queue → 1 consumer, 16 B, transient, "
+                  "auto-ack",
+            mode="throughput", args=["-x", "1", "-y", "1", "-q", "1",
+                                     "-s", "16"],
+            goal="≥ 5× consume rate; broker CPU ≤ 1 µs/msg",
+            need=5, cpu_max=1.0),
+    2: dict(title="same, manual ack every 10, prefetch 100",
+            mode="throughput", args=["-s", "16", "--multi-ack-every", "10",
+                                     "--prefetch", "100"],
+            goal="≥ 5×", need=5),
+    3: dict(title="1 KiB, persistent, durable queue, confirms (window "
+                  "1000), manual ack every 10 (prefetch 100), "
+                  "fsync=always",
+            mode="throughput", args=["-s", "1024", "--persistent",
+                                     "--durable-queues", "--confirm", "1000",
+                                     "--multi-ack-every", "10",
+                                     "--prefetch", "100"],
+            goal="≥ 5×", need=5),
+    4: dict(title="fanout to 10 queues with 10 consumers, 16 B",
+            mode="throughput", args=["--exchange-type", "fanout", "-q", "10",
+                                     "-y", "10", "-s", "16"],
+            goal="≥ 5× deliveries/s", need=5),
+    5: dict(title="topic exchange with 1,000 bindings (* and # patterns), "
+                  "16 B",
+            mode="throughput", args=["--exchange-type", "topic",
+                                     "--topic-bindings", "1000", "-s", "16"],
+            goal="≥ 10×", need=10),
+    6: dict(title="4 publishers, 4 consumers, 4 queues, 16 B",
+            mode="throughput", args=["-x", "4", "-y", "4", "-q", "4",
+                                     "-s", "16"],
+            goal="≥ 5×", need=5),
+    7: dict(title="64 KiB messages",
+            mode="throughput", args=["-s", "65536"], metric="bytes",
+            goal="≥ 1.3× bytes/s, and ≥ 80% of half of iperf3 over "
+                 "loopback (2 streams)", need=1.3),
+    8: dict(title="latency at a fixed 1,000 msg/s",
+            mode="latency", args=["--rate", "1000"], metric="latency",
+            goal="p99 ≤ 100 µs and ≤ ¼ of RabbitMQ's", need=4),
+    9: dict(title="1,000 idle connections with a channel each",
+            mode="connections", args=["-n", "1000", "--hold", "2"],
+            metric="admin", fresh=True,
+            goal="≤ 10 KB broker memory per connection; opening rate ≥ 5×",
+            need=5, mem_max=10 * 1000),
+    10: dict(title="10,000 queues declared",
+             mode="queues", args=["-n", "10000", "--hold", "1"],
+             metric="admin", fresh=True,
+             goal="declare rate ≥ 20×; ≤ 1 KB broker memory per empty queue",
+             need=20, mem_max=1000),
+    11: dict(title="one queue with a growing backlog (count below), 16 B; "
+                   "publish, then consume",
+             mode="backlog", args=["-s", "16"], metric="backlog",
+             goal="publish and consume cost per message flat as the "
+                  "backlog grows", need=None),
+}
+
+
+def log(msg):
+    print("[compare %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+# ---- brokers ---------------------------------------------------------------
+
+class Warren:
+    name = "warren"
+
+    def __init__(self, binary, root):
+        self.binary = binary
+        self.root = root
+        self.proc = None
+        self.port = None
+        self.n = 0
+
+    def start(self):
+        self.n += 1
+        work = os.path.join(self.root, "warren-%d" % self.n)
+        os.makedirs(os.path.join(work, "data"))
+        conf = os.path.join(work, "warren.conf")
+        with open(conf, "w") as f:
+            f.write("fsync = always\n")
+        self.stderr_path = os.path.join(work, "warren.log")
+        err = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen(
+            [self.binary, "--config", conf, "--listen", "127.0.0.1:0",
+             "--data-dir", os.path.join(work, "data")],
+            stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        err.close()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with open(self.stderr_path) as f:
+                m = LISTEN_RE.search(f.read())
+            if m:
+                self.port = int(m.group(2))
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("warren did not start; see %s" % self.stderr_path)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = None
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            log("warren did not exit on SIGTERM within 15 s; killing it")
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        """(Re)starts on a fresh data directory."""
+        self.stop()
+        if self.n > 0:
+            shutil.rmtree(os.path.join(self.root, "warren-%d" % self.n),
+                          ignore_errors=True)
+        self.start()
+
+
+class Rabbit:
+    name = "rabbitmq"
+
+    def __init__(self, tool, port, root):
+        self.tool = tool
+        self.port = port
+        self.dir = os.path.join(root, "rabbitmq")
+        self.pid = None
+
+    def _run(self, cmd):
+        r = subprocess.run([self.tool, cmd, "--port", str(self.port),
+                            "--mgmt-port", "0", "--dir", self.dir]
+                           if cmd == "start" else
+                           [self.tool, cmd, "--port", str(self.port),
+                            "--dir", self.dir],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError("rabbitmq-local %s failed:\n%s"
+                               % (cmd, r.stdout))
+        return r.stdout
+
+    def start(self):
+        self._run("start")
+        with open(os.path.join(self.dir, "rabbit.pid")) as f:
+            self.pid = int(f.read().strip())
+        with open("/proc/%d/comm" % self.pid) as f:
+            comm = f.read().strip()
+        if comm != "beam.smp":
+            raise RuntimeError("pid %d is %s, not beam.smp" % (self.pid, comm))
+
+    def stop(self):
+        self._run("stop")
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def wipe(self):
+        self._run("wipe")
+
+
+def rabbit_version():
+    try:
+        return subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", "rabbitmq-server"],
+            stdout=subprocess.PIPE, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+# ---- machine ---------------------------------------------------------------
+
+def machine_info(build):
+    cpu = "?"
+    mem = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = "%.1f GiB" % (int(line.split()[1]) / 1048576)
+                break
+    build_type = "?"
+    cache = os.path.join(build, "CMakeCache.txt")
+    if os.path.exists(cache):
+        with open(cache) as f:
+            for line in f:
+                if line.startswith("CMAKE_BUILD_TYPE:"):
+                    build_type = line.split("=", 1)[1].strip()
+                if line.startswith("WARREN_SANITIZE:") and \
+                        line.split("=", 1)[1].strip():
+                    build_type += " + sanitizers " + \
+                        line.split("=", 1)[1].strip()
+    commit = "?"
+    try:
+        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short",
+                                 "HEAD"], stdout=subprocess.PIPE, text=True,
+                                stderr=subprocess.DEVNULL).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain",
+                                "--untracked-files=no"],
+                               stdout=subprocess.PIPE, text=True,
+                               stderr=subprocess.DEVNULL).stdout.strip()
+        if dirty:
+            commit += " (with uncommitted changes)"
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory": mem,
+        "kernel": platform.release(),
+        "loadavg": "%.2f %.2f %.2f" % os.getloadavg(),
+        "build": build_type,
+        "commit": commit,
+        "rabbitmq": rabbit_version(),
+        "date": datetime.datetime.now(datetime.timezone.utc)
+                .strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def iperf3_loopback():
+    """Bytes/s iperf3 reaches over loopback with two streams, or None."""
+    exe = shutil.which("iperf3")
+    if exe is None:
+        return None
+    port = 5201 + os.getpid() % 1000
+    srv = subprocess.Popen([exe, "-s", "-1", "-p", str(port)],
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        r = subprocess.run([exe, "-c", "127.0.0.1", "-p", str(port), "-P",
+                            "2", "-t", "5", "-J"], stdout=subprocess.PIPE,
+                           text=True, timeout=60)
+        data = json.loads(r.stdout)
+        return data["end"]["sum_received"]["bits_per_second"] / 8
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        return None
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+        srv.wait()
+
+
+# ---- runs ------------------------------------------------------------------
+
+def perf_args(n, sc, args):
+    a = [sc["mode"]] + list(sc["args"])
+    if sc["mode"] in ("throughput", "latency"):
+        a += ["-z", str(args.duration), "--drain-timeout", "30"]
+    if sc["mode"] == "backlog":
+        # RabbitMQ pauses for many seconds while it pages a backlog of
+        # millions: give it a minute before counting messages as lost.
+        a += ["-n", str(args.backlog_count), "--drain-timeout", "60"]
+    a += ["--queue-prefix", "bench-%d" % n]
+    return a
+
+
+def run_once(perf, broker, n, sc, args, tmp):
+    out = os.path.join(tmp, "s%d-%s.json" % (n, broker.name))
+    if os.path.exists(out):
+        os.unlink(out)
+    cmd = [perf] + perf_args(n, sc, args) + [
+        "--host", "127.0.0.1", "--port", str(broker.port),
+        "--broker-pid", str(broker.pid), "--json", out, "--quiet"]
+    timeout = args.duration + 600
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True,
+                           timeout=timeout)
+        output, rc = r.stdout, r.returncode
+    except subprocess.TimeoutExpired as e:
+        output = (e.stdout or b"").decode("utf-8", "replace") \
+            if isinstance(e.stdout, bytes) else (e.stdout or "")
+        rc = "timeout after %ds" % timeout
+    res = None
+    if os.path.exists(out):
+        with open(out) as f:
+            res = json.load(f)
+    ok = rc == 0 and res is not None and res.get("ok")
+    if not ok:
+        log("scenario %d on %s FAILED (exit %s):\n%s"
+            % (n, broker.name, rc, output[-3000:]))
+    return {"ok": bool(ok), "exit": rc, "json": res,
+            "output": None if ok else output[-3000:]}
+
+
+def headline(n, sc, res):
+    """The figure a scenario is judged on, from one run's JSON."""
+    j = res["json"]
+    if j is None:
+        return None
+    kind = sc.get("metric", "rate")
+    if kind == "bytes":
+        return j.get("bytes_rate")
+    if kind == "latency":
+        return j["latency_us"]["p99"]
+    if kind == "admin":
+        return j.get("open_rate")
+    if kind == "backlog":
+        steps = j.get("backlog", {}).get("publish", [])
+        return steps[-1]["rate"] if steps else None
+    return j.get("consume_rate")
+
+
+def summarize_runs(n, sc, runs):
+    """Per broker: medians and spreads of the figures BENCHMARKS.md shows."""
+    out = {}
+    for b in BROKERS:
+        rs = [r for r in runs.get(b, []) if r["json"] is not None]
+
+        def series(f):
+            vals = []
+            for r in rs:
+                try:
+                    v = f(r["json"])
+                except (KeyError, IndexError, TypeError):
+                    v = None
+                if v is not None:
+                    vals.append(v)
+            return vals
+
+        s = {
+            "runs": len(runs.get(b, [])),
+            "failed": sum(1 for r in runs.get(b, []) if not r["ok"]),
+            "main": series(lambda j: headline(n, sc, {"json": j})),
+            "cpu": series(lambda j: j["broker"].get("cpu_us_per_msg")),
+            "rss": series(lambda j: j["broker"].get("rss_kb_max")),
+            "tool": series(lambda j: j.get("tool_cpu_us_per_msg")),
+            "p50": series(lambda j: j["latency_us"]["p50"]),
+            "p99": series(lambda j: j["latency_us"]["p99"]),
+            "pub": series(lambda j: j.get("publish_rate")),
+            "mem": series(lambda j: j.get("broker_bytes_per_item")),
+            "close": series(lambda j: j.get("close_rate")),
+            "errors": [e for r in runs.get(b, []) if r["json"]
+                       for e in r["json"].get("errors", [])],
+        }
+        if sc.get("metric") == "backlog":
+            s["backlog"] = [r["json"].get("backlog") for r in rs]
+        out[b] = s
+    return out
+
+
+def run_scenario(n, args, perf, brokers, tmp):
+    sc = SCENARIOS[n]
+    runs = {b.name: [] for b in brokers}
+    for b in brokers:
+        b.restart()
+    for rep in range(args.repeats):
+        order = brokers if rep % 2 == 0 else list(reversed(brokers))
+        for b in order:
+            if sc.get("fresh") and rep > 0:
+                b.restart()
+            log("scenario %d run %d/%d on %s" % (n, rep + 1, args.repeats,
+                                                 b.name))
+            r = run_once(perf, b, n, sc, args, tmp)
+            h = headline(n, sc, r) if r["json"] else None
+            log("  -> %s %s" % (fmt_main(sc, h), "" if r["ok"] else "FAILED"))
+            runs[b.name].append(r)
+    return runs
+
+
+# ---- formatting ------------------------------------------------------------
+
+def med(vals):
+    return statistics.median(vals) if vals else None
+
+
+def fmt_num(v, digits=0):
+    if v is None:
+        return "–"
+    if digits == 0:
+        return "{:,.0f}".format(v)
+    return "{:,.{d}f}".format(v, d=digits)
+
+
+def fmt_main(sc, v):
+    kind = sc.get("metric", "rate")
+    if v is None:
+        return "–"
+    if kind == "bytes":
+        return "%s MB/s" % fmt_num(v / 1e6, 1)
+    if kind == "latency":
+        return "%s µs" % fmt_num(v, 1)
+    if kind == "admin":
+        return "%s /s" % fmt_num(v)
+    return "%s msg/s" % fmt_num(v)
+
+
+def fmt_spread(sc, vals):
+    if not vals:
+        return "–"
+    m = med(vals)
+    s = fmt_main(sc, m)
+    if len(vals) > 1:
+        lo, hi = min(vals), max(vals)
+        s += " (%s–%s)" % (fmt_main(sc, lo).split(" ")[0],
+                           fmt_main(sc, hi).split(" ")[0])
+    return s
+
+
+def advantage(sc, w, r):
+    """How many times better Warren is (>1: Warren ahead)."""
+    if w is None or r is None or w <= 0 or r <= 0:
+        return None
+    if sc.get("metric") == "latency":
+        return r / w
+    return w / r
+
+
+def goal_met(n, sc, s, iperf):
+    w = med(s["warren"]["main"])
+    r = med(s["rabbitmq"]["main"])
+    adv = advantage(sc, w, r)
+    notes = []
+    ok = adv is not None and (sc["need"] is None or adv >= sc["need"])
+    if s["warren"]["failed"]:
+        ok = False
+        notes.append("checks failed")
+    if n == 1:
+        cpu = med(s["warren"]["cpu"])
+        if cpu is None or cpu > sc["cpu_max"]:
+            ok = False
+            notes.append("CPU %s µs/msg" % fmt_num(cpu, 2))
+    if n == 7:
+        if iperf is None:
+            notes.append("no iperf3")
+        elif w is None or w < 0.8 * iperf / 2:
+            ok = False
+            notes.append("%s%% of iperf3/2" % fmt_num(
+                100 * (w or 0) / (iperf / 2)))
+    if n == 8:
+        if w is None or w > 100:
+            ok = False
+            notes.append("p99 %s µs" % fmt_num(w, 1))
+    if n in (9, 10):
+        mem = med(s["warren"]["mem"])
+        if mem is None or mem > sc["mem_max"]:
+            ok = False
+            notes.append("%s B each" % fmt_num(mem))
+    if n == 11:
+        return flat_verdict(s)
+    return ("yes" if ok else "no") + (" (%s)" % ", ".join(notes)
+                                      if notes else "")
+
+
+def flat_verdict(s):
+    """Scenario 11: how much slower the last tenths of the backlog went
+    than the first (median of the last three rates over the first
+    three's, per phase); 1.00 is flat."""
+    parts = []
+    for b in BROKERS:
+        for phase in ("publish", "consume"):
+            ratios = []
+            for bl in s[b].get("backlog", []):
+                rates = [x["rate"] for x in (bl or {}).get(phase) or []]
+                if len(rates) >= 6 and min(rates[-3:]) > 0:
+                    ratios.append(med(rates[:3]) / med(rates[-3:]))
+            if ratios:
+                parts.append("%s %s %.2f" % (b, phase, med(ratios)))
+    if not parts:
+        return "–"
+    ok = all(float(p.split()[-1]) <= FLAT_MAX for p in parts
+             if p.startswith("warren"))
+    return "%s (slowdown, first vs last tenths: %s)" % (
+        "yes" if ok else "no", ", ".join(parts))
+
+
+def metric_name(sc):
+    return {"bytes": "body bytes/s consumed", "latency": "one-way p99",
+            "admin": "opening / declare rate",
+            "backlog": "publish rate in the last tenth"}.get(
+        sc.get("metric", "rate"), "consume rate (deliveries/s)")
+
+
+# ---- BENCHMARKS.md ---------------------------------------------------------
+
+PREAMBLE = """# Benchmarks
+
+Warren against RabbitMQ 3.10 on the same machine, with the same load
+generator, one broker after the other.
+
+## How it is measured
+
+- `warren-perf` (`test/bench/perf/`, built as `<build>/test/warren-perf`)
+  is the load generator: `warren-perf throughput|latency|connections|
+  queues|backlog [options]` (`--help` lists them). Every message carries
+  its producer, target queue, sequence number, send time and a checksum;
+  consumers check each one, so a broker that drops, duplicates, corrupts
+  or reorders messages fails the run instead of looking fast. It prints a
+  line per second and a JSON summary, with its own CPU next to the
+  broker's (`--broker-pid`).
+- `test/bench/compare.py` starts a private Warren (the build's
+  `server/warren`, a temp data directory, `fsync = always`) and a private
+  RabbitMQ (Debian's package through `shared/tools/rabbitmq-local`, port
+  5701, wiped afterwards), restarts both before every scenario, runs each
+  scenario three times on each broker, alternating which goes first, and
+  rewrites the generated section below. Text outside that section is
+  kept.
+
+```sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build -j2
+/usr/bin/python3 test/bench/compare.py          # scenarios 1-10, ~15 min
+/usr/bin/python3 test/bench/compare.py 3 8      # only 3 and 8; others kept
+/usr/bin/python3 test/bench/compare.py 11       # the backlog (2,000,000
+                                                # messages; --backlog-count)
+```
+
+## Optimisation log
+
+One entry per broker optimisation: what changed, which scenarios, figures
+before and after (same machine, same day).
+
+"""
+
+
+def load_previous(path):
+    """(text before, text after, stored results) of an existing file."""
+    if not os.path.exists(path):
+        return (PREAMBLE, "", {})
+    with open(path) as f:
+        text = f.read()
+    if BEGIN not in text or END not in text:
+        return (text.rstrip("\n") + "\n\n", "", {})
+    before, rest = text.split(BEGIN, 1)
+    gen, after = rest.split(END, 1)
+    data = {}
+    m = re.search(r"```json\n(.*?)\n```", gen, re.S)
+    if m:
+        try:
+            data = json.loads(m.group(1))
+        except ValueError:
+            data = {}
+    return before, after, data
+
+
+def table_rows(data):
+    rows = []
+    for key in sorted(data.get("scenarios", {}), key=int):
+        e = data["scenarios"][key]
+        n = int(key)
+        sc = SCENARIOS[n]
+        s = e["summary"]
+        w = med(s["warren"]["main"])
+        r = med(s["rabbitmq"]["main"])
+        adv = advantage(sc, w, r)
+        rows.append("| %d | %s | %s | %s | %s | %s | %s | %s |" % (
+            n, sc["title"], metric_name(sc),
+            fmt_spread(sc, s["warren"]["main"]),
+            fmt_spread(sc, s["rabbitmq"]["main"]),
+            "%.2f×" % adv if adv else "–", sc["goal"],
+            goal_met(n, sc, s, e.get("iperf3"))))
+    return rows
+
+
+def cost_rows(data):
+    rows = []
+    for key in sorted(data.get("scenarios", {}), key=int):
+        e = data["scenarios"][key]
+        s = e["summary"]
+        sc = SCENARIOS[int(key)]
+        per = "connection" if int(key) == 9 else "queue"
+        mem = ""
+        if sc.get("metric") == "admin":
+            mem = " / ".join("%s B per %s" % (fmt_num(med(s[b]["mem"])), per)
+                             for b in BROKERS)
+
+        def rss(b):
+            v = med(s[b]["rss"])
+            return "%s MiB" % fmt_num(v / 1024, 1) if v is not None else "–"
+
+        rows.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            key, fmt_num(med(s["warren"]["cpu"]), 2),
+            fmt_num(med(s["rabbitmq"]["cpu"]), 2), rss("warren"),
+            rss("rabbitmq"),
+            "%s / %s" % (fmt_num(med(s["warren"]["tool"]), 2),
+                         fmt_num(med(s["rabbitmq"]["tool"]), 2)), mem))
+    return rows
+
+
+def detail_lines(data):
+    lines = []
+    for key in sorted(data.get("scenarios", {}), key=int):
+        e = data["scenarios"][key]
+        n = int(key)
+        sc = SCENARIOS[n]
+        s = e["summary"]
+        lines.append("**%d. %s** (measured %s by `%s`, %d run%s each)  " % (
+            n, sc["title"], e["machine"]["date"], e.get("command", "?"),
+            e["repeats"], "" if e["repeats"] == 1 else "s"))
+        lines.append("`warren-perf %s --host 127.0.0.1 --port PORT "
+                     "--broker-pid PID --json OUT --quiet`  " %
+                     " ".join(shlex.quote(a) for a in e["perf_args"]))
+        extra = []
+        if sc.get("metric") == "latency":
+            for b in BROKERS:
+                extra.append("%s p50 %s µs, p99 %s µs" % (
+                    b, fmt_num(med(s[b]["p50"]), 1),
+                    fmt_num(med(s[b]["p99"]), 1)))
+        elif sc.get("metric") == "admin":
+            for b in BROKERS:
+                extra.append("%s close/delete %s /s" % (
+                    b, fmt_num(med(s[b]["close"]))))
+        elif sc.get("metric") == "backlog":
+            extra.append("backlog of %s messages; per tenth of it, the "
+                         "rate and the broker's CPU per message (first run "
+                         "of each broker)" % fmt_num(e.get("count")))
+        else:
+            for b in BROKERS:
+                extra.append("%s publish %s msg/s, latency p50 %s µs" % (
+                    b, fmt_num(med(s[b]["pub"])),
+                    fmt_num(med(s[b]["p50"]), 0)))
+        if n == 7 and e.get("iperf3"):
+            extra.append("iperf3 loopback, 2 streams: %s MB/s (half: %s "
+                         "MB/s)" % (fmt_num(e["iperf3"] / 1e6, 1),
+                                    fmt_num(e["iperf3"] / 2e6, 1)))
+        lines.append("; ".join(extra) + "  ")
+        if sc.get("metric") == "backlog":
+            lines += [""] + backlog_table(s) + [""]
+        for b in BROKERS:
+            if s[b]["failed"]:
+                lines.append("**%s: %d of %d runs FAILED**: %s  " % (
+                    b, s[b]["failed"], s[b]["runs"],
+                    "; ".join(sorted(set(s[b]["errors"])))[:600] or
+                    "see compare.py's output"))
+        lines.append("")
+    return lines
+
+
+def backlog_table(s):
+    """Scenario 11: one row per tenth of the backlog."""
+    cols = []
+    for b in BROKERS:
+        bl = (s[b].get("backlog") or [None])[0] or {}
+        for phase in ("publish", "consume"):
+            cols.append(("%s %s" % (b, phase), bl.get(phase) or []))
+    rows = ["| tenth | " + " | ".join("%s msg/s (µs/msg)" % name
+                                      for name, _ in cols) + " |",
+            "| --- |" + " --- |" * len(cols)]
+    for i in range(10):
+        cells = []
+        for _, steps in cols:
+            if i < len(steps):
+                cells.append("%s (%s)" % (
+                    fmt_num(steps[i]["rate"]),
+                    fmt_num(steps[i]["broker_cpu_us_per_msg"], 2)))
+            else:
+                cells.append("–")
+        rows.append("| %d | %s |" % (i + 1, " | ".join(cells)))
+    return rows
+
+
+def dump_data(data):
+    """JSON with one line per scenario: readable diffs, short file."""
+    head = {k: v for k, v in data.items() if k != "scenarios"}
+    lines = ["{"]
+    for k in sorted(head):
+        lines.append(" %s: %s," % (json.dumps(k),
+                                   json.dumps(head[k], sort_keys=True)))
+    lines.append(' "scenarios": {')
+    keys = sorted(data.get("scenarios", {}), key=int)
+    for i, k in enumerate(keys):
+        lines.append("  %s: %s%s" % (
+            json.dumps(k), json.dumps(data["scenarios"][k], sort_keys=True),
+            "," if i + 1 < len(keys) else ""))
+    lines += [" }", "}"]
+    return "\n".join(lines)
+
+
+def render(data):
+    m = data.get("machine", {})
+    out = [BEGIN, "",
+           "## Warren vs RabbitMQ %s, side by side" % m.get("rabbitmq", "?"),
+           "",
+           "Last updated by `%s` on %s; each scenario below says when and "
+           "by which command it was measured. Machine: %s × %s, %s RAM, "
+           "Linux %s, "
+           "load average at start %s. Warren %s built %s, `fsync = always`; "
+           "RabbitMQ from Debian's package, default settings, started by "
+           "`rabbitmq-local` on loopback. Medians of the runs with the "
+           "spread (min–max) in brackets; \"advantage\" is Warren's figure "
+           "over RabbitMQ's (for latency RabbitMQ's over Warren's), so above "
+           "1 means Warren is ahead. The machine is shared and noisy: trust "
+           "the ratios more than the absolute numbers." % (
+               data.get("command", "?"), m.get("date", "?"),
+               m.get("nproc", "?"), m.get("cpu", "?"), m.get("memory", "?"),
+               m.get("kernel", "?"), m.get("loadavg", "?"),
+               m.get("commit", "?"), m.get("build", "?")),
+           "",
+           "| # | scenario | figure | Warren | RabbitMQ | advantage | goal "
+           "| met |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out += table_rows(data)
+    out += ["",
+            "### Broker cost",
+            "",
+            "Broker CPU is user + system time of the broker process "
+            "(beam.smp for RabbitMQ) over the whole run, divided by the "
+            "messages delivered (or connections / queues); RSS is the "
+            "largest sampled during the run. warren-perf's own CPU per "
+            "message is shown for each broker: it must stay below the "
+            "broker's for the tool not to be the bottleneck.",
+            "",
+            "| # | Warren CPU µs/msg | RabbitMQ CPU µs/msg | Warren RSS | "
+            "RabbitMQ RSS | warren-perf CPU µs/msg (vs Warren / vs "
+            "RabbitMQ) | memory per item (Warren / RabbitMQ) |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    out += cost_rows(data)
+    out += ["", "### Per scenario", ""]
+    out += detail_lines(data)
+    out += ["<details><summary>Raw results (compare.py reads them back to "
+            "merge later runs)</summary>", "", "```json",
+            dump_data(data), "```", "",
+            "</details>", "", END]
+    return "\n".join(out)
+
+
+def write_report(path, new, machine, command, args, iperf):
+    before, after, data = load_previous(path)
+    data.setdefault("scenarios", {})
+    for n, (runs, summary) in new.items():
+        data["scenarios"][str(n)] = {
+            "command": command,
+            "machine": machine,
+            "repeats": args.repeats,
+            "duration": args.duration,
+            "count": args.backlog_count if n == 11 else None,
+            "perf_args": perf_args(n, SCENARIOS[n], args),
+            "iperf3": iperf if n == 7 else None,
+            "summary": summary,
+        }
+    data["machine"] = machine
+    data["command"] = command
+    with open(path + ".tmp", "w") as f:
+        f.write(before + render(data) + after)
+        if not after.endswith("\n"):
+            f.write("\n")
+    os.replace(path + ".tmp", path)
+
+
+# ---- main ------------------------------------------------------------------
+
+def parse_args():
+    p = argparse.ArgumentParser(
+        description="Run the issue-5 matrix against Warren and RabbitMQ and "
+                    "write BENCHMARKS.md.")
+    p.add_argument("scenarios", nargs="*", type=int,
+                   help="scenario numbers (default 1-10; 11 with --backlog)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--duration", type=float, default=10,
+                   help="seconds of publishing per run (default 10)")
+    p.add_argument("--backlog", action="store_true",
+                   help="include scenario 11 in the default set")
+    p.add_argument("--backlog-count", type=int, default=2000000,
+                   help="scenario 11's backlog (default 2,000,000; the "
+                        "issue's 10,000,000 takes RabbitMQ many minutes)")
+    p.add_argument("--build", default=os.environ.get(
+        "WARREN_BUILD", os.path.join(REPO, "build")),
+        help="build directory (default <repo>/build)")
+    p.add_argument("--rabbit-port", type=int, default=5701)
+    p.add_argument("--rabbitmq-local", default=None,
+                   help="path of shared/tools/rabbitmq-local")
+    p.add_argument("--only", choices=BROKERS,
+                   help="run one broker only (no ratios)")
+    p.add_argument("--out", default=os.path.join(REPO, "BENCHMARKS.md"))
+    a = p.parse_args()
+    if not a.scenarios:
+        a.scenarios = list(range(1, 12 if a.backlog else 11))
+    for n in a.scenarios:
+        if n not in SCENARIOS:
+            p.error("no scenario %d (1-11)" % n)
+    return a
+
+
+def find_rabbitmq_local(arg):
+    for c in (arg, os.path.join(REPO, "..", "shared", "tools",
+                                "rabbitmq-local"),
+              "/work/shared/tools/rabbitmq-local"):
+        if c and os.access(c, os.X_OK):
+            return os.path.abspath(c)
+    sys.exit("compare.py: rabbitmq-local not found (--rabbitmq-local)")
+
+
+def main():
+    args = parse_args()
+    warren_bin = os.path.join(args.build, "server", "warren")
+    perf = os.path.join(args.build, "test", "warren-perf")
+    for f in (warren_bin, perf):
+        if not os.access(f, os.X_OK):
+            sys.exit("compare.py: %s not found; build first (cmake --build "
+                     "%s) or pass --build" % (f, args.build))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    command = "test/bench/compare.py " + " ".join(
+        shlex.quote(a) for a in sys.argv[1:])
+    machine = machine_info(args.build)
+    tmp = tempfile.mkdtemp(prefix="warren-compare-")
+    brokers = []
+    if args.only != "rabbitmq":
+        brokers.append(Warren(warren_bin, tmp))
+    if args.only != "warren":
+        brokers.append(Rabbit(find_rabbitmq_local(args.rabbitmq_local),
+                              args.rabbit_port, tmp))
+    iperf = None
+    if 7 in args.scenarios:
+        iperf = iperf3_loopback()
+        log("iperf3 over loopback, 2 streams: %s" % (
+            "%.1f MB/s" % (iperf / 1e6) if iperf else "not available"))
+    new = {}
+    t0 = time.monotonic()
+    try:
+        for n in args.scenarios:
+            runs = run_scenario(n, args, perf, brokers, tmp)
+            new[n] = (runs, summarize_runs(n, SCENARIOS[n], runs))
+            write_report(args.out, new, machine, command, args, iperf)
+    finally:
+        for b in brokers:
+            try:
+                b.wipe() if isinstance(b, Rabbit) else b.stop()
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                log("stopping %s: %s" % (b.name, e))
+        shutil.rmtree(tmp, ignore_errors=True)
+    log("done in %.0f s; wrote %s" % (time.monotonic() - t0, args.out))
+    failed = [n for n, (runs, s) in new.items()
+              if any(s[b]["failed"] for b in s)]
+    if failed:
+        log("scenarios with failed runs: %s" % failed)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

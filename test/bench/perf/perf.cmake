@@ -1,0 +1,20 @@
+# warren-perf: the bundled AMQP 0-9-1 load generator (test/bench/perf).
+# Built on the project's codec (warren_codec, warren_base); it links none
+# of the broker's libraries. The binary lands in <build>/test/warren-perf.
+set(WARREN_PERF_DIR ${CMAKE_CURRENT_LIST_DIR})
+add_executable(warren-perf
+  ${WARREN_PERF_DIR}/warren_perf.c
+  ${WARREN_PERF_DIR}/admin.c
+  ${WARREN_PERF_DIR}/consumer.c
+  ${WARREN_PERF_DIR}/hist.c
+  ${WARREN_PERF_DIR}/pconn.c
+  ${WARREN_PERF_DIR}/pmsg.c
+  ${WARREN_PERF_DIR}/producer.c
+  ${WARREN_PERF_DIR}/report.c
+  ${WARREN_PERF_DIR}/run.c
+  ${WARREN_PERF_DIR}/sysstat.c
+  ${WARREN_PERF_DIR}/topo.c
+  ${WARREN_PERF_DIR}/track.c
+  ${WARREN_PERF_DIR}/wq.c)
+target_link_libraries(warren-perf PRIVATE warren_codec warren_base
+                      PkgConfig::XXHASH PkgConfig::JANSSON Threads::Threads)
