@@ -96,6 +96,15 @@ unblock(struct conn *c)
     }
 }
 
+bool
+alarm_should_block(const struct conn *c)
+{
+    uint32_t a = srv->alarms;
+
+    return ((a & ~ALARM_SATURATED) && c->published) ||
+           ((a & ALARM_SATURATED) && c->feeding);
+}
+
 /* Applies a change of srv->alarms to every connection. */
 static void
 apply(struct server *s, uint32_t old)
@@ -106,10 +115,10 @@ apply(struct server *s, uint32_t old)
         return;
     DL_FOREACH_SAFE(s->conns, c, tmp)
     {
-        if (s->alarms == 0)
-            unblock(c);
-        else if (c->published)
+        if (alarm_should_block(c))
             alarm_block(c);
+        else if (c->blocked)
+            unblock(c);
     }
 }
 
@@ -163,6 +172,48 @@ alarm_check_flow(struct server *s)
     apply(s, old);
 }
 
+/*
+ * Saturation: every 100 ms, the share of time the loop spent waiting in
+ * epoll. Under 2% the broker is CPU bound; a connection that keeps
+ * feeding queues whose consumers wait for it (c->feeding: a publish went
+ * to a queue with consumers and a backlog) is then read no more until
+ * the loop idles 10% again, so that deliveries get their share instead
+ * of the backlog growing by millions (RabbitMQ's credit flow ends in the
+ * same place). An unsaturated broker absorbs bursts at full speed, and
+ * queues without consumers never slow anyone.
+ */
+void
+alarm_loop_waited(struct server *s, double waited, double now)
+{
+    double span;
+    uint32_t old = s->alarms;
+
+    s->sat_waited += waited;
+    span = now - s->sat_since;
+    if (span < 0.1)
+        return;
+    if (s->sat_waited / span < 0.02)
+        s->alarms |= ALARM_SATURATED;
+    else if (s->sat_waited / span > 0.10)
+        s->alarms &= ~ALARM_SATURATED;
+    s->sat_since = now;
+    s->sat_waited = 0;
+    /* While saturated, wake up every 10 ms to look again: with the
+     * feeders blocked and consumers drained, nothing else might. */
+    if ((s->alarms & ALARM_SATURATED) && !ev_is_active(&s->sat_timer))
+        ev_timer_start(s->loop, &s->sat_timer);
+    else if (!(s->alarms & ALARM_SATURATED) && ev_is_active(&s->sat_timer))
+        ev_timer_stop(s->loop, &s->sat_timer);
+    if (!(s->alarms & ALARM_SATURATED) && (old & ALARM_SATURATED)) {
+        struct conn *c;
+
+        /* start afresh: feeding is re-learnt from the next publishes */
+        for (c = s->conns; c; c = c->next)
+            c->feeding = false;
+    }
+    apply(s, old);
+}
+
 static void
 alarm_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -172,9 +223,18 @@ alarm_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     alarm_check(srv);
 }
 
+static void
+sat_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
 void
 alarm_init(struct server *s)
 {
+    ev_timer_init(&s->sat_timer, sat_timer_cb, 0.01, 0.01);
     ev_timer_init(&s->alarm_timer, alarm_timer_cb, 1.0, 1.0);
     ev_timer_start(s->loop, &s->alarm_timer);
     alarm_check(s);

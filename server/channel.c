@@ -528,6 +528,8 @@ chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
         message_unref(msg);
         return 0;
     }
+    if (res.feeds_waiting)
+        ch->conn->feeding = true;
     if (res.nqueues == 0 && mandatory)
         send_return(ch, msg);
     if (ch->confirm) {
@@ -634,7 +636,7 @@ content_complete(struct channel *ch)
     ch->cs = CS_IDLE;
     /* Under an alarm, stop reading this publisher at a message boundary:
      * this message goes through, the next waits. */
-    if (srv->alarms && !ch->conn->blocked)
+    if (srv->alarms && !ch->conn->blocked && alarm_should_block(ch->conn))
         alarm_block(ch->conn);
     if (check_write(ch, message_exchange(msg)) != WR_OK) {
         message_unref(msg);

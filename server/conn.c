@@ -659,14 +659,12 @@ resume_input(struct conn *c)
     conn_update_reading(c);
 }
 
+/* Reads and handles what the socket has, one chunk: a connection that
+ * sends a flood is read again in the next loop iteration, after the
+ * others had their turn. */
 static void
-conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+conn_read(struct ev_loop *loop, struct conn *c)
 {
-    struct conn *c = container_of(w, struct conn, rio);
-
-    (void)revents;
-    WR_ASSERT(c->magic == CONN_MAGIC);
-    node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
     for (int round = 0; round < 8; round++) {
         bool own = c->in.len > 0;
         uint8_t *dst = own ? buf_reserve(&c->in, 64u << 10) : rxbuf;
@@ -718,6 +716,18 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         if ((size_t)n < room)
             return;
     }
+}
+
+static void
+conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct conn *c = container_of(w, struct conn, rio);
+
+    (void)revents;
+    WR_ASSERT(c->magic == CONN_MAGIC);
+    node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
+    conn_read(loop, c);
+    server_pump(srv);
 }
 
 /* ---- timers: handshake timeout, heartbeats, close timeout */

@@ -40,15 +40,18 @@ idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
     ev_idle_stop(loop, w);
 }
 
-static void
-prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+/*
+ * Steps 2-5 of an iteration: dispatch scheduled queues, hand log records
+ * and definitions to disk, then writev every pending connection; again
+ * while that produced more work (bounded). Runs in the prepare hook and
+ * after every read callback, so that an ack turns into the next
+ * deliveries at once instead of waiting for every other connection's
+ * input of the iteration (a consumer's prefetch window refills as fast
+ * as its acks arrive).
+ */
+void
+server_pump(struct server *s)
 {
-    struct server *s = srv;
-
-    (void)w;
-    (void)revents;
-    node_set_now(s->node, (uint64_t)(ev_now(loop) * 1e6));
-    alarm_check_flow(s);
     for (int pass = 0; pass < 16; pass++) {
         struct conn *list;
 
@@ -68,6 +71,19 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
             conn_flush(c);
         }
     }
+}
+
+static void
+prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct server *s = srv;
+
+    (void)w;
+    (void)revents;
+    node_set_now(s->node, (uint64_t)(ev_now(loop) * 1e6));
+    alarm_check_flow(s);
+    server_pump(s);
+    s->prepared_at = ev_time();
     while (s->reap) {
         struct conn *c = s->reap;
 
@@ -78,6 +94,19 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
         ev_idle_start(loop, &idle_kick);
     if (s->stopping && s->conns == NULL)
         ev_break(loop, EVBREAK_ALL);
+}
+
+/* Right after the loop woke up: how long it waited (saturation). */
+static void
+check_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+    double now = ev_time();
+
+    (void)loop;
+    (void)w;
+    (void)revents;
+    if (srv->prepared_at > 0)
+        alarm_loop_waited(srv, now - srv->prepared_at, now);
 }
 
 /* ---- listeners */
@@ -414,6 +443,9 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     }
     ev_timer_init(&s->expire_timer, expire_cb, 1.0, 1.0);
     ev_timer_start(s->loop, &s->expire_timer);
+    ev_check_init(&s->check, check_cb);
+    ev_check_start(s->loop, &s->check);
+    s->sat_since = ev_time();
     ev_prepare_init(&s->prepare, prepare_cb);
     ev_prepare_start(s->loop, &s->prepare);
     ev_idle_init(&idle_kick, idle_cb);

@@ -23,7 +23,6 @@
  */
 #include "server/mgmt.h"
 
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>

@@ -48,10 +48,14 @@ struct server {
     ev_timer expire_timer; /* message TTL sweep, once a second */
     ev_timer ack_timer;    /* consumer_timeout checks */
     bool stopping;
-    struct conn *conns;      /* every connection, through conn.next */
-    struct conn *pending;    /* connections with output or confirms */
-    struct channel *waiting; /* channels waiting for a durable LSN */
-    uint32_t alarms;         /* enum alarm bits in force */
+    struct conn *conns;           /* every connection, through conn.next */
+    struct conn *pending;         /* connections with output or confirms */
+    struct channel *waiting;      /* channels waiting for a durable LSN */
+    uint32_t alarms;              /* enum alarm bits in force */
+    double sat_since, sat_waited; /* saturation window (alarm.c) */
+    double prepared_at;           /* when the loop went to wait */
+    ev_check check;
+    ev_timer sat_timer; /* wakes the loop while saturated */
     ev_timer alarm_timer;
     ev_async store_wake; /* a store thread has news */
     struct conn *reap;   /* closed, to be freed in prepare */
@@ -66,6 +70,8 @@ extern struct server *srv;
 int server_init(struct server *s, struct wr_config *cfg, bool repair);
 void server_fini(struct server *s);
 int server_run(struct server *s);
+/* Dispatch, log hand-off and output flush (loop.c). */
+void server_pump(struct server *s);
 /* RAM (or total_memory_available_override), the memory alarm threshold,
  * and the queues' memory budget, in bytes. */
 uint64_t server_total_ram(const struct wr_config *cfg);
@@ -75,9 +81,10 @@ uint64_t server_memory_budget(const struct wr_config *cfg);
 /* ---- alarms and flow control (alarm.c) */
 
 enum {
-    ALARM_MEMORY = 1, /* resident memory above the high watermark */
-    ALARM_DISK = 2,   /* free disk below disk_free_limit */
-    ALARM_FLOW = 4,   /* the logs' write backlog is too long */
+    ALARM_MEMORY = 1,    /* resident memory above the high watermark */
+    ALARM_DISK = 2,      /* free disk below disk_free_limit */
+    ALARM_FLOW = 4,      /* the logs' write backlog is too long */
+    ALARM_SATURATED = 8, /* the loop is CPU bound: slow queue feeders */
 };
 
 void alarm_init(struct server *s);
@@ -87,6 +94,10 @@ void alarm_check(struct server *s);
 void alarm_check_flow(struct server *s);
 /* Blocks c (it published while an alarm holds). */
 void alarm_block(struct conn *c);
+/* Whether c is to be blocked under the alarms in force. */
+bool alarm_should_block(const struct conn *c);
+/* The loop waited `waited` seconds in epoll (saturation measure). */
+void alarm_loop_waited(struct server *s, double waited, double now);
 
 /* ---- output queue (outq.c) */
 
@@ -173,6 +184,7 @@ struct conn {
     bool input_held;
     bool resume_input; /* released: handle what waited in the prepare pass */
     bool published;    /* has published: alarms block it */
+    bool feeding;      /* fed a queue with consumers and a backlog */
     bool blocked;      /* not read while an alarm or flow holds */
     bool blocked_sent; /* connection.blocked went out */
     bool on_pending;

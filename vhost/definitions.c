@@ -644,10 +644,9 @@ node_defs_import(struct node *n, json_t *doc, struct vherr *err)
     if (import_list(n, doc, "permissions", import_permission, err) != WR_OK ||
         import_list(n, doc, "parameters", import_parameter, err) != WR_OK ||
         import_list(n, doc, "policies", import_policy, err) != WR_OK ||
-                import_list(n, doc, "global_parameters", import_global, err) !=
-            WR_OK ||
-        import_list(n, doc, "operator_policies", import_operator_policy,
-                    err) != WR_OK)
+        import_list(n, doc, "global_parameters", import_global, err) != WR_OK ||
+        import_list(n, doc, "operator_policies", import_operator_policy, err) !=
+            WR_OK)
         return WR_ERR;
     /* Exchanges before queues before bindings: each may refer to the
      * ones before it. */

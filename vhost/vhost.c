@@ -595,6 +595,8 @@ vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
     for (size_t i = 0; i < n; i++) {
         if (!queue_push(qs[i], m))
             res->rejected = true;
+        if (qs[i]->nconsumers && qs[i]->ready.n > 100000)
+            res->feeds_waiting = true;
     }
     res->nqueues = n;
 }

@@ -460,12 +460,14 @@ int vhost_unbind(struct vhost *vh, struct bytes src, struct bytes dest,
 
 /* Where a publish went. */
 struct publish_result {
-    size_t nqueues; /* queues that took the message */
-    uint64_t lsn;   /* its log record's LSN; 0 when not logged */
-    bool refused;   /* the log has failed: persistent publishes are
-                       refused (the publisher gets basic.nack) */
-    bool rejected;  /* a queue at its length limit refused it
-                       (reject-publish): basic.nack */
+    size_t nqueues;     /* queues that took the message */
+    uint64_t lsn;       /* its log record's LSN; 0 when not logged */
+    bool refused;       /* the log has failed: persistent publishes are
+                           refused (the publisher gets basic.nack) */
+    bool rejected;      /* a queue at its length limit refused it
+                           (reject-publish): basic.nack */
+    bool feeds_waiting; /* a queue it went to has consumers and a
+                           backlog: flow control under saturation */
 };
 
 /*
