@@ -111,9 +111,9 @@ struct wr_config {
                                0 = derived from the watermark (default) */
 
     /* ---- management HTTP API */
-    uint16_t management_port; /* management.tcp.port, default 15672,
-                                 0 = kernel-chosen (tests) */
-    char management_ip[256];   /* management.tcp.ip, default "0.0.0.0" */
+    uint16_t management_port;     /* management.tcp.port, default 15672,
+                                     0 = kernel-chosen (tests) */
+    char management_ip[256];      /* management.tcp.ip, default "0.0.0.0" */
     uint64_t management_max_body; /* management.http.max_body_size,
                                      default 32 MiB */
 

@@ -126,8 +126,8 @@ CONF_KEY("management.tcp.port", CONF_UINT, management_port, 0, 65535, 0, NULL,
          NULL, "15672",
          "Port of the management HTTP API; 0 = a port the kernel picks "
          "(tests read it from the log)")
-CONF_KEY("management.http.max_body_size", CONF_UINT, management_max_body,
-         1024, 536870912, 0, "bytes", NULL, "33554432",
+CONF_KEY("management.http.max_body_size", CONF_UINT, management_max_body, 1024,
+         536870912, 0, "bytes", NULL, "33554432",
          "Largest request body the management API accepts (413 above it)")
 CONF_KEY("management.tcp.ip", CONF_IP, management_ip, 0, 0, 0, NULL, NULL,
          "0.0.0.0", "Address the management HTTP API listens on")
