@@ -179,7 +179,7 @@ def test_guest_only_from_loopback(make_broker, tmp_path):
     assert (m.reply_code, m.reply_text) == (
         403, "ACCESS_REFUSED - Login was refused using authentication "
         "mechanism PLAIN. For details see the broker logfile.")
-    assert "can only connect via localhost" in b.stderr_text()
+    assert b.wait_for_line("can only connect via localhost")
     # The same user over loopback is fine.
     rawamqp.connect("127.0.0.1", b.port).close()
 
