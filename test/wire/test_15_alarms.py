@@ -12,7 +12,7 @@ import time
 import pytest
 
 import rawamqp
-from wireutil import get_bodies
+from wireutil import confirm_select, get_bodies, publish_sync
 
 pytestmark = pytest.mark.warren_only
 
@@ -43,7 +43,8 @@ def test_disk_alarm_blocks_then_unblocks(make_broker, tmp_path):
     cons = channel(b)
     cons.call(1, "queue.declare", queue="da")
     pub = channel(b)
-    pub.publish(1, "", "da", b"before")
+    confirm_select(pub, 1)
+    publish_sync(pub, 1, "", "da", b"before")
     assert get_bodies(cons, 1, "da") == [b"before"]
     filler = tmp_path / "filler"
     with open(filler, "wb") as f:
