@@ -406,7 +406,28 @@ def summarize_runs(n, sc, runs):
     return out
 
 
-def run_scenario(n, args, perf, brokers, tmp):
+def latency_floor(build, duration):
+    """One run of warren-latency-floor at scenario 8's rate: the same
+    wake-ups through a bare relay process, the best one-way latency this
+    machine allows. {"p50": µs, "p99": µs} or None."""
+    exe = os.path.join(build, "test", "warren-latency-floor")
+    if not os.access(exe, os.X_OK):
+        return None
+    try:
+        r = subprocess.run([exe, "--rate", "1000", "-z", str(duration),
+                            "--json"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True,
+                           timeout=duration + 60)
+        d = json.loads(r.stdout)
+        return {"p50": d["p50"], "p99": d["p99"]}
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        return None
+
+
+def run_scenario(n, args, perf, brokers, tmp, floors=None):
+    """Runs scenario n `repeats` times on each broker, alternating which
+    goes first. For the latency scenario, floors (a list) also gets one
+    latency_floor() per repeat, taken between the brokers' runs."""
     sc = SCENARIOS[n]
     runs = {b.name: [] for b in brokers}
     for b in brokers:
@@ -422,6 +443,13 @@ def run_scenario(n, args, perf, brokers, tmp):
             h = headline(n, sc, r) if r["json"] else None
             log("  -> %s %s" % (fmt_main(sc, h), "" if r["ok"] else "FAILED"))
             runs[b.name].append(r)
+        if floors is not None and sc.get("metric") == "latency":
+            f = latency_floor(args.build, args.duration)
+            log("  machine floor (bare relay): %s" % (
+                "p50 %.1f µs, p99 %.1f µs" % (f["p50"], f["p99"])
+                if f else "not available"))
+            if f:
+                floors.append(f)
     return runs
 
 
@@ -473,7 +501,7 @@ def advantage(sc, w, r):
     return w / r
 
 
-def goal_met(n, sc, s, iperf):
+def goal_met(n, sc, s, iperf, floor=None):
     w = med(s["warren"]["main"])
     r = med(s["rabbitmq"]["main"])
     adv = advantage(sc, w, r)
@@ -498,6 +526,9 @@ def goal_met(n, sc, s, iperf):
         if w is None or w > 100:
             ok = False
             notes.append("p99 %s µs" % fmt_num(w, 1))
+        if floor:
+            notes.append("machine floor p99 %s µs" % fmt_num(
+                med([f["p99"] for f in floor]), 1))
     if n in (9, 10):
         mem = med(s["warren"]["mem"])
         if mem is None or mem > sc["mem_max"]:
@@ -614,7 +645,7 @@ def table_rows(data):
             fmt_spread(sc, s["warren"]["main"]),
             fmt_spread(sc, s["rabbitmq"]["main"]),
             "%.2f×" % adv if adv else "–", sc["goal"],
-            goal_met(n, sc, s, e.get("iperf3"))))
+            goal_met(n, sc, s, e.get("iperf3"), e.get("floor"))))
     return rows
 
 
@@ -675,6 +706,15 @@ def detail_lines(data):
                 extra.append("%s publish %s msg/s, latency p50 %s µs" % (
                     b, fmt_num(med(s[b]["pub"])),
                     fmt_num(med(s[b]["p50"]), 0)))
+        if n == 8 and e.get("floor"):
+            f = e["floor"]
+            extra.append("machine floor (warren-latency-floor: the same "
+                         "wake-ups through a bare relay process) p50 %s µs, "
+                         "p99 %s µs (%s–%s)" % (
+                             fmt_num(med([x["p50"] for x in f]), 1),
+                             fmt_num(med([x["p99"] for x in f]), 1),
+                             fmt_num(min(x["p99"] for x in f), 1),
+                             fmt_num(max(x["p99"] for x in f), 1)))
         if n == 7 and e.get("iperf3"):
             extra.append("iperf3 loopback, 2 streams: %s MB/s (half: %s "
                          "MB/s)" % (fmt_num(e["iperf3"] / 1e6, 1),
@@ -780,7 +820,7 @@ def render(data):
     return "\n".join(out)
 
 
-def write_report(path, new, machine, command, args, iperf):
+def write_report(path, new, machine, command, args, iperf, floors):
     before, after, data = load_previous(path)
     data.setdefault("scenarios", {})
     for n, (runs, summary) in new.items():
@@ -792,6 +832,7 @@ def write_report(path, new, machine, command, args, iperf):
             "count": args.backlog_count if n == 11 else None,
             "perf_args": perf_args(n, SCENARIOS[n], args),
             "iperf3": iperf if n == 7 else None,
+            "floor": floors.get(n),
             "summary": summary,
         }
     data["machine"] = machine
@@ -872,12 +913,15 @@ def main():
         log("iperf3 over loopback, 2 streams: %s" % (
             "%.1f MB/s" % (iperf / 1e6) if iperf else "not available"))
     new = {}
+    floors = {}
     t0 = time.monotonic()
     try:
         for n in args.scenarios:
-            runs = run_scenario(n, args, perf, brokers, tmp)
+            floors[n] = []
+            runs = run_scenario(n, args, perf, brokers, tmp, floors[n])
             new[n] = (runs, summarize_runs(n, SCENARIOS[n], runs))
-            write_report(args.out, new, machine, command, args, iperf)
+            write_report(args.out, new, machine, command, args, iperf,
+                         floors)
     finally:
         for b in brokers:
             try:

@@ -18,3 +18,10 @@ add_executable(warren-perf
   ${WARREN_PERF_DIR}/wq.c)
 target_link_libraries(warren-perf PRIVATE warren_codec warren_base
                       PkgConfig::XXHASH PkgConfig::JANSSON Threads::Threads)
+
+# warren-latency-floor: the same wake-ups as scenario 8 through a bare
+# relay process, i.e. the best one-way latency this machine allows.
+add_executable(warren-latency-floor ${WARREN_PERF_DIR}/latency_floor.c
+                                    ${WARREN_PERF_DIR}/hist.c)
+target_link_libraries(warren-latency-floor PRIVATE warren_base
+                      Threads::Threads)
