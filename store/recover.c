@@ -17,6 +17,10 @@
  * Phase 2: collect the kills (ACK ids, QDEL bounds) of every segment,
  *   the newest copy of every moved message, and check that original ids
  *   grow from segment to segment.
+ * Phase 2b: read back and check the MSG records of live messages in the
+ *   segments opened from their summaries (scanned ones were checked
+ *   record by record), so damage to anything a queue still needs refuses
+ *   the open; acked history is not read.
  * Phase 3: write: seal the scanned segments that need a trailer (the
  *   unsealed newest, repaired ones), after truncating a torn tail or
  *   junk; create the new head segment; fsync the directory.
@@ -634,6 +638,126 @@ collect_msgs(struct rctx *c, struct rseg *r, uint64_t *last_orig)
     return WR_OK;
 }
 
+/* ---- phase 2b: reading back the live records of summarised segments */
+
+#define VERIFY_WINDOW (4u << 20)
+
+/* Whether a message of this set still belongs to some queue. */
+static bool deleted(struct rctx *c, uint64_t qid, uint64_t id);
+static bool acked(const struct rctx *c, uint64_t id, uint64_t qid);
+
+static bool
+msg_live(struct rctx *c, uint64_t id, uint8_t flags, const uint8_t *qids,
+         uint32_t n)
+{
+    if (flags & REC_F_TRANSIENT)
+        return false;
+    for (uint32_t j = 0; j < n; j++) {
+        uint64_t q = be64_load(qids + 8 * (size_t)j);
+
+        if (!deleted(c, q, id) && !(c->acks.count && acked(c, id, q)))
+            return true;
+    }
+    return false;
+}
+
+struct vwin {
+    uint8_t *p;
+    size_t cap;
+    uint64_t lo, hi; /* file range held in p */
+};
+
+/* Makes [off, off + n) of the file readable in w; false on a read error. */
+static bool
+vwin_cover(const struct store_io *io, int fd, uint64_t size, struct vwin *w,
+           uint64_t off, size_t n)
+{
+    size_t len;
+
+    if (off >= w->lo && off + n <= w->hi)
+        return true;
+    len = (size_t)WR_MIN(WR_MAX((uint64_t)n, VERIFY_WINDOW), size - off);
+    if (len > w->cap) {
+        free(w->p);
+        w->p = xmalloc(len);
+        w->cap = len;
+    }
+    if (io_pread_all(io, fd, w->p, len, off) != (ssize_t)len)
+        return false;
+    w->lo = off;
+    w->hi = off + len;
+    return true;
+}
+
+/*
+ * A segment opened from its summary has had none of its records read.
+ * Read back the ones recovery hands to the queues (the MSG records of
+ * live messages: every byte a consumer could be sent) and check them, so
+ * that damage there refuses the open now, with the file and offset,
+ * rather than failing a delivery later. The records of acked history are
+ * not read: recovery time follows the live data. Records are in offset
+ * order; they are read in windows of VERIFY_WINDOW bytes.
+ */
+static int
+verify_live(struct rctx *c, struct rseg *r)
+{
+    const struct store_io *io = c->s->io;
+    struct vset {
+        uint32_t n;
+        const uint8_t *qids;
+    } * sets;
+    struct vwin w = {0};
+    struct rec_sum_it it;
+    struct rec_sum_msg m;
+    struct cursor cur;
+    char path[SEG_PATH_MAX];
+    int rc = WR_OK;
+
+    sets = xmalloc(((size_t)r->sum.nsets + 1) * sizeof(*sets));
+    cur_init(&cur, r->sum.sets.ptr, r->sum.sets.len);
+    for (uint32_t i = 0; i < r->sum.nsets; i++)
+        rec_sum_set_next(&cur, &sets[i].n, &sets[i].qids);
+    rec_sum_msgs_begin(&r->sum, &it);
+    for (uint32_t e = 0; e < r->sum.nmsgs && rc == WR_OK; e++) {
+        const char *why = NULL;
+        struct rec_msg dm;
+        struct rec rec;
+        uint32_t len = 0;
+
+        rec_sum_msg_next(&it, &m);
+        if (m.set < r->sum.nsets &&
+            !msg_live(c, m.id, m.flags, sets[m.set].qids, sets[m.set].n))
+            continue;
+        if (m.set >= r->sum.nsets)
+            why = "the summary names a queue set it does not hold";
+        else if ((uint64_t)m.off + REC_HDR_SIZE > r->size)
+            why = "the summary points past the end of the file";
+        else if (!vwin_cover(io, r->fd, r->size, &w, m.off, REC_HDR_SIZE))
+            why = "read error";
+        else if ((len = be32_load(w.p + (m.off - w.lo))) < REC_HDR_SIZE ||
+                 len > REC_MAX_LEN || (uint64_t)m.off + len > r->size)
+            why = "bad record length";
+        else if (!vwin_cover(io, r->fd, r->size, &w, m.off, len))
+            why = "read error";
+        else if (rec_check(w.p + (m.off - w.lo), len, r->hdr.salt, m.off, &rec,
+                           &why) != REC_OK)
+            ; /* why is set */
+        else if (rec.type != REC_MSG || !rec_msg_decode(rec.payload, &dm) ||
+                 dm.id != m.id || dm.body.len != m.body_len)
+            why = "the record is not the message its summary lists";
+        if (why) {
+            seg_path(path, sizeof(path), c->s->dir, r->no);
+            rc = fail(c,
+                      "store: %s: damaged record at byte offset %u (%s), "
+                      "holding message %llu that a queue still needs. %s.",
+                      path, m.off, why, (unsigned long long)m.id, repair_hint);
+        }
+    }
+    free(w.p);
+    free(sets);
+    return rc;
+}
+
 /* ---- phase 3: writing */
 
 static int
@@ -1190,6 +1314,11 @@ phases(struct rctx *c, const struct store_recover_cb *cb, void *ctx)
             continue;
         collect_tombs(c, &c->rs[i]);
         if (collect_msgs(c, &c->rs[i], &last_orig) != WR_OK)
+            return WR_ERR;
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        if (!c->rs[i].drop && !c->rs[i].bld &&
+            verify_live(c, &c->rs[i]) != WR_OK)
             return WR_ERR;
     }
     /* every write happens before the first callback */

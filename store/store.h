@@ -44,10 +44,14 @@
  * errno text). The store never retries an fsync that failed.
  *
  * Corruption. Every record carries a checksum. store_open() checks the
- * segment headers and summaries, and every record of the newest segment;
- * a damaged body in an older (sealed) segment is found when it is read
- * (store_read_msg fails and logs file and offset) or by an open with
- * repair, which checks every record. See store/record.c for the format.
+ * segment headers and summaries, every record of a segment without a
+ * valid summary (the newest, after a crash), and the record of every
+ * live message in the others; damage there refuses the open with the
+ * file and offset. Acked history in sealed segments is not read at open:
+ * damage to a record no queue needs shows only if compaction or a read
+ * touches it (store_read_msg fails and logs file and offset), or to an
+ * open with repair, which checks every record. See store/record.c for
+ * the format.
  *
  * One process at a time: store_open() takes an exclusive flock on
  * <dir>/LOCK (released by the kernel when the process dies).

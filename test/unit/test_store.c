@@ -840,15 +840,13 @@ T_CASE(damaged_middle_record_refuses_then_repair_keeps_the_rest)
     check_prefix(dir, 11, 200);
 }
 
-T_CASE(damaged_sealed_segment_is_found_on_read_and_by_repair)
+T_CASE(damaged_live_record_of_a_sealed_segment_refuses_then_repair)
 {
-    char dir[512], seg[1024], err[1024];
+    char dir[512], seg[1024], err[1024], want[1200];
     struct store_config cfg;
     struct store *s;
     struct rset r = {0};
-    struct buf b;
-    struct bytes m, bd;
-    int bad = 0;
+    uint64_t off;
 
     tpath(dir, sizeof(dir), "s");
     crash_writer(dir, 8, 2, 200);
@@ -856,19 +854,16 @@ T_CASE(damaged_sealed_segment_is_found_on_read_and_by_repair)
     check_prefix(dir, 8, 200);
     tnewest_segment(dir, seg, sizeof(seg));
     seg[strlen(seg) - 5] -= 1; /* the sealed one, number - 1 */
-    tflip_byte(seg, nth_msg(seg, 2) + 25);
-    /* the fast path reads only the summary: the open succeeds ... */
+    off = nth_msg(seg, 2);
+    tflip_byte(seg, off + 25);
+    /* the summary is intact, but the open reads live records back */
     cfg = tcfg(dir, NULL, NULL);
-    T_EQ_INT(store_open(&cfg, &rset_cb, &r, &s, err, sizeof(err)), WR_OK);
-    T_EQ_INT(r.n, 8);
-    /* ... and the damage shows when the body is read */
-    buf_init(&b);
-    for (size_t i = 0; i < r.n; i++)
-        bad += store_read_msg(s, r.v[i].pos, &b, &m, &bd) != WR_OK;
-    T_EQ_INT(bad, 1);
-    buf_fini(&b);
-    store_close(s);
-    rset_free(&r);
+    T_EQ_INT(store_open(&cfg, &rset_cb, &r, &s, err, sizeof(err)), WR_ERR);
+    snprintf(want, sizeof(want), "%s: damaged record at byte offset %llu", seg,
+             (unsigned long long)off);
+    if (!strstr(err, want) || !strstr(err, "--repair"))
+        t_fail(__FILE__, __LINE__, "unexpected error: %s", err);
+    T_EQ_INT(r.n, 0); /* refused before reporting anything */
     /* repair scans everything and drops the damaged record */
     cfg.repair = true;
     T_EQ_INT(store_open(&cfg, &rset_cb, &r, &s, err, sizeof(err)), WR_OK);
@@ -876,6 +871,45 @@ T_CASE(damaged_sealed_segment_is_found_on_read_and_by_repair)
     store_close(s);
     rset_free(&r);
     check_prefix(dir, 7, 200);
+}
+
+T_CASE(damaged_acked_record_of_a_sealed_segment_is_not_read)
+{
+    char dir[512], seg[1024], err[1024];
+    struct store_config cfg;
+    struct store *s;
+    struct rset r = {0};
+    struct tloop l;
+    struct buf b;
+    struct bytes m, bd;
+    uint64_t lsn, pos;
+
+    tpath(dir, sizeof(dir), "s");
+    crash_writer(dir, 8, 2, 200);
+    check_prefix(dir, 8, 200);
+    tloop_init(&l);
+    cfg = tcfg(dir, NULL, &l);
+    /* ack the third message, then damage its record */
+    T_EQ_INT(store_open(&cfg, &rset_cb, &r, &s, err, sizeof(err)), WR_OK);
+    T_EQ_INT(r.n, 8);
+    pos = r.v[2].pos;
+    lsn = store_append_ack(s, r.v[2].qid, r.v[2].id);
+    T_ASSERT(lsn > 0);
+    T_ASSERT(tloop_wait_durable(&l, s, lsn));
+    store_close(s);
+    rset_free(&r);
+    seg_path(seg, sizeof(seg), dir, POS_SEG(pos));
+    tflip_byte(seg, POS_OFF(pos) + 25);
+    /* history is not read back: the open succeeds, the rest is intact */
+    T_EQ_INT(store_open(&cfg, &rset_cb, &r, &s, err, sizeof(err)), WR_OK);
+    T_EQ_INT(r.n, 7);
+    buf_init(&b);
+    for (size_t i = 0; i < r.n; i++)
+        T_EQ_INT(store_read_msg(s, r.v[i].pos, &b, &m, &bd), WR_OK);
+    buf_fini(&b);
+    store_close(s);
+    rset_free(&r);
+    tloop_fini(&l);
 }
 
 T_CASE(damaged_trailer_of_a_sealed_segment_refuses)
@@ -969,7 +1003,8 @@ static const struct t_case cases[] = {
     T_REG(torn_tail_cut_at_every_offset_of_the_last_record),
     T_REG(garbage_after_the_last_record_is_cut),
     T_REG(damaged_middle_record_refuses_then_repair_keeps_the_rest),
-    T_REG(damaged_sealed_segment_is_found_on_read_and_by_repair),
+    T_REG(damaged_live_record_of_a_sealed_segment_refuses_then_repair),
+    T_REG(damaged_acked_record_of_a_sealed_segment_is_not_read),
     T_REG(damaged_trailer_of_a_sealed_segment_refuses),
     T_REG(segment_torn_at_creation_is_removed),
     T_REG(damaged_header_refuses_then_repair_sets_it_aside),

@@ -201,6 +201,39 @@ def test_damaged_record_refuses_start_then_repair(make_broker):
     assert all(x[6:] == b"x" * 994 for x in bodies)
 
 
+def test_damaged_live_record_in_a_sealed_segment_refuses_start(make_broker):
+    """A clean stop seals the segment with a summary, so a start need not
+    scan it; it still reads back every record a queue needs, and damage
+    there refuses the start with the file and offset."""
+    b = make_broker()
+    c = channel(b)
+    c.call(1, "queue.declare", queue="sealed", durable=True)
+    publish_many(c, "sealed", 200)
+    b.stop()
+    seg = max(segments(b), key=os.path.getsize)
+    size = os.path.getsize(seg)
+    with open(seg, "r+b") as f:  # a flipped bit in a body
+        f.seek(size // 2)
+        byte = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([byte[0] ^ 0x10]))
+    binary = os.environ.get("WARREN_BIN")
+    r = subprocess.run([binary, "--config", b.config_path, "--data-dir",
+                        b.data_dir, "--listen", "127.0.0.1:0"],
+                       capture_output=True, timeout=30)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode != 0, err
+    assert os.path.basename(seg) in err and "damaged record at byte " \
+        "offset" in err and "--repair" in err, err
+    b.extra_args = ["--repair"]
+    b.start("127.0.0.1:%d" % b.port)
+    bodies = get_bodies(channel(b), 1, "sealed")
+    assert len(bodies) == 199, len(bodies)
+    seqs = [int(x[:6]) for x in bodies]
+    assert seqs == sorted(seqs)
+    assert all(x[6:] == b"x" * 994 for x in bodies)
+
+
 def rss_bytes(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
