@@ -170,6 +170,23 @@ def test_torn_tail_is_dropped_and_the_rest_recovers(make_broker):
     channel(b).close()
 
 
+def damage_and_fail_start(b, seg):
+    """Flips a bit in the middle of seg, checks that the broker refuses
+    to start, and returns what it printed."""
+    size = os.path.getsize(seg)
+    with open(seg, "r+b") as f:
+        f.seek(size // 2)
+        byte = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([byte[0] ^ 0x10]))
+    r = subprocess.run([os.environ.get("WARREN_BIN"), "--config",
+                        b.config_path, "--data-dir", b.data_dir, "--listen",
+                        "127.0.0.1:0"], capture_output=True, timeout=30)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode != 0, err
+    return err
+
+
 def test_damaged_record_refuses_start_then_repair(make_broker):
     b = make_broker()
     c = channel(b)
@@ -177,18 +194,7 @@ def test_damaged_record_refuses_start_then_repair(make_broker):
     publish_many(c, "bad", 200)
     b.kill()
     seg = segments(b)[-1]
-    size = os.path.getsize(seg)
-    with open(seg, "r+b") as f:  # a flipped bit in the middle
-        f.seek(size // 2)
-        byte = f.read(1)
-        f.seek(size // 2)
-        f.write(bytes([byte[0] ^ 0x10]))
-    binary = os.environ.get("WARREN_BIN")
-    r = subprocess.run([binary, "--config", b.config_path, "--data-dir",
-                        b.data_dir, "--listen", "127.0.0.1:0"],
-                       capture_output=True, timeout=30)
-    err = r.stderr.decode(errors="replace")
-    assert r.returncode != 0, err
+    err = damage_and_fail_start(b, seg)
     assert os.path.basename(seg) in err and "offset" in err, err
     assert "--repair" in err or "repair" in err, err
     kill_and_restart(b, extra_args=["--repair"])
@@ -211,18 +217,7 @@ def test_damaged_live_record_in_a_sealed_segment_refuses_start(make_broker):
     publish_many(c, "sealed", 200)
     b.stop()
     seg = max(segments(b), key=os.path.getsize)
-    size = os.path.getsize(seg)
-    with open(seg, "r+b") as f:  # a flipped bit in a body
-        f.seek(size // 2)
-        byte = f.read(1)
-        f.seek(size // 2)
-        f.write(bytes([byte[0] ^ 0x10]))
-    binary = os.environ.get("WARREN_BIN")
-    r = subprocess.run([binary, "--config", b.config_path, "--data-dir",
-                        b.data_dir, "--listen", "127.0.0.1:0"],
-                       capture_output=True, timeout=30)
-    err = r.stderr.decode(errors="replace")
-    assert r.returncode != 0, err
+    err = damage_and_fail_start(b, seg)  # a flipped bit in a body
     assert os.path.basename(seg) in err and "damaged record at byte " \
         "offset" in err and "--repair" in err, err
     b.extra_args = ["--repair"]
