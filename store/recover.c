@@ -640,7 +640,8 @@ collect_msgs(struct rctx *c, struct rseg *r, uint64_t *last_orig)
 
 /* ---- phase 2b: reading back the live records of summarised segments */
 
-#define VERIFY_WINDOW (4u << 20)
+#define VERIFY_READ_MAX (4u << 20) /* bytes per pread */
+#define VERIFY_GAP_MAX  (4u << 10) /* dead bytes read to join two runs */
 
 /* Whether a message of this set still belongs to some queue. */
 static bool deleted(struct rctx *c, uint64_t qid, uint64_t id);
@@ -661,32 +662,34 @@ msg_live(struct rctx *c, uint64_t id, uint8_t flags, const uint8_t *qids,
     return false;
 }
 
-struct vwin {
-    uint8_t *p;
-    size_t cap;
-    uint64_t lo, hi; /* file range held in p */
+struct vrec {
+    uint64_t id;
+    uint32_t off;
+    uint32_t len; /* from the summary; the record's own header decides */
+    uint32_t body_len;
 };
 
-/* Makes [off, off + n) of the file readable in w; false on a read error. */
-static bool
-vwin_cover(const struct store_io *io, int fd, uint64_t size, struct vwin *w,
-           uint64_t off, size_t n)
+/* Checks the record v at p (avail bytes); NULL or what is wrong. */
+static const char *
+verify_one(const struct rseg *r, const struct vrec *v, const uint8_t *p,
+           size_t avail)
 {
-    size_t len;
+    const char *why = NULL;
+    struct rec_msg dm;
+    struct rec rec;
+    uint32_t len;
 
-    if (off >= w->lo && off + n <= w->hi)
-        return true;
-    len = (size_t)WR_MIN(WR_MAX((uint64_t)n, VERIFY_WINDOW), size - off);
-    if (len > w->cap) {
-        free(w->p);
-        w->p = xmalloc(len);
-        w->cap = len;
-    }
-    if (io_pread_all(io, fd, w->p, len, off) != (ssize_t)len)
-        return false;
-    w->lo = off;
-    w->hi = off + len;
-    return true;
+    if (avail < REC_HDR_SIZE)
+        return "record cut short";
+    len = be32_load(p);
+    if (len < REC_HDR_SIZE || len > avail)
+        return "bad record length";
+    if (rec_check(p, len, r->hdr.salt, v->off, &rec, &why) != REC_OK)
+        return why;
+    if (rec.type != REC_MSG || !rec_msg_decode(rec.payload, &dm) ||
+        dm.id != v->id || dm.body.len != v->body_len)
+        return "the record is not the message its summary lists";
+    return NULL;
 }
 
 /*
@@ -694,9 +697,9 @@ vwin_cover(const struct store_io *io, int fd, uint64_t size, struct vwin *w,
  * Read back the ones recovery hands to the queues (the MSG records of
  * live messages: every byte a consumer could be sent) and check them, so
  * that damage there refuses the open now, with the file and offset,
- * rather than failing a delivery later. The records of acked history are
- * not read: recovery time follows the live data. Records are in offset
- * order; they are read in windows of VERIFY_WINDOW bytes.
+ * rather than failing a delivery later. Acked history is not read:
+ * recovery time follows the live data. Neighbouring live records are
+ * read together, up to VERIFY_READ_MAX bytes per pread.
  */
 static int
 verify_live(struct rctx *c, struct rseg *r)
@@ -706,56 +709,103 @@ verify_live(struct rctx *c, struct rseg *r)
         uint32_t n;
         const uint8_t *qids;
     } * sets;
-    struct vwin w = {0};
+    struct vrec *v;
+    size_t nv = 0;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
     struct rec_sum_it it;
     struct rec_sum_msg m;
     struct cursor cur;
     char path[SEG_PATH_MAX];
-    int rc = WR_OK;
+    const char *why = NULL;
+    size_t bad = 0;
 
     sets = xmalloc(((size_t)r->sum.nsets + 1) * sizeof(*sets));
+    v = xmalloc(((size_t)r->sum.nmsgs + 1) * sizeof(*v));
     cur_init(&cur, r->sum.sets.ptr, r->sum.sets.len);
     for (uint32_t i = 0; i < r->sum.nsets; i++)
         rec_sum_set_next(&cur, &sets[i].n, &sets[i].qids);
     rec_sum_msgs_begin(&r->sum, &it);
-    for (uint32_t e = 0; e < r->sum.nmsgs && rc == WR_OK; e++) {
-        const char *why = NULL;
-        struct rec_msg dm;
-        struct rec rec;
-        uint32_t len = 0;
+    for (uint32_t e = 0; e < r->sum.nmsgs; e++) {
+        uint64_t len;
 
         rec_sum_msg_next(&it, &m);
-        if (m.set < r->sum.nsets &&
-            !msg_live(c, m.id, m.flags, sets[m.set].qids, sets[m.set].n))
-            continue;
-        if (m.set >= r->sum.nsets)
+        if (m.set >= r->sum.nsets) {
             why = "the summary names a queue set it does not hold";
-        else if ((uint64_t)m.off + REC_HDR_SIZE > r->size)
-            why = "the summary points past the end of the file";
-        else if (!vwin_cover(io, r->fd, r->size, &w, m.off, REC_HDR_SIZE))
-            why = "read error";
-        else if ((len = be32_load(w.p + (m.off - w.lo))) < REC_HDR_SIZE ||
-                 len > REC_MAX_LEN || (uint64_t)m.off + len > r->size)
-            why = "bad record length";
-        else if (!vwin_cover(io, r->fd, r->size, &w, m.off, len))
-            why = "read error";
-        else if (rec_check(w.p + (m.off - w.lo), len, r->hdr.salt, m.off, &rec,
-                           &why) != REC_OK)
-            ; /* why is set */
-        else if (rec.type != REC_MSG || !rec_msg_decode(rec.payload, &dm) ||
-                 dm.id != m.id || dm.body.len != m.body_len)
-            why = "the record is not the message its summary lists";
+        } else if (!msg_live(c, m.id, m.flags, sets[m.set].qids,
+                             sets[m.set].n)) {
+            continue;
+        } else {
+            len = rec_msg_size(m.id, sets[m.set].n, m.meta_len, m.body_len);
+            if ((uint64_t)m.off + len > r->size)
+                why = "the summary points past the end of the file";
+            v[nv].len = (uint32_t)len;
+        }
+        v[nv].id = m.id;
+        v[nv].off = m.off;
+        v[nv].body_len = m.body_len;
+        nv++;
         if (why) {
-            seg_path(path, sizeof(path), c->s->dir, r->no);
-            rc = fail(c,
-                      "store: %s: damaged record at byte offset %u (%s), "
-                      "holding message %llu that a queue still needs. %s.",
-                      path, m.off, why, (unsigned long long)m.id, repair_hint);
+            bad = nv - 1;
+            goto done;
         }
     }
-    free(w.p);
+    for (size_t i = 0; i < nv && !why;) {
+        uint64_t lo = v[i].off, hi = lo + v[i].len;
+        size_t j = i + 1;
+
+        while (j < nv && v[j].off >= hi && v[j].off - hi <= VERIFY_GAP_MAX &&
+               v[j].off + (uint64_t)v[j].len - lo <= VERIFY_READ_MAX) {
+            hi = v[j].off + (uint64_t)v[j].len;
+            j++;
+        }
+        if (hi - lo > cap) {
+            free(buf);
+            cap = (size_t)(hi - lo);
+            buf = xmalloc(cap);
+        }
+        if (io_pread_all(io, r->fd, buf, (size_t)(hi - lo), lo) !=
+            (ssize_t)(hi - lo)) {
+            why = "read error";
+            bad = i;
+            break;
+        }
+        for (; i < j && !why; i++) {
+            const uint8_t *p = buf + (v[i].off - lo);
+            size_t avail = (size_t)(hi - v[i].off);
+            uint32_t len = be32_load(p);
+            uint8_t *own = NULL;
+
+            bad = i;
+            /* longer than its summary says (duplicate queue ids): alone */
+            if (len > avail && len <= REC_MAX_LEN &&
+                (uint64_t)v[i].off + len <= r->size) {
+                own = xmalloc(len);
+                if (io_pread_all(io, r->fd, own, len, v[i].off) !=
+                    (ssize_t)len) {
+                    free(own);
+                    why = "read error";
+                    break;
+                }
+                p = own;
+                avail = len;
+            }
+            why = verify_one(r, &v[i], p, avail);
+            free(own);
+        }
+    }
+done:
+    if (why) {
+        seg_path(path, sizeof(path), c->s->dir, r->no);
+        fail(c,
+             "store: %s: damaged record at byte offset %u (%s), holding "
+             "message %llu that a queue still needs. %s.",
+             path, v[bad].off, why, (unsigned long long)v[bad].id, repair_hint);
+    }
+    free(buf);
+    free(v);
     free(sets);
-    return rc;
+    return why ? WR_ERR : WR_OK;
 }
 
 /* ---- phase 3: writing */
