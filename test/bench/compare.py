@@ -72,7 +72,7 @@ SCENARIOS = {
                                      "--durable-queues", "--confirm", "1000",
                                      "--multi-ack-every", "10",
                                      "--prefetch", "100"],
-            goal="≥ 5×", need=5),
+            goal="≥ 5×", need=5, syncs=True),
     4: dict(title="fanout to 10 queues with 10 consumers, 16 B",
             mode="throughput", args=["--exchange-type", "fanout", "-q", "10",
                                      "-y", "10", "-s", "16"],
@@ -321,6 +321,51 @@ def perf_args(n, sc, args):
     return a
 
 
+SYNC_EVENTS = "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync"
+
+
+def start_sync_count(pid, tmp):
+    """Counts the fsync and fdatasync calls of every thread of pid with
+    `perf stat` (kernel tracepoints, no slowdown); None without perf."""
+    exe = shutil.which("perf")
+    if exe is None:
+        return None
+    out = os.path.join(tmp, "syncs-%d.csv" % pid)
+    try:
+        p = subprocess.Popen([exe, "stat", "-x", ",", "-e", SYNC_EVENTS,
+                              "-p", str(pid), "-o", out],
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+    return p, out
+
+
+def stop_sync_count(h):
+    """The count start_sync_count's perf saw, or None."""
+    if h is None:
+        return None
+    p, out = h
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return None
+    total, seen = 0, 0
+    try:
+        with open(out) as f:
+            for line in f:
+                parts = line.strip().split(",")
+                if len(parts) > 2 and parts[2] in SYNC_EVENTS.split(","):
+                    total += int(parts[0])
+                    seen += 1
+    except (OSError, ValueError):
+        return None
+    return total if seen else None
+
+
 def run_once(perf, broker, n, sc, args, tmp):
     out = os.path.join(tmp, "s%d-%s.json" % (n, broker.name))
     if os.path.exists(out):
@@ -329,6 +374,7 @@ def run_once(perf, broker, n, sc, args, tmp):
         "--host", "127.0.0.1", "--port", str(broker.port),
         "--broker-pid", str(broker.pid), "--json", out, "--quiet"]
     timeout = args.duration + 600
+    syncs = start_sync_count(broker.pid, tmp) if sc.get("syncs") else None
     try:
         r = subprocess.run(cmd, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True,
@@ -338,10 +384,14 @@ def run_once(perf, broker, n, sc, args, tmp):
         output = (e.stdout or b"").decode("utf-8", "replace") \
             if isinstance(e.stdout, bytes) else (e.stdout or "")
         rc = "timeout after %ds" % timeout
+    nsync = stop_sync_count(syncs)
     res = None
     if os.path.exists(out):
         with open(out) as f:
             res = json.load(f)
+        if nsync is not None and res.get("elapsed_s"):
+            res["fsyncs"] = nsync
+            res["fsync_rate"] = nsync / res["elapsed_s"]
     ok = rc == 0 and res is not None and res.get("ok")
     if not ok:
         log("scenario %d on %s FAILED (exit %s):\n%s"
@@ -397,6 +447,9 @@ def summarize_runs(n, sc, runs):
             "pub": series(lambda j: j.get("publish_rate")),
             "mem": series(lambda j: j.get("broker_bytes_per_item")),
             "close": series(lambda j: j.get("close_rate")),
+            "fsync_rate": series(lambda j: j.get("fsync_rate")),
+            "per_fsync": series(lambda j: j["consumed"] / j["fsyncs"]
+                                if j.get("fsyncs") else None),
             "errors": [e for r in runs.get(b, []) if r["json"]
                        for e in r["json"].get("errors", [])],
         }
@@ -706,6 +759,12 @@ def detail_lines(data):
                 extra.append("%s publish %s msg/s, latency p50 %s µs" % (
                     b, fmt_num(med(s[b]["pub"])),
                     fmt_num(med(s[b]["p50"]), 0)))
+                if s[b].get("fsync_rate"):
+                    extra.append("%s %s fsyncs/s (fsync + fdatasync, "
+                                 "counted by `perf stat`), %s messages per "
+                                 "fsync" % (
+                                     b, fmt_num(med(s[b]["fsync_rate"])),
+                                     fmt_num(med(s[b]["per_fsync"]), 1)))
         if n == 8 and e.get("floor"):
             f = e["floor"]
             extra.append("machine floor (warren-latency-floor: the same "
