@@ -540,3 +540,10 @@ fenc_value(struct buf *b, const char *key, const struct fvalue *v)
     fenc_key(b, key);
     fenc_value_only(b, v);
 }
+
+void
+fenc_value_key(struct buf *b, struct bytes key, const struct fvalue *v)
+{
+    buf_put_shortstr(b, key);
+    fenc_value_only(b, v);
+}

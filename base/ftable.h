@@ -112,6 +112,8 @@ void fenc_cstr(struct buf *b, const char *key, const char *v);
 void fenc_timestamp(struct buf *b, const char *key, uint64_t v);
 /* Appends a raw value of any type (letter + encoded value) under key. */
 void fenc_value(struct buf *b, const char *key, const struct fvalue *v);
+/* The same with a key that is not NUL-terminated (at most 255 bytes). */
+void fenc_value_key(struct buf *b, struct bytes key, const struct fvalue *v);
 /* Value-only encoders for arrays. */
 void fenc_value_only(struct buf *b, const struct fvalue *v);
 

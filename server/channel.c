@@ -216,8 +216,10 @@ chan_settle(struct channel *ch, struct unacked *u, bool ack, bool requeue)
         ch->consumer_unacked--;
         cc_unref(cc);
     }
-    if (ack || !requeue)
+    if (ack)
         queue_ack(q, u->e);
+    else if (!requeue)
+        queue_reject(q, u->e);
     else
         queue_requeue(q, u->e);
 }

@@ -213,6 +213,7 @@ expire_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
     node_expire(srv->node);
+    server_pump(srv); /* dead letters of expired messages */
 }
 
 /* consumer_timeout (RabbitMQ's, default 30 minutes): a channel whose
@@ -405,6 +406,8 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     opts.wake_arg = s;
     opts.durable = durable_cb;
     opts.durable_arg = s;
+    opts.dead_letter = server_dead_letter;
+    opts.dead_letter_arg = s;
     ev_async_init(&s->store_wake, store_async_cb);
     ev_async_start(s->loop, &s->store_wake);
     s->node = node_new(&opts);

@@ -1817,11 +1817,19 @@ mgmt_h_queue_get(struct mgmt_req *r)
                                        queue_message_count(q),
                                        strcmp(enc, "auto") == 0, truncate));
     }
-    for (size_t i = ntaken; i-- > 0;) {
-        if (requeue)
+    if (requeue) {
+        for (size_t i = ntaken; i-- > 0;)
             queue_requeue(q, taken[i]);
-        else
-            queue_ack(q, taken[i]);
+    } else {
+        /* reject_requeue_false dead-letters, as RabbitMQ's does */
+        bool reject = strcmp(ackmode, "reject_requeue_false") == 0;
+
+        for (size_t i = 0; i < ntaken; i++) {
+            if (reject)
+                queue_reject(q, taken[i]);
+            else
+                queue_ack(q, taken[i]);
+        }
     }
     free(taken);
     json_decref(body);

@@ -4,6 +4,7 @@ add_library(warren_server STATIC
   auth.c
   channel.c
   conn.c
+  deadletter.c
   loop.c
   m_basic.c
   m_channel.c

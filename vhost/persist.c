@@ -310,9 +310,9 @@ vhost__publish_paged(struct vhost *vh, struct message *m, struct queue **qs,
         bool ok;
 
         if (persistent && qs[i]->durable)
-            ok = queue__push_paged(qs[i], pid, ppos, m->body_size);
+            ok = queue__push_paged(qs[i], pid, ppos, m);
         else if (tid)
-            ok = queue__push_paged(qs[i], tid, tpos, m->body_size);
+            ok = queue__push_paged(qs[i], tid, tpos, m);
         else
             ok = queue_push(qs[i], m);
         if (!ok)

@@ -260,6 +260,7 @@ queue_expire(struct queue *q)
             break;
         pop_head(q, &e);
         q->stat_expired++;
+        queue__dead_letter(q, e.msg, DL_EXPIRED);
         drop_entry(q, e, true);
     }
 }
@@ -287,6 +288,7 @@ drop_over_limit(struct queue *q)
         if (!load_head(q))
             return;
         pop_head(q, &e);
+        queue__dead_letter(q, e.msg, DL_MAXLEN);
         drop_entry(q, e, true);
     }
 }
@@ -314,11 +316,14 @@ queue_push(struct queue *q, struct message *m)
         q->stat_expired++;
         if (e.id & QE_INSTORE)
             vhost__log_ack(q->vh, q, e.id);
+        queue__dead_letter(q, m, DL_EXPIRED);
         return true;
     }
     if (q->reject_publish && over_limit(q, m->body_size)) {
         if (e.id & QE_INSTORE)
             vhost__log_ack(q->vh, q, e.id);
+        if (q->reject_publish_dlx)
+            queue__dead_letter(q, m, DL_MAXLEN);
         return false;
     }
     message_ref(m);
@@ -333,15 +338,17 @@ queue_push(struct queue *q, struct message *m)
 }
 
 bool
-queue__push_paged(struct queue *q, uint64_t id, uint64_t pos,
-                  uint64_t body_size)
+queue__push_paged(struct queue *q, uint64_t id, uint64_t pos, struct message *m)
 {
     struct qentry e = {.id = id | QE_PAGED | QE_INSTORE, .pos = pos};
+    uint64_t body_size = m->body_size;
 
     WR_ASSERT(!q->deleted);
     q->logged = true;
     if (q->reject_publish && over_limit(q, body_size)) {
         vhost__log_ack(q->vh, q, e.id);
+        if (q->reject_publish_dlx)
+            queue__dead_letter(q, m, DL_MAXLEN);
         return false;
     }
     qd_push_back(&q->ready, e);
@@ -356,6 +363,7 @@ queue__push_paged(struct queue *q, uint64_t id, uint64_t pos,
 bool
 queue_get(struct queue *q, bool ack, struct qentry *out)
 {
+    q->used_us = node_now(q->vh->node); /* renews x-expires */
     if (q->may_expire)
         queue_expire(q);
     if (!load_head(q))
@@ -393,6 +401,55 @@ queue_ack(struct queue *q, struct qentry e)
     else
         message_unref(e.msg);
     queue_unref(q);
+}
+
+void
+queue_reject(struct queue *q, struct qentry e)
+{
+    if (!q->deleted)
+        queue__dead_letter(q, e.msg, DL_REJECTED);
+    queue_ack(q, e);
+}
+
+static struct bytes
+dup_bytes(const void *p, size_t n)
+{
+    char *s = xmalloc(n + 1);
+
+    if (n)
+        memcpy(s, p, n);
+    s[n] = '\0';
+    return bytes_of(s, n);
+}
+
+void
+queue__dead_letter(struct queue *q, struct message *m, enum dl_reason r)
+{
+    struct node *n = q->vh->node;
+    struct dead_letter *d;
+    struct fvalue x, k;
+
+    if (!n->opts.dead_letter ||
+        !ftable_find(q->args, "x-dead-letter-exchange", &x) ||
+        !fvalue_is_str(&x))
+        return;
+    if (n->ndl == n->capdl) {
+        n->capdl = n->capdl ? 2 * n->capdl : 16;
+        n->dl = xrealloc(n->dl, n->capdl * sizeof(*n->dl));
+    }
+    d = &n->dl[n->ndl++];
+    memset(d, 0, sizeof(*d));
+    d->vh = q->vh;
+    d->m = m;
+    message_ref(m);
+    d->queue = dup_bytes(q->name, q->name_len);
+    d->dlx = dup_bytes(x.v.str.ptr, x.v.str.len);
+    if (ftable_find(q->args, "x-dead-letter-routing-key", &k) &&
+        fvalue_is_str(&k)) {
+        d->dlrk = dup_bytes(k.v.str.ptr, k.v.str.len);
+        d->has_dlrk = true;
+    }
+    d->reason = r;
 }
 
 void
@@ -461,6 +518,7 @@ queue_consumer_remove(struct queue *q, struct consumer *c)
     CDL_DELETE(q->consumers, c);
     c->q = NULL;
     q->nconsumers--;
+    q->used_us = node_now(q->vh->node); /* x-expires counts from here */
     if (q->nconsumers == 0 && q->auto_delete && !q->deleted)
         vhost_queue_delete(q->vh, q);
 }

@@ -334,6 +334,10 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
     q->args = bytes_of(xmemdup(d->args.ptr, d->args.len), d->args.len);
     q->qid = store_qid(d->name);
     q->ttl_ms = -1;
+    q->expires_ms = -1;
+    if (ftable_find(q->args, "x-expires", &v))
+        fvalue_get_int(&v, &q->expires_ms);
+    q->used_us = node_now(vh->node);
     if (ftable_find(q->args, "x-message-ttl", &v) &&
         fvalue_get_int(&v, &q->ttl_ms))
         q->may_expire = true;
@@ -345,6 +349,8 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
     q->reject_publish = ftable_find(q->args, "x-overflow", &v) &&
                         fvalue_is_str(&v) &&
                         bytes_has_prefix(v.v.str, "reject-publish");
+    q->reject_publish_dlx =
+        q->reject_publish && bytes_eq(v.v.str, BYTES_LIT("reject-publish-dlx"));
     if (d->exclusive) {
         q->owner = d->owner;
         DL_APPEND2(d->owner->exclusive, q, owner_prev, owner_next);
@@ -390,6 +396,7 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
                                   tf(q->auto_delete));
         if (args__equiv_queue(q->args, d->args, r, err) != WR_OK)
             return WR_ERR;
+        q->used_us = node_now(vh->node); /* renews x-expires */
         *out = q;
         return WR_OK;
     }
@@ -563,6 +570,15 @@ vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
               struct bytes headers, struct message *m,
               struct publish_result *res)
 {
+    vhost_publish_to(vh, x, rk, headers, m, NULL, NULL, res);
+}
+
+void
+vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
+                 struct bytes headers, struct message *m,
+                 bool (*keep)(void *arg, struct queue *q), void *arg,
+                 struct publish_result *res)
+{
     struct queue *q, **qs;
     size_t n;
 
@@ -576,6 +592,15 @@ vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
         exchange_route(vh->xr, x, rk, headers, &vh->rs);
         qs = (struct queue **)vh->rs.queues;
         n = vh->rs.n;
+    }
+    if (keep) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            if (keep(arg, qs[i]))
+                qs[k++] = qs[i];
+        }
+        n = k;
     }
     if (n == 0)
         return;

@@ -226,9 +226,13 @@ struct queue {
     bool dirty;          /* on the node's dispatch list */
     bool may_expire;     /* has x-message-ttl or got a message with TTL */
     int64_t ttl_ms;      /* x-message-ttl; -1 = none */
+    int64_t expires_ms;  /* x-expires; -1 = none */
+    uint64_t used_us;    /* last declare, basic.get or consumer (x-expires);
+                            0 = not yet (a recovered queue) */
     int64_t max_len;     /* x-max-length; -1 = none */
     int64_t max_bytes;   /* x-max-length-bytes; -1 = none */
     bool reject_publish; /* x-overflow reject-publish(-dlx), else drop-head */
+    bool reject_publish_dlx; /* x-overflow reject-publish-dlx */
     struct bytes args;
     struct vh_owner *owner;
     struct queue *owner_next, *owner_prev;
@@ -279,6 +283,9 @@ bool queue_get(struct queue *q, bool ack, struct qentry *out);
  * ack forgets it, a requeue puts it back at its place, marked
  * redelivered. Both drop the reference the delivery held on q. */
 void queue_ack(struct queue *q, struct qentry e);
+/* basic.reject / basic.nack without requeue: like queue_ack, but the
+ * message goes to the queue's dead-letter exchange if it has one. */
+void queue_reject(struct queue *q, struct qentry e);
 void queue_requeue(struct queue *q, struct qentry e);
 /* Drops the ready messages; returns how many. */
 uint32_t queue_purge(struct queue *q);
@@ -334,6 +341,27 @@ struct vhost *node_vhost_add(struct node *n, const char *name);
  * caller closes its connections first. */
 void node_vhost_remove(struct node *n, struct vhost *vh);
 
+/* Why a message left its queue for a dead-letter exchange: RabbitMQ's
+ * x-death reasons. */
+enum dl_reason {
+    DL_REJECTED, /* basic.reject / basic.nack with requeue=false */
+    DL_EXPIRED,  /* message TTL */
+    DL_MAXLEN,   /* x-max-length(-bytes): drop-head, reject-publish-dlx */
+};
+
+const char *dl_reason_name(enum dl_reason r);
+
+/* A message on its way to a dead-letter exchange. */
+struct dead_letter {
+    struct vhost *vh;
+    struct message *m;  /* as it was in the queue */
+    struct bytes queue; /* the queue it died in */
+    struct bytes dlx;   /* x-dead-letter-exchange */
+    struct bytes dlrk;  /* x-dead-letter-routing-key */
+    bool has_dlrk;      /* else the message's own routing key */
+    enum dl_reason reason;
+};
+
 /* How the node keeps durable state; all zero = in memory only. */
 struct node_opts {
     const char *data_dir; /* NULL = nothing on disk */
@@ -353,6 +381,11 @@ struct node_opts {
      * failed, for publisher confirms. */
     void (*durable)(void *arg, struct vhost *vh);
     void *durable_arg;
+    /* Called on the loop, between callbacks (node_run_dispatch), for
+     * each message that died in a queue with x-dead-letter-exchange:
+     * the server republishes it there. NULL: dead letters are dropped. */
+    void (*dead_letter)(void *arg, const struct dead_letter *d);
+    void *dead_letter_arg;
 };
 
 struct node *node_new(const struct node_opts *opts);
@@ -478,6 +511,12 @@ struct publish_result {
 void vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
                    struct bytes headers, struct message *m,
                    struct publish_result *res);
+/* The same, pushing only to the routed queues for which keep(arg, q)
+ * says true (dead-lettering leaves out queues that would close a cycle). */
+void vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
+                      struct bytes headers, struct message *m,
+                      bool (*keep)(void *arg, struct queue *q), void *arg,
+                      struct publish_result *res);
 
 /* ---- users, permissions, limits, policies (user.c, perm.c, policy.c) */
 

@@ -21,7 +21,19 @@ struct node {
     bool lazy;          /* over the memory budget: page new messages */
     bool booted;        /* node_boot ran: new vhosts open their log at once */
     bool fresh;         /* no definitions file at boot: a first start */
+    /* Dead letters waiting for node_run_dispatch (queue.c): never
+     * republished from inside a queue operation. */
+    struct dead_letter *dl;
+    size_t ndl, capdl;
 };
+
+/* queue.c: queues m (a new reference) for q's dead-letter exchange, if q
+ * has one (x-dead-letter-exchange). */
+void queue__dead_letter(struct queue *q, struct message *m, enum dl_reason r);
+/* node.c: hands the waiting dead letters to opts.dead_letter. */
+void node__run_dead_letters(struct node *n);
+/* node.c: forgets the dead letters of a vhost being removed. */
+void node__drop_dead_letters(struct node *n, struct vhost *vh);
 
 /* A log position that changed while its message was out for delivery. */
 struct vmove {
@@ -69,9 +81,9 @@ void qd_insert_sorted(struct qdeque *d, struct qentry e);
 void qd_fini(struct qdeque *d);
 void queue__track(struct queue *q);
 /* Adds a message that lives only in the log (paging): id and position of
- * its record, which includes this queue. */
+ * its record, which includes this queue; m is the message (not kept). */
 bool queue__push_paged(struct queue *q, uint64_t id, uint64_t pos,
-                       uint64_t body_size);
+                       struct message *m);
 /* Accounts bytes of bodies a queue holds in memory (+ or -). */
 void queue__mem(struct queue *q, int64_t delta);
 /* Drops every ready entry; log_acks = tell the log (not when a queue

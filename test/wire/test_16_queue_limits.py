@@ -1,6 +1,6 @@
-"""Queue length limits (x-max-length, x-max-length-bytes, x-overflow) as
-RabbitMQ 3.10 applies them, and consumer_timeout (Warren only: it needs a
-small timeout in the config)."""
+"""Queue length limits (x-max-length, x-max-length-bytes, x-overflow) and
+queue expiry (x-expires) as RabbitMQ 3.10 applies them, and
+consumer_timeout (Warren only: it needs a small timeout in the config)."""
 
 import time
 
@@ -74,3 +74,53 @@ def test_consumer_timeout_closes_the_channel(make_broker):
     c.open_channel(1)
     m = c.call(1, "queue.declare", queue=q, passive=True)
     assert m.message_count == 1
+
+
+def queue_exists(raw, queue):
+    """One passive declare on a fresh connection: True, or False on 404."""
+    c = raw()
+    c.open_channel(1)
+    c.send_method(1, "queue.declare", queue=queue, passive=True)
+    m = c.read_method()
+    c.close_socket()
+    assert m.name in ("queue.declare-ok", "channel.close"), m
+    if m.name == "channel.close":
+        assert m.reply_code == 404, m
+        return False
+    return True
+
+
+def test_x_expires_deletes_an_unused_queue(raw, rawch, uname):
+    q = uname("exp")
+    rawch.call(1, "queue.declare", queue=q, arguments={"x-expires": 500})
+    confirm_select(rawch, 1)
+    publish_sync(rawch, 1, "", q, b"gone with it")
+    time.sleep(2.5)
+    assert not queue_exists(raw, q)
+
+
+def test_x_expires_waits_for_the_last_consumer(raw, rawch, uname):
+    q = uname("exp")
+    rawch.call(1, "queue.declare", queue=q, arguments={"x-expires": 500})
+    rawch.call(1, "basic.consume", queue=q, consumer_tag="c1")
+    time.sleep(1.5)
+    assert queue_exists(raw, q)
+    rawch.call(1, "basic.cancel", consumer_tag="c1")
+    time.sleep(2.5)
+    assert not queue_exists(raw, q)
+
+
+def test_x_expires_is_renewed_by_redeclare_and_get(raw, rawch, uname):
+    q = uname("exp")
+    rawch.call(1, "queue.declare", queue=q, arguments={"x-expires": 1500})
+    for _ in range(3):
+        time.sleep(0.6)
+        rawch.call(1, "queue.declare", queue=q,
+                   arguments={"x-expires": 1500})
+    for _ in range(3):
+        time.sleep(0.6)
+        rawch.send_method(1, "basic.get", queue=q, no_ack=True)
+        assert rawch.read_method().name == "basic.get-empty"
+    assert queue_exists(raw, q)
+    time.sleep(3.0)
+    assert not queue_exists(raw, q)
