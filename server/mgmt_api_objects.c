@@ -727,7 +727,12 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     KNULL("operator_policy");
     KNULL("policy");
     KNULL("recoverable_slaves");
-    KNULL("single_active_consumer_tag");
+    if (q->single_active && q->consumers) {
+        K("single_active_consumer_tag");
+        mgmt_jw_str(w, q->consumers->tag, q->consumers->tag_len);
+    } else {
+        KNULL("single_active_consumer_tag");
+    }
     KSTR("state", queue_state(q));
     KSTR("type", "classic");
     KSTR("vhost", q->vh->name);
@@ -795,8 +800,11 @@ consumer_json(struct queue *q, const struct consumer *c)
         "peer_port", colon ? atoi(colon + 1) : 0, "user",
         ch->conn->user ? ch->conn->user : "", "ack_required", !c->no_ack,
         "prefetch_count", (int)c->prefetch, "exclusive", c->exclusive,
-        "arguments", mgmt_table_json(c->args), "active", 1, "activity_status",
-        "up");
+        "arguments", mgmt_table_json(c->args), "active",
+        !q->single_active || q->consumers == c, "activity_status",
+        !q->single_active   ? "up"
+        : q->consumers == c ? "single_active"
+                            : "waiting");
 }
 
 /* Consumers of every visible vhost (or one): /api/consumers[/v]. */

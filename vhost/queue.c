@@ -519,6 +519,8 @@ queue_consumer_remove(struct queue *q, struct consumer *c)
     c->q = NULL;
     q->nconsumers--;
     q->used_us = node_now(q->vh->node); /* x-expires counts from here */
+    if (q->single_active && q->nconsumers > 0)
+        queue_schedule(q); /* the next one in line takes over */
     if (q->nconsumers == 0 && q->auto_delete && !q->deleted)
         vhost_queue_delete(q->vh, q);
 }
@@ -552,12 +554,16 @@ consumer_has_room(struct consumer *c)
     return (c->prefetch == 0 || c->unacked < c->prefetch) && c->ops->ready(c);
 }
 
-/* The next consumer, starting at q->rr, that can take a message. */
+/* The next consumer, starting at q->rr, that can take a message. With
+ * x-single-active-consumer only the earliest registered one may. */
 static struct consumer *
 pick_consumer(struct queue *q)
 {
     struct consumer *c = q->rr;
 
+    if (q->single_active)
+        return q->consumers && consumer_has_room(q->consumers) ? q->consumers
+                                                               : NULL;
     for (uint32_t i = 0; i < q->nconsumers; i++, c = c->next) {
         if (consumer_has_room(c)) {
             q->rr = c->next;

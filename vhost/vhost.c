@@ -349,6 +349,8 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
     q->reject_publish = ftable_find(q->args, "x-overflow", &v) &&
                         fvalue_is_str(&v) &&
                         bytes_has_prefix(v.v.str, "reject-publish");
+    q->single_active = ftable_find(q->args, "x-single-active-consumer", &v) &&
+                       v.type == 't' && v.v.b;
     q->reject_publish_dlx =
         q->reject_publish && bytes_eq(v.v.str, BYTES_LIT("reject-publish-dlx"));
     if (d->exclusive) {

@@ -233,6 +233,9 @@ struct queue {
     int64_t max_bytes;   /* x-max-length-bytes; -1 = none */
     bool reject_publish; /* x-overflow reject-publish(-dlx), else drop-head */
     bool reject_publish_dlx; /* x-overflow reject-publish-dlx */
+    bool single_active;      /* x-single-active-consumer: only the first
+                                consumer (head of `consumers`) gets
+                                messages; the next takes over when it goes */
     struct bytes args;
     struct vh_owner *owner;
     struct queue *owner_next, *owner_prev;
