@@ -578,6 +578,35 @@ parse_expiration(struct channel *ch, struct bytes e, int64_t *ms)
     return WR_OK;
 }
 
+void
+server_props_info(struct bytes props, int64_t *ttl_ms, uint8_t *priority)
+{
+    struct amqp_basic_props p;
+
+    *ttl_ms = -1;
+    *priority = 0;
+    if (amqp_basic_props_decode(props.ptr, props.len, &p, NULL) !=
+        AMQP_DECODE_OK)
+        return;
+    if (p.flags & AMQP_BASIC_PRIORITY_FLAG)
+        *priority = p.priority;
+    if (p.flags & AMQP_BASIC_EXPIRATION_FLAG) {
+        /* checked at publish (parse_expiration): digits, maybe a sign */
+        int64_t v = 0;
+        size_t i = 0;
+
+        if (i < p.expiration.len &&
+            (p.expiration.ptr[i] == '-' || p.expiration.ptr[i] == '+'))
+            i++;
+        for (; i < p.expiration.len && p.expiration.ptr[i] >= '0' &&
+               p.expiration.ptr[i] <= '9';
+             i++)
+            v = v > INT64_MAX / 10 ? INT64_MAX
+                                   : v * 10 + (p.expiration.ptr[i] - '0');
+        *ttl_ms = v;
+    }
+}
+
 /* RabbitMQ's publish-time checks of the properties, in its order:
  * user_id, expiration, delivery_mode. Sets the message's TTL. */
 static int

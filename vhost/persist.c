@@ -61,6 +61,38 @@ persist__meta_encode(const struct message *m, uint64_t wall_ms, struct buf *out)
     buf_append(out, message_props(m).ptr, m->props_len);
 }
 
+/* The raw properties in a record's meta; false when the meta is not one
+ * this version understands. */
+static bool
+meta_props(struct bytes meta, struct bytes *props)
+{
+    struct cursor c;
+    uint8_t version, flags;
+    uint64_t wall;
+    struct bytes ex, rk;
+
+    cur_init(&c, meta.ptr, meta.len);
+    if (!rd_u8(&c, &version) || version != META_VERSION || !rd_u8(&c, &flags) ||
+        ((flags & META_HAS_TS) && !rd_u64(&c, &wall)) ||
+        !rd_shortstr(&c, &ex) || !rd_shortstr(&c, &rk))
+        return false;
+    *props = bytes_of(c.p, c.left);
+    return true;
+}
+
+void
+vhost__record_priority(struct vhost *vh, uint64_t pos, uint8_t *prio)
+{
+    struct bytes meta, body, props;
+    int64_t ttl;
+
+    *prio = 0;
+    if (vh->store && vh->node->opts.props_info &&
+        store_read_msg(vh->store, pos, &vh->scratch, &meta, &body) == WR_OK &&
+        meta_props(meta, &props))
+        vh->node->opts.props_info(props, &ttl, prio);
+}
+
 /* Rebuilds a message from its record. Returns NULL when the meta is not
  * one this version understands. */
 struct message *
@@ -189,6 +221,8 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
     free(rc.unknown);
     HASH_ITER(hh, vh->queues, q, tmp)
     {
+        if (q->max_priority && q->ready.n)
+            queue__sort_recovered(q);
         if (q->ready.n && q->nconsumers)
             queue_schedule(q);
     }
@@ -359,6 +393,8 @@ vhost__page_in(struct vhost *vh, struct qentry *e)
     m->id = e->id & QE_ID_MASK;
     m->store_pos = e->pos;
     m->flags |= MSG_LOGGED | MSG_PERSISTENT;
+    if (n->opts.props_info)
+        n->opts.props_info(message_props(m), &m->ttl_ms, &m->priority);
     e->msg = m;
     e->id &= ~QE_PAGED;
     return WR_OK;

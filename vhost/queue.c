@@ -81,11 +81,12 @@ qd_pop_front(struct qdeque *d, struct qentry *out)
     return true;
 }
 
-/* Inserts e at its id's place. Assumes no entry with the same id. */
+/* Inserts e at its key's place (priority, then id). Assumes no entry
+ * with the same id. */
 void
 qd_insert_sorted(struct qdeque *d, struct qentry e)
 {
-    uint64_t id = e.id & QE_ID_MASK;
+    uint64_t id = e.id & QE_KEY_MASK;
     size_t lo = 0, hi, k;
 
     if (d->n == d->cap)
@@ -93,7 +94,7 @@ qd_insert_sorted(struct qdeque *d, struct qentry e)
     hi = d->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if ((qd_at(d, mid)->id & QE_ID_MASK) < id)
+        if ((qd_at(d, mid)->id & QE_KEY_MASK) < id)
             lo = mid + 1;
         else
             hi = mid;
@@ -200,6 +201,9 @@ load_head(struct queue *q)
             return true;
         if (vhost__page_in(q->vh, h) == WR_OK) {
             queue__mem(q, (int64_t)h->msg->body_size);
+            /* its expiration property, read back from the log */
+            if (h->msg->ttl_ms >= 0)
+                q->may_expire = true;
             return true;
         }
         log_err("queue '%s' in vhost '%s': message %llu lost: its record "
@@ -293,6 +297,64 @@ drop_over_limit(struct queue *q)
     }
 }
 
+/* The priority part of an entry's key in q (0 unless x-max-priority). */
+static uint64_t
+prio_key(const struct queue *q, uint8_t priority)
+{
+    if (!q->max_priority)
+        return 0;
+    return (uint64_t)(255 - WR_MIN(priority, q->max_priority)) << QE_PRIO_SHIFT;
+}
+
+/* Appends e, or in a priority queue inserts it after every entry of its
+ * priority and above. */
+static void
+ready_add(struct queue *q, struct qentry e)
+{
+    if (q->max_priority && q->ready.n > 0 &&
+        (qd_at(&q->ready, q->ready.n - 1)->id & QE_KEY_MASK) >
+            (e.id & QE_KEY_MASK))
+        qd_insert_sorted(&q->ready, e);
+    else
+        qd_push_back(&q->ready, e);
+}
+
+static int
+cmp_key(const void *a, const void *b)
+{
+    uint64_t x = ((const struct qentry *)a)->id & QE_KEY_MASK;
+    uint64_t y = ((const struct qentry *)b)->id & QE_KEY_MASK;
+
+    return x < y ? -1 : x > y;
+}
+
+void
+queue__sort_recovered(struct queue *q)
+{
+    struct vhost *vh = q->vh;
+    size_t n = q->ready.n;
+    struct qentry *v = xmalloc((n + 1) * sizeof(*v));
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t prio = 0;
+
+        v[i] = *qd_at(&q->ready, i);
+        /* The priority is in the properties, in the record. An
+         * unreadable record keeps priority 0; it is dropped when its
+         * turn comes (load_head). */
+        if (v[i].id & QE_PAGED)
+            vhost__record_priority(vh, v[i].pos, &prio);
+        else
+            prio = v[i].msg->priority;
+        v[i].id = (v[i].id & ~QE_PRIO_MASK) | prio_key(q, prio);
+    }
+    qsort(v, n, sizeof(*v), cmp_key);
+    qd_fini(&q->ready);
+    for (size_t i = 0; i < n; i++)
+        qd_push_back(&q->ready, v[i]);
+    free(v);
+}
+
 bool
 queue_push(struct queue *q, struct message *m)
 {
@@ -305,6 +367,7 @@ queue_push(struct queue *q, struct message *m)
         e.id |= QE_INSTORE;
         q->logged = true;
     }
+    e.id |= prio_key(q, m->priority);
     if (m->ttl_ms >= 0)
         q->may_expire = true;
     /* TTL 0 (or already past) with nobody to take it now: RabbitMQ drops
@@ -327,7 +390,7 @@ queue_push(struct queue *q, struct message *m)
         return false;
     }
     message_ref(m);
-    qd_push_back(&q->ready, e);
+    ready_add(q, e);
     q->ready_bytes += m->body_size;
     queue__mem(q, (int64_t)m->body_size);
     q->stat_publish++;
@@ -343,6 +406,7 @@ queue__push_paged(struct queue *q, uint64_t id, uint64_t pos, struct message *m)
     struct qentry e = {.id = id | QE_PAGED | QE_INSTORE, .pos = pos};
     uint64_t body_size = m->body_size;
 
+    e.id |= prio_key(q, m->priority);
     WR_ASSERT(!q->deleted);
     q->logged = true;
     if (q->reject_publish && over_limit(q, body_size)) {
@@ -351,7 +415,7 @@ queue__push_paged(struct queue *q, uint64_t id, uint64_t pos, struct message *m)
             queue__dead_letter(q, m, DL_MAXLEN);
         return false;
     }
-    qd_push_back(&q->ready, e);
+    ready_add(q, e);
     q->ready_bytes += body_size;
     q->stat_publish++;
     drop_over_limit(q);

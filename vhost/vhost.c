@@ -349,6 +349,12 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
     q->reject_publish = ftable_find(q->args, "x-overflow", &v) &&
                         fvalue_is_str(&v) &&
                         bytes_has_prefix(v.v.str, "reject-publish");
+    if (ftable_find(q->args, "x-max-priority", &v)) {
+        int64_t p = 0;
+
+        fvalue_get_int(&v, &p);
+        q->max_priority = (uint8_t)WR_MIN(WR_MAX(p, 0), 255);
+    }
     q->single_active = ftable_find(q->args, "x-single-active-consumer", &v) &&
                        v.type == 't' && v.v.b;
     q->reject_publish_dlx =

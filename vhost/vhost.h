@@ -143,7 +143,14 @@ message_is_persistent(const struct message *m)
 /* This queue's id is in the message's log record: settling it appends an
  * ack to the log. */
 #define QE_INSTORE (UINT64_C(1) << 61)
-#define QE_ID_MASK ((UINT64_C(1) << 61) - 1)
+/* x-max-priority queues: 255 - the message's priority (capped at the
+ * queue's maximum), above the id, so that entries sort by priority, then
+ * publish order. 0 in other queues. */
+#define QE_PRIO_SHIFT 52
+#define QE_PRIO_MASK  (UINT64_C(0xff) << QE_PRIO_SHIFT)
+/* Message ids stay below 2^52 (STORE_MAX_ID). */
+#define QE_ID_MASK  ((UINT64_C(1) << QE_PRIO_SHIFT) - 1)
+#define QE_KEY_MASK (QE_PRIO_MASK | QE_ID_MASK)
 
 /*
  * One message in one queue, 16 bytes: id orders the queue (the message's
@@ -233,6 +240,7 @@ struct queue {
     int64_t max_bytes;   /* x-max-length-bytes; -1 = none */
     bool reject_publish; /* x-overflow reject-publish(-dlx), else drop-head */
     bool reject_publish_dlx; /* x-overflow reject-publish-dlx */
+    uint8_t max_priority;    /* x-max-priority; 0 = not a priority queue */
     bool single_active;      /* x-single-active-consumer: only the first
                                 consumer (head of `consumers`) gets
                                 messages; the next takes over when it goes */
@@ -389,6 +397,10 @@ struct node_opts {
      * the server republishes it there. NULL: dead letters are dropped. */
     void (*dead_letter)(void *arg, const struct dead_letter *d);
     void *dead_letter_arg;
+    /* Reads a message's raw content properties (the server's codec):
+     * the expiration in ms (-1: none) and the priority (0: none), for
+     * messages read back from the log. NULL: neither is restored. */
+    void (*props_info)(struct bytes props, int64_t *ttl_ms, uint8_t *priority);
 };
 
 struct node *node_new(const struct node_opts *opts);

@@ -27,6 +27,9 @@ struct node {
     size_t ndl, capdl;
 };
 
+/* queue.c: puts the entries recovered into an x-max-priority queue in
+ * priority order, reading each message's priority from the log. */
+void queue__sort_recovered(struct queue *q);
 /* queue.c: queues m (a new reference) for q's dead-letter exchange, if q
  * has one (x-dead-letter-exchange). */
 void queue__dead_letter(struct queue *q, struct message *m, enum dl_reason r);
@@ -56,6 +59,8 @@ void persist__meta_encode(const struct message *m, uint64_t wall_ms,
 struct message *persist__message_from_record(struct bytes meta,
                                              struct bytes body, uint64_t now_us,
                                              uint64_t wall_now_ms);
+/* The priority of the message whose record is at pos (0 when unknown). */
+void vhost__record_priority(struct vhost *vh, uint64_t pos, uint8_t *prio);
 int vhost__open_store(struct vhost *vh, char *err, size_t errlen);
 void vhost__close_store(struct vhost *vh);
 uint64_t vhost__next_id(struct vhost *vh);
