@@ -38,19 +38,26 @@ def wait_get(rawch, queue, timeout=5.0, no_ack=True):
     return m
 
 
+def publish_and_reject(c, queue, body=b"x", **kw):
+    """Publishes one message to queue, takes it and rejects it without
+    requeue."""
+    confirm_select(c, 1)
+    publish_sync(c, 1, "", queue, body, **kw)
+    m = get(c, 1, queue, no_ack=False)
+    assert m.name == "basic.get-ok", m
+    c.send_method(1, "basic.reject", delivery_tag=m.delivery_tag,
+                  requeue=False)
+
+
 def deaths(m):
     return [e.value for e in m.content.props["headers"]["x-death"].value]
 
 
 def test_rejected_goes_to_the_dlx_with_x_death(rawch, uname):
     work, dead, dlx = dlx_pair(rawch, uname)
-    confirm_select(rawch, 1)
-    publish_sync(rawch, 1, "", work, b"bad",
-                 props={"headers": {"app": F("S", b"kept")},
-                        "correlation_id": "c1"})
-    m = get(rawch, 1, work, no_ack=False)
-    rawch.send_method(1, "basic.reject", delivery_tag=m.delivery_tag,
-                      requeue=False)
+    publish_and_reject(rawch, work, b"bad",
+                       props={"headers": {"app": F("S", b"kept")},
+                              "correlation_id": "c1"})
     d = wait_get(rawch, dead)
     assert d.content.body == b"bad"
     assert d.exchange == dlx and d.routing_key == work
@@ -98,11 +105,7 @@ def test_dead_letter_routing_key_replaces_the_routing_key(rawch, uname):
     rawch.call(1, "queue.bind", queue=dead, exchange=dlx, routing_key="dl")
     rawch.call(1, "queue.declare", queue=work, arguments={
         "x-dead-letter-exchange": dlx, "x-dead-letter-routing-key": "dl"})
-    confirm_select(rawch, 1)
-    publish_sync(rawch, 1, "", work, b"x")
-    m = get(rawch, 1, work, no_ack=False)
-    rawch.send_method(1, "basic.reject", delivery_tag=m.delivery_tag,
-                      requeue=False)
+    publish_and_reject(rawch, work, b"x")
     d = wait_get(rawch, dead)
     assert d.exchange == dlx and d.routing_key == "dl"
     # the history keeps the key it was published with
@@ -204,11 +207,7 @@ def test_missing_dlx_drops_the_message(rawch, uname):
     work = uname("work")
     rawch.call(1, "queue.declare", queue=work, arguments={
         "x-dead-letter-exchange": uname("absent")})
-    confirm_select(rawch, 1)
-    publish_sync(rawch, 1, "", work, b"x")
-    m = get(rawch, 1, work, no_ack=False)
-    rawch.send_method(1, "basic.reject", delivery_tag=m.delivery_tag,
-                      requeue=False)
+    publish_and_reject(rawch, work, b"x")
     time.sleep(0.2)
     assert get(rawch, 1, work).name == "basic.get-empty"
 
@@ -218,11 +217,7 @@ def test_default_exchange_as_dlx(rawch, uname):
     rawch.call(1, "queue.declare", queue=dead)
     rawch.call(1, "queue.declare", queue=work, arguments={
         "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead})
-    confirm_select(rawch, 1)
-    publish_sync(rawch, 1, "", work, b"x")
-    m = get(rawch, 1, work, no_ack=False)
-    rawch.send_method(1, "basic.reject", delivery_tag=m.delivery_tag,
-                      requeue=False)
+    publish_and_reject(rawch, work, b"x")
     d = wait_get(rawch, dead)
     assert d.exchange == "" and d.routing_key == dead
 
@@ -236,11 +231,7 @@ def test_persistent_dead_letter_survives_kill(make_broker):
     c.call(1, "queue.declare", queue="dead", durable=True)
     c.call(1, "queue.declare", queue="work", durable=True, arguments={
         "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"})
-    confirm_select(c, 1)
-    publish_sync(c, 1, "", "work", b"keep", props=PERSISTENT)
-    m = get(c, 1, "work", no_ack=False)
-    c.send_method(1, "basic.reject", delivery_tag=m.delivery_tag,
-                  requeue=False)
+    publish_and_reject(c, "work", b"keep", props=PERSISTENT)
     wait_until(lambda: c.call(1, "queue.declare", queue="dead",
                               passive=True).message_count == 1)
     # a publish confirmed after the dead letter: its log record is behind
