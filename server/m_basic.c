@@ -41,6 +41,8 @@ m_basic_consume(struct channel *ch, const struct amqp_method *m)
     struct chconsumer *cc;
     struct queue *q;
     struct vherr err;
+    struct fvalue prio = {0};
+    int64_t priority = 0;
     char gen[32];
 
     HASH_FIND(hh, ch->consumers, tag.ptr, tag.len, cc);
@@ -57,6 +59,13 @@ m_basic_consume(struct channel *ch, const struct amqp_method *m)
         return chan_fail(ch, AMQP_ACCESS_REFUSED, m->id,
                          "queue '%.*s' in vhost '%s' in exclusive use",
                          BYTES_FMT(name), ch->conn->vh->name);
+    if (ftable_find(a->arguments, "x-priority", &prio) &&
+        !fvalue_get_int(&prio, &priority))
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
+                         "invalid arg 'x-priority' for queue '%.*s' in vhost "
+                         "'%s': \"expected integer, got %s\"",
+                         BYTES_FMT(name), ch->conn->vh->name,
+                         fvalue_type_name(prio.type));
     if (tag.len == 0) {
         chan_gen_name("amq.ctag-", gen);
         tag = bytes_str(gen);
@@ -71,6 +80,7 @@ m_basic_consume(struct channel *ch, const struct amqp_method *m)
     cc->c.no_ack = a->no_ack;
     cc->c.exclusive = a->exclusive;
     cc->c.prefetch = a->no_ack ? 0 : ch->prefetch_consumer;
+    cc->c.priority = priority;
     cc->c.args =
         bytes_of(xmemdup(a->arguments.ptr, a->arguments.len), a->arguments.len);
     HASH_ADD_KEYPTR(hh, ch->consumers, cc->c.tag, cc->c.tag_len, cc);

@@ -569,6 +569,8 @@ queue_consumer_add(struct queue *q, struct consumer *c)
     if (!q->rr)
         q->rr = c;
     q->nconsumers++;
+    if (c->priority)
+        q->prio_consumers++;
     q->had_consumer = true;
     queue_schedule(q);
 }
@@ -582,6 +584,8 @@ queue_consumer_remove(struct queue *q, struct consumer *c)
     CDL_DELETE(q->consumers, c);
     c->q = NULL;
     q->nconsumers--;
+    if (c->priority)
+        q->prio_consumers--;
     q->used_us = node_now(q->vh->node); /* x-expires counts from here */
     if (q->single_active && q->nconsumers > 0)
         queue_schedule(q); /* the next one in line takes over */
@@ -628,6 +632,19 @@ pick_consumer(struct queue *q)
     if (q->single_active)
         return q->consumers && consumer_has_room(q->consumers) ? q->consumers
                                                                : NULL;
+    if (q->prio_consumers) {
+        /* x-priority: the highest priority with room, round-robin
+         * among equals (the first found from rr) */
+        struct consumer *best = NULL;
+
+        for (uint32_t i = 0; i < q->nconsumers; i++, c = c->next) {
+            if ((!best || c->priority > best->priority) && consumer_has_room(c))
+                best = c;
+        }
+        if (best)
+            q->rr = best->next;
+        return best;
+    }
     for (uint32_t i = 0; i < q->nconsumers; i++, c = c->next) {
         if (consumer_has_room(c)) {
             q->rr = c->next;

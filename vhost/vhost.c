@@ -444,6 +444,8 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
         CDL_DELETE(q->consumers, c);
         c->q = NULL;
         q->nconsumers--;
+        if (c->priority)
+            q->prio_consumers--;
         c->ops->cancel(c);
     }
     q->rr = NULL;

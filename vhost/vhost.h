@@ -202,6 +202,7 @@ struct consumer {
     bool no_ack;
     bool exclusive;
     uint32_t prefetch; /* 0 = unlimited */
+    int64_t priority;  /* x-priority: higher ones are served first */
     uint32_t unacked;  /* maintained by the owner */
     uint64_t delivered;
     struct bytes args;            /* owned copy */
@@ -241,6 +242,7 @@ struct queue {
     bool reject_publish; /* x-overflow reject-publish(-dlx), else drop-head */
     bool reject_publish_dlx; /* x-overflow reject-publish-dlx */
     uint8_t max_priority;    /* x-max-priority; 0 = not a priority queue */
+    uint32_t prio_consumers; /* consumers with x-priority != 0 */
     bool single_active;      /* x-single-active-consumer: only the first
                                 consumer (head of `consumers`) gets
                                 messages; the next takes over when it goes */

@@ -1,0 +1,97 @@
+"""Which consumer gets a message, as RabbitMQ 3.10 decides:
+x-single-active-consumer (the earliest registered consumer gets every
+message; when it goes, the next in line takes over, with what the first
+left unacknowledged) and consumer priorities (x-priority: the highest
+priority with room first, round-robin among equals)."""
+
+from wireutil import channel_error, confirm_select, publish_sync
+
+
+def deliveries(conn, n):
+    out = []
+    for _ in range(n):
+        m = conn.read_method(timeout=5)
+        assert m.name == "basic.deliver", m
+        out.append((m.consumer_tag, m.content.body, m.redelivered))
+    return out
+
+
+def publish(raw, q, bodies):
+    p = raw()
+    p.open_channel(1)
+    confirm_select(p, 1)
+    for b in bodies:
+        publish_sync(p, 1, "", q, b)
+
+
+def test_only_the_first_consumer_gets_messages(raw, uname):
+    q = uname("sac")
+    c = raw()
+    c.open_channel(1)
+    c.open_channel(2)
+    c.call(1, "queue.declare", queue=q,
+           arguments={"x-single-active-consumer": True})
+    c.call(1, "basic.consume", queue=q, consumer_tag="first", no_ack=True)
+    c.call(2, "basic.consume", queue=q, consumer_tag="second", no_ack=True)
+    publish(raw, q, [b"1", b"2", b"3", b"4"])
+    assert [t for t, _, _ in deliveries(c, 4)] == ["first"] * 4
+    c.call(1, "basic.cancel", consumer_tag="first")
+    publish(raw, q, [b"5", b"6"])
+    assert deliveries(c, 2) == [("second", b"5", False),
+                                ("second", b"6", False)]
+
+
+def test_next_consumer_takes_over_the_unacked(raw, uname):
+    q = uname("sac")
+    first, second = raw(), raw()
+    first.open_channel(1)
+    second.open_channel(1)
+    first.call(1, "queue.declare", queue=q,
+               arguments={"x-single-active-consumer": True})
+    first.call(1, "basic.qos", prefetch_count=10)
+    first.call(1, "basic.consume", queue=q, consumer_tag="first")
+    second.call(1, "basic.consume", queue=q, consumer_tag="second")
+    publish(raw, q, [b"a", b"b"])
+    assert [b for _, b, _ in deliveries(first, 2)] == [b"a", b"b"]
+    first.close_socket()  # both unacked: requeued for the next in line
+    got = deliveries(second, 2)
+    assert got == [("second", b"a", True), ("second", b"b", True)]
+
+
+def test_consumer_priority_serves_the_highest_first(raw, uname):
+    q = uname("cprio")
+    c = raw()
+    c.open_channel(1)
+    c.open_channel(2)
+    c.call(1, "queue.declare", queue=q)
+    c.call(1, "basic.consume", queue=q, consumer_tag="low", no_ack=True)
+    c.call(2, "basic.consume", queue=q, consumer_tag="high", no_ack=True,
+           arguments={"x-priority": 10})
+    publish(raw, q, [b"1", b"2", b"3"])
+    assert [t for t, _, _ in deliveries(c, 3)] == ["high"] * 3
+
+
+def test_lower_priority_gets_what_the_higher_has_no_room_for(raw, uname):
+    q = uname("cprio")
+    c = raw()
+    c.open_channel(1)
+    c.open_channel(2)
+    c.call(1, "queue.declare", queue=q)
+    c.call(1, "basic.consume", queue=q, consumer_tag="low", no_ack=True)
+    c.call(2, "basic.qos", prefetch_count=1)
+    c.call(2, "basic.consume", queue=q, consumer_tag="high",
+           arguments={"x-priority": 5})
+    publish(raw, q, [b"1", b"2", b"3"])
+    got = sorted((t, b) for t, b, _ in deliveries(c, 3))
+    assert got == [("high", b"1"), ("low", b"2"), ("low", b"3")]
+
+
+def test_bad_consumer_priority_is_refused(rawch, uname):
+    q = uname("cprio")
+    rawch.call(1, "queue.declare", queue=q)
+    m = channel_error(rawch, 1, "basic.consume", queue=q, consumer_tag="x",
+                      arguments={"x-priority": "abc"})
+    assert m.reply_code == 406, m
+    assert m.reply_text == (
+        "PRECONDITION_FAILED - invalid arg 'x-priority' for queue '%s' in "
+        "vhost '/': \"expected integer, got longstr\"" % q), m.reply_text
