@@ -119,9 +119,12 @@ put_counted_death(struct buf *b, struct bytes entry)
     while (ftable_next(&it, &key, &v)) {
         int64_t n;
 
-        if (bytes_eq_str(key, "count") && fvalue_get_int(&v, &n)) {
-            fenc_int(b, "count", n + 1);
-            counted = true;
+        if (bytes_eq_str(key, "count")) {
+            /* a count that is not an integer starts again at 1 */
+            if (!counted && fvalue_get_int(&v, &n)) {
+                fenc_int(b, "count", n + 1);
+                counted = true;
+            }
         } else {
             fenc_value_key(b, key, &v);
         }

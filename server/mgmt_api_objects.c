@@ -650,6 +650,35 @@ queue_memory(const struct queue *q)
 
 static json_t *consumer_json(struct queue *q, const struct consumer *c);
 
+/* The applied policy's definition, operator policy keys over it where
+ * they are lower (RabbitMQ's effective_policy_definition); new ref. */
+static json_t *
+policy_definition(const struct queue *q)
+{
+    struct node *n = srv->node;
+    json_t *p = q->policy
+                    ? node_kv_find(n, KV_POLICY, q->vh->name, NULL, q->policy)
+                    : NULL;
+    json_t *o = q->op_policy ? node_kv_find(n, KV_OPERATOR_POLICY, q->vh->name,
+                                            NULL, q->op_policy)
+                             : NULL;
+    json_t *def = json_object_get(p, "definition");
+    json_t *out = def ? json_deep_copy(def) : json_object();
+    json_t *odef = json_object_get(o, "definition"), *v;
+    const char *k;
+
+    json_object_foreach(odef, k, v)
+    {
+        json_t *cur = json_object_get(out, k);
+
+        if (!json_is_integer(cur) ||
+            (json_is_integer(v) &&
+             json_integer_value(v) < json_integer_value(cur)))
+            json_object_set(out, k, v);
+    }
+    return out;
+}
+
 /* key: value pairs of the writer, for readability below */
 #define K(k)        mgmt_jw_key(w, k)
 #define KINT(k, v)  (K(k), mgmt_jw_int(w, (int64_t)(v)))
@@ -688,7 +717,7 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     KINT("consumers", q->nconsumers);
     KBOOL("durable", q->durable);
     K("effective_policy_definition");
-    mgmt_jw_raw(w, "{}");
+    mgmt_jw_json(w, policy_definition(q));
     KBOOL("exclusive", q->exclusive);
     KSTR("exclusive_consumer_tag", xtag);
     KNULL("head_message_timestamp");
@@ -724,8 +753,14 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     K("name");
     mgmt_jw_str(w, q->name, q->name_len);
     KSTR("node", mgmt_node_name());
-    KNULL("operator_policy");
-    KNULL("policy");
+    if (q->op_policy)
+        KSTR("operator_policy", q->op_policy);
+    else
+        KNULL("operator_policy");
+    if (q->policy)
+        KSTR("policy", q->policy);
+    else
+        KNULL("policy");
     KNULL("recoverable_slaves");
     if (q->single_active && q->consumers) {
         K("single_active_consumer_tag");

@@ -11,11 +11,21 @@
  *
  * Items live in one JSON array per kind (node.kv[]); lists are short
  * (operators write them by hand), so lookups scan.
+ *
+ * Policies and operator policies act on queues as in RabbitMQ 3.10's
+ * classic queues (queue__apply_settings): the policy with the highest
+ * priority whose pattern matches the queue's name (apply-to "queues" or
+ * "all") gives message-ttl, expires, max-length and max-length-bytes
+ * (the lowest of argument, policy and operator policy wins), and
+ * overflow, dead-letter-exchange and dead-letter-routing-key (the
+ * queue's argument wins). Other keys are kept, not acted on.
  */
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
 
 #include <jansson.h>
+#include <pcre2.h>
 #include <stdlib.h>
 
 static json_t *
@@ -175,6 +185,8 @@ node_kv_put(struct node *n, enum node_kv kind, const char *vhost,
         json_array_set_new(list_of(n, kind), (size_t)i, value);
     else
         json_array_append_new(list_of(n, kind), value);
+    if (kind == KV_POLICY || kind == KV_OPERATOR_POLICY)
+        vhost__apply_policies(vh);
     node_defs_changed(n);
     return WR_OK;
 }
@@ -192,6 +204,9 @@ node_kv_delete(struct node *n, enum node_kv kind, const char *vhost,
     if (kind == KV_PARAMETER && strcmp(component, "vhost-limits") == 0 &&
         (vh = node_vhost_find(n, vhost)))
         vh->max_connections = vh->max_queues = -1;
+    if ((kind == KV_POLICY || kind == KV_OPERATOR_POLICY) &&
+        (vh = node_vhost_find(n, vhost)))
+        vhost__apply_policies(vh);
     node_defs_changed(n);
     return WR_OK;
 }
@@ -260,5 +275,184 @@ node__kv_free(struct node *n)
     for (int k = 0; k < 4; k++) {
         json_decref(n->kv[k]);
         n->kv[k] = NULL;
+    }
+}
+
+/* ---- policies applied to queues */
+
+/* RabbitMQ's re:run: unanchored. A pattern that does not compile matches
+ * nothing. */
+static bool
+pattern_matches(const char *re, struct bytes name)
+{
+    pcre2_match_data *md;
+    pcre2_code *c;
+    PCRE2_SIZE off;
+    int code, rc;
+
+    if (!re)
+        return false;
+    c = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, 0, &code, &off,
+                      NULL);
+    if (!c)
+        return false;
+    md = pcre2_match_data_create_from_pattern(c, NULL);
+    rc = pcre2_match(c, name.ptr, name.len, 0, 0, md, NULL);
+    pcre2_match_data_free(md);
+    pcre2_code_free(c);
+    return rc >= 0;
+}
+
+/* The policy of this kind that applies to q: highest priority among the
+ * matching ones (the first listed among equals), or NULL. */
+static json_t *
+queue_policy(struct node *n, enum node_kv kind, const struct queue *q)
+{
+    json_t *list = n->kv[kind], *o, *best = NULL;
+    size_t i;
+
+    if (!list)
+        return NULL;
+    json_array_foreach(list, i, o)
+    {
+        const char *to = json_string_value(json_object_get(o, "apply-to"));
+
+        if (!same_str(o, "vhost", q->vh->name) ||
+            (to && strcmp(to, "all") != 0 && strcmp(to, "queues") != 0))
+            continue;
+        if (best && json_integer_value(json_object_get(o, "priority")) <=
+                        json_integer_value(json_object_get(best, "priority")))
+            continue;
+        if (pattern_matches(json_string_value(json_object_get(o, "pattern")),
+                            bytes_of(q->name, q->name_len)))
+            best = o;
+    }
+    return best;
+}
+
+static json_t *
+def_value(json_t *pol, const char *key)
+{
+    json_t *d = pol ? json_object_get(pol, "definition") : NULL;
+
+    return d ? json_object_get(d, key) : NULL;
+}
+
+/* *cur = the lowest of *cur and the integer arg/policy values present
+ * (-1 = none). */
+static void
+lowest(int64_t *cur, json_t *v)
+{
+    int64_t x;
+
+    if (!json_is_integer(v) || (x = json_integer_value(v)) < 0)
+        return;
+    if (*cur < 0 || x < *cur)
+        *cur = x;
+}
+
+static void
+arg_int(const struct queue *q, const char *key, int64_t *out)
+{
+    struct fvalue v;
+
+    *out = -1;
+    if (ftable_find(q->args, key, &v))
+        fvalue_get_int(&v, out);
+}
+
+/* The queue's string argument, else the policy's; false if neither. */
+static bool
+arg_or_policy_str(const struct queue *q, const char *arg, json_t *pol,
+                  const char *key, struct bytes *out)
+{
+    struct fvalue v;
+    json_t *j;
+
+    if (ftable_find(q->args, arg, &v) && fvalue_is_str(&v)) {
+        *out = v.v.str;
+        return true;
+    }
+    j = def_value(pol, key);
+    if (json_is_string(j)) {
+        *out = bytes_of(json_string_value(j), json_string_length(j));
+        return true;
+    }
+    return false;
+}
+
+static struct bytes
+dup_bytes(struct bytes b)
+{
+    char *s = xmalloc(b.len + 1);
+
+    if (b.len)
+        memcpy(s, b.ptr, b.len);
+    s[b.len] = '\0';
+    return bytes_of(s, b.len);
+}
+
+static char *
+name_of(json_t *pol)
+{
+    const char *s =
+        pol ? json_string_value(json_object_get(pol, "name")) : NULL;
+
+    return s ? xstrdup(s) : NULL;
+}
+
+void
+queue__apply_settings(struct queue *q)
+{
+    struct node *n = q->vh->node;
+    json_t *pol = queue_policy(n, KV_POLICY, q);
+    json_t *op = queue_policy(n, KV_OPERATOR_POLICY, q);
+    struct bytes b;
+
+    arg_int(q, "x-message-ttl", &q->ttl_ms);
+    lowest(&q->ttl_ms, def_value(pol, "message-ttl"));
+    lowest(&q->ttl_ms, def_value(op, "message-ttl"));
+    if (q->ttl_ms >= 0)
+        q->may_expire = true;
+    arg_int(q, "x-expires", &q->expires_ms);
+    lowest(&q->expires_ms, def_value(pol, "expires"));
+    lowest(&q->expires_ms, def_value(op, "expires"));
+    arg_int(q, "x-max-length", &q->max_len);
+    lowest(&q->max_len, def_value(pol, "max-length"));
+    lowest(&q->max_len, def_value(op, "max-length"));
+    arg_int(q, "x-max-length-bytes", &q->max_bytes);
+    lowest(&q->max_bytes, def_value(pol, "max-length-bytes"));
+    lowest(&q->max_bytes, def_value(op, "max-length-bytes"));
+    q->reject_publish = q->reject_publish_dlx = false;
+    if (arg_or_policy_str(q, "x-overflow", pol, "overflow", &b)) {
+        q->reject_publish = bytes_has_prefix(b, "reject-publish");
+        q->reject_publish_dlx = bytes_eq_str(b, "reject-publish-dlx");
+    }
+    free((void *)q->dlx.ptr);
+    free((void *)q->dlrk.ptr);
+    q->dlx = q->dlrk = bytes_of(NULL, 0);
+    q->has_dlx = arg_or_policy_str(q, "x-dead-letter-exchange", pol,
+                                   "dead-letter-exchange", &b);
+    if (q->has_dlx)
+        q->dlx = dup_bytes(b);
+    q->has_dlrk = arg_or_policy_str(q, "x-dead-letter-routing-key", pol,
+                                    "dead-letter-routing-key", &b);
+    if (q->has_dlrk)
+        q->dlrk = dup_bytes(b);
+    free(q->policy);
+    free(q->op_policy);
+    q->policy = name_of(pol);
+    q->op_policy = name_of(op);
+}
+
+void
+vhost__apply_policies(struct vhost *vh)
+{
+    struct queue *q, *tmp;
+
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        queue__apply_settings(q);
+        queue__enforce(q);
     }
 }

@@ -141,6 +141,10 @@ queue_unref(struct queue *q)
     qd_fini(&q->ready);
     free(q->name);
     free((void *)q->args.ptr);
+    free((void *)q->dlx.ptr);
+    free((void *)q->dlrk.ptr);
+    free(q->policy);
+    free(q->op_policy);
     q->magic = 0;
     free(q);
 }
@@ -355,6 +359,19 @@ queue__sort_recovered(struct queue *q)
     free(v);
 }
 
+void
+queue__enforce(struct queue *q)
+{
+    if (q->deleted)
+        return;
+    if (!q->reject_publish)
+        drop_over_limit(q);
+    if (q->may_expire)
+        queue_expire(q);
+    if (q->nconsumers)
+        queue_schedule(q);
+}
+
 bool
 queue_push(struct queue *q, struct message *m)
 {
@@ -491,11 +508,8 @@ queue__dead_letter(struct queue *q, struct message *m, enum dl_reason r)
 {
     struct node *n = q->vh->node;
     struct dead_letter *d;
-    struct fvalue x, k;
 
-    if (!n->opts.dead_letter ||
-        !ftable_find(q->args, "x-dead-letter-exchange", &x) ||
-        !fvalue_is_str(&x))
+    if (!n->opts.dead_letter || !q->has_dlx)
         return;
     if (n->ndl == n->capdl) {
         n->capdl = n->capdl ? 2 * n->capdl : 16;
@@ -507,10 +521,9 @@ queue__dead_letter(struct queue *q, struct message *m, enum dl_reason r)
     d->m = m;
     message_ref(m);
     d->queue = dup_bytes(q->name, q->name_len);
-    d->dlx = dup_bytes(x.v.str.ptr, x.v.str.len);
-    if (ftable_find(q->args, "x-dead-letter-routing-key", &k) &&
-        fvalue_is_str(&k)) {
-        d->dlrk = dup_bytes(k.v.str.ptr, k.v.str.len);
+    d->dlx = dup_bytes(q->dlx.ptr, q->dlx.len);
+    if (q->has_dlrk) {
+        d->dlrk = dup_bytes(q->dlrk.ptr, q->dlrk.len);
         d->has_dlrk = true;
     }
     d->reason = r;

@@ -333,22 +333,10 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
     q->auto_delete = d->auto_delete;
     q->args = bytes_of(xmemdup(d->args.ptr, d->args.len), d->args.len);
     q->qid = store_qid(d->name);
-    q->ttl_ms = -1;
-    q->expires_ms = -1;
-    if (ftable_find(q->args, "x-expires", &v))
-        fvalue_get_int(&v, &q->expires_ms);
     q->used_us = node_now(vh->node);
-    if (ftable_find(q->args, "x-message-ttl", &v) &&
-        fvalue_get_int(&v, &q->ttl_ms))
-        q->may_expire = true;
-    q->max_len = q->max_bytes = -1;
-    if (ftable_find(q->args, "x-max-length", &v))
-        fvalue_get_int(&v, &q->max_len);
-    if (ftable_find(q->args, "x-max-length-bytes", &v))
-        fvalue_get_int(&v, &q->max_bytes);
-    q->reject_publish = ftable_find(q->args, "x-overflow", &v) &&
-                        fvalue_is_str(&v) &&
-                        bytes_has_prefix(v.v.str, "reject-publish");
+    /* TTL, x-expires, length limits, overflow, dead-lettering: from the
+     * arguments and the policies that apply (policy.c) */
+    queue__apply_settings(q);
     if (ftable_find(q->args, "x-max-priority", &v)) {
         int64_t p = 0;
 
@@ -357,8 +345,6 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
     }
     q->single_active = ftable_find(q->args, "x-single-active-consumer", &v) &&
                        v.type == 't' && v.v.b;
-    q->reject_publish_dlx =
-        q->reject_publish && bytes_eq(v.v.str, BYTES_LIT("reject-publish-dlx"));
     if (d->exclusive) {
         q->owner = d->owner;
         DL_APPEND2(d->owner->exclusive, q, owner_prev, owner_next);

@@ -242,6 +242,10 @@ struct queue {
     bool reject_publish; /* x-overflow reject-publish(-dlx), else drop-head */
     bool reject_publish_dlx; /* x-overflow reject-publish-dlx */
     uint8_t max_priority;    /* x-max-priority; 0 = not a priority queue */
+    bool has_dlx, has_dlrk;  /* effective dead-lettering (args, policy) */
+    struct bytes dlx, dlrk;  /* owned copies */
+    char *policy;            /* applied policy's name, or NULL */
+    char *op_policy;         /* applied operator policy's name, or NULL */
     uint32_t prio_consumers; /* consumers with x-priority != 0 */
     bool single_active;      /* x-single-active-consumer: only the first
                                 consumer (head of `consumers`) gets

@@ -27,6 +27,14 @@ struct node {
     size_t ndl, capdl;
 };
 
+/* policy.c: sets q's TTL, expiry, length limits, overflow and
+ * dead-lettering from its arguments and the policies that apply. */
+void queue__apply_settings(struct queue *q);
+/* policy.c: the same for every queue of vh, after a policy changed. */
+void vhost__apply_policies(struct vhost *vh);
+/* queue.c: applies changed settings to what q holds (length limits,
+ * TTL) and schedules dispatch. */
+void queue__enforce(struct queue *q);
 /* queue.c: puts the entries recovered into an x-max-priority queue in
  * priority order, reading each message's priority from the log. */
 void queue__sort_recovered(struct queue *q);
