@@ -73,6 +73,26 @@ server_pump(struct server *s)
     }
 }
 
+/* The expire timer sweeps once a second, and fires earlier when the
+ * node knows a message or a queue expires sooner (message TTL,
+ * x-expires), so expiry and its dead letters are on time. */
+static void
+rearm_expire(struct server *s, struct ev_loop *loop)
+{
+    uint64_t t = node_next_expiry(s->node);
+    double at, due;
+
+    if (t == UINT64_MAX)
+        return;
+    at = (double)t / 1e6;
+    due = ev_now(loop) + ev_timer_remaining(loop, &s->expire_timer);
+    if (at >= due - 0.0005)
+        return;
+    ev_timer_stop(loop, &s->expire_timer);
+    ev_timer_set(&s->expire_timer, WR_MAX(at - ev_now(loop), 0.0), 1.0);
+    ev_timer_start(loop, &s->expire_timer);
+}
+
 static void
 prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -83,6 +103,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     node_set_now(s->node, (uint64_t)(ev_now(loop) * 1e6));
     alarm_check_flow(s);
     server_pump(s);
+    rearm_expire(s, loop);
     s->prepared_at = ev_time();
     while (s->reap) {
         struct conn *c = s->reap;

@@ -17,6 +17,7 @@ node_new(const struct node_opts *opts)
     struct node *n = xcalloc(1, sizeof(struct node));
 
     n->perm_gen = 1; /* channels' permission caches start at 0 */
+    n->next_expiry_us = UINT64_MAX;
     if (opts)
         n->opts = *opts;
     return n;
@@ -213,6 +214,7 @@ node_expire(struct node *n)
     struct vhost *vh, *vtmp;
     struct queue *q, *qtmp;
 
+    n->next_expiry_us = UINT64_MAX;
     HASH_ITER(hh, n->vhosts, vh, vtmp)
     {
         HASH_ITER(hh, vh->queues, q, qtmp)
@@ -222,18 +224,26 @@ node_expire(struct node *n)
              * all, as RabbitMQ's does. A recovered queue's lease starts
              * at the first check. */
             if (q->expires_ms > 0 && q->nconsumers == 0) {
+                uint64_t lease = (uint64_t)q->expires_ms * 1000u;
+
                 if (q->used_us == 0 || q->used_us > n->now_us) {
                     q->used_us = n->now_us;
-                } else if (n->now_us - q->used_us >=
-                           (uint64_t)q->expires_ms * 1000u) {
+                } else if (n->now_us - q->used_us >= lease) {
                     vhost_queue_delete(vh, q);
                     continue;
                 }
+                node__note_expiry(n, q->used_us + lease);
             }
             if (q->may_expire)
-                queue_expire(q);
+                queue_expire(q); /* notes when the new head expires */
         }
     }
+}
+
+uint64_t
+node_next_expiry(const struct node *n)
+{
+    return n->next_expiry_us;
 }
 
 bool

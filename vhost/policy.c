@@ -443,6 +443,8 @@ queue__apply_settings(struct queue *q)
     free(q->op_policy);
     q->policy = name_of(pol);
     q->op_policy = name_of(op);
+    if (q->expires_ms > 0 && q->used_us)
+        node__note_expiry(n, q->used_us + (uint64_t)q->expires_ms * 1000u);
 }
 
 void

@@ -264,8 +264,16 @@ queue_expire(struct queue *q)
     /* Paged entries keep their TTL on disk; they expire once loaded. */
     while (q->ready.n > 0) {
         h = qd_at(&q->ready, 0);
-        if ((h->id & QE_PAGED) || !is_expired(q, h->msg))
+        if (h->id & QE_PAGED)
             break;
+        if (!is_expired(q, h->msg)) {
+            /* the server's expire timer comes back for it */
+            uint64_t t = expiry(q, h->msg);
+
+            if (t != UINT64_MAX)
+                node__note_expiry(q->vh->node, t + 1);
+            break;
+        }
         pop_head(q, &e);
         q->stat_expired++;
         queue__dead_letter(q, e.msg, DL_EXPIRED);
@@ -408,6 +416,12 @@ queue_push(struct queue *q, struct message *m)
     }
     message_ref(m);
     ready_add(q, e);
+    if (q->may_expire) {
+        uint64_t t = expiry(q, m);
+
+        if (t != UINT64_MAX)
+            node__note_expiry(q->vh->node, t + 1);
+    }
     q->ready_bytes += m->body_size;
     queue__mem(q, (int64_t)m->body_size);
     q->stat_publish++;
@@ -600,6 +614,9 @@ queue_consumer_remove(struct queue *q, struct consumer *c)
     if (c->priority)
         q->prio_consumers--;
     q->used_us = node_now(q->vh->node); /* x-expires counts from here */
+    if (q->expires_ms > 0 && q->nconsumers == 0)
+        node__note_expiry(q->vh->node,
+                          q->used_us + (uint64_t)q->expires_ms * 1000u);
     if (q->single_active && q->nconsumers > 0)
         queue_schedule(q); /* the next one in line takes over */
     if (q->nconsumers == 0 && q->auto_delete && !q->deleted)

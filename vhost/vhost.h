@@ -455,6 +455,8 @@ uint64_t node_now(const struct node *n);
 /* Drops expired messages at the head of every queue that may have some
  * (called about once a second). */
 void node_expire(struct node *n);
+/* When node_expire has work next (node time, µs); UINT64_MAX = none. */
+uint64_t node_next_expiry(const struct node *n);
 
 /* Looks an exchange up ("" is the default exchange). Borrowed or NULL. */
 struct exchange *vhost_exchange_find(struct vhost *vh, struct bytes name);

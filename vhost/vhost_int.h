@@ -25,7 +25,19 @@ struct node {
      * republished from inside a queue operation. */
     struct dead_letter *dl;
     size_t ndl, capdl;
+    /* Earliest node time at which a message may expire or a queue may
+     * expire (x-expires); UINT64_MAX = none known. The server's expire
+     * timer fires then (node_next_expiry). */
+    uint64_t next_expiry_us;
 };
+
+/* node.c: something may expire at t (node time). */
+static inline void
+node__note_expiry(struct node *n, uint64_t t)
+{
+    if (t < n->next_expiry_us)
+        n->next_expiry_us = t;
+}
 
 /* policy.c: sets q's TTL, expiry, length limits, overflow and
  * dead-lettering from its arguments and the policies that apply. */
