@@ -24,13 +24,18 @@ def publish(raw, q, bodies):
         publish_sync(p, 1, "", q, b)
 
 
-def test_only_the_first_consumer_gets_messages(raw, uname):
-    q = uname("sac")
+def two_channels(raw, q, **declare):
+    """A connection with channels 1 and 2 open and q declared."""
     c = raw()
     c.open_channel(1)
     c.open_channel(2)
-    c.call(1, "queue.declare", queue=q,
-           arguments={"x-single-active-consumer": True})
+    c.call(1, "queue.declare", queue=q, **declare)
+    return c
+
+
+def test_only_the_first_consumer_gets_messages(raw, uname):
+    q = uname("sac")
+    c = two_channels(raw, q, arguments={"x-single-active-consumer": True})
     c.call(1, "basic.consume", queue=q, consumer_tag="first", no_ack=True)
     c.call(2, "basic.consume", queue=q, consumer_tag="second", no_ack=True)
     publish(raw, q, [b"1", b"2", b"3", b"4"])
@@ -60,10 +65,7 @@ def test_next_consumer_takes_over_the_unacked(raw, uname):
 
 def test_consumer_priority_serves_the_highest_first(raw, uname):
     q = uname("cprio")
-    c = raw()
-    c.open_channel(1)
-    c.open_channel(2)
-    c.call(1, "queue.declare", queue=q)
+    c = two_channels(raw, q)
     c.call(1, "basic.consume", queue=q, consumer_tag="low", no_ack=True)
     c.call(2, "basic.consume", queue=q, consumer_tag="high", no_ack=True,
            arguments={"x-priority": 10})
@@ -73,10 +75,7 @@ def test_consumer_priority_serves_the_highest_first(raw, uname):
 
 def test_lower_priority_gets_what_the_higher_has_no_room_for(raw, uname):
     q = uname("cprio")
-    c = raw()
-    c.open_channel(1)
-    c.open_channel(2)
-    c.call(1, "queue.declare", queue=q)
+    c = two_channels(raw, q)
     c.call(1, "basic.consume", queue=q, consumer_tag="low", no_ack=True)
     c.call(2, "basic.qos", prefetch_count=1)
     c.call(2, "basic.consume", queue=q, consumer_tag="high",
