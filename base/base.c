@@ -418,6 +418,69 @@ buf_consume(struct buf *b, size_t n)
     b->len -= n;
 }
 
+/* ---- base64 */
+
+static int
+b64_value(uint8_t ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    return ch == '+' ? 62 : ch == '/' ? 63 : -1;
+}
+
+void
+b64_encode(const uint8_t *p, size_t n, struct buf *out)
+{
+    static const char tbl[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        size_t left = n - i;
+
+        if (left > 1)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (left > 2)
+            v |= p[i + 2];
+        buf_put_u8(out, (uint8_t)tbl[v >> 18 & 63]);
+        buf_put_u8(out, (uint8_t)tbl[v >> 12 & 63]);
+        buf_put_u8(out, left > 1 ? (uint8_t)tbl[v >> 6 & 63] : '=');
+        buf_put_u8(out, left > 2 ? (uint8_t)tbl[v & 63] : '=');
+    }
+}
+
+bool
+b64_decode(const char *s, size_t n, bool strict, struct buf *out)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t pad = 0;
+
+    if (strict && n % 4 != 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        int v;
+
+        if (s[i] == '=') {
+            pad++;
+            continue;
+        }
+        if (pad || (v = b64_value((uint8_t)s[i])) < 0)
+            return false;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf_put_u8(out, (uint8_t)(acc >> bits));
+        }
+    }
+    return !strict || pad <= 2;
+}
+
 /* ---- Erlang's rendering of binaries (RabbitMQ's error texts) */
 
 /* Erlang's printable Latin-1 characters (io_lib:printable_latin1_list). */

@@ -258,6 +258,15 @@ buf_bytes(const struct buf *b)
     return (struct bytes){b->data, b->len};
 }
 
+/* ---- base64 (RFC 4648, standard alphabet) */
+
+/* Appends the padded encoding of p[0..n) to out. */
+void b64_encode(const uint8_t *p, size_t n, struct buf *out);
+/* Appends the bytes s[0..n) encodes to out. strict: a multiple of 4
+ * characters with '=' padding, as Erlang's base64:decode wants;
+ * otherwise padding is optional. False for anything else. */
+bool b64_decode(const char *s, size_t n, bool strict, struct buf *out);
+
 /* ---- clocks */
 
 /* Monotonic time. */

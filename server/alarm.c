@@ -30,8 +30,8 @@
 #define FLOW_HIGH (64u << 20)
 #define FLOW_LOW  (16u << 20)
 
-static uint64_t
-resident_bytes(void)
+uint64_t
+server_resident_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long size = 0, rss = 0;
@@ -146,7 +146,8 @@ set_alarm(struct server *s, uint32_t bit, bool on, const char *what,
 void
 alarm_check(struct server *s)
 {
-    uint64_t rss = resident_bytes(), mark = server_memory_watermark(s->cfg);
+    uint64_t rss = server_resident_bytes(),
+             mark = server_memory_watermark(s->cfg);
     uint64_t need = disk_limit(s->cfg);
     struct statvfs st;
 

@@ -172,52 +172,74 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
 }
 
-static int
-listener_open(struct server *s, const struct wr_listener *wl,
-              struct listener *l)
+int
+server_listen(const char *host, uint16_t port, int backlog, char *addr,
+              size_t addrlen, uint16_t *bound_port, const char **why)
 {
     struct addrinfo hints = {0}, *ai = NULL;
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
-    char port[8], host[INET6_ADDRSTRLEN];
-    const char *h = wl->host[0] ? wl->host : "0.0.0.0";
-    int one = 1, rc, fd;
+    char ports[8], h[INET6_ADDRSTRLEN];
+    int one = 1, rc, fd, e;
 
-    snprintf(port, sizeof(port), "%u", wl->port);
+    *why = NULL;
+    snprintf(ports, sizeof(ports), "%u", port);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-    rc = getaddrinfo(h, port, &hints, &ai);
+    rc = getaddrinfo(host, ports, &hints, &ai);
     if (rc != 0) {
-        log_err("cannot listen on %s:%s: %s", h, port, gai_strerror(rc));
-        return WR_ERR;
+        *why = gai_strerror(rc);
+        errno = EINVAL;
+        return -1;
     }
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        log_syserr("socket");
-        freeaddrinfo(ai);
-        return WR_ERR;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
-        log_syserr("cannot listen on %s:%s (is another broker running? "
-                   "change listeners.tcp.default or use --listen)",
-                   h, port);
-        close(fd);
-        freeaddrinfo(ai);
-        return WR_ERR;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+            listen(fd, backlog) < 0) {
+            e = errno;
+            close(fd);
+            errno = e;
+            fd = -1;
+        }
     }
     freeaddrinfo(ai);
+    if (fd < 0) {
+        *why = strerror(errno);
+        return -1;
+    }
     getsockname(fd, (struct sockaddr *)&bound, &blen);
     if (bound.ss_family == AF_INET6) {
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&bound;
-        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-        snprintf(l->addr, sizeof(l->addr), "[%s]:%u", host,
-                 ntohs(s6->sin6_port));
+
+        inet_ntop(AF_INET6, &s6->sin6_addr, h, sizeof(h));
+        *bound_port = ntohs(s6->sin6_port);
+        snprintf(addr, addrlen, "[%s]:%u", h, *bound_port);
     } else {
         struct sockaddr_in *s4 = (struct sockaddr_in *)&bound;
-        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-        snprintf(l->addr, sizeof(l->addr), "%s:%u", host, ntohs(s4->sin_port));
+
+        inet_ntop(AF_INET, &s4->sin_addr, h, sizeof(h));
+        *bound_port = ntohs(s4->sin_port);
+        snprintf(addr, addrlen, "%s:%u", h, *bound_port);
+    }
+    return fd;
+}
+
+static int
+listener_open(struct server *s, const struct wr_listener *wl,
+              struct listener *l)
+{
+    const char *h = wl->host[0] ? wl->host : "0.0.0.0", *why;
+    uint16_t port;
+    int fd =
+        server_listen(h, wl->port, 1024, l->addr, sizeof(l->addr), &port, &why);
+
+    if (fd < 0) {
+        log_err("cannot listen on %s:%u: %s (is another broker running? "
+                "change listeners.tcp.default or use --listen)",
+                h, wl->port, why);
+        return WR_ERR;
     }
     l->fd = fd;
     ev_io_init(&l->io, accept_cb, fd, EV_READ);

@@ -124,6 +124,10 @@ struct mgmt_req {
 void mgmt_http_respond(struct mgmt_req *r, const char *content_type);
 /* The peer text of the request's connection ("127.0.0.1:5555"). */
 const char *mgmt_http_peer(const struct mgmt_req *r);
+/* Percent-decodes s[0..n) into a new NUL-terminated string; plus_space:
+ * '+' means ' ' (query strings, mochiweb's unquote). NULL for a bad
+ * escape, or for a NUL byte unless outlen (then set) is given. */
+char *mgmt_pct_decode(const char *s, size_t n, bool plus_space, size_t *outlen);
 /* The management listener's address ("127.0.0.1:15672") and port. */
 const char *mgmt_http_addr(void);
 uint16_t mgmt_http_port(void);
@@ -310,8 +314,6 @@ struct mgmt_totals {
 void mgmt_stats_totals(struct mgmt_totals *out);
 /* Milliseconds since the statistics started (the broker's uptime). */
 uint64_t mgmt_stats_uptime_ms(void);
-/* Resident memory of the process, bytes. */
-uint64_t mgmt_stats_rss(void);
 /* GET /metrics: Prometheus text exposition (rabbitmq_* names). */
 void mgmt_api_metrics(struct mgmt_req *r);
 

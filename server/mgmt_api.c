@@ -455,51 +455,27 @@ mgmt_exchange_name(const char *path_name)
 
 /* ---- authentication */
 
-static int
-b64val(uint8_t ch)
+/* The user (NUL-terminated, in cred) and password of a Basic
+ * authorization header h; false when it is not one. */
+static bool
+basic_credentials(const char *h, struct buf *cred, struct bytes *password)
 {
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+')
-        return 62;
-    if (ch == '/')
-        return 63;
-    return -1;
-}
+    char *colon;
 
-/* Decodes standard base64 (padding optional) into out (NUL-terminated).
- * Returns the length, or -1 for bad input. */
-static ssize_t
-b64decode(const char *in, char *out, size_t cap)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0, i = 0;
-
-    for (; in[i] && in[i] != '='; i++) {
-        int v = b64val((uint8_t)in[i]);
-
-        if (v < 0)
-            return -1;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o + 1 >= cap)
-                return -1;
-            out[o++] = (char)(acc >> bits & 0xff);
-        }
-    }
-    for (; in[i] == '='; i++)
+    if (!h || strncasecmp(h, "Basic ", 6) != 0)
+        return false;
+    for (h += 6; *h == ' '; h++)
         ;
-    if (in[i] != 0)
-        return -1;
-    out[o] = 0;
-    return (ssize_t)o;
+    if (!b64_decode(h, strlen(h), false, cred))
+        return false;
+    buf_put_u8(cred, 0); /* before taking pointers into it */
+    colon = memchr(cred->data, ':', cred->len - 1);
+    if (!colon)
+        return false;
+    *colon = 0;
+    *password = bytes_of(
+        colon + 1, cred->len - 1 - (size_t)(colon + 1 - (char *)cred->data));
+    return true;
 }
 
 static bool
@@ -531,36 +507,31 @@ unauthorized(struct mgmt_req *r, bool with_body)
 static bool
 authenticate(struct mgmt_req *r)
 {
-    char cred[1024];
     const char *h = r->authorization;
-    char *colon;
+    struct bytes password;
     struct user *u;
-    ssize_t n;
-    size_t plen;
+    struct buf cred;
 
     if (!h || strncasecmp(h, "Basic ", 6) != 0) {
         unauthorized(r, false);
         return false;
     }
-    h += 6;
-    while (*h == ' ')
-        h++;
-    n = b64decode(h, cred, sizeof(cred));
-    colon = n > 0 ? memchr(cred, ':', (size_t)n) : NULL;
-    if (!colon) {
+    buf_init(&cred);
+    if (!basic_credentials(h, &cred, &password)) {
+        buf_fini(&cred);
         unauthorized(r, true);
         return false;
     }
-    *colon = 0;
-    plen = (size_t)n - (size_t)(colon + 1 - cred);
-    u = node_user_find(srv->node, cred);
-    if (!u || !user_check_password(u, bytes_of(colon + 1, plen))) {
+    u = node_user_find(srv->node, (const char *)cred.data);
+    if (!u || !user_check_password(u, password)) {
         log_info("management API: HTTP access denied: user '%s' - invalid "
                  "credentials (%s)",
-                 cred, mgmt_http_peer(r));
+                 (const char *)cred.data, mgmt_http_peer(r));
+        buf_fini(&cred);
         unauthorized(r, true);
         return false;
     }
+    buf_fini(&cred);
     if (is_loopback_user(u->name) && !r->peer_loopback) {
         mgmt_not_authorised(r, "User can only log in via localhost");
         return false;
@@ -580,29 +551,20 @@ authenticate(struct mgmt_req *r)
 bool
 mgmt_api_credentials_ok(const char *authorization, bool loopback)
 {
-    char cred[1024];
-    const char *h = authorization;
-    char *colon;
+    struct bytes password;
     struct user *u;
-    ssize_t n;
+    struct buf cred;
+    bool ok;
 
-    if (!h || strncasecmp(h, "Basic ", 6) != 0)
-        return false;
-    for (h += 6; *h == ' '; h++)
-        ;
-    n = b64decode(h, cred, sizeof(cred));
-    colon = n > 0 ? memchr(cred, ':', (size_t)n) : NULL;
-    if (!colon)
-        return false;
-    *colon = 0;
-    u = node_user_find(srv->node, cred);
-    return u &&
-           user_check_password(
-               u,
-               bytes_of(colon + 1, (size_t)n - (size_t)(colon + 1 - cred))) &&
-           (loopback || !is_loopback_user(u->name)) &&
-           (u->tag_bits & (TAG_ADMINISTRATOR | TAG_MONITORING |
-                           TAG_POLICYMAKER | TAG_MANAGEMENT));
+    buf_init(&cred);
+    ok = basic_credentials(authorization, &cred, &password) &&
+         (u = node_user_find(srv->node, (const char *)cred.data)) &&
+         user_check_password(u, password) &&
+         (loopback || !is_loopback_user(u->name)) &&
+         (u->tag_bits & (TAG_ADMINISTRATOR | TAG_MONITORING | TAG_POLICYMAKER |
+                         TAG_MANAGEMENT));
+    buf_fini(&cred);
+    return ok;
 }
 
 /* The route's level for this method. */

@@ -312,7 +312,7 @@ node_json(void)
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     o = json_pack("{s:s, s:s, s:b, s:I, s:I, s:b, s:s, s:I, s:I, s:b}", "name",
                   mgmt_node_name(), "type", "disc", "running", 1, "mem_used",
-                  (json_int_t)mgmt_stats_rss(), "mem_limit",
+                  (json_int_t)server_resident_bytes(), "mem_limit",
                   (json_int_t)server_memory_watermark(srv->cfg), "mem_alarm",
                   (srv->alarms & ALARM_MEMORY) != 0, "mem_calculation_strategy",
                   "rss", "disk_free", (json_int_t)disk_free(),

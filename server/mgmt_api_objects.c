@@ -472,46 +472,6 @@ mgmt_h_bindings_between(struct mgmt_req *r)
     mgmt_reply_list(r, bindings_between(&e), binding_sort);
 }
 
-static int
-hexdigit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* mochiweb_util:unquote: %XX and + as space. NULL on a bad escape. */
-static char *
-unquote(const char *s, size_t n, size_t *outlen)
-{
-    char *o = xmalloc(n + 1);
-    size_t k = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            int hi = i + 2 < n ? hexdigit(s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexdigit(s[i + 2]) : -1;
-
-            if (hi < 0 || lo < 0)
-                goto bad;
-            o[k++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            o[k++] = s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    o[k] = 0;
-    *outlen = k;
-    return o;
-bad: /* a truncated or non-hex escape */
-    free(o);
-    return NULL;
-}
-
 /* Finds the binding the properties key names. Returns its JSON (new) and
  * fills key/args (args borrowed from the binding), or NULL. */
 static json_t *
@@ -529,9 +489,9 @@ find_by_props(const struct ends *e, const char *props, struct buf *key,
         return NULL;
     if (!e->sx || !e->xd.ptr)
         return NULL;
-    k = unquote(props, klen, &kn);
+    k = mgmt_pct_decode(props, klen, true, &kn);
     if (tilde && tilde[1])
-        hash = unquote(tilde + 1, strlen(tilde + 1), &hn);
+        hash = mgmt_pct_decode(tilde + 1, strlen(tilde + 1), true, &hn);
     if (!k || (tilde && tilde[1] && !hash))
         goto out;
     buf_reset(key);
@@ -884,65 +844,24 @@ struct qkey {
     bool (*boolean)(const struct queue *q);
 };
 
-static double
-qk_messages(struct queue *q)
-{
-    return (double)q->ready.n + q->unacked;
-}
-
-static double
-qk_ready(struct queue *q)
-{
-    return (double)q->ready.n;
-}
-
-static double
-qk_unacked(struct queue *q)
-{
-    return (double)q->unacked;
-}
-
-static double
-qk_consumers(struct queue *q)
-{
-    return (double)q->nconsumers;
-}
-
-static double
-qk_memory(struct queue *q)
-{
-    return (double)queue_memory(q);
-}
-
-static double
-qk_bytes(struct queue *q)
-{
-    return (double)q->ready_bytes;
-}
-
-static double
-qk_publish(struct queue *q)
-{
-    return (double)q->stat_publish;
-}
-
-static double
-qk_deliver(struct queue *q)
-{
-    return (double)q->stat_deliver;
-}
-
-static double
-qk_ack(struct queue *q)
-{
-    return (double)q->stat_ack;
-}
-
-static double
-qk_redeliver(struct queue *q)
-{
-    return (double)q->stat_redeliver;
-}
+/* One accessor per fast sort key: a number (rates from the sampled
+ * counters) or a flag read straight from the queue. */
+#define NUM_KEY(fn, expr)             \
+    static double fn(struct queue *q) \
+    {                                 \
+        return (double)(expr);        \
+    }
+NUM_KEY(qk_messages, q->ready.n + q->unacked)
+NUM_KEY(qk_ready, q->ready.n)
+NUM_KEY(qk_unacked, q->unacked)
+NUM_KEY(qk_consumers, q->nconsumers)
+NUM_KEY(qk_memory, queue_memory(q))
+NUM_KEY(qk_bytes, q->ready_bytes)
+NUM_KEY(qk_publish, q->stat_publish)
+NUM_KEY(qk_deliver, q->stat_deliver)
+NUM_KEY(qk_ack, q->stat_ack)
+NUM_KEY(qk_redeliver, q->stat_redeliver)
+#undef NUM_KEY
 
 #define RATE_KEY(fn, field)           \
     static double fn(struct queue *q) \
@@ -958,23 +877,15 @@ RATE_KEY(qk_ready_rate, ready)
 RATE_KEY(qk_unacked_rate, unacked)
 #undef RATE_KEY
 
-static bool
-qk_durable(const struct queue *q)
-{
-    return q->durable;
-}
-
-static bool
-qk_auto_delete(const struct queue *q)
-{
-    return q->auto_delete;
-}
-
-static bool
-qk_exclusive(const struct queue *q)
-{
-    return q->exclusive;
-}
+#define BOOL_KEY(fn, field)               \
+    static bool fn(const struct queue *q) \
+    {                                     \
+        return q->field;                  \
+    }
+BOOL_KEY(qk_durable, durable)
+BOOL_KEY(qk_auto_delete, auto_delete)
+BOOL_KEY(qk_exclusive, exclusive)
+#undef BOOL_KEY
 
 /* Sort keys read straight from the structs; any other key takes the
  * slow path (JSON for every queue). */
@@ -1513,68 +1424,6 @@ props_to_json(struct bytes raw)
     return o;
 }
 
-static int
-b64v(uint8_t ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    return ch == '+' ? 62 : ch == '/' ? 63 : -1;
-}
-
-/* Strict base64 (padding required as Erlang's base64:decode). */
-static bool
-b64_decode(const char *s, size_t n, struct buf *out)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t pad = 0;
-
-    if (n % 4 != 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        int v;
-
-        if (s[i] == '=') {
-            pad++;
-            continue;
-        }
-        if (pad || (v = b64v((uint8_t)s[i])) < 0)
-            return false;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf_put_u8(out, (uint8_t)(acc >> bits));
-        }
-    }
-    return pad <= 2;
-}
-
-static void
-b64_encode(const uint8_t *p, size_t n, struct buf *out)
-{
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        size_t left = n - i;
-
-        if (left > 1)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (left > 2)
-            v |= p[i + 2];
-        buf_put_u8(out, (uint8_t)tbl[v >> 18 & 63]);
-        buf_put_u8(out, (uint8_t)tbl[v >> 12 & 63]);
-        buf_put_u8(out, left > 1 ? (uint8_t)tbl[v >> 6 & 63] : '=');
-        buf_put_u8(out, left > 2 ? (uint8_t)tbl[v & 63] : '=');
-    }
-}
-
 /* Erlang's string:to_integer on the expiration text, as the channel
  * checks it; -1 when it does not parse (then RabbitMQ refuses it). */
 static int64_t
@@ -1633,7 +1482,7 @@ publish_message(struct mgmt_req *r, json_t *body, struct bytes xname,
     if (strcmp(enc, "string") == 0) {
         buf_append(payload, json_string_value(pl), json_string_length(pl));
     } else if (strcmp(enc, "base64") == 0) {
-        if (!b64_decode(json_string_value(pl), json_string_length(pl),
+        if (!b64_decode(json_string_value(pl), json_string_length(pl), true,
                         payload)) {
             mgmt_bad_request_json(r, json_pack("[s, O]", "not_base64", pl));
             return NULL;

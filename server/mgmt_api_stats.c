@@ -239,20 +239,6 @@ mgmt_stats_uptime_ms(void)
     return st.started_ms ? wr_now_ms() - st.started_ms : 0;
 }
 
-uint64_t
-mgmt_stats_rss(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, rss = 0;
-
-    if (!f)
-        return 0;
-    if (fscanf(f, "%lu %lu", &size, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 /* ---- /metrics */
 
 static void
@@ -338,7 +324,7 @@ mgmt_api_metrics(struct mgmt_req *r)
            "Total number of messages redelivered to consumers",
            (double)c[C_REDELIVER]);
     metric(b, "rabbitmq_process_resident_memory_bytes", "gauge",
-           "Memory used in bytes", (double)mgmt_stats_rss());
+           "Memory used in bytes", (double)server_resident_bytes());
     metric(b, "rabbitmq_resident_memory_limit_bytes", "gauge",
            "Memory high watermark in bytes",
            (double)server_memory_watermark(srv->cfg));

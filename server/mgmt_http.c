@@ -657,10 +657,8 @@ hexval(uint8_t ch)
     return -1;
 }
 
-/* Percent-decodes s[0..n) into a new string; plus_space for query
- * strings. Returns NULL for a bad escape or a NUL byte. */
-static char *
-pct_decode(const char *s, size_t n, bool plus_space)
+char *
+mgmt_pct_decode(const char *s, size_t n, bool plus_space, size_t *outlen)
 {
     char *out = xmalloc(n + 1);
     size_t o = 0;
@@ -682,11 +680,13 @@ pct_decode(const char *s, size_t n, bool plus_space)
         } else if (ch == '+' && plus_space) {
             ch = ' ';
         }
-        if (ch == 0)
+        if (ch == 0 && !outlen)
             goto bad;
         out[o++] = (char)ch;
     }
     out[o] = 0;
+    if (outlen)
+        *outlen = o;
     return out;
 bad: /* a truncated or non-hex escape, or a NUL byte */
     free(out);
@@ -728,7 +728,7 @@ parse_path(struct mgmt_req *r, const char *p, size_t n)
             break; /* one trailing slash */
         if (r->nseg == MGMT_MAX_SEGS)
             return false;
-        r->seg[r->nseg] = pct_decode(p + i, j - i, false);
+        r->seg[r->nseg] = mgmt_pct_decode(p + i, j - i, false, NULL);
         if (!r->seg[r->nseg])
             return false;
         r->nseg++;
@@ -759,9 +759,10 @@ parse_query(struct mgmt_req *r, const char *p, size_t n)
             if (r->nq == MGMT_MAX_QPARAMS)
                 return false;
             qp = &r->q[r->nq];
-            qp->key = pct_decode(p + i, eq - i, true);
+            qp->key = mgmt_pct_decode(p + i, eq - i, true, NULL);
             qp->value =
-                eq < j ? pct_decode(p + eq + 1, j - eq - 1, true) : xstrdup("");
+                eq < j ? mgmt_pct_decode(p + eq + 1, j - eq - 1, true, NULL)
+                       : xstrdup("");
             if (!qp->key || !qp->value) {
                 free(qp->key);
                 free(qp->value);
@@ -1066,52 +1067,17 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 static int
 listen_on(const char *ip, uint16_t port)
 {
-    struct addrinfo hints = {0}, *ai = NULL;
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof(bound);
-    char ports[8], host[INET6_ADDRSTRLEN];
-    int one = 1, rc, fd;
+    const char *why;
+    int fd =
+        server_listen(ip, port, 128, g.addr, sizeof(g.addr), &g.port, &why);
+    bool in_use = fd < 0 && errno == EADDRINUSE;
 
-    snprintf(ports, sizeof(ports), "%u", port);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-    rc = getaddrinfo(ip, ports, &hints, &ai);
-    if (rc != 0) {
-        log_err("management API: cannot listen on %s:%s: %s", ip, ports,
-                gai_strerror(rc));
-        return WR_ERR;
-    }
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        log_syserr("socket");
-        freeaddrinfo(ai);
-        return WR_ERR;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
-        bool in_use = errno == EADDRINUSE;
-
-        log_syserr("management API: cannot listen on %s:%s%s", ip, ports,
-                   in_use ? "; running without the management API "
-                            "(change management.tcp.port)"
-                          : "");
-        close(fd);
-        freeaddrinfo(ai);
+        log_err("management API: cannot listen on %s:%u: %s%s", ip, port, why,
+                in_use ? "; running without the management API (change "
+                         "management.tcp.port)"
+                       : "");
         return in_use ? WR_AGAIN : WR_ERR;
-    }
-    freeaddrinfo(ai);
-    getsockname(fd, (struct sockaddr *)&bound, &blen);
-    if (bound.ss_family == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&bound;
-        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-        g.port = ntohs(s6->sin6_port);
-        snprintf(g.addr, sizeof(g.addr), "[%s]:%u", host, g.port);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&bound;
-        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-        g.port = ntohs(s4->sin_port);
-        snprintf(g.addr, sizeof(g.addr), "%s:%u", host, g.port);
     }
     g.fd = fd;
     return WR_OK;

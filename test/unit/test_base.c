@@ -73,6 +73,32 @@ T_CASE(utf8_validation)
     T_ASSERT(!bytes_is_utf8(BYTES_LIT("\xff")));
 }
 
+T_CASE(base64_round_trip_strict_and_lenient)
+{
+    static const char *const enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg=="};
+    static const char *const dec[] = {"", "f", "fo", "foo", "foob"};
+    struct buf b;
+
+    buf_init(&b);
+    for (size_t i = 0; i < 5; i++) {
+        buf_reset(&b);
+        b64_encode((const uint8_t *)dec[i], strlen(dec[i]), &b);
+        T_ASSERT(b.len == strlen(enc[i]) && memcmp(b.data, enc[i], b.len) == 0);
+        buf_reset(&b);
+        T_ASSERT(b64_decode(enc[i], strlen(enc[i]), true, &b));
+        T_ASSERT(b.len == strlen(dec[i]) && memcmp(b.data, dec[i], b.len) == 0);
+    }
+    /* strict wants the padding; lenient (HTTP basic auth) does not */
+    buf_reset(&b);
+    T_ASSERT(!b64_decode("Zg", 2, true, &b));
+    buf_reset(&b);
+    T_ASSERT(b64_decode("Zg", 2, false, &b) && b.len == 1 && b.data[0] == 'f');
+    T_ASSERT(!b64_decode("Zg=g", 4, false, &b)); /* data after padding */
+    T_ASSERT(!b64_decode("Z!==", 4, true, &b));  /* not the alphabet */
+    T_ASSERT(!b64_decode("Z===", 4, true, &b));  /* three pads */
+    buf_fini(&b);
+}
+
 T_CASE(log_levels_parse)
 {
     enum log_level l;
@@ -90,6 +116,7 @@ static const struct t_case cases[] = {
     T_REG(longstr_huge_length_does_not_wrap),
     T_REG(buf_grows_and_encodes_big_endian),
     T_REG(utf8_validation),
+    T_REG(base64_round_trip_strict_and_lenient),
     T_REG(log_levels_parse),
 };
 T_MAIN(cases)
