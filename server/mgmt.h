@@ -179,6 +179,12 @@ bool mgmt_can_see_vhost(const struct mgmt_req *r, struct vhost *vh, bool read);
 /* As RabbitMQ's is_authorized_vhost: replies 401 "User not authorised to
  * access virtual host" and returns false when the user may not. */
 bool mgmt_check_vhost(struct mgmt_req *r, struct vhost *vh, bool read);
+/* A GET or HEAD: what monitoring users may do anywhere. */
+static inline bool
+mgmt_is_read(const struct mgmt_req *r)
+{
+    return r->method == HTTP_GET || r->method == HTTP_HEAD;
+}
 /* A resource permission check (configure/write/read) for the user;
  * replies 401 "Access refused." and returns false when refused. */
 bool mgmt_check_perm(struct mgmt_req *r, struct vhost *vh, enum perm_kind kind,

@@ -466,7 +466,7 @@ mgmt_h_permission(struct mgmt_req *r)
     }
     p = node_perm_find(srv->node, vhost, user);
     existed = p != NULL;
-    if (r->method == HTTP_GET || r->method == HTTP_HEAD) {
+    if (mgmt_is_read(r)) {
         if (!p)
             mgmt_not_found(r);
         else
@@ -669,13 +669,12 @@ kv_one(struct mgmt_req *r, enum node_kv kind, const char *vhost,
 
     if (vhost) {
         if (!(vh = mgmt_vhost_arg(r, vhost)) ||
-            !mgmt_check_vhost(r, vh,
-                              r->method == HTTP_GET || r->method == HTTP_HEAD))
+            !mgmt_check_vhost(r, vh, mgmt_is_read(r)))
             return;
     }
     item = node_kv_find(srv->node, kind, vhost, component, name);
     existed = item != NULL;
-    if (r->method == HTTP_GET || r->method == HTTP_HEAD) {
+    if (mgmt_is_read(r)) {
         if (!item)
             mgmt_not_found(r);
         else

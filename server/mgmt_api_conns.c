@@ -192,20 +192,32 @@ mgmt_h_vhost_connections(struct mgmt_req *r)
         reply_conns(r, vh);
 }
 
-void
-mgmt_h_connection(struct mgmt_req *r)
+/* The connection r->args[0] names, or NULL after replying 404 (none) or
+ * 401 (not the user's). */
+static struct conn *
+visible_conn(struct mgmt_req *r)
 {
     struct conn *c = find_conn(r->args[0]);
-    const char *why;
 
     if (!c) {
         mgmt_not_found(r);
-        return;
+        return NULL;
     }
     if (!conn_visible(r, c)) {
         mgmt_not_authorised(r, "User not authorised to access object");
-        return;
+        return NULL;
     }
+    return c;
+}
+
+void
+mgmt_h_connection(struct mgmt_req *r)
+{
+    struct conn *c = visible_conn(r);
+    const char *why;
+
+    if (!c)
+        return;
     if (r->method != HTTP_DELETE) {
         mgmt_reply_item(r, conn_json(c));
         return;
@@ -250,17 +262,10 @@ reply_channels(struct mgmt_req *r, struct conn *only, struct vhost *vh)
 void
 mgmt_h_connection_channels(struct mgmt_req *r)
 {
-    struct conn *c = find_conn(r->args[0]);
+    struct conn *c = visible_conn(r);
 
-    if (!c) {
-        mgmt_not_found(r);
-        return;
-    }
-    if (!conn_visible(r, c)) {
-        mgmt_not_authorised(r, "User not authorised to access object");
-        return;
-    }
-    reply_channels(r, c, NULL);
+    if (c)
+        reply_channels(r, c, NULL);
 }
 
 void

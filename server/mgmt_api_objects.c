@@ -190,8 +190,7 @@ mgmt_h_exchange(struct mgmt_req *r)
     struct vherr err;
     json_t *o;
 
-    if (!vh || !mgmt_check_vhost(
-                   r, vh, r->method == HTTP_GET || r->method == HTTP_HEAD))
+    if (!vh || !mgmt_check_vhost(r, vh, mgmt_is_read(r)))
         return;
     if (r->method == HTTP_PUT) {
         exchange_put(r, vh, name);
@@ -244,19 +243,11 @@ binding_json(struct vhost *vh, const char *src, size_t src_len,
 static json_t *
 binding_rec_json(struct vhost *vh, const struct binding *b)
 {
-    const char *dname;
-    size_t dlen;
+    struct bytes dest = binding_dest_name(b);
 
-    if (b->dest.is_exchange) {
-        dname = ((struct exchange *)b->dest.ptr)->name;
-        dlen = ((struct exchange *)b->dest.ptr)->name_len;
-    } else {
-        dname = ((struct queue *)b->dest.ptr)->name;
-        dlen = ((struct queue *)b->dest.ptr)->name_len;
-    }
-    return binding_json(vh, b->src->name, b->src->name_len, dname, dlen,
-                        b->dest.is_exchange, bytes_of(b->key, b->key_len),
-                        b->args);
+    return binding_json(vh, b->src->name, b->src->name_len,
+                        (const char *)dest.ptr, dest.len, b->dest.is_exchange,
+                        bytes_of(b->key, b->key_len), b->args);
 }
 
 /* The default exchange's implicit binding to q. */
@@ -1256,8 +1247,7 @@ mgmt_h_queue(struct mgmt_req *r)
     struct bytes name = bytes_str(r->args[1]);
     struct queue *q;
 
-    if (!vh || !mgmt_check_vhost(
-                   r, vh, r->method == HTTP_GET || r->method == HTTP_HEAD))
+    if (!vh || !mgmt_check_vhost(r, vh, mgmt_is_read(r)))
         return;
     if (r->method == HTTP_PUT) {
         queue_put(r, vh, name);

@@ -222,42 +222,9 @@ h_tuple(uint32_t *h, uint32_t arity)
 static const char *
 type_atom(uint8_t t)
 {
-    switch (t) {
-    case 'S':
-        return "longstr";
-    case 'I':
-        return "signedint";
-    case 'i':
-        return "unsignedint";
-    case 'l':
-        return "long";
-    case 'b':
-        return "byte";
-    case 'B':
-        return "unsignedbyte";
-    case 's':
-        return "short";
-    case 'u':
-        return "unsignedshort";
-    case 't':
-        return "bool";
-    case 'f':
-        return "float";
-    case 'd':
-        return "double";
-    case 'D':
-        return "decimal";
-    case 'T':
-        return "timestamp";
-    case 'F':
-        return "table";
-    case 'A':
-        return "array";
-    case 'x':
-        return "binary";
-    default:
-        return "void";
-    }
+    const char *name = fvalue_type_name((char)t);
+
+    return strcmp(name, "unknown") == 0 ? "void" : name;
 }
 
 static void h_table(uint32_t *h, struct bytes tbl, int depth);

@@ -253,22 +253,15 @@ export_vhost(struct vhost *vh, json_t *doc)
     for (x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x)) {
         DL_FOREACH2(((struct xinfo *)x->user)->out, b, src_next)
         {
-            const char *dname;
-            size_t dlen;
+            struct bytes dest = binding_dest_name(b);
 
             if (!binding_is_exported(b))
                 continue;
-            if (b->dest.is_exchange) {
-                dname = ((struct exchange *)b->dest.ptr)->name;
-                dlen = ((struct exchange *)b->dest.ptr)->name_len;
-            } else {
-                dname = ((struct queue *)b->dest.ptr)->name;
-                dlen = ((struct queue *)b->dest.ptr)->name_len;
-            }
             json_array_append_new(
                 bs, json_pack("{s:s%, s:s, s:s%, s:s, s:s%, s:o}", "source",
                               x->name, x->name_len, "vhost", vh->name,
-                              "destination", dname, dlen, "destination_type",
+                              "destination", (const char *)dest.ptr, dest.len,
+                              "destination_type",
                               b->dest.is_exchange ? "exchange" : "queue",
                               "routing_key", b->key, b->key_len, "arguments",
                               defs_table_to_json(b->args)));

@@ -678,6 +678,20 @@ struct binding {
     struct binding *dest_next, *dest_prev; /* in the destination's list */
 };
 
+/* The name of a binding's destination, exchange or queue. */
+static inline struct bytes
+binding_dest_name(const struct binding *b)
+{
+    if (b->dest.is_exchange) {
+        const struct exchange *x = b->dest.ptr;
+
+        return bytes_of(x->name, x->name_len);
+    }
+    const struct queue *q = b->dest.ptr;
+
+    return bytes_of(q->name, q->name_len);
+}
+
 /* Per-exchange data the vhost keeps in exchange.user. */
 struct xinfo {
     struct binding *out; /* bindings with this exchange as source */
