@@ -211,11 +211,20 @@ T_CASE(records_version_and_type_checked)
     T_ASSERT(strstr(why, "malformed"));
 }
 
-T_CASE(records_payload_validation)
+/* rec_check's verdict on a record of this type and payload. */
+static enum rec_status
+check_payload(uint8_t type, const uint8_t *pl, size_t n)
 {
     uint8_t b[256];
     struct rec r;
     const char *why;
+
+    return rec_check(b, enc_tomb(b, type, bytes_of(pl, n), 1, 40), 1, 40, &r,
+                     &why);
+}
+
+T_CASE(records_payload_validation)
+{
     /* ACK: count 2 but zero delta (ids must strictly increase) */
     uint8_t ack0[] = {1, 2, 3, 4, 5, 6, 7, 8, 2, 5, 0};
     /* ACK: count larger than the bytes left */
@@ -230,30 +239,12 @@ T_CASE(records_payload_validation)
     uint8_t msg2[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                       0xff, 0xff, 0x7f, 0,    1,    0};
 
-    T_EQ_INT(
-        rec_check(b, enc_tomb(b, REC_ACK, bytes_of(ack0, sizeof(ack0)), 1, 40),
-                  1, 40, &r, &why),
-        REC_BAD);
-    T_EQ_INT(
-        rec_check(b, enc_tomb(b, REC_ACK, bytes_of(ack1, sizeof(ack1)), 1, 40),
-                  1, 40, &r, &why),
-        REC_BAD);
-    T_EQ_INT(
-        rec_check(b, enc_tomb(b, REC_QDEL, bytes_of(qdel, sizeof(qdel)), 1, 40),
-                  1, 40, &r, &why),
-        REC_BAD);
-    T_EQ_INT(
-        rec_check(b, enc_tomb(b, REC_MSG, bytes_of(msg0, sizeof(msg0)), 1, 40),
-                  1, 40, &r, &why),
-        REC_BAD);
-    T_EQ_INT(
-        rec_check(b, enc_tomb(b, REC_MSG, bytes_of(msg1, sizeof(msg1)), 1, 40),
-                  1, 40, &r, &why),
-        REC_BAD);
-    T_EQ_INT(
-        rec_check(b, enc_tomb(b, REC_MSG, bytes_of(msg2, sizeof(msg2)), 1, 40),
-                  1, 40, &r, &why),
-        REC_BAD);
+    T_EQ_INT(check_payload(REC_ACK, ack0, sizeof(ack0)), REC_BAD);
+    T_EQ_INT(check_payload(REC_ACK, ack1, sizeof(ack1)), REC_BAD);
+    T_EQ_INT(check_payload(REC_QDEL, qdel, sizeof(qdel)), REC_BAD);
+    T_EQ_INT(check_payload(REC_MSG, msg0, sizeof(msg0)), REC_BAD);
+    T_EQ_INT(check_payload(REC_MSG, msg1, sizeof(msg1)), REC_BAD);
+    T_EQ_INT(check_payload(REC_MSG, msg2, sizeof(msg2)), REC_BAD);
 }
 
 static void
