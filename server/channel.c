@@ -710,7 +710,7 @@ on_content_header(struct channel *ch, const struct frame *f)
     const char *why = NULL;
 
     if (frame_parse_content_header(f->payload, &class_id, &size, &raw) != WR_OK)
-        return conn_fail_short_frame(ch->conn, f);
+        return conn_fail_unknown_frame(ch->conn, f);
     if (class_id != AMQP_CLASS_BASIC)
         return conn_fail(ch->conn, AMQP_UNEXPECTED_FRAME, AMQP_BASIC_PUBLISH,
                          "expected content header for class %u, got one "

@@ -222,27 +222,31 @@ conn_fail(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt,
     return WR_ERR;
 }
 
+/* The AMQP end of c: channels released, timers stopped, the vhost's
+ * count and one log line. The socket stays open. */
+static void
+conn_end(struct conn *c, const char *reason)
+{
+    set_reason(c, reason);
+    release_channels(c);
+    ev_timer_stop(srv->loop, &c->timer);
+    if (c->vh)
+        c->vh->connections--;
+    log_info("closing AMQP connection %s -> %s (vhost %s%s%s, user '%s'): %s",
+             c->peer, c->local, c->vh ? "'" : "", c->vh ? c->vh->name : "none",
+             c->vh ? "'" : "", c->user ? c->user : "", c->close_reason);
+}
+
 void
 conn_drop(struct conn *c, const char *reason)
 {
     if (c->state == CONN_DEAD)
         return;
-    set_reason(c, reason);
-    release_channels(c);
+    if (c->state != CONN_CLOSED)
+        conn_end(c, reason);
     ev_io_stop(srv->loop, &c->rio);
     ev_io_stop(srv->loop, &c->wio);
     ev_timer_stop(srv->loop, &c->timer);
-    if (c->vh) {
-        c->vh->connections--;
-        log_info("closing AMQP connection %s -> %s (vhost '%s', user '%s'): "
-                 "%s",
-                 c->peer, c->local, c->vh->name, c->user ? c->user : "",
-                 c->close_reason);
-    } else {
-        log_info("closing AMQP connection %s -> %s (vhost none, user '%s'): "
-                 "%s",
-                 c->peer, c->local, c->user ? c->user : "", c->close_reason);
-    }
     close(c->fd);
     c->fd = -1;
     c->state = CONN_DEAD;
@@ -250,6 +254,27 @@ conn_drop(struct conn *c, const char *reason)
     srv->nconns--;
     c->reap_next = srv->reap;
     srv->reap = c;
+}
+
+void
+conn_close_ok(struct conn *c, const char *reason)
+{
+    struct amqp_method ok = {.id = AMQP_CONNECTION_CLOSE_OK};
+
+    if (c->state == CONN_CLOSED || c->state == CONN_DEAD)
+        return;
+    set_reason(c, reason);
+    conn_send_method(c, 0, &ok);
+    conn_flush(c);
+    if (c->state == CONN_DEAD)
+        return; /* the socket failed */
+    conn_end(c, reason);
+    c->vh = NULL;
+    c->state = CONN_CLOSED;
+    c->reading_paused = c->input_held = c->blocked = false;
+    conn_update_reading(c);
+    ev_timer_set(&c->timer, CONN_LINGER_S, 0.);
+    ev_timer_start(srv->loop, &c->timer);
 }
 
 void
@@ -404,9 +429,10 @@ frame_error(struct conn *c, const uint8_t *p, size_t len)
     return len;
 }
 
-/* A frame whose payload is too short for what its type needs. */
+/* A frame whose payload does not fit its type (too short for a method or
+ * header, any payload on a heartbeat): 501, RabbitMQ's unknown_frame. */
 int
-conn_fail_short_frame(struct conn *c, const struct frame *f)
+conn_fail_unknown_frame(struct conn *c, const struct frame *f)
 {
     struct buf t;
 
@@ -447,7 +473,7 @@ conn_decode_method(struct conn *c, const struct frame *f, struct amqp_method *m)
     struct buf t;
 
     if (f->payload.len < 4)
-        return conn_fail_short_frame(c, f);
+        return conn_fail_unknown_frame(c, f);
     id = be32_load(f->payload.ptr);
     switch (amqp_method_decode(f->payload.ptr, f->payload.len, m, NULL)) {
     case AMQP_DECODE_OK:
@@ -514,6 +540,10 @@ conn_handle_frame(struct conn *c, const struct frame *f)
     struct buf t;
 
     if (f->type == FRAME_HEARTBEAT) {
+        /* RabbitMQ: a payload makes it an unknown frame (501), whatever
+         * the channel; an empty one on a channel is unexpected (505). */
+        if (f->payload.len > 0)
+            return conn_fail_unknown_frame(c, f);
         if (f->channel == 0)
             return WR_OK;
         buf_init(&t);
@@ -557,10 +587,7 @@ closing_frame(struct conn *c, const struct frame *f)
     if (m.id == AMQP_CONNECTION_CLOSE_OK) {
         conn_drop(c, c->close_reason ? c->close_reason : "closed");
     } else if (m.id == AMQP_CONNECTION_CLOSE) {
-        struct amqp_method ok = {.id = AMQP_CONNECTION_CLOSE_OK};
-        put_frame_method(c, 0, &ok);
-        outq_flush(&c->out, c->fd, &c->send_oct);
-        conn_drop(c, c->close_reason ? c->close_reason : "closed");
+        conn_close_ok(c, c->close_reason ? c->close_reason : "closed");
     }
 }
 
@@ -574,6 +601,29 @@ bad_protocol_header(struct conn *c)
     conn_drop(c, "bad protocol header");
 }
 
+/* The protocol headers spoken as 0-9-1, as RabbitMQ does: 0-9-1 itself,
+ * 0-9 ("AMQP" 1 1 0 9, which aioamqp sends) and the 0-8 header of the
+ * spec on the AMQP web site ("AMQP" 1 1 9 1, py-amqplib). */
+static const char *const accepted_headers[] = {
+    AMQP_PROTOCOL_HEADER,
+    "AMQP\x01\x01\x00\x09",
+    "AMQP\x01\x01\x09\x01",
+};
+
+/* Returns WR_OK for a whole accepted header in p[0..len), WR_AGAIN for
+ * the start of one, WR_ERR for anything else. */
+static int
+protocol_header_check(const uint8_t *p, size_t len)
+{
+    size_t n = WR_MIN(len, AMQP_PROTOCOL_HEADER_LEN);
+
+    for (size_t i = 0; i < WR_ARRAY_LEN(accepted_headers); i++) {
+        if (memcmp(p, accepted_headers[i], n) == 0)
+            return n == AMQP_PROTOCOL_HEADER_LEN ? WR_OK : WR_AGAIN;
+    }
+    return WR_ERR;
+}
+
 /* Handles every complete frame in p; returns the bytes consumed. */
 static size_t
 conn_process(struct conn *c, const uint8_t *p, size_t len)
@@ -581,15 +631,13 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
     size_t off = 0;
     struct frame f;
 
+    if (c->state == CONN_CLOSED)
+        return len; /* after close-ok: discarded */
     if (c->state == CONN_HEADER) {
-        if (len < AMQP_PROTOCOL_HEADER_LEN) {
-            if (memcmp(p, AMQP_PROTOCOL_HEADER, len) != 0) {
-                bad_protocol_header(c);
-                return len;
-            }
+        switch (protocol_header_check(p, len)) {
+        case WR_AGAIN:
             return 0;
-        }
-        if (memcmp(p, AMQP_PROTOCOL_HEADER, AMQP_PROTOCOL_HEADER_LEN) != 0) {
+        case WR_ERR:
             bad_protocol_header(c);
             return len;
         }
@@ -613,6 +661,8 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
             closing_frame(c, &f);
         else
             conn_handle_frame(c, &f);
+        if (c->state == CONN_CLOSED)
+            return len; /* the rest is discarded */
         if (c->input_held || c->blocked)
             break;
     }
@@ -677,7 +727,7 @@ conn_read(struct ev_loop *loop, struct conn *c)
         size_t used;
 
         if (n == 0) {
-            conn_drop(c, c->state == CONN_CLOSING
+            conn_drop(c, c->state == CONN_CLOSING || c->state == CONN_CLOSED
                              ? c->close_reason
                              : "client unexpectedly closed TCP connection");
             return;
@@ -745,7 +795,7 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)revents;
     WR_ASSERT(c->magic == CONN_MAGIC);
-    if (c->state == CONN_CLOSING) {
+    if (c->state == CONN_CLOSING || c->state == CONN_CLOSED) {
         conn_drop(c, c->close_reason);
         return;
     }

@@ -157,6 +157,8 @@ enum conn_state {
     CONN_OPENING, /* got tune-ok, waiting for connection.open */
     CONN_OPEN,
     CONN_CLOSING, /* sent connection.close, waiting for close-ok */
+    CONN_CLOSED,  /* sent close-ok: discarding input until the client
+                     closes the socket (at most CONN_LINGER_S) */
     CONN_DEAD,    /* socket closed, on the reap list */
 };
 
@@ -231,10 +233,18 @@ int conn_fail(struct conn *c, uint16_t code, uint32_t method_id,
  * RabbitMQ's code and text and returns WR_ERR. */
 int conn_decode_method(struct conn *c, const struct frame *f,
                        struct amqp_method *m);
-/* A frame too short for its type: 501 "type T, all octets = ...". */
-int conn_fail_short_frame(struct conn *c, const struct frame *f);
+/* A frame whose payload does not fit its type (too short, or a heartbeat
+ * with a payload): 501 "type T, all octets = ...: unknown_frame". */
+int conn_fail_unknown_frame(struct conn *c, const struct frame *f);
 /* Closes the socket and schedules the free. reason goes to the log. */
 void conn_drop(struct conn *c, const char *reason);
+/* The client closed the connection (connection.close): sends close-ok,
+ * ends the connection (channels released, reason logged) and keeps
+ * reading and discarding what the client still sends until it closes the
+ * socket, as RabbitMQ does: a client that was still writing when it asked
+ * to close gets no EPIPE. */
+#define CONN_LINGER_S 30.0
+void conn_close_ok(struct conn *c, const char *reason);
 /* Called by the prepare pass: flush output, confirms. */
 void conn_flush(struct conn *c);
 void conn_free(struct conn *c);
