@@ -476,7 +476,7 @@ resolve_binding(struct vhost *vh, struct bytes src, struct bytes dest,
                 bool dest_is_exchange, const struct vh_owner *owner,
                 struct exchange **sx, struct xdest *xd, struct vherr *err)
 {
-    struct queue *q;
+    struct queue *q = NULL; /* gcc 12 -O3 cannot see it is set */
     struct exchange *dx;
 
     if (binding_checks(vh, src, dest, dest_is_exchange, owner, err) != WR_OK)
