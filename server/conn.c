@@ -39,34 +39,6 @@ static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void resume_input(struct conn *c);
 
-static void
-sockaddr_text(const struct sockaddr_storage *sa, char *out, size_t n,
-              bool *loopback)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-
-    if (sa->ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-        port = ntohs(s4->sin_port);
-        if (loopback)
-            *loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-        snprintf(out, n, "%s:%u", host, port);
-    } else if (sa->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-        port = ntohs(s6->sin6_port);
-        if (loopback)
-            *loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
-                        (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
-                         s6->sin6_addr.s6_addr[12] == 127);
-        snprintf(out, n, "[%s]:%u", host, port);
-    } else {
-        snprintf(out, n, "unknown");
-    }
-}
-
 void
 conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
             const struct sockaddr_storage *local)
@@ -80,8 +52,8 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     c->id = ++s->next_conn_id;
     c->state = CONN_HEADER;
     c->connected_at_ms = wr_wall_ms();
-    sockaddr_text(sa, c->peer, sizeof(c->peer), &c->loopback);
-    sockaddr_text(local, c->local, sizeof(c->local), NULL);
+    listener_addr_text(sa, c->peer, sizeof(c->peer), &c->loopback);
+    listener_addr_text(local, c->local, sizeof(c->local), NULL);
     /* RabbitMQ accepts payloads up to frame_max itself, 8 octets more
      * than the spec, "since quite a few clients get it wrong". */
     frame_parser_init(&c->fp, s->cfg->frame_max + FRAME_OVERHEAD);

@@ -19,6 +19,7 @@
 #include "conf/conf.h"
 #include "server/amqp_codes.h"
 #include "server/frame.h"
+#include "server/listener.h"
 #include "vhost/vhost.h"
 
 #include <ev.h>
@@ -29,12 +30,6 @@ struct conn;
 struct channel;
 
 /* ---- the process */
-
-struct listener {
-    ev_io io;
-    int fd;
-    char addr[300];
-};
 
 struct server {
     struct ev_loop *loop;
@@ -81,12 +76,6 @@ void server_dead_letter(void *arg, const struct dead_letter *d);
  * and the queues' memory budget, in bytes. */
 uint64_t server_total_ram(const struct wr_config *cfg);
 uint64_t server_memory_watermark(const struct wr_config *cfg);
-/* Opens a non-blocking TCP listener on host:port (numeric; port 0: the
- * kernel chooses) and writes the bound address ("h:p", "[h]:p") to addr
- * and its port to *bound_port. Returns the fd, or -1 with errno set and
- * *why saying what failed (loop.c). */
-int server_listen(const char *host, uint16_t port, int backlog, char *addr,
-                  size_t addrlen, uint16_t *bound_port, const char **why);
 /* Resident memory of the process in bytes, from /proc/self/statm
  * (alarm.c). */
 uint64_t server_resident_bytes(void);
