@@ -204,6 +204,7 @@ load_head(struct queue *q)
         if (!(h->id & QE_PAGED))
             return true;
         if (vhost__page_in(q->vh, h) == WR_OK) {
+            q->ready_paged--;
             queue__mem(q, (int64_t)h->msg->body_size);
             /* its expiration property, read back from the log */
             if (h->msg->ttl_ms >= 0)
@@ -216,6 +217,7 @@ load_head(struct queue *q)
         struct qentry e = {0};
 
         qd_pop_front(&q->ready, &e);
+        q->ready_paged--;
         drop_entry(q, e, true);
     }
     return false;
@@ -447,6 +449,7 @@ queue__push_paged(struct queue *q, uint64_t id, uint64_t pos, struct message *m)
         return false;
     }
     ready_add(q, e);
+    q->ready_paged++;
     q->ready_bytes += body_size;
     q->stat_publish++;
     drop_over_limit(q);
@@ -576,6 +579,7 @@ queue__drop_ready(struct queue *q, bool log_acks)
         n++;
     }
     q->ready_bytes = 0;
+    q->ready_paged = 0;
     qd_maybe_shrink(&q->ready);
     return n;
 }

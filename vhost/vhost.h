@@ -261,9 +261,10 @@ struct queue {
     uint32_t nconsumers;
     struct binding *bindings; /* where this queue is the destination */
     struct queue *dirty_next;
-    uint64_t mem_bytes; /* bodies of ready entries held in memory */
-    uint64_t qid;       /* the store's id of this queue (store_qid of name) */
-    bool logged;        /* some entry was ever INSTORE: delete needs a record */
+    uint64_t mem_bytes;   /* bodies of ready entries held in memory */
+    uint32_t ready_paged; /* ready entries on disk only (QE_PAGED) */
+    uint64_t qid;         /* the store's id of this queue (store_qid of name) */
+    bool logged; /* some entry was ever INSTORE: delete needs a record */
     UT_hash_handle qid_hh; /* in vhost.by_qid */
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
