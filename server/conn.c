@@ -34,6 +34,9 @@
 
 static uint8_t rxbuf[RX_CHUNK];
 
+/* When the current connection's time slice ends (ev_time()). */
+static double slice_end;
+
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -222,6 +225,10 @@ conn_drop(struct conn *c, const char *reason)
     close(c->fd);
     c->fd = -1;
     c->state = CONN_DEAD;
+    if (c->yielded) {
+        DL_DELETE2(srv->yielded, c, yield_prev, yield_next);
+        c->yielded = false;
+    }
     DL_DELETE(srv->conns, c);
     srv->nconns--;
     c->reap_next = srv->reap;
@@ -295,8 +302,7 @@ resume_reading(struct conn *c)
     {
         HASH_ITER(hh, ch->consumers, cc, ctmp)
         {
-            if (cc->c.q)
-                queue_schedule(cc->c.q);
+            queue_consumer_wake(&cc->c);
         }
     }
 }
@@ -596,12 +602,25 @@ protocol_header_check(const uint8_t *p, size_t len)
     return WR_ERR;
 }
 
-/* Handles every complete frame in p; returns the bytes consumed. */
+/* The time slice is used up: the rest of the input waits. */
+static bool
+slice_over(struct conn *c, unsigned frames)
+{
+    if (frames % 32 != 0 || ev_time() < slice_end)
+        return false;
+    c->yielded = true;
+    DL_APPEND2(srv->yielded, c, yield_prev, yield_next);
+    return true;
+}
+
+/* Handles every complete frame in p, or as many as fit in the time
+ * slice; returns the bytes consumed. */
 static size_t
 conn_process(struct conn *c, const uint8_t *p, size_t len)
 {
     size_t off = 0;
     struct frame f;
+    unsigned frames = 0;
 
     if (c->state == CONN_CLOSED)
         return len; /* after close-ok: discarded */
@@ -637,6 +656,8 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
             return len; /* the rest is discarded */
         if (c->input_held || c->blocked)
             break;
+        if (off < len && slice_over(c, ++frames))
+            break;
     }
     return off;
 }
@@ -647,7 +668,7 @@ void
 conn_update_reading(struct conn *c)
 {
     bool want = c->state != CONN_DEAD && !c->reading_paused && !c->input_held &&
-                !c->blocked;
+                !c->blocked && !c->yielded;
 
     if (want && !ev_is_active(&c->rio))
         ev_io_start(srv->loop, &c->rio);
@@ -672,7 +693,8 @@ resume_input(struct conn *c)
     size_t used;
 
     c->resume_input = false;
-    if (c->in.len > 0) {
+    slice_end = ev_time() + CONN_SLICE;
+    if (c->in.len > 0 && !c->yielded) {
         used = conn_process(c, c->in.data, c->in.len);
         if (c->state == CONN_DEAD)
             return;
@@ -735,7 +757,7 @@ conn_read(struct ev_loop *loop, struct conn *c)
             conn_update_reading(c);
             return;
         }
-        if (c->input_held || c->blocked) {
+        if (c->input_held || c->blocked || c->yielded) {
             conn_update_reading(c);
             return;
         }
@@ -752,8 +774,28 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     WR_ASSERT(c->magic == CONN_MAGIC);
     node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
+    slice_end = ev_time() + CONN_SLICE;
     conn_read(loop, c);
     server_pump(srv);
+}
+
+/* Each connection waiting now gets one slice; one that uses it up again
+ * goes back to the tail, for the next iteration. (A connection dropped
+ * meanwhile has left the list: conn_drop.) */
+void
+conn_resume_yielded(struct server *s)
+{
+    struct conn *c;
+    size_t n = 0;
+
+    DL_COUNT2(s->yielded, c, n, yield_next);
+    while (n-- > 0 && (c = s->yielded) != NULL) {
+        DL_DELETE2(s->yielded, c, yield_prev, yield_next);
+        c->yielded = false;
+        resume_input(c);
+        if (c->state != CONN_DEAD)
+            server_pump(s);
+    }
 }
 
 /* ---- timers: handshake timeout, heartbeats, close timeout */

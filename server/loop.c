@@ -17,6 +17,7 @@
 
 #include "server/mgmt.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -93,6 +94,21 @@ rearm_expire(struct server *s, struct ev_loop *loop)
     ev_timer_start(loop, &s->expire_timer);
 }
 
+/* One iteration kept the loop busy for `busy` seconds. */
+static void
+loop_busy_note(struct server *s, double busy)
+{
+    static const double upper[] = LOOP_BUSY_BUCKETS;
+    size_t i = 0;
+
+    static_assert(WR_ARRAY_LEN(upper) == WR_ARRAY_LEN(s->busy_hist),
+                  "one count per bucket");
+    while (busy > upper[i])
+        i++;
+    s->busy_hist[i]++;
+    s->busy_sum += busy;
+}
+
 static void
 prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -105,29 +121,36 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     server_pump(s);
     rearm_expire(s, loop);
     s->prepared_at = ev_time();
+    if (s->woke_at > 0)
+        loop_busy_note(s, s->prepared_at - s->woke_at);
     while (s->reap) {
         struct conn *c = s->reap;
 
         s->reap = c->reap_next;
         conn_free(c);
     }
-    if (s->pending || node_has_dispatch(s->node))
+    if (s->pending || s->yielded || node_has_dispatch(s->node))
         ev_idle_start(loop, &idle_kick);
     if (s->stopping && s->conns == NULL)
         ev_break(loop, EVBREAK_ALL);
 }
 
-/* Right after the loop woke up: how long it waited (saturation). */
+/* Right after the loop woke up: how long it waited (saturation), and
+ * the input of connections that used up their slice last time. */
 static void
 check_cb(struct ev_loop *loop, ev_check *w, int revents)
 {
     double now = ev_time();
 
-    (void)loop;
     (void)w;
     (void)revents;
+    srv->woke_at = now;
     if (srv->prepared_at > 0)
         alarm_loop_waited(srv, now - srv->prepared_at, now);
+    if (srv->yielded) {
+        node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
+        conn_resume_yielded(srv);
+    }
 }
 
 /* ---- listeners */

@@ -580,16 +580,9 @@ queue_state(const struct queue *q)
 static const char *
 exclusive_consumer_tag(const struct queue *q)
 {
-    const struct consumer *c = q->consumers;
+    const struct consumer *c = queue_exclusive_consumer(q);
 
-    if (!c)
-        return NULL;
-    do {
-        if (c->exclusive)
-            return c->tag;
-        c = c->next;
-    } while (c != q->consumers);
-    return NULL;
+    return c ? c->tag : NULL;
 }
 
 static uint64_t

@@ -52,8 +52,14 @@ struct server {
     ev_check check;
     ev_timer sat_timer; /* wakes the loop while saturated */
     ev_timer alarm_timer;
-    ev_async store_wake; /* a store thread has news */
-    struct conn *reap;   /* closed, to be freed in prepare */
+    ev_async store_wake;  /* a store thread has news */
+    struct conn *reap;    /* closed, to be freed in prepare */
+    struct conn *yielded; /* input left for the next iteration */
+    /* How long loop iterations kept the loop busy (woken to waiting
+     * again): a histogram over LOOP_BUSY_BUCKETS, for /metrics. */
+    double woke_at;
+    uint64_t busy_hist[9];
+    double busy_sum;
     uint32_t nconns;
     uint64_t next_conn_id;
 };
@@ -188,7 +194,10 @@ struct conn {
      * unprocessed bytes stay in `in`. */
     bool input_held;
     bool resume_input; /* released: handle what waited in the prepare pass */
-    bool published;    /* has published: alarms block it */
+    bool yielded;      /* used up its time slice: the rest of its input
+                          waits in `in` for the next loop iteration */
+    struct conn *yield_next, *yield_prev; /* srv->yielded */
+    bool published;                       /* has published: alarms block it */
     bool feeding;      /* fed a queue with consumers and a backlog */
     bool blocked;      /* not read while an alarm or flow holds */
     bool blocked_sent; /* connection.blocked went out */
@@ -200,6 +209,17 @@ struct conn {
     struct conn *pending_next; /* srv->pending */
     struct conn *reap_next;
 };
+
+/* Upper bounds (s) of the loop busy histogram's buckets, the last +Inf. */
+#define LOOP_BUSY_BUCKETS                                     \
+    {                                                         \
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300 \
+    }
+
+/* Input is handled for at most this long per connection and loop
+ * iteration (s); the rest waits for the next iteration, so one flooding
+ * client cannot hold the loop. */
+#define CONN_SLICE 0.005
 
 /* Output above this pauses reading and deliveries to the connection. */
 #define CONN_OUT_HIGH (1u << 20)
@@ -354,6 +374,9 @@ void chan_flush_confirms(struct channel *ch);
 void chan_durable_advanced(struct vhost *vh);
 /* conn.c: resumes input held for tx.commit. */
 void conn_release_input(struct conn *c);
+/* conn.c: handles the input of the connections that used up their time
+ * slice in the previous iteration (start of an iteration). */
+void conn_resume_yielded(struct server *s);
 /* Starts or stops reading c as backpressure, held input and alarms say. */
 void conn_update_reading(struct conn *c);
 /* Publishes a complete message (after the last body frame or at
@@ -369,8 +392,9 @@ void chan_settle(struct channel *ch, struct unacked *u, bool ack, bool requeue);
 extern const struct consumer_ops chan_consumer_ops;
 /* Unregisters cc from its queue and from ch (basic.cancel, close). */
 void chan_consumer_remove(struct channel *ch, struct chconsumer *cc);
-/* Prefetch room appeared: schedule the queues of ch's consumers. */
-void chan_credit_changed(struct channel *ch);
+/* Every consumer of ch may have room (basic.qos, its global window no
+ * longer full): wakes them all (queue_consumer_wake). */
+void chan_wake_consumers(struct channel *ch);
 /* Writes prefix + 22 base64url characters of 16 random bytes (RabbitMQ's
  * rabbit_guid:binary): "amq.gen-..." and "amq.ctag-...". out >= 40. */
 void chan_gen_name(const char *prefix, char *out);

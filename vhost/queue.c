@@ -1,5 +1,5 @@
 /*
- * queue.c: a queue's ready list, consumers and dispatch.
+ * queue.c: a queue's ready list and dispatch (its consumers: consumer.c).
  *
  * The ready list is a ring buffer of entries sorted by id: publishes
  * append at the tail (ids grow), dispatch pops the head, and a requeued
@@ -139,6 +139,7 @@ queue_unref(struct queue *q)
     WR_ASSERT(q->deleted && q->ready.n == 0 && q->unacked == 0);
     WR_ASSERT(!q->dirty);
     qd_fini(&q->ready);
+    queue__consumers_fini(q);
     free(q->name);
     free((void *)q->args.ptr);
     free((void *)q->dlx.ptr);
@@ -590,55 +591,7 @@ queue_purge(struct queue *q)
     return queue__drop_ready(q, true);
 }
 
-/* ---- consumers and dispatch */
-
-void
-queue_consumer_add(struct queue *q, struct consumer *c)
-{
-    c->q = q;
-    CDL_APPEND(q->consumers, c);
-    if (!q->rr)
-        q->rr = c;
-    q->nconsumers++;
-    if (c->priority)
-        q->prio_consumers++;
-    q->had_consumer = true;
-    queue_schedule(q);
-}
-
-void
-queue_consumer_remove(struct queue *q, struct consumer *c)
-{
-    WR_ASSERT(c->q == q && q->nconsumers > 0);
-    if (q->rr == c)
-        q->rr = c->next != c ? c->next : NULL;
-    CDL_DELETE(q->consumers, c);
-    c->q = NULL;
-    q->nconsumers--;
-    if (c->priority)
-        q->prio_consumers--;
-    q->used_us = node_now(q->vh->node); /* x-expires counts from here */
-    if (q->expires_ms > 0 && q->nconsumers == 0)
-        node__note_expiry(q->vh->node,
-                          q->used_us + (uint64_t)q->expires_ms * 1000u);
-    if (q->single_active && q->nconsumers > 0)
-        queue_schedule(q); /* the next one in line takes over */
-    if (q->nconsumers == 0 && q->auto_delete && !q->deleted)
-        vhost_queue_delete(q->vh, q);
-}
-
-bool
-queue_has_exclusive_consumer(const struct queue *q)
-{
-    const struct consumer *c;
-
-    CDL_FOREACH(q->consumers, c)
-    {
-        if (c->exclusive)
-            return true;
-    }
-    return false;
-}
+/* ---- dispatch */
 
 void
 queue_schedule(struct queue *q)
@@ -650,44 +603,6 @@ queue_schedule(struct queue *q)
     node__schedule(q->vh->node, q);
 }
 
-static inline bool
-consumer_has_room(struct consumer *c)
-{
-    return (c->prefetch == 0 || c->unacked < c->prefetch) && c->ops->ready(c);
-}
-
-/* The next consumer, starting at q->rr, that can take a message. With
- * x-single-active-consumer only the earliest registered one may. */
-static struct consumer *
-pick_consumer(struct queue *q)
-{
-    struct consumer *c = q->rr;
-
-    if (q->single_active)
-        return q->consumers && consumer_has_room(q->consumers) ? q->consumers
-                                                               : NULL;
-    if (q->prio_consumers) {
-        /* x-priority: the highest priority with room, round-robin
-         * among equals (the first found from rr) */
-        struct consumer *best = NULL;
-
-        for (uint32_t i = 0; i < q->nconsumers; i++, c = c->next) {
-            if ((!best || c->priority > best->priority) && consumer_has_room(c))
-                best = c;
-        }
-        if (best)
-            q->rr = best->next;
-        return best;
-    }
-    for (uint32_t i = 0; i < q->nconsumers; i++, c = c->next) {
-        if (consumer_has_room(c)) {
-            q->rr = c->next;
-            return c;
-        }
-    }
-    return NULL;
-}
-
 void
 queue_dispatch(struct queue *q)
 {
@@ -696,7 +611,7 @@ queue_dispatch(struct queue *q)
 
     if (q->may_expire)
         queue_expire(q);
-    while (!q->deleted && load_head(q) && (c = pick_consumer(q))) {
+    while (!q->deleted && load_head(q) && (c = queue__pick_consumer(q))) {
         if (q->may_expire) {
             queue_expire(q);
             if (!load_head(q))

@@ -409,7 +409,6 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
 uint32_t
 vhost_queue_delete(struct vhost *vh, struct queue *q)
 {
-    struct consumer *c;
     uint32_t n;
 
     WR_ASSERT(q->magic == QUEUE_MAGIC && !q->deleted);
@@ -426,15 +425,7 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     if (q->owner)
         DL_DELETE2(q->owner->exclusive, q, owner_prev, owner_next);
     q->owner = NULL;
-    while ((c = q->consumers) != NULL) {
-        CDL_DELETE(q->consumers, c);
-        c->q = NULL;
-        q->nconsumers--;
-        if (c->priority)
-            q->prio_consumers--;
-        c->ops->cancel(c);
-    }
-    q->rr = NULL;
+    queue__cancel_consumers(q);
     binding__remove_all_in(vh, &q->bindings);
     n = queue__drop_ready(q, false);
     queue_unref(q);
