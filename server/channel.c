@@ -741,6 +741,7 @@ on_content_header(struct channel *ch, const struct frame *f)
                          (unsigned long long)srv->cfg->max_message_size);
     ch->msg = message_new(bytes_of(ch->pub_exchange, ch->pub_exchange_len),
                           bytes_of(ch->pub_rk, ch->pub_rk_len), raw, size);
+    alarm_note_memory(srv);
     if ((props.flags & AMQP_BASIC_DELIVERY_MODE_FLAG) &&
         props.delivery_mode == 2)
         ch->msg->flags |= MSG_PERSISTENT;
@@ -763,6 +764,7 @@ on_content_body(struct channel *ch, const struct frame *f)
                          "declared body size %llu",
                          f->payload.len, (unsigned long long)msg->body_size);
     msg = ch->msg = message_append(msg, f->payload);
+    alarm_note_memory(srv);
     if (msg->received == msg->body_size)
         return content_complete(ch);
     return WR_OK;

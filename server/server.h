@@ -31,6 +31,8 @@ struct channel;
 
 /* ---- the process */
 
+#define MEM_BASE_SAMPLES 5 /* seconds of memory readings kept (alarm.c) */
+
 struct server {
     struct ev_loop *loop;
     struct wr_config *cfg;
@@ -43,10 +45,17 @@ struct server {
     ev_timer expire_timer; /* message TTL sweep, once a second */
     ev_timer ack_timer;    /* consumer_timeout checks */
     bool stopping;
-    struct conn *conns;           /* every connection, through conn.next */
-    struct conn *pending;         /* connections with output or confirms */
-    struct channel *waiting;      /* channels waiting for a durable LSN */
-    uint32_t alarms;              /* enum alarm bits in force */
+    struct conn *conns;      /* every connection, through conn.next */
+    struct conn *pending;    /* connections with output or confirms */
+    struct channel *waiting; /* channels waiting for a durable LSN */
+    uint32_t alarms;         /* enum alarm bits in force */
+    uint64_t mem_mark;       /* memory watermark, 0 = not watched (alarm.c) */
+    uint64_t mem_base;       /* resident bytes beside tracked ones */
+    uint64_t mem_bases[MEM_BASE_SAMPLES]; /* recent readings of it */
+    size_t mem_nbase;
+    uint64_t log_memory;          /* the logs' write buffers, as of this
+                                     iteration */
+    uint64_t log_appended;        /* node_log_appended() then */
     double sat_since, sat_waited; /* saturation window (alarm.c) */
     double prepared_at;           /* when the loop went to wait */
     ev_check check;
@@ -99,6 +108,10 @@ enum {
 void alarm_init(struct server *s);
 /* Memory and disk, once a second. */
 void alarm_check(struct server *s);
+/* A message was allocated or grew: raises the memory alarm when the
+ * estimate of the resident size crosses the watermark (cheap: a few
+ * loads and a compare). */
+void alarm_note_memory(struct server *s);
 /* The logs' backlog, every loop iteration. */
 void alarm_check_flow(struct server *s);
 /* Blocks c (it published while an alarm holds). */

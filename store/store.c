@@ -273,6 +273,15 @@ store_alloc_id(struct store *s)
     return s->next_id++;
 }
 
+/* Message bytes appended to every log of the process (loop thread). */
+static uint64_t appended_total;
+
+uint64_t
+store_appended_total(void)
+{
+    return appended_total;
+}
+
 uint64_t
 store_append_msg(struct store *s, const struct store_msg_in *m, uint64_t *id,
                  uint64_t *pos)
@@ -305,6 +314,7 @@ store_append_msg(struct store *s, const struct store_msg_in *m, uint64_t *id,
     h->live_msgs++;
     h->live_pairs += n;
     *id = nid;
+    appended_total += m->meta.len + m->body.len;
     return ++s->lsn;
 }
 
@@ -559,6 +569,30 @@ store_pending_bytes(const struct store *s)
 
     for (size_t i = 0; i < s->cur->nch; i++)
         n += s->cur->ch[i].data.len;
+    return n;
+}
+
+/* What a batch's buffers hold in resident pages: what was written into
+ * them (len), or, for a reset one kept for reuse, what may have been
+ * (cap). Capacity a buffer grew to but has not filled yet is mostly
+ * untouched pages. */
+static uint64_t
+batch_bytes(const struct batch *b, bool reset)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; b && i < b->capch; i++)
+        n += reset ? b->ch[i].data.cap : b->ch[i].data.len;
+    return n;
+}
+
+uint64_t
+store_buffer_bytes(const struct store *s)
+{
+    uint64_t n = batch_bytes(s->cur, false) + batch_bytes(s->spare, true);
+
+    for (const struct batch *b = s->infl_head; b; b = b->next)
+        n += batch_bytes(b, false);
     return n;
 }
 

@@ -268,6 +268,18 @@ void store_get_stats(const struct store *s, struct store_stats *out);
  * disk. Loop thread. */
 uint64_t store_pending_bytes(const struct store *s);
 
+/* Bytes of memory held by the log's write buffers: what was appended to
+ * the batch being filled and to the batches handed over and not yet
+ * reclaimed by store_poll(), and the capacity of the spare batch kept for
+ * reuse: about what the log adds to the process's resident size. Loop
+ * thread. */
+uint64_t store_buffer_bytes(const struct store *s);
+
+/* Message bytes (meta + body) appended to any log of this process so
+ * far: between two store_buffer_bytes() readings, the growth of the
+ * write buffers. Loop thread. */
+uint64_t store_appended_total(void);
+
 /* NULL unless the store has failed; then the reason. */
 const char *store_error(const struct store *s);
 

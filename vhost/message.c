@@ -17,6 +17,21 @@
 /* Bodies up to this size are allocated whole at once. */
 #define BODY_FIRST_CHUNK (256u << 10)
 
+/* Bytes allocated for messages alive now (loop thread only). */
+static uint64_t held;
+
+static size_t
+alloc_size(const struct message *m)
+{
+    return sizeof(*m) + (size_t)(m->body - m->data) + m->body_cap;
+}
+
+uint64_t
+message_memory(void)
+{
+    return held;
+}
+
 struct message *
 message_new(struct bytes exchange, struct bytes rk, struct bytes props,
             uint64_t body_size)
@@ -51,6 +66,7 @@ message_new(struct bytes exchange, struct bytes rk, struct bytes props,
     if (props.len)
         memcpy(p, props.ptr, props.len);
     m->body = p + props.len;
+    held += alloc_size(m);
     return m;
 }
 
@@ -66,6 +82,7 @@ message_append(struct message *m, struct bytes part)
         while (cap < m->received + part.len)
             cap *= 2;
         cap = WR_MIN(cap, m->body_size);
+        held += cap - m->body_cap;
         m = xrealloc(m, sizeof(*m) + head + cap);
         m->body = m->data + head;
         m->body_cap = cap;
@@ -86,6 +103,8 @@ void
 message_unref(struct message *m)
 {
     WR_ASSERT(m->refs > 0);
-    if (--m->refs == 0)
+    if (--m->refs == 0) {
+        held -= alloc_size(m);
         free(m);
+    }
 }

@@ -514,18 +514,26 @@ node_log_stats(const struct node *n, struct node_log_stats *out)
     }
 }
 
-uint64_t
-node_log_backlog(const struct node *n)
+void
+node_log_backlog(const struct node *n, uint64_t *pending, uint64_t *memory)
 {
     const struct vhost *vh, *tmp;
-    uint64_t sum = 0;
 
+    *pending = *memory = 0;
     HASH_ITER(hh, n->vhosts, vh, tmp)
     {
-        if (vh->store)
-            sum += store_pending_bytes(vh->store);
+        if (vh->store) {
+            *pending += store_pending_bytes(vh->store);
+            *memory += store_buffer_bytes(vh->store);
+        }
     }
-    return sum;
+}
+
+uint64_t
+node_log_appended(const struct node *n)
+{
+    (void)n;
+    return store_appended_total();
 }
 
 void

@@ -104,6 +104,10 @@ struct message *message_new(struct bytes exchange, struct bytes rk,
 struct message *message_append(struct message *m, struct bytes part);
 void message_ref(struct message *m);
 void message_unref(struct message *m);
+/* Bytes allocated for the messages alive in the process (their structs,
+ * headers and bodies in memory): what the memory alarm watches between
+ * two readings of the resident size. */
+uint64_t message_memory(void);
 
 static inline struct bytes
 message_exchange(const struct message *m)
@@ -468,9 +472,15 @@ struct node_log_stats {
         live_msgs;
 };
 void node_log_stats(const struct node *n, struct node_log_stats *out);
-/* Bytes appended to the logs and not yet written: the server stops
- * reading from publishers while the disk lags too far behind. */
-uint64_t node_log_backlog(const struct node *n);
+/* *pending: bytes appended to the logs and not yet written (the server
+ * stops reading from publishers while the disk lags too far behind);
+ * *memory: the memory the logs' write buffers hold (store_buffer_bytes),
+ * for the memory alarm. */
+void node_log_backlog(const struct node *n, uint64_t *pending,
+                      uint64_t *memory);
+/* Message bytes appended to the logs so far: how much the write buffers
+ * grew since the last node_log_backlog(). O(1). */
+uint64_t node_log_appended(const struct node *n);
 bool node_is_paging(const struct node *n);
 /* The loop's notion of now, in microseconds (monotonic); the server sets
  * it once per loop iteration, so every publish of an iteration gets the
