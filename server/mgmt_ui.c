@@ -38,9 +38,9 @@ struct ui_asset {
 #include "mgmt_www.gen.inc" /* static const struct ui_asset ui_assets[] */
 
 #define UI_INDEX "index.html"
-#define UI_CSP                                                    \
-    "default-src 'none'; script-src 'self'; style-src 'self'; "   \
-    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; " \
+#define UI_CSP                                                  \
+    "default-src 'none'; script-src 'self'; style-src 'self'; " \
+    "img-src 'self'; connect-src 'self'; base-uri 'none'; "     \
     "form-action 'none'; frame-ancestors 'none'"
 
 /* The asset the request's path names ("" is the index), or NULL. The

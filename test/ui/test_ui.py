@@ -562,10 +562,51 @@ def delete_imported_vhost(b, api):
              what="the vhost gone from the list")
 
 
-def test_10_console_clean_and_logout(browser):
+def login(b, user, password):
+    css(b, "#login-username").clear()
+    css(b, "#login-username").send_keys(user)
+    css(b, "#login-password").clear()
+    css(b, "#login-password").send_keys(password)
+    css(b, "#login-form button[type=submit]").click()
+
+
+def test_10_tags_decide(browser, base_url, api):
+    """Logout; a user without a management tag is refused with the API's
+    reason; a management user gets in without the Admin and Nodes tabs."""
     b = browser
     css(b, "#logout").click()
     wait_for(b, lambda d: css(b, "#login").is_displayed(),
              what="the login form after logout")
-    errors = severe(b.logs()) + severe(b.console)
+    api.ok("PUT", "/api/users/ui-notag", {"password": "pw", "tags": ""})
+    api.ok("PUT", "/api/users/ui-mgmt", {"password": "pw",
+                                         "tags": "management"})
+    api.ok("PUT", "/api/permissions/%2F/ui-mgmt",
+           {"configure": ".*", "write": ".*", "read": ".*"})
+    try:
+        login(b, "ui-notag", "pw")
+        wait_for(b, lambda d: css(b, "#login-error").text ==
+                 "Not management user", what="the refusal's reason")
+        expected = severe(b.d.get_log("browser"))  # the 401s of the refusal
+        assert expected and all("401" in e["message"] for e in expected)
+
+        login(b, "ui-mgmt", "pw")
+        wait_for(b, lambda d: css(b, "#whoami").text == "ui-mgmt",
+                 what="the management user logged in")
+        assert not css(b, "#tab-admin").is_displayed()
+        assert not css(b, "#tab-nodes").is_displayed()
+        go(b, base_url, "nodes", "Not allowed")  # no API call tried
+        go(b, base_url, "queues", "Queues")
+        wait_list_loaded(b)
+        b.screenshot("management-user")
+        css(b, "#logout").click()
+        wait_for(b, lambda d: css(b, "#login").is_displayed(),
+                 what="the login form after logout")
+    finally:
+        api.delete("/api/users/ui-notag")
+        api.delete("/api/users/ui-mgmt")
+    assert severe(b.logs()) == []
+
+
+def test_11_console_clean(browser):
+    errors = severe(browser.logs()) + severe(browser.console)
     assert errors == [], errors

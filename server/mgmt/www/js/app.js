@@ -26,6 +26,8 @@ import nodesPage from "./pages/nodes.js";
 const REFRESH_MS = 5000;
 const VHOST_KEY = "warren.vhost";
 
+// [pattern, tab, page, tags of which the user needs one (none: any)]:
+// the API refuses the others, so the page is not even tried.
 const ROUTES = [
     [/^$/, "overview", overviewPage],
     [/^connections$/, "connections", connectionsPage],
@@ -34,11 +36,11 @@ const ROUTES = [
     [/^exchanges\/([^/]+)\/([^/]+)$/, "exchanges", exchangePage],
     [/^queues$/, "queues", queuesPage],
     [/^queues\/([^/]+)\/([^/]+)$/, "queues", queuePage],
-    [/^users$/, "admin", usersPage],
-    [/^vhosts$/, "admin", vhostsPage],
-    [/^permissions$/, "admin", permissionsPage],
-    [/^policies$/, "admin", policiesPage],
-    [/^nodes$/, "nodes", nodesPage],
+    [/^users$/, "admin", usersPage, ["administrator"]],
+    [/^vhosts$/, "admin", vhostsPage, ["administrator"]],
+    [/^permissions$/, "admin", permissionsPage, ["administrator"]],
+    [/^policies$/, "admin", policiesPage, ["administrator", "policymaker"]],
+    [/^nodes$/, "nodes", nodesPage, ["administrator", "monitoring"]],
 ];
 
 const ctx = {
@@ -168,11 +170,11 @@ function route() {
     const main = document.createElement("div");
     $("#main").replaceChildren(main);
     let found = null;
-    for (const [re, tab, page] of ROUTES) {
+    for (const [re, tab, page, tags] of ROUTES) {
         const m = path.match(re);
         if (m) {
             try {
-                found = { tab, page, args: m.slice(1).map(decodeURIComponent) };
+                found = { tab, page, tags, args: m.slice(1).map(decodeURIComponent) };
             } catch {
                 found = null; // a malformed %-escape: no such page
             }
@@ -182,6 +184,14 @@ function route() {
     for (const a of $$("#tabs a")) a.classList.toggle("active", !!found && a.dataset.tab === found.tab);
     if (!found) {
         setHtml(main, html`<h1>Not found</h1><p>There is no page at ${location.hash}. <a href="#/">Overview</a></p>`);
+        return;
+    }
+    if (found.tags && !ctx.is(...found.tags)) {
+        setHtml(
+            main,
+            html`<h1>Not allowed</h1>
+                <p>This page needs a user tagged ${found.tags.join(" or ")}. <a href="#/">Overview</a></p>`,
+        );
         return;
     }
     current = found.page(main, ctx, found.args) || {};
