@@ -18,6 +18,7 @@
  *   mgmt_api_stats.c    counters sampled on a timer, rates, /metrics
  *   mgmt_api_phash.c    Erlang's phash2 of binding arguments (the hash in
  *                       RabbitMQ's binding properties_key)
+ *   mgmt_ui.c           the web UI's static files (server/mgmt/www)
  *
  * One request is handled at a time per connection, synchronously on the
  * loop: the handler reads the model (struct node, struct server) and
@@ -106,6 +107,7 @@ struct mgmt_req {
     const char *authorization; /* header values, or NULL */
     const char *x_reason;
     const char *content_type;
+    const char *if_none_match;
     bool peer_loopback;
     /* after authentication */
     struct user *user; /* borrowed; until the handler changes users */
@@ -206,6 +208,12 @@ struct vhost **mgmt_vhosts(size_t *n);
 json_t *mgmt_rate(double rate); /* {"rate": rate, to one decimal} */
 /* A field table body as a JSON object (RabbitMQ's mapping). */
 json_t *mgmt_table_json(struct bytes tbl);
+
+/* ---- the web UI (mgmt_ui.c) */
+
+/* Serves one of the UI's files (GET, HEAD; no login), or 405 for another
+ * method. Returns false, having done nothing, when the path names none. */
+bool mgmt_ui_serve(struct mgmt_req *r);
 
 /* ---- list queries (mgmt_api_list.c) */
 

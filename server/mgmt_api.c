@@ -4,7 +4,8 @@
  *
  * Dispatch follows the order of RabbitMQ's cowboy_rest handlers, which
  * is what clients see when several things are wrong at once:
- *   1. no route for the path               -> 404 Object Not Found
+ *   1. no route for the path               -> a web UI file (mgmt_ui.c),
+ *                                             else 404 Object Not Found
  *   2. a method the route does not allow   -> 405 with `allow`
  *   3. no credentials                      -> 401 (empty body)
  *      wrong credentials                   -> 401 not_authorized "Login
@@ -662,7 +663,8 @@ mgmt_api_dispatch(struct mgmt_req *r)
         }
     }
     if (!rt) {
-        mgmt_not_found(r);
+        if (!mgmt_ui_serve(r))
+            mgmt_not_found(r);
         return;
     }
     for (size_t i = 0; i < r->nseg; i++) {

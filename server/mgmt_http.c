@@ -86,7 +86,7 @@ struct mgmt_conn {
     struct buf url;
     struct buf hname, hval;
     bool in_value;
-    char *authorization, *x_reason, *content_type;
+    char *authorization, *x_reason, *content_type, *if_none_match;
     bool expect_continue;
     struct buf body;
     size_t hdr_bytes;
@@ -158,6 +158,8 @@ status_text(int status)
         return "Created";
     case 204:
         return "No Content";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -248,7 +250,9 @@ reset_request(struct mgmt_conn *c)
     free(c->authorization);
     free(c->x_reason);
     free(c->content_type);
+    free(c->if_none_match);
     c->authorization = c->x_reason = c->content_type = NULL;
+    c->if_none_match = NULL;
     c->in_value = false;
     c->expect_continue = false;
     c->hdr_bytes = 0;
@@ -651,6 +655,8 @@ header_done(struct mgmt_conn *c)
         slot = &c->x_reason;
     else if (nlen == 12 && strncasecmp(name, "content-type", 12) == 0)
         slot = &c->content_type;
+    else if (nlen == 13 && strncasecmp(name, "if-none-match", 13) == 0)
+        slot = &c->if_none_match;
     else if (nlen == 6 && strncasecmp(name, "expect", 6) == 0)
         c->expect_continue =
             c->hval.len == 12 &&
@@ -893,6 +899,7 @@ dispatch(struct mgmt_conn *c)
     r.authorization = c->authorization;
     r.x_reason = c->x_reason;
     r.content_type = c->content_type;
+    r.if_none_match = c->if_none_match;
     buf_init(&r.hdrs);
     buf_init(&r.out);
     /* absolute-form "http://host/path" */
