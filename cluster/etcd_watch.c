@@ -1,0 +1,394 @@
+/*
+ * etcd_watch.c: a watch on a key range, one HTTP stream per watch.
+ *
+ * The stream is POST /v3/watch with one create_request; the gateway
+ * answers with a chunked body of newline-separated JSON messages:
+ *
+ *   {"result":{"header":{...,"revision":"7"},"created":true}}
+ *   {"result":{"header":{...},"events":[{"kv":{...}},
+ *                                        {"type":"DELETE","kv":{...},
+ *                                         "prev_kv":{...}}]}}
+ *   {"result":{"header":{...},"canceled":true,"compact_revision":"3"}}
+ *
+ * States:
+ *
+ *   WAIT ──timer──> OPEN (connecting, created, streaming) ──canceled──> DONE
+ *     ^                │ connection lost, stream ended, etcd error,
+ *     └── backoff ─────┘ no "created" within the request timeout
+ *
+ * Exactly once, in order: next_rev is the last delivered event's
+ * revision + 1 (for a watch "from now", the created header's revision +
+ * 1). Every (re)connect asks for start_revision = next_rev, and events
+ * below next_rev are dropped, so a replay after reconnecting is never
+ * delivered twice. etcd never splits one revision's events over two
+ * messages (fragment is not requested), so resuming at a revision
+ * boundary loses nothing. A cancel with compact_revision (next_rev was
+ * compacted) ends the watch with RESET; any other cancel, or an etcd
+ * refusal other than "unavailable", with FAILED.
+ *
+ * Failover: a failed stream moves the client's cur_ep on and reconnects
+ * at once to the next endpoint; after a failure on every endpoint it
+ * waits etcd__backoff_ms(). It never gives up. The request asks for
+ * etcd's leader check (metadata hasleader, as clientv3's
+ * WithRequireLeader), so a member cut off from its cluster ends the
+ * stream instead of going silent.
+ *
+ * Callbacks run from process(); a callback may free the watch (or the
+ * client), which sets *w->dead, and process() then returns at once.
+ */
+#include "cluster/etcd_int.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <utlist.h>
+
+enum w_state {
+    W_WAIT, /* the timer starts the next connection */
+    W_OPEN, /* stream requested; timer: "created" must come in time */
+    W_DONE, /* reset or failed: inert until freed */
+};
+
+struct etcd_watch {
+    uint32_t magic;
+    struct etcd *e;
+    struct buf key;
+    struct buf range_end;
+    bool prev_kv;
+    int64_t next_rev; /* 0: "now", until created */
+    enum w_state state;
+    struct etcd_http *h;
+    size_t ep;
+    ev_timer timer;
+    unsigned fails;  /* failed streams in this round over the endpoints */
+    unsigned rounds; /* failed rounds since the last "created" */
+    bool *dead;      /* set by etcd_watch_free during a callback */
+    etcd_watch_fn *cb;
+    void *arg;
+    struct etcd_watch *prev, *next; /* e->watches */
+};
+
+static void watch_http_ev(struct etcd_http *h, enum etcd__http_ev ev);
+
+static void
+set_timer(struct etcd_watch *w, unsigned ms)
+{
+    ev_timer_stop(w->e->loop, &w->timer);
+    ev_timer_set(&w->timer, ms / 1000.0, 0);
+    ev_timer_start(w->e->loop, &w->timer);
+}
+
+static void
+close_stream(struct etcd_watch *w)
+{
+    etcd__http_close(w->h);
+    w->h = NULL;
+}
+
+/* The stream failed: reconnect, to the next endpoint, after a backoff
+ * once every endpoint failed in turn. */
+static void WR_PRINTF(2, 3)
+    stream_failed(struct etcd_watch *w, const char *fmt, ...)
+{
+    char why[ETCD_ERR_MAX + 64];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    close_stream(w);
+    etcd__ep_failed(w->e, w->ep, why);
+    w->state = W_WAIT;
+    if (++w->fails < w->e->n_eps) {
+        set_timer(w, 0);
+        return;
+    }
+    w->fails = 0;
+    set_timer(w, etcd__backoff_ms(w->rounds++));
+}
+
+/* Ends the watch (RESET or FAILED). The callback is the last action. */
+static void
+finish(struct etcd_watch *w, const struct etcd_watch_update *u)
+{
+    close_stream(w);
+    ev_timer_stop(w->e->loop, &w->timer);
+    w->state = W_DONE;
+    if (u->kind == ETCD_WATCH_FAILED)
+        log_warn("etcd: watch failed: %s", u->error);
+    w->cb(w->arg, u);
+}
+
+/* ---- messages */
+
+/* Delivers the events at or above next_rev. Returns false when the
+ * callback freed the watch. */
+static bool
+deliver_events(struct etcd_watch *w, const struct etcd__watch_msg *m)
+{
+    struct etcd_watch_update u = {.kind = ETCD_WATCH_EVENTS};
+    bool dead = false;
+    size_t skip = 0;
+
+    while (skip < m->n_events && m->events[skip].kv.mod_revision < w->next_rev)
+        skip++;
+    if (skip == m->n_events)
+        return true;
+    u.revision = m->revision;
+    u.events = m->events + skip;
+    u.n_events = m->n_events - skip;
+    w->next_rev = m->events[m->n_events - 1].kv.mod_revision + 1;
+    w->dead = &dead;
+    w->cb(w->arg, &u);
+    if (dead)
+        return false;
+    w->dead = NULL;
+    return true;
+}
+
+static void
+created(struct etcd_watch *w, const struct etcd__watch_msg *m)
+{
+    ev_timer_stop(w->e->loop, &w->timer);
+    w->fails = 0;
+    w->rounds = 0;
+    if (w->next_rev == 0)
+        w->next_rev = m->revision + 1;
+}
+
+/* A cancel: RESET when our start revision was compacted, else FAILED. */
+static void
+canceled(struct etcd_watch *w, const struct etcd__watch_msg *m)
+{
+    struct etcd_watch_update u = {.revision = m->revision};
+    char why[ETCD_ERR_MAX];
+
+    if (m->compact_revision > 0) {
+        u.kind = ETCD_WATCH_RESET;
+        u.compact_revision = m->compact_revision;
+    } else {
+        snprintf(why, sizeof(why), "etcd cancelled the watch: %s",
+                 m->cancel_reason ? m->cancel_reason : "no reason given");
+        u.kind = ETCD_WATCH_FAILED;
+        u.error = why;
+    }
+    finish(w, &u);
+}
+
+/* gRPC codes after which a new stream may work: the member lost its
+ * leader, is stopping, or timed out. */
+static bool
+code_is_transient(int code)
+{
+    return code == 0 || code == 1 || code == 4 || code == 14;
+}
+
+/* Handles one stream line. Returns false when the stream or the watch
+ * ended (the caller must then touch nothing). */
+static bool
+handle_line(struct etcd_watch *w, struct bytes line)
+{
+    struct etcd__watch_msg m;
+    struct etcd__arena a;
+    char err[ETCD_ERR_MAX];
+    bool go_on = false;
+    int code;
+
+    etcd__arena_init(&a);
+    if (etcd__json_watch(line, &a, &m, &code, err, sizeof(err)) != WR_OK) {
+        if (code_is_transient(code))
+            stream_failed(w, "watch stream: %s", err);
+        else
+            finish(w, &(struct etcd_watch_update){.kind = ETCD_WATCH_FAILED,
+                                                  .error = err});
+    } else if (m.canceled) {
+        canceled(w, &m);
+    } else {
+        if (m.created)
+            created(w, &m);
+        go_on = deliver_events(w, &m);
+    }
+    etcd__arena_fini(&a);
+    return go_on;
+}
+
+/* Handles every complete line in the stream's body, then keeps the
+ * partial one. Returns false when the stream or the watch ended. */
+static bool
+process(struct etcd_watch *w)
+{
+    struct etcd_http *h = w->h;
+    size_t pos = 0;
+
+    for (;;) {
+        const uint8_t *p = h->body.data + pos;
+        const uint8_t *nl = memchr(p, '\n', h->body.len - pos);
+        struct bytes line;
+
+        if (!nl)
+            break;
+        line = bytes_of(p, (size_t)(nl - p));
+        pos += line.len + 1;
+        if (line.len > 0 && line.ptr[line.len - 1] == '\r')
+            line.len--;
+        if (line.len > 0 && !handle_line(w, line))
+            return false;
+    }
+    buf_consume(&h->body, pos);
+    return true;
+}
+
+/* A non-200 answer to the watch request. */
+static void
+refused(struct etcd_watch *w, int status, struct bytes body)
+{
+    char msg[ETCD_ERR_MAX];
+    int code;
+
+    if (!etcd__json_error(body, &code, msg, sizeof(msg))) {
+        stream_failed(w, "watch: HTTP %d from %s", status,
+                      w->e->eps[w->ep].name);
+        return;
+    }
+    if (code_is_transient(code)) {
+        stream_failed(w, "watch: %s (code %d)", msg, code);
+        return;
+    }
+    finish(w, &(struct etcd_watch_update){.kind = ETCD_WATCH_FAILED,
+                                          .error = msg});
+}
+
+static void
+watch_http_ev(struct etcd_http *h, enum etcd__http_ev ev)
+{
+    struct etcd_watch *w = h->owner;
+    char why[ETCD_ERR_MAX];
+
+    WR_ASSERT(w->magic == ETCD_WATCH_MAGIC && w->h == h);
+    if (ev == EH_SENT)
+        return;
+    if (ev == EH_FAIL) {
+        memcpy(why, h->err, sizeof(why));
+        stream_failed(w, "watch: %s", why);
+    } else if (h->status != 200) {
+        if (ev == EH_DONE)
+            refused(w, h->status, buf_bytes(&h->body));
+    } else if (ev == EH_DATA) {
+        process(w);
+    } else if (process(w)) {
+        stream_failed(w, "watch stream from %s ended", w->e->eps[w->ep].name);
+    }
+}
+
+/* ---- connecting */
+
+static void
+request_body(const struct etcd_watch *w, struct buf *out)
+{
+    json_t *root = json_object(), *c = json_object();
+
+    etcd__json_set_bytes(c, "key", buf_bytes(&w->key));
+    if (w->range_end.len)
+        etcd__json_set_bytes(c, "range_end", buf_bytes(&w->range_end));
+    if (w->next_rev > 0)
+        etcd__json_set_int(c, "start_revision", w->next_rev);
+    if (w->prev_kv)
+        json_object_set_new(c, "prev_kv", json_true());
+    json_object_set_new(root, "create_request", c);
+    etcd__json_dump_steal(root, out);
+}
+
+static void
+open_stream(struct etcd_watch *w)
+{
+    char err[ETCD_ERR_MAX];
+    struct buf body;
+    int rc;
+
+    w->ep = w->e->cur_ep;
+    w->h = etcd__http_open(w->e, w->ep, watch_http_ev, w, err, sizeof(err));
+    if (!w->h) {
+        stream_failed(w, "watch: %s", err);
+        return;
+    }
+    buf_init(&body);
+    request_body(w, &body);
+    rc = etcd__http_send(w->h, "/v3/watch", buf_bytes(&body),
+                         "Grpc-Metadata-Hasleader: true\r\n", true);
+    buf_fini(&body);
+    if (rc == WR_ERR) {
+        memcpy(err, w->h->err, sizeof(err));
+        stream_failed(w, "watch: %s", err);
+        return;
+    }
+    w->state = W_OPEN;
+    set_timer(w, w->e->request_timeout_ms);
+}
+
+static void
+timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct etcd_watch *w = container_of(t, struct etcd_watch, timer);
+
+    if (w->state == W_WAIT)
+        open_stream(w);
+    else if (w->state == W_OPEN)
+        stream_failed(w, "watch: not created within %u ms",
+                      w->e->request_timeout_ms);
+}
+
+struct etcd_watch *
+etcd_watch_new(struct etcd *e, struct bytes key,
+               const struct etcd_watch_opts *o, etcd_watch_fn *cb, void *arg)
+{
+    static const struct etcd_watch_opts none;
+    struct etcd_watch *w = xcalloc(1, sizeof(*w));
+
+    WR_ASSERT(e->magic == ETCD_MAGIC);
+    o = o ? o : &none;
+    w->magic = ETCD_WATCH_MAGIC;
+    w->e = e;
+    buf_init(&w->key);
+    buf_init(&w->range_end);
+    if (o->prefix) {
+        etcd_prefix_end(key, &w->range_end);
+        if (key.len == 0)
+            key = bytes_of("", 1); /* every key: ["\0", "\0") */
+    } else {
+        buf_append(&w->range_end, o->range_end.ptr, o->range_end.len);
+    }
+    buf_append(&w->key, key.ptr, key.len);
+    w->prev_kv = o->prev_kv;
+    w->next_rev = o->start_revision > 0 ? o->start_revision : 0;
+    w->cb = cb;
+    w->arg = arg;
+    w->state = W_WAIT;
+    ev_timer_init(&w->timer, timer_cb, 0, 0);
+    set_timer(w, 0);
+    DL_APPEND(e->watches, w);
+    return w;
+}
+
+void
+etcd_watch_free(struct etcd_watch *w)
+{
+    if (!w)
+        return;
+    WR_ASSERT(w->magic == ETCD_WATCH_MAGIC);
+    if (w->dead)
+        *w->dead = true;
+    ev_timer_stop(w->e->loop, &w->timer);
+    close_stream(w);
+    DL_DELETE(w->e->watches, w);
+    buf_fini(&w->key);
+    buf_fini(&w->range_end);
+    w->magic = 0;
+    free(w);
+}
+
+int64_t
+etcd_watch_next_revision(const struct etcd_watch *w)
+{
+    return w->next_rev;
+}
