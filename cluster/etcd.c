@@ -176,11 +176,11 @@ etcd__ep_failed(struct etcd *e, size_t ep, const char *why)
         p->suppressed++;
         return;
     }
-    if (p->suppressed)
-        log_warn("etcd: endpoint %s: %s (and %u more errors)", p->name, why,
-                 p->suppressed);
+    if (p->suppressed) /* why names the endpoint */
+        log_warn("etcd: %s (and %u more errors with %s)", why, p->suppressed,
+                 p->name);
     else
-        log_warn("etcd: endpoint %s: %s", p->name, why);
+        log_warn("etcd: %s", why);
     p->log_ms = now;
     p->suppressed = 0;
 }

@@ -350,17 +350,22 @@ reset_response(struct etcd_http *h, bool streaming)
 
 int
 etcd__http_send(struct etcd_http *h, const char *path, struct bytes body,
-                const char *extra, bool streaming)
+                bool streaming)
 {
     int rc;
 
     WR_ASSERT(h->magic == ETCD_HTTP_MAGIC && !h->busy);
     reset_response(h, streaming);
+    /* Grpc-Metadata-Hasleader: etcd refuses the call with "no leader"
+     * (code 14) instead of hanging when its member lost the leader, and
+     * ends a watch stream when that happens later (clientv3's
+     * WithRequireLeader). */
     buf_printf(&h->out,
                "POST %s HTTP/1.1\r\nHost: %s\r\n"
                "Content-Type: application/json\r\n"
-               "Content-Length: %zu\r\n%s\r\n",
-               path, ep_name(h), body.len, extra ? extra : "");
+               "Grpc-Metadata-Hasleader: true\r\n"
+               "Content-Length: %zu\r\n\r\n",
+               path, ep_name(h), body.len);
     buf_append(&h->out, body.ptr, body.len);
     if (!h->connected)
         return WR_AGAIN;

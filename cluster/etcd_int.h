@@ -84,12 +84,12 @@ struct etcd_http {
  * reason in err when it fails at once. */
 struct etcd_http *etcd__http_open(struct etcd *e, size_t ep, etcd__http_fn *fn,
                                   void *owner, char *err, size_t errlen);
-/* Queues a POST of body to path (extra: more header lines, each ending in
- * \r\n, or NULL) and writes what it can. Returns WR_OK when written in
- * full now, WR_AGAIN when EH_SENT (or EH_FAIL) will follow, WR_ERR with
- * h->err when the write failed (nothing was received in full). */
+/* Queues a POST of body to path and writes what it can. Returns WR_OK
+ * when written in full now, WR_AGAIN when EH_SENT (or EH_FAIL) will
+ * follow, WR_ERR with h->err when the write failed (nothing was received
+ * in full). */
 int etcd__http_send(struct etcd_http *h, const char *path, struct bytes body,
-                    const char *extra, bool streaming);
+                    bool streaming);
 /* An idle connection: true unless the peer closed it or sent bytes. */
 bool etcd__http_is_alive(const struct etcd_http *h);
 void etcd__http_set_owner(struct etcd_http *h, etcd__http_fn *fn, void *owner);
@@ -121,7 +121,8 @@ json_t *etcd__json_delete(struct bytes key, const struct etcd_delete_opts *o);
 void etcd__json_dump_steal(json_t *j, struct buf *out);
 
 /* Decodes a 200 response body of op into res, allocating in a. Returns
- * WR_OK, or WR_ERR with the reason in err. */
+ * WR_OK, WR_AGAIN when body is etcd's error object (etcd__json_error
+ * reads it), or WR_ERR with the reason in err. */
 int etcd__json_result(enum etcd_op op, struct bytes body, struct etcd__arena *a,
                       struct etcd_result *res, char *err, size_t errlen);
 /* Reads etcd's error object ({"error","code"} or a stream's
@@ -200,7 +201,8 @@ struct etcd {
 };
 
 /* After a failure on endpoint ep: moves new attempts to the next one
- * (unless someone already did) and logs why, rate-limited per endpoint. */
+ * (unless someone already did) and logs why (which names the endpoint),
+ * rate-limited per endpoint. */
 void etcd__ep_failed(struct etcd *e, size_t ep, const char *why);
 
 /* Backoff before the next round over the endpoints: 50 ms doubling to

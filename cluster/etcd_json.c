@@ -516,7 +516,9 @@ etcd__json_result(enum etcd_op op, struct bytes body, struct etcd__arena *a,
     /* A keepalive answers as a stream: {"result":{...}} */
     if (op == ETCD_OP_LEASE_KEEPALIVE && json_is_object(root))
         o = json_object_get(root, "result");
-    if (!json_is_object(o))
+    if (json_is_object(root) && json_object_get(root, "error"))
+        rc = WR_AGAIN;
+    else if (!json_is_object(o))
         rc = bad(&d, "response is not a JSON object");
     else
         rc = decode_op(&d, op, o, res, 0);

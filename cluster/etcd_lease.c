@@ -99,6 +99,7 @@ renewed(struct etcd_lease *l, uint64_t sent_us, int64_t ttl)
     l->renewed_us = WR_MAX(l->renewed_us, sent_us);
     l->ttl = ttl;
     end = l->renewed_us + (uint64_t)ttl * 1000000u;
+    ev_now_update(l->e->loop); /* the timer counts from ev_now() */
     ev_timer_stop(l->e->loop, &l->expire);
     ev_timer_set(&l->expire, end > now ? (double)(end - now) / 1e6 : 0, 0);
     ev_timer_start(l->e->loop, &l->expire);

@@ -318,22 +318,25 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- answers */
 
-/* gRPC codes meaning "try again": CANCELED, DEADLINE_EXCEEDED,
- * UNAVAILABLE (no leader, request timed out, too many requests). */
+/* gRPC codes after which another attempt may succeed: CANCELED,
+ * UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE ("no leader",
+ * "request timed out", "too many requests"). For a sent write they all
+ * mean "outcome unknown" (attempt_failed sees to that). */
 static bool
-code_is_transient(int code)
+code_is_retryable(int code)
 {
-    return code == 1 || code == 4 || code == 14;
+    return code == 1 || code == 2 || code == 4 || code == 13 || code == 14;
 }
 
-/* UNKNOWN and INTERNAL: a write may or may not have happened. */
+/* etcd's "no leader" (code 14) is refused before anything is proposed
+ * (the hasleader check, or waitLeader for leases): not applied. */
 static bool
-code_is_ambiguous(int code)
+is_no_leader(int code, const char *msg)
 {
-    return code == 2 || code == 13;
+    return code == 14 && strcmp(msg, "etcdserver: no leader") == 0;
 }
 
-/* A non-200 answer. */
+/* An answer that is not a result: non-200, or etcd's error object. */
 static void
 error_answer(struct etcd_req *r, int status, struct bytes body)
 {
@@ -350,9 +353,11 @@ error_answer(struct etcd_req *r, int status, struct bytes body)
             bad_answer(r);
         return;
     }
-    snprintf(r->why, sizeof(r->why), "%s (code %d)", msg, code);
-    if (code_is_transient(code) ||
-        (code_is_ambiguous(code) && r->sent && !r->retry_safe))
+    snprintf(r->why, sizeof(r->why), "%s: %s (code %d)", r->e->eps[r->ep].name,
+             msg, code);
+    if (is_no_leader(code, msg))
+        r->sent = false; /* so a write may go to another member */
+    if (code_is_retryable(code))
         attempt_failed(r);
     else if (r->op == ETCD_OP_LEASE_REVOKE && code == 5)
         finish(r, &(struct etcd_result){.status = ETCD_OK});
@@ -360,39 +365,46 @@ error_answer(struct etcd_req *r, int status, struct bytes body)
         finish_error(r, ETCD_E_SERVER, code, "%s", msg);
 }
 
-/* A complete answer on r->h. */
+/* A 200 answer: a result, etcd's error object (a stream's), or junk. */
+static void
+ok_answer(struct etcd_req *r, struct bytes body)
+{
+    struct etcd_result res;
+    struct etcd__arena a;
+    char err[ETCD_ERR_MAX];
+    int rc;
+
+    etcd__arena_init(&a);
+    rc = etcd__json_result(r->op, body, &a, &res, err, sizeof(err));
+    if (rc == WR_OK) {
+        finish(r, &res);
+    } else if (rc == WR_AGAIN) {
+        error_answer(r, 200, body);
+    } else {
+        snprintf(r->why, sizeof(r->why), "%s: %s", r->e->eps[r->ep].name, err);
+        bad_answer(r);
+    }
+    etcd__arena_fini(&a);
+}
+
+/* A complete answer on r->h: the connection goes back to the pool (it
+ * may serve a waiter at once), the body stays with r. */
 static void
 answer(struct etcd_req *r)
 {
     struct etcd_http *h = r->h;
-    struct etcd_result res;
-    struct etcd__arena a;
-    char err[ETCD_ERR_MAX];
+    struct buf body = h->body;
+    int status = h->status;
 
+    buf_init(&h->body);
+    r->h = NULL;
     r->sent = true; /* an answer implies it all arrived */
-    if (h->status != 200) {
-        struct buf body = h->body; /* kept past the conn */
-        int status = h->status;
-
-        buf_init(&h->body);
-        r->h = NULL;
-        pool_put(r->pool, h);
+    pool_put(r->pool, h);
+    if (status == 200)
+        ok_answer(r, buf_bytes(&body));
+    else
         error_answer(r, status, buf_bytes(&body));
-        buf_fini(&body);
-        return;
-    }
-    etcd__arena_init(&a);
-    if (etcd__json_result(r->op, buf_bytes(&h->body), &a, &res, err,
-                          sizeof(err)) != WR_OK) {
-        snprintf(r->why, sizeof(r->why), "%s: %s", r->e->eps[r->ep].name, err);
-        drop_conn(r);
-        bad_answer(r);
-    } else {
-        r->h = NULL;
-        pool_put(r->pool, h);
-        finish(r, &res);
-    }
-    etcd__arena_fini(&a);
+    buf_fini(&body);
 }
 
 static void
@@ -428,7 +440,7 @@ start_on(struct etcd_req *r, struct etcd_http *h)
     r->state = RQ_ACTIVE;
     etcd__http_set_owner(h, req_http_ev, r);
     r->attempt_us = wr_now_us();
-    rc = etcd__http_send(h, r->path, buf_bytes(&r->body), NULL, false);
+    rc = etcd__http_send(h, r->path, buf_bytes(&r->body), false);
     if (rc == WR_OK)
         r->sent = true;
     else if (rc == WR_ERR)
@@ -494,6 +506,8 @@ etcd__req_submit(struct etcd_pool *p, enum etcd_op op, const char *path,
     r->arg = arg;
     ev_timer_init(&r->deadline, deadline_cb, r->timeout_ms / 1000.0, 0);
     ev_timer_init(&r->retry, retry_cb, 0, 0);
+    ev_now_update(e->loop); /* a full timeout from now, not from when this
+                               loop iteration began */
     ev_timer_start(e->loop, &r->deadline);
     start_timer(r, 0);
     DL_APPEND2(e->reqs, r, prev, next);

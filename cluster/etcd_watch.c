@@ -198,7 +198,8 @@ handle_line(struct etcd_watch *w, struct bytes line)
     etcd__arena_init(&a);
     if (etcd__json_watch(line, &a, &m, &code, err, sizeof(err)) != WR_OK) {
         if (code_is_transient(code))
-            stream_failed(w, "watch stream: %s", err);
+            stream_failed(w, "watch stream from %s: %s", w->e->eps[w->ep].name,
+                          err);
         else
             finish(w, &(struct etcd_watch_update){.kind = ETCD_WATCH_FAILED,
                                                   .error = err});
@@ -239,6 +240,22 @@ process(struct etcd_watch *w)
     return true;
 }
 
+/* At the end of the stream: a last message without its newline (etcd
+ * ends a stream with {"error":...} so). Returns false when it ended the
+ * stream or the watch. */
+static bool
+process_tail(struct etcd_watch *w)
+{
+    struct buf tail = w->h->body;
+    bool go_on = true;
+
+    buf_init(&w->h->body);
+    if (tail.len > 0)
+        go_on = handle_line(w, buf_bytes(&tail));
+    buf_fini(&tail);
+    return go_on;
+}
+
 /* A non-200 answer to the watch request. */
 static void
 refused(struct etcd_watch *w, int status, struct bytes body)
@@ -252,7 +269,8 @@ refused(struct etcd_watch *w, int status, struct bytes body)
         return;
     }
     if (code_is_transient(code)) {
-        stream_failed(w, "watch: %s (code %d)", msg, code);
+        stream_failed(w, "watch: %s: %s (code %d)", w->e->eps[w->ep].name, msg,
+                      code);
         return;
     }
     finish(w, &(struct etcd_watch_update){.kind = ETCD_WATCH_FAILED,
@@ -276,7 +294,7 @@ watch_http_ev(struct etcd_http *h, enum etcd__http_ev ev)
             refused(w, h->status, buf_bytes(&h->body));
     } else if (ev == EH_DATA) {
         process(w);
-    } else if (process(w)) {
+    } else if (process(w) && process_tail(w)) {
         stream_failed(w, "watch stream from %s ended", w->e->eps[w->ep].name);
     }
 }
@@ -314,8 +332,7 @@ open_stream(struct etcd_watch *w)
     }
     buf_init(&body);
     request_body(w, &body);
-    rc = etcd__http_send(w->h, "/v3/watch", buf_bytes(&body),
-                         "Grpc-Metadata-Hasleader: true\r\n", true);
+    rc = etcd__http_send(w->h, "/v3/watch", buf_bytes(&body), true);
     buf_fini(&body);
     if (rc == WR_ERR) {
         memcpy(err, w->h->err, sizeof(err));
@@ -334,8 +351,8 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     if (w->state == W_WAIT)
         open_stream(w);
     else if (w->state == W_OPEN)
-        stream_failed(w, "watch: not created within %u ms",
-                      w->e->request_timeout_ms);
+        stream_failed(w, "watch: %s: not created within %u ms",
+                      w->e->eps[w->ep].name, w->e->request_timeout_ms);
 }
 
 struct etcd_watch *

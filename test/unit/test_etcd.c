@@ -293,78 +293,92 @@ T_CASE(prefix_end_increments_the_last_byte_below_0xff)
 
 /* ---- KV */
 
-T_CASE(kv_roundtrip_binary_keys_and_values)
+/* Binary keys under a prefix ending in 0xff (its range_end is "t\x01",
+ * which must stay outside), values empty, binary and with NULs. */
+static const uint8_t k1[] = {'t', 0x00, 0xff, 0x00};
+static const uint8_t k2[] = {'t', 0x00, 0xff, 'a', 0xff, 0x00, 'b'};
+static const uint8_t k3[] = {'t', 0x00, 0xff, 0xff, 0xff};
+static const uint8_t outside[] = {'t', 0x01};
+static const uint8_t v3[] = {0xff, 0x00};
+static uint8_t v2[200];
+
+#define K1      bytes_of(k1, sizeof(k1))
+#define K2      bytes_of(k2, sizeof(k2))
+#define K3      bytes_of(k3, sizeof(k3))
+#define V2      bytes_of(v2, sizeof(v2))
+#define V3      bytes_of(v3, sizeof(v3))
+#define OUTSIDE bytes_of(outside, sizeof(outside))
+#define PREFIX  bytes_of(k1, 3)
+
+/* Writes the keys; returns k2's revision. */
+static int64_t
+kv_write(struct etcd *e)
 {
-    static const uint8_t k1[] = {'t', 0x00, 0xff, 0x00};
-    static const uint8_t k2[] = {'t', 0x00, 0xff, 'a', 0xff, 0x00, 'b'};
-    static const uint8_t k3[] = {'t', 0x00, 0xff, 0xff, 0xff};
-    static const uint8_t outside[] = {'t', 0x01};
-    static const uint8_t v3[] = {0xff, 0x00};
-    const struct bytes prefix = bytes_of(k1, 3);
-    struct etcd_range_opts pfx = {.prefix = true};
-    uint8_t v2[200];
-    struct tu_res r;
-    struct tu_cluster c;
-    struct etcd *e;
-    int64_t rev_k2;
+    int64_t rev;
 
     for (size_t i = 0; i < sizeof(v2); i++)
         v2[i] = (uint8_t)(i * 37);
-    setup();
-    tu_cluster_start(&c, 1);
-    e = client_of(&c, 5000);
-    put_ok(e, bytes_of(k1, sizeof(k1)), BYTES_NULL, NULL, NULL);
-    rev_k2 = put_ok(e, bytes_of(k2, sizeof(k2)), bytes_of(v2, sizeof(v2)), NULL,
-                    NULL);
-    put_ok(e, bytes_of(k3, sizeof(k3)), bytes_of(v3, sizeof(v3)), NULL, NULL);
-    put_ok(e, bytes_of(outside, sizeof(outside)), B("out"), NULL, NULL);
+    put_ok(e, K1, BYTES_NULL, NULL, NULL);
+    rev = put_ok(e, K2, V2, NULL, NULL);
+    put_ok(e, K3, V3, NULL, NULL);
+    put_ok(e, OUTSIDE, B("out"), NULL, NULL);
+    return rev;
+}
 
-    /* the prefix ends in 0xff: its range_end is "t\x01", excluded */
-    range_res(e, prefix, &pfx, &r);
+static void
+kv_check_prefix(struct etcd *e, int64_t rev_k2)
+{
+    struct tu_res r;
+
+    range_res(e, PREFIX, &(struct etcd_range_opts){.prefix = true}, &r);
     expect_ok(&r);
     T_EQ_INT(r.n_kvs, 3);
     T_EQ_INT(r.count, 3);
     T_ASSERT(!r.more);
-    T_ASSERT(tu_kv_is(&r.kvs[0], bytes_of(k1, sizeof(k1)), BYTES_NULL));
-    T_ASSERT(tu_kv_is(&r.kvs[1], bytes_of(k2, sizeof(k2)),
-                      bytes_of(v2, sizeof(v2))));
-    T_ASSERT(tu_kv_is(&r.kvs[2], bytes_of(k3, sizeof(k3)),
-                      bytes_of(v3, sizeof(v3))));
+    T_ASSERT(tu_kv_is(&r.kvs[0], K1, BYTES_NULL));
+    T_ASSERT(tu_kv_is(&r.kvs[1], K2, V2));
+    T_ASSERT(tu_kv_is(&r.kvs[2], K3, V3));
     T_EQ_INT(r.kvs[1].create_revision, rev_k2);
     T_EQ_INT(r.kvs[1].mod_revision, rev_k2);
     T_EQ_INT(r.kvs[1].version, 1);
     T_EQ_INT(r.kvs[1].lease, 0);
+}
 
-    /* overwrite with prev_kv: the old value comes back */
-    put_ok(e, bytes_of(k2, sizeof(k2)), B("new"),
-           &(struct etcd_put_opts){.prev_kv = true}, &r);
+/* prev_kv on put, limit, keys_only, count_only, an old revision. */
+static void
+kv_check_options(struct etcd *e, int64_t rev_k2)
+{
+    struct tu_res r;
+
+    put_ok(e, K2, B("new"), &(struct etcd_put_opts){.prev_kv = true}, &r);
     T_EQ_INT(r.n_kvs, 1);
-    T_ASSERT(tu_kv_is(&r.kvs[0], bytes_of(k2, sizeof(k2)),
-                      bytes_of(v2, sizeof(v2))));
-
-    /* limit, keys_only, count_only, an old revision */
-    range_res(e, prefix, &(struct etcd_range_opts){.prefix = true, .limit = 1},
+    T_ASSERT(tu_kv_is(&r.kvs[0], K2, V2));
+    range_res(e, PREFIX, &(struct etcd_range_opts){.prefix = true, .limit = 1},
               &r);
     T_EQ_INT(r.n_kvs, 1);
     T_ASSERT(r.more);
     T_EQ_INT(r.count, 3);
-    range_res(e, prefix,
+    range_res(e, PREFIX,
               &(struct etcd_range_opts){.prefix = true, .keys_only = true}, &r);
     T_EQ_INT(r.n_kvs, 3);
     T_EQ_INT(r.kvs[1].vlen, 0);
     T_EQ_INT(r.kvs[1].version, 2);
-    range_res(e, prefix,
+    range_res(e, PREFIX,
               &(struct etcd_range_opts){.prefix = true, .count_only = true},
               &r);
     T_EQ_INT(r.n_kvs, 0);
     T_EQ_INT(r.count, 3);
-    range_res(e, bytes_of(k2, sizeof(k2)),
-              &(struct etcd_range_opts){.revision = rev_k2}, &r);
+    range_res(e, K2, &(struct etcd_range_opts){.revision = rev_k2}, &r);
     expect_ok(&r);
-    T_ASSERT(tu_kv_is(&r.kvs[0], bytes_of(k2, sizeof(k2)),
-                      bytes_of(v2, sizeof(v2))));
+    T_ASSERT(tu_kv_is(&r.kvs[0], K2, V2));
+}
 
-    /* absent key; a future revision is etcd's error 11 */
+/* An absent key; a future revision is etcd's error 11. */
+static void
+kv_check_absent(struct etcd *e, int64_t rev_k2)
+{
+    struct tu_res r;
+
     range_res(e, B("absent"), NULL, &r);
     expect_ok(&r);
     T_EQ_INT(r.n_kvs, 0);
@@ -375,85 +389,116 @@ T_CASE(kv_roundtrip_binary_keys_and_values)
     T_EQ_INT(r.status, ETCD_E_SERVER);
     T_EQ_INT(r.code, 11);
     T_ASSERT(strstr(r.error, "future revision"));
+}
 
-    /* deletes, with prev_kv */
-    delete_ok(e, bytes_of(k1, sizeof(k1)),
-              &(struct etcd_delete_opts){.prev_kv = true}, &r);
+static void
+kv_check_deletes(struct etcd *e)
+{
+    struct tu_res r;
+
+    delete_ok(e, K1, &(struct etcd_delete_opts){.prev_kv = true}, &r);
     T_EQ_INT(r.count, 1);
     T_EQ_INT(r.n_kvs, 1);
-    T_ASSERT(tu_kv_is(&r.kvs[0], bytes_of(k1, sizeof(k1)), BYTES_NULL));
-    delete_ok(e, prefix, &(struct etcd_delete_opts){.prefix = true}, &r);
+    T_ASSERT(tu_kv_is(&r.kvs[0], K1, BYTES_NULL));
+    delete_ok(e, PREFIX, &(struct etcd_delete_opts){.prefix = true}, &r);
     T_EQ_INT(r.count, 2);
-    range_res(e, prefix, &pfx, &r);
+    range_res(e, PREFIX, &(struct etcd_range_opts){.prefix = true}, &r);
     T_EQ_INT(r.n_kvs, 0);
-    T_ASSERT(exists(e, bytes_of(outside, sizeof(outside))));
+    T_ASSERT(exists(e, OUTSIDE));
+}
 
-    /* etcdctl reads what we write, we read what it writes */
+/* etcdctl reads what we write, we read what it writes. */
+static void
+kv_check_etcdctl(struct etcd *e, struct tu_cluster *c)
+{
+    struct tu_res r;
+
     put_ok(e, B("warren/ctl"), B("hello world"), NULL, NULL);
-    T_EQ_INT(tu_etcdctl(&c, "get warren/ctl --print-value-only | "
-                            "grep -qx 'hello world'"),
+    T_EQ_INT(tu_etcdctl(c, "get warren/ctl --print-value-only | "
+                           "grep -qx 'hello world'"),
              0);
-    T_EQ_INT(tu_etcdctl(&c, "put warren/from-ctl 'a b\tc'"), 0);
+    T_EQ_INT(tu_etcdctl(c, "put warren/from-ctl 'a b\tc'"), 0);
     range_res(e, B("warren/from-ctl"), NULL, &r);
     T_ASSERT(tu_kv_is(&r.kvs[0], B("warren/from-ctl"), B("a b\tc")));
+}
 
+T_CASE(kv_roundtrip_binary_keys_and_values)
+{
+    struct tu_cluster c;
+    struct etcd *e;
+    int64_t rev_k2;
+
+    setup();
+    tu_cluster_start(&c, 1);
+    e = client_of(&c, 5000);
+    rev_k2 = kv_write(e);
+    kv_check_prefix(e, rev_k2);
+    kv_check_options(e, rev_k2);
+    kv_check_absent(e, rev_k2);
+    kv_check_deletes(e);
+    kv_check_etcdctl(e, &c);
     etcd_free(e);
     tu_cluster_stop(&c);
     teardown();
 }
 
-T_CASE(txn_compares_create_mod_value_version_lease)
+/* create-if-absent: the first wins and its revision is the key's
+ * create_revision (the epoch); the second sees the first's key. Returns
+ * the epoch. */
+static int64_t
+txn_check_create_if_absent(struct etcd *e, struct bytes leader)
 {
-    const struct bytes leader = B("election/leader");
-    struct tu_cluster c;
-    struct lease_obs lo;
-    struct etcd_lease *l;
-    struct etcd_txn *t;
-    struct etcd *e;
     struct tu_res r;
-    int64_t r1, r2;
+    int64_t epoch = 0;
 
-    setup();
-    tu_cluster_start(&c, 1);
-    e = client_of(&c, 5000);
-
-    /* create-if-absent: the first wins, its revision is the key's */
-    t = etcd_txn_new();
-    etcd_txn_if(t, leader, ETCD_CREATE, ETCD_EQUAL, 0);
-    etcd_txn_put(t, ETCD_THEN, leader, B("n1"), NULL);
-    etcd_txn_range(t, ETCD_ELSE, leader, NULL);
-    txn_res(e, t, &r);
-    T_ASSERT(r.succeeded);
-    T_EQ_INT(r.n_resps, 1);
-    T_EQ_INT(r.resps[0].op, ETCD_OP_PUT);
-    r1 = r.revision;
-    T_EQ_INT(r.resps[0].revision, r1);
-
-    t = etcd_txn_new();
-    etcd_txn_if(t, leader, ETCD_CREATE, ETCD_EQUAL, 0);
-    etcd_txn_put(t, ETCD_THEN, leader, B("n2"), NULL);
-    etcd_txn_range(t, ETCD_ELSE, leader, NULL);
-    txn_res(e, t, &r);
-    T_ASSERT(!r.succeeded); /* etcd omits "succeeded": false */
-    T_EQ_INT(r.resps[0].op, ETCD_OP_RANGE);
-    T_EQ_INT(r.resps[0].n_kvs, 1);
-    T_ASSERT(tu_kv_is(&r.resps[0].kv0, leader, B("n1")));
-    T_EQ_INT(r.resps[0].kv0.create_revision, r1);
-
-    /* fenced update on mod_revision: once only */
     for (int i = 0; i < 2; i++) {
-        t = etcd_txn_new();
-        etcd_txn_if(t, leader, ETCD_MOD, ETCD_EQUAL, r1);
+        struct etcd_txn *t = etcd_txn_new();
+
+        etcd_txn_if(t, leader, ETCD_CREATE, ETCD_EQUAL, 0);
+        etcd_txn_put(t, ETCD_THEN, leader, i ? B("n2") : B("n1"), NULL);
+        etcd_txn_range(t, ETCD_ELSE, leader, NULL);
+        txn_res(e, t, &r);
+        T_EQ_INT(r.succeeded, i == 0); /* etcd omits "succeeded": false */
+        T_EQ_INT(r.n_resps, 1);
+        if (i == 0) {
+            T_EQ_INT(r.resps[0].op, ETCD_OP_PUT);
+            T_EQ_INT(r.resps[0].revision, r.revision);
+            epoch = r.revision;
+            continue;
+        }
+        T_EQ_INT(r.resps[0].op, ETCD_OP_RANGE);
+        T_EQ_INT(r.resps[0].n_kvs, 1);
+        T_ASSERT(tu_kv_is(&r.resps[0].kv0, leader, B("n1")));
+        T_EQ_INT(r.resps[0].kv0.create_revision, epoch);
+    }
+    return epoch;
+}
+
+/* A fenced update on mod_revision applies once only. */
+static void
+txn_check_fenced(struct etcd *e, struct bytes leader, int64_t mod)
+{
+    struct tu_res r;
+
+    for (int i = 0; i < 2; i++) {
+        struct etcd_txn *t = etcd_txn_new();
+
+        etcd_txn_if(t, leader, ETCD_MOD, ETCD_EQUAL, mod);
         etcd_txn_put(t, ETCD_THEN, leader, B("n1b"), NULL);
         txn_res(e, t, &r);
         T_EQ_INT(r.succeeded, i == 0);
         if (i == 0)
-            r2 = r.revision;
+            T_ASSERT(r.revision > mod);
     }
-    T_ASSERT(r2 > r1);
+}
 
-    /* value and version compares; a read-only txn */
-    t = etcd_txn_new();
+/* Value and version compares, in a read-only txn. */
+static void
+txn_check_value_version(struct etcd *e, struct bytes leader)
+{
+    struct etcd_txn *t = etcd_txn_new();
+    struct tu_res r;
+
     etcd_txn_if_value(t, leader, ETCD_NOT_EQUAL, B("zzz"));
     etcd_txn_if_value(t, leader, ETCD_EQUAL, B("n1b"));
     etcd_txn_if(t, leader, ETCD_VERSION, ETCD_GREATER, 1);
@@ -466,21 +511,35 @@ T_CASE(txn_compares_create_mod_value_version_lease)
     txn_res(e, t, &r);
     T_ASSERT(!r.succeeded);
     T_EQ_INT(r.n_resps, 0);
+}
 
-    /* lease compare */
-    l = lease_active(e, 30, &lo);
+static void
+txn_check_lease(struct etcd *e)
+{
+    struct lease_obs lo;
+    struct etcd_lease *l = lease_active(e, 30, &lo);
+    struct tu_res r;
+
     put_ok(e, B("election/leased"), B("x"),
            &(struct etcd_put_opts){.lease = etcd_lease_id(l)}, NULL);
     for (int i = 0; i < 2; i++) {
-        t = etcd_txn_new();
+        struct etcd_txn *t = etcd_txn_new();
+
         etcd_txn_if(t, B("election/leased"), ETCD_LEASE, ETCD_EQUAL,
                     etcd_lease_id(l) + i);
         txn_res(e, t, &r);
         T_EQ_INT(r.succeeded, i == 0);
     }
+    etcd_lease_free(l);
+}
 
-    /* several ops in one branch, in order, at one revision */
-    t = etcd_txn_new();
+/* Several ops in one branch run in order, at one revision. */
+static void
+txn_check_several_ops(struct etcd *e, struct bytes leader)
+{
+    struct etcd_txn *t = etcd_txn_new();
+    struct tu_res r;
+
     etcd_txn_if(t, B("election/absent"), ETCD_CREATE, ETCD_EQUAL, 0);
     etcd_txn_put(t, ETCD_THEN, B("election/a"), B("1"), NULL);
     etcd_txn_put(t, ETCD_THEN, B("election/b"), B("2"), NULL);
@@ -492,11 +551,27 @@ T_CASE(txn_compares_create_mod_value_version_lease)
     T_EQ_INT(r.resps[0].op, ETCD_OP_PUT);
     T_EQ_INT(r.resps[1].op, ETCD_OP_PUT);
     T_EQ_INT(r.resps[2].op, ETCD_OP_DELETE);
+    T_EQ_INT(r.resps[1].revision, r.revision);
     T_EQ_INT(r.resps[2].count, 1);
     T_ASSERT(tu_kv_is(&r.resps[2].kv0, leader, B("n1b")));
     T_ASSERT(!exists(e, leader));
+}
 
-    etcd_lease_free(l);
+T_CASE(txn_compares_create_mod_value_version_lease)
+{
+    const struct bytes leader = B("election/leader");
+    struct tu_cluster c;
+    struct etcd *e;
+    int64_t epoch;
+
+    setup();
+    tu_cluster_start(&c, 1);
+    e = client_of(&c, 5000);
+    epoch = txn_check_create_if_absent(e, leader);
+    txn_check_fenced(e, leader, epoch);
+    txn_check_value_version(e, leader);
+    txn_check_lease(e);
+    txn_check_several_ops(e, leader);
     etcd_free(e);
     tu_cluster_stop(&c);
     teardown();
@@ -774,67 +849,87 @@ expect_event(const struct obs_event *x, enum etcd_event_type type,
         T_ASSERT(tu_kv_is(&x->prev, key, prev));
 }
 
+/* Revisions of the writes watch_write makes. */
+struct wrevs {
+    int64_t a2; /* the second put of w/a */
+    int64_t txn;
+    int64_t del;
+};
+
+/* put a=1, a=2, b=x; delete a; txn put c=3, d=4; delete the prefix. */
+static void
+watch_write(struct etcd *e, struct wrevs *rv)
+{
+    struct etcd_txn *t = etcd_txn_new();
+    struct tu_res r;
+
+    put_ok(e, B("w/a"), B("1"), NULL, NULL);
+    rv->a2 = put_ok(e, B("w/a"), B("2"), NULL, NULL);
+    put_ok(e, B("w/b"), B("x"), NULL, NULL);
+    delete_ok(e, B("w/a"), NULL, &r);
+    etcd_txn_put(t, ETCD_THEN, B("w/c"), B("3"), NULL);
+    etcd_txn_put(t, ETCD_THEN, B("w/d"), B("4"), NULL);
+    txn_res(e, t, &r);
+    rv->txn = r.revision;
+    delete_ok(e, B("w/"), &(struct etcd_delete_opts){.prefix = true}, &r);
+    T_EQ_INT(r.count, 3);
+    rv->del = r.revision;
+}
+
+/* The prefix watch with prev_kv saw all of it, in order. */
+static void
+watch_check_prefix(const struct watch_obs *o, const struct wrevs *rv)
+{
+    const struct obs_event *ev = o->ev;
+
+    T_EQ_INT(o->n, 9);
+    expect_event(&ev[0], ETCD_EV_PUT, B("w/a"), B("1"), false, BYTES_NULL);
+    expect_event(&ev[1], ETCD_EV_PUT, B("w/a"), B("2"), true, B("1"));
+    T_EQ_INT(ev[1].kv.mod_revision, rv->a2);
+    T_EQ_INT(ev[1].kv.version, 2);
+    expect_event(&ev[2], ETCD_EV_PUT, B("w/b"), B("x"), false, BYTES_NULL);
+    expect_event(&ev[3], ETCD_EV_DELETE, B("w/a"), BYTES_NULL, true, B("2"));
+    expect_event(&ev[4], ETCD_EV_PUT, B("w/c"), B("3"), false, BYTES_NULL);
+    expect_event(&ev[5], ETCD_EV_PUT, B("w/d"), B("4"), false, BYTES_NULL);
+    T_EQ_INT(ev[4].kv.mod_revision, rv->txn);
+    T_EQ_INT(ev[5].kv.mod_revision, rv->txn);
+    expect_event(&ev[6], ETCD_EV_DELETE, B("w/b"), BYTES_NULL, true, B("x"));
+    expect_event(&ev[7], ETCD_EV_DELETE, B("w/c"), BYTES_NULL, true, B("3"));
+    expect_event(&ev[8], ETCD_EV_DELETE, B("w/d"), BYTES_NULL, true, B("4"));
+    for (int i = 1; i < 9; i++)
+        T_ASSERT(ev[i].kv.mod_revision >= ev[i - 1].kv.mod_revision);
+    T_EQ_INT(ev[8].kv.mod_revision, rv->del);
+}
+
 T_CASE(watch_delivers_puts_and_deletes_in_order_with_prev_kv)
 {
     struct watch_obs o1 = {0}, o2 = {0};
     struct etcd_watch *w1, *w2;
     struct tu_cluster c;
-    struct etcd_txn *t;
+    struct wrevs rv;
     struct etcd *e;
     struct tu_res r;
-    int64_t r0, ra2, rt, rx;
 
     setup();
     tu_cluster_start(&c, 1);
     e = client_of(&c, 3000);
     range_res(e, B("w/"), NULL, &r);
-    r0 = r.revision;
-    w1 = etcd_watch_new(e, B("w/"),
-                        &(struct etcd_watch_opts){.prefix = true,
-                                                  .start_revision = r0 + 1,
-                                                  .prev_kv = true},
-                        watch_cb, &o1);
+    w1 = etcd_watch_new(
+        e, B("w/"),
+        &(struct etcd_watch_opts){
+            .prefix = true, .start_revision = r.revision + 1, .prev_kv = true},
+        watch_cb, &o1);
     w2 = etcd_watch_new(e, B("w/a"), NULL, watch_cb, &o2); /* from now */
     TU_RUN_UNTIL(loop, etcd_watch_next_revision(w2) != 0, WAIT_MS);
-
-    put_ok(e, B("w/a"), B("1"), NULL, NULL);
-    ra2 = put_ok(e, B("w/a"), B("2"), NULL, NULL);
-    put_ok(e, B("w/b"), B("x"), NULL, NULL);
-    delete_ok(e, B("w/a"), NULL, &r);
-    t = etcd_txn_new();
-    etcd_txn_put(t, ETCD_THEN, B("w/c"), B("3"), NULL);
-    etcd_txn_put(t, ETCD_THEN, B("w/d"), B("4"), NULL);
-    txn_res(e, t, &r);
-    rt = r.revision;
-    delete_ok(e, B("w/"), &(struct etcd_delete_opts){.prefix = true}, &r);
-    rx = r.revision;
-    T_EQ_INT(r.count, 3);
-
+    watch_write(e, &rv);
     TU_RUN_UNTIL(loop, o1.n == 9 && o2.n == 3, WAIT_MS);
-    expect_event(&o1.ev[0], ETCD_EV_PUT, B("w/a"), B("1"), false, BYTES_NULL);
-    expect_event(&o1.ev[1], ETCD_EV_PUT, B("w/a"), B("2"), true, B("1"));
-    T_EQ_INT(o1.ev[1].kv.mod_revision, ra2);
-    T_EQ_INT(o1.ev[1].kv.version, 2);
-    expect_event(&o1.ev[2], ETCD_EV_PUT, B("w/b"), B("x"), false, BYTES_NULL);
-    expect_event(&o1.ev[3], ETCD_EV_DELETE, B("w/a"), BYTES_NULL, true, B("2"));
-    expect_event(&o1.ev[4], ETCD_EV_PUT, B("w/c"), B("3"), false, BYTES_NULL);
-    expect_event(&o1.ev[5], ETCD_EV_PUT, B("w/d"), B("4"), false, BYTES_NULL);
-    T_EQ_INT(o1.ev[4].kv.mod_revision, rt);
-    T_EQ_INT(o1.ev[5].kv.mod_revision, rt);
-    expect_event(&o1.ev[6], ETCD_EV_DELETE, B("w/b"), BYTES_NULL, true, B("x"));
-    expect_event(&o1.ev[7], ETCD_EV_DELETE, B("w/c"), BYTES_NULL, true, B("3"));
-    expect_event(&o1.ev[8], ETCD_EV_DELETE, B("w/d"), BYTES_NULL, true, B("4"));
-    for (int i = 1; i < 9; i++)
-        T_ASSERT(o1.ev[i].kv.mod_revision >= o1.ev[i - 1].kv.mod_revision);
-    T_EQ_INT(o1.ev[8].kv.mod_revision, rx);
-    T_EQ_INT(etcd_watch_next_revision(w1), rx + 1);
-
-    /* the single-key watch without prev_kv */
+    watch_check_prefix(&o1, &rv);
+    T_EQ_INT(etcd_watch_next_revision(w1), rv.del + 1);
+    /* the single-key watch, without prev_kv */
     expect_event(&o2.ev[0], ETCD_EV_PUT, B("w/a"), B("1"), false, BYTES_NULL);
     expect_event(&o2.ev[1], ETCD_EV_PUT, B("w/a"), B("2"), false, BYTES_NULL);
     expect_event(&o2.ev[2], ETCD_EV_DELETE, B("w/a"), BYTES_NULL, false,
                  BYTES_NULL);
-
     tu_run_for(loop, 300);
     T_EQ_INT(o1.n, 9); /* nothing repeated */
     T_EQ_INT(o1.resets + o1.fails + o2.resets + o2.fails, 0);
@@ -1201,6 +1296,48 @@ T_CASE(failover_to_another_member)
     teardown();
 }
 
+/* Without quorum a write is refused ("no leader", before anything is
+ * proposed) or cannot connect: UNAVAILABLE, never UNKNOWN. Quorum back,
+ * everything resumes and the watch misses nothing. */
+T_CASE(quorum_loss_refuses_writes_then_recovers)
+{
+    struct watch_obs o = {0};
+    struct etcd_watch *w;
+    struct tu_cluster c;
+    struct tu_res r = {0};
+    struct etcd *e;
+
+    setup();
+    tu_cluster_start(&c, 3);
+    e = client_of(&c, 1500);
+    w = etcd_watch_new(e, B("q/"), &(struct etcd_watch_opts){.prefix = true},
+                       watch_cb, &o);
+    TU_RUN_UNTIL(loop, etcd_watch_next_revision(w) != 0, WAIT_MS);
+    put_numbered(e, "q/", 1);
+    put_numbered(e, "q/", 2);
+
+    tu_member_kill(&c, 1);
+    tu_member_kill(&c, 2);
+    tu_run_for(loop, 1500); /* the survivor finds it has no leader */
+    etcd_put(e, B("q/lost"), B("x"), NULL, tu_res_cb, &r);
+    wait_res(&r);
+    if (r.status != ETCD_E_UNAVAILABLE)
+        t_fail(__FILE__, __LINE__, "put without quorum: %d (%s)", r.status,
+               r.error);
+
+    tu_member_restart(&c, 1);
+    put_numbered(e, "q/", 3);
+    put_numbered(e, "q/", 4);
+    TU_RUN_UNTIL(loop, o.n == 4, WAIT_MS);
+    tu_run_for(loop, 200);
+    expect_numbered_puts(&o, "q/", 4);
+    T_ASSERT(!exists(e, B("q/lost")));
+
+    etcd_free(e);
+    tu_cluster_stop(&c);
+    teardown();
+}
+
 /* ---- hostile server */
 
 struct hostile_case {
@@ -1387,74 +1524,86 @@ check_cancel(struct etcd *e, struct counter *n)
     T_EQ_INT(n->calls, 0);
 }
 
-T_CASE(cancel_and_free_fire_no_callback)
+/* A client freed with requests, a watch and a lease outstanding on a
+ * server that never answers: nothing calls, even past the deadlines. */
+static void
+check_free_outstanding(struct counter *n)
 {
-    struct tu_cluster c;
-    struct counter n = {0};
-    struct tu_fake *silent;
-    struct etcd *e, *b;
-    struct etcd_watch *w;
-    struct freeing fr;
-    struct canceling cx = {0};
-    struct tu_res r = {0};
+    struct tu_fake *silent = tu_fake_new(loop, FAKE_SILENT);
     char url[64];
+    struct etcd *b = client_of_fake(silent, url, sizeof(url));
 
-    setup();
-    tu_cluster_start(&c, 1);
-    e = client_of(&c, 3000);
-    check_cancel(e, &n);
-
-    /* a client freed with everything outstanding */
-    silent = tu_fake_new(loop, FAKE_SILENT);
-    b = client_of_fake(silent, url, sizeof(url));
     for (int i = 0; i < 8; i++)
-        etcd_range(b, B("k"), NULL, count_cb, &n);
-    etcd_watch_new(b, B("k"), NULL, count_watch_cb, &n);
-    etcd_lease_new(b, 5, count_lease_cb, &n);
+        etcd_range(b, B("k"), NULL, count_cb, n);
+    etcd_watch_new(b, B("k"), NULL, count_watch_cb, n);
+    etcd_lease_new(b, 5, count_lease_cb, n);
     tu_run_for(loop, 100);
     etcd_free(b);
-    tu_run_for(loop, 1000); /* past their deadlines */
-    T_EQ_INT(n.calls, 0);
+    tu_run_for(loop, 1000);
+    T_EQ_INT(n->calls, 0);
     tu_fake_free(silent);
+}
 
-    /* the real etcd: watch, lease, follow and requests in flight */
-    b = client_of(&c, 3000);
+/* The same with a real etcd: watch, lease, follow and a put in flight. */
+static void
+check_free_live(struct tu_cluster *c, struct etcd *e, struct counter *n)
+{
+    struct etcd *b = client_of(c, 3000);
+
     put_ok(e, B("cf/a"), B("1"), NULL, NULL);
     etcd_watch_new(b, B("cf/"), &(struct etcd_watch_opts){.prefix = true},
-                   count_watch_cb, &n);
-    etcd_lease_new(b, 5, count_lease_cb, &n);
-    etcd_follow_new(b, B("cf/"), count_follow_cb, &n);
-    etcd_put(b, B("cf/b"), B("2"), NULL, count_cb, &n);
+                   count_watch_cb, n);
+    etcd_lease_new(b, 5, count_lease_cb, n);
+    etcd_follow_new(b, B("cf/"), count_follow_cb, n);
+    etcd_put(b, B("cf/b"), B("2"), NULL, count_cb, n);
     ev_run(loop, EVRUN_NOWAIT);
     etcd_free(b);
     put_ok(e, B("cf/c"), B("3"), NULL, NULL);
     tu_run_for(loop, 500);
-    T_EQ_INT(n.calls, 0);
+    T_EQ_INT(n->calls, 0);
+}
 
-    /* freeing the client inside a callback stops the others */
-    fr.e = client_of(&c, 3000);
-    fr.calls = 0;
+/* Freeing the client inside a callback stops the other requests. */
+static void
+check_free_in_callback(struct tu_cluster *c)
+{
+    struct freeing fr = {.e = client_of(c, 3000)};
+
     for (int i = 0; i < 5; i++)
         etcd_range(fr.e, B("cf/a"), NULL, free_client_cb, &fr);
     TU_RUN_UNTIL(loop, fr.calls > 0, WAIT_MS);
     tu_run_for(loop, 300);
     T_EQ_INT(fr.calls, 1);
+}
 
-    /* cancelling an in-flight request (that would time out after 800 ms)
-     * inside another's callback */
-    silent = tu_fake_new(loop, FAKE_SILENT);
-    b = client_of_fake(silent, url, sizeof(url));
-    cx.victim = etcd_range(b, B("k"), NULL, count_cb, &n);
+/* Cancelling an in-flight request (one that would time out after 800 ms)
+ * inside another's callback. */
+static void
+check_cancel_in_callback(struct etcd *e, struct counter *n)
+{
+    struct tu_fake *silent = tu_fake_new(loop, FAKE_SILENT);
+    struct canceling cx = {0};
+    struct tu_res r = {0};
+    char url[64];
+    struct etcd *b = client_of_fake(silent, url, sizeof(url));
+
+    cx.victim = etcd_range(b, B("k"), NULL, count_cb, n);
     TU_RUN_UNTIL(loop, tu_fake_accepted(silent) == 1, WAIT_MS);
     etcd_range(e, B("cf/a"), NULL, cancel_other_cb, &cx);
     etcd_range(e, B("cf/a"), NULL, tu_res_cb, &r);
     TU_RUN_UNTIL(loop, cx.calls == 1 && r.calls == 1, WAIT_MS);
     tu_run_for(loop, 1000);
-    T_EQ_INT(n.calls, 0);
+    T_EQ_INT(n->calls, 0);
     etcd_free(b);
     tu_fake_free(silent);
+}
 
-    /* a watch freed inside its own callback */
+/* A watch freed inside its own callback gets no more. */
+static void
+check_watch_free_in_callback(struct etcd *e)
+{
+    struct etcd_watch *w;
+
     w = etcd_watch_new(e, B("cw/"), &(struct etcd_watch_opts){.prefix = true},
                        free_watch_cb, &w);
     TU_RUN_UNTIL(loop, etcd_watch_next_revision(w) != 0, WAIT_MS);
@@ -1462,7 +1611,23 @@ T_CASE(cancel_and_free_fire_no_callback)
     TU_RUN_UNTIL(loop, w == NULL, WAIT_MS);
     put_ok(e, B("cw/2"), B("2"), NULL, NULL);
     tu_run_for(loop, 200);
+}
 
+T_CASE(cancel_and_free_fire_no_callback)
+{
+    struct counter n = {0};
+    struct tu_cluster c;
+    struct etcd *e;
+
+    setup();
+    tu_cluster_start(&c, 1);
+    e = client_of(&c, 3000);
+    check_cancel(e, &n);
+    check_free_outstanding(&n);
+    check_free_live(&c, e, &n);
+    check_free_in_callback(&c);
+    check_cancel_in_callback(e, &n);
+    check_watch_free_in_callback(e);
     etcd_free(e);
     tu_cluster_stop(&c);
     teardown();
@@ -1481,6 +1646,7 @@ static const struct t_case cases[] = {
     T_REG(compaction_resets_watch_and_follow_recovers),
     T_REG(member_restart_keeps_watch_and_lease),
     T_REG(failover_to_another_member),
+    T_REG(quorum_loss_refuses_writes_then_recovers),
     T_REG(hostile_server_answers_are_errors),
     T_REG(hostile_watch_stream_reconnects_without_events),
     T_REG(cancel_and_free_fire_no_callback),

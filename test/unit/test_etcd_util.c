@@ -217,16 +217,18 @@ name_members(struct tu_cluster *c)
 
     for (int i = 0; i < c->n; i++) {
         struct tu_member *m = &c->m[i];
+        char name[sizeof(m->name)];
 
-        snprintf(m->name, sizeof(m->name), "e%d", i + 1);
+        snprintf(name, sizeof(name), "e%d", (i + 1) % 10);
+        memcpy(m->name, name, sizeof(name));
         m->client_port = free_port(&fds[2 * i]);
         m->peer_port = free_port(&fds[2 * i + 1]);
         snprintf(m->url, sizeof(m->url), "http://127.0.0.1:%d", m->client_port);
-        snprintf(m->dir, sizeof(m->dir), "%s/%s.data", t_tmpdir(), m->name);
-        snprintf(m->log, sizeof(m->log), "%s/%s.log", t_tmpdir(), m->name);
+        snprintf(m->dir, sizeof(m->dir), "%s/%s.data", t_tmpdir(), name);
+        snprintf(m->log, sizeof(m->log), "%s/%s.log", t_tmpdir(), name);
         off += (size_t)snprintf(c->initial + off, sizeof(c->initial) - off,
-                                "%s%s=http://127.0.0.1:%d", i ? "," : "",
-                                m->name, m->peer_port);
+                                "%s%s=http://127.0.0.1:%d", i ? "," : "", name,
+                                m->peer_port);
         c->endpoints[i] = m->url;
     }
     for (int i = 0; i < 2 * c->n; i++)
