@@ -30,7 +30,7 @@
 #define DEFAULT_REQUEST_TIMEOUT_MS 5000
 #define DEFAULT_CONNECT_TIMEOUT_MS 1000
 #define DEFAULT_MAX_CONNS          4
-#define DEFAULT_MAX_RESPONSE       (4u << 20)
+#define DEFAULT_MAX_RESPONSE       (8u << 20)
 #define LOG_EVERY_MS               10000
 #define BACKOFF_FIRST_MS           50
 #define BACKOFF_MAX_MS             1000

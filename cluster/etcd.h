@@ -87,7 +87,9 @@ struct etcd_config {
     unsigned request_timeout_ms; /* whole request, retries included; 5000 */
     unsigned connect_timeout_ms; /* one connection attempt; 1000 */
     unsigned max_conns;          /* pooled connections for requests; 4 */
-    size_t max_response;         /* largest response or watch message; 4 MiB */
+    size_t max_response;         /* largest response or watch message; 8 MiB
+                                    (one event of etcd's largest value, with
+                                    prev_kv, in base64) */
 };
 
 /* Checks the endpoints. Returns WR_OK, or WR_ERR with the reason in err. */

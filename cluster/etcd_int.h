@@ -134,6 +134,7 @@ struct etcd__watch_msg {
     int64_t revision;
     bool created;
     bool canceled;
+    bool fragment; /* more of this response follows */
     int64_t compact_revision;
     const char *cancel_reason;
     struct etcd_event *events;

@@ -615,6 +615,7 @@ decode_watch_result(struct dec *d, json_t *o, struct etcd__watch_msg *m)
     if (get_revision(d, o, &m->revision) != WR_OK ||
         get_bool(d, o, "created", &m->created) != WR_OK ||
         get_bool(d, o, "canceled", &m->canceled) != WR_OK ||
+        get_bool(d, o, "fragment", &m->fragment) != WR_OK ||
         get_int(d, o, "compact_revision", &m->compact_revision) != WR_OK)
         return WR_ERR;
     reason = json_object_get(o, "cancel_reason");

@@ -20,9 +20,16 @@
  * revision + 1 (for a watch "from now", the created header's revision +
  * 1). Every (re)connect asks for start_revision = next_rev, and events
  * below next_rev are dropped, so a replay after reconnecting is never
- * delivered twice. etcd never splits one revision's events over two
- * messages (fragment is not requested), so resuming at a revision
- * boundary loses nothing. A cancel with compact_revision (next_rev was
+ * delivered twice. Only whole revisions are delivered, so resuming at
+ * next_rev loses nothing: etcd keeps a revision's events in one
+ * response, but a response can hold up to 1000 revisions, more than a
+ * message may weigh (max_response) when a watch catches up. So the
+ * watch asks for fragments (etcd splits a response into messages of
+ * about its request size limit + 512 KiB, "fragment":true on all but the
+ * last) and delivers each fragment's events but those of its last
+ * revision, which may continue in the next fragment: they wait in
+ * `carry` (at most one revision's events), and are dropped, undelivered,
+ * when the stream fails. A cancel with compact_revision (next_rev was
  * compacted) ends the watch with RESET; any other cancel, or an etcd
  * refusal other than "unavailable", with FAILED.
  *
@@ -64,6 +71,10 @@ struct etcd_watch {
     unsigned fails;  /* failed streams in this round over the endpoints */
     unsigned rounds; /* failed rounds since the last "created" */
     bool *dead;      /* set by etcd_watch_free during a callback */
+    /* the events of a revision split over fragments, not yet delivered */
+    struct etcd__arena carry_arena;
+    struct etcd_event *carry;
+    size_t n_carry;
     etcd_watch_fn *cb;
     void *arg;
     struct etcd_watch *prev, *next; /* e->watches */
@@ -79,11 +90,16 @@ set_timer(struct etcd_watch *w, unsigned ms)
     ev_timer_start(w->e->loop, &w->timer);
 }
 
+/* Closes the stream; undelivered fragments go with it. */
 static void
 close_stream(struct etcd_watch *w)
 {
     etcd__http_close(w->h);
     w->h = NULL;
+    etcd__arena_fini(&w->carry_arena);
+    etcd__arena_init(&w->carry_arena);
+    w->carry = NULL;
+    w->n_carry = 0;
 }
 
 /* The stream failed: reconnect, to the next endpoint, after a backoff
@@ -122,28 +138,103 @@ finish(struct etcd_watch *w, const struct etcd_watch_update *u)
 
 /* ---- messages */
 
-/* Delivers the events at or above next_rev. Returns false when the
- * callback freed the watch. */
-static bool
-deliver_events(struct etcd_watch *w, const struct etcd__watch_msg *m)
+/* Copies n events into a new carry, then frees the old one (evs may
+ * point into it). */
+static void
+keep_carry(struct etcd_watch *w, const struct etcd_event *evs, size_t n)
 {
-    struct etcd_watch_update u = {.kind = ETCD_WATCH_EVENTS};
-    bool dead = false;
-    size_t skip = 0;
+    struct etcd__arena old = w->carry_arena;
+    struct etcd__arena *a = &w->carry_arena;
 
-    while (skip < m->n_events && m->events[skip].kv.mod_revision < w->next_rev)
-        skip++;
-    if (skip == m->n_events)
-        return true;
-    u.revision = m->revision;
-    u.events = m->events + skip;
-    u.n_events = m->n_events - skip;
-    w->next_rev = m->events[m->n_events - 1].kv.mod_revision + 1;
+    etcd__arena_init(a);
+    w->carry = n ? etcd__arena_alloc(a, n * sizeof(*evs)) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct etcd_event *ev = &w->carry[i];
+
+        *ev = evs[i];
+        ev->kv.key = etcd__arena_copy(a, evs[i].kv.key);
+        ev->kv.value = etcd__arena_copy(a, evs[i].kv.value);
+        ev->prev_kv.key = etcd__arena_copy(a, evs[i].prev_kv.key);
+        ev->prev_kv.value = etcd__arena_copy(a, evs[i].prev_kv.value);
+    }
+    w->n_carry = n;
+    etcd__arena_fini(&old);
+}
+
+/* The carry followed by m's events at or above next_rev, in a's memory;
+ * returns their number. */
+static size_t
+gather(struct etcd_watch *w, const struct etcd__watch_msg *m,
+       struct etcd__arena *a, struct etcd_event **out)
+{
+    struct etcd_event *evs;
+    size_t n = w->n_carry;
+
+    if (n + m->n_events == 0)
+        return 0;
+    evs = etcd__arena_alloc(a, (n + m->n_events) * sizeof(*evs));
+    if (n)
+        memcpy(evs, w->carry, n * sizeof(*evs));
+    for (size_t i = 0; i < m->n_events; i++) {
+        if (m->events[i].kv.mod_revision >= w->next_rev)
+            evs[n++] = m->events[i];
+    }
+    *out = evs;
+    return n;
+}
+
+/* How many of evs end at a revision boundary: all but the last
+ * revision's when more fragments follow. */
+static size_t
+whole_revisions(const struct etcd_event *evs, size_t n, bool fragment)
+{
+    int64_t last;
+
+    if (!fragment || n == 0)
+        return n;
+    last = evs[n - 1].kv.mod_revision;
+    while (n > 0 && evs[n - 1].kv.mod_revision == last)
+        n--;
+    return n;
+}
+
+/* Delivers n events (n > 0). Returns false when the callback freed the
+ * watch. */
+static bool
+call(struct etcd_watch *w, int64_t revision, const struct etcd_event *evs,
+     size_t n)
+{
+    struct etcd_watch_update u = {
+        .kind = ETCD_WATCH_EVENTS,
+        .revision = revision,
+        .events = evs,
+        .n_events = n,
+    };
+    bool dead = false;
+
+    w->next_rev = evs[n - 1].kv.mod_revision + 1;
     w->dead = &dead;
     w->cb(w->arg, &u);
     if (dead)
         return false;
     w->dead = NULL;
+    return true;
+}
+
+/* Delivers the whole revisions among the carry and m's new events and
+ * carries the rest. Returns false when the callback freed the watch. */
+static bool
+deliver_events(struct etcd_watch *w, const struct etcd__watch_msg *m,
+               struct etcd__arena *a)
+{
+    struct etcd_event *evs = NULL;
+    size_t n = gather(w, m, a, &evs);
+    size_t ready = whole_revisions(evs, n, m->fragment);
+
+    if (ready > 0 && !call(w, m->revision, evs, ready))
+        return false;
+    if (n > ready || w->n_carry > 0)
+        keep_carry(w, evs + ready, n - ready);
     return true;
 }
 
@@ -208,7 +299,7 @@ handle_line(struct etcd_watch *w, struct bytes line)
     } else {
         if (m.created)
             created(w, &m);
-        go_on = deliver_events(w, &m);
+        go_on = deliver_events(w, &m, &a);
     }
     etcd__arena_fini(&a);
     return go_on;
@@ -313,6 +404,7 @@ request_body(const struct etcd_watch *w, struct buf *out)
         etcd__json_set_int(c, "start_revision", w->next_rev);
     if (w->prev_kv)
         json_object_set_new(c, "prev_kv", json_true());
+    json_object_set_new(c, "fragment", json_true());
     json_object_set_new(root, "create_request", c);
     etcd__json_dump_steal(root, out);
 }
@@ -368,6 +460,7 @@ etcd_watch_new(struct etcd *e, struct bytes key,
     w->e = e;
     buf_init(&w->key);
     buf_init(&w->range_end);
+    etcd__arena_init(&w->carry_arena);
     if (o->prefix) {
         etcd_prefix_end(key, &w->range_end);
         if (key.len == 0)
@@ -397,6 +490,7 @@ etcd_watch_free(struct etcd_watch *w)
         *w->dead = true;
     ev_timer_stop(w->e->loop, &w->timer);
     close_stream(w);
+    etcd__arena_fini(&w->carry_arena);
     DL_DELETE(w->e->watches, w);
     buf_fini(&w->key);
     buf_fini(&w->range_end);

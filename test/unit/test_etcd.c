@@ -940,6 +940,103 @@ T_CASE(watch_delivers_puts_and_deletes_in_order_with_prev_kv)
     teardown();
 }
 
+/* ---- a watch catching up on more than a message may weigh */
+
+#define BIG_TXNS  60
+#define BIG_PUTS  10
+#define BIG_VALUE 2000
+
+struct big_obs {
+    int calls;
+    int n;
+    int64_t last_rev;
+    bool split; /* a revision was delivered in two callbacks */
+    bool bad;   /* an event out of order or not the one expected */
+};
+
+static void
+big_cb(void *arg, const struct etcd_watch_update *u)
+{
+    struct big_obs *o = arg;
+
+    o->calls++;
+    if (u->kind != ETCD_WATCH_EVENTS) {
+        o->bad = true;
+        return;
+    }
+    for (size_t i = 0; i < u->n_events; i++) {
+        const struct etcd_kv *kv = &u->events[i].kv;
+        char key[16];
+
+        snprintf(key, sizeof(key), "big/%04d", o->n++);
+        o->split |= i == 0 && kv->mod_revision == o->last_rev;
+        o->bad |= kv->mod_revision < o->last_rev ||
+                  !bytes_eq_str(kv->key, key) || kv->value.len != BIG_VALUE;
+        o->last_rev = kv->mod_revision;
+    }
+}
+
+/* 60 revisions of 10 puts of 2000 bytes each: about 2 MB of JSON. */
+static void
+big_write(struct etcd *e)
+{
+    static uint8_t value[BIG_VALUE];
+
+    memset(value, 'v', sizeof(value));
+    for (int t = 0; t < BIG_TXNS; t++) {
+        struct etcd_txn *txn = etcd_txn_new();
+        struct tu_res r;
+
+        for (int i = 0; i < BIG_PUTS; i++) {
+            char key[16];
+
+            snprintf(key, sizeof(key), "big/%04d", t * BIG_PUTS + i);
+            etcd_txn_put(txn, ETCD_THEN, bytes_str(key),
+                         bytes_of(value, sizeof(value)), NULL);
+        }
+        txn_res(e, txn, &r);
+    }
+}
+
+/* etcd sends a catch-up as one response (up to 1000 revisions), here
+ * about 2 MB, over the watching client's 1 MiB limit. Fragments (with a
+ * 32 KiB request limit, about 550 KiB each) get through, a revision
+ * split over two fragments is delivered whole, and every event once. */
+T_CASE(watch_catch_up_bigger_than_the_response_limit)
+{
+    static const char *const extra[] = {"--max-request-bytes", "32768", NULL};
+    struct big_obs o = {0};
+    struct etcd_config cfg;
+    struct etcd_watch *w;
+    struct tu_cluster c;
+    struct etcd *e, *we;
+    struct tu_res r;
+
+    setup();
+    tu_cluster_start_with(&c, 1, extra);
+    e = client_of(&c, 5000);
+    range_res(e, B("big/"), NULL, &r);
+    big_write(e);
+    cfg = tu_config(c.endpoints, 1, 5000);
+    cfg.max_response = 1u << 20;
+    we = etcd_new(loop, &cfg);
+    w = etcd_watch_new(we, B("big/"),
+                       &(struct etcd_watch_opts){
+                           .prefix = true, .start_revision = r.revision + 1},
+                       big_cb, &o);
+    TU_RUN_UNTIL(loop, o.n >= BIG_TXNS * BIG_PUTS || o.bad, WAIT_MS);
+    tu_run_for(loop, 200);
+    T_ASSERT(!o.bad);
+    T_ASSERT(!o.split);
+    T_EQ_INT(o.n, BIG_TXNS * BIG_PUTS);
+    T_ASSERT(o.calls >= 3); /* it came in fragments */
+    T_EQ_INT(etcd_watch_next_revision(w), o.last_rev + 1);
+    etcd_free(we);
+    etcd_free(e);
+    tu_cluster_stop(&c);
+    teardown();
+}
+
 /* ---- compaction and follow */
 
 #define MODEL_MAX 1200
@@ -1643,6 +1740,7 @@ static const struct t_case cases[] = {
     T_REG(lease_revoke_deletes_keys_at_once),
     T_REG(election_racing_candidates_one_winner_per_round),
     T_REG(watch_delivers_puts_and_deletes_in_order_with_prev_kv),
+    T_REG(watch_catch_up_bigger_than_the_response_limit),
     T_REG(compaction_resets_watch_and_follow_recovers),
     T_REG(member_restart_keeps_watch_and_lease),
     T_REG(failover_to_another_member),

@@ -106,7 +106,8 @@ static void
 exec_member(struct tu_cluster *c, struct tu_member *m, pid_t parent)
 {
     char peer[64], token[64];
-    int fd;
+    const char *argv[40];
+    int fd, n = 0;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
@@ -122,13 +123,42 @@ exec_member(struct tu_cluster *c, struct tu_member *m, pid_t parent)
         dup2(fd, 0);
     snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", m->peer_port);
     snprintf(token, sizeof(token), "warren-test-%d", (int)parent);
-    execlp("etcd", "etcd", "--name", m->name, "--data-dir", m->dir,
-           "--listen-client-urls", m->url, "--advertise-client-urls", m->url,
-           "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-           "--initial-cluster", c->initial, "--initial-cluster-state", "new",
-           "--initial-cluster-token", token, "--heartbeat-interval", "50",
-           "--election-timeout", "500", "--logger=zap", "--log-level=error",
-           (char *)NULL);
+    {
+        const char *fixed[] = {
+            "etcd",
+            "--name",
+            m->name,
+            "--data-dir",
+            m->dir,
+            "--listen-client-urls",
+            m->url,
+            "--advertise-client-urls",
+            m->url,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            c->initial,
+            "--initial-cluster-state",
+            "new",
+            "--initial-cluster-token",
+            token,
+            "--heartbeat-interval",
+            "50",
+            "--election-timeout",
+            "500",
+            "--logger=zap",
+            "--log-level=error",
+        };
+
+        for (size_t i = 0; i < WR_ARRAY_LEN(fixed); i++)
+            argv[n++] = fixed[i];
+    }
+    for (int i = 0; c->extra[i]; i++)
+        argv[n++] = c->extra[i];
+    argv[n] = NULL;
+    execvp("etcd", (char *const *)argv);
     _exit(127);
 }
 
@@ -238,6 +268,14 @@ name_members(struct tu_cluster *c)
 void
 tu_cluster_start(struct tu_cluster *c, int n)
 {
+    static const char *const none[] = {NULL};
+
+    tu_cluster_start_with(c, n, none);
+}
+
+void
+tu_cluster_start_with(struct tu_cluster *c, int n, const char *const *extra)
+{
     if (!in_path("etcd"))
         t_fail(__FILE__, __LINE__,
                "etcd is not installed (Debian package etcd-server, which "
@@ -245,6 +283,10 @@ tu_cluster_start(struct tu_cluster *c, int n)
     memset(c, 0, sizeof(*c));
     T_ASSERT(n >= 1 && n <= TU_MAX_MEMBERS);
     c->n = n;
+    for (int i = 0; extra[i]; i++) {
+        T_ASSERT(i + 1 < (int)WR_ARRAY_LEN(c->extra));
+        c->extra[i] = extra[i];
+    }
     name_members(c);
     track(c);
     for (int i = 0; i < n; i++)

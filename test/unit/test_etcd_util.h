@@ -37,13 +37,18 @@ struct tu_cluster {
     int n;
     struct tu_member m[TU_MAX_MEMBERS];
     const char *endpoints[TU_MAX_MEMBERS];
-    char initial[512]; /* --initial-cluster */
+    char initial[512];    /* --initial-cluster */
+    const char *extra[8]; /* more etcd arguments, NULL-terminated */
 };
 
 /* Starts an n-member cluster (fast election settings) and waits until
  * every member reports healthy. Fails the case, clearly, when etcd is not
  * installed or does not come up within 20 s. */
 void tu_cluster_start(struct tu_cluster *c, int n);
+/* The same with more etcd arguments (NULL-terminated), kept for
+ * restarts. */
+void tu_cluster_start_with(struct tu_cluster *c, int n,
+                           const char *const *extra);
 /* SIGKILLs member i and reaps it. */
 void tu_member_kill(struct tu_cluster *c, int i);
 /* Starts member i again on the same ports and data dir and waits until
