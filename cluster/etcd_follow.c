@@ -18,7 +18,8 @@
  *
  * Keys and values of the snapshot being read live in an arena, freed
  * once the SNAPSHOT callback returned. A page must fit the client's
- * max_response: PAGE_KEYS suits small values (definitions, members).
+ * max_response: PAGE_KEYS suits small values (definitions, members); a
+ * page that cannot be read halves the page size for the next reads.
  */
 #include "cluster/etcd_int.h"
 
@@ -36,6 +37,7 @@ struct etcd_follow {
     struct etcd_watch *w;
     ev_timer retry;
     unsigned rounds; /* failed reads in a row */
+    int64_t page;    /* keys per range */
     /* the snapshot being read */
     int64_t rev;
     struct buf next_key;
@@ -125,7 +127,7 @@ request_page(struct etcd_follow *f)
 {
     struct etcd_range_opts o = {
         .range_end = buf_bytes(&f->end),
-        .limit = PAGE_KEYS,
+        .limit = f->page,
         .revision = f->rev,
     };
 
@@ -154,6 +156,23 @@ snapshot_done(struct etcd_follow *f)
     reset_snapshot(f);
 }
 
+/* A page failed: read again from the start; at once when our revision
+ * was compacted, with smaller pages when the answer was unreadable
+ * (perhaps over max_response), else after a backoff. */
+static void
+read_failed(struct etcd_follow *f, const struct etcd_result *res)
+{
+    log_info("etcd: follow: read failed: %s", res->error);
+    if (res->status == ETCD_E_SERVER && res->code == 11) {
+        start_read(f, 0);
+    } else if (res->status == ETCD_E_PROTOCOL && f->page > 1) {
+        f->page /= 2;
+        start_read(f, 0);
+    } else {
+        start_read(f, etcd__backoff_ms(f->rounds++));
+    }
+}
+
 static void
 page_done(void *arg, const struct etcd_result *res)
 {
@@ -162,8 +181,7 @@ page_done(void *arg, const struct etcd_result *res)
 
     f->req = NULL;
     if (res->status != ETCD_OK) {
-        log_info("etcd: follow: read failed: %s", res->error);
-        start_read(f, res->code == 11 ? 0 : etcd__backoff_ms(f->rounds++));
+        read_failed(f, res);
         return;
     }
     if (f->rev == 0)
@@ -210,6 +228,7 @@ etcd_follow_new(struct etcd *e, struct bytes prefix, etcd_follow_fn *cb,
     f->e = e;
     f->cb = cb;
     f->arg = arg;
+    f->page = PAGE_KEYS;
     buf_init(&f->prefix);
     buf_init(&f->end);
     buf_init(&f->next_key);

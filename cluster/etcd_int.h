@@ -206,6 +206,10 @@ struct etcd {
  * rate-limited per endpoint. */
 void etcd__ep_failed(struct etcd *e, size_t ep, const char *why);
 
+/* An attempt on endpoint ep got no answer in time: the watches
+ * streaming from it reconnect elsewhere (etcd_watch.c). */
+void etcd__watch_ep_hung(struct etcd *e, size_t ep);
+
 /* Backoff before the next round over the endpoints: 50 ms doubling to
  * 1 s, from the number of rounds already failed. */
 unsigned etcd__backoff_ms(unsigned rounds);

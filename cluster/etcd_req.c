@@ -19,7 +19,10 @@
  * Attempts go to e->cur_ep. A failure on an endpoint moves cur_ep to the
  * next one (for every request, not just this one); after a failure on
  * each endpoint in turn the request waits etcd__backoff_ms() before the
- * next round. The deadline timer bounds the whole thing.
+ * next round. The deadline timer bounds the whole thing; while ACTIVE,
+ * the retry timer bounds one attempt to a third of it (an endpoint that
+ * accepts but does not answer), unless the attempt is a sent write,
+ * which only the deadline may end.
  *
  * The retry rule (etcd.h): a request is "sent" once an attempt wrote it
  * in full. From then on a request that is not retry_safe is never tried
@@ -40,10 +43,13 @@
  */
 #include "cluster/etcd_int.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <utlist.h>
+
+#define ATTEMPT_MIN_MS 100
 
 enum rq_state {
     RQ_TIMER,  /* waiting for the retry timer (first attempt, backoff) */
@@ -249,12 +255,11 @@ drop_conn(struct etcd_req *r)
 
 /* ---- failures and retries */
 
-/* The attempt on r->ep failed (r->why says why): the next endpoint, the
+/* After a failed attempt (already reported): the next endpoint, the
  * next round after a backoff, or the end for a sent write. */
 static void
-attempt_failed(struct etcd_req *r)
+retry_or_end(struct etcd_req *r)
 {
-    etcd__ep_failed(r->e, r->ep, r->why);
     if (r->sent && !r->retry_safe) {
         finish_error(r, ETCD_E_UNKNOWN, 0,
                      "%s (the request was sent: outcome unknown)", r->why);
@@ -266,6 +271,14 @@ attempt_failed(struct etcd_req *r)
     }
     r->fails = 0;
     start_timer(r, etcd__backoff_ms(r->rounds++));
+}
+
+/* The attempt on r->ep failed (r->why says why). */
+static void
+attempt_failed(struct etcd_req *r)
+{
+    etcd__ep_failed(r->e, r->ep, r->why);
+    retry_or_end(r);
 }
 
 /* An answer that is not etcd's (or not readable): the end of r. */
@@ -292,6 +305,21 @@ conn_failed(struct etcd_req *r)
         attempt_failed(r);
 }
 
+/* The attempt on r->h got no answer in time: its endpoint is hung (or
+ * slow). Its watches move too: a stopped process that still accepts TCP
+ * is not noticed otherwise. */
+static void
+hung(struct etcd_req *r)
+{
+    uint64_t ms = (wr_now_us() - r->attempt_us) / 1000;
+
+    snprintf(r->why, sizeof(r->why), "no answer from %s within %" PRIu64 " ms",
+             r->e->eps[r->ep].name, ms);
+    drop_conn(r);
+    etcd__ep_failed(r->e, r->ep, r->why);
+    etcd__watch_ep_hung(r->e, r->ep);
+}
+
 static void
 deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -300,11 +328,8 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
     const char *sep = r->why[0] ? ": " : "";
 
     if (r->h) {
-        snprintf(r->why, sizeof(r->why), "no answer from %s within %u ms",
-                 r->e->eps[r->ep].name, r->timeout_ms);
-        etcd__ep_failed(r->e, r->ep, r->why);
+        hung(r);
         sep = ": ";
-        drop_conn(r);
     }
     if (unknown)
         finish_error(r, ETCD_E_UNKNOWN, 0,
@@ -416,6 +441,8 @@ req_http_ev(struct etcd_http *h, enum etcd__http_ev ev)
     switch (ev) {
     case EH_SENT:
         r->sent = true;
+        if (!r->retry_safe) /* its fate is the deadline's now */
+            ev_timer_stop(r->e->loop, &r->retry);
         break;
     case EH_DATA:
         break;
@@ -430,6 +457,18 @@ req_http_ev(struct etcd_http *h, enum etcd__http_ev ev)
 
 /* ---- attempts */
 
+/* While ACTIVE, the retry timer bounds the attempt (a third of the
+ * timeout, so that a hung endpoint leaves time for two more), for as
+ * long as another attempt is allowed. */
+static void
+start_attempt_timer(struct etcd_req *r)
+{
+    ev_timer_stop(r->e->loop, &r->retry);
+    ev_timer_set(&r->retry, WR_MAX(r->timeout_ms / 3, ATTEMPT_MIN_MS) / 1000.0,
+                 0);
+    ev_timer_start(r->e->loop, &r->retry);
+}
+
 static void
 start_on(struct etcd_req *r, struct etcd_http *h)
 {
@@ -443,8 +482,10 @@ start_on(struct etcd_req *r, struct etcd_http *h)
     rc = etcd__http_send(h, r->path, buf_bytes(&r->body), false);
     if (rc == WR_OK)
         r->sent = true;
-    else if (rc == WR_ERR)
+    if (rc == WR_ERR)
         conn_failed(r);
+    else if (r->retry_safe || !r->sent)
+        start_attempt_timer(r);
 }
 
 static void
@@ -477,10 +518,18 @@ attempt(struct etcd_req *r)
     start_on(r, h);
 }
 
+/* The retry timer: the next attempt, or the end of an ACTIVE one. */
 static void
 retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    attempt(container_of(w, struct etcd_req, retry));
+    struct etcd_req *r = container_of(w, struct etcd_req, retry);
+
+    if (r->state != RQ_ACTIVE) {
+        attempt(r);
+        return;
+    }
+    hung(r);
+    retry_or_end(r);
 }
 
 /* ---- interface */

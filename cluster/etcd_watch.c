@@ -498,6 +498,19 @@ etcd_watch_free(struct etcd_watch *w)
     free(w);
 }
 
+void
+etcd__watch_ep_hung(struct etcd *e, size_t ep)
+{
+    struct etcd_watch *w, *tmp;
+
+    DL_FOREACH_SAFE(e->watches, w, tmp)
+    {
+        if (w->state == W_OPEN && w->ep == ep)
+            stream_failed(w, "watch: %s stopped answering requests",
+                          e->eps[ep].name);
+    }
+}
+
 int64_t
 etcd_watch_next_revision(const struct etcd_watch *w)
 {

@@ -7,6 +7,7 @@
 #include "test/unit/test_etcd_util.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -1281,6 +1282,65 @@ T_CASE(compaction_resets_watch_and_follow_recovers)
     teardown();
 }
 
+struct big_follow {
+    int snapshots;
+    size_t n_kvs;
+    size_t events;
+    bool bad;
+};
+
+static void
+big_follow_cb(void *arg, const struct etcd_follow_update *u)
+{
+    struct big_follow *b = arg;
+
+    if (u->kind == ETCD_FOLLOW_SNAPSHOT) {
+        b->snapshots++;
+        b->n_kvs = u->n_kvs;
+        for (size_t i = 0; i < u->n_kvs; i++)
+            b->bad |= u->kvs[i].value.len != 20000;
+        return;
+    }
+    b->events += u->n_events;
+}
+
+/* Pages of 500 keys of 20 kB do not fit a 64 KiB limit: the follow reads
+ * with smaller pages until they do. */
+T_CASE(follow_pages_shrink_to_fit_the_response_limit)
+{
+    static uint8_t value[20000];
+    struct big_follow b = {0};
+    struct etcd_config cfg;
+    struct etcd_follow *f;
+    struct tu_cluster c;
+    struct etcd *e, *fe;
+
+    setup();
+    tu_cluster_start(&c, 1);
+    e = client_of(&c, 5000);
+    memset(value, 'x', sizeof(value));
+    for (int i = 0; i < 10; i++) {
+        char k[16];
+
+        snprintf(k, sizeof(k), "fb/%d", i);
+        put_ok(e, bytes_str(k), bytes_of(value, sizeof(value)), NULL, NULL);
+    }
+    cfg = tu_config(c.endpoints, 1, 5000);
+    cfg.max_response = 64u << 10;
+    fe = etcd_new(loop, &cfg);
+    f = etcd_follow_new(fe, B("fb/"), big_follow_cb, &b);
+    TU_RUN_UNTIL(loop, b.snapshots == 1, WAIT_MS);
+    T_EQ_INT(b.n_kvs, 10);
+    T_ASSERT(!b.bad);
+    put_ok(e, B("fb/new"), bytes_of(value, sizeof(value)), NULL, NULL);
+    TU_RUN_UNTIL(loop, b.events == 1, WAIT_MS);
+    etcd_follow_free(f);
+    etcd_free(fe);
+    etcd_free(e);
+    tu_cluster_stop(&c);
+    teardown();
+}
+
 /* ---- faults */
 
 T_CASE(member_restart_keeps_watch_and_lease)
@@ -1388,6 +1448,50 @@ T_CASE(failover_to_another_member)
     TU_RUN_UNTIL(loop, etcd_lease_renewed_us(l) > killed, WAIT_MS);
     T_EQ_INT(lo.lost, 0);
 
+    etcd_free(e);
+    tu_cluster_stop(&c);
+    teardown();
+}
+
+/* A member that is stopped (SIGSTOP: its kernel still accepts and ACKs)
+ * is left after an attempt timeout, within the request's deadline; the
+ * watch streaming from it moves too. */
+T_CASE(frozen_member_is_left_within_the_deadline)
+{
+    struct watch_obs o = {0};
+    struct etcd_watch *w;
+    struct tu_cluster c;
+    struct lease_obs lo;
+    struct etcd_lease *l;
+    struct tu_res r;
+    struct etcd *e;
+    uint64_t t0;
+    int victim;
+
+    setup();
+    tu_cluster_start(&c, 3);
+    e = client_of(&c, 5000);
+    l = lease_active(e, 5, &lo);
+    w = etcd_watch_new(e, B("fz/"), &(struct etcd_watch_opts){.prefix = true},
+                       watch_cb, &o);
+    TU_RUN_UNTIL(loop, etcd_watch_next_revision(w) != 0, WAIT_MS);
+    for (int i = 1; i <= 3; i++)
+        put_numbered(e, "fz/", i);
+    victim = member_of(&c, etcd_endpoint(e));
+    tu_member_signal(&c, victim, SIGSTOP);
+    t0 = wr_now_ms();
+    range_res(e, B("fz/1"), NULL, &r);
+    expect_ok(&r);
+    T_ASSERT(r.at_ms - t0 < 5000);
+    T_ASSERT(member_of(&c, etcd_endpoint(e)) != victim);
+    for (int i = 4; i <= 10; i++)
+        put_numbered(e, "fz/", i);
+    TU_RUN_UNTIL(loop, o.n == 10, WAIT_MS); /* while it is still stopped */
+    tu_member_signal(&c, victim, SIGCONT);
+    tu_run_for(loop, 300);
+    expect_numbered_puts(&o, "fz/", 10);
+    T_EQ_INT(lo.lost, 0);
+    T_ASSERT(etcd_lease_state(l) == ETCD_LEASE_ACTIVE);
     etcd_free(e);
     tu_cluster_stop(&c);
     teardown();
@@ -1742,8 +1846,10 @@ static const struct t_case cases[] = {
     T_REG(watch_delivers_puts_and_deletes_in_order_with_prev_kv),
     T_REG(watch_catch_up_bigger_than_the_response_limit),
     T_REG(compaction_resets_watch_and_follow_recovers),
+    T_REG(follow_pages_shrink_to_fit_the_response_limit),
     T_REG(member_restart_keeps_watch_and_lease),
     T_REG(failover_to_another_member),
+    T_REG(frozen_member_is_left_within_the_deadline),
     T_REG(quorum_loss_refuses_writes_then_recovers),
     T_REG(hostile_server_answers_are_errors),
     T_REG(hostile_watch_stream_reconnects_without_events),

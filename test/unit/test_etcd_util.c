@@ -302,6 +302,13 @@ tu_member_kill(struct tu_cluster *c, int i)
 }
 
 void
+tu_member_signal(struct tu_cluster *c, int i, int sig)
+{
+    T_ASSERT(c->m[i].pid > 0);
+    T_ASSERT(kill(c->m[i].pid, sig) == 0);
+}
+
+void
 tu_member_restart(struct tu_cluster *c, int i)
 {
     T_ASSERT(c->m[i].pid == 0);

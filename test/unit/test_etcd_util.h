@@ -51,6 +51,8 @@ void tu_cluster_start_with(struct tu_cluster *c, int n,
                            const char *const *extra);
 /* SIGKILLs member i and reaps it. */
 void tu_member_kill(struct tu_cluster *c, int i);
+/* Sends sig to member i (SIGSTOP, SIGCONT). */
+void tu_member_signal(struct tu_cluster *c, int i, int sig);
 /* Starts member i again on the same ports and data dir and waits until
  * it is healthy. */
 void tu_member_restart(struct tu_cluster *c, int i);
