@@ -24,21 +24,25 @@
  *
  * Failover and unknown outcomes
  *   Requests go to the current endpoint over a small pool of keep-alive
- *   connections. A request that cannot connect, loses its connection or
- *   gets etcd's "unavailable" answer moves to the next endpoint and is
- *   tried again until its deadline, when that is safe:
+ *   connections. An attempt that cannot connect, loses its connection,
+ *   gets no answer within a third of the request timeout, or gets etcd's
+ *   "unavailable" answer moves the client to the next endpoint, and the
+ *   request is tried again there until its deadline, when that is safe:
  *   - a request that never reached a socket in full was not applied, so
- *     it is always retried;
+ *     it is always retried; so is one etcd refused with "no leader"
+ *     (every request asks for etcd's leader check, which refuses before
+ *     anything is proposed);
  *   - reads (range, a txn of ranges only), lease grant, keepalive and
  *     revoke are retried even after they were sent (a second grant
  *     leaves an unused lease that expires after its TTL);
  *   - a write (put, delete, a txn with a write, compact) that was sent
- *     and then lost its answer (connection error, timeout, etcd's
- *     "request timed out") is NEVER sent again: its callback gets
- *     ETCD_E_UNKNOWN. It may or may not have been applied; the caller
- *     finds out by reading (e.g. the key's mod_revision or value), as
- *     for any consensus system.
- *   ETCD_E_UNAVAILABLE and ETCD_E_SERVER mean "not applied".
+ *     and then lost its answer (connection error, deadline, etcd's
+ *     "request timed out", an answer that is not etcd's) is NEVER sent
+ *     again: its callback gets ETCD_E_UNKNOWN. It may or may not have
+ *     been applied; the caller finds out by reading (e.g. the key's
+ *     mod_revision or value), as for any consensus system.
+ *   ETCD_E_UNAVAILABLE and ETCD_E_SERVER mean "not applied". A read that
+ *   gets an answer that is not etcd's fails at once with ETCD_E_PROTOCOL.
  *
  * Leases and the leader's rule
  *   A lease keeps itself alive every TTL/3 over its own connection (a
@@ -61,9 +65,12 @@
  *   last delivered revision + 1. When etcd has compacted that revision
  *   away, the watch reports ETCD_WATCH_RESET and stops; the owner reads
  *   the range again and watches from that read's revision + 1, which is
- *   what etcd_follow does for a prefix. A member that still accepts TCP
- *   but stops answering (SIGSTOP) stalls a watch until TCP keepalive or
- *   etcd's leader check ends the connection.
+ *   what etcd_follow does for a prefix. A member cut off from its
+ *   cluster ends the stream (etcd's leader check), a vanished host is
+ *   noticed by TCP keepalive (about 11 s); a member that still accepts
+ *   TCP but does not answer (SIGSTOP) is noticed when a request to it
+ *   gets no answer in time (a lease's keepalive goes to the current
+ *   endpoint every TTL/3), and until then its watches are silent.
  */
 #ifndef WARREN_CLUSTER_ETCD_H
 #define WARREN_CLUSTER_ETCD_H

@@ -166,6 +166,8 @@ fail_parse(struct etcd_http *h)
 static void
 done(struct etcd_http *h)
 {
+    if (!h->sent) /* answered before it read all: our bytes are pending */
+        h->reusable = false;
     h->busy = false;
     h->fn(h, EH_DONE);
 }

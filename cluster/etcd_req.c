@@ -346,7 +346,7 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* gRPC codes after which another attempt may succeed: CANCELED,
  * UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE ("no leader",
  * "request timed out", "too many requests"). For a sent write they all
- * mean "outcome unknown" (attempt_failed sees to that). */
+ * mean "outcome unknown" (retry_or_end sees to that). */
 static bool
 code_is_retryable(int code)
 {

@@ -35,7 +35,8 @@
  *
  * Failover: a failed stream moves the client's cur_ep on and reconnects
  * at once to the next endpoint; after a failure on every endpoint it
- * waits etcd__backoff_ms(). It never gives up. The request asks for
+ * waits etcd__backoff_ms(), which grows until a stream lives for
+ * STREAM_WORKED_MS. It never gives up. The request asks for
  * etcd's leader check (metadata hasleader, as clientv3's
  * WithRequireLeader), so a member cut off from its cluster ends the
  * stream instead of going silent.
@@ -50,6 +51,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <utlist.h>
+
+/* A stream that lived this long resets the reconnect backoff; one that
+ * fails sooner (a broken member, a proxy answering junk) backs off. */
+#define STREAM_WORKED_MS 10000
 
 enum w_state {
     W_WAIT, /* the timer starts the next connection */
@@ -68,9 +73,10 @@ struct etcd_watch {
     struct etcd_http *h;
     size_t ep;
     ev_timer timer;
-    unsigned fails;  /* failed streams in this round over the endpoints */
-    unsigned rounds; /* failed rounds since the last "created" */
-    bool *dead;      /* set by etcd_watch_free during a callback */
+    unsigned fails;      /* failed streams in this round over the endpoints */
+    unsigned rounds;     /* failed rounds since a stream last worked */
+    uint64_t created_ms; /* when this stream was created, 0: not yet */
+    bool *dead;          /* set by etcd_watch_free during a callback */
     /* the events of a revision split over fragments, not yet delivered */
     struct etcd__arena carry_arena;
     struct etcd_event *carry;
@@ -116,6 +122,11 @@ static void WR_PRINTF(2, 3)
     close_stream(w);
     etcd__ep_failed(w->e, w->ep, why);
     w->state = W_WAIT;
+    if (w->created_ms && wr_now_ms() - w->created_ms >= STREAM_WORKED_MS) {
+        w->fails = 0; /* it worked for a while: no backoff */
+        w->rounds = 0;
+    }
+    w->created_ms = 0;
     if (++w->fails < w->e->n_eps) {
         set_timer(w, 0);
         return;
@@ -242,8 +253,7 @@ static void
 created(struct etcd_watch *w, const struct etcd__watch_msg *m)
 {
     ev_timer_stop(w->e->loop, &w->timer);
-    w->fails = 0;
-    w->rounds = 0;
+    w->created_ms = wr_now_ms();
     if (w->next_rev == 0)
         w->next_rev = m->revision + 1;
 }
