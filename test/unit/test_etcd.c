@@ -10,15 +10,21 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
-#define B(s)    BYTES_LIT(s)
-#define WAIT_MS 10000
+#define B(s)       BYTES_LIT(s)
+#define WAIT_MS    10000
+#define CASE_MAX_S 100
 
 static struct ev_loop *loop;
 
+/* Each case gets its own loop, and a watchdog: the waits are bounded,
+ * but a case that hangs anyway dies of SIGALRM (its etcd members with it,
+ * by PR_SET_PDEATHSIG) instead of waiting for ctest's timeout. */
 static void
 setup(void)
 {
+    alarm(CASE_MAX_S);
     loop = ev_loop_new(EVFLAG_AUTO);
     T_ASSERT(loop);
 }
