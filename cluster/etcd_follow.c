@@ -90,6 +90,7 @@ watch_cb(void *arg, const struct etcd_watch_update *u)
     struct etcd_follow *f = arg;
     struct etcd_follow_update fu = {.kind = ETCD_FOLLOW_EVENTS};
 
+    WR_ASSERT(f->magic == ETCD_FOLLOW_MAGIC);
     if (u->kind != ETCD_WATCH_EVENTS) {
         etcd_watch_free(f->w);
         f->w = NULL;
@@ -179,6 +180,7 @@ page_done(void *arg, const struct etcd_result *res)
     struct etcd_follow *f = arg;
     const struct etcd_kv *last;
 
+    WR_ASSERT(f->magic == ETCD_FOLLOW_MAGIC);
     f->req = NULL;
     if (res->status != ETCD_OK) {
         read_failed(f, res);

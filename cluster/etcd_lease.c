@@ -110,8 +110,10 @@ static void
 keepalive_done(void *arg, const struct etcd_result *res)
 {
     struct etcd_lease *l = arg;
-    uint64_t sent = etcd__req_sent_us(l->req);
+    uint64_t sent;
 
+    WR_ASSERT(l->magic == ETCD_LEASE_MAGIC);
+    sent = etcd__req_sent_us(l->req);
     l->req = NULL;
     if (res->status == ETCD_OK && res->ttl > 0)
         renewed(l, sent, res->ttl);
@@ -150,8 +152,10 @@ static void
 grant_done(void *arg, const struct etcd_result *res)
 {
     struct etcd_lease *l = arg;
-    uint64_t sent = etcd__req_sent_us(l->req);
+    uint64_t sent;
 
+    WR_ASSERT(l->magic == ETCD_LEASE_MAGIC);
+    sent = etcd__req_sent_us(l->req);
     l->req = NULL;
     if (res->status != ETCD_OK) {
         lost(l, "grant failed: %s", res->error);
