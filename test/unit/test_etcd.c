@@ -1615,6 +1615,35 @@ T_CASE(hostile_server_answers_are_errors)
     teardown();
 }
 
+/* The retry rule, counted on the server: a write whose connection broke
+ * after it was sent reaches the server once (UNKNOWN); a read is sent
+ * again and again until its deadline. */
+T_CASE(sent_write_is_never_sent_twice)
+{
+    struct tu_fake *f;
+    struct tu_res r = {0};
+    struct etcd *e;
+    char url[64];
+
+    setup();
+    f = tu_fake_new(loop, FAKE_TRUNCATED);
+    e = client_of_fake(f, url, sizeof(url));
+    etcd_put(e, B("k"), B("v"), NULL, tu_res_cb, &r);
+    wait_res(&r);
+    T_EQ_INT(r.status, ETCD_E_UNKNOWN);
+    T_ASSERT(strstr(r.error, "outcome unknown"));
+    tu_run_for(loop, 300);
+    T_EQ_INT(tu_fake_accepted(f), 1);
+    memset(&r, 0, sizeof(r));
+    etcd_range(e, B("k"), NULL, tu_res_cb, &r);
+    wait_res(&r);
+    T_EQ_INT(r.status, ETCD_E_UNAVAILABLE);
+    T_ASSERT(tu_fake_accepted(f) >= 3);
+    etcd_free(e);
+    tu_fake_free(f);
+    teardown();
+}
+
 T_CASE(hostile_watch_stream_reconnects_without_events)
 {
     static const enum tu_fake_mode modes[] = {FAKE_WATCH_JUNK, FAKE_GARBAGE,
@@ -1858,6 +1887,7 @@ static const struct t_case cases[] = {
     T_REG(frozen_member_is_left_within_the_deadline),
     T_REG(quorum_loss_refuses_writes_then_recovers),
     T_REG(hostile_server_answers_are_errors),
+    T_REG(sent_write_is_never_sent_twice),
     T_REG(hostile_watch_stream_reconnects_without_events),
     T_REG(cancel_and_free_fire_no_callback),
 };
