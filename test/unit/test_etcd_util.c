@@ -24,6 +24,8 @@
 #include <netinet/in.h>
 
 #define START_TIMEOUT_MS 20000
+#define PORT_LOW         20000
+#define PORT_HIGH        32000
 #define MAX_CLUSTERS     4
 
 static struct tu_cluster *live[MAX_CLUSTERS];
@@ -86,20 +88,34 @@ track(struct tu_cluster *c)
     t_fail(__FILE__, __LINE__, "too many clusters");
 }
 
-/* A free loopback port: bound by the kernel, kept bound in *fd until all
- * ports are chosen so that none is handed out twice. */
+/* A free loopback port below the kernel's ephemeral range (32768 and
+ * up), so that no bind(0) of a concurrent test and no outgoing
+ * connection can take it between now and etcd's bind; kept bound in *fd
+ * until all ports are chosen so that none is handed out twice. Starts at
+ * a point that depends on the pid: concurrent cases rarely meet. */
 static int
 free_port(int *fd)
 {
+    static unsigned next;
     struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof(a);
 
+    if (next == 0)
+        next = PORT_LOW + ((unsigned)getpid() * 7919u) % (PORT_HIGH - PORT_LOW);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    *fd = socket(AF_INET, SOCK_STREAM, 0);
-    T_ASSERT(*fd >= 0);
-    T_ASSERT(bind(*fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    T_ASSERT(getsockname(*fd, (struct sockaddr *)&a, &len) == 0);
-    return ntohs(a.sin_port);
+    for (unsigned i = 0; i < PORT_HIGH - PORT_LOW; i++) {
+        unsigned port =
+            PORT_LOW + (next - PORT_LOW + i) % (PORT_HIGH - PORT_LOW);
+
+        *fd = socket(AF_INET, SOCK_STREAM, 0);
+        T_ASSERT(*fd >= 0);
+        a.sin_port = htons((uint16_t)port);
+        if (bind(*fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+            next = port + 1;
+            return (int)port;
+        }
+        close(*fd);
+    }
+    t_fail(__FILE__, __LINE__, "no free port in [%d, %d)", PORT_LOW, PORT_HIGH);
 }
 
 static void
@@ -227,13 +243,15 @@ wait_healthy(struct tu_cluster *c, int i)
         if (waitpid(m->pid, &status, WNOHANG) == m->pid) {
             m->pid = 0;
             dump_log(m);
-            t_fail(__FILE__, __LINE__, "etcd member %s exited (status %d)",
-                   m->name, status);
+            t_fail(__FILE__, __LINE__,
+                   "etcd member %s (ports %d, %d) exited (status %d)", m->name,
+                   m->client_port, m->peer_port, status);
         }
         if (wr_now_ms() > deadline) {
             dump_log(m);
-            t_fail(__FILE__, __LINE__, "etcd member %s not healthy in %d ms",
-                   m->name, START_TIMEOUT_MS);
+            t_fail(__FILE__, __LINE__,
+                   "etcd member %s (ports %d, %d) not healthy in %d ms",
+                   m->name, m->client_port, m->peer_port, START_TIMEOUT_MS);
         }
         usleep(20000);
     }
