@@ -8,6 +8,7 @@
  */
 #include "test/unit/test_etcd_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -319,11 +320,63 @@ tu_member_kill(struct tu_cluster *c, int i)
     kill_member(&c->m[i]);
 }
 
+/* The state letter of a /proc/.../stat file ('T': stopped), or '?'. */
+static char
+stat_state(const char *path)
+{
+    char buf[512], *p;
+    FILE *f;
+    size_t n;
+
+    f = fopen(path, "r");
+    if (!f)
+        return '?';
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')'); /* the name may hold spaces and parens */
+    return p && p[1] == ' ' && p[2] ? p[2] : '?';
+}
+
+/* Whether every thread of pid is stopped. */
+static bool
+all_stopped(pid_t pid)
+{
+    char path[300];
+    struct dirent *d;
+    bool stopped = true;
+    DIR *dir;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    dir = opendir(path);
+    if (!dir)
+        return false;
+    while (stopped && (d = readdir(dir))) {
+        if (d->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%.32s/stat", (int)pid,
+                 d->d_name);
+        stopped = stat_state(path) == 'T';
+    }
+    closedir(dir);
+    return stopped;
+}
+
+/* kill() only queues the signal: a stopped member is one whose threads
+ * all say so, else it may still answer a request sent right after. */
 void
 tu_member_signal(struct tu_cluster *c, int i, int sig)
 {
-    T_ASSERT(c->m[i].pid > 0);
-    T_ASSERT(kill(c->m[i].pid, sig) == 0);
+    uint64_t deadline = wr_now_ms() + 2000;
+    pid_t pid = c->m[i].pid;
+
+    T_ASSERT(pid > 0);
+    T_ASSERT(kill(pid, sig) == 0);
+    while (sig == SIGSTOP && !all_stopped(pid)) {
+        if (wr_now_ms() > deadline)
+            t_fail(__FILE__, __LINE__, "member %s did not stop", c->m[i].name);
+        usleep(1000);
+    }
 }
 
 void
