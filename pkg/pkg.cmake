@@ -73,7 +73,8 @@ pkg_conf_edit(conf_text "\ndata_dir = data\n"
 pkg_conf_edit(conf_text
   "# \"data\" is ./data, which the repository's .gitignore leaves out.\n"
   "# The package's postinst creates it, owned by user warren.\n")
-pkg_conf_edit(conf_text "and data goes to ./data." "and data goes to ${WARREN_DATA_DIR}.")
+pkg_conf_edit(conf_text "and data goes to ./data."
+              "and data goes to ${WARREN_DATA_DIR}.")
 file(WRITE "${pkg_out}/warren.conf"
   "# ${WARREN_CONF_FILE}: installed by Warren's package (or cmake --install)\n"
   "# from the repository's conf/warren.conf, with data_dir set to\n"
@@ -148,8 +149,8 @@ else()
   message(STATUS "dpkg-shlibdeps not found (apt-get install dpkg-dev): "
                  "the package will not depend on the libraries it links")
 endif()
-set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
-    "${pkg_out}/conffiles;${pkg_out}/postinst;${pkg_out}/prerm;${pkg_out}/postrm")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA "${pkg_out}/conffiles"
+    "${pkg_out}/postinst" "${pkg_out}/prerm" "${pkg_out}/postrm")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(CPACK_STRIP_FILES TRUE)
 include(CPack)

@@ -20,7 +20,7 @@ import pika
 import pytest
 
 import conftest
-from test_20_mgmt_api import Mgmt, MGMT_CONF, http_port, q
+from test_20_mgmt_api import Mgmt, MGMT_CONF, http_port
 
 pytestmark = pytest.mark.warren_only
 
