@@ -225,6 +225,10 @@ def test_credentials_options_environment_and_refusal(env):
     out = env.ok("-n", "warren@127.0.0.1", "-P", str(env.api.port), "-q",
                  "list_exchanges", "name", api=False)
     assert "amq.topic" in out.split("\n")
+    # Options may follow the verb, as in rabbitmqctl.
+    out = env.ok("list_exchanges", "name", "-q", "-H", "127.0.0.1", "-P",
+                 str(env.api.port), api=False)
+    assert "amq.topic" in out.split("\n")
     env.fails(77, "list_queues", env={"WARRENCTL_PASSWORD": "nope"})
     # A user without a management tag is refused by the API.
     env.ok("add_user", "ctl-nomgmt", "pw")
@@ -248,6 +252,7 @@ def test_status(env):
     assert "\nProduct name: Warren\n" in out
     assert "\nProduct version: %s\n" % o["product_version"] in out
     assert "\nRabbitMQ version: 3.10.8\n" in out
+    assert "\nImplementation: %s\n" % o["erlang_full_version"] in out
     assert "\nNode data directory: %s\n" % env.b.data_dir in out
     assert "\nAlarms\n\n(none)\n" in out
     assert re.search(r"\nTotal memory used: \d+(\.\d+)? gb\n", out)
