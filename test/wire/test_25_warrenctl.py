@@ -171,6 +171,8 @@ def test_usage_errors_exit_64_before_doing_anything(env):
     assert "apply-to 'bindings' unrecognised; should be 'queues', " \
         "'exchanges' or 'all'" in err
     assert env.api.get("/api/policies/%2F/ctl-p").status == 404
+    err = env.fails(64, "close_connection", "", "why")
+    assert "the connection name is empty" in err
     env.fails(64, "help", "no_such_verb", api=False)
 
 
