@@ -116,6 +116,8 @@ struct wr_config {
     char management_ip[256];      /* management.tcp.ip, default "0.0.0.0" */
     uint64_t management_max_body; /* management.http.max_body_size,
                                      default 32 MiB */
+    bool management_optional;     /* management.tcp.optional: a port in
+                                     use is not fatal (default false) */
 
     /* ---- storage and definitions */
     char data_dir[4096];         /* Warren's `data_dir`, default "data"

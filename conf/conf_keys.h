@@ -131,6 +131,10 @@ CONF_KEY("management.http.max_body_size", CONF_UINT, management_max_body, 1024,
          "Largest request body the management API accepts (413 above it)")
 CONF_KEY("management.tcp.ip", CONF_IP, management_ip, 0, 0, 0, NULL, NULL,
          "0.0.0.0", "Address the management HTTP API listens on")
+CONF_KEY("management.tcp.optional", CONF_BOOL, management_optional, 0, 0, 0,
+         NULL, NULL, "false",
+         "Warren: when the management port is in use, run without the API "
+         "instead of refusing to start")
 CONF_ALIAS("management.listener.port", "management.tcp.port")
 CONF_ALIAS("management.listener.ip", "management.tcp.ip")
 

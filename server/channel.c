@@ -192,14 +192,13 @@ chan_consumer_remove(struct channel *ch, struct chconsumer *cc)
 
 /* Consumers of ch may deliver again: schedule their queues. */
 void
-chan_credit_changed(struct channel *ch)
+chan_wake_consumers(struct channel *ch)
 {
     struct chconsumer *cc, *tmp;
 
     HASH_ITER(hh, ch->consumers, cc, tmp)
     {
-        if (cc->c.q)
-            queue_schedule(cc->c.q);
+        queue_consumer_wake(&cc->c);
     }
 }
 
@@ -212,8 +211,17 @@ chan_settle(struct channel *ch, struct unacked *u, bool ack, bool requeue)
     struct queue *q = u->q;
 
     if (cc) {
+        /* Room for this consumer; for all of the channel's when its
+         * global window was full (basic.qos global). */
+        bool was_full = ch->prefetch_global && !cc->c.no_ack &&
+                        ch->consumer_unacked >= ch->prefetch_global;
+
         cc->c.unacked--;
         ch->consumer_unacked--;
+        if (was_full)
+            chan_wake_consumers(ch);
+        else
+            queue_consumer_wake(&cc->c);
         cc_unref(cc);
     }
     if (ack)
@@ -710,7 +718,7 @@ on_content_header(struct channel *ch, const struct frame *f)
     const char *why = NULL;
 
     if (frame_parse_content_header(f->payload, &class_id, &size, &raw) != WR_OK)
-        return conn_fail_short_frame(ch->conn, f);
+        return conn_fail_unknown_frame(ch->conn, f);
     if (class_id != AMQP_CLASS_BASIC)
         return conn_fail(ch->conn, AMQP_UNEXPECTED_FRAME, AMQP_BASIC_PUBLISH,
                          "expected content header for class %u, got one "

@@ -34,38 +34,13 @@
 
 static uint8_t rxbuf[RX_CHUNK];
 
+/* When the current connection's time slice ends (ev_time()). */
+static double slice_end;
+
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void resume_input(struct conn *c);
-
-static void
-sockaddr_text(const struct sockaddr_storage *sa, char *out, size_t n,
-              bool *loopback)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-
-    if (sa->ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-        port = ntohs(s4->sin_port);
-        if (loopback)
-            *loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-        snprintf(out, n, "%s:%u", host, port);
-    } else if (sa->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-        port = ntohs(s6->sin6_port);
-        if (loopback)
-            *loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
-                        (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
-                         s6->sin6_addr.s6_addr[12] == 127);
-        snprintf(out, n, "[%s]:%u", host, port);
-    } else {
-        snprintf(out, n, "unknown");
-    }
-}
 
 void
 conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
@@ -80,8 +55,8 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     c->id = ++s->next_conn_id;
     c->state = CONN_HEADER;
     c->connected_at_ms = wr_wall_ms();
-    sockaddr_text(sa, c->peer, sizeof(c->peer), &c->loopback);
-    sockaddr_text(local, c->local, sizeof(c->local), NULL);
+    listener_addr_text(sa, c->peer, sizeof(c->peer), &c->loopback);
+    listener_addr_text(local, c->local, sizeof(c->local), NULL);
     /* RabbitMQ accepts payloads up to frame_max itself, 8 octets more
      * than the spec, "since quite a few clients get it wrong". */
     frame_parser_init(&c->fp, s->cfg->frame_max + FRAME_OVERHEAD);
@@ -222,34 +197,63 @@ conn_fail(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt,
     return WR_ERR;
 }
 
+/* The AMQP end of c: channels released, timers stopped, the vhost's
+ * count and one log line. The socket stays open. */
+static void
+conn_end(struct conn *c, const char *reason)
+{
+    set_reason(c, reason);
+    release_channels(c);
+    ev_timer_stop(srv->loop, &c->timer);
+    if (c->vh)
+        c->vh->connections--;
+    log_info("closing AMQP connection %s -> %s (vhost %s%s%s, user '%s'): %s",
+             c->peer, c->local, c->vh ? "'" : "", c->vh ? c->vh->name : "none",
+             c->vh ? "'" : "", c->user ? c->user : "", c->close_reason);
+}
+
 void
 conn_drop(struct conn *c, const char *reason)
 {
     if (c->state == CONN_DEAD)
         return;
-    set_reason(c, reason);
-    release_channels(c);
+    if (c->state != CONN_CLOSED)
+        conn_end(c, reason);
     ev_io_stop(srv->loop, &c->rio);
     ev_io_stop(srv->loop, &c->wio);
     ev_timer_stop(srv->loop, &c->timer);
-    if (c->vh) {
-        c->vh->connections--;
-        log_info("closing AMQP connection %s -> %s (vhost '%s', user '%s'): "
-                 "%s",
-                 c->peer, c->local, c->vh->name, c->user ? c->user : "",
-                 c->close_reason);
-    } else {
-        log_info("closing AMQP connection %s -> %s (vhost none, user '%s'): "
-                 "%s",
-                 c->peer, c->local, c->user ? c->user : "", c->close_reason);
-    }
     close(c->fd);
     c->fd = -1;
     c->state = CONN_DEAD;
+    if (c->yielded) {
+        DL_DELETE2(srv->yielded, c, yield_prev, yield_next);
+        c->yielded = false;
+    }
     DL_DELETE(srv->conns, c);
     srv->nconns--;
     c->reap_next = srv->reap;
     srv->reap = c;
+}
+
+void
+conn_close_ok(struct conn *c, const char *reason)
+{
+    struct amqp_method ok = {.id = AMQP_CONNECTION_CLOSE_OK};
+
+    if (c->state == CONN_CLOSED || c->state == CONN_DEAD)
+        return;
+    set_reason(c, reason);
+    conn_send_method(c, 0, &ok);
+    conn_flush(c);
+    if (c->state == CONN_DEAD)
+        return; /* the socket failed */
+    conn_end(c, reason);
+    c->vh = NULL;
+    c->state = CONN_CLOSED;
+    c->reading_paused = c->input_held = c->blocked = false;
+    conn_update_reading(c);
+    ev_timer_set(&c->timer, CONN_LINGER_S, 0.);
+    ev_timer_start(srv->loop, &c->timer);
 }
 
 void
@@ -298,8 +302,7 @@ resume_reading(struct conn *c)
     {
         HASH_ITER(hh, ch->consumers, cc, ctmp)
         {
-            if (cc->c.q)
-                queue_schedule(cc->c.q);
+            queue_consumer_wake(&cc->c);
         }
     }
 }
@@ -404,9 +407,10 @@ frame_error(struct conn *c, const uint8_t *p, size_t len)
     return len;
 }
 
-/* A frame whose payload is too short for what its type needs. */
+/* A frame whose payload does not fit its type (too short for a method or
+ * header, any payload on a heartbeat): 501, RabbitMQ's unknown_frame. */
 int
-conn_fail_short_frame(struct conn *c, const struct frame *f)
+conn_fail_unknown_frame(struct conn *c, const struct frame *f)
 {
     struct buf t;
 
@@ -447,7 +451,7 @@ conn_decode_method(struct conn *c, const struct frame *f, struct amqp_method *m)
     struct buf t;
 
     if (f->payload.len < 4)
-        return conn_fail_short_frame(c, f);
+        return conn_fail_unknown_frame(c, f);
     id = be32_load(f->payload.ptr);
     switch (amqp_method_decode(f->payload.ptr, f->payload.len, m, NULL)) {
     case AMQP_DECODE_OK:
@@ -514,6 +518,10 @@ conn_handle_frame(struct conn *c, const struct frame *f)
     struct buf t;
 
     if (f->type == FRAME_HEARTBEAT) {
+        /* RabbitMQ: a payload makes it an unknown frame (501), whatever
+         * the channel; an empty one on a channel is unexpected (505). */
+        if (f->payload.len > 0)
+            return conn_fail_unknown_frame(c, f);
         if (f->channel == 0)
             return WR_OK;
         buf_init(&t);
@@ -557,10 +565,7 @@ closing_frame(struct conn *c, const struct frame *f)
     if (m.id == AMQP_CONNECTION_CLOSE_OK) {
         conn_drop(c, c->close_reason ? c->close_reason : "closed");
     } else if (m.id == AMQP_CONNECTION_CLOSE) {
-        struct amqp_method ok = {.id = AMQP_CONNECTION_CLOSE_OK};
-        put_frame_method(c, 0, &ok);
-        outq_flush(&c->out, c->fd, &c->send_oct);
-        conn_drop(c, c->close_reason ? c->close_reason : "closed");
+        conn_close_ok(c, c->close_reason ? c->close_reason : "closed");
     }
 }
 
@@ -574,22 +579,56 @@ bad_protocol_header(struct conn *c)
     conn_drop(c, "bad protocol header");
 }
 
-/* Handles every complete frame in p; returns the bytes consumed. */
+/* The protocol headers spoken as 0-9-1, as RabbitMQ does: 0-9-1 itself,
+ * 0-9 ("AMQP" 1 1 0 9, which aioamqp sends) and the 0-8 header of the
+ * spec on the AMQP web site ("AMQP" 1 1 9 1, py-amqplib). */
+static const char *const accepted_headers[] = {
+    AMQP_PROTOCOL_HEADER,
+    "AMQP\x01\x01\x00\x09",
+    "AMQP\x01\x01\x09\x01",
+};
+
+/* Returns WR_OK for a whole accepted header in p[0..len), WR_AGAIN for
+ * the start of one, WR_ERR for anything else. */
+static int
+protocol_header_check(const uint8_t *p, size_t len)
+{
+    size_t n = WR_MIN(len, AMQP_PROTOCOL_HEADER_LEN);
+
+    for (size_t i = 0; i < WR_ARRAY_LEN(accepted_headers); i++) {
+        if (memcmp(p, accepted_headers[i], n) == 0)
+            return n == AMQP_PROTOCOL_HEADER_LEN ? WR_OK : WR_AGAIN;
+    }
+    return WR_ERR;
+}
+
+/* The time slice is used up: the rest of the input waits. */
+static bool
+slice_over(struct conn *c, unsigned frames)
+{
+    if (frames % 32 != 0 || ev_time() < slice_end)
+        return false;
+    c->yielded = true;
+    DL_APPEND2(srv->yielded, c, yield_prev, yield_next);
+    return true;
+}
+
+/* Handles every complete frame in p, or as many as fit in the time
+ * slice; returns the bytes consumed. */
 static size_t
 conn_process(struct conn *c, const uint8_t *p, size_t len)
 {
     size_t off = 0;
     struct frame f;
+    unsigned frames = 0;
 
+    if (c->state == CONN_CLOSED)
+        return len; /* after close-ok: discarded */
     if (c->state == CONN_HEADER) {
-        if (len < AMQP_PROTOCOL_HEADER_LEN) {
-            if (memcmp(p, AMQP_PROTOCOL_HEADER, len) != 0) {
-                bad_protocol_header(c);
-                return len;
-            }
+        switch (protocol_header_check(p, len)) {
+        case WR_AGAIN:
             return 0;
-        }
-        if (memcmp(p, AMQP_PROTOCOL_HEADER, AMQP_PROTOCOL_HEADER_LEN) != 0) {
+        case WR_ERR:
             bad_protocol_header(c);
             return len;
         }
@@ -613,7 +652,11 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
             closing_frame(c, &f);
         else
             conn_handle_frame(c, &f);
+        if (c->state == CONN_CLOSED)
+            return len; /* the rest is discarded */
         if (c->input_held || c->blocked)
+            break;
+        if (off < len && slice_over(c, ++frames))
             break;
     }
     return off;
@@ -625,7 +668,7 @@ void
 conn_update_reading(struct conn *c)
 {
     bool want = c->state != CONN_DEAD && !c->reading_paused && !c->input_held &&
-                !c->blocked;
+                !c->blocked && !c->yielded;
 
     if (want && !ev_is_active(&c->rio))
         ev_io_start(srv->loop, &c->rio);
@@ -650,7 +693,8 @@ resume_input(struct conn *c)
     size_t used;
 
     c->resume_input = false;
-    if (c->in.len > 0) {
+    slice_end = ev_time() + CONN_SLICE;
+    if (c->in.len > 0 && !c->yielded) {
         used = conn_process(c, c->in.data, c->in.len);
         if (c->state == CONN_DEAD)
             return;
@@ -677,7 +721,7 @@ conn_read(struct ev_loop *loop, struct conn *c)
         size_t used;
 
         if (n == 0) {
-            conn_drop(c, c->state == CONN_CLOSING
+            conn_drop(c, c->state == CONN_CLOSING || c->state == CONN_CLOSED
                              ? c->close_reason
                              : "client unexpectedly closed TCP connection");
             return;
@@ -713,7 +757,7 @@ conn_read(struct ev_loop *loop, struct conn *c)
             conn_update_reading(c);
             return;
         }
-        if (c->input_held || c->blocked) {
+        if (c->input_held || c->blocked || c->yielded) {
             conn_update_reading(c);
             return;
         }
@@ -730,8 +774,28 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     WR_ASSERT(c->magic == CONN_MAGIC);
     node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
+    slice_end = ev_time() + CONN_SLICE;
     conn_read(loop, c);
     server_pump(srv);
+}
+
+/* Each connection waiting now gets one slice; one that uses it up again
+ * goes back to the tail, for the next iteration. (A connection dropped
+ * meanwhile has left the list: conn_drop.) */
+void
+conn_resume_yielded(struct server *s)
+{
+    struct conn *c;
+    size_t n = 0;
+
+    DL_COUNT2(s->yielded, c, n, yield_next);
+    while (n-- > 0 && (c = s->yielded) != NULL) {
+        DL_DELETE2(s->yielded, c, yield_prev, yield_next);
+        c->yielded = false;
+        resume_input(c);
+        if (c->state != CONN_DEAD)
+            server_pump(s);
+    }
 }
 
 /* ---- timers: handshake timeout, heartbeats, close timeout */
@@ -745,7 +809,7 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)revents;
     WR_ASSERT(c->magic == CONN_MAGIC);
-    if (c->state == CONN_CLOSING) {
+    if (c->state == CONN_CLOSING || c->state == CONN_CLOSED) {
         conn_drop(c, c->close_reason);
         return;
     }

@@ -17,6 +17,7 @@
 
 #include "server/mgmt.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -93,6 +94,21 @@ rearm_expire(struct server *s, struct ev_loop *loop)
     ev_timer_start(loop, &s->expire_timer);
 }
 
+/* One iteration kept the loop busy for `busy` seconds. */
+static void
+loop_busy_note(struct server *s, double busy)
+{
+    static const double upper[] = LOOP_BUSY_BUCKETS;
+    size_t i = 0;
+
+    static_assert(WR_ARRAY_LEN(upper) == WR_ARRAY_LEN(s->busy_hist),
+                  "one count per bucket");
+    while (busy > upper[i])
+        i++;
+    s->busy_hist[i]++;
+    s->busy_sum += busy;
+}
+
 static void
 prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -105,146 +121,75 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     server_pump(s);
     rearm_expire(s, loop);
     s->prepared_at = ev_time();
+    if (s->woke_at > 0)
+        loop_busy_note(s, s->prepared_at - s->woke_at);
     while (s->reap) {
         struct conn *c = s->reap;
 
         s->reap = c->reap_next;
         conn_free(c);
     }
-    if (s->pending || node_has_dispatch(s->node))
+    if (s->pending || s->yielded || node_has_dispatch(s->node))
         ev_idle_start(loop, &idle_kick);
     if (s->stopping && s->conns == NULL)
         ev_break(loop, EVBREAK_ALL);
 }
 
-/* Right after the loop woke up: how long it waited (saturation). */
+/* Right after the loop woke up: how long it waited (saturation), and
+ * the input of connections that used up their slice last time. */
 static void
 check_cb(struct ev_loop *loop, ev_check *w, int revents)
 {
     double now = ev_time();
 
-    (void)loop;
     (void)w;
     (void)revents;
+    srv->woke_at = now;
     if (srv->prepared_at > 0)
         alarm_loop_waited(srv, now - srv->prepared_at, now);
+    if (srv->yielded) {
+        node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
+        conn_resume_yielded(srv);
+    }
 }
 
 /* ---- listeners */
 
+/* A new AMQP connection, unless the node is stopping or at
+ * connection_max. */
 static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+amqp_accept(struct listener *l, int fd, const struct sockaddr_storage *sa)
 {
-    struct listener *l = container_of(w, struct listener, io);
-    static uint64_t last_warn;
+    struct sockaddr_storage local;
+    socklen_t llen = sizeof(local);
 
-    (void)revents;
-    for (int i = 0; i < 64; i++) {
-        struct sockaddr_storage sa, local;
-        socklen_t len = sizeof(sa), llen = sizeof(local);
-        int fd = accept4(l->fd, (struct sockaddr *)&sa, &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK &&
-                wr_now_ms() - last_warn > 1000) {
-                last_warn = wr_now_ms();
-                log_syswarn("accept on %s", l->addr);
-            }
-            return;
+    if (srv->stopping ||
+        (srv->cfg->connection_max && srv->nconns >= srv->cfg->connection_max)) {
+        if (!srv->stopping && wr_now_ms() - l->last_warn_ms > 1000) {
+            l->last_warn_ms = wr_now_ms();
+            log_warn("connection_max (%u) reached: refusing connections",
+                     srv->cfg->connection_max);
         }
-        if (srv->stopping || (srv->cfg->connection_max &&
-                              srv->nconns >= srv->cfg->connection_max)) {
-            if (!srv->stopping && wr_now_ms() - last_warn > 1000) {
-                last_warn = wr_now_ms();
-                log_warn("connection_max (%u) reached: refusing "
-                         "connections",
-                         srv->cfg->connection_max);
-            }
-            close(fd);
-            continue;
-        }
-        getsockname(fd, (struct sockaddr *)&local, &llen);
-        conn_accept(srv, fd, &sa, &local);
+        close(fd);
+        return;
     }
-    (void)loop;
-}
-
-int
-server_listen(const char *host, uint16_t port, int backlog, char *addr,
-              size_t addrlen, uint16_t *bound_port, const char **why)
-{
-    struct addrinfo hints = {0}, *ai = NULL;
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof(bound);
-    char ports[8], h[INET6_ADDRSTRLEN];
-    int one = 1, rc, fd, e;
-
-    *why = NULL;
-    snprintf(ports, sizeof(ports), "%u", port);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-    rc = getaddrinfo(host, ports, &hints, &ai);
-    if (rc != 0) {
-        *why = gai_strerror(rc);
-        errno = EINVAL;
-        return -1;
-    }
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-            listen(fd, backlog) < 0) {
-            e = errno;
-            close(fd);
-            errno = e;
-            fd = -1;
-        }
-    }
-    freeaddrinfo(ai);
-    if (fd < 0) {
-        *why = strerror(errno);
-        return -1;
-    }
-    getsockname(fd, (struct sockaddr *)&bound, &blen);
-    if (bound.ss_family == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&bound;
-
-        inet_ntop(AF_INET6, &s6->sin6_addr, h, sizeof(h));
-        *bound_port = ntohs(s6->sin6_port);
-        snprintf(addr, addrlen, "[%s]:%u", h, *bound_port);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&bound;
-
-        inet_ntop(AF_INET, &s4->sin_addr, h, sizeof(h));
-        *bound_port = ntohs(s4->sin_port);
-        snprintf(addr, addrlen, "%s:%u", h, *bound_port);
-    }
-    return fd;
+    getsockname(fd, (struct sockaddr *)&local, &llen);
+    conn_accept(srv, fd, sa, &local);
 }
 
 static int
-listener_open(struct server *s, const struct wr_listener *wl,
-              struct listener *l)
+amqp_listener_open(struct server *s, const struct wr_listener *wl,
+                   struct listener *l)
 {
     const char *h = wl->host[0] ? wl->host : "0.0.0.0", *why;
-    uint16_t port;
-    int fd =
-        server_listen(h, wl->port, 1024, l->addr, sizeof(l->addr), &port, &why);
 
-    if (fd < 0) {
+    if (listener_open(l, s->loop, h, wl->port, 1024, "amqp", amqp_accept,
+                      &why) != WR_OK) {
         log_err("cannot listen on %s:%u: %s (is another broker running? "
                 "change listeners.tcp.default or use --listen)",
                 h, wl->port, why);
         return WR_ERR;
     }
-    l->fd = fd;
-    ev_io_init(&l->io, accept_cb, fd, EV_READ);
-    ev_io_start(s->loop, &l->io);
-    log_info("listening on %s (amqp)", l->addr);
     return WR_OK;
 }
 
@@ -313,10 +258,8 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
              w->signum == SIGTERM ? "SIGTERM" : "SIGINT", s->nconns);
     s->stopping = true;
     notify_stopping();
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        ev_io_stop(loop, &s->listeners[i].io);
-        close(s->listeners[i].fd);
-    }
+    for (size_t i = 0; i < s->nlisteners; i++)
+        listener_close(&s->listeners[i]);
     s->nlisteners = 0;
     conn_force_close_all(s, "shutdown");
     /* Give clients a moment to answer close-ok; then go anyway. */
@@ -474,7 +417,8 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     ev_signal_start(s->loop, &s->sigterm);
     ev_signal_start(s->loop, &s->sigint);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        if (listener_open(s, &cfg->listeners[i], &s->listeners[i]) != WR_OK)
+        if (amqp_listener_open(s, &cfg->listeners[i], &s->listeners[i]) !=
+            WR_OK)
             return WR_ERR;
         s->nlisteners++;
     }
@@ -521,7 +465,7 @@ server_fini(struct server *s)
         conn_free(c);
     }
     for (size_t i = 0; i < s->nlisteners; i++)
-        close(s->listeners[i].fd);
+        listener_close(&s->listeners[i]);
     mgmt_stop(s);
     node_free(s->node);
     ev_loop_destroy(s->loop);

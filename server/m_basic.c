@@ -28,7 +28,7 @@ m_basic_qos(struct channel *ch, const struct amqp_method *m)
     else
         ch->prefetch_consumer = a->prefetch_count;
     conn_send_method(ch->conn, ch->id, &ok);
-    chan_credit_changed(ch);
+    chan_wake_consumers(ch);
     return WR_OK;
 }
 
@@ -55,7 +55,7 @@ m_basic_consume(struct channel *ch, const struct amqp_method *m)
     if (vhost_queue_access(ch->conn->vh, name, &ch->conn->owner, PERM_READ, &q,
                            &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
-    if (queue_has_exclusive_consumer(q) || (a->exclusive && q->nconsumers))
+    if (queue_exclusive_consumer(q) || (a->exclusive && q->nconsumers))
         return chan_fail(ch, AMQP_ACCESS_REFUSED, m->id,
                          "queue '%.*s' in vhost '%s' in exclusive use",
                          BYTES_FMT(name), ch->conn->vh->name);
@@ -206,8 +206,6 @@ settle(struct channel *ch, uint32_t method_id, uint64_t tag, bool multiple,
             chan_settle(ch, &u, ack, requeue);
     }
     unacked_compact(l);
-    if (!ch->tx)
-        chan_credit_changed(ch);
     return WR_OK;
 }
 
@@ -251,7 +249,6 @@ recover(struct channel *ch, const struct amqp_method *m, bool requeue,
         chan_settle(ch, &u, false, true);
     }
     unacked_compact(&ch->unacked);
-    chan_credit_changed(ch);
     if (reply)
         conn_send_method(ch->conn, ch->id, &ok);
     return WR_OK;

@@ -104,7 +104,6 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
         } else
             message_unref(op->msg);
     }
-    chan_credit_changed(ch);
     /* commit-ok means the persistent messages are safe (as RabbitMQ's
      * does): wait for the log when it is not there yet. */
     if (lsn > ch->conn->vh->durable_lsn) {

@@ -25,7 +25,7 @@ static const char *const state_names[] = {
     [CONN_HEADER] = "starting", [CONN_START] = "starting",
     [CONN_TUNE] = "tuning",     [CONN_OPENING] = "opening",
     [CONN_OPEN] = "running",    [CONN_CLOSING] = "closing",
-    [CONN_DEAD] = "closed",
+    [CONN_CLOSED] = "closed",   [CONN_DEAD] = "closed",
 };
 
 static void
@@ -204,14 +204,11 @@ on_open(struct conn *c, const struct amqp_connection_open *m)
 static int
 on_close(struct conn *c, const struct amqp_connection_close *m)
 {
-    struct amqp_method ok = {.id = AMQP_CONNECTION_CLOSE_OK};
     char reason[400];
 
-    conn_send_method(c, 0, &ok);
-    conn_flush(c);
     snprintf(reason, sizeof(reason), "client closed the connection (%u %.*s)",
              m->reply_code, BYTES_FMT(m->reply_text));
-    conn_drop(c, reason);
+    conn_close_ok(c, reason);
     return WR_OK;
 }
 

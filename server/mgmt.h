@@ -36,9 +36,9 @@
 
 /* Starts the listener on management.tcp.ip:management.tcp.port (0: a
  * port the kernel chooses, logged as "listening on HOST:PORT (http)")
- * and the statistics timer. A port already in use is logged and the
- * broker runs without the API. Returns WR_OK, or WR_ERR when the
- * listener cannot be set up for another reason. */
+ * and the statistics timer. Returns WR_OK, or WR_ERR (logged) when the
+ * listener cannot be opened, unless management.tcp.optional is set and
+ * the port is in use: then the broker runs without the API. */
 int mgmt_start(struct server *s);
 /* Closes the listener and every HTTP connection, frees everything. */
 void mgmt_stop(struct server *s);
@@ -53,7 +53,9 @@ void mgmt_stop(struct server *s);
 #define MGMT_IDLE_TIMEOUT     60.0 /* s of keep-alive without a request */
 #define MGMT_WRITE_TIMEOUT    60.0 /* s without the client reading */
 #define MGMT_MAX_CONNS        256
-#define MGMT_MAX_SEGS         16 /* path segments */
+#define MGMT_MAX_PEER_CONNS   64  /* from one address */
+#define MGMT_ANON_TIMEOUT     5.0 /* s to authenticate after accept */
+#define MGMT_MAX_SEGS         16  /* path segments */
 #define MGMT_MAX_QPARAMS      32
 #define MGMT_SAMPLE_INTERVAL  5.0
 
@@ -124,6 +126,9 @@ struct mgmt_req {
 void mgmt_http_respond(struct mgmt_req *r, const char *content_type);
 /* The peer text of the request's connection ("127.0.0.1:5555"). */
 const char *mgmt_http_peer(const struct mgmt_req *r);
+/* The request's credentials were good: its connection is no longer
+ * anonymous (no authentication deadline, never evicted). */
+void mgmt_http_authenticated(struct mgmt_req *r);
 /* Percent-decodes s[0..n) into a new NUL-terminated string; plus_space:
  * '+' means ' ' (query strings, mochiweb's unquote). NULL for a bad
  * escape, or for a NUL byte unless outlen (then set) is given. */

@@ -686,6 +686,7 @@ mgmt_api_dispatch(struct mgmt_req *r)
     if (rt->read_auth != MGMT_AUTH_NONE) {
         if (!authenticate(r))
             return;
+        mgmt_http_authenticated(r);
         if (!authorize(r, bit == M_GET ? rt->read_auth : rt->write_auth))
             return;
     }

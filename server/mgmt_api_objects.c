@@ -580,16 +580,9 @@ queue_state(const struct queue *q)
 static const char *
 exclusive_consumer_tag(const struct queue *q)
 {
-    const struct consumer *c = q->consumers;
+    const struct consumer *c = queue_exclusive_consumer(q);
 
-    if (!c)
-        return NULL;
-    do {
-        if (c->exclusive)
-            return c->tag;
-        c = c->next;
-    } while (c != q->consumers);
-    return NULL;
+    return c ? c->tag : NULL;
 }
 
 static uint64_t
@@ -693,11 +686,11 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     mgmt_jw_obj_end(w);
     KINT("messages", (uint64_t)ready + q->unacked);
     KRATE("messages_details", rt.ready + rt.unacked);
-    KINT("messages_paged_out", 0);
-    KINT("messages_ram", (uint64_t)ready + q->unacked);
+    KINT("messages_paged_out", q->ready_paged);
+    KINT("messages_ram", (uint64_t)ready - q->ready_paged + q->unacked);
     KINT("messages_ready", ready);
     KRATE("messages_ready_details", rt.ready);
-    KINT("messages_ready_ram", ready);
+    KINT("messages_ready_ram", (uint64_t)ready - q->ready_paged);
     KINT("messages_unacknowledged", q->unacked);
     KRATE("messages_unacknowledged_details", rt.unacked);
     KINT("messages_unacknowledged_ram", q->unacked);
@@ -843,6 +836,7 @@ struct qkey {
         return (double)(expr);        \
     }
 NUM_KEY(qk_messages, q->ready.n + q->unacked)
+NUM_KEY(qk_ram, q->ready.n - q->ready_paged + q->unacked)
 NUM_KEY(qk_ready, q->ready.n)
 NUM_KEY(qk_unacked, q->unacked)
 NUM_KEY(qk_consumers, q->nconsumers)
@@ -886,7 +880,7 @@ static const struct qkey qkeys[] = {
     {"messages", QK_NUM, qk_messages, NULL},
     {"messages_ready", QK_NUM, qk_ready, NULL},
     {"messages_unacknowledged", QK_NUM, qk_unacked, NULL},
-    {"messages_ram", QK_NUM, qk_messages, NULL},
+    {"messages_ram", QK_NUM, qk_ram, NULL},
     {"consumers", QK_NUM, qk_consumers, NULL},
     {"memory", QK_NUM, qk_memory, NULL},
     {"message_bytes", QK_NUM, qk_bytes, NULL},

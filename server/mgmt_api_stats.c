@@ -249,6 +249,32 @@ metric(struct buf *b, const char *name, const char *type, const char *help,
                help, name, value);
 }
 
+/* The loop's busy time per iteration, as a Prometheus histogram: what an
+ * operator watches for stalls (a client that holds the loop). */
+static void
+loop_busy_metric(struct buf *b)
+{
+    static const double upper[] = LOOP_BUSY_BUCKETS;
+    const char *name = "warren_loop_busy_seconds";
+    uint64_t n = 0;
+
+    buf_printf(b,
+               "# TYPE %s histogram\n# HELP %s Time the event loop spent "
+               "working per iteration, from waking up to waiting again\n",
+               name, name);
+    for (size_t i = 0; i < WR_ARRAY_LEN(upper); i++) {
+        n += srv->busy_hist[i];
+        if (i + 1 < WR_ARRAY_LEN(upper))
+            buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, upper[i],
+                       (unsigned long long)n);
+        else
+            buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+                       (unsigned long long)n);
+    }
+    buf_printf(b, "%s_sum %.9f\n%s_count %llu\n", name, srv->busy_sum, name,
+               (unsigned long long)n);
+}
+
 void
 mgmt_api_metrics(struct mgmt_req *r)
 {
@@ -338,6 +364,7 @@ mgmt_api_metrics(struct mgmt_req *r)
     metric(b, "rabbitmq_alarms_free_disk_space_watermark", "gauge",
            "is 1 if free disk space watermark alarm is in effect",
            (srv->alarms & ALARM_DISK) ? 1 : 0);
+    loop_busy_metric(b);
     r->status = 200;
     mgmt_http_respond(r, "text/plain; version=0.0.4; charset=utf-8");
 }

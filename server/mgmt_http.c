@@ -21,8 +21,16 @@
  *   - MGMT_HEADER_TIMEOUT from a request's first byte to its last
  *     header, MGMT_BODY_TIMEOUT between body bytes, MGMT_IDLE_TIMEOUT
  *     of keep-alive, MGMT_WRITE_TIMEOUT for a client that stops reading;
- *   - at most MGMT_MAX_CONNS connections; unparsed pipelined input and
- *     pending output are bounded (reading pauses above IN_HIGH/OUT_HIGH).
+ *   - unparsed pipelined input and pending output are bounded (reading
+ *     pauses above IN_HIGH/OUT_HIGH);
+ *   - at most MGMT_MAX_CONNS connections, MGMT_MAX_PEER_CONNS of them
+ *     from one address. A connection is anonymous until a request on it
+ *     passes basic auth; anonymous ones must authenticate within
+ *     MGMT_ANON_TIMEOUT of their accept, and when a limit is reached a
+ *     new connection takes the place of the oldest anonymous one (of
+ *     that address, for the per-address limit). So idle or slow sockets
+ *     opened without credentials cannot lock a user out: there is always
+ *     room for a connection that logs in.
  * After an error response the connection half-closes and drains input
  * for up to LINGER seconds, so that the client reads the response
  * instead of a reset.
@@ -92,21 +100,34 @@ struct mgmt_conn {
     bool processing;  /* inside process_input: do not re-enter */
     bool peer_closed; /* EOF read: answer what is complete, then close */
     bool close_after; /* no more requests: close once out is written */
+    /* admission (see the header) */
+    struct mgmt_peer *from;
+    bool authenticated;
+    ev_tstamp accepted;
+    struct mgmt_conn *anon_next, *anon_prev;           /* g.anon */
+    struct mgmt_conn *peer_anon_next, *peer_anon_prev; /* from->anon */
     struct mgmt_conn *next, *prev;
     struct mgmt_conn *reap_next;
+};
+
+/* The connections from one address (host part of the peer text). */
+struct mgmt_peer {
+    char host[64];
+    uint32_t nconns;
+    struct mgmt_conn *anon; /* anonymous ones, oldest first */
+    UT_hash_handle hh;
 };
 
 static struct mgmt {
     struct server *s;
     bool running;
-    int fd;
-    ev_io io;
+    struct listener l;
     ev_prepare prepare;
-    char addr[300];
-    uint16_t port;
     size_t max_body;
     struct mgmt_conn *conns;
     uint32_t nconns;
+    struct mgmt_conn *anon; /* anonymous connections, oldest first */
+    struct mgmt_peer *peers;
     struct mgmt_conn *reap;
     http_parser_settings settings;
 } g;
@@ -176,7 +197,7 @@ out_pending(const struct mgmt_conn *c)
 
 /* The timeout that applies in c's state, as an absolute time. */
 static ev_tstamp
-deadline(const struct mgmt_conn *c)
+state_deadline(const struct mgmt_conn *c)
 {
     if (c->state == MC_LINGER)
         return c->linger_since + LINGER;
@@ -192,6 +213,16 @@ deadline(const struct mgmt_conn *c)
     default:
         return WR_MAX(c->last_tx, c->last_rx) + MGMT_IDLE_TIMEOUT;
     }
+}
+
+static ev_tstamp
+deadline(const struct mgmt_conn *c)
+{
+    ev_tstamp d = state_deadline(c);
+
+    if (!c->authenticated)
+        d = WR_MIN(d, c->accepted + MGMT_ANON_TIMEOUT);
+    return d;
 }
 
 /* Arms the timer for the current state's deadline (libev's "smart"
@@ -225,6 +256,74 @@ reset_request(struct mgmt_conn *c)
     c->err_status = 0;
 }
 
+/* ---- admission: per-address counts and the anonymous lists */
+
+static void
+anon_remove(struct mgmt_conn *c)
+{
+    if (c->authenticated)
+        return;
+    DL_DELETE2(g.anon, c, anon_prev, anon_next);
+    DL_DELETE2(c->from->anon, c, peer_anon_prev, peer_anon_next);
+    c->authenticated = true;
+}
+
+static void
+admission_leave(struct mgmt_conn *c)
+{
+    struct mgmt_peer *p = c->from;
+
+    anon_remove(c);
+    if (--p->nconns == 0) {
+        HASH_DEL(g.peers, p);
+        free(p);
+    }
+}
+
+/* The address's record, created with no connections. */
+static struct mgmt_peer *
+peer_get(const char *peer_text)
+{
+    const char *colon = strrchr(peer_text, ':');
+    size_t n = colon ? (size_t)(colon - peer_text) : strlen(peer_text);
+    struct mgmt_peer *p;
+
+    n = WR_MIN(n, sizeof(p->host) - 1);
+    HASH_FIND(hh, g.peers, peer_text, n, p);
+    if (p)
+        return p;
+    p = xcalloc(1, sizeof(*p));
+    memcpy(p->host, peer_text, n);
+    HASH_ADD(hh, g.peers, host, n, p);
+    return p;
+}
+
+void
+mgmt_http_authenticated(struct mgmt_req *r)
+{
+    anon_remove(r->conn);
+}
+
+static void mc_close(struct mgmt_conn *c);
+
+/* Makes room for one more connection from p: true when there is room,
+ * after closing the oldest anonymous connection if a limit is reached. */
+static bool
+admit(struct mgmt_peer *p)
+{
+    if (p->nconns >= MGMT_MAX_PEER_CONNS) {
+        if (!p->anon)
+            return false;
+        mc_close(p->anon);
+    }
+    if (g.nconns >= MGMT_MAX_CONNS) {
+        if (!g.anon)
+            return false;
+        mc_close(g.anon);
+    }
+    return true;
+}
+
 static void
 mc_close(struct mgmt_conn *c)
 {
@@ -240,6 +339,7 @@ mc_close(struct mgmt_conn *c)
         c->stream->free(c->stream);
         c->stream = NULL;
     }
+    admission_leave(c);
     DL_DELETE(g.conns, c);
     g.nconns--;
     c->reap_next = g.reap;
@@ -380,13 +480,13 @@ mgmt_http_peer(const struct mgmt_req *r)
 const char *
 mgmt_http_addr(void)
 {
-    return g.addr;
+    return g.l.addr;
 }
 
 uint16_t
 mgmt_http_port(void)
 {
-    return g.port;
+    return g.l.port;
 }
 
 uint32_t
@@ -960,30 +1060,7 @@ mc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* ---- listener */
 
 static void
-set_peer(struct mgmt_conn *c, const struct sockaddr_storage *sa)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-
-    if (sa->ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-        c->loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-        snprintf(c->peer, sizeof(c->peer), "%s:%u", host, ntohs(s4->sin_port));
-    } else if (sa->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-        c->loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
-                      (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
-                       s6->sin6_addr.s6_addr[12] == 127);
-        snprintf(c->peer, sizeof(c->peer), "[%s]:%u", host,
-                 ntohs(s6->sin6_port));
-    } else {
-        snprintf(c->peer, sizeof(c->peer), "unknown");
-    }
-}
-
-static void
-mc_new(int fd, const struct sockaddr_storage *sa)
+mc_new(int fd, const char *peer, bool loopback, struct mgmt_peer *from)
 {
     struct mgmt_conn *c = xcalloc(1, sizeof(*c));
     int one = 1;
@@ -992,7 +1069,13 @@ mc_new(int fd, const struct sockaddr_storage *sa)
     c->magic = MGMT_CONN_MAGIC;
     c->fd = fd;
     c->state = MC_IDLE;
-    set_peer(c, sa);
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->loopback = loopback;
+    c->from = from;
+    from->nconns++;
+    c->accepted = now();
+    DL_APPEND2(g.anon, c, anon_prev, anon_next);
+    DL_APPEND2(from->anon, c, peer_anon_prev, peer_anon_next);
     buf_init(&c->in);
     buf_init(&c->url);
     buf_init(&c->hname);
@@ -1012,41 +1095,34 @@ mc_new(int fd, const struct sockaddr_storage *sa)
 }
 
 static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+mgmt_accept(struct listener *l, int fd, const struct sockaddr_storage *sa)
 {
-    static uint64_t last_warn;
+    char peer[64];
+    bool loopback;
+    struct mgmt_peer *p;
 
-    (void)loop;
-    (void)w;
-    (void)revents;
-    for (int i = 0; i < 64; i++) {
-        struct sockaddr_storage sa;
-        socklen_t len = sizeof(sa);
-        int fd = accept4(g.fd, (struct sockaddr *)&sa, &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK &&
-                wr_now_ms() - last_warn > 1000) {
-                last_warn = wr_now_ms();
-                log_syswarn("accept on %s (http)", g.addr);
-            }
-            return;
-        }
-        if (g.nconns >= MGMT_MAX_CONNS || g.s->stopping) {
-            if (!g.s->stopping && wr_now_ms() - last_warn > 1000) {
-                last_warn = wr_now_ms();
-                log_warn("management API: %d connections open, refusing "
-                         "more",
-                         MGMT_MAX_CONNS);
-            }
-            close(fd);
-            continue;
-        }
-        mc_new(fd, &sa);
+    if (g.s->stopping) {
+        close(fd);
+        return;
     }
+    listener_addr_text(sa, peer, sizeof(peer), &loopback);
+    p = peer_get(peer);
+    if (!admit(p)) {
+        if (wr_now_ms() - l->last_warn_ms > 1000) {
+            l->last_warn_ms = wr_now_ms();
+            log_warn("management API: refusing a connection from %s: %u "
+                     "open from that address, %u in all, every one "
+                     "logged in",
+                     peer, p->nconns, g.nconns);
+        }
+        if (p->nconns == 0) {
+            HASH_DEL(g.peers, p);
+            free(p);
+        }
+        close(fd);
+        return;
+    }
+    mc_new(fd, peer, loopback, p);
 }
 
 static void
@@ -1063,50 +1139,39 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     }
 }
 
-/* Returns WR_OK, WR_AGAIN when the port is in use, or WR_ERR. */
-static int
-listen_on(const char *ip, uint16_t port)
-{
-    const char *why;
-    int fd =
-        server_listen(ip, port, 128, g.addr, sizeof(g.addr), &g.port, &why);
-    bool in_use = fd < 0 && errno == EADDRINUSE;
-
-    if (fd < 0) {
-        log_err("management API: cannot listen on %s:%u: %s%s", ip, port, why,
-                in_use ? "; running without the management API (change "
-                         "management.tcp.port)"
-                       : "");
-        return in_use ? WR_AGAIN : WR_ERR;
-    }
-    g.fd = fd;
-    return WR_OK;
-}
-
 /*
  * management.tcp.port = 0 lets the kernel choose the port (the wire tests
- * read it from the log line, as for the AMQP listener). A port already in
- * use is logged and the broker runs without the API, so that a second
- * broker on one machine (or a RabbitMQ on 15672) does not stop AMQP
- * service; any other listener error stops startup.
+ * read it from the log line, as for the AMQP listener). A listener that
+ * cannot be opened stops the start, as an AMQP one does, unless
+ * management.tcp.optional says the broker may run without the API when
+ * the port is in use (another broker, or a RabbitMQ, on 15672).
  */
 int
 mgmt_start(struct server *s)
 {
     const struct wr_config *cfg = s->cfg;
     const char *ip = cfg->management_ip[0] ? cfg->management_ip : "0.0.0.0";
-    int rc;
+    const char *why;
 
     memset(&g, 0, sizeof(g));
     g.s = s;
-    g.fd = -1;
+    g.l.fd = -1;
     g.max_body = s->cfg->management_max_body ? s->cfg->management_max_body
                                              : MGMT_DEFAULT_MAX_BODY;
-    rc = listen_on(ip, cfg->management_port);
-    if (rc == WR_AGAIN)
-        return WR_OK;
-    if (rc != WR_OK)
-        return WR_ERR;
+    if (listener_open(&g.l, s->loop, ip, cfg->management_port, 128, "http",
+                      mgmt_accept, &why) != WR_OK) {
+        bool optional = errno == EADDRINUSE && cfg->management_optional;
+
+        log_err("management API: cannot listen on %s:%u: %s%s", ip,
+                cfg->management_port, why,
+                optional ? "; running without the management API "
+                           "(management.tcp.optional)"
+                         : " (is another broker running? change "
+                           "management.tcp.port, or set "
+                           "management.tcp.optional = true to run without "
+                           "the API)");
+        return optional ? WR_OK : WR_ERR;
+    }
     g.settings.on_message_begin = on_message_begin;
     g.settings.on_url = on_url;
     g.settings.on_header_field = on_header_field;
@@ -1114,13 +1179,10 @@ mgmt_start(struct server *s)
     g.settings.on_headers_complete = on_headers_complete;
     g.settings.on_body = on_body;
     g.settings.on_message_complete = on_message_complete;
-    ev_io_init(&g.io, accept_cb, g.fd, EV_READ);
-    ev_io_start(s->loop, &g.io);
     ev_prepare_init(&g.prepare, prepare_cb);
     ev_prepare_start(s->loop, &g.prepare);
     mgmt_stats_start(s);
     g.running = true;
-    log_info("listening on %s (http)", g.addr);
     return WR_OK;
 }
 
@@ -1133,10 +1195,8 @@ mgmt_stop(struct server *s)
     while (g.conns)
         mc_close(g.conns);
     prepare_cb(g.s->loop, &g.prepare, 0);
-    ev_io_stop(g.s->loop, &g.io);
+    listener_close(&g.l);
     ev_prepare_stop(g.s->loop, &g.prepare);
-    close(g.fd);
-    g.fd = -1;
     mgmt_stats_stop();
     g.running = false;
 }

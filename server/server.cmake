@@ -5,6 +5,7 @@ add_library(warren_server STATIC
   channel.c
   conn.c
   deadletter.c
+  listener.c
   loop.c
   m_basic.c
   m_channel.c

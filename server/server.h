@@ -19,6 +19,7 @@
 #include "conf/conf.h"
 #include "server/amqp_codes.h"
 #include "server/frame.h"
+#include "server/listener.h"
 #include "vhost/vhost.h"
 
 #include <ev.h>
@@ -29,12 +30,6 @@ struct conn;
 struct channel;
 
 /* ---- the process */
-
-struct listener {
-    ev_io io;
-    int fd;
-    char addr[300];
-};
 
 struct server {
     struct ev_loop *loop;
@@ -57,8 +52,14 @@ struct server {
     ev_check check;
     ev_timer sat_timer; /* wakes the loop while saturated */
     ev_timer alarm_timer;
-    ev_async store_wake; /* a store thread has news */
-    struct conn *reap;   /* closed, to be freed in prepare */
+    ev_async store_wake;  /* a store thread has news */
+    struct conn *reap;    /* closed, to be freed in prepare */
+    struct conn *yielded; /* input left for the next iteration */
+    /* How long loop iterations kept the loop busy (woken to waiting
+     * again): a histogram over LOOP_BUSY_BUCKETS, for /metrics. */
+    double woke_at;
+    uint64_t busy_hist[9];
+    double busy_sum;
     uint32_t nconns;
     uint64_t next_conn_id;
 };
@@ -81,12 +82,6 @@ void server_dead_letter(void *arg, const struct dead_letter *d);
  * and the queues' memory budget, in bytes. */
 uint64_t server_total_ram(const struct wr_config *cfg);
 uint64_t server_memory_watermark(const struct wr_config *cfg);
-/* Opens a non-blocking TCP listener on host:port (numeric; port 0: the
- * kernel chooses) and writes the bound address ("h:p", "[h]:p") to addr
- * and its port to *bound_port. Returns the fd, or -1 with errno set and
- * *why saying what failed (loop.c). */
-int server_listen(const char *host, uint16_t port, int backlog, char *addr,
-                  size_t addrlen, uint16_t *bound_port, const char **why);
 /* Resident memory of the process in bytes, from /proc/self/statm
  * (alarm.c). */
 uint64_t server_resident_bytes(void);
@@ -165,6 +160,8 @@ enum conn_state {
     CONN_OPENING, /* got tune-ok, waiting for connection.open */
     CONN_OPEN,
     CONN_CLOSING, /* sent connection.close, waiting for close-ok */
+    CONN_CLOSED,  /* sent close-ok: discarding input until the client
+                     closes the socket (at most CONN_LINGER_S) */
     CONN_DEAD,    /* socket closed, on the reap list */
 };
 
@@ -205,7 +202,10 @@ struct conn {
      * unprocessed bytes stay in `in`. */
     bool input_held;
     bool resume_input; /* released: handle what waited in the prepare pass */
-    bool published;    /* has published: alarms block it */
+    bool yielded;      /* used up its time slice: the rest of its input
+                          waits in `in` for the next loop iteration */
+    struct conn *yield_next, *yield_prev; /* srv->yielded */
+    bool published;                       /* has published: alarms block it */
     bool feeding;      /* fed a queue with consumers and a backlog */
     bool blocked;      /* not read while an alarm or flow holds */
     bool blocked_sent; /* connection.blocked went out */
@@ -217,6 +217,17 @@ struct conn {
     struct conn *pending_next; /* srv->pending */
     struct conn *reap_next;
 };
+
+/* Upper bounds (s) of the loop busy histogram's buckets, the last +Inf. */
+#define LOOP_BUSY_BUCKETS                                     \
+    {                                                         \
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300 \
+    }
+
+/* Input is handled for at most this long per connection and loop
+ * iteration (s); the rest waits for the next iteration, so one flooding
+ * client cannot hold the loop. */
+#define CONN_SLICE 0.005
 
 /* Output above this pauses reading and deliveries to the connection. */
 #define CONN_OUT_HIGH (1u << 20)
@@ -239,10 +250,18 @@ int conn_fail(struct conn *c, uint16_t code, uint32_t method_id,
  * RabbitMQ's code and text and returns WR_ERR. */
 int conn_decode_method(struct conn *c, const struct frame *f,
                        struct amqp_method *m);
-/* A frame too short for its type: 501 "type T, all octets = ...". */
-int conn_fail_short_frame(struct conn *c, const struct frame *f);
+/* A frame whose payload does not fit its type (too short, or a heartbeat
+ * with a payload): 501 "type T, all octets = ...: unknown_frame". */
+int conn_fail_unknown_frame(struct conn *c, const struct frame *f);
 /* Closes the socket and schedules the free. reason goes to the log. */
 void conn_drop(struct conn *c, const char *reason);
+/* The client closed the connection (connection.close): sends close-ok,
+ * ends the connection (channels released, reason logged) and keeps
+ * reading and discarding what the client still sends until it closes the
+ * socket, as RabbitMQ does: a client that was still writing when it asked
+ * to close gets no EPIPE. */
+#define CONN_LINGER_S 30.0
+void conn_close_ok(struct conn *c, const char *reason);
 /* Called by the prepare pass: flush output, confirms. */
 void conn_flush(struct conn *c);
 void conn_free(struct conn *c);
@@ -363,6 +382,9 @@ void chan_flush_confirms(struct channel *ch);
 void chan_durable_advanced(struct vhost *vh);
 /* conn.c: resumes input held for tx.commit. */
 void conn_release_input(struct conn *c);
+/* conn.c: handles the input of the connections that used up their time
+ * slice in the previous iteration (start of an iteration). */
+void conn_resume_yielded(struct server *s);
 /* Starts or stops reading c as backpressure, held input and alarms say. */
 void conn_update_reading(struct conn *c);
 /* Publishes a complete message (after the last body frame or at
@@ -378,8 +400,9 @@ void chan_settle(struct channel *ch, struct unacked *u, bool ack, bool requeue);
 extern const struct consumer_ops chan_consumer_ops;
 /* Unregisters cc from its queue and from ch (basic.cancel, close). */
 void chan_consumer_remove(struct channel *ch, struct chconsumer *cc);
-/* Prefetch room appeared: schedule the queues of ch's consumers. */
-void chan_credit_changed(struct channel *ch);
+/* Every consumer of ch may have room (basic.qos, its global window no
+ * longer full): wakes them all (queue_consumer_wake). */
+void chan_wake_consumers(struct channel *ch);
 /* Writes prefix + 22 base64url characters of 16 random bytes (RabbitMQ's
  * rabbit_guid:binary): "amq.gen-..." and "amq.ctag-...". out >= 40. */
 void chan_gen_name(const char *prefix, char *out);

@@ -176,6 +176,7 @@ recovered_message(void *arg, const struct store_recovered *r)
     e.id = r->id | QE_PAGED | QE_INSTORE | QE_REDELIVERED;
     e.pos = r->pos;
     qd_push_back(&q->ready, e);
+    q->ready_paged++;
     q->ready_bytes += r->body_len;
     q->logged = true;
     rc->count++;

@@ -1,5 +1,5 @@
 /*
- * queue.c: a queue's ready list, consumers and dispatch.
+ * queue.c: a queue's ready list and dispatch (its consumers: consumer.c).
  *
  * The ready list is a ring buffer of entries sorted by id: publishes
  * append at the tail (ids grow), dispatch pops the head, and a requeued
@@ -139,6 +139,7 @@ queue_unref(struct queue *q)
     WR_ASSERT(q->deleted && q->ready.n == 0 && q->unacked == 0);
     WR_ASSERT(!q->dirty);
     qd_fini(&q->ready);
+    queue__consumers_fini(q);
     free(q->name);
     free((void *)q->args.ptr);
     free((void *)q->dlx.ptr);
@@ -204,6 +205,7 @@ load_head(struct queue *q)
         if (!(h->id & QE_PAGED))
             return true;
         if (vhost__page_in(q->vh, h) == WR_OK) {
+            q->ready_paged--;
             queue__mem(q, (int64_t)h->msg->body_size);
             /* its expiration property, read back from the log */
             if (h->msg->ttl_ms >= 0)
@@ -216,6 +218,7 @@ load_head(struct queue *q)
         struct qentry e = {0};
 
         qd_pop_front(&q->ready, &e);
+        q->ready_paged--;
         drop_entry(q, e, true);
     }
     return false;
@@ -447,6 +450,7 @@ queue__push_paged(struct queue *q, uint64_t id, uint64_t pos, struct message *m)
         return false;
     }
     ready_add(q, e);
+    q->ready_paged++;
     q->ready_bytes += body_size;
     q->stat_publish++;
     drop_over_limit(q);
@@ -576,6 +580,7 @@ queue__drop_ready(struct queue *q, bool log_acks)
         n++;
     }
     q->ready_bytes = 0;
+    q->ready_paged = 0;
     qd_maybe_shrink(&q->ready);
     return n;
 }
@@ -586,55 +591,7 @@ queue_purge(struct queue *q)
     return queue__drop_ready(q, true);
 }
 
-/* ---- consumers and dispatch */
-
-void
-queue_consumer_add(struct queue *q, struct consumer *c)
-{
-    c->q = q;
-    CDL_APPEND(q->consumers, c);
-    if (!q->rr)
-        q->rr = c;
-    q->nconsumers++;
-    if (c->priority)
-        q->prio_consumers++;
-    q->had_consumer = true;
-    queue_schedule(q);
-}
-
-void
-queue_consumer_remove(struct queue *q, struct consumer *c)
-{
-    WR_ASSERT(c->q == q && q->nconsumers > 0);
-    if (q->rr == c)
-        q->rr = c->next != c ? c->next : NULL;
-    CDL_DELETE(q->consumers, c);
-    c->q = NULL;
-    q->nconsumers--;
-    if (c->priority)
-        q->prio_consumers--;
-    q->used_us = node_now(q->vh->node); /* x-expires counts from here */
-    if (q->expires_ms > 0 && q->nconsumers == 0)
-        node__note_expiry(q->vh->node,
-                          q->used_us + (uint64_t)q->expires_ms * 1000u);
-    if (q->single_active && q->nconsumers > 0)
-        queue_schedule(q); /* the next one in line takes over */
-    if (q->nconsumers == 0 && q->auto_delete && !q->deleted)
-        vhost_queue_delete(q->vh, q);
-}
-
-bool
-queue_has_exclusive_consumer(const struct queue *q)
-{
-    const struct consumer *c;
-
-    CDL_FOREACH(q->consumers, c)
-    {
-        if (c->exclusive)
-            return true;
-    }
-    return false;
-}
+/* ---- dispatch */
 
 void
 queue_schedule(struct queue *q)
@@ -646,44 +603,6 @@ queue_schedule(struct queue *q)
     node__schedule(q->vh->node, q);
 }
 
-static inline bool
-consumer_has_room(struct consumer *c)
-{
-    return (c->prefetch == 0 || c->unacked < c->prefetch) && c->ops->ready(c);
-}
-
-/* The next consumer, starting at q->rr, that can take a message. With
- * x-single-active-consumer only the earliest registered one may. */
-static struct consumer *
-pick_consumer(struct queue *q)
-{
-    struct consumer *c = q->rr;
-
-    if (q->single_active)
-        return q->consumers && consumer_has_room(q->consumers) ? q->consumers
-                                                               : NULL;
-    if (q->prio_consumers) {
-        /* x-priority: the highest priority with room, round-robin
-         * among equals (the first found from rr) */
-        struct consumer *best = NULL;
-
-        for (uint32_t i = 0; i < q->nconsumers; i++, c = c->next) {
-            if ((!best || c->priority > best->priority) && consumer_has_room(c))
-                best = c;
-        }
-        if (best)
-            q->rr = best->next;
-        return best;
-    }
-    for (uint32_t i = 0; i < q->nconsumers; i++, c = c->next) {
-        if (consumer_has_room(c)) {
-            q->rr = c->next;
-            return c;
-        }
-    }
-    return NULL;
-}
-
 void
 queue_dispatch(struct queue *q)
 {
@@ -692,7 +611,7 @@ queue_dispatch(struct queue *q)
 
     if (q->may_expire)
         queue_expire(q);
-    while (!q->deleted && load_head(q) && (c = pick_consumer(q))) {
+    while (!q->deleted && load_head(q) && (c = queue__pick_consumer(q))) {
         if (q->may_expire) {
             queue_expire(q);
             if (!load_head(q))

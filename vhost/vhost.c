@@ -409,7 +409,6 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
 uint32_t
 vhost_queue_delete(struct vhost *vh, struct queue *q)
 {
-    struct consumer *c;
     uint32_t n;
 
     WR_ASSERT(q->magic == QUEUE_MAGIC && !q->deleted);
@@ -426,15 +425,7 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     if (q->owner)
         DL_DELETE2(q->owner->exclusive, q, owner_prev, owner_next);
     q->owner = NULL;
-    while ((c = q->consumers) != NULL) {
-        CDL_DELETE(q->consumers, c);
-        c->q = NULL;
-        q->nconsumers--;
-        if (c->priority)
-            q->prio_consumers--;
-        c->ops->cancel(c);
-    }
-    q->rr = NULL;
+    queue__cancel_consumers(q);
     binding__remove_all_in(vh, &q->bindings);
     n = queue__drop_ready(q, false);
     queue_unref(q);
@@ -476,7 +467,7 @@ resolve_binding(struct vhost *vh, struct bytes src, struct bytes dest,
                 bool dest_is_exchange, const struct vh_owner *owner,
                 struct exchange **sx, struct xdest *xd, struct vherr *err)
 {
-    struct queue *q;
+    struct queue *q = NULL; /* gcc 12 -O3 cannot see it is set */
     struct exchange *dx;
 
     if (binding_checks(vh, src, dest, dest_is_exchange, owner, err) != WR_OK)

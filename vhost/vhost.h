@@ -206,7 +206,18 @@ struct consumer {
     uint32_t unacked;  /* maintained by the owner */
     uint64_t delivered;
     struct bytes args;            /* owned copy */
-    struct consumer *next, *prev; /* in q's list */
+    struct consumer *next, *prev; /* in q's list, in registration order */
+    /* Dispatch (consumer.c): in its priority's ring while it may have
+     * room, on q->blocked once found without it, until woken. */
+    struct consumer *dnext, *dprev;
+    bool blocked;
+};
+
+/* The consumers of one priority that may have room: a ring whose head is
+ * the next to try (round-robin). */
+struct clevel {
+    int64_t priority;
+    struct consumer *ring;
 };
 
 /* ---- queues */
@@ -246,7 +257,6 @@ struct queue {
     struct bytes dlx, dlrk;  /* owned copies */
     char *policy;            /* applied policy's name, or NULL */
     char *op_policy;         /* applied operator policy's name, or NULL */
-    uint32_t prio_consumers; /* consumers with x-priority != 0 */
     bool single_active;      /* x-single-active-consumer: only the first
                                 consumer (head of `consumers`) gets
                                 messages; the next takes over when it goes */
@@ -256,14 +266,17 @@ struct queue {
     struct qdeque ready;
     uint64_t ready_bytes;
     uint32_t unacked;
-    struct consumer *consumers; /* circular list */
-    struct consumer *rr;        /* next consumer to try */
+    struct consumer *consumers; /* circular list, registration order */
+    struct clevel *levels;      /* by priority, highest first */
+    uint32_t nlevels, caplevels;
+    struct consumer *blocked; /* found without room (consumer.c) */
     uint32_t nconsumers;
     struct binding *bindings; /* where this queue is the destination */
     struct queue *dirty_next;
-    uint64_t mem_bytes; /* bodies of ready entries held in memory */
-    uint64_t qid;       /* the store's id of this queue (store_qid of name) */
-    bool logged;        /* some entry was ever INSTORE: delete needs a record */
+    uint64_t mem_bytes;   /* bodies of ready entries held in memory */
+    uint32_t ready_paged; /* ready entries on disk only (QE_PAGED) */
+    uint64_t qid;         /* the store's id of this queue (store_qid of name) */
+    bool logged; /* some entry was ever INSTORE: delete needs a record */
     UT_hash_handle qid_hh; /* in vhost.by_qid */
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
@@ -307,16 +320,28 @@ void queue_requeue(struct queue *q, struct qentry e);
 /* Drops the ready messages; returns how many. */
 uint32_t queue_purge(struct queue *q);
 
+/* Registers c with q and schedules dispatch. O(log p) for p distinct
+ * consumer priorities, whatever the number of consumers. */
 void queue_consumer_add(struct queue *q, struct consumer *c);
 /* Unlinks c. Deletes an auto-delete queue that lost its last consumer
  * (its other consumers would be cancelled, but there are none). */
 void queue_consumer_remove(struct queue *q, struct consumer *c);
+/* c may have room again (an ack, a freed channel or connection): dispatch
+ * tries it again. Dispatch skips a consumer found without room until it
+ * is woken, so the owner must wake it whenever its ready() may have
+ * turned true. No-op for a consumer not registered. */
+void queue_consumer_wake(struct consumer *c);
 /* Marks q for dispatch at the end of the loop iteration. */
 void queue_schedule(struct queue *q);
 /* Hands ready messages to consumers with room, round-robin. */
 void queue_dispatch(struct queue *q);
-/* True when some consumer of q is exclusive. */
-bool queue_has_exclusive_consumer(const struct queue *q);
+/* q's exclusive consumer, or NULL. An exclusive consumer is only ever
+ * registered alone, so this is the first consumer when it is one. */
+static inline struct consumer *
+queue_exclusive_consumer(const struct queue *q)
+{
+    return q->consumers && q->consumers->exclusive ? q->consumers : NULL;
+}
 
 /* ---- vhosts */
 

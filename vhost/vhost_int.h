@@ -114,6 +114,15 @@ void queue__mem(struct queue *q, int64_t delta);
 /* Drops every ready entry; log_acks = tell the log (not when a queue
  * delete record covers them). Returns how many. */
 uint32_t queue__drop_ready(struct queue *q, bool log_acks);
+/* consumer.c: the consumer the next message of q goes to, or NULL when
+ * none has room: the highest priority first, round-robin among equals;
+ * with x-single-active-consumer only the earliest registered one. */
+struct consumer *queue__pick_consumer(struct queue *q);
+/* consumer.c: unregisters every consumer of q (being deleted), telling
+ * each owner (ops->cancel). */
+void queue__cancel_consumers(struct queue *q);
+/* consumer.c: frees q's dispatch structures (q has no consumers). */
+void queue__consumers_fini(struct queue *q);
 
 /* node.c: q is on the dirty list and holds a reference for it. */
 void node__schedule(struct node *n, struct queue *q);

@@ -151,18 +151,84 @@ T_CASE(prefetch_limits_and_credit_resumes)
     T_EQ_INT(queue_message_count(q), 3);
     a.c.unacked--;
     queue_ack(q, a.got[0]);
-    queue_schedule(q);
+    node_run_dispatch(n);
+    T_EQ_INT(a.n, 2); /* found full: skipped until woken */
+    queue_consumer_wake(&a.c);
     node_run_dispatch(n);
     T_EQ_INT(a.n, 3);
     /* a consumer that is not ready gets nothing */
     a.ready = false;
     a.c.unacked = 0;
-    queue_schedule(q);
+    queue_consumer_wake(&a.c);
     node_run_dispatch(n);
     T_EQ_INT(a.n, 3);
     for (size_t i = 1; i < a.n; i++)
         queue_ack(q, a.got[i]);
     queue_consumer_remove(q, &a.c);
+    node_free(n);
+}
+
+/* Counts ready() calls: what dispatch costs per consumer looked at. */
+static uint64_t ready_calls;
+
+static bool
+counting_ready(struct consumer *c)
+{
+    ready_calls++;
+    return t_ready(c);
+}
+
+static const struct consumer_ops counting_ops = {counting_ready, t_deliver,
+                                                 t_cancel};
+
+/* 50,000 consumers whose windows are full cost nothing per message: each
+ * is looked at once, then skipped until woken (issue 10). Priorities
+ * still go first, round-robin among equals. */
+T_CASE(full_consumers_are_not_rescanned)
+{
+    enum { N = 50000 };
+    struct node *n = node_new(NULL);
+    struct vhost *vh = node_vhost_add(n, "/");
+    struct queue *q = declare(vh, "q", NULL, false, false);
+    struct tcons *cs = xcalloc(N, sizeof(*cs));
+
+    for (int i = 0; i < N; i++) {
+        tcons_init(&cs[i], "c", 1);
+        cs[i].c.ops = &counting_ops;
+        cs[i].c.priority = i % 3 == 0 ? 5 : 0;
+        queue_consumer_add(q, &cs[i].c);
+    }
+    for (int i = 0; i < N; i++)
+        push(q, "m");
+    node_run_dispatch(n);
+    /* priority 5 first: consumers 0, 3, 6, ... */
+    T_ASSERT(cs[0].n == 1 && cs[3].n == 1 && cs[N - 1].n == 1);
+    for (int i = 0; i < N; i++)
+        T_EQ_INT(cs[i].n, 1);
+    ready_calls = 0;
+    for (int i = 0; i < 1000; i++)
+        push(q, "m");
+    node_run_dispatch(n);
+    T_ASSERT(ready_calls <= N); /* each full consumer once, at most */
+    ready_calls = 0;
+    for (int i = 0; i < 1000; i++)
+        push(q, "m");
+    node_run_dispatch(n);
+    T_EQ_INT(ready_calls, 0);
+    /* an ack wakes one consumer, which gets the next message */
+    cs[7].c.unacked--;
+    queue_ack(q, cs[7].got[0]);
+    cs[7].n = 0;
+    queue_consumer_wake(&cs[7].c);
+    node_run_dispatch(n);
+    T_EQ_INT(cs[7].n, 1);
+    T_ASSERT(ready_calls <= 2);
+    for (int i = 0; i < N; i++) {
+        for (size_t k = 0; k < cs[i].n; k++)
+            queue_ack(q, cs[i].got[k]);
+        queue_consumer_remove(q, &cs[i].c);
+    }
+    free(cs);
     node_free(n);
 }
 
@@ -386,6 +452,7 @@ T_CASE(message_body_grows_with_data)
 static const struct t_case cases[] = {
     T_REG(round_robin_across_consumers),
     T_REG(prefetch_limits_and_credit_resumes),
+    T_REG(full_consumers_are_not_rescanned),
     T_REG(requeue_goes_back_to_original_position),
     T_REG(requeue_order_survives_ring_wraparound),
     T_REG(delete_cancels_consumers_and_drops_bindings),

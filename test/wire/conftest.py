@@ -110,6 +110,7 @@ class Broker:
         self.workdir = None
         self.extra_conf = {}
         self.extra_args = []
+        self.preexec = None  # run in the child before exec (rlimits)
         self._stderr_file = None
         self._reader = None
         self._lines = []
@@ -230,7 +231,8 @@ class Broker:
             self._lines = []
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                      stdout=self._stderr_file,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE,
+                                     preexec_fn=self.preexec)
         self._reader = threading.Thread(target=self._pump,
                                         args=(self.proc.stderr,), daemon=True)
         self._reader.start()
@@ -311,7 +313,7 @@ class Broker:
 
 
 def new_warren(tmp_root, extra_conf=None, data_dir=None, extra_args=None,
-               start=True, listen="127.0.0.1:0"):
+               start=True, listen="127.0.0.1:0", preexec=None):
     b = Broker("127.0.0.1", 0, "warren")
     b.workdir = tempfile.mkdtemp(prefix="warren-wire-", dir=tmp_root)
     b.data_dir = data_dir or os.path.join(b.workdir, "data")
@@ -324,6 +326,7 @@ def new_warren(tmp_root, extra_conf=None, data_dir=None, extra_args=None,
                     "management.tcp.ip": "127.0.0.1"}
     b.extra_conf.update(extra_conf or {})
     b.extra_args = list(extra_args or [])
+    b.preexec = preexec
     if start:
         b.start(listen)
     return b

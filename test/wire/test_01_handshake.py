@@ -30,6 +30,15 @@ BAD_HEADERS = {
     "zeros": b"\x00" * 8,
 }
 
+# Headers RabbitMQ takes for older versions of the protocol: aioamqp
+# sends 0-9's, py-amqplib the 0-8 header of the AMQP web site. RabbitMQ
+# speaks 0-9-1 on the first and 0-8 on the second; Warren speaks 0-9-1 on
+# both (0-8 clients use methods that are encoded alike in 0-9-1).
+OLDER_HEADERS = {
+    "amqp-0-9": b"AMQP\x01\x01\x00\x09",
+    "amqp-0-8-website": b"AMQP\x01\x01\x09\x01",
+}
+
 SILENT_CLOSE_MAX = 6.0  # RabbitMQ: 3 s delay, then close without a frame
 
 REFUSED_TEXT = ("ACCESS_REFUSED - Login was refused using authentication "
@@ -41,6 +50,26 @@ def test_wrong_protocol_header_gets_091_header_and_close(broker, raw, name):
     c = raw(handshake=False)
     c.send(BAD_HEADERS[name])
     assert c.read_all_until_closed(5) == PROTOCOL_HEADER
+
+
+@pytest.mark.parametrize("name", sorted(OLDER_HEADERS))
+def test_older_protocol_headers_are_accepted(broker, raw, uname, name):
+    c = raw(handshake=False)
+    c.begin(OLDER_HEADERS[name])
+    assert c.login().name == "connection.tune"
+    c.tune_ok()
+    assert c.open().name == "connection.open-ok"
+    if broker.target == "rabbitmq" and name == "amqp-0-8-website":
+        # RabbitMQ speaks 0-8 from here on (its channel.open-ok has no
+        # channel id); the handshake is all the two versions share.
+        return
+    c.open_channel(1)
+    q = uname("q")
+    c.call(1, "queue.declare", queue=q)
+    c.publish(1, "", q, b"hello")
+    m = c.call(1, "basic.get", queue=q, no_ack=True)
+    assert m.name == "basic.get-ok" and m.content.body == b"hello"
+    c.close()
 
 
 def test_truncated_header_then_eof_closes(broker, raw):
@@ -229,6 +258,32 @@ def test_client_close(broker, raw):
     # nothing else may arrive in between.
     with pytest.raises((rawamqp.Timeout, rawamqp.Closed)):
         c.read_frame(0.3)
+
+
+def test_input_after_close_ok_is_discarded_until_the_client_closes(broker,
+                                                                   raw, uname):
+    # A client may still be writing when its close-ok arrives (amqplib
+    # flushes buffered publishes after sending connection.close): the
+    # broker reads and drops the rest instead of closing the socket under
+    # it, and does nothing with it (RabbitMQ's closed state).
+    q = uname("q")
+    c = raw()
+    c.open_channel(1)
+    c.call(1, "queue.declare", queue=q)
+    c.send_method(0, "connection.close", reply_code=200, reply_text="bye")
+    c.expect("connection.close-ok", 0)
+    publish = c.publish_frames(1, "", q, b"x" * 100)
+    for _ in range(20):
+        c.send(publish * 100)
+    c.send(b"garbage that is not a frame\x00\xff" * 100)
+    with pytest.raises(rawamqp.Timeout):
+        c.read_frame(0.5)
+    c.send(publish)  # the socket is still open: no EPIPE / reset
+    c.close_socket()
+    with broker.raw() as d:
+        d.open_channel(1)
+        ok = d.call(1, "queue.declare", queue=q, passive=True)
+        assert ok.message_count == 0
 
 
 def test_server_close_waits_for_close_ok_then_closes(broker, raw):

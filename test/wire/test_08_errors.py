@@ -162,6 +162,18 @@ def test_heartbeat_on_non_zero_channel(rawch):
         rawch, 505, "UNEXPECTED_FRAME - type 8, all octets = <<>>", 0, 0)
 
 
+@pytest.mark.parametrize("channel,payload,shown", [
+    (0, b"\x00", "<<0>>"),
+    (0, b"abc", '<<"abc">>'),
+    (1, b"x", '<<"x">>'),
+])
+def test_heartbeat_with_payload(rawch, channel, payload, shown):
+    rawch.send_frame(FRAME_HEARTBEAT, channel, payload)
+    assert_connection_close(
+        rawch, 501,
+        "FRAME_ERROR - type 8, all octets = %s: unknown_frame" % shown, 0, 0)
+
+
 NON_METHOD = ("UNEXPECTED_FRAME - expected method frame, got non method "
               "frame instead")
 

@@ -19,8 +19,10 @@ reason is the reply code (e.g. 200, 320, 504) or a word for what happened.
 
 import os
 import re
+import resource
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -286,3 +288,78 @@ def test_restart_keeps_port(make_broker):
     b.restart()
     assert b.port == port
     b.raw().close()
+
+
+# -- listeners: ports in use, out of file descriptors ------------------------
+
+
+def run_to_exit(b, timeout=20):
+    """Runs b's binary with its config until it exits; (status, stderr)."""
+    b.write_config()
+    binary = os.environ.get("WARREN_BIN") or os.path.join(
+        os.path.dirname(__file__), "..", "..", "build", "server", "warren")
+    p = subprocess.run([binary, "--config", b.config_path, "--listen",
+                        "127.0.0.1:0", "--data-dir", b.data_dir],
+                       capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stderr
+
+
+def test_management_port_in_use_stops_the_start(make_broker):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        b = make_broker(extra_conf={"management.tcp.port": port},
+                        start=False)
+        rc, err = run_to_exit(b)
+        assert rc != 0
+        assert "management API: cannot listen on 127.0.0.1:%d" % port in err
+        assert "management.tcp.optional" in err
+        # optional: the broker runs without the API
+        b.extra_conf["management.tcp.optional"] = "true"
+        b.start()
+        assert b.wait_for_line("running without the management API")
+        b.raw().close()
+    finally:
+        taken.close()
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_file_descriptors_backs_off(make_broker):
+    """ulimit -n 200 and 300 connecting sockets: the broker stops accepting
+    for a while at a time (one log line) instead of spinning on EMFILE,
+    and accepts again once connections close."""
+    def low_nofile():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+
+    b = make_broker(preexec=low_nofile)
+    socks = []
+    try:
+        for _ in range(300):
+            socks.append(socket.create_connection((b.host, b.port)))
+        assert b.wait_for_line("not accepting connections", timeout=10)
+        before, start = cpu_seconds(b.pid), time.monotonic()
+        time.sleep(2.0)
+        used = cpu_seconds(b.pid) - before
+        # Spinning on accept would take the whole 2 s of a core.
+        assert used < 0.5 * (time.monotonic() - start), used
+        assert sum("not accepting connections" in line
+                   for line in b.stderr_lines()) == 1
+    finally:
+        for s in socks:
+            s.close()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            b.raw().close()
+            break
+        except (OSError, rawamqp.Closed, rawamqp.Timeout):
+            assert time.monotonic() < deadline, "never accepted again"
+            time.sleep(0.2)
+    assert b.wait_for_line("accepting again", timeout=10)

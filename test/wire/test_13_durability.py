@@ -15,6 +15,7 @@ import pytest
 
 import rawamqp
 from wireutil import confirm_select, get, get_bodies, publish_sync
+from test_20_mgmt_api import Mgmt, http_port
 
 pytestmark = pytest.mark.warren_only
 
@@ -260,6 +261,14 @@ def test_backlog_larger_than_memory_budget(make_broker):
         peak = max(peak, rss_bytes(b.pid))
     # 140 MB queued, bodies on disk: resident memory stays near the budget.
     assert peak < budget + budget_slack, peak
+    # and management tells how many are on disk
+    api = Mgmt(http_port(b))
+    for q, n in (("big", 1000), ("tbig", 400)):
+        info = api.get("/api/queues/%2F/" + q).json
+        assert info["messages"] == n
+        assert info["messages_paged_out"] > n // 2, info
+        assert info["messages_ram"] + info["messages_paged_out"] == n
+        assert info["messages_ready_ram"] == info["messages_ram"]
     for q, n in (("big", 1000), ("tbig", 400)):
         seqs = [int(x[:6]) for x in get_bodies(c, 1, q)]
         assert seqs == list(range(n))

@@ -4,6 +4,12 @@ message; when it goes, the next in line takes over, with what the first
 left unacknowledged) and consumer priorities (x-priority: the highest
 priority with room first, round-robin among equals)."""
 
+import re
+
+import pytest
+
+import rawamqp
+from test_20_mgmt_api import Mgmt, http_port
 from wireutil import channel_error, confirm_select, publish_sync
 
 
@@ -94,3 +100,55 @@ def test_bad_consumer_priority_is_refused(rawch, uname):
     assert m.reply_text == (
         "PRECONDITION_FAILED - invalid arg 'x-priority' for queue '%s' in "
         "vhost '/': \"expected integer, got longstr\"" % q), m.reply_text
+
+
+# -- many consumers: nothing costs O(consumers) per operation (issue 10) ------
+
+BUSY_RE = re.compile(r'warren_loop_busy_seconds_bucket\{le="([^"]+)"\} (\d+)')
+
+
+def loop_busy_over(api, limit):
+    """Loop iterations so far that kept the loop busy longer than limit
+    seconds (the broker's own probe: /metrics)."""
+    text = api.get("/metrics").body.decode()
+    buckets = {m.group(1): int(m.group(2)) for m in BUSY_RE.finditer(text)}
+    return buckets["+Inf"] - buckets[repr(limit)]
+
+
+@pytest.mark.warren_only
+def test_50000_consumers_never_stall_the_loop(make_broker):
+    """50,000 consumers on one queue from one connection, then deliveries,
+    cancels and the close that drops them all: no loop iteration takes
+    longer than 50 ms (before: 11 s of stall)."""
+    b = make_broker()
+    api = Mgmt(http_port(b))
+    before = loop_busy_over(api, 0.05)
+    c = b.raw()
+    c.open_channel(1)
+    c.call(1, "basic.qos", prefetch_count=1)
+    c.call(1, "queue.declare", queue="many")
+    c.send(b"".join(
+        rawamqp.method_frame(1, "basic.consume", queue="many",
+                             consumer_tag="c%d" % i, nowait=True)
+        for i in range(50000)))
+    ok = c.call(1, "queue.declare", queue="many", passive=True)
+    assert ok.consumer_count == 50000
+    # a second connection is served meanwhile, and gets consume-ok at once
+    d = b.raw()
+    d.open_channel(1)
+    d.call(1, "queue.declare", queue="other")
+    p = b.raw()
+    p.open_channel(1)
+    for i in range(2000):
+        p.publish(1, "", "many", b"m%d" % i)
+    got = deliveries(c, 2000)
+    assert len({tag for tag, _, _ in got}) == 2000  # one each: prefetch 1
+    c.send(b"".join(rawamqp.method_frame(1, "basic.cancel",
+                                         consumer_tag="c%d" % i, nowait=True)
+                    for i in range(0, 50000, 2)))
+    ok = c.call(1, "queue.declare", queue="many", passive=True)
+    assert ok.consumer_count == 25000
+    c.close()
+    assert d.call(1, "queue.declare", queue="many",
+                  passive=True).consumer_count == 0
+    assert loop_busy_over(api, 0.05) == before

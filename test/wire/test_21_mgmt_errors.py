@@ -476,23 +476,53 @@ def test_client_closing_mid_request_and_mid_response(mb, api):
     still_serving(api)
 
 
-def test_connection_limit(api):
-    socks = []
+def whoami(s):
+    s.sendall(("GET /api/whoami HTTP/1.1\r\nHost: x\r\n%s\r\n"
+               % AUTH).encode())
+    r = s.read_response()
+    return r and r[0]
+
+
+def test_idle_sockets_cannot_lock_users_out(api):
+    """1,000 sockets that never send a byte (more than the 256 the API
+    holds, and than the 64 it holds per address): logged-in connections
+    keep working, and a new connection with a real request succeeds,
+    because it takes the place of the oldest anonymous one."""
+    users = [raw_conn(api) for _ in range(5)]
+    idle = []
     try:
-        for _ in range(300):
-            socks.append(raw_conn(api))
+        assert [whoami(s) for s in users] == [200] * 5
+        for _ in range(1000):
+            idle.append(raw_conn(api))
+        assert [whoami(s) for s in users] == [200] * 5
+        fresh = raw_conn(api)
+        assert whoami(fresh) == 200
+        fresh.close()
+        # at most 64 anonymous ones from this address are still open
         time.sleep(0.3)
-        # the ones over the limit (256) were closed at once
-        refused = sum(1 for s in socks[-40:] if s.closed(timeout=0.2))
-        assert refused == 40
-        # while the first ones are still served
-        socks[0].sendall(("GET /api/whoami HTTP/1.1\r\nHost: x\r\n%s\r\n"
-                          % AUTH).encode())
-        assert socks[0].read_response()[0] == 200
+        still_open = sum(1 for s in idle[-100:] if not s.closed(timeout=0.01))
+        assert still_open <= 64
     finally:
-        for s in socks:
+        for s in users + idle:
             s.close()
     assert wait_serving(api)
+
+
+def test_anonymous_connection_deadline(api):
+    """A connection that does not log in within 5 s is closed (a request
+    in progress gets its 408); a logged-in one stays for keep-alive."""
+    anon, half, user = raw_conn(api), raw_conn(api), raw_conn(api)
+    try:
+        assert whoami(user) == 200
+        half.sendall(b"GET /api/whoami HTTP/1.1\r\nHost: x\r\n")
+        start = time.monotonic()
+        assert anon.closed(timeout=20)
+        assert 3.0 <= time.monotonic() - start <= 20
+        assert half.read_response(timeout=20)[0] == 408
+        assert whoami(user) == 200
+    finally:
+        for s in (anon, half, user):
+            s.close()
 
 
 def wait_serving(api, timeout=5.0):
