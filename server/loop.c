@@ -257,6 +257,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     log_info("received %s, closing %u connection(s) and shutting down",
              w->signum == SIGTERM ? "SIGTERM" : "SIGINT", s->nconns);
     s->stopping = true;
+    notify_stopping();
     for (size_t i = 0; i < s->nlisteners; i++)
         listener_close(&s->listeners[i]);
     s->nlisteners = 0;
@@ -440,6 +441,7 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     ev_prepare_init(&s->prepare, prepare_cb);
     ev_prepare_start(s->loop, &s->prepare);
     ev_idle_init(&idle_kick, idle_cb);
+    notify_ready();
     return WR_OK;
 }
 

@@ -13,10 +13,16 @@ add_library(warren_server STATIC
   m_connection.c
   m_exchange.c
   m_queue.c
+  notify.c
   outq.c)
 target_include_directories(warren_server PUBLIC ${EV_INCLUDE_DIR})
 target_link_libraries(warren_server PUBLIC warren_vhost warren_conf
                       warren_codec warren_base ${EV_LIBRARY})
+
+if(WARREN_HAVE_SYSTEMD)
+  target_compile_definitions(warren_server PRIVATE WARREN_HAVE_SYSTEMD)
+  target_link_libraries(warren_server PRIVATE PkgConfig::SYSTEMD)
+endif()
 
 add_executable(warren main.c)
 target_link_libraries(warren PRIVATE warren_server)

@@ -96,6 +96,14 @@ uint64_t server_memory_watermark(const struct wr_config *cfg);
 uint64_t server_resident_bytes(void);
 uint64_t server_memory_budget(const struct wr_config *cfg);
 
+/* ---- service manager (notify.c) */
+
+/* systemd's sd_notify (Type=notify): READY=1 once the node has booted and
+ * every listener is open, STOPPING=1 when shutdown begins. No-ops without
+ * libsystemd or outside systemd. */
+void notify_ready(void);
+void notify_stopping(void);
+
 /* ---- alarms and flow control (alarm.c) */
 
 enum {
