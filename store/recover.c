@@ -137,24 +137,6 @@ static const char repair_hint[] =
 
 /* ---- listing */
 
-static bool
-parse_name(const char *name, uint32_t *no)
-{
-    uint64_t v = 0;
-
-    if (strlen(name) != 20 || strcmp(name + 16, ".seg") != 0)
-        return false;
-    for (int i = 0; i < 16; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return false;
-        v = v * 10 + (uint64_t)(name[i] - '0');
-    }
-    if (v == 0 || v >= UINT32_MAX)
-        return false;
-    *no = (uint32_t)v;
-    return true;
-}
-
 static int
 cmp_rseg(const void *a, const void *b)
 {
@@ -175,7 +157,7 @@ list_segments(struct rctx *c)
         return fail(c, "store: cannot open directory %s: %s", c->s->dir,
                     strerror(errno));
     while ((e = readdir(d)) != NULL) {
-        if (!parse_name(e->d_name, &no))
+        if (!seg_parse_name(e->d_name, &no))
             continue;
         if (c->n == cap) {
             cap = cap ? 2 * cap : 16;

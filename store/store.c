@@ -13,6 +13,7 @@
  */
 #include "store/store_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -235,6 +236,77 @@ store_close(struct store *s)
     journal_handoff(s, true);
     journal_join(s);
     store_free(s);
+}
+
+/* ---- moving a log */
+
+/* A file of the log: a segment, a set-aside damaged one. */
+static bool
+is_log_file(const char *name)
+{
+    char seg[21];
+    uint32_t no;
+    size_t n = strlen(name);
+
+    if (seg_parse_name(name, &no))
+        return true;
+    if (n != 20 + strlen(".damaged") || strcmp(name + 20, ".damaged") != 0)
+        return false;
+    memcpy(seg, name, 20);
+    seg[20] = '\0';
+    return seg_parse_name(seg, &no);
+}
+
+static int
+sync_dir_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc, e;
+
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+long
+store_move_files(const char *from, const char *to, char *err, size_t errlen)
+{
+    DIR *d;
+    struct dirent *e;
+    long n = 0;
+
+    if (mkdir_p(to, err, errlen) != WR_OK)
+        return -1;
+    if (!(d = opendir(from))) {
+        snprintf(err, errlen, "cannot open directory %s: %s", from,
+                 strerror(errno));
+        return -1;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char a[SEG_PATH_MAX], b[SEG_PATH_MAX];
+
+        if (!is_log_file(e->d_name))
+            continue;
+        snprintf(a, sizeof(a), "%s/%s", from, e->d_name);
+        snprintf(b, sizeof(b), "%s/%s", to, e->d_name);
+        if (rename(a, b) != 0) {
+            snprintf(err, errlen, "cannot rename %s to %s: %s", a, b,
+                     strerror(errno));
+            n = -1;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n >= 0 && (sync_dir_path(to) != 0 || sync_dir_path(from) != 0)) {
+        snprintf(err, errlen, "cannot fsync %s or %s: %s", to, from,
+                 strerror(errno));
+        n = -1;
+    }
+    return n;
 }
 
 /* ---- appends */

@@ -272,6 +272,17 @@ uint64_t store_pending_bytes(const struct store *s);
 const char *store_error(const struct store *s);
 
 /*
+ * Moves the files of the log in directory from (segments, set-aside
+ * damaged segments, the manifest) into directory to, creating it, and
+ * fsyncs both directories. Both must be on one file system. For a log
+ * whose directory cannot be renamed as a whole; no store may be open on
+ * either. Idempotent: a move cut short by a crash finishes when called
+ * again. Returns the number of files moved, or -1 with err filled.
+ */
+long store_move_files(const char *from, const char *to, char *err,
+                      size_t errlen);
+
+/*
  * Writes path atomically: a temporary file in the same directory, fsync,
  * rename over path, fsync of the directory. Mode 0600 (definitions hold
  * password hashes). Returns WR_OK or WR_ERR with err filled.

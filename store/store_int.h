@@ -280,6 +280,8 @@ store_head(const struct store *s)
 struct seg *seg_new(uint32_t no, uint64_t salt, uint64_t first_id, bool head);
 void seg_free(struct seg *g, const struct store_io *io);
 void seg_path(char *out, size_t n, const char *dir, uint32_t no);
+/* Whether name is a segment file's name (16 digits, ".seg"); sets *no. */
+bool seg_parse_name(const char *name, uint32_t *no);
 /* Head: the index of this set (sorted, unique qids), adding it if new.
    Returns -1 when the dictionary is full. */
 int seg_set_lookup(struct seg *g, const uint64_t *qids, uint32_t n);

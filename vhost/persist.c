@@ -120,28 +120,6 @@ persist__message_from_record(struct bytes meta, struct bytes body,
     return m;
 }
 
-/* ---- vhost directories */
-
-/* data_dir/vhosts/<name, percent-encoded> */
-static char *
-vhost_dir(const char *data_dir, const char *name)
-{
-    struct buf b;
-
-    buf_init(&b);
-    buf_printf(&b, "%s/vhosts/", data_dir);
-    for (const char *p = name; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-            (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.')
-            buf_put_u8(&b, ch);
-        else
-            buf_printf(&b, "%%%02X", ch);
-    }
-    buf_put_u8(&b, 0);
-    return (char *)b.data;
-}
-
 /* ---- recovery */
 
 struct recover_ctx {
@@ -202,7 +180,9 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
 
     if (!n->opts.data_dir || vh->store)
         return WR_OK;
-    vh->store_dir = vhost_dir(n->opts.data_dir, vh->name);
+    if (vhostdir__prepare(n->opts.data_dir, vh->name, &vh->store_dir, err,
+                          errlen) != WR_OK)
+        return WR_ERR;
     cfg.dir = vh->store_dir;
     cfg.fsync = (enum store_fsync)n->opts.fsync;
     cfg.fsync_interval_ms = n->opts.fsync_interval_ms;
@@ -638,8 +618,13 @@ node_boot(struct node *n, const char *default_vhost, char *err, size_t errlen)
     }
     if (!n->opts.data_dir)
         n->fresh = true;
-    if (n->fresh && !node_vhost_find(n, default_vhost))
-        node_vhost_add(n, default_vhost);
+    if (n->fresh && !node_vhost_find(n, default_vhost) &&
+        !node_vhost_add(n, default_vhost)) {
+        snprintf(err, errlen, "invalid default_vhost '%s'", default_vhost);
+        return WR_ERR;
+    }
+    if (n->opts.data_dir)
+        vhostdir__sweep(n->opts.data_dir);
     HASH_ITER(hh, n->vhosts, vh, tmp)
     {
         if (vhost__open_store(vh, err, errlen) != WR_OK)

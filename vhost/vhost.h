@@ -346,13 +346,19 @@ struct vhost {
 
 #define VHOST_MAGIC 0x56484f53u
 
+/* RabbitMQ's rules for a vhost name: 1 to 255 bytes (an AMQP short
+ * string) of UTF-8. Any such name is safe as a directory name
+ * (vhost/vhostdir.c). Returns false with *why set otherwise. */
+#define VHOST_NAME_MAX 255
+bool node_vhost_name_check(const char *name, const char **why);
 /* Finds a vhost; borrowed or NULL. */
 struct vhost *node_vhost_find(struct node *n, const char *name);
 /* The first vhost (iterate with vh->hh.next) and how many there are. */
 struct vhost *node_vhosts(struct node *n);
 size_t node_vhost_count(const struct node *n);
 /* Creates a vhost with its standard exchanges. Returns NULL if it
- * exists. */
+ * exists, if the name is invalid, or if its log cannot be opened (then
+ * logged; its data directory is left as it was). */
 struct vhost *node_vhost_add(struct node *n, const char *name);
 /* Deletes every queue, exchange and binding of vh and frees it; the
  * caller closes its connections first. */

@@ -94,6 +94,17 @@ void vhost__log_queue_delete(struct vhost *vh, struct queue *q);
 int vhost__page_in(struct vhost *vh, struct qentry *e);
 void vhost__settle_moves(struct vhost *vh, struct message *m, bool requeued);
 
+/* vhostdir.c: <data_dir>/vhosts/<SHA-256 of the name, hex> */
+char *vhostdir__path(const char *data_dir, const char *name);
+/* Migrates an old directory, creates the directory, checks or writes its
+ * name file. Sets *out (malloc'ed) or returns WR_ERR with err filled. */
+int vhostdir__prepare(const char *data_dir, const char *name, char **out,
+                      char *err, size_t errlen);
+/* Removes dir, which must be the data directory of vhost name. */
+void vhostdir__remove(const char *data_dir, const char *name, const char *dir);
+/* Finishes deletions cut short by a crash. */
+void vhostdir__sweep(const char *data_dir);
+
 /* queue.c */
 static inline struct qentry *
 qd_at(struct qdeque *d, size_t i)

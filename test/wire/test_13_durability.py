@@ -2,8 +2,9 @@
 damaged log files, backlogs larger than memory, disk space coming back,
 and the disk alarm.
 
-Log files live in <data_dir>/vhosts/%2F/*.seg (vhost "/"); the newest
-segment of a killed broker ends exactly at its last record.
+Log files live in <data_dir>/vhosts/<SHA-256 of "/">/*.seg (vhost "/",
+wireutil.vhost_dir); the newest segment of a killed broker ends exactly
+at its last record.
 """
 
 import glob
@@ -14,7 +15,8 @@ import time
 import pytest
 
 import rawamqp
-from wireutil import confirm_select, get, get_bodies, publish_sync
+from wireutil import (confirm_select, get, get_bodies, publish_sync,
+                      vhost_dir)
 
 pytestmark = pytest.mark.warren_only
 
@@ -22,8 +24,7 @@ PERSISTENT = {"delivery_mode": 2}
 
 
 def segments(b):
-    return sorted(glob.glob(os.path.join(b.data_dir, "vhosts", "%2F",
-                                         "*.seg")))
+    return sorted(glob.glob(os.path.join(vhost_dir(b.data_dir), "*.seg")))
 
 
 def dir_bytes(path):

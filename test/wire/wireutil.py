@@ -4,10 +4,19 @@ The exact reply texts asserted here come from RabbitMQ 3.10 (see the test
 files); these helpers only compare and report them.
 """
 
+import hashlib
+import os
 import threading
 import time
 
 import rawamqp
+
+
+def vhost_dir(data_dir, vhost="/"):
+    """Where Warren keeps a vhost's log: <data_dir>/vhosts/<hex SHA-256 of
+    the name> (vhost/vhostdir.c)."""
+    return os.path.join(data_dir, "vhosts",
+                        hashlib.sha256(vhost.encode()).hexdigest())
 
 
 def run_parallel(*fns, timeout=30.0):
