@@ -592,6 +592,37 @@ list_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
     (*v)[(*n)++] = x;
 }
 
+/* Removes the planned segments from the manifest. False when the new
+   version could not be written: nothing may be unlinked then (logged;
+   a failed sync also fails the store). */
+static bool
+unlist(struct store *s, const struct batch *b)
+{
+    struct mf_entry *gone = xmalloc((b->nunl + 1) * sizeof(*gone));
+    char why[SEG_PATH_MAX + 64];
+    enum mf_status st = MF_OK;
+    size_t n = 0;
+
+    for (size_t i = 0; i < b->nunl; i++) {
+        if (b->unl[i] != UNLINK_LEVEL &&
+            manifest_remove(s, b->unl[i], &gone[n]))
+            n++;
+    }
+    if (n > 0)
+        st = manifest_write(s, why, sizeof(why));
+    if (st != MF_OK) {
+        /* the version in force still lists them */
+        for (size_t i = 0; i < n; i++)
+            manifest_add(s, gone[i].no, gone[i].first_id);
+        if (st == MF_SYNC_FAILED)
+            journal_fail(s, "%s", why);
+        else
+            log_warn("store: %s; segments are deleted later", why);
+    }
+    free(gone);
+    return st == MF_OK;
+}
+
 void
 compact_do_unlinks(struct store *s, const struct batch *b)
 {
@@ -603,7 +634,15 @@ compact_do_unlinks(struct store *s, const struct batch *b)
     /* moved copies and acks must be durable before their old copies go */
     if (!journal_sync(s))
         return;
-    for (size_t i = 0; i < b->nunl; i++) {
+    /* and the segments must leave the manifest before their files */
+    if (!unlist(s, b)) {
+        for (size_t i = 0; i < b->nunl; i++) {
+            if (b->unl[i] != UNLINK_LEVEL)
+                list_push(&failed, &nfailed, &capfailed, b->unl[i]);
+        }
+        stop = true;
+    }
+    for (size_t i = 0; i < b->nunl && !stop; i++) {
         size_t level_done = 0;
 
         for (; i < b->nunl && b->unl[i] != UNLINK_LEVEL; i++) {

@@ -108,6 +108,7 @@ chunk_push(struct batch *b, uint32_t seg, uint32_t off, uint64_t salt)
     c->marker = 0;
     c->nrecs = 0;
     c->create = false;
+    c->first_id = 0;
     c->seal = false;
     buf_reset(&c->data);
     return c;
@@ -207,6 +208,7 @@ journal_roll(struct store *s)
     segs_push(s, n);
     c = chunk_push(s->cur, n->no, 0, n->salt);
     c->create = true;
+    c->first_id = hdr.next_id;
     rec_hdr_encode(buf_reserve(&c->data, SEG_HDR_SIZE), &hdr);
     c->data.len += SEG_HDR_SIZE;
     n->size = SEG_HDR_SIZE;
@@ -585,6 +587,23 @@ interval_due(const struct store *s)
            wr_now_ms() - s->last_sync_ms >= s->interval_ms;
 }
 
+/* The segments the batch created join the manifest, before any record
+   in them counts as durable (record.c). */
+static bool
+list_created(struct store *s, const struct batch *b)
+{
+    char why[SEG_PATH_MAX + 64];
+
+    for (size_t k = 0; k < b->nch; k++) {
+        if (b->ch[k].create)
+            manifest_add(s, b->ch[k].seg, b->ch[k].first_id);
+    }
+    if (manifest_write(s, why, sizeof(why)) == MF_OK)
+        return true;
+    journal_fail(s, "%s", why);
+    return false;
+}
+
 /* Writes one batch, makes it durable per the policy, runs its deletions. */
 static void
 write_batch(struct store *s, const struct batch *b)
@@ -596,7 +615,7 @@ write_batch(struct store *s, const struct batch *b)
         ok = write_chunk(s, &b->ch[k]);
     }
     if (ok && dirsync)
-        ok = journal_sync_dir(s);
+        ok = journal_sync_dir(s) && list_created(s, b);
     if (ok && (s->fsync == STORE_FSYNC_ALWAYS || interval_due(s)))
         ok = journal_sync(s);
     if (ok && b->lsn_hi > atomic_load(&s->durable_lsn))

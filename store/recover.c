@@ -60,6 +60,7 @@ struct rseg {
     uint64_t sum_at;   /* scanned and sealed: its SUMMARY's offset */
     struct seg_hdr hdr;
     bool drop;       /* torn creation or damaged header: not used */
+    bool remove;     /* torn creation: unlinked once the manifest is new */
     bool sealed;     /* valid trailer on disk */
     bool need_seal;  /* write a trailer at end (truncating first) */
     struct seg *bld; /* scanned: sets dictionary + summary builder */
@@ -173,6 +174,142 @@ list_segments(struct rctx *c)
     closedir(d);
     if (c->n)
         qsort(c->rs, c->n, sizeof(*c->rs), cmp_rseg);
+    return WR_OK;
+}
+
+/* ---- phase 0: the manifest */
+
+static const struct rseg *
+rs_find(const struct rctx *c, uint32_t no)
+{
+    size_t lo = 0, hi = c->n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+
+        if (c->rs[mid].no < no)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->n && c->rs[lo].no == no ? &c->rs[lo] : NULL;
+}
+
+/* "ids 17 to 33" or "ids from 17 on": what segment k of the manifest
+   held originals of (the next listed segment starts after them). */
+static void
+id_range(const struct store *s, size_t k, char *out, size_t n)
+{
+    uint64_t lo = s->mf.v[k].first_id;
+
+    if (k + 1 < s->mf.n && s->mf.v[k + 1].first_id > lo)
+        snprintf(out, n, "message ids %llu to %llu", (unsigned long long)lo,
+                 (unsigned long long)(s->mf.v[k + 1].first_id - 1));
+    else
+        snprintf(out, n, "message ids from %llu on", (unsigned long long)lo);
+}
+
+static int
+report_missing(struct rctx *c, const size_t *miss, size_t nmiss)
+{
+    char path[SEG_PATH_MAX], ids[96];
+    struct buf names;
+    int rc;
+
+    if (c->repair) {
+        for (size_t i = 0; i < nmiss; i++) {
+            seg_path(path, sizeof(path), c->s->dir, c->s->mf.v[miss[i]].no);
+            id_range(c->s, miss[i], ids, sizeof(ids));
+            log_err("store: repair: %s is missing, although the manifest "
+                    "lists it: the messages it held (%s) are lost, and "
+                    "messages it acknowledged may be delivered again",
+                    path, ids);
+        }
+        return WR_OK;
+    }
+    buf_init(&names);
+    for (size_t i = 0; i < nmiss && i < 8; i++) {
+        seg_path(path, sizeof(path), c->s->dir, c->s->mf.v[miss[i]].no);
+        id_range(c->s, miss[i], ids, sizeof(ids));
+        buf_printf(&names, "%s%s (%s)", i ? ", " : "", path, ids);
+    }
+    buf_put_u8(&names, 0);
+    rc = fail(c,
+              "store: %zu segment file%s missing, although the log's "
+              "manifest lists %s: %s%s. Their messages would be lost and "
+              "the acks they hold forgotten. Restore the file%s from a "
+              "backup, or restart with --repair to open the log without "
+              "%s, logging what is lost%s",
+              nmiss, nmiss == 1 ? " is" : "s are", nmiss == 1 ? "it" : "them",
+              (const char *)names.data, nmiss > 8 ? ", ..." : "",
+              nmiss == 1 ? "" : "s", nmiss == 1 ? "it" : "them",
+              c->s->mf_stale ? " (one copy of the manifest is damaged, so "
+                               "an older version of the list is in force: "
+                               "a segment deleted since may be among these)"
+                             : "");
+    buf_fini(&names);
+    return rc;
+}
+
+/* Every segment the manifest lists must be there (record.c). */
+static int
+check_manifest(struct rctx *c)
+{
+    struct store *s = c->s;
+    size_t *miss, nmiss = 0;
+    char why[400];
+    bool found;
+    int rc;
+
+    if (manifest_read(s, &found, why, sizeof(why)) != WR_OK) {
+        if (!c->repair)
+            return fail(c, "store: %s: %s. %s.", s->dir, why, repair_hint);
+        log_err("store: repair: %s: %s; rebuilding it from the segment "
+                "files present",
+                s->dir, why);
+        return WR_OK;
+    }
+    if (!found) {
+        if (c->n)
+            log_info("store: %s has no manifest (a log written by an older "
+                     "Warren): recording the %zu segment files present",
+                     s->dir, c->n);
+        return WR_OK;
+    }
+    miss = xmalloc((s->mf.n + 1) * sizeof(*miss));
+    for (size_t k = 0; k < s->mf.n; k++) {
+        if (!rs_find(c, s->mf.v[k].no))
+            miss[nmiss++] = k;
+    }
+    rc = nmiss ? report_missing(c, miss, nmiss) : WR_OK;
+    free(miss);
+    return rc;
+}
+
+/* Phase 3, last: the manifest lists exactly the segments kept and the
+   new head; then the segments torn at creation go. */
+static int
+record_manifest(struct rctx *c, const struct seg_hdr *head)
+{
+    struct store *s = c->s;
+    char path[SEG_PATH_MAX], why[400];
+
+    s->mf.n = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (!c->rs[i].drop)
+            manifest_add(s, c->rs[i].no, c->rs[i].hdr.next_id);
+    }
+    manifest_add(s, (uint32_t)head->no, head->next_id);
+    if (manifest_write(s, why, sizeof(why)) != MF_OK)
+        return fail(c, "store: %s", why);
+    for (size_t i = 0; i < c->n; i++) {
+        if (!c->rs[i].remove)
+            continue;
+        seg_path(path, sizeof(path), s->dir, c->rs[i].no);
+        if (s->io->unlink(s->io->arg, path) < 0)
+            return fail(c, "store: cannot remove %s: %s", path,
+                        strerror(errno));
+    }
     return WR_OK;
 }
 
@@ -419,13 +556,12 @@ bad_header(struct rctx *c, struct rseg *r, bool newest, const char *path,
 
     if (newest &&
         (r->size <= SEG_HDR_SIZE || all_zero(c->s->io, r->fd, r->size))) {
-        /* created, never written: nothing in it was ever durable */
+        /* created, never written: nothing in it was ever durable. It
+           goes once the manifest no longer lists it (record_manifest). */
         log_warn("store: %s: removing a segment torn at creation (%s)", path,
                  why);
         r->drop = true;
-        if (c->s->io->unlink(c->s->io->arg, path) < 0)
-            return fail(c, "store: cannot remove %s: %s", path,
-                        strerror(errno));
+        r->remove = true;
         return WR_OK;
     }
     if (!c->repair)
@@ -1335,7 +1471,7 @@ phases(struct rctx *c, const struct store_recover_cb *cb, void *ctx)
     uint64_t last_orig = 0;
     struct seg_hdr head;
 
-    if (list_segments(c) != WR_OK)
+    if (list_segments(c) != WR_OK || check_manifest(c) != WR_OK)
         return WR_ERR;
     for (size_t i = 0; i < c->n; i++) {
         if (load_segment(c, &c->rs[i], i + 1 == c->n) != WR_OK)
@@ -1359,7 +1495,7 @@ phases(struct rctx *c, const struct store_recover_cb *cb, void *ctx)
             write_trailer(c, &c->rs[i]) != WR_OK)
             return WR_ERR;
     }
-    if (create_head(c, &head) != WR_OK)
+    if (create_head(c, &head) != WR_OK || record_manifest(c, &head) != WR_OK)
         return WR_ERR;
     c->s->next_id = c->next_id;
     build_and_report(c, cb, ctx);

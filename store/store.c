@@ -113,6 +113,7 @@ store_free(struct store *s)
     compact_res_free(s->res);
     free(s->unlinked);
     free(s->unl_failed);
+    free(s->mf.v);
     if (s->wfd >= 0)
         s->io->close(s->io->arg, s->wfd);
     if (s->csum.fd >= 0)
@@ -240,7 +241,7 @@ store_close(struct store *s)
 
 /* ---- moving a log */
 
-/* A file of the log: a segment, a set-aside damaged one. */
+/* A file of the log: a segment, a set-aside damaged one, the manifest. */
 static bool
 is_log_file(const char *name)
 {
@@ -248,7 +249,7 @@ is_log_file(const char *name)
     uint32_t no;
     size_t n = strlen(name);
 
-    if (seg_parse_name(name, &no))
+    if (seg_parse_name(name, &no) || manifest_is_file_name(name))
         return true;
     if (n != 20 + strlen(".damaged") || strcmp(name + 20, ".damaged") != 0)
         return false;

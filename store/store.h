@@ -47,7 +47,10 @@
  * segment headers and summaries, every record of a segment without a
  * valid summary (the newest, after a crash), and the record of every
  * live message in the others; damage there refuses the open with the
- * file and offset. Acked history in sealed segments is not read at open:
+ * file and offset. A manifest (MANIFEST.0/.1, see store/record.c) lists
+ * the segment files that must exist; one that is missing refuses the
+ * open with its name and the message ids it held (repair opens without
+ * it and logs the loss). Acked history in sealed segments is not read at open:
  * damage to a record no queue needs shows only if compaction or a read
  * touches it (store_read_msg fails and logs file and offset), or to an
  * open with repair, which checks every record. See store/record.c for

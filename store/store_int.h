@@ -132,8 +132,9 @@ struct chunk {
     uint64_t salt;
     uint32_t marker; /* offset in data of the BATCH record */
     uint32_t nrecs;
-    bool create; /* data starts with the segment header at offset 0 */
-    bool seal;   /* data ends with SUMMARY + SEAL */
+    bool create;       /* data starts with the segment header at offset 0 */
+    uint64_t first_id; /* create: the new segment's header next_id */
+    bool seal;         /* data ends with SUMMARY + SEAL */
     struct buf data;
 };
 
@@ -227,6 +228,16 @@ struct store {
         bool active;
         bool job_out;
     } cp;
+
+    /* The manifest in force (manifest.c): the loop's during store_open,
+       the store thread's from journal_start on. */
+    struct {
+        struct mf_entry *v;
+        size_t n;
+        size_t cap;
+        uint64_t seq;
+    } mf;
+    bool mf_stale; /* open: the other copy was damaged (maybe newer) */
 
     /* mu */
     pthread_mutex_t mu;
@@ -391,6 +402,26 @@ int recover_run(struct store *s, const struct store_recover_cb *cb, void *ctx,
 int recover_read_trailer(const struct store_io *io, int fd, uint64_t size,
                          uint64_t salt, struct buf *raw, struct rec_sum *sum,
                          uint64_t *next_id, const char **why);
+
+/* ---- manifest.c */
+
+enum mf_status {
+    MF_OK,
+    MF_NO_SPACE,     /* the write failed with ENOSPC/EDQUOT: nothing synced */
+    MF_WRITE_FAILED, /* another write error */
+    MF_SYNC_FAILED,  /* fdatasync failed: never retried */
+};
+
+bool manifest_is_file_name(const char *name);
+/* Loads the copy in force into s->mf; *found is false when neither copy
+   exists. WR_ERR (err filled) when copies exist but none is valid. */
+int manifest_read(struct store *s, bool *found, char *err, size_t errlen);
+bool manifest_has(const struct store *s, uint32_t no);
+void manifest_add(struct store *s, uint32_t no, uint64_t first_id);
+/* Returns whether no was listed, and its entry in *out (if not NULL). */
+bool manifest_remove(struct store *s, uint32_t no, struct mf_entry *out);
+/* Writes s->mf as the next version. */
+enum mf_status manifest_write(struct store *s, char *err, size_t errlen);
 
 /* ---- atomicfile.c */
 

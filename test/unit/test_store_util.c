@@ -7,6 +7,8 @@
 #include "test/harness/t.h"
 
 #include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -453,6 +455,66 @@ tcount_segments(const char *dir, uint64_t *bytes)
     }
     closedir(d);
     return n;
+}
+
+static long
+manifest_copy(const char *dir, int slot, uint32_t *nos, size_t max,
+              uint64_t *seq)
+{
+    char p[1024];
+    uint8_t *b;
+    size_t len;
+    FILE *f;
+    const char *why;
+    uint32_t n;
+
+    snprintf(p, sizeof(p), "%s/MANIFEST.%d", dir, slot);
+    if (!(f = fopen(p, "rb")))
+        return -1;
+    b = malloc(1u << 20);
+    len = fread(b, 1, 1u << 20, f);
+    fclose(f);
+    if (!rec_manifest_decode(b, len, seq, &n, &why)) {
+        free(b);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n && i < max; i++) {
+        struct mf_entry e;
+
+        rec_manifest_entry(b, i, &e);
+        nos[i] = e.no;
+    }
+    free(b);
+    return (long)WR_MIN(n, max);
+}
+
+long
+tmanifest(const char *dir, uint32_t *nos, size_t max, uint64_t *seq)
+{
+    uint32_t *other = malloc(max * sizeof(*other) + 1);
+    uint64_t s0 = 0, s1 = 0;
+    long n0 = manifest_copy(dir, 0, nos, max, &s0);
+    long n1 = manifest_copy(dir, 1, other, max, &s1);
+
+    if (n1 >= 0 && (n0 < 0 || s1 > s0)) {
+        memcpy(nos, other, (size_t)n1 * sizeof(*nos));
+        n0 = n1;
+        s0 = s1;
+    }
+    free(other);
+    if (seq)
+        *seq = s0;
+    return n0;
+}
+
+bool
+tsegment_exists(const char *dir, uint32_t no)
+{
+    char p[1024];
+    struct stat st;
+
+    seg_path(p, sizeof(p), dir, no);
+    return stat(p, &st) == 0;
 }
 
 void

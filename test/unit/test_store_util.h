@@ -117,6 +117,13 @@ void ttruncate(const char *path, uint64_t size);
 void tflip_byte(const char *path, uint64_t off);
 void tappend_file(const char *path, const void *p, size_t n);
 
+/* The segment numbers the manifest in force lists (its valid copy with
+   the highest seq), up to max; returns how many, or -1 when neither
+   copy is valid. *seq (if not NULL) gets its version. */
+long tmanifest(const char *dir, uint32_t *nos, size_t max, uint64_t *seq);
+/* Whether the segment file numbered no exists in dir. */
+bool tsegment_exists(const char *dir, uint32_t no);
+
 /* Offsets and lengths of every record of a segment file (by scanning
    lengths from the header on; the file must be intact). */
 size_t tlist_records(const char *path, uint64_t *offs, uint32_t *lens,
