@@ -185,26 +185,20 @@ open_slot(struct store *s, const char *path, bool *created)
     return io->open(io->arg, path, O_WRONLY | O_CREAT | O_EXCL, 0644);
 }
 
-enum mf_status
-manifest_write(struct store *s, char *err, size_t errlen)
+/* Writes the encoded version b into copy slot. */
+static enum mf_status
+write_slot(struct store *s, unsigned slot, const struct buf *b, char *err,
+           size_t errlen)
 {
     const struct store_io *io = s->io;
-    uint64_t seq = s->mf.seq + 1;
     char path[SEG_PATH_MAX];
-    enum mf_status rc = MF_WRITE_FAILED;
-    struct buf b;
+    enum mf_status rc;
     bool created;
-    size_t pad;
     int fd, e;
 
-    mf_path(path, sizeof(path), s->dir, (unsigned)(seq & 1));
-    buf_init(&b);
-    rec_manifest_encode(&b, seq, s->mf.v, s->mf.n);
-    pad = (MF_PAD - b.len % MF_PAD) % MF_PAD;
-    memset(buf_reserve(&b, pad), 0, pad);
-    b.len += pad;
+    mf_path(path, sizeof(path), s->dir, slot);
     fd = open_slot(s, path, &created);
-    if (fd < 0 || io_pwrite_all(io, fd, b.data, b.len, 0) < 0) {
+    if (fd < 0 || io_pwrite_all(io, fd, b->data, b->len, 0) < 0) {
         e = errno;
         snprintf(err, errlen, "writing the manifest %s failed: %s", path,
                  strerror(e));
@@ -216,12 +210,48 @@ manifest_write(struct store *s, char *err, size_t errlen)
                  strerror(e));
         rc = MF_SYNC_FAILED;
     } else {
-        s->mf.seq = seq;
+        atomic_fetch_add(&s->fsyncs, created ? 2 : 1);
         rc = MF_OK;
     }
     if (fd >= 0)
         io->close(io->arg, fd);
-    atomic_fetch_add(&s->fsyncs, created ? 2 : 1);
+    return rc;
+}
+
+static bool
+slot_exists(const struct store *s, unsigned slot)
+{
+    char path[SEG_PATH_MAX];
+    int fd;
+
+    mf_path(path, sizeof(path), s->dir, slot);
+    fd = s->io->open(s->io->arg, path, O_RDONLY, 0);
+    if (fd >= 0)
+        s->io->close(s->io->arg, fd);
+    return fd >= 0;
+}
+
+enum mf_status
+manifest_write(struct store *s, char *err, size_t errlen)
+{
+    uint64_t seq = s->mf.seq + 1;
+    unsigned slot = (unsigned)(seq & 1);
+    enum mf_status rc;
+    struct buf b;
+    size_t pad;
+
+    buf_init(&b);
+    rec_manifest_encode(&b, seq, s->mf.v, s->mf.n);
+    pad = (MF_PAD - b.len % MF_PAD) % MF_PAD;
+    memset(buf_reserve(&b, pad), 0, pad);
+    b.len += pad;
+    rc = write_slot(s, slot, &b, err, errlen);
+    /* The first version goes to both copies, so that every later one
+       is written over an existing file: no new block on a full disk. */
+    if (rc == MF_OK && !slot_exists(s, 1 - slot))
+        rc = write_slot(s, 1 - slot, &b, err, errlen);
+    if (rc == MF_OK)
+        s->mf.seq = seq;
     buf_fini(&b);
     return rc;
 }

@@ -61,6 +61,8 @@ struct rseg {
     struct seg_hdr hdr;
     bool drop;       /* torn creation or damaged header: not used */
     bool remove;     /* torn creation: unlinked once the manifest is new */
+    bool listed;     /* in the manifest found at open */
+    bool resume;     /* disk full: the head goes on in this segment */
     bool sealed;     /* valid trailer on disk */
     bool need_seal;  /* write a trailer at end (truncating first) */
     struct seg *bld; /* scanned: sets dictionary + summary builder */
@@ -276,6 +278,8 @@ check_manifest(struct rctx *c)
                      s->dir, c->n);
         return WR_OK;
     }
+    for (size_t i = 0; i < c->n; i++)
+        c->rs[i].listed = manifest_has(s, c->rs[i].no);
     miss = xmalloc((s->mf.n + 1) * sizeof(*miss));
     for (size_t k = 0; k < s->mf.n; k++) {
         if (!rs_find(c, s->mf.v[k].no))
@@ -293,19 +297,33 @@ record_manifest(struct rctx *c, const struct seg_hdr *head)
 {
     struct store *s = c->s;
     char path[SEG_PATH_MAX], why[400];
+    enum mf_status st;
 
     s->mf.n = 0;
     for (size_t i = 0; i < c->n; i++) {
         if (!c->rs[i].drop)
             manifest_add(s, c->rs[i].no, c->rs[i].hdr.next_id);
     }
-    manifest_add(s, (uint32_t)head->no, head->next_id);
-    if (manifest_write(s, why, sizeof(why)) != MF_OK)
+    if (head)
+        manifest_add(s, (uint32_t)head->no, head->next_id);
+    st = manifest_write(s, why, sizeof(why));
+    if (st == MF_NO_SPACE) {
+        /* the store thread writes it before anything becomes durable */
+        log_warn("store: %s; it is written with the first records", why);
+        s->mf_dirty = true;
+    } else if (st != MF_OK) {
         return fail(c, "store: %s", why);
+    }
     for (size_t i = 0; i < c->n; i++) {
         if (!c->rs[i].remove)
             continue;
         seg_path(path, sizeof(path), s->dir, c->rs[i].no);
+        if (s->mf_dirty && c->rs[i].listed)
+            return fail(c,
+                        "store: cannot remove %s, a segment torn at "
+                        "creation, while the manifest that lists it cannot "
+                        "be rewritten (%s); free disk space and start again",
+                        path, why);
         if (s->io->unlink(s->io->arg, path) < 0)
             return fail(c, "store: cannot remove %s: %s", path,
                         strerror(errno));
@@ -591,6 +609,9 @@ summary_matches(const struct rseg *r, const uint8_t *img)
                   len - REC_HDR_SIZE) == 0;
 }
 
+static int scan_segment(struct rctx *c, struct rseg *r, bool newest,
+                        const char *path);
+
 static int
 load_segment(struct rctx *c, struct rseg *r, bool newest)
 {
@@ -598,8 +619,6 @@ load_segment(struct rctx *c, struct rseg *r, bool newest)
     char path[SEG_PATH_MAX];
     uint8_t hb[SEG_HDR_SIZE];
     const char *why = NULL;
-    uint8_t *img;
-    int rc;
 
     seg_path(path, sizeof(path), c->s->dir, r->no);
     r->fd = io->open(io->arg, path, O_RDWR, 0);
@@ -624,6 +643,18 @@ load_segment(struct rctx *c, struct rseg *r, bool newest)
     }
     if (!newest && !c->repair)
         log_warn("store: %s: %s; scanning the whole segment", path, why);
+    return scan_segment(c, r, newest, path);
+}
+
+/* Reads all of r and scans it: builds r->bld and the summary (r->raw,
+   r->sum) its records call for. */
+static int
+scan_segment(struct rctx *c, struct rseg *r, bool newest, const char *path)
+{
+    const struct store_io *io = c->s->io;
+    uint8_t *img;
+    int rc;
+
     img = xmalloc(r->size ? r->size : 1);
     if (io_pread_all(io, r->fd, img, r->size, 0) != (ssize_t)r->size) {
         free(img);
@@ -928,6 +959,17 @@ done:
 
 /* ---- phase 3: writing */
 
+/* write_trailer and create_head: the disk is full (nothing was kept). */
+#define NO_SPACE 1
+
+static bool
+is_no_space(int e)
+{
+    return e == ENOSPC || e == EDQUOT;
+}
+
+/* Seals r at r->end. Returns WR_OK, WR_ERR (failed) or NO_SPACE (r is
+   left ending at r->end, unsealed). */
 static int
 write_trailer(struct rctx *c, struct rseg *r)
 {
@@ -947,20 +989,33 @@ write_trailer(struct rctx *c, struct rseg *r)
     t.len += REC_SEAL_SIZE;
     if (r->end + t.len > UINT32_MAX)
         rc = fail(c, "store: %s would grow past 4 GiB", path);
-    else if ((r->size > r->end && io->ftruncate(io->arg, r->fd, r->end) < 0) ||
-             io_pwrite_all(io, r->fd, t.data, t.len, r->end) < 0 ||
-             io->fdatasync(io->arg, r->fd) < 0)
+    else if (r->size > r->end && io->ftruncate(io->arg, r->fd, r->end) < 0)
+        rc = fail(c, "store: cannot truncate %s at byte offset %llu: %s", path,
+                  (unsigned long long)r->end, strerror(errno));
+    else if (io_pwrite_all(io, r->fd, t.data, t.len, r->end) < 0)
+        rc = is_no_space(errno)
+                 ? NO_SPACE
+                 : fail(c, "store: cannot seal %s at byte offset %llu: %s",
+                        path, (unsigned long long)r->end, strerror(errno));
+    else if (io->fdatasync(io->arg, r->fd) < 0)
         rc = fail(c, "store: cannot seal %s at byte offset %llu: %s", path,
                   (unsigned long long)r->end, strerror(errno));
+    buf_fini(&t);
+    if (rc == NO_SPACE) {
+        /* what part of the trailer made it goes again */
+        io->ftruncate(io->arg, r->fd, r->end);
+        r->size = r->end;
+        return rc;
+    }
     /* the summary in r->raw stays valid: same sections */
     r->size = r->end + t.len;
     r->sealed = true;
-    buf_fini(&t);
     return rc;
 }
 
 /* Creates the new head segment's file (header, fdatasync, directory
-   fsync); the loop's struct seg for it is pushed by push_head(). */
+   fsync); the loop's struct seg for it is pushed by push_head(). Returns
+   WR_OK, WR_ERR or NO_SPACE (no file left behind). */
 static int
 create_head(struct rctx *c, struct seg_hdr *h)
 {
@@ -968,7 +1023,7 @@ create_head(struct rctx *c, struct seg_hdr *h)
     const struct store_io *io = s->io;
     char path[SEG_PATH_MAX];
     uint8_t hb[SEG_HDR_SIZE];
-    int fd;
+    int fd, e;
 
     if (c->max_no >= UINT32_MAX - 1)
         return fail(c, "store: %s: segment numbers exhausted", s->dir);
@@ -979,17 +1034,104 @@ create_head(struct rctx *c, struct seg_hdr *h)
     seg_path(path, sizeof(path), s->dir, (uint32_t)h->no);
     fd = io->open(io->arg, path, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0)
-        return fail(c, "store: cannot create %s: %s", path, strerror(errno));
+        return is_no_space(errno) ? NO_SPACE
+                                  : fail(c, "store: cannot create %s: %s", path,
+                                         strerror(errno));
     if (io_pwrite_all(io, fd, hb, sizeof(hb), 0) < 0 ||
         io->fdatasync(io->arg, fd) < 0 || io->fsync(io->arg, s->dirfd) < 0) {
-        int e = errno;
-
+        e = errno;
         io->close(io->arg, fd);
-        return fail(c, "store: cannot create %s: %s", path, strerror(e));
+        if (!is_no_space(e))
+            return fail(c, "store: cannot create %s: %s", path, strerror(e));
+        io->unlink(io->arg, path);
+        return NO_SPACE;
     }
     s->wfd = fd;
     s->wseg = (uint32_t)h->no;
     return WR_OK;
+}
+
+static struct rseg *
+newest_kept(struct rctx *c)
+{
+    for (size_t i = c->n; i > 0; i--) {
+        if (!c->rs[i - 1].drop)
+            return &c->rs[i - 1];
+    }
+    return NULL;
+}
+
+/*
+ * The disk is full: instead of sealing the newest segment and starting
+ * the next one, the head goes on in the newest segment, cut back to the
+ * end of its last record (a sealed one loses its SUMMARY and SEAL, which
+ * the next seal writes again). Needs no new disk block (store.h).
+ */
+static int
+resume_newest(struct rctx *c, const char *what)
+{
+    const struct store_io *io = c->s->io;
+    struct rseg *r = newest_kept(c);
+    char path[SEG_PATH_MAX];
+
+    if (!r)
+        return fail(c,
+                    "store: %s: no space left on device %s, and no segment "
+                    "to go on with; free disk space and start again",
+                    c->s->dir, what);
+    seg_path(path, sizeof(path), c->s->dir, r->no);
+    if (!r->bld && scan_segment(c, r, true, path) != WR_OK)
+        return WR_ERR;
+    r->end = r->data_end;
+    if (r->size > r->end && io->ftruncate(io->arg, r->fd, r->end) < 0)
+        return fail(c, "store: cannot truncate %s: %s", path, strerror(errno));
+    r->size = r->end;
+    r->sealed = false;
+    r->resume = true;
+    c->s->wfd = io->open(io->arg, path, O_WRONLY, 0);
+    if (c->s->wfd < 0)
+        return fail(c, "store: cannot open %s: %s", path, strerror(errno));
+    c->s->wseg = r->no;
+    log_err("store: no space left on device %s; the log goes on in %s at "
+            "byte offset %llu. Free disk space",
+            what, path, (unsigned long long)r->end);
+    return WR_OK;
+}
+
+/* Phase 3: seals what needs it and starts the head (a new segment, or
+   the newest one when the disk is full: *resumed). */
+static int
+write_phase(struct rctx *c, struct seg_hdr *head, bool *resumed)
+{
+    struct rseg *last = newest_kept(c);
+    int rc;
+
+    *resumed = false;
+    for (size_t i = 0; i < c->n; i++) {
+        struct rseg *r = &c->rs[i];
+
+        if (r->drop || !r->need_seal)
+            continue;
+        rc = write_trailer(c, r);
+        if (rc == NO_SPACE && r == last)
+            rc = resume_newest(c, "to seal the newest segment");
+        else if (rc == NO_SPACE)
+            rc = fail(c,
+                      "store: %s: no space left on device to reseal a "
+                      "repaired segment; free disk space and start again",
+                      c->s->dir);
+        if (rc != WR_OK)
+            return WR_ERR;
+    }
+    *resumed = last && last->resume;
+    if (*resumed)
+        return WR_OK;
+    rc = create_head(c, head);
+    if (rc == NO_SPACE) {
+        rc = resume_newest(c, "to create the next segment");
+        *resumed = rc == WR_OK;
+    }
+    return rc;
 }
 
 static void
@@ -999,6 +1141,24 @@ push_head(struct rctx *c, const struct seg_hdr *h)
 
     g->size = SEG_HDR_SIZE;
     c->s->segs[c->s->nsegs++] = g;
+}
+
+/* The newest segment, built as a sealed one, becomes the head again:
+   its summary builder (from the scan) and its sets' lookup table. */
+static void
+resume_head(struct rctx *c, struct rseg *r)
+{
+    struct seg *g = store_head(c->s);
+
+    WR_ASSERT(g->no == r->no && r->bld && r->bld->sum);
+    g->sealed = false;
+    g->sum = r->bld->sum;
+    r->bld->sum = NULL;
+    for (uint32_t i = 0; i < g->nsets; i++) {
+        struct qset *q = g->sets[i];
+
+        HASH_ADD_KEYPTR(hh, g->set_hash, q->qids, 8 * (size_t)q->n, q);
+    }
 }
 
 /* ---- phase 4: the loop's view */
@@ -1470,6 +1630,7 @@ phases(struct rctx *c, const struct store_recover_cb *cb, void *ctx)
 {
     uint64_t last_orig = 0;
     struct seg_hdr head;
+    bool resumed;
 
     if (list_segments(c) != WR_OK || check_manifest(c) != WR_OK)
         return WR_ERR;
@@ -1490,16 +1651,15 @@ phases(struct rctx *c, const struct store_recover_cb *cb, void *ctx)
             return WR_ERR;
     }
     /* every write happens before the first callback */
-    for (size_t i = 0; i < c->n; i++) {
-        if (!c->rs[i].drop && c->rs[i].need_seal &&
-            write_trailer(c, &c->rs[i]) != WR_OK)
-            return WR_ERR;
-    }
-    if (create_head(c, &head) != WR_OK || record_manifest(c, &head) != WR_OK)
+    if (write_phase(c, &head, &resumed) != WR_OK ||
+        record_manifest(c, resumed ? NULL : &head) != WR_OK)
         return WR_ERR;
     c->s->next_id = c->next_id;
     build_and_report(c, cb, ctx);
-    push_head(c, &head);
+    if (resumed)
+        resume_head(c, newest_kept(c));
+    else
+        push_head(c, &head);
     build_deps(c);
     return WR_OK;
 }

@@ -212,6 +212,7 @@ store_open(const struct store_config *cfg, const struct store_recover_cb *cb,
         recover_run(s, cb, ctx, cfg->repair, err, errlen) != WR_OK)
         goto fail;
     s->maint_dirty = true;
+    atomic_store(&s->durable_next_id, s->next_id);
     compact_maintain(s);
     if (journal_start(s, err, errlen) != WR_OK)
         goto fail;
@@ -228,6 +229,7 @@ store_close(struct store *s)
     if (!s)
         return;
     s->closing = true;
+    atomic_store(&s->stopping, true); /* a full disk is not waited for */
     if (!atomic_load(&s->failed)) {
         /* after a clean close every segment is sealed: the next open
            reads summaries only */
@@ -355,7 +357,8 @@ store_append_msg(struct store *s, const struct store_msg_in *m, uint64_t *id,
     uint16_t set;
     struct seg *h;
 
-    if (atomic_load_explicit(&s->failed, memory_order_relaxed) || s->closing)
+    if (atomic_load_explicit(&s->failed, memory_order_relaxed) ||
+        atomic_load_explicit(&s->nospace, memory_order_relaxed) || s->closing)
         return 0;
     if (m->nqids == 0 || m->nqids > STORE_MAX_QIDS ||
         m->meta.len > STORE_MAX_MSG ||
@@ -639,4 +642,16 @@ const char *
 store_error(const struct store *s)
 {
     return atomic_load(&((struct store *)s)->failed) ? s->err : NULL;
+}
+
+bool
+store_no_space(const struct store *s)
+{
+    return atomic_load(&((struct store *)s)->nospace);
+}
+
+uint64_t
+store_durable_next_id(const struct store *s)
+{
+    return atomic_load(&((struct store *)s)->durable_next_id);
 }

@@ -148,7 +148,10 @@ struct batch {
     uint32_t *unl; /* segment numbers; UNLINK_LEVEL closes a level */
     size_t nunl;
     size_t capunl;
-    bool final; /* store_close: sync, then the thread exits */
+    uint64_t id_hi; /* next message id when handed over */
+    bool final;     /* store_close: sync, then the thread exits */
+    bool moves;     /* holds compaction copies */
+    bool unl_done;  /* thread: its deletions ran early (disk full) */
 };
 
 /* Compaction read request (loop -> thread) and its answer. */
@@ -256,7 +259,10 @@ struct store {
 
     /* atomic */
     _Atomic uint64_t durable_lsn;
+    _Atomic uint64_t durable_next_id; /* id_hi of the last durable batch */
     _Atomic bool failed;
+    _Atomic bool nospace;  /* a write waits for disk space (journal.c) */
+    _Atomic bool stopping; /* store_close: give up waiting for space */
     _Atomic uint64_t bytes_written;
     _Atomic uint64_t fsyncs;
     _Atomic uint64_t records_written;
@@ -268,6 +274,14 @@ struct store {
     int wfd;
     uint32_t wseg;
     bool unsynced; /* written since the last fdatasync */
+    bool mf_dirty; /* the manifest on disk lags s->mf: write it first */
+    struct {       /* progress in the batch being written */
+        size_t chunk;
+        bool created;
+        bool listed;
+    } wb;
+    uint64_t retry_ms; /* disk full: when to try the batch again */
+    char space_why[SEG_PATH_MAX + 128];
     uint64_t last_sync_ms;
     uint64_t compact_next_ms;
     uint64_t tick_due_ms; /* mu: idle wake-up, 0 = none */

@@ -465,11 +465,34 @@ ev_failed(void *ctx, const char *why)
 
     log_err("vhost '%s': the message log failed: %s. Persistent publishes "
             "are refused (publishers get basic.nack) until the broker is "
-            "restarted; free disk space or fix the device, then restart.",
+            "restarted; fix the device, then restart.",
             vh->name, why);
     vh->store_failed = true;
     if (vh->node->opts.durable)
         vh->node->opts.durable(vh->node->opts.durable_arg, vh);
+}
+
+const char *
+vhost_log_refusal(const struct vhost *vh)
+{
+    if (vh->store_failed || (vh->store && store_error(vh->store)))
+        return "its message log has failed";
+    if (vh->store && store_no_space(vh->store))
+        return "the disk is full";
+    return NULL;
+}
+
+bool
+node_disk_full(const struct node *n)
+{
+    const struct vhost *vh, *tmp;
+
+    HASH_ITER(hh, n->vhosts, vh, tmp)
+    {
+        if (vh->store && store_no_space(vh->store))
+            return true;
+    }
+    return false;
 }
 
 void
@@ -547,13 +570,21 @@ save_definitions(struct node *n)
     char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
 
     if (!text || store_write_file_atomic(path, text, strlen(text), err,
-                                         sizeof(err)) != WR_OK)
-        log_err("cannot write the definitions file %s: %s (durable "
-                "exchanges, queues and bindings declared now may not "
-                "survive a restart)",
-                path, text ? err : "out of memory");
-    else
+                                         sizeof(err)) != WR_OK) {
+        /* retried once a second (a full disk may last), logged once */
+        if (!n->defs_failing)
+            log_err("cannot write the definitions file %s: %s (durable "
+                    "exchanges, queues and bindings declared now may not "
+                    "survive a restart); retrying every second",
+                    path, text ? err : "out of memory");
+        n->defs_failing = true;
+        n->defs_retry_ms = wr_now_ms() + 1000;
+    } else {
+        if (n->defs_failing)
+            log_warn("the definitions file %s is written again", path);
+        n->defs_failing = false;
         n->defs_dirty = false;
+    }
     free(text);
     json_decref(doc);
     free(path);
@@ -564,7 +595,7 @@ node_flush(struct node *n)
 {
     struct vhost *vh, *tmp;
 
-    if (n->defs_dirty && n->opts.data_dir)
+    if (n->defs_dirty && n->opts.data_dir && wr_now_ms() >= n->defs_retry_ms)
         save_definitions(n);
     HASH_ITER(hh, n->vhosts, vh, tmp)
     {

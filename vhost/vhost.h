@@ -351,6 +351,13 @@ struct vhost {
  * (vhost/vhostdir.c). Returns false with *why set otherwise. */
 #define VHOST_NAME_MAX 255
 bool node_vhost_name_check(const char *name, const char **why);
+/* Why persistent publishes to vh are refused (basic.nack), as a phrase
+ * for a log line, or NULL when they are not: "the disk is full" while
+ * its log waits for disk space, "its message log has failed". */
+const char *vhost_log_refusal(const struct vhost *vh);
+/* Whether some vhost's log waits for disk space (store_no_space): the
+ * disk alarm holds meanwhile. */
+bool node_disk_full(const struct node *n);
 /* Finds a vhost; borrowed or NULL. */
 struct vhost *node_vhost_find(struct node *n, const char *name);
 /* The first vhost (iterate with vh->hh.next) and how many there are. */

@@ -12,15 +12,17 @@ struct node {
     struct vhost *vhosts; /* uthash by name */
     struct queue *dirty_head, *dirty_tail;
     uint64_t now_us;
-    bool defs_dirty;    /* definitions.json needs rewriting */
-    struct user *users; /* uthash by name */
-    struct perm *perms; /* list */
-    uint64_t perm_gen;  /* bumped on every permission change */
-    json_t *kv[4];      /* enum node_kv: JSON arrays, kept as given */
-    uint64_t mem_bytes; /* sum of queue.mem_bytes */
-    bool lazy;          /* over the memory budget: page new messages */
-    bool booted;        /* node_boot ran: new vhosts open their log at once */
-    bool fresh;         /* no definitions file at boot: a first start */
+    bool defs_dirty;        /* definitions.json needs rewriting */
+    bool defs_failing;      /* the last write of it failed (logged once) */
+    uint64_t defs_retry_ms; /* after a failure: not before then */
+    struct user *users;     /* uthash by name */
+    struct perm *perms;     /* list */
+    uint64_t perm_gen;      /* bumped on every permission change */
+    json_t *kv[4];          /* enum node_kv: JSON arrays, kept as given */
+    uint64_t mem_bytes;     /* sum of queue.mem_bytes */
+    bool lazy;              /* over the memory budget: page new messages */
+    bool booted; /* node_boot ran: new vhosts open their log at once */
+    bool fresh;  /* no definitions file at boot: a first start */
     /* Dead letters waiting for node_run_dispatch (queue.c): never
      * republished from inside a queue operation. */
     struct dead_letter *dl;

@@ -38,12 +38,50 @@ hit(_Atomic long *at)
 static int
 t_open(void *arg, const char *path, int flags, unsigned mode)
 {
+    struct stat st;
+
     atomic_fetch_add(&T(arg)->opens, 1);
     if (hit(&T(arg)->fail_open_at)) {
-        errno = EIO;
+        errno = atomic_load(&T(arg)->open_errno)
+                    ? atomic_load(&T(arg)->open_errno)
+                    : EIO;
+        return -1;
+    }
+    /* a full disk has no room for a new file */
+    if ((flags & O_CREAT) && atomic_load(&T(arg)->space) == 0 &&
+        stat(path, &st) < 0) {
+        errno = ENOSPC;
         return -1;
     }
     return store_io_default.open(NULL, path, flags, mode);
+}
+
+/* The bytes of a write of n at off that fit the simulated disk: writing
+   within the file takes no space, growing it takes what it adds. -1
+   (ENOSPC) when none fits. */
+static ssize_t
+room(struct tio *t, int fd, size_t n, uint64_t off)
+{
+    int64_t left = atomic_load(&t->space);
+    struct stat st;
+
+    if (left < 0 || fstat(fd, &st) < 0)
+        return (ssize_t)n;
+    for (;;) {
+        uint64_t end = WR_MAX((uint64_t)st.st_size, off);
+        uint64_t fit = end - off + (uint64_t)left;
+        uint64_t k = WR_MIN((uint64_t)n, fit);
+        int64_t grow = (int64_t)WR_MAX(off + k, end) - (int64_t)end;
+
+        if (k == 0 && n > 0) {
+            errno = ENOSPC;
+            return -1;
+        }
+        if (atomic_compare_exchange_weak(&t->space, &left, left - grow))
+            return (ssize_t)k;
+        if (left < 0)
+            return (ssize_t)n;
+    }
 }
 
 static int
@@ -78,7 +116,9 @@ t_pwrite(void *arg, int fd, const void *buf, size_t n, uint64_t off)
     }
     if (cap && n > cap)
         n = cap;
-    k = store_io_default.pwrite(NULL, fd, buf, n, off);
+    if ((k = room(t, fd, n, off)) < 0)
+        return -1;
+    k = store_io_default.pwrite(NULL, fd, buf, (size_t)k, off);
     if (k > 0)
         atomic_fetch_add(&t->bytes_written, (uint64_t)k);
     return k;
@@ -132,8 +172,17 @@ t_fsize(void *arg, int fd, uint64_t *size)
 static int
 t_unlink(void *arg, const char *path)
 {
+    struct stat st;
+    int rc;
+
     atomic_fetch_add(&T(arg)->unlinks, 1);
-    return store_io_default.unlink(NULL, path);
+    if (stat(path, &st) < 0)
+        st.st_size = 0;
+    rc = store_io_default.unlink(NULL, path);
+    /* a simulated full disk gets the file's bytes back */
+    if (rc == 0 && atomic_load(&T(arg)->space) >= 0)
+        atomic_fetch_add(&T(arg)->space, (int64_t)st.st_size);
+    return rc;
 }
 
 static int
@@ -160,6 +209,7 @@ tio_init(struct tio *t)
         .rename = t_rename,
         .arg = t,
     };
+    atomic_store(&t->space, -1);
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
 }
