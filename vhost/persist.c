@@ -462,12 +462,24 @@ static void
 ev_failed(void *ctx, const char *why)
 {
     struct vhost *vh = ctx;
+    struct queue *q, *tmp;
+    uint32_t n = 0;
 
     log_err("vhost '%s': the message log failed: %s. Persistent publishes "
             "are refused (publishers get basic.nack) until the broker is "
             "restarted; fix the device, then restart.",
             vh->name, why);
     vh->store_failed = true;
+    /* Their publishers get basic.nack: they must be in no queue. */
+    vh->lost_from = store_durable_next_id(vh->store);
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        n += queue__drop_lost(q, vh->lost_from);
+    }
+    if (n)
+        log_err("vhost '%s': %u queued messages whose records never "
+                "reached the disk were taken out of their queues",
+                vh->name, n);
     if (vh->node->opts.durable)
         vh->node->opts.durable(vh->node->opts.durable_arg, vh);
 }

@@ -339,6 +339,10 @@ struct vhost {
     uint64_t next_id;     /* message ids when there is no store */
     uint64_t durable_lsn; /* the store's, as of the last poll */
     bool store_failed;
+    /* Once the log failed: the messages it had from this id on never
+     * reached the disk; they were taken out of their queues (their
+     * publishers got basic.nack). UINT64_MAX until then. */
+    uint64_t lost_from;
     struct buf scratch;  /* meta encoding, reads from the log */
     struct vmove *moves; /* positions moved while deliveries were out */
     UT_hash_handle hh;

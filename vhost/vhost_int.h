@@ -127,6 +127,9 @@ void queue__mem(struct queue *q, int64_t delta);
 /* Drops every ready entry; log_acks = tell the log (not when a queue
  * delete record covers them). Returns how many. */
 uint32_t queue__drop_ready(struct queue *q, bool log_acks);
+/* The log failed: drops the ready entries whose records never reached
+ * the disk (logged, id >= from). Returns how many. */
+uint32_t queue__drop_lost(struct queue *q, uint64_t from);
 
 /* node.c: q is on the dirty list and holds a reference for it. */
 void node__schedule(struct node *n, struct queue *q);

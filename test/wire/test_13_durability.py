@@ -368,6 +368,9 @@ def test_failed_sync_nacks_persistent_publishes(make_broker, tmp_path,
     m = c.read_method(timeout=10)
     assert (m.name, m.delivery_tag) == ("basic.ack", 4), m
     assert b.wait_for_line("the message log failed.*Input/output error")
+    # A nacked publish is in no queue (issue 10, item 3): "at risk" was
+    # queued before its sync failed, and taken out when it did.
+    assert get_bodies(channel(b), 1, "sick", no_ack=False) == [b"safe"]
     trigger.unlink()
     # Even with a failed log the broker shuts down cleanly.
     assert b.stop() == 0
