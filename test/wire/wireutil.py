@@ -145,8 +145,9 @@ def get_bodies(conn, channel, queue, no_ack=True):
         bodies.append(m.content.body)
 
 
-def wait_until(pred, timeout=5.0, interval=0.02):
-    """Poll pred() until it returns true; returns its last value."""
+def wait_until(pred, timeout=30.0, interval=0.02):
+    """Poll pred() until it returns true; returns its last value. The
+    deadline is generous: it bounds a failure, never a machine's speed."""
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
