@@ -570,10 +570,9 @@ no_space(struct store *s, const char *fmt, ...)
     vsnprintf(s->space_why, sizeof(s->space_why), fmt, ap);
     va_end(ap);
     if (!atomic_load(&s->nospace)) {
-        log_err("store %s: %s. Persistent publishes are refused "
-                "(publishers get basic.nack) and the write is retried every "
-                "second until it fits: free disk space (consumers that "
-                "drain queues free some too)",
+        log_err("store %s: %s. New messages are refused and the write is "
+                "retried every second until it fits: free disk space "
+                "(consuming queued messages frees some too)",
                 s->dir, s->space_why);
         atomic_store(&s->nospace, true);
     }
@@ -769,7 +768,7 @@ space_back(struct store *s)
     if (atomic_load(&s->failed))
         return; /* gave up at close */
     log_warn("store %s: disk space is back: the delayed records are "
-             "written and persistent publishes are accepted again",
+             "written and new messages are accepted again",
              s->dir);
 }
 
