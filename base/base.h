@@ -275,10 +275,6 @@ uint64_t wr_now_ms(void);
 /* Wall clock, seconds and milliseconds since the epoch. */
 uint64_t wr_wall_ms(void);
 
-/* rm -rf path. Returns WR_OK (also when path does not exist) or WR_ERR
- * with errno set. */
-int wr_rmtree(const char *path);
-
 /* Fills buf with n bytes from the OS's random source (getrandom). */
 void wr_random(void *buf, size_t n);
 

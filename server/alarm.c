@@ -4,7 +4,10 @@
  *
  *   memory alarm  the process's resident memory is above the memory high
  *                 watermark (vm_memory_high_watermark.*);
- *   disk alarm    free space in data_dir is below disk_free_limit.*;
+ *   disk alarm    free space in data_dir is below disk_free_limit.*, or
+ *                 a vhost's log waits for disk space (a write found the
+ *                 disk full; vhost/persist.c node_disk_full), until both
+ *                 are over;
  *   flow          the loop has more log records queued for the disk than
  *                 FLOW_HIGH bytes (the disk is slower than the network);
  *                 released below FLOW_LOW. Not an alarm: nobody is told,
@@ -198,10 +201,13 @@ alarm_check(struct server *s)
     if (rss && mark)
         set_alarm(s, ALARM_MEMORY, rss > mark || s->mem_base + tracked > mark,
                   "memory", rss, mark);
-    if (need && statvfs(s->cfg->data_dir, &st) == 0) {
+    if (statvfs(s->cfg->data_dir, &st) == 0) {
         uint64_t free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
 
-        set_alarm(s, ALARM_DISK, free_bytes < need, "disk", free_bytes, need);
+        /* a log that waits for space holds the alarm too, limit or not */
+        set_alarm(s, ALARM_DISK,
+                  (need && free_bytes < need) || node_disk_full(s->node),
+                  "disk", free_bytes, need);
     }
 }
 

@@ -522,18 +522,19 @@ chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
         props.headers = BYTES_NULL; /* checked when the header arrived */
     vhost_publish(ch->conn->vh, x, message_rk(msg), props.headers, msg, &res);
     if (res.refused) {
-        /* The log failed: the message went nowhere. A confirming
-         * publisher gets basic.nack; others can only be told by the
-         * log. */
+        /* The log failed or the disk is full: the message went nowhere
+         * (no queue has it). A confirming publisher gets basic.nack;
+         * others can only be told by the log. */
         if (ch->confirm) {
             pend_push(ch, ++ch->pub_seq, CONFIRM_NACK);
             ch->confirm_pending = true;
             conn_pending(ch->conn);
         } else if (wr_now_ms() - last_warn > 5000) {
+            const char *why = vhost_log_refusal(ch->conn->vh);
+
             last_warn = wr_now_ms();
-            log_err("vhost '%s': persistent message refused: the message "
-                    "log has failed",
-                    ch->conn->vh->name);
+            log_err("vhost '%s': persistent message refused: %s",
+                    ch->conn->vh->name, why ? why : "the log refused it");
         }
         message_unref(msg);
         return 0;

@@ -199,7 +199,7 @@ vhost_put(struct mgmt_req *r, const char *name)
 {
     struct vhost *vh = node_vhost_find(srv->node, name);
     json_t *body = mgmt_body_json(r);
-    const char *desc;
+    const char *desc, *why;
     struct vherr err;
     bool bad, created = false;
     char *tags;
@@ -212,8 +212,8 @@ vhost_put(struct mgmt_req *r, const char *name)
         goto out;
     }
     if (!vh) {
-        if (!*name || strlen(name) > 255) {
-            mgmt_bad_request(r, "invalid vhost name");
+        if (!node_vhost_name_check(name, &why)) {
+            mgmt_bad_request(r, "%s", why);
             goto out;
         }
         vh = node_vhost_add(srv->node, name);

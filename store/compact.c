@@ -24,6 +24,12 @@
  * after the batch holding the copies is durable. A record that cannot be
  * read marks the segment nocompact (it stays; the error is logged).
  *
+ * While the disk is full (store.h), compaction pauses (its copies need
+ * space; a job's result is dropped) and no dead head is sealed early;
+ * deletions are still planned, and journal.c runs them without waiting
+ * for the batch that waits for space, unless a batch before them holds
+ * compaction copies (the batch's moves flag).
+ *
  * A dead head segment larger than segment_size/8 is sealed early (at most
  * once a second, so that a consumer keeping up does not turn the log into
  * a stream of tiny segments) so that a fully consumed log shrinks to one
@@ -267,11 +273,12 @@ void
 compact_maintain(struct store *s)
 {
     struct seg *h = store_head(s), *g;
+    bool full = atomic_load(&s->nospace);
 
     if (atomic_load(&s->failed) || s->closing)
         return;
-    if (h->live_pairs == 0 && h->nwritten > 0 && h->size > s->seg_size / 8 &&
-        wr_now_ms() - s->dead_roll_ms >= 1000) {
+    if (!full && h->live_pairs == 0 && h->nwritten > 0 &&
+        h->size > s->seg_size / 8 && wr_now_ms() - s->dead_roll_ms >= 1000) {
         s->dead_roll_ms = wr_now_ms();
         journal_roll(s);
     }
@@ -279,7 +286,8 @@ compact_maintain(struct store *s)
         s->maint_dirty = false;
         plan_unlinks(s);
     }
-    if (s->cp.job_out)
+    /* a full disk: deletions go on (they give space back), copies wait */
+    if (s->cp.job_out || full)
         return;
     if (s->cp.active) {
         compact_send(s);
@@ -330,6 +338,7 @@ move_one(struct store *s, struct seg *old, const struct rec_msg *m,
     old->live_msgs--;
     h = journal_put_msg(s, m->id, (uint8_t)(m->flags | REC_F_MOVED), qids, n,
                         m->meta, m->body, &pos, &set);
+    s->cur->moves = true;
     /* the copy must outlive the old record (recover.c, winner_deps) */
     seg_dep_add(h, old->no);
     rl = idmap_find(&s->reloc, m->id);
@@ -360,7 +369,9 @@ compact_apply(struct store *s, struct cres *r, const struct store_events *ev,
     struct seg *g = seg_find(s, r->seg);
 
     s->cp.job_out = false;
-    if (!g || !s->cp.active || s->cp.seg != r->seg || g->unlinking) {
+    if (!g || !s->cp.active || s->cp.seg != r->seg || g->unlinking ||
+        atomic_load(&s->nospace)) {
+        /* a full disk drops the copies: they would need space first */
         s->cp.active = false;
         return;
     }
@@ -592,6 +603,37 @@ list_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
     (*v)[(*n)++] = x;
 }
 
+/* Removes the planned segments from the manifest. False when the new
+   version could not be written: nothing may be unlinked then (logged;
+   a failed sync also fails the store). */
+static bool
+unlist(struct store *s, const struct batch *b)
+{
+    struct mf_entry *gone = xmalloc((b->nunl + 1) * sizeof(*gone));
+    char why[SEG_PATH_MAX + 64];
+    enum mf_status st = MF_OK;
+    size_t n = 0;
+
+    for (size_t i = 0; i < b->nunl; i++) {
+        if (b->unl[i] != UNLINK_LEVEL &&
+            manifest_remove(s, b->unl[i], &gone[n]))
+            n++;
+    }
+    if (n > 0)
+        st = manifest_write(s, why, sizeof(why));
+    if (st != MF_OK) {
+        /* the version in force still lists them */
+        for (size_t i = 0; i < n; i++)
+            manifest_add(s, gone[i].no, gone[i].first_id);
+        if (st == MF_SYNC_FAILED)
+            journal_fail(s, "%s", why);
+        else
+            log_warn("store: %s; segments are deleted later", why);
+    }
+    free(gone);
+    return st == MF_OK;
+}
+
 void
 compact_do_unlinks(struct store *s, const struct batch *b)
 {
@@ -603,7 +645,15 @@ compact_do_unlinks(struct store *s, const struct batch *b)
     /* moved copies and acks must be durable before their old copies go */
     if (!journal_sync(s))
         return;
-    for (size_t i = 0; i < b->nunl; i++) {
+    /* and the segments must leave the manifest before their files */
+    if (!unlist(s, b)) {
+        for (size_t i = 0; i < b->nunl; i++) {
+            if (b->unl[i] != UNLINK_LEVEL)
+                list_push(&failed, &nfailed, &capfailed, b->unl[i]);
+        }
+        stop = true;
+    }
+    for (size_t i = 0; i < b->nunl && !stop; i++) {
         size_t level_done = 0;
 
         for (; i < b->nunl && b->unl[i] != UNLINK_LEVEL; i++) {

@@ -31,6 +31,16 @@
  * the kernel may have dropped the dirty pages; a retry that "succeeds"
  * proves nothing).
  *
+ * Except a full disk: a write or file creation that fails with ENOSPC or
+ * EDQUOT made nothing durable, and the loop assigned every byte's place,
+ * so the thread keeps the batch and tries it again every second from the
+ * step that failed (s->wb: the chunk, then the manifest), rewriting the
+ * same bytes at the same offsets; a segment created by the failed try is
+ * not created again. s->nospace is set meanwhile (store.h, "Disk full"),
+ * and the deletions planned in the batches behind are run early
+ * (early_unlinks): they need no space and give some back. Closing gives
+ * the waiting batches up after one more try.
+ *
  * Between batches the thread serves one compaction read job at a time,
  * paced by cfg->compact_rate, the interval policy's timer, and an idle
  * tick: one wake() a second after the last batch, so that the loop gets
@@ -44,6 +54,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -51,6 +62,7 @@
 #define ACK_MAX_IDS    4096
 #define IDLE_TICK_MS   1000
 #define CHUNK_KEEP_CAP (8u << 20)
+#define SPACE_RETRY_MS 1000
 
 /* ---- batches */
 
@@ -83,8 +95,11 @@ batch_reset(struct batch *b)
     b->nch = 0;
     b->nunl = 0;
     b->lsn_hi = 0;
+    b->id_hi = 0;
     b->bytes = 0;
     b->final = false;
+    b->moves = false;
+    b->unl_done = false;
     b->next = NULL;
 }
 
@@ -108,6 +123,7 @@ chunk_push(struct batch *b, uint32_t seg, uint32_t off, uint64_t salt)
     c->marker = 0;
     c->nrecs = 0;
     c->create = false;
+    c->first_id = 0;
     c->seal = false;
     buf_reset(&c->data);
     return c;
@@ -207,6 +223,7 @@ journal_roll(struct store *s)
     segs_push(s, n);
     c = chunk_push(s->cur, n->no, 0, n->salt);
     c->create = true;
+    c->first_id = hdr.next_id;
     rec_hdr_encode(buf_reserve(&c->data, SEG_HDR_SIZE), &hdr);
     c->data.len += SEG_HDR_SIZE;
     n->size = SEG_HDR_SIZE;
@@ -372,7 +389,9 @@ journal_handoff(struct store *s, bool final)
     pthread_mutex_lock(&s->mu);
     waiting = s->q_next != NULL;
     pthread_mutex_unlock(&s->mu);
-    if (waiting && !final)
+    /* While the disk is full the waiting batch may wait long: deletions
+       go to the thread at once, they give space back (write_batch). */
+    if (waiting && !final && !(atomic_load(&s->nospace) && s->cur->nunl > 0))
         return;
     if (!atomic_load(&s->failed))
         journal_encode_acks(s);
@@ -388,6 +407,7 @@ journal_handoff(struct store *s, bool final)
         b->bytes += c->data.len;
     }
     b->lsn_hi = s->lsn;
+    b->id_hi = s->next_id;
     b->final = final;
     b->next = NULL;
     s->handed_lsn = s->lsn;
@@ -525,7 +545,41 @@ journal_sync_dir(struct store *s)
     return true;
 }
 
+/* Outcome of a write step on the store thread. */
+enum jw {
+    JW_OK,
+    JW_NO_SPACE, /* ENOSPC/EDQUOT: nothing became durable; retried */
+    JW_FAILED,   /* the store failed for good (journal_fail) */
+};
+
 static bool
+is_no_space(int e)
+{
+    return e == ENOSPC || e == EDQUOT;
+}
+
+/* Thread: a write found the disk full (store.h, "Disk full"). */
+static enum jw no_space(struct store *s, const char *fmt, ...) WR_PRINTF(2, 3);
+
+static enum jw
+no_space(struct store *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(s->space_why, sizeof(s->space_why), fmt, ap);
+    va_end(ap);
+    if (!atomic_load(&s->nospace)) {
+        log_err("store %s: %s. New messages are refused and the write is "
+                "retried every second until it fits: free disk space "
+                "(consuming queued messages frees some too)",
+                s->dir, s->space_why);
+        atomic_store(&s->nospace, true);
+    }
+    return JW_NO_SPACE;
+}
+
+static enum jw
 create_segment(struct store *s, uint32_t no)
 {
     char path[SEG_PATH_MAX];
@@ -538,43 +592,55 @@ create_segment(struct store *s, uint32_t no)
     seg_path(path, sizeof(path), s->dir, no);
     fd = s->io->open(s->io->arg, path, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0) {
+        if (is_no_space(errno))
+            return no_space(s, "creating segment %s failed: %s", path,
+                            strerror(errno));
         journal_fail(s, "creating segment %s failed: %s", path,
                      strerror(errno));
-        return false;
+        return JW_FAILED;
     }
     s->wfd = fd;
     s->wseg = no;
-    return true;
+    return JW_OK;
 }
 
-static bool
+static enum jw
 write_chunk(struct store *s, const struct chunk *c)
 {
     char path[SEG_PATH_MAX];
+    enum jw st;
 
-    if (c->create && !create_segment(s, c->seg))
-        return false;
+    /* on a retry, the file may be there from the first attempt */
+    if (c->create && !(s->wfd >= 0 && s->wseg == c->seg) &&
+        (st = create_segment(s, c->seg)) != JW_OK)
+        return st;
     if (s->wfd < 0 || c->seg != s->wseg) {
         journal_fail(s, "internal error: segment %u is not open for writing",
                      c->seg);
-        return false;
+        return JW_FAILED;
     }
     if (io_pwrite_all(s->io, s->wfd, c->data.data, c->data.len, c->off) < 0) {
+        int e = errno;
+
         seg_path(path, sizeof(path), s->dir, c->seg);
+        if (is_no_space(e))
+            return no_space(s,
+                            "writing %zu bytes to %s at offset %u failed: %s",
+                            c->data.len, path, c->off, strerror(e));
         journal_fail(s, "writing %zu bytes to %s at offset %u failed: %s",
-                     c->data.len, path, c->off, strerror(errno));
-        return false;
+                     c->data.len, path, c->off, strerror(e));
+        return JW_FAILED;
     }
     atomic_fetch_add(&s->bytes_written, c->data.len);
     atomic_fetch_add(&s->records_written, c->nrecs);
     s->unsynced = true;
     if (c->seal) {
         if (!journal_sync(s))
-            return false;
+            return JW_FAILED;
         s->io->close(s->io->arg, s->wfd);
         s->wfd = -1;
     }
-    return true;
+    return JW_OK;
 }
 
 static bool
@@ -585,27 +651,125 @@ interval_due(const struct store *s)
            wr_now_ms() - s->last_sync_ms >= s->interval_ms;
 }
 
-/* Writes one batch, makes it durable per the policy, runs its deletions. */
-static void
-write_batch(struct store *s, const struct batch *b)
+/* The segments the batch created join the manifest, before any record
+   in them counts as durable (record.c); so does a manifest that could
+   not be written at open (mf_dirty). */
+static enum jw
+list_created(struct store *s, const struct batch *b)
 {
-    bool ok = !atomic_load(&s->failed), dirsync = false;
+    char why[SEG_PATH_MAX + 64];
 
-    for (size_t k = 0; k < b->nch && ok; k++) {
-        dirsync |= b->ch[k].create;
-        ok = write_chunk(s, &b->ch[k]);
+    if (s->wb.created && !journal_sync_dir(s))
+        return JW_FAILED;
+    for (size_t k = 0; k < b->nch; k++) {
+        if (b->ch[k].create)
+            manifest_add(s, b->ch[k].seg, b->ch[k].first_id);
     }
-    if (ok && dirsync)
-        ok = journal_sync_dir(s);
+    switch (manifest_write(s, why, sizeof(why))) {
+    case MF_OK:
+        s->mf_dirty = false;
+        return JW_OK;
+    case MF_NO_SPACE:
+        return no_space(s, "%s", why);
+    default:
+        journal_fail(s, "%s", why);
+        return JW_FAILED;
+    }
+}
+
+/*
+ * Writes one batch, makes it durable per the policy, runs its deletions.
+ * Returns JW_NO_SPACE when the disk is full: b is not done, and the next
+ * call resumes at the step that failed (s->wb), rewriting the same bytes
+ * at the same offsets. Anything else completes b (written, or skipped by
+ * a failed store).
+ */
+static enum jw
+write_batch(struct store *s, struct batch *b)
+{
+    bool ok = !atomic_load(&s->failed);
+    enum jw st;
+
+    for (; ok && s->wb.chunk < b->nch; s->wb.chunk++) {
+        s->wb.created |= b->ch[s->wb.chunk].create;
+        st = write_chunk(s, &b->ch[s->wb.chunk]);
+        if (st == JW_NO_SPACE)
+            return st;
+        ok = st == JW_OK;
+    }
+    if (ok && (s->wb.created || s->mf_dirty) && !s->wb.listed) {
+        st = list_created(s, b);
+        if (st == JW_NO_SPACE)
+            return st;
+        ok = s->wb.listed = st == JW_OK;
+    }
     if (ok && (s->fsync == STORE_FSYNC_ALWAYS || interval_due(s)))
         ok = journal_sync(s);
-    if (ok && b->lsn_hi > atomic_load(&s->durable_lsn))
+    if (ok && b->lsn_hi > atomic_load(&s->durable_lsn)) {
+        atomic_store(&s->durable_next_id, b->id_hi);
         atomic_store(&s->durable_lsn, b->lsn_hi);
-    if (ok && b->nunl > 0)
+    }
+    if (ok && b->nunl > 0 && !b->unl_done)
         compact_do_unlinks(s, b);
     if (ok && b->final)
         journal_sync(s);
     atomic_fetch_sub(&s->pending_bytes, b->bytes);
+    memset(&s->wb, 0, sizeof(s->wb));
+    return JW_OK;
+}
+
+/*
+ * While b waits for disk space, the deletions planned in it and in the
+ * batches handed over behind it run now: they need no space and give
+ * some back. That is safe up to the first batch holding compaction
+ * copies (a copy must be durable before its old record goes); ACK and
+ * QDEL records only kill messages in segments that stay or go with
+ * them, so they need not be on disk first (compact.c, deletion rule).
+ */
+static void
+early_unlinks(struct store *s, struct batch *b)
+{
+    struct batch *v[64];
+    size_t n = 0;
+
+    pthread_mutex_lock(&s->mu);
+    for (struct batch *x = b; x && n < WR_ARRAY_LEN(v); x = x->next)
+        v[n++] = x;
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n && !v[i]->moves; i++) {
+        if (v[i]->nunl > 0 && !v[i]->unl_done) {
+            compact_do_unlinks(s, v[i]);
+            v[i]->unl_done = true;
+        }
+    }
+}
+
+/* b found the disk full. Returns JW_NO_SPACE (retry later) or, when the
+   store is closing, gives b and everything after it up. */
+static enum jw
+stuck(struct store *s, struct batch *b)
+{
+    if (atomic_load(&s->stopping)) {
+        journal_fail(s,
+                     "closing with %llu bytes of records never written "
+                     "(%s); the publishes among them were never confirmed",
+                     (unsigned long long)b->bytes, s->space_why);
+        return write_batch(s, b); /* counts it, writes nothing */
+    }
+    s->retry_ms = wr_now_ms() + SPACE_RETRY_MS;
+    early_unlinks(s, b);
+    return JW_NO_SPACE;
+}
+
+static void
+space_back(struct store *s)
+{
+    atomic_store(&s->nospace, false);
+    if (atomic_load(&s->failed))
+        return; /* gave up at close */
+    log_warn("store %s: disk space is back: the delayed records are "
+             "written and new messages are accepted again",
+             s->dir);
 }
 
 static void
@@ -658,6 +822,56 @@ run_job(struct store *s)
     return true;
 }
 
+/*
+ * Thread, mu held (released meanwhile): writes batch b. Returns false
+ * when b waits for disk space (tried again at retry_ms), true when it is
+ * done and counted (the loop may free it).
+ */
+static bool
+serve_batch(struct store *s, struct batch *b)
+{
+    enum jw st;
+
+    pthread_mutex_unlock(&s->mu);
+    st = write_batch(s, b);
+    if (st == JW_NO_SPACE)
+        st = stuck(s, b);
+    else if (atomic_load(&s->nospace))
+        space_back(s);
+    if (st == JW_NO_SPACE) {
+        journal_wake(s);
+        pthread_mutex_lock(&s->mu);
+        return false;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->q_next = b->next;
+    s->ndone++; /* the loop may free b from here on */
+    s->tick_due_ms = wr_now_ms() + IDLE_TICK_MS;
+    pthread_mutex_unlock(&s->mu);
+    journal_wake(s);
+    pthread_mutex_lock(&s->mu);
+    return true;
+}
+
+/* Thread, mu held: when to wake up next with nothing to write now. */
+static uint64_t
+next_due(struct store *s, const struct batch *waiting)
+{
+    uint64_t due = UINT64_MAX;
+
+    if (s->job && !s->res && !atomic_load(&s->failed))
+        due = s->compact_next_ms;
+    /* waiting for disk space: the next try is all that is due */
+    if (waiting)
+        return WR_MIN(due, s->retry_ms);
+    if (s->fsync == STORE_FSYNC_INTERVAL && s->unsynced &&
+        !atomic_load(&s->failed))
+        due = WR_MIN(due, s->last_sync_ms + s->interval_ms);
+    if (s->tick_due_ms)
+        due = WR_MIN(due, s->tick_due_ms);
+    return due;
+}
+
 static void *
 thread_main(void *arg)
 {
@@ -666,34 +880,17 @@ thread_main(void *arg)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         struct batch *b = s->q_next;
-        uint64_t due = UINT64_MAX;
 
-        if (b) {
+        if (b && (wr_now_ms() >= s->retry_ms || atomic_load(&s->stopping))) {
             bool final = b->final;
 
-            pthread_mutex_unlock(&s->mu);
-            write_batch(s, b);
-            pthread_mutex_lock(&s->mu);
-            s->q_next = b->next;
-            s->ndone++; /* the loop may free b from here on */
-            s->tick_due_ms = wr_now_ms() + IDLE_TICK_MS;
-            pthread_mutex_unlock(&s->mu);
-            journal_wake(s);
-            pthread_mutex_lock(&s->mu);
-            if (final)
+            if (serve_batch(s, b) && final)
                 break;
             continue;
         }
         if (run_job(s))
             continue;
-        if (s->job && !s->res && !atomic_load(&s->failed))
-            due = s->compact_next_ms;
-        if (s->fsync == STORE_FSYNC_INTERVAL && s->unsynced &&
-            !atomic_load(&s->failed))
-            due = WR_MIN(due, s->last_sync_ms + s->interval_ms);
-        if (s->tick_due_ms)
-            due = WR_MIN(due, s->tick_due_ms);
-        deadline_wait(s, due);
+        deadline_wait(s, next_due(s, b));
         if (s->tick_due_ms && wr_now_ms() >= s->tick_due_ms && !s->q_next) {
             /* idle for a while: let the loop tidy up (compact.c) */
             s->tick_due_ms = 0;

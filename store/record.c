@@ -74,6 +74,40 @@
  * a --repair but never a confirmed message (confirmed records were
  * synced before the next unit was written).
  *
+ * The manifest. Which segment files must exist is kept apart from the
+ * segments, so that a segment that went missing (deleted by hand, lost
+ * with a restored backup) is noticed instead of silently taking its
+ * messages with it. The store directory holds two copies, MANIFEST.0 and
+ * MANIFEST.1, written alternately in place (pwrite, fdatasync), each:
+ *
+ *     0  "WRNMAN"          magic
+ *     6  u16 version       MF_FORMAT_VERSION (1)
+ *     8  u64 seq           grows by one with every write
+ *    16  u32 count         n
+ *    20  n x (u32 segment number, u64 first message id), numbers strictly
+ *        increasing; first id is the segment header's next_id
+ *    20 + 12n  u32 checksum  low 32 bits of XXH3_64bits(bytes before it)
+ *
+ * then zeros up to a multiple of 4096 bytes, or stale bytes of a longer
+ * earlier version, which are ignored. The valid copy with the higher seq
+ * is in force. Version seq goes to MANIFEST.<seq & 1>, over the copy
+ * that is not in force, so a write torn by a crash leaves the previous
+ * version in force; and rewriting within the file's size needs no new
+ * disk blocks, so the manifest can still shrink (segments be deleted)
+ * on a full disk. The store keeps it so (store/manifest.c):
+ *   - a segment is listed once its file exists durably (created, the
+ *     directory fsynced) and before any record in it is reported
+ *     durable: the manifest never omits a segment that holds confirmed
+ *     data, and never names one that a crash could legitimately undo;
+ *   - a segment leaves the list durably before its file is unlinked;
+ *   - a file present but not listed is one being created or deleted
+ *     when the process stopped: it is read as usual.
+ * A directory without either copy (written by a Warren before the
+ * manifest) gets one from the segments present at its first open.
+ * Downgrading: an older Warren ignores the manifest and does not keep it
+ * up to date, so delete MANIFEST.0 and MANIFEST.1 before starting this
+ * version again on a directory an older one has used.
+ *
  * Changing the format (the workflow; keep it):
  *  1. Never change the meaning of an existing (type, version) pair or of
  *     an existing segment-header version. Old data must stay readable.
@@ -86,7 +120,8 @@
  *     the new format was written needs the old data directory.
  *  4. Add golden bytes for the new (type, version) to
  *     test/unit/test_store.c (records_golden_bytes) and keep the old
- *     vectors: they are how we know old logs still decode.
+ *     vectors: they are how we know old logs still decode. The same for
+ *     a new manifest version (MF_FORMAT_VERSION; keep reading the old).
  *  5. Add a seed for it to test/fuzz/corpus/fuzz_record/.
  */
 #include "store/record.h"
@@ -691,4 +726,77 @@ rec_sum_decode(struct bytes payload, struct rec_sum *s)
     }
     s->tombs = bytes_of(start, (size_t)(c.p - start));
     return c.left == 0;
+}
+
+/* ---- manifest */
+
+static uint32_t
+mf_checksum(const uint8_t *p, size_t n)
+{
+    return (uint32_t)XXH3_64bits(p, n);
+}
+
+void
+rec_manifest_encode(struct buf *out, uint64_t seq, const struct mf_entry *e,
+                    size_t n)
+{
+    size_t start = out->len;
+    uint8_t *p = buf_reserve(out, MF_HDR_SIZE + MF_ENTRY_SIZE * n + 4);
+
+    WR_ASSERT(n <= UINT32_MAX);
+    memcpy(p, MF_MAGIC, 6);
+    be16_store(p + 6, MF_FORMAT_VERSION);
+    be64_store(p + 8, seq);
+    be32_store(p + 16, (uint32_t)n);
+    p += MF_HDR_SIZE;
+    for (size_t i = 0; i < n; i++, p += MF_ENTRY_SIZE) {
+        be32_store(p, e[i].no);
+        be64_store(p + 4, e[i].first_id);
+    }
+    be32_store(p,
+               mf_checksum(out->data + start, MF_HDR_SIZE + MF_ENTRY_SIZE * n));
+    out->len += MF_HDR_SIZE + MF_ENTRY_SIZE * n + 4;
+}
+
+bool
+rec_manifest_decode(const uint8_t *p, size_t len, uint64_t *seq, uint32_t *n,
+                    const char **why)
+{
+    uint64_t need;
+    uint32_t prev = 0;
+
+    if (len < MF_HDR_SIZE + 4 || memcmp(p, MF_MAGIC, 6) != 0) {
+        *why = "not a Warren manifest";
+        return false;
+    }
+    if (be16_load(p + 6) != MF_FORMAT_VERSION) {
+        *why = "manifest version not supported by this Warren";
+        return false;
+    }
+    *n = be32_load(p + 16);
+    need = MF_HDR_SIZE + (uint64_t)MF_ENTRY_SIZE * *n;
+    if (need + 4 > len || be32_load(p + need) != mf_checksum(p, need)) {
+        *why = "manifest checksum mismatch (torn or damaged)";
+        return false;
+    }
+    for (uint32_t i = 0; i < *n; i++) {
+        uint32_t no = be32_load(p + MF_HDR_SIZE + MF_ENTRY_SIZE * (size_t)i);
+
+        if (no <= prev) {
+            *why = "manifest segment numbers out of order";
+            return false;
+        }
+        prev = no;
+    }
+    *seq = be64_load(p + 8);
+    return true;
+}
+
+void
+rec_manifest_entry(const uint8_t *p, uint32_t i, struct mf_entry *e)
+{
+    const uint8_t *q = p + MF_HDR_SIZE + MF_ENTRY_SIZE * (size_t)i;
+
+    e->no = be32_load(q);
+    e->first_id = be64_load(q + 4);
 }

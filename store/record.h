@@ -221,4 +221,26 @@ struct rec_tomb {
 
 bool rec_sum_tomb_next(struct cursor *c, struct rec_tomb *t);
 
+/* ---- manifest: the segments that must exist (see record.c) */
+
+#define MF_MAGIC          "WRNMAN"
+#define MF_FORMAT_VERSION 1
+#define MF_HDR_SIZE       20
+#define MF_ENTRY_SIZE     12
+
+struct mf_entry {
+    uint32_t no;       /* segment number */
+    uint64_t first_id; /* its header's next_id */
+};
+
+/* Appends manifest version seq listing e[0..n) (numbers increasing). */
+void rec_manifest_encode(struct buf *out, uint64_t seq,
+                         const struct mf_entry *e, size_t n);
+/* Checks the manifest at p[0..len) (trailing bytes ignored). Returns
+   false with *why, or true with *seq and *n set; read the entries with
+   rec_manifest_entry(p, i, ...). */
+bool rec_manifest_decode(const uint8_t *p, size_t len, uint64_t *seq,
+                         uint32_t *n, const char **why);
+void rec_manifest_entry(const uint8_t *p, uint32_t i, struct mf_entry *e);
+
 #endif

@@ -60,6 +60,9 @@ struct rseg {
     uint64_t sum_at;   /* scanned and sealed: its SUMMARY's offset */
     struct seg_hdr hdr;
     bool drop;       /* torn creation or damaged header: not used */
+    bool remove;     /* torn creation: unlinked once the manifest is new */
+    bool listed;     /* in the manifest found at open */
+    bool resume;     /* disk full: the head goes on in this segment */
     bool sealed;     /* valid trailer on disk */
     bool need_seal;  /* write a trailer at end (truncating first) */
     struct seg *bld; /* scanned: sets dictionary + summary builder */
@@ -137,24 +140,6 @@ static const char repair_hint[] =
 
 /* ---- listing */
 
-static bool
-parse_name(const char *name, uint32_t *no)
-{
-    uint64_t v = 0;
-
-    if (strlen(name) != 20 || strcmp(name + 16, ".seg") != 0)
-        return false;
-    for (int i = 0; i < 16; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return false;
-        v = v * 10 + (uint64_t)(name[i] - '0');
-    }
-    if (v == 0 || v >= UINT32_MAX)
-        return false;
-    *no = (uint32_t)v;
-    return true;
-}
-
 static int
 cmp_rseg(const void *a, const void *b)
 {
@@ -175,7 +160,7 @@ list_segments(struct rctx *c)
         return fail(c, "store: cannot open directory %s: %s", c->s->dir,
                     strerror(errno));
     while ((e = readdir(d)) != NULL) {
-        if (!parse_name(e->d_name, &no))
+        if (!seg_parse_name(e->d_name, &no))
             continue;
         if (c->n == cap) {
             cap = cap ? 2 * cap : 16;
@@ -191,6 +176,158 @@ list_segments(struct rctx *c)
     closedir(d);
     if (c->n)
         qsort(c->rs, c->n, sizeof(*c->rs), cmp_rseg);
+    return WR_OK;
+}
+
+/* ---- phase 0: the manifest */
+
+static const struct rseg *
+rs_find(const struct rctx *c, uint32_t no)
+{
+    size_t lo = 0, hi = c->n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+
+        if (c->rs[mid].no < no)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->n && c->rs[lo].no == no ? &c->rs[lo] : NULL;
+}
+
+/* "ids 17 to 33" or "ids from 17 on": what segment k of the manifest
+   held originals of (the next listed segment starts after them). */
+static void
+id_range(const struct store *s, size_t k, char *out, size_t n)
+{
+    uint64_t lo = s->mf.v[k].first_id;
+
+    if (k + 1 < s->mf.n && s->mf.v[k + 1].first_id > lo)
+        snprintf(out, n, "message ids %llu to %llu", (unsigned long long)lo,
+                 (unsigned long long)(s->mf.v[k + 1].first_id - 1));
+    else
+        snprintf(out, n, "message ids from %llu on", (unsigned long long)lo);
+}
+
+static int
+report_missing(struct rctx *c, const size_t *miss, size_t nmiss)
+{
+    char path[SEG_PATH_MAX], ids[96];
+    struct buf names;
+    int rc;
+
+    if (c->repair) {
+        for (size_t i = 0; i < nmiss; i++) {
+            seg_path(path, sizeof(path), c->s->dir, c->s->mf.v[miss[i]].no);
+            id_range(c->s, miss[i], ids, sizeof(ids));
+            log_err("store: repair: %s is missing, although the manifest "
+                    "lists it: the messages it held (%s) are lost, and "
+                    "messages it acknowledged may be delivered again",
+                    path, ids);
+        }
+        return WR_OK;
+    }
+    buf_init(&names);
+    for (size_t i = 0; i < nmiss && i < 8; i++) {
+        seg_path(path, sizeof(path), c->s->dir, c->s->mf.v[miss[i]].no);
+        id_range(c->s, miss[i], ids, sizeof(ids));
+        buf_printf(&names, "%s%s (%s)", i ? ", " : "", path, ids);
+    }
+    buf_put_u8(&names, 0);
+    rc = fail(c,
+              "store: %zu segment file%s missing, although the log's "
+              "manifest lists %s: %s%s. Their messages would be lost and "
+              "the acks they hold forgotten. Restore the file%s from a "
+              "backup, or restart with --repair to open the log without "
+              "%s, logging what is lost%s",
+              nmiss, nmiss == 1 ? " is" : "s are", nmiss == 1 ? "it" : "them",
+              (const char *)names.data, nmiss > 8 ? ", ..." : "",
+              nmiss == 1 ? "" : "s", nmiss == 1 ? "it" : "them",
+              c->s->mf_stale ? " (one copy of the manifest is damaged, so "
+                               "an older version of the list is in force: "
+                               "a segment deleted since may be among these)"
+                             : "");
+    buf_fini(&names);
+    return rc;
+}
+
+/* Every segment the manifest lists must be there (record.c). */
+static int
+check_manifest(struct rctx *c)
+{
+    struct store *s = c->s;
+    size_t *miss, nmiss = 0;
+    char why[400];
+    bool found;
+    int rc;
+
+    if (manifest_read(s, &found, why, sizeof(why)) != WR_OK) {
+        if (!c->repair)
+            return fail(c, "store: %s: %s. %s.", s->dir, why, repair_hint);
+        log_err("store: repair: %s: %s; rebuilding it from the segment "
+                "files present",
+                s->dir, why);
+        return WR_OK;
+    }
+    if (!found) {
+        if (c->n)
+            log_info("store: %s has no manifest (a log written by an older "
+                     "Warren): recording the %zu segment files present",
+                     s->dir, c->n);
+        return WR_OK;
+    }
+    for (size_t i = 0; i < c->n; i++)
+        c->rs[i].listed = manifest_has(s, c->rs[i].no);
+    miss = xmalloc((s->mf.n + 1) * sizeof(*miss));
+    for (size_t k = 0; k < s->mf.n; k++) {
+        if (!rs_find(c, s->mf.v[k].no))
+            miss[nmiss++] = k;
+    }
+    rc = nmiss ? report_missing(c, miss, nmiss) : WR_OK;
+    free(miss);
+    return rc;
+}
+
+/* Phase 3, last: the manifest lists exactly the segments kept and the
+   new head; then the segments torn at creation go. */
+static int
+record_manifest(struct rctx *c, const struct seg_hdr *head)
+{
+    struct store *s = c->s;
+    char path[SEG_PATH_MAX], why[400];
+    enum mf_status st;
+
+    s->mf.n = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (!c->rs[i].drop)
+            manifest_add(s, c->rs[i].no, c->rs[i].hdr.next_id);
+    }
+    if (head)
+        manifest_add(s, (uint32_t)head->no, head->next_id);
+    st = manifest_write(s, why, sizeof(why));
+    if (st == MF_NO_SPACE) {
+        /* the store thread writes it before anything becomes durable */
+        log_warn("store: %s; it is written with the first records", why);
+        s->mf_dirty = true;
+    } else if (st != MF_OK) {
+        return fail(c, "store: %s", why);
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        if (!c->rs[i].remove)
+            continue;
+        seg_path(path, sizeof(path), s->dir, c->rs[i].no);
+        if (s->mf_dirty && c->rs[i].listed)
+            return fail(c,
+                        "store: cannot remove %s, a segment torn at "
+                        "creation, while the manifest that lists it cannot "
+                        "be rewritten (%s); free disk space and start again",
+                        path, why);
+        if (s->io->unlink(s->io->arg, path) < 0)
+            return fail(c, "store: cannot remove %s: %s", path,
+                        strerror(errno));
+    }
     return WR_OK;
 }
 
@@ -437,13 +574,12 @@ bad_header(struct rctx *c, struct rseg *r, bool newest, const char *path,
 
     if (newest &&
         (r->size <= SEG_HDR_SIZE || all_zero(c->s->io, r->fd, r->size))) {
-        /* created, never written: nothing in it was ever durable */
+        /* created, never written: nothing in it was ever durable. It
+           goes once the manifest no longer lists it (record_manifest). */
         log_warn("store: %s: removing a segment torn at creation (%s)", path,
                  why);
         r->drop = true;
-        if (c->s->io->unlink(c->s->io->arg, path) < 0)
-            return fail(c, "store: cannot remove %s: %s", path,
-                        strerror(errno));
+        r->remove = true;
         return WR_OK;
     }
     if (!c->repair)
@@ -473,6 +609,9 @@ summary_matches(const struct rseg *r, const uint8_t *img)
                   len - REC_HDR_SIZE) == 0;
 }
 
+static int scan_segment(struct rctx *c, struct rseg *r, bool newest,
+                        const char *path);
+
 static int
 load_segment(struct rctx *c, struct rseg *r, bool newest)
 {
@@ -480,8 +619,6 @@ load_segment(struct rctx *c, struct rseg *r, bool newest)
     char path[SEG_PATH_MAX];
     uint8_t hb[SEG_HDR_SIZE];
     const char *why = NULL;
-    uint8_t *img;
-    int rc;
 
     seg_path(path, sizeof(path), c->s->dir, r->no);
     r->fd = io->open(io->arg, path, O_RDWR, 0);
@@ -506,6 +643,18 @@ load_segment(struct rctx *c, struct rseg *r, bool newest)
     }
     if (!newest && !c->repair)
         log_warn("store: %s: %s; scanning the whole segment", path, why);
+    return scan_segment(c, r, newest, path);
+}
+
+/* Reads all of r and scans it: builds r->bld and the summary (r->raw,
+   r->sum) its records call for. */
+static int
+scan_segment(struct rctx *c, struct rseg *r, bool newest, const char *path)
+{
+    const struct store_io *io = c->s->io;
+    uint8_t *img;
+    int rc;
+
     img = xmalloc(r->size ? r->size : 1);
     if (io_pread_all(io, r->fd, img, r->size, 0) != (ssize_t)r->size) {
         free(img);
@@ -810,6 +959,17 @@ done:
 
 /* ---- phase 3: writing */
 
+/* write_trailer and create_head: the disk is full (nothing was kept). */
+#define NO_SPACE 1
+
+static bool
+is_no_space(int e)
+{
+    return e == ENOSPC || e == EDQUOT;
+}
+
+/* Seals r at r->end. Returns WR_OK, WR_ERR (failed) or NO_SPACE (r is
+   left ending at r->end, unsealed). */
 static int
 write_trailer(struct rctx *c, struct rseg *r)
 {
@@ -829,20 +989,33 @@ write_trailer(struct rctx *c, struct rseg *r)
     t.len += REC_SEAL_SIZE;
     if (r->end + t.len > UINT32_MAX)
         rc = fail(c, "store: %s would grow past 4 GiB", path);
-    else if ((r->size > r->end && io->ftruncate(io->arg, r->fd, r->end) < 0) ||
-             io_pwrite_all(io, r->fd, t.data, t.len, r->end) < 0 ||
-             io->fdatasync(io->arg, r->fd) < 0)
+    else if (r->size > r->end && io->ftruncate(io->arg, r->fd, r->end) < 0)
+        rc = fail(c, "store: cannot truncate %s at byte offset %llu: %s", path,
+                  (unsigned long long)r->end, strerror(errno));
+    else if (io_pwrite_all(io, r->fd, t.data, t.len, r->end) < 0)
+        rc = is_no_space(errno)
+                 ? NO_SPACE
+                 : fail(c, "store: cannot seal %s at byte offset %llu: %s",
+                        path, (unsigned long long)r->end, strerror(errno));
+    else if (io->fdatasync(io->arg, r->fd) < 0)
         rc = fail(c, "store: cannot seal %s at byte offset %llu: %s", path,
                   (unsigned long long)r->end, strerror(errno));
+    buf_fini(&t);
+    if (rc == NO_SPACE) {
+        /* what part of the trailer made it goes again */
+        io->ftruncate(io->arg, r->fd, r->end);
+        r->size = r->end;
+        return rc;
+    }
     /* the summary in r->raw stays valid: same sections */
     r->size = r->end + t.len;
     r->sealed = true;
-    buf_fini(&t);
     return rc;
 }
 
 /* Creates the new head segment's file (header, fdatasync, directory
-   fsync); the loop's struct seg for it is pushed by push_head(). */
+   fsync); the loop's struct seg for it is pushed by push_head(). Returns
+   WR_OK, WR_ERR or NO_SPACE (no file left behind). */
 static int
 create_head(struct rctx *c, struct seg_hdr *h)
 {
@@ -850,7 +1023,7 @@ create_head(struct rctx *c, struct seg_hdr *h)
     const struct store_io *io = s->io;
     char path[SEG_PATH_MAX];
     uint8_t hb[SEG_HDR_SIZE];
-    int fd;
+    int fd, e;
 
     if (c->max_no >= UINT32_MAX - 1)
         return fail(c, "store: %s: segment numbers exhausted", s->dir);
@@ -861,17 +1034,104 @@ create_head(struct rctx *c, struct seg_hdr *h)
     seg_path(path, sizeof(path), s->dir, (uint32_t)h->no);
     fd = io->open(io->arg, path, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0)
-        return fail(c, "store: cannot create %s: %s", path, strerror(errno));
+        return is_no_space(errno) ? NO_SPACE
+                                  : fail(c, "store: cannot create %s: %s", path,
+                                         strerror(errno));
     if (io_pwrite_all(io, fd, hb, sizeof(hb), 0) < 0 ||
         io->fdatasync(io->arg, fd) < 0 || io->fsync(io->arg, s->dirfd) < 0) {
-        int e = errno;
-
+        e = errno;
         io->close(io->arg, fd);
-        return fail(c, "store: cannot create %s: %s", path, strerror(e));
+        if (!is_no_space(e))
+            return fail(c, "store: cannot create %s: %s", path, strerror(e));
+        io->unlink(io->arg, path);
+        return NO_SPACE;
     }
     s->wfd = fd;
     s->wseg = (uint32_t)h->no;
     return WR_OK;
+}
+
+static struct rseg *
+newest_kept(struct rctx *c)
+{
+    for (size_t i = c->n; i > 0; i--) {
+        if (!c->rs[i - 1].drop)
+            return &c->rs[i - 1];
+    }
+    return NULL;
+}
+
+/*
+ * The disk is full: instead of sealing the newest segment and starting
+ * the next one, the head goes on in the newest segment, cut back to the
+ * end of its last record (a sealed one loses its SUMMARY and SEAL, which
+ * the next seal writes again). Needs no new disk block (store.h).
+ */
+static int
+resume_newest(struct rctx *c, const char *what)
+{
+    const struct store_io *io = c->s->io;
+    struct rseg *r = newest_kept(c);
+    char path[SEG_PATH_MAX];
+
+    if (!r)
+        return fail(c,
+                    "store: %s: no space left on device %s, and no segment "
+                    "to go on with; free disk space and start again",
+                    c->s->dir, what);
+    seg_path(path, sizeof(path), c->s->dir, r->no);
+    if (!r->bld && scan_segment(c, r, true, path) != WR_OK)
+        return WR_ERR;
+    r->end = r->data_end;
+    if (r->size > r->end && io->ftruncate(io->arg, r->fd, r->end) < 0)
+        return fail(c, "store: cannot truncate %s: %s", path, strerror(errno));
+    r->size = r->end;
+    r->sealed = false;
+    r->resume = true;
+    c->s->wfd = io->open(io->arg, path, O_WRONLY, 0);
+    if (c->s->wfd < 0)
+        return fail(c, "store: cannot open %s: %s", path, strerror(errno));
+    c->s->wseg = r->no;
+    log_err("store: no space left on device %s; the log goes on in %s at "
+            "byte offset %llu. Free disk space",
+            what, path, (unsigned long long)r->end);
+    return WR_OK;
+}
+
+/* Phase 3: seals what needs it and starts the head (a new segment, or
+   the newest one when the disk is full: *resumed). */
+static int
+write_phase(struct rctx *c, struct seg_hdr *head, bool *resumed)
+{
+    struct rseg *last = newest_kept(c);
+    int rc;
+
+    *resumed = false;
+    for (size_t i = 0; i < c->n; i++) {
+        struct rseg *r = &c->rs[i];
+
+        if (r->drop || !r->need_seal)
+            continue;
+        rc = write_trailer(c, r);
+        if (rc == NO_SPACE && r == last)
+            rc = resume_newest(c, "to seal the newest segment");
+        else if (rc == NO_SPACE)
+            rc = fail(c,
+                      "store: %s: no space left on device to reseal a "
+                      "repaired segment; free disk space and start again",
+                      c->s->dir);
+        if (rc != WR_OK)
+            return WR_ERR;
+    }
+    *resumed = last && last->resume;
+    if (*resumed)
+        return WR_OK;
+    rc = create_head(c, head);
+    if (rc == NO_SPACE) {
+        rc = resume_newest(c, "to create the next segment");
+        *resumed = rc == WR_OK;
+    }
+    return rc;
 }
 
 static void
@@ -881,6 +1141,24 @@ push_head(struct rctx *c, const struct seg_hdr *h)
 
     g->size = SEG_HDR_SIZE;
     c->s->segs[c->s->nsegs++] = g;
+}
+
+/* The newest segment, built as a sealed one, becomes the head again:
+   its summary builder (from the scan) and its sets' lookup table. */
+static void
+resume_head(struct rctx *c, struct rseg *r)
+{
+    struct seg *g = store_head(c->s);
+
+    WR_ASSERT(g->no == r->no && r->bld && r->bld->sum);
+    g->sealed = false;
+    g->sum = r->bld->sum;
+    r->bld->sum = NULL;
+    for (uint32_t i = 0; i < g->nsets; i++) {
+        struct qset *q = g->sets[i];
+
+        HASH_ADD_KEYPTR(hh, g->set_hash, q->qids, 8 * (size_t)q->n, q);
+    }
 }
 
 /* ---- phase 4: the loop's view */
@@ -1352,8 +1630,9 @@ phases(struct rctx *c, const struct store_recover_cb *cb, void *ctx)
 {
     uint64_t last_orig = 0;
     struct seg_hdr head;
+    bool resumed;
 
-    if (list_segments(c) != WR_OK)
+    if (list_segments(c) != WR_OK || check_manifest(c) != WR_OK)
         return WR_ERR;
     for (size_t i = 0; i < c->n; i++) {
         if (load_segment(c, &c->rs[i], i + 1 == c->n) != WR_OK)
@@ -1372,16 +1651,15 @@ phases(struct rctx *c, const struct store_recover_cb *cb, void *ctx)
             return WR_ERR;
     }
     /* every write happens before the first callback */
-    for (size_t i = 0; i < c->n; i++) {
-        if (!c->rs[i].drop && c->rs[i].need_seal &&
-            write_trailer(c, &c->rs[i]) != WR_OK)
-            return WR_ERR;
-    }
-    if (create_head(c, &head) != WR_OK)
+    if (write_phase(c, &head, &resumed) != WR_OK ||
+        record_manifest(c, resumed ? NULL : &head) != WR_OK)
         return WR_ERR;
     c->s->next_id = c->next_id;
     build_and_report(c, cb, ctx);
-    push_head(c, &head);
+    if (resumed)
+        resume_head(c, newest_kept(c));
+    else
+        push_head(c, &head);
     build_deps(c);
     return WR_OK;
 }

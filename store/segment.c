@@ -87,6 +87,24 @@ seg_path(char *out, size_t n, const char *dir, uint32_t no)
     snprintf(out, n, "%s/%016u.seg", dir, no);
 }
 
+bool
+seg_parse_name(const char *name, uint32_t *no)
+{
+    uint64_t v = 0;
+
+    if (strlen(name) != 20 || strcmp(name + 16, ".seg") != 0)
+        return false;
+    for (int i = 0; i < 16; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(name[i] - '0');
+    }
+    if (v == 0 || v >= UINT32_MAX)
+        return false;
+    *no = (uint32_t)v;
+    return true;
+}
+
 static struct qset *
 set_push(struct seg *g, uint32_t n)
 {

@@ -13,6 +13,7 @@
  */
 #include "store/store_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -112,6 +113,7 @@ store_free(struct store *s)
     compact_res_free(s->res);
     free(s->unlinked);
     free(s->unl_failed);
+    free(s->mf.v);
     if (s->wfd >= 0)
         s->io->close(s->io->arg, s->wfd);
     if (s->csum.fd >= 0)
@@ -210,6 +212,7 @@ store_open(const struct store_config *cfg, const struct store_recover_cb *cb,
         recover_run(s, cb, ctx, cfg->repair, err, errlen) != WR_OK)
         goto fail;
     s->maint_dirty = true;
+    atomic_store(&s->durable_next_id, s->next_id);
     compact_maintain(s);
     if (journal_start(s, err, errlen) != WR_OK)
         goto fail;
@@ -226,6 +229,7 @@ store_close(struct store *s)
     if (!s)
         return;
     s->closing = true;
+    atomic_store(&s->stopping, true); /* a full disk is not waited for */
     if (!atomic_load(&s->failed)) {
         /* after a clean close every segment is sealed: the next open
            reads summaries only */
@@ -235,6 +239,77 @@ store_close(struct store *s)
     journal_handoff(s, true);
     journal_join(s);
     store_free(s);
+}
+
+/* ---- moving a log */
+
+/* A file of the log: a segment, a set-aside damaged one, the manifest. */
+static bool
+is_log_file(const char *name)
+{
+    char seg[21];
+    uint32_t no;
+    size_t n = strlen(name);
+
+    if (seg_parse_name(name, &no) || manifest_is_file_name(name))
+        return true;
+    if (n != 20 + strlen(".damaged") || strcmp(name + 20, ".damaged") != 0)
+        return false;
+    memcpy(seg, name, 20);
+    seg[20] = '\0';
+    return seg_parse_name(seg, &no);
+}
+
+static int
+sync_dir_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc, e;
+
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+long
+store_move_files(const char *from, const char *to, char *err, size_t errlen)
+{
+    DIR *d;
+    struct dirent *e;
+    long n = 0;
+
+    if (mkdir_p(to, err, errlen) != WR_OK)
+        return -1;
+    if (!(d = opendir(from))) {
+        snprintf(err, errlen, "cannot open directory %s: %s", from,
+                 strerror(errno));
+        return -1;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char a[SEG_PATH_MAX], b[SEG_PATH_MAX];
+
+        if (!is_log_file(e->d_name))
+            continue;
+        snprintf(a, sizeof(a), "%s/%s", from, e->d_name);
+        snprintf(b, sizeof(b), "%s/%s", to, e->d_name);
+        if (rename(a, b) != 0) {
+            snprintf(err, errlen, "cannot rename %s to %s: %s", a, b,
+                     strerror(errno));
+            n = -1;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n >= 0 && (sync_dir_path(to) != 0 || sync_dir_path(from) != 0)) {
+        snprintf(err, errlen, "cannot fsync %s or %s: %s", to, from,
+                 strerror(errno));
+        n = -1;
+    }
+    return n;
 }
 
 /* ---- appends */
@@ -291,7 +366,8 @@ store_append_msg(struct store *s, const struct store_msg_in *m, uint64_t *id,
     uint16_t set;
     struct seg *h;
 
-    if (atomic_load_explicit(&s->failed, memory_order_relaxed) || s->closing)
+    if (atomic_load_explicit(&s->failed, memory_order_relaxed) ||
+        atomic_load_explicit(&s->nospace, memory_order_relaxed) || s->closing)
         return 0;
     if (m->nqids == 0 || m->nqids > STORE_MAX_QIDS ||
         m->meta.len > STORE_MAX_MSG ||
@@ -600,4 +676,16 @@ const char *
 store_error(const struct store *s)
 {
     return atomic_load(&((struct store *)s)->failed) ? s->err : NULL;
+}
+
+bool
+store_no_space(const struct store *s)
+{
+    return atomic_load(&((struct store *)s)->nospace);
+}
+
+uint64_t
+store_durable_next_id(const struct store *s)
+{
+    return atomic_load(&((struct store *)s)->durable_next_id);
 }

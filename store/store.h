@@ -43,11 +43,31 @@
  * store_error() and events->failed (once) say what failed (file, offset,
  * errno text). The store never retries an fsync that failed.
  *
+ * Disk full. A write or segment creation that fails for lack of space
+ * (ENOSPC, EDQUOT) is not a failure: none of its batch became durable,
+ * and the store thread writes the same bytes at the same offsets again
+ * every second until they fit. Meanwhile store_no_space() is true and:
+ * store_append_msg() refuses new messages (returns 0, store_error()
+ * stays NULL), so a refused message is in no queue; the records appended
+ * before wait, neither durable nor lost (their confirms wait); acks and
+ * queue deletes are still taken, and segments they free are deleted
+ * without waiting for the delayed batch, which is how consumers draining
+ * queues give space back; compaction pauses. When the batch is written
+ * the state clears (logged both ways). store_close() then tries once
+ * more and gives the unwritten records up (they were never durable). A
+ * failed fsync is never a full disk: it fails the store (fsyncgate).
+ * store_open() on a full disk does not fail either: when the newest
+ * segment cannot be sealed or the next one created, it goes on writing
+ * the newest segment (unsealing it if needed).
+ *
  * Corruption. Every record carries a checksum. store_open() checks the
  * segment headers and summaries, every record of a segment without a
  * valid summary (the newest, after a crash), and the record of every
  * live message in the others; damage there refuses the open with the
- * file and offset. Acked history in sealed segments is not read at open:
+ * file and offset. A manifest (MANIFEST.0/.1, see store/record.c) lists
+ * the segment files that must exist; one that is missing refuses the
+ * open with its name and the message ids it held (repair opens without
+ * it and logs the loss). Acked history in sealed segments is not read at open:
  * damage to a record no queue needs shows only if compaction or a read
  * touches it (store_read_msg fails and logs file and offset), or to an
  * open with repair, which checks every record. See store/record.c for
@@ -180,9 +200,10 @@ void store_close(struct store *s);
 /*
  * Appends a MESSAGE record. Fills *id with the new message id and *pos
  * with where the record lives. Returns the record's LSN (> 0), or 0 when
- * the store has failed (store_error() says why) or the message breaks a
- * limit (nqids == 0 or > STORE_MAX_QIDS, meta + body > STORE_MAX_MSG;
- * store_error() is then NULL). Queue ids are deduplicated.
+ * the store has failed (store_error() says why), when the disk is full
+ * (store_no_space()), or when the message breaks a limit (nqids == 0 or
+ * > STORE_MAX_QIDS, meta + body > STORE_MAX_MSG; store_error() is then
+ * NULL). Queue ids are deduplicated.
  */
 uint64_t store_append_msg(struct store *s, const struct store_msg_in *m,
                           uint64_t *id, uint64_t *pos);
@@ -282,6 +303,26 @@ uint64_t store_appended_total(void);
 
 /* NULL unless the store has failed; then the reason. */
 const char *store_error(const struct store *s);
+
+/* Whether a write waits for disk space (see "Disk full" above): message
+   appends are refused meanwhile. Thread-safe. */
+bool store_no_space(const struct store *s);
+
+/* Every message appended with a smaller id is durable; after a failure,
+   the messages appended with this id or a greater one never will be
+   (ids taken by store_alloc_id do not count). */
+uint64_t store_durable_next_id(const struct store *s);
+
+/*
+ * Moves the files of the log in directory from (segments, set-aside
+ * damaged segments, the manifest) into directory to, creating it, and
+ * fsyncs both directories. Both must be on one file system. For a log
+ * whose directory cannot be renamed as a whole; no store may be open on
+ * either. Idempotent: a move cut short by a crash finishes when called
+ * again. Returns the number of files moved, or -1 with err filled.
+ */
+long store_move_files(const char *from, const char *to, char *err,
+                      size_t errlen);
 
 /*
  * Writes path atomically: a temporary file in the same directory, fsync,

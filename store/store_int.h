@@ -132,8 +132,9 @@ struct chunk {
     uint64_t salt;
     uint32_t marker; /* offset in data of the BATCH record */
     uint32_t nrecs;
-    bool create; /* data starts with the segment header at offset 0 */
-    bool seal;   /* data ends with SUMMARY + SEAL */
+    bool create;       /* data starts with the segment header at offset 0 */
+    uint64_t first_id; /* create: the new segment's header next_id */
+    bool seal;         /* data ends with SUMMARY + SEAL */
     struct buf data;
 };
 
@@ -147,7 +148,10 @@ struct batch {
     uint32_t *unl; /* segment numbers; UNLINK_LEVEL closes a level */
     size_t nunl;
     size_t capunl;
-    bool final; /* store_close: sync, then the thread exits */
+    uint64_t id_hi; /* next message id when handed over */
+    bool final;     /* store_close: sync, then the thread exits */
+    bool moves;     /* holds compaction copies */
+    bool unl_done;  /* thread: its deletions ran early (disk full) */
 };
 
 /* Compaction read request (loop -> thread) and its answer. */
@@ -228,6 +232,16 @@ struct store {
         bool job_out;
     } cp;
 
+    /* The manifest in force (manifest.c): the loop's during store_open,
+       the store thread's from journal_start on. */
+    struct {
+        struct mf_entry *v;
+        size_t n;
+        size_t cap;
+        uint64_t seq;
+    } mf;
+    bool mf_stale; /* open: the other copy was damaged (maybe newer) */
+
     /* mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -245,7 +259,10 @@ struct store {
 
     /* atomic */
     _Atomic uint64_t durable_lsn;
+    _Atomic uint64_t durable_next_id; /* id_hi of the last durable batch */
     _Atomic bool failed;
+    _Atomic bool nospace;  /* a write waits for disk space (journal.c) */
+    _Atomic bool stopping; /* store_close: give up waiting for space */
     _Atomic uint64_t bytes_written;
     _Atomic uint64_t fsyncs;
     _Atomic uint64_t records_written;
@@ -257,6 +274,14 @@ struct store {
     int wfd;
     uint32_t wseg;
     bool unsynced; /* written since the last fdatasync */
+    bool mf_dirty; /* the manifest on disk lags s->mf: write it first */
+    struct {       /* progress in the batch being written */
+        size_t chunk;
+        bool created;
+        bool listed;
+    } wb;
+    uint64_t retry_ms; /* disk full: when to try the batch again */
+    char space_why[SEG_PATH_MAX + 128];
     uint64_t last_sync_ms;
     uint64_t compact_next_ms;
     uint64_t tick_due_ms; /* mu: idle wake-up, 0 = none */
@@ -280,6 +305,8 @@ store_head(const struct store *s)
 struct seg *seg_new(uint32_t no, uint64_t salt, uint64_t first_id, bool head);
 void seg_free(struct seg *g, const struct store_io *io);
 void seg_path(char *out, size_t n, const char *dir, uint32_t no);
+/* Whether name is a segment file's name (16 digits, ".seg"); sets *no. */
+bool seg_parse_name(const char *name, uint32_t *no);
 /* Head: the index of this set (sorted, unique qids), adding it if new.
    Returns -1 when the dictionary is full. */
 int seg_set_lookup(struct seg *g, const uint64_t *qids, uint32_t n);
@@ -389,6 +416,26 @@ int recover_run(struct store *s, const struct store_recover_cb *cb, void *ctx,
 int recover_read_trailer(const struct store_io *io, int fd, uint64_t size,
                          uint64_t salt, struct buf *raw, struct rec_sum *sum,
                          uint64_t *next_id, const char **why);
+
+/* ---- manifest.c */
+
+enum mf_status {
+    MF_OK,
+    MF_NO_SPACE,     /* the write failed with ENOSPC/EDQUOT: nothing synced */
+    MF_WRITE_FAILED, /* another write error */
+    MF_SYNC_FAILED,  /* fdatasync failed: never retried */
+};
+
+bool manifest_is_file_name(const char *name);
+/* Loads the copy in force into s->mf; *found is false when neither copy
+   exists. WR_ERR (err filled) when copies exist but none is valid. */
+int manifest_read(struct store *s, bool *found, char *err, size_t errlen);
+bool manifest_has(const struct store *s, uint32_t no);
+void manifest_add(struct store *s, uint32_t no, uint64_t first_id);
+/* Returns whether no was listed, and its entry in *out (if not NULL). */
+bool manifest_remove(struct store *s, uint32_t no, struct mf_entry *out);
+/* Writes s->mf as the next version. */
+enum mf_status manifest_write(struct store *s, char *err, size_t errlen);
 
 /* ---- atomicfile.c */
 

@@ -621,11 +621,14 @@ node_defs_import(struct node *n, json_t *doc, struct vherr *err)
     if (json_is_array(vhosts)) {
         json_array_foreach(vhosts, i, o)
         {
-            const char *name = jstr(o, "name", NULL);
+            const char *name = jstr(o, "name", NULL), *why;
             struct vhost *vh;
 
             if (!name)
                 continue;
+            if (!node_vhost_name_check(name, &why))
+                return vherr_set(err, VH_PRECONDITION_FAILED,
+                                 "vhost '%.300s': %s", name, why);
             vh = node_vhost_find(n, name);
             if (!vh && !(vh = node_vhost_add(n, name)))
                 return vherr_set(err, VH_INTERNAL_ERROR,

@@ -65,22 +65,63 @@ node_vhost_count(const struct node *n)
     return HASH_COUNT(n->vhosts);
 }
 
+bool
+node_vhost_name_check(const char *name, const char **why)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len > VHOST_NAME_MAX) {
+        *why = "a vhost name is 1 to 255 bytes long";
+        return false;
+    }
+    if (!bytes_is_utf8(bytes_of(name, len))) {
+        *why = "a vhost name must be valid UTF-8";
+        return false;
+    }
+    return true;
+}
+
+/* Forgets vh; with keep_data false, also removes its data directory. */
+static void
+vhost_drop(struct node *n, struct vhost *vh, bool keep_data)
+{
+    char *dir = vh->store_dir ? xstrdup(vh->store_dir) : NULL;
+    char *name = xstrdup(vh->name);
+
+    HASH_DEL(n->vhosts, vh);
+    node__drop_dead_letters(n, vh);
+    node__perm_drop_vhost(n, vh->name);
+    node__kv_drop_vhost(n, vh->name);
+    vhost__free(vh);
+    if (dir && !keep_data)
+        vhostdir__remove(n->opts.data_dir, name, dir);
+    free(dir);
+    free(name);
+    node_defs_changed(n);
+}
+
 struct vhost *
 node_vhost_add(struct node *n, const char *name)
 {
     struct vhost *vh;
+    const char *why;
 
     if (node_vhost_find(n, name))
         return NULL;
+    if (!node_vhost_name_check(name, &why)) {
+        log_err("vhost '%.300s': %s", name, why);
+        return NULL;
+    }
     vh = vhost__new(n, name);
     HASH_ADD_KEYPTR(hh, n->vhosts, vh->name, strlen(vh->name), vh);
     node_defs_changed(n);
     if (n->booted) {
-        char err[512];
+        char err[1024];
 
         if (vhost__open_store(vh, err, sizeof(err)) != WR_OK) {
             log_err("vhost '%s': %s", name, err);
-            node_vhost_remove(n, vh);
+            /* whatever is in its directory was there before: keep it */
+            vhost_drop(n, vh, true);
             return NULL;
         }
     }
@@ -90,19 +131,7 @@ node_vhost_add(struct node *n, const char *name)
 void
 node_vhost_remove(struct node *n, struct vhost *vh)
 {
-    char *dir = vh->store_dir ? xstrdup(vh->store_dir) : NULL;
-
-    HASH_DEL(n->vhosts, vh);
-    node__drop_dead_letters(n, vh);
-    node__perm_drop_vhost(n, vh->name);
-    node__kv_drop_vhost(n, vh->name);
-    vhost__free(vh);
-    if (dir && wr_rmtree(dir) != WR_OK)
-        log_syserr("vhost deleted, but its data directory %s could not be "
-                   "removed; remove it by hand",
-                   dir);
-    free(dir);
-    node_defs_changed(n);
+    vhost_drop(n, vh, false);
 }
 
 void

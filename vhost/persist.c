@@ -120,28 +120,6 @@ persist__message_from_record(struct bytes meta, struct bytes body,
     return m;
 }
 
-/* ---- vhost directories */
-
-/* data_dir/vhosts/<name, percent-encoded> */
-static char *
-vhost_dir(const char *data_dir, const char *name)
-{
-    struct buf b;
-
-    buf_init(&b);
-    buf_printf(&b, "%s/vhosts/", data_dir);
-    for (const char *p = name; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-            (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.')
-            buf_put_u8(&b, ch);
-        else
-            buf_printf(&b, "%%%02X", ch);
-    }
-    buf_put_u8(&b, 0);
-    return (char *)b.data;
-}
-
 /* ---- recovery */
 
 struct recover_ctx {
@@ -203,7 +181,9 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
 
     if (!n->opts.data_dir || vh->store)
         return WR_OK;
-    vh->store_dir = vhost_dir(n->opts.data_dir, vh->name);
+    if (vhostdir__prepare(n->opts.data_dir, vh->name, &vh->store_dir, err,
+                          errlen) != WR_OK)
+        return WR_ERR;
     cfg.dir = vh->store_dir;
     cfg.fsync = (enum store_fsync)n->opts.fsync;
     cfg.fsync_interval_ms = n->opts.fsync_interval_ms;
@@ -483,14 +463,49 @@ static void
 ev_failed(void *ctx, const char *why)
 {
     struct vhost *vh = ctx;
+    struct queue *q, *tmp;
+    uint32_t n = 0;
 
     log_err("vhost '%s': the message log failed: %s. Persistent publishes "
             "are refused (publishers get basic.nack) until the broker is "
-            "restarted; free disk space or fix the device, then restart.",
+            "restarted; fix the device, then restart.",
             vh->name, why);
     vh->store_failed = true;
+    /* Their publishers get basic.nack: they must be in no queue. */
+    vh->lost_from = store_durable_next_id(vh->store);
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        n += queue__drop_lost(q, vh->lost_from);
+    }
+    if (n)
+        log_err("vhost '%s': %u queued messages whose records never "
+                "reached the disk were taken out of their queues",
+                vh->name, n);
     if (vh->node->opts.durable)
         vh->node->opts.durable(vh->node->opts.durable_arg, vh);
+}
+
+const char *
+vhost_log_refusal(const struct vhost *vh)
+{
+    if (vh->store_failed || (vh->store && store_error(vh->store)))
+        return "its message log has failed";
+    if (vh->store && store_no_space(vh->store))
+        return "the disk is full";
+    return NULL;
+}
+
+bool
+node_disk_full(const struct node *n)
+{
+    const struct vhost *vh, *tmp;
+
+    HASH_ITER(hh, n->vhosts, vh, tmp)
+    {
+        if (vh->store && store_no_space(vh->store))
+            return true;
+    }
+    return false;
 }
 
 void
@@ -576,13 +591,21 @@ save_definitions(struct node *n)
     char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
 
     if (!text || store_write_file_atomic(path, text, strlen(text), err,
-                                         sizeof(err)) != WR_OK)
-        log_err("cannot write the definitions file %s: %s (durable "
-                "exchanges, queues and bindings declared now may not "
-                "survive a restart)",
-                path, text ? err : "out of memory");
-    else
+                                         sizeof(err)) != WR_OK) {
+        /* retried once a second (a full disk may last), logged once */
+        if (!n->defs_failing)
+            log_err("cannot write the definitions file %s: %s (durable "
+                    "exchanges, queues and bindings declared now may not "
+                    "survive a restart); retrying every second",
+                    path, text ? err : "out of memory");
+        n->defs_failing = true;
+        n->defs_retry_ms = wr_now_ms() + 1000;
+    } else {
+        if (n->defs_failing)
+            log_warn("the definitions file %s is written again", path);
+        n->defs_failing = false;
         n->defs_dirty = false;
+    }
     free(text);
     json_decref(doc);
     free(path);
@@ -593,7 +616,7 @@ node_flush(struct node *n)
 {
     struct vhost *vh, *tmp;
 
-    if (n->defs_dirty && n->opts.data_dir)
+    if (n->defs_dirty && n->opts.data_dir && wr_now_ms() >= n->defs_retry_ms)
         save_definitions(n);
     HASH_ITER(hh, n->vhosts, vh, tmp)
     {
@@ -647,8 +670,13 @@ node_boot(struct node *n, const char *default_vhost, char *err, size_t errlen)
     }
     if (!n->opts.data_dir)
         n->fresh = true;
-    if (n->fresh && !node_vhost_find(n, default_vhost))
-        node_vhost_add(n, default_vhost);
+    if (n->fresh && !node_vhost_find(n, default_vhost) &&
+        !node_vhost_add(n, default_vhost)) {
+        snprintf(err, errlen, "invalid default_vhost '%s'", default_vhost);
+        return WR_ERR;
+    }
+    if (n->opts.data_dir)
+        vhostdir__sweep(n->opts.data_dir);
     HASH_ITER(hh, n->vhosts, vh, tmp)
     {
         if (vhost__open_store(vh, err, errlen) != WR_OK)

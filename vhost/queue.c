@@ -192,6 +192,14 @@ drop_entry(struct queue *q, struct qentry e, bool log_ack)
         message_unref(e.msg);
 }
 
+/* An entry whose record never reached the disk before the log failed:
+ * its publisher got basic.nack, it must not stay in a queue. */
+static bool
+is_lost(const struct queue *q, uint64_t id)
+{
+    return (id & QE_INSTORE) && (id & QE_ID_MASK) >= q->vh->lost_from;
+}
+
 /* Brings the head entry into memory. A record that cannot be read back
  * (logged by vhost__page_in with file and offset) is dropped: nothing
  * else can be done with it. Returns false when the queue is empty. */
@@ -552,7 +560,8 @@ queue_requeue(struct queue *q, struct qentry e)
 {
     WR_ASSERT(q->unacked > 0);
     q->unacked--;
-    if (q->deleted) {
+    if (q->deleted || is_lost(q, e.id)) {
+        /* gone, or never on disk after the log failed (nacked) */
         message_unref(e.msg);
     } else {
         if (q->vh->moves)
@@ -583,6 +592,34 @@ queue__drop_ready(struct queue *q, bool log_acks)
     q->ready_paged = 0;
     qd_maybe_shrink(&q->ready);
     return n;
+}
+
+uint32_t
+queue__drop_lost(struct queue *q, uint64_t from)
+{
+    size_t k = 0, n = q->ready.n;
+
+    WR_ASSERT(from == q->vh->lost_from);
+    for (size_t i = 0; i < n; i++) {
+        struct qentry e = *qd_at(&q->ready, i);
+
+        if (!is_lost(q, e.id)) {
+            *qd_at(&q->ready, k++) = e;
+            continue;
+        }
+        /* a paged entry's size is in its unwritten record: not counted */
+        if (!(e.id & QE_PAGED)) {
+            queue__mem(q, -(int64_t)e.msg->body_size);
+            q->ready_bytes -= WR_MIN(q->ready_bytes, e.msg->body_size);
+        }
+        drop_entry(q, e, false);
+    }
+    q->ready.n = k;
+    if (k == 0) {
+        q->ready.head = 0;
+        q->ready_bytes = 0;
+    }
+    return (uint32_t)(n - k);
 }
 
 uint32_t

@@ -98,6 +98,7 @@ vhost__new(struct node *n, const char *name)
     vh->name = xstrdup(name);
     vh->xr = xreg_new();
     vh->max_connections = vh->max_queues = -1;
+    vh->lost_from = UINT64_MAX;
     routeset_init(&vh->rs);
     for (size_t i = 0; i < WR_ARRAY_LEN(standard_exchanges); i++)
         exchange_create(vh, bytes_str(standard_exchanges[i].name),

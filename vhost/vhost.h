@@ -368,6 +368,10 @@ struct vhost {
     uint64_t next_id;     /* message ids when there is no store */
     uint64_t durable_lsn; /* the store's, as of the last poll */
     bool store_failed;
+    /* Once the log failed: the messages it had from this id on never
+     * reached the disk; they were taken out of their queues (their
+     * publishers got basic.nack). UINT64_MAX until then. */
+    uint64_t lost_from;
     struct buf scratch;  /* meta encoding, reads from the log */
     struct vmove *moves; /* positions moved while deliveries were out */
     UT_hash_handle hh;
@@ -375,13 +379,26 @@ struct vhost {
 
 #define VHOST_MAGIC 0x56484f53u
 
+/* RabbitMQ's rules for a vhost name: 1 to 255 bytes (an AMQP short
+ * string) of UTF-8. Any such name is safe as a directory name
+ * (vhost/vhostdir.c). Returns false with *why set otherwise. */
+#define VHOST_NAME_MAX 255
+bool node_vhost_name_check(const char *name, const char **why);
+/* Why persistent publishes to vh are refused (basic.nack), as a phrase
+ * for a log line, or NULL when they are not: "the disk is full" while
+ * its log waits for disk space, "its message log has failed". */
+const char *vhost_log_refusal(const struct vhost *vh);
+/* Whether some vhost's log waits for disk space (store_no_space): the
+ * disk alarm holds meanwhile. */
+bool node_disk_full(const struct node *n);
 /* Finds a vhost; borrowed or NULL. */
 struct vhost *node_vhost_find(struct node *n, const char *name);
 /* The first vhost (iterate with vh->hh.next) and how many there are. */
 struct vhost *node_vhosts(struct node *n);
 size_t node_vhost_count(const struct node *n);
 /* Creates a vhost with its standard exchanges. Returns NULL if it
- * exists. */
+ * exists, if the name is invalid, or if its log cannot be opened (then
+ * logged; its data directory is left as it was). */
 struct vhost *node_vhost_add(struct node *n, const char *name);
 /* Deletes every queue, exchange and binding of vh and frees it; the
  * caller closes its connections first. */

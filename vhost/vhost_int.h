@@ -12,15 +12,17 @@ struct node {
     struct vhost *vhosts; /* uthash by name */
     struct queue *dirty_head, *dirty_tail;
     uint64_t now_us;
-    bool defs_dirty;    /* definitions.json needs rewriting */
-    struct user *users; /* uthash by name */
-    struct perm *perms; /* list */
-    uint64_t perm_gen;  /* bumped on every permission change */
-    json_t *kv[4];      /* enum node_kv: JSON arrays, kept as given */
-    uint64_t mem_bytes; /* sum of queue.mem_bytes */
-    bool lazy;          /* over the memory budget: page new messages */
-    bool booted;        /* node_boot ran: new vhosts open their log at once */
-    bool fresh;         /* no definitions file at boot: a first start */
+    bool defs_dirty;        /* definitions.json needs rewriting */
+    bool defs_failing;      /* the last write of it failed (logged once) */
+    uint64_t defs_retry_ms; /* after a failure: not before then */
+    struct user *users;     /* uthash by name */
+    struct perm *perms;     /* list */
+    uint64_t perm_gen;      /* bumped on every permission change */
+    json_t *kv[4];          /* enum node_kv: JSON arrays, kept as given */
+    uint64_t mem_bytes;     /* sum of queue.mem_bytes */
+    bool lazy;              /* over the memory budget: page new messages */
+    bool booted; /* node_boot ran: new vhosts open their log at once */
+    bool fresh;  /* no definitions file at boot: a first start */
     /* Dead letters waiting for node_run_dispatch (queue.c): never
      * republished from inside a queue operation. */
     struct dead_letter *dl;
@@ -94,6 +96,17 @@ void vhost__log_queue_delete(struct vhost *vh, struct queue *q);
 int vhost__page_in(struct vhost *vh, struct qentry *e);
 void vhost__settle_moves(struct vhost *vh, struct message *m, bool requeued);
 
+/* vhostdir.c: <data_dir>/vhosts/<SHA-256 of the name, hex> */
+char *vhostdir__path(const char *data_dir, const char *name);
+/* Migrates an old directory, creates the directory, checks or writes its
+ * name file. Sets *out (malloc'ed) or returns WR_ERR with err filled. */
+int vhostdir__prepare(const char *data_dir, const char *name, char **out,
+                      char *err, size_t errlen);
+/* Removes dir, which must be the data directory of vhost name. */
+void vhostdir__remove(const char *data_dir, const char *name, const char *dir);
+/* Finishes deletions cut short by a crash. */
+void vhostdir__sweep(const char *data_dir);
+
 /* queue.c */
 static inline struct qentry *
 qd_at(struct qdeque *d, size_t i)
@@ -123,6 +136,9 @@ struct consumer *queue__pick_consumer(struct queue *q);
 void queue__cancel_consumers(struct queue *q);
 /* consumer.c: frees q's dispatch structures (q has no consumers). */
 void queue__consumers_fini(struct queue *q);
+/* The log failed: drops the ready entries whose records never reached
+ * the disk (logged, id >= from). Returns how many. */
+uint32_t queue__drop_lost(struct queue *q, uint64_t from);
 
 /* node.c: q is on the dirty list and holds a reference for it. */
 void node__schedule(struct node *n, struct queue *q);

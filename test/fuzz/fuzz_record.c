@@ -19,7 +19,8 @@
  *                      summary is the fuzzer's), and the next records go
  *                      to the next segment file (up to 4).
  *
- * Each input also goes straight through the in-memory decoders. Then
+ * Each input also goes straight through the in-memory decoders (the
+ * manifest's included: a seed starting with "WRNMAN" reaches it). Then
  * store_open runs on the files, without and with repair. Invariant: when
  * an open succeeded and the store was closed, a plain open succeeds
  * again and reports the same number of messages.
@@ -103,12 +104,22 @@ decode_direct(const uint8_t *p, size_t n)
     struct rec_sum sum;
     struct seg_hdr h;
     const char *why;
+    uint64_t seq;
+    uint32_t nmf;
 
     if (rec_check(p, n, SALT, 40, &r, &why) == REC_OK &&
         r.type == REC_SUMMARY) {
         FUZZ_CHECK(rec_sum_decode(r.payload, &sum));
     }
     rec_hdr_decode(p, n, &h, &why);
+    if (rec_manifest_decode(p, n, &seq, &nmf, &why)) {
+        struct mf_entry e, prev = {0, 0};
+
+        for (uint32_t i = 0; i < nmf; i++, prev = e) {
+            rec_manifest_entry(p, i, &e);
+            FUZZ_CHECK(e.no > prev.no);
+        }
+    }
     if (rec_sum_decode(bytes_of(p, n), &sum)) {
         struct rec_sum_it it;
         struct rec_sum_msg m;

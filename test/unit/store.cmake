@@ -25,6 +25,8 @@ store_unit_test(test_store unit/test_store.c
 store_unit_test(test_store_io unit/test_store_io.c LIBS warren_store_tutil)
 store_unit_test(test_store_space unit/test_store_space.c
                 LIBS warren_store_tutil)
+store_unit_test(test_store_full unit/test_store_full.c
+                LIBS warren_store_tutil)
 store_unit_test(test_store_crash unit/test_store_crash.c
                 LIBS warren_store_tutil)
 

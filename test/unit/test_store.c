@@ -262,8 +262,11 @@ T_CASE(records_golden_bytes)
     char h[600];
     uint64_t q[2] = {QA, QB}, ids[3] = {1000, 1001, 1005};
     struct seg_hdr sh = {3, 0x0102030405060708ULL, 500}, sh2;
+    struct mf_entry mfe[2] = {{1, 1}, {3, 500}};
     struct buf pl;
     const char *why;
+    uint64_t seq;
+    uint32_t nmf;
     size_t n;
 
     /* len 35, checksum, MSG v1, id 300, TRANSIENT, 2 queues, meta, body */
@@ -321,6 +324,22 @@ T_CASE(records_golden_bytes)
     T_EQ_INT(sh2.no, 3);
     T_EQ_INT(sh2.salt, sh.salt);
     T_EQ_INT(sh2.next_id, 500);
+    /* manifest v1, seq 7: segments 1 (ids from 1) and 3 (from 500) */
+    buf_reset(&pl);
+    rec_manifest_encode(&pl, 7, mfe, 2);
+    hex(h, pl.data, pl.len);
+    T_EQ_STR(h, "57524e4d414e"
+                "0001"
+                "0000000000000007"
+                "00000002"
+                "00000001"
+                "0000000000000001"
+                "00000003"
+                "00000000000001f4"
+                "6bfd9458");
+    T_ASSERT(rec_manifest_decode(pl.data, pl.len, &seq, &nmf, &why));
+    T_EQ_INT(seq, 7);
+    T_EQ_INT(nmf, 2);
     buf_fini(&pl);
 }
 
@@ -979,6 +998,208 @@ T_CASE(damaged_header_refuses_then_repair_sets_it_aside)
     T_ASSERT(tfile_size(aside) > 0);
 }
 
+/* ---- the manifest (issue 10, item 2) */
+
+#define MF_MSGS 24
+
+/* A closed log of MF_MSGS messages of ~1 KiB in QA over several 4 KiB
+   segments; message k (ids[k]) has meta "m<id>" and body tbody(id). */
+static void
+mf_fill(const char *dir, uint64_t *ids)
+{
+    struct tloop l;
+    struct store_config cfg;
+    struct store *s;
+    uint64_t q[1] = {QA}, lsn = 0, pos;
+    uint8_t body[1000];
+    char meta[32], err[512];
+
+    tloop_init(&l);
+    cfg = tcfg(dir, NULL, &l);
+    cfg.segment_size = 4096;
+    T_EQ_INT(store_open(&cfg, NULL, NULL, &s, err, sizeof(err)), WR_OK);
+    for (int k = 0; k < MF_MSGS; k++) {
+        snprintf(meta, sizeof(meta), "m%d", k);
+        tbody(body, sizeof(body), (uint64_t)k);
+        lsn = tappend(s, q, 1, meta, body, sizeof(body), &ids[k], &pos);
+    }
+    T_ASSERT(tloop_wait_durable(&l, s, lsn));
+    store_close(s);
+    tloop_fini(&l);
+}
+
+/* Opens dir (repair as asked) and returns which of the MF_MSGS messages
+   came back, checking each one's bytes. */
+static int
+mf_open(const char *dir, bool repair, const uint64_t *ids, bool *back,
+        char *err, size_t errlen)
+{
+    struct store_config cfg = tcfg(dir, NULL, NULL);
+    struct rset r = {0};
+    struct store *s;
+    uint8_t body[1000];
+    char meta[32];
+
+    cfg.segment_size = 4096;
+    cfg.repair = repair;
+    if (store_open(&cfg, &rset_cb, &r, &s, err, errlen) != WR_OK)
+        return WR_ERR;
+    for (int k = 0; k < MF_MSGS; k++) {
+        const struct rmsg *m = rset_find(&r, QA, ids[k]);
+
+        back[k] = m != NULL;
+        snprintf(meta, sizeof(meta), "m%d", k);
+        tbody(body, sizeof(body), (uint64_t)k);
+        T_ASSERT(!m || tcheck_msg(s, m->pos, meta, body, sizeof(body)));
+    }
+    store_close(s);
+    rset_free(&r);
+    return WR_OK;
+}
+
+/* The segment (number) holding message k, from an open of the log. */
+static uint32_t
+mf_segment_of(const char *dir, uint64_t id)
+{
+    struct store_config cfg = tcfg(dir, NULL, NULL);
+    struct rset r = {0};
+    struct store *s;
+    char err[512];
+    uint32_t no;
+
+    T_EQ_INT(store_open(&cfg, &rset_cb, &r, &s, err, sizeof(err)), WR_OK);
+    T_ASSERT(rset_find(&r, QA, id));
+    no = POS_SEG(rset_find(&r, QA, id)->pos);
+    store_close(s);
+    rset_free(&r);
+    return no;
+}
+
+T_CASE(missing_segment_refuses_then_repair_reports_the_loss)
+{
+    char dir[512], err[2048], seg[1024];
+    uint64_t ids[MF_MSGS];
+    bool back[MF_MSGS];
+    uint32_t gone;
+    int lost = 0;
+
+    tpath(dir, sizeof(dir), "s");
+    mf_fill(dir, ids);
+    gone = mf_segment_of(dir, ids[MF_MSGS / 2]);
+    T_ASSERT(gone > 1 && tsegment_exists(dir, gone + 1));
+    seg_path(seg, sizeof(seg), dir, gone);
+    T_ASSERT(unlink(seg) == 0);
+    T_EQ_INT(mf_open(dir, false, ids, back, err, sizeof(err)), WR_ERR);
+    if (!strstr(err, seg) || !strstr(err, "missing") ||
+        !strstr(err, "--repair") || !strstr(err, "message ids"))
+        t_fail(__FILE__, __LINE__, "unclear refusal: %s", err);
+    T_EQ_INT(mf_open(dir, true, ids, back, err, sizeof(err)), WR_OK);
+    for (int k = 0; k < MF_MSGS; k++)
+        lost += !back[k];
+    T_ASSERT(!back[MF_MSGS / 2] && lost > 0 && lost < MF_MSGS / 2);
+    /* the repaired log's manifest no longer lists it: opens plainly */
+    T_EQ_INT(mf_open(dir, false, ids, back, err, sizeof(err)), WR_OK);
+    T_ASSERT(!back[MF_MSGS / 2] && back[0] && back[MF_MSGS - 1]);
+}
+
+T_CASE(log_without_a_manifest_opens_and_gets_one)
+{
+    char dir[512], err[2048], path[1024], seg[1024];
+    uint64_t ids[MF_MSGS];
+    bool back[MF_MSGS];
+    uint32_t nos[64];
+    long n;
+
+    tpath(dir, sizeof(dir), "s");
+    mf_fill(dir, ids);
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof(path), "%s/MANIFEST.%d", dir, k);
+        unlink(path);
+    }
+    T_EQ_INT(mf_open(dir, false, ids, back, err, sizeof(err)), WR_OK);
+    for (int k = 0; k < MF_MSGS; k++)
+        T_ASSERT(back[k]);
+    /* it lists every segment present */
+    n = tmanifest(dir, nos, 64, NULL);
+    T_EQ_INT(n, (long)tcount_segments(dir, NULL));
+    for (long i = 0; i < n; i++)
+        T_ASSERT(tsegment_exists(dir, nos[i]));
+    /* and from now on a missing segment is noticed */
+    seg_path(seg, sizeof(seg), dir, nos[1]);
+    T_ASSERT(unlink(seg) == 0);
+    T_EQ_INT(mf_open(dir, false, ids, back, err, sizeof(err)), WR_ERR);
+    T_ASSERT(strstr(err, seg) != NULL);
+}
+
+T_CASE(a_torn_manifest_copy_leaves_the_previous_version_in_force)
+{
+    char dir[512], err[2048], path[1024];
+    uint64_t ids[MF_MSGS], seq;
+    bool back[MF_MSGS];
+    uint32_t nos[64];
+
+    tpath(dir, sizeof(dir), "s");
+    mf_fill(dir, ids);
+    T_EQ_INT(mf_open(dir, false, ids, back, err, sizeof(err)), WR_OK);
+    T_ASSERT(tmanifest(dir, nos, 64, &seq) > 0);
+    /* the copy in force is cut short, as by a crash mid-write */
+    snprintf(path, sizeof(path), "%s/MANIFEST.%d", dir, (int)(seq & 1));
+    ttruncate(path, 30);
+    T_EQ_INT(mf_open(dir, false, ids, back, err, sizeof(err)), WR_OK);
+    for (int k = 0; k < MF_MSGS; k++)
+        T_ASSERT(back[k]);
+    /* both copies damaged: refused, and repair rebuilds it */
+    T_ASSERT(tmanifest(dir, nos, 64, &seq) > 0);
+    snprintf(path, sizeof(path), "%s/MANIFEST.0", dir);
+    tflip_byte(path, 12);
+    snprintf(path, sizeof(path), "%s/MANIFEST.1", dir);
+    tflip_byte(path, 12);
+    T_EQ_INT(mf_open(dir, false, ids, back, err, sizeof(err)), WR_ERR);
+    T_ASSERT(strstr(err, "manifest") && strstr(err, "--repair"));
+    T_EQ_INT(mf_open(dir, true, ids, back, err, sizeof(err)), WR_OK);
+    T_EQ_INT(mf_open(dir, false, ids, back, err, sizeof(err)), WR_OK);
+    for (int k = 0; k < MF_MSGS; k++)
+        T_ASSERT(back[k]);
+}
+
+/* While the store runs, the manifest follows rollover and deletion: once
+   quiet, it lists exactly the segment files present. */
+T_CASE(manifest_follows_rollover_and_deletion)
+{
+    char dir[512];
+    struct tloop l;
+    struct store_config cfg;
+    struct store *s;
+    uint64_t q[1] = {QA}, ids[400], lsn = 0, pos;
+    uint8_t body[700];
+    uint32_t nos[256];
+    char err[512];
+    long n;
+
+    tloop_init(&l);
+    cfg = tcfg(tpath(dir, sizeof(dir), "s"), NULL, &l);
+    cfg.segment_size = 4096;
+    T_EQ_INT(store_open(&cfg, NULL, NULL, &s, err, sizeof(err)), WR_OK);
+    for (int round = 0; round < 4; round++) {
+        for (int k = 0; k < 100; k++) {
+            tbody(body, sizeof(body), (uint64_t)k);
+            lsn = tappend(s, q, 1, "m", body, sizeof(body),
+                          &ids[round * 100 + k], &pos);
+        }
+        T_ASSERT(tloop_wait_durable(&l, s, lsn));
+        /* acks all but the last 5 of the round */
+        for (int k = 0; k < 95; k++)
+            lsn = store_append_ack(s, QA, ids[round * 100 + k]);
+        tloop_drain(&l, s);
+        n = tmanifest(dir, nos, 256, NULL);
+        T_EQ_INT(n, (long)tcount_segments(dir, NULL));
+        for (long i = 0; i < n; i++)
+            T_ASSERT(tsegment_exists(dir, nos[i]));
+    }
+    store_close(s);
+    tloop_fini(&l);
+}
+
 static const struct t_case cases[] = {
     T_REG(records_roundtrip_every_type),
     T_REG(records_summary_roundtrip),
@@ -999,6 +1220,10 @@ static const struct t_case cases[] = {
     T_REG(damaged_trailer_of_a_sealed_segment_refuses),
     T_REG(segment_torn_at_creation_is_removed),
     T_REG(damaged_header_refuses_then_repair_sets_it_aside),
+    T_REG(missing_segment_refuses_then_repair_reports_the_loss),
+    T_REG(log_without_a_manifest_opens_and_gets_one),
+    T_REG(a_torn_manifest_copy_leaves_the_previous_version_in_force),
+    T_REG(manifest_follows_rollover_and_deletion),
 };
 
 T_MAIN(cases)

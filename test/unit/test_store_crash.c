@@ -8,7 +8,9 @@
  *   - every message reported durable and not acked is recovered, byte
  *     exact, in increasing id order per queue;
  *   - no ack reported durable is undone;
- *   - anything else recovered was really appended (its bytes match).
+ *   - anything else recovered was really appended (its bytes match);
+ *   - the manifest the kill left lists every segment holding a message
+ *     reported durable (and, or the reopen fails, no missing one).
  * Then it starts a new child on the recovered store: 20 rounds.
  */
 #include "store/store_int.h"
@@ -194,9 +196,26 @@ verify(const char *dir, struct pmodel *m, uint64_t *dups, uint64_t *checked,
     struct store *s;
     uint8_t body[3000];
     char err[1024], meta[32];
+    static uint32_t listed[100000];
+    long nlisted = tmanifest(dir, listed, WR_ARRAY_LEN(listed), NULL);
 
+    /* the manifest the kill left names only segments that exist (or the
+       open below refuses) and every one holding a durable message */
     if (store_open(&cfg, &rset_cb, &r, &s, err, sizeof(err)) != WR_OK)
         t_fail(__FILE__, __LINE__, "reopen after kill: %s", err);
+    for (size_t i = 0; nlisted >= 0 && i < r.n; i++) {
+        bool in = false;
+
+        if (!(m->live[r.v[i].id] & qbit(r.v[i].qid)))
+            continue;
+        for (long k = 0; k < nlisted && !in; k++)
+            in = listed[k] == POS_SEG(r.v[i].pos);
+        if (!in)
+            t_fail(__FILE__, __LINE__,
+                   "durable message %llu is in segment %u, which the "
+                   "manifest does not list",
+                   (unsigned long long)r.v[i].id, POS_SEG(r.v[i].pos));
+    }
     memset(got, 0, sizeof(got));
     for (size_t i = 0; i < r.n; i++) {
         int b = qbit(r.v[i].qid), qi = __builtin_ctz((unsigned)b);

@@ -7,6 +7,8 @@
 #include "test/harness/t.h"
 
 #include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -36,12 +38,50 @@ hit(_Atomic long *at)
 static int
 t_open(void *arg, const char *path, int flags, unsigned mode)
 {
+    struct stat st;
+
     atomic_fetch_add(&T(arg)->opens, 1);
     if (hit(&T(arg)->fail_open_at)) {
-        errno = EIO;
+        errno = atomic_load(&T(arg)->open_errno)
+                    ? atomic_load(&T(arg)->open_errno)
+                    : EIO;
+        return -1;
+    }
+    /* a full disk has no room for a new file */
+    if ((flags & O_CREAT) && atomic_load(&T(arg)->space) == 0 &&
+        stat(path, &st) < 0) {
+        errno = ENOSPC;
         return -1;
     }
     return store_io_default.open(NULL, path, flags, mode);
+}
+
+/* The bytes of a write of n at off that fit the simulated disk: writing
+   within the file takes no space, growing it takes what it adds. -1
+   (ENOSPC) when none fits. */
+static ssize_t
+room(struct tio *t, int fd, size_t n, uint64_t off)
+{
+    int64_t left = atomic_load(&t->space);
+    struct stat st;
+
+    if (left < 0 || fstat(fd, &st) < 0)
+        return (ssize_t)n;
+    for (;;) {
+        uint64_t end = WR_MAX((uint64_t)st.st_size, off);
+        uint64_t fit = end - off + (uint64_t)left;
+        uint64_t k = WR_MIN((uint64_t)n, fit);
+        int64_t grow = (int64_t)WR_MAX(off + k, end) - (int64_t)end;
+
+        if (k == 0 && n > 0) {
+            errno = ENOSPC;
+            return -1;
+        }
+        if (atomic_compare_exchange_weak(&t->space, &left, left - grow))
+            return (ssize_t)k;
+        if (left < 0)
+            return (ssize_t)n;
+    }
 }
 
 static int
@@ -76,7 +116,9 @@ t_pwrite(void *arg, int fd, const void *buf, size_t n, uint64_t off)
     }
     if (cap && n > cap)
         n = cap;
-    k = store_io_default.pwrite(NULL, fd, buf, n, off);
+    if ((k = room(t, fd, n, off)) < 0)
+        return -1;
+    k = store_io_default.pwrite(NULL, fd, buf, (size_t)k, off);
     if (k > 0)
         atomic_fetch_add(&t->bytes_written, (uint64_t)k);
     return k;
@@ -130,8 +172,17 @@ t_fsize(void *arg, int fd, uint64_t *size)
 static int
 t_unlink(void *arg, const char *path)
 {
+    struct stat st;
+    int rc;
+
     atomic_fetch_add(&T(arg)->unlinks, 1);
-    return store_io_default.unlink(NULL, path);
+    if (stat(path, &st) < 0)
+        st.st_size = 0;
+    rc = store_io_default.unlink(NULL, path);
+    /* a simulated full disk gets the file's bytes back */
+    if (rc == 0 && atomic_load(&T(arg)->space) >= 0)
+        atomic_fetch_add(&T(arg)->space, (int64_t)st.st_size);
+    return rc;
 }
 
 static int
@@ -158,6 +209,7 @@ tio_init(struct tio *t)
         .rename = t_rename,
         .arg = t,
     };
+    atomic_store(&t->space, -1);
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
 }
@@ -453,6 +505,66 @@ tcount_segments(const char *dir, uint64_t *bytes)
     }
     closedir(d);
     return n;
+}
+
+static long
+manifest_copy(const char *dir, int slot, uint32_t *nos, size_t max,
+              uint64_t *seq)
+{
+    char p[1024];
+    uint8_t *b;
+    size_t len;
+    FILE *f;
+    const char *why;
+    uint32_t n;
+
+    snprintf(p, sizeof(p), "%s/MANIFEST.%d", dir, slot);
+    if (!(f = fopen(p, "rb")))
+        return -1;
+    b = malloc(1u << 20);
+    len = fread(b, 1, 1u << 20, f);
+    fclose(f);
+    if (!rec_manifest_decode(b, len, seq, &n, &why)) {
+        free(b);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n && i < max; i++) {
+        struct mf_entry e;
+
+        rec_manifest_entry(b, i, &e);
+        nos[i] = e.no;
+    }
+    free(b);
+    return (long)WR_MIN(n, max);
+}
+
+long
+tmanifest(const char *dir, uint32_t *nos, size_t max, uint64_t *seq)
+{
+    uint32_t *other = malloc(max * sizeof(*other) + 1);
+    uint64_t s0 = 0, s1 = 0;
+    long n0 = manifest_copy(dir, 0, nos, max, &s0);
+    long n1 = manifest_copy(dir, 1, other, max, &s1);
+
+    if (n1 >= 0 && (n0 < 0 || s1 > s0)) {
+        memcpy(nos, other, (size_t)n1 * sizeof(*nos));
+        n0 = n1;
+        s0 = s1;
+    }
+    free(other);
+    if (seq)
+        *seq = s0;
+    return n0;
+}
+
+bool
+tsegment_exists(const char *dir, uint32_t no)
+{
+    char p[1024];
+    struct stat st;
+
+    seg_path(p, sizeof(p), dir, no);
+    return stat(p, &st) == 0;
 }
 
 void

@@ -4,7 +4,7 @@
  *   - struct tio: an I/O seam over the real syscalls that counts calls
  *     and bytes and injects failures (errno on the n-th pwrite or
  *     fdatasync, short writes, a gate that holds fdatasync until the test
- *     opens it).
+ *     opens it, a disk of limited free space).
  *   - struct tloop: a simulated event loop: wake() signals a condition
  *     variable, tloop_wait_durable() flushes and polls until an LSN is
  *     durable, tloop_drain() runs until the store is quiet (everything
@@ -31,8 +31,14 @@ struct tio {
     _Atomic long fail_fdatasync_at;
     _Atomic int fdatasync_errno;
     _Atomic long fail_open_at;
+    _Atomic int open_errno; /* 0 = EIO */
     _Atomic long fail_fsync_at;
     _Atomic size_t short_write; /* cap every pwrite at this many bytes */
+    /* a disk of this many free bytes (-1: no limit, the default): a
+       write that grows a file past them fails with ENOSPC (after writing
+       what fits; rewriting within a file takes no space), so does
+       creating a file at 0, and unlinking a file gives its size back */
+    _Atomic int64_t space;
     /* gate: while closed, fdatasync waits */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -116,6 +122,13 @@ uint64_t tfile_size(const char *path);
 void ttruncate(const char *path, uint64_t size);
 void tflip_byte(const char *path, uint64_t off);
 void tappend_file(const char *path, const void *p, size_t n);
+
+/* The segment numbers the manifest in force lists (its valid copy with
+   the highest seq), up to max; returns how many, or -1 when neither
+   copy is valid. *seq (if not NULL) gets its version. */
+long tmanifest(const char *dir, uint32_t *nos, size_t max, uint64_t *seq);
+/* Whether the segment file numbered no exists in dir. */
+bool tsegment_exists(const char *dir, uint32_t no);
 
 /* Offsets and lengths of every record of a segment file (by scanning
    lengths from the header on; the file must be intact). */

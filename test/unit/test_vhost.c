@@ -1,15 +1,20 @@
 /*
  * Unit tests for vhost/: queue dispatch (round-robin, prefetch, readiness),
  * requeue order, purge, deletion (consumers cancelled, bindings removed),
- * exclusive owners, auto-delete, declare rules, publish routing.
+ * exclusive owners, auto-delete, declare rules, publish routing; vhost
+ * names and their data directories.
  *
  * Consumers here are test doubles that record deliveries; messages are
  * real ones.
  */
 #include "vhost/vhost.h"
 #include "test/harness/t.h"
+#include "vhost/vhost_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct tcons {
     struct consumer c;
@@ -449,6 +454,66 @@ T_CASE(message_body_grows_with_data)
     message_unref(m);
 }
 
+static bool
+exists(const char *dir, const char *name)
+{
+    char path[1024];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return stat(path, &st) == 0;
+}
+
+static void
+touch(const char *dir, const char *name)
+{
+    char path[1024];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    T_ASSERT(f != NULL);
+    fclose(f);
+}
+
+/* Regression (issue 10, item 1): "." and ".." were directory names. */
+T_CASE(vhost_directories_are_hashed_and_removal_stays_inside)
+{
+    struct node_opts o = {.data_dir = t_tmpdir()};
+    struct node *n = node_new(&o);
+    const char *names[] = {".", "..", "/", "a/b", ""};
+    const char *why;
+    char err[1024], *dir;
+
+    T_EQ_INT(node_boot(n, "/", err, sizeof(err)), WR_OK);
+    touch(t_tmpdir(), "sentinel");
+    touch(o.data_dir, "vhosts/sentinel");
+    for (size_t i = 0; i + 1 < WR_ARRAY_LEN(names); i++) {
+        struct vhost *vh = names[i][0] == '/' ? node_vhost_find(n, "/")
+                                              : node_vhost_add(n, names[i]);
+
+        T_ASSERT(vh != NULL && vh->store_dir != NULL);
+        dir = vhostdir__path(o.data_dir, names[i]);
+        T_EQ_STR(vh->store_dir, dir);
+        /* <data_dir>/vhosts/ + 64 hex digits */
+        T_EQ_INT(strlen(dir), strlen(o.data_dir) + 8 + 64);
+        T_ASSERT(exists(dir, "vhost-name"));
+        free(dir);
+    }
+    node_vhost_remove(n, node_vhost_find(n, "."));
+    node_vhost_remove(n, node_vhost_find(n, ".."));
+    T_ASSERT(exists(t_tmpdir(), "sentinel"));
+    T_ASSERT(exists(o.data_dir, "vhosts/sentinel"));
+    T_ASSERT(node_vhost_find(n, "a/b")->store != NULL);
+    /* a directory that is not the vhost's own is never removed */
+    vhostdir__remove(o.data_dir, "a/b", o.data_dir);
+    T_ASSERT(exists(t_tmpdir(), "sentinel"));
+    T_ASSERT(!node_vhost_name_check("", &why));
+    T_ASSERT(!node_vhost_name_check("\xff", &why));
+    T_ASSERT(node_vhost_add(n, "\xc3") == NULL);
+    node_free(n);
+}
+
 static const struct t_case cases[] = {
     T_REG(round_robin_across_consumers),
     T_REG(prefetch_limits_and_credit_resumes),
@@ -461,5 +526,6 @@ static const struct t_case cases[] = {
     T_REG(declare_rules_and_texts),
     T_REG(fanout_message_shared_not_copied),
     T_REG(message_body_grows_with_data),
+    T_REG(vhost_directories_are_hashed_and_removal_stays_inside),
 };
 T_MAIN(cases)

@@ -217,7 +217,7 @@ def test_exclusive_queue_deleted_on_socket_drop(broker, raw, uname):
             return m.close_info[0] == 404
         return False
 
-    assert wait_until(gone, 5.0, 0.05)
+    assert wait_until(gone, 30.0, 0.05)
 
 
 def test_exclusive_queue_survives_channel_close(rawch, uname):
@@ -639,7 +639,7 @@ def test_pika_queue_roundtrip(pconn, uname):
     assert r.method.queue == q
     ch.basic_publish("", q, b"hello")
     assert wait_until(lambda: ch.queue_declare(q, passive=True)
-                      .method.message_count == 1, 2)
+                      .method.message_count == 1)
     method, props, body = ch.basic_get(q, auto_ack=True)
     assert body == b"hello"
     assert ch.queue_delete(q).method.message_count == 0

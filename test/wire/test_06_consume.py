@@ -397,7 +397,8 @@ def test_unacked_requeued_when_connection_closes(raw, uname, how):
         ms = _get_all(owner, 1, q)
     else:
         consumer.close_socket()
-        for _ in range(100):  # requeue after a drop is asynchronous
+        deadline = time.monotonic() + 30  # requeue after a drop: async
+        while time.monotonic() < deadline:
             m = owner.call(1, "queue.declare", queue=q, passive=True)
             if m.message_count == 3:
                 break

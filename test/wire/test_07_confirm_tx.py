@@ -18,7 +18,7 @@ from wireutil import (assert_channel_close, channel_error, get, get_bodies,
                       temp_queue)
 
 
-def read_acks(conn, channel, n, timeout=5.0):
+def read_acks(conn, channel, n, timeout=30.0):
     """Read acks until delivery tags 1..n are all covered; return them.
 
     Acks may come out of order (RabbitMQ acks unroutable publishes at once

@@ -119,7 +119,7 @@ def _names_user_and_vhost(line):
     return "guest" in line and VHOST_RE.search(line) is not None
 
 
-def _wait_lines(b, peer, n, timeout=5.0):
+def _wait_lines(b, peer, n, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lines = _lines_for(b, peer)

@@ -18,6 +18,8 @@ pytestmark = pytest.mark.warren_only
 
 SANITIZED = os.environ.get("WARREN_SANITIZED") == "1"
 MB = 1024 * 1024
+LONG = 60  # seconds: deadlines that bound a failure, never a speed
+STALL = 10  # seconds without a send getting through: publishers blocked
 
 
 def channel(b):
@@ -26,7 +28,7 @@ def channel(b):
     return c
 
 
-def read_until(c, name, timeout=10):
+def read_until(c, name, timeout=LONG):
     deadline = time.monotonic() + timeout
     while True:
         m = c.read_method(timeout=max(0.05, deadline - time.monotonic()))
@@ -64,7 +66,7 @@ def test_disk_alarm_blocks_then_unblocks(make_broker, tmp_path):
     finally:
         os.unlink(filler)
     read_until(pub, "connection.unblocked")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + LONG
     seen = list(got)
     while b"held" not in seen and time.monotonic() < deadline:
         seen += get_bodies(cons, 1, "da")
@@ -97,6 +99,13 @@ def rss(pid):
 
 
 def test_fast_publishers_stay_under_the_watermark(make_broker):
+    """Eight publishers (four persistent, four transient) send as fast as
+    they can until they have sent twice the watermark, or until the
+    broker has stopped reading them all (an alarm or flow control: no
+    send got through for STALL seconds); resident memory stays under the
+    watermark plus a fixed overhead all along. How fast they send is the
+    machine's business: the deadline only bounds a failure (issue 10,
+    item 15: the test required 256 MiB in 6 s)."""
     watermark = 128 * MB
     b = make_broker(extra_conf={
         "vm_memory_high_watermark.absolute": str(watermark)})
@@ -105,6 +114,7 @@ def test_fast_publishers_stay_under_the_watermark(make_broker):
     setup.call(1, "queue.declare", queue="dflood", durable=True)
     stop = threading.Event()
     sent = [0]
+    progress = [time.monotonic()]  # when a send last got through
 
     def flood(queue, props):
         body = os.urandom(64 * 1024)
@@ -116,6 +126,7 @@ def test_fast_publishers_stay_under_the_watermark(make_broker):
             while not stop.is_set():
                 c.send(frames)  # blocks once the broker stops reading
                 sent[0] += 16
+                progress[0] = time.monotonic()
         except (OSError, rawamqp.Closed, rawamqp.Timeout):
             pass
 
@@ -125,12 +136,16 @@ def test_fast_publishers_stay_under_the_watermark(make_broker):
     for t in threads:
         t.start()
     peak = 0
-    deadline = time.monotonic() + 6
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 180
+    while sent[0] * 64 * 1024 < 2 * watermark and \
+            time.monotonic() - progress[0] < STALL:
+        assert time.monotonic() < deadline, \
+            "publishers neither sent %d MiB nor were blocked in 180 s " \
+            "(sent %d MiB)" % (2 * watermark // MB, sent[0] // 16)
         peak = max(peak, rss(b.pid))
         time.sleep(0.05)
     stop.set()
-    assert sent[0] * 64 * 1024 > 2 * watermark, "publishers too slow"
+    peak = max(peak, rss(b.pid))
     if not SANITIZED:
         assert peak < watermark + 96 * MB, (peak, sent[0])
     # The publishers' connections may be blocked: the broker still serves
@@ -149,8 +164,15 @@ def test_node_connection_limit(make_broker):
         c.login()
     assert b.wait_for_line(r"connection_max \(2\) reached")
     held[0].close()
-    time.sleep(0.2)
-    rawamqp.connect("127.0.0.1", b.port).close()
+    # A slot is free once the broker has seen that close: retry until then.
+    deadline = time.monotonic() + LONG
+    while True:
+        try:
+            rawamqp.connect("127.0.0.1", b.port).close()
+            break
+        except (rawamqp.Closed, OSError):
+            assert time.monotonic() < deadline, "the freed slot never came"
+            time.sleep(0.05)
 
 
 @pytest.mark.skipif(SANITIZED, reason="AddressSanitizer's shadow memory and "

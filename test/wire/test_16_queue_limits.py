@@ -7,7 +7,8 @@ import time
 import pytest
 
 import rawamqp
-from wireutil import confirm_select, get_bodies, publish_sync, temp_queue
+from wireutil import (confirm_select, get_bodies, publish_sync, temp_queue,
+                      wait_until)
 
 
 def test_max_length_drops_head(rawch):
@@ -95,8 +96,7 @@ def test_x_expires_deletes_an_unused_queue(raw, rawch, uname):
     rawch.call(1, "queue.declare", queue=q, arguments={"x-expires": 500})
     confirm_select(rawch, 1)
     publish_sync(rawch, 1, "", q, b"gone with it")
-    time.sleep(2.5)
-    assert not queue_exists(raw, q)
+    assert wait_until(lambda: not queue_exists(raw, q))
 
 
 def test_x_expires_waits_for_the_last_consumer(raw, rawch, uname):
@@ -106,21 +106,21 @@ def test_x_expires_waits_for_the_last_consumer(raw, rawch, uname):
     time.sleep(1.5)
     assert queue_exists(raw, q)
     rawch.call(1, "basic.cancel", consumer_tag="c1")
-    time.sleep(2.5)
-    assert not queue_exists(raw, q)
+    assert wait_until(lambda: not queue_exists(raw, q))
 
 
 def test_x_expires_is_renewed_by_redeclare_and_get(raw, rawch, uname):
+    # Renewals every 0.5 s keep a 3 s lease alive however slow the machine
+    # is within that margin; 3.6 s in all is longer than the lease.
     q = uname("exp")
-    rawch.call(1, "queue.declare", queue=q, arguments={"x-expires": 1500})
-    for _ in range(3):
-        time.sleep(0.6)
+    rawch.call(1, "queue.declare", queue=q, arguments={"x-expires": 3000})
+    for _ in range(4):
+        time.sleep(0.45)
         rawch.call(1, "queue.declare", queue=q,
-                   arguments={"x-expires": 1500})
-    for _ in range(3):
-        time.sleep(0.6)
+                   arguments={"x-expires": 3000})
+    for _ in range(4):
+        time.sleep(0.45)
         rawch.send_method(1, "basic.get", queue=q, no_ack=True)
         assert rawch.read_method().name == "basic.get-empty"
     assert queue_exists(raw, q)
-    time.sleep(3.0)
-    assert not queue_exists(raw, q)
+    assert wait_until(lambda: not queue_exists(raw, q))

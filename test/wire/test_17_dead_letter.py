@@ -29,7 +29,7 @@ def dlx_pair(rawch, uname, dlrk=None, **args):
     return work, dead, dlx
 
 
-def wait_get(rawch, queue, timeout=5.0, no_ack=True):
+def wait_get(rawch, queue, timeout=30.0, no_ack=True):
     """basic.get until a message comes (dead-lettering is asynchronous)."""
     m = wait_until(lambda: (lambda r: r if r.name == "basic.get-ok"
                             else None)(get(rawch, 1, queue, no_ack)),
@@ -197,7 +197,8 @@ def test_automatic_cycle_is_dropped(rawch, uname):
         "x-message-ttl": 10})
     confirm_select(rawch, 1)
     publish_sync(rawch, 1, "", q, b"x")
-    time.sleep(0.5)
+    assert wait_until(lambda: rawch.call(1, "queue.declare", queue=q,
+                                         passive=True).message_count == 0)
     assert get(rawch, 1, q).name == "basic.get-empty"
     # the broker is fine
     publish_sync(rawch, 1, "", q, b"y")

@@ -16,7 +16,7 @@ from wireutil import channel_error, confirm_select, publish_sync
 def deliveries(conn, n):
     out = []
     for _ in range(n):
-        m = conn.read_method(timeout=5)
+        m = conn.read_method(timeout=30)
         assert m.name == "basic.deliver", m
         out.append((m.consumer_tag, m.content.body, m.redelivered))
     return out

@@ -286,11 +286,12 @@ def test_slow_headers_time_out_without_blocking_others(api):
     t = threading.Thread(target=trickle, daemon=True)
     t.start()
     try:
-        # meanwhile everybody else is served at once
+        # meanwhile everybody else is served, long before the trickler
+        # is done (a bound on being held up, not on the machine's speed)
         for _ in range(20):
             t0 = time.monotonic()
             still_serving(api)
-            assert time.monotonic() - t0 < 0.5
+            assert time.monotonic() - t0 < 5.0
             time.sleep(0.05)
         # the trickler is answered 408 and cut off after ~10 s
         resp = s.read_response(timeout=15)

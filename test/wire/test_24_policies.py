@@ -78,7 +78,7 @@ def test_policy_ttl_and_dead_letter_exchange(pol):
     c.call(1, "queue.declare", queue=p + "-dlq")
     c.call(1, "queue.declare", queue=p + "-q")
     fill(c, p + "-q", 1)
-    assert wait_until(lambda: count(c, p + "-dlq") == 1, timeout=5)
+    assert wait_until(lambda: count(c, p + "-dlq") == 1)
     assert count(c, p + "-q") == 0
     # (RabbitMQ shows it once the queue's stats came in: wait)
     r = wait_until(lambda: (lambda j: j if j.get("policy") else None)(
@@ -120,12 +120,12 @@ def test_policy_change_applies_to_existing_queues(pol, env):
     c.call(1, "queue.declare", queue=p + "-q")
     fill(c, p + "-q", 3)
     set_policy(p + "-late", {"max-length": 1})
-    assert wait_until(lambda: count(c, p + "-q") == 1, timeout=5)
+    assert wait_until(lambda: count(c, p + "-q") == 1)
     assert api.delete("/api/policies/%2F/" + p + "-late").status == 204
     # without the policy the queue takes messages again
     time.sleep(0.2)
     fill(c, p + "-q", 2)
-    assert wait_until(lambda: count(c, p + "-q") == 3, timeout=5)
+    assert wait_until(lambda: count(c, p + "-q") == 3)
 
 
 def test_highest_priority_policy_applies(pol):

@@ -4,10 +4,19 @@ The exact reply texts asserted here come from RabbitMQ 3.10 (see the test
 files); these helpers only compare and report them.
 """
 
+import hashlib
+import os
 import threading
 import time
 
 import rawamqp
+
+
+def vhost_dir(data_dir, vhost="/"):
+    """Where Warren keeps a vhost's log: <data_dir>/vhosts/<hex SHA-256 of
+    the name> (vhost/vhostdir.c)."""
+    return os.path.join(data_dir, "vhosts",
+                        hashlib.sha256(vhost.encode()).hexdigest())
 
 
 def run_parallel(*fns, timeout=30.0):
@@ -136,8 +145,9 @@ def get_bodies(conn, channel, queue, no_ack=True):
         bodies.append(m.content.body)
 
 
-def wait_until(pred, timeout=5.0, interval=0.02):
-    """Poll pred() until it returns true; returns its last value."""
+def wait_until(pred, timeout=30.0, interval=0.02):
+    """Poll pred() until it returns true; returns its last value. The
+    deadline is generous: it bounds a failure, never a machine's speed."""
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
