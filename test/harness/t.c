@@ -42,8 +42,8 @@ t_fail(const char *file, int line, const char *fmt, ...)
     exit(1);
 }
 
-static void
-rm_rf(const char *dir)
+void
+t_rm_rf(const char *dir)
 {
     char cmd[512];
 
@@ -77,7 +77,7 @@ run_case(const struct t_case *c)
         return 1;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        rm_rf(tmpdir);
+        t_rm_rf(tmpdir);
         printf("ok   %s\n", c->name);
         return 0;
     }

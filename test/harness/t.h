@@ -40,6 +40,8 @@ struct t_case {
 int t_main(int argc, char **argv, const struct t_case *cases, size_t n);
 /* The current case's temporary directory. */
 const char *t_tmpdir(void);
+/* rm -rf dir (tests' own scratch directories). */
+void t_rm_rf(const char *dir);
 /* Records a failure and ends the case. */
 void t_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));

@@ -392,7 +392,7 @@ tu_cluster_stop(struct tu_cluster *c)
 {
     for (int i = 0; i < c->n; i++) {
         kill_member(&c->m[i]);
-        wr_rmtree(c->m[i].dir);
+        t_rm_rf(c->m[i].dir);
     }
     for (int i = 0; i < MAX_CLUSTERS; i++) {
         if (live[i] == c)
