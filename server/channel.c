@@ -525,11 +525,12 @@ chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
         /* The log failed or the disk is full: the message went nowhere
          * (no queue has it). A confirming publisher gets basic.nack;
          * others can only be told by the log. */
+        ch->tx_refused = ch->tx;
         if (ch->confirm) {
             pend_push(ch, ++ch->pub_seq, CONFIRM_NACK);
             ch->confirm_pending = true;
             conn_pending(ch->conn);
-        } else if (wr_now_ms() - last_warn > 5000) {
+        } else if (!ch->tx && wr_now_ms() - last_warn > 5000) {
             const char *why = vhost_log_refusal(ch->conn->vh);
 
             last_warn = wr_now_ms();

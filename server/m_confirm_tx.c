@@ -87,6 +87,7 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
         return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
                          "channel is not transactional");
     ch->ntx = 0;
+    ch->tx_refused = false;
     for (size_t i = 0; i < n; i++) {
         struct tx_op *op = &ch->txops[i];
         struct exchange *x;
@@ -105,7 +106,16 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
             message_unref(op->msg);
     }
     /* commit-ok means the persistent messages are safe (as RabbitMQ's
-     * does): wait for the log when it is not there yet. */
+     * does): never after the log refused one (disk full, log failed),
+     * and only once the log is durable past the others. */
+    if (ch->tx_refused)
+        return conn_fail(ch->conn, AMQP_INTERNAL_ERROR, m->id,
+                         "the message log refused a persistent message of "
+                         "the transaction (%s); the transaction is not "
+                         "committed whole",
+                         vhost_log_refusal(ch->conn->vh)
+                             ? vhost_log_refusal(ch->conn->vh)
+                             : "disk full or log failed");
     if (lsn > ch->conn->vh->durable_lsn) {
         chan_hold_commit(ch, lsn);
         return WR_OK;

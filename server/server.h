@@ -363,6 +363,7 @@ struct channel {
     bool waiting;
     /* tx.commit of persistent messages: commit-ok waits for this LSN */
     uint64_t commit_lsn;
+    bool tx_refused; /* the log refused a publish of the committing tx */
     /* transactions */
     bool tx;
     struct tx_op *txops;

@@ -175,6 +175,31 @@ def test_publishes_on_a_full_disk_are_nacked_and_leave_no_trace(
     assert [name(x) for x in bodies] == [b"before", b"waits", b"after"]
 
 
+def test_a_transaction_refused_by_a_full_disk_is_not_committed(
+        disk, make_broker):
+    """tx.commit never says commit-ok for a persistent message the log
+    refused: the connection gets 541 INTERNAL_ERROR, and the message is in
+    no queue."""
+    b = broker(disk, make_broker)
+    c = channel(b)
+    c.call(1, "queue.declare", queue="tq", durable=True)
+    disk.fill()
+    waiting = publisher(b)
+    waiting.publish(1, "", "tq", b"waits" + BIG, props=PERSISTENT)
+    assert b.wait_for_line("No space left on device", timeout=LONG)
+    t = channel(b)
+    t.call(1, "tx.select")
+    t.publish(1, "", "tq", b"in-tx", props=PERSISTENT)
+    t.send_method(1, "tx.commit")
+    m = t.expect_connection_close(timeout=LONG)
+    assert m.reply_code == 541, m
+    assert "transaction" in m.reply_text, m
+    disk.free()
+    confirm_of(waiting)
+    queued = [name(x) for x in get_bodies(c, 1, "tq")]
+    assert b"in-tx" not in queued, queued
+
+
 def test_a_broker_stopped_on_a_full_disk_starts_with_the_disk_alarm(
         disk, make_broker):
     b = broker(disk, make_broker)
