@@ -13,8 +13,8 @@
  * is allocated once, when the header gives its size (checked against
  * max_message_size first), and body frames are copied into it.
  *
- * Deliveries waiting for ack live in a ring buffer sorted by delivery
- * tag. An ack in the middle leaves a tombstone (q == NULL) that is
+ * Deliveries waiting for ack live in a ring deque (base/ring.h) sorted
+ * by delivery tag. An ack in the middle leaves a tombstone (q == NULL) that is
  * dropped once it reaches the head, so acking in order costs O(1) and
  * out of order O(log n).
  *
@@ -27,42 +27,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* ---- unacked list */
+/* ---- unacked list (a base/ring.h deque of struct unacked) */
 
 struct unacked *
 unacked_at(struct unacked_list *l, size_t i)
 {
-    return &l->v[(l->head + i) & (l->cap - 1)];
+    return ring_at(&l->r, sizeof(struct unacked), i);
 }
 
 void
 unacked_push(struct unacked_list *l, const struct unacked *u)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        struct unacked *v = xmalloc(cap * sizeof(*v));
-
-        for (size_t i = 0; i < l->n; i++)
-            v[i] = *unacked_at(l, i);
-        free(l->v);
-        l->v = v;
-        l->cap = cap;
-        l->head = 0;
-    }
-    WR_DEBUG_ASSERT(l->n == 0 || unacked_at(l, l->n - 1)->tag < u->tag);
-    *unacked_at(l, l->n) = *u;
-    l->n++;
+    WR_DEBUG_ASSERT(l->r.n == 0 || unacked_at(l, l->r.n - 1)->tag < u->tag);
+    *(struct unacked *)ring_push_back(&l->r, sizeof(*u)) = *u;
     l->live++;
 }
 
 ssize_t
 unacked_find(const struct unacked_list *l, uint64_t tag)
 {
-    size_t lo = 0, hi = l->n;
+    size_t lo = 0, hi = l->r.n;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const struct unacked *u = &l->v[(l->head + mid) & (l->cap - 1)];
+        const struct unacked *u = ring_at(&l->r, sizeof(*u), mid);
 
         if (u->tag < tag)
             lo = mid + 1;
@@ -88,18 +76,10 @@ unacked_take(struct unacked_list *l, size_t i)
 void
 unacked_compact(struct unacked_list *l)
 {
-    while (l->n > 0 && unacked_at(l, 0)->q == NULL) {
-        l->head = (l->head + 1) & (l->cap - 1);
-        l->n--;
-    }
-    if (l->n == 0) {
-        l->head = 0;
-        if (l->cap > 1024) {
-            free(l->v);
-            l->v = NULL;
-            l->cap = 0;
-        }
-    }
+    while (l->r.n > 0 && unacked_at(l, 0)->q == NULL)
+        ring_pop_front(&l->r);
+    if (l->r.n == 0 && l->r.cap > 1024)
+        ring_fini(&l->r);
 }
 
 static void wait_remove(struct channel *ch);
@@ -236,7 +216,7 @@ chan_settle(struct channel *ch, struct unacked *u, bool ack, bool requeue)
 static void
 requeue_all(struct channel *ch)
 {
-    for (size_t i = 0; i < ch->unacked.n; i++) {
+    for (size_t i = 0; i < ch->unacked.r.n; i++) {
         struct unacked u;
 
         if (!unacked_at(&ch->unacked, i)->q)
@@ -311,7 +291,7 @@ chan_free(struct channel *ch)
     if (ch->commit_lsn)
         conn_release_input(c);
     free(ch->pend);
-    free(ch->unacked.v);
+    ring_fini(&ch->unacked.r);
     free(ch->txops);
     free(ch);
 }

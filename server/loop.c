@@ -224,7 +224,7 @@ ack_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         HASH_ITER(hh, c->channels, ch, tmp)
         {
             unacked_compact(&ch->unacked);
-            if (ch->state != CH_OPEN || ch->unacked.n == 0 ||
+            if (ch->state != CH_OPEN || ch->unacked.r.n == 0 ||
                 now - unacked_at(&ch->unacked, 0)->at_us <= limit)
                 continue;
             chan_fail(ch, AMQP_PRECONDITION_FAILED, 0,

@@ -183,9 +183,9 @@ settle(struct channel *ch, uint32_t method_id, uint64_t tag, bool multiple,
     size_t from;
 
     if (multiple && tag == 0) {
-        if (l->n == 0)
+        if (l->r.n == 0)
             return WR_OK;
-        idx = (ssize_t)l->n - 1;
+        idx = (ssize_t)l->r.n - 1;
     } else {
         idx = unacked_find(l, tag);
         if (idx < 0)
@@ -240,7 +240,7 @@ recover(struct channel *ch, const struct amqp_method *m, bool requeue,
         return conn_fail(ch->conn, AMQP_NOT_IMPLEMENTED, m->id,
                          "requeue=false");
     /* Everything waiting goes back, transaction or not. */
-    for (size_t i = 0; i < ch->unacked.n; i++) {
+    for (size_t i = 0; i < ch->unacked.r.n; i++) {
         struct unacked u;
 
         if (!unacked_at(&ch->unacked, i)->q)

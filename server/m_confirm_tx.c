@@ -141,7 +141,7 @@ restore_acks(struct channel *ch)
     size_t n = 0;
 
     all = xmalloc((l->live + ch->ntx + 1) * sizeof(*all));
-    for (size_t i = 0; i < l->n; i++) {
+    for (size_t i = 0; i < l->r.n; i++) {
         if (unacked_at(l, i)->q)
             all[n++] = *unacked_at(l, i);
     }
@@ -150,7 +150,8 @@ restore_acks(struct channel *ch)
             all[n++] = ch->txops[i].u;
     }
     qsort(all, n, sizeof(*all), cmp_tag);
-    l->n = l->head = l->live = 0;
+    ring_clear(&l->r);
+    l->live = 0;
     for (size_t i = 0; i < n; i++)
         unacked_push(l, &all[i]);
     free(all);

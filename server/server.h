@@ -16,6 +16,7 @@
 #define WARREN_SERVER_H
 
 #include "base/base.h"
+#include "base/ring.h"
 #include "conf/conf.h"
 #include "server/amqp_codes.h"
 #include "server/frame.h"
@@ -140,14 +141,13 @@ struct oref {
 
 /*
  * Bytes waiting for the socket: frames are appended to b; large bodies
- * are referenced (refs) instead of copied. Everything in b before
- * refs[rhead].at goes first, then that slice, and so on.
+ * are referenced (refs) instead of copied. Everything in b before the
+ * first ref's `at` goes first, then that slice, and so on.
  */
 struct outq {
     struct buf b;
-    size_t head; /* first unsent byte of b */
-    struct oref *refs;
-    size_t rhead, rn, rcap;
+    size_t head;      /* first unsent byte of b */
+    struct ring refs; /* struct oref, in `at` order */
     size_t ref_bytes; /* unsent bytes in refs */
 };
 
@@ -303,9 +303,8 @@ struct unacked {
 };
 
 struct unacked_list {
-    struct unacked *v;
-    size_t head, n, cap;
-    size_t live;
+    struct ring r; /* struct unacked, in tag order */
+    size_t live;   /* entries that are not tombstones */
 };
 
 struct chconsumer {

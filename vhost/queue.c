@@ -1,9 +1,9 @@
 /*
  * queue.c: a queue's ready list and dispatch (its consumers: consumer.c).
  *
- * The ready list is a ring buffer of entries sorted by id: publishes
- * append at the tail (ids grow), dispatch pops the head, and a requeued
- * entry is inserted back at its id's place, usually near the head, by
+ * The ready list is a ring deque (base/ring.h) of entries sorted by id:
+ * publishes append at the tail (ids grow), dispatch pops the head, and a
+ * requeued entry is inserted back at its id's place, usually near the head, by
  * shifting the shorter side of the ring. So a requeued message keeps its
  * original position, as in RabbitMQ's classic queues.
  *
@@ -24,74 +24,34 @@
 #include <stdlib.h>
 #include <utlist.h>
 
-/* ---- ring buffer */
-
-static void
-qd_grow(struct qdeque *d)
-{
-    size_t cap = d->cap ? d->cap * 2 : 16;
-    struct qentry *v = xmalloc(cap * sizeof(*v));
-
-    for (size_t i = 0; i < d->n; i++)
-        v[i] = *qd_at(d, i);
-    free(d->v);
-    d->v = v;
-    d->cap = cap;
-    d->head = 0;
-}
+/* ---- the ready list (a base/ring.h deque of entries) */
 
 /* Gives memory back after a backlog drained. */
 static void
-qd_maybe_shrink(struct qdeque *d)
+qd_maybe_shrink(struct ring *d)
 {
-    size_t cap;
-    struct qentry *v;
-
-    if (d->cap <= 1024 || d->n > d->cap / 8)
-        return;
-    cap = d->cap / 4;
-    v = xmalloc(cap * sizeof(*v));
-    for (size_t i = 0; i < d->n; i++)
-        v[i] = *qd_at(d, i);
-    free(d->v);
-    d->v = v;
-    d->cap = cap;
-    d->head = 0;
-}
-
-void
-qd_push_back(struct qdeque *d, struct qentry e)
-{
-    if (d->n == d->cap)
-        qd_grow(d);
-    *qd_at(d, d->n) = e;
-    d->n++;
+    if (d->cap > 1024 && d->n <= d->cap / 8)
+        ring_resize(d, sizeof(struct qentry), d->cap / 4);
 }
 
 bool
-qd_pop_front(struct qdeque *d, struct qentry *out)
+qd_pop_front(struct ring *d, struct qentry *out)
 {
     if (d->n == 0)
         return false;
     *out = *qd_at(d, 0);
-    d->head = (d->head + 1) & (d->cap - 1);
-    d->n--;
-    if (d->n == 0)
-        d->head = 0;
+    ring_pop_front(d);
     return true;
 }
 
 /* Inserts e at its key's place (priority, then id). Assumes no entry
  * with the same id. */
 void
-qd_insert_sorted(struct qdeque *d, struct qentry e)
+qd_insert_sorted(struct ring *d, struct qentry e)
 {
     uint64_t id = e.id & QE_KEY_MASK;
-    size_t lo = 0, hi, k;
+    size_t lo = 0, hi = d->n;
 
-    if (d->n == d->cap)
-        qd_grow(d);
-    hi = d->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if ((qd_at(d, mid)->id & QE_KEY_MASK) < id)
@@ -99,26 +59,7 @@ qd_insert_sorted(struct qdeque *d, struct qentry e)
         else
             hi = mid;
     }
-    k = lo;
-    if (k < d->n / 2) {
-        /* Shift the k entries before the slot one step towards the
-         * front. */
-        d->head = (d->head + d->cap - 1) & (d->cap - 1);
-        for (size_t i = 0; i < k; i++)
-            *qd_at(d, i) = *qd_at(d, i + 1);
-    } else {
-        for (size_t i = d->n; i > k; i--)
-            *qd_at(d, i) = *qd_at(d, i - 1);
-    }
-    *qd_at(d, k) = e;
-    d->n++;
-}
-
-void
-qd_fini(struct qdeque *d)
-{
-    free(d->v);
-    memset(d, 0, sizeof(*d));
+    *(struct qentry *)ring_insert(d, sizeof(e), lo) = e;
 }
 
 /* ---- lifetime */
@@ -138,7 +79,7 @@ queue_unref(struct queue *q)
         return;
     WR_ASSERT(q->deleted && q->ready.n == 0 && q->unacked == 0);
     WR_ASSERT(!q->dirty);
-    qd_fini(&q->ready);
+    ring_fini(&q->ready);
     queue__consumers_fini(q);
     free(q->name);
     free((void *)q->args.ptr);
@@ -372,7 +313,7 @@ queue__sort_recovered(struct queue *q)
         v[i].id = (v[i].id & ~QE_PRIO_MASK) | prio_key(q, prio);
     }
     qsort(v, n, sizeof(*v), cmp_key);
-    qd_fini(&q->ready);
+    ring_fini(&q->ready);
     for (size_t i = 0; i < n; i++)
         qd_push_back(&q->ready, v[i]);
     free(v);
@@ -616,7 +557,7 @@ queue__drop_lost(struct queue *q, uint64_t from)
     }
     q->ready.n = k;
     if (k == 0) {
-        q->ready.head = 0;
+        ring_clear(&q->ready);
         q->ready_bytes = 0;
     }
     return (uint32_t)(n - k);

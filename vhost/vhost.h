@@ -25,6 +25,7 @@
 
 #include "base/base.h"
 #include "base/ftable.h"
+#include "base/ring.h"
 #include "exchange/exchange.h"
 
 #include <uthash.h>
@@ -170,14 +171,6 @@ struct qentry {
     };
 };
 
-/* Ring buffer of entries sorted by id. */
-struct qdeque {
-    struct qentry *v;
-    size_t head;
-    size_t n;
-    size_t cap;
-};
-
 /* ---- consumers */
 
 struct consumer_ops {
@@ -267,7 +260,7 @@ struct queue {
     struct bytes args;
     struct vh_owner *owner;
     struct queue *owner_next, *owner_prev;
-    struct qdeque ready;
+    struct ring ready; /* struct qentry, sorted by key (queue.c) */
     uint64_t ready_bytes;
     uint32_t unacked;
     struct consumer *consumers; /* circular list, registration order */

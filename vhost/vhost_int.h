@@ -107,16 +107,19 @@ void vhostdir__remove(const char *data_dir, const char *name, const char *dir);
 /* Finishes deletions cut short by a crash. */
 void vhostdir__sweep(const char *data_dir);
 
-/* queue.c */
+/* queue.c: the ready list, a ring of struct qentry */
 static inline struct qentry *
-qd_at(struct qdeque *d, size_t i)
+qd_at(struct ring *d, size_t i)
 {
-    return &d->v[(d->head + i) & (d->cap - 1)];
+    return ring_at(d, sizeof(struct qentry), i);
 }
-void qd_push_back(struct qdeque *d, struct qentry e);
-bool qd_pop_front(struct qdeque *d, struct qentry *out);
-void qd_insert_sorted(struct qdeque *d, struct qentry e);
-void qd_fini(struct qdeque *d);
+static inline void
+qd_push_back(struct ring *d, struct qentry e)
+{
+    *(struct qentry *)ring_push_back(d, sizeof(e)) = e;
+}
+bool qd_pop_front(struct ring *d, struct qentry *out);
+void qd_insert_sorted(struct ring *d, struct qentry e);
 void queue__track(struct queue *q);
 /* Adds a message that lives only in the log (paging): id and position of
  * its record, which includes this queue; m is the message (not kept). */
