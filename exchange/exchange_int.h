@@ -12,7 +12,7 @@
 #define WARREN_EXCHANGE_INT_H
 
 #include "exchange/exchange.h"
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 
 #define EXCHANGE_MAGIC 0x45584348u /* "EXCH" */
 

@@ -16,7 +16,7 @@
  */
 #include "server/server.h"
 
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 
 #include <stdio.h>
 #include <stdlib.h>

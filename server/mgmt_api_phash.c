@@ -24,7 +24,7 @@
  */
 #include "server/mgmt.h"
 
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-# The broker: every server/ source but the codec (codec.cmake).
+# The broker: every server/ source.
 add_library(warren_server STATIC
   alarm.c
   auth.c
@@ -17,7 +17,7 @@ add_library(warren_server STATIC
   outq.c)
 target_include_directories(warren_server PUBLIC ${EV_INCLUDE_DIR})
 target_link_libraries(warren_server PUBLIC warren_vhost warren_conf
-                      warren_codec warren_base ${EV_LIBRARY})
+                      warren_amqp warren_base ${EV_LIBRARY})
 
 if(WARREN_HAVE_SYSTEMD)
   target_compile_definitions(warren_server PRIVATE WARREN_HAVE_SYSTEMD)

@@ -18,8 +18,8 @@
 #include "base/base.h"
 #include "base/ring.h"
 #include "conf/conf.h"
-#include "server/amqp_codes.h"
-#include "server/frame.h"
+#include "amqp/amqp_codes.h"
+#include "amqp/frame.h"
 #include "server/listener.h"
 #include "vhost/vhost.h"
 

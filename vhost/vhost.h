@@ -24,7 +24,7 @@
 #define WARREN_VHOST_H
 
 #include "base/base.h"
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 #include "base/ring.h"
 #include "exchange/exchange.h"
 

@@ -8,7 +8,7 @@
  * Invariant: ftable_next()/farray_next() never read outside the buffer,
  * even on input that was not validated; they just stop early.
  */
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -19,7 +19,7 @@
  * Writers append whole frames; frame_begin()/frame_end() bracket a payload
  * written in place so that no frame is assembled twice.
  */
-#include "server/frame.h"
+#include "amqp/frame.h"
 
 #include <assert.h>
 

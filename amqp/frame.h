@@ -15,7 +15,7 @@
 #include <sys/types.h>
 
 #include "base/base.h"
-#include "server/amqp_methods.gen.h"
+#include "amqp/amqp_methods.gen.h"
 
 /* What a client sends first: "AMQP" 0 0 9 1. */
 #define AMQP_PROTOCOL_HEADER     "AMQP\x00\x00\x09\x01"
