@@ -537,90 +537,19 @@ chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
     return res.lsn;
 }
 
-/* Erlang's string:to_integer/1 on the expiration property, with
- * RabbitMQ's texts: no_integer, {leftover_string,".5"},
- * {value_negative,-1}. Returns WR_OK with *ms set. */
-static int
-parse_expiration(struct channel *ch, struct bytes e, int64_t *ms)
-{
-    size_t i = 0;
-    bool neg = false;
-    int64_t v = 0;
-
-    if (i < e.len && (e.ptr[i] == '-' || e.ptr[i] == '+'))
-        neg = e.ptr[i++] == '-';
-    if (i == e.len || e.ptr[i] < '0' || e.ptr[i] > '9')
-        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
-                         "invalid expiration '%.*s': no_integer", BYTES_FMT(e));
-    for (; i < e.len && e.ptr[i] >= '0' && e.ptr[i] <= '9'; i++)
-        v = v > INT64_MAX / 10 ? INT64_MAX : v * 10 + (e.ptr[i] - '0');
-    if (i < e.len)
-        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
-                         "invalid expiration '%.*s': {leftover_string,"
-                         "\"%.*s\"}",
-                         BYTES_FMT(e), (int)(e.len - i),
-                         (const char *)e.ptr + i);
-    if (neg && v > 0)
-        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
-                         "invalid expiration '%.*s': {value_negative,-%lld}",
-                         BYTES_FMT(e), (long long)v);
-    *ms = v;
-    return WR_OK;
-}
-
-void
-server_props_info(struct bytes props, int64_t *ttl_ms, uint8_t *priority)
-{
-    struct amqp_basic_props p;
-
-    *ttl_ms = -1;
-    *priority = 0;
-    if (amqp_basic_props_decode(props.ptr, props.len, &p, NULL) !=
-        AMQP_DECODE_OK)
-        return;
-    if (p.flags & AMQP_BASIC_PRIORITY_FLAG)
-        *priority = p.priority;
-    if (p.flags & AMQP_BASIC_EXPIRATION_FLAG) {
-        /* checked at publish (parse_expiration): digits, maybe a sign */
-        int64_t v = 0;
-        size_t i = 0;
-
-        if (i < p.expiration.len &&
-            (p.expiration.ptr[i] == '-' || p.expiration.ptr[i] == '+'))
-            i++;
-        for (; i < p.expiration.len && p.expiration.ptr[i] >= '0' &&
-               p.expiration.ptr[i] <= '9';
-             i++)
-            v = v > INT64_MAX / 10 ? INT64_MAX
-                                   : v * 10 + (p.expiration.ptr[i] - '0');
-        *ttl_ms = v;
-    }
-}
-
-/* RabbitMQ's publish-time checks of the properties, in its order:
- * user_id, expiration, delivery_mode. Sets the message's TTL. */
+/* RabbitMQ's publish-time checks of the properties (amqp_props_check).
+ * Stamps the message's publish time. */
 static int
 check_properties(struct channel *ch, struct message *msg)
 {
-    struct amqp_basic_props p;
+    struct amqp_props p;
+    char err[600];
 
-    if (amqp_basic_props_decode(message_props(msg).ptr, msg->props_len, &p,
-                                NULL) != AMQP_DECODE_OK)
+    if (amqp_props_read(message_props(msg), &p, NULL) != AMQP_DECODE_OK)
         return WR_OK; /* validated when the header arrived */
-    if ((p.flags & AMQP_BASIC_USER_ID_FLAG) &&
-        !bytes_eq_str(p.user_id, ch->conn->user))
-        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
-                         "user_id property set to '%.*s' but authenticated "
-                         "user was '%s'",
-                         BYTES_FMT(p.user_id), ch->conn->user);
-    if ((p.flags & AMQP_BASIC_EXPIRATION_FLAG) &&
-        parse_expiration(ch, p.expiration, &msg->ttl_ms) != WR_OK)
-        return WR_ERR;
-    if ((p.flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && p.delivery_mode != 1 &&
-        p.delivery_mode != 2)
-        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
-                         "invalid message: {delivery_mode_unknown,%u}",
-                         p.delivery_mode);
+    if (amqp_props_check(&p, ch->conn->user, err, sizeof(err)) != WR_OK)
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH, "%s",
+                         err);
     msg->ts_us = node_now(srv->node);
     return WR_OK;
 }
@@ -693,7 +622,7 @@ content_complete(struct channel *ch)
 static int
 on_content_header(struct channel *ch, const struct frame *f)
 {
-    struct amqp_basic_props props;
+    struct amqp_props props;
     uint16_t class_id;
     uint64_t size;
     struct bytes raw;
@@ -711,8 +640,7 @@ on_content_header(struct channel *ch, const struct frame *f)
                          "expected content header for class %u, got non "
                          "content header frame instead",
                          AMQP_CLASS_BASIC);
-    if (amqp_basic_props_decode(raw.ptr, raw.len, &props, &why) !=
-        AMQP_DECODE_OK)
+    if (amqp_props_read(raw, &props, &why) != AMQP_DECODE_OK)
         return conn_fail(ch->conn, AMQP_FRAME_ERROR, 0,
                          "malformed content header properties: %s", why);
     if (size > srv->cfg->max_message_size)
@@ -723,12 +651,8 @@ on_content_header(struct channel *ch, const struct frame *f)
                          (unsigned long long)srv->cfg->max_message_size);
     ch->msg = message_new(bytes_of(ch->pub_exchange, ch->pub_exchange_len),
                           bytes_of(ch->pub_rk, ch->pub_rk_len), raw, size);
+    message_set_props(ch->msg, &props);
     alarm_note_memory(srv);
-    if ((props.flags & AMQP_BASIC_DELIVERY_MODE_FLAG) &&
-        props.delivery_mode == 2)
-        ch->msg->flags |= MSG_PERSISTENT;
-    if (props.flags & AMQP_BASIC_PRIORITY_FLAG)
-        ch->msg->priority = props.priority;
     if (size == 0)
         return content_complete(ch);
     ch->cs = CS_BODY;

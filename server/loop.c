@@ -395,7 +395,6 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     opts.durable_arg = s;
     opts.dead_letter = server_dead_letter;
     opts.dead_letter_arg = s;
-    opts.props_info = server_props_info;
     ev_async_init(&s->store_wake, store_async_cb);
     ev_async_start(s->loop, &s->store_wake);
     s->node = node_new(&opts);

@@ -271,10 +271,10 @@ void
 mgmt_reply_vherr(struct mgmt_req *r, const struct vherr *err)
 {
     switch (err->code) {
-    case VH_ACCESS_REFUSED:
+    case AMQP_ACCESS_REFUSED:
         mgmt_not_authorised(r, "Access refused.");
         break;
-    case VH_NOT_FOUND:
+    case AMQP_NOT_FOUND:
         mgmt_not_found(r);
         break;
     default:

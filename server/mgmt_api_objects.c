@@ -1408,23 +1408,6 @@ props_to_json(struct bytes raw)
     return o;
 }
 
-/* Erlang's string:to_integer on the expiration text, as the channel
- * checks it; -1 when it does not parse (then RabbitMQ refuses it). */
-static int64_t
-expiration_ms(struct bytes e)
-{
-    int64_t v = 0;
-
-    if (e.len == 0)
-        return -1;
-    for (size_t i = 0; i < e.len; i++) {
-        if (e.ptr[i] < '0' || e.ptr[i] > '9')
-            return -1;
-        v = v > INT64_MAX / 10 ? INT64_MAX : v * 10 + (e.ptr[i] - '0');
-    }
-    return v;
-}
-
 /* Builds the message of an HTTP publish; NULL after replying 400. */
 static struct message *
 publish_message(struct mgmt_req *r, json_t *body, struct bytes xname,
@@ -1434,7 +1417,10 @@ publish_message(struct mgmt_req *r, json_t *body, struct bytes xname,
     const char *enc = body_str(body, "payload_encoding", NULL);
     json_t *pl = json_object_get(body, "payload");
     struct amqp_basic_props p;
+    struct amqp_props ap;
     struct message *m;
+    const char *why;
+    char err[400];
     json_t *missing = json_array();
 
     if (!json_object_get(body, "properties"))
@@ -1486,23 +1472,18 @@ publish_message(struct mgmt_req *r, json_t *body, struct bytes xname,
     }
     if (!props_from_json(r, json_object_get(body, "properties"), &p, hdrs))
         return NULL;
-    if ((p.flags & AMQP_BASIC_USER_ID_FLAG) &&
-        !bytes_eq_str(p.user_id, r->user_name)) {
-        mgmt_bad_request(r,
-                         "user_id property set to '%.*s' but "
-                         "authenticated user was '%s'",
-                         BYTES_FMT(p.user_id), r->user_name);
+    amqp_basic_props_encode(&p, props);
+    if (amqp_props_read(buf_bytes(props), &ap, &why) != AMQP_DECODE_OK) {
+        mgmt_bad_request(r, "invalid properties: %s", why);
         return NULL;
     }
-    amqp_basic_props_encode(&p, props);
+    if (amqp_props_check_user(&ap, r->user_name, err, sizeof(err)) != WR_OK) {
+        mgmt_bad_request(r, "%s", err);
+        return NULL;
+    }
     m = message_new(xname, rk, buf_bytes(props), payload->len);
     m = message_append(m, buf_bytes(payload));
-    if ((p.flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && p.delivery_mode == 2)
-        m->flags |= MSG_PERSISTENT;
-    if (p.flags & AMQP_BASIC_PRIORITY_FLAG)
-        m->priority = p.priority;
-    if (p.flags & AMQP_BASIC_EXPIRATION_FLAG)
-        m->ttl_ms = expiration_ms(p.expiration);
+    message_set_props(m, &ap);
     m->ts_us = node_now(srv->node);
     return m;
 }

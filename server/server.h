@@ -19,6 +19,7 @@
 #include "base/ring.h"
 #include "conf/conf.h"
 #include "amqp/amqp_codes.h"
+#include "amqp/amqp_props.h"
 #include "amqp/frame.h"
 #include "server/listener.h"
 #include "vhost/vhost.h"
@@ -83,9 +84,6 @@ void server_fini(struct server *s);
 int server_run(struct server *s);
 /* Dispatch, log hand-off and output flush (loop.c). */
 void server_pump(struct server *s);
-/* node_opts.props_info: expiration and priority from raw properties
- * (channel.c). */
-void server_props_info(struct bytes props, int64_t *ttl_ms, uint8_t *priority);
 /* node_opts.dead_letter: republishes a dead letter (deadletter.c). */
 void server_dead_letter(void *arg, const struct dead_letter *d);
 /* RAM (or total_memory_available_override), the memory alarm threshold,

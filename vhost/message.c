@@ -93,6 +93,15 @@ message_append(struct message *m, struct bytes part)
 }
 
 void
+message_set_props(struct message *m, const struct amqp_props *p)
+{
+    if (p->persistent)
+        m->flags |= MSG_PERSISTENT;
+    m->priority = p->priority;
+    m->ttl_ms = p->ttl_ms;
+}
+
+void
 message_ref(struct message *m)
 {
     WR_ASSERT(m->refs > 0);

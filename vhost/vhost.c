@@ -61,14 +61,14 @@ not_found(struct vherr *err, const char *kind, struct bytes name,
 {
     char r[400];
 
-    return vherr_set(err, VH_NOT_FOUND, "no %s",
+    return vherr_set(err, AMQP_NOT_FOUND, "no %s",
                      rs(r, sizeof(r), kind, name, vh));
 }
 
 static int
 default_exchange_refused(struct vherr *err)
 {
-    return vherr_set(err, VH_ACCESS_REFUSED,
+    return vherr_set(err, AMQP_ACCESS_REFUSED,
                      "operation not permitted on the default exchange");
 }
 
@@ -148,7 +148,7 @@ static int
 field_mismatch(struct vherr *err, const char *field, const char *r,
                const char *got, const char *cur)
 {
-    return vherr_set(err, VH_PRECONDITION_FAILED,
+    return vherr_set(err, AMQP_PRECONDITION_FAILED,
                      "inequivalent arg '%s' for %s: received '%s' but "
                      "current is '%s'",
                      field, r, got, cur);
@@ -197,7 +197,7 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
         return WR_OK;
     }
     if (exchange_type_parse(d->type, &t) != WR_OK)
-        return vherr_set(err, VH_COMMAND_INVALID,
+        return vherr_set(err, AMQP_COMMAND_INVALID,
                          "unknown exchange type '%.*s'", BYTES_FMT(d->type));
     if (d->name.len == 0)
         return default_exchange_refused(err);
@@ -208,7 +208,7 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
     if (x)
         return exchange_equiv(x, t, d, r, err);
     if (bytes_has_prefix(d->name, "amq."))
-        return vherr_set(err, VH_ACCESS_REFUSED,
+        return vherr_set(err, AMQP_ACCESS_REFUSED,
                          "exchange name '%.*s' contains reserved prefix "
                          "'amq.*'",
                          BYTES_FMT(d->name));
@@ -254,7 +254,7 @@ vhost_exchange_delete(struct vhost *vh, struct bytes name, bool if_unused,
     if (name.len == 0)
         return default_exchange_refused(err);
     if (bytes_has_prefix(name, "amq."))
-        return vherr_set(err, VH_ACCESS_REFUSED,
+        return vherr_set(err, AMQP_ACCESS_REFUSED,
                          "deletion of system %s not allowed", r);
     if (owner && vhost_perm_check(vh, owner->user, PERM_CONFIGURE, "exchange",
                                   name, err) != WR_OK)
@@ -263,7 +263,7 @@ vhost_exchange_delete(struct vhost *vh, struct bytes name, bool if_unused,
     if (!x)
         return WR_OK;
     if (if_unused && ((struct xinfo *)x->user)->out != NULL)
-        return vherr_set(err, VH_PRECONDITION_FAILED, "%s in use", r);
+        return vherr_set(err, AMQP_PRECONDITION_FAILED, "%s in use", r);
     vhost__exchange_delete(vh, x);
     return WR_OK;
 }
@@ -284,7 +284,7 @@ locked(struct vherr *err, struct bytes name, const struct vhost *vh)
 {
     char r[400];
 
-    return vherr_set(err, VH_RESOURCE_LOCKED,
+    return vherr_set(err, AMQP_RESOURCE_LOCKED,
                      "cannot obtain exclusive access to locked %s. It could "
                      "be originally declared on another connection or the "
                      "exclusive property value does not match that of the "
@@ -372,7 +372,7 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
     if (d->passive)
         return vhost_queue_lookup(vh, d->name, d->owner, out, err);
     if (!d->server_named && bytes_has_prefix(d->name, "amq."))
-        return vherr_set(err, VH_ACCESS_REFUSED,
+        return vherr_set(err, AMQP_ACCESS_REFUSED,
                          "queue name '%.*s' contains reserved prefix 'amq.*'",
                          BYTES_FMT(d->name));
     if (d->owner && vhost_perm_check(vh, d->owner->user, PERM_CONFIGURE,
@@ -396,7 +396,7 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
         return WR_OK;
     }
     if (vh->max_queues >= 0 && vh->nqueues >= (uint64_t)vh->max_queues)
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "cannot declare queue '%.*s': queue limit in vhost "
                          "'%s' (%lld) is reached",
                          BYTES_FMT(d->name), vh->name,
@@ -505,7 +505,7 @@ vhost_bind(struct vhost *vh, struct bytes src, struct bytes dest,
     buf_init(&why);
     rc = exchange_check_binding_args(sx, args, &why);
     if (rc != WR_OK) {
-        vherr_set(err, VH_PRECONDITION_FAILED, "%.*s", (int)why.len,
+        vherr_set(err, AMQP_PRECONDITION_FAILED, "%.*s", (int)why.len,
                   (const char *)why.data);
         buf_fini(&why);
         return WR_ERR;

@@ -24,6 +24,8 @@
 #define WARREN_VHOST_H
 
 #include "base/base.h"
+#include "amqp/amqp_codes.h"
+#include "amqp/amqp_props.h"
 #include "amqp/ftable.h"
 #include "base/ring.h"
 #include "exchange/exchange.h"
@@ -40,19 +42,7 @@ struct queue;
 struct consumer;
 struct binding;
 
-/* ---- errors: AMQP reply codes with RabbitMQ's texts */
-
-enum {
-    VH_OK = 0,
-    VH_ACCESS_REFUSED = 403,
-    VH_NOT_FOUND = 404,
-    VH_RESOURCE_LOCKED = 405,
-    VH_PRECONDITION_FAILED = 406,
-    VH_NOT_ALLOWED = 530,
-    VH_COMMAND_INVALID = 503,
-    VH_NOT_IMPLEMENTED = 540,
-    VH_INTERNAL_ERROR = 541,
-};
+/* ---- errors: AMQP reply codes (amqp/amqp_codes.h) with RabbitMQ's texts */
 
 struct vherr {
     uint16_t code;
@@ -103,6 +93,9 @@ struct message *message_new(struct bytes exchange, struct bytes rk,
  * returns the new pointer. Assumes m->refs == 1 and that the bytes fit in
  * body_size. */
 struct message *message_append(struct message *m, struct bytes part);
+/* Takes what the properties say the broker acts on (amqp/amqp_props.h):
+ * persistence, priority and TTL. */
+void message_set_props(struct message *m, const struct amqp_props *p);
 void message_ref(struct message *m);
 void message_unref(struct message *m);
 /* Bytes allocated for the messages alive in the process (their structs,
@@ -442,10 +435,6 @@ struct node_opts {
      * the server republishes it there. NULL: dead letters are dropped. */
     void (*dead_letter)(void *arg, const struct dead_letter *d);
     void *dead_letter_arg;
-    /* Reads a message's raw content properties (the server's codec):
-     * the expiration in ms (-1: none) and the priority (0: none), for
-     * messages read back from the log. NULL: neither is restored. */
-    void (*props_info)(struct bytes props, int64_t *ttl_ms, uint8_t *priority);
 };
 
 struct node *node_new(const struct node_opts *opts);

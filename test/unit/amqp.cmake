@@ -6,6 +6,7 @@
 wr_unit_test(test_codec unit/test_codec.c LIBS warren_amqp)
 wr_unit_test(test_frame unit/test_frame.c LIBS warren_amqp)
 wr_unit_test(test_ftable unit/test_ftable.c LIBS warren_amqp)
+wr_unit_test(test_amqp_props unit/test_amqp_props.c LIBS warren_amqp)
 target_compile_definitions(test_codec PRIVATE
   WR_FUZZ_CORPUS_DIR="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus")
 
