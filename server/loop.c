@@ -393,8 +393,6 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     opts.wake_arg = s;
     opts.durable = durable_cb;
     opts.durable_arg = s;
-    opts.dead_letter = server_dead_letter;
-    opts.dead_letter_arg = s;
     ev_async_init(&s->store_wake, store_async_cb);
     ev_async_start(s->loop, &s->store_wake);
     s->node = node_new(&opts);

@@ -4,7 +4,6 @@ add_library(warren_server STATIC
   auth.c
   channel.c
   conn.c
-  deadletter.c
   listener.c
   loop.c
   m_basic.c

@@ -84,8 +84,6 @@ void server_fini(struct server *s);
 int server_run(struct server *s);
 /* Dispatch, log hand-off and output flush (loop.c). */
 void server_pump(struct server *s);
-/* node_opts.dead_letter: republishes a dead letter (deadletter.c). */
-void server_dead_letter(void *arg, const struct dead_letter *d);
 /* RAM (or total_memory_available_override), the memory alarm threshold,
  * and the queues' memory budget, in bytes. */
 uint64_t server_total_ram(const struct wr_config *cfg);

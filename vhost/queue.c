@@ -228,7 +228,7 @@ queue_expire(struct queue *q)
         }
         pop_head(q, &e);
         q->stat_expired++;
-        queue__dead_letter(q, e.msg, DL_EXPIRED);
+        deadletter__add(q, e.msg, DL_EXPIRED);
         drop_entry(q, e, true);
     }
 }
@@ -256,7 +256,7 @@ drop_over_limit(struct queue *q)
         if (!load_head(q))
             return;
         pop_head(q, &e);
-        queue__dead_letter(q, e.msg, DL_MAXLEN);
+        deadletter__add(q, e.msg, DL_MAXLEN);
         drop_entry(q, e, true);
     }
 }
@@ -356,14 +356,14 @@ queue_push(struct queue *q, struct message *m)
         q->stat_expired++;
         if (e.id & QE_INSTORE)
             vhost__log_ack(q->vh, q, e.id);
-        queue__dead_letter(q, m, DL_EXPIRED);
+        deadletter__add(q, m, DL_EXPIRED);
         return true;
     }
     if (q->reject_publish && over_limit(q, m->body_size)) {
         if (e.id & QE_INSTORE)
             vhost__log_ack(q->vh, q, e.id);
         if (q->reject_publish_dlx)
-            queue__dead_letter(q, m, DL_MAXLEN);
+            deadletter__add(q, m, DL_MAXLEN);
         return false;
     }
     message_ref(m);
@@ -395,7 +395,7 @@ queue__push_paged(struct queue *q, uint64_t id, uint64_t pos, struct message *m)
     if (q->reject_publish && over_limit(q, body_size)) {
         vhost__log_ack(q->vh, q, e.id);
         if (q->reject_publish_dlx)
-            queue__dead_letter(q, m, DL_MAXLEN);
+            deadletter__add(q, m, DL_MAXLEN);
         return false;
     }
     ready_add(q, e);
@@ -455,45 +455,8 @@ void
 queue_reject(struct queue *q, struct qentry e)
 {
     if (!q->deleted)
-        queue__dead_letter(q, e.msg, DL_REJECTED);
+        deadletter__add(q, e.msg, DL_REJECTED);
     queue_ack(q, e);
-}
-
-static struct bytes
-dup_bytes(const void *p, size_t n)
-{
-    char *s = xmalloc(n + 1);
-
-    if (n)
-        memcpy(s, p, n);
-    s[n] = '\0';
-    return bytes_of(s, n);
-}
-
-void
-queue__dead_letter(struct queue *q, struct message *m, enum dl_reason r)
-{
-    struct node *n = q->vh->node;
-    struct dead_letter *d;
-
-    if (!n->opts.dead_letter || !q->has_dlx)
-        return;
-    if (n->ndl == n->capdl) {
-        n->capdl = n->capdl ? 2 * n->capdl : 16;
-        n->dl = xrealloc(n->dl, n->capdl * sizeof(*n->dl));
-    }
-    d = &n->dl[n->ndl++];
-    memset(d, 0, sizeof(*d));
-    d->vh = q->vh;
-    d->m = m;
-    message_ref(m);
-    d->queue = dup_bytes(q->name, q->name_len);
-    d->dlx = dup_bytes(q->dlx.ptr, q->dlx.len);
-    if (q->has_dlrk) {
-        d->dlrk = dup_bytes(q->dlrk.ptr, q->dlrk.len);
-        d->has_dlrk = true;
-    }
-    d->reason = r;
 }
 
 void

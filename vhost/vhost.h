@@ -390,27 +390,6 @@ struct vhost *node_vhost_add(struct node *n, const char *name);
  * caller closes its connections first. */
 void node_vhost_remove(struct node *n, struct vhost *vh);
 
-/* Why a message left its queue for a dead-letter exchange: RabbitMQ's
- * x-death reasons. */
-enum dl_reason {
-    DL_REJECTED, /* basic.reject / basic.nack with requeue=false */
-    DL_EXPIRED,  /* message TTL */
-    DL_MAXLEN,   /* x-max-length(-bytes): drop-head, reject-publish-dlx */
-};
-
-const char *dl_reason_name(enum dl_reason r);
-
-/* A message on its way to a dead-letter exchange. */
-struct dead_letter {
-    struct vhost *vh;
-    struct message *m;  /* as it was in the queue */
-    struct bytes queue; /* the queue it died in */
-    struct bytes dlx;   /* x-dead-letter-exchange */
-    struct bytes dlrk;  /* x-dead-letter-routing-key */
-    bool has_dlrk;      /* else the message's own routing key */
-    enum dl_reason reason;
-};
-
 /* How the node keeps durable state; all zero = in memory only. */
 struct node_opts {
     const char *data_dir; /* NULL = nothing on disk */
@@ -430,11 +409,6 @@ struct node_opts {
      * failed, for publisher confirms. */
     void (*durable)(void *arg, struct vhost *vh);
     void *durable_arg;
-    /* Called on the loop, between callbacks (node_run_dispatch), for
-     * each message that died in a queue with x-dead-letter-exchange:
-     * the server republishes it there. NULL: dead letters are dropped. */
-    void (*dead_letter)(void *arg, const struct dead_letter *d);
-    void *dead_letter_arg;
 };
 
 struct node *node_new(const struct node_opts *opts);

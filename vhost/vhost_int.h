@@ -6,6 +6,25 @@
 
 #include "vhost/vhost.h"
 
+/* Why a message left its queue for a dead-letter exchange: RabbitMQ's
+ * x-death reasons. */
+enum dl_reason {
+    DL_REJECTED, /* basic.reject / basic.nack with requeue=false */
+    DL_EXPIRED,  /* message TTL */
+    DL_MAXLEN,   /* x-max-length(-bytes): drop-head, reject-publish-dlx */
+};
+
+/* A message on its way to a dead-letter exchange. */
+struct dead_letter {
+    struct vhost *vh;
+    struct message *m;  /* as it was in the queue */
+    struct bytes queue; /* the queue it died in */
+    struct bytes dlx;   /* x-dead-letter-exchange */
+    struct bytes dlrk;  /* x-dead-letter-routing-key */
+    bool has_dlrk;      /* else the message's own routing key */
+    enum dl_reason reason;
+};
+
 /* The node: every vhost, and the list of queues waiting for dispatch. */
 struct node {
     struct node_opts opts;
@@ -23,7 +42,7 @@ struct node {
     bool lazy;              /* over the memory budget: page new messages */
     bool booted; /* node_boot ran: new vhosts open their log at once */
     bool fresh;  /* no definitions file at boot: a first start */
-    /* Dead letters waiting for node_run_dispatch (queue.c): never
+    /* Dead letters waiting for node_run_dispatch (deadletter.c): never
      * republished from inside a queue operation. */
     struct dead_letter *dl;
     size_t ndl, capdl;
@@ -52,13 +71,15 @@ void queue__enforce(struct queue *q);
 /* queue.c: puts the entries recovered into an x-max-priority queue in
  * priority order, reading each message's priority from the log. */
 void queue__sort_recovered(struct queue *q);
-/* queue.c: queues m (a new reference) for q's dead-letter exchange, if q
- * has one (x-dead-letter-exchange). */
-void queue__dead_letter(struct queue *q, struct message *m, enum dl_reason r);
-/* node.c: hands the waiting dead letters to opts.dead_letter. */
-void node__run_dead_letters(struct node *n);
-/* node.c: forgets the dead letters of a vhost being removed. */
-void node__drop_dead_letters(struct node *n, struct vhost *vh);
+/* deadletter.c: queues m (a new reference) for q's dead-letter exchange,
+ * if q has one (x-dead-letter-exchange). */
+void deadletter__add(struct queue *q, struct message *m, enum dl_reason r);
+/* deadletter.c: republishes the waiting dead letters (node_run_dispatch,
+ * between callbacks: never from inside a queue operation). */
+void deadletter__run(struct node *n);
+/* deadletter.c: forgets the dead letters of vh (being removed), or of
+ * every vhost when vh is NULL. */
+void deadletter__drop(struct node *n, struct vhost *vh);
 
 /* A log position that changed while its message was out for delivery. */
 struct vmove {

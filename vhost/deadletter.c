@@ -1,11 +1,13 @@
 /*
- * deadletter.c: republishing dead letters, as RabbitMQ 3.10 does
+ * deadletter.c: dead-lettering, as RabbitMQ 3.10 does it
  * (rabbit_dead_letter).
  *
  * A message rejected without requeue, expired, or pushed out by a length
  * limit in a queue with x-dead-letter-exchange leaves that queue (the log
- * hears of it as an ack) and comes here, between callbacks
- * (node_run_dispatch), as a new message:
+ * hears of it as an ack) and waits in the node's list of dead letters
+ * (deadletter__add), because a queue operation must not route. Between
+ * callbacks (node_run_dispatch) each one is republished
+ * (deadletter__run) as a new message:
  *   - published to the dead-letter exchange with
  *     x-dead-letter-routing-key, or its own routing key;
  *   - its headers get an x-death entry {count, reason, queue, time,
@@ -21,10 +23,26 @@
  *   - a dead-letter exchange that does not exist drops the message.
  * Persistent messages routed to durable queues are logged as any publish.
  */
-#include "server/server.h"
+#include "vhost/vhost.h"
+#include "vhost/vhost_int.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* RabbitMQ's x-death reason. */
+static const char *
+reason_name(enum dl_reason r)
+{
+    switch (r) {
+    case DL_REJECTED:
+        return "rejected";
+    case DL_EXPIRED:
+        return "expired";
+    case DL_MAXLEN:
+        return "maxlen";
+    }
+    return "rejected";
+}
 
 /* The x-death list after this death, newest first, for the cycle check. */
 struct deaths {
@@ -89,7 +107,7 @@ put_new_death(struct buf *b, const struct dead_letter *d, struct bytes rk,
     buf_put_u8(b, 'F');
     t = ftable_begin(b);
     fenc_int(b, "count", 1);
-    fenc_cstr(b, "reason", dl_reason_name(d->reason));
+    fenc_cstr(b, "reason", reason_name(d->reason));
     fenc_str(b, "queue", d->queue);
     fenc_timestamp(b, "time", now_s);
     fenc_str(b, "exchange", message_exchange(d->m));
@@ -146,7 +164,7 @@ build_headers(struct buf *b, const struct dead_letter *d,
 {
     struct bytes old =
         (p->flags & AMQP_BASIC_HEADERS_FLAG) ? p->headers : bytes_of(NULL, 0);
-    struct bytes reason = bytes_str(dl_reason_name(d->reason));
+    struct bytes reason = bytes_str(reason_name(d->reason));
     struct bytes deaths = bytes_of(NULL, 0), key;
     struct ftable_iter it;
     struct farray_iter ai;
@@ -207,10 +225,10 @@ build_headers(struct buf *b, const struct dead_letter *d,
     ftable_end(b, t);
 }
 
-void
-server_dead_letter(void *arg, const struct dead_letter *d)
+/* Republishes one dead letter (or drops it, as the header says). */
+static void
+republish(const struct dead_letter *d)
 {
-    struct server *s = arg;
     struct amqp_basic_props p;
     struct exchange *x = NULL;
     struct publish_result res;
@@ -219,7 +237,7 @@ server_dead_letter(void *arg, const struct dead_letter *d)
     struct buf hdr, props;
     struct bytes rk = message_rk(d->m);
     struct bytes orig_rk = rk;
-    uint64_t now_us = node_now(s->node);
+    uint64_t now_us = node_now(d->vh->node);
 
     if (d->dlx.len > 0) {
         x = vhost_exchange_find(d->vh, d->dlx);
@@ -254,4 +272,81 @@ server_dead_letter(void *arg, const struct dead_letter *d)
     buf_fini(&props);
     buf_fini(&hdr);
     free(dd.v);
+}
+
+static struct bytes
+dup_bytes(const void *p, size_t n)
+{
+    char *s = xmalloc(n + 1);
+
+    if (n)
+        memcpy(s, p, n);
+    s[n] = '\0';
+    return bytes_of(s, n);
+}
+
+void
+deadletter__add(struct queue *q, struct message *m, enum dl_reason r)
+{
+    struct node *n = q->vh->node;
+    struct dead_letter *d;
+
+    if (!q->has_dlx)
+        return;
+    if (n->ndl == n->capdl) {
+        n->capdl = n->capdl ? 2 * n->capdl : 16;
+        n->dl = xrealloc(n->dl, n->capdl * sizeof(*n->dl));
+    }
+    d = &n->dl[n->ndl++];
+    memset(d, 0, sizeof(*d));
+    d->vh = q->vh;
+    d->m = m;
+    message_ref(m);
+    d->queue = dup_bytes(q->name, q->name_len);
+    d->dlx = dup_bytes(q->dlx.ptr, q->dlx.len);
+    if (q->has_dlrk) {
+        d->dlrk = dup_bytes(q->dlrk.ptr, q->dlrk.len);
+        d->has_dlrk = true;
+    }
+    d->reason = r;
+}
+
+static void
+dead_letter_free(struct dead_letter *d)
+{
+    message_unref(d->m);
+    free((void *)d->queue.ptr);
+    free((void *)d->dlx.ptr);
+    free((void *)d->dlrk.ptr);
+}
+
+void
+deadletter__run(struct node *n)
+{
+    struct dead_letter *v = n->dl;
+    size_t cnt = n->ndl;
+
+    /* Republishing can kill more messages (a full queue dropping its
+     * head): they wait in a fresh list for the next round. */
+    n->dl = NULL;
+    n->ndl = n->capdl = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        republish(&v[i]);
+        dead_letter_free(&v[i]);
+    }
+    free(v);
+}
+
+void
+deadletter__drop(struct node *n, struct vhost *vh)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n->ndl; i++) {
+        if (vh == NULL || n->dl[i].vh == vh)
+            dead_letter_free(&n->dl[i]);
+        else
+            n->dl[k++] = n->dl[i];
+    }
+    n->ndl = k;
 }
