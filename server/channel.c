@@ -427,11 +427,11 @@ chan_flush_confirms(struct channel *ch)
             pend_pop(ch);
             continue;
         }
-        if (p->lsn <= vh->durable_lsn) {
+        if (p->lsn <= vhost_durable_lsn(vh)) {
             pend_pop(ch);
             continue;
         }
-        if (!vh->store_failed)
+        if (!vhost_log_failed(vh))
             break;
         /* The log failed before this record was safe: refuse it. */
         confirm_upto(ch, p->seq - 1, true);
@@ -439,11 +439,11 @@ chan_flush_confirms(struct channel *ch)
         pend_pop(ch);
     }
     confirm_upto(ch, ch->pn ? ch->pend[ch->phead].seq - 1 : ch->pub_seq, true);
-    if (ch->commit_lsn && ch->commit_lsn <= vh->durable_lsn) {
+    if (ch->commit_lsn && ch->commit_lsn <= vhost_durable_lsn(vh)) {
         ch->commit_lsn = 0;
         conn_send_method(ch->conn, ch->id, &ok);
         conn_release_input(ch->conn);
-    } else if (ch->commit_lsn && vh->store_failed) {
+    } else if (ch->commit_lsn && vhost_log_failed(vh)) {
         ch->commit_lsn = 0;
         conn_fail(ch->conn, AMQP_INTERNAL_ERROR, AMQP_TX_COMMIT,
                   "the message log failed; the transaction's persistent "
@@ -515,7 +515,7 @@ chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
 
             last_warn = wr_now_ms();
             log_err("vhost '%s': persistent message refused: %s",
-                    ch->conn->vh->name, why ? why : "the log refused it");
+                    vhost_name(ch->conn->vh), why ? why : "the log refused it");
         }
         message_unref(msg);
         return 0;
@@ -528,7 +528,7 @@ chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
         ch->pub_seq++;
         if (res.rejected) /* a queue at its limit refused it */
             pend_push(ch, ch->pub_seq, CONFIRM_NACK);
-        else if (res.lsn > ch->conn->vh->durable_lsn)
+        else if (res.lsn > vhost_durable_lsn(ch->conn->vh))
             pend_push(ch, ch->pub_seq, res.lsn);
         ch->confirm_pending = true;
         conn_pending(ch->conn);
@@ -598,14 +598,14 @@ content_complete(struct channel *ch)
         message_unref(msg);
         return chan_fail(ch, AMQP_NOT_FOUND, AMQP_BASIC_PUBLISH,
                          "no exchange '%.*s' in vhost '%s'", BYTES_FMT(name),
-                         ch->conn->vh->name);
+                         vhost_name(ch->conn->vh));
     }
     if (x->internal) {
         message_unref(msg);
         return chan_fail(ch, AMQP_ACCESS_REFUSED, AMQP_BASIC_PUBLISH,
                          "cannot publish to internal exchange '%s' in vhost "
                          "'%s'",
-                         x->name, ch->conn->vh->name);
+                         x->name, vhost_name(ch->conn->vh));
     }
     if (check_properties(ch, msg) != WR_OK) {
         message_unref(msg);

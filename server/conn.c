@@ -206,10 +206,11 @@ conn_end(struct conn *c, const char *reason)
     release_channels(c);
     ev_timer_stop(srv->loop, &c->timer);
     if (c->vh)
-        c->vh->connections--;
+        vhost_connection_leave(c->vh);
     log_info("closing AMQP connection %s -> %s (vhost %s%s%s, user '%s'): %s",
-             c->peer, c->local, c->vh ? "'" : "", c->vh ? c->vh->name : "none",
-             c->vh ? "'" : "", c->user ? c->user : "", c->close_reason);
+             c->peer, c->local, c->vh ? "'" : "",
+             c->vh ? vhost_name(c->vh) : "none", c->vh ? "'" : "",
+             c->user ? c->user : "", c->close_reason);
 }
 
 void
@@ -850,9 +851,8 @@ conn_opened(struct conn *c)
 {
     c->state = CONN_OPEN;
     c->owner.user = c->user;
-    c->vh->connections++;
     log_info("connection %s -> %s: user '%s' authenticated and granted "
              "access to vhost '%s'",
-             c->peer, c->local, c->user, c->vh->name);
+             c->peer, c->local, c->user, vhost_name(c->vh));
     conn_start_heartbeat(c);
 }

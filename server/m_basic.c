@@ -11,6 +11,8 @@
  */
 #include "server/server.h"
 
+#include "amqp/ftable.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -55,16 +57,17 @@ m_basic_consume(struct channel *ch, const struct amqp_method *m)
     if (vhost_queue_access(ch->conn->vh, name, &ch->conn->owner, PERM_READ, &q,
                            &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
-    if (queue_exclusive_consumer(q) || (a->exclusive && q->nconsumers))
+    if (queue_exclusive_consumer(q) ||
+        (a->exclusive && queue_consumer_count(q)))
         return chan_fail(ch, AMQP_ACCESS_REFUSED, m->id,
                          "queue '%.*s' in vhost '%s' in exclusive use",
-                         BYTES_FMT(name), ch->conn->vh->name);
+                         BYTES_FMT(name), vhost_name(ch->conn->vh));
     if (ftable_find(a->arguments, "x-priority", &prio) &&
         !fvalue_get_int(&prio, &priority))
         return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
                          "invalid arg 'x-priority' for queue '%.*s' in vhost "
                          "'%s': \"expected integer, got %s\"",
-                         BYTES_FMT(name), ch->conn->vh->name,
+                         BYTES_FMT(name), vhost_name(ch->conn->vh),
                          fvalue_type_name(prio.type));
     if (tag.len == 0) {
         chan_gen_name("amq.ctag-", gen);

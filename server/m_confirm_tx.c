@@ -116,7 +116,7 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
                          vhost_log_refusal(ch->conn->vh)
                              ? vhost_log_refusal(ch->conn->vh)
                              : "disk full or log failed");
-    if (lsn > ch->conn->vh->durable_lsn) {
+    if (lsn > vhost_durable_lsn(ch->conn->vh)) {
         chan_hold_commit(ch, lsn);
         return WR_OK;
     }

@@ -175,26 +175,19 @@ on_open(struct conn *c, const struct amqp_connection_open *m)
 {
     struct amqp_method ok = {.id = AMQP_CONNECTION_OPEN_OK};
     char name[256];
-
+    struct vherr err;
     struct vhost *vh;
 
     snprintf(name, sizeof(name), "%.*s", BYTES_FMT(m->virtual_host));
     vh = node_vhost_find(srv->node, name);
     /* RabbitMQ's order: the vhost's connection limit, then whether it
-     * exists, then whether the user may use it. */
-    if (vh && vh->max_connections >= 0 &&
-        vh->connections >= (uint64_t)vh->max_connections)
-        return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
-                         "access to vhost '%s' refused for user '%s': "
-                         "connection limit (%lld) is reached",
-                         name, c->user, (long long)vh->max_connections);
+     * exists, then whether the user may use it (a vhost that does not
+     * exist has no limit to reach). */
     if (!vh)
         return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
                          "vhost %s not found", name);
-    if (!vhost_user_has_access(vh, c->user))
-        return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
-                         "access to vhost '%s' refused for user '%s'", name,
-                         c->user);
+    if (vhost_connection_admit(vh, c->user, &err) != WR_OK)
+        return conn_fail(c, err.code, AMQP_CONNECTION_OPEN, "%s", err.text);
     c->vh = vh;
     conn_send_method(c, 0, &ok);
     conn_opened(c);

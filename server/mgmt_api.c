@@ -358,18 +358,14 @@ mgmt_table_json(struct bytes tbl)
 
 /* ---- the node's vhosts and name */
 
-/*
- * Every vhost, sorted by name. vhost.h has no iterator over the node's
- * vhosts yet; this is the one place that reads struct node (friend
- * header) until it does.
- */
+/* Every vhost, sorted by name. */
 static int
 vhost_cmp(const void *a, const void *b)
 {
     const struct vhost *x = *(struct vhost *const *)a;
     const struct vhost *y = *(struct vhost *const *)b;
 
-    return strcmp(x->name, y->name);
+    return strcmp(vhost_name(x), vhost_name(y));
 }
 
 struct vhost **
@@ -379,7 +375,8 @@ mgmt_vhosts(size_t *n)
     size_t count = node_vhost_count(node), i = 0;
     struct vhost **v = xcalloc(count + 1, sizeof(*v));
 
-    for (struct vhost *vh = node_vhosts(node); vh; vh = vh->hh.next)
+    for (struct vhost *vh = node_vhost_next(node, NULL); vh;
+         vh = node_vhost_next(node, vh))
         v[i++] = vh;
     qsort(v, count, sizeof(*v), vhost_cmp);
     *n = count;

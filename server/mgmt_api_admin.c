@@ -119,21 +119,24 @@ vhost_json(struct vhost *vh)
     uint64_t ready = 0, unacked = 0, pub = 0, del = 0, ack = 0, redel = 0;
     uint64_t recv = 0, send = 0;
     double rready = 0, runacked = 0, rpub = 0, rdel = 0, rack = 0, rredel = 0;
-    struct queue *q, *tmp;
+    struct vhost_info vi;
+    struct queue *q = NULL;
     struct conn *c;
     json_t *o;
 
-    HASH_ITER(hh, vh->queues, q, tmp)
-    {
+    vhost_info(vh, &vi);
+    while ((q = vhost_queue_next(vh, q)) != NULL) {
         struct mgmt_qrates rt;
+        struct queue_info qi;
 
+        queue_info(q, &qi);
         mgmt_stats_queue(q, &rt);
-        ready += q->ready.n;
-        unacked += q->unacked;
-        pub += q->stat_publish;
-        del += q->stat_deliver;
-        ack += q->stat_ack;
-        redel += q->stat_redeliver;
+        ready += qi.ready;
+        unacked += qi.unacked;
+        pub += qi.stat_publish;
+        del += qi.stat_deliver;
+        ack += qi.stat_ack;
+        redel += qi.stat_redeliver;
         rready += rt.ready;
         runacked += rt.unacked;
         rpub += rt.publish;
@@ -148,13 +151,13 @@ vhost_json(struct vhost *vh)
             send += c->send_oct;
         }
     }
-    o = json_pack(
-        "{s:s, s:s, s:o, s:s, s:{s:s, s:o}, s:b, s:{s:s}}", "name", vh->name,
-        "description", vh->description ? vh->description : "", "tags",
-        tags_json(vh->tags), "default_queue_type", "undefined", "metadata",
-        "description", vh->description ? vh->description : "", "tags",
-        tags_json(vh->tags), "tracing", 0, "cluster_state", mgmt_node_name(),
-        "running");
+    o = json_pack("{s:s, s:s, s:o, s:s, s:{s:s, s:o}, s:b, s:{s:s}}", "name",
+                  vi.name, "description", vi.description ? vi.description : "",
+                  "tags", tags_json(vi.tags), "default_queue_type", "undefined",
+                  "metadata", "description",
+                  vi.description ? vi.description : "", "tags",
+                  tags_json(vi.tags), "tracing", 0, "cluster_state",
+                  mgmt_node_name(), "running");
     json_object_set_new(o, "messages",
                         json_integer((json_int_t)(ready + unacked)));
     json_object_set_new(o, "messages_details", mgmt_rate(rready + runacked));
@@ -233,16 +236,7 @@ vhost_put(struct mgmt_req *r, const char *name)
                      r->user_name, err.text);
     }
     desc = json_string_value(json_object_get(body, "description"));
-    if (desc) {
-        free(vh->description);
-        vh->description = xstrdup(desc);
-    }
-    if (tags) {
-        free(vh->tags);
-        vh->tags = tags;
-        tags = NULL;
-    }
-    node_defs_changed(srv->node);
+    node_vhost_set_meta(srv->node, vh, desc, tags);
     mgmt_reply_empty(r, created ? 201 : 204);
 out:
     free(tags);
@@ -265,7 +259,7 @@ mgmt_h_vhost(struct mgmt_req *r)
     if (r->method == HTTP_DELETE) {
         log_info("management API: user '%s' deleted vhost '%s'", r->user_name,
                  name);
-        snprintf(why, sizeof(why), "vhost '%s' is deleted", vh->name);
+        snprintf(why, sizeof(why), "vhost '%s' is deleted", vhost_name(vh));
         mgmt_close_vhost_conns(vh, why);
         node_vhost_remove(srv->node, vh);
         mgmt_reply_empty(r, 204);
@@ -511,7 +505,7 @@ mgmt_h_permission(struct mgmt_req *r)
 static json_t *
 limits_of(struct vhost *vh)
 {
-    json_t *item = node_kv_find(srv->node, KV_PARAMETER, vh->name,
+    json_t *item = node_kv_find(srv->node, KV_PARAMETER, vhost_name(vh),
                                 "vhost-limits", "limits");
     json_t *v = json_object_get(item, "value");
 
@@ -539,8 +533,9 @@ mgmt_h_limits(struct mgmt_req *r)
         if ((one && vs[i] != one) || !mgmt_can_see_vhost(r, vs[i], true))
             continue;
         if ((lim = limits_of(vs[i])) != NULL)
-            json_array_append_new(items, json_pack("{s:s, s:o}", "vhost",
-                                                   vs[i]->name, "value", lim));
+            json_array_append_new(items,
+                                  json_pack("{s:s, s:o}", "vhost",
+                                            vhost_name(vs[i]), "value", lim));
     }
     free(vs);
     mgmt_reply_list(r, items, NULL);

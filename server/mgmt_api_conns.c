@@ -80,10 +80,10 @@ conn_json(const struct conn *c)
                   "s:i, s:I}",
                   "name", name, "node", mgmt_node_name(), "type", "network",
                   "state", conn_state(c), "user", c->user ? c->user : "",
-                  "vhost", c->vh ? c->vh->name : "", "protocol", "AMQP 0-9-1",
-                  "auth_mechanism", "PLAIN", "channels", (int)c->nchannels,
-                  "channel_max", (int)c->channel_max, "frame_max",
-                  (int)c->frame_max, "timeout", (int)c->heartbeat,
+                  "vhost", c->vh ? vhost_name(c->vh) : "", "protocol",
+                  "AMQP 0-9-1", "auth_mechanism", "PLAIN", "channels",
+                  (int)c->nchannels, "channel_max", (int)c->channel_max,
+                  "frame_max", (int)c->frame_max, "timeout", (int)c->heartbeat,
                   "connected_at", (json_int_t)c->connected_at_ms);
     json_object_set_new(o, "client_properties",
                         mgmt_table_json(c->client_props));
@@ -133,13 +133,14 @@ channel_json(const struct channel *ch)
         "{s:s, s:i, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:i}, s:i, s:i, s:i, "
         "s:i, s:i, s:i, s:i, s:b, s:b, s:i, s:s}",
         "name", name, "number", (int)ch->id, "node", mgmt_node_name(), "user",
-        c->user ? c->user : "", "vhost", c->vh ? c->vh->name : "", "state",
-        ch->state == CH_OPEN ? "running" : "closing", "connection_details",
-        "name", cname, "peer_host", phost, "peer_port", pport, "consumer_count",
-        (int)HASH_COUNT(ch->consumers), "messages_unacknowledged",
-        (int)ch->unacked.live, "messages_unconfirmed", (int)ch->pn,
-        "messages_uncommitted", (int)uncommitted, "acks_uncommitted", (int)acks,
-        "prefetch_count", (int)ch->prefetch_consumer, "global_prefetch_count",
+        c->user ? c->user : "", "vhost", c->vh ? vhost_name(c->vh) : "",
+        "state", ch->state == CH_OPEN ? "running" : "closing",
+        "connection_details", "name", cname, "peer_host", phost, "peer_port",
+        pport, "consumer_count", (int)HASH_COUNT(ch->consumers),
+        "messages_unacknowledged", (int)ch->unacked.live,
+        "messages_unconfirmed", (int)ch->pn, "messages_uncommitted",
+        (int)uncommitted, "acks_uncommitted", (int)acks, "prefetch_count",
+        (int)ch->prefetch_consumer, "global_prefetch_count",
         (int)ch->prefetch_global, "confirm", ch->confirm, "transactional",
         ch->tx, "pending_raft_commands", 0, "user_who_performed_action",
         c->user ? c->user : "");
@@ -336,7 +337,7 @@ mgmt_close_vhost_conns(struct vhost *vh, const char *why)
          * close-ok: detach it (conn_fail released its channels and
          * exclusive queues). */
         if (c->vh) {
-            c->vh->connections--;
+            vhost_connection_leave(c->vh);
             c->vh = NULL;
         }
     }

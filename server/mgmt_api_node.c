@@ -165,20 +165,23 @@ count_visible(struct mgmt_req *r, struct totals *t)
 
     memset(t, 0, sizeof(*t));
     for (size_t i = 0; i < n; i++) {
-        struct queue *q, *tmp;
+        struct vhost_info vi;
+        struct queue *q = NULL;
 
         if (!mgmt_can_see_vhost(r, vs[i], true))
             continue;
-        t->exchanges += xreg_count(vs[i]->xr);
-        t->queues += HASH_COUNT(vs[i]->queues);
-        HASH_ITER(hh, vs[i]->queues, q, tmp)
-        {
+        vhost_info(vs[i], &vi);
+        t->exchanges += vi.exchanges;
+        t->queues += vi.queues;
+        while ((q = vhost_queue_next(vs[i], q)) != NULL) {
             struct mgmt_qrates rt;
+            struct queue_info qi;
 
+            queue_info(q, &qi);
             mgmt_stats_queue(q, &rt);
-            t->consumers += q->nconsumers;
-            t->ready += q->ready.n;
-            t->unacked += q->unacked;
+            t->consumers += qi.consumers;
+            t->ready += qi.ready;
+            t->unacked += qi.unacked;
             t->rready += rt.ready;
             t->runacked += rt.unacked;
         }
@@ -465,8 +468,8 @@ mgmt_h_health_vhosts(struct mgmt_req *r)
     json_t *down = json_array();
 
     for (size_t i = 0; i < n; i++)
-        if (vs[i]->store_failed)
-            json_array_append_new(down, json_string(vs[i]->name));
+        if (vhost_log_failed(vs[i]))
+            json_array_append_new(down, json_string(vhost_name(vs[i])));
     free(vs);
     if (json_array_size(down) == 0) {
         json_decref(down);

@@ -95,10 +95,10 @@ mgmt_exchange_json(struct vhost *vh, struct exchange *x)
 {
     return json_pack(
         "{s:s%, s:s, s:s, s:b, s:b, s:b, s:o, s:s}", "name", x->name,
-        x->name_len, "vhost", vh->name, "type", exchange_type_name(x->type),
-        "durable", x->durable, "auto_delete", x->auto_delete, "internal",
-        x->internal, "arguments", mgmt_table_json(x->args),
-        "user_who_performed_action",
+        x->name_len, "vhost", vhost_name(vh), "type",
+        exchange_type_name(x->type), "durable", x->durable, "auto_delete",
+        x->auto_delete, "internal", x->internal, "arguments",
+        mgmt_table_json(x->args), "user_who_performed_action",
         x->name_len == 0 || strncmp(x->name, "amq.", 4) == 0 ? "rmq-internal"
                                                              : "");
 }
@@ -138,10 +138,12 @@ mgmt_h_exchanges(struct mgmt_req *r)
     if (!vs)
         return;
     items = json_array();
-    for (size_t i = 0; i < nv; i++)
-        for (struct exchange *x = xreg_first(vs[i]->xr); x;
-             x = xreg_next(vs[i]->xr, x))
+    for (size_t i = 0; i < nv; i++) {
+        struct exchange *x = NULL;
+
+        while ((x = vhost_exchange_next(vs[i], x)) != NULL)
             json_array_append_new(items, mgmt_exchange_json(vs[i], x));
+    }
     free(vs);
     mgmt_reply_list(r, items, vhost_name_sort);
 }
@@ -231,10 +233,11 @@ binding_json(struct vhost *vh, const char *src, size_t src_len,
     buf_init(&pk);
     mgmt_props_key(key, args, &pk);
     o = json_pack("{s:s%, s:s, s:s%, s:s, s:s%, s:o, s:s%}", "source", src,
-                  src_len, "vhost", vh->name, "destination", dest, dest_len,
-                  "destination_type", dest_is_exchange ? "exchange" : "queue",
-                  "routing_key", key.ptr ? (const char *)key.ptr : "", key.len,
-                  "arguments", mgmt_table_json(args), "properties_key",
+                  src_len, "vhost", vhost_name(vh), "destination", dest,
+                  dest_len, "destination_type",
+                  dest_is_exchange ? "exchange" : "queue", "routing_key",
+                  key.ptr ? (const char *)key.ptr : "", key.len, "arguments",
+                  mgmt_table_json(args), "properties_key",
                   (const char *)pk.data, pk.len);
     buf_fini(&pk);
     return o;
@@ -254,22 +257,23 @@ binding_rec_json(struct vhost *vh, const struct binding *b)
 static json_t *
 default_binding_json(struct vhost *vh, struct queue *q)
 {
-    return binding_json(vh, "", 0, q->name, q->name_len, false,
-                        bytes_of(q->name, q->name_len), BYTES_NULL);
+    struct bytes name = queue_name(q);
+
+    return binding_json(vh, "", 0, (const char *)name.ptr, name.len, false,
+                        name, BYTES_NULL);
 }
 
 static void
 append_vhost_bindings(json_t *items, struct vhost *vh)
 {
-    struct queue *q, *tmp;
+    struct queue *q = NULL;
+    struct exchange *x = NULL;
     struct binding *b;
 
-    HASH_ITER(hh, vh->queues, q, tmp)
-    {
+    while ((q = vhost_queue_next(vh, q)) != NULL)
         json_array_append_new(items, default_binding_json(vh, q));
-    }
-    for (struct exchange *x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x))
-        DL_FOREACH2(((struct xinfo *)x->user)->out, b, src_next)
+    while ((x = vhost_exchange_next(vh, x)) != NULL)
+        DL_FOREACH2(vhost_bindings_out(x), b, src_next)
     json_array_append_new(items, binding_rec_json(vh, b));
 }
 
@@ -296,7 +300,7 @@ mgmt_h_exchange_bindings(struct mgmt_req *r)
     bool source = strcmp(r->seg[5], "source") == 0;
     struct exchange *x;
     struct binding *b;
-    struct queue *q, *tmp;
+    struct queue *q = NULL;
     json_t *items;
 
     if (!vh || !mgmt_check_vhost(r, vh, true))
@@ -308,15 +312,13 @@ mgmt_h_exchange_bindings(struct mgmt_req *r)
     }
     items = json_array();
     if (source && x->name_len == 0) {
-        HASH_ITER(hh, vh->queues, q, tmp)
-        {
+        while ((q = vhost_queue_next(vh, q)) != NULL)
             json_array_append_new(items, default_binding_json(vh, q));
-        }
     } else if (source) {
-        DL_FOREACH2(((struct xinfo *)x->user)->out, b, src_next)
+        DL_FOREACH2(vhost_bindings_out(x), b, src_next)
         json_array_append_new(items, binding_rec_json(vh, b));
     } else {
-        DL_FOREACH2(((struct xinfo *)x->user)->in, b, dest_next)
+        DL_FOREACH2(vhost_bindings_in(x), b, dest_next)
         json_array_append_new(items, binding_rec_json(vh, b));
     }
     mgmt_reply_list(r, items, binding_sort);
@@ -339,7 +341,7 @@ mgmt_h_queue_bindings(struct mgmt_req *r)
     }
     items = json_array();
     json_array_append_new(items, default_binding_json(vh, q));
-    DL_FOREACH2(q->bindings, b, dest_next)
+    DL_FOREACH2(queue_bindings(q), b, dest_next)
     json_array_append_new(items, binding_rec_json(vh, b));
     mgmt_reply_list(r, items, binding_sort);
 }
@@ -385,7 +387,7 @@ bindings_between(const struct ends *e)
         json_array_append_new(items, default_binding_json(e->vh, e->xd.ptr));
         return items;
     }
-    DL_FOREACH2(((struct xinfo *)e->sx->user)->out, b, src_next)
+    DL_FOREACH2(vhost_bindings_out(e->sx), b, src_next)
     {
         if (b->dest.ptr == e->xd.ptr)
             json_array_append_new(items, binding_rec_json(e->vh, b));
@@ -426,7 +428,8 @@ binding_post(struct mgmt_req *r, const struct ends *e)
                          !e->sx                ? "exchange"
                          : e->dest_is_exchange ? "exchange"
                                                : "queue",
-                         BYTES_FMT(!e->sx ? e->src : e->dest), e->vh->name);
+                         BYTES_FMT(!e->sx ? e->src : e->dest),
+                         vhost_name(e->vh));
         goto out;
     }
     if (!check_bind_perms(r, e))
@@ -490,14 +493,14 @@ find_by_props(const struct ends *e, const char *props, struct buf *key,
     if (e->sx->name_len == 0) {
         struct queue *q = e->xd.ptr;
 
-        if (!hash && !e->dest_is_exchange && kn == q->name_len &&
-            memcmp(k, q->name, kn) == 0) {
+        if (!hash && !e->dest_is_exchange &&
+            bytes_eq(bytes_of(k, kn), queue_name(q))) {
             *args = BYTES_NULL;
             found = default_binding_json(e->vh, q);
         }
         goto out;
     }
-    DL_FOREACH2(((struct xinfo *)e->sx->user)->out, b, src_next)
+    DL_FOREACH2(vhost_bindings_out(e->sx), b, src_next)
     {
         struct buf pk;
         bool match;
@@ -571,13 +574,6 @@ out:
 /* ---- queues */
 
 static const char *
-queue_state(const struct queue *q)
-{
-    (void)q;
-    return "running";
-}
-
-static const char *
 exclusive_consumer_tag(const struct queue *q)
 {
     const struct consumer *c = queue_exclusive_consumer(q);
@@ -585,27 +581,21 @@ exclusive_consumer_tag(const struct queue *q)
     return c ? c->tag : NULL;
 }
 
-static uint64_t
-queue_memory(const struct queue *q)
-{
-    return sizeof(*q) + q->name_len + q->args.len +
-           q->ready.cap * sizeof(struct qentry) + q->mem_bytes;
-}
-
-static json_t *consumer_json(struct queue *q, const struct consumer *c);
+static json_t *consumer_json(struct queue *q, const struct queue_info *qi,
+                             const struct consumer *c);
 
 /* The applied policy's definition, operator policy keys over it where
  * they are lower (RabbitMQ's effective_policy_definition); new ref. */
 static json_t *
-policy_definition(const struct queue *q)
+policy_definition(const struct queue_info *qi)
 {
     struct node *n = srv->node;
-    json_t *p = q->policy
-                    ? node_kv_find(n, KV_POLICY, q->vh->name, NULL, q->policy)
+    json_t *p = qi->policy
+                    ? node_kv_find(n, KV_POLICY, qi->vhost, NULL, qi->policy)
                     : NULL;
-    json_t *o = q->op_policy ? node_kv_find(n, KV_OPERATOR_POLICY, q->vh->name,
-                                            NULL, q->op_policy)
-                             : NULL;
+    json_t *o = qi->op_policy ? node_kv_find(n, KV_OPERATOR_POLICY, qi->vhost,
+                                             NULL, qi->op_policy)
+                              : NULL;
     json_t *def = json_object_get(p, "definition");
     json_t *out = def ? json_deep_copy(def) : json_object();
     json_t *odef = json_object_get(o, "definition"), *v;
@@ -631,107 +621,134 @@ policy_definition(const struct queue *q)
 #define KSTR(k, v)  (K(k), mgmt_jw_cstr(w, v))
 #define KNULL(k)    (K(k), mgmt_jw_null(w))
 
+/* "message_stats" of a queue. */
+static void
+write_message_stats(const struct queue_info *qi, const struct mgmt_qrates *rt,
+                    struct mgmt_jw *w)
+{
+    K("message_stats");
+    mgmt_jw_obj_begin(w);
+    KINT("ack", qi->stat_ack);
+    KRATE("ack_details", rt->ack);
+    KINT("deliver", qi->stat_deliver);
+    KRATE("deliver_details", rt->deliver);
+    KINT("deliver_get", qi->stat_deliver);
+    KRATE("deliver_get_details", rt->deliver);
+    KINT("publish", qi->stat_publish);
+    KRATE("publish_details", rt->publish);
+    KINT("redeliver", qi->stat_redeliver);
+    KRATE("redeliver_details", rt->redeliver);
+    mgmt_jw_obj_end(w);
+}
+
+/* The counts of a queue's messages, from "memory" to "messages_*". */
+static void
+write_counts(const struct queue_info *qi, const struct mgmt_qrates *rt,
+             struct mgmt_jw *w)
+{
+    uint64_t paged =
+        qi->ready_bytes > qi->mem_bytes ? qi->ready_bytes - qi->mem_bytes : 0;
+
+    KINT("memory", qi->memory);
+    KINT("message_bytes", qi->ready_bytes);
+    KINT("message_bytes_paged_out", paged);
+    KINT("message_bytes_ram", qi->mem_bytes);
+    KINT("message_bytes_ready", qi->ready_bytes);
+    KINT("message_bytes_unacknowledged", 0);
+    write_message_stats(qi, rt, w);
+    KINT("messages", (uint64_t)qi->ready + qi->unacked);
+    KRATE("messages_details", rt->ready + rt->unacked);
+    KINT("messages_paged_out", qi->ready_paged);
+    KINT("messages_ram", (uint64_t)qi->ready - qi->ready_paged + qi->unacked);
+    KINT("messages_ready", qi->ready);
+    KRATE("messages_ready_details", rt->ready);
+    KINT("messages_ready_ram", (uint64_t)qi->ready - qi->ready_paged);
+    KINT("messages_unacknowledged", qi->unacked);
+    KRATE("messages_unacknowledged_details", rt->unacked);
+    KINT("messages_unacknowledged_ram", qi->unacked);
+}
+
+/* The consumers of a queue, for its details. */
+static void
+write_details(struct queue *q, const struct queue_info *qi, struct mgmt_jw *w)
+{
+    json_t *cs = json_array();
+
+    for (const struct consumer *c = queue_consumer_next(q, NULL); c;
+         c = queue_consumer_next(q, c))
+        json_array_append_new(cs, consumer_json(q, qi, c));
+    K("consumer_details");
+    mgmt_jw_json(w, cs);
+    K("deliveries");
+    mgmt_jw_raw(w, "[]");
+    K("incoming");
+    mgmt_jw_raw(w, "[]");
+}
+
+static void
+write_policies(const struct queue_info *qi, struct mgmt_jw *w)
+{
+    if (qi->op_policy)
+        KSTR("operator_policy", qi->op_policy);
+    else
+        KNULL("operator_policy");
+    if (qi->policy)
+        KSTR("policy", qi->policy);
+    else
+        KNULL("policy");
+}
+
 void
 mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
 {
     struct mgmt_qrates rt;
-    uint32_t ready = queue_message_count(q);
-    const char *xtag = exclusive_consumer_tag(q);
-    uint64_t paged =
-        q->ready_bytes > q->mem_bytes ? q->ready_bytes - q->mem_bytes : 0;
+    struct queue_info qi;
+    const struct consumer *first;
 
+    queue_message_count(q); /* expired messages go first */
+    queue_info(q, &qi);
     mgmt_stats_queue(q, &rt);
+    first = queue_consumer_next(q, NULL);
     mgmt_jw_obj_begin(w);
     K("arguments");
-    if (q->args.len == 0)
+    if (qi.args.len == 0)
         mgmt_jw_raw(w, "{}");
     else
-        mgmt_jw_json(w, mgmt_table_json(q->args));
-    KBOOL("auto_delete", q->auto_delete);
+        mgmt_jw_json(w, mgmt_table_json(qi.args));
+    KBOOL("auto_delete", qi.auto_delete);
     K("backing_queue_status");
     mgmt_jw_obj_begin(w);
     KSTR("mode", "default");
-    KINT("len", ready);
+    KINT("len", qi.ready);
     KINT("version", 1);
     mgmt_jw_obj_end(w);
     K("consumer_capacity");
-    mgmt_jw_raw(w, q->nconsumers ? "1.0" : "0.0");
+    mgmt_jw_raw(w, qi.consumers ? "1.0" : "0.0");
     K("consumer_utilisation");
-    mgmt_jw_raw(w, q->nconsumers ? "1.0" : "0.0");
-    KINT("consumers", q->nconsumers);
-    KBOOL("durable", q->durable);
+    mgmt_jw_raw(w, qi.consumers ? "1.0" : "0.0");
+    KINT("consumers", qi.consumers);
+    KBOOL("durable", qi.durable);
     K("effective_policy_definition");
-    mgmt_jw_json(w, policy_definition(q));
-    KBOOL("exclusive", q->exclusive);
-    KSTR("exclusive_consumer_tag", xtag);
+    mgmt_jw_json(w, policy_definition(&qi));
+    KBOOL("exclusive", qi.exclusive);
+    KSTR("exclusive_consumer_tag", exclusive_consumer_tag(q));
     KNULL("head_message_timestamp");
-    KINT("memory", queue_memory(q));
-    KINT("message_bytes", q->ready_bytes);
-    KINT("message_bytes_paged_out", paged);
-    KINT("message_bytes_ram", q->mem_bytes);
-    KINT("message_bytes_ready", q->ready_bytes);
-    KINT("message_bytes_unacknowledged", 0);
-    K("message_stats");
-    mgmt_jw_obj_begin(w);
-    KINT("ack", q->stat_ack);
-    KRATE("ack_details", rt.ack);
-    KINT("deliver", q->stat_deliver);
-    KRATE("deliver_details", rt.deliver);
-    KINT("deliver_get", q->stat_deliver);
-    KRATE("deliver_get_details", rt.deliver);
-    KINT("publish", q->stat_publish);
-    KRATE("publish_details", rt.publish);
-    KINT("redeliver", q->stat_redeliver);
-    KRATE("redeliver_details", rt.redeliver);
-    mgmt_jw_obj_end(w);
-    KINT("messages", (uint64_t)ready + q->unacked);
-    KRATE("messages_details", rt.ready + rt.unacked);
-    KINT("messages_paged_out", q->ready_paged);
-    KINT("messages_ram", (uint64_t)ready - q->ready_paged + q->unacked);
-    KINT("messages_ready", ready);
-    KRATE("messages_ready_details", rt.ready);
-    KINT("messages_ready_ram", (uint64_t)ready - q->ready_paged);
-    KINT("messages_unacknowledged", q->unacked);
-    KRATE("messages_unacknowledged_details", rt.unacked);
-    KINT("messages_unacknowledged_ram", q->unacked);
+    write_counts(&qi, &rt, w);
     K("name");
-    mgmt_jw_str(w, q->name, q->name_len);
+    mgmt_jw_str(w, (const char *)qi.name.ptr, qi.name.len);
     KSTR("node", mgmt_node_name());
-    if (q->op_policy)
-        KSTR("operator_policy", q->op_policy);
-    else
-        KNULL("operator_policy");
-    if (q->policy)
-        KSTR("policy", q->policy);
-    else
-        KNULL("policy");
+    write_policies(&qi, w);
     KNULL("recoverable_slaves");
-    if (q->single_active && q->consumers) {
-        K("single_active_consumer_tag");
-        mgmt_jw_str(w, q->consumers->tag, q->consumers->tag_len);
-    } else {
-        KNULL("single_active_consumer_tag");
-    }
-    KSTR("state", queue_state(q));
+    K("single_active_consumer_tag");
+    if (qi.single_active && first)
+        mgmt_jw_str(w, first->tag, first->tag_len);
+    else
+        mgmt_jw_null(w);
+    KSTR("state", "running");
     KSTR("type", "classic");
-    KSTR("vhost", q->vh->name);
-    if (details) {
-        json_t *cs = json_array();
-        const struct consumer *c = q->consumers;
-
-        if (c) {
-            do {
-                json_array_append_new(cs, consumer_json(q, c));
-                c = c->next;
-            } while (c != q->consumers);
-        }
-        K("consumer_details");
-        mgmt_jw_json(w, cs);
-        K("deliveries");
-        mgmt_jw_raw(w, "[]");
-        K("incoming");
-        mgmt_jw_raw(w, "[]");
-    }
+    KSTR("vhost", qi.vhost);
+    if (details)
+        write_details(q, &qi, w);
     mgmt_jw_obj_end(w);
 }
 
@@ -758,32 +775,35 @@ mgmt_queue_json(struct queue *q, bool details)
 }
 
 static json_t *
-consumer_json(struct queue *q, const struct consumer *c)
+consumer_json(struct queue *q, const struct queue_info *qi,
+              const struct consumer *c)
 {
     const struct chconsumer *cc = (const struct chconsumer *)c;
     const struct channel *ch = cc->ch;
     char conn_name[160], ch_name[200];
     const char *colon = strrchr(ch->conn->peer, ':');
+    bool active = !qi->single_active || queue_consumer_next(q, NULL) == c;
 
     snprintf(conn_name, sizeof(conn_name), "%s -> %s", ch->conn->peer,
              ch->conn->local);
     snprintf(ch_name, sizeof(ch_name), "%s (%u)", conn_name, ch->id);
     return json_pack(
-        "{s:s%, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:i, s:s%, s:i, s:s}, s:b, "
+        "{s:s%, s:{s:s%, s:s}, s:{s:s, s:s, s:s, s:i, s:s%, s:i, s:s}, s:b, "
         "s:i, s:b, s:o, s:b, s:s}",
-        "consumer_tag", c->tag, c->tag_len, "queue", "name", q->name, "vhost",
-        q->vh->name, "channel_details", "connection_name", conn_name, "name",
-        ch_name, "node", mgmt_node_name(), "number", (int)ch->id, "peer_host",
+        "consumer_tag", c->tag, c->tag_len, "queue", "name",
+        (const char *)qi->name.ptr, qi->name.len, "vhost", qi->vhost,
+        "channel_details", "connection_name", conn_name, "name", ch_name,
+        "node", mgmt_node_name(), "number", (int)ch->id, "peer_host",
         ch->conn->peer,
         colon ? (size_t)(colon - ch->conn->peer) : strlen(ch->conn->peer),
         "peer_port", colon ? atoi(colon + 1) : 0, "user",
         ch->conn->user ? ch->conn->user : "", "ack_required", !c->no_ack,
         "prefetch_count", (int)c->prefetch, "exclusive", c->exclusive,
-        "arguments", mgmt_table_json(c->args), "active",
-        !q->single_active || q->consumers == c, "activity_status",
-        !q->single_active   ? "up"
-        : q->consumers == c ? "single_active"
-                            : "waiting");
+        "arguments", mgmt_table_json(c->args), "active", active,
+        "activity_status",
+        !qi->single_active ? "up"
+        : active           ? "single_active"
+                           : "waiting");
 }
 
 /* Consumers of every visible vhost (or one): /api/consumers[/v]. */
@@ -793,22 +813,20 @@ mgmt_h_consumers(struct mgmt_req *r)
     size_t nv;
     struct vhost **vs = list_vhosts(r, &nv);
     json_t *items;
-    struct queue *q, *tmp;
 
     if (!vs)
         return;
     items = json_array();
     for (size_t i = 0; i < nv; i++) {
-        HASH_ITER(hh, vs[i]->queues, q, tmp)
-        {
-            const struct consumer *c = q->consumers;
+        struct queue *q = NULL;
 
-            if (!c)
-                continue;
-            do {
-                json_array_append_new(items, consumer_json(q, c));
-                c = c->next;
-            } while (c != q->consumers);
+        while ((q = vhost_queue_next(vs[i], q)) != NULL) {
+            struct queue_info qi;
+
+            queue_info(q, &qi);
+            for (const struct consumer *c = queue_consumer_next(q, NULL); c;
+                 c = queue_consumer_next(q, c))
+                json_array_append_new(items, consumer_json(q, &qi, c));
         }
     }
     free(vs);
@@ -819,84 +837,82 @@ mgmt_h_consumers(struct mgmt_req *r)
 
 /* -- the /api/queues fast path */
 
-enum qkey_kind { QK_NUM, QK_STR, QK_BOOL };
+/*
+ * A queue as the fast path sorts it: its name and vhost, and the value
+ * of the one asked-for sort key, read once from its snapshot (and its
+ * sampled rates) instead of at every comparison.
+ */
+struct qrow {
+    struct queue *q;
+    struct bytes name;
+    const char *vhost;
+    double key;
+};
+
+enum qkey_kind { QK_NAME, QK_VHOST, QK_VALUE };
 
 struct qkey {
     const char *name;
     enum qkey_kind kind;
-    double (*num)(struct queue *q);
-    bool (*boolean)(const struct queue *q);
+    double (*value)(const struct queue_info *qi, const struct mgmt_qrates *rt);
+    bool rates; /* needs the sampled rates */
 };
 
-/* One accessor per fast sort key: a number (rates from the sampled
- * counters) or a flag read straight from the queue. */
-#define NUM_KEY(fn, expr)             \
-    static double fn(struct queue *q) \
-    {                                 \
-        return (double)(expr);        \
+/* One accessor per fast sort key: a count or a flag of the snapshot, or
+ * a rate from the sampled counters. */
+#define INFO_KEY(fn, expr)                         \
+    static double fn(const struct queue_info *qi,  \
+                     const struct mgmt_qrates *rt) \
+    {                                              \
+        (void)rt;                                  \
+        return (double)(expr);                     \
     }
-NUM_KEY(qk_messages, q->ready.n + q->unacked)
-NUM_KEY(qk_ram, q->ready.n - q->ready_paged + q->unacked)
-NUM_KEY(qk_ready, q->ready.n)
-NUM_KEY(qk_unacked, q->unacked)
-NUM_KEY(qk_consumers, q->nconsumers)
-NUM_KEY(qk_memory, queue_memory(q))
-NUM_KEY(qk_bytes, q->ready_bytes)
-NUM_KEY(qk_publish, q->stat_publish)
-NUM_KEY(qk_deliver, q->stat_deliver)
-NUM_KEY(qk_ack, q->stat_ack)
-NUM_KEY(qk_redeliver, q->stat_redeliver)
-#undef NUM_KEY
+INFO_KEY(qk_messages, qi->ready + qi->unacked)
+INFO_KEY(qk_ram, qi->ready - qi->ready_paged + qi->unacked)
+INFO_KEY(qk_ready, qi->ready)
+INFO_KEY(qk_unacked, qi->unacked)
+INFO_KEY(qk_consumers, qi->consumers)
+INFO_KEY(qk_memory, qi->memory)
+INFO_KEY(qk_bytes, qi->ready_bytes)
+INFO_KEY(qk_publish, qi->stat_publish)
+INFO_KEY(qk_deliver, qi->stat_deliver)
+INFO_KEY(qk_ack, qi->stat_ack)
+INFO_KEY(qk_redeliver, qi->stat_redeliver)
+INFO_KEY(qk_durable, qi->durable)
+INFO_KEY(qk_auto_delete, qi->auto_delete)
+INFO_KEY(qk_exclusive, qi->exclusive)
+INFO_KEY(qk_publish_rate, rt->publish)
+INFO_KEY(qk_deliver_rate, rt->deliver)
+INFO_KEY(qk_ack_rate, rt->ack)
+INFO_KEY(qk_ready_rate, rt->ready)
+INFO_KEY(qk_unacked_rate, rt->unacked)
+#undef INFO_KEY
 
-#define RATE_KEY(fn, field)           \
-    static double fn(struct queue *q) \
-    {                                 \
-        struct mgmt_qrates rt;        \
-        mgmt_stats_queue(q, &rt);     \
-        return rt.field;              \
-    }
-RATE_KEY(qk_publish_rate, publish)
-RATE_KEY(qk_deliver_rate, deliver)
-RATE_KEY(qk_ack_rate, ack)
-RATE_KEY(qk_ready_rate, ready)
-RATE_KEY(qk_unacked_rate, unacked)
-#undef RATE_KEY
-
-#define BOOL_KEY(fn, field)               \
-    static bool fn(const struct queue *q) \
-    {                                     \
-        return q->field;                  \
-    }
-BOOL_KEY(qk_durable, durable)
-BOOL_KEY(qk_auto_delete, auto_delete)
-BOOL_KEY(qk_exclusive, exclusive)
-#undef BOOL_KEY
-
-/* Sort keys read straight from the structs; any other key takes the
- * slow path (JSON for every queue). */
+/* Sort keys the fast path knows; any other key takes the slow path
+ * (JSON for every queue). */
 static const struct qkey qkeys[] = {
-    {"name", QK_STR, NULL, NULL},
-    {"vhost", QK_STR, NULL, NULL},
-    {"messages", QK_NUM, qk_messages, NULL},
-    {"messages_ready", QK_NUM, qk_ready, NULL},
-    {"messages_unacknowledged", QK_NUM, qk_unacked, NULL},
-    {"messages_ram", QK_NUM, qk_ram, NULL},
-    {"consumers", QK_NUM, qk_consumers, NULL},
-    {"memory", QK_NUM, qk_memory, NULL},
-    {"message_bytes", QK_NUM, qk_bytes, NULL},
-    {"message_bytes_ready", QK_NUM, qk_bytes, NULL},
-    {"message_stats.publish", QK_NUM, qk_publish, NULL},
-    {"message_stats.deliver_get", QK_NUM, qk_deliver, NULL},
-    {"message_stats.ack", QK_NUM, qk_ack, NULL},
-    {"message_stats.redeliver", QK_NUM, qk_redeliver, NULL},
-    {"message_stats.publish_details.rate", QK_NUM, qk_publish_rate, NULL},
-    {"message_stats.deliver_get_details.rate", QK_NUM, qk_deliver_rate, NULL},
-    {"message_stats.ack_details.rate", QK_NUM, qk_ack_rate, NULL},
-    {"messages_ready_details.rate", QK_NUM, qk_ready_rate, NULL},
-    {"messages_unacknowledged_details.rate", QK_NUM, qk_unacked_rate, NULL},
-    {"durable", QK_BOOL, NULL, qk_durable},
-    {"auto_delete", QK_BOOL, NULL, qk_auto_delete},
-    {"exclusive", QK_BOOL, NULL, qk_exclusive},
+    {"name", QK_NAME, NULL, false},
+    {"vhost", QK_VHOST, NULL, false},
+    {"messages", QK_VALUE, qk_messages, false},
+    {"messages_ready", QK_VALUE, qk_ready, false},
+    {"messages_unacknowledged", QK_VALUE, qk_unacked, false},
+    {"messages_ram", QK_VALUE, qk_ram, false},
+    {"consumers", QK_VALUE, qk_consumers, false},
+    {"memory", QK_VALUE, qk_memory, false},
+    {"message_bytes", QK_VALUE, qk_bytes, false},
+    {"message_bytes_ready", QK_VALUE, qk_bytes, false},
+    {"message_stats.publish", QK_VALUE, qk_publish, false},
+    {"message_stats.deliver_get", QK_VALUE, qk_deliver, false},
+    {"message_stats.ack", QK_VALUE, qk_ack, false},
+    {"message_stats.redeliver", QK_VALUE, qk_redeliver, false},
+    {"message_stats.publish_details.rate", QK_VALUE, qk_publish_rate, true},
+    {"message_stats.deliver_get_details.rate", QK_VALUE, qk_deliver_rate, true},
+    {"message_stats.ack_details.rate", QK_VALUE, qk_ack_rate, true},
+    {"messages_ready_details.rate", QK_VALUE, qk_ready_rate, true},
+    {"messages_unacknowledged_details.rate", QK_VALUE, qk_unacked_rate, true},
+    {"durable", QK_VALUE, qk_durable, false},
+    {"auto_delete", QK_VALUE, qk_auto_delete, false},
+    {"exclusive", QK_VALUE, qk_exclusive, false},
 };
 
 static const struct qkey *
@@ -911,46 +927,38 @@ qkey_find(const char *name)
 struct qsort_ctx {
     const struct qkey *keys[4];
     size_t nkeys;
+    const struct qkey *value; /* the key whose value rows hold, or NULL */
     bool reverse;
 };
 
 static struct qsort_ctx qs_ctx;
 
 static int
-bytes_cmp(const char *a, size_t la, const char *b, size_t lb)
+bytes_cmp(struct bytes a, struct bytes b)
 {
-    int c = memcmp(a, b, WR_MIN(la, lb));
+    int c = memcmp(a.ptr, b.ptr, WR_MIN(a.len, b.len));
 
-    return c ? c : la < lb ? -1 : la > lb ? 1 : 0;
+    return c ? c : a.len < b.len ? -1 : a.len > b.len ? 1 : 0;
 }
 
 static int
-qkey_cmp(const struct qkey *k, struct queue *a, struct queue *b)
+qkey_cmp(const struct qkey *k, const struct qrow *a, const struct qrow *b)
 {
-    double x, y;
-
     switch (k->kind) {
-    case QK_STR:
-        if (k->name[0] == 'n')
-            return bytes_cmp(a->name, a->name_len, b->name, b->name_len);
-        if (a->vh == b->vh)
-            return 0;
-        return strcmp(a->vh->name, b->vh->name);
-    case QK_BOOL:
-        return (int)k->boolean(a) - (int)k->boolean(b);
+    case QK_NAME:
+        return bytes_cmp(a->name, b->name);
+    case QK_VHOST:
+        return a->vhost == b->vhost ? 0 : strcmp(a->vhost, b->vhost);
     default:
-        x = k->num(a);
-        y = k->num(b);
-        return x < y ? -1 : x > y ? 1 : 0;
+        return a->key < b->key ? -1 : a->key > b->key ? 1 : 0;
     }
 }
 
 /* Total order: keys, then the name (unique within a vhost). */
 static int
-queue_cmp(const void *pa, const void *pb)
+row_cmp(const void *pa, const void *pb)
 {
-    struct queue *a = *(struct queue *const *)pa;
-    struct queue *b = *(struct queue *const *)pb;
+    const struct qrow *a = pa, *b = pb;
     int c = 0;
 
     for (size_t i = 0; i < qs_ctx.nkeys && c == 0; i++)
@@ -958,54 +966,57 @@ queue_cmp(const void *pa, const void *pb)
     return qs_ctx.reverse ? -c : c;
 }
 
-/* Binary heap of the k smallest (by queue_cmp) seen so far: the root is
+static void
+row_swap(struct qrow *a, struct qrow *b)
+{
+    struct qrow t = *a;
+
+    *a = *b;
+    *b = t;
+}
+
+/* Binary heap of the k smallest (by row_cmp) seen so far: the root is
  * the largest of them. */
 static void
-heap_sift_down(struct queue **h, size_t n, size_t i)
+heap_sift_down(struct qrow *h, size_t n, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        struct queue *t;
 
-        if (l < n && queue_cmp(&h[l], &h[m]) > 0)
+        if (l < n && row_cmp(&h[l], &h[m]) > 0)
             m = l;
-        if (r < n && queue_cmp(&h[r], &h[m]) > 0)
+        if (r < n && row_cmp(&h[r], &h[m]) > 0)
             m = r;
         if (m == i)
             return;
-        t = h[i];
-        h[i] = h[m];
-        h[m] = t;
+        row_swap(&h[i], &h[m]);
         i = m;
     }
 }
 
 static void
-heap_sift_up(struct queue **h, size_t i)
+heap_sift_up(struct qrow *h, size_t i)
 {
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        struct queue *t;
 
-        if (queue_cmp(&h[i], &h[p]) <= 0)
+        if (row_cmp(&h[i], &h[p]) <= 0)
             return;
-        t = h[i];
-        h[i] = h[p];
-        h[p] = t;
+        row_swap(&h[i], &h[p]);
         i = p;
     }
 }
 
-/* Puts the k first queues (in sort order) at the front of v, sorted.
+/* Puts the k first rows (in sort order) at the front of v, sorted.
  * O(n log k) instead of sorting all n. */
 static void
-partial_sort(struct queue **v, size_t n, size_t k)
+partial_sort(struct qrow *v, size_t n, size_t k)
 {
-    struct queue **h;
+    struct qrow *h;
     size_t hn = 0;
 
     if (k >= n / 2) {
-        qsort(v, n, sizeof(*v), queue_cmp);
+        qsort(v, n, sizeof(*v), row_cmp);
         return;
     }
     h = xmalloc((k + 1) * sizeof(*h));
@@ -1013,18 +1024,18 @@ partial_sort(struct queue **v, size_t n, size_t k)
         if (hn < k) {
             h[hn++] = v[i];
             heap_sift_up(h, hn - 1);
-        } else if (k > 0 && queue_cmp(&v[i], &h[0]) < 0) {
+        } else if (k > 0 && row_cmp(&v[i], &h[0]) < 0) {
             h[0] = v[i];
             heap_sift_down(h, hn, 0);
         }
     }
-    qsort(h, hn, sizeof(*h), queue_cmp);
+    qsort(h, hn, sizeof(*h), row_cmp);
     memcpy(v, h, hn * sizeof(*h));
     free(h);
 }
 
 struct qlist {
-    struct queue **v;
+    struct qrow *v;
     size_t n;
 };
 
@@ -1032,10 +1043,12 @@ static bool
 qlist_write(void *ctx, size_t i, struct mgmt_jw *w)
 {
     struct qlist *l = ctx;
-    struct queue *q = l->v[i];
+    struct queue *q = l->v[i].q;
+    struct queue_info qi;
 
     /* A queue deleted while the list streams is left out. */
-    if (q->deleted)
+    queue_info(q, &qi);
+    if (qi.deleted)
         return false;
     mgmt_queue_write(q, false, w);
     return true;
@@ -1047,12 +1060,12 @@ qlist_free(void *ctx)
     struct qlist *l = ctx;
 
     for (size_t i = 0; i < l->n; i++)
-        queue_unref(l->v[i]);
+        queue_unref(l->v[i].q);
     free(l->v);
     free(l);
 }
 
-/* Sets up the sort keys; false when one is not a struct key. */
+/* Sets up the sort keys; false when one is not a fast key. */
 static bool
 queue_sort_keys(const struct mgmt_listq *lq)
 {
@@ -1062,6 +1075,8 @@ queue_sort_keys(const struct mgmt_listq *lq)
         return true;
     if (lq->sort && !(qs_ctx.keys[qs_ctx.nkeys++] = qkey_find(lq->sort)))
         return false;
+    if (qs_ctx.nkeys && qs_ctx.keys[0]->kind == QK_VALUE)
+        qs_ctx.value = qs_ctx.keys[0];
     qs_ctx.keys[qs_ctx.nkeys++] = qkey_find("vhost");
     qs_ctx.keys[qs_ctx.nkeys++] = qkey_find("name");
     return true;
@@ -1071,62 +1086,105 @@ static void
 queues_slow(struct mgmt_req *r, struct vhost **vs, size_t nv)
 {
     json_t *items = json_array();
-    struct queue *q, *tmp;
 
     for (size_t i = 0; i < nv; i++) {
-        HASH_ITER(hh, vs[i]->queues, q, tmp)
-        {
+        struct queue *q = NULL;
+
+        while ((q = vhost_queue_next(vs[i], q)) != NULL)
             json_array_append_new(items, mgmt_queue_json(q, false));
-        }
     }
     mgmt_reply_list(r, items, vhost_name_sort);
+}
+
+/* The row of q in vhost vh, with the value of the sort key. */
+static struct qrow
+queue_row(struct queue *q, const char *vh)
+{
+    struct qrow row = {q, queue_name(q), vh, 0};
+    const struct qkey *k = qs_ctx.value;
+    struct mgmt_qrates rt = {0};
+    struct queue_info qi;
+
+    if (k) {
+        queue_info(q, &qi);
+        if (k->rates)
+            mgmt_stats_queue(q, &rt);
+        row.key = k->value(&qi, &rt);
+    }
+    return row;
+}
+
+/* The rows of the queues whose names pass the filter; *total gets the
+ * number of queues. */
+static struct qrow *
+queue_rows(const struct mgmt_listq *lq, struct vhost **vs, size_t nv, size_t *n,
+           size_t *total)
+{
+    struct qrow *v;
+
+    *total = *n = 0;
+    for (size_t i = 0; i < nv; i++) {
+        struct vhost_info vi;
+
+        vhost_info(vs[i], &vi);
+        *total += vi.queues;
+    }
+    v = xmalloc((*total + 1) * sizeof(*v));
+    for (size_t i = 0; i < nv; i++) {
+        const char *vh = vhost_name(vs[i]);
+        struct queue *q = NULL;
+
+        while ((q = vhost_queue_next(vs[i], q)) != NULL) {
+            struct bytes name = queue_name(q);
+
+            if (mgmt_listq_match(lq, (const char *)name.ptr, name.len))
+                v[(*n)++] = queue_row(q, vh);
+        }
+    }
+    return v;
+}
+
+/* The whole list: built at once when small, streamed otherwise. */
+static void
+queues_all(struct mgmt_req *r, struct mgmt_listq *lq, struct qrow *v, size_t n)
+{
+    struct qlist *l = xcalloc(1, sizeof(*l));
+
+    if (qs_ctx.nkeys)
+        qsort(v, n, sizeof(*v), row_cmp);
+    for (size_t i = 0; i < n; i++)
+        queue_ref(v[i].q);
+    l->v = v;
+    l->n = n;
+    if (n >= 2000 && !r->head) {
+        mgmt_reply_stream(r, lq, n, qlist_write, qlist_free, l);
+        return;
+    }
+    buf_put_u8(&r->out, '[');
+    for (size_t i = 0; i < n; i++) {
+        struct mgmt_jw w;
+
+        if (i)
+            buf_put_u8(&r->out, ',');
+        mgmt_jw_init(&w, &r->out, lq->colset);
+        mgmt_queue_write(v[i].q, false, &w);
+    }
+    buf_put_u8(&r->out, ']');
+    qlist_free(l);
+    r->status = 200;
+    mgmt_http_respond(r, "application/json");
 }
 
 static void
 queues_fast(struct mgmt_req *r, struct mgmt_listq *lq, struct vhost **vs,
             size_t nv)
 {
-    size_t total = 0, n = 0, cap = 0, from, k;
-    struct queue **v = NULL, *q, *tmp;
+    size_t total, n, from, k;
+    struct qrow *v = queue_rows(lq, vs, nv, &n, &total);
     json_t *page;
 
-    for (size_t i = 0; i < nv; i++)
-        total += HASH_COUNT(vs[i]->queues);
-    cap = total + 1;
-    v = xmalloc(cap * sizeof(*v));
-    for (size_t i = 0; i < nv; i++) {
-        HASH_ITER(hh, vs[i]->queues, q, tmp)
-        {
-            if (mgmt_listq_match(lq, q->name, q->name_len))
-                v[n++] = q;
-        }
-    }
     if (!lq->paged) {
-        struct qlist *l = xcalloc(1, sizeof(*l));
-
-        if (qs_ctx.nkeys)
-            qsort(v, n, sizeof(*v), queue_cmp);
-        for (size_t i = 0; i < n; i++)
-            queue_ref(v[i]);
-        l->v = v;
-        l->n = n;
-        if (n < 2000 || r->head) {
-            buf_put_u8(&r->out, '[');
-            for (size_t i = 0; i < n; i++) {
-                struct mgmt_jw w;
-
-                if (i)
-                    buf_put_u8(&r->out, ',');
-                mgmt_jw_init(&w, &r->out, lq->colset);
-                mgmt_queue_write(v[i], false, &w);
-            }
-            buf_put_u8(&r->out, ']');
-            qlist_free(l);
-            r->status = 200;
-            mgmt_http_respond(r, "application/json");
-            return;
-        }
-        mgmt_reply_stream(r, lq, n, qlist_write, qlist_free, l);
+        queues_all(r, lq, v, n);
         return;
     }
     if (!mgmt_page_in_range(r, lq, n)) {
@@ -1139,7 +1197,7 @@ queues_fast(struct mgmt_req *r, struct mgmt_listq *lq, struct vhost **vs,
         partial_sort(v, n, k);
     page = json_array();
     for (size_t i = from; i < k; i++) {
-        json_t *o = mgmt_queue_json(v[i], false);
+        json_t *o = mgmt_queue_json(v[i].q, false);
 
         mgmt_columns_apply(lq, o);
         json_array_append_new(page, o);
@@ -1206,28 +1264,30 @@ out:
 static void
 queue_delete(struct mgmt_req *r, struct vhost *vh, struct queue *q)
 {
-    struct bytes name = bytes_of(q->name, q->name_len);
+    struct queue_info qi;
+    struct bytes name = queue_name(q);
 
+    queue_info(q, &qi);
     if (!mgmt_check_perm(r, vh, PERM_CONFIGURE, "queue", name))
         return;
-    if (mgmt_qs_true(r, "if-empty") && q->ready.n + q->unacked > 0) {
+    if (mgmt_qs_true(r, "if-empty") && qi.ready + qi.unacked > 0) {
         mgmt_bad_request(r, "queue '%.*s' in vhost '%s' not empty",
-                         BYTES_FMT(name), vh->name);
+                         BYTES_FMT(name), vhost_name(vh));
         return;
     }
-    if (mgmt_qs_true(r, "if-unused") && q->nconsumers > 0) {
+    if (mgmt_qs_true(r, "if-unused") && qi.consumers > 0) {
         mgmt_bad_request(r, "queue '%.*s' in vhost '%s' in use",
-                         BYTES_FMT(name), vh->name);
+                         BYTES_FMT(name), vhost_name(vh));
         return;
     }
-    if (q->owner) {
+    if (qi.locked) {
         mgmt_bad_request(r,
                          "cannot obtain exclusive access to locked queue "
                          "'%.*s' in vhost '%s'. It could be originally "
                          "declared on another connection or the exclusive "
                          "property value does not match that of the "
                          "original declaration.",
-                         BYTES_FMT(name), vh->name);
+                         BYTES_FMT(name), vhost_name(vh));
         return;
     }
     vhost_queue_delete(vh, q);
@@ -1272,8 +1332,7 @@ mgmt_h_queue_contents(struct mgmt_req *r)
         mgmt_not_found(r);
         return;
     }
-    if (!mgmt_check_perm(r, vh, PERM_READ, "queue",
-                         bytes_of(q->name, q->name_len)))
+    if (!mgmt_check_perm(r, vh, PERM_READ, "queue", queue_name(q)))
         return;
     queue_purge(q);
     mgmt_reply_empty(r, 204);
@@ -1512,7 +1571,7 @@ mgmt_h_publish(struct mgmt_req *r)
         mgmt_bad_request(r,
                          "404 NOT_FOUND - no exchange '%.*s' in vhost "
                          "'%s'",
-                         BYTES_FMT(xname), vh->name);
+                         BYTES_FMT(xname), vhost_name(vh));
         goto out;
     }
     if (strlen(rk) > 255) {
@@ -1525,7 +1584,7 @@ mgmt_h_publish(struct mgmt_req *r)
         mgmt_bad_request(r,
                          "403 ACCESS_REFUSED - cannot publish to internal "
                          "exchange '%.*s' in vhost '%s'",
-                         BYTES_FMT(xname), vh->name);
+                         BYTES_FMT(xname), vhost_name(vh));
         goto out;
     }
     m = publish_message(r, body, xname, bytes_str(rk), &payload, &props, &hdrs);
@@ -1657,8 +1716,7 @@ mgmt_h_queue_get(struct mgmt_req *r)
         json_decref(body);
         return;
     }
-    if (!mgmt_check_perm(r, vh, PERM_READ, "queue",
-                         bytes_of(q->name, q->name_len))) {
+    if (!mgmt_check_perm(r, vh, PERM_READ, "queue", queue_name(q))) {
         json_decref(body);
         return;
     }

@@ -51,22 +51,24 @@ static struct {
 } st;
 
 static void
-counters_of(const struct queue *q, uint64_t c[C_N])
+counters_of(const struct queue_info *qi, uint64_t c[C_N])
 {
-    c[C_PUBLISH] = q->stat_publish;
-    c[C_DELIVER] = q->stat_deliver;
-    c[C_ACK] = q->stat_ack;
-    c[C_REDELIVER] = q->stat_redeliver;
-    c[C_EXPIRED] = q->stat_expired;
+    c[C_PUBLISH] = qi->stat_publish;
+    c[C_DELIVER] = qi->stat_deliver;
+    c[C_ACK] = qi->stat_ack;
+    c[C_REDELIVER] = qi->stat_redeliver;
+    c[C_EXPIRED] = qi->stat_expired;
 }
 
 static void
 sample_queue(struct queue *q, double dt, uint64_t sum[C_N])
 {
+    struct queue_info qi;
     struct qsample *s;
     uint64_t c[C_N];
 
-    counters_of(q, c);
+    queue_info(q, &qi);
+    counters_of(&qi, c);
     HASH_FIND_PTR(st.samples, &q, s);
     if (!s) {
         /* New since the last sample: everything it counted happened in
@@ -77,24 +79,24 @@ sample_queue(struct queue *q, double dt, uint64_t sum[C_N])
         for (int i = 0; i < C_N && st.gen > 1; i++)
             s->rate[i] = (float)((double)c[i] / dt);
         memcpy(s->c, c, sizeof(c));
-        s->ready = (uint32_t)q->ready.n;
-        s->unacked = q->unacked;
+        s->ready = qi.ready;
+        s->unacked = qi.unacked;
         HASH_ADD_PTR(st.samples, q, s);
     } else {
         for (int i = 0; i < C_N; i++) {
             s->rate[i] = (float)((double)(c[i] - s->c[i]) / dt);
             s->c[i] = c[i];
         }
-        s->rready = (float)(((double)q->ready.n - s->ready) / dt);
-        s->runacked = (float)(((double)q->unacked - s->unacked) / dt);
-        s->ready = (uint32_t)q->ready.n;
-        s->unacked = q->unacked;
+        s->rready = (float)(((double)qi.ready - s->ready) / dt);
+        s->runacked = (float)(((double)qi.unacked - s->unacked) / dt);
+        s->ready = qi.ready;
+        s->unacked = qi.unacked;
     }
     s->seen = st.gen;
     for (int i = 0; i < C_N; i++)
         sum[i] += c[i];
-    st.ready += q->ready.n;
-    st.unacked += q->unacked;
+    st.ready += qi.ready;
+    st.unacked += qi.unacked;
 }
 
 /* Samples of queues that were not seen: fold their final counters into
@@ -106,11 +108,13 @@ prune(void)
 
     HASH_ITER(hh, st.samples, s, tmp)
     {
+        struct queue_info qi;
         uint64_t c[C_N];
 
         if (s->seen == st.gen)
             continue;
-        counters_of(s->q, c);
+        queue_info(s->q, &qi);
+        counters_of(&qi, c);
         for (int i = 0; i < C_N; i++)
             st.retired[i] += c[i];
         HASH_DEL(st.samples, s);
@@ -129,12 +133,10 @@ sample(double dt)
     st.gen++;
     st.ready = st.unacked = 0;
     for (size_t i = 0; i < n; i++) {
-        struct queue *q, *tmp;
+        struct queue *q = NULL;
 
-        HASH_ITER(hh, vs[i]->queues, q, tmp)
-        {
+        while ((q = vhost_queue_next(vs[i], q)) != NULL)
             sample_queue(q, dt, sum);
-        }
     }
     free(vs);
     prune();
@@ -286,20 +288,23 @@ mgmt_api_metrics(struct mgmt_req *r)
     struct conn *conn;
 
     for (size_t i = 0; i < n; i++) {
-        struct queue *q, *tmp;
+        struct vhost_info vi;
+        struct queue *q = NULL;
 
-        exchanges += xreg_count(vs[i]->xr);
-        queues += HASH_COUNT(vs[i]->queues);
-        HASH_ITER(hh, vs[i]->queues, q, tmp)
-        {
+        vhost_info(vs[i], &vi);
+        exchanges += vi.exchanges;
+        queues += vi.queues;
+        while ((q = vhost_queue_next(vs[i], q)) != NULL) {
+            struct queue_info qi;
             uint64_t qc[C_N];
 
-            counters_of(q, qc);
+            queue_info(q, &qi);
+            counters_of(&qi, qc);
             for (int k = 0; k < C_N; k++)
                 c[k] += qc[k];
-            ready += q->ready.n;
-            unacked += q->unacked;
-            consumers += q->nconsumers;
+            ready += qi.ready;
+            unacked += qi.unacked;
+            consumers += qi.consumers;
         }
     }
     free(vs);

@@ -22,7 +22,7 @@
 #include "amqp/amqp_props.h"
 #include "amqp/frame.h"
 #include "server/listener.h"
-#include "vhost/vhost.h"
+#include "vhost/node.h"
 
 #include <ev.h>
 #include <netinet/in.h>

@@ -10,7 +10,8 @@
  * references to the same bytes: queue entries and unacked deliveries each
  * hold one; the last unref frees.
  */
-#include "vhost/vhost.h"
+#include "vhost/message.h"
+#include "amqp/amqp_props.h"
 
 #include <stdlib.h>
 

@@ -54,9 +54,9 @@ node_vhost_find(struct node *n, const char *name)
 }
 
 struct vhost *
-node_vhosts(struct node *n)
+node_vhost_next(struct node *n, const struct vhost *vh)
 {
-    return n->vhosts;
+    return vh ? vh->hh.next : n->vhosts;
 }
 
 size_t

@@ -62,6 +62,74 @@ qd_insert_sorted(struct ring *d, struct qentry e)
     *(struct qentry *)ring_insert(d, sizeof(e), lo) = e;
 }
 
+/* ---- what others read */
+
+uint32_t
+queue_message_count(struct queue *q)
+{
+    if (q->may_expire)
+        queue_expire(q);
+    return (uint32_t)q->ready.n;
+}
+
+struct consumer *
+queue_exclusive_consumer(const struct queue *q)
+{
+    return q->consumers && q->consumers->exclusive ? q->consumers : NULL;
+}
+
+struct consumer *
+queue_consumer_next(const struct queue *q, const struct consumer *c)
+{
+    if (!c)
+        return q->consumers;
+    return c->next == q->consumers ? NULL : c->next;
+}
+
+struct bytes
+queue_name(const struct queue *q)
+{
+    return bytes_of(q->name, q->name_len);
+}
+
+uint32_t
+queue_consumer_count(const struct queue *q)
+{
+    return q->nconsumers;
+}
+
+void
+queue_info(const struct queue *q, struct queue_info *out)
+{
+    *out = (struct queue_info){
+        .name = queue_name(q),
+        /* a deleted queue's vhost may be gone already */
+        .vhost = q->deleted ? NULL : q->vh->name,
+        .durable = q->durable,
+        .exclusive = q->exclusive,
+        .auto_delete = q->auto_delete,
+        .deleted = q->deleted,
+        .locked = q->owner != NULL,
+        .single_active = q->single_active,
+        .args = q->args,
+        .policy = q->policy,
+        .op_policy = q->op_policy,
+        .ready = (uint32_t)q->ready.n,
+        .ready_paged = q->ready_paged,
+        .unacked = q->unacked,
+        .consumers = q->nconsumers,
+        .ready_bytes = q->ready_bytes,
+        .mem_bytes = q->mem_bytes,
+        .memory = sizeof(*q) + q->name_len + q->args.len +
+                  q->ready.cap * sizeof(struct qentry) + q->mem_bytes,
+        .stat_publish = q->stat_publish,
+        .stat_deliver = q->stat_deliver,
+        .stat_ack = q->stat_ack,
+        .stat_redeliver = q->stat_redeliver,
+        .stat_expired = q->stat_expired,
+    };
+}
+
 /* ---- lifetime */
 
 void

@@ -45,6 +45,91 @@ vherr_set(struct vherr *err, uint16_t code, const char *fmt, ...)
     return WR_ERR;
 }
 
+/* ---- what others read */
+
+void
+vhost_info(const struct vhost *vh, struct vhost_info *out)
+{
+    out->name = vh->name;
+    out->description = vh->description;
+    out->tags = vh->tags;
+    out->max_connections = vh->max_connections;
+    out->max_queues = vh->max_queues;
+    out->connections = vh->connections;
+    out->queues = vh->nqueues;
+    out->exchanges = xreg_count(vh->xr);
+    out->log_failed = vh->store_failed;
+}
+
+const char *
+vhost_name(const struct vhost *vh)
+{
+    return vh->name;
+}
+
+uint64_t
+vhost_durable_lsn(const struct vhost *vh)
+{
+    return vh->durable_lsn;
+}
+
+bool
+vhost_log_failed(const struct vhost *vh)
+{
+    return vh->store_failed;
+}
+
+struct queue *
+vhost_queue_next(const struct vhost *vh, const struct queue *q)
+{
+    return q ? q->hh.next : vh->queues;
+}
+
+struct exchange *
+vhost_exchange_next(const struct vhost *vh, struct exchange *x)
+{
+    return x ? xreg_next(vh->xr, x) : xreg_first(vh->xr);
+}
+
+void
+node_vhost_set_meta(struct node *n, struct vhost *vh, const char *description,
+                    const char *tags)
+{
+    if (description) {
+        free(vh->description);
+        vh->description = xstrdup(description);
+    }
+    if (tags) {
+        free(vh->tags);
+        vh->tags = xstrdup(tags);
+    }
+    node_defs_changed(n);
+}
+
+int
+vhost_connection_admit(struct vhost *vh, const char *user, struct vherr *err)
+{
+    if (vh->max_connections >= 0 &&
+        vh->connections >= (uint64_t)vh->max_connections)
+        return vherr_set(err, AMQP_NOT_ALLOWED,
+                         "access to vhost '%s' refused for user '%s': "
+                         "connection limit (%lld) is reached",
+                         vh->name, user, (long long)vh->max_connections);
+    if (!vhost_user_has_access(vh, user))
+        return vherr_set(err, AMQP_NOT_ALLOWED,
+                         "access to vhost '%s' refused for user '%s'", vh->name,
+                         user);
+    vh->connections++;
+    return WR_OK;
+}
+
+void
+vhost_connection_leave(struct vhost *vh)
+{
+    WR_ASSERT(vh->connections > 0);
+    vh->connections--;
+}
+
 /* RabbitMQ's rs/1: "queue 'q' in vhost '/'". */
 static const char *
 rs(char *out, size_t n, const char *kind, struct bytes name,

@@ -1,10 +1,117 @@
 /*
- * vhost_int.h: friend functions shared only inside vhost/.
+ * vhost_int.h: what only the files of vhost/ share (and its unit test):
+ * the representation of the node, the vhosts and the queues, which the
+ * public headers (message.h, queue.h, vhost.h, node.h) keep opaque, and
+ * the friend functions (double underscore) between the files.
  */
 #ifndef WARREN_VHOST_INT_H
 #define WARREN_VHOST_INT_H
 
-#include "vhost/vhost.h"
+#include "vhost/node.h"
+#include "base/ring.h"
+#include "amqp/amqp_props.h"
+#include "amqp/ftable.h"
+
+#include <uthash.h>
+
+/* ---- the representation of the model (private to vhost/) */
+
+/* The consumers of one priority that may have room: a ring whose head is
+ * the next to try (round-robin). */
+struct clevel {
+    int64_t priority;
+    struct consumer *ring;
+};
+
+struct queue {
+    uint32_t magic;
+    uint32_t refs;
+    struct vhost *vh;
+    char *name;
+    size_t name_len;
+    bool durable;
+    bool exclusive;
+    bool auto_delete;
+    bool deleted;
+    bool had_consumer;
+    bool dirty;          /* on the node's dispatch list */
+    bool may_expire;     /* has x-message-ttl or got a message with TTL */
+    int64_t ttl_ms;      /* x-message-ttl; -1 = none */
+    int64_t expires_ms;  /* x-expires; -1 = none */
+    uint64_t used_us;    /* last declare, basic.get or consumer (x-expires);
+                            0 = not yet (a recovered queue) */
+    int64_t max_len;     /* x-max-length; -1 = none */
+    int64_t max_bytes;   /* x-max-length-bytes; -1 = none */
+    bool reject_publish; /* x-overflow reject-publish(-dlx), else drop-head */
+    bool reject_publish_dlx; /* x-overflow reject-publish-dlx */
+    uint8_t max_priority;    /* x-max-priority; 0 = not a priority queue */
+    bool has_dlx, has_dlrk;  /* effective dead-lettering (args, policy) */
+    struct bytes dlx, dlrk;  /* owned copies */
+    char *policy;            /* applied policy's name, or NULL */
+    char *op_policy;         /* applied operator policy's name, or NULL */
+    bool single_active;      /* x-single-active-consumer: only the first
+                                consumer (head of `consumers`) gets
+                                messages; the next takes over when it goes */
+    struct bytes args;
+    struct vh_owner *owner;
+    struct queue *owner_next, *owner_prev;
+    struct ring ready; /* struct qentry, sorted by key (queue.c) */
+    uint64_t ready_bytes;
+    uint32_t unacked;
+    struct consumer *consumers; /* circular list, registration order */
+    struct clevel *levels;      /* by priority, highest first */
+    uint32_t nlevels, caplevels;
+    struct consumer *blocked; /* found without room (consumer.c) */
+    uint32_t nconsumers;
+    struct binding *bindings; /* where this queue is the destination */
+    struct queue *dirty_next;
+    uint64_t mem_bytes;   /* bodies of ready entries held in memory */
+    uint32_t ready_paged; /* ready entries on disk only (QE_PAGED) */
+    uint64_t qid;         /* the store's id of this queue (store_qid of name) */
+    bool logged; /* some entry was ever INSTORE: delete needs a record */
+    UT_hash_handle qid_hh; /* in vhost.by_qid */
+    uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
+    uint64_t stat_expired;
+    UT_hash_handle hh;
+};
+
+#define QUEUE_MAGIC 0x51554555u
+
+struct vhost {
+    uint32_t magic;
+    struct node *node;
+    char *name;
+    struct xreg *xr;
+    struct queue *queues; /* uthash by name */
+    struct queue *by_qid; /* uthash by qid, durable queues and logged ones */
+    struct routeset rs;   /* reused for every publish */
+    uint32_t connections;
+    uint32_t nqueues;
+    int64_t max_connections; /* vhost-limits; -1 = none */
+    int64_t max_queues;
+    char *description;
+    char *tags;          /* metadata, as given */
+    struct store *store; /* the vhost's log; NULL when running in memory */
+    char *store_dir;
+    uint64_t next_id;     /* message ids when there is no store */
+    uint64_t durable_lsn; /* the store's, as of the last poll */
+    bool store_failed;
+    /* Once the log failed: the messages it had from this id on never
+     * reached the disk; they were taken out of their queues (their
+     * publishers got basic.nack). UINT64_MAX until then. */
+    uint64_t lost_from;
+    struct buf scratch;  /* meta encoding, reads from the log */
+    struct vmove *moves; /* positions moved while deliveries were out */
+    UT_hash_handle hh;
+};
+
+#define VHOST_MAGIC 0x56484f53u
+
+/* Per-exchange data the vhost keeps in exchange.user. */
+struct xinfo {
+    struct binding *out; /* bindings with this exchange as source */
+    struct binding *in;  /* bindings with this exchange as destination */
+};
 
 /* Why a message left its queue for a dead-letter exchange: RabbitMQ's
  * x-death reasons. */
