@@ -10,7 +10,7 @@
  * the user's RabbitMQ-compatible salted hash. A user listed in
  * loopback_users may log in only over a loopback address.
  */
-#include "server/server.h"
+#include "server/conn.h"
 
 #include "amqp/ftable.h"
 

@@ -19,7 +19,7 @@
  * closes the socket, logs one line, and puts the connection on the reap
  * list. It is freed in the prepare pass, never inside its own callback.
  */
-#include "server/server.h"
+#include "server/channel.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -320,7 +320,7 @@ conn_flush(struct conn *c)
     HASH_ITER(hh, c->channels, ch, tmp)
     {
         if (ch->confirm_pending)
-            chan_flush_confirms(ch);
+            publish_flush_confirms(ch);
     }
     before = outq_pending(&c->out);
     rc = outq_flush(&c->out, c->fd, &c->send_oct);
@@ -777,7 +777,7 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
     slice_end = ev_time() + CONN_SLICE;
     conn_read(loop, c);
-    server_pump(srv);
+    loop_pump(srv);
 }
 
 /* Each connection waiting now gets one slice; one that uses it up again
@@ -795,7 +795,7 @@ conn_resume_yielded(struct server *s)
         c->yielded = false;
         resume_input(c);
         if (c->state != CONN_DEAD)
-            server_pump(s);
+            loop_pump(s);
     }
 }
 
@@ -835,8 +835,8 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Switches the timer to heartbeat mode (after tune-ok). */
-void
-conn_start_heartbeat(struct conn *c)
+static void
+start_heartbeat(struct conn *c)
 {
     ev_timer_stop(srv->loop, &c->timer);
     if (c->heartbeat == 0)
@@ -854,5 +854,16 @@ conn_opened(struct conn *c)
     log_info("connection %s -> %s: user '%s' authenticated and granted "
              "access to vhost '%s'",
              c->peer, c->local, c->user, vhost_name(c->vh));
-    conn_start_heartbeat(c);
+    start_heartbeat(c);
+}
+
+void
+conn_check_consumer_timeout(struct conn *c, uint64_t now_us, uint64_t limit_us)
+{
+    struct channel *ch, *tmp;
+
+    HASH_ITER(hh, c->channels, ch, tmp)
+    {
+        chan_check_consumer_timeout(ch, now_us, limit_us);
+    }
 }

@@ -9,7 +9,7 @@
  * delivery tag N"); with multiple=true every waiting delivery up to it is
  * settled as well, and tag 0 with multiple=true settles them all.
  */
-#include "server/server.h"
+#include "server/channel.h"
 
 #include "amqp/ftable.h"
 
@@ -243,15 +243,7 @@ recover(struct channel *ch, const struct amqp_method *m, bool requeue,
         return conn_fail(ch->conn, AMQP_NOT_IMPLEMENTED, m->id,
                          "requeue=false");
     /* Everything waiting goes back, transaction or not. */
-    for (size_t i = 0; i < ch->unacked.r.n; i++) {
-        struct unacked u;
-
-        if (!unacked_at(&ch->unacked, i)->q)
-            continue;
-        u = unacked_take(&ch->unacked, i);
-        chan_settle(ch, &u, false, true);
-    }
-    unacked_compact(&ch->unacked);
+    chan_requeue_all(ch);
     if (reply)
         conn_send_method(ch->conn, ch->id, &ok);
     return WR_OK;

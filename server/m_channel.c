@@ -2,7 +2,7 @@
  * m_channel.c: channel.flow and channel.close from the client.
  * (channel.open is handled by conn.c, which creates the channel.)
  */
-#include "server/server.h"
+#include "server/channel.h"
 
 int
 m_channel_flow(struct channel *ch, const struct amqp_method *m)

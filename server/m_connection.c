@@ -14,7 +14,7 @@
  * A method out of this order is a 504 "unexpected method in connection
  * state <state>", RabbitMQ's text.
  */
-#include "server/server.h"
+#include "server/conn.h"
 
 #include "amqp/ftable.h"
 

@@ -7,7 +7,7 @@
  * Server-named queues are "amq.gen-" + 22 base64url characters of 16
  * random bytes, as RabbitMQ's rabbit_guid makes them.
  */
-#include "server/server.h"
+#include "server/channel.h"
 
 void
 chan_gen_name(const char *prefix, char *out)

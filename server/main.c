@@ -9,7 +9,7 @@
  * them); --listen 127.0.0.1:0 lets the kernel pick a port, which the log
  * line "listening on HOST:PORT (amqp)" reports.
  */
-#include "server/server.h"
+#include "server/mgmt.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -62,8 +62,16 @@ make_dirs(const char *path)
     return WR_OK;
 }
 
-int
-main(int argc, char **argv)
+/* What the command line asks for. */
+struct args {
+    const char *config, *listen, *data_dir;
+    bool print, repair;
+};
+
+/* Parses argv into *a. Returns -1 to go on, else the exit code (--help,
+ * --version, a bad argument). */
+static int
+parse_args(int argc, char **argv, struct args *a)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -75,29 +83,24 @@ main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static struct wr_config cfg;
-    static struct server server;
-    const char *config = NULL, *listen = NULL, *data_dir = NULL;
-    bool print = false, repair = false;
-    char err[1024];
     int ch;
 
     while ((ch = getopt_long(argc, argv, "c:l:d:prVh", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
-            config = optarg;
+            a->config = optarg;
             break;
         case 'l':
-            listen = optarg;
+            a->listen = optarg;
             break;
         case 'd':
-            data_dir = optarg;
+            a->data_dir = optarg;
             break;
         case 'p':
-            print = true;
+            a->print = true;
             break;
         case 'r':
-            repair = true;
+            a->repair = true;
             break;
         case 'V':
             printf("warren %s\n", WARREN_VERSION);
@@ -115,50 +118,97 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    conf_defaults(&cfg);
-    if (config && conf_load_file(&cfg, config, err, sizeof(err)) != WR_OK) {
-        fprintf(stderr, "warren: %s\n", err);
-        return 1;
-    }
-    if (listen) {
-        if (conf_parse_listener(listen, &cfg.listeners[0], err, sizeof(err)) !=
-            WR_OK) {
-            fprintf(stderr, "warren: --listen %s: %s\n", listen, err);
-            return 1;
-        }
-        cfg.nlisteners = 1;
-    }
-    if (data_dir)
-        snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", data_dir);
-    if (print) {
-        struct buf out;
+    return -1;
+}
 
-        buf_init(&out);
-        conf_dump(&cfg, &out);
-        fwrite(out.data, 1, out.len, stdout);
-        buf_fini(&out);
-        return 0;
+/* The config file, then the command line's overrides. Returns WR_OK, or
+ * WR_ERR having said why. */
+static int
+load_config(const struct args *a, struct wr_config *cfg)
+{
+    char err[1024];
+
+    conf_defaults(cfg);
+    if (a->config &&
+        conf_load_file(cfg, a->config, err, sizeof(err)) != WR_OK) {
+        fprintf(stderr, "warren: %s\n", err);
+        return WR_ERR;
     }
-    if (cfg.log_level == CONF_LOG_NONE || !cfg.log_console)
+    if (a->listen) {
+        if (conf_parse_listener(a->listen, &cfg->listeners[0], err,
+                                sizeof(err)) != WR_OK) {
+            fprintf(stderr, "warren: --listen %s: %s\n", a->listen, err);
+            return WR_ERR;
+        }
+        cfg->nlisteners = 1;
+    }
+    if (a->data_dir)
+        snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", a->data_dir);
+    return WR_OK;
+}
+
+static void
+print_config(const struct wr_config *cfg)
+{
+    struct buf out;
+
+    buf_init(&out);
+    conf_dump(cfg, &out);
+    fwrite(out.data, 1, out.len, stdout);
+    buf_fini(&out);
+}
+
+/* Log level, data directory, allocator. Returns WR_OK, or WR_ERR having
+ * logged why. */
+static int
+prepare_process(const struct wr_config *cfg)
+{
+    if (cfg->log_level == CONF_LOG_NONE || !cfg->log_console)
         log_set_level(LOG_ERR);
     else
-        log_set_level((enum log_level)cfg.log_level);
-    if (make_dirs(cfg.data_dir) != WR_OK) {
+        log_set_level((enum log_level)cfg->log_level);
+    if (make_dirs(cfg->data_dir) != WR_OK) {
         log_syserr("cannot create data directory %s (set data_dir or "
                    "--data-dir to a writable place)",
-                   cfg.data_dir);
-        return 1;
+                   cfg->data_dir);
+        return WR_ERR;
     }
     /* Messages come and go by the million: keep freed memory in the heap
      * (up to 16 MiB) rather than handing it back to the kernel and
      * faulting it in again, and keep bodies up to 1 MiB out of mmap. */
     mallopt(M_TRIM_THRESHOLD, 16 << 20);
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
-    log_info("Warren %s starting (config %s, data %s)", WARREN_VERSION,
-             config ? config : "built-in defaults", cfg.data_dir);
-    if (server_init(&server, &cfg, repair) != WR_OK)
+    return WR_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+    static struct wr_config cfg;
+    static struct server server;
+    struct args a = {0};
+    int rc = parse_args(argc, argv, &a);
+
+    if (rc >= 0)
+        return rc;
+    if (load_config(&a, &cfg) != WR_OK)
         return 1;
+    if (a.print) {
+        print_config(&cfg);
+        return 0;
+    }
+    if (prepare_process(&cfg) != WR_OK)
+        return 1;
+    log_info("Warren %s starting (config %s, data %s)", WARREN_VERSION,
+             a.config ? a.config : "built-in defaults", cfg.data_dir);
+    /* The node and the AMQP listeners, then the management API: the
+     * broker is ready (notify_ready) once both listen. */
+    if (server_init(&server, &cfg, a.repair) != WR_OK ||
+        mgmt_start(&server) != WR_OK)
+        return 1;
+    notify_ready();
     server_run(&server);
+    mgmt_stop(&server);
     server_fini(&server);
     return 0;
 }

@@ -30,7 +30,7 @@
 #ifndef WARREN_SERVER_MGMT_H
 #define WARREN_SERVER_MGMT_H
 
-#include "server/server.h"
+#include "server/channel.h"
 
 #include <http_parser.h>
 #include <jansson.h>

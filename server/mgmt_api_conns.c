@@ -138,9 +138,9 @@ channel_json(const struct channel *ch)
         "connection_details", "name", cname, "peer_host", phost, "peer_port",
         pport, "consumer_count", (int)HASH_COUNT(ch->consumers),
         "messages_unacknowledged", (int)ch->unacked.live,
-        "messages_unconfirmed", (int)ch->pn, "messages_uncommitted",
-        (int)uncommitted, "acks_uncommitted", (int)acks, "prefetch_count",
-        (int)ch->prefetch_consumer, "global_prefetch_count",
+        "messages_unconfirmed", (int)confirm_waiting(&ch->confirms),
+        "messages_uncommitted", (int)uncommitted, "acks_uncommitted", (int)acks,
+        "prefetch_count", (int)ch->prefetch_consumer, "global_prefetch_count",
         (int)ch->prefetch_global, "confirm", ch->confirm, "transactional",
         ch->tx, "pending_raft_commands", 0, "user_who_performed_action",
         c->user ? c->user : "");

@@ -281,7 +281,7 @@ disk_free_limit(void)
 
     if (cfg->disk_free_limit_relative > 0)
         return (uint64_t)(cfg->disk_free_limit_relative *
-                          (double)server_total_ram(cfg));
+                          (double)alarm_total_ram(cfg));
     return cfg->disk_free_limit_absolute;
 }
 
@@ -315,8 +315,8 @@ node_json(void)
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     o = json_pack("{s:s, s:s, s:b, s:I, s:I, s:b, s:s, s:I, s:I, s:b}", "name",
                   mgmt_node_name(), "type", "disc", "running", 1, "mem_used",
-                  (json_int_t)server_resident_bytes(), "mem_limit",
-                  (json_int_t)server_memory_watermark(srv->cfg), "mem_alarm",
+                  (json_int_t)alarm_resident_bytes(), "mem_limit",
+                  (json_int_t)alarm_memory_watermark(srv->cfg), "mem_alarm",
                   (srv->alarms & ALARM_MEMORY) != 0, "mem_calculation_strategy",
                   "rss", "disk_free", (json_int_t)disk_free(),
                   "disk_free_limit", (json_int_t)disk_free_limit(),

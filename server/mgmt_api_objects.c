@@ -27,6 +27,8 @@
  */
 #include "server/mgmt.h"
 
+#include "amqp/amqp_props.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <utlist.h>
@@ -1469,9 +1471,9 @@ props_to_json(struct bytes raw)
 
 /* Builds the message of an HTTP publish; NULL after replying 400. */
 static struct message *
-publish_message(struct mgmt_req *r, json_t *body, struct bytes xname,
-                struct bytes rk, struct buf *payload, struct buf *props,
-                struct buf *hdrs)
+http_message(struct mgmt_req *r, json_t *body, struct bytes xname,
+             struct bytes rk, struct buf *payload, struct buf *props,
+             struct buf *hdrs)
 {
     const char *enc = body_str(body, "payload_encoding", NULL);
     json_t *pl = json_object_get(body, "payload");
@@ -1587,7 +1589,7 @@ mgmt_h_publish(struct mgmt_req *r)
                          BYTES_FMT(xname), vhost_name(vh));
         goto out;
     }
-    m = publish_message(r, body, xname, bytes_str(rk), &payload, &props, &hdrs);
+    m = http_message(r, body, xname, bytes_str(rk), &payload, &props, &hdrs);
     if (!m)
         goto out;
     if (amqp_basic_props_decode(message_props(m).ptr, m->props_len, &p, NULL) !=

@@ -355,10 +355,10 @@ mgmt_api_metrics(struct mgmt_req *r)
            "Total number of messages redelivered to consumers",
            (double)c[C_REDELIVER]);
     metric(b, "rabbitmq_process_resident_memory_bytes", "gauge",
-           "Memory used in bytes", (double)server_resident_bytes());
+           "Memory used in bytes", (double)alarm_resident_bytes());
     metric(b, "rabbitmq_resident_memory_limit_bytes", "gauge",
            "Memory high watermark in bytes",
-           (double)server_memory_watermark(srv->cfg));
+           (double)alarm_memory_watermark(srv->cfg));
     if (statvfs(srv->cfg->data_dir, &sv) == 0)
         metric(b, "rabbitmq_disk_space_available_bytes", "gauge",
                "Disk space available in bytes",

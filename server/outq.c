@@ -12,7 +12,9 @@
  * first ref's `at` when a ref is pending; ref_bytes is the sum of unsent
  * ref lengths.
  */
-#include "server/server.h"
+#include "server/outq.h"
+
+#include "vhost/message.h"
 
 #include <errno.h>
 #include <limits.h>

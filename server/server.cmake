@@ -3,6 +3,7 @@ add_library(warren_server STATIC
   alarm.c
   auth.c
   channel.c
+  confirm.c
   conn.c
   listener.c
   loop.c
@@ -13,7 +14,10 @@ add_library(warren_server STATIC
   m_exchange.c
   m_queue.c
   notify.c
-  outq.c)
+  outq.c
+  publish.c
+  server.c
+  unacked.c)
 target_include_directories(warren_server PUBLIC ${EV_INCLUDE_DIR})
 target_link_libraries(warren_server PUBLIC warren_vhost warren_conf
                       warren_amqp warren_base ${EV_LIBRARY})
