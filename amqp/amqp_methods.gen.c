@@ -1698,6 +1698,93 @@ amqp_method_has_content(uint32_t id)
     }
 }
 
+int
+amqp_method_slot(uint32_t id)
+{
+    switch (id) {
+    case AMQP_CONNECTION_START_OK:
+        return AMQP_SLOT_CONNECTION_START_OK;
+    case AMQP_CONNECTION_SECURE_OK:
+        return AMQP_SLOT_CONNECTION_SECURE_OK;
+    case AMQP_CONNECTION_TUNE_OK:
+        return AMQP_SLOT_CONNECTION_TUNE_OK;
+    case AMQP_CONNECTION_OPEN:
+        return AMQP_SLOT_CONNECTION_OPEN;
+    case AMQP_CONNECTION_CLOSE:
+        return AMQP_SLOT_CONNECTION_CLOSE;
+    case AMQP_CONNECTION_CLOSE_OK:
+        return AMQP_SLOT_CONNECTION_CLOSE_OK;
+    case AMQP_CONNECTION_BLOCKED:
+        return AMQP_SLOT_CONNECTION_BLOCKED;
+    case AMQP_CONNECTION_UNBLOCKED:
+        return AMQP_SLOT_CONNECTION_UNBLOCKED;
+    case AMQP_CONNECTION_UPDATE_SECRET:
+        return AMQP_SLOT_CONNECTION_UPDATE_SECRET;
+    case AMQP_CHANNEL_OPEN:
+        return AMQP_SLOT_CHANNEL_OPEN;
+    case AMQP_CHANNEL_FLOW:
+        return AMQP_SLOT_CHANNEL_FLOW;
+    case AMQP_CHANNEL_FLOW_OK:
+        return AMQP_SLOT_CHANNEL_FLOW_OK;
+    case AMQP_CHANNEL_CLOSE:
+        return AMQP_SLOT_CHANNEL_CLOSE;
+    case AMQP_CHANNEL_CLOSE_OK:
+        return AMQP_SLOT_CHANNEL_CLOSE_OK;
+    case AMQP_ACCESS_REQUEST:
+        return AMQP_SLOT_ACCESS_REQUEST;
+    case AMQP_EXCHANGE_DECLARE:
+        return AMQP_SLOT_EXCHANGE_DECLARE;
+    case AMQP_EXCHANGE_DELETE:
+        return AMQP_SLOT_EXCHANGE_DELETE;
+    case AMQP_EXCHANGE_BIND:
+        return AMQP_SLOT_EXCHANGE_BIND;
+    case AMQP_EXCHANGE_UNBIND:
+        return AMQP_SLOT_EXCHANGE_UNBIND;
+    case AMQP_QUEUE_DECLARE:
+        return AMQP_SLOT_QUEUE_DECLARE;
+    case AMQP_QUEUE_BIND:
+        return AMQP_SLOT_QUEUE_BIND;
+    case AMQP_QUEUE_PURGE:
+        return AMQP_SLOT_QUEUE_PURGE;
+    case AMQP_QUEUE_DELETE:
+        return AMQP_SLOT_QUEUE_DELETE;
+    case AMQP_QUEUE_UNBIND:
+        return AMQP_SLOT_QUEUE_UNBIND;
+    case AMQP_BASIC_QOS:
+        return AMQP_SLOT_BASIC_QOS;
+    case AMQP_BASIC_CONSUME:
+        return AMQP_SLOT_BASIC_CONSUME;
+    case AMQP_BASIC_CANCEL:
+        return AMQP_SLOT_BASIC_CANCEL;
+    case AMQP_BASIC_CANCEL_OK:
+        return AMQP_SLOT_BASIC_CANCEL_OK;
+    case AMQP_BASIC_PUBLISH:
+        return AMQP_SLOT_BASIC_PUBLISH;
+    case AMQP_BASIC_GET:
+        return AMQP_SLOT_BASIC_GET;
+    case AMQP_BASIC_ACK:
+        return AMQP_SLOT_BASIC_ACK;
+    case AMQP_BASIC_REJECT:
+        return AMQP_SLOT_BASIC_REJECT;
+    case AMQP_BASIC_RECOVER_ASYNC:
+        return AMQP_SLOT_BASIC_RECOVER_ASYNC;
+    case AMQP_BASIC_RECOVER:
+        return AMQP_SLOT_BASIC_RECOVER;
+    case AMQP_BASIC_NACK:
+        return AMQP_SLOT_BASIC_NACK;
+    case AMQP_CONFIRM_SELECT:
+        return AMQP_SLOT_CONFIRM_SELECT;
+    case AMQP_TX_SELECT:
+        return AMQP_SLOT_TX_SELECT;
+    case AMQP_TX_COMMIT:
+        return AMQP_SLOT_TX_COMMIT;
+    case AMQP_TX_ROLLBACK:
+        return AMQP_SLOT_TX_ROLLBACK;
+    default:
+        return -1;
+    }
+}
+
 /* ---- descriptions */
 
 #define OFF(method, field) offsetof(struct amqp_method, u.method.field)

@@ -724,6 +724,57 @@ bool amqp_method_has_content(uint32_t id);
     X(AMQP_TX_ROLLBACK_OK, tx_rollback_ok, "tx.rollback-ok")
 
 /*
+ * Dispatch slots: the methods a server receives (chassis "server" in the
+ * spec), numbered from 0 in id order, so that a server can hold one
+ * handler per method in a table indexed by slot (server/m_table.c).
+ */
+enum amqp_slot {
+    AMQP_SLOT_CONNECTION_START_OK,
+    AMQP_SLOT_CONNECTION_SECURE_OK,
+    AMQP_SLOT_CONNECTION_TUNE_OK,
+    AMQP_SLOT_CONNECTION_OPEN,
+    AMQP_SLOT_CONNECTION_CLOSE,
+    AMQP_SLOT_CONNECTION_CLOSE_OK,
+    AMQP_SLOT_CONNECTION_BLOCKED,
+    AMQP_SLOT_CONNECTION_UNBLOCKED,
+    AMQP_SLOT_CONNECTION_UPDATE_SECRET,
+    AMQP_SLOT_CHANNEL_OPEN,
+    AMQP_SLOT_CHANNEL_FLOW,
+    AMQP_SLOT_CHANNEL_FLOW_OK,
+    AMQP_SLOT_CHANNEL_CLOSE,
+    AMQP_SLOT_CHANNEL_CLOSE_OK,
+    AMQP_SLOT_ACCESS_REQUEST,
+    AMQP_SLOT_EXCHANGE_DECLARE,
+    AMQP_SLOT_EXCHANGE_DELETE,
+    AMQP_SLOT_EXCHANGE_BIND,
+    AMQP_SLOT_EXCHANGE_UNBIND,
+    AMQP_SLOT_QUEUE_DECLARE,
+    AMQP_SLOT_QUEUE_BIND,
+    AMQP_SLOT_QUEUE_PURGE,
+    AMQP_SLOT_QUEUE_DELETE,
+    AMQP_SLOT_QUEUE_UNBIND,
+    AMQP_SLOT_BASIC_QOS,
+    AMQP_SLOT_BASIC_CONSUME,
+    AMQP_SLOT_BASIC_CANCEL,
+    AMQP_SLOT_BASIC_CANCEL_OK,
+    AMQP_SLOT_BASIC_PUBLISH,
+    AMQP_SLOT_BASIC_GET,
+    AMQP_SLOT_BASIC_ACK,
+    AMQP_SLOT_BASIC_REJECT,
+    AMQP_SLOT_BASIC_RECOVER_ASYNC,
+    AMQP_SLOT_BASIC_RECOVER,
+    AMQP_SLOT_BASIC_NACK,
+    AMQP_SLOT_CONFIRM_SELECT,
+    AMQP_SLOT_TX_SELECT,
+    AMQP_SLOT_TX_COMMIT,
+    AMQP_SLOT_TX_ROLLBACK,
+    AMQP_SLOT_COUNT
+};
+
+/* The slot of a method a server receives; -1 for any other id. */
+int amqp_method_slot(uint32_t id);
+
+/*
  * Field descriptions, for code that walks methods or properties generically
  * (tests, fuzzers, debug logging, the management API). Method field offsets
  * are into struct amqp_method, property offsets into struct

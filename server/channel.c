@@ -316,75 +316,19 @@ chan_fail_vherr(struct channel *ch, const struct vherr *err, uint32_t method_id)
 
 /* ---- method dispatch */
 
+/* The handler the method table has for m, or 503 for a method a client
+ * may not send on a channel (a connection method, or one only a server
+ * sends: deliver, get-ok, a close-ok with no close pending, ...). */
 static int
 dispatch(struct channel *ch, const struct amqp_method *m)
 {
-    switch (m->id) {
-    case AMQP_CHANNEL_OPEN:
-        return conn_fail(ch->conn, AMQP_CHANNEL_ERROR, m->id,
-                         "second 'channel.open' seen");
-    case AMQP_CHANNEL_FLOW:
-        return m_channel_flow(ch, m);
-    case AMQP_CHANNEL_CLOSE:
-        return m_channel_close(ch, m);
-    case AMQP_ACCESS_REQUEST: {
-        struct amqp_method ok = {.id = AMQP_ACCESS_REQUEST_OK};
-        ok.u.access_request_ok.ticket = 1;
-        conn_send_method(ch->conn, ch->id, &ok);
-        return WR_OK;
-    }
-    case AMQP_EXCHANGE_DECLARE:
-        return m_exchange_declare(ch, m);
-    case AMQP_EXCHANGE_DELETE:
-        return m_exchange_delete(ch, m);
-    case AMQP_EXCHANGE_BIND:
-        return m_exchange_bind(ch, m);
-    case AMQP_EXCHANGE_UNBIND:
-        return m_exchange_unbind(ch, m);
-    case AMQP_QUEUE_DECLARE:
-        return m_queue_declare(ch, m);
-    case AMQP_QUEUE_BIND:
-        return m_queue_bind(ch, m);
-    case AMQP_QUEUE_UNBIND:
-        return m_queue_unbind(ch, m);
-    case AMQP_QUEUE_PURGE:
-        return m_queue_purge(ch, m);
-    case AMQP_QUEUE_DELETE:
-        return m_queue_delete(ch, m);
-    case AMQP_BASIC_QOS:
-        return m_basic_qos(ch, m);
-    case AMQP_BASIC_CONSUME:
-        return m_basic_consume(ch, m);
-    case AMQP_BASIC_CANCEL:
-        return m_basic_cancel(ch, m);
-    case AMQP_BASIC_PUBLISH:
-        return m_basic_publish(ch, m);
-    case AMQP_BASIC_GET:
-        return m_basic_get(ch, m);
-    case AMQP_BASIC_ACK:
-        return m_basic_ack(ch, m);
-    case AMQP_BASIC_REJECT:
-        return m_basic_reject(ch, m);
-    case AMQP_BASIC_NACK:
-        return m_basic_nack(ch, m);
-    case AMQP_BASIC_RECOVER:
-        return m_basic_recover(ch, m);
-    case AMQP_BASIC_RECOVER_ASYNC:
-        return m_basic_recover_async(ch, m);
-    case AMQP_CONFIRM_SELECT:
-        return m_confirm_select(ch, m);
-    case AMQP_TX_SELECT:
-        return m_tx_select(ch, m);
-    case AMQP_TX_COMMIT:
-        return m_tx_commit(ch, m);
-    case AMQP_TX_ROLLBACK:
-        return m_tx_rollback(ch, m);
-    default:
-        /* A connection method, or one only a server sends (deliver,
-         * get-ok, channel.close-ok with no close pending, ...). */
+    int slot = amqp_method_slot(m->id);
+    chan_method_fn *fn = slot >= 0 ? srv->methods->chan[slot] : NULL;
+
+    if (!fn)
         return conn_fail(ch->conn, AMQP_COMMAND_INVALID, m->id,
                          "unimplemented method");
-    }
+    return fn(ch, m);
 }
 
 /* In CH_CLOSING: only channel.close and channel.close-ok matter. */

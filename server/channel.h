@@ -221,7 +221,8 @@ void publish_fini(struct channel *ch);
 /* ---- method handlers (m_*.c): one per method, by class */
 
 typedef int chan_method_fn(struct channel *ch, const struct amqp_method *m);
-chan_method_fn m_channel_flow, m_channel_close;
+chan_method_fn m_channel_open, m_channel_flow, m_channel_close,
+    m_access_request;
 chan_method_fn m_exchange_declare, m_exchange_delete, m_exchange_bind,
     m_exchange_unbind;
 chan_method_fn m_queue_declare, m_queue_bind, m_queue_unbind, m_queue_purge,
@@ -230,5 +231,20 @@ chan_method_fn m_basic_qos, m_basic_consume, m_basic_cancel, m_basic_publish,
     m_basic_get, m_basic_ack, m_basic_reject, m_basic_nack, m_basic_recover,
     m_basic_recover_async;
 chan_method_fn m_confirm_select, m_tx_select, m_tx_commit, m_tx_rollback;
+
+/*
+ * The method table (m_table.c): for every method a client may send, by
+ * its generated slot (amqp_method_slot), the handler above that acts on
+ * it on channel 0 (with the states it may come in) and on other
+ * channels. server_init installs it in struct server; conn.c and
+ * channel.c dispatch through srv->methods and name no handler.
+ */
+struct m_table {
+    void (*start)(struct conn *c); /* after the protocol header */
+    struct conn_method conn[AMQP_SLOT_COUNT];
+    chan_method_fn *chan[AMQP_SLOT_COUNT]; /* NULL: 503 unimplemented */
+};
+
+extern const struct m_table m_table;
 
 #endif

@@ -511,6 +511,28 @@ unopened_channel_frame(struct conn *c, const struct frame *f)
     return WR_OK;
 }
 
+static const char *const state_names[] = {
+    [CONN_HEADER] = "starting", [CONN_START] = "starting",
+    [CONN_TUNE] = "tuning",     [CONN_OPENING] = "opening",
+    [CONN_OPEN] = "running",    [CONN_CLOSING] = "closing",
+    [CONN_CLOSED] = "closed",   [CONN_DEAD] = "closed",
+};
+
+/* A method on channel 0: its handler in the method table, when the
+ * connection is in a state the method may come in. */
+static int
+channel0_method(struct conn *c, const struct amqp_method *m)
+{
+    int slot = amqp_method_slot(m->id);
+    const struct conn_method *h = slot >= 0 ? &srv->methods->conn[slot] : NULL;
+
+    if (h && h->fn && (h->states & (1u << c->state)))
+        return h->fn(c, m);
+    return conn_fail(c, AMQP_CHANNEL_ERROR, m->id,
+                     "unexpected method in connection state %s",
+                     state_names[c->state]);
+}
+
 static int
 conn_handle_frame(struct conn *c, const struct frame *f)
 {
@@ -539,7 +561,7 @@ conn_handle_frame(struct conn *c, const struct frame *f)
                              "instead");
         if (conn_decode_method(c, f, &m) != WR_OK)
             return WR_ERR;
-        return conn_handle_method(c, &m);
+        return channel0_method(c, &m);
     }
     if (c->state != CONN_OPEN)
         return conn_fail(c, AMQP_CHANNEL_ERROR, 0,
@@ -634,7 +656,7 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
             return len;
         }
         off = AMQP_PROTOCOL_HEADER_LEN;
-        conn_send_start(c);
+        srv->methods->start(c);
     }
     while (off < len && c->state != CONN_DEAD) {
         ssize_t n = frame_parse(&c->fp, p + off, len - off, &f);

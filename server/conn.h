@@ -139,9 +139,22 @@ void conn_update_reading(struct conn *c);
 void conn_check_consumer_timeout(struct conn *c, uint64_t now_us,
                                  uint64_t limit_us);
 
-/* m_connection.c: the handshake and channel 0. */
-void conn_send_start(struct conn *c);
-int conn_handle_method(struct conn *c, const struct amqp_method *m);
+/* ---- channel 0's handlers (m_connection.c) */
+
+/* A handler of a method on channel 0, and the connection states (bits
+ * 1 << enum conn_state) it may come in: any other is a 504. */
+typedef int conn_method_fn(struct conn *c, const struct amqp_method *m);
+
+struct conn_method {
+    conn_method_fn *fn;
+    uint32_t states;
+};
+
+/* Sends connection.start, once the protocol header is in. */
+void m_connection_start(struct conn *c);
+conn_method_fn m_connection_start_ok, m_connection_tune_ok, m_connection_open,
+    m_connection_close, m_connection_close_ok, m_connection_update_secret,
+    m_connection_blocked;
 
 /* ---- the loop (loop.c) */
 

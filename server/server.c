@@ -10,7 +10,7 @@
  * connection with 320 CONNECTION_FORCED and stop the loop once they are
  * gone, or after 3 s.
  */
-#include "server/conn.h"
+#include "server/channel.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -149,6 +149,7 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
 
     memset(s, 0, sizeof(*s));
     srv = s;
+    s->methods = &m_table;
     s->cfg = cfg;
     s->loop = ev_default_loop(EVFLAG_AUTO);
     opts.data_dir = cfg->data_dir;

@@ -13,6 +13,7 @@ add_library(warren_server STATIC
   m_connection.c
   m_exchange.c
   m_queue.c
+  m_table.c
   notify.c
   outq.c
   publish.c

@@ -25,12 +25,14 @@
 
 struct conn;
 struct channel;
+struct m_table;
 
 /* ---- the process */
 
 #define MEM_BASE_SAMPLES 5 /* seconds of memory readings kept (alarm.c) */
 
 struct server {
+    const struct m_table *methods; /* the handlers (server/m_table.c) */
     struct ev_loop *loop;
     struct wr_config *cfg;
     struct node *node;

@@ -104,13 +104,15 @@ class Field:
 
 
 class Method:
-    def __init__(self, cls, name, index, synchronous, content, fields):
+    def __init__(self, cls, name, index, synchronous, content, fields,
+                 server):
         self.cls = cls
         self.name = name
         self.index = index
         self.synchronous = synchronous
         self.content = content
         self.fields = fields
+        self.server = server      # a server receives it (chassis)
 
     @property
     def member(self):
@@ -119,6 +121,10 @@ class Method:
     @property
     def const(self):
         return "AMQP_" + self.member.upper()
+
+    @property
+    def slot(self):
+        return "AMQP_SLOT_" + self.member.upper()
 
     @property
     def dotted(self):
@@ -203,7 +209,9 @@ def load(spec, path, is_extension):
                       for f in mel.findall("field")]
             m = Method(cls, mel.get("name"), int_attr(mel, "index", where),
                        mel.get("synchronous") == "1",
-                       mel.get("content") == "1", fields)
+                       mel.get("content") == "1", fields,
+                       any(c.get("name") == "server"
+                           for c in mel.findall("chassis")))
             if any(x.index == m.index or x.name == m.name
                    for x in cls.methods):
                 raise GenError("%s: duplicate method" % where)
@@ -416,6 +424,14 @@ const struct amqp_method_info *amqp_method_info(uint32_t id);
 """
 
 
+H_SLOTS_HEAD = """/*
+ * Dispatch slots: the methods a server receives (chassis "server" in the
+ * spec), numbered from 0 in id order, so that a server can hold one
+ * handler per method in a table indexed by slot (server/m_table.c).
+ */
+enum amqp_slot {"""
+
+
 def gen_header(spec):
     ms = all_methods(spec)
     o = [FIRST_LINE, H_PREAMBLE]
@@ -491,6 +507,17 @@ def gen_header(spec):
     o.append("/* X-macro over every method: X(ID_CONSTANT, member_name, "
              "\"class.method\") */")
     o.append(macro_lines("#define AMQP_METHOD_LIST(X)", items))
+    o.append("")
+
+    o.append(H_SLOTS_HEAD)
+    for m in ms:
+        if m.server:
+            o.append("    %s," % m.slot)
+    o.append("    AMQP_SLOT_COUNT")
+    o.append("};")
+    o.append("")
+    o.append("/* The slot of a method a server receives; -1 for any other id. */")
+    o.append("int amqp_method_slot(uint32_t id);")
     o.append("")
 
     o.append(H_INFO)
@@ -920,6 +947,20 @@ def gen_source(spec):
     o.append("        return true;")
     o.append("    default:")
     o.append("        return false;")
+    o.append("    }")
+    o.append("}")
+    o.append("")
+
+    o.append("int")
+    o.append("amqp_method_slot(uint32_t id)")
+    o.append("{")
+    o.append("    switch (id) {")
+    for m in ms:
+        if m.server:
+            o.append("    case %s:" % m.const)
+            o.append("        return %s;" % m.slot)
+    o.append("    default:")
+    o.append("        return -1;")
     o.append("    }")
     o.append("}")
     o.append("")
