@@ -398,3 +398,43 @@ chan_queue_name(struct channel *ch, struct bytes *name, uint32_t method_id)
     *name = bytes_of(ch->last_queue, ch->last_queue_len);
     return WR_OK;
 }
+
+/* ---- what others read */
+
+struct channel *
+chan_next(const struct conn *c, const struct channel *ch)
+{
+    return ch ? ch->hh.next : c->channels;
+}
+
+struct channel *
+chan_find(const struct conn *c, uint16_t id)
+{
+    struct channel *ch;
+
+    HASH_FIND(hh, c->channels, &id, sizeof(id), ch);
+    return ch;
+}
+
+void
+chan_info(const struct channel *ch, struct chan_info *out)
+{
+    *out = (struct chan_info){
+        .number = ch->id,
+        .conn = ch->conn,
+        .state = ch->state == CH_OPEN ? "running" : "closing",
+        .consumers = HASH_COUNT(ch->consumers),
+        .unacked = (uint32_t)ch->unacked.live,
+        .unconfirmed = (uint32_t)confirm_waiting(&ch->confirms),
+        .prefetch_count = ch->prefetch_consumer,
+        .global_prefetch_count = ch->prefetch_global,
+        .confirm = ch->confirm,
+        .transactional = ch->tx,
+    };
+    for (size_t i = 0; i < ch->ntx; i++) {
+        if (ch->txops[i].kind == TX_PUBLISH)
+            out->uncommitted++;
+        else
+            out->acks_uncommitted++;
+    }
+}

@@ -889,3 +889,74 @@ conn_check_consumer_timeout(struct conn *c, uint64_t now_us, uint64_t limit_us)
         chan_check_consumer_timeout(ch, now_us, limit_us);
     }
 }
+
+/* ---- what others read */
+
+struct conn *
+conn_next(const struct server *s, const struct conn *c)
+{
+    return c ? c->next : s->conns;
+}
+
+static const char *
+state_text(const struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return "closing";
+    if (c->blocked)
+        return c->blocked_sent ? "blocked" : "blocking";
+    return "running";
+}
+
+void
+conn_info(const struct conn *c, struct conn_info *out)
+{
+    *out = (struct conn_info){
+        .id = c->id,
+        .peer = c->peer,
+        .local = c->local,
+        .user = c->user,
+        .vh = c->vh,
+        .open = c->state == CONN_OPEN,
+        .listed = c->vh != NULL &&
+                  (c->state == CONN_OPEN || c->state == CONN_CLOSING),
+        .state = state_text(c),
+        .channels = c->nchannels,
+        .channel_max = c->channel_max,
+        .frame_max = c->frame_max,
+        .heartbeat = c->heartbeat,
+        .connected_at_ms = c->connected_at_ms,
+        .client_props = c->client_props,
+        .recv_oct = c->recv_oct,
+        .send_oct = c->send_oct,
+        .send_pend = outq_pending(&c->out),
+    };
+    snprintf(out->name, sizeof(out->name), "%s -> %s", c->peer, c->local);
+}
+
+void
+conn_force_close(struct conn *c, const char *why)
+{
+    if (c->state == CONN_OPEN)
+        conn_fail(c, AMQP_CONNECTION_FORCED, 0, "%s", why);
+}
+
+void
+conn_close_vhost(struct server *s, struct vhost *vh, const char *why)
+{
+    struct conn *c, *tmp;
+
+    DL_FOREACH_SAFE(s->conns, c, tmp)
+    {
+        if (c->vh != vh)
+            continue;
+        conn_force_close(c, why);
+        /* The connection outlives the vhost while it waits for
+         * close-ok: detach it (conn_fail released its channels and
+         * exclusive queues). */
+        if (c->vh) {
+            vhost_connection_leave(c->vh);
+            c->vh = NULL;
+        }
+    }
+}

@@ -88,6 +88,65 @@ void server_fini(struct server *s);
         0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300 \
     }
 
+/* ---- connections and channels, as others read them (conn.c, channel.c)
+ *
+ * Snapshots, so that the management API (and, later, the cluster) does
+ * not depend on how connections and channels are built. Strings are
+ * borrowed from the connection and valid while it lives (until the next
+ * loop iteration at least: connections are freed in the prepare pass).
+ */
+
+struct conn_info {
+    uint64_t id;
+    char name[160];    /* RabbitMQ's: "PEER -> LOCAL" */
+    const char *peer;  /* "127.0.0.1:5555", "[::1]:5555" */
+    const char *local; /* the listener's side */
+    const char *user;  /* NULL before authentication */
+    struct vhost *vh;  /* NULL before connection.open */
+    bool open;         /* running (not closing or closed) */
+    bool listed;       /* has opened a vhost and is open or closing:
+                          what RabbitMQ lists */
+    const char *state; /* RabbitMQ's: running, blocking, blocked, closing */
+    uint32_t channels;
+    uint16_t channel_max;
+    uint32_t frame_max;
+    uint16_t heartbeat;
+    uint64_t connected_at_ms;  /* wall clock */
+    struct bytes client_props; /* start-ok's table body */
+    uint64_t recv_oct, send_oct;
+    uint64_t send_pend; /* bytes waiting for the socket */
+};
+
+struct chan_info {
+    uint16_t number;
+    struct conn *conn;
+    const char *state; /* running, closing */
+    uint32_t consumers;
+    uint32_t unacked;          /* deliveries waiting for ack */
+    uint32_t unconfirmed;      /* publishes waiting for a confirm */
+    uint32_t uncommitted;      /* publishes held by a transaction */
+    uint32_t acks_uncommitted; /* acks held by a transaction */
+    uint32_t prefetch_count;   /* basic.qos global=false */
+    uint32_t global_prefetch_count;
+    bool confirm, transactional;
+};
+
+/* The connection after c (the first when c is NULL), in accept order;
+ * NULL after the last. */
+struct conn *conn_next(const struct server *s, const struct conn *c);
+void conn_info(const struct conn *c, struct conn_info *out);
+/* An open connection closes with 320 CONNECTION_FORCED and why; others
+ * are left as they are. */
+void conn_force_close(struct conn *c, const char *why);
+/* Closes every connection of vh with 320 (vh is being deleted) and
+ * detaches them from it. */
+void conn_close_vhost(struct server *s, struct vhost *vh, const char *why);
+/* The channel of c after ch (the first when ch is NULL), in no promised
+ * order; NULL after the last. And the channel numbered id, or NULL. */
+struct channel *chan_next(const struct conn *c, const struct channel *ch);
+struct channel *chan_find(const struct conn *c, uint16_t id);
+void chan_info(const struct channel *ch, struct chan_info *out);
+
 /* ---- service manager (notify.c) */
 
 /* systemd's sd_notify (Type=notify): READY=1 once the node has booted and

@@ -15,7 +15,7 @@
  * queues come and go. A sample therefore keeps a deleted queue's struct
  * (not its messages) for at most one interval.
  */
-#include "server/mgmt.h"
+#include "server/mgmt/mgmt_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,7 +310,12 @@ mgmt_api_metrics(struct mgmt_req *r)
     free(vs);
     for (int k = 0; k < C_N; k++)
         c[k] += st.retired[k];
-    DL_FOREACH(srv->conns, conn) channels += conn->nchannels;
+    for (conn = conn_next(srv, NULL); conn; conn = conn_next(srv, conn)) {
+        struct conn_info ci;
+
+        conn_info(conn, &ci);
+        channels += ci.channels;
+    }
     buf_printf(b,
                "# TYPE rabbitmq_build_info untyped\n"
                "# HELP rabbitmq_build_info RabbitMQ & Erlang/OTP version "

@@ -1,6 +1,7 @@
 /*
- * mgmt.h: the management HTTP API (RabbitMQ's rabbitmq_management paths,
- * methods, status codes and JSON shapes), private to server/mgmt*.c.
+ * mgmt_int.h: the management HTTP API (RabbitMQ's rabbitmq_management
+ * paths, methods, status codes and JSON shapes), shared by the files of
+ * server/mgmt/ and private to them (mgmt.h is the public part).
  *
  *   mgmt_http.c         the HTTP/1.1 server on the broker's libev loop
  *                       (Debian's http-parser): listener, connections,
@@ -21,28 +22,21 @@
  *   mgmt_ui.c           the web UI's static files (server/mgmt/www)
  *
  * One request is handled at a time per connection, synchronously on the
- * loop: the handler reads the model (struct node, struct server) and
+ * loop: the handler reads the model through its snapshots (conn_info,
+ * chan_info, queue_info, vhost_info) and the node's functions and
  * queues a complete response, or a stream (a generator called whenever
  * the output runs low, for lists too big to build at once). Nothing here
  * runs on the AMQP hot path: statistics are sampled from the queues'
  * counters every MGMT_SAMPLE_INTERVAL seconds.
  */
-#ifndef WARREN_SERVER_MGMT_H
-#define WARREN_SERVER_MGMT_H
+#ifndef WARREN_SERVER_MGMT_INT_H
+#define WARREN_SERVER_MGMT_INT_H
 
-#include "server/channel.h"
+#include "server/mgmt/mgmt.h"
+#include "server/outq.h"
 
 #include <http_parser.h>
 #include <jansson.h>
-
-/* Starts the listener on management.tcp.ip:management.tcp.port (0: a
- * port the kernel chooses, logged as "listening on HOST:PORT (http)")
- * and the statistics timer. Returns WR_OK, or WR_ERR (logged) when the
- * listener cannot be opened, unless management.tcp.optional is set and
- * the port is in use: then the broker runs without the API. */
-int mgmt_start(struct server *s);
-/* Closes the listener and every HTTP connection, frees everything. */
-void mgmt_stop(struct server *s);
 
 /* ---- limits */
 
@@ -373,9 +367,5 @@ mgmt_handler_fn mgmt_h_exchanges, mgmt_h_exchange, mgmt_h_exchange_bindings,
 mgmt_handler_fn mgmt_h_connections, mgmt_h_connection,
     mgmt_h_connection_channels, mgmt_h_vhost_connections, mgmt_h_channels,
     mgmt_h_channel, mgmt_h_vhost_channels;
-
-/* mgmt_api_conns.c: closes every connection of vh with 320 (vhost
- * deletion). */
-void mgmt_close_vhost_conns(struct vhost *vh, const char *why);
 
 #endif

@@ -22,7 +22,7 @@
  * Content-Security-Policy that allows scripts, styles and fetches from
  * this origin only: no inline script, no eval, no framing.
  */
-#include "server/mgmt.h"
+#include "server/mgmt/mgmt_int.h"
 
 #include <stdio.h>
 #include <string.h>

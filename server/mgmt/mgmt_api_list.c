@@ -26,7 +26,7 @@
  * as the client reads, so a 100,000-item list neither sits in memory as
  * one string nor holds the loop while it is encoded.
  */
-#include "server/mgmt.h"
+#include "server/mgmt/mgmt_int.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>

@@ -25,7 +25,7 @@
  * sorted as pointers (sort keys read from the structs), and JSON is built
  * only for the page asked for, or streamed item by item for a full list.
  */
-#include "server/mgmt.h"
+#include "server/mgmt/mgmt_int.h"
 
 #include "amqp/amqp_props.h"
 
@@ -780,29 +780,28 @@ static json_t *
 consumer_json(struct queue *q, const struct queue_info *qi,
               const struct consumer *c)
 {
-    const struct chconsumer *cc = (const struct chconsumer *)c;
-    const struct channel *ch = cc->ch;
-    char conn_name[160], ch_name[200];
-    const char *colon = strrchr(ch->conn->peer, ':');
+    struct chan_info hi;
+    struct conn_info ci;
+    char ch_name[200];
+    const char *colon;
     bool active = !qi->single_active || queue_consumer_next(q, NULL) == c;
 
-    snprintf(conn_name, sizeof(conn_name), "%s -> %s", ch->conn->peer,
-             ch->conn->local);
-    snprintf(ch_name, sizeof(ch_name), "%s (%u)", conn_name, ch->id);
+    chan_info(c->owner, &hi); /* every consumer is a channel's */
+    conn_info(hi.conn, &ci);
+    colon = strrchr(ci.peer, ':');
+    snprintf(ch_name, sizeof(ch_name), "%s (%u)", ci.name, hi.number);
     return json_pack(
         "{s:s%, s:{s:s%, s:s}, s:{s:s, s:s, s:s, s:i, s:s%, s:i, s:s}, s:b, "
         "s:i, s:b, s:o, s:b, s:s}",
         "consumer_tag", c->tag, c->tag_len, "queue", "name",
         (const char *)qi->name.ptr, qi->name.len, "vhost", qi->vhost,
-        "channel_details", "connection_name", conn_name, "name", ch_name,
-        "node", mgmt_node_name(), "number", (int)ch->id, "peer_host",
-        ch->conn->peer,
-        colon ? (size_t)(colon - ch->conn->peer) : strlen(ch->conn->peer),
-        "peer_port", colon ? atoi(colon + 1) : 0, "user",
-        ch->conn->user ? ch->conn->user : "", "ack_required", !c->no_ack,
-        "prefetch_count", (int)c->prefetch, "exclusive", c->exclusive,
-        "arguments", mgmt_table_json(c->args), "active", active,
-        "activity_status",
+        "channel_details", "connection_name", ci.name, "name", ch_name, "node",
+        mgmt_node_name(), "number", (int)hi.number, "peer_host", ci.peer,
+        colon ? (size_t)(colon - ci.peer) : strlen(ci.peer), "peer_port",
+        colon ? atoi(colon + 1) : 0, "user", ci.user ? ci.user : "",
+        "ack_required", !c->no_ack, "prefetch_count", (int)c->prefetch,
+        "exclusive", c->exclusive, "arguments", mgmt_table_json(c->args),
+        "active", active, "activity_status",
         !qi->single_active ? "up"
         : active           ? "single_active"
                            : "waiting");

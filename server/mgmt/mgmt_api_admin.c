@@ -21,7 +21,7 @@
  * definitions format) live in vhost/; this file maps HTTP onto them and
  * their errors onto RabbitMQ's status codes.
  */
-#include "server/mgmt.h"
+#include "server/mgmt/mgmt_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,7 +121,6 @@ vhost_json(struct vhost *vh)
     double rready = 0, runacked = 0, rpub = 0, rdel = 0, rack = 0, rredel = 0;
     struct vhost_info vi;
     struct queue *q = NULL;
-    struct conn *c;
     json_t *o;
 
     vhost_info(vh, &vi);
@@ -144,11 +143,13 @@ vhost_json(struct vhost *vh)
         rack += rt.ack;
         rredel += rt.redeliver;
     }
-    DL_FOREACH(srv->conns, c)
-    {
-        if (c->vh == vh) {
-            recv += c->recv_oct;
-            send += c->send_oct;
+    for (struct conn *c = conn_next(srv, NULL); c; c = conn_next(srv, c)) {
+        struct conn_info ci;
+
+        conn_info(c, &ci);
+        if (ci.vh == vh) {
+            recv += ci.recv_oct;
+            send += ci.send_oct;
         }
     }
     o = json_pack("{s:s, s:s, s:o, s:s, s:{s:s, s:o}, s:b, s:{s:s}}", "name",
@@ -260,7 +261,7 @@ mgmt_h_vhost(struct mgmt_req *r)
         log_info("management API: user '%s' deleted vhost '%s'", r->user_name,
                  name);
         snprintf(why, sizeof(why), "vhost '%s' is deleted", vhost_name(vh));
-        mgmt_close_vhost_conns(vh, why);
+        conn_close_vhost(srv, vh, why);
         node_vhost_remove(srv->node, vh);
         mgmt_reply_empty(r, 204);
         return;

@@ -22,7 +22,7 @@
  * external contract (stable across releases); the unit vectors in the
  * wire tests were computed with erlang:phash2/2 itself.
  */
-#include "server/mgmt.h"
+#include "server/mgmt/mgmt_int.h"
 
 #include "amqp/ftable.h"
 

@@ -13,7 +13,7 @@
  * getrlimit), the alarms from srv->alarms, message rates from the
  * sampled statistics (mgmt_api_stats.c).
  */
-#include "server/mgmt.h"
+#include "server/mgmt/mgmt_int.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -161,7 +161,6 @@ count_visible(struct mgmt_req *r, struct totals *t)
 {
     size_t n;
     struct vhost **vs = mgmt_vhosts(&n);
-    struct conn *c;
 
     memset(t, 0, sizeof(*t));
     for (size_t i = 0; i < n; i++) {
@@ -186,15 +185,17 @@ count_visible(struct mgmt_req *r, struct totals *t)
             t->runacked += rt.unacked;
         }
     }
-    DL_FOREACH(srv->conns, c)
-    {
-        if (!c->vh || !mgmt_can_see_vhost(r, c->vh, true))
+    for (struct conn *c = conn_next(srv, NULL); c; c = conn_next(srv, c)) {
+        struct conn_info ci;
+
+        conn_info(c, &ci);
+        if (!ci.vh || !mgmt_can_see_vhost(r, ci.vh, true))
             continue;
         if (!(r->tags & (TAG_ADMINISTRATOR | TAG_MONITORING)) &&
-            (!c->user || strcmp(c->user, r->user_name) != 0))
+            (!ci.user || strcmp(ci.user, r->user_name) != 0))
             continue;
         t->conns++;
-        t->channels += c->nchannels;
+        t->channels += ci.channels;
     }
     free(vs);
 }

@@ -4,9 +4,10 @@
  *
  * A connection reads into `in`, feeds it to the parser, and stops the
  * parser (http_parser_pause) at the end of each request: the request is
- * dispatched (mgmt_api_dispatch), its response appended to `out`, and
- * only then is the next pipelined request parsed. Responses are written
- * at once and, when the socket is full, from the write watcher
+ * dispatched (mgmt_api_dispatch), its response appended to `out` (an
+ * outq, server/outq.h, flushed as the AMQP connections' are), and only
+ * then is the next pipelined request parsed. Responses are written at
+ * once and, when the socket is full, from the write watcher
  * (write-behind). A streamed body (struct mgmt_stream, chunked encoding)
  * is generated a slice at a time while the output is below
  * OUT_LOW, so a large list neither builds in memory nor holds the loop.
@@ -40,7 +41,7 @@
  * parse until its response is complete (a stream included), and no other
  * request of that connection is parsed meanwhile.
  */
-#include "server/mgmt.h"
+#include "server/mgmt/mgmt_int.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -93,8 +94,7 @@ struct mgmt_conn {
     bool complete; /* on_message_complete ran */
     int err_status;
     /* output */
-    struct buf out;
-    size_t out_head;
+    struct outq out; /* written with outq_flush, as AMQP output is */
     struct mgmt_stream *stream;
     bool want_write;
     bool processing;  /* inside process_input: do not re-enter */
@@ -194,7 +194,7 @@ status_text(int status)
 static size_t
 out_pending(const struct mgmt_conn *c)
 {
-    return c->out.len - c->out_head;
+    return outq_pending(&c->out);
 }
 
 /* The timeout that applies in c's state, as an absolute time. */
@@ -360,7 +360,7 @@ mc_free(struct mgmt_conn *c)
     buf_fini(&c->hname);
     buf_fini(&c->hval);
     buf_fini(&c->body);
-    buf_fini(&c->out);
+    outq_fini(&c->out);
     c->magic = 0;
     free(c);
 }
@@ -393,16 +393,16 @@ simple_response(struct mgmt_conn *c, int status, const char *json)
 {
     size_t n = json ? strlen(json) : 0;
 
-    buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", status, status_text(status));
-    buf_printf(&c->out, "content-length: %zu\r\n", n);
+    buf_printf(&c->out.b, "HTTP/1.1 %d %s\r\n", status, status_text(status));
+    buf_printf(&c->out.b, "content-length: %zu\r\n", n);
     if (json)
-        buf_printf(&c->out, "content-type: application/json\r\n");
+        buf_printf(&c->out.b, "content-type: application/json\r\n");
     if (status == 401)
-        buf_printf(&c->out, "www-authenticate: Basic realm=\"RabbitMQ "
-                            "Management\"\r\n");
-    put_date(&c->out);
-    buf_printf(&c->out, "server: Warren\r\nconnection: close\r\n\r\n");
-    buf_append(&c->out, json, n);
+        buf_printf(&c->out.b, "www-authenticate: Basic realm=\"RabbitMQ "
+                              "Management\"\r\n");
+    put_date(&c->out.b);
+    buf_printf(&c->out.b, "server: Warren\r\nconnection: close\r\n\r\n");
+    buf_append(&c->out.b, json, n);
 }
 
 static void
@@ -439,7 +439,7 @@ void
 mgmt_http_respond(struct mgmt_req *r, const char *content_type)
 {
     struct mgmt_conn *c = r->conn;
-    struct buf *o = &c->out;
+    struct buf *o = &c->out.b;
     bool has_body = r->status != 204 && r->status != 304;
 
     WR_ASSERT(!r->replied);
@@ -512,13 +512,13 @@ stream_slice(struct mgmt_conn *c)
     while (more && piece.len < STREAM_SLICE)
         more = c->stream->fill(c->stream, &piece);
     if (piece.len > 0) {
-        buf_printf(&c->out, "%zx\r\n", piece.len);
-        buf_append(&c->out, piece.data, piece.len);
-        buf_printf(&c->out, "\r\n");
+        buf_printf(&c->out.b, "%zx\r\n", piece.len);
+        buf_append(&c->out.b, piece.data, piece.len);
+        buf_printf(&c->out.b, "\r\n");
     }
     buf_fini(&piece);
     if (!more) {
-        buf_printf(&c->out, "0\r\n\r\n");
+        buf_printf(&c->out.b, "0\r\n\r\n");
         c->stream->free(c->stream);
         c->stream = NULL;
     }
@@ -546,28 +546,15 @@ flush_output(struct mgmt_conn *c)
         return;
     if (c->stream && out_pending(c) < OUT_LOW)
         stream_slice(c);
-    while (out_pending(c) > 0) {
-        ssize_t n = write(c->fd, c->out.data + c->out_head, out_pending(c));
+    if (out_pending(c) > 0) {
+        uint64_t sent = 0;
 
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        if (n <= 0) {
+        if (outq_flush(&c->out, c->fd, &sent) == WR_ERR) {
             mc_close(c);
             return;
         }
-        c->out_head += (size_t)n;
-        c->last_tx = now();
-    }
-    if (out_pending(c) == 0) {
-        buf_reset(&c->out);
-        c->out_head = 0;
-        if (c->out.cap > (1u << 20))
-            buf_fini(&c->out);
-    } else if (c->out_head > (1u << 20)) {
-        buf_consume(&c->out, c->out_head);
-        c->out_head = 0;
+        if (sent > 0)
+            c->last_tx = now();
     }
     /* Keep the write watcher while bytes wait or a stream has more. */
     if ((out_pending(c) > 0 || c->stream) && !c->want_write) {
@@ -719,7 +706,7 @@ on_headers_complete(http_parser *p)
     c->state = MC_BODY;
     if (c->expect_continue && (p->flags & (F_CHUNKED | F_CONTENTLENGTH)) &&
         p->content_length > 0) {
-        buf_printf(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        buf_printf(&c->out.b, "HTTP/1.1 100 Continue\r\n\r\n");
         flush_output(c);
     }
     return 0;
@@ -1088,7 +1075,7 @@ mc_new(int fd, const char *peer, bool loopback, struct mgmt_peer *from)
     buf_init(&c->hname);
     buf_init(&c->hval);
     buf_init(&c->body);
-    buf_init(&c->out);
+    outq_init(&c->out);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->last_rx = c->last_tx = now();

@@ -9,7 +9,7 @@
  * them); --listen 127.0.0.1:0 lets the kernel pick a port, which the log
  * line "listening on HOST:PORT (amqp)" reports.
  */
-#include "server/mgmt.h"
+#include "server/mgmt/mgmt.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -22,7 +22,7 @@
  * segment into r->args, in order. The first route whose pattern matches
  * (literal segments before wildcards) owns the path.
  */
-#include "server/mgmt.h"
+#include "server/mgmt/mgmt_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
