@@ -199,9 +199,10 @@ mgmt_h_vhosts(struct mgmt_req *r)
 }
 
 static void
-vhost_put(struct mgmt_req *r, const char *name)
+vhost_put(struct mgmt_req *r, void *obj, void *ctx)
 {
-    struct vhost *vh = node_vhost_find(srv->node, name);
+    const char *name = ctx;
+    struct vhost *vh = obj;
     json_t *body = mgmt_body_json(r);
     const char *desc, *why;
     struct vherr err;
@@ -244,31 +245,36 @@ out:
     json_decref(body);
 }
 
+static void
+vhost_show(struct mgmt_req *r, void *vh, void *ctx)
+{
+    (void)ctx;
+    if (mgmt_check_vhost(r, vh, true))
+        mgmt_reply_item(r, vhost_json(vh));
+}
+
+/* Its connections close (320), then it goes with everything in it. */
+static void
+vhost_delete(struct mgmt_req *r, void *vh, void *ctx)
+{
+    char why[400];
+
+    log_info("management API: user '%s' deleted vhost '%s'", r->user_name,
+             (const char *)ctx);
+    snprintf(why, sizeof(why), "vhost '%s' is deleted", vhost_name(vh));
+    conn_close_vhost(srv, vh, why);
+    node_vhost_remove(srv->node, vh);
+    mgmt_reply_empty(r, 204);
+}
+
 void
 mgmt_h_vhost(struct mgmt_req *r)
 {
+    static const struct mgmt_item_ops ops = {vhost_show, vhost_put,
+                                             vhost_delete};
     const char *name = r->args[0];
-    struct vhost *vh;
-    char why[400];
 
-    if (r->method == HTTP_PUT) {
-        vhost_put(r, name);
-        return;
-    }
-    if (!(vh = mgmt_vhost_arg(r, name)))
-        return;
-    if (r->method == HTTP_DELETE) {
-        log_info("management API: user '%s' deleted vhost '%s'", r->user_name,
-                 name);
-        snprintf(why, sizeof(why), "vhost '%s' is deleted", vhost_name(vh));
-        conn_close_vhost(srv, vh, why);
-        node_vhost_remove(srv->node, vh);
-        mgmt_reply_empty(r, 204);
-        return;
-    }
-    if (!mgmt_check_vhost(r, vh, true))
-        return;
-    mgmt_reply_item(r, vhost_json(vh));
+    mgmt_item(r, &ops, node_vhost_find(srv->node, name), (void *)name);
 }
 
 /* ---- users */
@@ -317,9 +323,10 @@ mgmt_h_users_without_perms(struct mgmt_req *r)
 }
 
 static void
-user_put(struct mgmt_req *r, const char *name)
+user_put(struct mgmt_req *r, void *obj, void *ctx)
 {
-    struct user *u = node_user_find(srv->node, name);
+    const char *name = ctx;
+    struct user *u = obj;
     json_t *body = mgmt_body_json(r);
     const char *pw, *hash, *alg;
     struct vherr err;
@@ -358,31 +365,32 @@ out:
     json_decref(body);
 }
 
+static void
+user_show(struct mgmt_req *r, void *u, void *ctx)
+{
+    (void)ctx;
+    mgmt_reply_item(r, user_json(u));
+}
+
+static void
+user_delete(struct mgmt_req *r, void *u, void *ctx)
+{
+    struct vherr err;
+
+    (void)u;
+    if (node_user_delete(srv->node, ctx, &err) != WR_OK)
+        mgmt_reply_vherr(r, &err);
+    else
+        mgmt_reply_empty(r, 204);
+}
+
 void
 mgmt_h_user(struct mgmt_req *r)
 {
+    static const struct mgmt_item_ops ops = {user_show, user_put, user_delete};
     const char *name = r->args[0];
-    struct user *u;
-    struct vherr err;
 
-    if (r->method == HTTP_PUT) {
-        user_put(r, name);
-        return;
-    }
-    u = node_user_find(srv->node, name);
-    if (!u) {
-        mgmt_not_found(r);
-        return;
-    }
-    if (r->method == HTTP_DELETE) {
-        if (node_user_delete(srv->node, name, &err) != WR_OK) {
-            mgmt_reply_vherr(r, &err);
-            return;
-        }
-        mgmt_reply_empty(r, 204);
-        return;
-    }
-    mgmt_reply_item(r, user_json(u));
+    mgmt_item(r, &ops, node_user_find(srv->node, name), (void *)name);
 }
 
 /* ---- permissions */
@@ -444,41 +452,35 @@ mgmt_h_topic_permissions(struct mgmt_req *r)
     mgmt_reply_list(r, json_array(), NULL);
 }
 
-void
-mgmt_h_permission(struct mgmt_req *r)
+static void
+perm_show(struct mgmt_req *r, void *p, void *ctx)
+{
+    (void)ctx;
+    mgmt_reply_item(r, perm_json(p));
+}
+
+static void
+perm_delete(struct mgmt_req *r, void *p, void *ctx)
+{
+    struct vherr err;
+
+    (void)p;
+    (void)ctx;
+    if (node_perm_clear(srv->node, r->args[0], r->args[1], &err) != WR_OK)
+        mgmt_reply_vherr(r, &err);
+    else
+        mgmt_reply_empty(r, 204);
+}
+
+static void
+perm_put(struct mgmt_req *r, void *p, void *ctx)
 {
     static const char *const keys[] = {"configure", "write", "read", NULL};
     const char *vhost = r->args[0], *user = r->args[1];
-    const struct perm *p;
     struct vherr err;
     json_t *body;
-    bool existed;
 
-    if (!node_vhost_find(srv->node, vhost) ||
-        !node_user_find(srv->node, user)) {
-        mgmt_not_found(r);
-        return;
-    }
-    p = node_perm_find(srv->node, vhost, user);
-    existed = p != NULL;
-    if (mgmt_is_read(r)) {
-        if (!p)
-            mgmt_not_found(r);
-        else
-            mgmt_reply_item(r, perm_json(p));
-        return;
-    }
-    if (r->method == HTTP_DELETE) {
-        if (!p) {
-            mgmt_not_found(r);
-            return;
-        }
-        if (node_perm_clear(srv->node, vhost, user, &err) != WR_OK)
-            mgmt_reply_vherr(r, &err);
-        else
-            mgmt_reply_empty(r, 204);
-        return;
-    }
+    (void)ctx;
     if (!(body = mgmt_body_json(r)))
         return;
     if (!has_keys(body, keys)) {
@@ -495,9 +497,23 @@ mgmt_h_permission(struct mgmt_req *r)
                    &err) != WR_OK) {
         mgmt_reply_vherr(r, &err);
     } else {
-        mgmt_reply_empty(r, existed ? 204 : 201);
+        mgmt_reply_empty(r, p ? 204 : 201);
     }
     json_decref(body);
+}
+
+void
+mgmt_h_permission(struct mgmt_req *r)
+{
+    static const struct mgmt_item_ops ops = {perm_show, perm_put, perm_delete};
+    const char *vhost = r->args[0], *user = r->args[1];
+
+    if (!node_vhost_find(srv->node, vhost) ||
+        !node_user_find(srv->node, user)) {
+        mgmt_not_found(r);
+        return;
+    }
+    mgmt_item(r, &ops, (void *)node_perm_find(srv->node, vhost, user), NULL);
 }
 
 /* ---- vhost limits */
@@ -652,78 +668,102 @@ mgmt_h_global_parameters(struct mgmt_req *r)
     reply_kv_list(r, KV_GLOBAL_PARAMETER, NULL, NULL);
 }
 
-/* GET, PUT or DELETE of one item. value_keys: what a PUT body must hold
- * (NULL-terminated); the stored item is the body's object itself. */
-static void
-kv_one(struct mgmt_req *r, enum node_kv kind, const char *vhost,
-       const char *component, const char *name, const char *const *value_keys)
-{
-    struct vhost *vh = NULL;
-    struct vherr err;
-    json_t *item, *body, *value;
-    bool existed;
+/* Which policy or parameter a request names. */
+struct kv_ref {
+    enum node_kv kind;
+    const char *vhost, *component, *name;
+    const char *const *value_keys; /* what a PUT body must hold */
+};
 
-    if (vhost) {
-        if (!(vh = mgmt_vhost_arg(r, vhost)) ||
-            !mgmt_check_vhost(r, vh, mgmt_is_read(r)))
-            return;
-    }
-    item = node_kv_find(srv->node, kind, vhost, component, name);
-    existed = item != NULL;
-    if (mgmt_is_read(r)) {
-        if (!item)
-            mgmt_not_found(r);
+static void
+kv_show(struct mgmt_req *r, void *item, void *ctx)
+{
+    (void)ctx;
+    mgmt_reply_item(r, json_deep_copy(item));
+}
+
+static void
+kv_delete(struct mgmt_req *r, void *item, void *ctx)
+{
+    const struct kv_ref *k = ctx;
+    struct vherr err;
+
+    (void)item;
+    if (node_kv_delete(srv->node, k->kind, k->vhost, k->component, k->name,
+                       &err) != WR_OK)
+        mgmt_reply_vherr(r, &err);
+    else
+        mgmt_reply_empty(r, 204);
+}
+
+/* A policy's priority and apply-to, as RabbitMQ keeps them: a priority
+ * given as a string of digits becomes an integer. */
+static void
+policy_fields(json_t *body, json_t *value)
+{
+    json_t *prio = json_object_get(body, "priority");
+    json_t *apply = json_object_get(body, "apply-to");
+
+    if (json_is_string(prio)) {
+        const char *text = json_string_value(prio);
+        char *end;
+        long long v = strtoll(text, &end, 10);
+
+        if (*text && !*end)
+            json_object_set_new(value, "priority", json_integer(v));
         else
-            mgmt_reply_item(r, json_deep_copy(item));
-        return;
+            json_object_set(value, "priority", prio);
+    } else if (prio) {
+        json_object_set(value, "priority", prio);
     }
-    if (r->method == HTTP_DELETE) {
-        if (!item)
-            mgmt_not_found(r);
-        else if (node_kv_delete(srv->node, kind, vhost, component, name,
-                                &err) != WR_OK)
-            mgmt_reply_vherr(r, &err);
-        else
-            mgmt_reply_empty(r, 204);
-        return;
-    }
+    if (apply)
+        json_object_set(value, "apply-to", apply);
+}
+
+/* The stored item is the body's object itself, cut to the value keys
+ * (and a policy's priority and apply-to). */
+static void
+kv_put(struct mgmt_req *r, void *item, void *ctx)
+{
+    const struct kv_ref *k = ctx;
+    json_t *body, *value;
+    struct vherr err;
+
     if (!(body = mgmt_body_json(r)))
         return;
-    if (!has_keys(body, value_keys)) {
-        reply_missing(r, value_keys, body);
+    if (!has_keys(body, k->value_keys)) {
+        reply_missing(r, k->value_keys, body);
         json_decref(body);
         return;
     }
     value = json_object();
-    for (size_t i = 0; value_keys[i]; i++)
-        json_object_set(value, value_keys[i],
-                        json_object_get(body, value_keys[i]));
-    if (kind == KV_POLICY || kind == KV_OPERATOR_POLICY) {
-        json_t *prio = json_object_get(body, "priority");
-        json_t *apply = json_object_get(body, "apply-to");
-
-        if (json_is_string(prio)) {
-            const char *text = json_string_value(prio);
-            char *end;
-            long long v = strtoll(text, &end, 10);
-
-            if (*text && !*end)
-                json_object_set_new(value, "priority", json_integer(v));
-            else
-                json_object_set(value, "priority", prio);
-        } else if (prio) {
-            json_object_set(value, "priority", prio);
-        }
-        if (apply)
-            json_object_set(value, "apply-to", apply);
-    }
+    for (size_t i = 0; k->value_keys[i]; i++)
+        json_object_set(value, k->value_keys[i],
+                        json_object_get(body, k->value_keys[i]));
+    if (k->kind == KV_POLICY || k->kind == KV_OPERATOR_POLICY)
+        policy_fields(body, value);
     json_decref(body);
-    if (node_kv_put(srv->node, kind, vhost, component, name, value, &err) !=
-        WR_OK) {
+    if (node_kv_put(srv->node, k->kind, k->vhost, k->component, k->name, value,
+                    &err) != WR_OK) {
         mgmt_reply_vherr(r, &err);
         return;
     }
-    mgmt_reply_empty(r, existed ? 204 : 201);
+    mgmt_reply_empty(r, item ? 204 : 201);
+}
+
+/* GET, PUT or DELETE of one policy or parameter. */
+static void
+kv_one(struct mgmt_req *r, const struct kv_ref *k)
+{
+    static const struct mgmt_item_ops ops = {kv_show, kv_put, kv_delete};
+    struct vhost *vh;
+
+    if (k->vhost && (!(vh = mgmt_vhost_arg(r, k->vhost)) ||
+                     !mgmt_check_vhost(r, vh, mgmt_is_read(r))))
+        return;
+    mgmt_item(r, &ops,
+              node_kv_find(srv->node, k->kind, k->vhost, k->component, k->name),
+              (void *)k);
 }
 
 void
@@ -731,7 +771,7 @@ mgmt_h_policy(struct mgmt_req *r)
 {
     static const char *const keys[] = {"pattern", "definition", NULL};
 
-    kv_one(r, KV_POLICY, r->args[0], NULL, r->args[1], keys);
+    kv_one(r, &(struct kv_ref){KV_POLICY, r->args[0], NULL, r->args[1], keys});
 }
 
 void
@@ -739,7 +779,8 @@ mgmt_h_op_policy(struct mgmt_req *r)
 {
     static const char *const keys[] = {"pattern", "definition", NULL};
 
-    kv_one(r, KV_OPERATOR_POLICY, r->args[0], NULL, r->args[1], keys);
+    kv_one(r, &(struct kv_ref){KV_OPERATOR_POLICY, r->args[0], NULL, r->args[1],
+                               keys});
 }
 
 void
@@ -748,7 +789,8 @@ mgmt_h_parameter(struct mgmt_req *r)
     static const char *const keys[] = {"value", NULL};
 
     /* /api/parameters/component/vhost/name */
-    kv_one(r, KV_PARAMETER, r->args[1], r->args[0], r->args[2], keys);
+    kv_one(r, &(struct kv_ref){KV_PARAMETER, r->args[1], r->args[0], r->args[2],
+                               keys});
 }
 
 void
@@ -756,7 +798,8 @@ mgmt_h_global_parameter(struct mgmt_req *r)
 {
     static const char *const keys[] = {"value", NULL};
 
-    kv_one(r, KV_GLOBAL_PARAMETER, NULL, NULL, r->args[0], keys);
+    kv_one(r,
+           &(struct kv_ref){KV_GLOBAL_PARAMETER, NULL, NULL, r->args[0], keys});
 }
 
 /* ---- definitions */

@@ -4,7 +4,8 @@
  *
  * A connection reads into `in`, feeds it to the parser, and stops the
  * parser (http_parser_pause) at the end of each request: the request is
- * dispatched (mgmt_api_dispatch), its response appended to `out` (an
+ * dispatched (to the handler given at start: mgmt_routes.c), its
+ * response appended to `out` (an
  * outq, server/outq.h, flushed as the AMQP connections' are), and only
  * then is the next pipelined request parsed. Responses are written at
  * once and, when the socket is full, from the write watcher
@@ -120,6 +121,7 @@ struct mgmt_peer {
 
 static struct mgmt {
     struct server *s;
+    const struct mgmt_http_handler *h; /* who answers requests */
     bool running;
     struct listener l;
     ev_prepare prepare;
@@ -699,7 +701,7 @@ on_headers_complete(http_parser *p)
      * an anonymous client gets its 401 before sending it. */
     if (((p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) &&
                                     p->content_length > MGMT_ANON_BODY)) &&
-        !mgmt_api_credentials_ok(c->authorization, c->loopback)) {
+        !g.h->credentials_ok(c->authorization, c->loopback)) {
         c->err_status = 401;
         return -1;
     }
@@ -907,14 +909,8 @@ dispatch(struct mgmt_conn *c)
     }
     if (!http_should_keep_alive(&c->parser) || c->parser.upgrade)
         c->close_after = true;
-    if (!ok)
-        mgmt_reply_error(&r, 400, "bad_request",
-                         "Invalid path or query "
-                         "string");
-    else
-        mgmt_api_dispatch(&r);
-    if (!r.replied)
-        mgmt_reply_error(&r, 500, "internal_server_error", "no response");
+    r.bad_target = !ok;
+    g.h->dispatch(&r);
     req_free(&r);
 }
 
@@ -1141,7 +1137,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
  * the port is in use (another broker, or a RabbitMQ, on 15672).
  */
 int
-mgmt_start(struct server *s)
+mgmt_http_start(struct server *s, const struct mgmt_http_handler *h)
 {
     const struct wr_config *cfg = s->cfg;
     const char *ip = cfg->management_ip[0] ? cfg->management_ip : "0.0.0.0";
@@ -1149,6 +1145,7 @@ mgmt_start(struct server *s)
 
     memset(&g, 0, sizeof(g));
     g.s = s;
+    g.h = h;
     g.l.fd = -1;
     g.max_body = s->cfg->management_max_body ? s->cfg->management_max_body
                                              : MGMT_DEFAULT_MAX_BODY;
@@ -1175,15 +1172,19 @@ mgmt_start(struct server *s)
     g.settings.on_message_complete = on_message_complete;
     ev_prepare_init(&g.prepare, prepare_cb);
     ev_prepare_start(s->loop, &g.prepare);
-    mgmt_stats_start(s);
     g.running = true;
     return WR_OK;
 }
 
-void
-mgmt_stop(struct server *s)
+bool
+mgmt_http_running(void)
 {
-    (void)s;
+    return g.running;
+}
+
+void
+mgmt_http_stop(void)
+{
     if (!g.running)
         return;
     while (g.conns)
@@ -1191,6 +1192,5 @@ mgmt_stop(struct server *s)
     prepare_cb(g.s->loop, &g.prepare, 0);
     listener_close(&g.l);
     ev_prepare_stop(g.s->loop, &g.prepare);
-    mgmt_stats_stop();
     g.running = false;
 }

@@ -3,23 +3,32 @@
  * paths, methods, status codes and JSON shapes), shared by the files of
  * server/mgmt/ and private to them (mgmt.h is the public part).
  *
- *   mgmt_http.c         the HTTP/1.1 server on the broker's libev loop
- *                       (Debian's http-parser): listener, connections,
- *                       limits, timeouts, keep-alive, write-behind output
- *   mgmt_api.c          the route table, dispatch, basic auth and tags,
- *                       replies and errors in RabbitMQ's shapes
- *   mgmt_api_list.c     list queries: page, page_size, name, use_regex,
- *                       sort, sort_reverse, columns; streamed bodies
- *   mgmt_api_admin.c    vhosts, users, permissions, limits, policies,
- *                       parameters, definitions
- *   mgmt_api_objects.c  exchanges, queues, bindings, consumers, publish,
- *                       get, purge
- *   mgmt_api_conns.c    connections, channels
- *   mgmt_api_node.c     overview, nodes, health checks, aliveness
- *   mgmt_api_stats.c    counters sampled on a timer, rates, /metrics
- *   mgmt_api_phash.c    Erlang's phash2 of binding arguments (the hash in
- *                       RabbitMQ's binding properties_key)
- *   mgmt_ui.c           the web UI's static files (server/mgmt/www)
+ *   mgmt_http.c            the HTTP/1.1 server on the broker's libev loop
+ *                          (Debian's http-parser): connections, limits,
+ *                          timeouts, keep-alive, write-behind output; it
+ *                          hands each request to the handler it was
+ *                          started with
+ *   mgmt_routes.c          that handler: the route table, basic auth and
+ *                          tags, dispatch; starting and stopping the API
+ *   mgmt_api.c             what handlers share: replies and errors in
+ *                          RabbitMQ's shapes, bodies, access checks, the
+ *                          item skeleton (mgmt_item)
+ *   mgmt_api_list.c        list queries: page, page_size, name,
+ *                          use_regex, sort, sort_reverse, columns;
+ *                          streamed bodies
+ *   mgmt_api_admin.c       vhosts, users, permissions, limits, policies,
+ *                          parameters, definitions
+ *   mgmt_api_exchanges.c   exchanges
+ *   mgmt_api_bindings.c    bindings
+ *   mgmt_api_queues.c      a queue, its consumers, purge
+ *   mgmt_api_queue_list.c  /api/queues, built for 100,000 queues
+ *   mgmt_api_messages.c    the diagnostic publish and get
+ *   mgmt_api_conns.c       connections, channels
+ *   mgmt_api_node.c        overview, nodes, health checks, aliveness
+ *   mgmt_api_stats.c       counters sampled on a timer, rates, /metrics
+ *   mgmt_api_phash.c       Erlang's phash2 of binding arguments (the hash
+ *                          in RabbitMQ's binding properties_key)
+ *   mgmt_ui.c              the web UI's static files (server/mgmt/www)
  *
  * One request is handled at a time per connection, synchronously on the
  * loop: the handler reads the model through its snapshots (conn_info,
@@ -103,6 +112,7 @@ struct mgmt_req {
     const char *content_type;
     const char *if_none_match;
     bool peer_loopback;
+    bool bad_target; /* the path or query string did not parse */
     /* after authentication */
     struct user *user; /* borrowed; until the handler changes users */
     const char *user_name;
@@ -135,14 +145,25 @@ uint16_t mgmt_http_port(void);
 /* Open HTTP connections (sockets_used). */
 uint32_t mgmt_http_nconns(void);
 
-/* ---- dispatch and replies (mgmt_api.c) */
+/* Who answers the HTTP server's requests (mgmt_routes.c). */
+struct mgmt_http_handler {
+    /* Handles a complete request; always produces a response. */
+    void (*dispatch)(struct mgmt_req *r);
+    /* Would these basic-auth credentials let a management user in? Asked
+     * before a large body is read. */
+    bool (*credentials_ok)(const char *authorization, bool loopback);
+};
 
-/* Handles a complete request: route, authorize, call the handler.
- * Always produces a response. */
-void mgmt_api_dispatch(struct mgmt_req *r);
-/* Would these basic-auth credentials let a management user in? The
- * HTTP layer asks before it reads a large body. */
-bool mgmt_api_credentials_ok(const char *authorization, bool loopback);
+/* Opens the listener and answers requests with h. Returns WR_OK (also
+ * when the port is in use and management.tcp.optional is set: then the
+ * server does not run), or WR_ERR (logged). */
+int mgmt_http_start(struct server *s, const struct mgmt_http_handler *h);
+/* Whether the listener is open (mgmt_http_start succeeded with it). */
+bool mgmt_http_running(void);
+/* Closes the listener and every HTTP connection. */
+void mgmt_http_stop(void);
+
+/* ---- replies and what handlers share (mgmt_api.c) */
 
 /* Query parameter value or NULL. */
 const char *mgmt_qs(const struct mgmt_req *r, const char *key);
@@ -171,9 +192,38 @@ void mgmt_reply_vherr(struct mgmt_req *r, const struct vherr *err);
 /* Parses the request body as a JSON object ("" and "null" give {}).
  * Returns a new reference, or NULL after replying 400 not_json. */
 json_t *mgmt_body_json(struct mgmt_req *r);
+/* RabbitMQ's parse_bool of body[key]: true/false or "true"/"false"
+ * (dflt when absent or null). Replies 400 ["not_boolean", V] and returns
+ * false on anything else. */
+bool mgmt_body_bool(struct mgmt_req *r, json_t *body, const char *key,
+                    bool dflt, bool *out);
+/* body["arguments"]: an object (or [] / null for none) as a field table
+ * into out. Replies 400 and returns false when it is not one. */
+bool mgmt_body_args(struct mgmt_req *r, json_t *body, struct buf *out);
+/* body[key] when it is a string, else dflt. */
+const char *mgmt_body_str(json_t *body, const char *key, const char *dflt);
+
+/*
+ * One item of a collection (an exchange, a queue, a vhost, a user, a
+ * permission, a policy...): PUT creates or replaces it (obj NULL when it
+ * does not exist yet), GET and HEAD show it, DELETE removes it; GET or
+ * DELETE of one that does not exist is 404. Each operation replies.
+ */
+struct mgmt_item_ops {
+    void (*get)(struct mgmt_req *r, void *obj, void *ctx);
+    void (*put)(struct mgmt_req *r, void *obj, void *ctx);
+    void (*del)(struct mgmt_req *r, void *obj, void *ctx);
+};
+
+void mgmt_item(struct mgmt_req *r, const struct mgmt_item_ops *ops, void *obj,
+               void *ctx);
 
 /* The vhost called name (a path segment), or NULL after replying 404. */
 struct vhost *mgmt_vhost_arg(struct mgmt_req *r, const char *name);
+/* The vhosts a list shows: the one in r->args[0] (checked) or every one
+ * the user may read, in name order (a new array, *n long). NULL after
+ * replying when the named one is refused. */
+struct vhost **mgmt_list_vhosts(struct mgmt_req *r, size_t *n);
 /* May the user see/use vhost vh? (administrator, monitoring for reads
  * when `read` is set, or any permission entry in the vhost.) */
 bool mgmt_can_see_vhost(const struct mgmt_req *r, struct vhost *vh, bool read);
@@ -298,7 +348,7 @@ void mgmt_reply_stream(struct mgmt_req *r, const struct mgmt_listq *lq,
                        size_t n, mgmt_write_fn *write,
                        void (*ctx_free)(void *ctx), void *ctx);
 
-/* ---- objects (mgmt_api_objects.c) */
+/* ---- objects (mgmt_api_queues.c, mgmt_api_exchanges.c) */
 
 /* A queue as /api/queues shows it (columns applied by the caller). */
 json_t *mgmt_queue_json(struct queue *q, bool details);
@@ -358,11 +408,16 @@ mgmt_handler_fn mgmt_h_vhosts, mgmt_h_vhost, mgmt_h_users, mgmt_h_user,
     mgmt_h_limits, mgmt_h_limit, mgmt_h_policies, mgmt_h_policy,
     mgmt_h_op_policies, mgmt_h_op_policy, mgmt_h_parameters, mgmt_h_parameter,
     mgmt_h_global_parameters, mgmt_h_global_parameter, mgmt_h_definitions;
-/* mgmt_api_objects.c */
-mgmt_handler_fn mgmt_h_exchanges, mgmt_h_exchange, mgmt_h_exchange_bindings,
-    mgmt_h_publish, mgmt_h_queues, mgmt_h_queue, mgmt_h_queue_contents,
-    mgmt_h_queue_get, mgmt_h_queue_bindings, mgmt_h_bindings,
-    mgmt_h_bindings_between, mgmt_h_binding, mgmt_h_consumers;
+/* mgmt_api_exchanges.c */
+mgmt_handler_fn mgmt_h_exchanges, mgmt_h_exchange;
+/* mgmt_api_bindings.c */
+mgmt_handler_fn mgmt_h_bindings, mgmt_h_exchange_bindings,
+    mgmt_h_queue_bindings, mgmt_h_bindings_between, mgmt_h_binding;
+/* mgmt_api_queues.c, mgmt_api_queue_list.c */
+mgmt_handler_fn mgmt_h_queue, mgmt_h_queue_contents, mgmt_h_consumers,
+    mgmt_h_queues;
+/* mgmt_api_messages.c */
+mgmt_handler_fn mgmt_h_publish, mgmt_h_queue_get;
 /* mgmt_api_conns.c */
 mgmt_handler_fn mgmt_h_connections, mgmt_h_connection,
     mgmt_h_connection_channels, mgmt_h_vhost_connections, mgmt_h_channels,
