@@ -13,15 +13,71 @@
 #include <math.h>
 #include <stdio.h>
 
+/* Reads a big-endian integer of `width` bytes into v: sign-extended
+ * into v.i when is_signed, else into v.u. */
+static bool
+read_int(struct cursor *c, int width, bool is_signed, struct fvalue *v)
+{
+    uint8_t u8;
+    uint16_t u16;
+    uint32_t u32;
+    uint64_t u64;
+
+    switch (width) {
+    case 1:
+        if (!rd_u8(c, &u8))
+            return false;
+        v->v.i = is_signed ? (int8_t)u8 : (int64_t)u8;
+        return true;
+    case 2:
+        if (!rd_u16(c, &u16))
+            return false;
+        v->v.i = is_signed ? (int16_t)u16 : (int64_t)u16;
+        return true;
+    case 4:
+        if (!rd_u32(c, &u32))
+            return false;
+        v->v.i = is_signed ? (int32_t)u32 : (int64_t)u32;
+        return true;
+    default:
+        if (!rd_u64(c, &u64))
+            return false;
+        v->v.u = u64;
+        return true;
+    }
+}
+
+/* f, d and D. */
+static bool
+read_float(struct cursor *c, char t, struct fvalue *v)
+{
+    uint8_t u8;
+    uint32_t u32;
+    uint64_t u64;
+
+    if (t == 'f') {
+        if (!rd_u32(c, &u32))
+            return false;
+        memcpy(&v->v.f, &u32, 4);
+    } else if (t == 'd') {
+        if (!rd_u64(c, &u64))
+            return false;
+        memcpy(&v->v.d, &u64, 8);
+    } else {
+        if (!rd_u8(c, &u8) || !rd_u32(c, &u32))
+            return false;
+        v->v.dec.scale = u8;
+        v->v.dec.value = u32;
+    }
+    return true;
+}
+
 /* Reads one value of type t from c into v. Returns false when short or
  * the letter is unknown. Nested bodies are not descended here. */
 static bool
 read_value(struct cursor *c, char t, struct fvalue *v)
 {
     uint8_t u8;
-    uint16_t u16;
-    uint32_t u32;
-    uint64_t u64;
 
     v->type = t;
     switch (t) {
@@ -31,62 +87,22 @@ read_value(struct cursor *c, char t, struct fvalue *v)
         v->v.b = u8 != 0;
         return true;
     case 'b':
-        if (!rd_u8(c, &u8))
-            return false;
-        v->v.i = (int8_t)u8;
-        return true;
     case 'B':
-        if (!rd_u8(c, &u8))
-            return false;
-        v->v.u = u8;
-        return true;
+        return read_int(c, 1, t == 'b', v);
     case 's':
-        if (!rd_u16(c, &u16))
-            return false;
-        v->v.i = (int16_t)u16;
-        return true;
     case 'u':
-        if (!rd_u16(c, &u16))
-            return false;
-        v->v.u = u16;
-        return true;
+        return read_int(c, 2, t == 's', v);
     case 'I':
-        if (!rd_u32(c, &u32))
-            return false;
-        v->v.i = (int32_t)u32;
-        return true;
     case 'i':
-        if (!rd_u32(c, &u32))
-            return false;
-        v->v.u = u32;
-        return true;
+        return read_int(c, 4, t == 'I', v);
     case 'l':
     case 'L':
-        if (!rd_u64(c, &u64))
-            return false;
-        v->v.i = (int64_t)u64;
-        return true;
     case 'T':
-        if (!rd_u64(c, &u64))
-            return false;
-        v->v.u = u64;
-        return true;
+        return read_int(c, 8, t != 'T', v);
     case 'f':
-        if (!rd_u32(c, &u32))
-            return false;
-        memcpy(&v->v.f, &u32, 4);
-        return true;
     case 'd':
-        if (!rd_u64(c, &u64))
-            return false;
-        memcpy(&v->v.d, &u64, 8);
-        return true;
     case 'D':
-        if (!rd_u8(c, &u8) || !rd_u32(c, &u32))
-            return false;
-        v->v.dec.scale = u8;
-        v->v.dec.value = u32;
-        return true;
+        return read_float(c, t, v);
     case 'S':
     case 'x':
     case 'F':

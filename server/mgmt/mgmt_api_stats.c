@@ -277,23 +277,27 @@ loop_busy_metric(struct buf *b)
                (unsigned long long)n);
 }
 
-void
-mgmt_api_metrics(struct mgmt_req *r)
-{
-    struct buf *b = &r->out;
-    size_t n, queues = 0, consumers = 0, exchanges = 0, channels = 0;
-    struct vhost **vs = mgmt_vhosts(&n);
-    uint64_t ready = 0, unacked = 0, c[C_N] = {0};
-    struct statvfs sv;
-    struct conn *conn;
+/* What /metrics counts over the whole node. */
+struct node_counts {
+    size_t queues, consumers, exchanges, channels;
+    uint64_t ready, unacked;
+    uint64_t c[C_N]; /* queue counters, the retired ones included */
+};
 
+static void
+count_node(struct node_counts *t)
+{
+    size_t n;
+    struct vhost **vs = mgmt_vhosts(&n);
+
+    memset(t, 0, sizeof(*t));
     for (size_t i = 0; i < n; i++) {
         struct vhost_info vi;
         struct queue *q = NULL;
 
         vhost_info(vs[i], &vi);
-        exchanges += vi.exchanges;
-        queues += vi.queues;
+        t->exchanges += vi.exchanges;
+        t->queues += vi.queues;
         while ((q = vhost_queue_next(vs[i], q)) != NULL) {
             struct queue_info qi;
             uint64_t qc[C_N];
@@ -301,21 +305,27 @@ mgmt_api_metrics(struct mgmt_req *r)
             queue_info(q, &qi);
             counters_of(&qi, qc);
             for (int k = 0; k < C_N; k++)
-                c[k] += qc[k];
-            ready += qi.ready;
-            unacked += qi.unacked;
-            consumers += qi.consumers;
+                t->c[k] += qc[k];
+            t->ready += qi.ready;
+            t->unacked += qi.unacked;
+            t->consumers += qi.consumers;
         }
     }
     free(vs);
     for (int k = 0; k < C_N; k++)
-        c[k] += st.retired[k];
-    for (conn = conn_next(srv, NULL); conn; conn = conn_next(srv, conn)) {
+        t->c[k] += st.retired[k];
+    for (struct conn *c = conn_next(srv, NULL); c; c = conn_next(srv, c)) {
         struct conn_info ci;
 
-        conn_info(conn, &ci);
-        channels += ci.channels;
+        conn_info(c, &ci);
+        t->channels += ci.channels;
     }
+}
+
+/* rabbitmq_build_info and rabbitmq_identity_info. */
+static void
+identity_metrics(struct buf *b)
+{
     buf_printf(b,
                "# TYPE rabbitmq_build_info untyped\n"
                "# HELP rabbitmq_build_info RabbitMQ & Erlang/OTP version "
@@ -331,34 +341,50 @@ mgmt_api_metrics(struct mgmt_req *r)
                "rabbitmq_identity_info{rabbitmq_node=\"%s\","
                "rabbitmq_cluster=\"%s\"} 1\n",
                mgmt_node_name(), srv->cfg->cluster_name);
+}
+
+/* Connections, channels, consumers, queues, exchanges, messages. */
+static void
+object_metrics(struct buf *b, const struct node_counts *t)
+{
     metric(b, "rabbitmq_connections", "gauge", "Connections currently open",
            srv->nconns);
     metric(b, "rabbitmq_channels", "gauge", "Channels currently open",
-           (double)channels);
+           (double)t->channels);
     metric(b, "rabbitmq_consumers", "gauge", "Consumers currently connected",
-           (double)consumers);
-    metric(b, "rabbitmq_queues", "gauge", "Queues available", (double)queues);
+           (double)t->consumers);
+    metric(b, "rabbitmq_queues", "gauge", "Queues available",
+           (double)t->queues);
     metric(b, "rabbitmq_exchanges", "gauge", "Exchanges available",
-           (double)exchanges);
+           (double)t->exchanges);
     metric(b, "rabbitmq_queue_messages_ready", "gauge",
-           "Messages ready to be delivered to consumers", (double)ready);
+           "Messages ready to be delivered to consumers", (double)t->ready);
     metric(b, "rabbitmq_queue_messages_unacked", "gauge",
            "Messages delivered to consumers but not yet acknowledged",
-           (double)unacked);
+           (double)t->unacked);
     metric(b, "rabbitmq_queue_messages", "gauge",
            "Sum of ready and unacknowledged messages",
-           (double)(ready + unacked));
+           (double)(t->ready + t->unacked));
     metric(b, "rabbitmq_global_messages_received_total", "counter",
-           "Total number of messages received by queues", (double)c[C_PUBLISH]);
+           "Total number of messages received by queues",
+           (double)t->c[C_PUBLISH]);
     metric(b, "rabbitmq_global_messages_delivered_total", "counter",
            "Total number of messages delivered to consumers",
-           (double)c[C_DELIVER]);
+           (double)t->c[C_DELIVER]);
     metric(b, "rabbitmq_global_messages_acknowledged_total", "counter",
            "Total number of messages acknowledged by consumers",
-           (double)c[C_ACK]);
+           (double)t->c[C_ACK]);
     metric(b, "rabbitmq_global_messages_redelivered_total", "counter",
            "Total number of messages redelivered to consumers",
-           (double)c[C_REDELIVER]);
+           (double)t->c[C_REDELIVER]);
+}
+
+/* Memory, disk and the alarms on them. */
+static void
+resource_metrics(struct buf *b)
+{
+    struct statvfs sv;
+
     metric(b, "rabbitmq_process_resident_memory_bytes", "gauge",
            "Memory used in bytes", (double)alarm_resident_bytes());
     metric(b, "rabbitmq_resident_memory_limit_bytes", "gauge",
@@ -374,7 +400,18 @@ mgmt_api_metrics(struct mgmt_req *r)
     metric(b, "rabbitmq_alarms_free_disk_space_watermark", "gauge",
            "is 1 if free disk space watermark alarm is in effect",
            (srv->alarms & ALARM_DISK) ? 1 : 0);
-    loop_busy_metric(b);
+}
+
+void
+mgmt_api_metrics(struct mgmt_req *r)
+{
+    struct node_counts t;
+
+    count_node(&t);
+    identity_metrics(&r->out);
+    object_metrics(&r->out, &t);
+    resource_metrics(&r->out);
+    loop_busy_metric(&r->out);
     r->status = 200;
     mgmt_http_respond(r, "text/plain; version=0.0.4; charset=utf-8");
 }
