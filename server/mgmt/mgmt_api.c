@@ -78,6 +78,15 @@ mgmt_reply_empty(struct mgmt_req *r, int status)
     mgmt_http_respond(r, NULL);
 }
 
+void
+mgmt_reply_done(struct mgmt_req *r, int rc, const struct vherr *err, int status)
+{
+    if (rc == WR_OK)
+        mgmt_reply_empty(r, status);
+    else
+        mgmt_reply_vherr(r, err);
+}
+
 static void
 reply_error_text(struct mgmt_req *r, int status, const char *error,
                  const char *reason)

@@ -113,45 +113,67 @@ has_keys(json_t *body, const char *const *keys)
 
 /* ---- vhosts */
 
-static json_t *
-vhost_json(struct vhost *vh)
+/* The bytes vh's connections received and sent. */
+static void
+vhost_octets(struct vhost *vh, uint64_t *recv, uint64_t *send)
 {
-    uint64_t ready = 0, unacked = 0, pub = 0, del = 0, ack = 0, redel = 0;
-    uint64_t recv = 0, send = 0;
-    double rready = 0, runacked = 0, rpub = 0, rdel = 0, rack = 0, rredel = 0;
-    struct vhost_info vi;
-    struct queue *q = NULL;
-    json_t *o;
-
-    vhost_info(vh, &vi);
-    while ((q = vhost_queue_next(vh, q)) != NULL) {
-        struct mgmt_qrates rt;
-        struct queue_info qi;
-
-        queue_info(q, &qi);
-        mgmt_stats_queue(q, &rt);
-        ready += qi.ready;
-        unacked += qi.unacked;
-        pub += qi.stat_publish;
-        del += qi.stat_deliver;
-        ack += qi.stat_ack;
-        redel += qi.stat_redeliver;
-        rready += rt.ready;
-        runacked += rt.unacked;
-        rpub += rt.publish;
-        rdel += rt.deliver;
-        rack += rt.ack;
-        rredel += rt.redeliver;
-    }
+    *recv = *send = 0;
     for (struct conn *c = conn_next(srv, NULL); c; c = conn_next(srv, c)) {
         struct conn_info ci;
 
         conn_info(c, &ci);
         if (ci.vh == vh) {
-            recv += ci.recv_oct;
-            send += ci.send_oct;
+            *recv += ci.recv_oct;
+            *send += ci.send_oct;
         }
     }
+}
+
+/* "messages*" and "message_stats" of a vhost. */
+static void
+vhost_messages_json(json_t *o, const struct mgmt_vtotals *t)
+{
+    const struct mgmt_qrates *rt = &t->rates;
+
+    json_object_set_new(o, "messages",
+                        json_integer((json_int_t)(t->ready + t->unacked)));
+    json_object_set_new(o, "messages_details",
+                        mgmt_rate(rt->ready + rt->unacked));
+    json_object_set_new(o, "messages_ready",
+                        json_integer((json_int_t)t->ready));
+    json_object_set_new(o, "messages_ready_details", mgmt_rate(rt->ready));
+    json_object_set_new(o, "messages_unacknowledged",
+                        json_integer((json_int_t)t->unacked));
+    json_object_set_new(o, "messages_unacknowledged_details",
+                        mgmt_rate(rt->unacked));
+}
+
+static json_t *
+vhost_message_stats(const struct mgmt_vtotals *t)
+{
+    const struct mgmt_qrates *rt = &t->rates;
+
+    return json_pack(
+        "{s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o}", "publish",
+        (json_int_t)t->publish, "publish_details", mgmt_rate(rt->publish),
+        "deliver_get", (json_int_t)t->deliver, "deliver_get_details",
+        mgmt_rate(rt->deliver), "ack", (json_int_t)t->ack, "ack_details",
+        mgmt_rate(rt->ack), "redeliver", (json_int_t)t->redeliver,
+        "redeliver_details", mgmt_rate(rt->redeliver), "deliver",
+        (json_int_t)t->deliver, "deliver_details", mgmt_rate(rt->deliver));
+}
+
+static json_t *
+vhost_json(struct vhost *vh)
+{
+    struct mgmt_vtotals t = {0};
+    uint64_t recv, send;
+    struct vhost_info vi;
+    json_t *o;
+
+    vhost_info(vh, &vi);
+    mgmt_stats_vhost(vh, &t);
+    vhost_octets(vh, &recv, &send);
     o = json_pack("{s:s, s:s, s:o, s:s, s:{s:s, s:o}, s:b, s:{s:s}}", "name",
                   vi.name, "description", vi.description ? vi.description : "",
                   "tags", tags_json(vi.tags), "default_queue_type", "undefined",
@@ -159,28 +181,12 @@ vhost_json(struct vhost *vh)
                   vi.description ? vi.description : "", "tags",
                   tags_json(vi.tags), "tracing", 0, "cluster_state",
                   mgmt_node_name(), "running");
-    json_object_set_new(o, "messages",
-                        json_integer((json_int_t)(ready + unacked)));
-    json_object_set_new(o, "messages_details", mgmt_rate(rready + runacked));
-    json_object_set_new(o, "messages_ready", json_integer((json_int_t)ready));
-    json_object_set_new(o, "messages_ready_details", mgmt_rate(rready));
-    json_object_set_new(o, "messages_unacknowledged",
-                        json_integer((json_int_t)unacked));
-    json_object_set_new(o, "messages_unacknowledged_details",
-                        mgmt_rate(runacked));
+    vhost_messages_json(o, &t);
     json_object_set_new(o, "recv_oct", json_integer((json_int_t)recv));
     json_object_set_new(o, "recv_oct_details", mgmt_rate(0));
     json_object_set_new(o, "send_oct", json_integer((json_int_t)send));
     json_object_set_new(o, "send_oct_details", mgmt_rate(0));
-    json_object_set_new(
-        o, "message_stats",
-        json_pack(
-            "{s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o}", "publish",
-            (json_int_t)pub, "publish_details", mgmt_rate(rpub), "deliver_get",
-            (json_int_t)del, "deliver_get_details", mgmt_rate(rdel), "ack",
-            (json_int_t)ack, "ack_details", mgmt_rate(rack), "redeliver",
-            (json_int_t)redel, "redeliver_details", mgmt_rate(rredel),
-            "deliver", (json_int_t)del, "deliver_details", mgmt_rate(rdel)));
+    json_object_set_new(o, "message_stats", vhost_message_stats(&t));
     return o;
 }
 
@@ -351,15 +357,13 @@ user_put(struct mgmt_req *r, void *obj, void *ctx)
         mgmt_bad_request(r, "invalid user name");
         goto out;
     }
-    if (node_user_put(srv->node, name, pw, hash, hash ? alg : NULL,
-                      tags ? tags
-                      : u  ? u->tags
-                           : "",
-                      &err) != WR_OK) {
-        mgmt_reply_vherr(r, &err);
-        goto out;
-    }
-    mgmt_reply_empty(r, u ? 204 : 201);
+    mgmt_reply_done(r,
+                    node_user_put(srv->node, name, pw, hash, hash ? alg : NULL,
+                                  tags ? tags
+                                  : u  ? u->tags
+                                       : "",
+                                  &err),
+                    &err, u ? 204 : 201);
 out:
     free(tags);
     json_decref(body);
@@ -378,10 +382,7 @@ user_delete(struct mgmt_req *r, void *u, void *ctx)
     struct vherr err;
 
     (void)u;
-    if (node_user_delete(srv->node, ctx, &err) != WR_OK)
-        mgmt_reply_vherr(r, &err);
-    else
-        mgmt_reply_empty(r, 204);
+    mgmt_reply_done(r, node_user_delete(srv->node, ctx, &err), &err, 204);
 }
 
 void
@@ -466,10 +467,8 @@ perm_delete(struct mgmt_req *r, void *p, void *ctx)
 
     (void)p;
     (void)ctx;
-    if (node_perm_clear(srv->node, r->args[0], r->args[1], &err) != WR_OK)
-        mgmt_reply_vherr(r, &err);
-    else
-        mgmt_reply_empty(r, 204);
+    mgmt_reply_done(r, node_perm_clear(srv->node, r->args[0], r->args[1], &err),
+                    &err, 204);
 }
 
 static void
@@ -489,15 +488,15 @@ perm_put(struct mgmt_req *r, void *p, void *ctx)
                !json_is_string(json_object_get(body, "write")) ||
                !json_is_string(json_object_get(body, "read"))) {
         mgmt_bad_request(r, "configure, write and read must be strings");
-    } else if (node_perm_set(
-                   srv->node, vhost, user,
-                   json_string_value(json_object_get(body, "configure")),
-                   json_string_value(json_object_get(body, "write")),
-                   json_string_value(json_object_get(body, "read")),
-                   &err) != WR_OK) {
-        mgmt_reply_vherr(r, &err);
     } else {
-        mgmt_reply_empty(r, p ? 204 : 201);
+        mgmt_reply_done(
+            r,
+            node_perm_set(srv->node, vhost, user,
+                          json_string_value(json_object_get(body, "configure")),
+                          json_string_value(json_object_get(body, "write")),
+                          json_string_value(json_object_get(body, "read")),
+                          &err),
+            &err, p ? 204 : 201);
     }
     json_decref(body);
 }
@@ -569,10 +568,8 @@ mgmt_h_limit(struct mgmt_req *r)
     if (!vh)
         return;
     if (r->method == HTTP_DELETE) {
-        if (node_vhost_clear_limit(srv->node, vh, name, &err) != WR_OK)
-            mgmt_reply_vherr(r, &err);
-        else
-            mgmt_reply_empty(r, 204);
+        mgmt_reply_done(r, node_vhost_clear_limit(srv->node, vh, name, &err),
+                        &err, 204);
         return;
     }
     if (!(body = mgmt_body_json(r)))
@@ -592,11 +589,11 @@ mgmt_h_limit(struct mgmt_req *r)
     } else if (!json_is_integer(v)) {
         mgmt_bad_request(r, "Validation failed\n\n%s should be a number\n",
                          name);
-    } else if (node_vhost_set_limit(srv->node, vh, name, json_integer_value(v),
-                                    &err) != WR_OK) {
-        mgmt_reply_vherr(r, &err);
     } else {
-        mgmt_reply_empty(r, 204);
+        mgmt_reply_done(r,
+                        node_vhost_set_limit(srv->node, vh, name,
+                                             json_integer_value(v), &err),
+                        &err, 204);
     }
     json_decref(body);
 }
@@ -689,11 +686,10 @@ kv_delete(struct mgmt_req *r, void *item, void *ctx)
     struct vherr err;
 
     (void)item;
-    if (node_kv_delete(srv->node, k->kind, k->vhost, k->component, k->name,
-                       &err) != WR_OK)
-        mgmt_reply_vherr(r, &err);
-    else
-        mgmt_reply_empty(r, 204);
+    mgmt_reply_done(r,
+                    node_kv_delete(srv->node, k->kind, k->vhost, k->component,
+                                   k->name, &err),
+                    &err, 204);
 }
 
 /* A policy's priority and apply-to, as RabbitMQ keeps them: a priority
@@ -743,12 +739,10 @@ kv_put(struct mgmt_req *r, void *item, void *ctx)
     if (k->kind == KV_POLICY || k->kind == KV_OPERATOR_POLICY)
         policy_fields(body, value);
     json_decref(body);
-    if (node_kv_put(srv->node, k->kind, k->vhost, k->component, k->name, value,
-                    &err) != WR_OK) {
-        mgmt_reply_vherr(r, &err);
-        return;
-    }
-    mgmt_reply_empty(r, item ? 204 : 201);
+    mgmt_reply_done(r,
+                    node_kv_put(srv->node, k->kind, k->vhost, k->component,
+                                k->name, value, &err),
+                    &err, item ? 204 : 201);
 }
 
 /* GET, PUT or DELETE of one policy or parameter. */

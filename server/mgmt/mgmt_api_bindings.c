@@ -84,17 +84,7 @@ append_vhost_bindings(json_t *items, struct vhost *vh)
 void
 mgmt_h_bindings(struct mgmt_req *r)
 {
-    size_t nv;
-    struct vhost **vs = mgmt_list_vhosts(r, &nv);
-    json_t *items;
-
-    if (!vs)
-        return;
-    items = json_array();
-    for (size_t i = 0; i < nv; i++)
-        append_vhost_bindings(items, vs[i]);
-    free(vs);
-    mgmt_reply_list(r, items, binding_sort);
+    mgmt_reply_per_vhost(r, append_vhost_bindings, binding_sort);
 }
 
 void
@@ -364,11 +354,11 @@ mgmt_h_binding(struct mgmt_req *r)
 
         buf_init(&a);
         buf_append(&a, args.ptr, args.len);
-        if (vhost_unbind(e.vh, e.src, e.dest, e.dest_is_exchange,
-                         buf_bytes(&key), buf_bytes(&a), NULL, &err) != WR_OK)
-            mgmt_reply_vherr(r, &err);
-        else
-            mgmt_reply_empty(r, 204);
+        mgmt_reply_done(r,
+                        vhost_unbind(e.vh, e.src, e.dest, e.dest_is_exchange,
+                                     buf_bytes(&key), buf_bytes(&a), NULL,
+                                     &err),
+                        &err, 204);
         buf_fini(&a);
     }
 out:

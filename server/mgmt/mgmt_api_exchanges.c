@@ -28,24 +28,20 @@ mgmt_exchange_json(struct vhost *vh, struct exchange *x)
                                                              : "");
 }
 
+static void
+add_exchanges(json_t *items, struct vhost *vh)
+{
+    struct exchange *x = NULL;
+
+    while ((x = vhost_exchange_next(vh, x)) != NULL)
+        json_array_append_new(items, mgmt_exchange_json(vh, x));
+}
+
 void
 mgmt_h_exchanges(struct mgmt_req *r)
 {
-    size_t nv;
-    struct vhost **vs = mgmt_list_vhosts(r, &nv);
-    json_t *items;
-
-    if (!vs)
-        return;
-    items = json_array();
-    for (size_t i = 0; i < nv; i++) {
-        struct exchange *x = NULL;
-
-        while ((x = vhost_exchange_next(vs[i], x)) != NULL)
-            json_array_append_new(items, mgmt_exchange_json(vs[i], x));
-    }
-    free(vs);
-    mgmt_reply_list(r, items, (const char *const[]){"vhost", "name", NULL});
+    mgmt_reply_per_vhost(r, add_exchanges,
+                         (const char *const[]){"vhost", "name", NULL});
 }
 
 static void
@@ -81,13 +77,9 @@ exchange_put(struct mgmt_req *r, void *obj, void *vh)
         !mgmt_body_args(r, body, &args))
         goto out;
     d.args = buf_bytes(&args);
-    if (!mgmt_check_perm(r, vh, PERM_CONFIGURE, "exchange", name))
-        goto out;
-    if (vhost_exchange_declare(vh, &d, &err) != WR_OK) {
-        mgmt_reply_vherr(r, &err);
-        goto out;
-    }
-    mgmt_reply_empty(r, obj ? 204 : 201);
+    if (mgmt_check_perm(r, vh, PERM_CONFIGURE, "exchange", name))
+        mgmt_reply_done(r, vhost_exchange_declare(vh, &d, &err), &err,
+                        obj ? 204 : 201);
 out:
     buf_fini(&args);
     json_decref(body);
@@ -102,12 +94,10 @@ exchange_delete(struct mgmt_req *r, void *obj, void *vh)
     (void)obj;
     if (!mgmt_check_perm(r, vh, PERM_CONFIGURE, "exchange", name))
         return;
-    if (vhost_exchange_delete(vh, name, mgmt_qs_true(r, "if-unused"), NULL,
-                              &err) != WR_OK) {
-        mgmt_reply_vherr(r, &err);
-        return;
-    }
-    mgmt_reply_empty(r, 204);
+    mgmt_reply_done(r,
+                    vhost_exchange_delete(
+                        vh, name, mgmt_qs_true(r, "if-unused"), NULL, &err),
+                    &err, 204);
 }
 
 void

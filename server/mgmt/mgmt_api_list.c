@@ -836,3 +836,21 @@ mgmt_reply_item(struct mgmt_req *r, json_t *item)
     mgmt_listq_fini(&lq);
     mgmt_reply_json(r, 200, item);
 }
+
+void
+mgmt_reply_per_vhost(struct mgmt_req *r,
+                     void (*add)(json_t *items, struct vhost *vh),
+                     const char *const *default_sort)
+{
+    size_t nv;
+    struct vhost **vs = mgmt_list_vhosts(r, &nv);
+    json_t *items;
+
+    if (!vs)
+        return;
+    items = json_array();
+    for (size_t i = 0; i < nv; i++)
+        add(items, vs[i]);
+    free(vs);
+    mgmt_reply_list(r, items, default_sort);
+}

@@ -151,9 +151,8 @@ mgmt_h_extensions(struct mgmt_req *r)
 /* ---- overview */
 
 struct totals {
-    size_t conns, channels, exchanges, queues, consumers;
-    uint64_t ready, unacked;
-    double rready, runacked;
+    size_t conns, channels;
+    struct mgmt_vtotals v;
 };
 
 static void
@@ -164,26 +163,8 @@ count_visible(struct mgmt_req *r, struct totals *t)
 
     memset(t, 0, sizeof(*t));
     for (size_t i = 0; i < n; i++) {
-        struct vhost_info vi;
-        struct queue *q = NULL;
-
-        if (!mgmt_can_see_vhost(r, vs[i], true))
-            continue;
-        vhost_info(vs[i], &vi);
-        t->exchanges += vi.exchanges;
-        t->queues += vi.queues;
-        while ((q = vhost_queue_next(vs[i], q)) != NULL) {
-            struct mgmt_qrates rt;
-            struct queue_info qi;
-
-            queue_info(q, &qi);
-            mgmt_stats_queue(q, &rt);
-            t->consumers += qi.consumers;
-            t->ready += qi.ready;
-            t->unacked += qi.unacked;
-            t->rready += rt.ready;
-            t->runacked += rt.unacked;
-        }
+        if (mgmt_can_see_vhost(r, vs[i], true))
+            mgmt_stats_vhost(vs[i], &t->v);
     }
     for (struct conn *c = conn_next(srv, NULL); c; c = conn_next(srv, c)) {
         struct conn_info ci;
@@ -243,18 +224,19 @@ mgmt_h_overview(struct mgmt_req *r)
     json_object_set_new(
         o, "queue_totals",
         json_pack("{s:I, s:o, s:I, s:o, s:I, s:o}", "messages",
-                  (json_int_t)(t.ready + t.unacked), "messages_details",
-                  mgmt_rate(t.rready + t.runacked), "messages_ready",
-                  (json_int_t)t.ready, "messages_ready_details",
-                  mgmt_rate(t.rready), "messages_unacknowledged",
-                  (json_int_t)t.unacked, "messages_unacknowledged_details",
-                  mgmt_rate(t.runacked)));
+                  (json_int_t)(t.v.ready + t.v.unacked), "messages_details",
+                  mgmt_rate(t.v.rates.ready + t.v.rates.unacked),
+                  "messages_ready", (json_int_t)t.v.ready,
+                  "messages_ready_details", mgmt_rate(t.v.rates.ready),
+                  "messages_unacknowledged", (json_int_t)t.v.unacked,
+                  "messages_unacknowledged_details",
+                  mgmt_rate(t.v.rates.unacked)));
     json_object_set_new(
         o, "object_totals",
         json_pack("{s:I, s:I, s:I, s:I, s:I}", "channels",
                   (json_int_t)t.channels, "connections", (json_int_t)t.conns,
-                  "consumers", (json_int_t)t.consumers, "exchanges",
-                  (json_int_t)t.exchanges, "queues", (json_int_t)t.queues));
+                  "consumers", (json_int_t)t.v.consumers, "exchanges",
+                  (json_int_t)t.v.exchanges, "queues", (json_int_t)t.v.queues));
     json_object_set_new(o, "churn_rates", json_object());
     json_object_set_new(o, "statistics_db_event_queue", json_integer(0));
     json_object_set_new(o, "node", json_string(mgmt_node_name()));

@@ -251,33 +251,28 @@ consumer_json(struct queue *q, const struct queue_info *qi,
                            : "waiting");
 }
 
+static void
+add_consumers(json_t *items, struct vhost *vh)
+{
+    struct queue *q = NULL;
+
+    while ((q = vhost_queue_next(vh, q)) != NULL) {
+        struct queue_info qi;
+
+        queue_info(q, &qi);
+        for (const struct consumer *c = queue_consumer_next(q, NULL); c;
+             c = queue_consumer_next(q, c))
+            json_array_append_new(items, consumer_json(q, &qi, c));
+    }
+}
+
 /* Consumers of every visible vhost (or one): /api/consumers[/v]. */
 void
 mgmt_h_consumers(struct mgmt_req *r)
 {
-    size_t nv;
-    struct vhost **vs = mgmt_list_vhosts(r, &nv);
-    json_t *items;
-
-    if (!vs)
-        return;
-    items = json_array();
-    for (size_t i = 0; i < nv; i++) {
-        struct queue *q = NULL;
-
-        while ((q = vhost_queue_next(vs[i], q)) != NULL) {
-            struct queue_info qi;
-
-            queue_info(q, &qi);
-            for (const struct consumer *c = queue_consumer_next(q, NULL); c;
-                 c = queue_consumer_next(q, c))
-                json_array_append_new(items, consumer_json(q, &qi, c));
-        }
-    }
-    free(vs);
-    mgmt_reply_list(r, items,
-                    (const char *const[]){"queue.vhost", "queue.name",
-                                          "consumer_tag", NULL});
+    mgmt_reply_per_vhost(r, add_consumers,
+                         (const char *const[]){"queue.vhost", "queue.name",
+                                               "consumer_tag", NULL});
 }
 
 static void
@@ -309,13 +304,9 @@ queue_put(struct mgmt_req *r, void *obj, void *vh)
         !mgmt_body_args(r, body, &args))
         goto out;
     d.args = buf_bytes(&args);
-    if (!mgmt_check_perm(r, vh, PERM_CONFIGURE, "queue", name))
-        goto out;
-    if (vhost_queue_declare(vh, &d, &q, &err) != WR_OK) {
-        mgmt_reply_vherr(r, &err);
-        goto out;
-    }
-    mgmt_reply_empty(r, obj ? 204 : 201);
+    if (mgmt_check_perm(r, vh, PERM_CONFIGURE, "queue", name))
+        mgmt_reply_done(r, vhost_queue_declare(vh, &d, &q, &err), &err,
+                        obj ? 204 : 201);
 out:
     buf_fini(&args);
     json_decref(body);

@@ -235,6 +235,38 @@ mgmt_stats_totals(struct mgmt_totals *out)
     out->unacked_rate = st.runacked;
 }
 
+void
+mgmt_stats_vhost(struct vhost *vh, struct mgmt_vtotals *t)
+{
+    struct vhost_info vi;
+    struct queue *q = NULL;
+
+    vhost_info(vh, &vi);
+    t->exchanges += vi.exchanges;
+    t->queues += vi.queues;
+    while ((q = vhost_queue_next(vh, q)) != NULL) {
+        struct mgmt_qrates rt;
+        struct queue_info qi;
+
+        queue_info(q, &qi);
+        mgmt_stats_queue(q, &rt);
+        t->consumers += qi.consumers;
+        t->ready += qi.ready;
+        t->unacked += qi.unacked;
+        t->publish += qi.stat_publish;
+        t->deliver += qi.stat_deliver;
+        t->ack += qi.stat_ack;
+        t->redeliver += qi.stat_redeliver;
+        t->expired += qi.stat_expired;
+        t->rates.publish += rt.publish;
+        t->rates.deliver += rt.deliver;
+        t->rates.ack += rt.ack;
+        t->rates.redeliver += rt.redeliver;
+        t->rates.ready += rt.ready;
+        t->rates.unacked += rt.unacked;
+    }
+}
+
 uint64_t
 mgmt_stats_uptime_ms(void)
 {
@@ -279,9 +311,8 @@ loop_busy_metric(struct buf *b)
 
 /* What /metrics counts over the whole node. */
 struct node_counts {
-    size_t queues, consumers, exchanges, channels;
-    uint64_t ready, unacked;
-    uint64_t c[C_N]; /* queue counters, the retired ones included */
+    struct mgmt_vtotals v; /* counters: the retired queues' included */
+    size_t channels;
 };
 
 static void
@@ -291,29 +322,13 @@ count_node(struct node_counts *t)
     struct vhost **vs = mgmt_vhosts(&n);
 
     memset(t, 0, sizeof(*t));
-    for (size_t i = 0; i < n; i++) {
-        struct vhost_info vi;
-        struct queue *q = NULL;
-
-        vhost_info(vs[i], &vi);
-        t->exchanges += vi.exchanges;
-        t->queues += vi.queues;
-        while ((q = vhost_queue_next(vs[i], q)) != NULL) {
-            struct queue_info qi;
-            uint64_t qc[C_N];
-
-            queue_info(q, &qi);
-            counters_of(&qi, qc);
-            for (int k = 0; k < C_N; k++)
-                t->c[k] += qc[k];
-            t->ready += qi.ready;
-            t->unacked += qi.unacked;
-            t->consumers += qi.consumers;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        mgmt_stats_vhost(vs[i], &t->v);
     free(vs);
-    for (int k = 0; k < C_N; k++)
-        t->c[k] += st.retired[k];
+    t->v.publish += st.retired[C_PUBLISH];
+    t->v.deliver += st.retired[C_DELIVER];
+    t->v.ack += st.retired[C_ACK];
+    t->v.redeliver += st.retired[C_REDELIVER];
     for (struct conn *c = conn_next(srv, NULL); c; c = conn_next(srv, c)) {
         struct conn_info ci;
 
@@ -347,36 +362,41 @@ identity_metrics(struct buf *b)
 static void
 object_metrics(struct buf *b, const struct node_counts *t)
 {
-    metric(b, "rabbitmq_connections", "gauge", "Connections currently open",
-           srv->nconns);
-    metric(b, "rabbitmq_channels", "gauge", "Channels currently open",
-           (double)t->channels);
-    metric(b, "rabbitmq_consumers", "gauge", "Consumers currently connected",
-           (double)t->consumers);
-    metric(b, "rabbitmq_queues", "gauge", "Queues available",
-           (double)t->queues);
-    metric(b, "rabbitmq_exchanges", "gauge", "Exchanges available",
-           (double)t->exchanges);
-    metric(b, "rabbitmq_queue_messages_ready", "gauge",
-           "Messages ready to be delivered to consumers", (double)t->ready);
-    metric(b, "rabbitmq_queue_messages_unacked", "gauge",
-           "Messages delivered to consumers but not yet acknowledged",
-           (double)t->unacked);
-    metric(b, "rabbitmq_queue_messages", "gauge",
-           "Sum of ready and unacknowledged messages",
-           (double)(t->ready + t->unacked));
-    metric(b, "rabbitmq_global_messages_received_total", "counter",
-           "Total number of messages received by queues",
-           (double)t->c[C_PUBLISH]);
-    metric(b, "rabbitmq_global_messages_delivered_total", "counter",
-           "Total number of messages delivered to consumers",
-           (double)t->c[C_DELIVER]);
-    metric(b, "rabbitmq_global_messages_acknowledged_total", "counter",
-           "Total number of messages acknowledged by consumers",
-           (double)t->c[C_ACK]);
-    metric(b, "rabbitmq_global_messages_redelivered_total", "counter",
-           "Total number of messages redelivered to consumers",
-           (double)t->c[C_REDELIVER]);
+    const struct mgmt_vtotals *v = &t->v;
+    const struct {
+        const char *name, *type, *help;
+        double value;
+    } m[] = {
+        {"rabbitmq_connections", "gauge", "Connections currently open",
+         srv->nconns},
+        {"rabbitmq_channels", "gauge", "Channels currently open",
+         (double)t->channels},
+        {"rabbitmq_consumers", "gauge", "Consumers currently connected",
+         (double)v->consumers},
+        {"rabbitmq_queues", "gauge", "Queues available", (double)v->queues},
+        {"rabbitmq_exchanges", "gauge", "Exchanges available",
+         (double)v->exchanges},
+        {"rabbitmq_queue_messages_ready", "gauge",
+         "Messages ready to be delivered to consumers", (double)v->ready},
+        {"rabbitmq_queue_messages_unacked", "gauge",
+         "Messages delivered to consumers but not yet acknowledged",
+         (double)v->unacked},
+        {"rabbitmq_queue_messages", "gauge",
+         "Sum of ready and unacknowledged messages",
+         (double)(v->ready + v->unacked)},
+        {"rabbitmq_global_messages_received_total", "counter",
+         "Total number of messages received by queues", (double)v->publish},
+        {"rabbitmq_global_messages_delivered_total", "counter",
+         "Total number of messages delivered to consumers", (double)v->deliver},
+        {"rabbitmq_global_messages_acknowledged_total", "counter",
+         "Total number of messages acknowledged by consumers", (double)v->ack},
+        {"rabbitmq_global_messages_redelivered_total", "counter",
+         "Total number of messages redelivered to consumers",
+         (double)v->redeliver},
+    };
+
+    for (size_t i = 0; i < WR_ARRAY_LEN(m); i++)
+        metric(b, m[i].name, m[i].type, m[i].help, m[i].value);
 }
 
 /* Memory, disk and the alarms on them. */

@@ -174,6 +174,10 @@ bool mgmt_qs_true(const struct mgmt_req *r, const char *key);
 void mgmt_reply_json(struct mgmt_req *r, int status, json_t *v);
 /* 201/204 with an empty body. */
 void mgmt_reply_empty(struct mgmt_req *r, int status);
+/* The outcome of a change: an empty `status` (201 created, 204 done)
+ * when rc is WR_OK, else err (mgmt_reply_vherr). */
+void mgmt_reply_done(struct mgmt_req *r, int rc, const struct vherr *err,
+                     int status);
 /* {"error": error, "reason": reason} with status. */
 void mgmt_reply_error(struct mgmt_req *r, int status, const char *error,
                       const char *fmt, ...) WR_PRINTF(4, 5);
@@ -287,6 +291,11 @@ bool mgmt_listq_match(const struct mgmt_listq *lq, const char *name,
  * filtered and paged as asked, with only the asked columns. */
 void mgmt_reply_list(struct mgmt_req *r, json_t *items,
                      const char *const *default_sort);
+/* Replies with the list of what add() appends for each vhost the list
+ * shows (mgmt_list_vhosts), as mgmt_reply_list does. */
+void mgmt_reply_per_vhost(struct mgmt_req *r,
+                          void (*add)(json_t *items, struct vhost *vh),
+                          const char *const *default_sort);
 /* Replies 200 with one object (stolen), with the asked columns. */
 void mgmt_reply_item(struct mgmt_req *r, json_t *item);
 /* Keeps only the asked columns of one item (in place). */
@@ -375,6 +384,16 @@ struct mgmt_totals {
     double ready_rate, unacked_rate;
 };
 void mgmt_stats_totals(struct mgmt_totals *out);
+/* What a vhost's queues hold and counted, summed (mgmt_stats_vhost adds
+ * one vhost's to it): counts as of now, counters since each queue
+ * began, rates as of the last sample. */
+struct mgmt_vtotals {
+    size_t exchanges, queues, consumers;
+    uint64_t ready, unacked;
+    uint64_t publish, deliver, ack, redeliver, expired;
+    struct mgmt_qrates rates;
+};
+void mgmt_stats_vhost(struct vhost *vh, struct mgmt_vtotals *t);
 /* Milliseconds since the statistics started (the broker's uptime). */
 uint64_t mgmt_stats_uptime_ms(void);
 /* GET /metrics: Prometheus text exposition (rabbitmq_* names). */
