@@ -12,3 +12,6 @@ foreach(line ${_cluster_cases})
                          ENVIRONMENT "TMPDIR=/dev/shm")
   endif()
 endforeach()
+
+# cluster/peer.c: the node-to-node handshake, no etcd needed.
+wr_unit_test(test_peer unit/test_peer.c LIBS warren_cluster)
