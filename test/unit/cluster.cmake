@@ -15,3 +15,8 @@ endforeach()
 
 # cluster/peer.c: the node-to-node handshake, no etcd needed.
 wr_unit_test(test_peer unit/test_peer.c LIBS warren_cluster)
+
+# cluster/httpc.c: the management forwarding client, against servers the
+# cases run on their own loop (good, hostile, silent, absent).
+wr_unit_test(test_httpc unit/test_httpc.c
+             LIBS warren_cluster warren_etcd_tutil)
