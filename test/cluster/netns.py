@@ -103,6 +103,21 @@ def require_root(what):
     sys.exit(1)
 
 
+def pytest_require_root():
+    """require_root() for pytest modules (an autouse fixture calls it):
+    ends the session with status 1 and the message, or 77 when skipping.
+    """
+    import pytest
+    why = root_problem()
+    if why is None:
+        return
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.exit("skipped: %s (%s=1)" % (why, SKIP_ENV),
+                    returncode=SKIP_CODE)
+    pytest.exit("FAILED: %s. CI runs as root; to skip it on a developer "
+                "machine set %s=1." % (why, SKIP_ENV), returncode=1)
+
+
 def wait_for(cond, timeout, what, interval=0.05):
     """Polls cond() until it returns something true, at most timeout
     seconds and timeout/interval + 1 calls; returns its value or raises

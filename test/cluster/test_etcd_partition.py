@@ -31,13 +31,9 @@ ELECTION_BOUND = 5.0   # election timeout is 500 ms
 CONVERGE_BOUND = 15.0
 KEY = "faults/etcd-partition"
 
-if netns.root_problem():
-    msg = netns.root_problem()
-    if os.environ.get(netns.SKIP_ENV) == "1":
-        pytest.exit("skipped: %s (%s=1)" % (msg, netns.SKIP_ENV),
-                    returncode=netns.SKIP_CODE)
-    pytest.exit("FAILED: %s. CI runs as root; to skip on a developer "
-                "machine set %s=1." % (msg, netns.SKIP_ENV), returncode=1)
+@pytest.fixture(autouse=True, scope="module")
+def _needs_root():
+    netns.pytest_require_root()
 
 
 def put(etcd, members, value, timeout=3.0):
