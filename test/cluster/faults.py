@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import threading
 import time
@@ -52,7 +53,7 @@ class TrialFailed(Exception):
     pass
 
 
-# -- the environment -----------------------------------------------------------
+# -- the environment ----------------------------------------------------------
 
 class Env:
     """The run's hosts (kept across trials) and one trial's services."""
@@ -70,6 +71,7 @@ class Env:
         self.etcd = None
         self.nodes = []
         self.dir = None
+        self.prune = None   # a passed trial's directory, removed next time
 
     def fresh(self, trial_dir):
         """Kills whatever ran, heals, and prepares fresh services (new data
@@ -79,6 +81,9 @@ class Env:
             n.reset()
         if self.etcd:
             self.etcd.reset()
+        if self.prune:
+            shutil.rmtree(self.prune, ignore_errors=True)
+            self.prune = None
         self.dir = trial_dir
         os.makedirs(trial_dir, exist_ok=True)
         if self.cluster:
@@ -303,11 +308,12 @@ class Trial:
         rc = w.drain(env.targets, timeout=60)
         self.expect("drain read every queue to empty", rc == 0,
                     "drain status %s" % rc)
-        left = [e for e in w.history() if e["type"] == "drained" and
+        self.h = w.history()
+        left = [e for e in self.h if e["type"] == "drained" and
                 e.get("messages")]
         self.expect("queues empty after the drain", not left, str(left))
         self.info["stop"] = env.stop_all()
-        res = w.check()
+        res = jepsen.check(self.h)
         self.res = res
         self.expect("lost == 0", res["lost"] == 0, str(res["lost_ids"]))
         self.expect("unexpected == 0", res["unexpected"] == 0,
@@ -431,9 +437,8 @@ class PauseLeader(Fault):
                   window=50, heartbeat=0, confirm_timeout=5,
                   abandon_after=tr.args.ttl * 6 + 30)
             w.add("consume", sc, targets=[leader.amqp], heartbeat=0)
-            netns.wait_for(lambda: {sp, sc} <= {
-                e["c"] for e in w.poll() if e["type"] == "connect"}, 15,
-                "pinned clients to connect")
+            netns.wait_for(lambda: {sp, sc} <= w.connected(), 15,
+                           "pinned clients to connect")
             tr.sleep(1)
             w.note("fault", what="SIGSTOP leader", node=leader.name)
             leader.pause()
@@ -449,7 +454,7 @@ class PauseLeader(Fault):
                 break
 
     def check(self, tr, res):
-        h = tr.w.history()
+        h = tr.h
         for p in tr.info.get("pauses", []):
             conns = {(e["c"], e["conn"]) for e in h
                      if e["type"] == "connect" and e.get("node") == p["node"]
@@ -457,8 +462,10 @@ class PauseLeader(Fault):
             late = [e for e in h if e["type"] in ("confirm", "deliver") and
                     e["t"] > p["resumed"] and (e["c"], e.get("conn")) in conns]
             tr.expect("no confirm or delivery from the old leader after it "
-                      "resumed", not late, "%d events, first %s" % (
-                          len(late), late[:3]))
+                      "resumed", not late, "%d events%s" % (len(late), "".join(
+                          ", first: %s %s at +%.3fs" % (
+                              e["type"], e.get("id"), e["t"] - p["resumed"])
+                          for e in late[:1])))
             got320 = [e for e in h if e["type"] == "disconnect" and
                       e["c"] in p["clients"] and e.get("code") == 320 and
                       e["t"] > p["resumed"]]
@@ -495,7 +502,7 @@ class Partition(Fault):
                 break
 
     def check(self, tr, res):
-        bad = confirming_leaders(tr.w.history(), tr.env)
+        bad = confirming_leaders(tr.h, tr.env)
         tr.expect("never two confirming leaders", not bad, str(bad[:3]))
 
 
@@ -594,7 +601,7 @@ class EtcdQuorum(Fault):
                 break
 
     def check(self, tr, res):
-        h = tr.w.history()
+        h = tr.h
         ttl = tr.args.ttl
         for o in tr.info.get("outages", []):
             late = [e for e in h if e["type"] == "confirm" and
@@ -624,6 +631,7 @@ class MirrorStop(Fault):
         tr.info["stops"] = []
         for _ in range(1000):
             leader = env.leader()
+            self.isr(leader)   # NotAvailable before spending a minute
             mirror = tr.rng.choice(env.mirrors(leader))
             tr.sleep(10)
             t = w.note("fault", what="stop mirror", node=mirror.name)
@@ -651,7 +659,7 @@ class MirrorStop(Fault):
         return [str(x).split("@")[0] for x in info["isr"] or []]
 
     def check(self, tr, res):
-        h = tr.w.history()
+        h = tr.h
         for s in tr.info.get("stops", []):
             before = confirm_rate(h, s["fault"] - 10, s["fault"])
             during = confirm_rate(h, s["fault"] + 1, s["heal"])
@@ -689,7 +697,7 @@ class RollingRestart(Fault):
                 break
 
     def check(self, tr, res):
-        h = tr.w.history()
+        h = tr.h
         for r in tr.info.get("restarts", []):
             ct = [e["t"] for e in h if e["type"] == "confirm" and
                   r["t"] - 1 <= e["t"] <= r["up"] + 3]
@@ -733,7 +741,7 @@ class Divergence(Fault):
                 break
 
     def check(self, tr, res):
-        h = tr.w.history()
+        h = tr.h
         for t in tr.info.get("kills", []):
             back = jepsen.acked_before_delivered_after(h, t, margin=1.0)
             tr.expect("no message acked (>= 1 s) before the fault "
@@ -750,7 +758,7 @@ CLUSTER_SUITE = ["kill", "partition-halves", "partition-leader-mirrors",
                  "rolling-restart"]
 
 
-# -- running and reporting ------------------------------------------------------
+# -- running and reporting ----------------------------------------------------
 
 def run_trial(env, fault, number, args, rng):
     tr = Trial(env, fault, number, args, rng)
@@ -768,6 +776,7 @@ def run_trial(env, fault, number, args, rng):
     except Exception:
         out["reason"] = traceback.format_exc()
     out["seconds"] = round(time.monotonic() - t0, 1)
+    out["dir"] = tr.dir
     out["criteria"] = [{"name": n, "ok": ok, "detail": d}
                        for n, ok, d in tr.criteria]
     out["info"] = tr.info
@@ -905,6 +914,8 @@ def main(argv=None):
             for k in range(1, trials + 1):
                 r = run_trial(env, fault, k, args, rng)
                 results.append(r)
+                if r["status"] == "pass" and not args.keep:
+                    env.prune = r["dir"]   # keep only failures' logs
                 print(trial_line(r), flush=True)
                 if r["status"] == "fail" and not args.quiet:
                     for n, text in (r.get("node_logs") or {}).items():

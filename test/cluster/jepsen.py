@@ -62,7 +62,7 @@ import time
 CONFIRM_TIMEOUT = 5.0
 
 
-# -- history files -------------------------------------------------------------
+# -- history files ------------------------------------------------------------
 
 class Log:
     """A client's history file: one JSON object a line, flushed each line
@@ -120,6 +120,12 @@ def percentile(xs, p):
 def stats(xs):
     return {"n": len(xs), "p50": percentile(xs, 50), "p99": percentile(xs, 99),
             "max": max(xs) if xs else None}
+
+
+def _natural(i):
+    """Sort key: "p1-9" before "p1-10"."""
+    head, _, n = str(i).rpartition("-")
+    return (head, int(n)) if n.isdigit() else (str(i), -1)
 
 
 def check(events, fault_types=("fault",), heal_types=("heal",)):
@@ -187,8 +193,8 @@ def check(events, fault_types=("fault",), heal_types=("heal",)):
         "recovered": len(recovered),
         "nacked_delivered": len(delivered & nacked),
         "drained_queues": len(drained),
-        "lost_ids": sorted(lost)[:20],
-        "unexpected_ids": sorted(unexpected)[:20],
+        "lost_ids": sorted(lost, key=_natural)[:20],
+        "unexpected_ids": sorted(unexpected, key=_natural)[:20],
     }
     res["valid"] = res["lost"] == 0 and res["unexpected"] == 0
     res.update(availability(events, publish_t, fault_types, heal_types))
@@ -282,7 +288,8 @@ class Workload:
     """
 
     def __init__(self, host, targets, workdir, queues=("q0", "q1", "q2"),
-                 vhost="/", rate=150, window=100, confirm_timeout=CONFIRM_TIMEOUT,
+                 vhost="/", rate=150, window=100,
+                 confirm_timeout=CONFIRM_TIMEOUT,
                  python=None, max_seconds=3600):
         self.host = host
         self.targets = list(targets)
@@ -298,7 +305,8 @@ class Workload:
         self.clients = {}  # id -> (role, Proc, out path)
         self.driver_events = []
         self._offsets = {}
-        self._live = []  # events read so far (for live progress)
+        self._confirm_ts = []   # confirm times read so far (live progress)
+        self._connected = set()
         os.makedirs(workdir, exist_ok=True)
 
     def _argv(self, role, cid, targets, out, extra):
@@ -337,20 +345,29 @@ class Workload:
         return kw["t"]
 
     def poll(self):
-        """Reads what the clients wrote since the last poll."""
+        """Reads what the clients wrote since the last poll; keeps only what
+        live progress needs (confirm times, connected clients)."""
         for cid, (_, _, out) in self.clients.items():
             evs, self._offsets[out] = read_history(out,
                                                    self._offsets.get(out, 0))
-            self._live += evs
-        return self._live
+            for e in evs:
+                if e["type"] == "confirm":
+                    self._confirm_ts.append(e["t"])
+                elif e["type"] == "connect":
+                    self._connected.add(e["c"])
+
+    def connected(self):
+        """Ids of the clients that have opened a connection so far."""
+        self.poll()
+        return set(self._connected)
 
     def confirms_after(self, t):
-        return sum(1 for e in self.poll() if e["type"] == "confirm" and
-                   e["t"] > t)
+        self.poll()
+        return sum(1 for x in self._confirm_ts if x > t)
 
     def last_confirm(self):
-        ts = [e["t"] for e in self.poll() if e["type"] == "confirm"]
-        return max(ts) if ts else None
+        self.poll()
+        return max(self._confirm_ts) if self._confirm_ts else None
 
     def wait_confirms_after(self, t, timeout, n=1):
         """Waits (bounded) until n confirms arrived after t; returns the
@@ -358,8 +375,7 @@ class Workload:
         deadline = time.monotonic() + timeout
         for _ in range(int(timeout / 0.05) + 2):
             self.poll()
-            ts = sorted(e["t"] for e in self._live
-                        if e["type"] == "confirm" and e["t"] > t)
+            ts = sorted(x for x in self._confirm_ts if x > t)
             if len(ts) >= n:
                 return ts[0] - t
             if time.monotonic() >= deadline:

@@ -130,7 +130,8 @@ def wait_for(cond, timeout, what, interval=0.05):
         if time.monotonic() >= deadline:
             break
         time.sleep(interval)
-    raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
+    raise TimeoutError("timed out after %.1fs waiting for %s"
+                       % (timeout, what))
 
 
 def run(argv, timeout=CMD_TIMEOUT, check=True, input=None):

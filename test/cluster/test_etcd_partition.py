@@ -31,6 +31,7 @@ ELECTION_BOUND = 5.0   # election timeout is 500 ms
 CONVERGE_BOUND = 15.0
 KEY = "faults/etcd-partition"
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _needs_root():
     netns.pytest_require_root()

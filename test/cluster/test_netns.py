@@ -14,14 +14,18 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
+
+NETNS_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "netns.py")
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _needs_root():
@@ -43,8 +47,7 @@ def root_state():
 
 def listener(host, port):
     s = host.socket()
-    s.setsockopt(__import__("socket").SOL_SOCKET,
-                 __import__("socket").SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((host.addr, port))
     s.listen(16)
     return s
