@@ -276,7 +276,8 @@ class Trial:
         a = self.args
         self.w = jepsen.Workload(env.client, env.targets,
                                  os.path.join(self.dir, "history"),
-                                 rate=a.rate, confirm_timeout=5.0)
+                                 rate=a.rate, confirm_timeout=5.0,
+                                 max_seconds=self.duration() + 900)
         self.w.start(publishers=a.publishers, consumers=a.consumers)
         t0 = time.monotonic()
         if self.w.wait_confirms_after(t0 - 60, 30) is None:

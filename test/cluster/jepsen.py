@@ -49,6 +49,7 @@ published after it: p50/p99/max. valid = lost == 0 and unexpected == 0.
 """
 
 import argparse
+import bisect
 import collections
 import json
 import math
@@ -201,19 +202,22 @@ def check(events, fault_types=("fault",), heal_types=("heal",)):
     return res
 
 
-def next_confirm_after(events, t, publish_t):
+def next_confirm_after(confirms, t):
     """Seconds from t to the first confirm of a message published at or
-    after t; None if there is none."""
-    for e in events:
-        if e.get("type") == "confirm" and e["t"] > t and \
-                publish_t.get(e.get("id"), -1) >= t:
-            return e["t"] - t
+    after t; None if there is none. confirms: sorted (confirm time,
+    publish time) pairs."""
+    k = bisect.bisect_right(confirms, (t, float("inf")))
+    for ct, pt in confirms[k:]:
+        if pt >= t:
+            return ct - t
     return None
 
 
 def availability(events, publish_t, fault_types=("fault",),
                  heal_types=("heal",)):
-    ct = [e["t"] for e in events if e.get("type") == "confirm"]
+    confirms = sorted((e["t"], publish_t.get(e.get("id"), -1.0))
+                      for e in events if e.get("type") == "confirm")
+    ct = [c for c, _ in confirms]
     gaps = [b - a for a, b in zip(ct, ct[1:])]
     out = {"confirm_gap": stats(gaps)}
     for key, types in (("fault_to_confirm", fault_types),
@@ -222,7 +226,7 @@ def availability(events, publish_t, fault_types=("fault",),
         never = 0
         for e in events:
             if e.get("type") in types:
-                d = next_confirm_after(events, e["t"], publish_t)
+                d = next_confirm_after(confirms, e["t"])
                 if d is None:
                     never += 1
                 else:
@@ -525,6 +529,8 @@ class Client:
     def _tick(self):
         if self.conn is None:
             return
+        if time.monotonic() > self.deadline:
+            self._on_term()   # --max-seconds: this client ends on its own
         try:
             self.tick()
         finally:

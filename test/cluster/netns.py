@@ -36,7 +36,9 @@ finally block runs) kills every process the run started, then every
 process still inside its namespaces ("ip netns pids"), then deletes the
 namespaces (which takes their veths and nft tables with them); and
 sweep(), run by every new Net and by "netns.py --sweep", removes the
-namespaces of runs whose owner is gone (its lock file is no longer held).
+namespaces of runs whose owner is gone: the run's lock file
+/run/warren-faults/wf<pid>.lock exists (so this harness made them) and
+is no longer held. Namespaces without such a file are never touched.
 
 Every wait is bounded in time and in count.
 
@@ -197,21 +199,13 @@ def _lock_held(path):
     return False
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep(verbose=False):
     """Removes what runs whose owner is gone left behind: their
     namespaces (and the processes in them), lock files and work
-    directories. A run is gone when its lock file is not held (or, with no
-    lock file, when its pid is dead). Returns the namespaces removed."""
+    directories. Only runs of this harness are touched: a namespace
+    wf<pid>-* is removed only when /run/warren-faults/wf<pid>.lock exists
+    (this harness made it) and nobody holds its lock (the owner is gone).
+    Returns the namespaces removed."""
     removed = []
     owners = {}
     for ns in list_namespaces():
@@ -222,7 +216,11 @@ def sweep(verbose=False):
         if pid == os.getpid():
             continue
         held = _lock_held(os.path.join(LOCK_DIR, "wf%d.lock" % pid))
-        if held or (held is None and _pid_alive(pid)):
+        if held is not False:
+            if held is None and verbose:
+                print("netns: leaving %s alone (no lock file: not made by "
+                      "this harness, or by a run before a reboot)"
+                      % " ".join(names))
             continue
         # Host namespaces first, the switch (and its bridge) last.
         for ns in sorted(names, key=lambda n: n.endswith("-sw")):
@@ -235,8 +233,13 @@ def sweep(verbose=False):
 
 
 def _sweep_lock_files():
+    """Removes lock files nobody holds (and the temporary work directory
+    they name), except the owner lock of a run whose namespaces are still
+    there (so that a later sweep still knows them)."""
     if not os.path.isdir(LOCK_DIR):
         return
+    left = {int(m.group(1)) for m in map(NS_RE.match, list_namespaces())
+            if m}
     for name in os.listdir(LOCK_DIR):
         path = os.path.join(LOCK_DIR, name)
         if not name.endswith(".lock") or _lock_held(path) is not False:
@@ -246,6 +249,8 @@ def _sweep_lock_files():
                 info = json.load(f)
         except (OSError, ValueError):
             info = {}
+        if name.startswith("wf") and info.get("pid") in left:
+            continue
         wd = info.get("workdir")
         if wd and os.path.basename(wd).startswith("warren-faults-") and \
                 not info.get("keep"):
@@ -555,16 +560,26 @@ class Net:
     # -- setup ---------------------------------------------------------------
 
     def _hold_lock(self, name):
+        """Creates and flocks LOCK_DIR/name; False when another process
+        holds it."""
         path = os.path.join(LOCK_DIR, name)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # A sweeper may have unlinked the file between open and flock.
-            if os.fstat(fd).st_ino != os.stat(path).st_ino:
-                raise BlockingIOError
-        except (BlockingIOError, FileNotFoundError):
+        for _ in range(10):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            # A sweeper unlinked it between our open and flock: again.
             os.close(fd)
-            return False
+        else:
+            raise NetError("cannot hold " + path)
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({
             "pid": os.getpid(), "prefix": self.prefix,
@@ -677,11 +692,19 @@ class Net:
                     p.kill(5)
             for ns in reversed(getattr(self, "_ns_made", [])):
                 delete_namespace(ns)
+            stuck = self.leftovers()
+            if stuck:
+                print("netns: could not delete %s; a later sweep will "
+                      "(netns.py --sweep)" % " ".join(stuck),
+                      file=sys.stderr)
             for fd, path in self._locks:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+                # The owner lock stays (released) while namespaces remain,
+                # so that the sweeper knows them for this harness's.
+                if not (stuck and os.path.basename(path).startswith("wf")):
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
                 os.close(fd)
             self._locks = []
             if self.own_workdir and not self.keep:

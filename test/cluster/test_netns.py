@@ -144,6 +144,9 @@ def test_cleanup_on_sigterm():
 def test_sweeper_after_sigkill_spares_live_runs():
     live, live_prefix, _ = hold(1)
     dead, dead_prefix, pids = hold(1)
+    # Looks like a leftover, but no lock file says this harness made it.
+    foreign = "wf%d-foreign" % (4000000 + os.getpid() % 100000)
+    subprocess.run(["ip", "netns", "add", foreign], check=True, timeout=10)
     try:
         dead.kill()
         dead.wait(10)
@@ -157,7 +160,10 @@ def test_sweeper_after_sigkill_spares_live_runs():
                                           dead_prefix + "sw"])
         assert not ns_of(dead_prefix)
         assert len(ns_of(live_prefix)) == 2, "the sweeper hit a live run"
+        assert foreign in netns.list_namespaces(), \
+            "the sweeper removed a namespace this harness did not make"
     finally:
+        subprocess.run(["ip", "netns", "delete", foreign], timeout=10)
         for p in (live, dead):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
