@@ -198,3 +198,36 @@ def test_check_cli(tmp_path):
     r = subprocess.run([sys.executable, jepsen.__file__, "check", str(p)],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "lost 1" in r.stdout
+
+
+def test_two_confirming_leaders():
+    import faults
+
+    class N:
+        def __init__(self, name, amqp):
+            self.name, self.amqp = name, amqp
+
+    class FakeEnv:  # only the node names and addresses matter here
+        nodes = [N("n1", "10.0.0.1:5672"), N("n2", "10.0.0.2:5672"),
+                 N("n3", "10.0.0.3:5672")]
+        node_named = faults.Env.node_named
+
+    env = FakeEnv()
+    h = [ev(0, "connect", c="p1", node="10.0.0.1:5672", conn=1),
+         ev(0, "connect", c="p2", node="10.0.0.2:5672", conn=1),
+         ev(0, "connect", c="p3", node="10.0.0.3:5672", conn=1),
+         # n1 and n2 both claim leadership at t=5 (n3 follows n2)
+         ev(5, "leaders", views={"n1": "n1", "n2": "n2@h2", "n3": "n2"}),
+         ev(10, "leaders", views={"n1": "n2", "n2": "n2", "n3": "n2"}),
+         ev(10.2, "confirm", "a", c="p2", conn=1),
+         ev(10.3, "confirm", "b", c="p3", conn=1)]
+    # Dual claims, but only n1's connection confirmed near t=5: fine.
+    ok = h + [ev(5.5, "confirm", "x", c="p1", conn=1)]
+    assert faults.confirming_leaders(ok, env) == []
+    # Both claimants confirmed within 1 s of the dual claim: split brain.
+    bad = ok + [ev(4.5, "confirm", "y", c="p2", conn=1)]
+    assert faults.confirming_leaders(bad, env) == [
+        {"t": 5, "leaders": ["n1", "n2"]}]
+    # Confirms through a non-claiming relay (n3) are not attributed.
+    relay = ok + [ev(4.5, "confirm", "z", c="p3", conn=1)]
+    assert faults.confirming_leaders(relay, env) == []
