@@ -106,6 +106,18 @@ static const struct conf_enum conf_partition_modes[] = {
     {"pause_if_all_down", 3},
     {NULL, 0},
 };
+static const struct conf_enum conf_backends[] = {
+    {"classic_config", CONF_CLUSTER_NONE},
+    {"rabbit_peer_discovery_classic_config", CONF_CLUSTER_NONE},
+    {"etcd", CONF_CLUSTER_ETCD},
+    {"rabbit_peer_discovery_etcd", CONF_CLUSTER_ETCD},
+    {NULL, 0},
+};
+static const struct conf_enum conf_leader_locators[] = {
+    {"client-local", CONF_LOCATOR_CLIENT_LOCAL},
+    {"balanced", CONF_LOCATOR_BALANCED},
+    {NULL, 0},
+};
 static const struct conf_enum conf_locators[] = {
     {"client-local", 0},
     {"min-masters", 1},
@@ -901,6 +913,8 @@ conf_parse(struct wr_config *c, const char *text, size_t len, const char *name,
     p->errlen = err && errlen ? errlen : sizeof(scratch);
     p->err[0] = '\0';
     rc = parse_text(p, bytes_of(text, text ? len : 0));
+    if (rc == WR_OK && p->seen[find_fixed("cluster_name") - conf_keys])
+        p->c->cluster_name_set = true;
     if (rc == WR_OK)
         memcpy(c, p->c, sizeof(*c));
     free(p->c);
@@ -980,6 +994,7 @@ conf_defaults(struct wr_config *c)
         WR_ASSERT(rc == WR_OK);
     }
     default_cluster_name(c);
+    memcpy(c->node_name, c->cluster_name, sizeof(c->node_name));
     free(p);
 }
 

@@ -33,6 +33,7 @@
 #include "base/base.h"
 
 #define CONF_MAX_LISTENERS      8
+#define CONF_MAX_ETCD_ENDPOINTS 8
 #define CONF_MAX_LOOPBACK_USERS 16
 #define CONF_MAX_USER_TAGS      8
 
@@ -45,6 +46,19 @@ enum conf_fsync {
     CONF_FSYNC_ALWAYS = 0, /* group commit before a publisher confirm */
     CONF_FSYNC_INTERVAL,   /* every fsync_interval_ms */
     CONF_FSYNC_NEVER,      /* leave it to the OS */
+};
+
+/* Values of wr_config.cluster_backend
+ * (cluster_formation.peer_discovery_backend). */
+enum conf_cluster_backend {
+    CONF_CLUSTER_NONE = 0, /* classic_config: one node on its own */
+    CONF_CLUSTER_ETCD,     /* etcd: a cluster coordinated by etcd */
+};
+
+/* Values of wr_config.queue_leader_locator. */
+enum conf_locator {
+    CONF_LOCATOR_CLIENT_LOCAL = 0, /* the node the declaring client is on */
+    CONF_LOCATOR_BALANCED,         /* the node leading the fewest vhosts */
 };
 
 /* One AMQP listening socket: `listeners.tcp.<name> = [IP:]PORT`. */
@@ -135,6 +149,31 @@ struct wr_config {
     bool log_console;       /* log.console, default true (Warren logs to
                                stderr only; false = no log output) */
     char cluster_name[256]; /* default "warren@<hostname>" */
+    bool cluster_name_set;  /* cluster_name came from a config file */
+
+    /* ---- clustering (cluster/) */
+    int cluster_backend; /* enum conf_cluster_backend,
+                            cluster_formation.peer_discovery_backend,
+                            default classic_config (one node) */
+    struct wr_listener etcd_endpoints[CONF_MAX_ETCD_ENDPOINTS];
+    size_t netcd_endpoints;     /* cluster_formation.etcd.endpoints.*,
+                                   default 127.0.0.1:2379 */
+    char etcd_key_prefix[256];  /* cluster_formation.etcd.key_prefix,
+                                   default "warren" */
+    char etcd_cluster[256];     /* cluster_formation.etcd.cluster_name,
+                                   default "default" */
+    uint32_t etcd_node_ttl_s;   /* cluster_formation.etcd.node_ttl, 10 */
+    uint32_t discovery_retries; /* cluster_formation.discovery_retry_limit */
+    uint32_t discovery_interval_ms; /* ..._retry_interval, default 500 */
+    char node_name[256];            /* cluster.node_name, default
+                                       "warren@<hostname>" */
+    char cluster_listen[300];       /* cluster.listen: node-to-node
+                                       IP:PORT, default 0.0.0.0:25672 */
+    char cluster_advertise[300];    /* cluster.advertise: IP:PORT other nodes
+                                       use; default: the listen address */
+    char cluster_secret[256];       /* cluster.secret; default: one kept in
+                                       etcd for the cluster */
+    int queue_leader_locator;       /* enum conf_locator, default balanced */
 };
 
 /* Fills c with every default. */

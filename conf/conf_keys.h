@@ -168,6 +168,53 @@ CONF_KEY("cluster_name", CONF_STRING, cluster_name, 0, 0, 0, NULL, NULL, NULL,
          "Name shown to clients and in the management API; default "
          "warren@<hostname>")
 
+/* ---- clustering (cluster/: nodes coordinated by etcd) */
+
+CONF_KEY("cluster_formation.peer_discovery_backend", CONF_ENUM, cluster_backend,
+         0, 0, 0, NULL, conf_backends, "classic_config",
+         "classic_config: one node on its own (no etcd); etcd: a cluster "
+         "of nodes coordinated by etcd")
+CONF_LIST("cluster_formation.etcd.endpoints.*", CONF_LISTENER, etcd_endpoints,
+          netcd_endpoints, "1", "127.0.0.1:2379",
+          "etcd member <n>: IP:PORT (numeric: Warren resolves no names on "
+          "its event loop); requests fail over between them")
+CONF_KEY("cluster_formation.etcd.key_prefix", CONF_STRING, etcd_key_prefix, 0,
+         0, 0, NULL, NULL, "warren", "Prefix of every key Warren keeps in etcd")
+CONF_KEY("cluster_formation.etcd.cluster_name", CONF_STRING, etcd_cluster, 0, 0,
+         0, NULL, NULL, "default",
+         "The cluster's name in etcd (nodes with the same name form one "
+         "cluster); also the cluster_name shown when that key is not set")
+CONF_KEY("cluster_formation.etcd.node_ttl", CONF_UINT, etcd_node_ttl_s, 2, 3600,
+         0, "seconds", NULL, "10",
+         "TTL of a node's etcd lease: a node that stops renewing it is "
+         "taken for dead after this long")
+CONF_KEY("cluster_formation.discovery_retry_limit", CONF_UINT,
+         discovery_retries, 1, 100000, 0, NULL, NULL, "10",
+         "Attempts to reach etcd at startup before giving up")
+CONF_KEY("cluster_formation.discovery_retry_interval", CONF_UINT,
+         discovery_interval_ms, 1, 3600000, 0, "ms", NULL, "500",
+         "Time between those attempts")
+CONF_KEY("cluster.node_name", CONF_STRING, node_name, 0, 0, 0, NULL, NULL, NULL,
+         "Warren: this node's name in the cluster, unique; default "
+         "warren@<hostname>")
+CONF_KEY("cluster.listen", CONF_STRING, cluster_listen, 0, 0, 0, NULL, NULL,
+         "0.0.0.0:25672",
+         "Warren: IP:PORT of the node-to-node listener (relayed clients, "
+         "replication)")
+CONF_KEY("cluster.advertise", CONF_STRING, cluster_advertise, 0, 0, 0, NULL,
+         NULL, NULL,
+         "Warren: IP:PORT other nodes use to reach this one; default "
+         "cluster.listen (required when that listens on every interface "
+         "and the node has several addresses)")
+CONF_KEY("cluster.secret", CONF_STRING, cluster_secret, 0, 0, 0, NULL, NULL,
+         NULL,
+         "Warren: the secret nodes prove to each other; default: one kept "
+         "in etcd for the cluster (anyone who can read etcd can join)")
+CONF_KEY("queue_leader_locator", CONF_ENUM, queue_leader_locator, 0, 0, 0, NULL,
+         conf_leader_locators, "balanced",
+         "Which node leads a new vhost: balanced (the node leading the "
+         "fewest) or client-local (the node it was created on)")
+
 /* ---- RabbitMQ keys accepted, checked, and not acted on */
 
 CONF_IGNORED("definitions.import_backend", CONF_ENUM, 0, 0,

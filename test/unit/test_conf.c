@@ -1077,6 +1077,50 @@ T_CASE(dump_parses_back_to_the_same_config)
     }
 }
 
+T_CASE(clustering_keys)
+{
+    struct wr_config c;
+
+    conf_defaults(&c);
+    T_EQ_INT(c.cluster_backend, CONF_CLUSTER_NONE); /* one node, no etcd */
+    T_EQ_INT(c.netcd_endpoints, 1);
+    T_EQ_STR(c.etcd_endpoints[0].host, "127.0.0.1");
+    T_EQ_INT(c.etcd_endpoints[0].port, 2379);
+    T_EQ_STR(c.etcd_key_prefix, "warren");
+    T_EQ_STR(c.etcd_cluster, "default");
+    T_EQ_INT(c.etcd_node_ttl_s, 10);
+    T_EQ_INT(c.queue_leader_locator, CONF_LOCATOR_BALANCED);
+    T_EQ_STR(c.node_name, c.cluster_name);
+    T_ASSERT(!c.cluster_name_set);
+    parse_ok(&c, "cluster_formation.peer_discovery_backend = "
+                 "rabbit_peer_discovery_etcd\n"
+                 "cluster_formation.etcd.endpoints.1 = 10.0.0.1:2379\n"
+                 "cluster_formation.etcd.endpoints.2 = [::1]:2479\n"
+                 "cluster_formation.etcd.key_prefix = mq\n"
+                 "cluster_formation.etcd.cluster_name = prod\n"
+                 "cluster_formation.etcd.node_ttl = 5\n"
+                 "cluster.node_name = n1\n"
+                 "cluster.listen = 127.0.0.1:25672\n"
+                 "queue_leader_locator = client-local\n"
+                 "cluster_name = shown\n");
+    T_EQ_INT(c.cluster_backend, CONF_CLUSTER_ETCD);
+    T_EQ_INT(c.netcd_endpoints, 2);
+    T_EQ_STR(c.etcd_endpoints[1].host, "::1");
+    T_EQ_INT(c.etcd_endpoints[1].port, 2479);
+    T_EQ_STR(c.etcd_key_prefix, "mq");
+    T_EQ_STR(c.etcd_cluster, "prod");
+    T_EQ_INT(c.etcd_node_ttl_s, 5);
+    T_EQ_STR(c.node_name, "n1");
+    T_EQ_STR(c.cluster_listen, "127.0.0.1:25672");
+    T_EQ_INT(c.queue_leader_locator, CONF_LOCATOR_CLIENT_LOCAL);
+    T_ASSERT(c.cluster_name_set);
+    EXPECT_ERR_HAS("cluster_formation.peer_discovery_backend = dns",
+                   "classic_config");
+    EXPECT_ERR_HAS("cluster_formation.etcd.endpoints.1 = etcd.local:2379",
+                   "IP");
+    EXPECT_ERR_HAS("cluster_formation.etcd.node_ttl = 1", "2..3600");
+}
+
 T_CASE(dump_shows_values_in_rabbitmq_syntax)
 {
     struct wr_config c;
@@ -1313,6 +1357,7 @@ static const struct t_case cases[] = {
     T_REG(many_lines_count_right),
     T_REG(non_utf8_and_control_bytes),
     T_REG(dump_parses_back_to_the_same_config),
+    T_REG(clustering_keys),
     T_REG(dump_shows_values_in_rabbitmq_syntax),
     T_REG(dump_of_listeners_set_by_override),
     T_REG(default_file_parses),

@@ -1,0 +1,630 @@
+/*
+ * placement.c: which node runs each vhost.
+ *
+ * Keys, under P/vhosts/<h>/ (h: 64 hex digits of SHA-256(vhost name)):
+ *   home    {"vhost", "node", "empty"}: the node whose disk holds the
+ *           vhost's data; empty = it holds none yet (a new vhost, or one
+ *           handed off by a clean stop), so any node may take it
+ *   leader  {"vhost", "node"} on the leader's lease; create_revision is
+ *           the vhost's epoch (it only grows)
+ *
+ * Election (placement__tick, after every change and every tick): a
+ * vhost with a home and no leader is tried by its home node at once, and,
+ * when the home is empty and its node not running, by every running node
+ * in turn (fewest leaderships first, CLUSTER_CANDIDATE_STEP_MS apart).
+ * The transaction puts the leader key and takes the home (empty: false)
+ * only if the leader key is absent and the home unchanged since this
+ * node read it, so exactly one candidate wins. The node starts leading
+ * when the follow shows the leader key on its lease, not on the answer,
+ * so a win whose answer was lost counts too, and an answer that arrives
+ * after the node began to leave does not.
+ *
+ * Leading is always fenced (cluster.c): while the lease is in doubt the
+ * node leads nothing (placement__unlead_all); when it is confirmed again
+ * and the leader keys on it are still there, it leads them again with
+ * the same epochs, since nobody else can have won them meanwhile. A
+ * leader key that names this node on an older lease (a restart before
+ * the old lease ran out) is deleted so that the vhost is elected at once.
+ *
+ * Leaving (placement__leave): an empty vhost is handed to the running
+ * node leading the fewest, any other is given up with its home left on
+ * this node, so that nobody takes over data it does not have.
+ */
+#include "cluster/cluster_int.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+
+/* ---- the view */
+
+static void
+name_hash(const char *name, char out[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+
+    WR_ASSERT(EVP_Digest(name, strlen(name), md, &len, EVP_sha256(), NULL) &&
+              len == 32);
+    for (unsigned i = 0; i < len; i++) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static struct cvhost *
+vh_find_hash(struct cluster *c, const char *hash)
+{
+    struct cvhost *v;
+
+    HASH_FIND_STR(c->vhosts, hash, v);
+    return v;
+}
+
+static struct cvhost *
+vh_find(const struct cluster *c, const char *name)
+{
+    char h[65];
+
+    name_hash(name, h);
+    return vh_find_hash((struct cluster *)c, h);
+}
+
+static struct cvhost *
+vh_get(struct cluster *c, const char *hash)
+{
+    struct cvhost *v = vh_find_hash(c, hash);
+
+    if (v)
+        return v;
+    v = xcalloc(1, sizeof(*v));
+    memcpy(v->hash, hash, sizeof(v->hash));
+    v->name = xstrdup("");
+    v->home_node = xstrdup("");
+    v->leader_node = xstrdup("");
+    HASH_ADD_STR(c->vhosts, hash, v);
+    return v;
+}
+
+static void
+vh_free(struct cvhost *v)
+{
+    free(v->name);
+    free(v->home_node);
+    free(v->leader_node);
+    free(v);
+}
+
+static void
+set_str(char **dst, const char *s)
+{
+    free(*dst);
+    *dst = xstrdup(s);
+}
+
+static bool
+is_me(const struct cluster *c, const char *node)
+{
+    return strcmp(node, c->node_name) == 0;
+}
+
+/* Counts v's leader in its node's leaderships (+1 or -1). */
+static void
+count_lead(struct cluster *c, struct cvhost *v, int d)
+{
+    struct cnode *n;
+
+    if (!v->has_leader)
+        return;
+    n = member__find(c, v->leader_node);
+    if (!n && d > 0) {
+        /* a leader not (yet) in the view: counted once it is */
+        return;
+    }
+    if (n)
+        n->leads = d > 0 ? n->leads + 1 : (n->leads ? n->leads - 1 : 0);
+    if (is_me(c, v->leader_node))
+        c->my_leads = d > 0 ? c->my_leads + 1 : c->my_leads - 1;
+    c->list_stale = true;
+}
+
+static void
+stop_leading(struct cluster *c, struct cvhost *v, const char *why)
+{
+    if (!v->leading)
+        return;
+    v->leading = false;
+    log_info("cluster: no longer leading vhost '%s': %s", v->name, why);
+    c->ops->unlead(c->arg, v->name, why);
+}
+
+static void
+start_leading(struct cluster *c, struct cvhost *v)
+{
+    if (v->leading)
+        return;
+    v->leading = true;
+    log_info("cluster: leading vhost '%s' (epoch %lld)", v->name,
+             (long long)v->epoch);
+    c->ops->lead(c->arg, v->name, v->epoch);
+}
+
+/* Drops v when no key of it is left. */
+static void
+maybe_drop(struct cluster *c, struct cvhost *v)
+{
+    if (v->has_home || v->has_leader || v->trying)
+        return;
+    HASH_DEL(c->vhosts, v);
+    vh_free(v);
+}
+
+static void
+home_put(struct cvhost *v, const struct etcd_kv *kv, const json_t *doc)
+{
+    v->has_home = true;
+    set_str(&v->name, cluster__jstr(doc, "vhost"));
+    set_str(&v->home_node, cluster__jstr(doc, "node"));
+    v->home_empty = json_is_true(json_object_get(doc, "empty"));
+    v->home_mod = kv->mod_revision;
+}
+
+static void
+leader_put(struct cluster *c, struct cvhost *v, const struct etcd_kv *kv,
+           const json_t *doc)
+{
+    count_lead(c, v, -1);
+    if (v->leading && !is_me(c, cluster__jstr(doc, "node")))
+        stop_leading(c, v, "another node leads it now");
+    v->has_leader = true;
+    set_str(&v->name, cluster__jstr(doc, "vhost"));
+    set_str(&v->leader_node, cluster__jstr(doc, "node"));
+    v->epoch = kv->create_revision;
+    v->leader_mod = kv->mod_revision;
+    v->leader_lease = kv->lease;
+    count_lead(c, v, +1);
+    if (is_me(c, v->leader_node) && v->leader_lease == cluster__lease_id(c) &&
+        c->state == CS_JOINED && c->available)
+        start_leading(c, v);
+}
+
+static void
+leader_delete(struct cluster *c, struct cvhost *v)
+{
+    count_lead(c, v, -1);
+    v->has_leader = false;
+    stop_leading(c, v, "its leader key is gone");
+}
+
+/* One key of P/vhosts/: "<hash>/home" or "<hash>/leader". */
+static void
+apply_kv(struct cluster *c, bool put, const struct etcd_kv *kv)
+{
+    size_t pre = strlen(c->prefix) + strlen("vhosts/");
+    struct bytes rest = bytes_of(kv->key.ptr + pre, kv->key.len - pre);
+    char hash[65];
+    struct cvhost *v;
+    json_t *doc = NULL;
+
+    if (kv->key.len < pre + 65 || rest.ptr[64] != '/')
+        return;
+    memcpy(hash, rest.ptr, 64);
+    hash[64] = '\0';
+    rest = bytes_of(rest.ptr + 65, rest.len - 65);
+    v = put ? vh_get(c, hash) : vh_find_hash(c, hash);
+    if (!v)
+        return;
+    if (put)
+        doc = json_loadb((const char *)kv->value.ptr, kv->value.len, 0, NULL);
+    if (bytes_eq_str(rest, "home")) {
+        if (put)
+            home_put(v, kv, doc);
+        else
+            v->has_home = false;
+    } else if (bytes_eq_str(rest, "leader")) {
+        if (put)
+            leader_put(c, v, kv, doc);
+        else
+            leader_delete(c, v);
+    }
+    json_decref(doc);
+    maybe_drop(c, v);
+}
+
+static void
+apply_snapshot(struct cluster *c, const struct etcd_follow_update *u)
+{
+    struct cvhost *v, *tmp;
+
+    HASH_ITER(hh, c->vhosts, v, tmp)
+    {
+        if (v->has_leader)
+            leader_delete(c, v);
+        v->has_home = false;
+        maybe_drop(c, v);
+    }
+    for (size_t i = 0; i < u->n_kvs; i++)
+        apply_kv(c, true, &u->kvs[i]);
+}
+
+static void
+follow_cb(void *arg, const struct etcd_follow_update *u)
+{
+    struct cluster *c = arg;
+
+    if (u->kind == ETCD_FOLLOW_SNAPSHOT) {
+        apply_snapshot(c, u);
+        cluster__synced(c);
+    } else {
+        for (size_t i = 0; i < u->n_events; i++)
+            apply_kv(c, u->events[i].type == ETCD_EV_PUT, &u->events[i].kv);
+    }
+    c->list_stale = true;
+    if (c->state == CS_JOINED) {
+        if (c->ops->changed)
+            c->ops->changed(c->arg);
+        placement__tick(c, wr_now_ms());
+    }
+}
+
+void
+placement__follow(struct cluster *c)
+{
+    struct buf k;
+
+    buf_init(&k);
+    c->f_vhosts =
+        etcd_follow_new(c->etcd, cluster__key(c, &k, "vhosts/"), follow_cb, c);
+    buf_fini(&k);
+}
+
+/* ---- elections */
+
+struct attempt {
+    struct cluster *c;
+    char hash[65];
+};
+
+static char *
+home_value(const char *vhost, const char *node, bool empty)
+{
+    json_t *doc = json_pack("{s:s, s:s, s:b}", "vhost", vhost, "node", node,
+                            "empty", empty);
+    char *s = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+
+    json_decref(doc);
+    return s;
+}
+
+/* The answer only ends the attempt: leading starts when the follow shows
+ * the leader key on this node's lease (leader_put), whether this answer
+ * came or was lost, and never after the node began to leave. */
+static void
+elect_cb(void *arg, const struct etcd_result *r)
+{
+    struct attempt *a = arg;
+    struct cvhost *v = vh_find_hash(a->c, a->hash);
+
+    if (v) {
+        v->trying = false;
+        if (r->status != ETCD_OK)
+            log_warn("cluster: election for vhost '%s': %s", v->name,
+                     r->error ? r->error : "error");
+        maybe_drop(a->c, v);
+    }
+    free(a);
+}
+
+/* Sends the election transaction for v. */
+static void
+elect(struct cluster *c, struct cvhost *v)
+{
+    struct etcd_txn *t = etcd_txn_new();
+    struct etcd_put_opts lease = {.lease = cluster__lease_id(c)};
+    struct attempt *a = xmalloc(sizeof(*a));
+    char *home = home_value(v->name, c->node_name, false);
+    json_t *ld =
+        json_pack("{s:s, s:s}", "vhost", v->name, "node", c->node_name);
+    char *leader = json_dumps(ld, JSON_COMPACT | JSON_SORT_KEYS);
+    struct buf lk, hk;
+
+    buf_init(&lk);
+    buf_init(&hk);
+    cluster__key(c, &lk, "vhosts/%s/leader", v->hash);
+    cluster__key(c, &hk, "vhosts/%s/home", v->hash);
+    etcd_txn_if(t, buf_bytes(&lk), ETCD_CREATE, ETCD_EQUAL, 0);
+    etcd_txn_if(t, buf_bytes(&hk), ETCD_MOD, ETCD_EQUAL, v->home_mod);
+    etcd_txn_put(t, ETCD_THEN, buf_bytes(&lk), bytes_str(leader), &lease);
+    etcd_txn_put(t, ETCD_THEN, buf_bytes(&hk), bytes_str(home), NULL);
+    a->c = c;
+    memcpy(a->hash, v->hash, sizeof(a->hash));
+    v->trying = true;
+    etcd_txn_commit(c->etcd, t, elect_cb, a);
+    buf_fini(&lk);
+    buf_fini(&hk);
+    free(home);
+    free(leader);
+    json_decref(ld);
+}
+
+/* This node's rank among the running candidates, or -1. */
+static int
+my_rank(struct cluster *c)
+{
+    struct cnode **run;
+    size_t n = member__running(c, &run);
+    int rank = -1;
+
+    for (size_t i = 0; i < n; i++) {
+        if (is_me(c, run[i]->name))
+            rank = (int)i;
+    }
+    free(run);
+    return rank;
+}
+
+/* When this node may try to take v (ms, monotonic); UINT64_MAX: not. */
+static uint64_t
+candidate_at(struct cluster *c, struct cvhost *v, uint64_t now_ms)
+{
+    const struct cnode *home;
+    int rank;
+
+    if (is_me(c, v->home_node))
+        return now_ms;
+    home = member__find(c, v->home_node);
+    if (!v->home_empty || (home && home->running))
+        return UINT64_MAX;
+    rank = my_rank(c);
+    if (rank < 0)
+        return UINT64_MAX;
+    return now_ms + (uint64_t)rank * CLUSTER_CANDIDATE_STEP_MS;
+}
+
+/* A leader key of this node on an older lease: delete it (fenced). */
+static void
+drop_stale_leader(struct cluster *c, struct cvhost *v)
+{
+    struct etcd_txn *t = etcd_txn_new();
+    struct buf k;
+
+    buf_init(&k);
+    cluster__key(c, &k, "vhosts/%s/leader", v->hash);
+    etcd_txn_if(t, buf_bytes(&k), ETCD_MOD, ETCD_EQUAL, v->leader_mod);
+    etcd_txn_delete(t, ETCD_THEN, buf_bytes(&k), NULL);
+    etcd_txn_commit(c->etcd, t, NULL, NULL);
+    buf_fini(&k);
+}
+
+static void
+tick_one(struct cluster *c, struct cvhost *v, uint64_t now_ms)
+{
+    if (v->has_leader) {
+        v->try_at = 0;
+        if (!is_me(c, v->leader_node))
+            return;
+        if (v->leader_lease != cluster__lease_id(c))
+            drop_stale_leader(c, v);
+        else if (c->available)
+            start_leading(c, v); /* again, after doubt cleared */
+        return;
+    }
+    if (!v->has_home || v->trying || !c->available)
+        return;
+    if (v->try_at == 0)
+        v->try_at = candidate_at(c, v, now_ms);
+    if (v->try_at <= now_ms)
+        elect(c, v);
+    else if (v->try_at == UINT64_MAX)
+        v->try_at = 0; /* look again next time */
+}
+
+void
+placement__tick(struct cluster *c, uint64_t now_ms)
+{
+    struct cvhost *v, *tmp;
+
+    if (c->state != CS_JOINED)
+        return;
+    HASH_ITER(hh, c->vhosts, v, tmp)
+    {
+        tick_one(c, v, now_ms);
+    }
+}
+
+void
+placement__unlead_all(struct cluster *c, const char *why)
+{
+    struct cvhost *v, *tmp;
+
+    HASH_ITER(hh, c->vhosts, v, tmp)
+    {
+        stop_leading(c, v, why);
+    }
+}
+
+/* ---- leaving */
+
+static void
+left_one(void *arg, const struct etcd_result *r)
+{
+    struct cluster *c = arg;
+
+    (void)r;
+    if (--c->stop_pending == 0 && c->leave_done)
+        c->leave_done(c);
+}
+
+/* Hands v to target (an empty vhost) or gives it up (target NULL). */
+static void
+leave_one(struct cluster *c, struct cvhost *v, const char *target)
+{
+    struct etcd_txn *t = etcd_txn_new();
+    char *home =
+        home_value(v->name, target ? target : c->node_name, target != NULL);
+    struct buf lk, hk;
+
+    buf_init(&lk);
+    buf_init(&hk);
+    cluster__key(c, &lk, "vhosts/%s/leader", v->hash);
+    cluster__key(c, &hk, "vhosts/%s/home", v->hash);
+    etcd_txn_if(t, buf_bytes(&lk), ETCD_MOD, ETCD_EQUAL, v->leader_mod);
+    etcd_txn_delete(t, ETCD_THEN, buf_bytes(&lk), NULL);
+    etcd_txn_put(t, ETCD_THEN, buf_bytes(&hk), bytes_str(home), NULL);
+    c->stop_pending++;
+    etcd_txn_commit(c->etcd, t, left_one, c);
+    if (target)
+        log_info("cluster: handing empty vhost '%s' to node '%s'", v->name,
+                 target);
+    buf_fini(&lk);
+    buf_fini(&hk);
+    free(home);
+}
+
+/* The running node leading the fewest, other than this one, or NULL. */
+static const char *
+hand_off_target(struct cluster *c)
+{
+    static char name[256];
+    struct cnode **run;
+    size_t n = member__running(c, &run);
+    const char *pick = NULL;
+
+    for (size_t i = 0; i < n && !pick; i++) {
+        if (!is_me(c, run[i]->name)) {
+            snprintf(name, sizeof(name), "%s", run[i]->name);
+            pick = name;
+            run[i]->leads++; /* spread the next ones */
+        }
+    }
+    free(run);
+    return pick;
+}
+
+void
+placement__leave(struct cluster *c, void (*done)(struct cluster *))
+{
+    struct cvhost *v, *tmp;
+
+    c->leave_done = done;
+    HASH_ITER(hh, c->vhosts, v, tmp)
+    {
+        bool empty;
+
+        if (!v->has_leader || !is_me(c, v->leader_node) ||
+            v->leader_lease != cluster__lease_id(c))
+            continue;
+        empty = v->leading && c->ops->vhost_is_empty(c->arg, v->name);
+        stop_leading(c, v, "this node is stopping");
+        leave_one(c, v, empty ? hand_off_target(c) : NULL);
+    }
+    left_one(c, NULL); /* the reference taken by cluster_stop */
+}
+
+void
+placement__free_all(struct cluster *c)
+{
+    struct cvhost *v, *tmp;
+
+    HASH_ITER(hh, c->vhosts, v, tmp)
+    {
+        HASH_DEL(c->vhosts, v);
+        vh_free(v);
+    }
+}
+
+/* ---- queries and changes from the broker */
+
+const char *
+cluster_leader_of(const struct cluster *c, const char *vhost, int64_t *epoch)
+{
+    const struct cvhost *v = vh_find(c, vhost);
+
+    if (!v || !v->has_leader)
+        return NULL;
+    if (epoch)
+        *epoch = v->epoch;
+    return v->leader_node;
+}
+
+bool
+cluster_leads(const struct cluster *c, const char *vhost)
+{
+    const struct cvhost *v = vh_find(c, vhost);
+
+    return v && v->leading && c->available;
+}
+
+const char *
+cluster_home_of(const struct cluster *c, const char *vhost)
+{
+    const struct cvhost *v = vh_find(c, vhost);
+
+    return v && v->has_home ? v->home_node : NULL;
+}
+
+struct done_ctx {
+    cluster_done_fn *cb;
+    void *arg;
+};
+
+static void
+done_cb(void *arg, const struct etcd_result *r)
+{
+    struct done_ctx *d = arg;
+
+    if (d->cb)
+        d->cb(d->arg, r->status == ETCD_OK ? WR_OK : WR_ERR,
+              r->status == ETCD_OK ? NULL : r->error);
+    free(d);
+}
+
+static struct done_ctx *
+done_new(cluster_done_fn *cb, void *arg)
+{
+    struct done_ctx *d = xmalloc(sizeof(*d));
+
+    d->cb = cb;
+    d->arg = arg;
+    return d;
+}
+
+void
+cluster_vhost_place(struct cluster *c, const char *vhost, cluster_done_fn *cb,
+                    void *arg)
+{
+    struct etcd_txn *t = etcd_txn_new();
+    const char *node = c->node_name;
+    struct cnode **run = NULL;
+    char h[65], *home;
+    struct buf k;
+
+    if (c->balanced && member__running(c, &run) > 0)
+        node = run[0]->name;
+    home = home_value(vhost, node, true);
+    name_hash(vhost, h);
+    buf_init(&k);
+    cluster__key(c, &k, "vhosts/%s/home", h);
+    etcd_txn_if(t, buf_bytes(&k), ETCD_CREATE, ETCD_EQUAL, 0);
+    etcd_txn_put(t, ETCD_THEN, buf_bytes(&k), bytes_str(home), NULL);
+    etcd_txn_commit(c->etcd, t, done_cb, done_new(cb, arg));
+    buf_fini(&k);
+    free(home);
+    free(run);
+}
+
+void
+cluster_vhost_forget(struct cluster *c, const char *vhost, cluster_done_fn *cb,
+                     void *arg)
+{
+    struct etcd_delete_opts prefix = {.prefix = true};
+    char h[65];
+    struct buf k;
+
+    name_hash(vhost, h);
+    buf_init(&k);
+    etcd_delete(c->etcd, cluster__key(c, &k, "vhosts/%s/", h), &prefix, done_cb,
+                done_new(cb, arg));
+    buf_fini(&k);
+}

@@ -1,0 +1,22 @@
+# cluster/ above the etcd client: joining, membership and vhost leadership,
+# tested against a real etcd member each case starts (test_etcd_util.c).
+wr_unit_test(test_cluster unit/test_cluster.c
+             LIBS warren_cluster warren_etcd_tutil)
+
+file(STRINGS unit/test_cluster.c _cluster_cases REGEX "^T_CASE\\(")
+foreach(line ${_cluster_cases})
+  string(REGEX REPLACE "^T_CASE\\(([A-Za-z0-9_]+)\\).*" "\\1" case "${line}")
+  set_tests_properties(test_cluster.${case} PROPERTIES TIMEOUT 120)
+  if(EXISTS /dev/shm)
+    set_tests_properties(test_cluster.${case} PROPERTIES
+                         ENVIRONMENT "TMPDIR=/dev/shm")
+  endif()
+endforeach()
+
+# cluster/peer.c: the node-to-node handshake, no etcd needed.
+wr_unit_test(test_peer unit/test_peer.c LIBS warren_cluster)
+
+# cluster/httpc.c: the management forwarding client, against servers the
+# cases run on their own loop (good, hostile, silent, absent).
+wr_unit_test(test_httpc unit/test_httpc.c
+             LIBS warren_cluster warren_etcd_tutil)
