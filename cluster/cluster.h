@@ -42,6 +42,7 @@
 #define WARREN_CLUSTER_H
 
 #include "base/base.h"
+#include "vhost/node.h"
 
 #include <ev.h>
 
@@ -63,6 +64,9 @@ struct cluster_config {
     const char *amqp_addr;
     const char *mgmt_addr;
     bool balanced; /* queue_leader_locator = balanced (else client-local) */
+    /* The node whose users, vhosts, permissions and policies follow the
+     * cluster's (defs.c); NULL: no definitions (tests of leadership). */
+    struct node *node;
 };
 
 /* The broker's side of the cluster: called on the loop. */
@@ -80,6 +84,9 @@ struct cluster_ops {
     /* A JSON object of this node's statistics for P/nodes/<node>
      * (uptime, memory, file descriptors...); a new reference or NULL. */
     struct json_t *(*stats)(void *arg);
+    /* The cluster deleted vhost: close its connections now, it goes
+     * from the node right after. */
+    void (*vhost_removing)(void *arg, struct vhost *vh);
 };
 
 /*
@@ -161,5 +168,21 @@ void cluster_vhost_place(struct cluster *c, const char *vhost,
  * holds it. */
 void cluster_vhost_forget(struct cluster *c, const char *vhost,
                           cluster_done_fn *cb, void *arg);
+
+/* ---- cluster-wide definitions (defs.c) */
+
+/*
+ * Changes one object of the definitions for the whole cluster: etcd
+ * first; once etcd has it, this node's model too (before cb runs, so the
+ * reply that follows shows it), and every other node's as it follows
+ * etcd. item is the object's entry in RabbitMQ's definitions format (a
+ * reference is taken). Removing a vhost removes its permissions and
+ * items with it. cb gets WR_OK, or WR_ERR with why (etcd unreachable,
+ * or its answer lost: then the change may or may not have been made).
+ */
+void cluster_defs_put(struct cluster *c, enum defs_kind k, json_t *item,
+                      cluster_done_fn *cb, void *arg);
+void cluster_defs_remove(struct cluster *c, enum defs_kind k, json_t *item,
+                         cluster_done_fn *cb, void *arg);
 
 #endif

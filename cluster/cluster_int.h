@@ -91,7 +91,11 @@ struct cluster {
     ev_timer retry;
     unsigned pending_syncs; /* initial snapshots still to come */
     /* views */
-    struct etcd_follow *f_nodes, *f_members, *f_vhosts;
+    struct etcd_follow *f_nodes, *f_members, *f_vhosts, *f_defs;
+    /* definitions (defs.c) */
+    struct node *node;
+    struct dkey *dkeys;
+    bool defs_synced;
     struct cnode *nodes;
     struct cluster_node *list; /* cluster_nodes() */
     size_t nlist, caplist;
@@ -130,6 +134,10 @@ struct cnode *member__find(struct cluster *c, const char *name);
 /* Running nodes in candidate order: fewest leaderships, then name. */
 size_t member__running(struct cluster *c, struct cnode ***out);
 void member__free_all(struct cluster *c);
+
+/* defs.c */
+void defs__follow(struct cluster *c);
+void defs__free_all(struct cluster *c);
 
 /* placement.c */
 void placement__follow(struct cluster *c);

@@ -195,8 +195,8 @@ defs_json_to_table(json_t *o, struct buf *out)
 
 /* ---- export */
 
-static bool
-exchange_is_exported(const struct exchange *x)
+bool
+defs__exchange_is_exported(const struct exchange *x)
 {
     return x->durable && x->name_len > 0 &&
            !bytes_has_prefix(bytes_of(x->name, x->name_len), "amq.");
@@ -230,7 +230,7 @@ export_vhost(struct vhost *vh, json_t *doc)
     struct binding *b;
 
     for (x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x)) {
-        if (!exchange_is_exported(x))
+        if (!defs__exchange_is_exported(x))
             continue;
         json_array_append_new(
             xs,
@@ -651,4 +651,69 @@ node_defs_import(struct node *n, json_t *doc, struct vherr *err)
         import_list(n, doc, "bindings", import_binding, err) != WR_OK)
         return WR_ERR;
     return WR_OK;
+}
+
+/* ---- one object at a time (a cluster's definitions in etcd) */
+
+static const char *const kind_lists[] = {
+    [DEFS_USER] = "users",
+    [DEFS_VHOST] = "vhosts",
+    [DEFS_PERMISSION] = "permissions",
+    [DEFS_POLICY] = "policies",
+    [DEFS_OPERATOR_POLICY] = "operator_policies",
+    [DEFS_PARAMETER] = "parameters",
+    [DEFS_GLOBAL_PARAMETER] = "global_parameters",
+};
+
+static const enum node_kv kind_kv[] = {
+    [DEFS_POLICY] = KV_POLICY,
+    [DEFS_OPERATOR_POLICY] = KV_OPERATOR_POLICY,
+    [DEFS_PARAMETER] = KV_PARAMETER,
+    [DEFS_GLOBAL_PARAMETER] = KV_GLOBAL_PARAMETER,
+};
+
+int
+node_defs_put(struct node *n, enum defs_kind k, json_t *item, struct vherr *err)
+{
+    json_t *doc = json_pack("{s:[O]}", kind_lists[k], item);
+    int rc = node_defs_import(n, doc, err);
+
+    json_decref(doc);
+    return rc;
+}
+
+int
+node_defs_remove(struct node *n, enum defs_kind k, json_t *item,
+                 struct vherr *err)
+{
+    struct vhost *vh;
+
+    switch (k) {
+    case DEFS_USER:
+        return node_user_delete(n, jstr(item, "name", ""), err);
+    case DEFS_VHOST:
+        vh = node_vhost_find(n, jstr(item, "name", ""));
+        if (!vh)
+            return vherr_set(err, AMQP_NOT_FOUND, "no vhost '%s'",
+                             jstr(item, "name", ""));
+        node_vhost_remove(n, vh);
+        return WR_OK;
+    case DEFS_PERMISSION:
+        return node_perm_clear(n, jstr(item, "vhost", ""),
+                               jstr(item, "user", ""), err);
+    default:
+        return node_kv_delete(n, kind_kv[k], jstr(item, "vhost", ""),
+                              jstr(item, "component", ""),
+                              jstr(item, "name", ""), err);
+    }
+}
+
+json_t *
+node_defs_list(struct node *n, enum defs_kind k)
+{
+    json_t *doc = node_defs_export(n, NULL);
+    json_t *items = json_incref(json_object_get(doc, kind_lists[k]));
+
+    json_decref(doc);
+    return items ? items : json_array();
 }
