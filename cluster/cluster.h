@@ -185,4 +185,21 @@ void cluster_defs_put(struct cluster *c, enum defs_kind k, json_t *item,
 void cluster_defs_remove(struct cluster *c, enum defs_kind k, json_t *item,
                          cluster_done_fn *cb, void *arg);
 
+/*
+ * A change made in this node's model first (the management API's
+ * handlers, an import): cluster_defs_snapshot records the definitions,
+ * the caller changes the model, and cluster_defs_commit writes to etcd
+ * what changed since (one transaction per 120 operations), then places
+ * the vhosts it created and waits for their leaders (at most
+ * CLUSTER_PLACE_WAIT_MS). It returns false, calling nothing, when nothing
+ * changed; else cb gets WR_OK, or WR_ERR with why, the model then put
+ * back as it was for what etcd did not take. Either way the snapshot is
+ * freed.
+ */
+struct cluster_defs_snap;
+struct cluster_defs_snap *cluster_defs_snapshot(struct cluster *c);
+bool cluster_defs_commit(struct cluster *c, struct cluster_defs_snap *snap,
+                         cluster_done_fn *cb, void *arg);
+void cluster_defs_snap_free(struct cluster_defs_snap *snap);
+
 #endif

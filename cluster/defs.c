@@ -378,6 +378,13 @@ written(void *arg, const struct etcd_result *r)
             node_defs_put(w->c->node, w->kind, w->item, &err);
         else
             defs_remove(w->c, w->kind, w->item, &err);
+        if (w->put && w->kind == DEFS_VHOST) {
+            /* answered once the vhost has a home and a leader */
+            cluster_vhost_place(w->c, jstr(w->item, "name"), w->cb, w->arg);
+            json_decref(w->item);
+            free(w);
+            return;
+        }
     }
     if (w->cb)
         w->cb(w->arg, r->status == ETCD_OK ? WR_OK : WR_ERR,
@@ -434,6 +441,7 @@ vhost_children(struct cluster *c, struct etcd_txn *t, const char *vhost,
         buf_put_u8(k, '/');
         etcd_txn_delete(t, ETCD_THEN, buf_bytes(k), &prefix);
     }
+    etcd_txn_delete(t, ETCD_THEN, placement__prefix(c, vhost, k), &prefix);
 }
 
 void
@@ -450,4 +458,308 @@ cluster_defs_remove(struct cluster *c, enum defs_kind k, json_t *item,
     etcd_txn_commit(c->etcd, t, written,
                     dwrite_new(c, k, false, item, cb, arg));
     buf_fini(&key);
+}
+
+/* ---- changes made in this node's model, then written to etcd */
+
+/* One definition as it was: its key, kind and item (compact JSON). */
+struct sitem {
+    char *key;
+    int kind;
+    char *val;
+    bool seen; /* still there (cluster_defs_commit) */
+    UT_hash_handle hh;
+};
+
+struct cluster_defs_snap {
+    struct sitem *items;
+};
+
+static void
+snap_fill(struct cluster *c, struct sitem **map)
+{
+    struct buf key;
+
+    buf_init(&key);
+    for (int k = 0; k < DEFS_NKINDS; k++) {
+        json_t *local = node_defs_list(c->node, k), *item;
+        size_t i;
+
+        json_array_foreach(local, i, item)
+        {
+            struct bytes kb = item_key(c, k, item, &key);
+            struct sitem *s = xcalloc(1, sizeof(*s));
+
+            s->key = xstrndup(kb.ptr, kb.len);
+            s->kind = k;
+            s->val = json_dumps(item, JSON_COMPACT | JSON_SORT_KEYS);
+            HASH_ADD_KEYPTR(hh, *map, s->key, kb.len, s);
+        }
+        json_decref(local);
+    }
+    buf_fini(&key);
+}
+
+static void
+snap_free_map(struct sitem **map)
+{
+    struct sitem *s, *tmp;
+
+    HASH_ITER(hh, *map, s, tmp)
+    {
+        HASH_DEL(*map, s);
+        free(s->key);
+        free(s->val);
+        free(s);
+    }
+}
+
+struct cluster_defs_snap *
+cluster_defs_snapshot(struct cluster *c)
+{
+    struct cluster_defs_snap *snap = xcalloc(1, sizeof(*snap));
+
+    if (c->node)
+        snap_fill(c, &snap->items);
+    return snap;
+}
+
+void
+cluster_defs_snap_free(struct cluster_defs_snap *snap)
+{
+    if (!snap)
+        return;
+    snap_free_map(&snap->items);
+    free(snap);
+}
+
+/* One change: a put of val (old: what the snapshot held, or NULL) or a
+ * removal (val: the item removed). */
+struct dop {
+    bool put;
+    int kind;
+    char *key;
+    char *val;
+    char *old;
+};
+
+struct commit {
+    struct cluster *c;
+    struct dop *ops;
+    size_t n, next, end; /* ops [next, end) are in flight */
+    unsigned placing;    /* vhosts placed, not yet led */
+    int status;
+    char why[300];
+    cluster_done_fn *cb;
+    void *arg;
+};
+
+/* etcd allows 128 operations in a transaction; a vhost's removal takes
+ * its children's prefixes with it. */
+#define COMMIT_MAX_OPS 120
+
+static void commit_next(struct commit *cm);
+
+static void
+commit_finish(struct commit *cm)
+{
+    if (cm->cb)
+        cm->cb(cm->arg, cm->status, cm->status == WR_OK ? NULL : cm->why);
+    for (size_t i = 0; i < cm->n; i++) {
+        free(cm->ops[i].key);
+        free(cm->ops[i].val);
+        free(cm->ops[i].old);
+    }
+    free(cm->ops);
+    free(cm);
+}
+
+static void
+placed_one(void *arg, int status, const char *why)
+{
+    struct commit *cm = arg;
+
+    if (status != WR_OK)
+        log_warn("cluster: placing a new vhost: %s", why ? why : "error");
+    if (--cm->placing == 0)
+        commit_finish(cm);
+}
+
+/* Puts this node's model back as the snapshot had the changes from
+ * ops[from] on: etcd did not take them. */
+static void
+commit_revert(struct commit *cm, size_t from)
+{
+    struct vherr err;
+
+    /* users and vhosts back before what names them, and the other way
+     * round for what goes */
+    for (int k = 0; k < DEFS_NKINDS; k++) {
+        for (size_t i = from; i < cm->n; i++) {
+            struct dop *o = &cm->ops[i];
+            json_t *item;
+
+            if (o->kind != k || !o->old)
+                continue;
+            item = json_loads(o->old, 0, NULL);
+            if (item)
+                node_defs_put(cm->c->node, k, item, &err);
+            json_decref(item);
+        }
+    }
+    for (int k = DEFS_NKINDS - 1; k >= 0; k--) {
+        for (size_t i = from; i < cm->n; i++) {
+            struct dop *o = &cm->ops[i];
+            json_t *item;
+
+            if (o->kind != k || !o->put || o->old)
+                continue;
+            item = json_loads(o->val, 0, NULL);
+            if (item)
+                defs_remove(cm->c, k, item, &err);
+            json_decref(item);
+        }
+    }
+}
+
+static void
+commit_answer(void *arg, const struct etcd_result *r)
+{
+    struct commit *cm = arg;
+    struct cluster *c = cm->c;
+
+    if (r->status != ETCD_OK) {
+        cm->status = WR_ERR;
+        snprintf(cm->why, sizeof(cm->why), "%s",
+                 r->status == ETCD_E_UNKNOWN
+                     ? "etcd did not confirm the change (it may or may not "
+                       "have been made)"
+                     : "etcd is unreachable: the cluster's definitions "
+                       "cannot change now");
+        log_warn("cluster: a change of the definitions failed: %s (%s)",
+                 cm->why, r->error ? r->error : "");
+        commit_revert(cm, cm->next);
+        commit_finish(cm);
+        return;
+    }
+    for (size_t i = cm->next; i < cm->end; i++) {
+        struct bytes kb = bytes_str(cm->ops[i].key);
+
+        dkey_get(c, kb)->rev = r->revision; /* its echo changes nothing */
+    }
+    cm->next = cm->end;
+    commit_next(cm);
+}
+
+/* The vhosts this commit created: placed, then awaited. */
+static void
+commit_place(struct commit *cm)
+{
+    cm->placing = 1;
+    for (size_t i = 0; i < cm->n; i++) {
+        struct dop *o = &cm->ops[i];
+        json_t *item;
+
+        if (!o->put || o->kind != DEFS_VHOST || o->old)
+            continue;
+        item = json_loads(o->val, 0, NULL);
+        cm->placing++;
+        cluster_vhost_place(cm->c, jstr(item, "name"), placed_one, cm);
+        json_decref(item);
+    }
+    placed_one(cm, WR_OK, NULL);
+}
+
+static void
+commit_next(struct commit *cm)
+{
+    struct cluster *c = cm->c;
+    struct etcd_txn *t;
+    struct buf key;
+    unsigned ops = 0;
+
+    if (cm->next == cm->n) {
+        commit_place(cm);
+        return;
+    }
+    t = etcd_txn_new();
+    buf_init(&key);
+    for (cm->end = cm->next; cm->end < cm->n && ops < COMMIT_MAX_OPS;
+         cm->end++) {
+        struct dop *o = &cm->ops[cm->end];
+
+        if (o->put) {
+            etcd_txn_put(t, ETCD_THEN, bytes_str(o->key), bytes_str(o->val),
+                         NULL);
+            ops++;
+        } else {
+            etcd_txn_delete(t, ETCD_THEN, bytes_str(o->key), NULL);
+            ops++;
+            if (o->kind == DEFS_VHOST) {
+                json_t *item = json_loads(o->val, 0, NULL);
+
+                vhost_children(c, t, jstr(item, "name"), &key);
+                json_decref(item);
+                ops += DEFS_GLOBAL_PARAMETER - DEFS_PERMISSION + 1;
+            }
+        }
+    }
+    etcd_txn_commit(c->etcd, t, commit_answer, cm);
+    buf_fini(&key);
+}
+
+static void
+add_op(struct commit *cm, size_t *cap, bool put, int kind, const char *key,
+       const char *val, const char *old)
+{
+    struct dop *o;
+
+    if (cm->n == *cap) {
+        *cap = *cap ? 2 * *cap : 16;
+        cm->ops = xrealloc(cm->ops, *cap * sizeof(*cm->ops));
+    }
+    o = &cm->ops[cm->n++];
+    o->put = put;
+    o->kind = kind;
+    o->key = xstrdup(key);
+    o->val = xstrdup(val);
+    o->old = old ? xstrdup(old) : NULL;
+}
+
+bool
+cluster_defs_commit(struct cluster *c, struct cluster_defs_snap *snap,
+                    cluster_done_fn *cb, void *arg)
+{
+    struct sitem *now = NULL, *s, *tmp, *was;
+    struct commit *cm = xcalloc(1, sizeof(*cm));
+    size_t cap = 0;
+
+    cm->c = c;
+    cm->cb = cb;
+    cm->arg = arg;
+    cm->status = WR_OK;
+    if (c->node)
+        snap_fill(c, &now);
+    HASH_ITER(hh, now, s, tmp)
+    {
+        HASH_FIND(hh, snap->items, s->key, strlen(s->key), was);
+        if (was)
+            was->seen = true;
+        if (!was || strcmp(was->val, s->val) != 0)
+            add_op(cm, &cap, true, s->kind, s->key, s->val,
+                   was ? was->val : NULL);
+    }
+    HASH_ITER(hh, snap->items, s, tmp)
+    {
+        if (!s->seen)
+            add_op(cm, &cap, false, s->kind, s->key, s->val, s->val);
+    }
+    snap_free_map(&now);
+    cluster_defs_snap_free(snap);
+    if (cm->n == 0) {
+        free(cm);
+        return false;
+    }
+    commit_next(cm);
+    return true;
 }

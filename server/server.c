@@ -158,6 +158,7 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     opts.segment_size = cfg->segment_size;
     opts.memory_budget = alarm_memory_budget(cfg);
     opts.repair = repair;
+    opts.clustered = cfg->cluster_backend == CONF_CLUSTER_ETCD;
     loop_node_hooks(s, &opts);
     s->node = node_new(&opts);
     if (node_boot(s->node, cfg->default_vhost, err, sizeof(err)) != WR_OK) {
@@ -171,6 +172,8 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
         return WR_ERR;
     alarm_init(s);
     signal(SIGPIPE, SIG_IGN);
+    if (clustering_start(s) != WR_OK)
+        return WR_ERR;
     /* Signals first: a supervisor may send SIGTERM as soon as it sees the
      * "listening on" line. */
     ev_signal_init(&s->sigterm, signal_cb, SIGTERM);
@@ -209,6 +212,7 @@ server_fini(struct server *s)
     }
     for (size_t i = 0; i < s->nlisteners; i++)
         listener_close(&s->listeners[i]);
+    clustering_free(s);
     node_free(s->node);
     ev_loop_destroy(s->loop);
     log_info("stopped");

@@ -38,6 +38,11 @@ struct server {
     struct node *node;
     struct listener listeners[8];
     size_t nlisteners;
+    struct cluster *cluster;       /* NULL: a single node (clustering.c) */
+    struct listener peer_listener; /* cluster.listen (peer_link.c) */
+    /* This node's description as management shows it (set by the
+     * management API), which the cluster shares with the other nodes. */
+    struct json_t *(*node_info)(void);
     ev_prepare prepare;
     ev_signal sigterm, sigint;
     ev_timer shutdown_timer;
@@ -81,6 +86,9 @@ int server_init(struct server *s, struct wr_config *cfg, bool repair);
 int server_run(struct server *s);
 /* Closes every connection and listener and frees the node. */
 void server_fini(struct server *s);
+/* A clustered node leaves the cluster cleanly (clustering.c): its empty
+ * vhosts go to other nodes. After server_run, before server_fini. */
+void clustering_stop(struct server *s);
 
 /* Upper bounds (s) of the loop busy histogram's buckets, the last +Inf. */
 #define LOOP_BUSY_BUCKETS                                     \
