@@ -66,7 +66,10 @@ shutdown_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)w;
     (void)revents;
-    ev_break(loop, EVBREAK_ALL);
+    if (!srv->loop_ended) {
+        srv->loop_ended = true;
+        ev_break(loop, EVBREAK_ALL);
+    }
 }
 
 static void
@@ -119,7 +122,7 @@ create_defaults(struct server *s)
 }
 
 /* load_definitions: a RabbitMQ definitions file imported at every boot,
- * as RabbitMQ does. */
+ * as RabbitMQ does (on a cluster node, clustering_load_definitions). */
 static int
 load_definitions(struct server *s, const char *path)
 {
@@ -167,12 +170,15 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     }
     if (node_is_fresh(s->node) && create_defaults(s) != WR_OK)
         return WR_ERR;
-    if (cfg->load_definitions[0] &&
+    if (cfg->load_definitions[0] && !opts.clustered &&
         load_definitions(s, cfg->load_definitions) != WR_OK)
         return WR_ERR;
     alarm_init(s);
     signal(SIGPIPE, SIG_IGN);
     if (clustering_start(s) != WR_OK)
+        return WR_ERR;
+    if (cfg->load_definitions[0] && opts.clustered &&
+        clustering_load_definitions(s, cfg->load_definitions) != WR_OK)
         return WR_ERR;
     /* Signals first: a supervisor may send SIGTERM as soon as it sees the
      * "listening on" line. */

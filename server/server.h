@@ -38,7 +38,11 @@ struct server {
     struct node *node;
     struct listener listeners[8];
     size_t nlisteners;
-    struct cluster *cluster;       /* NULL: a single node (clustering.c) */
+    struct cluster *cluster; /* NULL: a single node (clustering.c) */
+    /* load_definitions on a cluster node: the exchanges, queues and
+     * bindings of each vhost, imported when this node first leads it
+     * (clustering.c); NULL when none wait. */
+    struct json_t *boot_parts;
     struct listener peer_listener; /* cluster.listen (peer_link.c) */
     /* This node's description as management shows it (set by the
      * management API), which the cluster shares with the other nodes. */
@@ -49,6 +53,9 @@ struct server {
     ev_timer expire_timer; /* message TTL sweep, once a second */
     ev_timer ack_timer;    /* consumer_timeout checks */
     bool stopping;
+    /* The loop was told to end once; the loop runs again while the
+     * cluster is left (clustering_stop) and must not be broken anew. */
+    bool loop_ended;
     struct conn *conns;      /* every connection, through conn.next */
     struct conn *pending;    /* connections with output or confirms */
     struct channel *waiting; /* channels waiting for a durable LSN */
