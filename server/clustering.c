@@ -27,6 +27,97 @@
 
 #define CLUSTER_STOP_MS 2000
 
+/* ---- load_definitions on a cluster node
+ *
+ * The file's users, vhosts, permissions, limits, parameters and policies
+ * are the cluster's: they go into this node's model, and what changed
+ * into etcd, before the node listens (as a management import does; new
+ * vhosts get their leaders). Its exchanges, queues and bindings belong
+ * to their vhosts' leaders: each vhost's are kept until this node leads
+ * that vhost and imported then, once. So every node configured with the
+ * same file brings the cluster to it, whichever node leads which vhost,
+ * and a vhost led elsewhere gets its objects when its leader starts. */
+
+struct boot_commit {
+    bool done;
+    int status;
+    char why[512];
+};
+
+static void
+boot_committed(void *arg, int status, const char *why)
+{
+    struct boot_commit *bc = arg;
+
+    bc->done = true;
+    bc->status = status;
+    snprintf(bc->why, sizeof(bc->why), "%s", why ? why : "");
+}
+
+static void
+import_vhost_part(struct server *s, const char *name)
+{
+    json_t *part = s->boot_parts ? json_object_get(s->boot_parts, name) : NULL;
+    struct vherr err;
+
+    if (!part)
+        return;
+    if (node_defs_import(s->node, part, &err) != WR_OK)
+        log_err("load_definitions: vhost '%s': %s", name, err.text);
+    else
+        log_info("load_definitions: imported the exchanges, queues and "
+                 "bindings of vhost '%s'",
+                 name);
+    json_object_del(s->boot_parts, name);
+}
+
+int
+clustering_load_definitions(struct server *s, const char *path)
+{
+    struct boot_commit bc = {0};
+    struct cluster_defs_snap *snap;
+    json_error_t jerr;
+    struct vherr err;
+    const char *name;
+    json_t *doc = json_load_file(path, 0, &jerr), *part;
+    void *tmp;
+
+    if (!json_is_object(doc)) {
+        log_err("load_definitions: %s:%d: %s", path, jerr.line,
+                doc ? "definitions must be a JSON object" : jerr.text);
+        json_decref(doc);
+        return WR_ERR;
+    }
+    s->boot_parts = node_defs_split_vhosts(doc);
+    snap = cluster_defs_snapshot(s->cluster);
+    if (node_defs_import(s->node, doc, &err) != WR_OK) {
+        log_err("load_definitions: %s: %s", path, err.text);
+        cluster_defs_snap_free(snap);
+        json_decref(doc);
+        return WR_ERR;
+    }
+    json_decref(doc);
+    if (cluster_defs_commit(s->cluster, snap, boot_committed, &bc)) {
+        while (!bc.done)
+            ev_run(s->loop, EVRUN_ONCE);
+        if (bc.status != WR_OK) {
+            log_err("load_definitions: %s: the cluster's etcd did not take "
+                    "the definitions (%s): start again when etcd answers",
+                    path, bc.why);
+            return WR_ERR;
+        }
+    }
+    log_info("imported definitions from %s into the cluster", path);
+    json_object_foreach_safe(s->boot_parts, tmp, name, part)
+    {
+        struct vhost *vh = node_vhost_find(s->node, name);
+
+        if (vh && vhost_is_serving(vh))
+            import_vhost_part(s, name);
+    }
+    return WR_OK;
+}
+
 /* ---- the cluster's calls */
 
 static void
@@ -44,6 +135,7 @@ on_lead(void *arg, const char *name, int64_t epoch)
         return;
     }
     log_info("vhost '%s' served here (epoch %lld)", name, (long long)epoch);
+    import_vhost_part(s, name);
 }
 
 static void
@@ -214,6 +306,8 @@ void
 clustering_free(struct server *s)
 {
     peer_link_close(s);
+    json_decref(s->boot_parts);
+    s->boot_parts = NULL;
     cluster_free(s->cluster);
     s->cluster = NULL;
 }

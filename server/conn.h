@@ -184,6 +184,9 @@ void peer_link_close(struct server *s);
 /* clustering.c: joins the cluster when configured (WR_ERR, logged, when
  * that fails); frees its state (server_fini). */
 int clustering_start(struct server *s);
+/* load_definitions on a cluster node, after joining: WR_ERR (logged) when
+ * the file is wrong or etcd does not take it. */
+int clustering_load_definitions(struct server *s, const char *path);
 void clustering_free(struct server *s);
 /* clustering.c: connection.open of vh, which this node does not serve:
  * relayed to its leader, or refused. Returns WR_OK or WR_ERR. */

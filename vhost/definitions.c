@@ -653,6 +653,35 @@ node_defs_import(struct node *n, json_t *doc, struct vherr *err)
     return WR_OK;
 }
 
+json_t *
+node_defs_split_vhosts(json_t *doc)
+{
+    static const char *const lists[] = {"exchanges", "queues", "bindings"};
+    json_t *parts = json_object();
+
+    for (size_t k = 0; k < WR_ARRAY_LEN(lists); k++) {
+        json_t *a = json_object_get(doc, lists[k]), *item;
+        size_t i;
+
+        json_array_foreach(a, i, item)
+        {
+            const char *vh = json_string_value(json_object_get(item, "vhost"));
+            json_t *part;
+
+            if (!vh)
+                continue;
+            if (!(part = json_object_get(parts, vh))) {
+                part = json_pack("{s:[], s:[], s:[]}", lists[0], lists[1],
+                                 lists[2]);
+                json_object_set_new(parts, vh, part);
+            }
+            json_array_append(json_object_get(part, lists[k]), item);
+        }
+        json_object_del(doc, lists[k]);
+    }
+    return parts;
+}
+
 /* ---- one object at a time (a cluster's definitions in etcd) */
 
 static const char *const kind_lists[] = {

@@ -251,6 +251,11 @@ json_t *node_defs_export(struct node *n, const char *only_vhost);
  * that exists with other properties is an error (RabbitMQ's rules).
  * Stops at the first error, leaving what was imported before it. */
 int node_defs_import(struct node *n, json_t *doc, struct vherr *err);
+/* Moves the exchanges, queues and bindings out of doc into a new object
+ * keyed by vhost name, each value a definitions document holding that
+ * vhost's three lists (a cluster imports them on each vhost's leader).
+ * Items that name no vhost are dropped. Returns a new reference. */
+json_t *node_defs_split_vhosts(json_t *doc);
 /*
  * One object of the definitions at a time, for a cluster that keeps each
  * in its own etcd key (cluster/defs.c). The item is the object's entry in

@@ -704,36 +704,6 @@ export_all(struct mgmt_req *r)
         exported(f);
 }
 
-/* Moves the exchanges, queues and bindings of doc into f->parts, by
- * vhost. */
-static void
-split_vhost_lists(struct fwd *f, json_t *doc)
-{
-    f->parts = json_object();
-    for (size_t k = 0; vhost_lists[k]; k++) {
-        json_t *a = json_object_get(doc, vhost_lists[k]), *item;
-        size_t i;
-
-        json_array_foreach(a, i, item)
-        {
-            const char *vh = json_string_value(json_object_get(item, "vhost"));
-            json_t *part, *list;
-
-            if (!vh)
-                continue;
-            if (!(part = json_object_get(f->parts, vh))) {
-                part = json_object();
-                for (size_t j = 0; vhost_lists[j]; j++)
-                    json_object_set_new(part, vhost_lists[j], json_array());
-                json_object_set_new(f->parts, vh, part);
-            }
-            list = json_object_get(part, vhost_lists[k]);
-            json_array_append(list, item);
-        }
-        json_object_del(doc, vhost_lists[k]);
-    }
-}
-
 static void
 imported_part(struct fwd *f, struct call *c, int status, struct bytes body)
 {
@@ -848,7 +818,7 @@ import(struct mgmt_req *r, const char *vhost)
     if (vhost)
         mgmt_definitions_scope(doc, vhost);
     f = fwd_new(r);
-    split_vhost_lists(f, doc);
+    f->parts = node_defs_split_vhosts(doc);
     snap = cluster_defs_snapshot(srv->cluster);
     if (node_defs_import(srv->node, doc, &err) != WR_OK) {
         log_warn("management API: definitions import by '%s' failed: %s",
