@@ -118,6 +118,7 @@ class Node:
         self.proc = None
         self.lines = []
         self.cond = threading.Condition()
+        self.extra_conf = {}  # this node's own keys, on top of the cluster's
         os.makedirs(self.data_dir, exist_ok=True)
 
     def write_config(self, extra=None):
@@ -137,6 +138,7 @@ class Node:
         for i, e in enumerate(self.lc.etcd):
             conf["cluster_formation.etcd.endpoints.%d" % (i + 1)] = e.endpoint
         conf.update(self.lc.extra_conf)
+        conf.update(self.extra_conf)
         conf.update(extra or {})
         with open(self.config, "w") as f:
             for k, v in conf.items():
