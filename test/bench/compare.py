@@ -562,6 +562,30 @@ def sweep_sustained(j):
     return max(ok) if ok else None
 
 
+def step_busiest(name, st, pid):
+    """CPU seconds of the thread that saturates first in a sweep step:
+    Warren's loop, RabbitMQ's busiest scheduler; None if unknown."""
+    g = thread_groups(name, st.get("threads"), pid) or {}
+    return g.get("loop" if name == "warren" else "sched_max")
+
+
+def sweep_first_lag(name, j):
+    """The first step of a sweep run that lagged: its rate, what it
+    delivered, and how busy the busiest broker thread, the broker and
+    the tool were (% of one core); None when no step lagged."""
+    pid = (j.get("broker") or {}).get("pid")
+    for st in j.get("steps", []):
+        if st.get("lagging"):
+            top = step_busiest(name, st, pid)
+            return {"rate": st["target_rate"],
+                    "consume": st["consume_rate"],
+                    "busiest_pct": 100 * top / st["seconds"]
+                    if top is not None else None,
+                    "broker_pct": st.get("broker_cpu_pct"),
+                    "tool_pct": st.get("tool_cpu_pct")}
+    return None
+
+
 SWEEP_KEYS = ("consume", "publish", "cpu", "broker_pct", "busiest_us",
               "busiest_pct", "p50", "p99", "tool_pct", "lagging")
 
@@ -577,8 +601,7 @@ def sweep_rows(name, runs_json):
             row = rows.setdefault(st["target_rate"],
                                   {k: [] for k in SWEEP_KEYS})
             msgs = st["consume_rate"] * st["seconds"]
-            g = thread_groups(name, st.get("threads"), pid) or {}
-            top = g.get("loop" if name == "warren" else "sched_max")
+            top = step_busiest(name, st, pid)
             row["consume"].append(st["consume_rate"])
             row["publish"].append(st["publish_rate"])
             row["cpu"].append(st.get("broker_cpu_us_per_msg"))
@@ -640,6 +663,7 @@ def summarize_runs(n, sc, runs):
             s["backlog"] = [r["json"].get("backlog") for r in rs]
         if sc.get("metric") == "sweep":
             s["sweep"] = sweep_rows(b, [r["json"] for r in rs])
+            s["lag"] = [sweep_first_lag(b, r["json"]) for r in rs]
         out[b] = s
     return out
 
@@ -1165,79 +1189,66 @@ def sweep_cell(row, key, digits=0):
     return fmt_num(med(row.get(key)), digits) if row else "–"
 
 
-def sweep_table(s):
-    """One row per step rate: both brokers' figures at that rate."""
-    rows = {}
-    for b in BROKERS:
-        for row in s[b].get("sweep") or []:
-            rows.setdefault(row["rate"], {})[b] = row
-    out = ["| rate asked (msg/s) | Warren delivered | Warren µs/msg | loop "
-           "µs/msg | loop % of a core | one loop's limit at this cost | "
-           "Warren p50 / p99 µs | RabbitMQ delivered | RabbitMQ µs/msg | "
-           "busiest scheduler µs/msg | busiest scheduler % | beam.smp % "
-           "(all cores) | RabbitMQ p50 / p99 µs | tool CPU % (vs W / vs R) |",
-           "| --- |" + " --- |" * 13]
-    for rate in sorted(rows):
-        w = rows[rate].get("warren")
-        r = rows[rate].get("rabbitmq")
+def machine_pct(row, nproc):
+    """Broker + tool CPU as a share of the whole machine, or None."""
+    b, t = med(row.get("broker_pct")), med(row.get("tool_pct"))
+    if b is None or t is None or not nproc:
+        return None
+    return (b + t) / nproc
 
-        def deliv(row):
-            if not row:
-                return "–"
-            lag = sum(row["lagging"])
-            return sweep_cell(row, "consume") + (
-                " (lags %d/%d)" % (lag, len(row["lagging"])) if lag else "")
 
-        def limit(row):
-            c, p = med(row.get("consume")), med(row.get("busiest_pct"))
-            return fmt_num(c / (p / 100)) if c and p else "–"
-
-        def lat(row):
-            return fmt_pair(med(row.get("p50")), med(row.get("p99")), 0) \
-                if row else "–"
-
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s "
-                   "| %s | %s | %s |" % (
-                       fmt_num(rate), deliv(w), sweep_cell(w, "cpu", 2),
-                       sweep_cell(w, "busiest_us", 2),
-                       sweep_cell(w, "busiest_pct"),
-                       limit(w) if w else "–", lat(w), deliv(r),
-                       sweep_cell(r, "cpu", 2),
-                       sweep_cell(r, "busiest_us", 2),
-                       sweep_cell(r, "busiest_pct"),
-                       sweep_cell(r, "broker_pct"), lat(r),
-                       "%s / %s" % (sweep_cell(w, "tool_pct"),
-                                    sweep_cell(r, "tool_pct"))))
+def sweep_table(s, b, nproc):
+    """One broker's sweep: a row per step rate, medians of the runs that
+    reached it."""
+    warren = b == "warren"
+    head = ("| rate asked (msg/s) | delivered | broker µs/msg | %s µs/msg | "
+            "%s %% of a core | delivered ÷ its share | broker %% of a core "
+            "| p50 / p99 µs | tool %% of a core | machine busy |" % (
+                ("loop", "loop") if warren else
+                ("busiest scheduler", "busiest scheduler")))
+    out = [head, "| --- |" + " --- |" * 9]
+    for row in s[b].get("sweep") or []:
+        lag = sum(row["lagging"])
+        c, p = med(row.get("consume")), med(row.get("busiest_pct"))
+        busy = machine_pct(row, nproc)
+        out.append("| %s | %s%s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            fmt_num(row["rate"]), sweep_cell(row, "consume"),
+            " (lags in %d of %d)" % (lag, len(row["lagging"])) if lag else "",
+            sweep_cell(row, "cpu", 2), sweep_cell(row, "busiest_us", 2),
+            sweep_cell(row, "busiest_pct"),
+            fmt_num(c / (p / 100)) if c and p else "–",
+            sweep_cell(row, "broker_pct"),
+            fmt_pair(med(row.get("p50")), med(row.get("p99")), 0),
+            sweep_cell(row, "tool_pct"),
+            "%s%%" % fmt_num(busy) if busy is not None else "–"))
     return out
 
 
-def sweep_verdict(s):
-    """Where each broker stopped keeping up, in words."""
-    parts = []
-    for b in BROKERS:
-        rows = s[b].get("sweep") or []
-        ok = [x for x in rows if x["lagging"] and not any(x["lagging"])]
-        lag = [x for x in rows if any(x["lagging"])]
-        if not rows:
-            continue
-        what = "the event loop" if b == "warren" else "the busiest scheduler"
-        text = "%s delivered every step up to %s msg/s" % (
-            "Warren" if b == "warren" else "RabbitMQ",
-            fmt_num(ok[-1]["rate"]) if ok else "none")
-        if ok:
-            text += " (%s at %s%% of a core, %s µs/msg)" % (
-                what, sweep_cell(ok[-1], "busiest_pct"),
-                sweep_cell(ok[-1], "busiest_us", 2))
-        if lag:
-            text += "; it lagged at %s msg/s asked (delivered %s, %s at " \
-                    "%s%%, tool at %s%%)" % (
-                        fmt_num(lag[0]["rate"]), sweep_cell(lag[0], "consume"),
-                        what, sweep_cell(lag[0], "busiest_pct"),
-                        sweep_cell(lag[0], "tool_pct"))
-        else:
-            text += "; it never lagged"
-        parts.append(text)
-    return ". ".join(parts) + "."
+def sweep_verdict(s, b, nproc):
+    """Where a broker stopped keeping up, in words."""
+    main = s[b].get("main") or []
+    lags = [x for x in s[b].get("lag") or [] if x]
+    who = "Warren" if b == "warren" else "RabbitMQ"
+    what = "its event loop" if b == "warren" else "its busiest scheduler"
+    text = "%s delivered every step in full up to %s msg/s (median of the " \
+           "runs)" % (who, fmt_num(med(main)) if main else "none")
+    if not lags:
+        return text + "; no step lagged."
+    first = med([x["rate"] for x in lags])
+    busiest = med([x["busiest_pct"] for x in lags
+                   if x.get("busiest_pct") is not None])
+    busy = med([(x["broker_pct"] + x["tool_pct"]) / nproc for x in lags
+                if x.get("broker_pct") is not None and
+                x.get("tool_pct") is not None and nproc])
+    text += "; the first step that lagged asked %s msg/s (%d of %d runs " \
+            "lagged), with %s at %s%% of a core and the machine %s%% busy " \
+            "(broker + tool)" % (fmt_num(first), len(lags),
+                                 len(s[b].get("lag") or []), what,
+                                 fmt_num(busiest), fmt_num(busy))
+    if busiest is not None and busiest < 90 and busy is not None and \
+            busy >= 85:
+        text += ": the machine ran out of CPU before %s did" % what
+    return text + "."
 
 
 def latency_rows(e):
@@ -1347,21 +1358,26 @@ def render_everyday(edata, bdata):
             continue
         sc = SCENARIOS[int(key)]
         s = e["summary"]
+        nproc = e["machine"].get("nproc")
         out += ["", "### Scenario %s: %s" % (key, sc["title"]), "",
                 "Measured %s by `%s`, %d run%s per broker; each step holds "
                 "its aggregate rate (spread over the publishers) for %s s, "
                 "then measures for %s s; a step lags when it delivers less "
-                "than 95%% of what it asked, and the sweep stops there. "
-                "\"one loop's limit at this cost\" is what the loop thread "
-                "would deliver at 100%% of a core at this step's CPU per "
-                "message (delivered ÷ loop share)." % (
+                "than 95%% of what it asked, and a run stops there. "
+                "\"delivered ÷ its share\" is what the busiest thread would "
+                "deliver at 100%% of a core at the step's CPU per message; "
+                "where deliveries queue (p50 in milliseconds) reads and "
+                "wake-ups batch behind the queue and the figure flatters. "
+                "\"machine busy\": broker + tool CPU over all %s cores." % (
                     e["machine"]["date"], e.get("command", "?"),
                     e["repeats"], "" if e["repeats"] == 1 else "s",
                     fmt_num(e.get("sweep_settle"), 1),
-                    fmt_num(e.get("sweep_step"), 1)),
-                ""]
-        out += sweep_table(s)
-        out += ["", sweep_verdict(s)]
+                    fmt_num(e.get("sweep_step"), 1), nproc or "?")]
+        for b in BROKERS:
+            out += ["", "%s:" % ("Warren" if b == "warren" else
+                                 "RabbitMQ (beam.smp)"), ""]
+            out += sweep_table(s, b, nproc)
+            out += ["", sweep_verdict(s, b, nproc)]
     e8 = sc_e.get("8")
     if e8 is not None:
         out += ["", "### Latency at 1,000 msg/s with an everyday client "
