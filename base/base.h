@@ -2,11 +2,9 @@
  * base: the few basics every Warren module shares and that depend on
  * nothing else: status codes, logging, always-on assertions, allocation
  * that aborts on OOM, byte views, growable buffers, a bounds-checked
- * read cursor, big-endian helpers and clocks.
- *
- * Field tables (AMQP's typed key/value maps) live beside this in
- * base/ftable.h because the server codec, the exchanges (headers
- * matching) and the vhost (x-arguments) all read them.
+ * read cursor, big-endian helpers, clocks, and a ring deque
+ * (base/ring.h). Nothing here knows AMQP: field tables and the rest of
+ * the wire format live one floor up, in amqp/.
  */
 #ifndef WARREN_BASE_H
 #define WARREN_BASE_H

@@ -22,15 +22,16 @@ struct direct {
     struct dkey *keys;
 };
 
-struct direct *
-direct__new(void)
+static void *
+direct_new(void)
 {
     return xcalloc(1, sizeof(struct direct));
 }
 
-void
-direct__free(struct direct *d)
+static void
+direct_free(void *idx)
 {
+    struct direct *d = idx;
     struct dkey *k, *tmp;
 
     if (!d)
@@ -54,9 +55,10 @@ find(struct direct *d, struct bytes key)
     return k;
 }
 
-void
-direct__bind(struct direct *d, struct xbind *b)
+static void
+direct_bind(void *idx, struct xbind *b)
 {
+    struct direct *d = idx;
     struct dkey *k = find(d, b->key);
 
     if (!k) {
@@ -69,9 +71,10 @@ direct__bind(struct direct *d, struct xbind *b)
     dvec__add(&k->dv, b);
 }
 
-void
-direct__unbind(struct direct *d, struct xbind *b)
+static void
+direct_unbind(void *idx, struct xbind *b)
 {
+    struct direct *d = idx;
     struct dkey *k = b->owner;
 
     dvec__del(&k->dv, b);
@@ -82,9 +85,10 @@ direct__unbind(struct direct *d, struct xbind *b)
     }
 }
 
-size_t
-direct__route(struct direct *d, struct xroute *c)
+static size_t
+direct_route(void *idx, struct xroute *c)
 {
+    struct direct *d = idx;
     size_t total = 0;
 
     if (!d->keys)
@@ -99,3 +103,13 @@ direct__route(struct direct *d, struct xroute *c)
     }
     return total;
 }
+
+const struct xtype_ops direct__ops = {
+    .name = "direct",
+    .index_new = direct_new,
+    .index_free = direct_free,
+    .bind = direct_bind,
+    .unbind = direct_unbind,
+    .route = direct_route,
+    .check_args = NULL,
+};

@@ -8,7 +8,9 @@
  * Each exchange keeps its bindings twice: in `binds`, a uthash keyed by
  * the binding's identity bytes (dest | key | args sorted by key), which
  * makes bind/unbind idempotent and O(1); and in its type index (fanout,
- * direct, topic, headers), which routing reads.
+ * direct, topic, headers), which routing reads. Each type is one table
+ * of operations (struct xtype_ops, in its own file); xtypes[] lists them,
+ * and this file never asks which type an exchange is.
  *
  * Routing (rabbit_exchange:route1): a work list starts with the
  * published-to exchange. Visiting an exchange asks its type index for
@@ -33,18 +35,19 @@ struct xreg {
     uint64_t route_gen;      /* bumped once per route */
 };
 
-static const char *const type_names[] = {
-    [EXCHANGE_DIRECT] = "direct",
-    [EXCHANGE_FANOUT] = "fanout",
-    [EXCHANGE_TOPIC] = "topic",
-    [EXCHANGE_HEADERS] = "headers",
+/* Every exchange type, by enum exchange_type. */
+static const struct xtype_ops *const xtypes[] = {
+    [EXCHANGE_DIRECT] = &direct__ops,
+    [EXCHANGE_FANOUT] = &fanout__ops,
+    [EXCHANGE_TOPIC] = &topic__ops,
+    [EXCHANGE_HEADERS] = &headers__ops,
 };
 
 int
 exchange_type_parse(struct bytes name, enum exchange_type *out)
 {
-    for (size_t i = 0; i < WR_ARRAY_LEN(type_names); i++) {
-        if (bytes_eq_str(name, type_names[i])) {
+    for (size_t i = 0; i < WR_ARRAY_LEN(xtypes); i++) {
+        if (bytes_eq_str(name, xtypes[i]->name)) {
             *out = (enum exchange_type)i;
             return WR_OK;
         }
@@ -55,8 +58,8 @@ exchange_type_parse(struct bytes name, enum exchange_type *out)
 const char *
 exchange_type_name(enum exchange_type t)
 {
-    WR_ASSERT((size_t)t < WR_ARRAY_LEN(type_names));
-    return type_names[t];
+    WR_ASSERT((size_t)t < WR_ARRAY_LEN(xtypes));
+    return xtypes[t]->name;
 }
 
 /* A non-NULL pointer for empty views (memcmp/uthash on NULL is UB). */
@@ -250,82 +253,6 @@ find_alternate_arg(struct bytes args)
 }
 
 static void
-index_new(struct exchange *x)
-{
-    switch (x->type) {
-    case EXCHANGE_FANOUT:
-        x->idx.fanout = fanout__new();
-        break;
-    case EXCHANGE_DIRECT:
-        x->idx.direct = direct__new();
-        break;
-    case EXCHANGE_TOPIC:
-        x->idx.topic = topic__new();
-        break;
-    case EXCHANGE_HEADERS:
-        x->idx.headers = headers__new();
-        break;
-    }
-}
-
-static void
-index_bind(struct exchange *x, struct xbind *b)
-{
-    switch (x->type) {
-    case EXCHANGE_FANOUT:
-        fanout__bind(x->idx.fanout, b);
-        break;
-    case EXCHANGE_DIRECT:
-        direct__bind(x->idx.direct, b);
-        break;
-    case EXCHANGE_TOPIC:
-        topic__bind(x->idx.topic, b);
-        break;
-    case EXCHANGE_HEADERS:
-        headers__bind(x->idx.headers, b);
-        break;
-    }
-}
-
-static void
-index_unbind(struct exchange *x, struct xbind *b)
-{
-    switch (x->type) {
-    case EXCHANGE_FANOUT:
-        fanout__unbind(x->idx.fanout, b);
-        break;
-    case EXCHANGE_DIRECT:
-        direct__unbind(x->idx.direct, b);
-        break;
-    case EXCHANGE_TOPIC:
-        topic__unbind(x->idx.topic, b);
-        break;
-    case EXCHANGE_HEADERS:
-        headers__unbind(x->idx.headers, b);
-        break;
-    }
-}
-
-static void
-index_free(struct exchange *x)
-{
-    switch (x->type) {
-    case EXCHANGE_FANOUT:
-        fanout__free(x->idx.fanout);
-        break;
-    case EXCHANGE_DIRECT:
-        direct__free(x->idx.direct);
-        break;
-    case EXCHANGE_TOPIC:
-        topic__free(x->idx.topic);
-        break;
-    case EXCHANGE_HEADERS:
-        headers__free(x->idx.headers);
-        break;
-    }
-}
-
-static void
 exchange_free(struct exchange *x)
 {
     struct xbind *b, *tmp;
@@ -334,10 +261,10 @@ exchange_free(struct exchange *x)
     HASH_ITER(hh, x->binds, b, tmp)
     {
         HASH_DEL(x->binds, b);
-        index_unbind(x, b);
+        x->ops->unbind(x->idx.any, b);
         free(b);
     }
-    index_free(x);
+    x->ops->index_free(x->idx.any);
     x->magic = 0;
     free(x->name);
     free((void *)x->args.ptr);
@@ -383,12 +310,13 @@ xreg_add(struct xreg *r, struct bytes name, enum exchange_type t, bool durable,
     struct exchange *x = xcalloc(1, sizeof(*x));
     struct bytes ae = find_alternate_arg(args);
 
-    WR_ASSERT((size_t)t < WR_ARRAY_LEN(type_names));
+    WR_ASSERT((size_t)t < WR_ARRAY_LEN(xtypes));
     WR_ASSERT(xreg_find(r, name) == NULL);
     x->magic = EXCHANGE_MAGIC;
     x->name = xstrndup(nonnull(name), name.len);
     x->name_len = name.len;
     x->type = t;
+    x->ops = xtypes[t];
     x->durable = durable;
     x->auto_delete = auto_delete;
     x->internal = internal;
@@ -397,7 +325,7 @@ xreg_add(struct xreg *r, struct bytes name, enum exchange_type t, bool durable,
         x->alternate = xstrndup(ae.ptr, ae.len);
         x->alternate_len = ae.len;
     }
-    index_new(x);
+    x->idx.any = x->ops->index_new();
     HASH_ADD_KEYPTR(hh, r->byname, x->name, x->name_len, x);
     return x;
 }
@@ -457,9 +385,9 @@ int
 exchange_check_binding_args(const struct exchange *x, struct bytes args,
                             struct buf *err)
 {
-    if (x->type != EXCHANGE_HEADERS)
+    if (!x->ops->check_args)
         return WR_OK;
-    return headers__check_args(args, err);
+    return x->ops->check_args(args, err);
 }
 
 /* Writes the identity bytes of (key, args, dest) into id. */
@@ -502,7 +430,7 @@ exchange_bind(struct exchange *x, struct bytes key, struct bytes args,
         bytes_of(b->id + ID_KEY_OFF + key.len, id.len - ID_KEY_OFF - key.len);
     buf_fini(&id);
     HASH_ADD(hh, x->binds, id, b->idlen, b);
-    index_bind(x, b);
+    x->ops->bind(x->idx.any, b);
     return 1;
 }
 
@@ -521,7 +449,7 @@ exchange_unbind(struct exchange *x, struct bytes key, struct bytes args,
     if (!b)
         return 0;
     HASH_DEL(x->binds, b);
-    index_unbind(x, b);
+    x->ops->unbind(x->idx.any, b);
     free(b);
     return 1;
 }
@@ -550,23 +478,6 @@ exchange__visit(struct xroute *c, struct exchange *y)
     rs->work[rs->work_n++] = y;
 }
 
-/* Emits y's own destinations; returns how many its type matched. */
-static size_t
-route_type(struct exchange *y, struct xroute *c)
-{
-    switch (y->type) {
-    case EXCHANGE_FANOUT:
-        return fanout__route(y->idx.fanout, c);
-    case EXCHANGE_DIRECT:
-        return direct__route(y->idx.direct, c);
-    case EXCHANGE_TOPIC:
-        return topic__route(y->idx.topic, c);
-    case EXCHANGE_HEADERS:
-        return headers__route(y->idx.headers, c);
-    }
-    return 0;
-}
-
 size_t
 exchange_route_keys(struct xreg *r, struct exchange *x, const struct bytes *rks,
                     size_t nrk, struct bytes headers, struct routeset *rs)
@@ -580,7 +491,7 @@ exchange_route_keys(struct xreg *r, struct exchange *x, const struct bytes *rks,
     exchange__visit(&c, x);
     while (rs->work_n > 0) {
         struct exchange *y = rs->work[--rs->work_n];
-        if (route_type(y, &c) == 0) {
+        if (y->ops->route(y->idx.any, &c) == 0) {
             struct bytes ae = exchange_alternate(y);
             struct exchange *a = ae.ptr ? xreg_find(r, ae) : NULL;
             if (a)

@@ -54,6 +54,7 @@ struct xdest {
 };
 
 struct xbind;
+struct xtype_ops;
 struct fanout;
 struct direct;
 struct topic;
@@ -79,8 +80,10 @@ struct exchange {
     uint64_t route_mark;    /* == xreg route generation when visited */
     char *policy_alternate; /* alternate-exchange from a policy or NULL */
     size_t policy_alternate_len;
-    struct xbind *binds; /* uthash: identity of every binding */
+    struct xbind *binds;         /* uthash: identity of every binding */
+    const struct xtype_ops *ops; /* the type's (exchange_int.h) */
     union {
+        void *any; /* what the type's ops take */
         struct fanout *fanout;
         struct direct *direct;
         struct topic *topic;

@@ -12,7 +12,7 @@
 #define WARREN_EXCHANGE_INT_H
 
 #include "exchange/exchange.h"
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 
 #define EXCHANGE_MAGIC 0x45584348u /* "EXCH" */
 
@@ -103,30 +103,27 @@ void routeset__add_distinct(struct routeset *rs, const struct xslot *v,
                             uint32_t n);
 
 /*
- * Type indexes. Each: new/free, bind/unbind (the binding is owned by the
- * caller and outlives its stay in the index), route (emits every
- * destination matched for c's keys/headers and returns how many it
- * emitted, repeats and already-visited exchanges included).
+ * An exchange type: its name and its index of bindings. index_new and
+ * index_free make and free one exchange's index; bind and unbind add and
+ * remove a binding (owned by exchange.c, it outlives its stay in the
+ * index); route emits every destination matched for c's keys or headers
+ * and returns how many it emitted, repeats and already-visited exchanges
+ * included; check_args vets binding arguments (NULL: any are fine).
+ * One table per type, in its file; exchange.c holds the list.
  */
-struct fanout *fanout__new(void);
-void fanout__free(struct fanout *f);
-void fanout__bind(struct fanout *f, struct xbind *b);
-void fanout__unbind(struct fanout *f, struct xbind *b);
-size_t fanout__route(struct fanout *f, struct xroute *c);
+struct xtype_ops {
+    const char *name; /* "direct", ... (AMQP's) */
+    void *(*index_new)(void);
+    void (*index_free)(void *idx);
+    void (*bind)(void *idx, struct xbind *b);
+    void (*unbind)(void *idx, struct xbind *b);
+    size_t (*route)(void *idx, struct xroute *c);
+    int (*check_args)(struct bytes args, struct buf *err);
+};
 
-struct direct *direct__new(void);
-void direct__free(struct direct *d);
-void direct__bind(struct direct *d, struct xbind *b);
-void direct__unbind(struct direct *d, struct xbind *b);
-size_t direct__route(struct direct *d, struct xroute *c);
+extern const struct xtype_ops fanout__ops, direct__ops, headers__ops;
+/* topic__ops: see exchange/topic.h */
 
-/* topic: see exchange/topic.h */
-
-struct headers *headers__new(void);
-void headers__free(struct headers *h);
-void headers__bind(struct headers *h, struct xbind *b);
-void headers__unbind(struct headers *h, struct xbind *b);
-size_t headers__route(struct headers *h, struct xroute *c);
 /* exchange_check_binding_args for headers exchanges. */
 int headers__check_args(struct bytes args, struct buf *err);
 /*

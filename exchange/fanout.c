@@ -30,15 +30,16 @@ struct fanout {
     size_t dups;
 };
 
-struct fanout *
-fanout__new(void)
+static void *
+fanout_new(void)
 {
     return xcalloc(1, sizeof(struct fanout));
 }
 
-void
-fanout__free(struct fanout *f)
+static void
+fanout_free(void *idx)
 {
+    struct fanout *f = idx;
     struct qcount *c, *tmp;
 
     if (!f)
@@ -53,9 +54,10 @@ fanout__free(struct fanout *f)
     free(f);
 }
 
-void
-fanout__bind(struct fanout *f, struct xbind *b)
+static void
+fanout_bind(void *idx, struct xbind *b)
 {
+    struct fanout *f = idx;
     struct qcount *c;
 
     b->owner = f;
@@ -76,9 +78,10 @@ fanout__bind(struct fanout *f, struct xbind *b)
     HASH_ADD_PTR(f->count, q, c);
 }
 
-void
-fanout__unbind(struct fanout *f, struct xbind *b)
+static void
+fanout_unbind(void *idx, struct xbind *b)
 {
+    struct fanout *f = idx;
     struct qcount *c;
 
     WR_ASSERT(b->owner == f);
@@ -97,9 +100,10 @@ fanout__unbind(struct fanout *f, struct xbind *b)
     free(c);
 }
 
-size_t
-fanout__route(struct fanout *f, struct xroute *c)
+static size_t
+fanout_route(void *idx, struct xroute *c)
 {
+    struct fanout *f = idx;
     const struct xslot *v = f->queues.v;
     uint32_t n = f->queues.n;
 
@@ -113,3 +117,13 @@ fanout__route(struct fanout *f, struct xroute *c)
         exchange__visit(c, (struct exchange *)f->exchanges.v[i].dest.ptr);
     return n + f->exchanges.n;
 }
+
+const struct xtype_ops fanout__ops = {
+    .name = "fanout",
+    .index_new = fanout_new,
+    .index_free = fanout_free,
+    .bind = fanout_bind,
+    .unbind = fanout_unbind,
+    .route = fanout_route,
+    .check_args = NULL,
+};

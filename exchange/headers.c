@@ -323,15 +323,17 @@ pat_new(struct bytes args)
     return p;
 }
 
-struct headers *
-headers__new(void)
+static void *
+headers_new(void)
 {
     return xcalloc(1, sizeof(struct headers));
 }
 
-void
-headers__free(struct headers *h)
+static void
+headers_free(void *idx)
 {
+    struct headers *h = idx;
+
     if (!h)
         return;
     for (uint32_t i = 0; i < h->dv.n; i++) {
@@ -342,26 +344,31 @@ headers__free(struct headers *h)
     free(h);
 }
 
-void
-headers__bind(struct headers *h, struct xbind *b)
+static void
+headers_bind(void *idx, struct xbind *b)
 {
+    struct headers *h = idx;
+
     b->aux = pat_new(b->args);
     b->owner = h;
     dvec__add(&h->dv, b);
 }
 
-void
-headers__unbind(struct headers *h, struct xbind *b)
+static void
+headers_unbind(void *idx, struct xbind *b)
 {
+    struct headers *h = idx;
+
     WR_ASSERT(b->owner == h);
     dvec__del(&h->dv, b);
     free(b->aux);
     b->aux = NULL;
 }
 
-size_t
-headers__route(struct headers *h, struct xroute *c)
+static size_t
+headers_route(void *idx, struct xroute *c)
 {
+    struct headers *h = idx;
     struct routeset *rs = c->rs;
     size_t total = 0;
 
@@ -537,3 +544,13 @@ headers__check_args(struct bytes args, struct buf *err)
     buf_printf(err, "); expected longstr");
     return WR_ERR;
 }
+
+const struct xtype_ops headers__ops = {
+    .name = "headers",
+    .index_new = headers_new,
+    .index_free = headers_free,
+    .bind = headers_bind,
+    .unbind = headers_unbind,
+    .route = headers_route,
+    .check_args = headers__check_args,
+};

@@ -319,8 +319,8 @@ prune(struct topic *t, struct tnode *n)
     }
 }
 
-struct topic *
-topic__new(void)
+static void *
+topic_new(void)
 {
     struct topic *t = xcalloc(1, sizeof(*t));
 
@@ -370,9 +370,11 @@ free_nodes(struct topic *t)
     }
 }
 
-void
-topic__free(struct topic *t)
+static void
+topic_free(void *idx)
 {
+    struct topic *t = idx;
+
     if (!t)
         return;
     free_nodes(t);
@@ -386,9 +388,10 @@ topic__free(struct topic *t)
     free(t);
 }
 
-void
-topic__bind(struct topic *t, struct xbind *b)
+static void
+topic_bind(void *idx, struct xbind *b)
 {
+    struct topic *t = idx;
     struct bytes wbuf[TOPIC_STACK_WORDS], *w = wbuf;
     size_t nw = split_words(b->key, wbuf, TOPIC_STACK_WORDS);
     struct tnode *n = &t->root;
@@ -406,9 +409,10 @@ topic__bind(struct topic *t, struct xbind *b)
     t->epoch++;
 }
 
-void
-topic__unbind(struct topic *t, struct xbind *b)
+static void
+topic_unbind(void *idx, struct xbind *b)
 {
+    struct topic *t = idx;
     struct tnode *n = b->owner;
 
     dvec__del(&n->dv, b);
@@ -580,9 +584,10 @@ cache_store(struct topic *t, struct bytes rk, uint64_t h, const struct xdest *d,
     e->epoch = t->epoch;
 }
 
-size_t
-topic__route(struct topic *t, struct xroute *c)
+static size_t
+topic_route(void *idx, struct xroute *c)
 {
+    struct topic *t = idx;
     struct routeset *rs = c->rs;
     size_t total = 0;
 
@@ -626,3 +631,13 @@ topic__stats(const struct topic *t, struct topic_stats *st)
     st->hits = t->hits;
     st->misses = t->misses;
 }
+
+const struct xtype_ops topic__ops = {
+    .name = "topic",
+    .index_new = topic_new,
+    .index_free = topic_free,
+    .bind = topic_bind,
+    .unbind = topic_unbind,
+    .route = topic_route,
+    .check_args = NULL,
+};

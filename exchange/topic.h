@@ -13,16 +13,12 @@
 #define TOPIC_CACHE_MAX_DESTS 64  /* larger results are not cached */
 #define TOPIC_CACHE_MAX_KEY   255 /* longer routing keys are not cached */
 
-struct topic *topic__new(void);
-void topic__free(struct topic *t);
-/* Adds binding b (its key is the pattern) to the trie; b->owner becomes
- * the node it ends at. Invalidates the cache. */
-void topic__bind(struct topic *t, struct xbind *b);
-/* Removes b and prunes the nodes left empty. Invalidates the cache. */
-void topic__unbind(struct topic *t, struct xbind *b);
-/* Emits the destinations of every binding matching each of c's routing
- * keys, through the cache. Returns the number emitted. */
-size_t topic__route(struct topic *t, struct xroute *c);
+/* The type's index (exchange_int.h's struct xtype_ops): new, free,
+ * bind (b's key is the pattern; b->owner becomes the node it ends at),
+ * unbind (pruning the nodes left empty), route (every binding matching
+ * one of the routing keys, through the cache). Bind and unbind
+ * invalidate the cache. */
+extern const struct xtype_ops topic__ops;
 /*
  * Walks the trie for rk without the cache and appends the destination of
  * every matching binding to (*v)[*n...] (grown with *cap). Each binding

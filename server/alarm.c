@@ -30,7 +30,7 @@
  * message that crosses the watermark instead of up to a second later,
  * which let resident memory overshoot by half (issue 10).
  */
-#include "server/server.h"
+#include "server/channel.h"
 
 #include <stdio.h>
 #include <sys/statvfs.h>
@@ -41,7 +41,7 @@
 #define FLOW_LOW  (16u << 20)
 
 uint64_t
-server_resident_bytes(void)
+alarm_resident_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long size = 0, rss = 0;
@@ -54,12 +54,42 @@ server_resident_bytes(void)
     return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+uint64_t
+alarm_total_ram(const struct wr_config *cfg)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+    if (cfg->total_memory_available_override)
+        return cfg->total_memory_available_override;
+    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size
+                                 : UINT64_C(1) << 30;
+}
+
+uint64_t
+alarm_memory_watermark(const struct wr_config *cfg)
+{
+    if (cfg->vm_memory_high_watermark_absolute)
+        return cfg->vm_memory_high_watermark_absolute;
+    return (uint64_t)(cfg->vm_memory_high_watermark_relative *
+                      (double)alarm_total_ram(cfg));
+}
+
+/* Memory for message bodies before queues page to disk: the configured
+ * queue_memory_budget, else half the memory high watermark (so paging
+ * starts well before the alarm blocks publishers). */
+uint64_t
+alarm_memory_budget(const struct wr_config *cfg)
+{
+    return cfg->memory_budget ? cfg->memory_budget
+                              : alarm_memory_watermark(cfg) / 2;
+}
+
 static uint64_t
 disk_limit(const struct wr_config *cfg)
 {
     if (cfg->disk_free_limit_relative > 0)
         return (uint64_t)(cfg->disk_free_limit_relative *
-                          (double)server_total_ram(cfg));
+                          (double)alarm_total_ram(cfg));
     return cfg->disk_free_limit_absolute;
 }
 
@@ -191,8 +221,8 @@ alarm_note_memory(struct server *s)
 void
 alarm_check(struct server *s)
 {
-    uint64_t rss = server_resident_bytes(),
-             mark = server_memory_watermark(s->cfg);
+    uint64_t rss = alarm_resident_bytes(),
+             mark = alarm_memory_watermark(s->cfg);
     uint64_t need = disk_limit(s->cfg), tracked = tracked_bytes(s);
     struct statvfs st;
 

@@ -10,9 +10,9 @@
  * the user's RabbitMQ-compatible salted hash. A user listed in
  * loopback_users may log in only over a loopback address.
  */
-#include "server/server.h"
+#include "server/conn.h"
 
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 
 #include <stdio.h>
 #include <stdlib.h>

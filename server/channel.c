@@ -1,6 +1,7 @@
 /*
- * channel.c: one AMQP channel: its state machine, content assembly,
- * deliveries waiting for ack, consumers, and publisher confirms.
+ * channel.c: one AMQP channel: its state machine, its consumers and its
+ * lifecycle. The publishing side (content assembly, checks, confirms) is
+ * publish.c; the deliveries waiting for ack are a list of unacked.c.
  *
  * States: CH_OPEN handles everything; after the server sends
  * channel.close (a soft error) the channel is CH_CLOSING and drops every
@@ -8,101 +9,18 @@
  * Releasing happens at the moment of the error, not at close-ok, so
  * other consumers see requeued messages at once.
  *
- * Content assembly: basic.publish -> CS_HEADER -> (content header)
- * CS_BODY -> (body frames until body-size bytes) -> publish. The message
- * is allocated once, when the header gives its size (checked against
- * max_message_size first), and body frames are copied into it.
- *
- * Deliveries waiting for ack live in a ring buffer sorted by delivery
- * tag. An ack in the middle leaves a tombstone (q == NULL) that is
- * dropped once it reaches the head, so acking in order costs O(1) and
- * out of order O(log n).
+ * A frame goes to publish.c while content is being assembled (CS_HEADER,
+ * CS_BODY), else it must be a method, which the handler table of the
+ * m_*.c files handles.
  *
  * Consumers are struct chconsumer: the struct consumer the queue sees,
  * plus a refcount: one for being registered and one per unacked delivery,
  * so a cancelled consumer's deliveries can still be acked.
  */
-#include "server/server.h"
+#include "server/channel.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-
-/* ---- unacked list */
-
-struct unacked *
-unacked_at(struct unacked_list *l, size_t i)
-{
-    return &l->v[(l->head + i) & (l->cap - 1)];
-}
-
-void
-unacked_push(struct unacked_list *l, const struct unacked *u)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        struct unacked *v = xmalloc(cap * sizeof(*v));
-
-        for (size_t i = 0; i < l->n; i++)
-            v[i] = *unacked_at(l, i);
-        free(l->v);
-        l->v = v;
-        l->cap = cap;
-        l->head = 0;
-    }
-    WR_DEBUG_ASSERT(l->n == 0 || unacked_at(l, l->n - 1)->tag < u->tag);
-    *unacked_at(l, l->n) = *u;
-    l->n++;
-    l->live++;
-}
-
-ssize_t
-unacked_find(const struct unacked_list *l, uint64_t tag)
-{
-    size_t lo = 0, hi = l->n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const struct unacked *u = &l->v[(l->head + mid) & (l->cap - 1)];
-
-        if (u->tag < tag)
-            lo = mid + 1;
-        else if (u->tag > tag)
-            hi = mid;
-        else
-            return u->q ? (ssize_t)mid : -1;
-    }
-    return -1;
-}
-
-struct unacked
-unacked_take(struct unacked_list *l, size_t i)
-{
-    struct unacked *u = unacked_at(l, i), copy = *u;
-
-    WR_ASSERT(u->q != NULL);
-    u->q = NULL;
-    l->live--;
-    return copy;
-}
-
-void
-unacked_compact(struct unacked_list *l)
-{
-    while (l->n > 0 && unacked_at(l, 0)->q == NULL) {
-        l->head = (l->head + 1) & (l->cap - 1);
-        l->n--;
-    }
-    if (l->n == 0) {
-        l->head = 0;
-        if (l->cap > 1024) {
-            free(l->v);
-            l->v = NULL;
-            l->cap = 0;
-        }
-    }
-}
-
-static void wait_remove(struct channel *ch);
 
 /* ---- consumers */
 
@@ -232,11 +150,10 @@ chan_settle(struct channel *ch, struct unacked *u, bool ack, bool requeue)
         queue_requeue(q, u->e);
 }
 
-/* Requeues every delivery still waiting, in tag order. */
-static void
-requeue_all(struct channel *ch)
+void
+chan_requeue_all(struct channel *ch)
 {
-    for (size_t i = 0; i < ch->unacked.n; i++) {
+    for (size_t i = 0; i < ch->unacked.r.n; i++) {
         struct unacked u;
 
         if (!unacked_at(&ch->unacked, i)->q)
@@ -264,6 +181,39 @@ chan_open(struct conn *c, uint16_t id)
     return ch;
 }
 
+/* ---- transactions: what tx.commit will do */
+
+static struct tx_op *
+tx_push(struct channel *ch)
+{
+    if (ch->ntx == ch->txcap) {
+        ch->txcap = ch->txcap ? ch->txcap * 2 : 16;
+        ch->txops = xrealloc(ch->txops, ch->txcap * sizeof(*ch->txops));
+    }
+    return memset(&ch->txops[ch->ntx++], 0, sizeof(struct tx_op));
+}
+
+void
+chan_tx_add_publish(struct channel *ch, struct message *msg, bool mandatory)
+{
+    struct tx_op *op = tx_push(ch);
+
+    op->kind = TX_PUBLISH;
+    op->msg = msg;
+    op->mandatory = mandatory;
+}
+
+void
+chan_tx_add_ack(struct channel *ch, const struct unacked *u, bool ack,
+                bool requeue)
+{
+    struct tx_op *op = tx_push(ch);
+
+    op->kind = ack ? TX_ACK : TX_REJECT;
+    op->u = *u;
+    op->requeue = requeue;
+}
+
 static void
 tx_discard(struct channel *ch)
 {
@@ -289,7 +239,7 @@ chan_release(struct channel *ch)
     }
     ch->cs = CS_IDLE;
     tx_discard(ch);
-    requeue_all(ch);
+    chan_requeue_all(ch);
     HASH_ITER(hh, ch->consumers, cc, tmp)
     {
         chan_consumer_remove(ch, cc);
@@ -307,11 +257,8 @@ chan_free(struct channel *ch)
     if (c->last_ch == ch)
         c->last_ch = NULL;
     c->nchannels--;
-    wait_remove(ch);
-    if (ch->commit_lsn)
-        conn_release_input(c);
-    free(ch->pend);
-    free(ch->unacked.v);
+    publish_fini(ch);
+    unacked_fini(&ch->unacked);
     free(ch->txops);
     free(ch);
 }
@@ -346,503 +293,42 @@ chan_fail(struct channel *ch, uint16_t code, uint32_t method_id,
     return WR_ERR;
 }
 
+void
+chan_check_consumer_timeout(struct channel *ch, uint64_t now_us,
+                            uint64_t limit_us)
+{
+    unacked_compact(&ch->unacked);
+    if (ch->state != CH_OPEN || ch->unacked.r.n == 0 ||
+        now_us - unacked_at(&ch->unacked, 0)->at_us <= limit_us)
+        return;
+    chan_fail(ch, AMQP_PRECONDITION_FAILED, 0,
+              "delivery acknowledgement on channel %u timed out. "
+              "Timeout value used: %llu ms. This timeout value can "
+              "be configured, see consumers doc guide to learn more",
+              ch->id, (unsigned long long)(limit_us / 1000));
+}
+
 int
 chan_fail_vherr(struct channel *ch, const struct vherr *err, uint32_t method_id)
 {
     return chan_fail(ch, err->code, method_id, "%s", err->text);
 }
 
-/* ---- confirms */
-
-static void
-wait_add(struct channel *ch)
-{
-    if (ch->waiting)
-        return;
-    ch->waiting = true;
-    ch->wait_prev = NULL;
-    ch->wait_next = srv->waiting;
-    if (srv->waiting)
-        srv->waiting->wait_prev = ch;
-    srv->waiting = ch;
-}
-
-static void
-wait_remove(struct channel *ch)
-{
-    if (!ch->waiting)
-        return;
-    ch->waiting = false;
-    if (ch->wait_prev)
-        ch->wait_prev->wait_next = ch->wait_next;
-    else
-        srv->waiting = ch->wait_next;
-    if (ch->wait_next)
-        ch->wait_next->wait_prev = ch->wait_prev;
-}
-
-/* A pending confirm that is a basic.nack whatever the log does. */
-#define CONFIRM_NACK UINT64_MAX
-
-static void
-pend_push(struct channel *ch, uint64_t seq, uint64_t lsn)
-{
-    if (ch->phead + ch->pn == ch->pcap) {
-        if (ch->phead > ch->pcap / 2) {
-            memmove(ch->pend, ch->pend + ch->phead, ch->pn * sizeof(*ch->pend));
-            ch->phead = 0;
-        } else {
-            ch->pcap = ch->pcap ? ch->pcap * 2 : 64;
-            ch->pend = xrealloc(ch->pend, ch->pcap * sizeof(*ch->pend));
-        }
-    }
-    ch->pend[ch->phead + ch->pn++] = (struct pending_confirm){seq, lsn};
-    wait_add(ch);
-}
-
-static void
-pend_pop(struct channel *ch)
-{
-    ch->phead++;
-    if (--ch->pn == 0)
-        ch->phead = 0;
-}
-
-/* Sends basic.ack (or nack) for every publish up to seq not yet
- * answered. */
-static void
-confirm_upto(struct channel *ch, uint64_t seq, bool ack)
-{
-    struct amqp_method m = {.id = ack ? AMQP_BASIC_ACK : AMQP_BASIC_NACK};
-
-    if (seq <= ch->acked_upto)
-        return;
-    if (ack) {
-        m.u.basic_ack.delivery_tag = seq;
-        m.u.basic_ack.multiple = seq - ch->acked_upto > 1;
-    } else {
-        m.u.basic_nack.delivery_tag = seq;
-        m.u.basic_nack.multiple = seq - ch->acked_upto > 1;
-    }
-    ch->acked_upto = seq;
-    conn_send_method(ch->conn, ch->id, &m);
-}
-
-void
-chan_flush_confirms(struct channel *ch)
-{
-    struct vhost *vh = ch->conn->vh;
-    struct amqp_method ok = {.id = AMQP_TX_COMMIT_OK};
-
-    ch->confirm_pending = false;
-    if (ch->state != CH_OPEN)
-        return;
-    while (ch->pn > 0) {
-        struct pending_confirm *p = &ch->pend[ch->phead];
-
-        if (p->lsn == CONFIRM_NACK) {
-            /* refused at publish: a full queue, or a failed log */
-            confirm_upto(ch, p->seq - 1, true);
-            confirm_upto(ch, p->seq, false);
-            pend_pop(ch);
-            continue;
-        }
-        if (p->lsn <= vh->durable_lsn) {
-            pend_pop(ch);
-            continue;
-        }
-        if (!vh->store_failed)
-            break;
-        /* The log failed before this record was safe: refuse it. */
-        confirm_upto(ch, p->seq - 1, true);
-        confirm_upto(ch, p->seq, false);
-        pend_pop(ch);
-    }
-    confirm_upto(ch, ch->pn ? ch->pend[ch->phead].seq - 1 : ch->pub_seq, true);
-    if (ch->commit_lsn && ch->commit_lsn <= vh->durable_lsn) {
-        ch->commit_lsn = 0;
-        conn_send_method(ch->conn, ch->id, &ok);
-        conn_release_input(ch->conn);
-    } else if (ch->commit_lsn && vh->store_failed) {
-        ch->commit_lsn = 0;
-        conn_fail(ch->conn, AMQP_INTERNAL_ERROR, AMQP_TX_COMMIT,
-                  "the message log failed; the transaction's persistent "
-                  "messages may not be on disk");
-        return;
-    }
-    if (ch->pn == 0 && ch->commit_lsn == 0)
-        wait_remove(ch);
-}
-
-void
-chan_durable_advanced(struct vhost *vh)
-{
-    for (struct channel *ch = srv->waiting; ch; ch = ch->wait_next) {
-        if (ch->conn->vh == vh) {
-            ch->confirm_pending = true;
-            conn_pending(ch->conn);
-        }
-    }
-}
-
-/* A tx.commit whose records are not durable yet: hold its commit-ok, and
- * the connection's later input, until they are. */
-void
-chan_hold_commit(struct channel *ch, uint64_t lsn)
-{
-    ch->commit_lsn = lsn;
-    ch->conn->input_held = true;
-    wait_add(ch);
-}
-
-/* ---- publishing */
-
-static void
-send_return(struct channel *ch, struct message *msg)
-{
-    struct amqp_method m = {.id = AMQP_BASIC_RETURN};
-
-    m.u.basic_return.reply_code = AMQP_NO_ROUTE;
-    m.u.basic_return.reply_text = BYTES_LIT("NO_ROUTE");
-    m.u.basic_return.exchange = message_exchange(msg);
-    m.u.basic_return.routing_key = message_rk(msg);
-    conn_send_content(ch->conn, ch->id, &m, msg);
-}
-
-uint64_t
-chan_publish(struct channel *ch, struct exchange *x, struct message *msg,
-             bool mandatory)
-{
-    struct amqp_basic_props props;
-    struct publish_result res;
-    static uint64_t last_warn;
-
-    if (amqp_basic_props_decode(message_props(msg).ptr, msg->props_len, &props,
-                                NULL) != AMQP_DECODE_OK)
-        props.headers = BYTES_NULL; /* checked when the header arrived */
-    vhost_publish(ch->conn->vh, x, message_rk(msg), props.headers, msg, &res);
-    if (res.refused) {
-        /* The log failed or the disk is full: the message went nowhere
-         * (no queue has it). A confirming publisher gets basic.nack;
-         * others can only be told by the log. */
-        ch->tx_refused = ch->tx;
-        if (ch->confirm) {
-            pend_push(ch, ++ch->pub_seq, CONFIRM_NACK);
-            ch->confirm_pending = true;
-            conn_pending(ch->conn);
-        } else if (!ch->tx && wr_now_ms() - last_warn > 5000) {
-            const char *why = vhost_log_refusal(ch->conn->vh);
-
-            last_warn = wr_now_ms();
-            log_err("vhost '%s': persistent message refused: %s",
-                    ch->conn->vh->name, why ? why : "the log refused it");
-        }
-        message_unref(msg);
-        return 0;
-    }
-    if (res.feeds_waiting)
-        ch->conn->feeding = true;
-    if (res.nqueues == 0 && mandatory)
-        send_return(ch, msg);
-    if (ch->confirm) {
-        ch->pub_seq++;
-        if (res.rejected) /* a queue at its limit refused it */
-            pend_push(ch, ch->pub_seq, CONFIRM_NACK);
-        else if (res.lsn > ch->conn->vh->durable_lsn)
-            pend_push(ch, ch->pub_seq, res.lsn);
-        ch->confirm_pending = true;
-        conn_pending(ch->conn);
-    }
-    message_unref(msg);
-    return res.lsn;
-}
-
-/* Erlang's string:to_integer/1 on the expiration property, with
- * RabbitMQ's texts: no_integer, {leftover_string,".5"},
- * {value_negative,-1}. Returns WR_OK with *ms set. */
-static int
-parse_expiration(struct channel *ch, struct bytes e, int64_t *ms)
-{
-    size_t i = 0;
-    bool neg = false;
-    int64_t v = 0;
-
-    if (i < e.len && (e.ptr[i] == '-' || e.ptr[i] == '+'))
-        neg = e.ptr[i++] == '-';
-    if (i == e.len || e.ptr[i] < '0' || e.ptr[i] > '9')
-        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
-                         "invalid expiration '%.*s': no_integer", BYTES_FMT(e));
-    for (; i < e.len && e.ptr[i] >= '0' && e.ptr[i] <= '9'; i++)
-        v = v > INT64_MAX / 10 ? INT64_MAX : v * 10 + (e.ptr[i] - '0');
-    if (i < e.len)
-        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
-                         "invalid expiration '%.*s': {leftover_string,"
-                         "\"%.*s\"}",
-                         BYTES_FMT(e), (int)(e.len - i),
-                         (const char *)e.ptr + i);
-    if (neg && v > 0)
-        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
-                         "invalid expiration '%.*s': {value_negative,-%lld}",
-                         BYTES_FMT(e), (long long)v);
-    *ms = v;
-    return WR_OK;
-}
-
-void
-server_props_info(struct bytes props, int64_t *ttl_ms, uint8_t *priority)
-{
-    struct amqp_basic_props p;
-
-    *ttl_ms = -1;
-    *priority = 0;
-    if (amqp_basic_props_decode(props.ptr, props.len, &p, NULL) !=
-        AMQP_DECODE_OK)
-        return;
-    if (p.flags & AMQP_BASIC_PRIORITY_FLAG)
-        *priority = p.priority;
-    if (p.flags & AMQP_BASIC_EXPIRATION_FLAG) {
-        /* checked at publish (parse_expiration): digits, maybe a sign */
-        int64_t v = 0;
-        size_t i = 0;
-
-        if (i < p.expiration.len &&
-            (p.expiration.ptr[i] == '-' || p.expiration.ptr[i] == '+'))
-            i++;
-        for (; i < p.expiration.len && p.expiration.ptr[i] >= '0' &&
-               p.expiration.ptr[i] <= '9';
-             i++)
-            v = v > INT64_MAX / 10 ? INT64_MAX
-                                   : v * 10 + (p.expiration.ptr[i] - '0');
-        *ttl_ms = v;
-    }
-}
-
-/* RabbitMQ's publish-time checks of the properties, in its order:
- * user_id, expiration, delivery_mode. Sets the message's TTL. */
-static int
-check_properties(struct channel *ch, struct message *msg)
-{
-    struct amqp_basic_props p;
-
-    if (amqp_basic_props_decode(message_props(msg).ptr, msg->props_len, &p,
-                                NULL) != AMQP_DECODE_OK)
-        return WR_OK; /* validated when the header arrived */
-    if ((p.flags & AMQP_BASIC_USER_ID_FLAG) &&
-        !bytes_eq_str(p.user_id, ch->conn->user))
-        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
-                         "user_id property set to '%.*s' but authenticated "
-                         "user was '%s'",
-                         BYTES_FMT(p.user_id), ch->conn->user);
-    if ((p.flags & AMQP_BASIC_EXPIRATION_FLAG) &&
-        parse_expiration(ch, p.expiration, &msg->ttl_ms) != WR_OK)
-        return WR_ERR;
-    if ((p.flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && p.delivery_mode != 1 &&
-        p.delivery_mode != 2)
-        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
-                         "invalid message: {delivery_mode_unknown,%u}",
-                         p.delivery_mode);
-    msg->ts_us = node_now(srv->node);
-    return WR_OK;
-}
-
-/* Write permission on the exchange, checked first as RabbitMQ does. The
- * last exchange allowed is cached until permissions change, so a
- * publisher pays for the regular expression once. */
-static int
-check_write(struct channel *ch, struct bytes x)
-{
-    uint64_t gen = node_perm_gen(srv->node);
-    struct vherr err;
-
-    if (ch->write_ok_gen == gen && ch->write_ok_len == x.len &&
-        memcmp(ch->write_ok, x.ptr, x.len) == 0)
-        return WR_OK;
-    if (vhost_perm_check(ch->conn->vh, ch->conn->user, PERM_WRITE, "exchange",
-                         x, &err) != WR_OK)
-        return chan_fail_vherr(ch, &err, AMQP_BASIC_PUBLISH);
-    ch->write_ok_gen = gen;
-    ch->write_ok_len = (uint8_t)x.len;
-    memcpy(ch->write_ok, x.ptr, x.len);
-    return WR_OK;
-}
-
-/* The last body byte arrived: route it (or hold it for tx.commit). */
-static int
-content_complete(struct channel *ch)
-{
-    struct message *msg = ch->msg;
-    struct exchange *x;
-
-    ch->msg = NULL;
-    ch->cs = CS_IDLE;
-    /* Under an alarm, stop reading this publisher at a message boundary:
-     * this message goes through, the next waits. */
-    if (srv->alarms && !ch->conn->blocked && alarm_should_block(ch->conn))
-        alarm_block(ch->conn);
-    if (check_write(ch, message_exchange(msg)) != WR_OK) {
-        message_unref(msg);
-        return WR_ERR;
-    }
-    x = vhost_exchange_find(ch->conn->vh, message_exchange(msg));
-    if (!x) {
-        struct bytes name = message_exchange(msg);
-        message_unref(msg);
-        return chan_fail(ch, AMQP_NOT_FOUND, AMQP_BASIC_PUBLISH,
-                         "no exchange '%.*s' in vhost '%s'", BYTES_FMT(name),
-                         ch->conn->vh->name);
-    }
-    if (x->internal) {
-        message_unref(msg);
-        return chan_fail(ch, AMQP_ACCESS_REFUSED, AMQP_BASIC_PUBLISH,
-                         "cannot publish to internal exchange '%s' in vhost "
-                         "'%s'",
-                         x->name, ch->conn->vh->name);
-    }
-    if (check_properties(ch, msg) != WR_OK) {
-        message_unref(msg);
-        return WR_ERR;
-    }
-    if (ch->tx) {
-        chan_tx_add_publish(ch, msg, ch->pub_mandatory);
-        return WR_OK;
-    }
-    chan_publish(ch, x, msg, ch->pub_mandatory);
-    return WR_OK;
-}
-
-static int
-on_content_header(struct channel *ch, const struct frame *f)
-{
-    struct amqp_basic_props props;
-    uint16_t class_id;
-    uint64_t size;
-    struct bytes raw;
-    const char *why = NULL;
-
-    if (frame_parse_content_header(f->payload, &class_id, &size, &raw) != WR_OK)
-        return conn_fail_unknown_frame(ch->conn, f);
-    if (class_id != AMQP_CLASS_BASIC)
-        return conn_fail(ch->conn, AMQP_UNEXPECTED_FRAME, AMQP_BASIC_PUBLISH,
-                         "expected content header for class %u, got one "
-                         "for class %u instead",
-                         AMQP_CLASS_BASIC, class_id);
-    if (be16_load(f->payload.ptr + 2) != 0) /* weight */
-        return conn_fail(ch->conn, AMQP_UNEXPECTED_FRAME, AMQP_BASIC_PUBLISH,
-                         "expected content header for class %u, got non "
-                         "content header frame instead",
-                         AMQP_CLASS_BASIC);
-    if (amqp_basic_props_decode(raw.ptr, raw.len, &props, &why) !=
-        AMQP_DECODE_OK)
-        return conn_fail(ch->conn, AMQP_FRAME_ERROR, 0,
-                         "malformed content header properties: %s", why);
-    if (size > srv->cfg->max_message_size)
-        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
-                         "message size %llu is larger than configured max "
-                         "size %llu",
-                         (unsigned long long)size,
-                         (unsigned long long)srv->cfg->max_message_size);
-    ch->msg = message_new(bytes_of(ch->pub_exchange, ch->pub_exchange_len),
-                          bytes_of(ch->pub_rk, ch->pub_rk_len), raw, size);
-    alarm_note_memory(srv);
-    if ((props.flags & AMQP_BASIC_DELIVERY_MODE_FLAG) &&
-        props.delivery_mode == 2)
-        ch->msg->flags |= MSG_PERSISTENT;
-    if (props.flags & AMQP_BASIC_PRIORITY_FLAG)
-        ch->msg->priority = props.priority;
-    if (size == 0)
-        return content_complete(ch);
-    ch->cs = CS_BODY;
-    return WR_OK;
-}
-
-static int
-on_content_body(struct channel *ch, const struct frame *f)
-{
-    struct message *msg = ch->msg;
-
-    if (f->payload.len > msg->body_size - msg->received)
-        return conn_fail(ch->conn, AMQP_FRAME_ERROR, 0,
-                         "content body frame of %zu bytes overruns the "
-                         "declared body size %llu",
-                         f->payload.len, (unsigned long long)msg->body_size);
-    msg = ch->msg = message_append(msg, f->payload);
-    alarm_note_memory(srv);
-    if (msg->received == msg->body_size)
-        return content_complete(ch);
-    return WR_OK;
-}
-
 /* ---- method dispatch */
 
+/* The handler the method table has for m, or 503 for a method a client
+ * may not send on a channel (a connection method, or one only a server
+ * sends: deliver, get-ok, a close-ok with no close pending, ...). */
 static int
 dispatch(struct channel *ch, const struct amqp_method *m)
 {
-    switch (m->id) {
-    case AMQP_CHANNEL_OPEN:
-        return conn_fail(ch->conn, AMQP_CHANNEL_ERROR, m->id,
-                         "second 'channel.open' seen");
-    case AMQP_CHANNEL_FLOW:
-        return m_channel_flow(ch, m);
-    case AMQP_CHANNEL_CLOSE:
-        return m_channel_close(ch, m);
-    case AMQP_ACCESS_REQUEST: {
-        struct amqp_method ok = {.id = AMQP_ACCESS_REQUEST_OK};
-        ok.u.access_request_ok.ticket = 1;
-        conn_send_method(ch->conn, ch->id, &ok);
-        return WR_OK;
-    }
-    case AMQP_EXCHANGE_DECLARE:
-        return m_exchange_declare(ch, m);
-    case AMQP_EXCHANGE_DELETE:
-        return m_exchange_delete(ch, m);
-    case AMQP_EXCHANGE_BIND:
-        return m_exchange_bind(ch, m);
-    case AMQP_EXCHANGE_UNBIND:
-        return m_exchange_unbind(ch, m);
-    case AMQP_QUEUE_DECLARE:
-        return m_queue_declare(ch, m);
-    case AMQP_QUEUE_BIND:
-        return m_queue_bind(ch, m);
-    case AMQP_QUEUE_UNBIND:
-        return m_queue_unbind(ch, m);
-    case AMQP_QUEUE_PURGE:
-        return m_queue_purge(ch, m);
-    case AMQP_QUEUE_DELETE:
-        return m_queue_delete(ch, m);
-    case AMQP_BASIC_QOS:
-        return m_basic_qos(ch, m);
-    case AMQP_BASIC_CONSUME:
-        return m_basic_consume(ch, m);
-    case AMQP_BASIC_CANCEL:
-        return m_basic_cancel(ch, m);
-    case AMQP_BASIC_PUBLISH:
-        return m_basic_publish(ch, m);
-    case AMQP_BASIC_GET:
-        return m_basic_get(ch, m);
-    case AMQP_BASIC_ACK:
-        return m_basic_ack(ch, m);
-    case AMQP_BASIC_REJECT:
-        return m_basic_reject(ch, m);
-    case AMQP_BASIC_NACK:
-        return m_basic_nack(ch, m);
-    case AMQP_BASIC_RECOVER:
-        return m_basic_recover(ch, m);
-    case AMQP_BASIC_RECOVER_ASYNC:
-        return m_basic_recover_async(ch, m);
-    case AMQP_CONFIRM_SELECT:
-        return m_confirm_select(ch, m);
-    case AMQP_TX_SELECT:
-        return m_tx_select(ch, m);
-    case AMQP_TX_COMMIT:
-        return m_tx_commit(ch, m);
-    case AMQP_TX_ROLLBACK:
-        return m_tx_rollback(ch, m);
-    default:
-        /* A connection method, or one only a server sends (deliver,
-         * get-ok, channel.close-ok with no close pending, ...). */
+    int slot = amqp_method_slot(m->id);
+    chan_method_fn *fn = slot >= 0 ? srv->methods->chan[slot] : NULL;
+
+    if (!fn)
         return conn_fail(ch->conn, AMQP_COMMAND_INVALID, m->id,
                          "unimplemented method");
-    }
+    return fn(ch, m);
 }
 
 /* In CH_CLOSING: only channel.close and channel.close-ok matter. */
@@ -881,14 +367,14 @@ chan_handle_frame(struct channel *ch, const struct frame *f)
                              "expected content header for class %u, got non "
                              "content header frame instead",
                              AMQP_CLASS_BASIC);
-        return on_content_header(ch, f);
+        return publish_header(ch, f);
     case CS_BODY:
         if (f->type != FRAME_BODY)
             return conn_fail(ch->conn, AMQP_UNEXPECTED_FRAME,
                              AMQP_BASIC_PUBLISH,
                              "expected content body, got non content body "
                              "frame instead");
-        return on_content_body(ch, f);
+        return publish_body(ch, f);
     case CS_IDLE:
         break;
     }
@@ -911,4 +397,44 @@ chan_queue_name(struct channel *ch, struct bytes *name, uint32_t method_id)
                          "no previously declared queue");
     *name = bytes_of(ch->last_queue, ch->last_queue_len);
     return WR_OK;
+}
+
+/* ---- what others read */
+
+struct channel *
+chan_next(const struct conn *c, const struct channel *ch)
+{
+    return ch ? ch->hh.next : c->channels;
+}
+
+struct channel *
+chan_find(const struct conn *c, uint16_t id)
+{
+    struct channel *ch;
+
+    HASH_FIND(hh, c->channels, &id, sizeof(id), ch);
+    return ch;
+}
+
+void
+chan_info(const struct channel *ch, struct chan_info *out)
+{
+    *out = (struct chan_info){
+        .number = ch->id,
+        .conn = ch->conn,
+        .state = ch->state == CH_OPEN ? "running" : "closing",
+        .consumers = HASH_COUNT(ch->consumers),
+        .unacked = (uint32_t)ch->unacked.live,
+        .unconfirmed = (uint32_t)confirm_waiting(&ch->confirms),
+        .prefetch_count = ch->prefetch_consumer,
+        .global_prefetch_count = ch->prefetch_global,
+        .confirm = ch->confirm,
+        .transactional = ch->tx,
+    };
+    for (size_t i = 0; i < ch->ntx; i++) {
+        if (ch->txops[i].kind == TX_PUBLISH)
+            out->uncommitted++;
+        else
+            out->acks_uncommitted++;
+    }
 }

@@ -19,7 +19,7 @@
  * closes the socket, logs one line, and puts the connection on the reap
  * list. It is freed in the prepare pass, never inside its own callback.
  */
-#include "server/server.h"
+#include "server/channel.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -206,10 +206,11 @@ conn_end(struct conn *c, const char *reason)
     release_channels(c);
     ev_timer_stop(srv->loop, &c->timer);
     if (c->vh)
-        c->vh->connections--;
+        vhost_connection_leave(c->vh);
     log_info("closing AMQP connection %s -> %s (vhost %s%s%s, user '%s'): %s",
-             c->peer, c->local, c->vh ? "'" : "", c->vh ? c->vh->name : "none",
-             c->vh ? "'" : "", c->user ? c->user : "", c->close_reason);
+             c->peer, c->local, c->vh ? "'" : "",
+             c->vh ? vhost_name(c->vh) : "none", c->vh ? "'" : "",
+             c->user ? c->user : "", c->close_reason);
 }
 
 void
@@ -319,7 +320,7 @@ conn_flush(struct conn *c)
     HASH_ITER(hh, c->channels, ch, tmp)
     {
         if (ch->confirm_pending)
-            chan_flush_confirms(ch);
+            publish_flush_confirms(ch);
     }
     before = outq_pending(&c->out);
     rc = outq_flush(&c->out, c->fd, &c->send_oct);
@@ -510,6 +511,28 @@ unopened_channel_frame(struct conn *c, const struct frame *f)
     return WR_OK;
 }
 
+static const char *const state_names[] = {
+    [CONN_HEADER] = "starting", [CONN_START] = "starting",
+    [CONN_TUNE] = "tuning",     [CONN_OPENING] = "opening",
+    [CONN_OPEN] = "running",    [CONN_CLOSING] = "closing",
+    [CONN_CLOSED] = "closed",   [CONN_DEAD] = "closed",
+};
+
+/* A method on channel 0: its handler in the method table, when the
+ * connection is in a state the method may come in. */
+static int
+channel0_method(struct conn *c, const struct amqp_method *m)
+{
+    int slot = amqp_method_slot(m->id);
+    const struct conn_method *h = slot >= 0 ? &srv->methods->conn[slot] : NULL;
+
+    if (h && h->fn && (h->states & (1u << c->state)))
+        return h->fn(c, m);
+    return conn_fail(c, AMQP_CHANNEL_ERROR, m->id,
+                     "unexpected method in connection state %s",
+                     state_names[c->state]);
+}
+
 static int
 conn_handle_frame(struct conn *c, const struct frame *f)
 {
@@ -538,7 +561,7 @@ conn_handle_frame(struct conn *c, const struct frame *f)
                              "instead");
         if (conn_decode_method(c, f, &m) != WR_OK)
             return WR_ERR;
-        return conn_handle_method(c, &m);
+        return channel0_method(c, &m);
     }
     if (c->state != CONN_OPEN)
         return conn_fail(c, AMQP_CHANNEL_ERROR, 0,
@@ -633,7 +656,7 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
             return len;
         }
         off = AMQP_PROTOCOL_HEADER_LEN;
-        conn_send_start(c);
+        srv->methods->start(c);
     }
     while (off < len && c->state != CONN_DEAD) {
         ssize_t n = frame_parse(&c->fp, p + off, len - off, &f);
@@ -776,7 +799,7 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
     slice_end = ev_time() + CONN_SLICE;
     conn_read(loop, c);
-    server_pump(srv);
+    loop_pump(srv);
 }
 
 /* Each connection waiting now gets one slice; one that uses it up again
@@ -794,7 +817,7 @@ conn_resume_yielded(struct server *s)
         c->yielded = false;
         resume_input(c);
         if (c->state != CONN_DEAD)
-            server_pump(s);
+            loop_pump(s);
     }
 }
 
@@ -834,8 +857,8 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Switches the timer to heartbeat mode (after tune-ok). */
-void
-conn_start_heartbeat(struct conn *c)
+static void
+start_heartbeat(struct conn *c)
 {
     ev_timer_stop(srv->loop, &c->timer);
     if (c->heartbeat == 0)
@@ -850,9 +873,90 @@ conn_opened(struct conn *c)
 {
     c->state = CONN_OPEN;
     c->owner.user = c->user;
-    c->vh->connections++;
     log_info("connection %s -> %s: user '%s' authenticated and granted "
              "access to vhost '%s'",
-             c->peer, c->local, c->user, c->vh->name);
-    conn_start_heartbeat(c);
+             c->peer, c->local, c->user, vhost_name(c->vh));
+    start_heartbeat(c);
+}
+
+void
+conn_check_consumer_timeout(struct conn *c, uint64_t now_us, uint64_t limit_us)
+{
+    struct channel *ch, *tmp;
+
+    HASH_ITER(hh, c->channels, ch, tmp)
+    {
+        chan_check_consumer_timeout(ch, now_us, limit_us);
+    }
+}
+
+/* ---- what others read */
+
+struct conn *
+conn_next(const struct server *s, const struct conn *c)
+{
+    return c ? c->next : s->conns;
+}
+
+static const char *
+state_text(const struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return "closing";
+    if (c->blocked)
+        return c->blocked_sent ? "blocked" : "blocking";
+    return "running";
+}
+
+void
+conn_info(const struct conn *c, struct conn_info *out)
+{
+    *out = (struct conn_info){
+        .id = c->id,
+        .peer = c->peer,
+        .local = c->local,
+        .user = c->user,
+        .vh = c->vh,
+        .open = c->state == CONN_OPEN,
+        .listed = c->vh != NULL &&
+                  (c->state == CONN_OPEN || c->state == CONN_CLOSING),
+        .state = state_text(c),
+        .channels = c->nchannels,
+        .channel_max = c->channel_max,
+        .frame_max = c->frame_max,
+        .heartbeat = c->heartbeat,
+        .connected_at_ms = c->connected_at_ms,
+        .client_props = c->client_props,
+        .recv_oct = c->recv_oct,
+        .send_oct = c->send_oct,
+        .send_pend = outq_pending(&c->out),
+    };
+    snprintf(out->name, sizeof(out->name), "%s -> %s", c->peer, c->local);
+}
+
+void
+conn_force_close(struct conn *c, const char *why)
+{
+    if (c->state == CONN_OPEN)
+        conn_fail(c, AMQP_CONNECTION_FORCED, 0, "%s", why);
+}
+
+void
+conn_close_vhost(struct server *s, struct vhost *vh, const char *why)
+{
+    struct conn *c, *tmp;
+
+    DL_FOREACH_SAFE(s->conns, c, tmp)
+    {
+        if (c->vh != vh)
+            continue;
+        conn_force_close(c, why);
+        /* The connection outlives the vhost while it waits for
+         * close-ok: detach it (conn_fail released its channels and
+         * exclusive queues). */
+        if (c->vh) {
+            vhost_connection_leave(c->vh);
+            c->vh = NULL;
+        }
+    }
 }

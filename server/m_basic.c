@@ -9,7 +9,9 @@
  * delivery tag N"); with multiple=true every waiting delivery up to it is
  * settled as well, and tag 0 with multiple=true settles them all.
  */
-#include "server/server.h"
+#include "server/channel.h"
+
+#include "amqp/ftable.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,16 +57,17 @@ m_basic_consume(struct channel *ch, const struct amqp_method *m)
     if (vhost_queue_access(ch->conn->vh, name, &ch->conn->owner, PERM_READ, &q,
                            &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
-    if (queue_exclusive_consumer(q) || (a->exclusive && q->nconsumers))
+    if (queue_exclusive_consumer(q) ||
+        (a->exclusive && queue_consumer_count(q)))
         return chan_fail(ch, AMQP_ACCESS_REFUSED, m->id,
                          "queue '%.*s' in vhost '%s' in exclusive use",
-                         BYTES_FMT(name), ch->conn->vh->name);
+                         BYTES_FMT(name), vhost_name(ch->conn->vh));
     if (ftable_find(a->arguments, "x-priority", &prio) &&
         !fvalue_get_int(&prio, &priority))
         return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
                          "invalid arg 'x-priority' for queue '%.*s' in vhost "
                          "'%s': \"expected integer, got %s\"",
-                         BYTES_FMT(name), ch->conn->vh->name,
+                         BYTES_FMT(name), vhost_name(ch->conn->vh),
                          fvalue_type_name(prio.type));
     if (tag.len == 0) {
         chan_gen_name("amq.ctag-", gen);
@@ -183,9 +186,9 @@ settle(struct channel *ch, uint32_t method_id, uint64_t tag, bool multiple,
     size_t from;
 
     if (multiple && tag == 0) {
-        if (l->n == 0)
+        if (l->r.n == 0)
             return WR_OK;
-        idx = (ssize_t)l->n - 1;
+        idx = (ssize_t)l->r.n - 1;
     } else {
         idx = unacked_find(l, tag);
         if (idx < 0)
@@ -240,15 +243,7 @@ recover(struct channel *ch, const struct amqp_method *m, bool requeue,
         return conn_fail(ch->conn, AMQP_NOT_IMPLEMENTED, m->id,
                          "requeue=false");
     /* Everything waiting goes back, transaction or not. */
-    for (size_t i = 0; i < ch->unacked.n; i++) {
-        struct unacked u;
-
-        if (!unacked_at(&ch->unacked, i)->q)
-            continue;
-        u = unacked_take(&ch->unacked, i);
-        chan_settle(ch, &u, false, true);
-    }
-    unacked_compact(&ch->unacked);
+    chan_requeue_all(ch);
     if (reply)
         conn_send_method(ch->conn, ch->id, &ok);
     return WR_OK;

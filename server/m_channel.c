@@ -1,8 +1,17 @@
 /*
- * m_channel.c: channel.flow and channel.close from the client.
- * (channel.open is handled by conn.c, which creates the channel.)
+ * m_channel.c: the channel class from the client (channel.open on a
+ * channel that is not open yet is conn.c's: it creates the channel), and
+ * access.request, the 0-8 leftover RabbitMQ still answers.
  */
-#include "server/server.h"
+#include "server/channel.h"
+
+/* channel.open on an open channel. */
+int
+m_channel_open(struct channel *ch, const struct amqp_method *m)
+{
+    return conn_fail(ch->conn, AMQP_CHANNEL_ERROR, m->id,
+                     "second 'channel.open' seen");
+}
 
 int
 m_channel_flow(struct channel *ch, const struct amqp_method *m)
@@ -27,5 +36,16 @@ m_channel_close(struct channel *ch, const struct amqp_method *m)
     (void)m;
     chan_free(ch);
     conn_send_method(c, id, &ok);
+    return WR_OK;
+}
+
+int
+m_access_request(struct channel *ch, const struct amqp_method *m)
+{
+    struct amqp_method ok = {.id = AMQP_ACCESS_REQUEST_OK};
+
+    (void)m;
+    ok.u.access_request_ok.ticket = 1;
+    conn_send_method(ch->conn, ch->id, &ok);
     return WR_OK;
 }

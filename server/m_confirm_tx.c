@@ -5,7 +5,7 @@
  * next sequence number from 1; the broker confirms a publish once every
  * queue it was routed to has it. Confirms are coalesced: the prepare pass
  * sends one basic.ack with multiple=true covering everything confirmed
- * since the last one (chan_flush_confirms). A mandatory return is queued
+ * since the last one (publish_flush_confirms). A mandatory return is queued
  * when the publish is routed, so it always precedes its ack.
  *
  * Transactions (RabbitMQ's semantics, not atomic across queues): after
@@ -14,7 +14,7 @@
  * among the deliveries waiting for ack. A channel cannot be in both
  * modes.
  */
-#include "server/server.h"
+#include "server/channel.h"
 
 #include <stdlib.h>
 
@@ -45,37 +45,6 @@ m_tx_select(struct channel *ch, const struct amqp_method *m)
     return WR_OK;
 }
 
-static struct tx_op *
-tx_push(struct channel *ch)
-{
-    if (ch->ntx == ch->txcap) {
-        ch->txcap = ch->txcap ? ch->txcap * 2 : 16;
-        ch->txops = xrealloc(ch->txops, ch->txcap * sizeof(*ch->txops));
-    }
-    return memset(&ch->txops[ch->ntx++], 0, sizeof(struct tx_op));
-}
-
-void
-chan_tx_add_publish(struct channel *ch, struct message *msg, bool mandatory)
-{
-    struct tx_op *op = tx_push(ch);
-
-    op->kind = TX_PUBLISH;
-    op->msg = msg;
-    op->mandatory = mandatory;
-}
-
-void
-chan_tx_add_ack(struct channel *ch, const struct unacked *u, bool ack,
-                bool requeue)
-{
-    struct tx_op *op = tx_push(ch);
-
-    op->kind = ack ? TX_ACK : TX_REJECT;
-    op->u = *u;
-    op->requeue = requeue;
-}
-
 int
 m_tx_commit(struct channel *ch, const struct amqp_method *m)
 {
@@ -100,7 +69,7 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
          * message routes nowhere. */
         x = vhost_exchange_find(ch->conn->vh, message_exchange(op->msg));
         if (x) {
-            uint64_t l = chan_publish(ch, x, op->msg, op->mandatory);
+            uint64_t l = publish_message(ch, x, op->msg, op->mandatory);
             lsn = WR_MAX(lsn, l);
         } else
             message_unref(op->msg);
@@ -116,44 +85,27 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
                          vhost_log_refusal(ch->conn->vh)
                              ? vhost_log_refusal(ch->conn->vh)
                              : "disk full or log failed");
-    if (lsn > ch->conn->vh->durable_lsn) {
-        chan_hold_commit(ch, lsn);
+    if (lsn > vhost_durable_lsn(ch->conn->vh)) {
+        publish_hold_commit(ch, lsn);
         return WR_OK;
     }
     conn_send_method(ch->conn, ch->id, &ok);
     return WR_OK;
 }
 
-static int
-cmp_tag(const void *a, const void *b)
-{
-    const struct unacked *x = a, *y = b;
-
-    return x->tag < y->tag ? -1 : x->tag > y->tag;
-}
-
 /* Puts held acks back among the waiting deliveries, in tag order. */
 static void
 restore_acks(struct channel *ch)
 {
-    struct unacked_list *l = &ch->unacked;
-    struct unacked *all;
+    struct unacked *held = xmalloc((ch->ntx + 1) * sizeof(*held));
     size_t n = 0;
 
-    all = xmalloc((l->live + ch->ntx + 1) * sizeof(*all));
-    for (size_t i = 0; i < l->n; i++) {
-        if (unacked_at(l, i)->q)
-            all[n++] = *unacked_at(l, i);
-    }
     for (size_t i = 0; i < ch->ntx; i++) {
         if (ch->txops[i].kind != TX_PUBLISH)
-            all[n++] = ch->txops[i].u;
+            held[n++] = ch->txops[i].u;
     }
-    qsort(all, n, sizeof(*all), cmp_tag);
-    l->n = l->head = l->live = 0;
-    for (size_t i = 0; i < n; i++)
-        unacked_push(l, &all[i]);
-    free(all);
+    unacked_restore(&ch->unacked, held, n);
+    free(held);
 }
 
 int

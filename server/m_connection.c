@@ -1,32 +1,28 @@
 /*
  * m_connection.c: channel 0: the handshake and the connection's methods.
  *
- *   client                         server
- *   "AMQP" 0 0 9 1          ->
- *                           <-     connection.start (properties, PLAIN
- * AMQPLAIN) connection.start-ok     ->     (SASL check: auth.c)
- *                           <-     connection.tune (channel_max, frame_max,
- * heartbeat) connection.tune-ok      ->     (limits checked as RabbitMQ's
- *                                   validate_negotiated_integer_value)
- *   connection.open (vhost) ->
- *                           <-     connection.open-ok
+ *   client                        server
+ *   "AMQP" 0 0 9 1           ->
+ *                            <-   connection.start (properties,
+ *                                 mechanisms PLAIN AMQPLAIN)
+ *   connection.start-ok      ->   (SASL check: auth.c)
+ *                            <-   connection.tune (channel_max,
+ *                                 frame_max, heartbeat)
+ *   connection.tune-ok       ->   (limits checked as RabbitMQ's
+ *                                 validate_negotiated_integer_value)
+ *   connection.open (vhost)  ->   (vhost_connection_admit)
+ *                            <-   connection.open-ok
  *
  * A method out of this order is a 504 "unexpected method in connection
- * state <state>", RabbitMQ's text.
+ * state <state>", RabbitMQ's text: the method table (m_table.c) says
+ * which state each handler here expects, and conn.c checks it.
  */
-#include "server/server.h"
+#include "server/channel.h"
 
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-
-static const char *const state_names[] = {
-    [CONN_HEADER] = "starting", [CONN_START] = "starting",
-    [CONN_TUNE] = "tuning",     [CONN_OPENING] = "opening",
-    [CONN_OPEN] = "running",    [CONN_CLOSING] = "closing",
-    [CONN_CLOSED] = "closed",   [CONN_DEAD] = "closed",
-};
 
 static void
 server_properties(struct conn *c, struct buf *b)
@@ -54,7 +50,7 @@ server_properties(struct conn *c, struct buf *b)
 }
 
 void
-conn_send_start(struct conn *c)
+m_connection_start(struct conn *c)
 {
     struct amqp_method m = {.id = AMQP_CONNECTION_START};
     struct buf props;
@@ -79,9 +75,10 @@ cap_set(struct bytes caps, const char *name)
     return ftable_find(caps, name, &v) && v.type == 't' && v.v.b;
 }
 
-static int
-on_start_ok(struct conn *c, const struct amqp_connection_start_ok *m)
+int
+m_connection_start_ok(struct conn *c, const struct amqp_method *method)
 {
+    const struct amqp_connection_start_ok *m = &method->u.connection_start_ok;
     struct amqp_method tune = {.id = AMQP_CONNECTION_TUNE};
     char why[256];
     struct fvalue caps;
@@ -154,9 +151,11 @@ check_negotiated(struct conn *c, const char *field, uint32_t min,
     return WR_OK;
 }
 
-static int
-on_tune_ok(struct conn *c, const struct amqp_connection_tune_ok *m)
+int
+m_connection_tune_ok(struct conn *c, const struct amqp_method *method)
 {
+    const struct amqp_connection_tune_ok *m = &method->u.connection_tune_ok;
+
     if (check_negotiated(c, "frame_max", FRAME_MIN_SIZE, srv->cfg->frame_max,
                          m->frame_max) != WR_OK ||
         check_negotiated(c, "channel_max", 1, srv->cfg->channel_max,
@@ -170,40 +169,35 @@ on_tune_ok(struct conn *c, const struct amqp_connection_tune_ok *m)
     return WR_OK;
 }
 
-static int
-on_open(struct conn *c, const struct amqp_connection_open *m)
+int
+m_connection_open(struct conn *c, const struct amqp_method *method)
 {
+    const struct amqp_connection_open *m = &method->u.connection_open;
     struct amqp_method ok = {.id = AMQP_CONNECTION_OPEN_OK};
     char name[256];
-
+    struct vherr err;
     struct vhost *vh;
 
     snprintf(name, sizeof(name), "%.*s", BYTES_FMT(m->virtual_host));
     vh = node_vhost_find(srv->node, name);
     /* RabbitMQ's order: the vhost's connection limit, then whether it
-     * exists, then whether the user may use it. */
-    if (vh && vh->max_connections >= 0 &&
-        vh->connections >= (uint64_t)vh->max_connections)
-        return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
-                         "access to vhost '%s' refused for user '%s': "
-                         "connection limit (%lld) is reached",
-                         name, c->user, (long long)vh->max_connections);
+     * exists, then whether the user may use it (a vhost that does not
+     * exist has no limit to reach). */
     if (!vh)
         return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
                          "vhost %s not found", name);
-    if (!vhost_user_has_access(vh, c->user))
-        return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
-                         "access to vhost '%s' refused for user '%s'", name,
-                         c->user);
+    if (vhost_connection_admit(vh, c->user, &err) != WR_OK)
+        return conn_fail(c, err.code, AMQP_CONNECTION_OPEN, "%s", err.text);
     c->vh = vh;
     conn_send_method(c, 0, &ok);
     conn_opened(c);
     return WR_OK;
 }
 
-static int
-on_close(struct conn *c, const struct amqp_connection_close *m)
+int
+m_connection_close(struct conn *c, const struct amqp_method *method)
 {
+    const struct amqp_connection_close *m = &method->u.connection_close;
     char reason[400];
 
     snprintf(reason, sizeof(reason), "client closed the connection (%u %.*s)",
@@ -213,43 +207,28 @@ on_close(struct conn *c, const struct amqp_connection_close *m)
 }
 
 int
-conn_handle_method(struct conn *c, const struct amqp_method *m)
+m_connection_close_ok(struct conn *c, const struct amqp_method *m)
 {
-    struct amqp_method ok;
+    (void)m;
+    conn_drop(c, "connection closed");
+    return WR_OK;
+}
 
-    switch (m->id) {
-    case AMQP_CONNECTION_START_OK:
-        if (c->state != CONN_START)
-            break;
-        return on_start_ok(c, &m->u.connection_start_ok);
-    case AMQP_CONNECTION_TUNE_OK:
-        if (c->state != CONN_TUNE)
-            break;
-        return on_tune_ok(c, &m->u.connection_tune_ok);
-    case AMQP_CONNECTION_OPEN:
-        if (c->state != CONN_OPENING)
-            break;
-        return on_open(c, &m->u.connection_open);
-    case AMQP_CONNECTION_CLOSE:
-        return on_close(c, &m->u.connection_close);
-    case AMQP_CONNECTION_CLOSE_OK:
-        conn_drop(c, "connection closed");
-        return WR_OK;
-    case AMQP_CONNECTION_UPDATE_SECRET:
-        if (c->state != CONN_OPEN)
-            break;
-        ok.id = AMQP_CONNECTION_UPDATE_SECRET_OK;
-        conn_send_method(c, 0, &ok);
-        return WR_OK;
-    case AMQP_CONNECTION_BLOCKED:
-    case AMQP_CONNECTION_UNBLOCKED:
-        if (c->state != CONN_OPEN)
-            break;
-        return WR_OK;
-    default:
-        break;
-    }
-    return conn_fail(c, AMQP_CHANNEL_ERROR, m->id,
-                     "unexpected method in connection state %s",
-                     state_names[c->state]);
+int
+m_connection_update_secret(struct conn *c, const struct amqp_method *m)
+{
+    struct amqp_method ok = {.id = AMQP_CONNECTION_UPDATE_SECRET_OK};
+
+    (void)m;
+    conn_send_method(c, 0, &ok);
+    return WR_OK;
+}
+
+/* connection.blocked and unblocked from a client: RabbitMQ ignores them. */
+int
+m_connection_blocked(struct conn *c, const struct amqp_method *m)
+{
+    (void)c;
+    (void)m;
+    return WR_OK;
 }

@@ -2,7 +2,7 @@
  * m_exchange.c: exchange.declare, delete, bind, unbind. Each handler
  * validates, calls vhost/, and replies; the rules and texts are vhost's.
  */
-#include "server/server.h"
+#include "server/channel.h"
 
 static void
 reply(struct channel *ch, uint32_t id, bool nowait)

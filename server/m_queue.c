@@ -7,7 +7,7 @@
  * Server-named queues are "amq.gen-" + 22 base64url characters of 16
  * random bytes, as RabbitMQ's rabbit_guid makes them.
  */
-#include "server/server.h"
+#include "server/channel.h"
 
 void
 chan_gen_name(const char *prefix, char *out)
@@ -70,7 +70,7 @@ m_queue_declare(struct channel *ch, const struct amqp_method *m)
         return WR_OK;
     ok.u.queue_declare_ok.queue = d.name;
     ok.u.queue_declare_ok.message_count = queue_message_count(q);
-    ok.u.queue_declare_ok.consumer_count = q->nconsumers;
+    ok.u.queue_declare_ok.consumer_count = queue_consumer_count(q);
     conn_send_method(ch->conn, ch->id, &ok);
     return WR_OK;
 }
@@ -152,14 +152,14 @@ m_queue_delete(struct channel *ch, const struct amqp_method *m)
     if (vhost_queue_find(vh, name)) {
         if (vhost_queue_lookup(vh, name, &ch->conn->owner, &q, &err) != WR_OK)
             return chan_fail_vherr(ch, &err, m->id);
-        if (a->if_unused && q->nconsumers > 0)
+        if (a->if_unused && queue_consumer_count(q) > 0)
             return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
                              "queue '%.*s' in vhost '%s' in use",
-                             BYTES_FMT(name), vh->name);
+                             BYTES_FMT(name), vhost_name(vh));
         if (a->if_empty && queue_message_count(q) > 0)
             return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
                              "queue '%.*s' in vhost '%s' not empty",
-                             BYTES_FMT(name), vh->name);
+                             BYTES_FMT(name), vhost_name(vh));
         ok.u.queue_delete_ok.message_count = vhost_queue_delete(vh, q);
     }
     if (!a->no_wait)

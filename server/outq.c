@@ -8,10 +8,13 @@
  * with body slices) and calls writev once; the prepare pass calls it once
  * per connection per loop iteration (write-behind, as Redis does).
  *
- * Invariants: refs are ordered by `at`; head <= refs[rhead].at when a ref
- * is pending; ref_bytes is the sum of unsent ref lengths.
+ * Invariants: refs (a base/ring.h deque) are ordered by `at`; head <= the
+ * first ref's `at` when a ref is pending; ref_bytes is the sum of unsent
+ * ref lengths.
  */
-#include "server/server.h"
+#include "server/outq.h"
+
+#include "vhost/message.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -27,20 +30,20 @@ outq_init(struct outq *q)
     buf_init(&q->b);
 }
 
-void
-outq_fini(struct outq *q)
-{
-    for (size_t i = 0; i < q->rn; i++)
-        message_unref(q->refs[(q->rhead + i) % q->rcap].m);
-    free(q->refs);
-    buf_fini(&q->b);
-    memset(q, 0, sizeof(*q));
-}
-
 static struct oref *
 ref_at(struct outq *q, size_t i)
 {
-    return &q->refs[(q->rhead + i) % q->rcap];
+    return ring_at(&q->refs, sizeof(struct oref), i);
+}
+
+void
+outq_fini(struct outq *q)
+{
+    for (size_t i = 0; i < q->refs.n; i++)
+        message_unref(ref_at(q, i)->m);
+    ring_fini(&q->refs);
+    buf_fini(&q->b);
+    memset(q, 0, sizeof(*q));
 }
 
 void
@@ -49,24 +52,12 @@ outq_put_ref(struct outq *q, struct message *m, size_t off, size_t len)
     struct oref *r;
 
     WR_ASSERT(len > 0);
-    if (q->rn == q->rcap) {
-        size_t cap = q->rcap ? q->rcap * 2 : 8;
-        struct oref *v = xmalloc(cap * sizeof(*v));
-
-        for (size_t i = 0; i < q->rn; i++)
-            v[i] = *ref_at(q, i);
-        free(q->refs);
-        q->refs = v;
-        q->rcap = cap;
-        q->rhead = 0;
-    }
-    r = &q->refs[(q->rhead + q->rn) % q->rcap];
+    r = ring_push_back(&q->refs, sizeof(*r));
     r->at = q->b.len;
     r->m = m;
     r->off = off;
     r->len = len;
     message_ref(m);
-    q->rn++;
     q->ref_bytes += len;
 }
 
@@ -77,7 +68,7 @@ build_iov(struct outq *q, struct iovec *iov, int max)
     size_t pos = q->head;
     int n = 0;
 
-    for (size_t i = 0; i < q->rn; i++) {
+    for (size_t i = 0; i < q->refs.n; i++) {
         struct oref *r = ref_at(q, i);
 
         if (n + 2 > max)
@@ -102,7 +93,7 @@ static void
 advance(struct outq *q, size_t n)
 {
     while (n > 0) {
-        struct oref *r = q->rn ? ref_at(q, 0) : NULL;
+        struct oref *r = q->refs.n ? ref_at(q, 0) : NULL;
         size_t run = (r ? r->at : q->b.len) - q->head;
 
         if (run > 0) {
@@ -120,12 +111,11 @@ advance(struct outq *q, size_t n)
             n -= k;
             if (r->len == 0) {
                 message_unref(r->m);
-                q->rhead = (q->rhead + 1) % q->rcap;
-                q->rn--;
+                ring_pop_front(&q->refs);
             }
         }
     }
-    if (q->head == q->b.len && q->rn == 0) {
+    if (q->head == q->b.len && q->refs.n == 0) {
         q->head = 0;
         q->b.len = 0;
         if (q->b.cap > (256u << 10))
@@ -136,7 +126,7 @@ advance(struct outq *q, size_t n)
         memmove(q->b.data, q->b.data + h, q->b.len - h);
         q->b.len -= h;
         q->head = 0;
-        for (size_t i = 0; i < q->rn; i++)
+        for (size_t i = 0; i < q->refs.n; i++)
             ref_at(q, i)->at -= h;
     }
 }

@@ -55,7 +55,7 @@
 #define UNLINK_LEVEL       UINT32_MAX
 #define COMPACT_JOB_IDS    4096
 #define COMPACT_JOB_BYTES  (4u << 20)
-/* Ids stay below 2^52: queues keep them in 52 bits (vhost/vhost.h,
+/* Ids stay below 2^52: queues keep them in 52 bits (vhost/queue.h,
    QE_ID_MASK). At 10 million messages a second that lasts 14 years. */
 #define STORE_MAX_ID ((1ULL << 52) - 1)
 

@@ -68,8 +68,8 @@ invalid(struct vherr *err, const char *key, const char *rs, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    return vherr_set(err, VH_PRECONDITION_FAILED, "invalid arg '%s' for %s: %s",
-                     key, rs, why);
+    return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                     "invalid arg '%s' for %s: %s", key, rs, why);
 }
 
 static int
@@ -124,7 +124,7 @@ check_one(const char *key, enum arg_check check, const struct fvalue *v,
         return check_int(v, key, rs, 0, 255, err);
     case ARG_DLX:
         if (!fvalue_is_str(v))
-            return vherr_set(err, VH_PRECONDITION_FAILED,
+            return vherr_set(err, AMQP_PRECONDITION_FAILED,
                              "invalid type '%s' for arg '%s' in %s",
                              fvalue_type_name(v->type), key, rs);
         return WR_OK;
@@ -222,7 +222,7 @@ equiv_one(struct bytes cur, struct bytes req, const char *key, const char *rs,
         buf_printf(&t, " but current is ");
         describe(&a, has_a, &t);
     }
-    rc = vherr_set(err, VH_PRECONDITION_FAILED,
+    rc = vherr_set(err, AMQP_PRECONDITION_FAILED,
                    "inequivalent arg '%s' for %s: %.*s", key, rs, (int)t.len,
                    (const char *)t.data);
     buf_fini(&t);
@@ -253,7 +253,7 @@ args__check_exchange(struct bytes args, const char *rs, struct vherr *err)
     struct fvalue v;
 
     if (ftable_find(args, "alternate-exchange", &v) && !fvalue_is_str(&v))
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "invalid type '%s' for arg 'alternate-exchange' in %s",
                          fvalue_type_name(v.type), rs);
     return WR_OK;

@@ -22,7 +22,7 @@
 #include <utlist.h>
 
 static struct xinfo *
-xinfo_of(struct exchange *x)
+xinfo_of(const struct exchange *x)
 {
     return (struct xinfo *)x->user;
 }
@@ -33,6 +33,35 @@ in_list(struct xdest dest)
     if (dest.is_exchange)
         return &xinfo_of((struct exchange *)dest.ptr)->in;
     return &((struct queue *)dest.ptr)->bindings;
+}
+
+struct bytes
+binding_dest_name(const struct binding *b)
+{
+    if (b->dest.is_exchange) {
+        const struct exchange *x = b->dest.ptr;
+
+        return bytes_of(x->name, x->name_len);
+    }
+    return queue_name(b->dest.ptr);
+}
+
+struct binding *
+vhost_bindings_out(const struct exchange *x)
+{
+    return xinfo_of(x)->out;
+}
+
+struct binding *
+vhost_bindings_in(const struct exchange *x)
+{
+    return xinfo_of(x)->in;
+}
+
+struct binding *
+queue_bindings(const struct queue *q)
+{
+    return q->bindings;
 }
 
 /* A binding between durable ends is part of the definitions file. */

@@ -385,12 +385,12 @@ import_vhost_of(struct node *n, json_t *o, const char *what, struct vherr *err)
     struct vhost *vh;
 
     if (!name) {
-        vherr_set(err, VH_PRECONDITION_FAILED, "%s without a vhost", what);
+        vherr_set(err, AMQP_PRECONDITION_FAILED, "%s without a vhost", what);
         return NULL;
     }
     vh = node_vhost_find(n, name);
     if (!vh)
-        vherr_set(err, VH_NOT_FOUND,
+        vherr_set(err, AMQP_NOT_FOUND,
                   "%s refers to vhost '%s', which does "
                   "not exist",
                   what, name);
@@ -407,10 +407,10 @@ import_exchange(struct node *n, json_t *o, struct buf *args, struct vherr *err)
     if (!vh)
         return WR_ERR;
     if (!name)
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "exchange without a name");
     if (defs_json_to_table(json_object_get(o, "arguments"), args) != WR_OK)
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "bad arguments for exchange '%s'", name);
     d = (struct exchange_decl){
         .name = bytes_str(name),
@@ -435,9 +435,9 @@ import_queue(struct node *n, json_t *o, struct buf *args, struct vherr *err)
     if (!vh)
         return WR_ERR;
     if (!name || !*name)
-        return vherr_set(err, VH_PRECONDITION_FAILED, "queue without a name");
+        return vherr_set(err, AMQP_PRECONDITION_FAILED, "queue without a name");
     if (defs_json_to_table(json_object_get(o, "arguments"), args) != WR_OK)
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "bad arguments for queue '%s'", name);
     d = (struct queue_decl){
         .name = bytes_str(name),
@@ -460,10 +460,10 @@ import_binding(struct node *n, json_t *o, struct buf *args, struct vherr *err)
     if (!vh)
         return WR_ERR;
     if (!src || !dst)
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "binding without source or destination");
     if (defs_json_to_table(json_object_get(o, "arguments"), args) != WR_OK)
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "bad arguments for binding '%s' -> '%s'", src, dst);
     return vhost_bind(
         vh, bytes_str(src), bytes_str(dst), strcmp(dtype, "exchange") == 0,
@@ -485,14 +485,14 @@ import_list(struct node *n, json_t *doc, const char *key, import_fn *fn,
     if (list == NULL)
         return WR_OK;
     if (!json_is_array(list))
-        return vherr_set(err, VH_PRECONDITION_FAILED, "'%s' must be a list",
+        return vherr_set(err, AMQP_PRECONDITION_FAILED, "'%s' must be a list",
                          key);
     buf_init(&args);
     json_array_foreach(list, i, o)
     {
         if (!json_is_object(o) || fn(n, o, &args, err) != WR_OK) {
             if (json_is_object(o) == false)
-                vherr_set(err, VH_PRECONDITION_FAILED,
+                vherr_set(err, AMQP_PRECONDITION_FAILED,
                           "'%s' entries must be objects", key);
             rc = WR_ERR;
             break;
@@ -534,7 +534,7 @@ import_user(struct node *n, json_t *o, struct buf *unused, struct vherr *err)
 
     (void)unused;
     if (!name)
-        return vherr_set(err, VH_PRECONDITION_FAILED, "user without a name");
+        return vherr_set(err, AMQP_PRECONDITION_FAILED, "user without a name");
     tags = tags_text(json_object_get(o, "tags"));
     rc = node_user_put(n, name, jstr(o, "password", NULL),
                        jstr(o, "password", NULL) ? NULL
@@ -614,7 +614,7 @@ node_defs_import(struct node *n, json_t *doc, struct vherr *err)
     size_t i;
 
     if (!json_is_object(doc))
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "definitions must be a JSON object");
     if (import_list(n, doc, "users", import_user, err) != WR_OK)
         return WR_ERR;
@@ -627,11 +627,11 @@ node_defs_import(struct node *n, json_t *doc, struct vherr *err)
             if (!name)
                 continue;
             if (!node_vhost_name_check(name, &why))
-                return vherr_set(err, VH_PRECONDITION_FAILED,
+                return vherr_set(err, AMQP_PRECONDITION_FAILED,
                                  "vhost '%.300s': %s", name, why);
             vh = node_vhost_find(n, name);
             if (!vh && !(vh = node_vhost_add(n, name)))
-                return vherr_set(err, VH_INTERNAL_ERROR,
+                return vherr_set(err, AMQP_INTERNAL_ERROR,
                                  "cannot create vhost '%s' (see the log)",
                                  name);
             import_vhost_meta(vh, o);

@@ -10,7 +10,8 @@
  * references to the same bytes: queue entries and unacked deliveries each
  * hold one; the last unref frees.
  */
-#include "vhost/vhost.h"
+#include "vhost/message.h"
+#include "amqp/amqp_props.h"
 
 #include <stdlib.h>
 
@@ -90,6 +91,15 @@ message_append(struct message *m, struct bytes part)
     memcpy(m->body + m->received, part.ptr, part.len);
     m->received += part.len;
     return m;
+}
+
+void
+message_set_props(struct message *m, const struct amqp_props *p)
+{
+    if (p->persistent)
+        m->flags |= MSG_PERSISTENT;
+    m->priority = p->priority;
+    m->ttl_ms = p->ttl_ms;
 }
 
 void

@@ -29,14 +29,14 @@ node_free(struct node *n)
     struct vhost *vh, *tmp;
 
     /* Shutdown: free the model, keep every vhost's data. */
-    node__drop_dead_letters(n, NULL);
+    deadletter__drop(n, NULL);
     HASH_ITER(hh, n->vhosts, vh, tmp)
     {
         HASH_DEL(n->vhosts, vh);
         vhost__free(vh);
     }
     node_run_dispatch(n);
-    node__drop_dead_letters(n, NULL);
+    deadletter__drop(n, NULL);
     free(n->dl);
     node__users_free(n);
     node__perms_free(n);
@@ -54,9 +54,9 @@ node_vhost_find(struct node *n, const char *name)
 }
 
 struct vhost *
-node_vhosts(struct node *n)
+node_vhost_next(struct node *n, const struct vhost *vh)
 {
-    return n->vhosts;
+    return vh ? vh->hh.next : n->vhosts;
 }
 
 size_t
@@ -89,7 +89,7 @@ vhost_drop(struct node *n, struct vhost *vh, bool keep_data)
     char *name = xstrdup(vh->name);
 
     HASH_DEL(n->vhosts, vh);
-    node__drop_dead_letters(n, vh);
+    deadletter__drop(n, vh);
     node__perm_drop_vhost(n, vh->name);
     node__kv_drop_vhost(n, vh->name);
     vhost__free(vh);
@@ -145,61 +145,6 @@ node__schedule(struct node *n, struct queue *q)
     n->dirty_tail = q;
 }
 
-const char *
-dl_reason_name(enum dl_reason r)
-{
-    switch (r) {
-    case DL_REJECTED:
-        return "rejected";
-    case DL_EXPIRED:
-        return "expired";
-    case DL_MAXLEN:
-        return "maxlen";
-    }
-    return "rejected";
-}
-
-static void
-dead_letter_free(struct dead_letter *d)
-{
-    message_unref(d->m);
-    free((void *)d->queue.ptr);
-    free((void *)d->dlx.ptr);
-    free((void *)d->dlrk.ptr);
-}
-
-void
-node__run_dead_letters(struct node *n)
-{
-    struct dead_letter *v = n->dl;
-    size_t cnt = n->ndl;
-
-    /* Republishing can kill more messages (a full queue dropping its
-     * head): they wait in a fresh list for the next round. */
-    n->dl = NULL;
-    n->ndl = n->capdl = 0;
-    for (size_t i = 0; i < cnt; i++) {
-        if (n->opts.dead_letter)
-            n->opts.dead_letter(n->opts.dead_letter_arg, &v[i]);
-        dead_letter_free(&v[i]);
-    }
-    free(v);
-}
-
-void
-node__drop_dead_letters(struct node *n, struct vhost *vh)
-{
-    size_t k = 0;
-
-    for (size_t i = 0; i < n->ndl; i++) {
-        if (vh == NULL || n->dl[i].vh == vh)
-            dead_letter_free(&n->dl[i]);
-        else
-            n->dl[k++] = n->dl[i];
-    }
-    n->ndl = k;
-}
-
 void
 node_run_dispatch(struct node *n)
 {
@@ -210,7 +155,7 @@ node_run_dispatch(struct node *n)
      * same pass. Dead letters go first: their queues join the list. */
     for (;;) {
         if (n->ndl > 0) {
-            node__run_dead_letters(n);
+            deadletter__run(n);
             continue;
         }
         if ((q = n->dirty_head) == NULL)

@@ -41,7 +41,7 @@ compile(const char *re, struct vherr *err)
                       NULL);
     if (!c) {
         pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof(msg));
-        vherr_set(err, VH_PRECONDITION_FAILED,
+        vherr_set(err, AMQP_PRECONDITION_FAILED,
                   "invalid regular expression '%s': %s at %zu", re, msg,
                   (size_t)off);
         return MATCH_ALL + 1; /* error marker, never stored */
@@ -118,9 +118,9 @@ node_perm_set(struct node *n, const char *vhost, const char *user,
     struct perm **pp, *p;
 
     if (!node_vhost_find(n, vhost))
-        return vherr_set(err, VH_NOT_FOUND, "no vhost '%s'", vhost);
+        return vherr_set(err, AMQP_NOT_FOUND, "no vhost '%s'", vhost);
     if (!node_user_find(n, user))
-        return vherr_set(err, VH_NOT_FOUND, "no user '%s'", user);
+        return vherr_set(err, AMQP_NOT_FOUND, "no user '%s'", user);
     for (int i = 0; i < 3; i++) {
         code[i] = compile(src[i] ? src[i] : "", err);
         if (code[i] == MATCH_ALL + 1) {
@@ -158,7 +158,7 @@ node_perm_clear(struct node *n, const char *vhost, const char *user,
     struct perm **pp = find_slot(n, vhost, user), *p = *pp;
 
     if (!p)
-        return vherr_set(err, VH_NOT_FOUND,
+        return vherr_set(err, AMQP_NOT_FOUND,
                          "no permissions for user '%s' in vhost '%s'", user,
                          vhost);
     *pp = p->next;
@@ -233,7 +233,7 @@ vhost_perm_check(struct vhost *vh, const char *user, enum perm_kind kind,
     p = node_perm_find(vh->node, vh->name, user);
     if (p && matches(p->code[kind], name))
         return WR_OK;
-    return vherr_set(err, VH_ACCESS_REFUSED,
+    return vherr_set(err, AMQP_ACCESS_REFUSED,
                      "access to %s '%.*s' in vhost '%s' refused for user "
                      "'%s'",
                      what, BYTES_FMT(name), vh->name, user);

@@ -84,13 +84,14 @@ void
 vhost__record_priority(struct vhost *vh, uint64_t pos, uint8_t *prio)
 {
     struct bytes meta, body, props;
-    int64_t ttl;
+    struct amqp_props p;
 
     *prio = 0;
-    if (vh->store && vh->node->opts.props_info &&
+    if (vh->store &&
         store_read_msg(vh->store, pos, &vh->scratch, &meta, &body) == WR_OK &&
-        meta_props(meta, &props))
-        vh->node->opts.props_info(props, &ttl, prio);
+        meta_props(meta, &props) &&
+        amqp_props_read(props, &p, NULL) == AMQP_DECODE_OK)
+        *prio = p.priority;
 }
 
 /* Rebuilds a message from its record. Returns NULL when the meta is not
@@ -359,6 +360,7 @@ vhost__page_in(struct vhost *vh, struct qentry *e)
     struct bytes meta, body;
     struct message *m;
     struct node *n = vh->node;
+    struct amqp_props p;
 
     if (!(e->id & QE_PAGED))
         return WR_OK;
@@ -374,8 +376,8 @@ vhost__page_in(struct vhost *vh, struct qentry *e)
     m->id = e->id & QE_ID_MASK;
     m->store_pos = e->pos;
     m->flags |= MSG_LOGGED | MSG_PERSISTENT;
-    if (n->opts.props_info)
-        n->opts.props_info(message_props(m), &m->ttl_ms, &m->priority);
+    if (amqp_props_read(message_props(m), &p, NULL) == AMQP_DECODE_OK)
+        message_set_props(m, &p);
     e->msg = m;
     e->id &= ~QE_PAGED;
     return WR_OK;

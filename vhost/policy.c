@@ -95,19 +95,19 @@ apply_limits(struct vhost *vh, json_t *value, struct vherr *err)
     int64_t conns = -1, queues = -1;
 
     if (value && !json_is_object(value))
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "vhost limits must be an object");
     json_object_foreach(value, k, v)
     {
         if (!json_is_integer(v))
-            return vherr_set(err, VH_PRECONDITION_FAILED,
+            return vherr_set(err, AMQP_PRECONDITION_FAILED,
                              "limit '%s' must be an integer", k);
         if (strcmp(k, "max-connections") == 0)
             conns = json_integer_value(v);
         else if (strcmp(k, "max-queues") == 0)
             queues = json_integer_value(v);
         else
-            return vherr_set(err, VH_PRECONDITION_FAILED,
+            return vherr_set(err, AMQP_PRECONDITION_FAILED,
                              "unknown vhost limit '%s' (max-connections, "
                              "max-queues)",
                              k);
@@ -131,16 +131,16 @@ shape_item(enum node_kv kind, json_t *o, const char *vhost,
     case KV_POLICY:
     case KV_OPERATOR_POLICY:
         if (!json_is_string(json_object_get(o, "pattern")))
-            return vherr_set(err, VH_PRECONDITION_FAILED,
+            return vherr_set(err, AMQP_PRECONDITION_FAILED,
                              "policy '%s': pattern must be a string", name);
         if (!json_is_object(json_object_get(o, "definition")))
-            return vherr_set(err, VH_PRECONDITION_FAILED,
+            return vherr_set(err, AMQP_PRECONDITION_FAILED,
                              "policy '%s': definition must be an object", name);
         v = json_object_get(o, "priority");
         if (!v)
             json_object_set_new(o, "priority", json_integer(0));
         else if (!json_is_integer(v))
-            return vherr_set(err, VH_PRECONDITION_FAILED,
+            return vherr_set(err, AMQP_PRECONDITION_FAILED,
                              "policy '%s': priority must be an integer", name);
         if (!json_object_get(o, "apply-to"))
             json_object_set_new(o, "apply-to", json_string("all"));
@@ -150,7 +150,7 @@ shape_item(enum node_kv kind, json_t *o, const char *vhost,
         /* fall through */
     case KV_GLOBAL_PARAMETER:
         if (!json_object_get(o, "value"))
-            return vherr_set(err, VH_PRECONDITION_FAILED,
+            return vherr_set(err, AMQP_PRECONDITION_FAILED,
                              "parameter '%s' has no value", name);
         break;
     }
@@ -167,12 +167,12 @@ node_kv_put(struct node *n, enum node_kv kind, const char *vhost,
 
     if (!json_is_object(value)) {
         json_decref(value);
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "'%s' must be a JSON object", name);
     }
     if (kind != KV_GLOBAL_PARAMETER && !(vh = node_vhost_find(n, vhost))) {
         json_decref(value);
-        return vherr_set(err, VH_NOT_FOUND, "no vhost '%s'", vhost);
+        return vherr_set(err, AMQP_NOT_FOUND, "no vhost '%s'", vhost);
     }
     if (shape_item(kind, value, vhost, component, name, err) != WR_OK ||
         (kind == KV_PARAMETER && strcmp(component, "vhost-limits") == 0 &&
@@ -199,7 +199,7 @@ node_kv_delete(struct node *n, enum node_kv kind, const char *vhost,
     struct vhost *vh;
 
     if (i < 0)
-        return vherr_set(err, VH_NOT_FOUND, "no such item '%s'", name);
+        return vherr_set(err, AMQP_NOT_FOUND, "no such item '%s'", name);
     json_array_remove(list_of(n, kind), (size_t)i);
     if (kind == KV_PARAMETER && strcmp(component, "vhost-limits") == 0 &&
         (vh = node_vhost_find(n, vhost)))
@@ -240,8 +240,8 @@ node_vhost_clear_limit(struct node *n, struct vhost *vh, const char *name,
     json_t *val;
 
     if (!cur || !json_object_get(json_object_get(cur, "value"), name))
-        return vherr_set(err, VH_NOT_FOUND, "no limit '%s' in vhost '%s'", name,
-                         vh->name);
+        return vherr_set(err, AMQP_NOT_FOUND, "no limit '%s' in vhost '%s'",
+                         name, vh->name);
     val = json_deep_copy(json_object_get(cur, "value"));
     json_object_del(val, name);
     if (json_object_size(val) == 0) {

@@ -1,9 +1,9 @@
 /*
  * queue.c: a queue's ready list and dispatch (its consumers: consumer.c).
  *
- * The ready list is a ring buffer of entries sorted by id: publishes
- * append at the tail (ids grow), dispatch pops the head, and a requeued
- * entry is inserted back at its id's place, usually near the head, by
+ * The ready list is a ring deque (base/ring.h) of entries sorted by id:
+ * publishes append at the tail (ids grow), dispatch pops the head, and a
+ * requeued entry is inserted back at its id's place, usually near the head, by
  * shifting the shorter side of the ring. So a requeued message keeps its
  * original position, as in RabbitMQ's classic queues.
  *
@@ -24,74 +24,34 @@
 #include <stdlib.h>
 #include <utlist.h>
 
-/* ---- ring buffer */
-
-static void
-qd_grow(struct qdeque *d)
-{
-    size_t cap = d->cap ? d->cap * 2 : 16;
-    struct qentry *v = xmalloc(cap * sizeof(*v));
-
-    for (size_t i = 0; i < d->n; i++)
-        v[i] = *qd_at(d, i);
-    free(d->v);
-    d->v = v;
-    d->cap = cap;
-    d->head = 0;
-}
+/* ---- the ready list (a base/ring.h deque of entries) */
 
 /* Gives memory back after a backlog drained. */
 static void
-qd_maybe_shrink(struct qdeque *d)
+qd_maybe_shrink(struct ring *d)
 {
-    size_t cap;
-    struct qentry *v;
-
-    if (d->cap <= 1024 || d->n > d->cap / 8)
-        return;
-    cap = d->cap / 4;
-    v = xmalloc(cap * sizeof(*v));
-    for (size_t i = 0; i < d->n; i++)
-        v[i] = *qd_at(d, i);
-    free(d->v);
-    d->v = v;
-    d->cap = cap;
-    d->head = 0;
-}
-
-void
-qd_push_back(struct qdeque *d, struct qentry e)
-{
-    if (d->n == d->cap)
-        qd_grow(d);
-    *qd_at(d, d->n) = e;
-    d->n++;
+    if (d->cap > 1024 && d->n <= d->cap / 8)
+        ring_resize(d, sizeof(struct qentry), d->cap / 4);
 }
 
 bool
-qd_pop_front(struct qdeque *d, struct qentry *out)
+qd_pop_front(struct ring *d, struct qentry *out)
 {
     if (d->n == 0)
         return false;
     *out = *qd_at(d, 0);
-    d->head = (d->head + 1) & (d->cap - 1);
-    d->n--;
-    if (d->n == 0)
-        d->head = 0;
+    ring_pop_front(d);
     return true;
 }
 
 /* Inserts e at its key's place (priority, then id). Assumes no entry
  * with the same id. */
 void
-qd_insert_sorted(struct qdeque *d, struct qentry e)
+qd_insert_sorted(struct ring *d, struct qentry e)
 {
     uint64_t id = e.id & QE_KEY_MASK;
-    size_t lo = 0, hi, k;
+    size_t lo = 0, hi = d->n;
 
-    if (d->n == d->cap)
-        qd_grow(d);
-    hi = d->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if ((qd_at(d, mid)->id & QE_KEY_MASK) < id)
@@ -99,26 +59,75 @@ qd_insert_sorted(struct qdeque *d, struct qentry e)
         else
             hi = mid;
     }
-    k = lo;
-    if (k < d->n / 2) {
-        /* Shift the k entries before the slot one step towards the
-         * front. */
-        d->head = (d->head + d->cap - 1) & (d->cap - 1);
-        for (size_t i = 0; i < k; i++)
-            *qd_at(d, i) = *qd_at(d, i + 1);
-    } else {
-        for (size_t i = d->n; i > k; i--)
-            *qd_at(d, i) = *qd_at(d, i - 1);
-    }
-    *qd_at(d, k) = e;
-    d->n++;
+    *(struct qentry *)ring_insert(d, sizeof(e), lo) = e;
+}
+
+/* ---- what others read */
+
+uint32_t
+queue_message_count(struct queue *q)
+{
+    if (q->may_expire)
+        queue_expire(q);
+    return (uint32_t)q->ready.n;
+}
+
+struct consumer *
+queue_exclusive_consumer(const struct queue *q)
+{
+    return q->consumers && q->consumers->exclusive ? q->consumers : NULL;
+}
+
+struct consumer *
+queue_consumer_next(const struct queue *q, const struct consumer *c)
+{
+    if (!c)
+        return q->consumers;
+    return c->next == q->consumers ? NULL : c->next;
+}
+
+struct bytes
+queue_name(const struct queue *q)
+{
+    return bytes_of(q->name, q->name_len);
+}
+
+uint32_t
+queue_consumer_count(const struct queue *q)
+{
+    return q->nconsumers;
 }
 
 void
-qd_fini(struct qdeque *d)
+queue_info(const struct queue *q, struct queue_info *out)
 {
-    free(d->v);
-    memset(d, 0, sizeof(*d));
+    *out = (struct queue_info){
+        .name = queue_name(q),
+        /* a deleted queue's vhost may be gone already */
+        .vhost = q->deleted ? NULL : q->vh->name,
+        .durable = q->durable,
+        .exclusive = q->exclusive,
+        .auto_delete = q->auto_delete,
+        .deleted = q->deleted,
+        .locked = q->owner != NULL,
+        .single_active = q->single_active,
+        .args = q->args,
+        .policy = q->policy,
+        .op_policy = q->op_policy,
+        .ready = (uint32_t)q->ready.n,
+        .ready_paged = q->ready_paged,
+        .unacked = q->unacked,
+        .consumers = q->nconsumers,
+        .ready_bytes = q->ready_bytes,
+        .mem_bytes = q->mem_bytes,
+        .memory = sizeof(*q) + q->name_len + q->args.len +
+                  q->ready.cap * sizeof(struct qentry) + q->mem_bytes,
+        .stat_publish = q->stat_publish,
+        .stat_deliver = q->stat_deliver,
+        .stat_ack = q->stat_ack,
+        .stat_redeliver = q->stat_redeliver,
+        .stat_expired = q->stat_expired,
+    };
 }
 
 /* ---- lifetime */
@@ -138,7 +147,7 @@ queue_unref(struct queue *q)
         return;
     WR_ASSERT(q->deleted && q->ready.n == 0 && q->unacked == 0);
     WR_ASSERT(!q->dirty);
-    qd_fini(&q->ready);
+    ring_fini(&q->ready);
     queue__consumers_fini(q);
     free(q->name);
     free((void *)q->args.ptr);
@@ -287,7 +296,7 @@ queue_expire(struct queue *q)
         }
         pop_head(q, &e);
         q->stat_expired++;
-        queue__dead_letter(q, e.msg, DL_EXPIRED);
+        deadletter__add(q, e.msg, DL_EXPIRED);
         drop_entry(q, e, true);
     }
 }
@@ -315,7 +324,7 @@ drop_over_limit(struct queue *q)
         if (!load_head(q))
             return;
         pop_head(q, &e);
-        queue__dead_letter(q, e.msg, DL_MAXLEN);
+        deadletter__add(q, e.msg, DL_MAXLEN);
         drop_entry(q, e, true);
     }
 }
@@ -372,7 +381,7 @@ queue__sort_recovered(struct queue *q)
         v[i].id = (v[i].id & ~QE_PRIO_MASK) | prio_key(q, prio);
     }
     qsort(v, n, sizeof(*v), cmp_key);
-    qd_fini(&q->ready);
+    ring_fini(&q->ready);
     for (size_t i = 0; i < n; i++)
         qd_push_back(&q->ready, v[i]);
     free(v);
@@ -415,14 +424,14 @@ queue_push(struct queue *q, struct message *m)
         q->stat_expired++;
         if (e.id & QE_INSTORE)
             vhost__log_ack(q->vh, q, e.id);
-        queue__dead_letter(q, m, DL_EXPIRED);
+        deadletter__add(q, m, DL_EXPIRED);
         return true;
     }
     if (q->reject_publish && over_limit(q, m->body_size)) {
         if (e.id & QE_INSTORE)
             vhost__log_ack(q->vh, q, e.id);
         if (q->reject_publish_dlx)
-            queue__dead_letter(q, m, DL_MAXLEN);
+            deadletter__add(q, m, DL_MAXLEN);
         return false;
     }
     message_ref(m);
@@ -454,7 +463,7 @@ queue__push_paged(struct queue *q, uint64_t id, uint64_t pos, struct message *m)
     if (q->reject_publish && over_limit(q, body_size)) {
         vhost__log_ack(q->vh, q, e.id);
         if (q->reject_publish_dlx)
-            queue__dead_letter(q, m, DL_MAXLEN);
+            deadletter__add(q, m, DL_MAXLEN);
         return false;
     }
     ready_add(q, e);
@@ -514,45 +523,8 @@ void
 queue_reject(struct queue *q, struct qentry e)
 {
     if (!q->deleted)
-        queue__dead_letter(q, e.msg, DL_REJECTED);
+        deadletter__add(q, e.msg, DL_REJECTED);
     queue_ack(q, e);
-}
-
-static struct bytes
-dup_bytes(const void *p, size_t n)
-{
-    char *s = xmalloc(n + 1);
-
-    if (n)
-        memcpy(s, p, n);
-    s[n] = '\0';
-    return bytes_of(s, n);
-}
-
-void
-queue__dead_letter(struct queue *q, struct message *m, enum dl_reason r)
-{
-    struct node *n = q->vh->node;
-    struct dead_letter *d;
-
-    if (!n->opts.dead_letter || !q->has_dlx)
-        return;
-    if (n->ndl == n->capdl) {
-        n->capdl = n->capdl ? 2 * n->capdl : 16;
-        n->dl = xrealloc(n->dl, n->capdl * sizeof(*n->dl));
-    }
-    d = &n->dl[n->ndl++];
-    memset(d, 0, sizeof(*d));
-    d->vh = q->vh;
-    d->m = m;
-    message_ref(m);
-    d->queue = dup_bytes(q->name, q->name_len);
-    d->dlx = dup_bytes(q->dlx.ptr, q->dlx.len);
-    if (q->has_dlrk) {
-        d->dlrk = dup_bytes(q->dlrk.ptr, q->dlrk.len);
-        d->has_dlrk = true;
-    }
-    d->reason = r;
 }
 
 void
@@ -616,7 +588,7 @@ queue__drop_lost(struct queue *q, uint64_t from)
     }
     q->ready.n = k;
     if (k == 0) {
-        q->ready.head = 0;
+        ring_clear(&q->ready);
         q->ready_bytes = 0;
     }
     return (uint32_t)(n - k);

@@ -172,12 +172,12 @@ node_user_put(struct node *n, const char *name, const char *password,
     uint8_t salt[SALT_LEN];
 
     if (!*name)
-        return vherr_set(err, VH_PRECONDITION_FAILED, "user name is empty");
+        return vherr_set(err, AMQP_PRECONDITION_FAILED, "user name is empty");
     if (password && password_hash)
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "give password or password_hash, not both");
     if (password_hash && !find_md(alg))
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "unknown hashing algorithm '%s'", alg);
     if (!u) {
         u = xcalloc(1, sizeof(*u));
@@ -211,7 +211,7 @@ node_user_delete(struct node *n, const char *name, struct vherr *err)
     struct user *u = node_user_find(n, name);
 
     if (!u)
-        return vherr_set(err, VH_NOT_FOUND, "no user '%s'", name);
+        return vherr_set(err, AMQP_NOT_FOUND, "no user '%s'", name);
     node__perm_drop_user(n, name);
     HASH_DEL(n->users, u);
     user_free(u);

@@ -45,6 +45,91 @@ vherr_set(struct vherr *err, uint16_t code, const char *fmt, ...)
     return WR_ERR;
 }
 
+/* ---- what others read */
+
+void
+vhost_info(const struct vhost *vh, struct vhost_info *out)
+{
+    out->name = vh->name;
+    out->description = vh->description;
+    out->tags = vh->tags;
+    out->max_connections = vh->max_connections;
+    out->max_queues = vh->max_queues;
+    out->connections = vh->connections;
+    out->queues = vh->nqueues;
+    out->exchanges = xreg_count(vh->xr);
+    out->log_failed = vh->store_failed;
+}
+
+const char *
+vhost_name(const struct vhost *vh)
+{
+    return vh->name;
+}
+
+uint64_t
+vhost_durable_lsn(const struct vhost *vh)
+{
+    return vh->durable_lsn;
+}
+
+bool
+vhost_log_failed(const struct vhost *vh)
+{
+    return vh->store_failed;
+}
+
+struct queue *
+vhost_queue_next(const struct vhost *vh, const struct queue *q)
+{
+    return q ? q->hh.next : vh->queues;
+}
+
+struct exchange *
+vhost_exchange_next(const struct vhost *vh, struct exchange *x)
+{
+    return x ? xreg_next(vh->xr, x) : xreg_first(vh->xr);
+}
+
+void
+node_vhost_set_meta(struct node *n, struct vhost *vh, const char *description,
+                    const char *tags)
+{
+    if (description) {
+        free(vh->description);
+        vh->description = xstrdup(description);
+    }
+    if (tags) {
+        free(vh->tags);
+        vh->tags = xstrdup(tags);
+    }
+    node_defs_changed(n);
+}
+
+int
+vhost_connection_admit(struct vhost *vh, const char *user, struct vherr *err)
+{
+    if (vh->max_connections >= 0 &&
+        vh->connections >= (uint64_t)vh->max_connections)
+        return vherr_set(err, AMQP_NOT_ALLOWED,
+                         "access to vhost '%s' refused for user '%s': "
+                         "connection limit (%lld) is reached",
+                         vh->name, user, (long long)vh->max_connections);
+    if (!vhost_user_has_access(vh, user))
+        return vherr_set(err, AMQP_NOT_ALLOWED,
+                         "access to vhost '%s' refused for user '%s'", vh->name,
+                         user);
+    vh->connections++;
+    return WR_OK;
+}
+
+void
+vhost_connection_leave(struct vhost *vh)
+{
+    WR_ASSERT(vh->connections > 0);
+    vh->connections--;
+}
+
 /* RabbitMQ's rs/1: "queue 'q' in vhost '/'". */
 static const char *
 rs(char *out, size_t n, const char *kind, struct bytes name,
@@ -61,14 +146,14 @@ not_found(struct vherr *err, const char *kind, struct bytes name,
 {
     char r[400];
 
-    return vherr_set(err, VH_NOT_FOUND, "no %s",
+    return vherr_set(err, AMQP_NOT_FOUND, "no %s",
                      rs(r, sizeof(r), kind, name, vh));
 }
 
 static int
 default_exchange_refused(struct vherr *err)
 {
-    return vherr_set(err, VH_ACCESS_REFUSED,
+    return vherr_set(err, AMQP_ACCESS_REFUSED,
                      "operation not permitted on the default exchange");
 }
 
@@ -148,7 +233,7 @@ static int
 field_mismatch(struct vherr *err, const char *field, const char *r,
                const char *got, const char *cur)
 {
-    return vherr_set(err, VH_PRECONDITION_FAILED,
+    return vherr_set(err, AMQP_PRECONDITION_FAILED,
                      "inequivalent arg '%s' for %s: received '%s' but "
                      "current is '%s'",
                      field, r, got, cur);
@@ -197,7 +282,7 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
         return WR_OK;
     }
     if (exchange_type_parse(d->type, &t) != WR_OK)
-        return vherr_set(err, VH_COMMAND_INVALID,
+        return vherr_set(err, AMQP_COMMAND_INVALID,
                          "unknown exchange type '%.*s'", BYTES_FMT(d->type));
     if (d->name.len == 0)
         return default_exchange_refused(err);
@@ -208,7 +293,7 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
     if (x)
         return exchange_equiv(x, t, d, r, err);
     if (bytes_has_prefix(d->name, "amq."))
-        return vherr_set(err, VH_ACCESS_REFUSED,
+        return vherr_set(err, AMQP_ACCESS_REFUSED,
                          "exchange name '%.*s' contains reserved prefix "
                          "'amq.*'",
                          BYTES_FMT(d->name));
@@ -254,7 +339,7 @@ vhost_exchange_delete(struct vhost *vh, struct bytes name, bool if_unused,
     if (name.len == 0)
         return default_exchange_refused(err);
     if (bytes_has_prefix(name, "amq."))
-        return vherr_set(err, VH_ACCESS_REFUSED,
+        return vherr_set(err, AMQP_ACCESS_REFUSED,
                          "deletion of system %s not allowed", r);
     if (owner && vhost_perm_check(vh, owner->user, PERM_CONFIGURE, "exchange",
                                   name, err) != WR_OK)
@@ -263,7 +348,7 @@ vhost_exchange_delete(struct vhost *vh, struct bytes name, bool if_unused,
     if (!x)
         return WR_OK;
     if (if_unused && ((struct xinfo *)x->user)->out != NULL)
-        return vherr_set(err, VH_PRECONDITION_FAILED, "%s in use", r);
+        return vherr_set(err, AMQP_PRECONDITION_FAILED, "%s in use", r);
     vhost__exchange_delete(vh, x);
     return WR_OK;
 }
@@ -284,7 +369,7 @@ locked(struct vherr *err, struct bytes name, const struct vhost *vh)
 {
     char r[400];
 
-    return vherr_set(err, VH_RESOURCE_LOCKED,
+    return vherr_set(err, AMQP_RESOURCE_LOCKED,
                      "cannot obtain exclusive access to locked %s. It could "
                      "be originally declared on another connection or the "
                      "exclusive property value does not match that of the "
@@ -372,7 +457,7 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
     if (d->passive)
         return vhost_queue_lookup(vh, d->name, d->owner, out, err);
     if (!d->server_named && bytes_has_prefix(d->name, "amq."))
-        return vherr_set(err, VH_ACCESS_REFUSED,
+        return vherr_set(err, AMQP_ACCESS_REFUSED,
                          "queue name '%.*s' contains reserved prefix 'amq.*'",
                          BYTES_FMT(d->name));
     if (d->owner && vhost_perm_check(vh, d->owner->user, PERM_CONFIGURE,
@@ -396,7 +481,7 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
         return WR_OK;
     }
     if (vh->max_queues >= 0 && vh->nqueues >= (uint64_t)vh->max_queues)
-        return vherr_set(err, VH_PRECONDITION_FAILED,
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "cannot declare queue '%.*s': queue limit in vhost "
                          "'%s' (%lld) is reached",
                          BYTES_FMT(d->name), vh->name,
@@ -505,7 +590,7 @@ vhost_bind(struct vhost *vh, struct bytes src, struct bytes dest,
     buf_init(&why);
     rc = exchange_check_binding_args(sx, args, &why);
     if (rc != WR_OK) {
-        vherr_set(err, VH_PRECONDITION_FAILED, "%.*s", (int)why.len,
+        vherr_set(err, AMQP_PRECONDITION_FAILED, "%.*s", (int)why.len,
                   (const char *)why.data);
         buf_fini(&why);
         return WR_ERR;

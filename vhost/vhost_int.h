@@ -1,10 +1,136 @@
 /*
- * vhost_int.h: friend functions shared only inside vhost/.
+ * vhost_int.h: what only the files of vhost/ share (and its unit test):
+ * the representation of the node, the vhosts and the queues, which the
+ * public headers (message.h, queue.h, vhost.h, node.h) keep opaque, and
+ * the friend functions (double underscore) between the files.
  */
 #ifndef WARREN_VHOST_INT_H
 #define WARREN_VHOST_INT_H
 
-#include "vhost/vhost.h"
+#include "vhost/node.h"
+#include "base/ring.h"
+#include "amqp/amqp_props.h"
+#include "amqp/ftable.h"
+
+#include <uthash.h>
+
+/* ---- the representation of the model (private to vhost/) */
+
+/* The consumers of one priority that may have room: a ring whose head is
+ * the next to try (round-robin). */
+struct clevel {
+    int64_t priority;
+    struct consumer *ring;
+};
+
+struct queue {
+    uint32_t magic;
+    uint32_t refs;
+    struct vhost *vh;
+    char *name;
+    size_t name_len;
+    bool durable;
+    bool exclusive;
+    bool auto_delete;
+    bool deleted;
+    bool had_consumer;
+    bool dirty;          /* on the node's dispatch list */
+    bool may_expire;     /* has x-message-ttl or got a message with TTL */
+    int64_t ttl_ms;      /* x-message-ttl; -1 = none */
+    int64_t expires_ms;  /* x-expires; -1 = none */
+    uint64_t used_us;    /* last declare, basic.get or consumer (x-expires);
+                            0 = not yet (a recovered queue) */
+    int64_t max_len;     /* x-max-length; -1 = none */
+    int64_t max_bytes;   /* x-max-length-bytes; -1 = none */
+    bool reject_publish; /* x-overflow reject-publish(-dlx), else drop-head */
+    bool reject_publish_dlx; /* x-overflow reject-publish-dlx */
+    uint8_t max_priority;    /* x-max-priority; 0 = not a priority queue */
+    bool has_dlx, has_dlrk;  /* effective dead-lettering (args, policy) */
+    struct bytes dlx, dlrk;  /* owned copies */
+    char *policy;            /* applied policy's name, or NULL */
+    char *op_policy;         /* applied operator policy's name, or NULL */
+    bool single_active;      /* x-single-active-consumer: only the first
+                                consumer (head of `consumers`) gets
+                                messages; the next takes over when it goes */
+    struct bytes args;
+    struct vh_owner *owner;
+    struct queue *owner_next, *owner_prev;
+    struct ring ready; /* struct qentry, sorted by key (queue.c) */
+    uint64_t ready_bytes;
+    uint32_t unacked;
+    struct consumer *consumers; /* circular list, registration order */
+    struct clevel *levels;      /* by priority, highest first */
+    uint32_t nlevels, caplevels;
+    struct consumer *blocked; /* found without room (consumer.c) */
+    uint32_t nconsumers;
+    struct binding *bindings; /* where this queue is the destination */
+    struct queue *dirty_next;
+    uint64_t mem_bytes;   /* bodies of ready entries held in memory */
+    uint32_t ready_paged; /* ready entries on disk only (QE_PAGED) */
+    uint64_t qid;         /* the store's id of this queue (store_qid of name) */
+    bool logged; /* some entry was ever INSTORE: delete needs a record */
+    UT_hash_handle qid_hh; /* in vhost.by_qid */
+    uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
+    uint64_t stat_expired;
+    UT_hash_handle hh;
+};
+
+#define QUEUE_MAGIC 0x51554555u
+
+struct vhost {
+    uint32_t magic;
+    struct node *node;
+    char *name;
+    struct xreg *xr;
+    struct queue *queues; /* uthash by name */
+    struct queue *by_qid; /* uthash by qid, durable queues and logged ones */
+    struct routeset rs;   /* reused for every publish */
+    uint32_t connections;
+    uint32_t nqueues;
+    int64_t max_connections; /* vhost-limits; -1 = none */
+    int64_t max_queues;
+    char *description;
+    char *tags;          /* metadata, as given */
+    struct store *store; /* the vhost's log; NULL when running in memory */
+    char *store_dir;
+    uint64_t next_id;     /* message ids when there is no store */
+    uint64_t durable_lsn; /* the store's, as of the last poll */
+    bool store_failed;
+    /* Once the log failed: the messages it had from this id on never
+     * reached the disk; they were taken out of their queues (their
+     * publishers got basic.nack). UINT64_MAX until then. */
+    uint64_t lost_from;
+    struct buf scratch;  /* meta encoding, reads from the log */
+    struct vmove *moves; /* positions moved while deliveries were out */
+    UT_hash_handle hh;
+};
+
+#define VHOST_MAGIC 0x56484f53u
+
+/* Per-exchange data the vhost keeps in exchange.user. */
+struct xinfo {
+    struct binding *out; /* bindings with this exchange as source */
+    struct binding *in;  /* bindings with this exchange as destination */
+};
+
+/* Why a message left its queue for a dead-letter exchange: RabbitMQ's
+ * x-death reasons. */
+enum dl_reason {
+    DL_REJECTED, /* basic.reject / basic.nack with requeue=false */
+    DL_EXPIRED,  /* message TTL */
+    DL_MAXLEN,   /* x-max-length(-bytes): drop-head, reject-publish-dlx */
+};
+
+/* A message on its way to a dead-letter exchange. */
+struct dead_letter {
+    struct vhost *vh;
+    struct message *m;  /* as it was in the queue */
+    struct bytes queue; /* the queue it died in */
+    struct bytes dlx;   /* x-dead-letter-exchange */
+    struct bytes dlrk;  /* x-dead-letter-routing-key */
+    bool has_dlrk;      /* else the message's own routing key */
+    enum dl_reason reason;
+};
 
 /* The node: every vhost, and the list of queues waiting for dispatch. */
 struct node {
@@ -23,7 +149,7 @@ struct node {
     bool lazy;              /* over the memory budget: page new messages */
     bool booted; /* node_boot ran: new vhosts open their log at once */
     bool fresh;  /* no definitions file at boot: a first start */
-    /* Dead letters waiting for node_run_dispatch (queue.c): never
+    /* Dead letters waiting for node_run_dispatch (deadletter.c): never
      * republished from inside a queue operation. */
     struct dead_letter *dl;
     size_t ndl, capdl;
@@ -52,13 +178,15 @@ void queue__enforce(struct queue *q);
 /* queue.c: puts the entries recovered into an x-max-priority queue in
  * priority order, reading each message's priority from the log. */
 void queue__sort_recovered(struct queue *q);
-/* queue.c: queues m (a new reference) for q's dead-letter exchange, if q
- * has one (x-dead-letter-exchange). */
-void queue__dead_letter(struct queue *q, struct message *m, enum dl_reason r);
-/* node.c: hands the waiting dead letters to opts.dead_letter. */
-void node__run_dead_letters(struct node *n);
-/* node.c: forgets the dead letters of a vhost being removed. */
-void node__drop_dead_letters(struct node *n, struct vhost *vh);
+/* deadletter.c: queues m (a new reference) for q's dead-letter exchange,
+ * if q has one (x-dead-letter-exchange). */
+void deadletter__add(struct queue *q, struct message *m, enum dl_reason r);
+/* deadletter.c: republishes the waiting dead letters (node_run_dispatch,
+ * between callbacks: never from inside a queue operation). */
+void deadletter__run(struct node *n);
+/* deadletter.c: forgets the dead letters of vh (being removed), or of
+ * every vhost when vh is NULL. */
+void deadletter__drop(struct node *n, struct vhost *vh);
 
 /* A log position that changed while its message was out for delivery. */
 struct vmove {
@@ -107,16 +235,19 @@ void vhostdir__remove(const char *data_dir, const char *name, const char *dir);
 /* Finishes deletions cut short by a crash. */
 void vhostdir__sweep(const char *data_dir);
 
-/* queue.c */
+/* queue.c: the ready list, a ring of struct qentry */
 static inline struct qentry *
-qd_at(struct qdeque *d, size_t i)
+qd_at(struct ring *d, size_t i)
 {
-    return &d->v[(d->head + i) & (d->cap - 1)];
+    return ring_at(d, sizeof(struct qentry), i);
 }
-void qd_push_back(struct qdeque *d, struct qentry e);
-bool qd_pop_front(struct qdeque *d, struct qentry *out);
-void qd_insert_sorted(struct qdeque *d, struct qentry e);
-void qd_fini(struct qdeque *d);
+static inline void
+qd_push_back(struct ring *d, struct qentry e)
+{
+    *(struct qentry *)ring_push_back(d, sizeof(e)) = e;
+}
+bool qd_pop_front(struct ring *d, struct qentry *out);
+void qd_insert_sorted(struct ring *d, struct qentry e);
 void queue__track(struct queue *q);
 /* Adds a message that lives only in the log (paging): id and position of
  * its record, which includes this queue; m is the message (not kept). */

@@ -7,7 +7,7 @@
  *
  *   build-dir/test/bench_topic [iterations]
  */
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 #include "exchange/exchange.h"
 
 #include <stdio.h>

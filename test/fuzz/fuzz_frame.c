@@ -15,7 +15,7 @@
  * parse and decode back to the same thing.
  */
 #include "fuzz_util.h"
-#include "server/frame.h"
+#include "amqp/frame.h"
 
 /* Re-frames a decoded method and checks that it parses back whole. */
 static void

@@ -1,6 +1,6 @@
 /*
  * fuzz_table: field table validation, iteration and re-encoding
- * (base/ftable.c) against hostile bytes.
+ * (amqp/ftable.c) against hostile bytes.
  *
  * The input is a table body (and, separately, an array body). When
  * ftable_validate() accepts it, every entry is read back with the
@@ -10,7 +10,7 @@
  * by their encodings, so NaN compares equal to itself and a bool byte 2
  * equal to 1). ftable_find() must find every key.
  */
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 #include "fuzz_util.h"
 
 static void rebuild_table(struct bytes tbl, struct buf *out);

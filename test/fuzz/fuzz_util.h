@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "server/amqp_methods.gen.h"
+#include "amqp/amqp_methods.gen.h"
 
 #define FUZZ_CHECK(x)                                                        \
     do {                                                                     \

@@ -1,6 +1,6 @@
 /*
  * Unit tests for the generated AMQP method and content property codec
- * (server/amqp_methods.gen.c).
+ * (amqp/amqp_methods.gen.c).
  *
  * The round-trip tests fill every method generically through the field
  * description table (amqp_method_info), so they cover each method the
@@ -11,8 +11,8 @@
 #include <dirent.h>
 #include <stdlib.h>
 
-#include "base/ftable.h"
-#include "server/amqp_methods.gen.h"
+#include "amqp/ftable.h"
+#include "amqp/amqp_methods.gen.h"
 #include "test/harness/t.h"
 
 #define ID_OF(id, member, name) id,

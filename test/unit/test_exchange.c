@@ -5,7 +5,7 @@
  * RabbitMQ's "no destination at all" rule), multi-key routing and the
  * routeset's deduplication. Queues are fake: addresses of ints.
  */
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 #include "exchange/exchange.h"
 #include "test/harness/t.h"
 

@@ -1,5 +1,5 @@
 /*
- * Unit tests for server/frame.c: the sans-IO frame parser fed the way a
+ * Unit tests for amqp/frame.c: the sans-IO frame parser fed the way a
  * connection feeds it (every chunk size, unconsumed bytes kept), the
  * frame_max boundary (exactly frame_max accepted, one more refused at the
  * header), bad frame ends and types, heartbeats, and the frame writers
@@ -7,7 +7,7 @@
  */
 #include <stdlib.h>
 
-#include "server/frame.h"
+#include "amqp/frame.h"
 #include "test/harness/t.h"
 
 /* Parses from an exact-size heap copy so ASan sees any overread. */

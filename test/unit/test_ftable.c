@@ -1,8 +1,8 @@
 /*
- * Unit tests for base/ftable: every RabbitMQ type letter, nesting limit,
+ * Unit tests for amqp/ftable: every RabbitMQ type letter, nesting limit,
  * truncation at every offset, type-class equality, encode/decode.
  */
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 #include "test/harness/t.h"
 
 /* A table holding one value of every type letter. */

@@ -337,7 +337,7 @@ T_CASE(exclusive_owner_release_and_locking)
 
     declare(vh, "ex", &o1, true, false);
     T_EQ_INT(vhost_queue_lookup(vh, BYTES_LIT("ex"), &o2, &q, &err), WR_ERR);
-    T_EQ_INT(err.code, VH_RESOURCE_LOCKED);
+    T_EQ_INT(err.code, AMQP_RESOURCE_LOCKED);
     T_EQ_INT(vhost_queue_lookup(vh, BYTES_LIT("ex"), &o1, &q, &err), WR_OK);
     vhost_owner_release(vh, &o1);
     T_ASSERT(vhost_queue_find(vh, BYTES_LIT("ex")) == NULL);

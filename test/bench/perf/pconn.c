@@ -13,7 +13,7 @@
  * needs more room than there is; frame views stay valid until the
  * next pconn_read(), which is the only call that moves bytes.
  */
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 #include "test/bench/perf/perf.h"
 
 #include <errno.h>

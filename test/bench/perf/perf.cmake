@@ -1,5 +1,5 @@
 # warren-perf: the bundled AMQP 0-9-1 load generator (test/bench/perf).
-# Built on the project's codec (warren_codec, warren_base); it links none
+# Built on the project's codec (warren_amqp, warren_base); it links none
 # of the broker's libraries. The binary lands in <build>/test/warren-perf.
 set(WARREN_PERF_DIR ${CMAKE_CURRENT_LIST_DIR})
 
@@ -25,7 +25,7 @@ add_executable(warren-perf
   ${WARREN_PERF_DIR}/run.c
   ${WARREN_PERF_DIR}/topo.c
   ${WARREN_PERF_DIR}/wq.c)
-target_link_libraries(warren-perf PRIVATE warren_benchkit warren_codec
+target_link_libraries(warren-perf PRIVATE warren_benchkit warren_amqp
                       warren_base PkgConfig::XXHASH PkgConfig::JANSSON
                       Threads::Threads)
 

@@ -4,7 +4,7 @@
  * warren-perf drives a broker (Warren or RabbitMQ) the way RabbitMQ's
  * PerfTest does, checks every message it gets back, and reports rates,
  * latencies, its own CPU and (given the broker's pid) the broker's CPU and
- * memory. It is built on the project's own codec (server/frame.h and the
+ * memory. It is built on the project's own codec (amqp/frame.h and the
  * generated method codec) and links nothing of the broker itself.
  *
  * Pieces, one file each:
@@ -49,7 +49,7 @@
 #include <sys/uio.h>
 
 #include "base/base.h"
-#include "server/frame.h"
+#include "amqp/frame.h"
 #include "test/bench/perf/kit.h"
 
 /* ---- options */

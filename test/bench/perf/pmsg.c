@@ -9,7 +9,7 @@
  * copies the bytes. Padding slices of PMSG_EXT_MIN bytes or more are
  * queued by reference instead of copied.
  */
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 #include "test/bench/perf/perf.h"
 
 #include <stdlib.h>

@@ -18,7 +18,7 @@
  * Queues are purged after declaring so that leftovers of an earlier,
  * interrupted run cannot look like duplicates.
  */
-#include "base/ftable.h"
+#include "amqp/ftable.h"
 #include "test/bench/perf/perf.h"
 
 void

@@ -1,0 +1,198 @@
+/*
+ * conn.h: one AMQP client connection (conn.c) and the machinery of the
+ * loop it lives on: the iteration's pump (loop.c), the alarms that stop
+ * publishers (alarm.c), authentication (auth.c). Private to server/.
+ */
+#ifndef WARREN_SERVER_CONN_H
+#define WARREN_SERVER_CONN_H
+
+#include "amqp/amqp_codes.h"
+#include "amqp/frame.h"
+#include "server/outq.h"
+#include "server/server.h"
+
+#include <netinet/in.h>
+#include <uthash.h>
+
+/* ---- connections (conn.c, m_connection.c) */
+
+enum conn_state {
+    CONN_HEADER,  /* waiting for the protocol header */
+    CONN_START,   /* sent connection.start */
+    CONN_TUNE,    /* sent connection.tune */
+    CONN_OPENING, /* got tune-ok, waiting for connection.open */
+    CONN_OPEN,
+    CONN_CLOSING, /* sent connection.close, waiting for close-ok */
+    CONN_CLOSED,  /* sent close-ok: discarding input until the client
+                     closes the socket (at most CONN_LINGER_S) */
+    CONN_DEAD,    /* socket closed, on the reap list */
+};
+
+#define CONN_MAGIC 0x434f4e4eu
+
+struct conn {
+    uint32_t magic;
+    int fd;
+    enum conn_state state;
+    uint64_t id;
+    ev_io rio, wio;
+    ev_timer timer; /* handshake timeout, heartbeats, close timeout */
+    struct frame_parser fp;
+    struct buf in; /* bytes of an incomplete frame */
+    struct outq out;
+    uint64_t connected_at_ms; /* wall clock */
+    char peer[64];            /* "127.0.0.1:5555" */
+    char local[64];
+    bool loopback;
+    char *user;
+    struct vhost *vh;
+    struct vh_owner owner;
+    uint32_t frame_max;
+    uint16_t channel_max;
+    uint16_t heartbeat;
+    ev_tstamp last_rx, last_tx;
+    ev_tstamp closing_since;
+    /* client capabilities from start-ok */
+    bool cap_auth_failure_close;
+    bool cap_blocked;
+    bool cap_cancel_notify;
+    struct bytes client_props; /* owned copy of the table body */
+    struct channel *channels;  /* uthash by id */
+    struct channel *last_ch;   /* lookup cache */
+    uint32_t nchannels;
+    bool reading_paused;
+    /* Input processing stops here until a durable LSN (tx.commit). The
+     * unprocessed bytes stay in `in`. */
+    bool input_held;
+    bool resume_input; /* released: handle what waited in the prepare pass */
+    bool yielded;      /* used up its time slice: the rest of its input
+                          waits in `in` for the next loop iteration */
+    struct conn *yield_next, *yield_prev; /* srv->yielded */
+    bool published;                       /* has published: alarms block it */
+    bool feeding;      /* fed a queue with consumers and a backlog */
+    bool blocked;      /* not read while an alarm or flow holds */
+    bool blocked_sent; /* connection.blocked went out */
+    bool on_pending;
+    bool want_write; /* wio started */
+    char *close_reason;
+    uint64_t recv_oct, send_oct;
+    struct conn *next, *prev;  /* srv->conns */
+    struct conn *pending_next; /* srv->pending */
+    struct conn *reap_next;
+};
+
+/* Input is handled for at most this long per connection and loop
+ * iteration (s); the rest waits for the next iteration, so one flooding
+ * client cannot hold the loop. */
+#define CONN_SLICE 0.005
+
+/* Output above this pauses reading and deliveries to the connection. */
+#define CONN_OUT_HIGH (1u << 20)
+#define CONN_OUT_LOW  (256u << 10)
+
+void conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
+                 const struct sockaddr_storage *local);
+/* Marks c for a flush in this iteration's prepare pass. */
+void conn_pending(struct conn *c);
+/* Sends a method frame on channel ch. */
+void conn_send_method(struct conn *c, uint16_t ch, const struct amqp_method *m);
+/* Sends method + content header + body (deliver, get-ok, return). */
+void conn_send_content(struct conn *c, uint16_t ch, const struct amqp_method *m,
+                       struct message *msg);
+/* Hard error: sends connection.close(code, "NAME - text", class, method),
+ * releases channels, and waits for close-ok. Returns WR_ERR. */
+int conn_fail(struct conn *c, uint16_t code, uint32_t method_id,
+              const char *fmt, ...) WR_PRINTF(4, 5);
+/* Decodes a method frame; on failure fails the connection with
+ * RabbitMQ's code and text and returns WR_ERR. */
+int conn_decode_method(struct conn *c, const struct frame *f,
+                       struct amqp_method *m);
+/* A frame whose payload does not fit its type (too short, or a heartbeat
+ * with a payload): 501 "type T, all octets = ...: unknown_frame". */
+int conn_fail_unknown_frame(struct conn *c, const struct frame *f);
+/* Closes the socket and schedules the free. reason goes to the log. */
+void conn_drop(struct conn *c, const char *reason);
+/* The client closed the connection (connection.close): sends close-ok,
+ * ends the connection (channels released, reason logged) and keeps
+ * reading and discarding what the client still sends until it closes the
+ * socket, as RabbitMQ does: a client that was still writing when it asked
+ * to close gets no EPIPE. */
+#define CONN_LINGER_S 30.0
+void conn_close_ok(struct conn *c, const char *reason);
+/* Called by the prepare pass: flush output, confirms. */
+void conn_flush(struct conn *c);
+void conn_free(struct conn *c);
+bool conn_can_deliver(const struct conn *c);
+/* Sends 320 to every connection (shutdown). */
+void conn_force_close_all(struct server *s, const char *why);
+/* connection.open succeeded: log, start heartbeats. */
+void conn_opened(struct conn *c);
+/* Resumes input held for tx.commit. */
+void conn_release_input(struct conn *c);
+/* Handles the input of the connections that used up their time slice in
+ * the previous iteration (start of an iteration). */
+void conn_resume_yielded(struct server *s);
+/* Starts or stops reading c as backpressure, held input and alarms say. */
+void conn_update_reading(struct conn *c);
+/* Closes with 406 every channel of c whose oldest delivery waiting for
+ * ack is older than limit_us at now_us (consumer_timeout). */
+void conn_check_consumer_timeout(struct conn *c, uint64_t now_us,
+                                 uint64_t limit_us);
+
+/* ---- channel 0's handlers (m_connection.c) */
+
+/* A handler of a method on channel 0, and the connection states (bits
+ * 1 << enum conn_state) it may come in: any other is a 504. */
+typedef int conn_method_fn(struct conn *c, const struct amqp_method *m);
+
+struct conn_method {
+    conn_method_fn *fn;
+    uint32_t states;
+};
+
+/* Sends connection.start, once the protocol header is in. */
+void m_connection_start(struct conn *c);
+conn_method_fn m_connection_start_ok, m_connection_tune_ok, m_connection_open,
+    m_connection_close, m_connection_close_ok, m_connection_update_secret,
+    m_connection_blocked;
+
+/* ---- the loop (loop.c) */
+
+/* The node's hooks into the loop (a store thread's wake-up, a vhost's
+ * durable LSN moving), set in opts before the node is made; starts the
+ * store wake-up watcher. */
+void loop_node_hooks(struct server *s, struct node_opts *opts);
+/* Starts the loop's other watchers: the prepare and check hooks, the
+ * expiry and consumer timeout timers. */
+void loop_init(struct server *s);
+/* Steps 2-5 of an iteration: dispatch, log hand-off, confirms and output
+ * flush, again while that made more work (bounded). */
+void loop_pump(struct server *s);
+
+/* ---- alarms and flow control (alarm.c) */
+
+void alarm_init(struct server *s);
+/* Memory and disk, once a second. */
+void alarm_check(struct server *s);
+/* A message was allocated or grew: raises the memory alarm when the
+ * estimate of the resident size crosses the watermark (cheap: a few
+ * loads and a compare). */
+void alarm_note_memory(struct server *s);
+/* The logs' backlog, every loop iteration. */
+void alarm_check_flow(struct server *s);
+/* Blocks c (it published while an alarm holds). */
+void alarm_block(struct conn *c);
+/* Whether c is to be blocked under the alarms in force. */
+bool alarm_should_block(const struct conn *c);
+/* The loop waited `waited` seconds in epoll (saturation measure). */
+void alarm_loop_waited(struct server *s, double waited, double now);
+
+/* ---- authentication (auth.c) */
+
+/* Checks a SASL response; fills *user (heap) on success. Returns WR_OK,
+ * WR_ERR (refused) or AUTH_MALFORMED (unparsable). */
+#define AUTH_MALFORMED 1
+int auth_check(struct server *s, struct conn *c, struct bytes mechanism,
+               struct bytes response, char **user, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,356 @@
+/*
+ * publish.c: a channel's publishing side: content assembly, the checks
+ * of a publish, routing it, and publisher confirms.
+ *
+ * Content assembly: basic.publish -> CS_HEADER -> (content header)
+ * CS_BODY -> (body frames until body-size bytes) -> publish. The message
+ * is allocated once, when the header gives its size (checked against
+ * max_message_size first), and grows as body frames arrive.
+ *
+ * Checks, in RabbitMQ's order: write permission on the exchange (the
+ * last exchange allowed is cached until permissions change), the
+ * exchange exists and is not internal, the properties
+ * (amqp_props_check). Under an alarm the publisher is blocked at the
+ * message boundary.
+ *
+ * Confirms: each publish of a confirming channel takes a sequence number
+ * in its confirm list (confirm.c). A channel with publishes waiting for
+ * the log is on the server's waiting list; when a vhost's durable LSN
+ * moves (publish_durable_advanced) those channels flush their confirms
+ * in the prepare pass. A tx.commit whose persistent messages are not
+ * durable holds its commit-ok, and the connection's input, the same way.
+ */
+#include "server/channel.h"
+
+#include "amqp/amqp_props.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- confirms */
+
+static void
+wait_add(struct channel *ch)
+{
+    if (ch->waiting)
+        return;
+    ch->waiting = true;
+    ch->wait_prev = NULL;
+    ch->wait_next = srv->waiting;
+    if (srv->waiting)
+        srv->waiting->wait_prev = ch;
+    srv->waiting = ch;
+}
+
+static void
+wait_remove(struct channel *ch)
+{
+    if (!ch->waiting)
+        return;
+    ch->waiting = false;
+    if (ch->wait_prev)
+        ch->wait_prev->wait_next = ch->wait_next;
+    else
+        srv->waiting = ch->wait_next;
+    if (ch->wait_next)
+        ch->wait_next->wait_prev = ch->wait_prev;
+}
+
+/* A pending confirm that is a basic.nack whatever the log does. */
+#define CONFIRM_NACK UINT64_MAX
+
+/* Sends the answer confirm_settle hands over. */
+static void
+send_answer(void *arg, uint64_t tag, bool multiple, bool ack)
+{
+    struct channel *ch = arg;
+    struct amqp_method m = {.id = ack ? AMQP_BASIC_ACK : AMQP_BASIC_NACK};
+
+    if (ack) {
+        m.u.basic_ack.delivery_tag = tag;
+        m.u.basic_ack.multiple = multiple;
+    } else {
+        m.u.basic_nack.delivery_tag = tag;
+        m.u.basic_nack.multiple = multiple;
+    }
+    conn_send_method(ch->conn, ch->id, &m);
+}
+
+/* The commit-ok a tx.commit holds goes out once its records are durable;
+ * a failed log fails the connection instead. Returns false when it did. */
+static bool
+flush_commit(struct channel *ch, struct vhost *vh)
+{
+    struct amqp_method ok = {.id = AMQP_TX_COMMIT_OK};
+
+    if (ch->commit_lsn && ch->commit_lsn <= vhost_durable_lsn(vh)) {
+        ch->commit_lsn = 0;
+        conn_send_method(ch->conn, ch->id, &ok);
+        conn_release_input(ch->conn);
+    } else if (ch->commit_lsn && vhost_log_failed(vh)) {
+        ch->commit_lsn = 0;
+        conn_fail(ch->conn, AMQP_INTERNAL_ERROR, AMQP_TX_COMMIT,
+                  "the message log failed; the transaction's persistent "
+                  "messages may not be on disk");
+        return false;
+    }
+    return true;
+}
+
+void
+publish_flush_confirms(struct channel *ch)
+{
+    struct vhost *vh = ch->conn->vh;
+
+    ch->confirm_pending = false;
+    if (ch->state != CH_OPEN)
+        return;
+    confirm_settle(&ch->confirms, vhost_durable_lsn(vh), vhost_log_failed(vh),
+                   send_answer, ch);
+    if (!flush_commit(ch, vh))
+        return;
+    if (confirm_waiting(&ch->confirms) == 0 && ch->commit_lsn == 0)
+        wait_remove(ch);
+}
+
+/* A publish of a confirming channel was refused (nack) or waits for the
+ * log (lsn); either way its answer is due at the next flush. */
+static void
+confirm_later(struct channel *ch, uint64_t seq, uint64_t lsn)
+{
+    if (lsn == CONFIRM_NACK)
+        confirm_refuse(&ch->confirms, seq);
+    else
+        confirm_wait(&ch->confirms, seq, lsn);
+    wait_add(ch);
+}
+
+void
+publish_durable_advanced(struct vhost *vh)
+{
+    for (struct channel *ch = srv->waiting; ch; ch = ch->wait_next) {
+        if (ch->conn->vh == vh) {
+            ch->confirm_pending = true;
+            conn_pending(ch->conn);
+        }
+    }
+}
+
+void
+publish_hold_commit(struct channel *ch, uint64_t lsn)
+{
+    ch->commit_lsn = lsn;
+    ch->conn->input_held = true;
+    wait_add(ch);
+}
+
+void
+publish_fini(struct channel *ch)
+{
+    wait_remove(ch);
+    if (ch->commit_lsn)
+        conn_release_input(ch->conn);
+    confirm_fini(&ch->confirms);
+}
+
+/* ---- publishing */
+
+static void
+send_return(struct channel *ch, struct message *msg)
+{
+    struct amqp_method m = {.id = AMQP_BASIC_RETURN};
+
+    m.u.basic_return.reply_code = AMQP_NO_ROUTE;
+    m.u.basic_return.reply_text = BYTES_LIT("NO_ROUTE");
+    m.u.basic_return.exchange = message_exchange(msg);
+    m.u.basic_return.routing_key = message_rk(msg);
+    conn_send_content(ch->conn, ch->id, &m, msg);
+}
+
+uint64_t
+publish_message(struct channel *ch, struct exchange *x, struct message *msg,
+                bool mandatory)
+{
+    struct amqp_basic_props props;
+    struct publish_result res;
+    static uint64_t last_warn;
+
+    if (amqp_basic_props_decode(message_props(msg).ptr, msg->props_len, &props,
+                                NULL) != AMQP_DECODE_OK)
+        props.headers = BYTES_NULL; /* checked when the header arrived */
+    vhost_publish(ch->conn->vh, x, message_rk(msg), props.headers, msg, &res);
+    if (res.refused) {
+        /* The log failed or the disk is full: the message went nowhere
+         * (no queue has it). A confirming publisher gets basic.nack;
+         * others can only be told by the log. */
+        ch->tx_refused = ch->tx;
+        if (ch->confirm) {
+            confirm_later(ch, confirm_next(&ch->confirms), CONFIRM_NACK);
+            ch->confirm_pending = true;
+            conn_pending(ch->conn);
+        } else if (!ch->tx && wr_now_ms() - last_warn > 5000) {
+            const char *why = vhost_log_refusal(ch->conn->vh);
+
+            last_warn = wr_now_ms();
+            log_err("vhost '%s': persistent message refused: %s",
+                    vhost_name(ch->conn->vh), why ? why : "the log refused it");
+        }
+        message_unref(msg);
+        return 0;
+    }
+    if (res.feeds_waiting)
+        ch->conn->feeding = true;
+    if (res.nqueues == 0 && mandatory)
+        send_return(ch, msg);
+    if (ch->confirm) {
+        uint64_t seq = confirm_next(&ch->confirms);
+
+        if (res.rejected) /* a queue at its limit refused it */
+            confirm_later(ch, seq, CONFIRM_NACK);
+        else if (res.lsn > vhost_durable_lsn(ch->conn->vh))
+            confirm_later(ch, seq, res.lsn);
+        ch->confirm_pending = true;
+        conn_pending(ch->conn);
+    }
+    message_unref(msg);
+    return res.lsn;
+}
+
+/* RabbitMQ's publish-time checks of the properties (amqp_props_check).
+ * Stamps the message's publish time. */
+static int
+check_properties(struct channel *ch, struct message *msg)
+{
+    struct amqp_props p;
+    char err[600];
+
+    if (amqp_props_read(message_props(msg), &p, NULL) != AMQP_DECODE_OK)
+        return WR_OK; /* validated when the header arrived */
+    if (amqp_props_check(&p, ch->conn->user, err, sizeof(err)) != WR_OK)
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH, "%s",
+                         err);
+    msg->ts_us = node_now(srv->node);
+    return WR_OK;
+}
+
+/* Write permission on the exchange, checked first as RabbitMQ does. The
+ * last exchange allowed is cached until permissions change, so a
+ * publisher pays for the regular expression once. */
+static int
+check_write(struct channel *ch, struct bytes x)
+{
+    uint64_t gen = node_perm_gen(srv->node);
+    struct vherr err;
+
+    if (ch->write_ok_gen == gen && ch->write_ok_len == x.len &&
+        memcmp(ch->write_ok, x.ptr, x.len) == 0)
+        return WR_OK;
+    if (vhost_perm_check(ch->conn->vh, ch->conn->user, PERM_WRITE, "exchange",
+                         x, &err) != WR_OK)
+        return chan_fail_vherr(ch, &err, AMQP_BASIC_PUBLISH);
+    ch->write_ok_gen = gen;
+    ch->write_ok_len = (uint8_t)x.len;
+    memcpy(ch->write_ok, x.ptr, x.len);
+    return WR_OK;
+}
+
+/* The last body byte arrived: route it (or hold it for tx.commit). */
+static int
+content_complete(struct channel *ch)
+{
+    struct message *msg = ch->msg;
+    struct exchange *x;
+
+    ch->msg = NULL;
+    ch->cs = CS_IDLE;
+    /* Under an alarm, stop reading this publisher at a message boundary:
+     * this message goes through, the next waits. */
+    if (srv->alarms && !ch->conn->blocked && alarm_should_block(ch->conn))
+        alarm_block(ch->conn);
+    if (check_write(ch, message_exchange(msg)) != WR_OK) {
+        message_unref(msg);
+        return WR_ERR;
+    }
+    x = vhost_exchange_find(ch->conn->vh, message_exchange(msg));
+    if (!x) {
+        struct bytes name = message_exchange(msg);
+        message_unref(msg);
+        return chan_fail(ch, AMQP_NOT_FOUND, AMQP_BASIC_PUBLISH,
+                         "no exchange '%.*s' in vhost '%s'", BYTES_FMT(name),
+                         vhost_name(ch->conn->vh));
+    }
+    if (x->internal) {
+        message_unref(msg);
+        return chan_fail(ch, AMQP_ACCESS_REFUSED, AMQP_BASIC_PUBLISH,
+                         "cannot publish to internal exchange '%s' in vhost "
+                         "'%s'",
+                         x->name, vhost_name(ch->conn->vh));
+    }
+    if (check_properties(ch, msg) != WR_OK) {
+        message_unref(msg);
+        return WR_ERR;
+    }
+    if (ch->tx) {
+        chan_tx_add_publish(ch, msg, ch->pub_mandatory);
+        return WR_OK;
+    }
+    publish_message(ch, x, msg, ch->pub_mandatory);
+    return WR_OK;
+}
+
+int
+publish_header(struct channel *ch, const struct frame *f)
+{
+    struct amqp_props props;
+    uint16_t class_id;
+    uint64_t size;
+    struct bytes raw;
+    const char *why = NULL;
+
+    if (frame_parse_content_header(f->payload, &class_id, &size, &raw) != WR_OK)
+        return conn_fail_unknown_frame(ch->conn, f);
+    if (class_id != AMQP_CLASS_BASIC)
+        return conn_fail(ch->conn, AMQP_UNEXPECTED_FRAME, AMQP_BASIC_PUBLISH,
+                         "expected content header for class %u, got one "
+                         "for class %u instead",
+                         AMQP_CLASS_BASIC, class_id);
+    if (be16_load(f->payload.ptr + 2) != 0) /* weight */
+        return conn_fail(ch->conn, AMQP_UNEXPECTED_FRAME, AMQP_BASIC_PUBLISH,
+                         "expected content header for class %u, got non "
+                         "content header frame instead",
+                         AMQP_CLASS_BASIC);
+    if (amqp_props_read(raw, &props, &why) != AMQP_DECODE_OK)
+        return conn_fail(ch->conn, AMQP_FRAME_ERROR, 0,
+                         "malformed content header properties: %s", why);
+    if (size > srv->cfg->max_message_size)
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+                         "message size %llu is larger than configured max "
+                         "size %llu",
+                         (unsigned long long)size,
+                         (unsigned long long)srv->cfg->max_message_size);
+    ch->msg = message_new(bytes_of(ch->pub_exchange, ch->pub_exchange_len),
+                          bytes_of(ch->pub_rk, ch->pub_rk_len), raw, size);
+    message_set_props(ch->msg, &props);
+    alarm_note_memory(srv);
+    if (size == 0)
+        return content_complete(ch);
+    ch->cs = CS_BODY;
+    return WR_OK;
+}
+
+int
+publish_body(struct channel *ch, const struct frame *f)
+{
+    struct message *msg = ch->msg;
+
+    if (f->payload.len > msg->body_size - msg->received)
+        return conn_fail(ch->conn, AMQP_FRAME_ERROR, 0,
+                         "content body frame of %zu bytes overruns the "
+                         "declared body size %llu",
+                         f->payload.len, (unsigned long long)msg->body_size);
+    msg = ch->msg = message_append(msg, f->payload);
+    alarm_note_memory(srv);
+    if (msg->received == msg->body_size)
+        return content_complete(ch);
+    return WR_OK;
+}

@@ -1,0 +1,236 @@
+/*
+ * node.h: the node (vhost/node.c and its neighbours): every vhost, the
+ * users, their permissions, per-vhost limits, policies and parameters,
+ * and the definitions file that keeps them, plus the loop's hooks into
+ * the queues and the logs (dispatch, expiry, log hand-off, polling).
+ *
+ * Every change to users, vhosts, permissions, limits and policies goes
+ * through a node_* function here, whoever asks for it (the management
+ * API, a definitions import, later the cluster applying what etcd
+ * holds), so the rules and the definitions file follow from one place.
+ */
+#ifndef WARREN_VHOST_NODE_H
+#define WARREN_VHOST_NODE_H
+
+#include "vhost/vhost.h"
+
+struct node;
+
+/* How the node keeps durable state; all zero = in memory only. */
+struct node_opts {
+    const char *data_dir; /* NULL = nothing on disk */
+    int fsync;            /* enum store_fsync */
+    uint32_t fsync_interval_ms;
+    uint64_t segment_size;
+    bool repair; /* open damaged logs, dropping what is bad */
+    /* Bytes of message bodies queues may hold in memory; above it, new
+     * messages go to the log and queues keep only their position.
+     * 0 = no limit. */
+    uint64_t memory_budget;
+    /* Called from a store thread when a log has news: the server wakes
+     * its loop, which then calls node_poll(). */
+    void (*wake)(void *arg);
+    void *wake_arg;
+    /* Called on the loop when a vhost's durable LSN advanced or its log
+     * failed, for publisher confirms. */
+    void (*durable)(void *arg, struct vhost *vh);
+    void *durable_arg;
+};
+
+struct node *node_new(const struct node_opts *opts);
+void node_free(struct node *n);
+/* Loads <data_dir>/definitions.json (durable vhosts, exchanges, queues,
+ * bindings), creates default_vhost if there is none, and opens every
+ * vhost's log, recovering its messages into their queues. Returns WR_OK,
+ * or WR_ERR with a message for the operator. */
+int node_boot(struct node *n, const char *default_vhost, char *err,
+              size_t errlen);
+/* True when node_boot found no definitions file: a first start, when
+ * the default user and vhost are created (as RabbitMQ does). */
+bool node_is_fresh(const struct node *n);
+/* Delivers the stores' events (durable LSNs, compaction moves,
+ * failures). Loop thread, after a wake. */
+void node_poll(struct node *n);
+/* Once per loop iteration, before output is flushed: writes the
+ * definitions file if a durable object changed, and hands every log's
+ * appended records to its store thread. */
+void node_flush(struct node *n);
+/* Marks the definitions file for rewriting. */
+void node_defs_changed(struct node *n);
+/* Runs queue_dispatch on every queue scheduled since the last call. */
+void node_run_dispatch(struct node *n);
+/* True when some queue waits for dispatch. */
+bool node_has_dispatch(const struct node *n);
+/* Bytes of message bodies held in memory by queues, and whether the
+ * node is paging new messages to the logs (over its memory budget). */
+uint64_t node_queue_memory(const struct node *n);
+/* The logs' counters summed over vhosts (store_get_stats): fsyncs,
+ * bytes and records written, segments, disk bytes, live messages. */
+struct node_log_stats {
+    uint64_t fsyncs, bytes_written, records_written, segments, disk_bytes,
+        live_msgs;
+};
+void node_log_stats(const struct node *n, struct node_log_stats *out);
+/* *pending: bytes appended to the logs and not yet written (the server
+ * stops reading from publishers while the disk lags too far behind);
+ * *memory: the memory the logs' write buffers hold (store_buffer_bytes),
+ * for the memory alarm. */
+void node_log_backlog(const struct node *n, uint64_t *pending,
+                      uint64_t *memory);
+/* Message bytes appended to the logs so far: how much the write buffers
+ * grew since the last node_log_backlog(). O(1). */
+uint64_t node_log_appended(const struct node *n);
+bool node_is_paging(const struct node *n);
+/* The loop's notion of now, in microseconds (monotonic); the server sets
+ * it once per loop iteration, so every publish of an iteration gets the
+ * same timestamp. */
+void node_set_now(struct node *n, uint64_t now_us);
+uint64_t node_now(const struct node *n);
+/* Drops expired messages at the head of every queue that may have some
+ * (called about once a second). */
+void node_expire(struct node *n);
+/* When node_expire has work next (node time, µs); UINT64_MAX = none. */
+uint64_t node_next_expiry(const struct node *n);
+
+/* RabbitMQ's rules for a vhost name: 1 to 255 bytes (an AMQP short
+ * string) of UTF-8. Any such name is safe as a directory name
+ * (vhost/vhostdir.c). Returns false with *why set otherwise. */
+#define VHOST_NAME_MAX 255
+bool node_vhost_name_check(const char *name, const char **why);
+/* Whether some vhost's log waits for disk space (store_no_space): the
+ * disk alarm holds meanwhile. */
+bool node_disk_full(const struct node *n);
+/* Finds a vhost; borrowed or NULL. */
+struct vhost *node_vhost_find(struct node *n, const char *name);
+/* The vhost after vh (the first when vh is NULL), in creation order;
+ * NULL after the last. And how many there are. */
+struct vhost *node_vhost_next(struct node *n, const struct vhost *vh);
+size_t node_vhost_count(const struct node *n);
+/* Creates a vhost with its standard exchanges. Returns NULL if it
+ * exists, if the name is invalid, or if its log cannot be opened (then
+ * logged; its data directory is left as it was). */
+struct vhost *node_vhost_add(struct node *n, const char *name);
+/* Deletes every queue, exchange and binding of vh and frees it; the
+ * caller closes its connections first. */
+void node_vhost_remove(struct node *n, struct vhost *vh);
+/* Sets vh's metadata (RabbitMQ's description and tags; NULL keeps the
+ * current value) and marks the definitions for rewriting. */
+void node_vhost_set_meta(struct node *n, struct vhost *vh,
+                         const char *description, const char *tags);
+
+/* ---- users, permissions, limits, policies (user.c, perm.c, policy.c) */
+
+/* User tags (RabbitMQ's management tags). */
+enum {
+    TAG_ADMINISTRATOR = 1,
+    TAG_MONITORING = 2,
+    TAG_POLICYMAKER = 4,
+    TAG_MANAGEMENT = 8,
+    TAG_IMPERSONATOR = 16,
+};
+
+/* A user of the node. Passwords are stored as RabbitMQ stores them:
+ * base64(salt(4) || H(salt || password)), with H per hashing_algorithm
+ * (rabbit_password_hashing_sha256 by default; sha512 and md5 accepted
+ * on import). */
+struct user {
+    char *name;
+    char *password_hash;     /* base64 text, "" = no password login */
+    char *hashing_algorithm; /* "rabbit_password_hashing_sha256" */
+    char *tags;              /* as given: "administrator,monitoring" */
+    uint32_t tag_bits;       /* TAG_* of the tags Warren knows */
+    UT_hash_handle hh;
+};
+
+/* Borrowed or NULL. Iterate with node_users(n) and u->hh.next. */
+struct user *node_user_find(struct node *n, const char *name);
+struct user *node_users(struct node *n);
+size_t node_user_count(const struct node *n);
+/*
+ * Creates or replaces a user. Exactly one of password (hashed here with a
+ * fresh salt) and password_hash (taken as is, with hashing_algorithm, or
+ * sha256 when NULL) may be non-NULL; both NULL keeps the current password
+ * of an existing user, or creates one who cannot log in with a password.
+ * tags: comma separated (RabbitMQ accepts "administrator,management").
+ */
+int node_user_put(struct node *n, const char *name, const char *password,
+                  const char *password_hash, const char *hashing_algorithm,
+                  const char *tags, struct vherr *err);
+/* Deletes a user and its permissions. Returns WR_ERR (404) if absent. */
+int node_user_delete(struct node *n, const char *name, struct vherr *err);
+/* Checks a password against the user's hash (constant time). */
+bool user_check_password(const struct user *u, struct bytes password);
+
+/* A user's rights in a vhost: three PCRE regular expressions matched
+ * against resource names (unanchored, as RabbitMQ's re:run); "" matches
+ * nothing. */
+struct perm {
+    char *user;
+    char *vhost;
+    char *re[3]; /* configure, write, read (the source texts) */
+    void *code[3];
+    struct perm *next; /* all permissions, in a list */
+};
+
+/* Sets (creates or replaces) permissions; 400-style WR_ERR (code 406)
+ * with the regex error when a pattern does not compile; 404 when the
+ * user or vhost does not exist. */
+int node_perm_set(struct node *n, const char *vhost, const char *user,
+                  const char *configure, const char *write, const char *read,
+                  struct vherr *err);
+int node_perm_clear(struct node *n, const char *vhost, const char *user,
+                    struct vherr *err);
+/* Borrowed or NULL. */
+const struct perm *node_perm_find(struct node *n, const char *vhost,
+                                  const char *user);
+/* All permissions (iterate with ->next). */
+const struct perm *node_perms(struct node *n);
+/* Changes with every permission change: callers may cache checks. */
+uint64_t node_perm_gen(const struct node *n);
+
+/* Per-vhost limits (RabbitMQ's vhost-limits); -1 = none. */
+int node_vhost_set_limit(struct node *n, struct vhost *vh, const char *name,
+                         int64_t value, struct vherr *err);
+int node_vhost_clear_limit(struct node *n, struct vhost *vh, const char *name,
+                           struct vherr *err);
+
+/*
+ * Policies, operator policies, runtime parameters and global parameters
+ * are kept and exported as given (JSON objects in RabbitMQ's shapes),
+ * even where Warren does not act on them. Each is keyed by
+ * (vhost, component/name); vhost NULL for global parameters. The json
+ * values are owned by the node; put steals `value`.
+ */
+enum node_kv {
+    KV_POLICY,
+    KV_OPERATOR_POLICY,
+    KV_PARAMETER,
+    KV_GLOBAL_PARAMETER,
+};
+int node_kv_put(struct node *n, enum node_kv kind, const char *vhost,
+                const char *component, const char *name, json_t *value,
+                struct vherr *err);
+int node_kv_delete(struct node *n, enum node_kv kind, const char *vhost,
+                   const char *component, const char *name, struct vherr *err);
+/* A new JSON array of the items of that kind (of one vhost, or all when
+ * vhost is NULL), in the shape the management API returns and the
+ * definitions hold (with "vhost", "name", "component"...). */
+json_t *node_kv_list(struct node *n, enum node_kv kind, const char *vhost);
+/* Borrowed or NULL: one item. */
+json_t *node_kv_find(struct node *n, enum node_kv kind, const char *vhost,
+                     const char *component, const char *name);
+
+/* ---- definitions (definitions.c): RabbitMQ's definitions JSON */
+
+/* Exports durable vhosts, exchanges, queues and bindings (all vhosts, or
+ * only one). Returns a new reference. */
+json_t *node_defs_export(struct node *n, const char *only_vhost);
+/* Imports a definitions document, creating what is missing; an object
+ * that exists with other properties is an error (RabbitMQ's rules).
+ * Stops at the first error, leaving what was imported before it. */
+int node_defs_import(struct node *n, json_t *doc, struct vherr *err);
+/* A field table body as a JSON object, and back (RabbitMQ's mapping). */
+json_t *defs_table_to_json(struct bytes tbl);
+int defs_json_to_table(json_t *obj, struct buf *out);
+
+#endif
