@@ -1,31 +1,58 @@
 #!/usr/bin/python3
-"""compare.py: Warren against RabbitMQ 3.10, side by side, same tool.
+"""compare.py: Warren against RabbitMQ 3.10, side by side, same tools.
 
-Runs the scenario matrix of issue 5 with warren-perf against a private
-Warren (built binary, temp data dir, fsync = always) and a private RabbitMQ
-(Debian's rabbitmq-server through shared/tools/rabbitmq-local, on a spare
-port, wiped afterwards), one run after the other on this machine,
-alternating which broker goes first, each run repeated --repeats times.
-Both brokers are restarted before every scenario (and before every run of
-the memory scenarios 9 and 10), so that RSS figures are not polluted by
-memory an earlier run left in the allocator.
+Runs the scenario matrix of issue 5 against a private Warren (built
+binary, temp data dir, fsync = always) and a private RabbitMQ (Debian's
+rabbitmq-server through shared/tools/rabbitmq-local, on a spare port,
+wiped afterwards), one run after the other on this machine, alternating
+which broker goes first, each run repeated --repeats times. Both brokers
+are restarted before every scenario (and before every run of the memory
+scenarios 9 and 10), so that RSS figures are not polluted by memory an
+earlier run left in the allocator.
 
-It writes BENCHMARKS.md at the repo root: per scenario the median and
-spread (min-max) of both brokers, Warren's advantage, the goal, broker CPU
-per message (utime + stime deltas of the broker process, beam.smp for
-RabbitMQ), broker RSS, warren-perf's own CPU, the machine, the date and the
-exact commands. Results of scenarios not run this time are kept from the
-file's raw-results block, so `compare.py 3` refreshes scenario 3 only.
-Text outside the generated section is preserved.
+Two load generators, chosen with --mode (issue 13):
 
-    test/bench/compare.py                 # scenarios 1-10, 3 repeats
-    test/bench/compare.py 3 7             # scenarios 3 and 7
-    test/bench/compare.py --backlog       # 1-11 (11 = growing backlog)
+  batched   warren-perf (the default): pipelined publishes, batched
+            writes and acks, the way a broker is pushed to its limit;
+            scenarios 1-11.
+  everyday  warren-everyday: rabbitmq-c, one connection per thread, one
+            amqp_basic_publish per message on a TCP_NODELAY socket, acks
+            as deliveries come, the way most applications talk to a
+            broker; the message scenarios 1-8 with the same options, and
+            the many-connection sweeps 12 (64 publishers + 64 consumers)
+            and 13 (256 + 256), which raise the aggregate rate step by
+            step until deliveries lag, recording the broker's CPU per
+            thread at each step (Warren's event loop, RabbitMQ's
+            schedulers).
+  both      each scenario in each mode that has it.
+
+It writes BENCHMARKS.md at the repo root. The batched section: per
+scenario the median and spread (min-max) of both brokers, Warren's
+advantage, the goal, broker CPU per message (utime + stime deltas of the
+broker process, beam.smp for RabbitMQ), broker RSS, warren-perf's own CPU,
+the machine, the date and the exact commands. The everyday section, right
+after it: both modes side by side, broker CPU per message and per thread
+(/proc/PID/task/*/stat: for Warren the loop thread and the store threads,
+for RabbitMQ the scheduler threads and the rest), the many-connection
+sweeps and scenario 8's latency against warren-latency-floor. Results of
+scenarios (and modes) not run this time are kept from each section's
+raw-results block, so `compare.py 3` refreshes batched scenario 3 only.
+Text outside the generated sections is preserved.
+
+    test/bench/compare.py                 # batched scenarios 1-10
+    test/bench/compare.py 3 7             # batched scenarios 3 and 7
+    test/bench/compare.py --backlog       # batched 1-11 (11 = backlog)
     test/bench/compare.py 11 --backlog-count 5000000
+    test/bench/compare.py --mode everyday         # 1-8, 12, 13
+    test/bench/compare.py --mode both 1 5 8       # 1, 5, 8 in both modes
+    test/bench/compare.py --mode everyday 12 --sweep-rates 5000,10000
+    test/bench/compare.py --render        # re-render, run nothing
 
-Needs: a build (default <repo>/build, or --build DIR) with server/warren
-and test/warren-perf; rabbitmq-server; iperf3 for scenario 7's loopback
-reference (optional). Use /usr/bin/python3.
+Needs: a build (default <repo>/build, or --build DIR) with server/warren,
+test/warren-perf and (everyday) test/warren-everyday; rabbitmq-server;
+iperf3 for scenario 7's loopback reference (optional). Use /usr/bin/python3.
+Another compare.py on the machine? Give this one its own --rabbit-port
+(Warren listens on a port the kernel picks, its management API too).
 """
 
 import argparse
@@ -47,13 +74,18 @@ import time
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BEGIN = "<!-- compare.py: generated section begins; edit outside it -->"
 END = "<!-- compare.py: generated section ends -->"
+EBEGIN = "<!-- compare.py: everyday section begins; edit outside it -->"
+EEND = "<!-- compare.py: everyday section ends -->"
 LISTEN_RE = re.compile(r"listening on (\S+):(\d+) \(amqp\)")
 BROKERS = ("warren", "rabbitmq")
 # Scenario 11 counts as flat when the last tenths of the backlog go at
 # least 1/FLAT_MAX as fast as the first ones.
 FLAT_MAX = 1.25
 
-# metric kinds: "rate" (higher is better), "latency" and "memory" (lower)
+# metric kinds: "rate" (higher is better), "latency" and "memory" (lower),
+# "sweep" (rate steps). modes: which load generators run the scenario.
+BOTH = ("batched", "everyday")
+TOOLS = {"batched": "warren-perf", "everyday": "warren-everyday"}
 SCENARIOS = {
     1: dict(title="1 publisher → 1 queue → 1 consumer, 16 B, transient, "
                   "auto-ack",
@@ -108,7 +140,33 @@ SCENARIOS = {
              mode="backlog", args=["-s", "16"], metric="backlog",
              goal="publish and consume cost per message flat as the "
                   "backlog grows", need=None),
+    12: dict(modes=("everyday",),
+             title="64 publisher connections + 64 consumers, 64 queues, "
+                   "16 B, one publish per write, basic.ack per message "
+                   "(prefetch 100), rising aggregate rate",
+             mode="sweep", args=["-x", "64", "-y", "64", "-q", "64",
+                                 "-s", "16", "--ack-every", "1",
+                                 "--prefetch", "100"],
+             metric="sweep", goal="where one event loop saturates",
+             need=None),
+    13: dict(modes=("everyday",),
+             title="256 publisher connections + 256 consumers, 256 "
+                   "queues, 16 B, one publish per write, basic.ack per "
+                   "message (prefetch 100), rising aggregate rate",
+             mode="sweep", args=["-x", "256", "-y", "256", "-q", "256",
+                                 "-s", "16", "--ack-every", "1",
+                                 "--prefetch", "100"],
+             metric="sweep", goal="where one event loop saturates",
+             need=None),
 }
+# The message scenarios run in both modes, the admin and backlog ones with
+# warren-perf only, the sweeps (above) with warren-everyday only.
+for _n in SCENARIOS:
+    SCENARIOS[_n].setdefault("modes", BOTH if _n <= 8 else ("batched",))
+# Aggregate msg/s of the sweeps' steps (--sweep-rates); a sweep stops at
+# the first step whose deliveries lag.
+SWEEP_RATES = [2000, 5000, 10000, 20000, 40000, 60000, 80000, 100000,
+               130000, 160000, 200000, 250000, 300000, 400000]
 
 
 def log(msg):
@@ -133,7 +191,10 @@ class Warren:
         os.makedirs(os.path.join(work, "data"))
         conf = os.path.join(work, "warren.conf")
         with open(conf, "w") as f:
-            f.write("fsync = always\n")
+            # The management API on a port of its own: another Warren on
+            # the machine (another compare.py, a test) may hold 15672.
+            f.write("fsync = always\nmanagement.tcp.ip = 127.0.0.1\n"
+                    "management.tcp.port = 0\n")
         self.stderr_path = os.path.join(work, "warren.log")
         err = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
@@ -309,7 +370,10 @@ def iperf3_loopback():
 
 # ---- runs ------------------------------------------------------------------
 
-def perf_args(n, sc, args):
+def perf_args(n, sc, args, mode="batched"):
+    """The load generator's arguments (warren-perf's for batched,
+    warren-everyday's for everyday: the same options where both have
+    them)."""
     a = [sc["mode"]] + list(sc["args"])
     if sc["mode"] in ("throughput", "latency"):
         a += ["-z", str(args.duration), "--drain-timeout", "30"]
@@ -317,8 +381,20 @@ def perf_args(n, sc, args):
         # RabbitMQ pauses for many seconds while it pages a backlog of
         # millions: give it a minute before counting messages as lost.
         a += ["-n", str(args.backlog_count), "--drain-timeout", "60"]
-    a += ["--queue-prefix", "bench-%d" % n]
+    if sc["mode"] == "sweep":
+        a += ["--rates", ",".join("%g" % r for r in args.sweep_rates),
+              "--step", str(args.sweep_step), "--settle",
+              str(args.sweep_settle), "--drain-timeout", "60"]
+    a += ["--queue-prefix", "bench-%d%s" % (n, "" if mode == "batched"
+                                            else "-everyday")]
     return a
+
+
+def run_timeout(sc, args):
+    if sc["mode"] == "sweep":
+        steps = len(args.sweep_rates)
+        return steps * (args.sweep_step + args.sweep_settle) + 900
+    return args.duration + 600
 
 
 SYNC_EVENTS = "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync"
@@ -366,14 +442,14 @@ def stop_sync_count(h):
     return total if seen else None
 
 
-def run_once(perf, broker, n, sc, args, tmp):
-    out = os.path.join(tmp, "s%d-%s.json" % (n, broker.name))
+def run_once(tool, broker, n, sc, args, tmp, mode="batched"):
+    out = os.path.join(tmp, "s%d-%s-%s.json" % (n, mode, broker.name))
     if os.path.exists(out):
         os.unlink(out)
-    cmd = [perf] + perf_args(n, sc, args) + [
+    cmd = [tool] + perf_args(n, sc, args, mode) + [
         "--host", "127.0.0.1", "--port", str(broker.port),
         "--broker-pid", str(broker.pid), "--json", out, "--quiet"]
-    timeout = args.duration + 600
+    timeout = run_timeout(sc, args)
     syncs = start_sync_count(broker.pid, tmp) if sc.get("syncs") else None
     try:
         r = subprocess.run(cmd, stdout=subprocess.PIPE,
@@ -394,8 +470,12 @@ def run_once(perf, broker, n, sc, args, tmp):
             res["fsync_rate"] = nsync / res["elapsed_s"]
     ok = rc == 0 and res is not None and res.get("ok")
     if not ok:
-        log("scenario %d on %s FAILED (exit %s):\n%s"
-            % (n, broker.name, rc, output[-3000:]))
+        log("scenario %d (%s) on %s FAILED (exit %s):\n%s"
+            % (n, mode, broker.name, rc, output[-3000:]))
+    if sc["mode"] == "sweep" and output:
+        for line in output.splitlines():
+            if line.startswith("step "):
+                log("  " + line)
     return {"ok": bool(ok), "exit": rc, "json": res,
             "output": None if ok else output[-3000:]}
 
@@ -415,7 +495,132 @@ def headline(n, sc, res):
     if kind == "backlog":
         steps = j.get("backlog", {}).get("publish", [])
         return steps[-1]["rate"] if steps else None
+    if kind == "sweep":
+        return sweep_sustained(j)
     return j.get("consume_rate")
+
+
+SCHED_RE = re.compile(r"^\d+_scheduler$")
+
+
+def thread_groups(name, threads, pid):
+    """CPU seconds of a broker's threads by role, from a run's (or a
+    step's) per-thread list: Warren's event loop ("loop", the thread whose
+    id is the pid) and its other threads ("store": the store's journal
+    threads); RabbitMQ's schedulers ("sched", and the busiest one,
+    "sched_max"), its dirty schedulers ("dirty") and the rest ("other").
+    "busiest" is the busiest single thread. None without a list."""
+    if not threads:
+        return None
+    g = {"busiest": max(t["cpu_s"] for t in threads)}
+
+    def add(k, v):
+        g[k] = g.get(k, 0.0) + v
+
+    for t in threads:
+        if name == "warren":
+            add("loop" if t["tid"] == pid else "store", t["cpu_s"])
+        elif SCHED_RE.match(t["name"]):
+            add("sched", t["cpu_s"])
+            g["sched_max"] = max(g.get("sched_max", 0.0), t["cpu_s"])
+        elif "dirty" in t["name"]:
+            add("dirty", t["cpu_s"])
+        else:
+            add("other", t["cpu_s"])
+    return g
+
+
+THREAD_KEYS = ("loop", "store", "sched", "sched_max", "dirty", "other",
+               "busiest")
+
+
+def thread_series(name, rs):
+    """Per role: CPU µs per message, and % of one core over the run."""
+    per_msg = {k: [] for k in THREAD_KEYS}
+    pct = {k: [] for k in THREAD_KEYS}
+    for r in rs:
+        j = r["json"]
+        b = j.get("broker") or {}
+        g = thread_groups(name, b.get("threads"), b.get("pid"))
+        msgs = j.get("consumed") or j.get("published") or j.get("count")
+        window = (j.get("elapsed_s") or 0) + (j.get("drain_s") or 0)
+        if not g or not msgs:
+            continue
+        for k in THREAD_KEYS:
+            if k in g:
+                per_msg[k].append(g[k] * 1e6 / msgs)
+                if window > 0:
+                    pct[k].append(100 * g[k] / window)
+    return ({k: v for k, v in per_msg.items() if v},
+            {k: v for k, v in pct.items() if v})
+
+
+def sweep_sustained(j):
+    """The highest step rate a sweep delivered without lagging, or
+    None."""
+    ok = [st["target_rate"] for st in j.get("steps", [])
+          if not st.get("lagging")]
+    return max(ok) if ok else None
+
+
+def step_busiest(name, st, pid):
+    """CPU seconds of the thread that saturates first in a sweep step:
+    Warren's loop, RabbitMQ's busiest scheduler; None if unknown."""
+    g = thread_groups(name, st.get("threads"), pid) or {}
+    return g.get("loop" if name == "warren" else "sched_max")
+
+
+def sweep_first_lag(name, j):
+    """The first step of a sweep run that lagged: its rate, what it
+    delivered, and how busy the busiest broker thread, the broker and
+    the tool were (% of one core); None when no step lagged."""
+    pid = (j.get("broker") or {}).get("pid")
+    for st in j.get("steps", []):
+        if st.get("lagging"):
+            top = step_busiest(name, st, pid)
+            return {"rate": st["target_rate"],
+                    "consume": st["consume_rate"],
+                    "busiest_pct": 100 * top / st["seconds"]
+                    if top is not None else None,
+                    "broker_pct": st.get("broker_cpu_pct"),
+                    "tool_pct": st.get("tool_cpu_pct")}
+    return None
+
+
+SWEEP_KEYS = ("consume", "publish", "cpu", "broker_pct", "busiest_us",
+              "busiest_pct", "p50", "p99", "tool_pct", "lagging")
+
+
+def sweep_rows(name, runs_json):
+    """A sweep's steps across runs, one row per target rate: lists of the
+    runs' figures. "busiest" is Warren's loop thread, RabbitMQ's busiest
+    scheduler."""
+    rows = {}
+    for j in runs_json:
+        pid = (j.get("broker") or {}).get("pid")
+        for st in j.get("steps", []):
+            row = rows.setdefault(st["target_rate"],
+                                  {k: [] for k in SWEEP_KEYS})
+            msgs = st["consume_rate"] * st["seconds"]
+            top = step_busiest(name, st, pid)
+            row["consume"].append(st["consume_rate"])
+            row["publish"].append(st["publish_rate"])
+            row["cpu"].append(st.get("broker_cpu_us_per_msg"))
+            row["broker_pct"].append(st.get("broker_cpu_pct"))
+            if top is not None and msgs > 0:
+                row["busiest_us"].append(top * 1e6 / msgs)
+                row["busiest_pct"].append(100 * top / st["seconds"])
+            row["p50"].append(st["latency_us"]["p50"])
+            row["p99"].append(st["latency_us"]["p99"])
+            row["tool_pct"].append(st.get("tool_cpu_pct"))
+            row["lagging"].append(bool(st.get("lagging")))
+    out = []
+    for rate in sorted(rows):
+        row = {k: [v for v in vals if v is not None]
+               for k, vals in rows[rate].items()}
+        row["rate"] = rate
+        out.append(row)
+    return out
 
 
 def summarize_runs(n, sc, runs):
@@ -444,6 +649,7 @@ def summarize_runs(n, sc, runs):
             "tool": series(lambda j: j.get("tool_cpu_us_per_msg")),
             "p50": series(lambda j: j["latency_us"]["p50"]),
             "p99": series(lambda j: j["latency_us"]["p99"]),
+            "p999": series(lambda j: j["latency_us"]["p99_9"]),
             "pub": series(lambda j: j.get("publish_rate")),
             "mem": series(lambda j: j.get("broker_bytes_per_item")),
             "close": series(lambda j: j.get("close_rate")),
@@ -453,8 +659,12 @@ def summarize_runs(n, sc, runs):
             "errors": [e for r in runs.get(b, []) if r["json"]
                        for e in r["json"].get("errors", [])],
         }
+        s["thr"], s["thr_pct"] = thread_series(b, rs)
         if sc.get("metric") == "backlog":
             s["backlog"] = [r["json"].get("backlog") for r in rs]
+        if sc.get("metric") == "sweep":
+            s["sweep"] = sweep_rows(b, [r["json"] for r in rs])
+            s["lag"] = [sweep_first_lag(b, r["json"]) for r in rs]
         out[b] = s
     return out
 
@@ -462,7 +672,7 @@ def summarize_runs(n, sc, runs):
 def latency_floor(build, duration):
     """One run of warren-latency-floor at scenario 8's rate: the same
     wake-ups through a bare relay process, the best one-way latency this
-    machine allows. {"p50": µs, "p99": µs} or None."""
+    machine allows. {"p50": µs, "p99": µs, "p999": µs} or None."""
     exe = os.path.join(build, "test", "warren-latency-floor")
     if not os.access(exe, os.X_OK):
         return None
@@ -472,15 +682,16 @@ def latency_floor(build, duration):
                            stderr=subprocess.DEVNULL, text=True,
                            timeout=duration + 60)
         d = json.loads(r.stdout)
-        return {"p50": d["p50"], "p99": d["p99"]}
+        return {"p50": d["p50"], "p99": d["p99"], "p999": d.get("p999")}
     except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
         return None
 
 
-def run_scenario(n, args, perf, brokers, tmp, floors=None):
-    """Runs scenario n `repeats` times on each broker, alternating which
-    goes first. For the latency scenario, floors (a list) also gets one
-    latency_floor() per repeat, taken between the brokers' runs."""
+def run_scenario(n, args, tool, brokers, tmp, floors=None, mode="batched"):
+    """Runs scenario n `repeats` times on each broker with the mode's
+    tool, alternating which goes first. For the latency scenario, floors
+    (a list) also gets one latency_floor() per repeat, taken between the
+    brokers' runs."""
     sc = SCENARIOS[n]
     runs = {b.name: [] for b in brokers}
     for b in brokers:
@@ -490,9 +701,9 @@ def run_scenario(n, args, perf, brokers, tmp, floors=None):
         for b in order:
             if sc.get("fresh") and rep > 0:
                 b.restart()
-            log("scenario %d run %d/%d on %s" % (n, rep + 1, args.repeats,
-                                                 b.name))
-            r = run_once(perf, b, n, sc, args, tmp)
+            log("scenario %d (%s) run %d/%d on %s" % (
+                n, mode, rep + 1, args.repeats, b.name))
+            r = run_once(tool, b, n, sc, args, tmp, mode)
             h = headline(n, sc, r) if r["json"] else None
             log("  -> %s %s" % (fmt_main(sc, h), "" if r["ok"] else "FAILED"))
             runs[b.name].append(r)
@@ -627,25 +838,33 @@ def metric_name(sc):
 PREAMBLE = """# Benchmarks
 
 Warren against RabbitMQ 3.10 on the same machine, with the same load
-generator, one broker after the other.
+generators, one broker after the other.
 
 ## How it is measured
 
 - `warren-perf` (`test/bench/perf/`, built as `<build>/test/warren-perf`)
-  is the load generator: `warren-perf throughput|latency|connections|
-  queues|backlog [options]` (`--help` lists them). Every message carries
+  is the batched load generator: `warren-perf throughput|latency|
+  connections|queues|backlog [options]` (`--help` lists them). It
+  pipelines publishes and batches writes and acks. Every message carries
   its producer, target queue, sequence number, send time and a checksum;
   consumers check each one, so a broker that drops, duplicates, corrupts
   or reorders messages fails the run instead of looking fast. It prints a
   line per second and a JSON summary, with its own CPU next to the
-  broker's (`--broker-pid`).
+  broker's, per thread too (`--broker-pid`).
+- `warren-everyday` (`test/bench/everyday/`, built when librabbitmq-dev
+  is installed) drives the broker the way everyday clients do, through
+  rabbitmq-c: a thread per connection, one `amqp_basic_publish` per
+  message on a TCP_NODELAY socket, acks as deliveries come, confirms one
+  by one or in a window. Same message checks, same JSON; its `sweep` mode
+  raises the aggregate rate step by step over many connections.
 - `test/bench/compare.py` starts a private Warren (the build's
   `server/warren`, a temp data directory, `fsync = always`) and a private
   RabbitMQ (Debian's package through `shared/tools/rabbitmq-local`, port
-  5701, wiped afterwards), restarts both before every scenario, runs each
-  scenario three times on each broker, alternating which goes first, and
-  rewrites the generated section below. Text outside that section is
-  kept.
+  5701 unless `--rabbit-port`, wiped afterwards), restarts both before
+  every scenario, runs each scenario three times on each broker,
+  alternating which goes first, and rewrites the generated sections
+  below: `--mode batched` (warren-perf, the default), `everyday`
+  (warren-everyday) or `both`. Text outside those sections is kept.
 
 ```sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build -j2
@@ -653,6 +872,8 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build -j2
 /usr/bin/python3 test/bench/compare.py 3 8      # only 3 and 8; others kept
 /usr/bin/python3 test/bench/compare.py 11       # the backlog (2,000,000
                                                 # messages; --backlog-count)
+/usr/bin/python3 test/bench/compare.py --mode both   # 1-8 in both modes,
+                                                # 9-10 batched, sweeps 12-13
 ```
 
 ## Optimisation log
@@ -663,24 +884,42 @@ before and after (same machine, same day).
 """
 
 
+def section_data(text, begin, end):
+    """The raw results stored in a generated section of text, or {}."""
+    if begin not in text or end not in text:
+        return {}
+    gen = text.split(begin, 1)[1].split(end, 1)[0]
+    m = re.search(r"```json\n(.*?)\n```", gen, re.S)
+    if not m:
+        return {}
+    try:
+        return json.loads(m.group(1))
+    except ValueError:
+        return {}
+
+
 def load_previous(path):
-    """(text before, text after, stored results) of an existing file."""
+    """(text, batched results, everyday results) of an existing file;
+    PREAMBLE and no results for a new one."""
     if not os.path.exists(path):
-        return (PREAMBLE, "", {})
+        return (PREAMBLE, {}, {})
     with open(path) as f:
         text = f.read()
-    if BEGIN not in text or END not in text:
-        return (text.rstrip("\n") + "\n\n", "", {})
-    before, rest = text.split(BEGIN, 1)
-    gen, after = rest.split(END, 1)
-    data = {}
-    m = re.search(r"```json\n(.*?)\n```", gen, re.S)
-    if m:
-        try:
-            data = json.loads(m.group(1))
-        except ValueError:
-            data = {}
-    return before, after, data
+    return (text, section_data(text, BEGIN, END),
+            section_data(text, EBEGIN, EEND))
+
+
+def put_section(text, begin, end, body, after=None):
+    """text with its generated section between begin and end replaced by
+    body (markers included); a section not there yet goes right after
+    the marker `after`, or at the end."""
+    if begin in text and end in text:
+        pre, rest = text.split(begin, 1)
+        return pre + body + rest.split(end, 1)[1]
+    if after is not None and after in text:
+        pre, post = text.split(after, 1)
+        return pre + after + "\n\n" + body + post
+    return text.rstrip("\n") + "\n\n" + body + "\n"
 
 
 def table_rows(data):
@@ -879,38 +1118,357 @@ def render(data):
     return "\n".join(out)
 
 
+# ---- the everyday section --------------------------------------------------
+
+def fmt_pair(a, b, digits=0):
+    return "%s / %s" % (fmt_num(a, digits), fmt_num(b, digits))
+
+
+def side_rows(edata, bdata):
+    """Both tools, both brokers, scenarios 1-8."""
+    rows = []
+    keys = set(edata.get("scenarios", {})) | set(bdata.get("scenarios", {}))
+    for key in sorted(keys, key=int):
+        n = int(key)
+        sc = SCENARIOS[n]
+        if sc["modes"] != BOTH:
+            continue
+        cells = []
+        for d in (bdata, edata):
+            e = d.get("scenarios", {}).get(key)
+            if e is None:
+                cells += ["–", "–", "–"]
+                continue
+            s = e["summary"]
+            w, r = med(s["warren"]["main"]), med(s["rabbitmq"]["main"])
+            adv = advantage(sc, w, r)
+            cells += [fmt_spread(sc, s["warren"]["main"]),
+                      fmt_spread(sc, s["rabbitmq"]["main"]),
+                      "%.2f×" % adv if adv else "–"]
+        rows.append("| %d | %s | %s | %s |" % (n, sc["title"], metric_name(sc),
+                                               " | ".join(cells)))
+    return rows
+
+
+def thr(s, b, key, pct=False, digits=2):
+    return fmt_num(med(s[b].get("thr_pct" if pct else "thr", {}).get(key)),
+                   digits)
+
+
+def cpu_rows(edata, bdata):
+    """Broker CPU per message and per thread, both modes."""
+    rows = []
+    keys = set(edata.get("scenarios", {})) | set(bdata.get("scenarios", {}))
+    for key in sorted(keys, key=int):
+        if SCENARIOS[int(key)]["modes"] != BOTH:
+            continue
+        for mode, d in (("batched", bdata), ("everyday", edata)):
+            e = d.get("scenarios", {}).get(key)
+            if e is None:
+                continue
+            s = e["summary"]
+            rows.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s "
+                        "| %s | %s |" % (
+                            key, mode, fmt_num(med(s["warren"]["cpu"]), 2),
+                            thr(s, "warren", "loop"),
+                            thr(s, "warren", "store"),
+                            thr(s, "warren", "loop", True, 0),
+                            fmt_num(med(s["rabbitmq"]["cpu"]), 2),
+                            thr(s, "rabbitmq", "sched"),
+                            thr(s, "rabbitmq", "sched_max"),
+                            fmt_num(sum(med(s["rabbitmq"].get("thr", {})
+                                            .get(k)) or 0
+                                        for k in ("dirty", "other")) or None,
+                                    2),
+                            thr(s, "rabbitmq", "sched_max", True, 0),
+                            fmt_pair(med(s["warren"]["tool"]),
+                                     med(s["rabbitmq"]["tool"]), 2)))
+    return rows
+
+
+def sweep_cell(row, key, digits=0):
+    return fmt_num(med(row.get(key)), digits) if row else "–"
+
+
+def machine_pct(row, nproc):
+    """Broker + tool CPU as a share of the whole machine, or None."""
+    b, t = med(row.get("broker_pct")), med(row.get("tool_pct"))
+    if b is None or t is None or not nproc:
+        return None
+    return (b + t) / nproc
+
+
+def sweep_table(s, b, nproc):
+    """One broker's sweep: a row per step rate, medians of the runs that
+    reached it."""
+    warren = b == "warren"
+    head = ("| rate asked (msg/s) | delivered | broker µs/msg | %s µs/msg | "
+            "%s %% of a core | delivered ÷ its share | broker %% of a core "
+            "| p50 / p99 µs | tool %% of a core | machine busy |" % (
+                ("loop", "loop") if warren else
+                ("busiest scheduler", "busiest scheduler")))
+    out = [head, "| --- |" + " --- |" * 9]
+    for row in s[b].get("sweep") or []:
+        lag = sum(row["lagging"])
+        c, p = med(row.get("consume")), med(row.get("busiest_pct"))
+        busy = machine_pct(row, nproc)
+        out.append("| %s | %s%s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            fmt_num(row["rate"]), sweep_cell(row, "consume"),
+            " (lags in %d of %d)" % (lag, len(row["lagging"])) if lag else "",
+            sweep_cell(row, "cpu", 2), sweep_cell(row, "busiest_us", 2),
+            sweep_cell(row, "busiest_pct"),
+            fmt_num(c / (p / 100)) if c and p else "–",
+            sweep_cell(row, "broker_pct"),
+            fmt_pair(med(row.get("p50")), med(row.get("p99")), 0),
+            sweep_cell(row, "tool_pct"),
+            "%s%%" % fmt_num(busy) if busy is not None else "–"))
+    return out
+
+
+def sweep_verdict(s, b, nproc):
+    """Where a broker stopped keeping up, in words."""
+    main = s[b].get("main") or []
+    lags = [x for x in s[b].get("lag") or [] if x]
+    who = "Warren" if b == "warren" else "RabbitMQ"
+    what = "its event loop" if b == "warren" else "its busiest scheduler"
+    text = "%s delivered every step in full up to %s msg/s (median of the " \
+           "runs)" % (who, fmt_num(med(main)) if main else "none")
+    if not lags:
+        return text + "; no step lagged."
+    first = med([x["rate"] for x in lags])
+    busiest = med([x["busiest_pct"] for x in lags
+                   if x.get("busiest_pct") is not None])
+    busy = med([(x["broker_pct"] + x["tool_pct"]) / nproc for x in lags
+                if x.get("broker_pct") is not None and
+                x.get("tool_pct") is not None and nproc])
+    text += "; the first step that lagged asked %s msg/s (%d of %d runs " \
+            "lagged), with %s at %s%% of a core and the machine %s%% busy " \
+            "(broker + tool)" % (fmt_num(first), len(lags),
+                                 len(s[b].get("lag") or []), what,
+                                 fmt_num(busiest), fmt_num(busy))
+    if busiest is not None and busiest < 90 and busy is not None and \
+            busy >= 85:
+        text += ": the machine ran out of CPU before %s did" % what
+    return text + "."
+
+
+def latency_rows(e, mode):
+    """Scenario 8 of one mode: both brokers and the floor measured in the
+    same run."""
+    s = e["summary"]
+    rows = []
+    for b in BROKERS:
+        rows.append("| %s, %s | %s | %s | %s |" % (
+            "Warren" if b == "warren" else "RabbitMQ", mode,
+            fmt_num(med(s[b]["p50"]), 1), fmt_num(med(s[b]["p99"]), 1),
+            fmt_num(med(s[b].get("p999")), 1)))
+    f = e.get("floor") or []
+    if f:
+        rows.append("| machine floor (warren-latency-floor), %s run | %s "
+                    "| %s | %s |" % (
+                        mode, fmt_num(med([x["p50"] for x in f]), 1),
+                        fmt_num(med([x["p99"] for x in f]), 1),
+                        fmt_num(med([x["p999"] for x in f
+                                     if x.get("p999") is not None]), 1)))
+    return rows
+
+
+def everyday_details(edata):
+    lines = []
+    for key in sorted(edata.get("scenarios", {}), key=int):
+        e = edata["scenarios"][key]
+        n = int(key)
+        sc = SCENARIOS[n]
+        s = e["summary"]
+        lines.append("**%d. %s** (measured %s by `%s`, %d run%s each)  " % (
+            n, sc["title"], e["machine"]["date"], e.get("command", "?"),
+            e["repeats"], "" if e["repeats"] == 1 else "s"))
+        lines.append("`warren-everyday %s --host 127.0.0.1 --port PORT "
+                     "--broker-pid PID --json OUT --quiet`  " %
+                     " ".join(shlex.quote(a) for a in e["perf_args"]))
+        extra = []
+        for b in BROKERS:
+            if sc.get("metric") != "sweep":
+                extra.append("%s publish %s msg/s, latency p50 %s µs" % (
+                    b, fmt_num(med(s[b]["pub"])),
+                    fmt_num(med(s[b]["p50"]), 0)))
+            if s[b].get("fsync_rate"):
+                extra.append("%s %s fsyncs/s, %s messages per fsync" % (
+                    b, fmt_num(med(s[b]["fsync_rate"])),
+                    fmt_num(med(s[b]["per_fsync"]), 1)))
+        if extra:
+            lines.append("; ".join(extra) + "  ")
+        for b in BROKERS:
+            if s[b]["failed"]:
+                lines.append("**%s: %d of %d runs FAILED**: %s  " % (
+                    b, s[b]["failed"], s[b]["runs"],
+                    "; ".join(sorted(set(s[b]["errors"])))[:600] or
+                    "see compare.py's output"))
+        lines.append("")
+    return lines
+
+
+def render_everyday(edata, bdata):
+    m = edata.get("machine", {})
+    sc_e = edata.get("scenarios", {})
+    out = [EBEGIN, "",
+           "## Everyday clients: warren-everyday next to warren-perf",
+           "",
+           "Last updated by `%s` on %s; each scenario below says when and "
+           "by which command it was measured. Machine: %s × %s, %s RAM, "
+           "Linux %s, load average at start %s. Warren %s built %s, "
+           "`fsync = always`; RabbitMQ %s as above. warren-everyday "
+           "(`test/bench/everyday/`) drives the brokers through rabbitmq-c "
+           "the way applications do: one connection per thread, one "
+           "`amqp_basic_publish` per message (three `send` calls, one "
+           "small TCP segment, TCP_NODELAY), deliveries one at a time "
+           "with `amqp_consume_message`, acks as they come, confirms "
+           "waited for in the scenario's window. warren-perf pipelines and "
+           "batches. Same scenarios, same message checks, same brokers. "
+           "Medians of the runs, spread (min–max) in brackets." % (
+               edata.get("command", "?"), m.get("date", "?"),
+               m.get("nproc", "?"), m.get("cpu", "?"), m.get("memory", "?"),
+               m.get("kernel", "?"), m.get("loadavg", "?"),
+               m.get("commit", "?"), m.get("build", "?"),
+               m.get("rabbitmq", "?")),
+           "",
+           "| # | scenario | figure | Warren batched | RabbitMQ batched | "
+           "advantage | Warren everyday | RabbitMQ everyday | advantage |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out += side_rows(edata, bdata)
+    out += ["",
+            "### Broker CPU per message, per thread",
+            "",
+            "CPU µs per delivered message over the whole run (publishing "
+            "and draining), from `/proc/PID/task/*/stat`. Warren: the "
+            "process, its event-loop thread (\"loop\", the thread whose id "
+            "is the pid) and its store threads (journal writer, fsync); "
+            "\"loop %\" is the loop thread's share of one core over the "
+            "run. RabbitMQ: beam.smp, its scheduler threads together and "
+            "the busiest one, and everything else (dirty schedulers, aux, "
+            "pollers). The batched rows come from the section above and "
+            "show \"–\" where they were measured before per-thread CPU was "
+            "recorded.",
+            "",
+            "| # | mode | Warren µs/msg | loop | store | loop % | RabbitMQ "
+            "µs/msg | schedulers | busiest scheduler | other threads | "
+            "busiest scheduler % | tool µs/msg (vs W / vs R) |",
+            "| --- |" + " --- |" * 11]
+    out += cpu_rows(edata, bdata)
+    for key in ("12", "13"):
+        e = sc_e.get(key)
+        if e is None:
+            continue
+        sc = SCENARIOS[int(key)]
+        s = e["summary"]
+        nproc = e["machine"].get("nproc")
+        out += ["", "### Scenario %s: %s" % (key, sc["title"]), "",
+                "Measured %s by `%s`, %d run%s per broker; each step holds "
+                "its aggregate rate (spread over the publishers) for %s s, "
+                "then measures for %s s; a step lags when it delivers less "
+                "than 95%% of what it asked, and a run stops there. "
+                "\"delivered ÷ its share\" is what the busiest thread would "
+                "deliver at 100%% of a core at the step's CPU per message; "
+                "where deliveries queue (p50 in milliseconds) reads and "
+                "wake-ups batch behind the queue and the figure flatters. "
+                "\"machine busy\": broker + tool CPU over all %s cores." % (
+                    e["machine"]["date"], e.get("command", "?"),
+                    e["repeats"], "" if e["repeats"] == 1 else "s",
+                    fmt_num(e.get("sweep_settle"), 1),
+                    fmt_num(e.get("sweep_step"), 1), nproc or "?")]
+        for b in BROKERS:
+            out += ["", "%s:" % ("Warren" if b == "warren" else
+                                 "RabbitMQ (beam.smp)"), ""]
+            out += sweep_table(s, b, nproc)
+            out += ["", sweep_verdict(s, b, nproc)]
+    e8 = sc_e.get("8")
+    if e8 is not None:
+        out += ["", "### Latency at 1,000 msg/s (scenario 8)", "",
+                "One publisher at 1,000 msg/s, one auto-ack consumer; "
+                "one-way latency in µs, medians of the runs; between the "
+                "brokers' runs, `warren-latency-floor` does the same "
+                "wake-ups through a bare relay process: the best this "
+                "machine allows at that moment.", "",
+                "| | p50 | p99 | p99.9 |", "| --- | --- | --- | --- |"]
+        out += latency_rows(e8, "everyday")
+        b8 = bdata.get("scenarios", {}).get("8")
+        if b8 is not None:
+            out += latency_rows(b8, "batched")
+    out += ["", "### Per scenario (everyday)", ""]
+    out += everyday_details(edata)
+    out += ["<details><summary>Raw results of the everyday runs (compare.py "
+            "reads them back to merge later runs)</summary>", "", "```json",
+            dump_data(edata), "```", "", "</details>", "", EEND]
+    return "\n".join(out)
+
+
+def store_entry(n, mode, summary, machine, command, args, iperf, floors):
+    return {
+        "command": command,
+        "machine": machine,
+        "repeats": args.repeats,
+        "duration": args.duration,
+        "count": args.backlog_count if n == 11 else None,
+        "perf_args": perf_args(n, SCENARIOS[n], args, mode),
+        "iperf3": iperf if n == 7 else None,
+        "floor": floors.get((mode, n)),
+        "sweep_step": args.sweep_step if n in (12, 13) else None,
+        "sweep_settle": args.sweep_settle if n in (12, 13) else None,
+        "summary": summary,
+    }
+
+
 def write_report(path, new, machine, command, args, iperf, floors):
-    before, after, data = load_previous(path)
-    data.setdefault("scenarios", {})
-    for n, (runs, summary) in new.items():
-        data["scenarios"][str(n)] = {
-            "command": command,
-            "machine": machine,
-            "repeats": args.repeats,
-            "duration": args.duration,
-            "count": args.backlog_count if n == 11 else None,
-            "perf_args": perf_args(n, SCENARIOS[n], args),
-            "iperf3": iperf if n == 7 else None,
-            "floor": floors.get(n),
-            "summary": summary,
-        }
-    data["machine"] = machine
-    data["command"] = command
+    """Merges the new results ({(mode, n): (runs, summary)}) into the
+    file's sections and rewrites it."""
+    text, data, edata = load_previous(path)
+    for key, d in (("batched", data), ("everyday", edata)):
+        fresh = {n: sm for (m, n), (runs, sm) in new.items() if m == key}
+        if not fresh:
+            continue
+        d.setdefault("scenarios", {})
+        for n, summary in fresh.items():
+            d["scenarios"][str(n)] = store_entry(
+                n, key, summary, machine, command, args, iperf, floors)
+        d["machine"] = machine
+        d["command"] = command
+    if data.get("scenarios"):
+        text = put_section(text, BEGIN, END, render(data))
+    if edata.get("scenarios"):
+        text = put_section(text, EBEGIN, EEND, render_everyday(edata, data),
+                           after=END)
+    if not text.endswith("\n"):
+        text += "\n"
     with open(path + ".tmp", "w") as f:
-        f.write(before + render(data) + after)
-        if not after.endswith("\n"):
-            f.write("\n")
+        f.write(text)
     os.replace(path + ".tmp", path)
 
 
 # ---- main ------------------------------------------------------------------
 
+def rate_list(text):
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("rates: numbers separated by "
+                                         "commas")
+    if not rates or min(rates) <= 0:
+        raise argparse.ArgumentTypeError("rates must be positive")
+    return rates
+
+
 def parse_args():
     p = argparse.ArgumentParser(
-        description="Run the issue-5 matrix against Warren and RabbitMQ and "
-                    "write BENCHMARKS.md.")
+        description="Run the issue-5 matrix against Warren and RabbitMQ, "
+                    "with warren-perf (batched) and/or warren-everyday "
+                    "(everyday clients), and write BENCHMARKS.md.")
     p.add_argument("scenarios", nargs="*", type=int,
-                   help="scenario numbers (default 1-10; 11 with --backlog)")
+                   help="scenario numbers (default: batched 1-10, 11 with "
+                        "--backlog; everyday 1-8, 12, 13)")
+    p.add_argument("--mode", choices=("batched", "everyday", "both"),
+                   default="batched",
+                   help="load generator: warren-perf (batched, the "
+                        "default), warren-everyday, or both")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--duration", type=float, default=10,
                    help="seconds of publishing per run (default 10)")
@@ -919,21 +1477,42 @@ def parse_args():
     p.add_argument("--backlog-count", type=int, default=2000000,
                    help="scenario 11's backlog (default 2,000,000; the "
                         "issue's 10,000,000 takes RabbitMQ many minutes)")
+    p.add_argument("--sweep-rates", type=rate_list, default=SWEEP_RATES,
+                   help="aggregate msg/s of the steps of scenarios 12 and "
+                        "13 (default %s)" % ",".join(
+                            "%d" % r for r in SWEEP_RATES))
+    p.add_argument("--sweep-step", type=float, default=5,
+                   help="seconds measured per sweep step (default 5)")
+    p.add_argument("--sweep-settle", type=float, default=2,
+                   help="seconds at a step's rate before measuring "
+                        "(default 2)")
     p.add_argument("--build", default=os.environ.get(
         "WARREN_BUILD", os.path.join(REPO, "build")),
         help="build directory (default <repo>/build)")
-    p.add_argument("--rabbit-port", type=int, default=5701)
+    p.add_argument("--rabbit-port", type=int, default=5701,
+                   help="RabbitMQ's AMQP port (default 5701); give another "
+                        "compare.py on the machine a different one")
     p.add_argument("--rabbitmq-local", default=None,
                    help="path of shared/tools/rabbitmq-local")
     p.add_argument("--only", choices=BROKERS,
                    help="run one broker only (no ratios)")
     p.add_argument("--out", default=os.path.join(REPO, "BENCHMARKS.md"))
+    p.add_argument("--render", action="store_true",
+                   help="run nothing: rewrite the generated sections from "
+                        "their stored raw results (after a change to how "
+                        "they are shown)")
     a = p.parse_args()
+    a.modes = BOTH if a.mode == "both" else (a.mode,)
     if not a.scenarios:
-        a.scenarios = list(range(1, 12 if a.backlog else 11))
+        a.scenarios = [n for n in sorted(SCENARIOS)
+                       if any(m in SCENARIOS[n]["modes"] for m in a.modes)
+                       and (n != 11 or a.backlog)]
     for n in a.scenarios:
         if n not in SCENARIOS:
-            p.error("no scenario %d (1-11)" % n)
+            p.error("no scenario %d (1-%d)" % (n, max(SCENARIOS)))
+        if not any(m in SCENARIOS[n]["modes"] for m in a.modes):
+            p.error("scenario %d runs in %s mode only" % (
+                n, " and ".join(SCENARIOS[n]["modes"])))
     return a
 
 
@@ -946,14 +1525,29 @@ def find_rabbitmq_local(arg):
     sys.exit("compare.py: rabbitmq-local not found (--rabbitmq-local)")
 
 
-def main():
-    args = parse_args()
-    warren_bin = os.path.join(args.build, "server", "warren")
-    perf = os.path.join(args.build, "test", "warren-perf")
-    for f in (warren_bin, perf):
+def tool_paths(args):
+    """{mode: load generator binary} for the modes asked; exits when one
+    is missing."""
+    tools = {}
+    for mode in args.modes:
+        tools[mode] = os.path.join(args.build, "test", TOOLS[mode])
+    for f in [os.path.join(args.build, "server", "warren")] + \
+            list(tools.values()):
         if not os.access(f, os.X_OK):
             sys.exit("compare.py: %s not found; build first (cmake --build "
-                     "%s) or pass --build" % (f, args.build))
+                     "%s; warren-everyday needs librabbitmq-dev) or pass "
+                     "--build" % (f, args.build))
+    return tools
+
+
+def main():
+    args = parse_args()
+    if args.render:
+        write_report(args.out, {}, None, None, args, None, {})
+        log("rewrote %s from its stored results" % args.out)
+        return 0
+    warren_bin = os.path.join(args.build, "server", "warren")
+    tools = tool_paths(args)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     command = "test/bench/compare.py " + " ".join(
@@ -976,11 +1570,16 @@ def main():
     t0 = time.monotonic()
     try:
         for n in args.scenarios:
-            floors[n] = []
-            runs = run_scenario(n, args, perf, brokers, tmp, floors[n])
-            new[n] = (runs, summarize_runs(n, SCENARIOS[n], runs))
-            write_report(args.out, new, machine, command, args, iperf,
-                         floors)
+            for mode in args.modes:
+                if mode not in SCENARIOS[n]["modes"]:
+                    continue
+                floors[(mode, n)] = []
+                runs = run_scenario(n, args, tools[mode], brokers, tmp,
+                                    floors[(mode, n)], mode)
+                new[(mode, n)] = (runs, summarize_runs(n, SCENARIOS[n],
+                                                       runs))
+                write_report(args.out, new, machine, command, args, iperf,
+                             floors)
     finally:
         for b in brokers:
             try:
@@ -989,10 +1588,10 @@ def main():
                 log("stopping %s: %s" % (b.name, e))
         shutil.rmtree(tmp, ignore_errors=True)
     log("done in %.0f s; wrote %s" % (time.monotonic() - t0, args.out))
-    failed = [n for n, (runs, s) in new.items()
+    failed = ["%d (%s)" % (n, mode) for (mode, n), (runs, s) in new.items()
               if any(s[b]["failed"] for b in s)]
     if failed:
-        log("scenarios with failed runs: %s" % failed)
+        log("scenarios with failed runs: %s" % ", ".join(failed))
         return 1
     return 0
 

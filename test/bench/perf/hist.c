@@ -9,7 +9,7 @@
  * One thread records (hist_record, single-writer counters); the main
  * thread may read at any time for live percentiles.
  */
-#include "test/bench/perf/perf.h"
+#include "test/bench/perf/kit.h"
 
 static int
 bucket_of(uint64_t v)

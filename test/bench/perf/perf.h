@@ -12,11 +12,15 @@
  *             "external" slices (message padding), flushed with writev
  *   pconn.c   client connection: connect, SASL PLAIN handshake,
  *             synchronous RPCs for setup, non-blocking read/parse/write
- *   pmsg.c    the message body format and publish frame templates
+ *   pmsg.c    publish frame templates
+ * kit.h's, shared with warren-everyday (test/bench/everyday):
+ *   pmsg_body.c  the message body format and its check
  *   track.c   per (producer, queue) sequence tracking: lost, duplicated,
  *             out of order
  *   hist.c    log-linear latency histograms
- *   sysstat.c CPU and RSS of this process and of the broker (/proc)
+ *   sysstat.c CPU and RSS of this process and of the broker, per thread
+ *             too (/proc)
+ * and warren-perf's own again:
  *   topo.c    exchanges, queues and bindings a run needs
  *   run.c     throughput, latency and backlog runs: the main thread's
  *             phases, live lines, draining, the final checks (run.h holds
@@ -46,6 +50,7 @@
 
 #include "base/base.h"
 #include "amqp/frame.h"
+#include "test/bench/perf/kit.h"
 
 /* ---- options */
 
@@ -100,31 +105,6 @@ struct perf_opts {
 /* Name of a mode or exchange type, for reports. */
 const char *perf_mode_name(enum perf_mode m);
 const char *perf_xtype_name(enum perf_xtype t);
-
-/* ---- clocks and single-writer counters */
-
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t perf_now_ns(void);
-/* The run's epoch (perf_now_ns at startup); message timestamps count from
- * it. */
-extern uint64_t perf_epoch_ns;
-
-typedef _Atomic uint64_t ctr_t;
-
-/* Adds n to a counter only its owner thread writes: a plain load and store,
- * no locked instruction; other threads read it with ctr_get. */
-static inline void
-ctr_add(ctr_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
-static inline uint64_t
-ctr_get(ctr_t *c)
-{
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
 
 /* ---- wq: a write queue of owned bytes and borrowed slices */
 
@@ -256,46 +236,6 @@ void pconn_set_close_err(struct pconn *c, const char *what, uint16_t code,
 /* ---- pmsg: message bodies and publish templates */
 
 /*
- * Body layout (big-endian), padded to the configured size:
- *
- *     0  u32 seq       per (producer, target) stream, from 0
- *     4  u16 producer
- *     6  u16 target    queue index, or PMSG_BROADCAST (fanout)
- *     8  u32 ts        send time, 100 ns ticks since perf_epoch_ns, mod 2^32
- *    12  u32 check     low 32 bits of XXH3(bytes 0..12, seed = XXH3(pad))
- *    16  pad           the producer's fixed padding
- *
- * A latency is (now_ticks - ts) mod 2^32, exact up to 429 s.
- */
-#define PMSG_HDR_SIZE  16
-#define PMSG_BROADCAST 0xffff
-#define PMSG_TICK_NS   100
-
-struct pmsg_hdr {
-    uint32_t seq;
-    uint16_t producer;
-    uint16_t target;
-    uint32_t ts;
-    uint32_t check;
-};
-
-/* Ticks for a perf_now_ns() value. */
-static inline uint32_t
-pmsg_ticks(uint64_t now_ns)
-{
-    return (uint32_t)((now_ns - perf_epoch_ns) / PMSG_TICK_NS);
-}
-
-/* Fills the producer's padding deterministically. */
-void pmsg_fill_pad(uint8_t *pad, size_t n, uint16_t producer);
-/* Seed for the check: XXH3 of the padding (0 when there is none). */
-uint64_t pmsg_pad_hash(const uint8_t *pad, size_t n);
-/* Writes the 16-byte header, computing the check. */
-void pmsg_put_hdr(uint8_t *out, const struct pmsg_hdr *h, uint64_t pad_hash);
-/* Reads the header; returns true when its check matches pad_hash. */
-bool pmsg_get_hdr(const uint8_t *in, uint64_t pad_hash, struct pmsg_hdr *h);
-
-/*
  * One publish route: the basic.publish method frame and content header
  * frame for one (exchange, routing key, properties) combination, encoded
  * once, and the queue its messages reach (or PMSG_BROADCAST).
@@ -334,64 +274,6 @@ int pmsg_add_route(struct pmsg_factory *f, const char *exchange,
 void pmsg_put(struct pmsg_factory *f, struct wq *q, int route,
               const struct pmsg_hdr *h);
 
-/* ---- track: sequence tracking for one (producer, queue) stream */
-
-struct track {
-    uint64_t *bits; /* seen bitmap, grown by doubling */
-    size_t nwords;
-    uint64_t top;         /* highest seq seen + 1 */
-    uint64_t distinct;    /* distinct seqs seen */
-    uint64_t dups;        /* seen again without the redelivered flag */
-    uint64_t redelivered; /* deliveries flagged redelivered */
-    uint64_t out_of_order;
-};
-
-void track_init(struct track *t);
-void track_fini(struct track *t);
-/* Records one delivery of seq. Returns true if it was new. */
-bool track_see(struct track *t, uint32_t seq, bool redelivered);
-/*
- * Merges src into dst (streams of the same queue seen by two consumers):
- * seqs both saw count as duplicates.
- */
-void track_merge(struct track *dst, const struct track *src);
-/* Seqs below `expected` never seen, and distinct seqs at or above it. */
-uint64_t track_missing(const struct track *t, uint64_t expected);
-uint64_t track_beyond(const struct track *t, uint64_t expected);
-
-/* ---- hist: latency histogram, ~6% buckets, nanoseconds */
-
-#define HIST_SUB     16
-#define HIST_BUCKETS 1024
-
-struct hist {
-    ctr_t n[HIST_BUCKETS];
-    ctr_t count;
-    ctr_t sum;
-    ctr_t max;
-};
-
-void hist_init(struct hist *h);
-/* Owner thread only. */
-void hist_record(struct hist *h, uint64_t v);
-/* Adds src's counts to dst (any thread; src may be written meanwhile). */
-void hist_add(struct hist *dst, struct hist *src);
-/* dst = a - b, bucket by bucket (for per-second windows); max = a's. */
-void hist_sub(struct hist *dst, struct hist *a, struct hist *b);
-/* Value at quantile q (0..1): the upper bound of its bucket, or max. */
-uint64_t hist_quantile(struct hist *h, double q);
-
-/* ---- sysstat: CPU and memory */
-
-/* CPU seconds (user + system) this process has used. */
-double sysstat_self_cpu(void);
-/* CPU seconds of another process (utime + stime), or -1. */
-double sysstat_pid_cpu(pid_t pid);
-/* VmRSS of a process in KiB, or -1. */
-long sysstat_pid_rss_kb(pid_t pid);
-/* Raises RLIMIT_NOFILE's soft limit to the hard limit. */
-void sysstat_raise_nofile(void);
-
 /* ---- topo: what a run declares */
 
 /* The exchange a run publishes to. */
@@ -419,14 +301,6 @@ struct perf_checks {
     uint64_t redelivered;
     uint64_t unexpected; /* seqs never published, or a wrong queue */
 };
-
-/* Quantiles of a histogram in microseconds. */
-struct perf_lat {
-    uint64_t count;
-    double p50, p90, p99, p999, max, mean;
-};
-
-void perf_lat_of(struct hist *h, struct perf_lat *out);
 
 struct perf_sample {
     double t;
@@ -468,6 +342,8 @@ struct perf_result {
     long broker_rss_kb_start;
     long broker_rss_kb_end;
     long broker_rss_kb_max;
+    struct sysstat_thread *broker_threads; /* CPU per thread, whole run */
+    int nbroker_threads;
     struct perf_sample *samples;
     int nsamples;
     int cap_samples;

@@ -33,6 +33,8 @@ perf_result_fini(struct perf_result *r)
 {
     free(r->samples);
     r->samples = NULL;
+    free(r->broker_threads);
+    r->broker_threads = NULL;
 }
 
 void
@@ -239,6 +241,10 @@ broker_json(const struct perf_result *r, double msgs)
         json_object_set_new(b, "cpu_us_per_msg",
                             json_real(per(r->broker_cpu * 1e6, msgs)));
     }
+    if (r->nbroker_threads > 0)
+        json_object_set_new(
+            b, "threads",
+            sysstat_threads_json(r->broker_threads, r->nbroker_threads));
     if (r->broker_rss_kb_start >= 0) {
         json_object_set_new(b, "rss_kb_start",
                             json_integer(r->broker_rss_kb_start));

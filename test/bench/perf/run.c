@@ -512,6 +512,7 @@ run_free(struct run *run)
         cons_fini(&run->cons[i]);
     free(run->prod);
     free(run->cons);
+    free(run->threads0);
 }
 
 static void
@@ -560,6 +561,7 @@ run_phases(struct run *run, struct perf_result *r, double *cpu0,
     }
     *cpu0 = sysstat_self_cpu();
     *broker0 = sysstat_pid_cpu(run->o->broker_pid);
+    run->nthreads0 = sysstat_threads(run->o->broker_pid, &run->threads0);
     run->t0 = perf_now_ns();
     if (!backlog)
         run->deadline = run->t0 + (uint64_t)(run->o->duration * 1e9);
@@ -571,6 +573,19 @@ run_phases(struct run *run, struct perf_result *r, double *cpu0,
     atomic_store(&run->phase, PH_DONE);
     join_consumers(run, r);
     return true;
+}
+
+/* The CPU of each of the broker's threads since t0. */
+static void
+broker_threads(struct run *run, struct perf_result *r)
+{
+    struct sysstat_thread *now;
+    int n = sysstat_threads(run->o->broker_pid, &now);
+
+    if (run->nthreads0 > 0 && n > 0)
+        r->nbroker_threads = sysstat_threads_delta(
+            run->threads0, run->nthreads0, now, n, &r->broker_threads);
+    free(now);
 }
 
 int
@@ -598,6 +613,7 @@ run_messages(const struct perf_opts *o, struct perf_result *r)
     r->tool_cpu = sysstat_self_cpu() - cpu0;
     broker1 = sysstat_pid_cpu(o->broker_pid);
     r->broker_cpu = broker0 >= 0 && broker1 >= 0 ? broker1 - broker0 : -1;
+    broker_threads(&run, r);
     r->broker_rss_kb_end = sysstat_pid_rss_kb(o->broker_pid);
     if (r->broker_rss_kb_end > r->broker_rss_kb_max)
         r->broker_rss_kb_max = r->broker_rss_kb_end;

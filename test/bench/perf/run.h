@@ -94,7 +94,9 @@ struct run {
     int nprod;
     struct consumer *cons;
     int ncons;
-    bool cons_started; /* consumer threads exist (to be joined) */
+    bool cons_started;               /* consumer threads exist (to be joined) */
+    struct sysstat_thread *threads0; /* the broker's threads at t0 */
+    int nthreads0;
 };
 
 static inline int

@@ -1,11 +1,14 @@
 /*
- * sysstat.c: CPU time and memory of warren-perf itself (getrusage) and of
- * the broker under test (/proc/<pid>/stat fields 14-15, utime and stime in
- * clock ticks; VmRSS from /proc/<pid>/status). For RabbitMQ the pid to
- * give is beam.smp's, the Erlang VM that does all the work.
+ * sysstat.c: CPU time and memory of the load generator itself (getrusage)
+ * and of the broker under test (/proc/<pid>/stat fields 14-15, utime and
+ * stime in clock ticks; VmRSS from /proc/<pid>/status), and the CPU of
+ * each of the broker's threads (/proc/<pid>/task/<tid>/stat and comm).
+ * For RabbitMQ the pid to give is beam.smp's, the Erlang VM that does all
+ * the work.
  */
-#include "test/bench/perf/perf.h"
+#include "test/bench/perf/kit.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -33,10 +36,10 @@ sysstat_self_cpu(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-double
-sysstat_pid_cpu(pid_t pid)
+/* utime + stime in seconds from a /proc .../stat file, or -1. */
+static double
+stat_file_cpu(const char *path)
 {
-    char path[64];
     char text[2048];
     FILE *f;
     size_t n;
@@ -44,9 +47,6 @@ sysstat_pid_cpu(pid_t pid)
     unsigned long long utime;
     unsigned long long stime;
 
-    if (pid <= 0)
-        return -1;
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     f = fopen(path, "r");
     if (f == NULL)
         return -1;
@@ -67,6 +67,105 @@ sysstat_pid_cpu(pid_t pid)
     if (sscanf(p, " %llu %llu", &utime, &stime) != 2)
         return -1;
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+double
+sysstat_pid_cpu(pid_t pid)
+{
+    char path[64];
+
+    if (pid <= 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    return stat_file_cpu(path);
+}
+
+/* Reads thread tid of pid into t; returns false when it is gone. */
+static bool
+read_thread(pid_t pid, int tid, struct sysstat_thread *t)
+{
+    char path[96];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, tid);
+    t->tid = tid;
+    t->cpu_s = stat_file_cpu(path);
+    if (t->cpu_s < 0)
+        return false;
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, tid);
+    t->name[0] = '\0';
+    f = fopen(path, "r");
+    if (f != NULL) {
+        if (fgets(t->name, sizeof(t->name), f) != NULL)
+            t->name[strcspn(t->name, "\n")] = '\0';
+        fclose(f);
+    }
+    return true;
+}
+
+int
+sysstat_threads(pid_t pid, struct sysstat_thread **out)
+{
+    char path[64];
+    DIR *d;
+    struct dirent *e;
+    int n = 0;
+    int cap = 0;
+
+    *out = NULL;
+    if (pid <= 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    d = opendir(path);
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        int tid = atoi(e->d_name);
+
+        if (tid <= 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            *out = xrealloc(*out, (size_t)cap * sizeof(**out));
+        }
+        if (read_thread(pid, tid, &(*out)[n]))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static int
+busiest_first(const void *a, const void *b)
+{
+    const struct sysstat_thread *x = a;
+    const struct sysstat_thread *y = b;
+
+    if (x->cpu_s != y->cpu_s)
+        return x->cpu_s < y->cpu_s ? 1 : -1;
+    return x->tid - y->tid;
+}
+
+int
+sysstat_threads_delta(const struct sysstat_thread *a, int na,
+                      const struct sysstat_thread *b, int nb,
+                      struct sysstat_thread **out)
+{
+    *out = xcalloc((size_t)WR_MAX(nb, 1), sizeof(**out));
+    for (int i = 0; i < nb; i++) {
+        double before = 0;
+
+        for (int j = 0; j < na; j++) {
+            if (a[j].tid == b[i].tid) {
+                before = a[j].cpu_s;
+                break;
+            }
+        }
+        (*out)[i] = b[i];
+        (*out)[i].cpu_s = WR_MAX(0.0, b[i].cpu_s - before);
+    }
+    qsort(*out, (size_t)WR_MAX(nb, 0), sizeof(**out), busiest_first);
+    return WR_MAX(nb, 0);
 }
 
 long
@@ -102,4 +201,16 @@ sysstat_raise_nofile(void)
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+json_t *
+sysstat_threads_json(const struct sysstat_thread *t, int n)
+{
+    json_t *a = json_array();
+
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a,
+                              json_pack("{si ss sf}", "tid", t[i].tid, "name",
+                                        t[i].name, "cpu_s", t[i].cpu_s));
+    return a;
 }

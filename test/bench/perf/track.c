@@ -17,7 +17,7 @@
  * consumers splits each stream between them (each one still sees it in
  * order), and track_merge() unites their bitmaps at the end.
  */
-#include "test/bench/perf/perf.h"
+#include "test/bench/perf/kit.h"
 
 #include <stdlib.h>
 
