@@ -466,8 +466,8 @@ cluster_defs_remove(struct cluster *c, enum defs_kind k, json_t *item,
 struct sitem {
     char *key;
     int kind;
-    char *val;
-    bool seen; /* still there (cluster_defs_commit) */
+    json_t *item; /* compared with json_equal, encoded only when changed */
+    bool seen;    /* still there (cluster_defs_commit) */
     UT_hash_handle hh;
 };
 
@@ -480,9 +480,12 @@ snap_fill(struct cluster *c, struct sitem **map)
 {
     struct buf key;
 
+    json_t *lists[DEFS_NKINDS];
+
     buf_init(&key);
+    node_defs_lists(c->node, lists);
     for (int k = 0; k < DEFS_NKINDS; k++) {
-        json_t *local = node_defs_list(c->node, k), *item;
+        json_t *local = lists[k], *item;
         size_t i;
 
         json_array_foreach(local, i, item)
@@ -492,7 +495,7 @@ snap_fill(struct cluster *c, struct sitem **map)
 
             s->key = xstrndup(kb.ptr, kb.len);
             s->kind = k;
-            s->val = json_dumps(item, JSON_COMPACT | JSON_SORT_KEYS);
+            s->item = json_incref(item);
             HASH_ADD_KEYPTR(hh, *map, s->key, kb.len, s);
         }
         json_decref(local);
@@ -509,7 +512,7 @@ snap_free_map(struct sitem **map)
     {
         HASH_DEL(*map, s);
         free(s->key);
-        free(s->val);
+        json_decref(s->item);
         free(s);
     }
 }
@@ -708,9 +711,15 @@ commit_next(struct commit *cm)
     buf_fini(&key);
 }
 
+static char *
+encode(const json_t *item)
+{
+    return item ? json_dumps(item, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+}
+
 static void
 add_op(struct commit *cm, size_t *cap, bool put, int kind, const char *key,
-       const char *val, const char *old)
+       const json_t *val, const json_t *old)
 {
     struct dop *o;
 
@@ -722,8 +731,8 @@ add_op(struct commit *cm, size_t *cap, bool put, int kind, const char *key,
     o->put = put;
     o->kind = kind;
     o->key = xstrdup(key);
-    o->val = xstrdup(val);
-    o->old = old ? xstrdup(old) : NULL;
+    o->val = encode(val);
+    o->old = encode(old);
 }
 
 bool
@@ -745,14 +754,14 @@ cluster_defs_commit(struct cluster *c, struct cluster_defs_snap *snap,
         HASH_FIND(hh, snap->items, s->key, strlen(s->key), was);
         if (was)
             was->seen = true;
-        if (!was || strcmp(was->val, s->val) != 0)
-            add_op(cm, &cap, true, s->kind, s->key, s->val,
-                   was ? was->val : NULL);
+        if (!was || !json_equal(was->item, s->item))
+            add_op(cm, &cap, true, s->kind, s->key, s->item,
+                   was ? was->item : NULL);
     }
     HASH_ITER(hh, snap->items, s, tmp)
     {
         if (!s->seen)
-            add_op(cm, &cap, false, s->kind, s->key, s->val, s->val);
+            add_op(cm, &cap, false, s->kind, s->key, s->item, s->item);
     }
     snap_free_map(&now);
     cluster_defs_snap_free(snap);

@@ -313,8 +313,10 @@ extend(json_t *doc, const char *key, json_t *items)
     json_decref(items);
 }
 
-json_t *
-node_defs_export(struct node *n, const char *only_vhost)
+/* The definitions document; objects false leaves the exchanges, queues
+ * and bindings out (what the cluster keeps in etcd is all the rest). */
+static json_t *
+defs_export(struct node *n, const char *only_vhost, bool objects)
 {
     json_t *doc = json_pack(
         "{s:s, s:s, s:s, s:s, s:[], s:[], s:[], s:[], s:[], s:[], s:[], "
@@ -347,7 +349,8 @@ node_defs_export(struct node *n, const char *only_vhost)
                           tags_array(vh->tags)));
         extend(doc, "parameters", node_kv_list(n, KV_PARAMETER, vh->name));
         extend(doc, "policies", node_kv_list(n, KV_POLICY, vh->name));
-        export_vhost(vh, doc);
+        if (objects)
+            export_vhost(vh, doc);
     }
     if (only_vhost) {
         /* RabbitMQ's per-vhost export holds only the vhost's objects. */
@@ -358,6 +361,12 @@ node_defs_export(struct node *n, const char *only_vhost)
         json_object_del(doc, "global_parameters");
     }
     return doc;
+}
+
+json_t *
+node_defs_export(struct node *n, const char *only_vhost)
+{
+    return defs_export(n, only_vhost, true);
 }
 
 /* ---- import */
@@ -737,12 +746,29 @@ node_defs_remove(struct node *n, enum defs_kind k, json_t *item,
     }
 }
 
+void
+node_defs_lists(struct node *n, json_t *lists[DEFS_NKINDS])
+{
+    json_t *doc = defs_export(n, NULL, false);
+
+    for (int k = 0; k < DEFS_NKINDS; k++) {
+        lists[k] = json_incref(json_object_get(doc, kind_lists[k]));
+        if (!lists[k])
+            lists[k] = json_array();
+    }
+    json_decref(doc);
+}
+
 json_t *
 node_defs_list(struct node *n, enum defs_kind k)
 {
-    json_t *doc = node_defs_export(n, NULL);
-    json_t *items = json_incref(json_object_get(doc, kind_lists[k]));
+    json_t *lists[DEFS_NKINDS], *items;
 
-    json_decref(doc);
-    return items ? items : json_array();
+    node_defs_lists(n, lists);
+    items = lists[k];
+    for (int i = 0; i < DEFS_NKINDS; i++) {
+        if (i != (int)k)
+            json_decref(lists[i]);
+    }
+    return items;
 }

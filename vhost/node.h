@@ -281,6 +281,9 @@ int node_defs_remove(struct node *n, enum defs_kind k, json_t *item,
                      struct vherr *err);
 /* Every object of that kind, as a new JSON array of items. */
 json_t *node_defs_list(struct node *n, enum defs_kind k);
+/* Every kind's list at once (new references), from one pass over the
+ * model: what a snapshot of the cluster's definitions needs. */
+void node_defs_lists(struct node *n, json_t *lists[DEFS_NKINDS]);
 
 /* A field table body as a JSON object, and back (RabbitMQ's mapping). */
 json_t *defs_table_to_json(struct bytes tbl);
