@@ -807,7 +807,11 @@ conn_read(struct ev_loop *loop, struct conn *c)
 static void
 relayed_read(struct conn *c)
 {
-    ssize_t n = read(c->fd, rxbuf, sizeof(rxbuf));
+    ssize_t n;
+
+    if (relay_client_splice(c))
+        return;
+    n = read(c->fd, rxbuf, sizeof(rxbuf));
 
     if (n == 0) {
         conn_drop(c, "client closed the connection");

@@ -166,6 +166,10 @@ int relay_start(struct conn *c, const char *vhost, const char *leader,
                 const char *addr);
 /* The client's bytes, for the leader. */
 void relay_client_input(struct conn *c, const uint8_t *p, size_t n);
+/* The client is readable: true when its bytes went to the leader through
+ * the kernel (splice), false when the caller must read and pass them to
+ * relay_client_input. */
+bool relay_client_splice(struct conn *c);
 /* Whether the client may be read now (the leader takes bytes). */
 bool relay_wants_client_input(const struct conn *c);
 /* The client's output drained: read the leader again. */

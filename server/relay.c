@@ -24,11 +24,20 @@
  * input is held (c->input_held) until RELAYING; bytes it pipelined after
  * connection.open go to the leader first.
  *
+ * Once relaying, the bytes move from socket to socket through a pipe
+ * in the kernel (splice(2)), never copied into this process: one pipe
+ * each way, read from a socket only while its pipe is empty. Bytes that
+ * were already in user space when relaying began (what the leader sent
+ * after OK, what the client pipelined after connection.open) go first
+ * through the copying path, which is also the fallback when no pipe can
+ * be made.
+ *
  * Flow control is TCP's, both ways: a leader that stops reading (its
- * alarms block the publisher) fills `up_out`, and above RELAY_HIGH this
- * node stops reading the client; a client that stops reading fills its
- * outq, and above CONN_OUT_HIGH this node stops reading the leader.
- * Either side closing closes the other once what it sent is written.
+ * alarms block the publisher) leaves bytes in the up pipe (or `out`),
+ * and this node stops reading the client; a client that stops reading
+ * leaves bytes in the down pipe (or its outq above CONN_OUT_HIGH), and
+ * this node stops reading the leader. Either side closing closes the
+ * other once what it sent is written.
  */
 #include "server/conn.h"
 
@@ -36,6 +45,7 @@
 #include "cluster/peer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +57,8 @@
 #define RELAY_HANDSHAKE_S 5.0
 #define RELAY_HIGH        (1u << 20)  /* bytes for the leader: stop reading */
 #define RELAY_CHUNK       (64u << 10) /* one read */
+#define RELAY_SPLICES     16          /* pipe loads per wake-up, at most */
+#define RELAY_PIPE        (1u << 20)  /* each pipe's size, if allowed */
 
 enum relay_state {
     R_CONNECTING,
@@ -64,7 +76,11 @@ struct relay {
     struct buf in;  /* handshake bytes from the leader */
     struct buf out; /* bytes for the leader, unsent from `head` */
     size_t head;
-    bool up_eof; /* the leader closed: drop the client once flushed */
+    bool up_eof;         /* the leader closed: drop the client once flushed */
+    bool spliced;        /* the pipes exist */
+    int up[2], down[2];  /* client -> leader, leader -> client */
+    size_t up_n, down_n; /* bytes each pipe holds */
+    ev_io cwio;          /* the client writable, for the down pipe */
     uint8_t client_nonce[PEER_NONCE];
     char leader[256];
 };
@@ -192,8 +208,15 @@ relay_free(struct conn *c)
     ev_io_stop(srv->loop, &r->rio);
     ev_io_stop(srv->loop, &r->wio);
     ev_timer_stop(srv->loop, &r->timer);
+    ev_io_stop(srv->loop, &r->cwio);
     if (r->fd >= 0)
         close(r->fd);
+    if (r->spliced) {
+        close(r->up[0]);
+        close(r->up[1]);
+        close(r->down[0]);
+        close(r->down[1]);
+    }
     buf_fini(&r->in);
     buf_fini(&r->out);
     free(r);
@@ -231,7 +254,7 @@ relay_wants_client_input(const struct conn *c)
     const struct relay *r = c->relay;
 
     return r->state == R_RELAYING && r->out.len - r->head < RELAY_HIGH &&
-           !r->up_eof;
+           r->up_n == 0 && !r->up_eof;
 }
 
 void
@@ -246,6 +269,164 @@ relay_client_input(struct conn *c, const uint8_t *p, size_t n)
     }
     if (!relay_wants_client_input(c))
         conn_update_reading(c);
+}
+
+/* ---- splicing */
+
+static void
+splice_open(struct relay *r)
+{
+    if (pipe2(r->up, O_NONBLOCK | O_CLOEXEC) != 0)
+        return;
+    if (pipe2(r->down, O_NONBLOCK | O_CLOEXEC) != 0) {
+        close(r->up[0]);
+        close(r->up[1]);
+        return;
+    }
+    /* room for what a socket holds, so that a wake-up moves it at once */
+    (void)fcntl(r->up[1], F_SETPIPE_SZ, (int)RELAY_PIPE);
+    (void)fcntl(r->down[1], F_SETPIPE_SZ, (int)RELAY_PIPE);
+    r->spliced = true;
+}
+
+/* Moves what a pipe holds on to fd: WR_OK (empty), WR_AGAIN, WR_ERR. */
+static int
+pipe_drain(int from, size_t *held, int fd)
+{
+    while (*held > 0) {
+        ssize_t n = splice(from, NULL, fd, NULL, *held,
+                           SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return WR_AGAIN;
+        if (n <= 0)
+            return WR_ERR;
+        *held -= (size_t)n;
+    }
+    return WR_OK;
+}
+
+/* Socket `from` into the pipe until it has no more (or the pipe is
+ * full), then the pipe on to socket `to` in as few sends as that makes,
+ * up to RELAY_SPLICES rounds: WR_OK (from has nothing more now, or
+ * *eof), WR_AGAIN (to is full: wait until it is writable), WR_ERR. */
+static int
+splice_through(int from, int pipe[2], size_t *held, int to, uint64_t *count,
+               bool *eof)
+{
+    for (int i = 0; i < RELAY_SPLICES; i++) {
+        int rc = pipe_drain(pipe[0], held, to);
+        bool more = true;
+
+        if (rc != WR_OK)
+            return rc;
+        while (more) {
+            /* EAGAIN: the socket is empty, or the pipe full */
+            ssize_t n = splice(from, NULL, pipe[1], NULL, RELAY_CHUNK,
+                               SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                more = false;
+            else if (n < 0)
+                return WR_ERR;
+            else if (n == 0)
+                *eof = true, more = false;
+            else
+                *held += (size_t)n, *count += (uint64_t)n;
+        }
+        if (*held == 0 || *eof)
+            return *held ? pipe_drain(pipe[0], held, to) : WR_OK;
+    }
+    return pipe_drain(pipe[0], held, to);
+}
+
+bool
+relay_client_splice(struct conn *c)
+{
+    struct relay *r = c->relay;
+    bool eof = false;
+    int rc;
+
+    if (!r->spliced || r->state != R_RELAYING || r->head < r->out.len)
+        return false;
+    rc = splice_through(c->fd, r->up, &r->up_n, r->fd, &c->recv_oct, &eof);
+    if (rc == WR_ERR) {
+        conn_drop(c, strerror(errno));
+    } else if (eof) {
+        conn_drop(c, "client closed the connection");
+    } else if (rc == WR_AGAIN) {
+        ev_io_start(srv->loop, &r->wio); /* the leader is full */
+        conn_update_reading(c);
+    }
+    return true;
+}
+
+/* The leader is readable and the client's outq empty. */
+static void
+splice_down(struct relay *r)
+{
+    struct conn *c = r->c;
+    bool eof = false;
+    int rc =
+        splice_through(r->fd, r->down, &r->down_n, c->fd, &c->send_oct, &eof);
+
+    if (rc == WR_ERR) {
+        conn_drop(c, errno == EPIPE || errno == ECONNRESET
+                         ? "client unexpectedly closed TCP connection"
+                         : strerror(errno));
+        return;
+    }
+    if (rc == WR_AGAIN) {
+        ev_io_stop(srv->loop, &r->rio);
+        ev_io_start(srv->loop, &r->cwio);
+    }
+    if (eof) {
+        r->up_eof = true;
+        ev_io_stop(srv->loop, &r->rio);
+        if (r->down_n == 0)
+            conn_drop(c, "the vhost's leader closed the connection");
+    }
+}
+
+/* The client takes bytes again: the rest of the down pipe. */
+static void
+client_writable(struct relay *r)
+{
+    struct conn *c = r->c;
+    int rc = pipe_drain(r->down[0], &r->down_n, c->fd);
+
+    if (rc == WR_AGAIN)
+        return;
+    if (rc == WR_ERR) {
+        conn_drop(c, "client unexpectedly closed TCP connection");
+        return;
+    }
+    ev_io_stop(srv->loop, &r->cwio);
+    if (r->up_eof)
+        conn_drop(c, "the vhost's leader closed the connection");
+    else
+        ev_io_start(srv->loop, &r->rio);
+}
+
+/* The leader takes bytes again: what waits for it, copied then spliced. */
+static void
+leader_writable(struct relay *r)
+{
+    int rc = up_flush(r);
+
+    if (rc == WR_OK && r->spliced && r->up_n > 0) {
+        rc = pipe_drain(r->up[0], &r->up_n, r->fd);
+        if (rc == WR_AGAIN)
+            ev_io_start(srv->loop, &r->wio);
+    }
+    if (rc == WR_ERR)
+        conn_drop(r->c, "the vhost's leader closed the relay");
+    else if (relay_wants_client_input(r->c))
+        conn_update_reading(r->c);
 }
 
 /* ---- the handshake */
@@ -287,6 +468,9 @@ start_relaying(struct relay *r, size_t used)
     ev_timer_stop(srv->loop, &r->timer);
     r->state = R_RELAYING;
     c->state = CONN_RELAYED;
+    splice_open(r);
+    ev_io_init(&r->cwio, relay_io_cb, c->fd, EV_WRITE);
+    r->cwio.data = r;
     conn_send_method(c, 0, &ok);
     log_info("connection %s -> %s: user '%s', vhost '%s' relayed to node "
              "'%s'",
@@ -341,6 +525,10 @@ up_readable(struct relay *r)
         ev_io_stop(srv->loop, &r->rio); /* relay_client_drained resumes */
         return;
     }
+    if (r->state == R_RELAYING && r->spliced && outq_pending(&c->out) == 0) {
+        splice_down(r);
+        return;
+    }
     dst = r->state == R_RELAYING ? buf_reserve(&c->out.b, RELAY_CHUNK)
                                  : buf_reserve(&r->in, RELAY_CHUNK);
     n = read(r->fd, dst, RELAY_CHUNK);
@@ -376,7 +564,7 @@ relay_client_drained(struct conn *c)
 {
     struct relay *r = c->relay;
 
-    if (r && r->state == R_RELAYING && !r->up_eof)
+    if (r && r->state == R_RELAYING && !r->up_eof && !ev_is_active(&r->cwio))
         ev_io_start(srv->loop, &r->rio);
 }
 
@@ -406,10 +594,9 @@ relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     if (w == &r->wio && r->state == R_CONNECTING) {
         connected(r);
     } else if (w == &r->wio) {
-        if (up_flush(r) == WR_ERR)
-            conn_drop(r->c, "the vhost's leader closed the relay");
-        else if (relay_wants_client_input(r->c))
-            conn_update_reading(r->c);
+        leader_writable(r);
+    } else if (w == &r->cwio) {
+        client_writable(r);
     } else {
         up_readable(r);
     }
