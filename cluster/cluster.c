@@ -382,9 +382,11 @@ registered(struct cluster *c, int rc)
     c->registered = true;
     if (c->state != CS_JOINING)
         return; /* registered again after a lost lease */
-    c->pending_syncs = 3;
+    c->pending_syncs = c->node ? 4 : 3;
     member__follow(c);
     placement__follow(c);
+    if (c->node)
+        defs__follow(c);
 }
 
 void
@@ -467,6 +469,7 @@ cluster_new(struct ev_loop *loop, const struct cluster_config *cfg,
     c->attempts_left = cfg->start_attempts ? cfg->start_attempts : 1;
     c->interval_ms = cfg->start_interval_ms;
     c->balanced = cfg->balanced;
+    c->node = cfg->node;
     snprintf(c->prefix, sizeof(c->prefix), "%s/%s/", cfg->key_prefix,
              cfg->cluster_name);
     buf_init(&c->secret);
@@ -581,6 +584,7 @@ cluster_free(struct cluster *c)
     etcd_free(c->etcd); /* leases, follows and requests: no callback */
     member__free_all(c);
     placement__free_all(c);
+    defs__free_all(c);
     free(c->node_name);
     free(c->data_dir);
     free(c->cluster_addr);

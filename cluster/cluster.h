@@ -42,6 +42,7 @@
 #define WARREN_CLUSTER_H
 
 #include "base/base.h"
+#include "vhost/node.h"
 
 #include <ev.h>
 
@@ -63,6 +64,9 @@ struct cluster_config {
     const char *amqp_addr;
     const char *mgmt_addr;
     bool balanced; /* queue_leader_locator = balanced (else client-local) */
+    /* The node whose users, vhosts, permissions and policies follow the
+     * cluster's (defs.c); NULL: no definitions (tests of leadership). */
+    struct node *node;
 };
 
 /* The broker's side of the cluster: called on the loop. */
@@ -80,6 +84,9 @@ struct cluster_ops {
     /* A JSON object of this node's statistics for P/nodes/<node>
      * (uptime, memory, file descriptors...); a new reference or NULL. */
     struct json_t *(*stats)(void *arg);
+    /* The cluster deleted vhost: close its connections now, it goes
+     * from the node right after. */
+    void (*vhost_removing)(void *arg, struct vhost *vh);
 };
 
 /*
@@ -161,5 +168,38 @@ void cluster_vhost_place(struct cluster *c, const char *vhost,
  * holds it. */
 void cluster_vhost_forget(struct cluster *c, const char *vhost,
                           cluster_done_fn *cb, void *arg);
+
+/* ---- cluster-wide definitions (defs.c) */
+
+/*
+ * Changes one object of the definitions for the whole cluster: etcd
+ * first; once etcd has it, this node's model too (before cb runs, so the
+ * reply that follows shows it), and every other node's as it follows
+ * etcd. item is the object's entry in RabbitMQ's definitions format (a
+ * reference is taken). Removing a vhost removes its permissions and
+ * items with it. cb gets WR_OK, or WR_ERR with why (etcd unreachable,
+ * or its answer lost: then the change may or may not have been made).
+ */
+void cluster_defs_put(struct cluster *c, enum defs_kind k, json_t *item,
+                      cluster_done_fn *cb, void *arg);
+void cluster_defs_remove(struct cluster *c, enum defs_kind k, json_t *item,
+                         cluster_done_fn *cb, void *arg);
+
+/*
+ * A change made in this node's model first (the management API's
+ * handlers, an import): cluster_defs_snapshot records the definitions,
+ * the caller changes the model, and cluster_defs_commit writes to etcd
+ * what changed since (one transaction per 120 operations), then places
+ * the vhosts it created and waits for their leaders (at most
+ * CLUSTER_PLACE_WAIT_MS). It returns false, calling nothing, when nothing
+ * changed; else cb gets WR_OK, or WR_ERR with why, the model then put
+ * back as it was for what etcd did not take. Either way the snapshot is
+ * freed.
+ */
+struct cluster_defs_snap;
+struct cluster_defs_snap *cluster_defs_snapshot(struct cluster *c);
+bool cluster_defs_commit(struct cluster *c, struct cluster_defs_snap *snap,
+                         cluster_done_fn *cb, void *arg);
+void cluster_defs_snap_free(struct cluster_defs_snap *snap);
 
 #endif

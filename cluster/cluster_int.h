@@ -29,6 +29,11 @@
 #define CLUSTER_STATS_MS 5000u
 /* A candidate that is not the vhost's home waits this long per rank. */
 #define CLUSTER_CANDIDATE_STEP_MS 300u
+/* A vhost of the definitions with no home this long is placed (by the
+ * first running node); one placed here is awaited this long for a
+ * leader before the change that created it is answered. */
+#define CLUSTER_UNPLACED_MS   2000u
+#define CLUSTER_PLACE_WAIT_MS 5000u
 
 /* A member of the cluster, as this node sees it. */
 struct cnode {
@@ -39,6 +44,24 @@ struct cnode {
     json_t *info; /* the P/nodes value, or NULL */
     unsigned leads;
     UT_hash_handle hh;
+};
+
+/* A vhost of the definitions seen without a home since `since`. */
+struct unplaced {
+    char *name;
+    uint64_t since;
+    bool seen; /* in this pass */
+    UT_hash_handle hh;
+};
+
+/* A cluster_vhost_place waiting for the vhost's leader. */
+struct place_wait {
+    char hash[65];
+    char *name;
+    uint64_t until_ms;
+    cluster_done_fn *cb;
+    void *arg;
+    struct place_wait *next;
 };
 
 /* A vhost, as this node sees it: P/vhosts/<hash>/{home,leader}. */
@@ -91,13 +114,20 @@ struct cluster {
     ev_timer retry;
     unsigned pending_syncs; /* initial snapshots still to come */
     /* views */
-    struct etcd_follow *f_nodes, *f_members, *f_vhosts;
+    struct etcd_follow *f_nodes, *f_members, *f_vhosts, *f_defs;
+    /* definitions (defs.c) */
+    struct node *node;
+    struct dkey *dkeys;
+    bool defs_synced;
     struct cnode *nodes;
     struct cluster_node *list; /* cluster_nodes() */
     size_t nlist, caplist;
     bool list_stale;
     struct cvhost *vhosts;
     unsigned my_leads;
+    struct unplaced *unplaced; /* vhosts of the definitions without home */
+    struct place_wait *waits;  /* placed, waiting for a leader */
+    uint64_t unplaced_due_ms;
     /* running */
     ev_timer tick;
     uint64_t stats_due_ms;
@@ -131,6 +161,10 @@ struct cnode *member__find(struct cluster *c, const char *name);
 size_t member__running(struct cluster *c, struct cnode ***out);
 void member__free_all(struct cluster *c);
 
+/* defs.c */
+void defs__follow(struct cluster *c);
+void defs__free_all(struct cluster *c);
+
 /* placement.c */
 void placement__follow(struct cluster *c);
 /* Elections due, fencing: once per tick and after every change. */
@@ -141,5 +175,8 @@ void placement__unlead_all(struct cluster *c, const char *why);
  * done(c) when every transaction is answered. */
 void placement__leave(struct cluster *c, void (*done)(struct cluster *));
 void placement__free_all(struct cluster *c);
+/* The P/vhosts/<h>/ prefix of vhost, into b (a vhost's removal). */
+struct bytes placement__prefix(const struct cluster *c, const char *vhost,
+                               struct buf *b);
 
 #endif

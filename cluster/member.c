@@ -60,7 +60,7 @@ set_str(char **dst, const char *s)
 }
 
 static void
-node_free(struct cnode *n)
+cnode_free(struct cnode *n)
 {
     free(n->name);
     free(n->cluster_addr);
@@ -78,7 +78,7 @@ maybe_drop(struct cluster *c, struct cnode *n)
     if (n->member || n->running || n->leads > 0)
         return;
     HASH_DEL(c->nodes, n);
-    node_free(n);
+    cnode_free(n);
 }
 
 /* The node named by a key under P/<dir>/; false when it names none. */
@@ -299,7 +299,7 @@ member__free_all(struct cluster *c)
     HASH_ITER(hh, c->nodes, n, tmp)
     {
         HASH_DEL(c->nodes, n);
-        node_free(n);
+        cnode_free(n);
     }
     free(c->list);
     c->list = NULL;

@@ -281,6 +281,9 @@ placement__follow(struct cluster *c)
 
 /* ---- elections */
 
+static void answer_waits(struct cluster *c, uint64_t now_ms, bool all);
+static void place_unplaced(struct cluster *c, uint64_t now_ms);
+
 struct attempt {
     struct cluster *c;
     char hash[65];
@@ -431,6 +434,8 @@ placement__tick(struct cluster *c, uint64_t now_ms)
     {
         tick_one(c, v, now_ms);
     }
+    answer_waits(c, now_ms, false);
+    place_unplaced(c, now_ms);
 }
 
 void
@@ -526,6 +531,15 @@ void
 placement__free_all(struct cluster *c)
 {
     struct cvhost *v, *tmp;
+    struct unplaced *u, *utmp;
+
+    answer_waits(c, 0, true);
+    HASH_ITER(hh, c->unplaced, u, utmp)
+    {
+        HASH_DEL(c->unplaced, u);
+        free(u->name);
+        free(u);
+    }
 
     HASH_ITER(hh, c->vhosts, v, tmp)
     {
@@ -590,6 +604,72 @@ done_new(cluster_done_fn *cb, void *arg)
     return d;
 }
 
+/* ---- placing the vhosts of the definitions */
+
+/* Answers the waits whose vhost has a leader now, or whose time is up;
+ * every wait when `all` (the node stops: WR_ERR). */
+static void
+answer_waits(struct cluster *c, uint64_t now_ms, bool all)
+{
+    struct place_wait **pp = &c->waits, *w, *ready = NULL;
+
+    while ((w = *pp) != NULL) {
+        const struct cvhost *v = vh_find_hash(c, w->hash);
+
+        if (all || (v && v->has_leader) || now_ms >= w->until_ms) {
+            *pp = w->next;
+            w->next = ready;
+            ready = w;
+        } else {
+            pp = &w->next;
+        }
+    }
+    while ((w = ready) != NULL) {
+        ready = w->next;
+        if (!all && !vh_find_hash(c, w->hash))
+            log_info("cluster: vhost '%s' placed, no leader after %u ms yet",
+                     w->name, CLUSTER_PLACE_WAIT_MS);
+        if (w->cb)
+            w->cb(w->arg, all ? WR_ERR : WR_OK,
+                  all ? "this node is stopping" : NULL);
+        free(w->name);
+        free(w);
+    }
+}
+
+struct placing {
+    struct cluster *c;
+    char *name;
+    cluster_done_fn *cb;
+    void *arg;
+};
+
+static void
+placed(void *arg, const struct etcd_result *r)
+{
+    struct placing *p = arg;
+    struct cluster *c = p->c;
+
+    if (r->status != ETCD_OK) {
+        if (p->cb)
+            p->cb(p->arg, WR_ERR, r->error);
+    } else {
+        struct place_wait *w = xcalloc(1, sizeof(*w));
+
+        name_hash(p->name, w->hash);
+        w->name = p->name;
+        p->name = NULL;
+        w->until_ms = wr_now_ms() + CLUSTER_PLACE_WAIT_MS;
+        w->cb = p->cb;
+        w->arg = p->arg;
+        w->next = c->waits;
+        c->waits = w;
+        answer_waits(c, wr_now_ms(), false);
+    }
+    free(p->name);
+    free(p);
+}
+
 void
 cluster_vhost_place(struct cluster *c, const char *vhost, cluster_done_fn *cb,
                     void *arg)
@@ -597,6 +677,7 @@ cluster_vhost_place(struct cluster *c, const char *vhost, cluster_done_fn *cb,
     struct etcd_txn *t = etcd_txn_new();
     const char *node = c->node_name;
     struct cnode **run = NULL;
+    struct placing *p = xmalloc(sizeof(*p));
     char h[65], *home;
     struct buf k;
 
@@ -608,10 +689,71 @@ cluster_vhost_place(struct cluster *c, const char *vhost, cluster_done_fn *cb,
     cluster__key(c, &k, "vhosts/%s/home", h);
     etcd_txn_if(t, buf_bytes(&k), ETCD_CREATE, ETCD_EQUAL, 0);
     etcd_txn_put(t, ETCD_THEN, buf_bytes(&k), bytes_str(home), NULL);
-    etcd_txn_commit(c->etcd, t, done_cb, done_new(cb, arg));
+    *p = (struct placing){.c = c, .name = xstrdup(vhost), .cb = cb, .arg = arg};
+    etcd_txn_commit(c->etcd, t, placed, p);
     buf_fini(&k);
     free(home);
     free(run);
+}
+
+/*
+ * Every vhost of the definitions needs a home. The node that creates one
+ * places it (cluster_defs_put); one that has none for
+ * CLUSTER_UNPLACED_MS (the seeding node's, a placement whose answer was
+ * lost, a node that died between the two writes) is placed by the first
+ * running node. The delay covers the definitions and the placement
+ * reaching this node by different watches.
+ */
+static void
+place_unplaced(struct cluster *c, uint64_t now_ms)
+{
+    struct unplaced *u, *tmp;
+    struct vhost *vh = NULL;
+
+    if (!c->node || !c->defs_synced || !c->available ||
+        now_ms < c->unplaced_due_ms)
+        return;
+    c->unplaced_due_ms = now_ms + CLUSTER_UNPLACED_MS / 4;
+    while ((vh = node_vhost_next(c->node, vh)) != NULL) {
+        const char *name = vhost_name(vh);
+        const struct cvhost *v = vh_find(c, name);
+
+        if (v && v->has_home)
+            continue;
+        HASH_FIND_STR(c->unplaced, name, u);
+        if (!u) {
+            u = xcalloc(1, sizeof(*u));
+            u->name = xstrdup(name);
+            u->since = now_ms;
+            HASH_ADD_KEYPTR(hh, c->unplaced, u->name, strlen(u->name), u);
+        }
+        u->seen = true;
+    }
+    HASH_ITER(hh, c->unplaced, u, tmp)
+    {
+        if (u->seen && now_ms - u->since >= CLUSTER_UNPLACED_MS &&
+            my_rank(c) == 0) {
+            log_info("cluster: placing vhost '%s', which has no home", u->name);
+            cluster_vhost_place(c, u->name, NULL, NULL);
+            u->since = now_ms; /* again later if that did not take */
+        }
+        if (!u->seen) {
+            HASH_DEL(c->unplaced, u);
+            free(u->name);
+            free(u);
+        } else {
+            u->seen = false;
+        }
+    }
+}
+
+struct bytes
+placement__prefix(const struct cluster *c, const char *vhost, struct buf *b)
+{
+    char h[65];
+
+    name_hash(vhost, h);
+    return cluster__key(c, b, "vhosts/%s/", h);
 }
 
 void

@@ -208,6 +208,7 @@ main(int argc, char **argv)
         return 1;
     notify_ready();
     server_run(&server);
+    clustering_stop(&server);
     mgmt_stop(&server);
     server_fini(&server);
     return 0;

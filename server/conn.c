@@ -21,6 +21,8 @@
  */
 #include "server/channel.h"
 
+#include "amqp/ftable.h"
+
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -202,14 +204,18 @@ conn_fail(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt,
 static void
 conn_end(struct conn *c, const char *reason)
 {
+    const char *vname;
+
     set_reason(c, reason);
     release_channels(c);
     ev_timer_stop(srv->loop, &c->timer);
+    vname = c->vh ? vhost_name(c->vh) : c->relay_vhost;
     if (c->vh)
         vhost_connection_leave(c->vh);
-    log_info("closing AMQP connection %s -> %s (vhost %s%s%s, user '%s'): %s",
-             c->peer, c->local, c->vh ? "'" : "",
-             c->vh ? vhost_name(c->vh) : "none", c->vh ? "'" : "",
+    log_info("closing AMQP connection %s -> %s (vhost %s%s%s%s, user '%s'): "
+             "%s",
+             c->peer, c->local, vname ? "'" : "", vname ? vname : "none",
+             vname ? "'" : "", c->vh || !vname ? "" : ", relayed",
              c->user ? c->user : "", c->close_reason);
 }
 
@@ -223,6 +229,7 @@ conn_drop(struct conn *c, const char *reason)
     ev_io_stop(srv->loop, &c->rio);
     ev_io_stop(srv->loop, &c->wio);
     ev_timer_stop(srv->loop, &c->timer);
+    relay_free(c);
     close(c->fd);
     c->fd = -1;
     c->state = CONN_DEAD;
@@ -266,6 +273,8 @@ conn_free(struct conn *c)
     outq_fini(&c->out);
     free(c->user);
     free(c->close_reason);
+    free(c->relay_vhost);
+    free(c->via);
     free((void *)c->client_props.ptr);
     c->magic = 0;
     free(c);
@@ -347,6 +356,10 @@ conn_flush(struct conn *c)
         resume_reading(c);
     if (c->resume_input && c->state != CONN_DEAD)
         resume_input(c);
+    if (c->relay && outq_pending(&c->out) < CONN_OUT_LOW)
+        relay_client_drained(c);
+    if (c->close_after_flush && outq_pending(&c->out) == 0)
+        conn_drop(c, "the vhost's leader closed the connection");
 }
 
 static void
@@ -691,7 +704,8 @@ void
 conn_update_reading(struct conn *c)
 {
     bool want = c->state != CONN_DEAD && !c->reading_paused && !c->input_held &&
-                !c->blocked && !c->yielded;
+                !c->blocked && !c->yielded &&
+                (c->state != CONN_RELAYED || relay_wants_client_input(c));
 
     if (want && !ev_is_active(&c->rio))
         ev_io_start(srv->loop, &c->rio);
@@ -789,6 +803,29 @@ conn_read(struct ev_loop *loop, struct conn *c)
     }
 }
 
+/* A relayed client's bytes go to its vhost's leader as they come. */
+static void
+relayed_read(struct conn *c)
+{
+    ssize_t n;
+
+    if (relay_client_splice(c))
+        return;
+    n = read(c->fd, rxbuf, sizeof(rxbuf));
+
+    if (n == 0) {
+        conn_drop(c, "client closed the connection");
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            conn_drop(c, strerror(errno));
+        return;
+    }
+    c->recv_oct += (uint64_t)n;
+    relay_client_input(c, rxbuf, (size_t)n);
+}
+
 static void
 conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -798,7 +835,10 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     WR_ASSERT(c->magic == CONN_MAGIC);
     node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
     slice_end = ev_time() + CONN_SLICE;
-    conn_read(loop, c);
+    if (c->state == CONN_RELAYED)
+        relayed_read(c);
+    else
+        conn_read(loop, c);
     loop_pump(srv);
 }
 
@@ -958,5 +998,73 @@ conn_close_vhost(struct server *s, struct vhost *vh, const char *why)
             vhost_connection_leave(c->vh);
             c->vh = NULL;
         }
+    }
+}
+
+/* ---- a client relayed here by another node (peer_link.c) */
+
+/* The hand-over's client properties (base64 of the table body), kept
+ * when they are a valid table. */
+static void
+adopt_props(struct conn *c, const char *b64)
+{
+    struct buf b;
+
+    buf_init(&b);
+    if (b64 && b64_decode(b64, strlen(b64), false, &b) &&
+        ftable_validate(buf_bytes(&b), NULL) == WR_OK && b.len > 0)
+        c->client_props = bytes_of(xmemdup(b.data, b.len), b.len);
+    buf_fini(&b);
+}
+
+void
+conn_adopt(struct server *s, int fd, struct vhost *vh, const struct relayed *h,
+           struct bytes early, struct bytes out_first)
+{
+    struct conn *c = xcalloc(1, sizeof(*c));
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->magic = CONN_MAGIC;
+    c->fd = fd;
+    c->id = ++s->next_conn_id;
+    c->connected_at_ms = wr_wall_ms();
+    snprintf(c->peer, sizeof(c->peer), "%s", h->peer);
+    snprintf(c->local, sizeof(c->local), "%s", h->local);
+    c->loopback = h->loopback;
+    c->user = xstrdup(h->user);
+    c->via = xstrdup(h->via);
+    c->frame_max = h->frame_max;
+    c->channel_max = h->channel_max ? h->channel_max : 65535;
+    c->heartbeat = h->heartbeat;
+    c->cap_blocked = h->cap_blocked;
+    c->cap_cancel_notify = h->cap_cancel_notify;
+    c->cap_auth_failure_close = h->cap_auth_failure_close;
+    adopt_props(c, h->client_props_b64);
+    frame_parser_init(&c->fp, c->frame_max + FRAME_OVERHEAD);
+    buf_init(&c->in);
+    outq_init(&c->out);
+    c->last_rx = c->last_tx = ev_now(s->loop);
+    ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
+    ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
+    ev_init(&c->timer, conn_timer_cb);
+    DL_APPEND(s->conns, c);
+    s->nconns++;
+    c->vh = vh;
+    c->state = CONN_OPEN;
+    c->owner.user = c->user;
+    log_info("connection %s -> %s: user '%s', vhost '%s', relayed by node "
+             "'%s'",
+             c->peer, c->local, c->user, vhost_name(vh), c->via);
+    start_heartbeat(c);
+    ev_io_start(s->loop, &c->rio);
+    if (out_first.len > 0) {
+        buf_append(&c->out.b, out_first.ptr, out_first.len);
+        conn_pending(c);
+    }
+    if (early.len > 0) {
+        buf_append(&c->in, early.ptr, early.len);
+        c->resume_input = true;
+        conn_pending(c);
     }
 }

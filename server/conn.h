@@ -25,6 +25,8 @@ enum conn_state {
     CONN_CLOSING, /* sent connection.close, waiting for close-ok */
     CONN_CLOSED,  /* sent close-ok: discarding input until the client
                      closes the socket (at most CONN_LINGER_S) */
+    CONN_RELAYED, /* its vhost is led by another node: bytes are relayed
+                     there both ways (relay.c) */
     CONN_DEAD,    /* socket closed, on the reap list */
 };
 
@@ -75,6 +77,12 @@ struct conn {
     bool on_pending;
     bool want_write; /* wio started */
     char *close_reason;
+    /* cluster: a client of another node's vhost (relay.c), or a client
+     * relayed here by node `via` (peer_link.c) */
+    struct relay *relay;
+    char *relay_vhost;
+    bool close_after_flush; /* the leader closed: drop once flushed */
+    char *via;
     uint64_t recv_oct, send_oct;
     struct conn *next, *prev;  /* srv->conns */
     struct conn *pending_next; /* srv->pending */
@@ -138,6 +146,55 @@ void conn_update_reading(struct conn *c);
  * ack is older than limit_us at now_us (consumer_timeout). */
 void conn_check_consumer_timeout(struct conn *c, uint64_t now_us,
                                  uint64_t limit_us);
+
+/* ---- the cluster's relays (relay.c, peer_link.c) */
+
+/* A client another node hands over (the relay's AUTH payload). Strings
+ * are borrowed for the call. */
+struct relayed {
+    const char *vhost, *user, *peer, *local, *via;
+    const char *client_props_b64;
+    uint32_t frame_max;
+    uint16_t channel_max, heartbeat;
+    bool loopback, cap_blocked, cap_cancel_notify, cap_auth_failure_close;
+};
+
+/* connection.open named vhost, led by node `leader` at addr: hands the
+ * client to it (the client's input is held until the leader answers).
+ * Returns WR_OK, or WR_ERR having failed the connection. */
+int relay_start(struct conn *c, const char *vhost, const char *leader,
+                const char *addr);
+/* The client's bytes, for the leader. */
+void relay_client_input(struct conn *c, const uint8_t *p, size_t n);
+/* The client is readable: true when its bytes went to the leader through
+ * the kernel (splice), false when the caller must read and pass them to
+ * relay_client_input. */
+bool relay_client_splice(struct conn *c);
+/* Whether the client may be read now (the leader takes bytes). */
+bool relay_wants_client_input(const struct conn *c);
+/* The client's output drained: read the leader again. */
+void relay_client_drained(struct conn *c);
+void relay_free(struct conn *c);
+/* A relayed client accepted by peer_link.c: fd becomes an open
+ * connection to vh (admitted by the caller) with what h says; `early`
+ * are bytes the client sent after connection.open, `out_first` bytes to
+ * send before anything else (the handshake's end). */
+void conn_adopt(struct server *s, int fd, struct vhost *vh,
+                const struct relayed *h, struct bytes early,
+                struct bytes out_first);
+/* The node-to-node listener (cluster.listen). */
+int peer_link_open(struct server *s, const char *addr);
+void peer_link_close(struct server *s);
+/* clustering.c: joins the cluster when configured (WR_ERR, logged, when
+ * that fails); frees its state (server_fini). */
+int clustering_start(struct server *s);
+/* load_definitions on a cluster node, after joining: WR_ERR (logged) when
+ * the file is wrong or etcd does not take it. */
+int clustering_load_definitions(struct server *s, const char *path);
+void clustering_free(struct server *s);
+/* clustering.c: connection.open of vh, which this node does not serve:
+ * relayed to its leader, or refused. Returns WR_OK or WR_ERR. */
+int clustering_open(struct conn *c, struct vhost *vh);
 
 /* ---- channel 0's handlers (m_connection.c) */
 

@@ -119,8 +119,10 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     }
     if (s->pending || s->yielded || node_has_dispatch(s->node))
         ev_idle_start(loop, &idle_kick);
-    if (s->stopping && s->conns == NULL)
+    if (s->stopping && s->conns == NULL && !s->loop_ended) {
+        s->loop_ended = true;
         ev_break(loop, EVBREAK_ALL);
+    }
 }
 
 /* Right after the loop woke up: how long it waited (saturation), and

@@ -186,6 +186,8 @@ m_connection_open(struct conn *c, const struct amqp_method *method)
     if (!vh)
         return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
                          "vhost %s not found", name);
+    if (!vhost_is_serving(vh))
+        return clustering_open(c, vh); /* another node leads it */
     if (vhost_connection_admit(vh, c->user, &err) != WR_OK)
         return conn_fail(c, err.code, AMQP_CONNECTION_OPEN, "%s", err.text);
     c->vh = vh;

@@ -66,7 +66,10 @@ shutdown_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)w;
     (void)revents;
-    ev_break(loop, EVBREAK_ALL);
+    if (!srv->loop_ended) {
+        srv->loop_ended = true;
+        ev_break(loop, EVBREAK_ALL);
+    }
 }
 
 static void
@@ -119,7 +122,7 @@ create_defaults(struct server *s)
 }
 
 /* load_definitions: a RabbitMQ definitions file imported at every boot,
- * as RabbitMQ does. */
+ * as RabbitMQ does (on a cluster node, clustering_load_definitions). */
 static int
 load_definitions(struct server *s, const char *path)
 {
@@ -158,6 +161,7 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     opts.segment_size = cfg->segment_size;
     opts.memory_budget = alarm_memory_budget(cfg);
     opts.repair = repair;
+    opts.clustered = cfg->cluster_backend == CONF_CLUSTER_ETCD;
     loop_node_hooks(s, &opts);
     s->node = node_new(&opts);
     if (node_boot(s->node, cfg->default_vhost, err, sizeof(err)) != WR_OK) {
@@ -166,11 +170,16 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     }
     if (node_is_fresh(s->node) && create_defaults(s) != WR_OK)
         return WR_ERR;
-    if (cfg->load_definitions[0] &&
+    if (cfg->load_definitions[0] && !opts.clustered &&
         load_definitions(s, cfg->load_definitions) != WR_OK)
         return WR_ERR;
     alarm_init(s);
     signal(SIGPIPE, SIG_IGN);
+    if (clustering_start(s) != WR_OK)
+        return WR_ERR;
+    if (cfg->load_definitions[0] && opts.clustered &&
+        clustering_load_definitions(s, cfg->load_definitions) != WR_OK)
+        return WR_ERR;
     /* Signals first: a supervisor may send SIGTERM as soon as it sees the
      * "listening on" line. */
     ev_signal_init(&s->sigterm, signal_cb, SIGTERM);
@@ -209,6 +218,7 @@ server_fini(struct server *s)
     }
     for (size_t i = 0; i < s->nlisteners; i++)
         listener_close(&s->listeners[i]);
+    clustering_free(s);
     node_free(s->node);
     ev_loop_destroy(s->loop);
     log_info("stopped");

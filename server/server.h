@@ -38,12 +38,24 @@ struct server {
     struct node *node;
     struct listener listeners[8];
     size_t nlisteners;
+    struct cluster *cluster; /* NULL: a single node (clustering.c) */
+    /* load_definitions on a cluster node: the exchanges, queues and
+     * bindings of each vhost, imported when this node first leads it
+     * (clustering.c); NULL when none wait. */
+    struct json_t *boot_parts;
+    struct listener peer_listener; /* cluster.listen (peer_link.c) */
+    /* This node's description as management shows it (set by the
+     * management API), which the cluster shares with the other nodes. */
+    struct json_t *(*node_info)(void);
     ev_prepare prepare;
     ev_signal sigterm, sigint;
     ev_timer shutdown_timer;
     ev_timer expire_timer; /* message TTL sweep, once a second */
     ev_timer ack_timer;    /* consumer_timeout checks */
     bool stopping;
+    /* The loop was told to end once; the loop runs again while the
+     * cluster is left (clustering_stop) and must not be broken anew. */
+    bool loop_ended;
     struct conn *conns;      /* every connection, through conn.next */
     struct conn *pending;    /* connections with output or confirms */
     struct channel *waiting; /* channels waiting for a durable LSN */
@@ -81,6 +93,9 @@ int server_init(struct server *s, struct wr_config *cfg, bool repair);
 int server_run(struct server *s);
 /* Closes every connection and listener and frees the node. */
 void server_fini(struct server *s);
+/* A clustered node leaves the cluster cleanly (clustering.c): its empty
+ * vhosts go to other nodes. After server_run, before server_fini. */
+void clustering_stop(struct server *s);
 
 /* Upper bounds (s) of the loop busy histogram's buckets, the last +Inf. */
 #define LOOP_BUSY_BUCKETS                                     \

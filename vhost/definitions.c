@@ -195,8 +195,8 @@ defs_json_to_table(json_t *o, struct buf *out)
 
 /* ---- export */
 
-static bool
-exchange_is_exported(const struct exchange *x)
+bool
+defs__exchange_is_exported(const struct exchange *x)
 {
     return x->durable && x->name_len > 0 &&
            !bytes_has_prefix(bytes_of(x->name, x->name_len), "amq.");
@@ -230,7 +230,7 @@ export_vhost(struct vhost *vh, json_t *doc)
     struct binding *b;
 
     for (x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x)) {
-        if (!exchange_is_exported(x))
+        if (!defs__exchange_is_exported(x))
             continue;
         json_array_append_new(
             xs,
@@ -313,8 +313,10 @@ extend(json_t *doc, const char *key, json_t *items)
     json_decref(items);
 }
 
-json_t *
-node_defs_export(struct node *n, const char *only_vhost)
+/* The definitions document; objects false leaves the exchanges, queues
+ * and bindings out (what the cluster keeps in etcd is all the rest). */
+static json_t *
+defs_export(struct node *n, const char *only_vhost, bool objects)
 {
     json_t *doc = json_pack(
         "{s:s, s:s, s:s, s:s, s:[], s:[], s:[], s:[], s:[], s:[], s:[], "
@@ -347,7 +349,8 @@ node_defs_export(struct node *n, const char *only_vhost)
                           tags_array(vh->tags)));
         extend(doc, "parameters", node_kv_list(n, KV_PARAMETER, vh->name));
         extend(doc, "policies", node_kv_list(n, KV_POLICY, vh->name));
-        export_vhost(vh, doc);
+        if (objects)
+            export_vhost(vh, doc);
     }
     if (only_vhost) {
         /* RabbitMQ's per-vhost export holds only the vhost's objects. */
@@ -358,6 +361,12 @@ node_defs_export(struct node *n, const char *only_vhost)
         json_object_del(doc, "global_parameters");
     }
     return doc;
+}
+
+json_t *
+node_defs_export(struct node *n, const char *only_vhost)
+{
+    return defs_export(n, only_vhost, true);
 }
 
 /* ---- import */
@@ -651,4 +660,115 @@ node_defs_import(struct node *n, json_t *doc, struct vherr *err)
         import_list(n, doc, "bindings", import_binding, err) != WR_OK)
         return WR_ERR;
     return WR_OK;
+}
+
+json_t *
+node_defs_split_vhosts(json_t *doc)
+{
+    static const char *const lists[] = {"exchanges", "queues", "bindings"};
+    json_t *parts = json_object();
+
+    for (size_t k = 0; k < WR_ARRAY_LEN(lists); k++) {
+        json_t *a = json_object_get(doc, lists[k]), *item;
+        size_t i;
+
+        json_array_foreach(a, i, item)
+        {
+            const char *vh = json_string_value(json_object_get(item, "vhost"));
+            json_t *part;
+
+            if (!vh)
+                continue;
+            if (!(part = json_object_get(parts, vh))) {
+                part = json_pack("{s:[], s:[], s:[]}", lists[0], lists[1],
+                                 lists[2]);
+                json_object_set_new(parts, vh, part);
+            }
+            json_array_append(json_object_get(part, lists[k]), item);
+        }
+        json_object_del(doc, lists[k]);
+    }
+    return parts;
+}
+
+/* ---- one object at a time (a cluster's definitions in etcd) */
+
+static const char *const kind_lists[] = {
+    [DEFS_USER] = "users",
+    [DEFS_VHOST] = "vhosts",
+    [DEFS_PERMISSION] = "permissions",
+    [DEFS_POLICY] = "policies",
+    [DEFS_OPERATOR_POLICY] = "operator_policies",
+    [DEFS_PARAMETER] = "parameters",
+    [DEFS_GLOBAL_PARAMETER] = "global_parameters",
+};
+
+static const enum node_kv kind_kv[] = {
+    [DEFS_POLICY] = KV_POLICY,
+    [DEFS_OPERATOR_POLICY] = KV_OPERATOR_POLICY,
+    [DEFS_PARAMETER] = KV_PARAMETER,
+    [DEFS_GLOBAL_PARAMETER] = KV_GLOBAL_PARAMETER,
+};
+
+int
+node_defs_put(struct node *n, enum defs_kind k, json_t *item, struct vherr *err)
+{
+    json_t *doc = json_pack("{s:[O]}", kind_lists[k], item);
+    int rc = node_defs_import(n, doc, err);
+
+    json_decref(doc);
+    return rc;
+}
+
+int
+node_defs_remove(struct node *n, enum defs_kind k, json_t *item,
+                 struct vherr *err)
+{
+    struct vhost *vh;
+
+    switch (k) {
+    case DEFS_USER:
+        return node_user_delete(n, jstr(item, "name", ""), err);
+    case DEFS_VHOST:
+        vh = node_vhost_find(n, jstr(item, "name", ""));
+        if (!vh)
+            return vherr_set(err, AMQP_NOT_FOUND, "no vhost '%s'",
+                             jstr(item, "name", ""));
+        node_vhost_remove(n, vh);
+        return WR_OK;
+    case DEFS_PERMISSION:
+        return node_perm_clear(n, jstr(item, "vhost", ""),
+                               jstr(item, "user", ""), err);
+    default:
+        return node_kv_delete(n, kind_kv[k], jstr(item, "vhost", ""),
+                              jstr(item, "component", ""),
+                              jstr(item, "name", ""), err);
+    }
+}
+
+void
+node_defs_lists(struct node *n, json_t *lists[DEFS_NKINDS])
+{
+    json_t *doc = defs_export(n, NULL, false);
+
+    for (int k = 0; k < DEFS_NKINDS; k++) {
+        lists[k] = json_incref(json_object_get(doc, kind_lists[k]));
+        if (!lists[k])
+            lists[k] = json_array();
+    }
+    json_decref(doc);
+}
+
+json_t *
+node_defs_list(struct node *n, enum defs_kind k)
+{
+    json_t *lists[DEFS_NKINDS], *items;
+
+    node_defs_lists(n, lists);
+    items = lists[k];
+    for (int i = 0; i < DEFS_NKINDS; i++) {
+        if (i != (int)k)
+            json_decref(lists[i]);
+    }
+    return items;
 }

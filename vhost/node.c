@@ -9,6 +9,8 @@
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
 
+#include "store/store.h"
+
 #include <stdlib.h>
 
 struct node *
@@ -28,6 +30,8 @@ node_free(struct node *n)
 {
     struct vhost *vh, *tmp;
 
+    if (!n)
+        return;
     /* Shutdown: free the model, keep every vhost's data. */
     deadletter__drop(n, NULL);
     HASH_ITER(hh, n->vhosts, vh, tmp)
@@ -81,11 +85,15 @@ node_vhost_name_check(const char *name, const char **why)
     return true;
 }
 
-/* Forgets vh; with keep_data false, also removes its data directory. */
+/* Forgets vh; with keep_data false, also removes its data directory (a
+ * clustered node's, too, when the vhost was not served here lately). */
 static void
 vhost_drop(struct node *n, struct vhost *vh, bool keep_data)
 {
-    char *dir = vh->store_dir ? xstrdup(vh->store_dir) : NULL;
+    char *dir = vh->store_dir ? xstrdup(vh->store_dir)
+                : n->opts.data_dir && !keep_data
+                    ? vhostdir__path(n->opts.data_dir, vh->name)
+                    : NULL;
     char *name = xstrdup(vh->name);
 
     HASH_DEL(n->vhosts, vh);
@@ -115,7 +123,8 @@ node_vhost_add(struct node *n, const char *name)
     vh = vhost__new(n, name);
     HASH_ADD_KEYPTR(hh, n->vhosts, vh->name, strlen(vh->name), vh);
     node_defs_changed(n);
-    if (n->booted) {
+    /* A clustered node opens a vhost's log when it leads it. */
+    if (n->booted && !n->opts.clustered) {
         char err[1024];
 
         if (vhost__open_store(vh, err, sizeof(err)) != WR_OK) {
@@ -132,6 +141,51 @@ void
 node_vhost_remove(struct node *n, struct vhost *vh)
 {
     vhost_drop(n, vh, false);
+}
+
+int
+node_vhost_serve(struct node *n, struct vhost *vh, char *err, size_t errlen)
+{
+    if (vh->serving)
+        return WR_OK;
+    if (n->booted && vhost__open_store(vh, err, errlen) != WR_OK)
+        return WR_ERR;
+    vh->serving = true;
+    return WR_OK;
+}
+
+void
+node_vhost_unserve(struct node *n, struct vhost *vh)
+{
+    (void)n;
+    vh->serving = false;
+}
+
+bool
+vhost_is_serving(const struct vhost *vh)
+{
+    return vh->serving;
+}
+
+bool
+vhost_is_empty(const struct vhost *vh)
+{
+    const struct queue *q, *tmp;
+    struct store_stats st;
+
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        if (q->durable)
+            return false;
+    }
+    for (struct exchange *x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x)) {
+        if (defs__exchange_is_exported(x))
+            return false;
+    }
+    if (!vh->store)
+        return true;
+    store_get_stats(vh->store, &st);
+    return st.live_msgs == 0;
 }
 
 void

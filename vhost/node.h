@@ -35,9 +35,14 @@ struct node_opts {
      * failed, for publisher confirms. */
     void (*durable)(void *arg, struct vhost *vh);
     void *durable_arg;
+    /* A node of a cluster: it serves a vhost only while it leads it
+     * (node_vhost_serve); the others exist here as names, permissions and
+     * limits, without a log (cluster/). */
+    bool clustered;
 };
 
 struct node *node_new(const struct node_opts *opts);
+/* Frees the model, keeping every vhost's data on disk. NULL: no-op. */
 void node_free(struct node *n);
 /* Loads <data_dir>/definitions.json (durable vhosts, exchanges, queues,
  * bindings), creates default_vhost if there is none, and opens every
@@ -113,6 +118,23 @@ struct vhost *node_vhost_add(struct node *n, const char *name);
 /* Deletes every queue, exchange and binding of vh and frees it; the
  * caller closes its connections first. */
 void node_vhost_remove(struct node *n, struct vhost *vh);
+/*
+ * Clustered nodes (node_opts.clustered) run a vhost only while they lead
+ * it. node_vhost_serve opens its log (recovering what this node's disk
+ * holds of it) and makes it served; node_vhost_unserve stops serving it
+ * (the caller closes its connections first) and keeps what it holds, for
+ * when it is served again. A single node serves every vhost always.
+ * Returns WR_OK, or WR_ERR with why in err (the log cannot be opened).
+ */
+int node_vhost_serve(struct node *n, struct vhost *vh, char *err,
+                     size_t errlen);
+void node_vhost_unserve(struct node *n, struct vhost *vh);
+bool vhost_is_serving(const struct vhost *vh);
+/* True when vh holds nothing durable: no durable queue, no durable
+ * exchange of its own, no message in its log. A clean stop may then hand
+ * it to another node, which starts it empty. */
+bool vhost_is_empty(const struct vhost *vh);
+
 /* Sets vh's metadata (RabbitMQ's description and tags; NULL keeps the
  * current value) and marks the definitions for rewriting. */
 void node_vhost_set_meta(struct node *n, struct vhost *vh,
@@ -229,6 +251,40 @@ json_t *node_defs_export(struct node *n, const char *only_vhost);
  * that exists with other properties is an error (RabbitMQ's rules).
  * Stops at the first error, leaving what was imported before it. */
 int node_defs_import(struct node *n, json_t *doc, struct vherr *err);
+/* Moves the exchanges, queues and bindings out of doc into a new object
+ * keyed by vhost name, each value a definitions document holding that
+ * vhost's three lists (a cluster imports them on each vhost's leader).
+ * Items that name no vhost are dropped. Returns a new reference. */
+json_t *node_defs_split_vhosts(json_t *doc);
+/*
+ * One object of the definitions at a time, for a cluster that keeps each
+ * in its own etcd key (cluster/defs.c). The item is the object's entry in
+ * RabbitMQ's definitions format, as node_defs_export writes it; the kinds
+ * name the export's lists.
+ */
+enum defs_kind {
+    DEFS_USER,             /* "users" */
+    DEFS_VHOST,            /* "vhosts" */
+    DEFS_PERMISSION,       /* "permissions" */
+    DEFS_POLICY,           /* "policies" */
+    DEFS_OPERATOR_POLICY,  /* "operator_policies" */
+    DEFS_PARAMETER,        /* "parameters" (vhost limits among them) */
+    DEFS_GLOBAL_PARAMETER, /* "global_parameters" */
+    DEFS_NKINDS,
+};
+/* Creates or replaces the object (an import of that one item). */
+int node_defs_put(struct node *n, enum defs_kind k, json_t *item,
+                  struct vherr *err);
+/* Removes the object the item names (for a vhost: the caller closes its
+ * connections first, as for node_vhost_remove). */
+int node_defs_remove(struct node *n, enum defs_kind k, json_t *item,
+                     struct vherr *err);
+/* Every object of that kind, as a new JSON array of items. */
+json_t *node_defs_list(struct node *n, enum defs_kind k);
+/* Every kind's list at once (new references), from one pass over the
+ * model: what a snapshot of the cluster's definitions needs. */
+void node_defs_lists(struct node *n, json_t *lists[DEFS_NKINDS]);
+
 /* A field table body as a JSON object, and back (RabbitMQ's mapping). */
 json_t *defs_table_to_json(struct bytes tbl);
 int defs_json_to_table(json_t *obj, struct buf *out);

@@ -184,6 +184,7 @@ vhost__new(struct node *n, const char *name)
     vh->xr = xreg_new();
     vh->max_connections = vh->max_queues = -1;
     vh->lost_from = UINT64_MAX;
+    vh->serving = !n->opts.clustered;
     routeset_init(&vh->rs);
     for (size_t i = 0; i < WR_ARRAY_LEN(standard_exchanges); i++)
         exchange_create(vh, bytes_str(standard_exchanges[i].name),

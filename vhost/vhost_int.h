@@ -91,6 +91,7 @@ struct vhost {
     int64_t max_queues;
     char *description;
     char *tags;          /* metadata, as given */
+    bool serving;        /* runs here (always, unless the node is clustered) */
     struct store *store; /* the vhost's log; NULL when running in memory */
     char *store_dir;
     uint64_t next_id;     /* message ids when there is no store */
@@ -212,6 +213,9 @@ struct message *persist__message_from_record(struct bytes meta,
 /* The priority of the message whose record is at pos (0 when unknown). */
 void vhost__record_priority(struct vhost *vh, uint64_t pos, uint8_t *prio);
 int vhost__open_store(struct vhost *vh, char *err, size_t errlen);
+/* definitions.c: a durable exchange of the user's own (not "", not amq.*):
+ * what the definitions keep and what makes a vhost not empty. */
+bool defs__exchange_is_exported(const struct exchange *x);
 void vhost__close_store(struct vhost *vh);
 uint64_t vhost__next_id(struct vhost *vh);
 uint64_t vhost__log_message(struct vhost *vh, struct message *m,

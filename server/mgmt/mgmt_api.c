@@ -262,18 +262,7 @@ mgmt_vhosts(size_t *n)
 const char *
 mgmt_node_name(void)
 {
-    static char name[300];
-
-    if (!name[0]) {
-        char host[256] = "localhost";
-
-        if (gethostname(host, sizeof(host)) != 0)
-            snprintf(host, sizeof(host), "localhost");
-        host[sizeof(host) - 1] = 0;
-        host[strcspn(host, ".")] = 0;
-        snprintf(name, sizeof(name), "warren@%s", host);
-    }
-    return name;
+    return srv->cfg->node_name; /* cluster.node_name, "warren@<host>" */
 }
 
 /* ---- vhost access and permissions */
@@ -398,7 +387,8 @@ mgmt_list_vhosts(struct mgmt_req *r, size_t *n)
     }
     all = mgmt_vhosts(&total);
     for (size_t i = 0; i < total; i++)
-        if (mgmt_can_see_vhost(r, all[i], true))
+        /* a clustered node lists what it serves: the others, theirs */
+        if (mgmt_can_see_vhost(r, all[i], true) && vhost_is_serving(all[i]))
             all[k++] = all[i];
     *n = k;
     return all;

@@ -23,6 +23,8 @@
  */
 #include "server/mgmt/mgmt_int.h"
 
+#include "cluster/cluster.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <utlist.h>
@@ -163,6 +165,35 @@ vhost_message_stats(const struct mgmt_vtotals *t)
         (json_int_t)t->deliver, "deliver_details", mgmt_rate(rt->deliver));
 }
 
+/* The node leading vhost: this one on a single node; null when no node
+ * does now. */
+static json_t *
+leader_json(const char *vhost)
+{
+    const char *leader;
+
+    if (!srv->cluster)
+        return json_string(mgmt_node_name());
+    leader = cluster_leader_of(srv->cluster, vhost, NULL);
+    return leader ? json_string(leader) : json_null();
+}
+
+/* RabbitMQ's {node: "running"|"stopped"}: the leader running, or the
+ * node holding the vhost's data stopped. */
+static json_t *
+cluster_state(const char *vhost)
+{
+    const char *node;
+
+    if (!srv->cluster)
+        return json_pack("{s:s}", mgmt_node_name(), "running");
+    if ((node = cluster_leader_of(srv->cluster, vhost, NULL)) != NULL)
+        return json_pack("{s:s}", node, "running");
+    if ((node = cluster_home_of(srv->cluster, vhost)) != NULL)
+        return json_pack("{s:s}", node, "stopped");
+    return json_object();
+}
+
 static json_t *
 vhost_json(struct vhost *vh)
 {
@@ -172,15 +203,18 @@ vhost_json(struct vhost *vh)
     json_t *o;
 
     vhost_info(vh, &vi);
-    mgmt_stats_vhost(vh, &t);
-    vhost_octets(vh, &recv, &send);
-    o = json_pack("{s:s, s:s, s:o, s:s, s:{s:s, s:o}, s:b, s:{s:s}}", "name",
+    recv = send = 0;
+    if (vhost_is_serving(vh)) { /* else its leader's figures count */
+        mgmt_stats_vhost(vh, &t);
+        vhost_octets(vh, &recv, &send);
+    }
+    o = json_pack("{s:s, s:s, s:o, s:s, s:{s:s, s:o}, s:b, s:o, s:o}", "name",
                   vi.name, "description", vi.description ? vi.description : "",
                   "tags", tags_json(vi.tags), "default_queue_type", "undefined",
                   "metadata", "description",
                   vi.description ? vi.description : "", "tags",
                   tags_json(vi.tags), "tracing", 0, "cluster_state",
-                  mgmt_node_name(), "running");
+                  cluster_state(vi.name), "leader", leader_json(vi.name));
     vhost_messages_json(o, &t);
     json_object_set_new(o, "recv_oct", json_integer((json_int_t)recv));
     json_object_set_new(o, "recv_oct_details", mgmt_rate(0));
@@ -843,8 +877,8 @@ multipart_file(const struct mgmt_req *r)
 }
 
 /* A per-vhost import: every object goes to that vhost. */
-static void
-scope_to_vhost(json_t *doc, const char *vhost)
+void
+mgmt_definitions_scope(json_t *doc, const char *vhost)
 {
     static const char *const lists[] = {"queues",   "exchanges",  "bindings",
                                         "policies", "parameters", NULL};
@@ -866,12 +900,11 @@ scope_to_vhost(json_t *doc, const char *vhost)
     }
 }
 
-static void
-definitions_post(struct mgmt_req *r, const char *vhost)
+json_t *
+mgmt_definitions_doc(struct mgmt_req *r)
 {
     struct bytes file = multipart_file(r);
     json_error_t jerr;
-    struct vherr err;
     json_t *doc;
 
     if (file.ptr)
@@ -883,10 +916,21 @@ definitions_post(struct mgmt_req *r, const char *vhost)
     if (!doc || !json_is_object(doc)) {
         json_decref(doc);
         mgmt_bad_request(r, "not_json");
-        return;
+        return NULL;
     }
+    return doc;
+}
+
+static void
+definitions_post(struct mgmt_req *r, const char *vhost)
+{
+    struct vherr err;
+    json_t *doc = mgmt_definitions_doc(r);
+
+    if (!doc)
+        return;
     if (vhost)
-        scope_to_vhost(doc, vhost);
+        mgmt_definitions_scope(doc, vhost);
     if (node_defs_import(srv->node, doc, &err) != WR_OK) {
         json_decref(doc);
         log_warn("management API: definitions import by '%s' failed: %s",

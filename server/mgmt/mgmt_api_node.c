@@ -15,6 +15,8 @@
  */
 #include "server/mgmt/mgmt_int.h"
 
+#include "cluster/cluster.h"
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,52 @@ addr_parts(const char *addr, char *ip, size_t n, int *port)
     *port = colon ? atoi(colon + 1) : 0;
 }
 
+/* The running other nodes' AMQP and HTTP listeners, as they published
+ * them. */
+static void
+other_listeners(json_t *a)
+{
+    const struct cluster_node *list;
+    size_t n = cluster_nodes(srv->cluster, &list);
+    char ip[300];
+    int port;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct cluster_node *cn = &list[i];
+        const char *addrs[2] = {cn->amqp_addr, cn->mgmt_addr};
+        const char *protos[2] = {"amqp", "http"};
+
+        if (!cn->running || strcmp(cn->name, mgmt_node_name()) == 0)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            if (!addrs[k][0])
+                continue;
+            addr_parts(addrs[k], ip, sizeof(ip), &port);
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:i, s:{}}",
+                                               "node", cn->name, "protocol",
+                                               protos[k], "ip_address", ip,
+                                               "port", port, "socket_opts"));
+        }
+    }
+}
+
+/* {"total", "running"}: the cluster's nodes (1 and 1 for a single
+ * node). */
+static json_t *
+node_totals_json(void)
+{
+    const struct cluster_node *list;
+    size_t n, running = 0;
+
+    if (!srv->cluster)
+        return json_pack("{s:i, s:i}", "total", 1, "running", 1);
+    n = cluster_nodes(srv->cluster, &list);
+    for (size_t i = 0; i < n; i++)
+        running += list[i].running;
+    return json_pack("{s:I, s:I}", "total", (json_int_t)n, "running",
+                     (json_int_t)running);
+}
+
 static json_t *
 listeners_json(void)
 {
@@ -75,6 +123,8 @@ listeners_json(void)
                                        mgmt_node_name(), "protocol", "http",
                                        "ip_address", ip, "port", port,
                                        "socket_opts"));
+    if (srv->cluster)
+        other_listeners(a);
     return a;
 }
 
@@ -163,7 +213,7 @@ count_visible(struct mgmt_req *r, struct totals *t)
 
     memset(t, 0, sizeof(*t));
     for (size_t i = 0; i < n; i++) {
-        if (mgmt_can_see_vhost(r, vs[i], true))
+        if (mgmt_can_see_vhost(r, vs[i], true) && vhost_is_serving(vs[i]))
             mgmt_stats_vhost(vs[i], &t->v);
     }
     for (struct conn *c = conn_next(srv, NULL); c; c = conn_next(srv, c)) {
@@ -240,6 +290,7 @@ mgmt_h_overview(struct mgmt_req *r)
     json_object_set_new(o, "churn_rates", json_object());
     json_object_set_new(o, "statistics_db_event_queue", json_integer(0));
     json_object_set_new(o, "node", json_string(mgmt_node_name()));
+    json_object_set_new(o, "node_totals", node_totals_json());
     json_object_set_new(o, "listeners", listeners_json());
     json_object_set_new(o, "contexts", contexts_json());
     mgmt_reply_item(r, o);
@@ -343,18 +394,100 @@ node_json(void)
     return o;
 }
 
+/* The figures a clustered node publishes in its etcd key every few
+ * seconds (cluster/member.c), for the other nodes' /api/nodes. */
+static const char *const published[] = {
+    "mem_used",        "mem_limit",       "mem_alarm", "disk_free",
+    "disk_free_limit", "disk_free_alarm", "fd_used",   "fd_total",
+    "sockets_used",    "sockets_total",   "proc_used", "proc_total",
+    "processors",      "uptime",          "os_pid",    "run_queue",
+    "db_dir",
+};
+
+json_t *
+mgmt_node_stats(void)
+{
+    json_t *all = node_json(), *o = json_object();
+
+    for (size_t i = 0; i < WR_ARRAY_LEN(published); i++) {
+        json_t *v = json_object_get(all, published[i]);
+
+        if (v)
+            json_object_set(o, published[i], v);
+    }
+    json_decref(all);
+    return o;
+}
+
+/* Another node as this one knows it: its last published figures when it
+ * runs, only its name when it does not (as RabbitMQ shows a stopped
+ * node). */
+static json_t *
+other_node_json(const struct cluster_node *n)
+{
+    json_t *o, *stats, *v;
+    const char *k;
+    char ip[300], port[16];
+    int p;
+
+    if (!n->running)
+        return json_pack("{s:s, s:s, s:b, s:[], s:b}", "name", n->name, "type",
+                         "disc", "running", 0, "partitions", "being_drained",
+                         0);
+    o = node_json();
+    json_object_set_new(o, "name", json_string(n->name));
+    stats = n->info ? json_object_get(n->info, "stats") : NULL;
+    json_object_foreach(stats, k, v)
+    {
+        json_object_set(o, k, v);
+    }
+    addr_parts(n->mgmt_addr, ip, sizeof(ip), &p);
+    snprintf(port, sizeof(port), "%d", p);
+    json_object_set_new(o, "contexts",
+                        json_pack("[{s:s, s:s, s:s, s:s}]", "node", n->name,
+                                  "description", "RabbitMQ Management", "path",
+                                  "/", "port", port));
+    return o;
+}
+
+/* A node of the cluster (or this one) by name. */
+static json_t *
+cluster_node_json(const struct cluster_node *n)
+{
+    return strcmp(n->name, mgmt_node_name()) == 0 ? node_json()
+                                                  : other_node_json(n);
+}
+
 void
 mgmt_h_nodes(struct mgmt_req *r)
 {
     json_t *items = json_array();
+    const struct cluster_node *list;
+    size_t n;
 
-    json_array_append_new(items, node_json());
+    if (!srv->cluster) {
+        json_array_append_new(items, node_json());
+    } else {
+        n = cluster_nodes(srv->cluster, &list);
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(items, cluster_node_json(&list[i]));
+    }
     mgmt_reply_list(r, items, (const char *const[]){"name", NULL});
 }
 
 void
 mgmt_h_node(struct mgmt_req *r)
 {
+    const struct cluster_node *n;
+
+    if (srv->cluster) {
+        n = cluster_node_find(srv->cluster, r->args[0]);
+        if (!n)
+            mgmt_not_found(r);
+        else
+            mgmt_reply_item(r, cluster_node_json(n));
+        return;
+    }
     if (strcmp(r->args[0], mgmt_node_name()) != 0) {
         mgmt_not_found(r);
         return;

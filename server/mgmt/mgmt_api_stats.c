@@ -323,7 +323,8 @@ count_node(struct node_counts *t)
 
     memset(t, 0, sizeof(*t));
     for (size_t i = 0; i < n; i++)
-        mgmt_stats_vhost(vs[i], &t->v);
+        if (vhost_is_serving(vs[i]))
+            mgmt_stats_vhost(vs[i], &t->v);
     free(vs);
     t->v.publish += st.retired[C_PUBLISH];
     t->v.deliver += st.retired[C_DELIVER];

@@ -89,6 +89,7 @@ struct mgmt_conn {
     struct buf hname, hval;
     bool in_value;
     char *authorization, *x_reason, *content_type, *if_none_match;
+    bool hdr_local; /* x-warren-local: 1 (another node asks this one) */
     bool expect_continue;
     struct buf body;
     size_t hdr_bytes;
@@ -97,6 +98,7 @@ struct mgmt_conn {
     /* output */
     struct outq out; /* written with outq_flush, as AMQP output is */
     struct mgmt_stream *stream;
+    struct mgmt_req *deferred; /* answered later (mgmt_http_defer) */
     bool want_write;
     bool processing;  /* inside process_input: do not re-enter */
     bool peer_closed; /* EOF read: answer what is complete, then close */
@@ -137,6 +139,7 @@ static struct mgmt {
 static void mc_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void mc_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void mc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void req_free(struct mgmt_req *r);
 static void process_input(struct mgmt_conn *c);
 static void flush_output(struct mgmt_conn *c);
 
@@ -255,6 +258,7 @@ reset_request(struct mgmt_conn *c)
     free(c->if_none_match);
     c->authorization = c->x_reason = c->content_type = NULL;
     c->if_none_match = NULL;
+    c->hdr_local = false;
     c->in_value = false;
     c->expect_continue = false;
     c->hdr_bytes = 0;
@@ -344,6 +348,15 @@ mc_close(struct mgmt_conn *c)
     if (c->stream) {
         c->stream->free(c->stream);
         c->stream = NULL;
+    }
+    if (c->deferred) {
+        struct mgmt_req *d = c->deferred;
+
+        c->deferred = NULL;
+        if (d->abort)
+            d->abort(d);
+        req_free(d);
+        free(d);
     }
     admission_leave(c);
     DL_DELETE(g.conns, c);
@@ -446,6 +459,10 @@ mgmt_http_respond(struct mgmt_req *r, const char *content_type)
 
     WR_ASSERT(!r->replied);
     r->replied = true;
+    if (r->hold) {
+        r->held_type = content_type;
+        return;
+    }
     buf_printf(o, "HTTP/1.1 %d %s\r\n", r->status, status_text(r->status));
     if (r->status == 200)
         buf_printf(o, "cache-control: no-cache\r\n");
@@ -566,7 +583,7 @@ flush_output(struct mgmt_conn *c)
         c->want_write = false;
         ev_io_stop(g.s->loop, &c->wio);
     }
-    if (out_pending(c) > 0 || c->stream) {
+    if (out_pending(c) > 0 || c->stream || c->deferred) {
         rearm(c);
         return;
     }
@@ -646,6 +663,8 @@ header_done(struct mgmt_conn *c)
         slot = &c->content_type;
     else if (nlen == 13 && strncasecmp(name, "if-none-match", 13) == 0)
         slot = &c->if_none_match;
+    else if (nlen == 14 && strncasecmp(name, "x-warren-local", 14) == 0)
+        c->hdr_local = c->hval.len == 1 && c->hval.data[0] == '1';
     else if (nlen == 6 && strncasecmp(name, "expect", 6) == 0)
         c->expect_continue =
             c->hval.len == 12 &&
@@ -798,6 +817,7 @@ req_free(struct mgmt_req *r)
         free(r->q[i].value);
     }
     free(r->user_name_copy);
+    free(r->target);
     buf_fini(&r->hdrs);
     buf_fini(&r->out);
     if (r->stream)
@@ -889,6 +909,7 @@ dispatch(struct mgmt_conn *c)
     r.x_reason = c->x_reason;
     r.content_type = c->content_type;
     r.if_none_match = c->if_none_match;
+    r.local = c->hdr_local;
     buf_init(&r.hdrs);
     buf_init(&r.out);
     /* absolute-form "http://host/path" */
@@ -900,6 +921,7 @@ dispatch(struct mgmt_conn *c)
     }
     for (qpos = 0; qpos < n && url[qpos] != '?' && url[qpos] != '#'; qpos++)
         ;
+    r.target = xstrndup(url, n);
     ok = parse_path(&r, url, qpos);
     if (ok && qpos < n && url[qpos] == '?') {
         size_t end = qpos + 1;
@@ -912,6 +934,50 @@ dispatch(struct mgmt_conn *c)
     r.bad_target = !ok;
     g.h->dispatch(&r);
     req_free(&r);
+}
+
+struct mgmt_req *
+mgmt_http_defer(struct mgmt_req *r)
+{
+    struct mgmt_req *d = xmalloc(sizeof(*d));
+    struct mgmt_conn *c = r->conn;
+
+    WR_ASSERT((!r->replied || r->hold) && !c->deferred);
+    *d = *r;
+    /* the copy owns the strings now; the original frees nothing */
+    memset(r, 0, sizeof(*r));
+    buf_init(&r->hdrs);
+    buf_init(&r->out);
+    r->replied = true;
+    r->hold = false;
+    d->body = BYTES_NULL; /* the connection reuses its body buffer */
+    d->authorization = d->x_reason = d->content_type = d->if_none_match = NULL;
+    if (d->user_name && d->user_name != d->user_name_copy)
+        d->user_name = d->user_name_copy = xstrdup(d->user_name);
+    d->user = NULL;
+    c->deferred = d;
+    return d;
+}
+
+void
+mgmt_http_release(struct mgmt_req *r)
+{
+    WR_ASSERT(r->replied); /* and held, or hold just cleared */
+    r->hold = false;
+    r->replied = false;
+    mgmt_http_respond(r, r->held_type);
+}
+
+void
+mgmt_http_resume(struct mgmt_req *d)
+{
+    struct mgmt_conn *c = d->conn;
+
+    WR_ASSERT(c->deferred == d && d->replied);
+    c->deferred = NULL;
+    req_free(d);
+    free(d);
+    flush_output(c);
 }
 
 /* Feeds buffered input to the parser, one request at a time. */

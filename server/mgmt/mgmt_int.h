@@ -113,6 +113,9 @@ struct mgmt_req {
     const char *if_none_match;
     bool peer_loopback;
     bool bad_target; /* the path or query string did not parse */
+    char *target;    /* the path and query as sent (still encoded) */
+    bool local;      /* x-warren-local: 1: another node of the cluster
+                        asks for this node's own answer */
     /* after authentication */
     struct user *user; /* borrowed; until the handler changes users */
     const char *user_name;
@@ -125,6 +128,14 @@ struct mgmt_req {
     struct buf out;  /* the body */
     struct mgmt_stream *stream;
     bool replied;
+    /* hold: mgmt_http_respond keeps the response in r (replied is set)
+     * until mgmt_http_release sends it, or the request is deferred */
+    bool hold;
+    const char *held_type;
+    /* a deferred request (mgmt_http_defer): the handler's state, and
+     * what to do if the client goes before the answer */
+    void *ctx;
+    void (*abort)(struct mgmt_req *r);
 };
 
 /* Queues the response: status, content-type (NULL for none), the extra
@@ -132,6 +143,18 @@ struct mgmt_req {
 void mgmt_http_respond(struct mgmt_req *r, const char *content_type);
 /* The peer text of the request's connection ("127.0.0.1:5555"). */
 const char *mgmt_http_peer(const struct mgmt_req *r);
+/*
+ * A handler that answers later (another node's answer, etcd's): returns
+ * a heap copy of r that owns its path, query and user name (not the
+ * body or the headers: copy what is needed first), to reply to with
+ * mgmt_http_respond and then give back with mgmt_http_resume. The
+ * connection takes no other request meanwhile. When the client goes
+ * first, d->abort(d) (if set) runs and the copy is freed.
+ */
+struct mgmt_req *mgmt_http_defer(struct mgmt_req *r);
+/* Sends the response a held request (r->hold) has made. */
+void mgmt_http_release(struct mgmt_req *r);
+void mgmt_http_resume(struct mgmt_req *d);
 /* The request's credentials were good: its connection is no longer
  * anonymous (no authentication deadline, never evicted). */
 void mgmt_http_authenticated(struct mgmt_req *r);
@@ -415,7 +438,28 @@ void mgmt_quote_plus(struct bytes s, struct buf *out);
 
 typedef void mgmt_handler_fn(struct mgmt_req *r);
 
-/* mgmt_api_node.c */
+/* ---- a node of a cluster (mgmt_cluster.c) */
+
+/* How a route spans the cluster (see mgmt_cluster.c). */
+enum {
+    MC_LEADER = 1,       /* to the leader of vhost args[0] */
+    MC_LEADER_GET = 2,   /* the same, GET only */
+    MC_MERGE = 4,        /* a list merged over the nodes */
+    MC_VHOSTS = 8,       /* /api/vhosts, each from its leader */
+    MC_FIND = 16,        /* a connection or channel: the node that has it */
+    MC_OVERVIEW = 32,    /* totals summed over the nodes */
+    MC_DEFS = 64,        /* a change of the definitions, written to etcd */
+    MC_DEFINITIONS = 128 /* export and import */
+};
+/* Answers r as a node of a cluster when the route's `how` says so;
+ * false when the route's handler (fn) answers as on a single node.
+ * sort: the list's default sort (MC_MERGE, MC_VHOSTS). */
+bool mgmt_cluster_route(struct mgmt_req *r, unsigned how,
+                        const char *const *sort, mgmt_handler_fn *fn);
+
+/* mgmt_api_node.c; mgmt_node_stats: the figures a clustered node
+ * publishes for the others' /api/nodes (a new object) */
+json_t *mgmt_node_stats(void);
 mgmt_handler_fn mgmt_h_overview, mgmt_h_whoami, mgmt_h_cluster_name,
     mgmt_h_extensions, mgmt_h_nodes, mgmt_h_node, mgmt_h_aliveness,
     mgmt_h_health_alarms, mgmt_h_health_vhosts, mgmt_h_health_port,
@@ -427,6 +471,12 @@ mgmt_handler_fn mgmt_h_vhosts, mgmt_h_vhost, mgmt_h_users, mgmt_h_user,
     mgmt_h_limits, mgmt_h_limit, mgmt_h_policies, mgmt_h_policy,
     mgmt_h_op_policies, mgmt_h_op_policy, mgmt_h_parameters, mgmt_h_parameter,
     mgmt_h_global_parameters, mgmt_h_global_parameter, mgmt_h_definitions;
+/* The definitions document of an import (the body, or the web UI's
+ * uploaded file); NULL after replying 400. */
+json_t *mgmt_definitions_doc(struct mgmt_req *r);
+/* Scopes an import to one vhost: drops what is not per vhost, names the
+ * vhost in every object. */
+void mgmt_definitions_scope(json_t *doc, const char *vhost);
 /* mgmt_api_exchanges.c */
 mgmt_handler_fn mgmt_h_exchanges, mgmt_h_exchange;
 /* mgmt_api_bindings.c */

@@ -22,8 +22,13 @@ Layouts:
   fuzz_frame   byte 0 seeds the chunk sizes, byte 1 picks frame_max
                (0: none, 1: 4096, 2: 131072, n: n), the rest is the stream
   fuzz_table   the input is a field table body (no u32 length prefix)
+  fuzz_peer    byte 0 < 128: the node-to-node handshake bytes a peer sends
+               (signed with the target's secret and nonces); >= 128: the
+               fields of an AUTH the target signs itself
 """
 
+import hashlib
+import hmac
 import os
 import struct
 import sys
@@ -423,6 +428,57 @@ def write_dir(root, target, items):
     return len(items)
 
 
+SECRET = b"the cluster's secret"
+NONCE_S = b"server-nonce-of-the-fuzz-target\0"
+NONCE_C = b"client-nonce-of-the-fuzz-target\0"
+
+
+def peer_mac(nonce, msg, secret=SECRET):
+    return hmac.new(secret, nonce + msg, hashlib.sha256).digest()
+
+
+def peer_auth(node, payload, purpose=1, version=1, secret=SECRET):
+    body = (b"WRNA" + bytes([version]) + NONCE_C + shortstr(node)
+            + bytes([purpose]) + longstr(payload))
+    return body + peer_mac(NONCE_S, body, secret)
+
+
+def peer_ok(status, text, secret=SECRET):
+    body = b"WRNK\x01" + bytes([status]) + struct.pack(">H", len(text)) + text
+    return body + peer_mac(NONCE_C, body, secret)
+
+
+def peer_seeds():
+    """fuzz_peer: byte 0 < 128 is raw (the rest is what a peer sends,
+    signed with the target's secret and nonces), >= 128 sealed (byte 1 the
+    node name's length, then name and payload)."""
+    handover = (b'{"vhost":"/","user":"guest","peer":"127.0.0.1:5000",'
+                b'"frame_max":131072,"channel_max":2047,"heartbeat":60}')
+    raw = [("hello", b"WRNH\x01" + NONCE_S),
+           ("hello-v2", b"WRNH\x02" + NONCE_S),
+           ("hello-short", b"WRNH\x01" + NONCE_S[:10]),
+           ("auth", peer_auth(b"node1", handover)),
+           ("auth-empty-payload", peer_auth(b"node2", b"")),
+           ("auth-wrong-secret", peer_auth(b"node1", handover,
+                                           secret=b"other")),
+           ("auth-bad-utf8", peer_auth(b"\xff\xfe", b"x")),
+           ("auth-empty-node", peer_auth(b"", b"x")),
+           ("auth-huge-length", b"WRNA\x01" + NONCE_C + shortstr(b"n")
+            + b"\x01" + struct.pack(">I", 0xFFFFFFFF)),
+           ("ok", peer_ok(0, b"")),
+           ("ok-refused", peer_ok(1, b"vhost x is down")),
+           ("ok-long-text", b"WRNK\x01\x01" + struct.pack(">H", 0xFFFF)),
+           ("amqp-header", b"AMQP\x00\x00\x09\x01"),
+           ("http", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")]
+    sealed = [("sealed-relay", bytes([5]) + b"node1" + handover),
+              ("sealed-utf8", bytes([6]) + "nöde".encode() + b"payload"),
+              ("sealed-bad-utf8", bytes([2]) + b"\xc3\x28" + b"p"),
+              ("sealed-nul", bytes([3]) + b"a\0b" + b"p"),
+              ("sealed-empty", bytes([0]))]
+    return ([("seed-" + n, b"\x00" + d) for n, d in raw]
+            + [("seed-" + n, b"\x80" + d) for n, d in sealed])
+
+
 def main(argv):
     root = argv[0] if argv else os.path.join(HERE, "corpus")
     method = [("pika-method-" + n, method_payload(m))
@@ -435,8 +491,10 @@ def main(argv):
     tables = [("seed-" + n, data) for n, data in table_seeds()]
     counts = (write_dir(root, "fuzz_method", method),
               write_dir(root, "fuzz_frame", frames),
-              write_dir(root, "fuzz_table", tables))
-    print("wrote %d fuzz_method, %d fuzz_frame, %d fuzz_table seeds to %s"
+              write_dir(root, "fuzz_table", tables),
+              write_dir(root, "fuzz_peer", peer_seeds()))
+    print("wrote %d fuzz_method, %d fuzz_frame, %d fuzz_table, %d fuzz_peer "
+          "seeds to %s"
           % (counts + (root,)))
     return 0
 

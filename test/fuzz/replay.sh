@@ -5,7 +5,8 @@
 #   test/fuzz/replay.sh [SECONDS] [TARGET...]
 #
 # SECONDS per target (default 20); TARGETs default to the codec's three
-# (fuzz_frame, fuzz_method, fuzz_table) plus fuzz_conf when present. New
+# (fuzz_frame, fuzz_method, fuzz_table), fuzz_record, fuzz_peer, plus
+# fuzz_conf when present. New
 # inputs libFuzzer finds go to a scratch directory, not into the committed
 # corpus; a crash leaves its input in build-fuzz-artifacts/ at the repo
 # root (git-ignored) and makes the script exit non-zero. To keep one as a
@@ -18,7 +19,7 @@ secs=${1:-20}
 if [ $# -gt 0 ]; then shift; fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(fuzz_frame fuzz_method fuzz_table fuzz_record)
+    targets=(fuzz_frame fuzz_method fuzz_table fuzz_record fuzz_peer)
     if [ -f "$here/fuzz_conf.c" ]; then targets+=(fuzz_conf); fi
 fi
 

@@ -20,3 +20,11 @@ wr_unit_test(test_peer unit/test_peer.c LIBS warren_cluster)
 # cases run on their own loop (good, hostile, silent, absent).
 wr_unit_test(test_httpc unit/test_httpc.c
              LIBS warren_cluster warren_etcd_tutil)
+
+# fuzz_peer's seeds replayed by ctest with any compiler (the libFuzzer
+# build itself is registered in test/fuzz/fuzz.cmake).
+add_executable(replay_fuzz_peer fuzz/fuzz_peer.c fuzz/replay_main.c)
+target_link_libraries(replay_fuzz_peer PRIVATE warren_cluster)
+add_test(NAME fuzz_replay.fuzz_peer
+         COMMAND replay_fuzz_peer
+                 ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/fuzz_peer)

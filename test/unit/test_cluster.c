@@ -7,6 +7,7 @@
  */
 #include "cluster/cluster.h"
 #include "test/unit/test_etcd_util.h"
+#include "vhost/node.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -32,7 +33,9 @@ struct tnode {
     int64_t last_epoch;
     char last_vhost[64];
     char last_why[200];
-    char empty[32]; /* the vhost vhost_is_empty says is empty */
+    char empty[32];     /* the vhost vhost_is_empty says is empty */
+    struct node *model; /* definitions follow the cluster's, when set */
+    int removing;       /* vhost_removing calls */
 };
 
 static struct tnode nodes[MAX_NODES];
@@ -71,11 +74,19 @@ on_stats(void *arg)
     return json_pack("{s:i}", "fd_used", 7);
 }
 
+static void
+on_vhost_removing(void *arg, struct vhost *vh)
+{
+    (void)vh;
+    ((struct tnode *)arg)->removing++;
+}
+
 static const struct cluster_ops ops = {
     .lead = on_lead,
     .unlead = on_unlead,
     .vhost_is_empty = on_is_empty,
     .stats = on_stats,
+    .vhost_removing = on_vhost_removing,
 };
 
 static void
@@ -93,8 +104,10 @@ setup(void)
 static void
 teardown(void)
 {
-    for (int i = 0; i < MAX_NODES; i++)
+    for (int i = 0; i < MAX_NODES; i++) {
         cluster_free(nodes[i].c);
+        node_free(nodes[i].model);
+    }
     tu_cluster_stop(&etcd);
     ev_loop_destroy(loop);
 }
@@ -115,6 +128,7 @@ config_of(struct tnode *n, const char *cluster_name)
         .cluster_addr = "127.0.0.1:25672",
         .amqp_addr = "127.0.0.1:5672",
         .balanced = balanced,
+        .node = n->model,
     };
 
     return cfg;
@@ -387,6 +401,108 @@ T_CASE(forgetting_a_vhost_unleads_it)
     teardown();
 }
 
+/* ---- cluster-wide definitions */
+
+/* A node model (in memory) with one local user and the default vhost. */
+static struct node *
+model_with_user(const char *user)
+{
+    struct node_opts o = {.clustered = true};
+    struct node *n = node_new(&o);
+    char err[256];
+    struct vherr verr;
+
+    T_EQ_INT(node_boot(n, "/", err, sizeof(err)), WR_OK);
+    T_EQ_INT(node_user_put(n, user, "pw", NULL, NULL, "", &verr), WR_OK);
+    return n;
+}
+
+static json_t *
+item(const char *fmt, ...)
+{
+    va_list ap;
+    json_error_t e;
+    char text[512];
+    json_t *j;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    j = json_loads(text, 0, &e);
+    T_ASSERT(j != NULL);
+    return j;
+}
+
+struct done {
+    int calls, status;
+};
+
+static void
+done_cb(void *arg, int status, const char *why)
+{
+    struct done *d = arg;
+
+    (void)why;
+    d->calls++;
+    d->status = status;
+}
+
+/* cluster_defs_put/remove and wait: the local model has it at the
+ * callback. */
+static void
+change(int i, bool put, enum defs_kind k, json_t *it)
+{
+    struct done d = {0};
+
+    if (put)
+        cluster_defs_put(nodes[i].c, k, it, done_cb, &d);
+    else
+        cluster_defs_remove(nodes[i].c, k, it, done_cb, &d);
+    json_decref(it);
+    TU_RUN_UNTIL(loop, d.calls == 1, WAIT_MS);
+    T_EQ_INT(d.status, WR_OK);
+}
+
+T_CASE(definitions_reach_every_node)
+{
+    setup();
+    nodes[0].model = model_with_user("alice");
+    nodes[1].model = model_with_user("bob");
+    join_ok(0, "n1"); /* an empty cluster: n1's definitions seed it */
+    join_ok(1, "n2"); /* n2 takes the cluster's: alice, not bob */
+    T_ASSERT(node_user_find(nodes[1].model, "alice") != NULL);
+    T_ASSERT(node_user_find(nodes[1].model, "bob") == NULL);
+    T_ASSERT(node_vhost_find(nodes[1].model, "/") != NULL);
+    change(0, true, DEFS_USER,
+           item("{\"name\":\"carol\",\"password_hash\":\"\","
+                "\"tags\":[\"management\"]}"));
+    T_ASSERT(node_user_find(nodes[0].model, "carol") != NULL); /* at once */
+    TU_RUN_UNTIL(loop, node_user_find(nodes[1].model, "carol") != NULL,
+                 WAIT_MS);
+    change(1, true, DEFS_VHOST, item("{\"name\":\"v/2\"}"));
+    change(1, true, DEFS_PERMISSION,
+           item("{\"vhost\":\"v/2\",\"user\":\"carol\",\"configure\":"
+                "\".*\",\"write\":\"\",\"read\":\".*\"}"));
+    TU_RUN_UNTIL(loop, node_perm_find(nodes[0].model, "v/2", "carol") != NULL,
+                 WAIT_MS);
+    change(0, true, DEFS_POLICY,
+           item("{\"vhost\":\"v/2\",\"name\":\"p\",\"pattern\":\".*\","
+                "\"apply-to\":\"queues\",\"definition\":{\"max-length\":2},"
+                "\"priority\":0}"));
+    TU_RUN_UNTIL(
+        loop, node_kv_find(nodes[1].model, KV_POLICY, "v/2", "", "p") != NULL,
+        WAIT_MS);
+    /* a vhost goes with its permissions and policies, on every node */
+    change(0, false, DEFS_VHOST, item("{\"name\":\"v/2\"}"));
+    TU_RUN_UNTIL(loop, node_vhost_find(nodes[1].model, "v/2") == NULL, WAIT_MS);
+    T_ASSERT(node_perm_find(nodes[1].model, "v/2", "carol") == NULL);
+    T_ASSERT(nodes[0].removing == 1 && nodes[1].removing == 1);
+    change(1, false, DEFS_USER, item("{\"name\":\"carol\"}"));
+    TU_RUN_UNTIL(loop, node_user_find(nodes[0].model, "carol") == NULL,
+                 WAIT_MS);
+    teardown();
+}
+
 static const struct t_case cases[] = {
     T_REG(join_registers_the_node_and_claims_the_data_dir),
     T_REG(a_name_held_by_a_live_node_is_refused),
@@ -398,5 +514,6 @@ static const struct t_case cases[] = {
     T_REG(a_crashed_leaders_vhosts_wait_for_it),
     T_REG(a_leader_out_of_touch_with_etcd_stops_before_its_lease_ends),
     T_REG(forgetting_a_vhost_unleads_it),
+    T_REG(definitions_reach_every_node),
 };
 T_MAIN(cases)

@@ -1,0 +1,348 @@
+/*
+ * clustering.c: the broker's side of the cluster (cluster/cluster.h).
+ *
+ * With cluster_formation.peer_discovery_backend = etcd, server_init
+ * joins the cluster after the node booted from its own data directory
+ * and before any listener opens: the cluster's users, vhosts and
+ * permissions are this node's from the first client on. Then:
+ *
+ *   lead(vhost)    this node runs the vhost: its log opens (recovering
+ *                  what this disk holds of it) and it is served;
+ *   unlead(vhost)  it stops serving it (fencing, a hand-off, a deleted
+ *                  vhost): its clients get 320 CONNECTION_FORCED and
+ *                  reconnect, to any node;
+ *   connection.open of a vhost served elsewhere is relayed to its
+ *   leader (relay.c); of one that no node serves now, refused (530).
+ *
+ * A clean stop closes every client first, then hands the empty vhosts to
+ * other nodes and leaves the cluster (cluster_stop).
+ */
+#include "server/conn.h"
+
+#include "cluster/cluster.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define CLUSTER_STOP_MS 2000
+
+/* ---- load_definitions on a cluster node
+ *
+ * The file's users, vhosts, permissions, limits, parameters and policies
+ * are the cluster's: they go into this node's model, and what changed
+ * into etcd, before the node listens (as a management import does; new
+ * vhosts get their leaders). Its exchanges, queues and bindings belong
+ * to their vhosts' leaders: each vhost's are kept until this node leads
+ * that vhost and imported then, once. So every node configured with the
+ * same file brings the cluster to it, whichever node leads which vhost,
+ * and a vhost led elsewhere gets its objects when its leader starts. */
+
+struct boot_commit {
+    bool done;
+    int status;
+    char why[512];
+};
+
+static void
+boot_committed(void *arg, int status, const char *why)
+{
+    struct boot_commit *bc = arg;
+
+    bc->done = true;
+    bc->status = status;
+    snprintf(bc->why, sizeof(bc->why), "%s", why ? why : "");
+}
+
+static void
+import_vhost_part(struct server *s, const char *name)
+{
+    json_t *part = s->boot_parts ? json_object_get(s->boot_parts, name) : NULL;
+    struct vherr err;
+
+    if (!part)
+        return;
+    if (node_defs_import(s->node, part, &err) != WR_OK)
+        log_err("load_definitions: vhost '%s': %s", name, err.text);
+    else
+        log_info("load_definitions: imported the exchanges, queues and "
+                 "bindings of vhost '%s'",
+                 name);
+    json_object_del(s->boot_parts, name);
+}
+
+int
+clustering_load_definitions(struct server *s, const char *path)
+{
+    struct boot_commit bc = {0};
+    struct cluster_defs_snap *snap;
+    json_error_t jerr;
+    struct vherr err;
+    const char *name;
+    json_t *doc = json_load_file(path, 0, &jerr), *part;
+    void *tmp;
+
+    if (!json_is_object(doc)) {
+        log_err("load_definitions: %s:%d: %s", path, jerr.line,
+                doc ? "definitions must be a JSON object" : jerr.text);
+        json_decref(doc);
+        return WR_ERR;
+    }
+    s->boot_parts = node_defs_split_vhosts(doc);
+    snap = cluster_defs_snapshot(s->cluster);
+    if (node_defs_import(s->node, doc, &err) != WR_OK) {
+        log_err("load_definitions: %s: %s", path, err.text);
+        cluster_defs_snap_free(snap);
+        json_decref(doc);
+        return WR_ERR;
+    }
+    json_decref(doc);
+    if (cluster_defs_commit(s->cluster, snap, boot_committed, &bc)) {
+        while (!bc.done)
+            ev_run(s->loop, EVRUN_ONCE);
+        if (bc.status != WR_OK) {
+            log_err("load_definitions: %s: the cluster's etcd did not take "
+                    "the definitions (%s): start again when etcd answers",
+                    path, bc.why);
+            return WR_ERR;
+        }
+    }
+    log_info("imported definitions from %s into the cluster", path);
+    json_object_foreach_safe(s->boot_parts, tmp, name, part)
+    {
+        struct vhost *vh = node_vhost_find(s->node, name);
+
+        if (vh && vhost_is_serving(vh))
+            import_vhost_part(s, name);
+    }
+    return WR_OK;
+}
+
+/* ---- the cluster's calls */
+
+static void
+on_lead(void *arg, const char *name, int64_t epoch)
+{
+    struct server *s = arg;
+    struct vhost *vh = node_vhost_find(s->node, name);
+    char err[1024];
+
+    if (!vh)
+        vh = node_vhost_add(s->node, name); /* its definition comes later */
+    if (!vh || node_vhost_serve(s->node, vh, err, sizeof(err)) != WR_OK) {
+        log_err("vhost '%s': cannot be served here (epoch %lld): %s", name,
+                (long long)epoch, vh ? err : "no such vhost");
+        return;
+    }
+    log_info("vhost '%s' served here (epoch %lld)", name, (long long)epoch);
+    import_vhost_part(s, name);
+}
+
+static void
+on_unlead(void *arg, const char *name, const char *why)
+{
+    struct server *s = arg;
+    struct vhost *vh = node_vhost_find(s->node, name);
+    char text[300];
+
+    if (!vh || !vhost_is_serving(vh))
+        return;
+    snprintf(text, sizeof(text),
+             "vhost '%s' is no longer served by this node (%s); reconnect",
+             name, why);
+    conn_close_vhost(s, vh, text);
+    node_vhost_unserve(s->node, vh);
+}
+
+static bool
+on_is_empty(void *arg, const char *name)
+{
+    struct server *s = arg;
+    struct vhost *vh = node_vhost_find(s->node, name);
+
+    return !vh || vhost_is_empty(vh);
+}
+
+static json_t *
+on_stats(void *arg)
+{
+    struct server *s = arg;
+
+    return s->node_info ? s->node_info() : NULL;
+}
+
+static void
+on_vhost_removing(void *arg, struct vhost *vh)
+{
+    struct server *s = arg;
+    char text[300];
+
+    snprintf(text, sizeof(text), "vhost '%s' is deleted", vhost_name(vh));
+    conn_close_vhost(s, vh, text);
+}
+
+static const struct cluster_ops ops = {
+    .lead = on_lead,
+    .unlead = on_unlead,
+    .vhost_is_empty = on_is_empty,
+    .stats = on_stats,
+    .vhost_removing = on_vhost_removing,
+};
+
+/* ---- joining */
+
+/* "IP:PORT" of a listener, brackets around IPv6. */
+static void
+addr_text(const struct wr_listener *l, const char *dflt_host, char *out,
+          size_t n)
+{
+    const char *h = l->host[0] ? l->host : dflt_host;
+
+    snprintf(out, n, strchr(h, ':') ? "[%s]:%u" : "%s:%u", h, l->port);
+}
+
+/* The address other nodes use: cluster.advertise, else cluster.listen
+ * unless that is a wildcard. */
+static int
+advertised(const struct wr_config *cfg, char *out, size_t n)
+{
+    struct wr_listener l;
+    char err[256];
+    const char *a = cfg->cluster_advertise[0] ? cfg->cluster_advertise
+                                              : cfg->cluster_listen;
+
+    if (conf_parse_listener(a, &l, err, sizeof(err)) != WR_OK) {
+        log_err("cluster.advertise = %s: %s", a, err);
+        return WR_ERR;
+    }
+    if (!l.host[0] || strcmp(l.host, "0.0.0.0") == 0 ||
+        strcmp(l.host, "::") == 0) {
+        log_err("cluster.listen = %s listens on every address: set "
+                "cluster.advertise = IP:PORT to the address other nodes "
+                "reach this one at",
+                cfg->cluster_listen);
+        return WR_ERR;
+    }
+    addr_text(&l, "", out, n);
+    return WR_OK;
+}
+
+/* "IP:PORT" of a listener as other nodes reach it: a wildcard address
+ * becomes the advertised node address's host. */
+static void
+reachable(const char *host, unsigned port, const char *advertised, char *out,
+          size_t n)
+{
+    if (!host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0) {
+        const char *colon = strrchr(advertised, ':');
+
+        snprintf(out, n, "%.*s:%u", (int)(colon ? colon - advertised : 0),
+                 advertised, port);
+        return;
+    }
+    snprintf(out, n, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+}
+
+int
+clustering_start(struct server *s)
+{
+    const struct wr_config *cfg = s->cfg;
+    char eps[CONF_MAX_ETCD_ENDPOINTS][300], caddr[300],
+        amqp[300] = "", mgmt[300] = "", err[1024];
+    const char *ep[CONF_MAX_ETCD_ENDPOINTS];
+    struct cluster_config cc = {0};
+
+    if (cfg->cluster_backend != CONF_CLUSTER_ETCD)
+        return WR_OK;
+    if (advertised(cfg, caddr, sizeof(caddr)) != WR_OK)
+        return WR_ERR;
+    for (size_t i = 0; i < cfg->netcd_endpoints; i++) {
+        addr_text(&cfg->etcd_endpoints[i], "127.0.0.1", eps[i], sizeof(eps[i]));
+        ep[i] = eps[i];
+    }
+    if (cfg->nlisteners > 0)
+        reachable(cfg->listeners[0].host, cfg->listeners[0].port, caddr, amqp,
+                  sizeof(amqp));
+    if (cfg->management_port)
+        reachable(cfg->management_ip, cfg->management_port, caddr, mgmt,
+                  sizeof(mgmt));
+    cc = (struct cluster_config){
+        .node_name = cfg->node_name,
+        .key_prefix = cfg->etcd_key_prefix,
+        .cluster_name = cfg->etcd_cluster,
+        .ttl_s = cfg->etcd_node_ttl_s,
+        .endpoints = ep,
+        .n_endpoints = cfg->netcd_endpoints,
+        .start_attempts = cfg->discovery_retries,
+        .start_interval_ms = cfg->discovery_interval_ms,
+        .data_dir = cfg->data_dir,
+        .secret = cfg->cluster_secret,
+        .cluster_addr = caddr,
+        .amqp_addr = amqp,
+        .mgmt_addr = mgmt,
+        .balanced = cfg->queue_leader_locator == CONF_LOCATOR_BALANCED,
+        .node = s->node,
+    };
+    if (cluster_start(s->loop, &cc, &ops, s, &s->cluster, err, sizeof(err)) !=
+        WR_OK) {
+        log_err("cannot join the cluster: %s", err);
+        return WR_ERR;
+    }
+    if (!cfg->cluster_name_set)
+        snprintf(s->cfg->cluster_name, sizeof(s->cfg->cluster_name), "%s",
+                 cfg->etcd_cluster);
+    return peer_link_open(s, cfg->cluster_listen);
+}
+
+void
+clustering_stop(struct server *s)
+{
+    if (!s->cluster)
+        return;
+    cluster_stop(s->cluster, CLUSTER_STOP_MS);
+}
+
+void
+clustering_free(struct server *s)
+{
+    peer_link_close(s);
+    json_decref(s->boot_parts);
+    s->boot_parts = NULL;
+    cluster_free(s->cluster);
+    s->cluster = NULL;
+}
+
+/* ---- connection.open of a vhost not served here */
+
+int
+clustering_open(struct conn *c, struct vhost *vh)
+{
+    const char *name = vhost_name(vh), *leader;
+    const struct cluster_node *ln;
+    int64_t epoch;
+
+    if (!vhost_user_has_access(vh, c->user))
+        return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
+                         "access to vhost '%s' refused for user '%s'", name,
+                         c->user);
+    leader = cluster_leader_of(srv->cluster, name, &epoch);
+    if (!cluster_is_available(srv->cluster))
+        return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
+                         "vhost %s is down: this node has lost contact with "
+                         "the cluster's etcd",
+                         name);
+    if (!leader || strcmp(leader, cluster_node_name(srv->cluster)) == 0 ||
+        !(ln = cluster_node_find(srv->cluster, leader)) || !ln->running ||
+        !ln->cluster_addr[0])
+        return conn_fail(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
+                         "vhost %s is down: no node serves it now%s%s%s", name,
+                         cluster_home_of(srv->cluster, name)
+                             ? " (its data is on node '"
+                             : "",
+                         cluster_home_of(srv->cluster, name)
+                             ? cluster_home_of(srv->cluster, name)
+                             : "",
+                         cluster_home_of(srv->cluster, name) ? "')" : "");
+    ev_timer_stop(srv->loop, &c->timer); /* the handshake's */
+    return relay_start(c, name, leader, ln->cluster_addr);
+}
