@@ -260,8 +260,8 @@ is_log_file(const char *name)
     return seg_parse_name(seg, &no);
 }
 
-static int
-sync_dir_path(const char *path)
+int
+store_sync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc, e;
 
@@ -304,7 +304,7 @@ store_move_files(const char *from, const char *to, char *err, size_t errlen)
         n++;
     }
     closedir(d);
-    if (n >= 0 && (sync_dir_path(to) != 0 || sync_dir_path(from) != 0)) {
+    if (n >= 0 && (store_sync_dir(to) != 0 || store_sync_dir(from) != 0)) {
         snprintf(err, errlen, "cannot fsync %s or %s: %s", to, from,
                  strerror(errno));
         n = -1;

@@ -332,6 +332,10 @@ long store_move_files(const char *from, const char *to, char *err,
 int store_write_file_atomic(const char *path, const void *data, size_t len,
                             char *err, size_t errlen);
 
+/* fsyncs a directory, so that the names created, renamed or removed in
+ * it are durable. Returns 0, or -1 with errno set. */
+int store_sync_dir(const char *path);
+
 /*
  * Reads the whole file into out (reset first). Returns WR_OK, or WR_ERR
  * with err filled and errno set (ENOENT when the file does not exist).

@@ -102,20 +102,6 @@ is_hash_name(const char *s, const char *tail)
     return strcmp(s + HASH_HEX, tail) == 0;
 }
 
-static int
-fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc, e;
-
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    e = errno;
-    close(fd);
-    errno = e;
-    return rc;
-}
-
 /* mkdir that counts an existing directory as success. */
 static int
 make_dir(const char *path, char *err, size_t errlen)
@@ -247,7 +233,7 @@ migrate_dir(const char *data_dir, const char *old, const char *dir,
     }
     if (write_name(old, name, err, errlen) != WR_OK)
         goto out;
-    if (rename(old, dir) != 0 || fsync_dir(vhosts) != 0) {
+    if (rename(old, dir) != 0 || store_sync_dir(vhosts) != 0) {
         snprintf(err, errlen, "vhost '%s': cannot rename %s to %s: %s", name,
                  old, dir, strerror(errno));
         goto out;
@@ -297,7 +283,7 @@ vhostdir__prepare(const char *data_dir, const char *name, char **out, char *err,
     fresh = stat(dir, &st) != 0;
     if (make_dir(dir, err, errlen) != WR_OK)
         goto fail;
-    if (fresh && fsync_dir(vhosts) != 0) {
+    if (fresh && store_sync_dir(vhosts) != 0) {
         snprintf(err, errlen, "cannot fsync %s: %s", vhosts, strerror(errno));
         goto fail;
     }
@@ -363,7 +349,7 @@ vhostdir__remove(const char *data_dir, const char *name, const char *dir)
                        "not be renamed to %s; remove it by hand",
                        name, want, trash);
     } else {
-        fsync_dir(vhosts);
+        store_sync_dir(vhosts);
         remove_flat(trash);
     }
     free(vhosts);
