@@ -343,6 +343,15 @@ def test_a_clean_stop_moves_empty_vhosts_and_their_clients_get_320(lc):
         assert code == 320, text
         assert "shutdown" in text
     assert old.proc.wait(10) == 0, "a clean stop of a cluster node exits"
+    stopped = time.monotonic()
+
+    def listed_stopped():
+        nodes = mgmt(others[0]).get("/api/nodes").json
+        return any(x["name"] == old.name and not x["running"] for x in nodes)
+
+    # the lease is revoked at once: no wait for its TTL
+    assert wait_until(listed_stopped, 2)
+    assert time.monotonic() - stopped < TTL
 
     def moved():
         return all(leader_of(n, vh) not in (None, old.name) for n in others)
