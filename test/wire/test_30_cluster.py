@@ -26,6 +26,7 @@ import time
 
 import pika
 import pytest
+import rawamqp
 
 from test_20_mgmt_api import Mgmt
 from wireutil import wait_until
@@ -368,6 +369,46 @@ def test_a_clean_stop_moves_empty_vhosts_and_their_clients_get_320(lc):
         x["running"] for x in mgmt(lc.node(1)).get("/api/nodes").json), 20)
     pika_conn(old, vh).close()
     mgmt(lc.node(0)).delete("/api/vhosts/" + vh)
+
+
+def test_a_blocked_leader_blocks_its_relayed_publishers(lc):
+    """Flow control carries through the relay: the leader's memory alarm
+    reaches a publisher connected to another node as connection.blocked,
+    as it would reach one connected to the leader."""
+    vh = "tenant-c"
+    leader = next(n for n in lc.nodes if n.name == leader_of(lc.node(0), vh))
+    via = next(n for n in lc.nodes if n is not leader)
+    conn = pika_conn(leader, vh)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("keep", durable=True)  # the vhost stays with its data
+    ch.basic_publish("", "keep", b"k", pika.BasicProperties(delivery_mode=2))
+    conn.close()
+    assert leader.stop() == 0
+    leader.extra_conf = {"vm_memory_high_watermark.absolute": "1MiB"}
+    try:
+        leader.start()
+        assert wait_until(lambda: leader_of(via, vh) == leader.name, 20)
+        assert leader.wait_for_line(r"memory alarm set", 10)
+        pub = rawamqp.connect("127.0.0.1", via.amqp_port, vhost=vh)
+        pub.open_channel(1)
+        pub.publish(1, "", "keep", b"during")
+        deadline = time.monotonic() + 10
+        while True:
+            m = pub.read_method(timeout=max(0.05,
+                                            deadline - time.monotonic()))
+            if m.name == "connection.blocked":
+                break
+        assert m.reason == "low on memory"
+        pub.close_socket()
+    finally:
+        leader.extra_conf = {}
+        assert leader.stop() == 0
+        leader.start()
+    assert wait_until(lambda: leader_of(via, vh) == leader.name, 20)
+    conn = pika_conn(via, vh)
+    conn.channel().queue_delete("keep")
+    conn.close()
 
 
 # -- hostile peers ----------------------------------------------------------
