@@ -2,7 +2,8 @@
 """cluster_bench.py: what clustering costs, measured on a local cluster.
 
     /usr/bin/python3 test/bench/cluster_bench.py [--build build-rel]
-        [--runs 3] [--duration 10] [--changes 1000]
+        [--tool batched|everyday] [--runs 3] [--duration 10]
+        [--changes 1000] [--skip-defs]
 
 Starts test/cluster/localcluster.py's cluster (one etcd, three Warren
 nodes on loopback, each with its own data directory) and measures:
@@ -181,10 +182,12 @@ def fmt(x, unit=""):
 def markdown(r, args, machine):
     out = []
     out.append("Measured %s by `test/bench/cluster_bench.py --build %s "
-               "--runs %d --duration %d --changes %d` (%s): one etcd and "
+               "--tool %s --runs %d --duration %d --changes %d` (%s): one "
+               "etcd and "
                "three Warren nodes on loopback, `fsync = always`; vhost `/` "
                "led by %s, relayed through %s. Medians of %d runs (min-max)."
-               % (machine["date"], args.build, args.runs, args.duration,
+               % (machine["date"], args.build, args.tool, args.runs,
+                  args.duration,
                   args.changes, machine["desc"], r["relay"]["leader"],
                   r["relay"]["via"], args.runs))
     out.append("")
@@ -216,6 +219,8 @@ def markdown(r, args, machine):
         out.append("Scenario %d: relayed/direct broker CPU per message "
                    "%.2f (%+.0f%%), rate %.2f." % (sc, v / d, (v / d - 1) *
                                                    100, vr / dr))
+    if not r["defs"]:
+        return "\n".join(out)
     v, a = r["defs"]["visible_ms"], r["defs"]["acked_ms"]
     out.append("")
     out.append("| definition change (user PUT) | p50 | p99 | max |")
@@ -246,11 +251,19 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--changes", type=int, default=1000)
+    ap.add_argument("--tool", choices=("batched", "everyday"),
+                    default="batched",
+                    help="load generator: warren-perf (batched, the "
+                    "default) or warren-everyday (rabbitmq-c, one publish "
+                    "per write)")
+    ap.add_argument("--skip-defs", action="store_true",
+                    help="measure the relay only")
     ap.add_argument("--json", help="write the raw figures here")
     args = ap.parse_args()
     build = os.path.join(REPO, args.build)
     warren = os.path.join(build, "server", "warren")
-    perf = os.path.join(build, "test", "warren-perf")
+    perf = os.path.join(build, "test", "warren-perf" if args.tool ==
+                        "batched" else "warren-everyday")
     for f in (warren, perf):
         if not os.access(f, os.X_OK):
             sys.exit("cluster_bench.py: %s not found: cmake -S . -B %s "
@@ -265,7 +278,8 @@ def main():
         while not leader_of(lc.node(0)) and time.monotonic() < deadline:
             time.sleep(0.2)
         with_tmp = lc.workdir
-        r = {"relay": relay(lc, perf, args, with_tmp), "defs": defs(lc, args)}
+        r = {"relay": relay(lc, perf, args, with_tmp),
+             "defs": None if args.skip_defs else defs(lc, args)}
     finally:
         lc.close()
     if args.json:
