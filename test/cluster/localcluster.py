@@ -40,12 +40,34 @@ LISTEN_RE = re.compile(r"listening on (\S+):(\d+) \((amqp|http)\)")
 START_TIMEOUT = 30.0
 
 
+# Ports come from below the kernel's ephemeral range (32768 and up), so
+# that no bind(0) elsewhere and no outgoing connection can take one
+# between the choice and the server's bind (a kernel-chosen port was
+# seen taken again before a node listened on it); and from another range
+# than test_etcd's members (20000-32000), which ctest may run alongside.
+# The start depends on the pid, so that concurrent clusters rarely meet,
+# and no port is handed out twice by one process.
+PORT_LOW, PORT_HIGH = 10000, 20000
+_handed_out = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    span = PORT_HIGH - PORT_LOW
+    start = (os.getpid() * 7919 + len(_handed_out)) % span
+    for i in range(span):
+        port = PORT_LOW + (start + i) % span
+        if port in _handed_out:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port in [%d, %d)" % (PORT_LOW, PORT_HIGH))
 
 
 def wait_until(cond, timeout, what):
