@@ -164,6 +164,24 @@ def test_rabbitmqadmin_through_every_node(lc):
         mgmt(lc.node(i)).delete("/api/queues/tenant-b/adm%d" % i)
 
 
+
+def test_new_vhosts_are_spread_over_the_nodes(lc):
+    """queue_leader_locator = balanced (the default): vhosts created
+    through one node are led by every node, not all by that one."""
+    names = ["spread-%d" % i for i in range(6)]
+    api = mgmt(lc.node(0))
+    for vh in names:
+        assert api.put("/api/vhosts/" + vh).status in (201, 204)
+    try:
+        assert wait_until(lambda: all(leader_of(lc.node(1), vh)
+                                      for vh in names), 10)
+        leaders = [leader_of(lc.node(1), vh) for vh in names]
+        assert set(leaders) == {n.name for n in lc.nodes}, leaders
+    finally:
+        for vh in names:
+            api.delete("/api/vhosts/" + vh)
+
+
 # -- cluster-wide definitions ---------------------------------------------
 
 
