@@ -94,8 +94,10 @@ def test_process_faults():
         h = net.add_host("a")
         p = h.spawn(["sleep", "600"])
         netns.wait_for(lambda: proc_state(p.pid) in "SR", 5, "sleep")
-        # The process runs inside the namespace.
-        assert p.pid in netns.ns_pids(h.ns)
+        # The process runs inside the namespace (once `ip netns exec`,
+        # already running, has entered it and exec'd the command).
+        netns.wait_for(lambda: p.pid in netns.ns_pids(h.ns), 5,
+                       "the process inside the namespace")
         p.pause()
         netns.wait_for(lambda: proc_state(p.pid) == "T", 5, "stopped")
         p.resume()
