@@ -300,7 +300,14 @@ def test_every_node_lists_three_running_nodes_and_the_cluster_name(lc):
             m.name for m in lc.nodes)
         assert all(x["running"] for x in nodes)
         assert all(x["uptime"] > 0 and x["fd_used"] > 0 for x in nodes)
-        assert mgmt(n).get("/api/overview").json["cluster_name"] == "local"
+        ov = mgmt(n).get("/api/overview").json
+        assert ov["cluster_name"] == "local"
+        assert ov["node_totals"] == {"total": 3, "running": 3}, ov
+        # and in connection.start, what clients see
+        conn = pika_conn(n)
+        props = conn._impl.server_properties
+        conn.close()
+        assert props["cluster_name"] in ("local", b"local"), props
 
 
 def test_a_killed_node_is_not_running_within_ttl_plus_2s(lc):
