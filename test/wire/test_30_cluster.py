@@ -313,8 +313,14 @@ def test_every_node_lists_three_running_nodes_and_the_cluster_name(lc):
 def test_a_killed_node_is_not_running_within_ttl_plus_2s(lc):
     victim = lc.node(2)
     led = [vh for vh in VHOSTS if leader_of(lc.node(0), vh) == victim.name]
+    # a client relayed to the victim through node 1 loses its connection
+    # with the victim, at once: no hang
+    relayed = pika_conn(lc.node(0), led[0]) if led else None
     victim.kill()
     start = time.monotonic()
+    if relayed:
+        code, text = closed_by_broker(relayed, 5)
+        assert code is None and "still open" not in text, text
 
     def gone():
         nodes = mgmt(lc.node(0)).get("/api/nodes").json
@@ -488,6 +494,13 @@ def test_a_peer_sending_garbage_or_a_wrong_secret_is_dropped_and_logged(lc):
     assert dropped(s)
     assert n.wait_for_line(r"dropped: garbage: a payload over the limit", 5,
                            mark)
+
+    # silence after HELLO is dropped too, after the handshake's 5 s
+    s, _ = peer_hello(n)
+    t = time.monotonic()
+    assert dropped(s)
+    assert time.monotonic() - t < 8
+    assert n.wait_for_line(r"dropped: no handshake within 5 s", 5, mark)
 
     # and the node still serves everyone
     for vh in VHOSTS:
