@@ -125,17 +125,17 @@ def relay(lc, perf, args, tmp):
     pids = [n.proc.pid for n in lc.nodes]
     res = {}
     for sc, (title, argv) in SCENARIOS.items():
-        for path, node in (("direct", leader), ("relayed", other)):
-            runs = []
-            for i in range(args.runs):
+        # direct and relayed runs alternate, so that a drift of the
+        # machine (or of the log) weighs on both alike
+        for i in range(args.runs):
+            for path, node in (("direct", leader), ("relayed", other)):
                 log("scenario %d %s (via %s) run %d/%d"
                     % (sc, path, node.name, i + 1, args.runs))
-                runs.append(perf_run(perf, node.amqp_port, pids, argv,
-                                     args.duration,
-                                     "cb%d-%s-%d" % (sc, path, i), tmp))
+                r = perf_run(perf, node.amqp_port, pids, argv, args.duration,
+                             "cb%d-%s-%d" % (sc, path, i), tmp)
+                res.setdefault("%d-%s" % (sc, path), []).append(r)
                 log("  -> %.0f msg/s, %.2f us/msg"
-                    % (runs[-1]["rate"], runs[-1]["cpu_us_per_msg"]))
-            res["%d-%s" % (sc, path)] = runs
+                    % (r["rate"], r["cpu_us_per_msg"]))
     res["leader"], res["via"] = leader.name, other.name
     return res
 
