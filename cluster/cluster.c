@@ -557,6 +557,13 @@ guard_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 void
+cluster_drain(struct cluster *c)
+{
+    if (c)
+        c->draining = true;
+}
+
+void
 cluster_stop(struct cluster *c, unsigned timeout_ms)
 {
     ev_timer guard;

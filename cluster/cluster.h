@@ -110,6 +110,12 @@ int cluster_start(struct ev_loop *loop, const struct cluster_config *cfg,
  * timeout_ms. The broker has closed the vhosts' clients first.
  */
 void cluster_stop(struct cluster *c, unsigned timeout_ms);
+/*
+ * The node is stopping (its clients are being closed, cluster_stop
+ * comes next): from now on it takes no new leadership and places new
+ * vhosts on other running nodes, whatever queue_leader_locator says.
+ */
+void cluster_drain(struct cluster *c);
 /* Frees everything (no etcd request; the lease expires on its own). */
 void cluster_free(struct cluster *c);
 

@@ -105,6 +105,7 @@ struct cluster {
     size_t n_endpoints;
     unsigned ttl_s, attempts_left, interval_ms;
     bool balanced;
+    bool draining;    /* cluster_drain: lead nothing new */
     char prefix[600]; /* "<key_prefix>/<cluster_name>/" */
     char id[65];
     char data_id[33];

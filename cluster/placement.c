@@ -413,7 +413,7 @@ tick_one(struct cluster *c, struct cvhost *v, uint64_t now_ms)
             start_leading(c, v); /* again, after doubt cleared */
         return;
     }
-    if (!v->has_home || v->trying || !c->available)
+    if (!v->has_home || v->trying || !c->available || c->draining)
         return;
     if (v->try_at == 0)
         v->try_at = candidate_at(c, v, now_ms);
@@ -680,9 +680,14 @@ cluster_vhost_place(struct cluster *c, const char *vhost, cluster_done_fn *cb,
     struct placing *p = xmalloc(sizeof(*p));
     char h[65], *home;
     struct buf k;
+    size_t n;
 
-    if (c->balanced && member__running(c, &run) > 0)
+    if ((c->balanced || c->draining) && (n = member__running(c, &run)) > 0) {
+        /* the fewest leaderships first; a draining node gives its turn */
         node = run[0]->name;
+        if (c->draining && is_me(c, node) && n > 1)
+            node = run[1]->name;
+    }
     home = home_value(vhost, node, true);
     name_hash(vhost, h);
     buf_init(&k);
@@ -710,7 +715,7 @@ place_unplaced(struct cluster *c, uint64_t now_ms)
     struct unplaced *u, *tmp;
     struct vhost *vh = NULL;
 
-    if (!c->node || !c->defs_synced || !c->available ||
+    if (!c->node || !c->defs_synced || !c->available || c->draining ||
         now_ms < c->unplaced_due_ms)
         return;
     c->unplaced_due_ms = now_ms + CLUSTER_UNPLACED_MS / 4;

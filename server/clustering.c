@@ -295,6 +295,12 @@ clustering_start(struct server *s)
 }
 
 void
+clustering_drain(struct server *s)
+{
+    cluster_drain(s->cluster);
+}
+
+void
 clustering_stop(struct server *s)
 {
     if (!s->cluster)

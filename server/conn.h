@@ -191,6 +191,8 @@ int clustering_start(struct server *s);
 /* load_definitions on a cluster node, after joining: WR_ERR (logged) when
  * the file is wrong or etcd does not take it. */
 int clustering_load_definitions(struct server *s, const char *path);
+/* The node is stopping: it takes no new vhost (cluster_drain). */
+void clustering_drain(struct server *s);
 void clustering_free(struct server *s);
 /* clustering.c: connection.open of vh, which this node does not serve:
  * relayed to its leader, or refused. Returns WR_OK or WR_ERR. */

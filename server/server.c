@@ -84,6 +84,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
              w->signum == SIGTERM ? "SIGTERM" : "SIGINT", s->nconns);
     s->stopping = true;
     notify_stopping();
+    clustering_drain(s);
     for (size_t i = 0; i < s->nlisteners; i++)
         listener_close(&s->listeners[i]);
     s->nlisteners = 0;

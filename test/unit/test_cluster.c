@@ -342,6 +342,25 @@ T_CASE(a_clean_stop_hands_empty_vhosts_over_and_keeps_the_others)
     teardown();
 }
 
+T_CASE(a_draining_node_places_new_vhosts_elsewhere)
+{
+    setup();
+    balanced = false; /* client-local: n1 would take what it places */
+    join_ok(0, "n1");
+    join_ok(1, "n2");
+    TU_RUN_UNTIL(loop, running_in_view(0, "n2", true), WAIT_MS);
+    place(nodes[0].c, "before");
+    TU_RUN_UNTIL(loop, cluster_leads(nodes[0].c, "before"), WAIT_MS);
+    cluster_drain(nodes[0].c);
+    place(nodes[0].c, "during");
+    TU_RUN_UNTIL(loop, cluster_leads(nodes[1].c, "during"), WAIT_MS);
+    T_EQ_STR(cluster_home_of(nodes[0].c, "during"), "n2");
+    T_ASSERT(!cluster_leads(nodes[0].c, "during"));
+    /* what it led before stays led until it stops */
+    T_ASSERT(cluster_leads(nodes[0].c, "before"));
+    teardown();
+}
+
 T_CASE(a_crashed_leaders_vhosts_wait_for_it)
 {
     char err[600];
@@ -511,6 +530,7 @@ static const struct t_case cases[] = {
     T_REG(unreachable_etcd_refuses_the_start_within_the_bounded_wait),
     T_REG(exactly_one_node_leads_a_placed_vhost),
     T_REG(a_clean_stop_hands_empty_vhosts_over_and_keeps_the_others),
+    T_REG(a_draining_node_places_new_vhosts_elsewhere),
     T_REG(a_crashed_leaders_vhosts_wait_for_it),
     T_REG(a_leader_out_of_touch_with_etcd_stops_before_its_lease_ends),
     T_REG(forgetting_a_vhost_unleads_it),

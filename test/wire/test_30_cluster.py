@@ -375,6 +375,10 @@ def test_a_clean_stop_moves_empty_vhosts_and_their_clients_get_320(lc):
         assert code == 320, text
         assert "shutdown" in text
     assert old.proc.wait(10) == 0, "a clean stop of a cluster node exits"
+    after = "\n".join(old.lines[next(i for i, x in enumerate(old.lines)
+                                     if "received SIGTERM" in x):])
+    assert "cluster: leading vhost" not in after, after
+    assert "cluster: placing vhost" not in after, after
     stopped = time.monotonic()
 
     def listed_stopped():
