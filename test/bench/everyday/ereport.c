@@ -167,28 +167,6 @@ ereport_summary(const struct ed_result *r)
     fflush(ereport_out);
 }
 
-/* A JSON string of text with every byte outside printable ASCII as '?'
- * (reply texts from a broker need not be UTF-8). */
-static json_t *
-ascii_json(const char *text)
-{
-    char clean[sizeof(((struct ed_result *)0)->errors[0])];
-    size_t i;
-
-    for (i = 0; text[i] != '\0' && i + 1 < sizeof(clean); i++)
-        clean[i] = text[i] >= 0x20 && text[i] < 0x7f ? text[i] : '?';
-    clean[i] = '\0';
-    return json_string(clean);
-}
-
-static json_t *
-lat_json(const struct perf_lat *l)
-{
-    return json_pack("{sI sf sf sf sf sf sf}", "count", (json_int_t)l->count,
-                     "p50", l->p50, "p90", l->p90, "p99", l->p99, "p99_9",
-                     l->p999, "max", l->max, "mean", l->mean);
-}
-
 static json_t *
 config_json(const struct ed_opts *o)
 {
@@ -275,7 +253,7 @@ step_json(const struct ed_sample *s)
 
     json_object_set_new(j, "target_rate", json_real(s->target_rate));
     json_object_set_new(j, "lagging", json_boolean(s->lagging));
-    json_object_set_new(j, "latency_us", lat_json(&s->lat));
+    json_object_set_new(j, "latency_us", kit_lat_json(&s->lat));
     json_object_set_new(
         j, "broker_cpu_us_per_msg",
         json_real(per(s->broker_cpu_pct / 100 * s->seconds * 1e6, msgs)));
@@ -316,8 +294,8 @@ messages_json(json_t *j, const struct ed_result *r)
         j, "bytes_rate",
         json_real(
             per((double)r->consumed_run * (double)r->o->size, r->elapsed)));
-    json_object_set_new(j, "latency_us", lat_json(&r->lat));
-    json_object_set_new(j, "confirm_latency_us", lat_json(&r->confirm_lat));
+    json_object_set_new(j, "latency_us", kit_lat_json(&r->lat));
+    json_object_set_new(j, "confirm_latency_us", kit_lat_json(&r->confirm_lat));
     json_object_set_new(j, "checks", checks_json(&r->checks));
     for (int i = 0; i < r->nsamples; i++)
         json_array_append_new(samples, sample_json(&r->samples[i]));
@@ -347,7 +325,8 @@ ereport_json(const struct ed_result *r)
                         json_real(per(r->tool_cpu * 1e6, msgs)));
     json_object_set_new(j, "broker", broker_json(r, msgs));
     for (int i = 0; i < r->nerrors; i++)
-        json_array_append_new(errors, ascii_json(r->errors[i]));
+        json_array_append_new(
+            errors, kit_ascii_json(r->errors[i], sizeof(r->errors[i])));
     json_object_set_new(j, "errors", errors);
     if (strcmp(o->json_path, "-") == 0) {
         rc = json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));

@@ -143,52 +143,11 @@ ed_xtype_name(enum ed_xtype t)
     return names[t];
 }
 
-WR_NORETURN static void usage_error(const char *fmt, ...) WR_PRINTF(1, 2);
-
-static void
-usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "warren-everyday: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n(warren-everyday --help lists the options)\n");
-    exit(2);
-}
-
-static long
-num(const char *s, long lo, long hi, const char *what)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-        usage_error("bad %s", what);
-    return v;
-}
-
-static double
-real(const char *s, double lo, double hi, const char *what)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi))
-        usage_error("bad %s", what);
-    return v;
-}
-
 static void
 copy(char *dst, size_t n, const char *src, const char *what)
 {
     if (strlen(src) >= n)
-        usage_error("%s too long", what);
+        kit_usage_error("%s too long", what);
     snprintf(dst, n, "%s", src);
 }
 
@@ -204,11 +163,11 @@ parse_rates(struct ed_opts *o, const char *arg)
     for (char *t = strtok_r(text, ",", &save); t != NULL;
          t = strtok_r(NULL, ",", &save)) {
         if (o->nrates == ED_MAX_RATES)
-            usage_error("more than %d --rates", ED_MAX_RATES);
-        o->rates[o->nrates++] = real(t, 1, 1e9, "--rates");
+            kit_usage_error("more than %d --rates", ED_MAX_RATES);
+        o->rates[o->nrates++] = kit_real(t, 1, 1e9, "--rates");
     }
     if (o->nrates == 0)
-        usage_error("empty --rates");
+        kit_usage_error("empty --rates");
 }
 
 static enum ed_xtype
@@ -217,7 +176,7 @@ parse_xtype(const char *s)
     for (int t = ED_DIRECT; t <= ED_TOPIC; t++)
         if (strcmp(s, ed_xtype_name((enum ed_xtype)t)) == 0)
             return (enum ed_xtype)t;
-    usage_error("unknown exchange type %s (direct, fanout, topic)", s);
+    kit_usage_error("unknown exchange type %s (direct, fanout, topic)", s);
 }
 
 static enum ed_mode
@@ -226,7 +185,7 @@ parse_mode(const char *s)
     for (int m = ED_THROUGHPUT; m <= ED_SWEEP; m++)
         if (strcmp(s, ed_mode_name((enum ed_mode)m)) == 0)
             return (enum ed_mode)m;
-    usage_error("unknown mode %s", s);
+    kit_usage_error("unknown mode %s", s);
 }
 
 static void
@@ -259,7 +218,7 @@ parse_target_opt(struct ed_opts *o, int c, const char *arg)
         copy(o->host, sizeof(o->host), arg, "host");
         break;
     case OPT_PORT:
-        o->port = (int)num(arg, 1, 65535, "--port");
+        o->port = (int)kit_num(arg, 1, 65535, "--port");
         break;
     case OPT_USER:
         copy(o->user, sizeof(o->user), arg, "user");
@@ -274,7 +233,7 @@ parse_target_opt(struct ed_opts *o, int c, const char *arg)
         o->json_path = arg;
         break;
     case OPT_BROKER_PID:
-        o->broker_pid = (pid_t)num(arg, 1, 1l << 30, "--broker-pid");
+        o->broker_pid = (pid_t)kit_num(arg, 1, 1l << 30, "--broker-pid");
         break;
     case OPT_QUIET:
         o->quiet = true;
@@ -283,7 +242,7 @@ parse_target_opt(struct ed_opts *o, int c, const char *arg)
         fputs(usage_text, stdout);
         exit(0);
     default:
-        usage_error("%s", "bad option");
+        kit_usage_error("%s", "bad option");
     }
 }
 
@@ -292,25 +251,25 @@ parse_opt(struct ed_opts *o, int c, const char *arg)
 {
     switch (c) {
     case 'x':
-        o->producers = (int)num(arg, 1, 10000, "--producers");
+        o->producers = (int)kit_num(arg, 1, 10000, "--producers");
         break;
     case 'y':
-        o->consumers = (int)num(arg, 0, 10000, "--consumers");
+        o->consumers = (int)kit_num(arg, 0, 10000, "--consumers");
         break;
     case 'q':
-        o->queues = (int)num(arg, 1, 60000, "--queues");
+        o->queues = (int)kit_num(arg, 1, 60000, "--queues");
         break;
     case 's':
-        o->size = (size_t)num(arg, 0, 128l << 20, "--size");
+        o->size = (size_t)kit_num(arg, 0, 128l << 20, "--size");
         break;
     case 'z':
-        o->duration = real(arg, 0.1, 1e6, "--duration");
+        o->duration = kit_real(arg, 0.1, 1e6, "--duration");
         break;
     case OPT_XTYPE:
         o->xtype = parse_xtype(arg);
         break;
     case OPT_TOPIC:
-        o->topic_bindings = (int)num(arg, 0, 1000000, "--topic-bindings");
+        o->topic_bindings = (int)kit_num(arg, 0, 1000000, "--topic-bindings");
         break;
     case OPT_PERSISTENT:
         o->persistent = true;
@@ -319,34 +278,34 @@ parse_opt(struct ed_opts *o, int c, const char *arg)
         o->durable_queues = true;
         break;
     case OPT_CONFIRM:
-        o->confirm = (uint32_t)num(arg, 0, 1 << 24, "--confirm");
+        o->confirm = (uint32_t)kit_num(arg, 0, 1 << 24, "--confirm");
         break;
     case OPT_ACK:
-        o->ack_every = (uint32_t)num(arg, 0, 1 << 24, "--ack-every");
+        o->ack_every = (uint32_t)kit_num(arg, 0, 1 << 24, "--ack-every");
         break;
     case OPT_PREFETCH:
-        o->prefetch = (uint16_t)num(arg, 0, 65535, "--prefetch");
+        o->prefetch = (uint16_t)kit_num(arg, 0, 65535, "--prefetch");
         break;
     case OPT_RATE:
-        o->rate = real(arg, 0, 1e9, "--rate");
+        o->rate = kit_real(arg, 0, 1e9, "--rate");
         break;
     case OPT_PREFIX:
         copy(o->queue_prefix, sizeof(o->queue_prefix), arg, "queue prefix");
         break;
     case OPT_DRAIN:
-        o->drain_timeout = real(arg, 0, 1e6, "--drain-timeout");
+        o->drain_timeout = kit_real(arg, 0, 1e6, "--drain-timeout");
         break;
     case OPT_RATES:
         parse_rates(o, arg);
         break;
     case OPT_STEP:
-        o->step = real(arg, 0.1, 1e6, "--step");
+        o->step = kit_real(arg, 0.1, 1e6, "--step");
         break;
     case OPT_SETTLE:
-        o->settle = real(arg, 0, 1e6, "--settle");
+        o->settle = kit_real(arg, 0, 1e6, "--settle");
         break;
     case OPT_LAG:
-        o->lag = real(arg, 0, 1, "--lag");
+        o->lag = kit_real(arg, 0, 1, "--lag");
         break;
     default:
         parse_target_opt(o, c, arg);
@@ -366,9 +325,9 @@ finish_opts(struct ed_opts *o)
         o->size = PMSG_HDR_SIZE;
     }
     if (o->mode == ED_SWEEP && o->nrates == 0)
-        usage_error("sweep needs --rates");
+        kit_usage_error("sweep needs --rates");
     if (o->mode != ED_SWEEP && o->nrates > 0)
-        usage_error("--rates is for sweep");
+        kit_usage_error("--rates is for sweep");
 }
 
 static void
@@ -391,7 +350,7 @@ parse_args(struct ed_opts *o, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "x:y:q:s:z:h", long_opts, NULL)) != -1)
         parse_opt(o, c, optarg);
     if (optind < argc)
-        usage_error("unexpected argument %s", argv[optind]);
+        kit_usage_error("unexpected argument %s", argv[optind]);
     finish_opts(o);
 }
 
@@ -422,6 +381,7 @@ main(int argc, char **argv)
     struct ed_result r;
     int rc;
 
+    kit_prog = "warren-everyday";
     perf_epoch_ns = perf_now_ns();
     ereport_out = stdout;
     parse_args(&o, argc, argv);

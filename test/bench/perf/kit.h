@@ -11,6 +11,8 @@
  *   hist.c       log-linear latency histograms
  *   sysstat.c    clocks; CPU and RSS of this process, of the broker and of
  *                each of the broker's threads
+ *   kit_cli.c    numbers from the command line, usage errors, the JSON of
+ *                a latency summary and of a reply text
  *
  * Built as the static library warren_benchkit (test/bench/perf/perf.cmake).
  */
@@ -188,5 +190,20 @@ struct perf_lat {
 };
 
 void perf_lat_of(struct hist *h, struct perf_lat *out);
+/* {"count", "p50", "p90", "p99", "p99_9", "max", "mean"}. */
+json_t *kit_lat_json(const struct perf_lat *l);
+
+/* ---- kit_cli: the command line */
+
+/* The program's name in usage errors (each tool's main sets it). */
+extern const char *kit_prog;
+/* "PROG: what\n(PROG --help lists the options)" on stderr, exit 2. */
+WR_NORETURN void kit_usage_error(const char *fmt, ...) WR_PRINTF(1, 2);
+/* A whole decimal number in [lo, hi], else a usage error naming what. */
+long kit_num(const char *s, long lo, long hi, const char *what);
+double kit_real(const char *s, double lo, double hi, const char *what);
+/* A JSON string of text (at most max - 1 bytes) with every byte outside
+ * printable ASCII as '?': reply texts from a broker need not be UTF-8. */
+json_t *kit_ascii_json(const char *text, size_t max);
 
 #endif

@@ -8,6 +8,7 @@ set(WARREN_PERF_DIR ${CMAKE_CURRENT_LIST_DIR})
 # tracking, histograms, per-process and per-thread CPU from /proc.
 add_library(warren_benchkit STATIC
   ${WARREN_PERF_DIR}/hist.c
+  ${WARREN_PERF_DIR}/kit_cli.c
   ${WARREN_PERF_DIR}/pmsg_body.c
   ${WARREN_PERF_DIR}/sysstat.c
   ${WARREN_PERF_DIR}/track.c)

@@ -136,52 +136,11 @@ perf_xtype_name(enum perf_xtype t)
     return names[t];
 }
 
-WR_NORETURN static void usage_error(const char *fmt, ...) WR_PRINTF(1, 2);
-
-static void
-usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "warren-perf: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n(warren-perf --help lists the options)\n");
-    exit(2);
-}
-
-static long
-num(const char *s, long lo, long hi, const char *what)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-        usage_error("bad %s", what);
-    return v;
-}
-
-static double
-real(const char *s, double lo, double hi, const char *what)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi))
-        usage_error("bad %s", what);
-    return v;
-}
-
 static void
 copy(char *dst, size_t n, const char *src, size_t len, const char *what)
 {
     if (len >= n)
-        usage_error("%s too long", what);
+        kit_usage_error("%s too long", what);
     memcpy(dst, src, len);
     dst[len] = '\0';
 }
@@ -213,7 +172,7 @@ copy_decoded(char *dst, size_t n, const char *src, size_t len, const char *what)
             i += 2;
         }
         if (j + 1 >= n)
-            usage_error("%s too long", what);
+            kit_usage_error("%s too long", what);
         dst[j++] = c;
     }
     dst[j] = '\0';
@@ -233,7 +192,7 @@ parse_uri(struct perf_opts *o, const char *uri)
     const char *colon;
 
     if (strncmp(uri, "amqp://", 7) != 0)
-        usage_error("--uri must start with amqp:// (got %s)", uri);
+        kit_usage_error("--uri must start with amqp:// (got %s)", uri);
     p = uri + 7;
     auth_end = p + strcspn(p, "/");
     at = memchr(p, '@', (size_t)(auth_end - p));
@@ -254,7 +213,7 @@ parse_uri(struct perf_opts *o, const char *uri)
         const char *close = memchr(host, ']', (size_t)(auth_end - host));
 
         if (close == NULL)
-            usage_error("bad IPv6 address in %s", uri);
+            kit_usage_error("bad IPv6 address in %s", uri);
         copy(o->host, sizeof(o->host), host + 1, (size_t)(close - host - 1),
              "host");
         colon = close + 1 < auth_end && close[1] == ':' ? close + 1 : NULL;
@@ -279,7 +238,7 @@ parse_xtype(const char *s)
     for (int t = XT_DIRECT; t <= XT_HEADERS; t++)
         if (strcmp(s, perf_xtype_name((enum perf_xtype)t)) == 0)
             return (enum perf_xtype)t;
-    usage_error("unknown exchange type %s", s);
+    kit_usage_error("unknown exchange type %s", s);
 }
 
 static enum perf_mode
@@ -288,7 +247,7 @@ parse_mode(const char *s)
     for (int m = MODE_THROUGHPUT; m <= MODE_BACKLOG; m++)
         if (strcmp(s, perf_mode_name((enum perf_mode)m)) == 0)
             return (enum perf_mode)m;
-    usage_error("unknown mode %s", s);
+    kit_usage_error("unknown mode %s", s);
 }
 
 static void
@@ -334,11 +293,12 @@ finish_opts(struct perf_opts *o)
         o->size = PMSG_HDR_SIZE;
     }
     if (o->mode == MODE_BACKLOG && o->count < 1)
-        usage_error("%s needs --count >= 1", "backlog");
+        kit_usage_error("%s needs --count >= 1", "backlog");
     if ((o->mode == MODE_THROUGHPUT || o->mode == MODE_LATENCY ||
          o->mode == MODE_BACKLOG) &&
         o->producers < 1)
-        usage_error("%s needs at least one producer", perf_mode_name(o->mode));
+        kit_usage_error("%s needs at least one producer",
+                        perf_mode_name(o->mode));
 }
 
 static void
@@ -355,22 +315,22 @@ parse_opt(struct perf_opts *o, int c, const char *arg)
         copy(o->port, sizeof(o->port), arg, strlen(arg), "port");
         break;
     case 'x':
-        o->producers = (int)num(arg, 0, 10000, "--producers");
+        o->producers = (int)kit_num(arg, 0, 10000, "--producers");
         break;
     case 'y':
-        o->consumers = (int)num(arg, 0, 10000, "--consumers");
+        o->consumers = (int)kit_num(arg, 0, 10000, "--consumers");
         break;
     case 'q':
-        o->queues = (int)num(arg, 1, 60000, "--queues");
+        o->queues = (int)kit_num(arg, 1, 60000, "--queues");
         break;
     case 's':
-        o->size = (size_t)num(arg, 0, 128l << 20, "--size");
+        o->size = (size_t)kit_num(arg, 0, 128l << 20, "--size");
         break;
     case 'z':
-        o->duration = real(arg, 0.1, 1e6, "--duration");
+        o->duration = kit_real(arg, 0.1, 1e6, "--duration");
         break;
     case 'n':
-        o->count = num(arg, 0, 100000000, "--count");
+        o->count = kit_num(arg, 0, 100000000, "--count");
         break;
     case OPT_XTYPE:
         o->xtype = parse_xtype(arg);
@@ -379,22 +339,22 @@ parse_opt(struct perf_opts *o, int c, const char *arg)
         copy(o->exchange, sizeof(o->exchange), arg, strlen(arg), "exchange");
         break;
     case OPT_TOPIC:
-        o->topic_bindings = (int)num(arg, 0, 1000000, "--topic-bindings");
+        o->topic_bindings = (int)kit_num(arg, 0, 1000000, "--topic-bindings");
         break;
     case OPT_PERSISTENT:
         o->persistent = true;
         break;
     case OPT_CONFIRM:
-        o->confirm = (uint32_t)num(arg, 0, 1 << 24, "--confirm");
+        o->confirm = (uint32_t)kit_num(arg, 0, 1 << 24, "--confirm");
         break;
     case OPT_MULTI_ACK:
-        o->multi_ack = (uint32_t)num(arg, 0, 1 << 24, "--multi-ack-every");
+        o->multi_ack = (uint32_t)kit_num(arg, 0, 1 << 24, "--multi-ack-every");
         break;
     case OPT_PREFETCH:
-        o->prefetch = (uint16_t)num(arg, 0, 65535, "--prefetch");
+        o->prefetch = (uint16_t)kit_num(arg, 0, 65535, "--prefetch");
         break;
     case OPT_RATE:
-        o->rate = real(arg, 0, 1e9, "--rate");
+        o->rate = kit_real(arg, 0, 1e9, "--rate");
         break;
     case OPT_JSON:
         o->json_path = arg;
@@ -410,19 +370,19 @@ parse_opt(struct perf_opts *o, int c, const char *arg)
         o->predeclared = true;
         break;
     case OPT_HOLD:
-        o->hold = real(arg, 0, 1e6, "--hold");
+        o->hold = kit_real(arg, 0, 1e6, "--hold");
         break;
     case OPT_THREADS:
-        o->threads = (int)num(arg, 1, 1000, "--threads");
+        o->threads = (int)kit_num(arg, 1, 1000, "--threads");
         break;
     case OPT_KEEP:
         o->keep = true;
         break;
     case OPT_BROKER_PID:
-        o->broker_pid = (pid_t)num(arg, 1, 1l << 30, "--broker-pid");
+        o->broker_pid = (pid_t)kit_num(arg, 1, 1l << 30, "--broker-pid");
         break;
     case OPT_DRAIN:
-        o->drain_timeout = real(arg, 0, 1e6, "--drain-timeout");
+        o->drain_timeout = kit_real(arg, 0, 1e6, "--drain-timeout");
         break;
     case OPT_QUIET:
         o->quiet = true;
@@ -431,7 +391,7 @@ parse_opt(struct perf_opts *o, int c, const char *arg)
         fputs(usage_text, stdout);
         exit(0);
     default:
-        usage_error("%s", "bad option");
+        kit_usage_error("%s", "bad option");
     }
 }
 
@@ -456,7 +416,7 @@ parse_args(struct perf_opts *o, int argc, char **argv)
            -1)
         parse_opt(o, c, optarg);
     if (optind < argc)
-        usage_error("unexpected argument %s", argv[optind]);
+        kit_usage_error("unexpected argument %s", argv[optind]);
     finish_opts(o);
 }
 
@@ -487,6 +447,7 @@ main(int argc, char **argv)
     struct perf_result r;
     int rc;
 
+    kit_prog = "warren-perf";
     perf_epoch_ns = perf_now_ns();
     report_out = stdout;
     parse_args(&o, argc, argv);
