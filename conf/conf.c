@@ -85,6 +85,18 @@ static const struct conf_enum conf_log_levels[] = {
     {"alert", LOG_ERR},      {"emergency", LOG_ERR},
     {"none", CONF_LOG_NONE}, {NULL, 0},
 };
+static const struct conf_enum conf_opt_log_levels[] = {
+    {"debug", CONF_LOG_SET(LOG_DEBUG)},    {"info", CONF_LOG_SET(LOG_INFO)},
+    {"notice", CONF_LOG_SET(LOG_INFO)},    {"warning", CONF_LOG_SET(LOG_WARN)},
+    {"error", CONF_LOG_SET(LOG_ERR)},      {"critical", CONF_LOG_SET(LOG_ERR)},
+    {"alert", CONF_LOG_SET(LOG_ERR)},      {"emergency", CONF_LOG_SET(LOG_ERR)},
+    {"none", CONF_LOG_SET(CONF_LOG_NONE)}, {NULL, 0},
+};
+static const struct conf_enum conf_log_formats[] = {
+    {"plaintext", CONF_LOG_PLAIN},
+    {"json", CONF_LOG_JSON},
+    {NULL, 0},
+};
 static const struct conf_enum conf_fsync_modes[] = {
     {"always", CONF_FSYNC_ALWAYS},
     {"interval", CONF_FSYNC_INTERVAL},
@@ -95,7 +107,6 @@ static const struct conf_enum conf_import_backends[] = {
     {"local_filesystem", 0},
     {NULL, 0},
 };
-static const struct conf_enum conf_false_only[] = {{"false", 0}, {NULL, 0}};
 static const struct conf_enum conf_mem_strategies[] = {
     {"rss", 0}, {"erlang", 1}, {"allocated", 2}, {"legacy", 3}, {NULL, 0},
 };
@@ -899,6 +910,21 @@ parse_text(struct parse *p, struct bytes text)
     return WR_OK;
 }
 
+/* RabbitMQ's rules for outputs: `log.file = false` is no file, and a
+ * file set in this text silences the console unless the text also sets
+ * log.console (so a systemd journal does not get each line twice). */
+static void
+settle_log_outputs(struct parse *p)
+{
+    bool file_seen = p->seen[find_fixed("log.file") - conf_keys];
+
+    if (strcmp(p->c->log_file, "false") == 0)
+        p->c->log_file[0] = '\0';
+    if (file_seen && p->c->log_file[0] &&
+        !p->seen[find_fixed("log.console") - conf_keys])
+        p->c->log_console = false;
+}
+
 int
 conf_parse(struct wr_config *c, const char *text, size_t len, const char *name,
            char *err, size_t errlen)
@@ -915,6 +941,8 @@ conf_parse(struct wr_config *c, const char *text, size_t len, const char *name,
     rc = parse_text(p, bytes_of(text, text ? len : 0));
     if (rc == WR_OK && p->seen[find_fixed("cluster_name") - conf_keys])
         p->c->cluster_name_set = true;
+    if (rc == WR_OK)
+        settle_log_outputs(p);
     if (rc == WR_OK)
         memcpy(c, p->c, sizeof(*c));
     free(p->c);

@@ -19,7 +19,7 @@
  *       A RabbitMQ key Warren accepts so that existing rabbitmq.conf files
  *       load, checks like any other, and then does not act on; `why` says
  *       why that is harmless. Keys that would change behaviour Warren lacks
- *       (TLS listeners, log files, clustering) are NOT listed: they are
+ *       (TLS listeners, syslog, clustering) are NOT listed: they are
  *       unknown keys and stop startup.
  *   CONF_ALIAS(key, canonical)
  *       Another RabbitMQ spelling of the same setting.
@@ -158,12 +158,44 @@ CONF_KEY("store.segment_size", CONF_SIZE, segment_size, 1048576, 1073741824, 0,
 
 /* ---- logging and identity */
 
-CONF_KEY("log.console", CONF_BOOL, log_console, 0, 0, 0, NULL, NULL, "true",
-         "Log to standard error, Warren's only log output; false = silent")
-CONF_KEY("log.console.level", CONF_ENUM, log_level, 0, 0, 0, NULL,
+CONF_KEY("log.default.level", CONF_ENUM, log_default_level, 0, 0, 0, NULL,
          conf_log_levels, "info",
-         "Least severe level logged (notice = info; critical, alert and "
-         "emergency = error)")
+         "Least severe level logged, for every output and category whose "
+         "own level is not set (notice = info; critical, alert and "
+         "emergency = error; none = nothing)")
+CONF_KEY("log.console", CONF_BOOL, log_console, 0, 0, 0, NULL, NULL, "true",
+         "Log to standard error (journald under systemd); when log.file is "
+         "set and this key is not, false, as in RabbitMQ")
+CONF_KEY("log.console.level", CONF_ENUM, log_console_level, 0, 0, CONF_F_UNSET0,
+         NULL, conf_opt_log_levels, NULL,
+         "Least severe level logged to the console; default "
+         "log.default.level")
+CONF_KEY("log.console.formatter", CONF_ENUM, log_console_format, 0, 0, 0, NULL,
+         conf_log_formats, "plaintext",
+         "Console lines as plain text or one JSON object each (time, "
+         "level, msg, pid)")
+CONF_KEY("log.file", CONF_STRING, log_file, 0, 0, 0, NULL, NULL, NULL,
+         "Log file (\"false\": none); reopened on SIGHUP and SIGUSR1, for "
+         "logrotate")
+CONF_KEY("log.file.level", CONF_ENUM, log_file_level, 0, 0, CONF_F_UNSET0, NULL,
+         conf_opt_log_levels, NULL,
+         "Least severe level logged to log.file; default log.default.level")
+CONF_KEY("log.file.formatter", CONF_ENUM, log_file_format, 0, 0, 0, NULL,
+         conf_log_formats, "plaintext",
+         "log.file lines as plain text or one JSON object each")
+CONF_KEY("log.file.rotation.size", CONF_UINT, log_rotation_size, 0,
+         1099511627776, 0, "bytes", NULL, "0",
+         "Rotate log.file when a line would take it past this size: the "
+         "file becomes <file>.0, <file>.0 becomes <file>.1, ...; "
+         "0 = never (leave it to logrotate)")
+CONF_KEY("log.file.rotation.count", CONF_UINT, log_rotation_count, 0, 1000, 0,
+         "files", NULL, "5",
+         "Rotated files kept, <file>.0 (the newest) to <file>.<count-1>")
+CONF_KEY("log.connection.level", CONF_ENUM, log_connection_level, 0, 0,
+         CONF_F_UNSET0, NULL, conf_opt_log_levels, NULL,
+         "Least severe level of the connection category (connections "
+         "accepted, authenticated, refused, closed); default "
+         "log.default.level")
 CONF_KEY("cluster_name", CONF_STRING, cluster_name, 0, 0, 0, NULL, NULL, NULL,
          "Name shown to clients and in the management API; default "
          "warren@<hostname>")
@@ -220,8 +252,6 @@ CONF_KEY("queue_leader_locator", CONF_ENUM, queue_leader_locator, 0, 0, 0, NULL,
 CONF_IGNORED("definitions.import_backend", CONF_ENUM, 0, 0,
              conf_import_backends,
              "the only backend is the local file named by load_definitions")
-CONF_IGNORED("log.file", CONF_ENUM, 0, 0, conf_false_only,
-             "Warren writes no log file; only \"false\" is accepted")
 CONF_IGNORED("num_acceptors.tcp", CONF_UINT, 1, 65535, NULL,
              "Erlang acceptor processes; Warren accepts on its event loop")
 CONF_IGNORED("reverse_dns_lookups", CONF_BOOL, 0, 0, NULL,

@@ -94,6 +94,25 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_start(loop, &s->shutdown_timer);
 }
 
+/* SIGHUP and SIGUSR1: reopen the log file at its path, for logrotate
+ * (`mv warren.log warren.log.1; kill -HUP <pid>`). Never fatal: a file
+ * that cannot be reopened leaves the old one in use. Other SIGHUP
+ * watchers (certificates) may run beside this one. */
+static void
+log_reopen_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    const char *name = w->signum == SIGHUP ? "SIGHUP" : "SIGUSR1";
+
+    (void)loop;
+    (void)revents;
+    if (log_reopen() != WR_OK)
+        log_syswarn("received %s: cannot reopen the log file, still "
+                    "writing the old one",
+                    name);
+    else
+        log_info("received %s: log file reopened", name);
+}
+
 /* A first start: the default user, with its tags and permissions on the
  * default vhost (RabbitMQ's default_user, default_pass, default_user_tags,
  * default_permissions). */
@@ -187,6 +206,10 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     ev_signal_init(&s->sigint, signal_cb, SIGINT);
     ev_signal_start(s->loop, &s->sigterm);
     ev_signal_start(s->loop, &s->sigint);
+    ev_signal_init(&s->log_sighup, log_reopen_cb, SIGHUP);
+    ev_signal_init(&s->log_sigusr1, log_reopen_cb, SIGUSR1);
+    ev_signal_start(s->loop, &s->log_sighup);
+    ev_signal_start(s->loop, &s->log_sigusr1);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         if (amqp_listener_open(s, &cfg->listeners[i], &s->listeners[i]) !=
             WR_OK)
