@@ -169,7 +169,8 @@ struct wr_config {
                                     never (default) */
     uint32_t log_rotation_count; /* log.file.rotation.count, default 5 */
     int log_connection_level;    /* log.connection.level, as
-                                    log_console_level */
+                                    log_console_level; 0 = no filter
+                                    beyond the outputs' levels */
     char cluster_name[256];      /* default "warren@<hostname>" */
     bool cluster_name_set;       /* cluster_name came from a config file */
 

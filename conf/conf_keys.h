@@ -160,9 +160,9 @@ CONF_KEY("store.segment_size", CONF_SIZE, segment_size, 1048576, 1073741824, 0,
 
 CONF_KEY("log.default.level", CONF_ENUM, log_default_level, 0, 0, 0, NULL,
          conf_log_levels, "info",
-         "Least severe level logged, for every output and category whose "
-         "own level is not set (notice = info; critical, alert and "
-         "emergency = error; none = nothing)")
+         "Least severe level logged by every output whose own level is not "
+         "set (notice = info; critical, alert and emergency = error; "
+         "none = nothing)")
 CONF_KEY("log.console", CONF_BOOL, log_console, 0, 0, 0, NULL, NULL, "true",
          "Log to standard error (journald under systemd); when log.file is "
          "set and this key is not, false, as in RabbitMQ")
@@ -194,8 +194,8 @@ CONF_KEY("log.file.rotation.count", CONF_UINT, log_rotation_count, 0, 1000, 0,
 CONF_KEY("log.connection.level", CONF_ENUM, log_connection_level, 0, 0,
          CONF_F_UNSET0, NULL, conf_opt_log_levels, NULL,
          "Least severe level of the connection category (connections "
-         "accepted, authenticated, refused, closed); default "
-         "log.default.level")
+         "accepted, authenticated, refused, closed), applied before the "
+         "outputs' levels; default: the outputs' levels alone")
 CONF_KEY("cluster_name", CONF_STRING, cluster_name, 0, 0, 0, NULL, NULL, NULL,
          "Name shown to clients and in the management API; default "
          "warren@<hostname>")

@@ -165,15 +165,19 @@ log_format_of(int conf_format)
     return conf_format == CONF_LOG_JSON ? LOG_FMT_JSON : LOG_FMT_PLAIN;
 }
 
-/* The log outputs the config asks for: unset output and category levels
- * take log.default.level, as in RabbitMQ. Returns WR_OK, or WR_ERR having
- * said why on stderr (the log file could not be opened). */
+/* The log outputs the config asks for, as RabbitMQ sets them up: an
+ * output without its own level takes log.default.level, and only a
+ * category given a level (log.connection.level) filters its lines before
+ * the outputs do, so `log.file.level = debug` alone puts debug lines in
+ * the file. Returns WR_OK, or WR_ERR having said why on stderr (the log
+ * file could not be opened). */
 static int
 start_logging(const struct wr_config *cfg)
 {
     int dflt = cfg->log_default_level;
     struct log_settings s = {
-        .level = {dflt, conf_log_level(cfg->log_connection_level, dflt)},
+        .level = {LOG_DEBUG,
+                  conf_log_level(cfg->log_connection_level, LOG_DEBUG)},
         .console = cfg->log_console,
         .console_level = conf_log_level(cfg->log_console_level, dflt),
         .console_format = log_format_of(cfg->log_console_format),

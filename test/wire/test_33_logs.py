@@ -5,6 +5,7 @@ RabbitMQ's keys: log.file (with .level, .formatter, .rotation.size and
 the connection category's log.connection.level.
 
   - a log file gets the broker's lines (the console keeps its own level);
+    log.file.level = debug alone puts debug lines in the file;
   - json: one object a line that json.loads parses, with RabbitMQ's field
     names time (ISO 8601, milliseconds), level, msg, and pid (Warren's
     process id; RabbitMQ's is an Erlang pid), domain for a category;
@@ -105,6 +106,20 @@ def test_file_gets_the_lines_at_its_own_level(make_broker, tmp_path):
     refused_login(b2)
     wait_for(path2, r"\[warning\] .*login refused")
     assert "[info]" not in read(path2)
+
+
+def test_file_level_debug_alone_puts_debug_lines_in_the_file(make_broker,
+                                                             tmp_path):
+    # RabbitMQ's way to debug: log.file.level = debug, the rest untouched.
+    # The connection category (not set) does not hold its debug lines back;
+    # the console stays at log.default.level (info).
+    b, path = file_broker(make_broker, tmp_path,
+                          **{"log.file.level": "debug"})
+    port = one_connection(b)
+    wait_for(path, r"\[debug\] accepting AMQP connection 127\.0\.0\.1:%d "
+             % port)
+    assert b.wait_for_line(CLOSING + r" 127\.0\.0\.1:%d " % port)
+    assert not [ln for ln in b.stderr_lines() if "[debug]" in ln]
 
 
 def test_file_alone_silences_the_console(make_broker, tmp_path):
