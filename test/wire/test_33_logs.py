@@ -30,6 +30,7 @@ import time
 import pytest
 
 from conftest import REPO
+from test_20_mgmt_api import Mgmt, http_port
 
 pytestmark = pytest.mark.warren_only
 
@@ -95,6 +96,9 @@ def test_file_gets_the_lines_at_its_own_level(make_broker, tmp_path):
     # Also on the console: log.console = true was set explicitly.
     assert b.wait_for_line(CLOSING + r" 127\.0\.0\.1:%d " % port)
     assert os.stat(path).st_mode & 0o777 == 0o640
+    # /api/nodes names the outputs, as RabbitMQ's log_files does
+    nodes = Mgmt(http_port(b)).get("/api/nodes").json
+    assert nodes[0]["log_files"] == [path, "<stderr>"]
 
     # log.file.level = warning: the file keeps warnings only, the console
     # still gets info (log.default.level).
