@@ -18,7 +18,8 @@
    pages render without warnings; warrenctl runs; the packaged broker,
    started with the packaged config (ports and data dir overridden),
    tells $NOTIFY_SOCKET READY=1 once it listens, answers the packaged
-   warrenctl, and says STOPPING=1 on SIGTERM; remove and purge take back
+   warrenctl, serves the web UI, and says STOPPING=1 on SIGTERM;
+   `cmake --install` into a DESTDIR puts the same files at the same paths; remove and purge take back
    what install put there. This machine's users, /etc/warren and dpkg
    database are compared before and after.
 
@@ -36,6 +37,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -208,6 +210,21 @@ def test_installed_files(root):
     assert conffiles[0] == CONF and conffiles[2] == LOGROTATE
 
 
+def test_cmake_install_puts_the_same_files_in_place(root, tmp_path):
+    """`cmake --install` (DESTDIR=scratch) installs what the package
+    holds, at the same paths: the package is made of these rules."""
+    dest = str(tmp_path / "dest")
+    run("cmake", "--install", BUILD, env=dict(E, DESTDIR=dest))
+    got = {os.path.join(d, f)[len(dest):] for d, _, fs in os.walk(dest)
+           for f in fs}
+    listed = run("dpkg", "--root=" + root.dir, "-L", "warren").stdout
+    packaged = {p for p in listed.split("\n")
+                if p and os.path.isfile(root.path(p))}
+    assert got == packaged
+    assert os.access(dest + SBIN + "/warren", os.X_OK)
+    assert os.access(dest + SBIN + "/warrenctl", os.X_OK)
+
+
 def test_binary_runs(root):
     out = run(root.path(SBIN + "/warren"), "--version").stdout
     assert out == "warren %s\n" % VERSION
@@ -339,6 +356,11 @@ def test_packaged_broker_notifies_systemd(root, tmp_path):
                   str(ports["http"]), "status").stdout
         assert "\nProduct name: Warren\n" in out
         assert "port: %d, protocol: amqp" % ports["amqp"] in out
+        # the web UI comes with the binary (compiled in)
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % ports["http"],
+                                    timeout=10) as r:
+            assert r.headers["content-type"] == "text/html; charset=utf-8"
+            assert b'<script type="module" src="js/app.js">' in r.read()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         got = notifications(ns, 1.0)
