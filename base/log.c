@@ -157,7 +157,10 @@ reopen_locked(void)
 
 /* PATH.i -> PATH.i+1 for the archives kept, PATH -> PATH.0, a new PATH.
  * Assumes log_lock held. A failed rename (a full or read-only disk) is
- * not fatal: the file goes on growing and the next line tries again. */
+ * not fatal: the file goes on growing and the next line tries again. A
+ * new PATH that cannot be opened (out of descriptors) leaves lines going
+ * to the moved file until it has grown by the size again, so that the
+ * archives are not shifted on every line. */
 static void
 rotate_locked(void)
 {
@@ -177,7 +180,8 @@ rotate_locked(void)
         if (rename(file_path, to) < 0)
             return;
     }
-    (void)reopen_locked();
+    if (reopen_locked() != WR_OK)
+        file_size = 0;
 }
 
 int

@@ -175,6 +175,12 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     s->methods = &m_table;
     s->cfg = cfg;
     s->loop = ev_default_loop(EVFLAG_AUTO);
+    /* At once: logrotate's signal during a long recovery must not kill
+     * the broker (the reopen waits for the loop to run). */
+    ev_signal_init(&s->log_sighup, log_reopen_cb, SIGHUP);
+    ev_signal_init(&s->log_sigusr1, log_reopen_cb, SIGUSR1);
+    ev_signal_start(s->loop, &s->log_sighup);
+    ev_signal_start(s->loop, &s->log_sigusr1);
     opts.data_dir = cfg->data_dir;
     opts.fsync = cfg->fsync;
     opts.fsync_interval_ms = cfg->fsync_interval_ms;
@@ -206,10 +212,6 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     ev_signal_init(&s->sigint, signal_cb, SIGINT);
     ev_signal_start(s->loop, &s->sigterm);
     ev_signal_start(s->loop, &s->sigint);
-    ev_signal_init(&s->log_sighup, log_reopen_cb, SIGHUP);
-    ev_signal_init(&s->log_sigusr1, log_reopen_cb, SIGUSR1);
-    ev_signal_start(s->loop, &s->log_sighup);
-    ev_signal_start(s->loop, &s->log_sigusr1);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         if (amqp_listener_open(s, &cfg->listeners[i], &s->listeners[i]) !=
             WR_OK)
