@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 /* Status vocabulary for plumbing (nginx style). */
 #define WR_OK           0
@@ -70,6 +71,24 @@ enum log_category {
 
 enum log_format { LOG_FMT_PLAIN, LOG_FMT_JSON };
 
+/* log.file.rotation.date, RabbitMQ's date spec ("$D0", "$W5D16",
+ * "$M1D0", "$ML"; see base/log.c). */
+enum log_rot_every { LOG_ROT_NEVER, LOG_ROT_DAY, LOG_ROT_WEEK, LOG_ROT_MONTH };
+#define LOG_ROT_LAST_DAY (-1) /* mday: the month's last day */
+struct log_date_spec {
+    enum log_rot_every every;
+    int hour; /* 0..23 */
+    int wday; /* LOG_ROT_WEEK: 0 (Sunday) .. 6 */
+    int mday; /* LOG_ROT_MONTH: 1..31 (a shorter month's last day) or
+                 LOG_ROT_LAST_DAY */
+};
+
+/* Parses a date spec ("" = never). Returns WR_OK or WR_ERR (out
+ * unchanged). */
+int log_date_spec_parse(const char *s, struct log_date_spec *out);
+/* The first rotation time of d after now (local time), 0 for never. */
+time_t log_date_next(const struct log_date_spec *d, time_t now);
+
 /* Where and what to log; log_configure() takes it. Levels are enum
  * log_level values or LOG_NONE. */
 struct log_settings {
@@ -80,8 +99,9 @@ struct log_settings {
     const char *file; /* NULL or "": no log file */
     int file_level;
     enum log_format file_format;
-    uint64_t rotation_size;  /* bytes; 0 = never rotate */
-    unsigned rotation_count; /* archives kept: PATH.0 (newest) .. */
+    uint64_t rotation_size;             /* bytes; 0 = never rotate by size */
+    struct log_date_spec rotation_date; /* zeroed: never by date */
+    unsigned rotation_count;            /* archives kept: PATH.0 (newest) .. */
 };
 
 /* Applies s: opens s->file (created 0640, appended to) and closes an

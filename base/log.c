@@ -22,11 +22,23 @@
  * The loop and the store threads log, so the outputs are under one mutex
  * (lines never interleave, rotation and reopening are atomic to writers).
  *
- * Rotation (log.file.rotation.size, .count), as RabbitMQ's file handler:
- * when a line would take the file past the size, PATH.<count-2> becomes
+ * Rotation (log.file.rotation.size, .date, .count), as RabbitMQ's file
+ * handler: when a line would take the file past the size, or is the
+ * first written after the date spec's time, PATH.<count-2> becomes
  * PATH.<count-1>, ..., PATH becomes PATH.0 (the newest archive) and a new
- * PATH is opened; count 0 keeps no archive. log_reopen() (SIGHUP,
- * SIGUSR1) opens PATH anew, for logrotate having moved it away.
+ * PATH is opened; count 0 keeps no archive. As RabbitMQ does, each write
+ * first checks that PATH is still the open file (same device and inode)
+ * and opens it anew when logrotate has moved it away; log_reopen()
+ * (SIGHUP, SIGUSR1) does the same at once.
+ *
+ * Date specs (RabbitMQ's, from lager), in local time:
+ *
+ *   $D0     every day at midnight        $D23    every day at 23:00
+ *   $W0D23  every Sunday at 23:00        $W5D16  every Friday at 16:00
+ *   $M1D0   the 1st of every month       $ML     the last day of every
+ *           at midnight                          month at midnight
+ *   ""      never                        $M31 is the last day of a
+ *                                                shorter month
  */
 #include "base/base.h"
 
@@ -55,9 +67,13 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct log_out console = {true, STDERR_FILENO, LOG_INFO, LOG_FMT_PLAIN};
 static struct log_out file = {false, -1, LOG_INFO, LOG_FMT_PLAIN};
 static char file_path[PATH_MAX_LOG];
+static dev_t file_dev; /* the open file's identity, to notice a move */
+static ino_t file_ino;
 static uint64_t file_size; /* bytes in the open file */
 static uint64_t rot_size;
 static unsigned rot_count;
+static struct log_date_spec rot_date;
+static time_t rot_next; /* when rot_date rotates next; 0 = never */
 static int cat_level[LOG_NCAT] = {LOG_INFO, LOG_INFO};
 /* Per category: the most verbose level a line can have and still reach
  * some output, so that callers skip formatting what nobody writes. */
@@ -118,22 +134,34 @@ log_level_parse(const char *name, enum log_level *out)
 
 /* ---- the file */
 
+/* Opens path for appending; *st describes it. Returns the descriptor, or
+ * -1 with errno set (EINVAL: not a regular file). */
 static int
-open_log_file(const char *path, uint64_t *size)
+open_log_file(const char *path, struct stat *st)
 {
-    struct stat st;
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 
     if (fd < 0)
         return -1;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int saved = S_ISREG(st.st_mode) ? errno : EINVAL;
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+        int saved = S_ISREG(st->st_mode) ? errno : EINVAL;
         close(fd);
         errno = saved;
         return -1;
     }
-    *size = (uint64_t)st.st_size;
     return fd;
+}
+
+/* The file just opened as fd becomes the log file. Assumes log_lock. */
+static void
+take_file(int fd, const struct stat *st)
+{
+    if (file.fd >= 0)
+        close(file.fd);
+    file.fd = fd;
+    file_dev = st->st_dev;
+    file_ino = st->st_ino;
+    file_size = (uint64_t)st->st_size;
 }
 
 /* Swaps the open file for a new one at file_path. Assumes log_lock held.
@@ -141,18 +169,30 @@ open_log_file(const char *path, uint64_t *size)
 static int
 reopen_locked(void)
 {
-    uint64_t size;
+    struct stat st;
     int fd;
 
     if (!file.on)
         return WR_OK;
-    fd = open_log_file(file_path, &size);
+    fd = open_log_file(file_path, &st);
     if (fd < 0)
         return WR_ERR;
-    close(file.fd);
-    file.fd = fd;
-    file_size = size;
+    take_file(fd, &st);
     return WR_OK;
+}
+
+/* RabbitMQ's check before each write: is PATH still the open file? When
+ * it was moved or deleted, open PATH anew (a failure keeps the old one).
+ * Assumes log_lock held. */
+static void
+ensure_file_locked(void)
+{
+    struct stat st;
+
+    if (stat(file_path, &st) == 0 && st.st_dev == file_dev &&
+        st.st_ino == file_ino)
+        return;
+    (void)reopen_locked();
 }
 
 /* PATH.i -> PATH.i+1 for the archives kept, PATH -> PATH.0, a new PATH.
@@ -184,6 +224,139 @@ rotate_locked(void)
         file_size = 0;
 }
 
+/* ---- rotation by date */
+
+/* Reads 1 or 2 digits at *p into *out, within lo..hi. Returns false on
+ * anything else. */
+static bool
+spec_number(const char **p, int lo, int hi, int *out)
+{
+    int v = 0, n = 0;
+
+    while (n < 2 && **p >= '0' && **p <= '9') {
+        v = v * 10 + (**p - '0');
+        (*p)++;
+        n++;
+    }
+    if (n == 0 || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+int
+log_date_spec_parse(const char *s, struct log_date_spec *out)
+{
+    struct log_date_spec d = {LOG_ROT_NEVER, 0, 0, 0};
+    const char *p = s;
+    int minute;
+
+    while (*p) {
+        bool every = *p == '$';
+        char what = every ? p[1] : p[0];
+
+        if (what == '\0')
+            return WR_ERR;
+        p += every ? 2 : 1;
+        if (what == 'D') {
+            if (every)
+                d.every = LOG_ROT_DAY;
+            if (!spec_number(&p, 0, 23, &d.hour))
+                return WR_ERR;
+        } else if (what == 'H') {
+            /* RabbitMQ reads the minute and rotates daily at 00:00. */
+            if (every) {
+                d.every = LOG_ROT_DAY;
+                d.hour = 0;
+            }
+            if (!spec_number(&p, 0, 59, &minute))
+                return WR_ERR;
+        } else if (what == 'W' && every) {
+            d.every = LOG_ROT_WEEK;
+            d.hour = 0;
+            if (*p < '0' || *p > '6')
+                return WR_ERR;
+            d.wday = *p++ - '0';
+        } else if (what == 'M' && every) {
+            d.every = LOG_ROT_MONTH;
+            d.hour = 0;
+            if (*p == 'L' || *p == 'l') {
+                d.mday = LOG_ROT_LAST_DAY;
+                p++;
+            } else if (!spec_number(&p, 1, 31, &d.mday)) {
+                return WR_ERR;
+            }
+        } else {
+            return WR_ERR;
+        }
+    }
+    *out = d;
+    return WR_OK;
+}
+
+/* Local midnight of year/month (0-based)/day plus hour, normalized. */
+static time_t
+local_time_at(int year, int month, int day, int hour)
+{
+    struct tm tm = {0};
+
+    tm.tm_year = year;
+    tm.tm_mon = month;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_isdst = -1;
+    return mktime(&tm);
+}
+
+static int
+days_in_month(int year, int month)
+{
+    struct tm tm = {0};
+    time_t t = local_time_at(year, month + 1, 0, 12); /* day 0: the last */
+
+    localtime_r(&t, &tm);
+    return tm.tm_mday;
+}
+
+/* The rotation time in month `month` (0-based, may overflow) of year. */
+static time_t
+month_target(const struct log_date_spec *d, int year, int month)
+{
+    int y = year + month / 12, m = month % 12;
+    int last = days_in_month(y, m);
+    int day = d->mday == LOG_ROT_LAST_DAY ? last : WR_MIN(d->mday, last);
+
+    return local_time_at(y, m, day, d->hour);
+}
+
+time_t
+log_date_next(const struct log_date_spec *d, time_t now)
+{
+    struct tm tm;
+    time_t t;
+    int ahead;
+
+    localtime_r(&now, &tm);
+    switch (d->every) {
+    case LOG_ROT_DAY:
+        t = local_time_at(tm.tm_year, tm.tm_mon, tm.tm_mday, d->hour);
+        return t > now ? t
+                       : local_time_at(tm.tm_year, tm.tm_mon, tm.tm_mday + 1,
+                                       d->hour);
+    case LOG_ROT_WEEK:
+        ahead = (d->wday - tm.tm_wday + 7) % 7;
+        t = local_time_at(tm.tm_year, tm.tm_mon, tm.tm_mday + ahead, d->hour);
+        return t > now ? t
+                       : local_time_at(tm.tm_year, tm.tm_mon,
+                                       tm.tm_mday + ahead + 7, d->hour);
+    case LOG_ROT_MONTH:
+        t = month_target(d, tm.tm_year, tm.tm_mon);
+        return t > now ? t : month_target(d, tm.tm_year, tm.tm_mon + 1);
+    default:
+        return 0;
+    }
+}
+
 int
 log_reopen(void)
 {
@@ -198,7 +371,7 @@ log_reopen(void)
 int
 log_configure(const struct log_settings *s)
 {
-    uint64_t size = 0;
+    struct stat st = {0};
     int fd = -1;
 
     if (s->file && s->file[0]) {
@@ -206,21 +379,25 @@ log_configure(const struct log_settings *s)
             errno = ENAMETOOLONG;
             return WR_ERR;
         }
-        fd = open_log_file(s->file, &size);
+        fd = open_log_file(s->file, &st);
         if (fd < 0)
             return WR_ERR;
     }
     pthread_mutex_lock(&log_lock);
-    if (file.fd >= 0)
+    if (fd >= 0) {
+        take_file(fd, &st);
+    } else if (file.fd >= 0) {
         close(file.fd);
+        file.fd = -1;
+    }
     file.on = fd >= 0;
-    file.fd = fd;
     file.level = s->file_level;
     file.format = s->file_format;
     snprintf(file_path, sizeof(file_path), "%s", fd >= 0 ? s->file : "");
-    file_size = size;
     rot_size = s->rotation_size;
     rot_count = s->rotation_count;
+    rot_date = s->rotation_date;
+    rot_next = log_date_next(&rot_date, time(NULL));
     console.on = s->console;
     console.level = s->console_level;
     console.format = s->console_format;
@@ -334,8 +511,14 @@ emit(struct log_out *o, const struct timespec *ts, enum log_category cat,
         n = format_json(line, sizeof(line), ts, cat, level, text);
     else
         n = format_plain(line, sizeof(line), ts, level, text);
-    if (o == &file && rot_size && file_size > 0 && file_size + n > rot_size)
-        rotate_locked();
+    if (o == &file) {
+        ensure_file_locked();
+        if ((rot_size && file_size > 0 && file_size + n > rot_size) ||
+            (rot_next && ts->tv_sec >= rot_next)) {
+            rotate_locked();
+            rot_next = log_date_next(&rot_date, ts->tv_sec);
+        }
+    }
     /* One write per line; a short write to a log is not worth a retry. */
     w = write(o->fd, line, n);
     if (o == &file && w > 0)

@@ -103,6 +103,7 @@ static const struct conf_enum conf_fsync_modes[] = {
     {"never", CONF_FSYNC_NEVER},
     {NULL, 0},
 };
+static const struct conf_enum conf_false_only[] = {{"false", 0}, {NULL, 0}};
 static const struct conf_enum conf_import_backends[] = {
     {"local_filesystem", 0},
     {NULL, 0},
@@ -910,19 +911,46 @@ parse_text(struct parse *p, struct bytes text)
     return WR_OK;
 }
 
-/* RabbitMQ's rules for outputs: `log.file = false` is no file, and a
- * file set in this text silences the console unless the text also sets
- * log.console (so a systemd journal does not get each line twice). */
-static void
+/* RabbitMQ's rules for outputs: `log.file = false` is no file, a
+ * relative file is in log.dir, and a file set in this text silences the
+ * console unless the text also sets log.console (so a systemd journal
+ * does not get each line twice). Checks log.file.rotation.date. Returns
+ * WR_OK, or WR_ERR with the reason in p->err. */
+static int
 settle_log_outputs(struct parse *p)
 {
+    struct wr_config *c = p->c;
     bool file_seen = p->seen[find_fixed("log.file") - conf_keys];
+    struct log_date_spec spec;
 
-    if (strcmp(p->c->log_file, "false") == 0)
-        p->c->log_file[0] = '\0';
-    if (file_seen && p->c->log_file[0] &&
+    if (strcmp(c->log_file, "false") == 0)
+        c->log_file[0] = '\0';
+    if (c->log_file[0] && c->log_file[0] != '/' && c->log_dir[0]) {
+        char joined[sizeof(c->log_file)];
+        int n =
+            snprintf(joined, sizeof(joined), "%s/%s", c->log_dir, c->log_file);
+
+        if (n < 0 || (size_t)n >= sizeof(joined)) {
+            snprintf(p->err, p->errlen,
+                     "%s: log.file: log.dir/log.file is "
+                     "longer than %zu bytes",
+                     p->name, sizeof(joined) - 1);
+            return WR_ERR;
+        }
+        memcpy(c->log_file, joined, (size_t)n + 1);
+    }
+    if (file_seen && c->log_file[0] &&
         !p->seen[find_fixed("log.console") - conf_keys])
-        p->c->log_console = false;
+        c->log_console = false;
+    if (log_date_spec_parse(c->log_rotation_date, &spec) != WR_OK) {
+        snprintf(p->err, p->errlen,
+                 "%s: log.file.rotation.date: \"%s\" is not a date spec "
+                 "(allowed: $D<hour>, $W<weekday 0-6>D<hour>, "
+                 "$M<day 1-31 or L>D<hour>)",
+                 p->name, c->log_rotation_date);
+        return WR_ERR;
+    }
+    return WR_OK;
 }
 
 int
@@ -942,7 +970,7 @@ conf_parse(struct wr_config *c, const char *text, size_t len, const char *name,
     if (rc == WR_OK && p->seen[find_fixed("cluster_name") - conf_keys])
         p->c->cluster_name_set = true;
     if (rc == WR_OK)
-        settle_log_outputs(p);
+        rc = settle_log_outputs(p);
     if (rc == WR_OK)
         memcpy(c, p->c, sizeof(*c));
     free(p->c);

@@ -162,11 +162,15 @@ struct wr_config {
     int log_console_level;       /* log.console.level, CONF_LOG_SET(level) or
                                     0 = log.default.level (default) */
     int log_console_format;      /* enum conf_log_format, default plaintext */
+    char log_dir[4096];          /* log.dir: a relative log.file's
+                                    directory, joined to log_file */
     char log_file[4096];         /* log.file; "" = none (default) */
     int log_file_level;          /* log.file.level, as log_console_level */
     int log_file_format;         /* enum conf_log_format, default plaintext */
     uint64_t log_rotation_size;  /* log.file.rotation.size, bytes; 0 =
                                     never (default) */
+    char log_rotation_date[64];  /* log.file.rotation.date, RabbitMQ's
+                                    date spec (base/log.c); "" = never */
     uint32_t log_rotation_count; /* log.file.rotation.count, default 5 */
     int log_connection_level;    /* log.connection.level, as
                                     log_console_level; 0 = no filter

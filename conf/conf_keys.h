@@ -174,6 +174,9 @@ CONF_KEY("log.console.formatter", CONF_ENUM, log_console_format, 0, 0, 0, NULL,
          conf_log_formats, "plaintext",
          "Console lines as plain text or one JSON object each (time, "
          "level, msg, pid)")
+CONF_KEY("log.dir", CONF_STRING, log_dir, 0, 0, 0, NULL, NULL, NULL,
+         "Directory of a relative log.file (default: the working "
+         "directory)")
 CONF_KEY("log.file", CONF_STRING, log_file, 0, 0, 0, NULL, NULL, NULL,
          "Log file (\"false\": none); reopened on SIGHUP and SIGUSR1, for "
          "logrotate")
@@ -188,6 +191,12 @@ CONF_KEY("log.file.rotation.size", CONF_UINT, log_rotation_size, 0,
          "Rotate log.file when a line would take it past this size: the "
          "file becomes <file>.0, <file>.0 becomes <file>.1, ...; "
          "0 = never (leave it to logrotate)")
+CONF_KEY("log.file.rotation.date", CONF_STRING, log_rotation_date, 0, 0, 0,
+         NULL, NULL, NULL,
+         "Rotate log.file at a time of day, week or month (local time), "
+         "RabbitMQ's date spec: $D0 every midnight, $D23 every day at "
+         "23:00, $W5D16 Fridays at 16:00, $M1D0 the 1st of each month, $ML "
+         "its last day; not set = never")
 CONF_KEY("log.file.rotation.count", CONF_UINT, log_rotation_count, 0, 1000, 0,
          "files", NULL, "5",
          "Rotated files kept, <file>.0 (the newest) to <file>.<count-1>")
@@ -252,6 +261,14 @@ CONF_KEY("queue_leader_locator", CONF_ENUM, queue_leader_locator, 0, 0, 0, NULL,
 CONF_IGNORED("definitions.import_backend", CONF_ENUM, 0, 0,
              conf_import_backends,
              "the only backend is the local file named by load_definitions")
+CONF_IGNORED("log.file.rotation.compress", CONF_ENUM, 0, 0, conf_false_only,
+             "Warren does not compress rotated logs (logrotate's compress "
+             "does); only \"false\" is accepted")
+CONF_IGNORED("log.syslog", CONF_ENUM, 0, 0, conf_false_only,
+             "Warren has no syslog output; only \"false\" is accepted")
+CONF_IGNORED("log.exchange", CONF_ENUM, 0, 0, conf_false_only,
+             "Warren has no amq.rabbitmq.log exchange; only \"false\" is "
+             "accepted")
 CONF_IGNORED("num_acceptors.tcp", CONF_UINT, 1, 65535, NULL,
              "Erlang acceptor processes; Warren accepts on its event loop")
 CONF_IGNORED("reverse_dns_lookups", CONF_BOOL, 0, 0, NULL,

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 T_CASE(cursor_stops_at_end)
@@ -206,18 +207,25 @@ T_CASE(log_rotates_and_reopens)
     T_ASSERT(strstr(text, "line 19") == NULL && strstr(text, "line 1") != NULL);
     free(text);
 
-    /* logrotate: move the file away, reopen, new lines at the path. */
+    /* logrotate: move the file away; the next line notices (a new inode
+     * at the path, as RabbitMQ checks) and goes to a new file there. */
     log_to(path, LOG_FMT_PLAIN, LOG_INFO, 0, 0);
+    log_info("before the move");
     snprintf(moved, sizeof(moved), "%s/moved.log", t_tmpdir());
     T_EQ_INT(rename(path, moved), 0);
-    log_info("before reopen");
-    T_EQ_INT(log_reopen(), WR_OK);
-    log_info("after reopen");
+    log_info("after the move");
     text = slurp(moved);
-    T_ASSERT(strstr(text, "before reopen") && !strstr(text, "after reopen"));
+    T_ASSERT(strstr(text, "before the move") &&
+             !strstr(text, "after the move"));
     free(text);
     text = slurp(path);
-    T_ASSERT(strstr(text, "after reopen") && !strstr(text, "before reopen"));
+    T_ASSERT(strstr(text, "after the move") &&
+             !strstr(text, "before the move"));
+    free(text);
+    T_EQ_INT(log_reopen(), WR_OK); /* the same file: nothing lost */
+    log_info("after reopen");
+    text = slurp(path);
+    T_ASSERT(strstr(text, "after the move") && strstr(text, "after reopen"));
     free(text);
     /* A path that cannot be reopened keeps the old file. */
     T_EQ_INT(rename(path, p2), 0);
@@ -230,6 +238,49 @@ T_CASE(log_rotates_and_reopens)
     log_set_level(LOG_ERR);
 }
 
+/* Local time of y-m-d h:00 (month 1-based), for the date spec cases. */
+static time_t
+at(int y, int mon, int d, int h)
+{
+    struct tm tm = {0};
+
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_isdst = -1;
+    return mktime(&tm);
+}
+
+T_CASE(log_date_spec_next)
+{
+    struct log_date_spec d;
+    time_t now = at(2026, 12, 6, 21) + 1800; /* Sunday 2026-12-06 21:30 */
+
+    T_EQ_INT(log_date_spec_parse("", &d), WR_OK);
+    T_EQ_INT(log_date_next(&d, now), 0);
+    T_EQ_INT(log_date_spec_parse("$D0", &d), WR_OK);
+    T_EQ_INT(log_date_next(&d, now), at(2026, 12, 7, 0));
+    T_EQ_INT(log_date_spec_parse("$D23", &d), WR_OK);
+    T_EQ_INT(log_date_next(&d, now), at(2026, 12, 6, 23));
+    T_EQ_INT(log_date_next(&d, at(2026, 12, 6, 23)), at(2026, 12, 7, 23));
+    T_EQ_INT(log_date_spec_parse("$W0D23", &d), WR_OK); /* Sundays */
+    T_EQ_INT(log_date_next(&d, now), at(2026, 12, 6, 23));
+    T_EQ_INT(log_date_spec_parse("$W5D16", &d), WR_OK); /* Fridays */
+    T_EQ_INT(log_date_next(&d, now), at(2026, 12, 11, 16));
+    T_EQ_INT(log_date_spec_parse("$W0D20", &d), WR_OK); /* passed today */
+    T_EQ_INT(log_date_next(&d, now), at(2026, 12, 13, 20));
+    T_EQ_INT(log_date_spec_parse("$M1D0", &d), WR_OK);
+    T_EQ_INT(log_date_next(&d, now), at(2027, 1, 1, 0));
+    T_EQ_INT(log_date_spec_parse("$ML", &d), WR_OK);
+    T_EQ_INT(log_date_next(&d, now), at(2026, 12, 31, 0));
+    T_EQ_INT(log_date_spec_parse("$M31D2", &d), WR_OK); /* February */
+    T_EQ_INT(log_date_next(&d, at(2027, 2, 1, 0)), at(2027, 2, 28, 2));
+    T_EQ_INT(log_date_spec_parse("$D24", &d), WR_ERR);
+    T_EQ_INT(log_date_spec_parse("$X1", &d), WR_ERR);
+    T_EQ_INT(log_date_spec_parse("$", &d), WR_ERR);
+}
+
 static const struct t_case cases[] = {
     T_REG(cursor_stops_at_end),
     T_REG(shortstr_length_checked_against_remaining),
@@ -240,5 +291,6 @@ static const struct t_case cases[] = {
     T_REG(log_levels_parse),
     T_REG(log_json_escapes_and_categories),
     T_REG(log_rotates_and_reopens),
+    T_REG(log_date_spec_next),
 };
 T_MAIN(cases)

@@ -444,6 +444,37 @@ T_CASE(log_keys)
     EXPECT_ERR_HAS("log.connection.level = loud",
                    "log.connection.level: \"loud\" is not a valid value");
     EXPECT_ERR_HAS("log.file =", "log.file: missing value");
+
+    /* log.dir holds a relative log.file, not an absolute one. */
+    parse_ok(&c, "log.dir = /var/log/warren\nlog.file = w.log\n");
+    T_EQ_STR(c.log_file, "/var/log/warren/w.log");
+    parse_ok(&c, "log.dir = /var/log/warren\nlog.file = /tmp/w.log\n");
+    T_EQ_STR(c.log_file, "/tmp/w.log");
+
+    /* RabbitMQ's date specs; the rest is refused, naming the key. */
+    static const char *const good[] = {"$D0",   "$D23",   "$W0D23", "$W5D16",
+                                       "$M1D0", "$M5D6",  "$ML",    "$MLD3",
+                                       "$H00",  "$M31D23"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "log.file.rotation.date = %s", good[i]);
+        parse_ok(&c, text);
+        T_EQ_STR(c.log_rotation_date, good[i]);
+    }
+    EXPECT_ERR("log.file.rotation.date = daily",
+               "t.conf: log.file.rotation.date: \"daily\" is not a date "
+               "spec (allowed: $D<hour>, $W<weekday 0-6>D<hour>, "
+               "$M<day 1-31 or L>D<hour>)");
+    EXPECT_ERR_HAS("log.file.rotation.date = $D24", "is not a date spec");
+    EXPECT_ERR_HAS("log.file.rotation.date = $W7", "is not a date spec");
+    EXPECT_ERR_HAS("log.file.rotation.date = $M0D0", "is not a date spec");
+    EXPECT_ERR_HAS("log.file.rotation.date = $", "is not a date spec");
+    /* Accepted as RabbitMQ files have them, only as false. */
+    parse_ok(&c, "log.file.rotation.compress = false\nlog.syslog = false\n"
+                 "log.exchange = false\n");
+    EXPECT_ERR("log.file.rotation.compress = true",
+               "t.conf:1: log.file.rotation.compress: \"true\" is not a "
+               "valid value (allowed: false)");
 }
 
 /* ---- strings and addresses */
@@ -889,7 +920,7 @@ T_CASE(unknown_key_with_suggestion)
     EXPECT_ERR("listeners.ssl.default = 5671",
                "t.conf:1: unknown key \"listeners.ssl.default\"");
     EXPECT_ERR_HAS("ssl_options.cacertfile = /x", "unknown key");
-    EXPECT_ERR_HAS("log.syslog = true", "unknown key");
+    EXPECT_ERR_HAS("log.journald = true", "unknown key");
     EXPECT_ERR_HAS("a = 1", "unknown key \"a\"");
 }
 

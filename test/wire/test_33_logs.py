@@ -14,6 +14,8 @@ the connection category's log.connection.level.
   - SIGHUP and SIGUSR1 reopen the file at its path (logrotate's `mv` then
     signal), log one line, and never stop the broker, with or without a
     file (RabbitMQ: SIGHUP is ignored; Warren's died with status 129);
+    without a signal, the next line after a `mv` or `rm` opens a new file
+    at the path (RabbitMQ checks the file's inode before each write);
   - log.connection.level = warning hides the lines of normal connections
     and keeps a refused login's;
   - a log file that cannot be opened, or a bad value, stops startup with
@@ -193,7 +195,8 @@ def test_rotation_by_size_keeps_count_files(make_broker, tmp_path):
     size, count = 2000, 3
     b, path = file_broker(make_broker, tmp_path,
                           **{"log.file.rotation.size": size,
-                             "log.file.rotation.count": count})
+                             "log.file.rotation.count": count,
+                             "log.file.rotation.date": "$D0"})
     ports = [one_connection(b) for _ in range(60)]
     wait_for(path, CLOSING + r" 127\.0\.0\.1:%d " % ports[-1])
     names = sorted(os.listdir(str(tmp_path)))
@@ -217,19 +220,39 @@ def test_rotation_by_size_keeps_count_files(make_broker, tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGUSR1],
                          ids=["SIGHUP", "SIGUSR1"])
 def test_signal_reopens_after_mv(make_broker, tmp_path, sig):
+    # logrotate: mv, then the signal; the broker's line about it is the
+    # first in the new file, the old lines stay in the moved one.
     name = signal.Signals(sig).name
+    b, path = file_broker(make_broker, tmp_path)
+    before = one_connection(b)
+    wait_for(path, CLOSING + r" 127\.0\.0\.1:%d " % before)
+    os.rename(path, path + ".1")
+    b.send_signal(sig)
+    first = wait_for(path, r".")
+    assert re.search(r"\[info\] received %s: log file reopened$" % name,
+                     first), first
+    after = one_connection(b)
+    wait_for(path, CLOSING + r" 127\.0\.0\.1:%d " % after)
+    moved = read(path + ".1")
+    assert "127.0.0.1:%d " % before in moved
+    assert "127.0.0.1:%d " % after not in moved
+    assert "received %s" % name not in moved
+    assert "127.0.0.1:%d " % before not in read(path)
+    assert b.proc.poll() is None
+
+
+def test_mv_without_a_signal_gets_a_new_file(make_broker, tmp_path):
+    # As RabbitMQ's file handler: each line first checks that the path is
+    # still the open file, so a moved or deleted log is recreated.
     b, path = file_broker(make_broker, tmp_path)
     wait_for(path, r"listening on")
     os.rename(path, path + ".1")
-    before = one_connection(b)  # still written to the moved file
-    wait_for(path + ".1", CLOSING + r" 127\.0\.0\.1:%d " % before)
-    b.send_signal(sig)
-    wait_for(path, r"\[info\] received %s: log file reopened" % name)
-    after = one_connection(b)
-    wait_for(path, CLOSING + r" 127\.0\.0\.1:%d " % after)
-    assert "127.0.0.1:%d " % after not in read(path + ".1")
-    assert "127.0.0.1:%d " % before not in read(path)
-    assert b.proc.poll() is None
+    port = one_connection(b)
+    wait_for(path, CLOSING + r" 127\.0\.0\.1:%d " % port)
+    assert "127.0.0.1:%d " % port not in read(path + ".1")
+    os.unlink(path)
+    port = one_connection(b)
+    wait_for(path, CLOSING + r" 127\.0\.0\.1:%d " % port)
 
 
 def test_sighup_never_stops_the_broker(make_broker):
@@ -298,3 +321,11 @@ def test_bad_log_values_name_the_key(tmp_path):
     p = run_warren(tmp_path, "log.file.rotation.size = -1\n")
     assert p.returncode == 1
     assert "log.file.rotation.size:" in p.stderr
+    p = run_warren(tmp_path, "log.file.rotation.date = weekly\n")
+    assert p.returncode == 1
+    assert "log.file.rotation.date: \"weekly\" is not a date spec" \
+        in p.stderr
+    p = run_warren(tmp_path, "log.file.rotation.compress = true\n")
+    assert p.returncode == 1
+    assert "log.file.rotation.compress: \"true\" is not a valid value " \
+        "(allowed: false)" in p.stderr
