@@ -46,7 +46,7 @@ static void resume_input(struct conn *c);
 
 void
 conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
-            const struct sockaddr_storage *local)
+            const struct sockaddr_storage *local, struct tls_server *tls)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
     int one = 1;
@@ -54,6 +54,9 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->magic = CONN_MAGIC;
     c->fd = fd;
+    /* The TLS handshake happens in the first reads, within the
+     * handshake timeout started below. */
+    c->tls = tls ? tls_new(tls, fd) : NULL;
     c->id = ++s->next_conn_id;
     c->state = CONN_HEADER;
     c->connected_at_ms = wr_wall_ms();
@@ -78,7 +81,8 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     }
     DL_APPEND(s->conns, c);
     s->nconns++;
-    log_debug("accepting AMQP connection %s -> %s", c->peer, c->local);
+    log_debug("accepting AMQP%s connection %s -> %s", c->tls ? "S" : "",
+              c->peer, c->local);
 }
 
 void
@@ -230,6 +234,10 @@ conn_drop(struct conn *c, const char *reason)
     ev_io_stop(srv->loop, &c->wio);
     ev_timer_stop(srv->loop, &c->timer);
     relay_free(c);
+    if (c->tls) {
+        tls_free(c->tls); /* close_notify */
+        c->tls = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     c->state = CONN_DEAD;
@@ -332,13 +340,15 @@ conn_flush(struct conn *c)
             publish_flush_confirms(ch);
     }
     before = outq_pending(&c->out);
-    rc = outq_flush(&c->out, c->fd, &c->send_oct);
+    rc = c->tls ? tls_flush(c->tls, &c->out, &c->send_oct)
+                : outq_flush(&c->out, c->fd, &c->send_oct);
     if (outq_pending(&c->out) < before)
         c->last_tx = ev_now(srv->loop);
     if (rc == WR_ERR) {
         conn_drop(c, errno == EPIPE || errno == ECONNRESET
                          ? "client unexpectedly closed TCP connection"
-                         : strerror(errno));
+                     : c->tls ? tls_error(c->tls)
+                              : strerror(errno));
         return;
     }
     if (rc == WR_AGAIN) {
@@ -346,7 +356,7 @@ conn_flush(struct conn *c)
             c->want_write = true;
             ev_io_start(srv->loop, &c->wio);
         }
-    } else if (c->want_write) {
+    } else if (c->want_write && !(c->tls && tls_read_wants_write(c->tls))) {
         c->want_write = false;
         ev_io_stop(srv->loop, &c->wio);
     }
@@ -367,9 +377,15 @@ conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct conn *c = container_of(w, struct conn, wio);
 
-    (void)loop;
     (void)revents;
     WR_ASSERT(c->magic == CONN_MAGIC);
+    /* A TLS read that had to write first (a handshake flight to a full
+     * socket) goes on now. */
+    if (c->tls && tls_read_wants_write(c->tls)) {
+        conn_read_cb(loop, &c->rio, EV_READ);
+        if (c->state == CONN_DEAD)
+            return;
+    }
     conn_flush(c);
 }
 
@@ -609,9 +625,13 @@ static void
 bad_protocol_header(struct conn *c)
 {
     static const char hdr[] = AMQP_PROTOCOL_HEADER;
-    ssize_t k = write(c->fd, hdr, AMQP_PROTOCOL_HEADER_LEN);
 
-    (void)k;
+    if (c->tls) {
+        tls_write_now(c->tls, hdr, AMQP_PROTOCOL_HEADER_LEN);
+    } else {
+        ssize_t k = write(c->fd, hdr, AMQP_PROTOCOL_HEADER_LEN);
+        (void)k;
+    }
     conn_drop(c, "bad protocol header");
 }
 
@@ -707,9 +727,13 @@ conn_update_reading(struct conn *c)
                 !c->blocked && !c->yielded &&
                 (c->state != CONN_RELAYED || relay_wants_client_input(c));
 
-    if (want && !ev_is_active(&c->rio))
+    if (want && !ev_is_active(&c->rio)) {
         ev_io_start(srv->loop, &c->rio);
-    else if (!want && ev_is_active(&c->rio))
+        /* Decrypted input waiting inside OpenSSL: the socket may stay
+         * quiet, so do not wait for it. */
+        if (c->tls && tls_has_pending(c->tls))
+            ev_feed_event(srv->loop, &c->rio, EV_READ);
+    } else if (!want && ev_is_active(&c->rio))
         ev_io_stop(srv->loop, &c->rio);
 }
 
@@ -740,6 +764,17 @@ resume_input(struct conn *c)
     conn_update_reading(c);
 }
 
+/* A TLS read found nothing to return: the handshake (or a key update)
+ * may need the socket writable before it can go on. */
+static void
+tls_wait(struct conn *c)
+{
+    if (tls_read_wants_write(c->tls) && !c->want_write) {
+        c->want_write = true;
+        ev_io_start(srv->loop, &c->wio);
+    }
+}
+
 /* Reads and handles what the socket has, one chunk: a connection that
  * sends a flood is read again in the next loop iteration, after the
  * others had their turn. Input normally lands in the shared rxbuf; only
@@ -754,7 +789,8 @@ conn_read(struct ev_loop *loop, struct conn *c)
         bool own = c->in.len > 0;
         uint8_t *dst = own ? buf_reserve(&c->in, RX_CHUNK) : rxbuf;
         size_t room = own ? c->in.cap - c->in.len : sizeof(rxbuf);
-        ssize_t n = read(c->fd, dst, room);
+        ssize_t n =
+            c->tls ? tls_read(c->tls, dst, room) : read(c->fd, dst, room);
         size_t used;
 
         if (n == 0) {
@@ -767,7 +803,9 @@ conn_read(struct ev_loop *loop, struct conn *c)
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                conn_drop(c, strerror(errno));
+                conn_drop(c, c->tls ? tls_error(c->tls) : strerror(errno));
+            else if (c->tls)
+                tls_wait(c);
             return;
         }
         c->recv_oct += (uint64_t)n;
@@ -801,6 +839,8 @@ conn_read(struct ev_loop *loop, struct conn *c)
         if ((size_t)n < room)
             return;
     }
+    if (c->tls && tls_has_pending(c->tls))
+        ev_feed_event(loop, &c->rio, EV_READ); /* the rest, next turn */
 }
 
 /* A relayed client's bytes go to its vhost's leader as they come. */
@@ -811,7 +851,8 @@ relayed_read(struct conn *c)
 
     if (relay_client_splice(c))
         return;
-    n = read(c->fd, rxbuf, sizeof(rxbuf));
+    n = c->tls ? tls_read(c->tls, rxbuf, sizeof(rxbuf))
+               : read(c->fd, rxbuf, sizeof(rxbuf));
 
     if (n == 0) {
         conn_drop(c, "client closed the connection");
@@ -970,6 +1011,7 @@ conn_info(const struct conn *c, struct conn_info *out)
         .recv_oct = c->recv_oct,
         .send_oct = c->send_oct,
         .send_pend = outq_pending(&c->out),
+        .tls = c->tls,
     };
     snprintf(out->name, sizeof(out->name), "%s -> %s", c->peer, c->local);
 }

@@ -10,6 +10,7 @@
 #include "amqp/frame.h"
 #include "server/outq.h"
 #include "server/server.h"
+#include "server/tls.h"
 
 #include <netinet/in.h>
 #include <uthash.h>
@@ -35,6 +36,7 @@ enum conn_state {
 struct conn {
     uint32_t magic;
     int fd;
+    struct tls *tls; /* NULL: plain TCP (tls.h) */
     enum conn_state state;
     uint64_t id;
     ev_io rio, wio;
@@ -98,8 +100,9 @@ struct conn {
 #define CONN_OUT_HIGH (1u << 20)
 #define CONN_OUT_LOW  (256u << 10)
 
+/* A new client on fd; tls: the TLS server of an AMQPS listener, or NULL. */
 void conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
-                 const struct sockaddr_storage *local);
+                 const struct sockaddr_storage *local, struct tls_server *tls);
 /* Marks c for a flush in this iteration's prepare pass. */
 void conn_pending(struct conn *c);
 /* Sends a method frame on channel ch. */
