@@ -839,7 +839,7 @@ conn_read(struct ev_loop *loop, struct conn *c)
         if ((size_t)n < room)
             return;
     }
-    if (c->tls && tls_has_pending(c->tls))
+    if (c->tls && ev_is_active(&c->rio) && tls_has_pending(c->tls))
         ev_feed_event(loop, &c->rio, EV_READ); /* the rest, next turn */
 }
 
@@ -1012,6 +1012,7 @@ conn_info(const struct conn *c, struct conn_info *out)
         .send_oct = c->send_oct,
         .send_pend = outq_pending(&c->out),
         .tls = c->tls,
+        .auth_mechanism = c->auth_mech,
     };
     snprintf(out->name, sizeof(out->name), "%s -> %s", c->peer, c->local);
 }

@@ -49,6 +49,7 @@ struct conn {
     char local[64];
     bool loopback;
     char *user;
+    const char *auth_mech; /* the SASL mechanism it logged in with */
     struct vhost *vh;
     struct vh_owner owner;
     uint32_t frame_max;
@@ -256,5 +257,13 @@ void alarm_loop_waited(struct server *s, double waited, double now);
 #define AUTH_MALFORMED 1
 int auth_check(struct server *s, struct conn *c, struct bytes mechanism,
                struct bytes response, char **user, char *why, size_t whylen);
+/* Whether mechanism is offered to c: configured (auth_mechanisms.*, PLAIN
+ * and AMQPLAIN when none is), and EXTERNAL only on a TLS connection whose
+ * client sent a certificate (as rabbitmq_auth_mechanism_ssl offers it). */
+bool auth_offered(const struct server *s, const struct conn *c,
+                  struct bytes mechanism);
+/* The mechanisms offered to c, space-separated (connection.start). */
+void auth_mechanisms(const struct server *s, const struct conn *c,
+                     struct buf *out);
 
 #endif

@@ -134,8 +134,10 @@ struct conn_info {
     uint64_t connected_at_ms;  /* wall clock */
     struct bytes client_props; /* start-ok's table body */
     uint64_t recv_oct, send_oct;
-    uint64_t send_pend;    /* bytes waiting for the socket */
-    const struct tls *tls; /* NULL: plain TCP; else tls_describe() */
+    uint64_t send_pend;         /* bytes waiting for the socket */
+    const struct tls *tls;      /* NULL: plain TCP; else tls_describe() */
+    const char *auth_mechanism; /* "PLAIN", "AMQPLAIN", "EXTERNAL"; NULL
+                                   before start-ok */
 };
 
 struct chan_info {
