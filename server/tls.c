@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <signal.h>
@@ -180,12 +181,28 @@ check_file(const char *prefix, const char *key, const char *path, char *err,
     return WR_OK;
 }
 
+/* The PEM private key at path, decrypted with password if needed. */
+static EVP_PKEY *
+read_key(const char *path, const char *password)
+{
+    BIO *b = BIO_new_file(path, "r");
+    EVP_PKEY *pk;
+
+    if (!b)
+        return NULL;
+    pk = PEM_read_bio_PrivateKey(b, NULL, password_cb, (void *)password);
+    BIO_free(b);
+    return pk;
+}
+
 static int
 load_cert_and_key(SSL_CTX *ctx, const struct wr_tls *o, const char *prefix,
                   char *err, size_t errlen)
 {
     const char *key = o->keyfile[0] ? o->keyfile : o->certfile;
     const char *keykey = o->keyfile[0] ? "keyfile" : "certfile";
+    EVP_PKEY *pk;
+    bool ok;
 
     if (!o->certfile[0]) {
         snprintf(err, errlen, "%s.certfile is not set", prefix);
@@ -199,13 +216,23 @@ load_cert_and_key(SSL_CTX *ctx, const struct wr_tls *o, const char *prefix,
                  prefix, o->certfile, ssl_reason("unreadable"));
         return WR_ERR;
     }
-    SSL_CTX_set_default_passwd_cb(ctx, password_cb);
-    SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)o->password);
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+    pk = read_key(key, o->password);
+    if (!pk) {
         snprintf(err, errlen, "%s.%s: %s: cannot load the private key: %s (%s)",
                  prefix, keykey, key, ssl_reason("unreadable"),
                  o->password[0] ? "wrong password?"
-                                : "encrypted? set the password key");
+                                : "not a PEM key, or encrypted: set the "
+                                  "password key");
+        return WR_ERR;
+    }
+    ok = SSL_CTX_use_PrivateKey(ctx, pk) == 1;
+    EVP_PKEY_free(pk);
+    if (!ok) {
+        snprintf(err, errlen,
+                 "%s.%s: %s: the private key does not match the "
+                 "certificate in %s.certfile (%s): %s",
+                 prefix, keykey, key, prefix, o->certfile,
+                 ssl_reason("mismatch"));
         return WR_ERR;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
