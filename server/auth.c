@@ -13,8 +13,9 @@
  * EXTERNAL is rabbitmq_auth_mechanism_ssl's: the user is named by the TLS
  * client certificate (its subject, or its CN with ssl_cert_login_from =
  * common_name), must exist, and no password is checked; the response is
- * ignored. It is offered only to TLS clients that sent a certificate,
- * and only when auth_mechanisms.* lists it.
+ * ignored. It is offered only to TLS clients, and only when
+ * auth_mechanisms.* lists it; a client without a certificate that
+ * chooses it is refused like a wrong password.
  */
 #include "server/conn.h"
 
@@ -69,14 +70,13 @@ is_loopback_user(const struct wr_config *cfg, struct bytes user)
 
 static const char *const default_mechanisms[] = {"PLAIN", "AMQPLAIN"};
 
-/* Whether the configured mechanism m may be offered to c. */
+/* Whether the configured mechanism m may be offered to c: EXTERNAL on
+ * TLS connections only (with or without a client certificate: one
+ * without is refused at start-ok, as RabbitMQ 3.10 does). */
 static bool
 may_offer(const struct conn *c, const char *m)
 {
-    char name[8];
-
-    return strcmp(m, "EXTERNAL") != 0 ||
-           (c->tls && tls_peer_name(c->tls, false, name, sizeof(name)));
+    return c->tls != NULL || strcmp(m, "EXTERNAL") != 0;
 }
 
 bool

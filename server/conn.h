@@ -258,8 +258,8 @@ void alarm_loop_waited(struct server *s, double waited, double now);
 int auth_check(struct server *s, struct conn *c, struct bytes mechanism,
                struct bytes response, char **user, char *why, size_t whylen);
 /* Whether mechanism is offered to c: configured (auth_mechanisms.*, PLAIN
- * and AMQPLAIN when none is), and EXTERNAL only on a TLS connection whose
- * client sent a certificate (as rabbitmq_auth_mechanism_ssl offers it). */
+ * and AMQPLAIN when none is), and EXTERNAL only on a TLS connection (as
+ * rabbitmq_auth_mechanism_ssl offers it). */
 bool auth_offered(const struct server *s, const struct conn *c,
                   struct bytes mechanism);
 /* The mechanisms offered to c, space-separated (connection.start). */
