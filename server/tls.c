@@ -299,6 +299,10 @@ ctx_new(const struct wr_tls *o, const char *prefix, char *err, size_t errlen)
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"warren", 6);
+    /* OpenSSL reads what the socket has, not a record header and then
+     * its body: half the read calls (scenario 1 over TLS: broker CPU per
+     * message 3.6-5.0 -> 2.4-2.5 us). */
+    SSL_CTX_set_read_ahead(ctx, 1);
     set_versions(ctx, o);
     if (load_cert_and_key(ctx, o, prefix, err, errlen) != WR_OK ||
         set_verify(ctx, o, prefix, err, errlen) != WR_OK ||
