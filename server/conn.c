@@ -381,7 +381,7 @@ conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
     WR_ASSERT(c->magic == CONN_MAGIC);
     /* A TLS read that had to write first (a handshake flight to a full
      * socket) goes on now. */
-    if (c->tls && tls_read_wants_write(c->tls)) {
+    if (c->tls && tls_take_read_wants_write(c->tls) && ev_is_active(&c->rio)) {
         conn_read_cb(loop, &c->rio, EV_READ);
         if (c->state == CONN_DEAD)
             return;

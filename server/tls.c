@@ -578,6 +578,15 @@ tls_read_wants_write(const struct tls *s)
     return s->read_wants_write;
 }
 
+bool
+tls_take_read_wants_write(struct tls *s)
+{
+    bool was = s->read_wants_write;
+
+    s->read_wants_write = false;
+    return was;
+}
+
 const char *
 tls_error(const struct tls *s)
 {

@@ -512,6 +512,12 @@ mgmt_http_addr(void)
     return g.l.addr;
 }
 
+const char *
+mgmt_https_addr(void)
+{
+    return g.ls.fd >= 0 ? g.ls.addr : NULL;
+}
+
 uint16_t
 mgmt_http_port(void)
 {
@@ -1102,7 +1108,7 @@ mc_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 
     (void)revents;
     WR_ASSERT(c->magic == MGMT_CONN_MAGIC);
-    if (c->tls && tls_read_wants_write(c->tls)) {
+    if (c->tls && tls_take_read_wants_write(c->tls) && ev_is_active(&c->rio)) {
         mc_read_cb(loop, &c->rio, EV_READ);
         if (c->state == MC_DEAD)
             return;

@@ -426,15 +426,19 @@ def test_external_distinguished_name_by_default(make_broker, pki):
 
 def test_https_management_api(make_broker, pki):
     port = free_port()
-    b = make_broker(extra_conf={
+    b = make_broker(extra_conf=ssl_conf(pki, **{
         "management.ssl.port": port, "management.ssl.ip": "127.0.0.1",
         "management.ssl.certfile": pki.path("server.pem"),
         "management.ssl.keyfile": pki.path("server_enc.key"),
-        "management.ssl.password": "s3cret"})
+        "management.ssl.password": "s3cret"}))
     assert port_of(b, "https") == port
     ctx = pki.client_ctx()
     status, ov = mgmt_get(port, "/api/overview", "https", ctx)
     assert status == 200 and ov["node"]
+    # RabbitMQ's protocol names for the listeners
+    assert sorted((x["protocol"], x["port"]) for x in ov["listeners"]) == \
+        sorted([("amqp", b.port), ("amqp/ssl", port_of(b, "amqps")),
+                ("http", port_of(b, "http")), ("https", port)])
     # several requests on one TLS connection, a large response
     status, _ = mgmt_get(port, "/api/whoami", "https", ctx)
     assert status == 200
