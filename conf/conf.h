@@ -133,8 +133,10 @@ struct wr_config {
     size_t nssl_listeners;
     struct wr_tls ssl; /* ssl_options.* */
     struct wr_confitem auth_mechanisms[CONF_MAX_AUTH_MECHS];
-    size_t nauth_mechanisms; /* 0: PLAIN and AMQPLAIN */
-    int ssl_cert_login_from; /* enum conf_cert_login */
+    size_t nauth_mechanisms;           /* 0: PLAIN and AMQPLAIN */
+    int ssl_cert_login_from;           /* enum conf_cert_login */
+    uint32_t ssl_handshake_timeout_ms; /* ssl_handshake_timeout: the TLS
+                                          handshake, default 5000 ms */
 
     /* ---- users and access: created on first start (RabbitMQ keys) */
     char default_user[256];           /* default "guest" */

@@ -104,6 +104,10 @@ CONF_VLIST("auth_mechanisms.*", auth_mechanisms, nauth_mechanisms,
            "SASL mechanism <n> offered to AMQP clients (PLAIN, AMQPLAIN, "
            "EXTERNAL: the TLS client certificate); none set: PLAIN and "
            "AMQPLAIN")
+CONF_KEY("ssl_handshake_timeout", CONF_UINT, ssl_handshake_timeout_ms, 1,
+         4294967295, CONF_F_INFINITY, "ms", NULL, "5000",
+         "Time an AMQPS client has for the TLS handshake; then "
+         "handshake_timeout for the AMQP one")
 CONF_KEY("ssl_cert_login_from", CONF_ENUM, ssl_cert_login_from, 0, 0, 0, NULL,
          conf_cert_logins, "distinguished_name",
          "EXTERNAL: the user name is the client certificate's subject "

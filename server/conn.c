@@ -72,12 +72,15 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
     ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
     ev_io_start(s->loop, &c->rio);
-    if (s->cfg->handshake_timeout_ms) {
-        ev_timer_init(&c->timer, conn_timer_cb,
-                      s->cfg->handshake_timeout_ms / 1000.0, 0.);
-        ev_timer_start(s->loop, &c->timer);
-    } else {
-        ev_timer_init(&c->timer, conn_timer_cb, 0., 0.);
+    c->accepted_at = ev_now(s->loop);
+    {
+        uint32_t ms = tls && s->cfg->ssl_handshake_timeout_ms
+                          ? s->cfg->ssl_handshake_timeout_ms
+                          : s->cfg->handshake_timeout_ms;
+
+        ev_timer_init(&c->timer, conn_timer_cb, ms / 1000.0, 0.);
+        if (ms)
+            ev_timer_start(s->loop, &c->timer);
     }
     DL_APPEND(s->conns, c);
     s->nconns++;
@@ -904,6 +907,30 @@ conn_resume_yielded(struct server *s)
 
 /* ---- timers: handshake timeout, heartbeats, close timeout */
 
+/* The handshake's timer fired. An AMQPS client first has
+ * ssl_handshake_timeout for TLS, then what is left of handshake_timeout
+ * (counted from the accept) for AMQP. */
+static void
+handshake_timer(struct conn *c, ev_tstamp now)
+{
+    const struct wr_config *cfg = srv->cfg;
+    double left = cfg->handshake_timeout_ms / 1000.0 - (now - c->accepted_at);
+
+    if (c->tls && !tls_is_established(c->tls) &&
+        cfg->ssl_handshake_timeout_ms) {
+        conn_drop(c, "TLS handshake timeout");
+        return;
+    }
+    if (c->tls && (cfg->handshake_timeout_ms == 0 || left > 0)) {
+        if (cfg->handshake_timeout_ms) {
+            ev_timer_set(&c->timer, left, 0.);
+            ev_timer_start(srv->loop, &c->timer);
+        }
+        return;
+    }
+    conn_drop(c, "handshake timeout");
+}
+
 static void
 conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -918,7 +945,7 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     if (c->state != CONN_OPEN) {
-        conn_drop(c, "handshake timeout");
+        handshake_timer(c, now);
         return;
     }
     if (hb <= 0)

@@ -40,7 +40,8 @@ struct conn {
     enum conn_state state;
     uint64_t id;
     ev_io rio, wio;
-    ev_timer timer; /* handshake timeout, heartbeats, close timeout */
+    ev_timer timer;        /* handshake timeout, heartbeats, close timeout */
+    ev_tstamp accepted_at; /* loop time of the accept (handshake timeout) */
     struct frame_parser fp;
     struct buf in; /* bytes of an incomplete frame */
     struct outq out;

@@ -579,6 +579,12 @@ tls_read_wants_write(const struct tls *s)
 }
 
 bool
+tls_is_established(const struct tls *s)
+{
+    return SSL_is_init_finished(s->ssl);
+}
+
+bool
 tls_take_read_wants_write(struct tls *s)
 {
     bool was = s->read_wants_write;

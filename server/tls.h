@@ -66,6 +66,8 @@ bool tls_read_wants_write(const struct tls *s);
 /* The same, and forgets it: the socket became writable, the owner reads
  * again if it is reading (a later read retries the write anyway). */
 bool tls_take_read_wants_write(struct tls *s);
+/* The TLS handshake is done. */
+bool tls_is_established(const struct tls *s);
 /* Why the last call failed (OpenSSL's reason, for the log). */
 const char *tls_error(const struct tls *s);
 

@@ -1328,6 +1328,9 @@ T_CASE(tls_keys_follow_rabbitmq)
     T_EQ_INT(c.ssl_cert_login_from, CONF_CERT_LOGIN_DN);
     T_EQ_INT(c.nauth_mechanisms, 0);
     T_EQ_INT(c.management_ssl_port, 0);
+    T_EQ_INT(c.ssl_handshake_timeout_ms, 5000);
+    parse_ok(&c, "ssl_handshake_timeout = infinity\n");
+    T_EQ_INT(c.ssl_handshake_timeout_ms, 0);
     parse_ok(&c, "listeners.ssl.default = 5671\n"
                  "listeners.ssl.local = 127.0.0.1:5672\n"
                  "ssl_options.cacertfile = /etc/ca.pem\n"

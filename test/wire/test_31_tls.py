@@ -510,7 +510,9 @@ def test_sighup_reloads_the_certificate(make_broker, pki, tmp_path):
 # ---- handshakes that never end --------------------------------------------------
 
 def test_slow_and_hostile_handshakes_block_nobody(make_broker, pki):
-    b = make_broker(extra_conf=ssl_conf(pki, handshake_timeout=1500))
+    # RabbitMQ: ssl_handshake_timeout for TLS, handshake_timeout for AMQP
+    b = make_broker(extra_conf=ssl_conf(pki, ssl_handshake_timeout=1000,
+                                        handshake_timeout=2500))
     port = port_of(b, "amqps")
     silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
     garbage = socket.create_connection(("127.0.0.1", port))
@@ -518,28 +520,34 @@ def test_slow_and_hostile_handshakes_block_nobody(make_broker, pki):
     # half a ClientHello, then nothing
     half = socket.create_connection(("127.0.0.1", port))
     half.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    # a whole TLS handshake, then no AMQP header
+    mute = pki.client_ctx().wrap_socket(
+        socket.create_connection(("127.0.0.1", port)),
+        server_hostname="localhost")
     t0 = time.monotonic()
     with pika.BlockingConnection(tls_params(b, pki)) as conn:
         ch = conn.channel()
         q = ch.queue_declare("", exclusive=True).method.queue
         ch.basic_publish("", q, b"fine")
         assert ch.basic_get(q, auto_ack=True)[2] == b"fine"
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 0.8
 
     def dropped(s):
-        s.settimeout(5)
+        s.settimeout(6)
         try:
             while s.recv(4096):
                 pass
-        except (ConnectionResetError, socket.timeout):
+        except (ConnectionResetError, socket.timeout, ssl.SSLError):
             pass
         return time.monotonic() - t0
 
     waited = [dropped(s) for s in silent + [half]]
-    assert all(1.0 < w < 4.0 for w in waited), waited
-    assert b.wait_for_line(r"handshake timeout")
-    assert dropped(garbage) < 4.0
-    for s in silent + [garbage, half]:
+    assert all(0.8 < w < 2.0 for w in waited), waited
+    assert b.wait_for_line(r"TLS handshake timeout")
+    assert dropped(garbage) < 2.0
+    assert 2.0 < dropped(mute) < 4.0
+    assert b.wait_for_line(r"\): handshake timeout")
+    for s in silent + [garbage, half, mute]:
         s.close()
     assert b.proc.poll() is None
 
