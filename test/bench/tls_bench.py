@@ -233,24 +233,35 @@ def main():
     report(args, brokers, results, commands)
 
 
-def med(js, f):
-    return statistics.median(f(j) for j in js)
+def cell(js, f, fmt):
+    """Median (min-max) of f over the runs."""
+    v = sorted(f(j) for j in js)
+    return "%s (%s-%s)" % (fmt(statistics.median(v)), fmt(v[0]), fmt(v[-1]))
 
 
 def report(args, brokers, results, commands):
+    rate = "{:,.0f}".format
+    cpu = "{:.2f}".format
     print("| # | broker | plain: msg/s | TLS: msg/s | rate TLS/plain | "
           "plain: broker µs/msg | TLS: broker µs/msg | CPU TLS/plain |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in args.scenarios:
         for b in brokers:
             p, t = results[(n, b.name, "plain")], results[(n, b.name, "tls")]
-            rp, rt = (med(p, lambda j: j["consume_rate"]),
-                      med(t, lambda j: j["consume_rate"]))
-            cp, ct = (med(p, lambda j: j["broker"]["cpu_us_per_msg"]),
-                      med(t, lambda j: j["broker"]["cpu_us_per_msg"]))
-            print("| %d | %s | %s | %s | %.2f | %.2f | %.2f | %.2f |"
-                  % (n, b.name, "{:,.0f}".format(rp), "{:,.0f}".format(rt),
-                     rt / rp, cp, ct, ct / cp))
+
+            def r(j):
+                return j["consume_rate"]
+
+            def c(j):
+                return j["broker"]["cpu_us_per_msg"]
+
+            print("| %d | %s | %s | %s | %.2f | %s | %s | %.2f |"
+                  % (n, b.name, cell(p, r, rate), cell(t, r, rate),
+                     statistics.median(map(r, t)) /
+                     statistics.median(map(r, p)),
+                     cell(p, c, cpu), cell(t, c, cpu),
+                     statistics.median(map(c, t)) /
+                     statistics.median(map(c, p))))
     print()
     for n in args.scenarios:
         print("- %d. %s: `%s` (plain), `%s` (TLS)"
