@@ -511,23 +511,25 @@ tls_read(struct tls *s, void *buf, size_t len)
     return (ssize_t)got;
 }
 
-/* Points *p at the next `want` bytes of q's front: in place when the
- * first run holds them, else gathered into stage. */
+/* The next bytes of q's front, at most *want of them (*want is cut to
+ * what the first iovecs hold): in place when the first run holds them,
+ * else gathered into stage. A repeated write asks for the same count,
+ * which the same front (an outq only grows at its end) still holds. */
 static const void *
-front_bytes(struct outq *q, size_t want, uint8_t *stage)
+front_bytes(struct outq *q, size_t *want, uint8_t *stage)
 {
     struct iovec iov[64];
     int n = outq_iov(q, iov, 64);
     size_t got = 0;
 
-    if (iov[0].iov_len >= want)
+    if (iov[0].iov_len >= *want)
         return iov[0].iov_base;
-    for (int i = 0; i < n && got < want; i++) {
-        size_t k = WR_MIN(iov[i].iov_len, want - got);
+    for (int i = 0; i < n && got < *want; i++) {
+        size_t k = WR_MIN(iov[i].iov_len, *want - got);
         memcpy(stage + got, iov[i].iov_base, k);
         got += k;
     }
-    WR_ASSERT(got == want);
+    *want = got;
     return stage;
 }
 
@@ -539,8 +541,11 @@ tls_flush(struct tls *s, struct outq *q, uint64_t *sent)
     ERR_clear_error();
     while (outq_pending(q) > 0) {
         size_t want = s->wlen ? s->wlen : WR_MIN(outq_pending(q), TLS_RECORD);
-        const void *p = front_bytes(q, want, stage);
-        int k = SSL_write(s->ssl, p, (int)want), e;
+        const void *p = front_bytes(q, &want, stage);
+        int k, e;
+
+        WR_ASSERT(s->wlen == 0 || want == s->wlen);
+        k = SSL_write(s->ssl, p, (int)want);
 
         if (k > 0) {
             s->wlen = 0;

@@ -207,6 +207,32 @@ def test_pika_publish_and_consume_over_tls(make_broker, pki):
         conn.channel()
 
 
+def test_slow_tls_reader_gets_every_byte(make_broker, pki):
+    """A consumer that stops reading: the broker's TLS writes meet a full
+    socket (SSL_ERROR_WANT_WRITE, repeated later with the same bytes),
+    its output backs up, and everything arrives intact once it reads."""
+    b = make_broker(extra_conf=ssl_conf(pki))
+    bodies = [bytes([i % 251]) * (200000 + 7 * i) for i in range(40)]
+    with pika.BlockingConnection(b.params()) as pc:
+        ch = pc.channel()
+        ch.queue_declare("tls-slow")
+        for body in bodies:
+            ch.basic_publish("", "tls-slow", body)
+        ch.queue_declare("tls-slow", passive=True)
+    got = []
+    with pika.BlockingConnection(tls_params(b, pki)) as conn:
+        ch = conn.channel()
+        ch.basic_consume("tls-slow", lambda c, m, p, body: got.append(body),
+                         auto_ack=True)
+        time.sleep(1.5)  # not reading: the broker's writes back up
+        deadline = time.monotonic() + 20
+        while len(got) < len(bodies) and time.monotonic() < deadline:
+            conn.process_data_events(time_limit=0.2)
+        ch.queue_delete("tls-slow")
+    assert len(got) == len(bodies)
+    assert got == bodies
+
+
 def test_api_connections_show_tls(make_broker, pki):
     b = make_broker(extra_conf=ssl_conf(pki, **{
         "ssl_options.verify": "verify_peer"}))
@@ -448,6 +474,12 @@ def test_https_management_api(make_broker, pki):
     # plain HTTP keeps working on management.tcp.port
     status, _ = mgmt_get(port_of(b, "http"), "/api/overview")
     assert status == 200
+    # SIGHUP reloads this certificate too (its key with its password)
+    n = len(b.stderr_lines())
+    b.send_signal(signal.SIGHUP)
+    assert b.wait_for_line(r"SIGHUP: reloaded the TLS certificate of "
+                           r"management.ssl", start=n)
+    assert mgmt_get(port, "/api/overview", "https", ctx)[0] == 200
     # an HTTP request to the HTTPS port is no handshake: dropped
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"GET /api/overview HTTP/1.1\r\nHost: x\r\n\r\n")
