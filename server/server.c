@@ -189,6 +189,9 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     s->methods = &m_table;
     s->cfg = cfg;
     s->loop = ev_default_loop(EVFLAG_AUTO);
+    /* SIGHUP reloads TLS certificates; from here on it never stops the
+     * broker, even while the node boots. */
+    tls_watch_sighup(s->loop);
     opts.data_dir = cfg->data_dir;
     opts.fsync = cfg->fsync;
     opts.fsync_interval_ms = cfg->fsync_interval_ms;
@@ -220,7 +223,6 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     ev_signal_init(&s->sigint, signal_cb, SIGINT);
     ev_signal_start(s->loop, &s->sigterm);
     ev_signal_start(s->loop, &s->sigint);
-    tls_watch_sighup(s->loop); /* SIGHUP reloads TLS certificates */
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         if (amqp_listener_open(s, &cfg->listeners[i], &s->listeners[i], "amqp",
                                NULL) != WR_OK)
