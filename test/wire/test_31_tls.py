@@ -29,8 +29,8 @@ import shutil
 import signal
 import socket
 import ssl
-import struct
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -660,3 +660,69 @@ def test_sighup_without_tls_keeps_running(make_broker):
     assert b.proc.poll() is None
     with pika.BlockingConnection(b.params()) as conn:
         conn.channel()
+
+
+# ---- a TLS client relayed to its vhost's leader (cluster) ---------------------
+
+def test_tls_client_relayed_to_the_vhosts_leader(pki, tmp_path):
+    """A node that does not lead the vhost relays its clients' plain text
+    to the leader: over TLS it copies the decrypted bytes (no splicing of
+    the encrypted stream)."""
+    import conftest
+    if conftest.external_broker() is not None:
+        pytest.skip("needs private Warren nodes")
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..",
+                                    "cluster"))
+    import localcluster
+    from test_20_mgmt_api import Mgmt
+
+    lc = localcluster.LocalCluster(
+        nodes=2, workdir=str(tmp_path / "cluster"), ttl=4,
+        extra_conf={"ssl_options.certfile": pki.path("server.pem"),
+                    "ssl_options.keyfile": pki.path("server.key")})
+    ports = []
+    for n in lc.nodes:
+        ports.append(localcluster.free_port())
+        n.extra_conf["listeners.ssl.default"] = "127.0.0.1:%d" % ports[-1]
+    try:
+        lc.start()
+        api = Mgmt(lc.node(0).mgmt_port)
+        vhosts = ["tls-%d" % i for i in range(6)]
+        for vh in vhosts:
+            assert api.put("/api/vhosts/" + vh).status in (201, 204)
+            assert api.put("/api/permissions/%s/guest" % vh,
+                           {"configure": ".*", "write": ".*",
+                            "read": ".*"}).status in (201, 204)
+
+        def leader(vh):
+            r = api.get("/api/vhosts/" + vh)
+            return r.json.get("leader") if r.status == 200 else None
+
+        assert wait_until(lambda: all(leader(vh) for vh in vhosts), 20)
+        other = [vh for vh in vhosts if leader(vh) != lc.node(0).name]
+        assert other, "node 2 leads none of %s" % vhosts
+        params = pika.ConnectionParameters(
+            host="localhost", port=ports[0], virtual_host=other[0],
+            ssl_options=pika.SSLOptions(pki.client_ctx(), "localhost"),
+            connection_attempts=1)
+        bodies = [b"small %d" % i for i in range(100)] + \
+            [bytes([i]) * 300000 for i in range(10)]
+        with pika.BlockingConnection(params) as conn:
+            ch = conn.channel()
+            ch.queue_declare("relayed")
+            ch.confirm_delivery()
+            for body in bodies:
+                ch.basic_publish("", "relayed", body)
+            got = []
+            for _m, _p, body in ch.consume("relayed", auto_ack=True,
+                                           inactivity_timeout=10):
+                assert body is not None, "timed out after %d" % len(got)
+                got.append(body)
+                if len(got) == len(bodies):
+                    break
+            assert got == bodies
+            ch.cancel()
+            ch.queue_delete("relayed")
+        assert lc.node(0).wait_for_line(r"relayed to node", timeout=5)
+    finally:
+        lc.close()
