@@ -16,13 +16,15 @@
  * twice). The handshake needs no state of its own: it runs inside the
  * first tls_read calls, which the owner's read watcher makes as for any
  * input, and a client that never finishes it is dropped by the owner's
- * handshake timeout like one that never sends the AMQP header. So a slow
- * or hostile handshake costs one SSL object and never blocks the loop.
+ * timer (ssl_handshake_timeout for AMQPS, the anonymous connection
+ * timeout for HTTPS). So a slow or hostile handshake costs one SSL
+ * object and never blocks the loop.
  *
  * Reads loop over SSL_read until OpenSSL wants more from the socket or
- * the caller's buffer is full; in that last case decrypted bytes may
- * wait inside OpenSSL with the socket quiet, which tls_has_pending tells
- * the owner. Writes take the outq's front: a slice of a large body goes
+ * the caller's buffer is full; OpenSSL reads ahead (whole bursts, not a
+ * record header and then its body), so in that last case bytes may wait
+ * inside OpenSSL with the socket quiet, which tls_has_pending tells the
+ * owner. Writes take the outq's front: a slice of a large body goes
  * to SSL_write as it is, small frames are gathered into one record-sized
  * stage first (one TLS record for many small frames, not one each).
  * SSL_MODE_ENABLE_PARTIAL_WRITE makes SSL_write return after each record
