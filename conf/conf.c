@@ -60,6 +60,7 @@ enum conf_type {
     CONF_NONE,     /* "none": empties a list (field = its count) */
     CONF_LISTENER, /* list item: [IP:]PORT */
     CONF_NAMESET,  /* list item: name = true | false */
+    CONF_VALLIST,  /* list item: name = value (struct wr_confitem) */
     CONF_ALIASED,  /* another name for the row named in `help` */
 };
 
@@ -130,6 +131,26 @@ static const struct conf_enum conf_leader_locators[] = {
     {"balanced", CONF_LOCATOR_BALANCED},
     {NULL, 0},
 };
+static const struct conf_enum conf_verify_modes[] = {
+    {"verify_none", CONF_VERIFY_NONE},
+    {"verify_peer", CONF_VERIFY_PEER},
+    {NULL, 0},
+};
+static const struct conf_enum conf_cert_logins[] = {
+    {"distinguished_name", CONF_CERT_LOGIN_DN},
+    {"common_name", CONF_CERT_LOGIN_CN},
+    {NULL, 0},
+};
+/* The values of the CONF_VALLIST rows that take names (value unused). */
+static const struct conf_enum conf_tls_versions[] = {
+    {"tlsv1", 0}, {"tlsv1.1", 0}, {"tlsv1.2", 0}, {"tlsv1.3", 0}, {NULL, 0},
+};
+static const struct conf_enum conf_auth_mechs[] = {
+    {"PLAIN", 0},
+    {"AMQPLAIN", 0},
+    {"EXTERNAL", 0},
+    {NULL, 0},
+};
 static const struct conf_enum conf_locators[] = {
     {"client-local", 0},
     {"min-masters", 1},
@@ -178,6 +199,15 @@ struct conf_key {
      .def_name = dn,                                \
      .def = d,                                      \
      .help = h},
+#define CONF_VLIST(k, a, n, e, h)                   \
+    {.key = k,                                      \
+     .type = CONF_VALLIST,                          \
+     .off = offsetof(struct wr_config, a),          \
+     .size = sizeof(FIELD(a)[0]),                   \
+     .count_off = offsetof(struct wr_config, n),    \
+     .cap = sizeof(FIELD(a)) / sizeof(FIELD(a)[0]), \
+     .enums = e,                                    \
+     .help = h},
 #define CONF_IGNORED(k, t, lo, hi, e, why) \
     {.key = k,                             \
      .type = t,                            \
@@ -201,6 +231,7 @@ static const struct conf_key conf_keys[] = {
 
 #undef CONF_KEY
 #undef CONF_LIST
+#undef CONF_VLIST
 #undef CONF_IGNORED
 #undef CONF_ALIAS
 
@@ -297,6 +328,17 @@ describe(const struct conf_key *k, char *dst, size_t cap)
         return;
     case CONF_LISTENER:
         snprintf(dst, cap, "PORT, IP:PORT or [IPv6]:PORT, port 0..65535");
+        return;
+    case CONF_VALLIST:
+        if (k->enums) {
+            dst[0] = '\0';
+            for (const struct conf_enum *e = k->enums; e->name && o < cap; e++)
+                o += (size_t)snprintf(dst + o, cap - o, "%s%s",
+                                      e == k->enums ? "" : ", ", e->name);
+        } else {
+            snprintf(dst, cap, "text of 1..%zu bytes",
+                     sizeof(FIELD(ssl.ciphers[0].value)) - 1);
+        }
         return;
     case CONF_ALIASED:
         break;
@@ -681,6 +723,8 @@ list_find(struct parse *p, const struct conf_key *k, const char *name)
         const char *s =
             k->type == CONF_LISTENER
                 ? ((const struct wr_listener *)(const void *)base)[i].name
+            : k->type == CONF_VALLIST
+                ? ((const struct wr_confitem *)(const void *)base)[i].name
                 : base + i * k->size;
         if (strcmp(s, name) == 0)
             return i;
@@ -747,6 +791,39 @@ set_nameset(struct parse *p, const struct conf_key *k, struct bytes key,
     return WR_OK;
 }
 
+/* `prefix.<name> = value`: sets item <name>, appended when new. */
+static int
+set_vallist(struct parse *p, const struct conf_key *k, struct bytes key,
+            struct bytes item, struct bytes val)
+{
+    struct wr_confitem it = {0}, *arr = field(p, k);
+    size_t *count = list_count(p, k), i;
+    char msg[MSG_MAX];
+    bool known = k->enums == NULL;
+
+    if (!item_name(item, it.name, sizeof(it.name))) {
+        snprintf(msg, sizeof(msg), "name longer than %zu bytes",
+                 sizeof(it.name) - 1);
+        return fail_value(p, k, key, msg);
+    }
+    if (val.len >= sizeof(it.value))
+        return fail_value(p, k, key, "value too long");
+    for (const struct conf_enum *e = k->enums; e && e->name; e++)
+        known = known || bytes_eq_str(val, e->name);
+    if (!known)
+        return fail_value(p, k, key, "unknown value");
+    memcpy(it.value, val.ptr, val.len);
+    i = list_find(p, k, it.name);
+    if (i == *count && *count == k->cap) {
+        snprintf(msg, sizeof(msg), "more than %zu items", k->cap);
+        return fail_value(p, k, key, msg);
+    }
+    arr[i] = it;
+    if (i == *count)
+        (*count)++;
+    return WR_OK;
+}
+
 /* ---- the loop */
 
 /* Returns true when v holds a byte below 0x20 (tab included) or DEL. */
@@ -774,7 +851,8 @@ apply(struct parse *p, const struct conf_key *k, struct bytes key,
         return fail_value(p, k, key, "value is not valid UTF-8");
     if (has_control(val))
         return fail_value(p, k, key, "value holds a control character");
-    if ((k->type == CONF_LISTENER || k->type == CONF_NAMESET) &&
+    if ((k->type == CONF_LISTENER || k->type == CONF_NAMESET ||
+         k->type == CONF_VALLIST) &&
         !list_touched(p, k))
         *list_count(p, k) = 0; /* the text's list replaces the old one */
     p->seen[k - conf_keys] = true;
@@ -799,6 +877,8 @@ apply(struct parse *p, const struct conf_key *k, struct bytes key,
         return set_listener(p, k, key, item, val);
     case CONF_NAMESET:
         return set_nameset(p, k, key, item, val);
+    case CONF_VALLIST:
+        return set_vallist(p, k, key, item, val);
     case CONF_ALIASED:
         break;
     }
@@ -1261,6 +1341,11 @@ dump_list(const struct wr_config *c, const struct conf_key *k, struct buf *out)
                 buf_printf(out, " = %s:%u\n", l->host, l->port);
             else
                 buf_printf(out, " = %u\n", l->port);
+        } else if (k->type == CONF_VALLIST) {
+            const struct wr_confitem *it =
+                &((const struct wr_confitem *)(const void *)base)[i];
+            put_escaped(out, it->name);
+            buf_printf(out, " = %s\n", it->value);
         } else {
             put_escaped(out, base + i * k->size);
             buf_printf(out, " = true\n");
@@ -1290,7 +1375,8 @@ conf_dump(const struct wr_config *c, struct buf *out)
                        k->key, k->def_name, k->def);
         else if (k->def)
             buf_printf(out, "# Default: %s\n", k->def);
-        if (k->type == CONF_LISTENER || k->type == CONF_NAMESET) {
+        if (k->type == CONF_LISTENER || k->type == CONF_NAMESET ||
+            k->type == CONF_VALLIST) {
             dump_list(c, k, out);
         } else if (k->type == CONF_NONE) {
             buf_printf(out, "%s = none\n", k->key);

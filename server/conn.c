@@ -46,7 +46,7 @@ static void resume_input(struct conn *c);
 
 void
 conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
-            const struct sockaddr_storage *local)
+            const struct sockaddr_storage *local, struct tls_server *tls)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
     int one = 1;
@@ -54,6 +54,9 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->magic = CONN_MAGIC;
     c->fd = fd;
+    /* The TLS handshake happens in the first reads, within the
+     * handshake timeout started below. */
+    c->tls = tls ? tls_new(tls, fd) : NULL;
     c->id = ++s->next_conn_id;
     c->state = CONN_HEADER;
     c->connected_at_ms = wr_wall_ms();
@@ -69,17 +72,20 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
     ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
     ev_io_start(s->loop, &c->rio);
-    if (s->cfg->handshake_timeout_ms) {
-        ev_timer_init(&c->timer, conn_timer_cb,
-                      s->cfg->handshake_timeout_ms / 1000.0, 0.);
-        ev_timer_start(s->loop, &c->timer);
-    } else {
-        ev_timer_init(&c->timer, conn_timer_cb, 0., 0.);
+    c->accepted_at = ev_now(s->loop);
+    {
+        uint32_t ms = tls && s->cfg->ssl_handshake_timeout_ms
+                          ? s->cfg->ssl_handshake_timeout_ms
+                          : s->cfg->handshake_timeout_ms;
+
+        ev_timer_init(&c->timer, conn_timer_cb, ms / 1000.0, 0.);
+        if (ms)
+            ev_timer_start(s->loop, &c->timer);
     }
     DL_APPEND(s->conns, c);
     s->nconns++;
-    log_conn(LOG_DEBUG, "accepting AMQP connection %s -> %s", c->peer,
-             c->local);
+    log_conn(LOG_DEBUG, "accepting AMQP%s connection %s -> %s",
+             c->tls ? "S" : "", c->peer, c->local);
 }
 
 void
@@ -232,6 +238,10 @@ conn_drop(struct conn *c, const char *reason)
     ev_io_stop(srv->loop, &c->wio);
     ev_timer_stop(srv->loop, &c->timer);
     relay_free(c);
+    if (c->tls) {
+        tls_free(c->tls); /* close_notify */
+        c->tls = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     c->state = CONN_DEAD;
@@ -334,13 +344,15 @@ conn_flush(struct conn *c)
             publish_flush_confirms(ch);
     }
     before = outq_pending(&c->out);
-    rc = outq_flush(&c->out, c->fd, &c->send_oct);
+    rc = c->tls ? tls_flush(c->tls, &c->out, &c->send_oct)
+                : outq_flush(&c->out, c->fd, &c->send_oct);
     if (outq_pending(&c->out) < before)
         c->last_tx = ev_now(srv->loop);
     if (rc == WR_ERR) {
         conn_drop(c, errno == EPIPE || errno == ECONNRESET
                          ? "client unexpectedly closed TCP connection"
-                         : strerror(errno));
+                     : c->tls ? tls_error(c->tls)
+                              : strerror(errno));
         return;
     }
     if (rc == WR_AGAIN) {
@@ -348,7 +360,7 @@ conn_flush(struct conn *c)
             c->want_write = true;
             ev_io_start(srv->loop, &c->wio);
         }
-    } else if (c->want_write) {
+    } else if (c->want_write && !(c->tls && tls_read_wants_write(c->tls))) {
         c->want_write = false;
         ev_io_stop(srv->loop, &c->wio);
     }
@@ -369,9 +381,15 @@ conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct conn *c = container_of(w, struct conn, wio);
 
-    (void)loop;
     (void)revents;
     WR_ASSERT(c->magic == CONN_MAGIC);
+    /* A TLS read that had to write first (a handshake flight to a full
+     * socket) goes on now. */
+    if (c->tls && tls_take_read_wants_write(c->tls) && ev_is_active(&c->rio)) {
+        conn_read_cb(loop, &c->rio, EV_READ);
+        if (c->state == CONN_DEAD)
+            return;
+    }
     conn_flush(c);
 }
 
@@ -611,9 +629,13 @@ static void
 bad_protocol_header(struct conn *c)
 {
     static const char hdr[] = AMQP_PROTOCOL_HEADER;
-    ssize_t k = write(c->fd, hdr, AMQP_PROTOCOL_HEADER_LEN);
 
-    (void)k;
+    if (c->tls) {
+        tls_write_now(c->tls, hdr, AMQP_PROTOCOL_HEADER_LEN);
+    } else {
+        ssize_t k = write(c->fd, hdr, AMQP_PROTOCOL_HEADER_LEN);
+        (void)k;
+    }
     conn_drop(c, "bad protocol header");
 }
 
@@ -709,9 +731,13 @@ conn_update_reading(struct conn *c)
                 !c->blocked && !c->yielded &&
                 (c->state != CONN_RELAYED || relay_wants_client_input(c));
 
-    if (want && !ev_is_active(&c->rio))
+    if (want && !ev_is_active(&c->rio)) {
         ev_io_start(srv->loop, &c->rio);
-    else if (!want && ev_is_active(&c->rio))
+        /* Decrypted input waiting inside OpenSSL: the socket may stay
+         * quiet, so do not wait for it. */
+        if (c->tls && tls_has_pending(c->tls))
+            ev_feed_event(srv->loop, &c->rio, EV_READ);
+    } else if (!want && ev_is_active(&c->rio))
         ev_io_stop(srv->loop, &c->rio);
 }
 
@@ -742,6 +768,17 @@ resume_input(struct conn *c)
     conn_update_reading(c);
 }
 
+/* A TLS read found nothing to return: the handshake (or a key update)
+ * may need the socket writable before it can go on. */
+static void
+tls_wait(struct conn *c)
+{
+    if (tls_read_wants_write(c->tls) && !c->want_write) {
+        c->want_write = true;
+        ev_io_start(srv->loop, &c->wio);
+    }
+}
+
 /* Reads and handles what the socket has, one chunk: a connection that
  * sends a flood is read again in the next loop iteration, after the
  * others had their turn. Input normally lands in the shared rxbuf; only
@@ -756,7 +793,8 @@ conn_read(struct ev_loop *loop, struct conn *c)
         bool own = c->in.len > 0;
         uint8_t *dst = own ? buf_reserve(&c->in, RX_CHUNK) : rxbuf;
         size_t room = own ? c->in.cap - c->in.len : sizeof(rxbuf);
-        ssize_t n = read(c->fd, dst, room);
+        ssize_t n =
+            c->tls ? tls_read(c->tls, dst, room) : read(c->fd, dst, room);
         size_t used;
 
         if (n == 0) {
@@ -769,7 +807,9 @@ conn_read(struct ev_loop *loop, struct conn *c)
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                conn_drop(c, strerror(errno));
+                conn_drop(c, c->tls ? tls_error(c->tls) : strerror(errno));
+            else if (c->tls)
+                tls_wait(c);
             return;
         }
         c->recv_oct += (uint64_t)n;
@@ -803,6 +843,8 @@ conn_read(struct ev_loop *loop, struct conn *c)
         if ((size_t)n < room)
             return;
     }
+    if (c->tls && ev_is_active(&c->rio) && tls_has_pending(c->tls))
+        ev_feed_event(loop, &c->rio, EV_READ); /* the rest, next turn */
 }
 
 /* A relayed client's bytes go to its vhost's leader as they come. */
@@ -813,7 +855,8 @@ relayed_read(struct conn *c)
 
     if (relay_client_splice(c))
         return;
-    n = read(c->fd, rxbuf, sizeof(rxbuf));
+    n = c->tls ? tls_read(c->tls, rxbuf, sizeof(rxbuf))
+               : read(c->fd, rxbuf, sizeof(rxbuf));
 
     if (n == 0) {
         conn_drop(c, "client closed the connection");
@@ -865,6 +908,30 @@ conn_resume_yielded(struct server *s)
 
 /* ---- timers: handshake timeout, heartbeats, close timeout */
 
+/* The handshake's timer fired. An AMQPS client first has
+ * ssl_handshake_timeout for TLS, then what is left of handshake_timeout
+ * (counted from the accept) for AMQP. */
+static void
+handshake_timer(struct conn *c, ev_tstamp now)
+{
+    const struct wr_config *cfg = srv->cfg;
+    double left = cfg->handshake_timeout_ms / 1000.0 - (now - c->accepted_at);
+
+    if (c->tls && !tls_is_established(c->tls) &&
+        cfg->ssl_handshake_timeout_ms) {
+        conn_drop(c, "TLS handshake timeout");
+        return;
+    }
+    if (c->tls && (cfg->handshake_timeout_ms == 0 || left > 0)) {
+        if (cfg->handshake_timeout_ms) {
+            ev_timer_set(&c->timer, left, 0.);
+            ev_timer_start(srv->loop, &c->timer);
+        }
+        return;
+    }
+    conn_drop(c, "handshake timeout");
+}
+
 static void
 conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -879,7 +946,7 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     if (c->state != CONN_OPEN) {
-        conn_drop(c, "handshake timeout");
+        handshake_timer(c, now);
         return;
     }
     if (hb <= 0)
@@ -973,6 +1040,8 @@ conn_info(const struct conn *c, struct conn_info *out)
         .recv_oct = c->recv_oct,
         .send_oct = c->send_oct,
         .send_pend = outq_pending(&c->out),
+        .tls = c->tls,
+        .auth_mechanism = c->auth_mech,
     };
     snprintf(out->name, sizeof(out->name), "%s -> %s", c->peer, c->local);
 }

@@ -4,7 +4,7 @@
  *   client                        server
  *   "AMQP" 0 0 9 1           ->
  *                            <-   connection.start (properties,
- *                                 mechanisms PLAIN AMQPLAIN)
+ *                                 mechanisms: auth_mechanisms.*)
  *   connection.start-ok      ->   (SASL check: auth.c)
  *                            <-   connection.tune (channel_max,
  *                                 frame_max, heartbeat)
@@ -53,17 +53,20 @@ void
 m_connection_start(struct conn *c)
 {
     struct amqp_method m = {.id = AMQP_CONNECTION_START};
-    struct buf props;
+    struct buf props, mechs;
 
     buf_init(&props);
+    buf_init(&mechs);
     server_properties(c, &props);
+    auth_mechanisms(srv, c, &mechs);
     m.u.connection_start.version_major = 0;
     m.u.connection_start.version_minor = 9;
     m.u.connection_start.server_properties = buf_bytes(&props);
-    m.u.connection_start.mechanisms = BYTES_LIT("PLAIN AMQPLAIN");
+    m.u.connection_start.mechanisms = buf_bytes(&mechs);
     m.u.connection_start.locales = BYTES_LIT("en_US");
     conn_send_method(c, 0, &m);
     buf_fini(&props);
+    buf_fini(&mechs);
     c->state = CONN_START;
 }
 
@@ -96,8 +99,7 @@ m_connection_start_ok(struct conn *c, const struct amqp_method *method)
     }
     /* RabbitMQ 3.10 just closes the socket for an unknown mechanism or
      * a malformed response, whatever the client's capabilities. */
-    if (!bytes_eq_str(m->mechanism, "PLAIN") &&
-        !bytes_eq_str(m->mechanism, "AMQPLAIN")) {
+    if (!auth_offered(srv, c, m->mechanism)) {
         log_conn(LOG_WARN,
                  "connection %s -> %s: unknown authentication mechanism "
                  "'%.*s'",
@@ -107,6 +109,9 @@ m_connection_start_ok(struct conn *c, const struct amqp_method *method)
     }
     rc = auth_check(srv, c, m->mechanism, m->response, &c->user, why,
                     sizeof(why));
+    c->auth_mech = bytes_eq_str(m->mechanism, "EXTERNAL") ? "EXTERNAL"
+                   : bytes_eq_str(m->mechanism, "PLAIN")  ? "PLAIN"
+                                                          : "AMQPLAIN";
     if (rc != WR_OK) {
         log_conn(LOG_WARN, "connection %s -> %s: %.*s login refused: %s",
                  c->peer, c->local, BYTES_FMT(m->mechanism), why);

@@ -26,6 +26,8 @@
 struct conn;
 struct channel;
 struct m_table;
+struct tls;
+struct tls_server;
 
 /* ---- the process */
 
@@ -38,6 +40,9 @@ struct server {
     struct node *node;
     struct listener listeners[8];
     size_t nlisteners;
+    struct listener ssl_listeners[8]; /* listeners.ssl.* (AMQPS) */
+    size_t nssl_listeners;
+    struct tls_server *tls;  /* ssl_options.*: NULL without AMQPS */
     struct cluster *cluster; /* NULL: a single node (clustering.c) */
     /* load_definitions on a cluster node: the exchanges, queues and
      * bindings of each vhost, imported when this node first leads it
@@ -130,7 +135,10 @@ struct conn_info {
     uint64_t connected_at_ms;  /* wall clock */
     struct bytes client_props; /* start-ok's table body */
     uint64_t recv_oct, send_oct;
-    uint64_t send_pend; /* bytes waiting for the socket */
+    uint64_t send_pend;         /* bytes waiting for the socket */
+    const struct tls *tls;      /* NULL: plain TCP; else tls_describe() */
+    const char *auth_mechanism; /* "PLAIN", "AMQPLAIN", "EXTERNAL"; NULL
+                                   before start-ok */
 };
 
 struct chan_info {

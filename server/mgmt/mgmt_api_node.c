@@ -104,25 +104,33 @@ node_totals_json(void)
                      (json_int_t)running);
 }
 
+/* One listener as RabbitMQ lists it, protocol amqp, amqp/ssl, http or
+ * https. */
+static void
+add_listener(json_t *a, const char *addr, const char *protocol)
+{
+    char ip[300];
+    int port;
+
+    addr_parts(addr, ip, sizeof(ip), &port);
+    json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:i, s:{}}", "node",
+                                       mgmt_node_name(), "protocol", protocol,
+                                       "ip_address", ip, "port", port,
+                                       "socket_opts"));
+}
+
 static json_t *
 listeners_json(void)
 {
     json_t *a = json_array();
-    char ip[300];
-    int port;
 
-    for (size_t i = 0; i < srv->nlisteners; i++) {
-        addr_parts(srv->listeners[i].addr, ip, sizeof(ip), &port);
-        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:i, s:{}}", "node",
-                                           mgmt_node_name(), "protocol", "amqp",
-                                           "ip_address", ip, "port", port,
-                                           "socket_opts"));
-    }
-    addr_parts(mgmt_http_addr(), ip, sizeof(ip), &port);
-    json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:i, s:{}}", "node",
-                                       mgmt_node_name(), "protocol", "http",
-                                       "ip_address", ip, "port", port,
-                                       "socket_opts"));
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        add_listener(a, srv->listeners[i].addr, "amqp");
+    for (size_t i = 0; i < srv->nssl_listeners; i++)
+        add_listener(a, srv->ssl_listeners[i].addr, "amqp/ssl");
+    add_listener(a, mgmt_http_addr(), "http");
+    if (mgmt_https_addr())
+        add_listener(a, mgmt_https_addr(), "https");
     if (srv->cluster)
         other_listeners(a);
     return a;

@@ -165,6 +165,8 @@ char *mgmt_pct_decode(const char *s, size_t n, bool plus_space, size_t *outlen);
 /* The management listener's address ("127.0.0.1:15672") and port. */
 const char *mgmt_http_addr(void);
 uint16_t mgmt_http_port(void);
+/* The HTTPS listener's address (management.ssl.port), or NULL. */
+const char *mgmt_https_addr(void);
 /* Open HTTP connections (sockets_used). */
 uint32_t mgmt_http_nconns(void);
 

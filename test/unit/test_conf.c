@@ -917,9 +917,8 @@ T_CASE(unknown_key_with_suggestion)
                "(did you mean \"vm_memory_high_watermark.relative\"?)");
     EXPECT_ERR("completely_unknown = 1",
                "t.conf:1: unknown key \"completely_unknown\"");
-    EXPECT_ERR("listeners.ssl.default = 5671",
-               "t.conf:1: unknown key \"listeners.ssl.default\"");
-    EXPECT_ERR_HAS("ssl_options.cacertfile = /x", "unknown key");
+    EXPECT_ERR("listeners.ssl.defualt.x = 5671",
+               "t.conf:1: unknown key \"listeners.ssl.defualt.x\"");
     EXPECT_ERR_HAS("log.journald = true", "unknown key");
     EXPECT_ERR_HAS("a = 1", "unknown key \"a\"");
 }
@@ -1400,6 +1399,127 @@ T_CASE(load_file_errors_name_the_file)
     T_ASSERT(strstr(e, ": larger than 16777216 bytes") != NULL);
 }
 
+T_CASE(tls_keys_follow_rabbitmq)
+{
+    struct wr_config c;
+
+    conf_defaults(&c);
+    T_EQ_INT(c.nssl_listeners, 0);
+    T_EQ_INT(c.ssl.verify, CONF_VERIFY_NONE);
+    T_EQ_INT(c.ssl.fail_if_no_peer_cert, false);
+    T_EQ_INT(c.ssl_cert_login_from, CONF_CERT_LOGIN_DN);
+    T_EQ_INT(c.nauth_mechanisms, 0);
+    T_EQ_INT(c.management_ssl_port, 0);
+    T_EQ_INT(c.ssl_handshake_timeout_ms, 5000);
+    parse_ok(&c, "ssl_handshake_timeout = infinity\n");
+    T_EQ_INT(c.ssl_handshake_timeout_ms, 0);
+    parse_ok(&c, "listeners.ssl.default = 5671\n"
+                 "listeners.ssl.local = 127.0.0.1:5672\n"
+                 "ssl_options.cacertfile = /etc/ca.pem\n"
+                 "ssl_options.certfile = /etc/server.pem\n"
+                 "ssl_options.keyfile = /etc/server.key\n"
+                 "ssl_options.password = s3cret\n"
+                 "ssl_options.verify = verify_peer\n"
+                 "ssl_options.fail_if_no_peer_cert = true\n"
+                 "ssl_options.versions.1 = tlsv1.3\n"
+                 "ssl_options.versions.2 = tlsv1.2\n"
+                 "ssl_options.ciphers.1 = TLS_AES_256_GCM_SHA384\n"
+                 "ssl_options.ciphers.2 = ECDHE-RSA-AES256-GCM-SHA384\n"
+                 "auth_mechanisms.1 = EXTERNAL\n"
+                 "auth_mechanisms.2 = PLAIN\n"
+                 "ssl_cert_login_from = common_name\n"
+                 "management.ssl.port = 15671\n"
+                 "management.ssl.certfile = /etc/m.pem\n"
+                 "management.ssl.versions.1 = tlsv1.2\n");
+    T_EQ_INT(c.nssl_listeners, 2);
+    T_EQ_INT(c.ssl_listeners[0].port, 5671);
+    T_EQ_STR(c.ssl_listeners[1].host, "127.0.0.1");
+    T_EQ_INT(c.nlisteners, 1); /* the tcp default stays */
+    T_EQ_STR(c.ssl.cacertfile, "/etc/ca.pem");
+    T_EQ_STR(c.ssl.certfile, "/etc/server.pem");
+    T_EQ_STR(c.ssl.keyfile, "/etc/server.key");
+    T_EQ_STR(c.ssl.password, "s3cret");
+    T_EQ_INT(c.ssl.verify, CONF_VERIFY_PEER);
+    T_EQ_INT(c.ssl.fail_if_no_peer_cert, true);
+    T_EQ_INT(c.ssl.nversions, 2);
+    T_EQ_STR(c.ssl.versions[0].value, "tlsv1.3");
+    T_EQ_STR(c.ssl.versions[1].value, "tlsv1.2");
+    T_EQ_INT(c.ssl.nciphers, 2);
+    T_EQ_STR(c.ssl.ciphers[1].value, "ECDHE-RSA-AES256-GCM-SHA384");
+    T_EQ_INT(c.nauth_mechanisms, 2);
+    T_EQ_STR(c.auth_mechanisms[0].value, "EXTERNAL");
+    T_EQ_STR(c.auth_mechanisms[1].value, "PLAIN");
+    T_EQ_INT(c.ssl_cert_login_from, CONF_CERT_LOGIN_CN);
+    T_EQ_INT(c.management_ssl_port, 15671);
+    T_EQ_STR(c.management_ssl.certfile, "/etc/m.pem");
+    T_EQ_INT(c.management_ssl.nversions, 1);
+    T_EQ_INT(c.ssl.nversions, 2); /* the blocks are separate */
+}
+
+T_CASE(tls_value_lists)
+{
+    struct wr_config c;
+
+    /* the same item again replaces its value; a new text's items
+     * replace the list */
+    parse_ok(&c, "auth_mechanisms.1 = PLAIN\nauth_mechanisms.1 = AMQPLAIN\n");
+    T_EQ_INT(c.nauth_mechanisms, 1);
+    T_EQ_STR(c.auth_mechanisms[0].value, "AMQPLAIN");
+    T_EQ_INT(parse(&c, "auth_mechanisms.x = EXTERNAL\n"), WR_OK);
+    T_EQ_INT(c.nauth_mechanisms, 1);
+    T_EQ_STR(c.auth_mechanisms[0].name, "x");
+    EXPECT_ERR("auth_mechanisms.1 = CRAM-MD5",
+               "t.conf:1: auth_mechanisms.1: unknown value (allowed: "
+               "PLAIN, AMQPLAIN, EXTERNAL)");
+    EXPECT_ERR_HAS("ssl_options.versions.1 = tlsv1.4", "unknown value");
+    EXPECT_ERR_HAS("ssl_options.versions.1 = TLSv1.2", "unknown value");
+    EXPECT_ERR_HAS("management.ssl.versions.1 = sslv3", "unknown value");
+    EXPECT_ERR_HAS("ssl_options.versions.1 = tlsv1.2\n"
+                   "ssl_options.versions.2 = tlsv1.3\n"
+                   "ssl_options.versions.3 = tlsv1.1\n"
+                   "ssl_options.versions.4 = tlsv1\n"
+                   "ssl_options.versions.5 = tlsv1.3\n",
+                   "more than 4 items");
+    EXPECT_ERR_HAS("ssl_options.verify = verify_all", "is not a valid value");
+    EXPECT_ERR_HAS("ssl_options.fail_if_no_peer_cert = yes",
+                   "is not a boolean");
+    EXPECT_ERR_HAS("ssl_cert_login_from = email", "is not a valid value");
+    EXPECT_ERR_HAS("listeners.ssl.default = 70000", "listeners.ssl.default");
+    EXPECT_ERR_HAS("management.ssl.port = 65536", "out of range");
+    parse_ok(&c, "listeners.ssl.default = 5671\nlisteners.ssl = none\n");
+    T_EQ_INT(c.nssl_listeners, 0);
+}
+
+T_CASE(tls_keys_dump_and_parse_back)
+{
+    struct wr_config a, b;
+    struct buf out;
+
+    parse_ok(&a, "listeners.ssl.default = 5671\n"
+                 "ssl_options.certfile = /etc/server.pem\n"
+                 "ssl_options.versions.1 = tlsv1.3\n"
+                 "ssl_options.ciphers.a = TLS_AES_128_GCM_SHA256\n"
+                 "auth_mechanisms.1 = EXTERNAL\n"
+                 "management.ssl.port = 15671\n");
+    buf_init(&out);
+    conf_dump(&a, &out);
+    buf_put_u8(&out, 0);
+    T_ASSERT(strstr((char *)out.data, "ssl_options.versions.1 = tlsv1.3\n"));
+    T_ASSERT(strstr((char *)out.data,
+                    "ssl_options.ciphers.a = TLS_AES_128_GCM_SHA256\n"));
+    T_ASSERT(strstr((char *)out.data, "auth_mechanisms.1 = EXTERNAL\n"));
+    conf_defaults(&b);
+    T_EQ_INT(
+        conf_parse(&b, (char *)out.data, out.len - 1, "dump", err, sizeof(err)),
+        WR_OK);
+    T_EQ_INT(b.nssl_listeners, 1);
+    T_EQ_STR(b.ssl.ciphers[0].name, "a");
+    T_EQ_STR(b.auth_mechanisms[0].value, "EXTERNAL");
+    T_EQ_INT(b.management_ssl_port, 15671);
+    T_ASSERT(memcmp(&a.ssl, &b.ssl, sizeof(a.ssl)) == 0);
+    buf_fini(&out);
+}
+
 static const struct t_case cases[] = {
     T_REG(defaults_match_rabbitmq),
     T_REG(empty_text_changes_nothing),
@@ -1446,5 +1566,8 @@ static const struct t_case cases[] = {
     T_REG(default_file_parses),
     T_REG(default_file_documents_every_key),
     T_REG(load_file_errors_name_the_file),
+    T_REG(tls_keys_follow_rabbitmq),
+    T_REG(tls_value_lists),
+    T_REG(tls_keys_dump_and_parse_back),
 };
 T_MAIN(cases)
