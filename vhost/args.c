@@ -248,13 +248,23 @@ args__equiv_exchange(struct bytes cur, struct bytes req, const char *rs,
 }
 
 int
-args__check_exchange(struct bytes args, const char *rs, struct vherr *err)
+args__check_exchange(struct bytes args, enum exchange_type t, const char *rs,
+                     struct vherr *err)
 {
     struct fvalue v;
+    struct buf why;
+    int rc;
 
     if (ftable_find(args, "alternate-exchange", &v) && !fvalue_is_str(&v))
         return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "invalid type '%s' for arg 'alternate-exchange' in %s",
                          fvalue_type_name(v.type), rs);
-    return WR_OK;
+    /* The type's own arguments (x-consistent-hash: hash-header, ...). */
+    buf_init(&why);
+    rc = exchange_check_decl_args(t, args, &why);
+    if (rc != WR_OK)
+        vherr_set(err, AMQP_PRECONDITION_FAILED, "%.*s", (int)why.len,
+                  (const char *)why.data);
+    buf_fini(&why);
+    return rc;
 }

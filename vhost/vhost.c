@@ -298,7 +298,7 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
                          "exchange name '%.*s' contains reserved prefix "
                          "'amq.*'",
                          BYTES_FMT(d->name));
-    if (args__check_exchange(d->args, r, err) != WR_OK)
+    if (args__check_exchange(d->args, t, r, err) != WR_OK)
         return WR_ERR;
     /* An alternate exchange: RabbitMQ wants read on this exchange and
      * write on the alternate. */
@@ -589,7 +589,9 @@ vhost_bind(struct vhost *vh, struct bytes src, struct bytes dest,
                         err) != WR_OK)
         return WR_ERR;
     buf_init(&why);
-    rc = exchange_check_binding_args(sx, args, &why);
+    rc = exchange_check_binding_key(sx, key, &why);
+    if (rc == WR_OK)
+        rc = exchange_check_binding_args(sx, args, &why);
     if (rc != WR_OK) {
         vherr_set(err, AMQP_PRECONDITION_FAILED, "%.*s", (int)why.len,
                   (const char *)why.data);
@@ -663,7 +665,7 @@ vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
         n = q ? 1 : 0;
     } else {
         routeset_reset(&vh->rs);
-        exchange_route(vh->xr, x, rk, headers, &vh->rs);
+        exchange_route_props(vh->xr, x, rk, headers, message_props(m), &vh->rs);
         qs = (struct queue **)vh->rs.queues;
         n = vh->rs.n;
     }

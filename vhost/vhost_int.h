@@ -297,7 +297,8 @@ void binding__remove_all_out(struct vhost *vh, struct exchange *x);
 int args__check_queue(struct bytes args, const char *rs, struct vherr *err);
 int args__equiv_queue(struct bytes cur, struct bytes req, const char *rs,
                       struct vherr *err);
-int args__check_exchange(struct bytes args, const char *rs, struct vherr *err);
+int args__check_exchange(struct bytes args, enum exchange_type t,
+                         const char *rs, struct vherr *err);
 int args__equiv_exchange(struct bytes cur, struct bytes req, const char *rs,
                          struct vherr *err);
 
