@@ -161,6 +161,87 @@ recovered_message(void *arg, const struct store_recovered *r)
     rc->count++;
 }
 
+/* ---- deduplication caches after a restart */
+
+/* Does any exchange of vh deduplicate? */
+static bool
+any_dedup_exchange(struct vhost *vh)
+{
+    for (struct exchange *x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x)) {
+        if (((struct xinfo *)x->user)->dedup)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Puts the key of the message whose record is at pos back into the cache
+ * of q and of the exchange it was published to, as if it had been
+ * published when the record says (now, when the record has no time: the
+ * window then runs a little longer than asked).
+ */
+static void
+rebuild_dedup_one(struct vhost *vh, struct queue *q, uint64_t pos,
+                  bool exchanges, uint64_t now_ms, uint64_t wall_now)
+{
+    struct bytes meta, body, props, ex, rk;
+    struct amqp_basic_props p;
+    struct dedup_key k;
+    struct exchange *x;
+    struct cursor c;
+    uint8_t version, flags;
+    uint64_t wall = 0, at = now_ms;
+
+    if (store_read_msg(vh->store, pos, &vh->scratch, &meta, &body) != WR_OK)
+        return;
+    cur_init(&c, meta.ptr, meta.len);
+    if (!rd_u8(&c, &version) || version != META_VERSION || !rd_u8(&c, &flags) ||
+        ((flags & META_HAS_TS) && !rd_u64(&c, &wall)) ||
+        !rd_shortstr(&c, &ex) || !rd_shortstr(&c, &rk))
+        return;
+    props = bytes_of(c.p, c.left);
+    if (amqp_basic_props_decode(props.ptr, props.len, &p, NULL) !=
+        AMQP_DECODE_OK)
+        return;
+    if (!(p.flags & AMQP_BASIC_HEADERS_FLAG))
+        p.headers = BYTES_NULL;
+    if (wall && wall < wall_now)
+        at -= WR_MIN(at, wall_now - wall);
+    if (q->dedup && dedup_key(q->dedup, p.headers, props, &k))
+        dedup_add(q->dedup, &k, at, 0);
+    x = exchanges && ex.len ? xreg_find(vh->xr, ex) : NULL;
+    if (x && ((struct xinfo *)x->user)->dedup &&
+        dedup_key(((struct xinfo *)x->user)->dedup, p.headers, props, &k))
+        dedup_add(((struct xinfo *)x->user)->dedup, &k, at, 0);
+}
+
+/*
+ * The deduplication caches after recovery: rebuilt from the persistent
+ * messages that came back, each queue's from its own, each exchange's
+ * from those published to it. A key whose message had already left every
+ * queue before the restart is not rebuilt (README, "Deduplication").
+ * Reads one record per recovered message of a deduplicating queue (of
+ * every queue when an exchange deduplicates).
+ */
+static void
+rebuild_dedup(struct vhost *vh)
+{
+    bool exchanges = any_dedup_exchange(vh);
+    uint64_t now = node_now(vh->node) / 1000, wall_now = wr_wall_ms();
+    struct queue *q, *tmp;
+
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        if (!q->dedup && !exchanges)
+            continue;
+        for (size_t i = 0; i < q->ready.n; i++) {
+            const struct qentry *e = qd_at(&q->ready, i);
+            if (e->id & QE_PAGED)
+                rebuild_dedup_one(vh, q, e->pos, exchanges, now, wall_now);
+        }
+    }
+}
+
 static void
 store_wake(void *arg)
 {
@@ -201,6 +282,7 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
     for (size_t i = 0; i < rc.nunknown; i++)
         store_append_queue_delete(vh->store, rc.unknown[i]);
     free(rc.unknown);
+    rebuild_dedup(vh);
     HASH_ITER(hh, vh->queues, q, tmp)
     {
         if (q->max_priority && q->ready.n)

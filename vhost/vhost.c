@@ -168,6 +168,7 @@ exchange_create(struct vhost *vh, struct bytes name, enum exchange_type t,
 
     x = xreg_add(vh->xr, name, t, durable, auto_delete, internal, args);
     x->user = xcalloc(1, sizeof(struct xinfo));
+    ((struct xinfo *)x->user)->dedup = dedup_from_args(args);
     if (durable)
         node_defs_changed(vh->node);
     return x;
@@ -211,6 +212,7 @@ vhost__free(struct vhost *vh)
     for (x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x))
         binding__remove_all_out(vh, x);
     while ((x = xreg_first(vh->xr)) != NULL) {
+        dedup_free(((struct xinfo *)x->user)->dedup);
         free(x->user);
         xreg_remove(vh->xr, x);
     }
@@ -325,6 +327,7 @@ vhost__exchange_delete(struct vhost *vh, struct exchange *x)
     binding__remove_all_in(vh, &xi->in);
     if (x->durable)
         node_defs_changed(vh->node);
+    dedup_free(xi->dedup);
     free(xi);
     xreg_remove(vh->xr, x);
 }
@@ -432,6 +435,7 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
     }
     q->single_active = ftable_find(q->args, "x-single-active-consumer", &v) &&
                        v.type == 't' && v.v.b;
+    q->dedup = dedup_from_args(q->args);
     if (d->exclusive) {
         q->owner = d->owner;
         DL_APPEND2(d->owner->exclusive, q, owner_prev, owner_next);
@@ -649,6 +653,120 @@ vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
     vhost_publish_to(vh, x, rk, headers, m, NULL, NULL, res);
 }
 
+/* ---- deduplication at publish (x-message-deduplication, dedup.h) */
+
+bool
+vhost_exchange_dedup(const struct exchange *x, uint32_t *entries,
+                     uint32_t *size, uint64_t *dropped)
+{
+    const struct dedup *d = ((const struct xinfo *)x->user)->dedup;
+    struct dedup_stats ds;
+
+    if (!d)
+        return false;
+    dedup_stats(d, &ds);
+    *entries = ds.entries;
+    *size = ds.size;
+    *dropped = ds.dropped;
+    return true;
+}
+
+static uint64_t
+now_ms(const struct vhost *vh)
+{
+    return node_now(vh->node) / 1000;
+}
+
+/*
+ * The exchange's cache, if it has one: true when m is a duplicate there
+ * (res says so, with the original's LSN for the confirm). Otherwise
+ * *keyed says whether *k holds m's key, to remember once m is routed.
+ */
+static bool
+exchange_duplicate(struct vhost *vh, struct exchange *x, struct bytes headers,
+                   struct message *m, struct dedup_key *k, bool *keyed,
+                   struct publish_result *res)
+{
+    struct dedup *d = x ? ((struct xinfo *)x->user)->dedup : NULL;
+    uint64_t lsn;
+
+    *keyed = d && dedup_key(d, headers, message_props(m), k);
+    if (!*keyed || !dedup_seen(d, k, now_ms(vh), &lsn))
+        return false;
+    dedup_note_drop(d);
+    res->duplicate = true;
+    res->lsn = lsn;
+    return true;
+}
+
+/* Leaves out of qs[0..n) the queues whose cache holds m's key. Returns
+ * how many are left. */
+static size_t
+drop_queue_duplicates(struct vhost *vh, struct queue **qs, size_t n,
+                      struct bytes headers, struct message *m,
+                      struct publish_result *res)
+{
+    struct dedup_key k;
+    uint64_t lsn;
+    size_t left = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct dedup *d = qs[i]->dedup;
+
+        if (d && dedup_key(d, headers, message_props(m), &k) &&
+            dedup_seen(d, &k, now_ms(vh), &lsn)) {
+            dedup_note_drop(d);
+            res->duplicate = true;
+            res->lsn = WR_MAX(res->lsn, lsn);
+            continue;
+        }
+        qs[left++] = qs[i];
+    }
+    return left;
+}
+
+/* q took m (logged at lsn): its cache remembers m's key. */
+static void
+remember_in_queue(struct vhost *vh, struct queue *q, struct bytes headers,
+                  struct message *m, uint64_t lsn)
+{
+    struct dedup_key k;
+
+    if (q->dedup && dedup_key(q->dedup, headers, message_props(m), &k))
+        dedup_add(q->dedup, &k, now_ms(vh), lsn);
+}
+
+/* Logs m when it must be and pushes it to qs[0..n), n >= 1. */
+static void
+push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
+            struct bytes headers, struct publish_result *res)
+{
+    if (vh->node->lazy && vh->store) {
+        res->lsn =
+            vhost__publish_paged(vh, m, qs, n, &res->refused, &res->rejected);
+        res->nqueues = res->refused ? 0 : n;
+        for (size_t i = 0; i < n && !res->refused && !res->rejected; i++)
+            remember_in_queue(vh, qs[i], headers, m, res->lsn);
+        return;
+    }
+    /* Persistent and routed to durable queues: one record for all of
+     * them, written before any queue takes it. */
+    res->lsn = vhost__log_message(vh, m, qs, n, &res->refused);
+    if (res->refused)
+        return;
+    if (!m->id)
+        m->id = vhost__next_id(vh);
+    for (size_t i = 0; i < n; i++) {
+        if (!queue_push(qs[i], m))
+            res->rejected = true;
+        else if (qs[i]->dedup)
+            remember_in_queue(vh, qs[i], headers, m, res->lsn);
+        if (qs[i]->nconsumers && qs[i]->ready.n > 100000)
+            res->feeds_waiting = true;
+    }
+    res->nqueues = n;
+}
+
 void
 vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
                  struct bytes headers, struct message *m,
@@ -656,9 +774,14 @@ vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
                  struct publish_result *res)
 {
     struct queue *q, **qs;
+    struct dedup_key xkey;
+    bool xkeyed;
+    uint64_t dup_lsn;
     size_t n;
 
     memset(res, 0, sizeof(*res));
+    if (exchange_duplicate(vh, x, headers, m, &xkey, &xkeyed, res))
+        return;
     if (x == NULL || x->name_len == 0) {
         q = vhost_queue_find(vh, rk);
         qs = &q;
@@ -678,26 +801,12 @@ vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
         }
         n = k;
     }
-    if (n == 0)
-        return;
-    if (vh->node->lazy && vh->store) {
-        res->lsn =
-            vhost__publish_paged(vh, m, qs, n, &res->refused, &res->rejected);
-        res->nqueues = res->refused ? 0 : n;
-        return;
-    }
-    /* Persistent and routed to durable queues: one record for all of
-     * them, written before any queue takes it. */
-    res->lsn = vhost__log_message(vh, m, qs, n, &res->refused);
-    if (res->refused)
-        return;
-    if (!m->id)
-        m->id = vhost__next_id(vh);
-    for (size_t i = 0; i < n; i++) {
-        if (!queue_push(qs[i], m))
-            res->rejected = true;
-        if (qs[i]->nconsumers && qs[i]->ready.n > 100000)
-            res->feeds_waiting = true;
-    }
-    res->nqueues = n;
+    n = drop_queue_duplicates(vh, qs, n, headers, m, res);
+    dup_lsn = res->lsn;
+    if (n > 0)
+        push_routed(vh, m, qs, n, headers, res);
+    res->lsn = WR_MAX(res->lsn, dup_lsn);
+    if (xkeyed && !res->refused && !res->rejected)
+        dedup_add(((struct xinfo *)x->user)->dedup, &xkey, now_ms(vh),
+                  res->lsn);
 }

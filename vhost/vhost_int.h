@@ -8,6 +8,7 @@
 #define WARREN_VHOST_INT_H
 
 #include "vhost/node.h"
+#include "vhost/dedup.h"
 #include "base/ring.h"
 #include "amqp/amqp_props.h"
 #include "amqp/ftable.h"
@@ -72,6 +73,7 @@ struct queue {
     UT_hash_handle qid_hh; /* in vhost.by_qid */
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
+    struct dedup *dedup; /* x-message-deduplication, or NULL (dedup.h) */
     UT_hash_handle hh;
 };
 
@@ -112,6 +114,7 @@ struct vhost {
 struct xinfo {
     struct binding *out; /* bindings with this exchange as source */
     struct binding *in;  /* bindings with this exchange as destination */
+    struct dedup *dedup; /* x-message-deduplication, or NULL (dedup.h) */
 };
 
 /* Why a message left its queue for a dead-letter exchange: RabbitMQ's
