@@ -1,11 +1,22 @@
 /*
- * dedup.c: the deduplication cache (dedup.h): a uthash of fixed-size
- * entries keyed by the 128-bit hash of the key, threaded on a list in
- * insertion order. The list's head is the oldest entry, the one evicted
- * when the cache is full; an entry past its expiry is dropped when a
- * lookup finds it (or when its turn to be evicted comes).
+ * dedup.c: the deduplication cache (dedup.h), in two flat arrays:
  *
- * Invariant: every entry is in both the hash and the list; n <= size.
+ *   slots  the entries (16-byte key, expiry, LSN: 32 bytes each) in
+ *          insertion order, a ring of at most `size` slots, grown by
+ *          doubling until it reaches `size`; `next` is where the next
+ *          key goes once it is full, which is the oldest entry (FIFO
+ *          eviction, as LavinMQ): its key leaves the index first
+ *   index  open addressing with linear probing over slot numbers + 1
+ *          (0: empty), at most half full; keys are XXH3 hashes, so their
+ *          first 4 bytes place them
+ *
+ * A lookup that finds an expired entry removes it (the slot stays empty
+ * until the ring comes round to it). Removal from the index shifts the
+ * following run back (no tombstones), so a lookup stops at the first
+ * empty cell.
+ *
+ * Invariants: every live slot (expires_ms != 0) is in the index exactly
+ * once, and nothing else is; n == the number of live slots <= size.
  */
 #include "vhost/dedup.h"
 
@@ -14,27 +25,109 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <utlist.h>
-#include <uthash.h>
 #include <xxhash.h>
 
-struct dentry {
+struct dslot {
     uint8_t h[16];
-    uint64_t expires_ms; /* UINT64_MAX: never */
+    uint64_t expires_ms; /* 0: empty slot; UINT64_MAX: never */
     uint64_t lsn;
-    UT_hash_handle hh;
-    struct dentry *prev, *next; /* insertion order, oldest first */
 };
 
 struct dedup {
-    struct dentry *map;  /* uthash by h */
-    struct dentry *list; /* utlist (DL), oldest first */
-    uint32_t n, size;
+    struct dslot *slots;
+    uint32_t used;  /* slots filled at least once (the ring's length) */
+    uint32_t alloc; /* slots allocated */
+    uint32_t next;  /* the ring's oldest slot, once used == size */
+    uint32_t n;     /* live entries */
+    uint32_t size;
+    uint32_t *index;
+    uint32_t mask; /* index cells - 1 */
     int64_t ttl_ms;
     char *header;
     bool message_id; /* header "message_id": the property too */
     uint64_t dropped;
+    struct dedup_key pending; /* dedup_check's key, for dedup_commit */
+    bool has_pending;
 };
+
+static uint32_t
+home(const struct dedup *d, const uint8_t h[16])
+{
+    uint32_t v;
+
+    memcpy(&v, h, sizeof(v));
+    return v & d->mask;
+}
+
+/* The index cell holding key h, or the empty cell where it would go. */
+static uint32_t
+find_cell(const struct dedup *d, const uint8_t h[16])
+{
+    uint32_t p = home(d, h);
+
+    while (d->index[p] && memcmp(d->slots[d->index[p] - 1].h, h, 16) != 0)
+        p = (p + 1) & d->mask;
+    return p;
+}
+
+/* Empties cell p and shifts back the run after it (Knuth's algorithm R). */
+static void
+index_remove(struct dedup *d, uint32_t p)
+{
+    uint32_t q = p;
+
+    d->index[p] = 0;
+    for (;;) {
+        uint32_t r;
+
+        q = (q + 1) & d->mask;
+        if (!d->index[q])
+            return;
+        r = home(d, d->slots[d->index[q] - 1].h);
+        /* The entry at q may move to p unless its home lies cyclically
+         * in (p, q]. */
+        if ((p <= q) ? (p < r && r <= q) : (p < r || r <= q))
+            continue;
+        d->index[p] = d->index[q];
+        d->index[q] = 0;
+        p = q;
+    }
+}
+
+/* Drops the live entry in slot s. */
+static void
+slot_drop(struct dedup *d, uint32_t s)
+{
+    index_remove(d, find_cell(d, d->slots[s].h));
+    d->slots[s].expires_ms = 0;
+    d->n--;
+}
+
+/* Grows the slots (and the index, kept at most half full) by doubling,
+ * up to size. */
+static void
+grow(struct dedup *d)
+{
+    uint32_t alloc = d->alloc ? d->alloc : 16;
+    uint32_t cells;
+
+    while (alloc <= d->used && alloc < d->size)
+        alloc = alloc > d->size / 2 ? d->size : alloc * 2;
+    alloc = WR_MIN(alloc, d->size);
+    d->slots = xrealloc(d->slots, (size_t)alloc * sizeof(*d->slots));
+    d->alloc = alloc;
+    for (cells = 32; cells < 2 * (uint64_t)alloc; cells *= 2)
+        ;
+    if (cells - 1 == d->mask && d->index)
+        return;
+    free(d->index);
+    d->index = xcalloc(cells, sizeof(*d->index));
+    d->mask = cells - 1;
+    for (uint32_t s = 0; s < d->used; s++) {
+        if (d->slots[s].expires_ms)
+            d->index[find_cell(d, d->slots[s].h)] = s + 1;
+    }
+}
 
 struct dedup *
 dedup_new(uint32_t size, int64_t ttl_ms, const char *header)
@@ -76,15 +169,10 @@ dedup_from_args(struct bytes args)
 void
 dedup_free(struct dedup *d)
 {
-    struct dentry *e, *tmp;
-
     if (!d)
         return;
-    HASH_ITER(hh, d->map, e, tmp)
-    {
-        HASH_DEL(d->map, e);
-        free(e);
-    }
+    free(d->slots);
+    free(d->index);
     free(d->header);
     free(d);
 }
@@ -159,29 +247,23 @@ dedup_key(const struct dedup *d, struct bytes headers, struct bytes props,
     return found;
 }
 
-static void
-drop(struct dedup *d, struct dentry *e)
-{
-    HASH_DEL(d->map, e);
-    DL_DELETE(d->list, e);
-    d->n--;
-}
-
 bool
 dedup_seen(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
            uint64_t *lsn)
 {
-    struct dentry *e;
+    uint32_t p, s;
 
-    HASH_FIND(hh, d->map, k->h, sizeof(k->h), e);
-    if (!e)
+    if (d->n == 0)
         return false;
-    if (e->expires_ms <= now_ms) {
-        drop(d, e);
-        free(e);
+    p = find_cell(d, k->h);
+    if (!d->index[p])
+        return false;
+    s = d->index[p] - 1;
+    if (d->slots[s].expires_ms <= now_ms) {
+        slot_drop(d, s);
         return false;
     }
-    *lsn = e->lsn;
+    *lsn = d->slots[s].lsn;
     return true;
 }
 
@@ -189,23 +271,59 @@ void
 dedup_add(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
           uint64_t lsn)
 {
-    struct dentry *e;
     uint64_t ignored;
 
-    if (dedup_seen(d, k, now_ms, &ignored))
-        return;
-    if (d->n == d->size) { /* full: reuse the oldest */
-        e = d->list;
-        drop(d, e);
-    } else {
-        e = xmalloc(sizeof(*e));
+    if (!dedup_seen(d, k, now_ms, &ignored))
+        dedup_add_new(d, k, now_ms, lsn);
+}
+
+void
+dedup_add_new(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
+              uint64_t lsn)
+{
+    uint32_t s;
+    struct dslot *e;
+
+    if (d->used < d->size) { /* the ring is still growing */
+        if (d->used == d->alloc)
+            grow(d);
+        s = d->used++;
+        if (d->used == d->size)
+            d->next = 0;
+    } else { /* full ring: the oldest slot goes */
+        s = d->next;
+        d->next = d->next + 1 == d->size ? 0 : d->next + 1;
+        if (d->slots[s].expires_ms)
+            slot_drop(d, s);
     }
+    e = &d->slots[s];
     memcpy(e->h, k->h, sizeof(e->h));
     e->expires_ms = k->ttl_ms < 0 ? UINT64_MAX : now_ms + (uint64_t)k->ttl_ms;
+    if (e->expires_ms == 0) /* 0 marks an empty slot */
+        e->expires_ms = 1;
     e->lsn = lsn;
-    HASH_ADD(hh, d->map, h, sizeof(e->h), e);
-    DL_APPEND(d->list, e);
+    d->index[find_cell(d, e->h)] = s + 1;
     d->n++;
+}
+
+bool
+dedup_check(struct dedup *d, struct bytes headers, struct bytes props,
+            uint64_t now_ms, uint64_t *lsn)
+{
+    d->has_pending = dedup_key(d, headers, props, &d->pending);
+    if (!d->has_pending || !dedup_seen(d, &d->pending, now_ms, lsn))
+        return false;
+    d->has_pending = false;
+    d->dropped++;
+    return true;
+}
+
+void
+dedup_commit(struct dedup *d, uint64_t now_ms, uint64_t lsn)
+{
+    if (d->has_pending)
+        dedup_add_new(d, &d->pending, now_ms, lsn);
+    d->has_pending = false;
 }
 
 void

@@ -71,6 +71,19 @@ bool dedup_seen(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
  */
 void dedup_add(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
                uint64_t lsn);
+/* dedup_add for a key dedup_seen has just not found (one lookup less). */
+void dedup_add_new(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
+                   uint64_t lsn);
+/*
+ * One publish: dedup_check computes the message's key and returns true
+ * (counting a drop, *lsn set as dedup_seen does) when it is a duplicate;
+ * otherwise it keeps the key, and dedup_commit, once the message has been
+ * taken, remembers it. A check not followed by a commit is forgotten by
+ * the next check.
+ */
+bool dedup_check(struct dedup *d, struct bytes headers, struct bytes props,
+                 uint64_t now_ms, uint64_t *lsn);
+void dedup_commit(struct dedup *d, uint64_t now_ms, uint64_t lsn);
 /* Counts one dropped duplicate (shown by the management API). */
 void dedup_note_drop(struct dedup *d);
 

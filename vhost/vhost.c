@@ -677,45 +677,37 @@ now_ms(const struct vhost *vh)
     return node_now(vh->node) / 1000;
 }
 
-/*
- * The exchange's cache, if it has one: true when m is a duplicate there
- * (res says so, with the original's LSN for the confirm). Otherwise
- * *keyed says whether *k holds m's key, to remember once m is routed.
- */
+/* The exchange's cache, if it has one: true when m is a duplicate there
+ * (res says so, with the original's LSN for the confirm). */
 static bool
 exchange_duplicate(struct vhost *vh, struct exchange *x, struct bytes headers,
-                   struct message *m, struct dedup_key *k, bool *keyed,
-                   struct publish_result *res)
+                   struct message *m, struct publish_result *res)
 {
     struct dedup *d = x ? ((struct xinfo *)x->user)->dedup : NULL;
     uint64_t lsn;
 
-    *keyed = d && dedup_key(d, headers, message_props(m), k);
-    if (!*keyed || !dedup_seen(d, k, now_ms(vh), &lsn))
+    if (!d || !dedup_check(d, headers, message_props(m), now_ms(vh), &lsn))
         return false;
-    dedup_note_drop(d);
     res->duplicate = true;
     res->lsn = lsn;
     return true;
 }
 
 /* Leaves out of qs[0..n) the queues whose cache holds m's key. Returns
- * how many are left. */
+ * how many are left; the others' caches keep m's key for
+ * remember_in_queue. */
 static size_t
 drop_queue_duplicates(struct vhost *vh, struct queue **qs, size_t n,
                       struct bytes headers, struct message *m,
                       struct publish_result *res)
 {
-    struct dedup_key k;
     uint64_t lsn;
     size_t left = 0;
 
     for (size_t i = 0; i < n; i++) {
         struct dedup *d = qs[i]->dedup;
 
-        if (d && dedup_key(d, headers, message_props(m), &k) &&
-            dedup_seen(d, &k, now_ms(vh), &lsn)) {
-            dedup_note_drop(d);
+        if (d && dedup_check(d, headers, message_props(m), now_ms(vh), &lsn)) {
             res->duplicate = true;
             res->lsn = WR_MAX(res->lsn, lsn);
             continue;
@@ -727,26 +719,23 @@ drop_queue_duplicates(struct vhost *vh, struct queue **qs, size_t n,
 
 /* q took m (logged at lsn): its cache remembers m's key. */
 static void
-remember_in_queue(struct vhost *vh, struct queue *q, struct bytes headers,
-                  struct message *m, uint64_t lsn)
+remember_in_queue(struct vhost *vh, struct queue *q, uint64_t lsn)
 {
-    struct dedup_key k;
-
-    if (q->dedup && dedup_key(q->dedup, headers, message_props(m), &k))
-        dedup_add(q->dedup, &k, now_ms(vh), lsn);
+    if (q->dedup)
+        dedup_commit(q->dedup, now_ms(vh), lsn);
 }
 
 /* Logs m when it must be and pushes it to qs[0..n), n >= 1. */
 static void
 push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
-            struct bytes headers, struct publish_result *res)
+            struct publish_result *res)
 {
     if (vh->node->lazy && vh->store) {
         res->lsn =
             vhost__publish_paged(vh, m, qs, n, &res->refused, &res->rejected);
         res->nqueues = res->refused ? 0 : n;
         for (size_t i = 0; i < n && !res->refused && !res->rejected; i++)
-            remember_in_queue(vh, qs[i], headers, m, res->lsn);
+            remember_in_queue(vh, qs[i], res->lsn);
         return;
     }
     /* Persistent and routed to durable queues: one record for all of
@@ -760,7 +749,7 @@ push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
         if (!queue_push(qs[i], m))
             res->rejected = true;
         else if (qs[i]->dedup)
-            remember_in_queue(vh, qs[i], headers, m, res->lsn);
+            remember_in_queue(vh, qs[i], res->lsn);
         if (qs[i]->nconsumers && qs[i]->ready.n > 100000)
             res->feeds_waiting = true;
     }
@@ -774,13 +763,11 @@ vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
                  struct publish_result *res)
 {
     struct queue *q, **qs;
-    struct dedup_key xkey;
-    bool xkeyed;
     uint64_t dup_lsn;
     size_t n;
 
     memset(res, 0, sizeof(*res));
-    if (exchange_duplicate(vh, x, headers, m, &xkey, &xkeyed, res))
+    if (exchange_duplicate(vh, x, headers, m, res))
         return;
     if (x == NULL || x->name_len == 0) {
         q = vhost_queue_find(vh, rk);
@@ -804,9 +791,11 @@ vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
     n = drop_queue_duplicates(vh, qs, n, headers, m, res);
     dup_lsn = res->lsn;
     if (n > 0)
-        push_routed(vh, m, qs, n, headers, res);
+        push_routed(vh, m, qs, n, res);
     res->lsn = WR_MAX(res->lsn, dup_lsn);
-    if (xkeyed && !res->refused && !res->rejected)
-        dedup_add(((struct xinfo *)x->user)->dedup, &xkey, now_ms(vh),
-                  res->lsn);
+    /* (A dead-lettering cycle back into x while pushing would have
+     * replaced x's pending key: that key is then not remembered.) */
+    if (x && ((struct xinfo *)x->user)->dedup && !res->refused &&
+        !res->rejected)
+        dedup_commit(((struct xinfo *)x->user)->dedup, now_ms(vh), res->lsn);
 }

@@ -133,6 +133,67 @@ T_CASE(full_cache_evicts_the_oldest_first)
     dedup_free(d);
 }
 
+/* Random adds, lookups and expiries against a model: a key inserted as
+ * the t-th insert leaves at the (t + size)-th, or when found expired. */
+T_CASE(random_churn_matches_a_model)
+{
+    enum { SIZE = 37, KEYS = 300, OPS = 200000 };
+    struct dedup *d = dedup_new(SIZE, -1, DEDUP_DEFAULT_HEADER);
+    static bool live[KEYS];
+    static uint64_t expires[KEYS];
+    static int by_ins[OPS];
+    struct dedup_key k;
+    struct dedup_stats st;
+    uint64_t now = 1, lsn;
+    int inserts = 0, nlive = 0;
+
+    srand(7);
+    for (int op = 0; op < OPS; op++) {
+        int id = rand() % KEYS;
+        bool seen, model;
+
+        memset(&k, 0, sizeof(k));
+        memcpy(k.h, &id, sizeof(id));
+        k.h[5] = (uint8_t)(id * 31); /* spread the low bits a little */
+        k.ttl_ms = rand() % 4 ? -1 : rand() % 50;
+        now += (uint64_t)(rand() % 3);
+        seen = dedup_seen(d, &k, now, &lsn);
+        model = live[id] && expires[id] > now;
+        if (live[id] && !model) { /* the lookup removed it */
+            live[id] = false;
+            nlive--;
+        }
+        T_EQ_INT(seen, model);
+        if (!seen) {
+            if (inserts >= SIZE) {
+                int old = by_ins[inserts - SIZE];
+                if (old >= 0 && live[old]) {
+                    live[old] = false;
+                    nlive--;
+                }
+            }
+            dedup_add_new(d, &k, now, (uint64_t)op);
+            by_ins[inserts++] = id;
+            /* a later insert of the same key is a new slot */
+            for (int t = 0; t < inserts - 1; t++) {
+                if (by_ins[t] == id)
+                    by_ins[t] = -1;
+            }
+            live[id] = true;
+            nlive++;
+            expires[id] = k.ttl_ms < 0 ? UINT64_MAX : now + (uint64_t)k.ttl_ms;
+            if (expires[id] == 0)
+                expires[id] = 1;
+        }
+        dedup_stats(d, &st);
+        T_EQ_INT(st.entries, nlive);
+        T_ASSERT(st.entries <= SIZE);
+        if (inserts > OPS / 20)
+            break;
+    }
+    dedup_free(d);
+}
+
 T_CASE(arguments_turn_it_on_and_set_it)
 {
     struct buf b;
@@ -179,6 +240,7 @@ static const struct t_case cases[] = {
     T_REG(message_id_header_falls_back_to_the_property),
     T_REG(seen_until_the_ttl_runs_out),
     T_REG(full_cache_evicts_the_oldest_first),
+    T_REG(random_churn_matches_a_model),
     T_REG(arguments_turn_it_on_and_set_it),
 };
 T_MAIN(cases)
