@@ -844,6 +844,8 @@ T_CASE(chash_same_key_same_queue_and_new_queue_moves_one_nth)
             T_EQ_INT(b[i], Q); /* keys only move to the new queue */
         }
     }
+    printf("moved %d of %d keys to the 9th queue (1/9: %d)\n", moved, N,
+           N / (Q + 1));
     /* 1/(Q+1) of the keys expected; between 0.5 and 1.5 times that. */
     T_ASSERT(moved > N / (Q + 1) / 2);
     T_ASSERT(moved < N * 3 / (Q + 1) / 2);
