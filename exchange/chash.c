@@ -32,7 +32,6 @@
 #include "exchange/exchange_int.h"
 #include "amqp/amqp_methods.gen.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,8 +108,8 @@ parse_weight(struct bytes key, uint64_t *w)
 /* RabbitMQ's rabbit_exchange_type_consistent_hash:validate/1. A value
  * that is not a longstr crashes RabbitMQ's check (541); here it is a 406
  * naming the argument. */
-int
-chash__check_decl(struct bytes args, struct buf *err)
+static int
+chash_check_decl(struct bytes args, struct buf *err)
 {
     struct fvalue h, p;
     bool has_h = ftable_find(args, "hash-header", &h);
@@ -246,8 +245,8 @@ chash_unbind(void *idx, struct xbind *b)
 
 /* Jump Consistent Hash: the bucket in [0, n) of key. Each step draws the
  * next bucket at which key would jump; the last one below n wins. */
-uint64_t
-chash__jump(uint64_t key, uint64_t n)
+static uint64_t
+jump(uint64_t key, uint64_t n)
 {
     uint64_t b = 0;
     double j = 0;
@@ -375,7 +374,7 @@ chash_route(void *idx, struct xroute *c)
 
     if (h->n == 0)
         return 0;
-    k = h->total == 1 ? 0 : chash__jump(message_hash(h, c), h->total);
+    k = h->total == 1 ? 0 : jump(message_hash(h, c), h->total);
     xroute_emit(c, seg_of(h, k)->b->dest);
     return 1;
 }
@@ -390,5 +389,5 @@ const struct xtype_ops chash__ops = {
     .route = chash_route,
     .check_args = NULL,
     .check_key = chash_check_key,
-    .check_decl = chash__check_decl,
+    .check_decl = chash_check_decl,
 };

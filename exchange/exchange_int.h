@@ -130,8 +130,7 @@ struct xtype_ops {
 
 extern const struct xtype_ops fanout__ops, direct__ops, headers__ops,
     chash__ops;
-/* Jump Consistent Hash: key's bucket in [0, n), n >= 1 (chash.c). */
-uint64_t chash__jump(uint64_t key, uint64_t n);
+
 /* topic__ops: see exchange/topic.h */
 
 /* exchange_check_binding_args for headers exchanges. */
