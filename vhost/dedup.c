@@ -6,9 +6,10 @@
  *          doubling until it reaches `size`; `next` is where the next
  *          key goes once it is full, which is the oldest entry (FIFO
  *          eviction, as LavinMQ): its key leaves the index first
- *   index  open addressing with linear probing over slot numbers + 1
- *          (0: empty), at most half full; keys are XXH3 hashes, so their
- *          first 4 bytes place them
+ *   index  open addressing with linear probing, at most half full; a
+ *          cell holds a slot number + 1 (0: empty) and the key's first 4
+ *          bytes, which place it (keys are XXH3 hashes) and spare a probe
+ *          the slot's cache miss unless they match
  *
  * A lookup that finds an expired entry removes it (the slot stays empty
  * until the ring comes round to it). Removal from the index shifts the
@@ -40,8 +41,8 @@ struct dedup {
     uint32_t next;  /* the ring's oldest slot, once used == size */
     uint32_t n;     /* live entries */
     uint32_t size;
-    uint32_t *index;
-    uint32_t mask; /* index cells - 1 */
+    uint64_t *index; /* cells: first 4 key bytes << 32 | slot + 1 */
+    uint32_t mask;   /* index cells - 1 */
     int64_t ttl_ms;
     char *header;
     bool message_id; /* header "message_id": the property too */
@@ -50,22 +51,39 @@ struct dedup {
     bool has_pending;
 };
 
+/* A key's first 4 bytes: its place in the index and the tag kept in its
+ * cell, so that a probe reads its slot only when the tags match. */
 static uint32_t
-home(const struct dedup *d, const uint8_t h[16])
+tag_of(const uint8_t h[16])
 {
     uint32_t v;
 
     memcpy(&v, h, sizeof(v));
-    return v & d->mask;
+    return v;
+}
+
+static uint64_t
+cell(const uint8_t h[16], uint32_t s)
+{
+    return (uint64_t)tag_of(h) << 32 | (s + 1);
+}
+
+/* The slot a (non-empty) cell points at. */
+static uint32_t
+cell_slot(uint64_t c)
+{
+    return (uint32_t)c - 1;
 }
 
 /* The index cell holding key h, or the empty cell where it would go. */
 static uint32_t
 find_cell(const struct dedup *d, const uint8_t h[16])
 {
-    uint32_t p = home(d, h);
+    uint32_t tag = tag_of(h), p = tag & d->mask;
 
-    while (d->index[p] && memcmp(d->slots[d->index[p] - 1].h, h, 16) != 0)
+    while (d->index[p] &&
+           ((uint32_t)(d->index[p] >> 32) != tag ||
+            memcmp(d->slots[cell_slot(d->index[p])].h, h, 16) != 0))
         p = (p + 1) & d->mask;
     return p;
 }
@@ -83,7 +101,7 @@ index_remove(struct dedup *d, uint32_t p)
         q = (q + 1) & d->mask;
         if (!d->index[q])
             return;
-        r = home(d, d->slots[d->index[q] - 1].h);
+        r = (uint32_t)(d->index[q] >> 32) & d->mask;
         /* The entry at q may move to p unless its home lies cyclically
          * in (p, q]. */
         if ((p <= q) ? (p < r && r <= q) : (p < r || r <= q))
@@ -125,7 +143,7 @@ grow(struct dedup *d)
     d->mask = cells - 1;
     for (uint32_t s = 0; s < d->used; s++) {
         if (d->slots[s].expires_ms)
-            d->index[find_cell(d, d->slots[s].h)] = s + 1;
+            d->index[find_cell(d, d->slots[s].h)] = cell(d->slots[s].h, s);
     }
 }
 
@@ -258,7 +276,7 @@ dedup_seen(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
     p = find_cell(d, k->h);
     if (!d->index[p])
         return false;
-    s = d->index[p] - 1;
+    s = cell_slot(d->index[p]);
     if (d->slots[s].expires_ms <= now_ms) {
         slot_drop(d, s);
         return false;
@@ -302,7 +320,7 @@ dedup_add_new(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
     if (e->expires_ms == 0) /* 0 marks an empty slot */
         e->expires_ms = 1;
     e->lsn = lsn;
-    d->index[find_cell(d, e->h)] = s + 1;
+    d->index[find_cell(d, e->h)] = cell(e->h, s);
     d->n++;
 }
 
