@@ -31,8 +31,13 @@
 struct dslot {
     uint8_t h[16];
     uint64_t expires_ms; /* 0: empty slot; UINT64_MAX: never */
-    uint64_t lsn;
+    uint64_t lsn;        /* | SLOT_DURABLE */
 };
+
+/* The key's message is in the log (its LSN is not 0, or it came back
+ * from it): only these keys outlive a restart, since a transient
+ * message does not, and its publisher must be able to send it again. */
+#define SLOT_DURABLE (UINT64_C(1) << 63)
 
 struct dedup {
     struct dslot *slots;
@@ -281,7 +286,7 @@ dedup_seen(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
         slot_drop(d, s);
         return false;
     }
-    *lsn = d->slots[s].lsn;
+    *lsn = d->slots[s].lsn & ~SLOT_DURABLE;
     return true;
 }
 
@@ -319,7 +324,7 @@ dedup_add_new(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
     e->expires_ms = k->ttl_ms < 0 ? UINT64_MAX : now_ms + (uint64_t)k->ttl_ms;
     if (e->expires_ms == 0) /* 0 marks an empty slot */
         e->expires_ms = 1;
-    e->lsn = lsn;
+    e->lsn = lsn ? lsn | SLOT_DURABLE : 0;
     d->index[find_cell(d, e->h)] = cell(e->h, s);
     d->n++;
 }
@@ -342,6 +347,79 @@ dedup_commit(struct dedup *d, uint64_t now_ms, uint64_t lsn)
     if (d->has_pending)
         dedup_add_new(d, &d->pending, now_ms, lsn);
     d->has_pending = false;
+}
+
+/* Slot i of the ring in age order, oldest first (i < used). */
+static uint32_t
+ring_at(const struct dedup *d, uint32_t i)
+{
+    if (d->used < d->size)
+        return i;
+    return d->next + i < d->size ? d->next + i : d->next + i - d->size;
+}
+
+void
+dedup_add_durable(struct dedup *d, const struct dedup_key *k, uint64_t now_ms)
+{
+    uint64_t ignored;
+
+    if (!dedup_seen(d, k, now_ms, &ignored)) {
+        dedup_add_new(d, k, now_ms, 0);
+        d->slots[cell_slot(d->index[find_cell(d, k->h)])].lsn = SLOT_DURABLE;
+    }
+}
+
+static bool
+saved(const struct dslot *e)
+{
+    return e->expires_ms && (e->lsn & SLOT_DURABLE);
+}
+
+void
+dedup_save(const struct dedup *d, uint64_t now_ms, uint64_t wall_ms,
+           struct buf *out)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < d->used; i++)
+        n += saved(&d->slots[i]);
+    buf_put_u32(out, n);
+    for (uint32_t i = 0; i < d->used; i++) {
+        const struct dslot *e = &d->slots[ring_at(d, i)];
+
+        if (!saved(e))
+            continue;
+        buf_append(out, e->h, sizeof(e->h));
+        if (e->expires_ms == UINT64_MAX)
+            buf_put_u64(out, UINT64_MAX);
+        else /* an expired one loads as expired */
+            buf_put_u64(out, wall_ms + (e->expires_ms > now_ms
+                                            ? e->expires_ms - now_ms
+                                            : 0));
+    }
+}
+
+bool
+dedup_load(struct dedup *d, struct cursor *c, uint64_t now_ms, uint64_t wall_ms)
+{
+    uint32_t n;
+
+    if (!rd_u32(c, &n))
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        struct dedup_key k;
+        struct bytes h;
+        uint64_t until;
+
+        if (!rd_bytes(c, sizeof(k.h), &h) || !rd_u64(c, &until))
+            return false;
+        if (until <= wall_ms)
+            continue;
+        memcpy(k.h, h.ptr, sizeof(k.h));
+        k.ttl_ms = until == UINT64_MAX ? -1 : (int64_t)(until - wall_ms);
+        dedup_add_durable(d, &k, now_ms);
+    }
+    return true;
 }
 
 void

@@ -71,6 +71,10 @@ bool dedup_seen(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
  */
 void dedup_add(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
                uint64_t lsn);
+/* dedup_add for a key that came back from the log (its message, or the
+ * snapshot of a clean stop): kept across the next restart too. */
+void dedup_add_durable(struct dedup *d, const struct dedup_key *k,
+                       uint64_t now_ms);
 /* dedup_add for a key dedup_seen has just not found (one lookup less). */
 void dedup_add_new(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
                    uint64_t lsn);
@@ -86,6 +90,23 @@ bool dedup_check(struct dedup *d, struct bytes headers, struct bytes props,
 void dedup_commit(struct dedup *d, uint64_t now_ms, uint64_t lsn);
 /* Counts one dropped duplicate (shown by the management API). */
 void dedup_note_drop(struct dedup *d);
+
+/*
+ * The live keys of logged messages (added with an LSN, or by
+ * dedup_add_durable), oldest first, for a snapshot (persist.c): u32 count,
+ * then per key its 16 bytes and u64 expiry in wall-clock ms (UINT64_MAX:
+ * never), appended to out. now_ms is the cache's clock, wall_ms the wall
+ * clock at the same moment.
+ */
+void dedup_save(const struct dedup *d, uint64_t now_ms, uint64_t wall_ms,
+                struct buf *out);
+/*
+ * Adds the keys dedup_save wrote, read from c, to d (those expired by
+ * now are skipped; the oldest go first if they do not all fit). Returns
+ * false when the bytes are cut short.
+ */
+bool dedup_load(struct dedup *d, struct cursor *c, uint64_t now_ms,
+                uint64_t wall_ms);
 
 struct dedup_stats {
     uint32_t entries, size;

@@ -194,6 +194,59 @@ T_CASE(random_churn_matches_a_model)
     dedup_free(d);
 }
 
+/* Only keys of logged messages are saved, oldest first, with the time
+ * they have left; loading skips what expired meanwhile. */
+T_CASE(snapshot_keeps_logged_keys_in_order)
+{
+    struct dedup *d = dedup_new(3, 1000, DEDUP_DEFAULT_HEADER);
+    struct dedup *e = dedup_new(2, -1, DEDUP_DEFAULT_HEADER);
+    struct dedup_key a = key_of(d, "a"), b = key_of(d, "b"), c = key_of(d, "c"),
+                     t = key_of(d, "t"), f = key_of(d, "f");
+    struct dedup_stats st;
+    struct cursor cur;
+    struct buf out;
+    uint64_t lsn;
+
+    f.ttl_ms = 10;
+    dedup_add(d, &t, 100, 0); /* transient: not saved */
+    dedup_add(d, &a, 100, 7);
+    dedup_add(d, &b, 100, 8);
+    dedup_add(d, &c, 100, 9); /* evicts t */
+    buf_init(&out);
+    dedup_save(d, 500, 1000000, &out); /* 600 ms left for a, b, c */
+    cur_init(&cur, out.data, out.len);
+    /* into a cache of 2, 5 s later by its own clock, 100 ms later by
+     * the wall: the oldest does not fit */
+    T_ASSERT(dedup_load(e, &cur, 5000, 1000100));
+    T_EQ_INT(cur.left, 0);
+    dedup_stats(e, &st);
+    T_EQ_INT(st.entries, 2);
+    T_ASSERT(!dedup_seen(e, &a, 5000, &lsn));
+    T_ASSERT(dedup_seen(e, &b, 5000, &lsn));
+    T_EQ_INT(lsn, 0);
+    T_ASSERT(dedup_seen(e, &c, 5499, &lsn));
+    T_ASSERT(!dedup_seen(e, &c, 5500, &lsn)); /* 500 ms were left */
+    /* loaded keys are saved again; expired ones are not loaded */
+    buf_reset(&out);
+    dedup_save(e, 5000, 1000100, &out);
+    T_EQ_INT(out.len, 4 + 24);
+    dedup_add(d, &f, 500, 3);
+    buf_reset(&out);
+    dedup_save(d, 500, 1000000, &out);
+    cur_init(&cur, out.data, out.len);
+    dedup_free(e);
+    e = dedup_new(8, -1, DEDUP_DEFAULT_HEADER);
+    T_ASSERT(dedup_load(e, &cur, 0, 1000010)); /* f expired */
+    dedup_stats(e, &st);
+    T_EQ_INT(st.entries, 2);
+    /* cut short: refused */
+    cur_init(&cur, out.data, out.len - 1);
+    T_ASSERT(!dedup_load(e, &cur, 0, 1000000));
+    buf_fini(&out);
+    dedup_free(d);
+    dedup_free(e);
+}
+
 T_CASE(arguments_turn_it_on_and_set_it)
 {
     struct buf b;
@@ -241,6 +294,7 @@ static const struct t_case cases[] = {
     T_REG(seen_until_the_ttl_runs_out),
     T_REG(full_cache_evicts_the_oldest_first),
     T_REG(random_churn_matches_a_model),
+    T_REG(snapshot_keeps_logged_keys_in_order),
     T_REG(arguments_turn_it_on_and_set_it),
 };
 T_MAIN(cases)

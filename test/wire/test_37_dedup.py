@@ -13,12 +13,14 @@ is reached. After a kill -9 the caches are rebuilt from the persistent
 messages that come back.
 """
 
+import os
 import time
 
 import pika
 import pytest
 
 from test_20_mgmt_api import Mgmt, http_port
+from wireutil import vhost_dir
 
 pytestmark = pytest.mark.warren_only
 
@@ -206,7 +208,8 @@ def test_duplicate_of_confirmed_message_dropped_after_kill_9(make_broker):
     b = make_broker()
     conn = b.pika()
     ch = conn.channel()
-    ch.queue_declare("dq", durable=True, arguments=DEDUP)
+    ch.queue_declare("dq", durable=True, arguments=dict(DEDUP, **{
+        "x-cache-ttl": 600000}))
     ch.exchange_declare("dx", "fanout", durable=True, arguments=DEDUP)
     ch.queue_declare("plain", durable=True)
     ch.queue_bind("plain", "dx")
@@ -225,6 +228,41 @@ def test_duplicate_of_confirmed_message_dropped_after_kill_9(make_broker):
     ch.basic_publish("", "dq", b"t2", props("t"))
     assert bodies(ch, "dq") == ["q1", "t2"]
     assert bodies(ch, "plain") == ["x1"]
+    conn.close()
+
+
+def test_window_survives_a_clean_restart_for_logged_messages(make_broker):
+    b = make_broker()
+    conn = b.pika()
+    ch = conn.channel()
+    ch.queue_declare("dq", durable=True, arguments=dict(DEDUP, **{
+        "x-cache-ttl": 600000}))
+    ch.exchange_declare("dx", "fanout", durable=True, arguments=DEDUP)
+    ch.queue_declare("plain", durable=True)
+    ch.queue_bind("plain", "dx")
+    ch.confirm_delivery()
+    ch.basic_publish("", "dq", b"q1", props("k", persistent=True))
+    ch.basic_publish("dx", "", b"x1", props("k", persistent=True))
+    ch.basic_publish("", "dq", b"t1", props("t"))
+    # All consumed before the restart: only the caches remember them.
+    assert bodies(ch, "dq") == ["q1", "t1"]
+    assert bodies(ch, "plain") == ["x1"]
+    conn.close()
+    b.restart()
+    snapshot = os.path.join(vhost_dir(b.data_dir), "dedup.snapshot")
+    assert not os.path.exists(snapshot)  # read once, then removed
+    api = Mgmt(http_port(b))
+    conn = b.pika()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("", "dq", b"q2", props("k", persistent=True))
+    ch.basic_publish("dx", "", b"x2", props("k", persistent=True))
+    # A transient message did not survive, so neither did its key: its
+    # publisher may send it again.
+    ch.basic_publish("", "dq", b"t2", props("t"))
+    assert bodies(ch, "dq") == ["t2"]
+    assert bodies(ch, "plain") == []
+    assert api.get("/api/queues/%2F/dq").json["deduplication"]["dropped"] == 1
     conn.close()
 
 
