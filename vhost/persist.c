@@ -259,10 +259,10 @@ rebuild_dedup(struct vhost *vh)
  * At a clean stop every cache is written to <vhost dir>/dedup.snapshot:
  *   "WDD1" | per object: u8 'q' or 'x' | shortstr name | dedup_save's
  * and at the next start read back (into the objects that still have a
- * cache), then removed at once, before the log's messages add theirs: a
- * snapshot is never read twice, since after a crash it would bring back
- * keys the caches had evicted since. A crash leaves no snapshot; the
- * caches then come from the recovered messages alone.
+ * cache), then removed at once: a snapshot is never read twice, since
+ * after a later crash it would bring back keys the caches had evicted
+ * since. A crash leaves no snapshot; the caches then come from the
+ * recovered messages (rebuild_dedup), which a snapshot makes needless.
  */
 #define DEDUP_SNAPSHOT       "dedup.snapshot"
 #define DEDUP_SNAPSHOT_MAGIC "WDD1"
@@ -286,7 +286,7 @@ save_one(struct buf *b, char kind, struct bytes name, const struct dedup *d,
     dedup_save(d, now, wall, b);
 }
 
-/* Writes the snapshot (nothing when no cache holds a key). */
+/* Writes the snapshot (nothing when no durable object deduplicates). */
 static void
 save_dedup(struct vhost *vh)
 {
@@ -339,8 +339,9 @@ snapshot_target(struct vhost *vh, uint8_t kind, struct bytes name)
     return x ? ((struct xinfo *)x->user)->dedup : NULL;
 }
 
-/* Reads the snapshot of the last clean stop, if any, and removes it. */
-static void
+/* Reads the snapshot of the last clean stop, if any, and removes it.
+ * Returns true when one was read whole. */
+static bool
 load_dedup(struct vhost *vh)
 {
     uint64_t now = node_ms(vh), wall = wr_wall_ms();
@@ -349,6 +350,7 @@ load_dedup(struct vhost *vh)
     struct cursor c;
     struct bytes magic, name;
     uint8_t kind;
+    bool loaded = false;
 
     buf_init(&b);
     if (access(path, F_OK) != 0 ||
@@ -371,6 +373,7 @@ load_dedup(struct vhost *vh)
         if (!ok)
             goto bad;
     }
+    loaded = true;
     goto done;
 bad: /* a torn or foreign file: the log's messages still count */
     log_warn("vhost '%s': %s is damaged; deduplication caches rebuilt from "
@@ -382,6 +385,7 @@ done:
 out:
     buf_fini(&b);
     free(path);
+    return loaded;
 }
 
 static void
@@ -424,8 +428,10 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
     for (size_t i = 0; i < rc.nunknown; i++)
         store_append_queue_delete(vh->store, rc.unknown[i]);
     free(rc.unknown);
-    load_dedup(vh);
-    rebuild_dedup(vh);
+    /* After a clean stop the snapshot has every key the caches held; after
+     * a crash the log's messages bring back theirs. */
+    if (!load_dedup(vh))
+        rebuild_dedup(vh);
     HASH_ITER(hh, vh->queues, q, tmp)
     {
         if (q->max_priority && q->ready.n)
