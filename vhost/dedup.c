@@ -434,4 +434,7 @@ dedup_stats(const struct dedup *d, struct dedup_stats *out)
     out->entries = d->n;
     out->size = d->size;
     out->dropped = d->dropped;
+    out->memory = sizeof(*d) + strlen(d->header) + 1 +
+                  (uint64_t)d->alloc * sizeof(*d->slots) +
+                  (d->index ? ((uint64_t)d->mask + 1) * sizeof(*d->index) : 0);
 }

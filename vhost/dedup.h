@@ -111,6 +111,7 @@ bool dedup_load(struct dedup *d, struct cursor *c, uint64_t now_ms,
 struct dedup_stats {
     uint32_t entries, size;
     uint64_t dropped;
+    uint64_t memory; /* bytes held by the cache */
 };
 void dedup_stats(const struct dedup *d, struct dedup_stats *out);
 

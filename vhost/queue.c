@@ -136,6 +136,7 @@ queue_info(const struct queue *q, struct queue_info *out)
         out->dedup_entries = ds.entries;
         out->dedup_size = ds.size;
         out->dedup_dropped = ds.dropped;
+        out->memory += ds.memory;
     }
 }
 
