@@ -380,8 +380,13 @@ bad: /* a torn or foreign file: the log's messages still count */
              "the log only",
              vh->name, path);
 done:
+    /* Read once only (see above). */
     if (unlink(path) == 0)
         store_sync_dir(vh->store_dir);
+    else
+        log_syserr("vhost '%s': cannot remove %s; remove it before the "
+                   "next start",
+                   vh->name, path);
 out:
     buf_fini(&b);
     free(path);
