@@ -296,7 +296,9 @@ save_dedup(struct vhost *vh)
     char *path, err[256];
     bool any = false;
 
-    if (!vh->store || !vh->store_dir)
+    /* A clustered vhost this node no longer serves has caches of the
+     * past: another node has served it since. */
+    if (!vh->store || !vh->store_dir || !vh->serving)
         return;
     buf_init(&b);
     buf_append(&b, DEDUP_SNAPSHOT_MAGIC, 4);
