@@ -14,6 +14,8 @@
  *   topic    trie over '.'-separated words with '*' and '#', plus a
  *            bounded routing cache (routing key -> result)
  *   headers  array of pre-sorted match tables, x-match all/any/...-with-x
+ *   x-consistent-hash  bindings in bucket order, weights as prefix sums;
+ *            one destination per message by Jump Consistent Hash
  *
  * Semantics follow RabbitMQ 3.10 (rabbit_exchange:route1 and the
  * rabbit_exchange_type_* modules), checked against a running RabbitMQ.
@@ -38,9 +40,11 @@ enum exchange_type {
     EXCHANGE_FANOUT,
     EXCHANGE_TOPIC,
     EXCHANGE_HEADERS,
+    EXCHANGE_CONSISTENT_HASH, /* x-consistent-hash (chash.c) */
 };
 
-/* "direct", "fanout", "topic", "headers" (exact, case-sensitive) -> *out.
+/* "direct", "fanout", "topic", "headers", "x-consistent-hash" (exact,
+ * case-sensitive) -> *out.
  * Returns WR_OK, or WR_ERR for anything else (*out untouched). */
 int exchange_type_parse(struct bytes name, enum exchange_type *out);
 /* The type's AMQP name ("direct", ...). */
@@ -59,6 +63,7 @@ struct fanout;
 struct direct;
 struct topic;
 struct headers;
+struct chash;
 
 /*
  * One exchange. Owned by its xreg; freed by xreg_remove()/xreg_free().
@@ -88,6 +93,7 @@ struct exchange {
         struct direct *direct;
         struct topic *topic;
         struct headers *headers;
+        struct chash *chash;
     } idx;
     UT_hash_handle hh; /* in the xreg, by name, insertion-ordered */
 };
@@ -159,6 +165,24 @@ struct bytes exchange_alternate(const struct exchange *x);
  */
 int exchange_check_binding_args(const struct exchange *x, struct bytes args,
                                 struct buf *err);
+/*
+ * Checks a binding key for x's type: x-consistent-hash wants an integer
+ * weight (RabbitMQ's plugin texts, without "PRECONDITION_FAILED - ",
+ * appended to err: "The binding key must be an integer: <<\"abc\">>",
+ * "The binding key must be greater than 0"; and, Warren's bound, "The
+ * binding key must not be greater than 2147483647"). Other types take
+ * any key. Returns WR_OK or WR_ERR.
+ */
+int exchange_check_binding_key(const struct exchange *x, struct bytes key,
+                               struct buf *err);
+/*
+ * Checks the declare arguments a type reads itself (x-consistent-hash:
+ * hash-header, hash-property; the plugin's texts "hash-header and
+ * hash-property are mutually exclusive", "Unsupported property: app_id").
+ * Appends the text to err and returns WR_ERR, or returns WR_OK.
+ */
+int exchange_check_decl_args(enum exchange_type t, struct bytes args,
+                             struct buf *err);
 /*
  * Adds (key, args) -> dest to x's routing index. Idempotent: binding the
  * same (key, args, dest) twice keeps one; args are compared after a
@@ -248,5 +272,10 @@ size_t exchange_route(struct xreg *r, struct exchange *x, struct bytes rk,
 size_t exchange_route_keys(struct xreg *r, struct exchange *x,
                            const struct bytes *rks, size_t nrk,
                            struct bytes headers, struct routeset *rs);
+/* exchange_route with the message's raw content properties as well,
+ * which x-consistent-hash exchanges with a hash-property read. */
+size_t exchange_route_props(struct xreg *r, struct exchange *x, struct bytes rk,
+                            struct bytes headers, struct bytes props,
+                            struct routeset *rs);
 
 #endif

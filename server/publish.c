@@ -200,7 +200,9 @@ publish_message(struct channel *ch, struct exchange *x, struct message *msg,
     }
     if (res.feeds_waiting)
         ch->conn->feeding = true;
-    if (res.nqueues == 0 && mandatory)
+    /* A duplicate dropped by x-message-deduplication is not returned:
+     * the broker took it (and confirms it, as the plugin does). */
+    if (res.nqueues == 0 && mandatory && !res.duplicate)
         send_return(ch, msg);
     if (ch->confirm) {
         uint64_t seq = confirm_next(&ch->confirms);

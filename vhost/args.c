@@ -10,8 +10,13 @@
  * queue 'q' in vhost '/': received none but current is the value '1000' of type
  * 'signedint'
  *
- * Only the keys RabbitMQ knows are validated or compared; other keys are
- * kept as given and ignored, as RabbitMQ does.
+ * Only the keys RabbitMQ knows are validated or compared, and the
+ * deduplication arguments (x-message-deduplication, x-cache-size,
+ * x-cache-ttl, x-deduplication-header: dedup.h), in RabbitMQ's style:
+ *   invalid arg 'x-cache-size' for queue 'q' in vhost '/': {value_zero,0}
+ *   invalid arg 'x-deduplication-header' for exchange 'x' in vhost '/':
+ * {unacceptable_type,signedint}
+ * Other keys are kept as given and ignored, as RabbitMQ does.
  */
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
@@ -31,6 +36,8 @@ enum arg_check {
     ARG_QUEUE_MODE,  /* default | lazy */
     ARG_BOOL,        /* bool */
     ARG_QUEUE_TYPE,  /* classic */
+    ARG_CACHE_SIZE,  /* integer 1..2^31-1 */
+    ARG_STR,         /* longstr */
     ARG_ANY,         /* compared, not checked */
 };
 
@@ -53,6 +60,23 @@ static const struct {
     {"x-queue-type", ARG_QUEUE_TYPE},
     {"x-queue-master-locator", ARG_ANY},
     {"x-queue-version", ARG_ANY},
+    /* deduplication (dedup.h) */
+    {"x-message-deduplication", ARG_BOOL},
+    {"x-cache-size", ARG_CACHE_SIZE},
+    {"x-cache-ttl", ARG_TTL},
+    {"x-deduplication-header", ARG_STR},
+};
+
+/* The exchange arguments validated and compared besides
+ * alternate-exchange (whose texts differ): deduplication. */
+static const struct {
+    const char *key;
+    enum arg_check check;
+} exchange_args[] = {
+    {"x-message-deduplication", ARG_BOOL},
+    {"x-cache-size", ARG_CACHE_SIZE},
+    {"x-cache-ttl", ARG_TTL},
+    {"x-deduplication-header", ARG_STR},
 };
 
 static int invalid(struct vherr *err, const char *key, const char *rs,
@@ -161,6 +185,13 @@ check_one(const char *key, enum arg_check check, const struct fvalue *v,
                            fvalue_is_str(v) ? (int)v->v.str.len : 0,
                            fvalue_is_str(v) ? (const char *)v->v.str.ptr : "");
         return WR_OK;
+    case ARG_CACHE_SIZE:
+        return check_int(v, key, rs, 1, INT32_MAX, err);
+    case ARG_STR:
+        if (!fvalue_is_str(v))
+            return invalid(err, key, rs, "{unacceptable_type,%s}",
+                           fvalue_type_name(v->type));
+        return WR_OK;
     case ARG_ANY:
         return WR_OK;
     }
@@ -244,17 +275,39 @@ int
 args__equiv_exchange(struct bytes cur, struct bytes req, const char *rs,
                      struct vherr *err)
 {
-    return equiv_one(cur, req, "alternate-exchange", rs, err);
+    if (equiv_one(cur, req, "alternate-exchange", rs, err) != WR_OK)
+        return WR_ERR;
+    for (size_t i = 0; i < WR_ARRAY_LEN(exchange_args); i++) {
+        if (equiv_one(cur, req, exchange_args[i].key, rs, err) != WR_OK)
+            return WR_ERR;
+    }
+    return WR_OK;
 }
 
 int
-args__check_exchange(struct bytes args, const char *rs, struct vherr *err)
+args__check_exchange(struct bytes args, enum exchange_type t, const char *rs,
+                     struct vherr *err)
 {
     struct fvalue v;
+    struct buf why;
+    int rc;
 
     if (ftable_find(args, "alternate-exchange", &v) && !fvalue_is_str(&v))
         return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "invalid type '%s' for arg 'alternate-exchange' in %s",
                          fvalue_type_name(v.type), rs);
-    return WR_OK;
+    for (size_t i = 0; i < WR_ARRAY_LEN(exchange_args); i++) {
+        if (ftable_find(args, exchange_args[i].key, &v) &&
+            check_one(exchange_args[i].key, exchange_args[i].check, &v, args,
+                      rs, err) != WR_OK)
+            return WR_ERR;
+    }
+    /* The type's own arguments (x-consistent-hash: hash-header, ...). */
+    buf_init(&why);
+    rc = exchange_check_decl_args(t, args, &why);
+    if (rc != WR_OK)
+        vherr_set(err, AMQP_PRECONDITION_FAILED, "%.*s", (int)why.len,
+                  (const char *)why.data);
+    buf_fini(&why);
+    return rc;
 }

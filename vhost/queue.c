@@ -128,6 +128,16 @@ queue_info(const struct queue *q, struct queue_info *out)
         .stat_redeliver = q->stat_redeliver,
         .stat_expired = q->stat_expired,
     };
+    if (q->dedup) {
+        struct dedup_stats ds;
+
+        dedup_stats(q->dedup, &ds);
+        out->dedup = true;
+        out->dedup_entries = ds.entries;
+        out->dedup_size = ds.size;
+        out->dedup_dropped = ds.dropped;
+        out->memory += ds.memory;
+    }
 }
 
 /* ---- lifetime */
@@ -155,6 +165,7 @@ queue_unref(struct queue *q)
     free((void *)q->dlrk.ptr);
     free(q->policy);
     free(q->op_policy);
+    dedup_free(q->dedup);
     q->magic = 0;
     free(q);
 }

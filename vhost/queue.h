@@ -164,6 +164,9 @@ struct queue_info {
     uint64_t memory;      /* what the queue holds in memory, all told */
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
+    bool dedup; /* x-message-deduplication: the cache's figures follow */
+    uint32_t dedup_entries, dedup_size;
+    uint64_t dedup_dropped; /* duplicates not enqueued */
 };
 
 void queue_info(const struct queue *q, struct queue_info *out);

@@ -8,6 +8,7 @@
 #define WARREN_VHOST_INT_H
 
 #include "vhost/node.h"
+#include "vhost/dedup.h"
 #include "base/ring.h"
 #include "amqp/amqp_props.h"
 #include "amqp/ftable.h"
@@ -72,6 +73,7 @@ struct queue {
     UT_hash_handle qid_hh; /* in vhost.by_qid */
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
+    struct dedup *dedup; /* x-message-deduplication, or NULL (dedup.h) */
     UT_hash_handle hh;
 };
 
@@ -112,6 +114,7 @@ struct vhost {
 struct xinfo {
     struct binding *out; /* bindings with this exchange as source */
     struct binding *in;  /* bindings with this exchange as destination */
+    struct dedup *dedup; /* x-message-deduplication, or NULL (dedup.h) */
 };
 
 /* Why a message left its queue for a dead-letter exchange: RabbitMQ's
@@ -297,7 +300,8 @@ void binding__remove_all_out(struct vhost *vh, struct exchange *x);
 int args__check_queue(struct bytes args, const char *rs, struct vherr *err);
 int args__equiv_queue(struct bytes cur, struct bytes req, const char *rs,
                       struct vherr *err);
-int args__check_exchange(struct bytes args, const char *rs, struct vherr *err);
+int args__check_exchange(struct bytes args, enum exchange_type t,
+                         const char *rs, struct vherr *err);
 int args__equiv_exchange(struct bytes cur, struct bytes req, const char *rs,
                          struct vherr *err);
 

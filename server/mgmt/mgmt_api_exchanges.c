@@ -15,8 +15,8 @@
 
 #include <stdlib.h>
 
-json_t *
-mgmt_exchange_json(struct vhost *vh, struct exchange *x)
+static json_t *
+exchange_json(struct vhost *vh, struct exchange *x)
 {
     return json_pack(
         "{s:s%, s:s, s:s, s:b, s:b, s:b, s:o, s:s}", "name", x->name,
@@ -26,6 +26,22 @@ mgmt_exchange_json(struct vhost *vh, struct exchange *x)
         mgmt_table_json(x->args), "user_who_performed_action",
         x->name_len == 0 || strncmp(x->name, "amq.", 4) == 0 ? "rmq-internal"
                                                              : "");
+}
+
+json_t *
+mgmt_exchange_json(struct vhost *vh, struct exchange *x)
+{
+    json_t *o = exchange_json(vh, x);
+    uint32_t entries, size;
+    uint64_t dropped;
+
+    /* Warren's: the x-message-deduplication cache's figures. */
+    if (vhost_exchange_dedup(x, &entries, &size, &dropped))
+        json_object_set_new(o, "deduplication",
+                            json_pack("{s:I, s:i, s:i}", "dropped",
+                                      (json_int_t)dropped, "entries",
+                                      (int)entries, "size", (int)size));
+    return o;
 }
 
 static void

@@ -40,6 +40,11 @@ exchange_types(void)
         json_array_append_new(a, json_pack("{s:s, s:s, s:b}", "name", types[i],
                                            "description", desc, "enabled", 1));
     }
+    /* As RabbitMQ lists its plugin's type once it is enabled. */
+    json_array_append_new(a, json_pack("{s:s, s:s, s:b}", "name",
+                                       "x-consistent-hash", "description",
+                                       "Consistent Hashing Exchange", "enabled",
+                                       1));
     return a;
 }
 

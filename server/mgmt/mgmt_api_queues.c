@@ -173,6 +173,14 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     K("consumer_utilisation");
     mgmt_jw_raw(w, qi.consumers ? "1.0" : "0.0");
     KINT("consumers", qi.consumers);
+    if (qi.dedup) { /* Warren's: x-message-deduplication's cache */
+        K("deduplication");
+        mgmt_jw_obj_begin(w);
+        KINT("dropped", qi.dedup_dropped);
+        KINT("entries", qi.dedup_entries);
+        KINT("size", qi.dedup_size);
+        mgmt_jw_obj_end(w);
+    }
     KBOOL("durable", qi.durable);
     K("effective_policy_definition");
     mgmt_jw_json(w, policy_definition(&qi));
