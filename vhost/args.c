@@ -35,7 +35,7 @@ enum arg_check {
     ARG_OVERFLOW,    /* drop-head | reject-publish | reject-publish-dlx */
     ARG_QUEUE_MODE,  /* default | lazy */
     ARG_BOOL,        /* bool */
-    ARG_QUEUE_TYPE,  /* classic */
+    ARG_QUEUE_TYPE,  /* classic | stream */
     ARG_CACHE_SIZE,  /* integer 1..2^31-1 */
     ARG_STR,         /* longstr */
     ARG_ANY,         /* compared, not checked */
@@ -60,6 +60,10 @@ static const struct {
     {"x-queue-type", ARG_QUEUE_TYPE},
     {"x-queue-master-locator", ARG_ANY},
     {"x-queue-version", ARG_ANY},
+    /* streams (checked in stream.c) */
+    {"x-max-age", ARG_ANY},
+    {"x-stream-max-segment-size-bytes", ARG_ANY},
+    {"x-initial-cluster-size", ARG_ANY},
     /* deduplication (dedup.h) */
     {"x-message-deduplication", ARG_BOOL},
     {"x-cache-size", ARG_CACHE_SIZE},
@@ -134,7 +138,7 @@ check_one(const char *key, enum arg_check check, const struct fvalue *v,
     static const char *const overflow[] = {"drop-head", "reject-publish",
                                            "reject-publish-dlx", NULL};
     static const char *const modes[] = {"default", "lazy", NULL};
-    static const char *const types[] = {"classic", NULL};
+    static const char *const types[] = {"classic", "stream", NULL};
     struct fvalue dlx;
 
     switch (check) {
@@ -178,8 +182,8 @@ check_one(const char *key, enum arg_check check, const struct fvalue *v,
                            fvalue_type_name(v->type));
         return WR_OK;
     case ARG_QUEUE_TYPE:
-        /* Warren runs classic queues only: quorum and stream queues
-         * would promise replication semantics it does not give. */
+        /* Classic and stream queues (stream.c); quorum queues would
+         * promise replication semantics Warren does not give. */
         if (!fvalue_is_str(v) || !str_in(v, types))
             return invalid(err, key, rs, "\"unsupported queue type '%.*s'\"",
                            fvalue_is_str(v) ? (int)v->v.str.len : 0,

@@ -20,6 +20,7 @@
  */
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
+#include "vhost/stream_int.h"
 
 #include <stdlib.h>
 #include <utlist.h>
@@ -166,6 +167,7 @@ queue_unref(struct queue *q)
     free(q->policy);
     free(q->op_policy);
     dedup_free(q->dedup);
+    stream__free(q);
     q->magic = 0;
     free(q);
 }
@@ -541,6 +543,10 @@ queue_reject(struct queue *q, struct qentry e)
 void
 queue_requeue(struct queue *q, struct qentry e)
 {
+    if (q->stream) {
+        stream__requeue(q, e);
+        return;
+    }
     WR_ASSERT(q->unacked > 0);
     q->unacked--;
     if (q->deleted || is_lost(q, e.id)) {
@@ -629,6 +635,10 @@ queue_dispatch(struct queue *q)
     struct consumer *c;
     struct qentry e;
 
+    if (q->stream) {
+        stream__dispatch(q);
+        return;
+    }
     if (q->may_expire)
         queue_expire(q);
     while (!q->deleted && load_head(q) && (c = queue__pick_consumer(q))) {

@@ -74,6 +74,8 @@ struct queue {
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
     struct dedup *dedup; /* x-message-deduplication, or NULL (dedup.h) */
+    /* x-queue-type stream (stream.c), or NULL */
+    struct stream *stream;
     UT_hash_handle hh;
 };
 
@@ -105,6 +107,7 @@ struct vhost {
     uint64_t lost_from;
     struct buf scratch;  /* meta encoding, reads from the log */
     struct vmove *moves; /* positions moved while deliveries were out */
+    struct stream *stream_dirty; /* streams with unwritten appends */
     UT_hash_handle hh;
 };
 

@@ -1,0 +1,684 @@
+/*
+ * stream.c: stream queues (x-queue-type = stream), as RabbitMQ 3.9+
+ * serves them over AMQP 0-9-1: an append-only queue that keeps its
+ * messages after they are consumed, each consumer reading at its own
+ * offset (x-stream-offset), each delivery carrying the x-stream-offset
+ * header, acks only returning credit.
+ *
+ * Where the messages live: in a stream log of their own (store/slog.h),
+ * segment files in the vhost's data directory named after the queue's
+ * id ("stream.<qid>.<first offset>.seg/.idx"), not in the vhost's
+ * journal. That is what RabbitMQ does (osiris keeps a log per stream),
+ * and it is what the workload wants: the journal is built for messages
+ * that are acked and compacted away, a stream for messages that stay
+ * and are read by offset, trimmed by whole segments. It also keeps this
+ * work out of the journal's record format and replication while the
+ * vhost log's replication is being built; replicating a stream then
+ * means shipping its segments (append-only files, by offset), which the
+ * format makes simple, and is not done yet: a stream is on one node.
+ *
+ * Publish: a message routed to a stream is appended to its log, with
+ * the x-stream-offset header already in its properties (the offset is
+ * known at append), so delivery sends the record's bytes as they are.
+ * Appends are buffered and written at the end of the loop iteration
+ * (node_flush, before any confirm leaves), so a confirmed message
+ * survives a kill of the broker.
+ *
+ * Consumers: each has a reader of the log (c->sreader) and takes
+ * messages while its prefetch and its channel allow; a reader reads the
+ * files in chunks, so a consumer far behind costs its prefetch window
+ * and a read buffer, never the stream in memory. A delivery is a
+ * message allocated from the record and freed when acked; requeue
+ * (channel closed, basic.recover) only returns the credit, as in
+ * RabbitMQ, where a stream never redelivers.
+ */
+#include "vhost/stream.h"
+#include "vhost/stream_int.h"
+#include "vhost/vhost_int.h"
+#include "store/slog.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <utlist.h>
+
+/* RabbitMQ's default x-stream-max-segment-size-bytes. */
+#define DEFAULT_SEGMENT_BYTES UINT64_C(500000000)
+
+struct stream {
+    struct queue *q;
+    struct slog *log; /* NULL until the vhost's data is open */
+    struct slog_opts o;
+    bool dirty; /* on vh->stream_dirty: has unwritten appends */
+    struct stream *dirty_next;
+    struct buf scratch; /* a record being built */
+};
+
+/* ---- arguments */
+
+/* RabbitMQ's interval syntax for x-max-age and x-stream-offset: a
+ * positive integer and a unit (Y M D h m s). Returns milliseconds, 0 when
+ * the text is not one. */
+uint64_t
+stream__parse_interval(struct bytes s)
+{
+    uint64_t v = 0, unit;
+    size_t i;
+
+    if (s.len < 2 || s.len > 20)
+        return 0;
+    for (i = 0; i + 1 < s.len; i++) {
+        if (s.ptr[i] < '0' || s.ptr[i] > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(s.ptr[i] - '0');
+    }
+    switch (s.ptr[i]) {
+    case 'Y':
+        unit = UINT64_C(365) * 24 * 3600 * 1000;
+        break;
+    case 'M':
+        unit = UINT64_C(30) * 24 * 3600 * 1000;
+        break;
+    case 'D':
+        unit = UINT64_C(24) * 3600 * 1000;
+        break;
+    case 'h':
+        unit = UINT64_C(3600) * 1000;
+        break;
+    case 'm':
+        unit = UINT64_C(60) * 1000;
+        break;
+    case 's':
+        unit = 1000;
+        break;
+    default:
+        return 0;
+    }
+    if (v == 0)
+        return 0;
+    /* a longer age than any clock will see: forever */
+    return v > UINT64_MAX / 4 / unit ? UINT64_MAX / 4 : v * unit;
+}
+
+/* The arguments of other queue types that RabbitMQ refuses on a stream
+ * ("... of queue type rabbit_stream_queue"). */
+static const char *const classic_only[] = {
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-dead-letter-strategy",
+    "x-max-length",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-queue-version",
+    "x-queue-master-locator",
+    "x-delivery-limit",
+};
+
+/* And the stream's own, which RabbitMQ refuses on a classic queue. */
+static const char *const stream_only[] = {
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+};
+
+bool
+stream__is_declared(struct bytes args)
+{
+    struct fvalue v;
+
+    return ftable_find(args, "x-queue-type", &v) && fvalue_is_str(&v) &&
+           bytes_eq_str(v.v.str, "stream");
+}
+
+static int
+wrong_type_arg(struct vherr *err, const char *key, const char *rs,
+               const char *type)
+{
+    return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                     "invalid arg '%s' for %s of queue type %s", key, rs, type);
+}
+
+static int
+check_int_arg(struct bytes args, const char *key, bool positive, const char *rs,
+              struct vherr *err)
+{
+    struct fvalue v;
+    int64_t i;
+
+    if (!ftable_find(args, key, &v))
+        return WR_OK;
+    if (!fvalue_get_int(&v, &i))
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "invalid arg '%s' for %s: \"expected integer, got "
+                         "%s\"",
+                         key, rs, fvalue_type_name(v.type));
+    if (i < 0)
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "invalid arg '%s' for %s: {value_negative,%lld}", key,
+                         rs, (long long)i);
+    if (i == 0 && positive)
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "invalid arg '%s' for %s: {value_zero,0}", key, rs);
+    return WR_OK;
+}
+
+int
+stream__check_decl(const struct queue_decl *d, const char *rs,
+                   struct vherr *err)
+{
+    struct fvalue v;
+
+    if (!stream__is_declared(d->args)) {
+        for (size_t i = 0; i < WR_ARRAY_LEN(stream_only); i++) {
+            if (ftable_find(d->args, stream_only[i], &v))
+                return wrong_type_arg(err, stream_only[i], rs,
+                                      "rabbit_classic_queue");
+        }
+        return WR_OK;
+    }
+    /* RabbitMQ's order: the arguments, then the properties (auto-delete,
+     * exclusive, durable). */
+    for (size_t i = 0; i < WR_ARRAY_LEN(classic_only); i++) {
+        if (ftable_find(d->args, classic_only[i], &v))
+            return wrong_type_arg(err, classic_only[i], rs,
+                                  "rabbit_stream_queue");
+    }
+    if (ftable_find(d->args, "x-max-age", &v)) {
+        if (!fvalue_is_str(&v))
+            return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                             "invalid arg 'x-max-age' for %s: "
+                             "{unacceptable_type,%s}",
+                             rs, fvalue_type_name(v.type));
+        if (!stream__parse_interval(v.v.str))
+            return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                             "invalid arg 'x-max-age' for %s: invalid_max_age",
+                             rs);
+    }
+    if (check_int_arg(d->args, "x-max-length-bytes", false, rs, err) ||
+        check_int_arg(d->args, "x-stream-max-segment-size-bytes", false, rs,
+                      err) ||
+        check_int_arg(d->args, "x-initial-cluster-size", true, rs, err))
+        return WR_ERR;
+    if (d->server_named)
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "Cannot declare a server-named queue for type "
+                         "rabbit_stream_queue");
+    if (d->auto_delete)
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "invalid property 'auto-delete' for %s", rs);
+    if (d->exclusive)
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "invalid property 'exclusive-owner' for %s", rs);
+    if (!d->durable)
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "invalid property 'non-durable' for %s", rs);
+    return WR_OK;
+}
+
+/* The log's limits from the queue's arguments. */
+static void
+opts_from_args(struct bytes args, struct slog_opts *o)
+{
+    struct fvalue v;
+    int64_t i;
+
+    *o = (struct slog_opts){.max_segment_bytes = DEFAULT_SEGMENT_BYTES};
+    if (ftable_find(args, "x-stream-max-segment-size-bytes", &v) &&
+        fvalue_get_int(&v, &i) && i > 0)
+        o->max_segment_bytes = (uint64_t)i;
+    if (ftable_find(args, "x-max-length-bytes", &v) && fvalue_get_int(&v, &i) &&
+        i > 0)
+        o->max_bytes = (uint64_t)i;
+    if (ftable_find(args, "x-max-age", &v) && fvalue_is_str(&v))
+        o->max_age_ms = stream__parse_interval(v.v.str);
+}
+
+/* ---- the log's lifetime */
+
+static void
+log_open(struct stream *s)
+{
+    struct vhost *vh = s->q->vh;
+    char prefix[64], err[512];
+
+    if (s->log || !vh->store_dir)
+        return;
+    snprintf(prefix, sizeof(prefix), "stream.%016llx",
+             (unsigned long long)s->q->qid);
+    s->log = slog_open(vh->store_dir, prefix, &s->o, err, sizeof(err));
+    if (!s->log) {
+        log_err("stream queue '%s' in vhost '%s': %s; it refuses messages",
+                s->q->name, vh->name, err);
+        return;
+    }
+    slog_retain(s->log, wr_wall_ms());
+    if (slog_next(s->log) > 0)
+        log_info("stream queue '%s' in vhost '%s': offsets %llu to %llu in "
+                 "%zu segments",
+                 s->q->name, vh->name, (unsigned long long)slog_first(s->log),
+                 (unsigned long long)slog_next(s->log) - 1,
+                 slog_segments(s->log));
+}
+
+void
+stream__init(struct queue *q)
+{
+    struct stream *s;
+
+    if (!stream__is_declared(q->args))
+        return;
+    s = xcalloc(1, sizeof(*s));
+    s->q = q;
+    buf_init(&s->scratch);
+    opts_from_args(q->args, &s->o);
+    q->stream = s;
+    log_open(s);
+}
+
+void
+stream__open_all(struct vhost *vh)
+{
+    struct queue *q, *tmp;
+
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        if (q->stream)
+            log_open(q->stream);
+    }
+}
+
+/* Takes s off its vhost's list of streams with unwritten appends. */
+static void
+undirty(struct stream *s)
+{
+    if (!s->dirty)
+        return;
+    LL_DELETE2(s->q->vh->stream_dirty, s, dirty_next);
+    s->dirty = false;
+}
+
+/* Closes the readers of q's consumers and the log (its files stay). */
+static void
+log_close(struct stream *s)
+{
+    struct consumer *c = NULL;
+
+    while ((c = queue_consumer_next(s->q, c)) != NULL) {
+        slog_reader_free(c->sreader);
+        c->sreader = NULL;
+    }
+    undirty(s);
+    slog_close(s->log);
+    s->log = NULL;
+}
+
+void
+stream__close_all(struct vhost *vh)
+{
+    struct queue *q, *tmp;
+
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        if (q->stream && q->stream->log)
+            log_close(q->stream);
+    }
+}
+
+void
+stream__delete(struct queue *q)
+{
+    struct stream *s = q->stream;
+
+    undirty(s);
+    if (s->log)
+        slog_destroy(s->log); /* its consumers are gone (cancelled) */
+    s->log = NULL;
+}
+
+void
+stream__free(struct queue *q)
+{
+    struct stream *s = q->stream;
+
+    if (!s)
+        return;
+    if (s->log)
+        log_close(s);
+    buf_fini(&s->scratch);
+    free(s);
+    q->stream = NULL;
+}
+
+void
+stream__flush(struct vhost *vh)
+{
+    struct stream *s;
+
+    while ((s = vh->stream_dirty) != NULL) {
+        undirty(s);
+        if (s->log)
+            slog_flush(s->log);
+    }
+}
+
+/* ---- publish */
+
+/* The record of m at offset off: flags, exchange, routing key, the
+ * properties with x-stream-offset in the headers, the body. */
+static void
+encode_record(struct stream *s, const struct message *m, uint64_t off)
+{
+    struct buf *b = &s->scratch;
+    struct amqp_basic_props p;
+    struct bytes ex = message_exchange(m), rk = message_rk(m);
+    struct buf hdr;
+    struct ftable_iter it;
+    struct bytes key;
+    struct fvalue v;
+    size_t at;
+
+    buf_reset(b);
+    buf_put_u8(b, m->flags & MSG_PERSISTENT);
+    buf_put_shortstr(b, ex);
+    buf_put_shortstr(b, rk);
+    at = b->len;
+    buf_put_u32(b, 0);
+    if (amqp_basic_props_decode(message_props(m).ptr, m->props_len, &p, NULL) !=
+        AMQP_DECODE_OK)
+        memset(&p, 0, sizeof(p)); /* checked when the header arrived */
+    buf_init(&hdr);
+    if (p.flags & AMQP_BASIC_HEADERS_FLAG) {
+        ftable_iter_init(&it, p.headers);
+        while (ftable_next(&it, &key, &v)) {
+            if (!bytes_eq_str(key, "x-stream-offset"))
+                fenc_value_key(&hdr, key, &v);
+        }
+    }
+    fenc_int(&hdr, "x-stream-offset", (int64_t)off);
+    p.flags |= AMQP_BASIC_HEADERS_FLAG;
+    p.headers = buf_bytes(&hdr);
+    amqp_basic_props_encode(&p, b);
+    buf_fini(&hdr);
+    be32_store(b->data + at, (uint32_t)(b->len - at - 4));
+}
+
+/* Appends m to s. Returns false when the log refuses it. */
+static bool
+append(struct stream *s, const struct message *m)
+{
+    struct bytes parts[2];
+    struct queue *q = s->q;
+
+    if (!s->log || slog_failed(s->log))
+        return false;
+    encode_record(s, m, slog_next(s->log));
+    parts[0] = buf_bytes(&s->scratch);
+    parts[1] = message_body(m);
+    if (slog_append(s->log, wr_wall_ms(), parts, 2) == UINT64_MAX)
+        return false;
+    q->stat_publish++;
+    if (!s->dirty) {
+        s->dirty = true;
+        LL_PREPEND2(q->vh->stream_dirty, s, dirty_next);
+    }
+    if (q->nconsumers)
+        queue_schedule(q);
+    return true;
+}
+
+size_t
+stream__publish(struct vhost *vh, struct message *m, struct queue **qs,
+                size_t n, struct publish_result *res)
+{
+    size_t k = 0;
+
+    (void)vh;
+    for (size_t i = 0; i < n; i++) {
+        if (!qs[i]->stream) {
+            qs[k++] = qs[i];
+            continue;
+        }
+        if (!append(qs[i]->stream, m))
+            res->rejected = true;
+        res->nqueues++;
+    }
+    return k;
+}
+
+/* ---- consumers */
+
+/* Where x-stream-offset says c starts; WR_ERR with err when it is not
+ * one RabbitMQ takes. */
+static int
+parse_offset(struct bytes args, struct slog *log, uint64_t *out, const char *rs,
+             struct vherr *err)
+{
+    struct fvalue v;
+    int64_t i;
+    uint64_t ms;
+
+    if (!ftable_find(args, "x-stream-offset", &v)) {
+        *out = log ? slog_next(log) : 0;
+        return WR_OK;
+    }
+    if (v.type == 'T') {
+        if (log)
+            *out = slog_offset_at(log, v.v.u * 1000);
+        return WR_OK;
+    }
+    if (fvalue_get_int(&v, &i)) {
+        /* below the first: the first; beyond the end: the next */
+        if (log)
+            *out = i < 0 ? slog_first(log)
+                         : WR_MIN(WR_MAX((uint64_t)i, slog_first(log)),
+                                  slog_next(log));
+        return WR_OK;
+    }
+    if (fvalue_is_str(&v) || v.type == 'x') {
+        if (bytes_eq_str(v.v.str, "first")) {
+            if (log)
+                *out = slog_first(log);
+            return WR_OK;
+        }
+        if (bytes_eq_str(v.v.str, "last")) {
+            /* RabbitMQ: the last chunk; here, the last message */
+            if (log)
+                *out = slog_next(log) > slog_first(log) ? slog_next(log) - 1
+                                                        : slog_next(log);
+            return WR_OK;
+        }
+        if (bytes_eq_str(v.v.str, "next")) {
+            if (log)
+                *out = slog_next(log);
+            return WR_OK;
+        }
+        ms = stream__parse_interval(v.v.str);
+        if (ms) {
+            uint64_t now = wr_wall_ms();
+
+            if (log)
+                *out = slog_offset_at(log, now > ms ? now - ms : 0);
+            return WR_OK;
+        }
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "invalid arg 'x-stream-offset' for %s: "
+                         "{invalid_stream_offset_arg,{%s,<<\"%.*s\">>}}",
+                         rs, fvalue_type_name(v.type),
+                         (int)WR_MIN(v.v.str.len, 200),
+                         (const char *)v.v.str.ptr);
+    }
+    return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                     "invalid arg 'x-stream-offset' for %s: "
+                     "{invalid_stream_offset_arg,%s}",
+                     rs, fvalue_type_name(v.type));
+}
+
+static void
+resource(const struct queue *q, char *out, size_t n)
+{
+    snprintf(out, n, "queue '%s' in vhost '%s'", q->name, q->vh->name);
+}
+
+bool
+queue_is_stream(const struct queue *q)
+{
+    return q->stream != NULL;
+}
+
+int
+stream_check_consume(struct queue *q, bool no_ack, uint32_t prefetch,
+                     uint32_t prefetch_global, struct bytes args,
+                     struct vherr *err)
+{
+    char rs[400];
+    uint64_t off;
+
+    resource(q, rs, sizeof(rs));
+    if (prefetch == 0)
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "consumer prefetch count is not set for '%s'", rs);
+    if (no_ack)
+        return vherr_set(err, AMQP_NOT_IMPLEMENTED,
+                         "automatic acknowledgement not supported by stream "
+                         "queues %s",
+                         rs);
+    if (prefetch_global)
+        return vherr_set(err, AMQP_NOT_IMPLEMENTED,
+                         "%s does not support global qos", rs);
+    return parse_offset(args, NULL, &off, rs, err);
+}
+
+int
+stream_refuse(struct queue *q, const char *what, struct vherr *err)
+{
+    char rs[400];
+
+    resource(q, rs, sizeof(rs));
+    return vherr_set(err, AMQP_NOT_IMPLEMENTED,
+                     "%s not supported by stream queues %s", what, rs);
+}
+
+void
+stream__consumer_add(struct queue *q, struct consumer *c)
+{
+    struct slog *log = q->stream->log;
+    struct vherr err;
+    uint64_t off = 0;
+    char rs[8] = "";
+
+    if (!log)
+        return;
+    /* checked at basic.consume (stream_check_consume) */
+    if (parse_offset(c->args, log, &off, rs, &err) != WR_OK)
+        off = slog_next(log);
+    c->sreader = slog_reader_new(log, off);
+}
+
+void
+stream__consumer_remove(struct consumer *c)
+{
+    slog_reader_free(c->sreader);
+    c->sreader = NULL;
+}
+
+/* The message of a record, with one reference for the delivery. */
+static struct message *
+decode_record(struct bytes rec)
+{
+    struct cursor cur;
+    struct bytes ex, rk, props;
+    uint8_t flags;
+    struct message *m;
+
+    cur_init(&cur, rec.ptr, rec.len);
+    if (!rd_u8(&cur, &flags) || !rd_shortstr(&cur, &ex) ||
+        !rd_shortstr(&cur, &rk) || !rd_longstr(&cur, &props))
+        return NULL;
+    m = message_new(ex, rk, props, cur.left);
+    m = message_append(m, bytes_of(cur.p, cur.left));
+    m->flags = flags & MSG_PERSISTENT;
+    return m;
+}
+
+static bool
+has_room(struct consumer *c)
+{
+    return (c->prefetch == 0 || c->unacked < c->prefetch) && c->ops->ready(c);
+}
+
+/* Hands c what its credit allows from its reader. */
+static void
+feed(struct queue *q, struct consumer *c)
+{
+    struct slog_rec rec;
+    struct message *m;
+    int rc;
+
+    while (c->sreader && has_room(c)) {
+        rc = slog_read(c->sreader, &rec);
+        if (rc != WR_OK)
+            return; /* at the end, or an unreadable record (logged) */
+        m = decode_record(rec.payload);
+        if (!m) {
+            log_err("stream queue '%s' in vhost '%s': record at offset %llu "
+                    "is malformed; skipped",
+                    q->name, q->vh->name, (unsigned long long)rec.offset);
+            continue;
+        }
+        q->stat_deliver++;
+        queue__track(q);
+        c->delivered++;
+        c->ops->deliver(c, q, (struct qentry){.id = 0, .msg = m});
+    }
+}
+
+void
+stream__dispatch(struct queue *q)
+{
+    struct consumer *c = NULL, *next;
+
+    if (!q->stream->log)
+        return;
+    for (c = queue_consumer_next(q, NULL); c; c = next) {
+        next = queue_consumer_next(q, c);
+        feed(q, c);
+        if (q->deleted)
+            return;
+    }
+}
+
+void
+stream__requeue(struct queue *q, struct qentry e)
+{
+    /* A stream never redelivers: the credit comes back, nothing else. */
+    WR_ASSERT(q->unacked > 0);
+    q->unacked--;
+    message_unref(e.msg);
+    queue_unref(q);
+}
+
+/* ---- what management reads */
+
+bool
+stream_info(const struct queue *q, struct stream_info *out)
+{
+    const struct slog *log;
+
+    memset(out, 0, sizeof(*out));
+    if (!q->stream)
+        return false;
+    log = q->stream->log;
+    if (!log)
+        return true;
+    out->open = true;
+    out->first = slog_first(log);
+    out->next = slog_next(log);
+    out->bytes = slog_bytes(log);
+    out->segments = slog_segments(log);
+    return true;
+}
