@@ -204,7 +204,9 @@ stream__check_decl(const struct queue_decl *d, const char *rs,
                       err) ||
         check_int_arg(d->args, "x-initial-cluster-size", true, rs, err))
         return WR_ERR;
-    if (d->server_named)
+    /* (definitions and management declare with server_named set and no
+     * connection: their names are the user's) */
+    if (d->server_named && d->owner)
         return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "Cannot declare a server-named queue for type "
                          "rabbit_stream_queue");
