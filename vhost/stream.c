@@ -474,11 +474,10 @@ parse_offset(struct bytes args, struct slog *log, uint64_t *out, const char *rs,
         return WR_OK;
     }
     if (fvalue_get_int(&v, &i)) {
-        /* below the first: the first; beyond the end: the next */
+        /* below the first: the first; beyond the end: it waits for
+         * that offset, as in RabbitMQ */
         if (log)
-            *out = i < 0 ? slog_first(log)
-                         : WR_MIN(WR_MAX((uint64_t)i, slog_first(log)),
-                                  slog_next(log));
+            *out = WR_MAX((uint64_t)WR_MAX(i, 0), slog_first(log));
         return WR_OK;
     }
     if (fvalue_is_str(&v) || v.type == 'x') {

@@ -274,7 +274,11 @@ def test_consumer_rules_and_refused_methods(broker, stream):
                  "acknowledgement not supported by stream queues %s" % rs)
     expect_error(broker, global_qos, 540, "NOT_IMPLEMENTED - %s does not "
                  "support global qos" % rs)
-    for v in ("5", "0s", "bad-offset-spec"):
+    # (RabbitMQ 3.10 fails with 541 INTERNAL_ERROR on a word it does not
+    # know, "First" or "bad": Warren gives the 406 of the others)
+    specs = ("5", "0s") + (("bad-offset-spec", "First")
+                           if broker.target == "warren" else ())
+    for v in specs:
         expect_error(broker, bad_offset(v), 406, "PRECONDITION_FAILED - "
                      "invalid arg 'x-stream-offset' for %s: "
                      "{invalid_stream_offset_arg,{longstr,<<\"%s\">>}}"
@@ -305,7 +309,7 @@ def test_every_offset_spec(broker, stream):
     want_all = bodies(b"a", 10)
     cases = [(None, []), ("next", []), ("first", want_all),
              (0, want_all), (-1, want_all), (3, want_all[3:]),
-             (9, want_all[9:]), (10, []), (1000, []), ("last", [b"a-9"]),
+             (9, want_all[9:]), (10, []), ("last", [b"a-9"]),
              (datetime.datetime(2020, 1, 1), want_all),
              (before_last, [b"a-9"]), ("10m", want_all), ("1h", want_all)]
     readers = [(spec, want, Reader(broker, stream, spec))
@@ -317,12 +321,20 @@ def test_every_offset_spec(broker, stream):
             first = want_all.index(want[0]) if want else None
             if want:
                 assert r.offsets() == list(range(first, first + len(want)))
-        # each one then follows the tail
+        # each one then follows the tail; one beyond the end waits for
+        # its offset
+        beyond = Reader(broker, stream, 11)
+        readers.append((11, [], beyond))
         publish(broker, stream, [b"a-10"])
+        time.sleep(0.3)
+        assert beyond.wait(quiet=0.3) == []
+        publish(broker, stream, [b"a-11"])
+        assert [o for o, _, _, _ in beyond.wait(1)] == [11]
+        readers.pop()
         for spec, want, r in readers:
-            r.wait(len(want) + 1)
-            assert r.bodies() == want + [b"a-10"], spec
-            assert r.offsets()[-1] == 10
+            r.wait(len(want) + 2)
+            assert r.bodies() == want + [b"a-10", b"a-11"], spec
+            assert r.offsets()[-1] == 11
     finally:
         for _, _, r in readers:
             r.close()
