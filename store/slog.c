@@ -27,6 +27,9 @@
 #define REC_HDR       24u
 #define IDX_ENT       24u
 #define WBUF_FLUSH_AT (1u << 20)
+/* Written bytes handed to the kernel's writeback (without waiting) every
+ * this much, so that sealing a segment (fdatasync) finds little left. */
+#define WRITEBACK_EVERY (8u << 20)
 /* A record larger than this is corrupt (RabbitMQ's largest message is
  * 512 MiB; Warren's frame limits keep bodies far below). */
 #define REC_MAX (UINT32_C(1) << 30)
@@ -50,6 +53,7 @@ struct slog {
     struct buf ibuf;      /* index entries not written yet */
     uint64_t wpos;        /* active segment size counting wbuf */
     uint64_t idx_pos;     /* position of the active segment's last entry */
+    uint64_t wb_pos;      /* active segment: writeback started up to here */
     uint64_t last_off, last_pos, last_ts; /* the newest record */
     bool has_last;                        /* the active segment has a record */
     bool failed;
@@ -225,6 +229,7 @@ seg_create(struct slog *l, uint64_t first)
     s->bytes = SEG_HDR;
     l->total_bytes += SEG_HDR;
     l->wpos = SEG_HDR;
+    l->wb_pos = 0;
     l->has_last = false;
     return WR_OK;
 }
@@ -258,6 +263,12 @@ slog_flush(struct slog *l)
     }
     s = &l->segs[l->nsegs - 1];
     s->bytes += l->wbuf.len;
+    if (s->bytes - l->wb_pos >= WRITEBACK_EVERY) {
+        /* starts the writeback, does not wait for it */
+        sync_file_range(l->fd, (off_t)l->wb_pos, (off_t)(s->bytes - l->wb_pos),
+                        SYNC_FILE_RANGE_WRITE);
+        l->wb_pos = s->bytes;
+    }
     l->total_bytes += l->wbuf.len;
     if (l->has_last) {
         if (!s->first_ts)

@@ -25,8 +25,10 @@
  * Writes: appended records are buffered and written by slog_flush (the
  * caller flushes once per loop iteration, and before reading the tail);
  * a written record survives a kill of the process. The active segment is
- * fdatasync'ed when it is sealed (SLOG_SYNC_SEALED), not per record:
- * like RabbitMQ's osiris on a single node. Recovery trusts sealed
+ * fdatasync'ed when it is sealed, not per record, like RabbitMQ's osiris
+ * on a single node; its writeback is started (sync_file_range, without
+ * waiting) every 8 MiB, so that the fdatasync on the loop thread at a
+ * roll finds little left to write. Recovery trusts sealed
  * segments and scans the last one from its last valid index entry,
  * truncating a torn tail.
  *
