@@ -427,6 +427,35 @@ def test_two_consumers_on_one_channel_read_independently(broker, stream):
     c.close()
 
 
+def test_delete_cancels_consumers_and_a_new_stream_starts_empty(broker,
+                                                                 stream):
+    publish(broker, stream, bodies(b"old", 10))
+    r = Reader(broker, stream, "first")
+    cancelled = []
+    r.ch.add_on_cancel_callback(lambda m: cancelled.append(m))
+    try:
+        r.wait(10)
+        c = broker.pika()
+        assert c.channel().queue_delete(stream).method.message_count == 0
+        c.close()
+        deadline = time.monotonic() + 5
+        while not cancelled and time.monotonic() < deadline:
+            r.conn.process_data_events(time_limit=0.05)
+        assert cancelled
+    finally:
+        r.close()
+    c = broker.pika()
+    declare(c.channel(), stream)
+    c.close()
+    publish(broker, stream, [b"new"])
+    r = Reader(broker, stream, "first")
+    try:
+        assert [(o, b) for o, b, _, _ in r.wait(1)] == [(0, b"new")]
+        assert r.wait(quiet=0.3) and len(r.got) == 1
+    finally:
+        r.close()
+
+
 # ---------------------------------------------------------------------------
 # Warren only: basic.recover, restarts, kill -9, retention, management,
 # definitions, memory
@@ -636,6 +665,33 @@ def test_management_and_definitions_keep_streams(make_broker):
     c = b2.pika()
     with pytest.raises(pika.exceptions.ConnectionClosedByBroker):
         c.channel().basic_get("s1")
+
+
+@pytest.mark.warren_only
+def test_deleted_queue_and_vhost_take_their_files(make_broker):
+    b = warren(make_broker)
+    api = Mgmt(http_port(b))
+    assert api.put("/api/vhosts/sv").status == 201
+    for vh in ("%2F", "sv"):
+        assert api.put("/api/queues/%s/s" % vh, {
+            "durable": True, "arguments": S}).status == 201
+    publish(b, "s", numbered(10))
+
+    def files():
+        root = os.path.join(b.data_dir, "vhosts")
+        return sorted(f for d in os.listdir(root)
+                      if os.path.isdir(os.path.join(root, d))
+                      for f in os.listdir(os.path.join(root, d))
+                      if f.startswith("stream."))
+    assert len(files()) == 4  # two streams, a segment and an index each
+    assert api.delete("/api/vhosts/sv").status == 204
+    assert len(files()) == 2
+    assert api.delete("/api/queues/%2F/s").status == 204
+    assert files() == []
+    b.restart()
+    assert files() == []
+    expect_error(b, lambda ch: ch.queue_declare("s", passive=True), 404,
+                 "NOT_FOUND - no queue 's' in vhost '/'")
 
 
 def rss(pid):
