@@ -519,6 +519,10 @@ queue_get(struct queue *q, bool ack, struct qentry *out)
 void
 queue_ack(struct queue *q, struct qentry e)
 {
+    if (q->stream) {
+        stream__ack(q, e);
+        return;
+    }
     WR_ASSERT(q->unacked > 0);
     q->unacked--;
     q->stat_ack++;

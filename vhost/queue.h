@@ -15,7 +15,7 @@
 struct queue;
 struct consumer;
 struct vh_owner;
-struct slog_reader;
+struct stream_reader;
 
 #define QE_REDELIVERED (UINT64_C(1) << 63)
 /* The body is on disk only: `pos` is valid, `msg` is not. */
@@ -82,7 +82,7 @@ struct consumer {
     struct consumer *dnext, *dprev;
     bool blocked;
     /* On a stream queue: where it reads (vhost/stream.c). */
-    struct slog_reader *sreader;
+    struct stream_reader *sreader;
 };
 
 void queue_ref(struct queue *q);

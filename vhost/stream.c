@@ -31,26 +31,62 @@
  * message allocated from the record and freed when acked; requeue
  * (channel closed, basic.recover) only returns the credit, as in
  * RabbitMQ, where a stream never redelivers.
+ *
+ * Offset tracking (Warren's own, lowest in RabbitMQ's list: its stream
+ * protocol has it, AMQP 0-9-1 does not): a consumer that passes
+ * x-warren-offset-tracking = "name" has the offset after the last one it
+ * acked kept under that name, in stream.<qid>.offsets next to the
+ * segments (written atomically, at most every 200 ms, and at shutdown);
+ * a consumer of that name without x-stream-offset starts there. After a
+ * kill -9 it may get again what it acked in the last moments: at least
+ * once.
  */
 #include "vhost/stream.h"
 #include "vhost/stream_int.h"
 #include "vhost/vhost_int.h"
 #include "store/slog.h"
+#include "store/store.h"
 
+#include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <utlist.h>
 
 /* RabbitMQ's default x-stream-max-segment-size-bytes. */
 #define DEFAULT_SEGMENT_BYTES UINT64_C(500000000)
+/* Tracked consumer names per stream: a delivery carries its name's slot
+ * (1..TRACK_MAX) in the entry's priority bits, which streams do not
+ * use. */
+#define TRACK_MAX 255
+/* The tracked offsets are written at most this often. */
+#define TRACK_SAVE_MS 200
+
+/* Server-side offset tracking (x-warren-offset-tracking): the offset
+ * after the last one a consumer of this name acked. */
+struct tracker {
+    char *name;
+    uint64_t next;
+};
 
 struct stream {
     struct queue *q;
     struct slog *log; /* NULL until the vhost's data is open */
     struct slog_opts o;
-    bool dirty; /* on vh->stream_dirty: has unwritten appends */
+    bool dirty; /* on vh->stream_dirty: appends or offsets to write */
     struct stream *dirty_next;
     struct buf scratch; /* a record being built */
+    struct tracker trk[TRACK_MAX];
+    uint32_t ntrk;
+    bool trk_dirty; /* offsets changed since written */
+    uint64_t trk_saved_ms;
+};
+
+/* A consumer's place in the stream (consumer.sreader). */
+struct stream_reader {
+    struct slog_reader *r;
+    uint8_t slot; /* its tracked name's, 1-based; 0 = none */
 };
 
 /* ---- arguments */
@@ -240,6 +276,112 @@ opts_from_args(struct bytes args, struct slog_opts *o)
         o->max_age_ms = stream__parse_interval(v.v.str);
 }
 
+/* ---- tracked offsets: stream.<qid>.offsets, {"name": offset, ...} */
+
+static char *
+offsets_path(const struct stream *s)
+{
+    struct buf b;
+
+    buf_init(&b);
+    buf_printf(&b, "%s/stream.%016llx.offsets", s->q->vh->store_dir,
+               (unsigned long long)s->q->qid);
+    buf_put_u8(&b, 0);
+    return (char *)b.data;
+}
+
+static struct tracker *
+tracker_find(struct stream *s, struct bytes name, uint8_t *slot)
+{
+    for (uint32_t i = 0; i < s->ntrk; i++) {
+        if (bytes_eq_str(name, s->trk[i].name)) {
+            *slot = (uint8_t)(i + 1);
+            return &s->trk[i];
+        }
+    }
+    return NULL;
+}
+
+/* The tracker of name, created when there is room; NULL when not. */
+static struct tracker *
+tracker_get(struct stream *s, struct bytes name, uint8_t *slot)
+{
+    struct tracker *t = tracker_find(s, name, slot);
+
+    if (t || s->ntrk == TRACK_MAX)
+        return t;
+    t = &s->trk[s->ntrk++];
+    t->name = xstrndup((const char *)name.ptr, name.len);
+    t->next = UINT64_MAX; /* nothing acked yet */
+    *slot = (uint8_t)s->ntrk;
+    return t;
+}
+
+static void
+trackers_load(struct stream *s)
+{
+    char *path = offsets_path(s);
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr), *v;
+    const char *name;
+    uint8_t slot;
+
+    if (!doc) {
+        if (access(path, F_OK) == 0)
+            log_err("stream queue '%s' in vhost '%s': %s unreadable (%s); "
+                    "tracked offsets lost",
+                    s->q->name, s->q->vh->name, path, jerr.text);
+        free(path);
+        return;
+    }
+    json_object_foreach(doc, name, v)
+    {
+        struct tracker *t = tracker_get(s, bytes_str(name), &slot);
+
+        if (t && json_is_integer(v) && json_integer_value(v) >= 0)
+            t->next = (uint64_t)json_integer_value(v);
+    }
+    json_decref(doc);
+    free(path);
+}
+
+/* Writes the tracked offsets (atomically) when they changed. */
+static void
+trackers_save(struct stream *s)
+{
+    json_t *doc;
+    char *path, *text, err[512];
+
+    if (!s->trk_dirty || !s->q->vh->store_dir)
+        return;
+    doc = json_object();
+    for (uint32_t i = 0; i < s->ntrk; i++) {
+        if (s->trk[i].next != UINT64_MAX)
+            json_object_set_new(doc, s->trk[i].name,
+                                json_integer((json_int_t)s->trk[i].next));
+    }
+    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    path = offsets_path(s);
+    if (store_write_file_atomic(path, text, strlen(text), err, sizeof(err)) !=
+        WR_OK)
+        log_err("stream queue '%s' in vhost '%s': tracked offsets not "
+                "saved: %s",
+                s->q->name, s->q->vh->name, err);
+    s->trk_dirty = false;
+    s->trk_saved_ms = wr_now_ms();
+    free(text);
+    free(path);
+    json_decref(doc);
+}
+
+static void
+trackers_free(struct stream *s)
+{
+    for (uint32_t i = 0; i < s->ntrk; i++)
+        free(s->trk[i].name);
+    s->ntrk = 0;
+}
+
 /* ---- the log's lifetime */
 
 static void
@@ -259,6 +401,7 @@ log_open(struct stream *s)
         return;
     }
     slog_retain(s->log, wr_wall_ms());
+    trackers_load(s);
     if (slog_next(s->log) > 0)
         log_info("stream queue '%s' in vhost '%s': offsets %llu to %llu in "
                  "%zu segments",
@@ -294,7 +437,17 @@ stream__open_all(struct vhost *vh)
     }
 }
 
-/* Takes s off its vhost's list of streams with unwritten appends. */
+/* Puts s on its vhost's list of streams with something to write. */
+static void
+mark_dirty(struct stream *s)
+{
+    if (s->dirty)
+        return;
+    s->dirty = true;
+    LL_PREPEND2(s->q->vh->stream_dirty, s, dirty_next);
+}
+
+/* Takes s off its vhost's list of streams with something to write. */
 static void
 undirty(struct stream *s)
 {
@@ -304,17 +457,26 @@ undirty(struct stream *s)
     s->dirty = false;
 }
 
+static void
+reader_free(struct consumer *c)
+{
+    if (!c->sreader)
+        return;
+    slog_reader_free(c->sreader->r);
+    free(c->sreader);
+    c->sreader = NULL;
+}
+
 /* Closes the readers of q's consumers and the log (its files stay). */
 static void
 log_close(struct stream *s)
 {
     struct consumer *c = NULL;
 
-    while ((c = queue_consumer_next(s->q, c)) != NULL) {
-        slog_reader_free(c->sreader);
-        c->sreader = NULL;
-    }
+    while ((c = queue_consumer_next(s->q, c)) != NULL)
+        reader_free(c);
     undirty(s);
+    trackers_save(s);
     slog_close(s->log);
     s->log = NULL;
 }
@@ -337,9 +499,16 @@ stream__delete(struct queue *q)
     struct stream *s = q->stream;
 
     undirty(s);
-    if (s->log)
+    if (s->log) {
+        char *path = offsets_path(s);
+
+        if (unlink(path) != 0 && errno != ENOENT)
+            log_syserr("cannot remove %s", path);
+        free(path);
         slog_destroy(s->log); /* its consumers are gone (cancelled) */
+    }
     s->log = NULL;
+    s->trk_dirty = false;
 }
 
 void
@@ -351,6 +520,7 @@ stream__free(struct queue *q)
         return;
     if (s->log)
         log_close(s);
+    trackers_free(s);
     buf_fini(&s->scratch);
     free(s);
     q->stream = NULL;
@@ -359,13 +529,23 @@ stream__free(struct queue *q)
 void
 stream__flush(struct vhost *vh)
 {
-    struct stream *s;
+    struct stream *s, *next, *wait = NULL;
+    uint64_t now = wr_now_ms();
 
-    while ((s = vh->stream_dirty) != NULL) {
-        undirty(s);
+    for (s = vh->stream_dirty; s; s = next) {
+        next = s->dirty_next;
+        s->dirty = false;
         if (s->log)
             slog_flush(s->log);
+        if (s->trk_dirty && now - s->trk_saved_ms >= TRACK_SAVE_MS)
+            trackers_save(s);
+        if (s->trk_dirty) { /* later: the list keeps it */
+            s->dirty = true;
+            s->dirty_next = wait;
+            wait = s;
+        }
     }
+    vh->stream_dirty = wait;
 }
 
 /* ---- publish */
@@ -424,10 +604,7 @@ append(struct stream *s, const struct message *m)
     if (slog_append(s->log, wr_wall_ms(), parts, 2) == UINT64_MAX)
         return false;
     q->stat_publish++;
-    if (!s->dirty) {
-        s->dirty = true;
-        LL_PREPEND2(q->vh->stream_dirty, s, dirty_next);
-    }
+    mark_dirty(s);
     if (q->nconsumers)
         queue_schedule(q);
     return true;
@@ -454,11 +631,16 @@ stream__publish(struct vhost *vh, struct message *m, struct queue **qs,
 
 /* ---- consumers */
 
-/* Where x-stream-offset says c starts; WR_ERR with err when it is not
- * one RabbitMQ takes. */
+/* The consumer argument naming a consumer whose offset the broker keeps
+ * (Warren's own: RabbitMQ tracks offsets only in its stream protocol). */
+#define TRACK_ARG "x-warren-offset-tracking"
+
+/* Where x-stream-offset says c starts (without it: after the last offset
+ * its tracked name acked, tracked_from, if known; else next); WR_ERR with
+ * err when it is not one RabbitMQ takes. */
 static int
-parse_offset(struct bytes args, struct slog *log, uint64_t *out, const char *rs,
-             struct vherr *err)
+parse_offset(struct bytes args, struct slog *log, uint64_t tracked_from,
+             uint64_t *out, const char *rs, struct vherr *err)
 {
     struct fvalue v;
     int64_t i;
@@ -466,6 +648,8 @@ parse_offset(struct bytes args, struct slog *log, uint64_t *out, const char *rs,
 
     if (!ftable_find(args, "x-stream-offset", &v)) {
         *out = log ? slog_next(log) : 0;
+        if (log && tracked_from != UINT64_MAX)
+            *out = WR_MAX(tracked_from, slog_first(log));
         return WR_OK;
     }
     if (v.type == 'T') {
@@ -538,6 +722,8 @@ stream_check_consume(struct queue *q, bool no_ack, uint32_t prefetch,
 {
     char rs[400];
     uint64_t off;
+    struct fvalue v;
+    uint8_t slot;
 
     resource(q, rs, sizeof(rs));
     if (prefetch == 0)
@@ -551,7 +737,18 @@ stream_check_consume(struct queue *q, bool no_ack, uint32_t prefetch,
     if (prefetch_global)
         return vherr_set(err, AMQP_NOT_IMPLEMENTED,
                          "%s does not support global qos", rs);
-    return parse_offset(args, NULL, &off, rs, err);
+    if (ftable_find(args, TRACK_ARG, &v) &&
+        (!fvalue_is_str(&v) || v.v.str.len == 0 || v.v.str.len > 255))
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "invalid arg '" TRACK_ARG "' for %s: %s", rs,
+                         fvalue_is_str(&v) ? "a name of 1 to 255 bytes"
+                                           : fvalue_type_name(v.type));
+    if (ftable_find(args, TRACK_ARG, &v) && q->stream &&
+        !tracker_find(q->stream, v.v.str, &slot) &&
+        q->stream->ntrk == TRACK_MAX)
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "%s tracks %d consumer names already", rs, TRACK_MAX);
+    return parse_offset(args, NULL, UINT64_MAX, &off, rs, err);
 }
 
 int
@@ -567,24 +764,32 @@ stream_refuse(struct queue *q, const char *what, struct vherr *err)
 void
 stream__consumer_add(struct queue *q, struct consumer *c)
 {
-    struct slog *log = q->stream->log;
+    struct stream *s = q->stream;
+    struct slog *log = s->log;
+    struct tracker *t = NULL;
     struct vherr err;
+    struct fvalue v;
     uint64_t off = 0;
+    uint8_t slot = 0;
     char rs[8] = "";
 
     if (!log)
         return;
+    if (ftable_find(c->args, TRACK_ARG, &v) && fvalue_is_str(&v))
+        t = tracker_get(s, v.v.str, &slot);
     /* checked at basic.consume (stream_check_consume) */
-    if (parse_offset(c->args, log, &off, rs, &err) != WR_OK)
+    if (parse_offset(c->args, log, t ? t->next : UINT64_MAX, &off, rs, &err) !=
+        WR_OK)
         off = slog_next(log);
-    c->sreader = slog_reader_new(log, off);
+    c->sreader = xcalloc(1, sizeof(*c->sreader));
+    c->sreader->r = slog_reader_new(log, off);
+    c->sreader->slot = t ? slot : 0;
 }
 
 void
 stream__consumer_remove(struct consumer *c)
 {
-    slog_reader_free(c->sreader);
-    c->sreader = NULL;
+    reader_free(c);
 }
 
 /* The message of a record, with one reference for the delivery. */
@@ -621,7 +826,7 @@ feed(struct queue *q, struct consumer *c)
     int rc;
 
     while (c->sreader && has_room(c)) {
-        rc = slog_read(c->sreader, &rec);
+        rc = slog_read(c->sreader->r, &rec);
         if (rc != WR_OK)
             return; /* at the end, or an unreadable record (logged) */
         m = decode_record(rec.payload);
@@ -634,7 +839,12 @@ feed(struct queue *q, struct consumer *c)
         q->stat_deliver++;
         queue__track(q);
         c->delivered++;
-        c->ops->deliver(c, q, (struct qentry){.id = 0, .msg = m});
+        /* the entry says which offset, and for which tracked name */
+        c->ops->deliver(
+            c, q,
+            (struct qentry){.id = (rec.offset & QE_ID_MASK) |
+                                  ((uint64_t)c->sreader->slot << QE_PRIO_SHIFT),
+                            .msg = m});
     }
 }
 
@@ -651,6 +861,26 @@ stream__dispatch(struct queue *q)
         if (q->deleted)
             return;
     }
+}
+
+void
+stream__ack(struct queue *q, struct qentry e)
+{
+    struct stream *s = q->stream;
+    uint32_t slot = (uint32_t)((e.id & QE_PRIO_MASK) >> QE_PRIO_SHIFT);
+    uint64_t off = e.id & QE_ID_MASK;
+
+    if (slot && slot <= s->ntrk && s->log) {
+        struct tracker *t = &s->trk[slot - 1];
+
+        if (t->next == UINT64_MAX || off + 1 > t->next) {
+            t->next = off + 1;
+            s->trk_dirty = true;
+            mark_dirty(s);
+        }
+    }
+    q->stat_ack++;
+    stream__requeue(q, e);
 }
 
 void

@@ -40,6 +40,8 @@ void stream__consumer_add(struct queue *q, struct consumer *c);
 void stream__consumer_remove(struct consumer *c);
 /* Feeds q's consumers from the log. */
 void stream__dispatch(struct queue *q);
+/* A delivery of q acked: returns the credit, moves its tracked offset. */
+void stream__ack(struct queue *q, struct qentry e);
 /* A delivery of q put back: a stream only returns the credit. */
 void stream__requeue(struct queue *q, struct qentry e);
 

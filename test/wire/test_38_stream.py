@@ -694,6 +694,73 @@ def test_deleted_queue_and_vhost_take_their_files(make_broker):
                  "NOT_FOUND - no queue 's' in vhost '/'")
 
 
+@pytest.mark.warren_only
+def test_offset_tracking_by_consumer_name(make_broker):
+    """x-warren-offset-tracking: the broker keeps, per name, the offset
+    after the last one acked; a consumer of that name without
+    x-stream-offset resumes there, across a restart and a kill -9."""
+    b = warren(make_broker)
+    c = b.pika()
+    declare(c.channel(), "s")
+    c.close()
+    publish(b, "s", numbered(100))
+    track = {"x-warren-offset-tracking": "app"}
+
+    def reader(extra=None, prefetch=100, ack=True):
+        r = Reader(b, "s", None, prefetch=prefetch, ack=ack)
+        r.ch.basic_cancel(r.ctag)
+        args = dict(track)
+        args.update(extra or {})
+        r.ctag = r.ch.basic_consume("s", r.on_msg, arguments=args)
+        return r
+
+    # acks up to offset 29 of the 50 it got
+    r = reader({"x-stream-offset": "first"}, prefetch=50, ack=False)
+    r.wait(50)
+    r.ch.basic_ack(r.tags[29], multiple=True)
+    r.wait(quiet=0.5)
+    r.close()
+    r = reader()
+    assert r.wait(70)[0][0] == 30
+    assert r.offsets() == list(range(30, 100))
+    r.close()  # acked everything: next time from 100
+    b.restart()
+    publish(b, "s", numbered(5, 100))
+    r = reader()
+    assert r.wait(5) and r.offsets() == list(range(100, 105))
+    r.close()
+    time.sleep(0.5)  # written at most every 200 ms
+    b.kill()
+    b.start("%s:%d" % (b.host, b.port))
+    publish(b, "s", numbered(3, 105))
+    r = reader()
+    assert r.wait(3) and r.offsets() == [105, 106, 107]
+    r.close()
+    # an explicit offset wins; another name starts at next
+    r = reader({"x-stream-offset": 98})
+    assert r.wait(10) and r.offsets() == list(range(98, 108))
+    r.close()
+    r = Reader(b, "s", None, prefetch=10)
+    r.ch.basic_cancel(r.ctag)
+    r.ctag = r.ch.basic_consume("s", r.on_msg, arguments={
+        "x-warren-offset-tracking": "other"})
+    assert r.wait(quiet=0.5) == []
+    r.close()
+    rs = "queue 's' in vhost '/'"
+
+    def bad(v):
+        def f(ch):
+            ch.basic_qos(prefetch_count=10)
+            ch.basic_consume("s", lambda *a: None,
+                             arguments={"x-warren-offset-tracking": v})
+        return f
+    expect_error(b, bad(5), 406, "PRECONDITION_FAILED - invalid arg "
+                 "'x-warren-offset-tracking' for %s: signedint" % rs)
+    expect_error(b, bad(""), 406, "PRECONDITION_FAILED - invalid arg "
+                 "'x-warren-offset-tracking' for %s: a name of 1 to 255 "
+                 "bytes" % rs)
+
+
 def rss(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
