@@ -539,10 +539,14 @@ stream__flush(struct vhost *vh)
             slog_flush(s->log);
         if (s->trk_dirty && now - s->trk_saved_ms >= TRACK_SAVE_MS)
             trackers_save(s);
-        if (s->trk_dirty) { /* later: the list keeps it */
+        if (s->trk_dirty) {
+            /* later: the list keeps it, and the server's expire timer
+             * wakes the loop for it */
             s->dirty = true;
             s->dirty_next = wait;
             wait = s;
+            node__note_expiry(vh->node, node_now(vh->node) +
+                                            TRACK_SAVE_MS * UINT64_C(1000));
         }
     }
     vh->stream_dirty = wait;

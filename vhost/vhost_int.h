@@ -107,7 +107,8 @@ struct vhost {
     uint64_t lost_from;
     struct buf scratch;  /* meta encoding, reads from the log */
     struct vmove *moves; /* positions moved while deliveries were out */
-    struct stream *stream_dirty; /* streams with unwritten appends */
+    /* streams with appends or offsets to write (stream.c) */
+    struct stream *stream_dirty;
     UT_hash_handle hh;
 };
 

@@ -88,10 +88,11 @@ struct perf_opts {
     uint32_t confirm;     /* publisher confirm window; 0 = no confirms */
     uint32_t multi_ack;   /* manual ack every N (multiple); 0 = auto-ack */
     uint16_t prefetch;    /* basic.qos prefetch-count; 0 = none */
-    const char *stream_offset; /* consumers' x-stream-offset, or NULL */
     double rate;          /* per producer, msg/s; 0 = as fast as possible */
     double duration;      /* seconds of publishing */
     double drain_timeout; /* seconds without progress that end draining */
+    /* consumers' x-stream-offset (stream queues), or NULL */
+    const char *stream_offset;
     /* connections, queues, backlog */
     long count;
     double hold;
