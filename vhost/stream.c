@@ -258,22 +258,85 @@ stream__check_decl(const struct queue_decl *d, const char *rs,
     return WR_OK;
 }
 
-/* The log's limits from the queue's arguments. */
-static void
-opts_from_args(struct bytes args, struct slog_opts *o)
+/* A positive integer from the argument, else the policy, else the
+ * operator policy; 0 when none. */
+static uint64_t
+first_int(struct bytes args, const char *arg, json_t *pol, json_t *op,
+          const char *key)
 {
     struct fvalue v;
     int64_t i;
+    json_t *j;
 
-    *o = (struct slog_opts){.max_segment_bytes = DEFAULT_SEGMENT_BYTES};
-    if (ftable_find(args, "x-stream-max-segment-size-bytes", &v) &&
-        fvalue_get_int(&v, &i) && i > 0)
-        o->max_segment_bytes = (uint64_t)i;
-    if (ftable_find(args, "x-max-length-bytes", &v) && fvalue_get_int(&v, &i) &&
-        i > 0)
-        o->max_bytes = (uint64_t)i;
+    if (ftable_find(args, arg, &v) && fvalue_get_int(&v, &i) && i > 0)
+        return (uint64_t)i;
+    if (json_is_integer(j = json_object_get(pol, key)) &&
+        json_integer_value(j) > 0)
+        return (uint64_t)json_integer_value(j);
+    if (json_is_integer(j = json_object_get(op, key)) &&
+        json_integer_value(j) > 0)
+        return (uint64_t)json_integer_value(j);
+    return 0;
+}
+
+/* The lowest positive integer of the argument and the policies; 0 when
+ * none. */
+static uint64_t
+lowest_int(struct bytes args, const char *arg, json_t *pol, json_t *op,
+           const char *key)
+{
+    uint64_t a = first_int(args, arg, NULL, NULL, key);
+    uint64_t p = first_int(bytes_of(NULL, 0), arg, pol, NULL, key);
+    uint64_t o = first_int(bytes_of(NULL, 0), arg, NULL, op, key);
+    uint64_t m = 0;
+
+    if (a && (!m || a < m))
+        m = a;
+    if (p && (!m || p < m))
+        m = p;
+    if (o && (!m || o < m))
+        m = o;
+    return m;
+}
+
+/* max-age from the argument, else the policy, else the operator policy. */
+static uint64_t
+max_age(struct bytes args, json_t *pol, json_t *op)
+{
+    struct fvalue v;
+    json_t *j;
+
     if (ftable_find(args, "x-max-age", &v) && fvalue_is_str(&v))
-        o->max_age_ms = stream__parse_interval(v.v.str);
+        return stream__parse_interval(v.v.str);
+    j = json_is_string(json_object_get(pol, "max-age"))
+            ? json_object_get(pol, "max-age")
+            : json_object_get(op, "max-age");
+    if (!json_is_string(j))
+        return 0;
+    return stream__parse_interval(
+        bytes_of(json_string_value(j), json_string_length(j)));
+}
+
+void
+stream__apply_policy(struct queue *q, json_t *pol, json_t *op)
+{
+    struct slog_opts *o;
+
+    q->ttl_ms = q->expires_ms = q->max_len = q->max_bytes = -1;
+    q->may_expire = q->reject_publish = q->reject_publish_dlx = false;
+    q->has_dlx = q->has_dlrk = false;
+    if (!q->stream)
+        return; /* stream__init comes back */
+    o = &q->stream->o;
+    o->max_segment_bytes = first_int(q->args, "x-stream-max-segment-size-bytes",
+                                     pol, op, "stream-max-segment-size-bytes");
+    if (!o->max_segment_bytes)
+        o->max_segment_bytes = DEFAULT_SEGMENT_BYTES;
+    o->max_bytes =
+        lowest_int(q->args, "x-max-length-bytes", pol, op, "max-length-bytes");
+    o->max_age_ms = max_age(q->args, pol, op);
+    if (q->stream->log)
+        slog_set_opts(q->stream->log, o);
 }
 
 /* ---- tracked offsets: stream.<qid>.offsets, {"name": offset, ...} */
@@ -420,8 +483,8 @@ stream__init(struct queue *q)
     s = xcalloc(1, sizeof(*s));
     s->q = q;
     buf_init(&s->scratch);
-    opts_from_args(q->args, &s->o);
     q->stream = s;
+    queue__apply_settings(q); /* the log's limits (stream__apply_policy) */
     log_open(s);
 }
 

@@ -7,6 +7,8 @@
 
 #include "vhost/vhost.h"
 
+#include <jansson.h>
+
 struct stream;
 struct queue_decl;
 
@@ -17,6 +19,12 @@ bool stream__is_declared(struct bytes args);
  * on a classic queue. */
 int stream__check_decl(const struct queue_decl *d, const char *rs,
                        struct vherr *err);
+/* q is a stream: its limits from its arguments and the definitions of
+ * its policy and operator policy (either may be NULL): max-age and
+ * stream-max-segment-size-bytes (the argument wins), max-length-bytes
+ * (the lowest); none of a classic queue's settings (no TTL, expiry,
+ * length limit or dead-lettering: RabbitMQ's streams ignore them). */
+void stream__apply_policy(struct queue *q, json_t *pol, json_t *op);
 /* "7D", "1h", "10m", ...: milliseconds, or 0 when not an interval. */
 uint64_t stream__parse_interval(struct bytes s);
 /* A new queue: when its arguments declare a stream, gives it its log

@@ -636,6 +636,35 @@ def test_retention_by_age_drops_old_segments(make_broker):
 
 
 @pytest.mark.warren_only
+def test_policies_give_stream_limits_and_nothing_else(make_broker):
+    """A policy's max-length-bytes retains a stream (max-age and
+    stream-max-segment-size-bytes likewise); its classic-queue keys
+    (expires, message-ttl, max-length, dead-lettering) do not apply."""
+    b = warren(make_broker)
+    api = Mgmt(http_port(b))
+    assert api.put("/api/policies/%2F/p", {
+        "pattern": "^ps$", "apply-to": "queues", "definition": {
+            "max-length-bytes": 20000, "stream-max-segment-size-bytes": 4000,
+            "expires": 500, "message-ttl": 1, "max-length": 3,
+            "dead-letter-exchange": "amq.fanout"}}).status in (201, 204)
+    c = b.pika()
+    declare(c.channel(), "ps")
+    c.close()
+    publish(b, "ps", numbered(300, size=200))
+    time.sleep(1.2)  # past expires and message-ttl
+    info = api.get("/api/queues/%2F/ps").json
+    assert info["policy"] == "p" and info["type"] == "stream"
+    first = info["stream"]["first_offset"]
+    assert 150 < first < 300 and info["stream"]["segments"] > 3, info
+    r = Reader(b, "ps", "first")
+    try:
+        r.wait(300 - first)
+        assert r.offsets() == list(range(first, 300))
+    finally:
+        r.close()
+
+
+@pytest.mark.warren_only
 def test_management_and_definitions_keep_streams(make_broker):
     b = warren(make_broker)
     api = Mgmt(http_port(b))
