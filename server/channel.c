@@ -240,6 +240,7 @@ chan_release(struct channel *ch)
     ch->cs = CS_IDLE;
     tx_discard(ch);
     chan_requeue_all(ch);
+    reply_release(ch);
     HASH_ITER(hh, ch->consumers, cc, tmp)
     {
         chan_consumer_remove(ch, cc);

@@ -10,6 +10,8 @@
 
 #include "server/conn.h"
 
+struct amqp_props;
+
 enum chan_state { CH_OPEN, CH_CLOSING };
 
 enum content_state { CS_IDLE, CS_HEADER, CS_BODY };
@@ -149,6 +151,8 @@ struct channel {
     bool tx;
     struct tx_op *txops;
     size_t ntx, txcap;
+    struct reply_consumer *reply; /* direct reply-to (reply_to.c) */
+    bool pub_no_reply;            /* reply_to names a reply consumer ch lacks */
     /* queue.declare's name, for an empty queue name later */
     char last_queue[256];
     size_t last_queue_len;
@@ -217,6 +221,38 @@ void publish_durable_advanced(struct vhost *vh);
 void publish_hold_commit(struct channel *ch, uint64_t lsn);
 /* ch goes away: it stops waiting for the log and releases held input. */
 void publish_fini(struct channel *ch);
+
+/* ---- direct reply-to (reply_to.c) */
+
+/* A channel's consumer of the pseudo-queue amq.rabbitmq.reply-to. */
+struct reply_consumer {
+    struct channel *ch;
+    uint8_t tag_len, suffix_len;
+    char tag[256];
+    char suffix[64];   /* "<b64 id>.<b64 key>": the hash key */
+    UT_hash_handle hh; /* node-wide, by suffix */
+};
+
+/* The pseudo-queue's exact name (basic.consume's special case). */
+bool reply_is_queue(struct bytes name);
+/* A queue.declare name under "amq.rabbitmq.reply-to" (reply_declare's). */
+bool reply_declare_name(struct bytes name);
+/* basic.consume of the pseudo-queue: the channel's reply consumer. */
+int reply_consume(struct channel *ch, const struct amqp_method *m);
+/* basic.cancel: true (and gone) when tag is the reply consumer's. */
+bool reply_cancel(struct channel *ch, struct bytes tag);
+/* queue.declare of a name reply_declare_name accepts. */
+int reply_declare(struct channel *ch, const struct amqp_method *m);
+/* The channel closes: its reply consumer goes. */
+void reply_release(struct channel *ch);
+/* A request's reply_to of "amq.rabbitmq.reply-to": 1 with the properties
+ * rewritten to name ch's reply consumer into out, -1 when ch has none
+ * (RabbitMQ's 406 once the content is in), 0 when reply_to is not it. */
+int reply_rewrite(struct channel *ch, struct amqp_props *props,
+                  struct buf *out);
+/* A publish to the default exchange with a reply name as routing key
+ * goes to that reply consumer's channel, if it lives. */
+void reply_route(const struct exchange *x, struct message *msg);
 
 /* ---- method handlers (m_*.c): one per method, by class */
 

@@ -37,8 +37,10 @@ server_properties(struct conn *c, struct buf *b)
     fenc_bool(b, "basic.nack", true);
     fenc_bool(b, "consumer_cancel_notify", true);
     fenc_bool(b, "connection.blocked", true);
+    fenc_bool(b, "consumer_priorities", true);
     fenc_bool(b, "authentication_failure_close", true);
     fenc_bool(b, "per_consumer_qos", true);
+    fenc_bool(b, "direct_reply_to", true);
     ftable_end(b, caps);
     fenc_cstr(b, "cluster_name", srv->cfg->cluster_name);
     fenc_cstr(b, "copyright", "Copyright (c) 2026 The Warren developers");

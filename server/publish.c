@@ -178,6 +178,7 @@ publish_message(struct channel *ch, struct exchange *x, struct message *msg,
     if (amqp_basic_props_decode(message_props(msg).ptr, msg->props_len, &props,
                                 NULL) != AMQP_DECODE_OK)
         props.headers = BYTES_NULL; /* checked when the header arrived */
+    reply_route(x, msg);
     vhost_publish(ch->conn->vh, x, message_rk(msg), props.headers, msg, &res);
     if (res.refused) {
         /* The log failed or the disk is full: the message went nowhere
@@ -286,6 +287,11 @@ content_complete(struct channel *ch)
                          "'%s'",
                          x->name, vhost_name(ch->conn->vh));
     }
+    if (ch->pub_no_reply) {
+        message_unref(msg);
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+                         "fast reply consumer does not exist");
+    }
     if (check_properties(ch, msg) != WR_OK) {
         message_unref(msg);
         return WR_ERR;
@@ -296,6 +302,31 @@ content_complete(struct channel *ch)
     }
     publish_message(ch, x, msg, ch->pub_mandatory);
     return WR_OK;
+}
+
+/* The message a content header starts; a request's reply_to of
+ * amq.rabbitmq.reply-to is rewritten to name the channel's reply
+ * consumer (reply_to.c) before anything else sees the properties. */
+static struct message *
+new_message(struct channel *ch, struct amqp_props *props, struct bytes raw,
+            uint64_t size)
+{
+    struct message *msg;
+    struct buf rewritten;
+    int r;
+
+    buf_init(&rewritten);
+    r = reply_rewrite(ch, props, &rewritten);
+    ch->pub_no_reply = r < 0;
+    if (r > 0)
+        raw = buf_bytes(&rewritten);
+    msg = message_new(bytes_of(ch->pub_exchange, ch->pub_exchange_len),
+                      bytes_of(ch->pub_rk, ch->pub_rk_len), raw, size);
+    if (r > 0)
+        amqp_props_read(message_props(msg), props, NULL);
+    message_set_props(msg, props);
+    buf_fini(&rewritten);
+    return msg;
 }
 
 int
@@ -328,9 +359,7 @@ publish_header(struct channel *ch, const struct frame *f)
                          "size %llu",
                          (unsigned long long)size,
                          (unsigned long long)srv->cfg->max_message_size);
-    ch->msg = message_new(bytes_of(ch->pub_exchange, ch->pub_exchange_len),
-                          bytes_of(ch->pub_rk, ch->pub_rk_len), raw, size);
-    message_set_props(ch->msg, &props);
+    ch->msg = new_message(ch, &props, raw, size);
     alarm_note_memory(srv);
     if (size == 0)
         return content_complete(ch);
