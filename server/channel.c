@@ -194,13 +194,24 @@ tx_push(struct channel *ch)
 }
 
 void
-chan_tx_add_publish(struct channel *ch, struct message *msg, bool mandatory)
+chan_tx_add_publish(struct channel *ch, struct message *msg, bool mandatory,
+                    struct bytes bcc)
 {
     struct tx_op *op = tx_push(ch);
 
     op->kind = TX_PUBLISH;
     op->msg = msg;
     op->mandatory = mandatory;
+    if (bcc.len)
+        op->bcc = bytes_of(xmemdup(bcc.ptr, bcc.len), bcc.len);
+}
+
+void
+chan_tx_drop_publish(struct tx_op *op)
+{
+    message_unref(op->msg);
+    free((void *)op->bcc.ptr);
+    op->bcc = BYTES_NULL;
 }
 
 void
@@ -221,7 +232,7 @@ tx_discard(struct channel *ch)
         struct tx_op *op = &ch->txops[i];
 
         if (op->kind == TX_PUBLISH)
-            message_unref(op->msg);
+            chan_tx_drop_publish(op);
         else if (op->u.q)
             chan_settle(ch, &op->u, false, true);
     }

@@ -11,6 +11,7 @@
 #include "server/conn.h"
 
 struct amqp_props;
+struct amqp_basic_props;
 
 enum chan_state { CH_OPEN, CH_CLOSING };
 
@@ -112,6 +113,7 @@ struct tx_op {
     bool mandatory;
     bool requeue;
     struct message *msg;
+    struct bytes bcc; /* TX_PUBLISH: its BCC array (owned) or empty */
     struct unacked u;
 };
 
@@ -153,6 +155,12 @@ struct channel {
     size_t ntx, txcap;
     struct reply_consumer *reply; /* direct reply-to (reply_to.c) */
     bool pub_no_reply;            /* reply_to names a reply consumer ch lacks */
+    /* sender-selected distribution (publish.c): the publish's BCC array
+     * (the header is stripped from the message), or a CC/BCC header of
+     * the wrong type (pub_bad_route names it, RabbitMQ's 406) */
+    struct buf pub_bcc;
+    const char *pub_bad_route;
+    char pub_bad_type;
     /* queue.declare's name, for an empty queue name later */
     char last_queue[256];
     size_t last_queue_len;
@@ -194,9 +202,11 @@ void chan_gen_name(const char *prefix, char *out);
 /* Holds an ack/nack/reject until tx.commit. */
 void chan_tx_add_ack(struct channel *ch, const struct unacked *u, bool ack,
                      bool requeue);
-/* Holds a complete publish until tx.commit. */
+/* Holds a complete publish (and its BCC keys) until tx.commit. */
 void chan_tx_add_publish(struct channel *ch, struct message *msg,
-                         bool mandatory);
+                         bool mandatory, struct bytes bcc);
+/* Forgets a held publish (tx.rollback, the channel closing). */
+void chan_tx_drop_publish(struct tx_op *op);
 /* The empty-name rule: "" means the channel's last declared queue. */
 int chan_queue_name(struct channel *ch, struct bytes *name, uint32_t method_id);
 
@@ -209,7 +219,7 @@ int publish_body(struct channel *ch, const struct frame *f);
  * tx.commit). Takes over the caller's reference to msg. Returns the LSN
  * of its log record, 0 when none. */
 uint64_t publish_message(struct channel *ch, struct exchange *x,
-                         struct message *msg, bool mandatory);
+                         struct message *msg, bool mandatory, struct bytes bcc);
 /* Sends the confirms that are due (coalesced, see confirm_settle), and a
  * held tx.commit-ok once durable. */
 void publish_flush_confirms(struct channel *ch);
@@ -245,11 +255,11 @@ bool reply_cancel(struct channel *ch, struct bytes tag);
 int reply_declare(struct channel *ch, const struct amqp_method *m);
 /* The channel closes: its reply consumer goes. */
 void reply_release(struct channel *ch);
-/* A request's reply_to of "amq.rabbitmq.reply-to": 1 with the properties
- * rewritten to name ch's reply consumer into out, -1 when ch has none
+/* A request's reply_to of "amq.rabbitmq.reply-to": 1 with p->reply_to
+ * naming ch's reply consumer (written in to[tolen]), -1 when ch has none
  * (RabbitMQ's 406 once the content is in), 0 when reply_to is not it. */
-int reply_rewrite(struct channel *ch, struct amqp_props *props,
-                  struct buf *out);
+int reply_rewrite(struct channel *ch, struct amqp_basic_props *p, char *to,
+                  size_t tolen);
 /* A publish to the default exchange with a reply name as routing key
  * goes to that reply consumer's channel, if it lives. */
 void reply_route(const struct exchange *x, struct message *msg);

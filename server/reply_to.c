@@ -154,20 +154,19 @@ reply_declare_name(struct bytes name)
 }
 
 int
-reply_rewrite(struct channel *ch, struct amqp_props *props, struct buf *out)
+reply_rewrite(struct channel *ch, struct amqp_basic_props *p, char *to,
+              size_t tolen)
 {
-    struct amqp_basic_props p = props->p;
-    char to[sizeof(REPLY_PREFIX) + sizeof(ch->reply->suffix)];
     int n;
 
-    if (!(p.flags & AMQP_BASIC_REPLY_TO_FLAG) || !reply_is_queue(p.reply_to))
+    if (!(p->flags & AMQP_BASIC_REPLY_TO_FLAG) || !reply_is_queue(p->reply_to))
         return 0;
     if (!ch->reply)
         return -1;
-    n = snprintf(to, sizeof(to), REPLY_PREFIX "%.*s",
-                 (int)ch->reply->suffix_len, ch->reply->suffix);
-    p.reply_to = bytes_of(to, (size_t)n);
-    amqp_basic_props_encode(&p, out);
+    n = snprintf(to, tolen, REPLY_PREFIX "%.*s", (int)ch->reply->suffix_len,
+                 ch->reply->suffix);
+    WR_ASSERT(n > 0 && (size_t)n < tolen);
+    p->reply_to = bytes_of(to, (size_t)n);
     return 1;
 }
 

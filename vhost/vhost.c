@@ -647,23 +647,53 @@ vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
     vhost_publish_to(vh, x, rk, headers, m, NULL, NULL, res);
 }
 
+static void publish_keys(struct vhost *vh, struct exchange *x,
+                         const struct bytes *rks, size_t nrk,
+                         struct bytes headers, struct message *m,
+                         bool (*keep)(void *arg, struct queue *q), void *arg,
+                         struct publish_result *res);
+
+void
+vhost_publish_keys(struct vhost *vh, struct exchange *x,
+                   const struct bytes *rks, size_t nrk, struct bytes headers,
+                   struct message *m, struct publish_result *res)
+{
+    publish_keys(vh, x, rks, nrk, headers, m, NULL, NULL, res);
+}
+
 void
 vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
                  struct bytes headers, struct message *m,
                  bool (*keep)(void *arg, struct queue *q), void *arg,
                  struct publish_result *res)
 {
+    publish_keys(vh, x, &rk, 1, headers, m, keep, arg, res);
+}
+
+static void
+publish_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
+             size_t nrk, struct bytes headers, struct message *m,
+             bool (*keep)(void *arg, struct queue *q), void *arg,
+             struct publish_result *res)
+{
     struct queue *q, **qs;
     size_t n;
 
     memset(res, 0, sizeof(*res));
-    if (x == NULL || x->name_len == 0) {
-        q = vhost_queue_find(vh, rk);
+    if ((x == NULL || x->name_len == 0) && nrk == 1) {
+        q = vhost_queue_find(vh, rks[0]);
         qs = &q;
         n = q ? 1 : 0;
     } else {
         routeset_reset(&vh->rs);
-        exchange_route(vh->xr, x, rk, headers, &vh->rs);
+        if (x == NULL || x->name_len == 0) {
+            for (size_t i = 0; i < nrk; i++) {
+                q = vhost_queue_find(vh, rks[i]);
+                if (q)
+                    routeset_add(&vh->rs, q);
+            }
+        } else
+            exchange_route_keys(vh->xr, x, rks, nrk, headers, &vh->rs);
         qs = (struct queue **)vh->rs.queues;
         n = vh->rs.n;
     }

@@ -1,0 +1,133 @@
+"""Behaviour gaps found while using Warren as a RabbitMQ user would, each
+checked against RabbitMQ 3.10.8 where it applies:
+
+* sender-selected distribution: the CC and BCC headers (arrays of
+  longstr) add routing keys on the same exchange; BCC is stripped from
+  the message before routing and delivery; any other type is refused;
+* /api/overview names Warren in product_name/product_version and keeps
+  rabbitmq_version for tools that check it.
+"""
+
+import pytest
+
+import rawamqp
+from wireutil import assert_channel_close, confirm_select, get
+
+
+# ---- CC / BCC
+
+
+def queues(c, n):
+    return [c.call(1, "queue.declare", queue="", exclusive=True).queue
+            for _ in range(n)]
+
+
+def publish_confirmed(c, x, rk, headers, mandatory=False):
+    """Publishes on confirming channel 1; returns the methods up to the
+    ack (a basic.return first for an unroutable mandatory message)."""
+    c.publish(1, x, rk, b"m", props={"headers": headers},
+              mandatory=mandatory)
+    out = []
+    while not out or out[-1].name not in ("basic.ack", "channel.close"):
+        out.append(c.read_method())
+    return out
+
+
+def contents(c, qs):
+    """{queue index: (routing key, headers)} of what each queue holds."""
+    got = {}
+    for i, q in enumerate(qs):
+        m = get(c, 1, q)
+        if m.name == "basic.get-ok":
+            got[i] = (m.routing_key, dict(m.content.props.get("headers")))
+            assert get(c, 1, q).name == "basic.get-empty"
+    return got
+
+
+@pytest.fixture
+def cc(raw):
+    c = raw()
+    c.open_channel(1)
+    qs = queues(c, 4)
+    confirm_select(c, 1)
+    return c, qs
+
+
+def arr(*names):
+    return rawamqp.F("A", [rawamqp.F("S", n.encode()) for n in names])
+
+
+def test_cc_and_bcc_route_on_the_default_exchange(cc):
+    c, qs = cc
+    publish_confirmed(c, "", qs[0], {"CC": arr(qs[1], qs[2]),
+                                     "BCC": arr(qs[3])})
+    cc_header = {"CC": arr(qs[1], qs[2])}
+    assert contents(c, qs) == {i: (qs[0], cc_header) for i in range(4)}
+
+
+def test_bcc_alone_leaves_an_empty_headers_table(cc):
+    c, qs = cc
+    publish_confirmed(c, "", qs[0], {"BCC": arr(qs[3], qs[0])})
+    assert contents(c, qs) == {0: (qs[0], {}), 3: (qs[0], {})}
+
+
+def test_cc_elements_that_are_not_strings_are_skipped(cc):
+    c, qs = cc
+    h = {"CC": rawamqp.F("A", [rawamqp.F("S", qs[1].encode()),
+                               rawamqp.F("I", 5),
+                               rawamqp.F("S", qs[0].encode())])}
+    publish_confirmed(c, "", qs[0], h)
+    assert contents(c, qs) == {0: (qs[0], h), 1: (qs[0], h)}
+
+
+def test_cc_routes_an_unroutable_key(cc):
+    c, qs = cc
+    out = publish_confirmed(c, "", "nowhere", {"CC": arr(qs[1])},
+                            mandatory=True)
+    assert [m.name for m in out] == ["basic.ack"]
+    out = publish_confirmed(c, "", "nowhere", {"BCC": arr("nowhere-either")},
+                            mandatory=True)
+    assert [m.name for m in out] == ["basic.return", "basic.ack"]
+    assert contents(c, qs) == {1: ("nowhere", {"CC": arr(qs[1])})}
+
+
+def test_cc_and_bcc_on_a_direct_exchange_keep_other_headers(cc):
+    c, qs = cc
+    for i, q in enumerate(qs):
+        c.call(1, "queue.bind", queue=q, exchange="amq.direct",
+               routing_key="k%d" % i)
+    publish_confirmed(c, "amq.direct", "k0", {
+        "CC": arr("k1"), "BCC": arr("k2"), "x": rawamqp.F("I", 1)})
+    h = {"CC": arr("k1"), "x": rawamqp.F("I", 1)}
+    assert contents(c, qs) == {0: ("k0", h), 1: ("k0", h), 2: ("k0", h)}
+
+
+def test_bcc_is_stripped_before_a_headers_exchange_matches(cc):
+    c, qs = cc
+    c.call(1, "queue.bind", queue=qs[0], exchange="amq.match",
+           arguments={"x-match": "any", "BCC": "k"})
+    publish_confirmed(c, "amq.match", "", {"BCC": arr("k")})
+    assert contents(c, qs) == {}
+
+
+def test_bcc_in_a_transaction(raw):
+    c = raw()
+    c.open_channel(1)
+    qs = queues(c, 2)
+    c.call(1, "tx.select")
+    c.publish(1, "", qs[0], b"m", props={"headers": {"BCC": arr(qs[1])}})
+    c.call(1, "tx.commit")
+    assert contents(c, qs) == {0: (qs[0], {}), 1: (qs[0], {})}
+
+
+@pytest.mark.parametrize("key,value,typ", [
+    ("CC", "q", "longstr"), ("BCC", "q", "longstr"),
+    ("CC", rawamqp.F("I", 5), "signedint")])
+def test_cc_and_bcc_must_be_arrays(raw, key, value, typ):
+    c = raw()
+    c.open_channel(1)
+    c.publish(1, "", "x", b"m", props={"headers": {key: value}})
+    assert_channel_close(
+        c, 1, 406,
+        'PRECONDITION_FAILED - invalid message: '
+        '{unacceptable_type_in_header,"%s",%s}' % (key, typ), 60, 40)
