@@ -11,6 +11,7 @@ checked against RabbitMQ 3.10.8 where it applies:
 import pytest
 
 import rawamqp
+from test_20_mgmt_api import mgmt_broker
 from wireutil import assert_channel_close, confirm_select, get
 
 
@@ -131,3 +132,85 @@ def test_cc_and_bcc_must_be_arrays(raw, key, value, typ):
         c, 1, 406,
         'PRECONDITION_FAILED - invalid message: '
         '{unacceptable_type_in_header,"%s",%s}' % (key, typ), 60, 40)
+
+
+# ---- /api/overview
+
+
+@pytest.mark.warren_only
+def test_overview_names_warren_and_keeps_rabbitmq_version(make_broker):
+    b, api = mgmt_broker(make_broker)
+    o = api.ok("GET", "/api/overview")
+    c = b.raw(handshake=False)
+    start = c.begin()
+    version = start.server_properties["version"].value.decode()
+    assert (o["product_name"], o["product_version"]) == ("Warren", version)
+    assert o["rabbitmq_version"] == o["management_version"] == "3.10.8"
+
+
+# ---- definitions: all or nothing
+#
+# RabbitMQ 3.10 applies an import item by item and keeps what came before
+# a failure; Warren validates the whole document first (a dry run), so a
+# failed import changes nothing.
+
+
+def bad_import_doc():
+    return {
+        "users": [{"name": "imp-user", "password": "pw", "tags": ""},
+                  {"name": "guest", "password": "guest",
+                   "tags": "management"}],
+        "vhosts": [{"name": "imp-vh"}],
+        "permissions": [{"user": "imp-user", "vhost": "imp-vh",
+                         "configure": ".*", "write": ".*", "read": ".*"}],
+        "policies": [{"vhost": "/", "name": "imp-pol", "pattern": "^imp",
+                      "definition": {"max-length": 3}}],
+        "exchanges": [{"name": "imp-x", "vhost": "/", "type": "fanout",
+                       "durable": True, "auto_delete": False,
+                       "internal": False, "arguments": {}}],
+        "queues": [{"name": "imp-q1", "vhost": "/", "durable": True,
+                    "auto_delete": False, "arguments": {}},
+                   {"name": "imp-q2", "vhost": "/", "durable": True,
+                    "auto_delete": False,
+                    "arguments": {"x-max-priority": 300}}],
+        "bindings": [],
+    }
+
+
+@pytest.mark.warren_only
+def test_failed_definitions_import_changes_nothing(make_broker):
+    b, api = mgmt_broker(make_broker)
+    before = api.ok("GET", "/api/definitions")
+    r = api.post("/api/definitions", bad_import_doc())
+    assert r.status == 400
+    assert "x-max-priority" in r.json["reason"]
+    assert api.get("/api/users/imp-user").status == 404
+    assert api.get("/api/vhosts/imp-vh").status == 404
+    assert api.get("/api/policies/%2F/imp-pol").status == 404
+    assert api.get("/api/exchanges/%2F/imp-x").status == 404
+    assert api.get("/api/queues/%2F/imp-q1").status == 404
+    after = api.ok("GET", "/api/definitions")
+    assert after == before  # guest kept its administrator tag
+    # The same document without the bad queue goes in whole.
+    doc = bad_import_doc()
+    doc["queues"].pop()
+    doc["users"].pop()
+    assert api.post("/api/definitions", doc).status in (200, 201, 204)
+    assert api.get("/api/queues/%2F/imp-q1").status == 200
+    assert api.get("/api/users/imp-user").status == 200
+
+
+@pytest.mark.warren_only
+def test_import_may_refer_to_transient_objects(make_broker, raw):
+    b, api = mgmt_broker(make_broker)
+    c = b.raw()
+    c.open_channel(1)
+    c.call(1, "queue.declare", queue="tq", durable=False)
+    c.call(1, "exchange.declare", exchange="tx", type="direct",
+           durable=False)
+    doc = {"bindings": [{"source": "tx", "vhost": "/", "destination": "tq",
+                         "destination_type": "queue", "routing_key": "k",
+                         "arguments": {}}]}
+    assert api.post("/api/definitions", doc).status in (200, 201, 204)
+    bs = api.ok("GET", "/api/queues/%2F/tq/bindings")
+    assert [x["source"] for x in bs] == ["", "tx"]
