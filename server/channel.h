@@ -139,6 +139,8 @@ struct channel {
     uint64_t next_tag;
     struct unacked_list unacked;
     uint32_t consumer_unacked; /* unacked deliveries to consumers */
+    /* the shortest queue ack timeout of a delivery so far (us) */
+    uint64_t min_queue_limit_us;
     bool flow;
     /* confirms */
     bool confirm;
@@ -186,10 +188,13 @@ int chan_handle_frame(struct channel *ch, const struct frame *f);
 void chan_settle(struct channel *ch, struct unacked *u, bool ack, bool requeue);
 /* Requeues every delivery waiting for ack, in tag order. */
 void chan_requeue_all(struct channel *ch);
-/* consumer_timeout: closes ch with 406 when its oldest delivery waiting
- * for ack is older than limit_us at now_us. */
+/* consumer_timeout: closes ch with 406 when a delivery waiting for ack
+ * is older than its limit at now_us: its queue's timeout (a queue
+ * argument or policy), else limit_us (the node's; 0 = none). */
 void chan_check_consumer_timeout(struct channel *ch, uint64_t now_us,
                                  uint64_t limit_us);
+/* A delivery from q waits for its ack: ch notes q's ack timeout. */
+void chan_note_delivery_limit(struct channel *ch, const struct queue *q);
 extern const struct consumer_ops chan_consumer_ops;
 /* Unregisters cc from its queue and from ch (basic.cancel, close). */
 void chan_consumer_remove(struct channel *ch, struct chconsumer *cc);

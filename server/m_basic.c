@@ -168,11 +168,13 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
     conn_send_content(ch->conn, ch->id, &r, e.msg);
     if (a->no_ack)
         message_unref(e.msg);
-    else
+    else {
+        chan_note_delivery_limit(ch, q);
         unacked_push(
             &ch->unacked,
             &(struct unacked){
                 .tag = tag, .at_us = node_now(srv->node), .q = q, .e = e});
+    }
     return WR_OK;
 }
 

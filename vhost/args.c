@@ -53,6 +53,7 @@ static const struct {
     {"x-queue-type", ARG_QUEUE_TYPE},
     {"x-queue-master-locator", ARG_ANY},
     {"x-queue-version", ARG_ANY},
+    {"x-consumer-timeout", ARG_NON_NEG_INT},
 };
 
 static int invalid(struct vherr *err, const char *key, const char *rs,

@@ -423,6 +423,9 @@ queue__apply_settings(struct queue *q)
     arg_int(q, "x-max-length-bytes", &q->max_bytes);
     lowest(&q->max_bytes, def_value(pol, "max-length-bytes"));
     lowest(&q->max_bytes, def_value(op, "max-length-bytes"));
+    arg_int(q, "x-consumer-timeout", &q->consumer_timeout_ms);
+    lowest(&q->consumer_timeout_ms, def_value(pol, "consumer-timeout"));
+    lowest(&q->consumer_timeout_ms, def_value(op, "consumer-timeout"));
     q->reject_publish = q->reject_publish_dlx = false;
     if (arg_or_policy_str(q, "x-overflow", pol, "overflow", &b)) {
         q->reject_publish = bytes_has_prefix(b, "reject-publish");

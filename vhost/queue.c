@@ -98,6 +98,12 @@ queue_consumer_count(const struct queue *q)
     return q->nconsumers;
 }
 
+int64_t
+queue_consumer_timeout_ms(const struct queue *q)
+{
+    return q->consumer_timeout_ms;
+}
+
 void
 queue_info(const struct queue *q, struct queue_info *out)
 {

@@ -34,14 +34,15 @@ struct queue {
     bool auto_delete;
     bool deleted;
     bool had_consumer;
-    bool dirty;          /* on the node's dispatch list */
-    bool may_expire;     /* has x-message-ttl or got a message with TTL */
-    int64_t ttl_ms;      /* x-message-ttl; -1 = none */
-    int64_t expires_ms;  /* x-expires; -1 = none */
-    uint64_t used_us;    /* last declare, basic.get or consumer (x-expires);
-                            0 = not yet (a recovered queue) */
-    int64_t max_len;     /* x-max-length; -1 = none */
-    int64_t max_bytes;   /* x-max-length-bytes; -1 = none */
+    bool dirty;         /* on the node's dispatch list */
+    bool may_expire;    /* has x-message-ttl or got a message with TTL */
+    int64_t ttl_ms;     /* x-message-ttl; -1 = none */
+    int64_t expires_ms; /* x-expires; -1 = none */
+    uint64_t used_us;   /* last declare, basic.get or consumer (x-expires);
+                           0 = not yet (a recovered queue) */
+    int64_t max_len;    /* x-max-length; -1 = none */
+    int64_t max_bytes;  /* x-max-length-bytes; -1 = none */
+    int64_t consumer_timeout_ms; /* x-consumer-timeout; -1 = none */
     bool reject_publish; /* x-overflow reject-publish(-dlx), else drop-head */
     bool reject_publish_dlx; /* x-overflow reject-publish-dlx */
     uint8_t max_priority;    /* x-max-priority; 0 = not a priority queue */
