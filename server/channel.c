@@ -271,6 +271,7 @@ chan_free(struct channel *ch)
     if (c->last_ch == ch)
         c->last_ch = NULL;
     c->nchannels--;
+    node_user_channel_leave(srv->node, c->user);
     publish_fini(ch);
     unacked_fini(&ch->unacked);
     free(ch->txops);

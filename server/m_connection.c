@@ -192,6 +192,11 @@ m_connection_open(struct conn *c, const struct amqp_method *method)
         return clustering_open(c, vh); /* another node leads it */
     if (vhost_connection_admit(vh, c->user, &err) != WR_OK)
         return conn_fail(c, err.code, AMQP_CONNECTION_OPEN, "%s", err.text);
+    if (node_user_connection_admit(srv->node, c->user, &err) != WR_OK) {
+        vhost_connection_leave(vh);
+        return conn_fail(c, err.code, AMQP_CONNECTION_OPEN, "%s", err.text);
+    }
+    c->user_counted = true;
     c->vh = vh;
     conn_send_method(c, 0, &ok);
     conn_opened(c);

@@ -310,6 +310,20 @@ tags_array(const char *tags)
     return a;
 }
 
+/* RabbitMQ's "limits" of a user: the ones set. */
+static json_t *
+user_limits(const struct user *u)
+{
+    json_t *o = json_object();
+
+    if (u->max_channels != USER_LIMIT_UNSET)
+        json_object_set_new(o, "max-channels", json_integer(u->max_channels));
+    if (u->max_connections != USER_LIMIT_UNSET)
+        json_object_set_new(o, "max-connections",
+                            json_integer(u->max_connections));
+    return o;
+}
+
 static void
 export_users(struct node *n, json_t *doc)
 {
@@ -319,10 +333,10 @@ export_users(struct node *n, json_t *doc)
 
     for (struct user *u = node_users(n); u; u = u->hh.next)
         json_array_append_new(
-            users, json_pack("{s:s, s:s, s:s, s:o, s:{}}", "name", u->name,
+            users, json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", u->name,
                              "password_hash", u->password_hash,
                              "hashing_algorithm", u->hashing_algorithm, "tags",
-                             tags_array(u->tags), "limits"));
+                             tags_array(u->tags), "limits", user_limits(u)));
     for (p = node_perms(n); p; p = p->next)
         json_array_append_new(
             perms, json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", p->user,
@@ -558,6 +572,38 @@ tags_text(json_t *t)
     return (char *)b.data;
 }
 
+/* A user's "limits" in a definitions file replace the ones it has. */
+static int
+import_user_limits(struct node *n, const char *user, json_t *limits,
+                   struct vherr *err)
+{
+    static const char *const names[] = {"max-connections", "max-channels"};
+    const char *k;
+    json_t *v;
+
+    if (!limits)
+        return WR_OK;
+    if (!json_is_object(limits))
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "limits of user '%s' must be an object", user);
+    json_object_foreach(limits, k, v)
+    {
+        if (!json_is_integer(v))
+            return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                             "%s should be a number, in the limits of "
+                             "user '%s'",
+                             k, user);
+    }
+    for (size_t i = 0; i < WR_ARRAY_LEN(names); i++) {
+        v = json_object_get(limits, names[i]);
+        if (node_user_clear_limit(n, user, names[i], err) != WR_OK ||
+            (v && node_user_set_limit(n, user, names[i], json_integer_value(v),
+                                      err) != WR_OK))
+            return WR_ERR;
+    }
+    return WR_OK;
+}
+
 static int
 import_user(struct node *n, json_t *o, struct buf *unused, struct vherr *err)
 {
@@ -574,6 +620,8 @@ import_user(struct node *n, json_t *o, struct buf *unused, struct vherr *err)
                                                  : jstr(o, "password_hash", ""),
                        jstr(o, "hashing_algorithm", NULL), tags, err);
     free(tags);
+    if (rc == WR_OK)
+        rc = import_user_limits(n, name, json_object_get(o, "limits"), err);
     return rc;
 }
 

@@ -4,14 +4,20 @@ checked against RabbitMQ 3.10.8 where it applies:
 * sender-selected distribution: the CC and BCC headers (arrays of
   longstr) add routing keys on the same exchange; BCC is stripped from
   the message before routing and delivery; any other type is refused;
+* user limits (/api/user-limits, max-connections, max-channels): kept,
+  exported in definitions and enforced with RabbitMQ's texts;
 * /api/overview names Warren in product_name/product_version and keeps
   rabbitmq_version for tools that check it.
 """
 
+import os
+import uuid
+
 import pytest
 
+import conftest
 import rawamqp
-from test_20_mgmt_api import mgmt_broker
+from test_20_mgmt_api import MGMT_CONF, Mgmt, http_port, mgmt_broker
 from wireutil import assert_channel_close, confirm_select, get
 
 
@@ -214,3 +220,124 @@ def test_import_may_refer_to_transient_objects(make_broker, raw):
     assert api.post("/api/definitions", doc).status in (200, 201, 204)
     bs = api.ok("GET", "/api/queues/%2F/tq/bindings")
     assert [x["source"] for x in bs] == ["", "tx"]
+
+
+# ---- user limits
+#
+# With WARREN_TEST_BROKER set, the broker's management API is at
+# WARREN_TEST_MGMT_PORT (default 15672), as in test_24.
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    ext = conftest.external_broker()
+    if ext is not None:
+        port = int(os.environ.get("WARREN_TEST_MGMT_PORT", "15672"))
+        yield ext[0], ext[1], Mgmt(port, host=ext[0])
+        return
+    b = conftest.new_warren(str(tmp_path_factory.mktemp("gaps")), MGMT_CONF)
+    yield b.host, b.port, Mgmt(http_port(b))
+    conftest.stop_checked(b)
+
+
+@pytest.fixture
+def limited_user(env):
+    host, port, api = env
+    user = "ul-" + uuid.uuid4().hex[:8]
+    api.ok("PUT", "/api/users/" + user, {"password": "pw", "tags": ""})
+    api.ok("PUT", "/api/permissions/%2F/" + user,
+           {"configure": ".*", "write": ".*", "read": ".*"})
+    yield host, port, api, user
+    api.delete("/api/users/" + user)
+
+
+def test_user_limits_api(limited_user):
+    host, port, api, user = limited_user
+    base = "/api/user-limits/" + user
+    assert api.ok("GET", base) == []
+    api.ok("PUT", base + "/max-connections", {"value": 3})
+    api.ok("PUT", base + "/max-channels", {"value": 2})
+    want = [{"user": user, "value": {"max-channels": 2,
+                                     "max-connections": 3}}]
+    assert api.ok("GET", base) == want
+    assert [x for x in api.ok("GET", "/api/user-limits")
+            if x["user"] == user] == want
+    defs = api.ok("GET", "/api/definitions")
+    assert [u["limits"] for u in defs["users"] if u["name"] == user] == [
+        {"max-channels": 2, "max-connections": 3}]
+    # -1 is kept (and limits nothing); DELETE removes one, twice is fine.
+    api.ok("PUT", base + "/max-channels", {"value": -1})
+    assert api.ok("GET", base)[0]["value"]["max-channels"] == -1
+    api.ok("DELETE", base + "/max-channels")
+    api.ok("DELETE", base + "/max-channels")
+    assert api.ok("GET", base) == [{"user": user, "value": {
+        "max-connections": 3}}]
+    for body, reason in (
+            ({"value": "x"},
+             'max-channels should be a number, actually was <<"x">>'),
+            ({"value": 1.5}, "max-channels should be a number, actually "
+             "was 1.5"),
+            ({}, "[{key_missing,value}]")):
+        r = api.put(base + "/max-channels", body)
+        assert (r.status, r.json["reason"]) == (400, reason)
+    r = api.put(base + "/max-bogus", {"value": 1})
+    assert (r.status, r.json["reason"]) == (
+        400, 'Unrecognised terms [{<<"max-bogus">>,1}] in user-limits')
+    r = api.put("/api/user-limits/no-such-user-x/max-channels", {"value": 1})
+    assert (r.status, r.json["reason"]) == (400, ["no_such_user",
+                                                  "no-such-user-x"])
+    assert api.get("/api/user-limits/no-such-user-x").status == 404
+
+
+def test_user_connection_limit(limited_user):
+    host, port, api, user = limited_user
+    api.ok("PUT", "/api/user-limits/%s/max-connections" % user, {"value": 1})
+    first = rawamqp.connect(host, port, user=user, password="pw")
+    c = rawamqp.Connection(host, port)
+    c.begin()
+    c.login(user, "pw")
+    c.tune_ok()
+    m = c.open()
+    assert m.name == "connection.close" and m.close_info == (
+        530, "NOT_ALLOWED - connection refused for user '%s': user "
+        "connection limit (1) is reached" % user, 10, 40)
+    c.close_socket()
+    first.close()
+    # The count goes down when a connection closes.
+    again = rawamqp.connect(host, port, user=user, password="pw")
+    again.close()
+
+
+def test_user_channel_limit_counts_every_connection(limited_user):
+    host, port, api, user = limited_user
+    api.ok("PUT", "/api/user-limits/%s/max-channels" % user, {"value": 2})
+    a = rawamqp.connect(host, port, user=user, password="pw")
+    a.open_channel(1)
+    b = rawamqp.connect(host, port, user=user, password="pw")
+    b.open_channel(1)
+    b.send_method(2, "channel.open")
+    m = b.read_method()
+    assert m.name == "connection.close" and m.close_info == (
+        530, "NOT_ALLOWED - number of channels opened for user '%s' has "
+        "reached the maximum allowed user limit of (2)" % user, 0, 0)
+    b.close_socket()
+    # A channel closed makes room.
+    a.close_channel(1)
+    a.open_channel(2)
+    a.close()
+
+
+@pytest.mark.warren_only
+def test_user_limits_survive_a_restart(make_broker):
+    b, api = mgmt_broker(make_broker)
+    api.ok("PUT", "/api/users/lim", {"password": "pw", "tags": ""})
+    api.ok("PUT", "/api/user-limits/lim/max-channels", {"value": 7})
+    b.restart()
+    api = Mgmt(http_port(b))
+    assert api.ok("GET", "/api/user-limits/lim") == [
+        {"user": "lim", "value": {"max-channels": 7}}]
+    doc = {"users": [{"name": "lim2", "password": "pw", "tags": "",
+                      "limits": {"max-connections": 5}}]}
+    assert api.post("/api/definitions", doc).status in (200, 201, 204)
+    assert api.ok("GET", "/api/user-limits/lim2") == [
+        {"user": "lim2", "value": {"max-connections": 5}}]
