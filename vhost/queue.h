@@ -156,6 +156,7 @@ struct queue_info {
     bool deleted;       /* deleted, still held by a delivery or a sample */
     bool locked;        /* exclusive to a connection (its owner) */
     bool single_active; /* x-single-active-consumer */
+    bool quorum;        /* x-queue-type = quorum */
     struct bytes args;
     const char *policy;    /* applied policy's name, or NULL */
     const char *op_policy; /* applied operator policy's name, or NULL */

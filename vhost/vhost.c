@@ -487,7 +487,8 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
                          "'%s' (%lld) is reached",
                          BYTES_FMT(d->name), vh->name,
                          (long long)vh->max_queues);
-    if (args__check_queue(d->args, r, err) != WR_OK)
+    if (args__check_queue(d->args, r, d->durable, d->exclusive, d->auto_delete,
+                          err) != WR_OK)
         return WR_ERR;
     *out = queue_create(vh, d, durable);
     return WR_OK;

@@ -191,7 +191,7 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     else
         mgmt_jw_null(w);
     KSTR("state", "running");
-    KSTR("type", "classic");
+    KSTR("type", qi.quorum ? "quorum" : "classic");
     KSTR("vhost", qi.vhost);
     if (details)
         write_details(q, &qi, w);
