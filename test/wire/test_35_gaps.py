@@ -14,6 +14,7 @@ checked against RabbitMQ 3.10.8 where it applies:
 """
 
 import html
+import json
 import os
 import uuid
 
@@ -208,6 +209,29 @@ def test_failed_definitions_import_changes_nothing(make_broker):
     assert api.post("/api/definitions", doc).status in (200, 201, 204)
     assert api.get("/api/queues/%2F/imp-q1").status == 200
     assert api.get("/api/users/imp-user").status == 200
+
+
+
+@pytest.mark.warren_only
+def test_failed_load_definitions_changes_nothing(make_broker, tmp_path):
+    # load_definitions at boot: the broker refuses to start, and the data
+    # directory keeps what it had (the user before the bad queue is not
+    # in the node's definitions).
+    b, api = mgmt_broker(make_broker)
+    api.ok("PUT", "/api/users/kept", {"password": "pw", "tags": ""})
+    assert b.stop() == 0
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad_import_doc()))
+    b.extra_conf["load_definitions"] = str(path)
+    with pytest.raises(pytest.fail.Exception):
+        b.start()
+    assert any("x-max-priority" in line for line in b.stderr_lines())
+    b.extra_conf.pop("load_definitions")
+    b.start()
+    api = Mgmt(http_port(b))
+    assert api.get("/api/users/kept").status == 200
+    assert api.get("/api/users/imp-user").status == 404
+    assert api.get("/api/vhosts/imp-vh").status == 404
 
 
 @pytest.mark.warren_only
