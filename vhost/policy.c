@@ -575,13 +575,32 @@ name_of(json_t *pol)
     return s ? xstrdup(s) : NULL;
 }
 
+/* Quorum queues (on a single node, a durable queue with a delivery
+ * limit): the lowest of x-delivery-limit and the policies'
+ * delivery-limit, else 20 as in RabbitMQ 4; a negative argument means no
+ * limit. -1 for other queues. */
+static int64_t
+delivery_limit(const struct queue *q, json_t *pol, json_t *op)
+{
+    struct fvalue v;
+    int64_t lim = -1;
+
+    if (!q->quorum)
+        return -1;
+    if (ftable_find(q->args, "x-delivery-limit", &v) &&
+        fvalue_get_int(&v, &lim) && lim < 0)
+        return -1;
+    lowest(&lim, def_value(pol, "delivery-limit"));
+    lowest(&lim, def_value(op, "delivery-limit"));
+    return lim < 0 ? 20 : lim;
+}
+
 void
 queue__apply_settings(struct queue *q)
 {
     struct node *n = q->vh->node;
     json_t *pol = queue_policy(n, KV_POLICY, q);
     json_t *op = queue_policy(n, KV_OPERATOR_POLICY, q);
-    struct fvalue v;
     struct bytes b;
 
     arg_int(q, "x-message-ttl", &q->ttl_ms);
@@ -598,20 +617,8 @@ queue__apply_settings(struct queue *q)
     arg_int(q, "x-max-length-bytes", &q->max_bytes);
     lowest(&q->max_bytes, def_value(pol, "max-length-bytes"));
     lowest(&q->max_bytes, def_value(op, "max-length-bytes"));
-    /* Quorum queues (a durable queue with a delivery limit on a single
-     * node): x-delivery-limit, else a policy's delivery-limit, else 20
-     * as in RabbitMQ 4; a negative value, no limit. */
     q->quorum = args__is_quorum(q->args);
-    arg_int(q, "x-delivery-limit", &q->delivery_limit);
-    if (!ftable_find(q->args, "x-delivery-limit", &v) || !fvalue_is_int(&v)) {
-        q->delivery_limit = -1;
-        lowest(&q->delivery_limit, def_value(pol, "delivery-limit"));
-        lowest(&q->delivery_limit, def_value(op, "delivery-limit"));
-        if (q->delivery_limit < 0)
-            q->delivery_limit = 20;
-    }
-    if (!q->quorum)
-        q->delivery_limit = -1;
+    q->delivery_limit = delivery_limit(q, pol, op);
     arg_int(q, "x-consumer-timeout", &q->consumer_timeout_ms);
     lowest(&q->consumer_timeout_ms, def_value(pol, "consumer-timeout"));
     lowest(&q->consumer_timeout_ms, def_value(op, "consumer-timeout"));

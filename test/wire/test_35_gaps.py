@@ -445,7 +445,9 @@ def test_quorum_and_classic_declares(uname, env):
     c.call(1, "queue.declare", queue=q, durable=True, arguments=args)
     c.call(1, "queue.declare", queue=cq, durable=True,
            arguments={"x-queue-type": "classic"})
-    assert api.ok("GET", "/api/queues/%2F/" + q)["type"] == "quorum"
+    got = api.ok("GET", "/api/queues/%2F/" + q)
+    assert got["type"] == "quorum"
+    assert got["members"] == got["online"] == [got["leader"]]
     assert api.ok("GET", "/api/queues/%2F/" + cq)["type"] == "classic"
     # Redeclared without the type: RabbitMQ compares x-queue-type.
     q = uname("qq")
@@ -501,6 +503,30 @@ def test_quorum_delivery_limit_dead_letters(raw, uname):
     assert death["reason"].value == b"delivery_limit"
     assert death["queue"].value == q.encode()
     assert get(c, 1, q).name == "basic.get-empty"
+
+
+@pytest.mark.warren_only
+def test_quorum_delivery_limit_from_a_policy(make_broker):
+    # The lowest of argument and policy; a negative argument: no limit.
+    b, api = mgmt_broker(make_broker)
+    api.ok("PUT", "/api/policies/%2F/dl", {
+        "pattern": "^dl-", "definition": {"delivery-limit": 1}})
+    c = b.raw()
+    c.open_channel(1)
+    confirm_select(c, 1)
+    for q, args, kept in (("dl-pol", Q, 1), ("dl-arg", dict(Q, **{
+            "x-delivery-limit": 5}), 1), ("dl-none", dict(Q, **{
+                "x-delivery-limit": -1}), 30), ("other", Q, 20)):
+        c.call(1, "queue.declare", queue=q, durable=True, arguments=args)
+        c.publish(1, "", q, b"x")
+        assert c.read_method().name == "basic.ack"
+        deliver_and_requeue(c, q, kept)
+        assert c.call(1, "queue.declare", queue=q,
+                      passive=True).message_count == 1, q
+        if q != "dl-none":
+            deliver_and_requeue(c, q, 1)
+            assert c.call(1, "queue.declare", queue=q,
+                          passive=True).message_count == 0, q
 
 
 @pytest.mark.warren_only
