@@ -271,7 +271,8 @@ size_t exchange_route(struct xreg *r, struct exchange *x, struct bytes rk,
  */
 size_t exchange_route_keys(struct xreg *r, struct exchange *x,
                            const struct bytes *rks, size_t nrk,
-                           struct bytes headers, struct routeset *rs);
+                           struct bytes headers, struct bytes props,
+                           struct routeset *rs);
 /* exchange_route with the message's raw content properties as well,
  * which x-consistent-hash exchanges with a hash-property read. */
 size_t exchange_route_props(struct xreg *r, struct exchange *x, struct bytes rk,

@@ -219,6 +219,10 @@ conn_end(struct conn *c, const char *reason)
     vname = c->vh ? vhost_name(c->vh) : c->relay_vhost;
     if (c->vh)
         vhost_connection_leave(c->vh);
+    if (c->user_counted) {
+        node_user_connection_leave(srv->node, c->user);
+        c->user_counted = false;
+    }
     log_conn(LOG_INFO,
              "closing AMQP connection %s -> %s (vhost %s%s%s%s, user '%s'): "
              "%s",
@@ -525,6 +529,7 @@ static int
 unopened_channel_frame(struct conn *c, const struct frame *f)
 {
     struct amqp_method m;
+    struct vherr err;
 
     if (f->type != FRAME_METHOD)
         return conn_fail(c, AMQP_UNEXPECTED_FRAME, 0,
@@ -540,6 +545,8 @@ unopened_channel_frame(struct conn *c, const struct frame *f)
                          "number of channels opened (%u) has reached the "
                          "negotiated channel_max (%u)",
                          c->nchannels, c->channel_max);
+    if (node_user_channel_admit(srv->node, c->user, &err) != WR_OK)
+        return conn_fail(c, err.code, 0, "%s", err.text);
     chan_open(c, f->channel);
     return WR_OK;
 }

@@ -75,6 +75,7 @@ struct conn {
                           waits in `in` for the next loop iteration */
     struct conn *yield_next, *yield_prev; /* srv->yielded */
     bool published;                       /* has published: alarms block it */
+    bool user_counted; /* in its user's connection count (user limits) */
     bool feeding;      /* fed a queue with consumers and a backlog */
     bool blocked;      /* not read while an alarm or flow holds */
     bool blocked_sent; /* connection.blocked went out */

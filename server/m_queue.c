@@ -54,6 +54,8 @@ m_queue_declare(struct channel *ch, const struct amqp_method *m)
     struct queue *q;
     struct vherr err;
 
+    if (reply_declare_name(d.name))
+        return reply_declare(ch, m);
     if (d.name.len == 0) {
         /* A passive declare of "" looks for a queue named "" (RabbitMQ
          * does not apply the last-queue shortcut here). */

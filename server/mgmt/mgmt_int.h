@@ -470,9 +470,10 @@ mgmt_handler_fn mgmt_h_overview, mgmt_h_whoami, mgmt_h_cluster_name,
 mgmt_handler_fn mgmt_h_vhosts, mgmt_h_vhost, mgmt_h_users, mgmt_h_user,
     mgmt_h_users_without_perms, mgmt_h_user_perms, mgmt_h_vhost_perms,
     mgmt_h_permissions, mgmt_h_permission, mgmt_h_topic_permissions,
-    mgmt_h_limits, mgmt_h_limit, mgmt_h_policies, mgmt_h_policy,
-    mgmt_h_op_policies, mgmt_h_op_policy, mgmt_h_parameters, mgmt_h_parameter,
-    mgmt_h_global_parameters, mgmt_h_global_parameter, mgmt_h_definitions;
+    mgmt_h_limits, mgmt_h_limit, mgmt_h_user_limits, mgmt_h_user_limit,
+    mgmt_h_policies, mgmt_h_policy, mgmt_h_op_policies, mgmt_h_op_policy,
+    mgmt_h_parameters, mgmt_h_parameter, mgmt_h_global_parameters,
+    mgmt_h_global_parameter, mgmt_h_definitions;
 /* The definitions document of an import (the body, or the web UI's
  * uploaded file); NULL after replying 400. */
 json_t *mgmt_definitions_doc(struct mgmt_req *r);
