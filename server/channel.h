@@ -139,7 +139,8 @@ struct channel {
     /* confirms */
     bool confirm;
     struct confirm_list confirms;
-    bool confirm_pending; /* answers may be due: flush in prepare */
+    bool confirm_pending;      /* answers may be due: flush in prepare */
+    uint64_t confirm_answered; /* the last tag answered (st.confirm) */
     struct channel *wait_next, *wait_prev; /* srv->waiting */
     bool waiting;
     /* tx.commit of persistent messages: commit-ok waits for this LSN */
@@ -149,6 +150,7 @@ struct channel {
     bool tx;
     struct tx_op *txops;
     size_t ntx, txcap;
+    struct chan_stats st; /* what /api/channels and /metrics count */
     /* queue.declare's name, for an empty queue name later */
     char last_queue[256];
     size_t last_queue_len;

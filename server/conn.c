@@ -78,6 +78,7 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     }
     DL_APPEND(s->conns, c);
     s->nconns++;
+    s->conns_opened++;
     log_debug("accepting AMQP connection %s -> %s", c->peer, c->local);
 }
 
@@ -239,6 +240,7 @@ conn_drop(struct conn *c, const char *reason)
     }
     DL_DELETE(srv->conns, c);
     srv->nconns--;
+    srv->conns_closed++;
     c->reap_next = srv->reap;
     srv->reap = c;
 }
@@ -333,8 +335,10 @@ conn_flush(struct conn *c)
     }
     before = outq_pending(&c->out);
     rc = outq_flush(&c->out, c->fd, &c->send_oct);
-    if (outq_pending(&c->out) < before)
+    if (outq_pending(&c->out) < before) {
         c->last_tx = ev_now(srv->loop);
+        c->send_cnt++;
+    }
     if (rc == WR_ERR) {
         conn_drop(c, errno == EPIPE || errno == ECONNRESET
                          ? "client unexpectedly closed TCP connection"
@@ -771,6 +775,7 @@ conn_read(struct ev_loop *loop, struct conn *c)
             return;
         }
         c->recv_oct += (uint64_t)n;
+        c->recv_cnt++;
         c->last_rx = ev_now(loop);
         if (own) {
             c->in.len += (size_t)n;
@@ -823,6 +828,7 @@ relayed_read(struct conn *c)
         return;
     }
     c->recv_oct += (uint64_t)n;
+    c->recv_cnt++;
     relay_client_input(c, rxbuf, (size_t)n);
 }
 
@@ -969,6 +975,8 @@ conn_info(const struct conn *c, struct conn_info *out)
         .client_props = c->client_props,
         .recv_oct = c->recv_oct,
         .send_oct = c->send_oct,
+        .recv_cnt = c->recv_cnt,
+        .send_cnt = c->send_cnt,
         .send_pend = outq_pending(&c->out),
     };
     snprintf(out->name, sizeof(out->name), "%s -> %s", c->peer, c->local);
@@ -1050,6 +1058,7 @@ conn_adopt(struct server *s, int fd, struct vhost *vh, const struct relayed *h,
     ev_init(&c->timer, conn_timer_cb);
     DL_APPEND(s->conns, c);
     s->nconns++;
+    s->conns_opened++;
     c->vh = vh;
     c->state = CONN_OPEN;
     c->owner.user = c->user;

@@ -27,6 +27,17 @@ struct conn;
 struct channel;
 struct m_table;
 
+/* A channel's message counters (RabbitMQ's channel message_stats), plain
+ * increments where each event happens: nothing per message but an add.
+ * deliver and get count deliveries in ack mode, the _no_ack ones the
+ * others; redeliver counts deliveries (either kind) flagged redelivered;
+ * confirm counts publishes acked by a basic.ack. */
+struct chan_stats {
+    uint64_t publish, confirm, return_unroutable, drop_unroutable;
+    uint64_t deliver, deliver_no_ack, get, get_no_ack, get_empty;
+    uint64_t redeliver, ack;
+};
+
 /* ---- the process */
 
 #define MEM_BASE_SAMPLES 5 /* seconds of memory readings kept (alarm.c) */
@@ -82,6 +93,12 @@ struct server {
     double busy_sum;
     uint32_t nconns;
     uint64_t next_conn_id;
+    /* Churn, since boot (RabbitMQ's connection_churn_metrics), and the
+     * message counters of the channels that are gone, so that node-wide
+     * sums stay monotonic as channels come and go (chan_free). */
+    uint64_t conns_opened, conns_closed, chans_opened, chans_closed;
+    uint64_t queues_declared;
+    struct chan_stats chans_retired;
 };
 
 extern struct server *srv;
@@ -129,7 +146,8 @@ struct conn_info {
     uint64_t connected_at_ms;  /* wall clock */
     struct bytes client_props; /* start-ok's table body */
     uint64_t recv_oct, send_oct;
-    uint64_t send_pend; /* bytes waiting for the socket */
+    uint64_t recv_cnt, send_cnt; /* reads and writes that moved bytes */
+    uint64_t send_pend;          /* bytes waiting for the socket */
 };
 
 struct chan_info {
@@ -144,6 +162,7 @@ struct chan_info {
     uint32_t prefetch_count;   /* basic.qos global=false */
     uint32_t global_prefetch_count;
     bool confirm, transactional;
+    struct chan_stats stats;
 };
 
 /* The connection after c (the first when c is NULL), in accept order;

@@ -298,8 +298,8 @@ mgmt_h_overview(struct mgmt_req *r)
 
 /* ---- nodes */
 
-static uint64_t
-disk_free(void)
+uint64_t
+mgmt_disk_free(void)
 {
     struct statvfs st;
 
@@ -308,8 +308,8 @@ disk_free(void)
     return (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
 }
 
-static uint64_t
-disk_free_limit(void)
+uint64_t
+mgmt_disk_free_limit(void)
 {
     const struct wr_config *cfg = srv->cfg;
 
@@ -319,8 +319,8 @@ disk_free_limit(void)
     return cfg->disk_free_limit_absolute;
 }
 
-static size_t
-fds_used(void)
+size_t
+mgmt_fds_used(void)
 {
     DIR *d = opendir("/proc/self/fd");
     struct dirent *e;
@@ -352,10 +352,11 @@ node_json(void)
                   (json_int_t)alarm_resident_bytes(), "mem_limit",
                   (json_int_t)alarm_memory_watermark(srv->cfg), "mem_alarm",
                   (srv->alarms & ALARM_MEMORY) != 0, "mem_calculation_strategy",
-                  "rss", "disk_free", (json_int_t)disk_free(),
-                  "disk_free_limit", (json_int_t)disk_free_limit(),
+                  "rss", "disk_free", (json_int_t)mgmt_disk_free(),
+                  "disk_free_limit", (json_int_t)mgmt_disk_free_limit(),
                   "disk_free_alarm", (srv->alarms & ALARM_DISK) != 0);
-    json_object_set_new(o, "fd_used", json_integer((json_int_t)fds_used()));
+    json_object_set_new(o, "fd_used",
+                        json_integer((json_int_t)mgmt_fds_used()));
     json_object_set_new(o, "fd_total", json_integer((json_int_t)fd_total));
     json_object_set_new(o, "sockets_used",
                         json_integer(srv->nconns + mgmt_http_nconns()));

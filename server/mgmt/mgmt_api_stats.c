@@ -1,6 +1,6 @@
 /*
  * mgmt_api_stats.c: message rates and node totals for the management
- * API, sampled on a timer, and the Prometheus text at /metrics.
+ * API, sampled on a timer (the Prometheus pages are mgmt_metrics.c).
  *
  * The AMQP hot path only increments the queues' own counters
  * (stat_publish, stat_deliver, stat_ack, stat_redeliver, stat_expired);
@@ -35,6 +35,32 @@ struct qsample {
     UT_hash_handle hh;
 };
 
+/* A channel's counters, in struct chan_stats order (chan_counters). */
+enum {
+    K_PUBLISH,
+    K_CONFIRM,
+    K_RETURN,
+    K_DROP,
+    K_DELIVER,
+    K_DELIVER_NOACK,
+    K_GET,
+    K_GET_NOACK,
+    K_GET_EMPTY,
+    K_REDELIVER,
+    K_ACK,
+    K_N
+};
+
+/* A channel (key: conn id << 16 | number) or a connection (key: its id,
+ * c[0] and c[1] its octets received and sent). */
+struct osample {
+    uint64_t key;
+    uint64_t c[K_N];
+    float rate[K_N];
+    uint32_t seen;
+    UT_hash_handle hh;
+};
+
 static struct {
     bool running;
     struct server *s;
@@ -48,6 +74,9 @@ static struct {
     uint64_t ready, unacked; /* node-wide, as of the last sample */
     double rready, runacked;
     uint64_t started_ms;
+    struct osample *chans, *conns;
+    uint64_t ch_total[K_N]; /* every channel's, as of the last sample */
+    double ch_rate[K_N];
 } st;
 
 static void
@@ -124,6 +153,118 @@ prune(void)
 }
 
 static void
+chan_counters(const struct chan_stats *cs, uint64_t c[K_N])
+{
+    c[K_PUBLISH] = cs->publish;
+    c[K_CONFIRM] = cs->confirm;
+    c[K_RETURN] = cs->return_unroutable;
+    c[K_DROP] = cs->drop_unroutable;
+    c[K_DELIVER] = cs->deliver;
+    c[K_DELIVER_NOACK] = cs->deliver_no_ack;
+    c[K_GET] = cs->get;
+    c[K_GET_NOACK] = cs->get_no_ack;
+    c[K_GET_EMPTY] = cs->get_empty;
+    c[K_REDELIVER] = cs->redeliver;
+    c[K_ACK] = cs->ack;
+}
+
+/* Takes the counters of the object at key: rates since its last sample
+ * (for a new one, since it began, as queues). */
+static void
+osample_take(struct osample **h, uint64_t key, const uint64_t *c, size_t n,
+             double dt)
+{
+    struct osample *s;
+
+    HASH_FIND(hh, *h, &key, sizeof(key), s);
+    if (!s) {
+        s = xcalloc(1, sizeof(*s));
+        s->key = key;
+        HASH_ADD(hh, *h, key, sizeof(s->key), s);
+        for (size_t i = 0; i < n && st.gen > 1; i++)
+            s->rate[i] = (float)((double)c[i] / dt);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            s->rate[i] =
+                c[i] >= s->c[i] ? (float)((double)(c[i] - s->c[i]) / dt) : 0;
+    }
+    memcpy(s->c, c, n * sizeof(*c));
+    s->seen = st.gen;
+}
+
+static void
+osample_prune(struct osample **h, bool all)
+{
+    struct osample *s, *tmp;
+
+    HASH_ITER(hh, *h, s, tmp)
+    {
+        if (!all && s->seen == st.gen)
+            continue;
+        HASH_DEL(*h, s);
+        free(s);
+    }
+}
+
+static uint64_t
+chan_key(uint64_t conn_id, uint16_t number)
+{
+    return conn_id << 16 | number;
+}
+
+/* Connections and channels; node-wide channel totals and their rates. */
+static void
+sample_conns(double dt)
+{
+    uint64_t sum[K_N];
+
+    chan_counters(&srv->chans_retired, sum);
+    for (struct conn *c = conn_next(srv, NULL); c; c = conn_next(srv, c)) {
+        struct conn_info ci;
+        uint64_t oct[2];
+
+        conn_info(c, &ci);
+        oct[0] = ci.recv_oct;
+        oct[1] = ci.send_oct;
+        osample_take(&st.conns, ci.id, oct, 2, dt);
+        for (struct channel *ch = chan_next(c, NULL); ch;
+             ch = chan_next(c, ch)) {
+            struct chan_info chi;
+            uint64_t k[K_N];
+
+            chan_info(ch, &chi);
+            chan_counters(&chi.stats, k);
+            osample_take(&st.chans, chan_key(ci.id, chi.number), k, K_N, dt);
+            for (int i = 0; i < K_N; i++)
+                sum[i] += k[i];
+        }
+    }
+    osample_prune(&st.conns, false);
+    osample_prune(&st.chans, false);
+    for (int i = 0; i < K_N; i++) {
+        st.ch_rate[i] = sum[i] >= st.ch_total[i]
+                            ? (double)(sum[i] - st.ch_total[i]) / dt
+                            : 0;
+        st.ch_total[i] = sum[i];
+    }
+}
+
+/* Exchanges keep their own sampled counters (exchange.h). */
+static void
+sample_exchanges(struct vhost *vh, double dt)
+{
+    struct exchange *x = NULL;
+
+    while ((x = vhost_exchange_next(vh, x)) != NULL) {
+        x->rate_in = (float)((double)(x->stat_publish_in - x->sampled_in) / dt);
+        x->rate_out =
+            (float)((double)(x->stat_publish_out - x->sampled_out) / dt);
+        x->sampled_in = x->stat_publish_in;
+        x->sampled_out = x->stat_publish_out;
+    }
+}
+
+static void
 sample(double dt)
 {
     uint64_t sum[C_N] = {0}, prev_ready = st.ready, prev_unacked = st.unacked;
@@ -137,9 +278,11 @@ sample(double dt)
 
         while ((q = vhost_queue_next(vs[i], q)) != NULL)
             sample_queue(q, dt, sum);
+        sample_exchanges(vs[i], dt);
     }
     free(vs);
     prune();
+    sample_conns(dt);
     for (int i = 0; i < C_N; i++) {
         uint64_t t = sum[i] + st.retired[i];
 
@@ -175,6 +318,7 @@ mgmt_stats_start(struct server *s)
     st.last = ev_now(s->loop);
     sample(MGMT_SAMPLE_INTERVAL);
     memset(st.total_rate, 0, sizeof(st.total_rate));
+    memset(st.ch_rate, 0, sizeof(st.ch_rate));
     st.rready = st.runacked = 0;
     ev_timer_init(&st.timer, timer_cb, MGMT_SAMPLE_INTERVAL,
                   MGMT_SAMPLE_INTERVAL);
@@ -195,6 +339,8 @@ mgmt_stats_stop(void)
         queue_unref(s->q);
         free(s);
     }
+    osample_prune(&st.chans, true);
+    osample_prune(&st.conns, true);
     st.running = false;
 }
 
@@ -273,166 +419,65 @@ mgmt_stats_uptime_ms(void)
     return st.started_ms ? wr_now_ms() - st.started_ms : 0;
 }
 
-/* ---- /metrics */
-
-static void
-metric(struct buf *b, const char *name, const char *type, const char *help,
-       double value)
+/* A sample's rate i, 0 when there is none. */
+static double
+osample_rate(struct osample *h, uint64_t key, int i)
 {
-    buf_printf(b, "# TYPE %s %s\n# HELP %s %s\n%s %.17g\n", name, type, name,
-               help, name, value);
-}
+    struct osample *s = NULL;
 
-/* The loop's busy time per iteration, as a Prometheus histogram: what an
- * operator watches for stalls (a client that holds the loop). */
-static void
-loop_busy_metric(struct buf *b)
-{
-    static const double upper[] = LOOP_BUSY_BUCKETS;
-    const char *name = "warren_loop_busy_seconds";
-    uint64_t n = 0;
-
-    buf_printf(b,
-               "# TYPE %s histogram\n# HELP %s Time the event loop spent "
-               "working per iteration, from waking up to waiting again\n",
-               name, name);
-    for (size_t i = 0; i < WR_ARRAY_LEN(upper); i++) {
-        n += srv->busy_hist[i];
-        if (i + 1 < WR_ARRAY_LEN(upper))
-            buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, upper[i],
-                       (unsigned long long)n);
-        else
-            buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name,
-                       (unsigned long long)n);
-    }
-    buf_printf(b, "%s_sum %.9f\n%s_count %llu\n", name, srv->busy_sum, name,
-               (unsigned long long)n);
-}
-
-/* What /metrics counts over the whole node. */
-struct node_counts {
-    struct mgmt_vtotals v; /* counters: the retired queues' included */
-    size_t channels;
-};
-
-static void
-count_node(struct node_counts *t)
-{
-    size_t n;
-    struct vhost **vs = mgmt_vhosts(&n);
-
-    memset(t, 0, sizeof(*t));
-    for (size_t i = 0; i < n; i++)
-        if (vhost_is_serving(vs[i]))
-            mgmt_stats_vhost(vs[i], &t->v);
-    free(vs);
-    t->v.publish += st.retired[C_PUBLISH];
-    t->v.deliver += st.retired[C_DELIVER];
-    t->v.ack += st.retired[C_ACK];
-    t->v.redeliver += st.retired[C_REDELIVER];
-    for (struct conn *c = conn_next(srv, NULL); c; c = conn_next(srv, c)) {
-        struct conn_info ci;
-
-        conn_info(c, &ci);
-        t->channels += ci.channels;
-    }
-}
-
-/* rabbitmq_build_info and rabbitmq_identity_info. */
-static void
-identity_metrics(struct buf *b)
-{
-    buf_printf(b,
-               "# TYPE rabbitmq_build_info untyped\n"
-               "# HELP rabbitmq_build_info RabbitMQ & Erlang/OTP version "
-               "info\n"
-               "rabbitmq_build_info{rabbitmq_version=\"3.10.8\","
-               "prometheus_plugin_version=\"3.10.8\",product=\"Warren\","
-               "product_version=\"%s\"} 1\n",
-               WARREN_VERSION);
-    buf_printf(b,
-               "# TYPE rabbitmq_identity_info untyped\n"
-               "# HELP rabbitmq_identity_info RabbitMQ node & cluster "
-               "identity info\n"
-               "rabbitmq_identity_info{rabbitmq_node=\"%s\","
-               "rabbitmq_cluster=\"%s\"} 1\n",
-               mgmt_node_name(), srv->cfg->cluster_name);
-}
-
-/* Connections, channels, consumers, queues, exchanges, messages. */
-static void
-object_metrics(struct buf *b, const struct node_counts *t)
-{
-    const struct mgmt_vtotals *v = &t->v;
-    const struct {
-        const char *name, *type, *help;
-        double value;
-    } m[] = {
-        {"rabbitmq_connections", "gauge", "Connections currently open",
-         srv->nconns},
-        {"rabbitmq_channels", "gauge", "Channels currently open",
-         (double)t->channels},
-        {"rabbitmq_consumers", "gauge", "Consumers currently connected",
-         (double)v->consumers},
-        {"rabbitmq_queues", "gauge", "Queues available", (double)v->queues},
-        {"rabbitmq_exchanges", "gauge", "Exchanges available",
-         (double)v->exchanges},
-        {"rabbitmq_queue_messages_ready", "gauge",
-         "Messages ready to be delivered to consumers", (double)v->ready},
-        {"rabbitmq_queue_messages_unacked", "gauge",
-         "Messages delivered to consumers but not yet acknowledged",
-         (double)v->unacked},
-        {"rabbitmq_queue_messages", "gauge",
-         "Sum of ready and unacknowledged messages",
-         (double)(v->ready + v->unacked)},
-        {"rabbitmq_global_messages_received_total", "counter",
-         "Total number of messages received by queues", (double)v->publish},
-        {"rabbitmq_global_messages_delivered_total", "counter",
-         "Total number of messages delivered to consumers", (double)v->deliver},
-        {"rabbitmq_global_messages_acknowledged_total", "counter",
-         "Total number of messages acknowledged by consumers", (double)v->ack},
-        {"rabbitmq_global_messages_redelivered_total", "counter",
-         "Total number of messages redelivered to consumers",
-         (double)v->redeliver},
-    };
-
-    for (size_t i = 0; i < WR_ARRAY_LEN(m); i++)
-        metric(b, m[i].name, m[i].type, m[i].help, m[i].value);
-}
-
-/* Memory, disk and the alarms on them. */
-static void
-resource_metrics(struct buf *b)
-{
-    struct statvfs sv;
-
-    metric(b, "rabbitmq_process_resident_memory_bytes", "gauge",
-           "Memory used in bytes", (double)alarm_resident_bytes());
-    metric(b, "rabbitmq_resident_memory_limit_bytes", "gauge",
-           "Memory high watermark in bytes",
-           (double)alarm_memory_watermark(srv->cfg));
-    if (statvfs(srv->cfg->data_dir, &sv) == 0)
-        metric(b, "rabbitmq_disk_space_available_bytes", "gauge",
-               "Disk space available in bytes",
-               (double)sv.f_bavail * (double)sv.f_frsize);
-    metric(b, "rabbitmq_alarms_memory_used_watermark", "gauge",
-           "is 1 if VM memory watermark alarm is in effect",
-           (srv->alarms & ALARM_MEMORY) ? 1 : 0);
-    metric(b, "rabbitmq_alarms_free_disk_space_watermark", "gauge",
-           "is 1 if free disk space watermark alarm is in effect",
-           (srv->alarms & ALARM_DISK) ? 1 : 0);
+    if (st.running)
+        HASH_FIND(hh, h, &key, sizeof(key), s);
+    return s ? s->rate[i] : 0;
 }
 
 void
-mgmt_api_metrics(struct mgmt_req *r)
+mgmt_stats_conn(uint64_t conn_id, double *recv_rate, double *send_rate)
 {
-    struct node_counts t;
+    *recv_rate = osample_rate(st.conns, conn_id, 0);
+    *send_rate = osample_rate(st.conns, conn_id, 1);
+}
 
-    count_node(&t);
-    identity_metrics(&r->out);
-    object_metrics(&r->out, &t);
-    resource_metrics(&r->out);
-    loop_busy_metric(&r->out);
-    r->status = 200;
-    mgmt_http_respond(r, "text/plain; version=0.0.4; charset=utf-8");
+void
+mgmt_stats_channel(uint64_t conn_id, uint16_t number,
+                   double rate[MGMT_CH_COUNTERS])
+{
+    for (int i = 0; i < K_N; i++)
+        rate[i] = osample_rate(st.chans, chan_key(conn_id, number), i);
+}
+
+void
+mgmt_stats_channels(struct chan_stats *sum, uint64_t *channels,
+                    uint64_t *consumers)
+{
+    *sum = srv->chans_retired;
+    *channels = *consumers = 0;
+    for (struct conn *c = conn_next(srv, NULL); c; c = conn_next(srv, c)) {
+        for (struct channel *ch = chan_next(c, NULL); ch;
+             ch = chan_next(c, ch)) {
+            struct chan_info ci;
+            const struct chan_stats *k = &ci.stats;
+
+            chan_info(ch, &ci);
+            ++*channels;
+            *consumers += ci.consumers;
+            sum->publish += k->publish;
+            sum->confirm += k->confirm;
+            sum->return_unroutable += k->return_unroutable;
+            sum->drop_unroutable += k->drop_unroutable;
+            sum->deliver += k->deliver;
+            sum->deliver_no_ack += k->deliver_no_ack;
+            sum->get += k->get;
+            sum->get_no_ack += k->get_no_ack;
+            sum->get_empty += k->get_empty;
+            sum->redeliver += k->redeliver;
+            sum->ack += k->ack;
+        }
+    }
+}
+
+void
+mgmt_stats_channel_rates(double rate[MGMT_CH_COUNTERS])
+{
+    for (int i = 0; i < K_N; i++)
+        rate[i] = st.ch_rate[i];
 }

@@ -419,8 +419,43 @@ struct mgmt_vtotals {
 void mgmt_stats_vhost(struct vhost *vh, struct mgmt_vtotals *t);
 /* Milliseconds since the statistics started (the broker's uptime). */
 uint64_t mgmt_stats_uptime_ms(void);
-/* GET /metrics: Prometheus text exposition (rabbitmq_* names). */
+/* A connection's octet rates (recv_oct, send_oct per second) as of the
+ * last sample; 0 before its second. */
+void mgmt_stats_conn(uint64_t conn_id, double *recv_rate, double *send_rate);
+/* A channel's rates, as of the last sample, in struct chan_stats order:
+ * publish, confirm, return_unroutable, drop_unroutable, deliver,
+ * deliver_no_ack, get, get_no_ack, get_empty, redeliver, ack. */
+#define MGMT_CH_COUNTERS 11
+void mgmt_stats_channel(uint64_t conn_id, uint16_t number,
+                        double rate[MGMT_CH_COUNTERS]);
+/* Every channel's counters, closed ones included (as of now), the
+ * channels open and their consumers. */
+void mgmt_stats_channels(struct chan_stats *sum, uint64_t *channels,
+                         uint64_t *consumers);
+/* The node-wide rates of the channels' counters, in that order. */
+void mgmt_stats_channel_rates(double rate[MGMT_CH_COUNTERS]);
+
+/* ---- Prometheus (mgmt_metrics.c, mgmt_prom.c) */
+
+/* GET /metrics, /metrics/per-object, /metrics/detailed: the text
+ * exposition with rabbitmq_prometheus's names (see mgmt_metrics.c). */
 void mgmt_api_metrics(struct mgmt_req *r);
+void mgmt_api_metrics_per_object(struct mgmt_req *r);
+void mgmt_api_metrics_detailed(struct mgmt_req *r);
+/* "# TYPE prefix+name type" and "# HELP prefix+name help" lines. */
+void prom_family(struct buf *b, const char *prefix, const char *name,
+                 const char *type, const char *help);
+/* A label value, escaped (\\, \", \n; bytes of invalid UTF-8 become
+ * U+FFFD). */
+void prom_escape(struct buf *b, const void *s, size_t n);
+/* A sample value: integers exactly, NaN, +Inf, -Inf, else %.17g. */
+void prom_value(struct buf *b, double v);
+void prom_u64(struct buf *b, uint64_t v);
+
+/* Node figures shared by /api/nodes and /metrics (mgmt_api_node.c). */
+uint64_t mgmt_disk_free(void);
+uint64_t mgmt_disk_free_limit(void);
+size_t mgmt_fds_used(void);
 
 /* ---- binding properties keys (mgmt_api_phash.c) */
 

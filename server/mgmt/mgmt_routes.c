@@ -188,6 +188,10 @@ static const struct route routes[] = {
      NULL},
     {"/metrics", M_GET, MGMT_AUTH_NONE, MGMT_AUTH_NONE, mgmt_api_metrics, 0,
      NULL},
+    {"/metrics/per-object", M_GET, MGMT_AUTH_NONE, MGMT_AUTH_NONE,
+     mgmt_api_metrics_per_object, 0, NULL},
+    {"/metrics/detailed", M_GET, MGMT_AUTH_NONE, MGMT_AUTH_NONE,
+     mgmt_api_metrics_detailed, 0, NULL},
 };
 
 #undef ANY
