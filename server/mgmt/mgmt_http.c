@@ -81,6 +81,7 @@ struct mgmt_conn {
     http_parser parser;
     char peer[64];
     bool loopback;
+    bool prometheus; /* accepted by the Prometheus listener */
     /* input */
     struct buf in; /* received, not yet parsed */
     ev_tstamp req_start, last_rx, last_tx, linger_since;
@@ -126,6 +127,7 @@ static struct mgmt {
     const struct mgmt_http_handler *h; /* who answers requests */
     bool running;
     struct listener l;
+    struct listener prom; /* prometheus.tcp.port: the metrics pages only */
     ev_prepare prepare;
     size_t max_body;
     struct mgmt_conn *conns;
@@ -227,7 +229,9 @@ deadline(const struct mgmt_conn *c)
 {
     ev_tstamp d = state_deadline(c);
 
-    if (!c->authenticated)
+    /* A response being written to an anonymous client (a scrape of the
+     * metrics, which need no login) is bounded by the write timeout. */
+    if (!c->authenticated && c->state != MC_BUSY)
         d = WR_MIN(d, c->accepted + MGMT_ANON_TIMEOUT);
     return d;
 }
@@ -910,6 +914,7 @@ dispatch(struct mgmt_conn *c)
     r.content_type = c->content_type;
     r.if_none_match = c->if_none_match;
     r.local = c->hdr_local;
+    r.prometheus = c->prometheus;
     buf_init(&r.hdrs);
     buf_init(&r.out);
     /* absolute-form "http://host/path" */
@@ -1115,7 +1120,7 @@ mc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- listener */
 
-static void
+static struct mgmt_conn *
 mc_new(int fd, const char *peer, bool loopback, struct mgmt_peer *from)
 {
     struct mgmt_conn *c = xcalloc(1, sizeof(*c));
@@ -1148,6 +1153,7 @@ mc_new(int fd, const char *peer, bool loopback, struct mgmt_peer *from)
     rearm(c);
     DL_APPEND(g.conns, c);
     g.nconns++;
+    return c;
 }
 
 static void
@@ -1178,7 +1184,7 @@ mgmt_accept(struct listener *l, int fd, const struct sockaddr_storage *sa)
         close(fd);
         return;
     }
-    mc_new(fd, peer, loopback, p);
+    mc_new(fd, peer, loopback, p)->prometheus = l == &g.prom;
 }
 
 static void
@@ -1202,6 +1208,35 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
  * management.tcp.optional says the broker may run without the API when
  * the port is in use (another broker, or a RabbitMQ, on 15672).
  */
+/*
+ * The Prometheus listener (RabbitMQ's rabbitmq_prometheus on 15692): the
+ * same HTTP server, answering only the metrics pages (mgmt_routes.c). Its
+ * port follows the management port's rules: 0 asks the kernel, a port in
+ * use stops the start unless prometheus.tcp.optional is set. It runs
+ * with the management API (not when that is skipped as optional).
+ */
+static int
+prom_listen(struct server *s)
+{
+    const struct wr_config *cfg = s->cfg;
+    const char *ip = cfg->prometheus_ip[0] ? cfg->prometheus_ip : "0.0.0.0";
+    const char *why;
+    bool optional;
+
+    if (listener_open(&g.prom, s->loop, ip, cfg->prometheus_port, 128,
+                      "prometheus", mgmt_accept, &why) == WR_OK)
+        return WR_OK;
+    optional = errno == EADDRINUSE && cfg->prometheus_optional;
+    log_err("prometheus: cannot listen on %s:%u: %s%s", ip,
+            cfg->prometheus_port, why,
+            optional ? "; running without the Prometheus listener "
+                       "(prometheus.tcp.optional)"
+                     : " (is another broker running? change "
+                       "prometheus.tcp.port, or set prometheus.tcp.optional "
+                       "= true to run without it)");
+    return optional ? WR_OK : WR_ERR;
+}
+
 int
 mgmt_http_start(struct server *s, const struct mgmt_http_handler *h)
 {
@@ -1213,6 +1248,7 @@ mgmt_http_start(struct server *s, const struct mgmt_http_handler *h)
     g.s = s;
     g.h = h;
     g.l.fd = -1;
+    g.prom.fd = -1;
     g.max_body = s->cfg->management_max_body ? s->cfg->management_max_body
                                              : MGMT_DEFAULT_MAX_BODY;
     if (listener_open(&g.l, s->loop, ip, cfg->management_port, 128, "http",
@@ -1228,6 +1264,10 @@ mgmt_http_start(struct server *s, const struct mgmt_http_handler *h)
                            "management.tcp.optional = true to run without "
                            "the API)");
         return optional ? WR_OK : WR_ERR;
+    }
+    if (prom_listen(s) != WR_OK) {
+        listener_close(&g.l);
+        return WR_ERR;
     }
     g.settings.on_message_begin = on_message_begin;
     g.settings.on_url = on_url;
@@ -1257,6 +1297,7 @@ mgmt_http_stop(void)
         mc_close(g.conns);
     prepare_cb(g.s->loop, &g.prepare, 0);
     listener_close(&g.l);
+    listener_close(&g.prom);
     ev_prepare_stop(g.s->loop, &g.prepare);
     g.running = false;
 }

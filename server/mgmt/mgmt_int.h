@@ -116,6 +116,7 @@ struct mgmt_req {
     char *target;    /* the path and query as sent (still encoded) */
     bool local;      /* x-warren-local: 1: another node of the cluster
                         asks for this node's own answer */
+    bool prometheus; /* came to the Prometheus listener: metrics only */
     /* after authentication */
     struct user *user; /* borrowed; until the handler changes users */
     const char *user_name;

@@ -410,6 +410,10 @@ route(struct mgmt_req *r)
             break;
         }
     }
+    if (r->prometheus && (!rt || strncmp(rt->pattern, "/metrics", 8) != 0)) {
+        mgmt_not_found(r); /* the Prometheus port serves metrics only */
+        return;
+    }
     if (!rt) {
         if (!mgmt_ui_serve(r))
             mgmt_not_found(r);

@@ -284,6 +284,7 @@ def test_packaged_broker_notifies_systemd(root, tmp_path):
     # The last value of a key wins.
     conf.write_text(text + "\nlisteners.tcp.local = 127.0.0.1:0\n"
                     "management.tcp.port = 0\n"
+                    "prometheus.tcp.port = 0\n"
                     "data_dir = %s\n" % (tmp_path / "data"))
     sock_path = str(tmp_path / "notify.sock")
     ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
