@@ -231,13 +231,28 @@ count_visible(struct mgmt_req *r, struct totals *t)
     free(vs);
 }
 
+/* The queues' totals (publish, deliver, ack, redeliver, expired, as
+ * before), and the channels' for what only channels count: confirm,
+ * get, get_empty, deliver_no_ack, get_no_ack, return_unroutable,
+ * drop_unroutable. */
 static json_t *
 message_stats_json(void)
 {
+    static const char *const from_channels[] = {
+        "confirm",        "get",        "get_empty",
+        "deliver_no_ack", "get_no_ack", "return_unroutable",
+        "drop_unroutable"};
     struct mgmt_totals tt;
+    struct chan_stats k;
+    uint64_t nch, ncons;
+    double rate[MGMT_CH_COUNTERS];
+    json_t *o, *chans;
 
     mgmt_stats_totals(&tt);
-    return json_pack(
+    mgmt_stats_channels(&k, &nch, &ncons);
+    mgmt_stats_channel_rates(rate);
+    chans = mgmt_chan_message_stats(&k, rate);
+    o = json_pack(
         "{s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o}",
         "publish", (json_int_t)tt.publish, "publish_details",
         mgmt_rate(tt.publish_rate), "deliver_get", (json_int_t)tt.deliver,
@@ -247,6 +262,16 @@ message_stats_json(void)
         "redeliver", (json_int_t)tt.redeliver, "redeliver_details",
         mgmt_rate(tt.redeliver_rate), "expired", (json_int_t)tt.expired,
         "expired_details", mgmt_rate(0));
+    for (size_t i = 0; i < WR_ARRAY_LEN(from_channels); i++) {
+        char details[64];
+
+        snprintf(details, sizeof(details), "%s_details", from_channels[i]);
+        json_object_set(o, from_channels[i],
+                        json_object_get(chans, from_channels[i]));
+        json_object_set(o, details, json_object_get(chans, details));
+    }
+    json_decref(chans);
+    return o;
 }
 
 void

@@ -481,3 +481,39 @@ mgmt_stats_channel_rates(double rate[MGMT_CH_COUNTERS])
     for (int i = 0; i < K_N; i++)
         rate[i] = st.ch_rate[i];
 }
+
+json_t *
+mgmt_chan_message_stats(const struct chan_stats *k,
+                        const double rate[MGMT_CH_COUNTERS])
+{
+    const struct {
+        const char *name;
+        uint64_t n;
+        double rate;
+    } f[] = {
+        {"publish", k->publish, rate[K_PUBLISH]},
+        {"confirm", k->confirm, rate[K_CONFIRM]},
+        {"return_unroutable", k->return_unroutable, rate[K_RETURN]},
+        {"drop_unroutable", k->drop_unroutable, rate[K_DROP]},
+        {"deliver", k->deliver, rate[K_DELIVER]},
+        {"deliver_no_ack", k->deliver_no_ack, rate[K_DELIVER_NOACK]},
+        {"get", k->get, rate[K_GET]},
+        {"get_no_ack", k->get_no_ack, rate[K_GET_NOACK]},
+        {"get_empty", k->get_empty, rate[K_GET_EMPTY]},
+        {"deliver_get", k->deliver + k->deliver_no_ack + k->get + k->get_no_ack,
+         rate[K_DELIVER] + rate[K_DELIVER_NOACK] + rate[K_GET] +
+             rate[K_GET_NOACK]},
+        {"redeliver", k->redeliver, rate[K_REDELIVER]},
+        {"ack", k->ack, rate[K_ACK]},
+    };
+    json_t *o = json_object();
+
+    for (size_t i = 0; i < WR_ARRAY_LEN(f); i++) {
+        char details[64];
+
+        snprintf(details, sizeof(details), "%s_details", f[i].name);
+        json_object_set_new(o, f[i].name, json_integer((json_int_t)f[i].n));
+        json_object_set_new(o, details, mgmt_rate(f[i].rate));
+    }
+    return o;
+}

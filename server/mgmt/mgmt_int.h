@@ -435,6 +435,10 @@ void mgmt_stats_channels(struct chan_stats *sum, uint64_t *channels,
                          uint64_t *consumers);
 /* The node-wide rates of the channels' counters, in that order. */
 void mgmt_stats_channel_rates(double rate[MGMT_CH_COUNTERS]);
+/* RabbitMQ's message_stats of a channel: publish, confirm, get, ...,
+ * each with its _details rate (a new object). */
+json_t *mgmt_chan_message_stats(const struct chan_stats *k,
+                                const double rate[MGMT_CH_COUNTERS]);
 
 /* ---- Prometheus (mgmt_metrics.c, mgmt_prom.c) */
 
