@@ -89,7 +89,7 @@ struct server {
     /* How long loop iterations kept the loop busy (woken to waiting
      * again): a histogram over LOOP_BUSY_BUCKETS, for /metrics. */
     double woke_at;
-    uint64_t busy_hist[9];
+    uint64_t busy_hist[10];
     double busy_sum;
     uint32_t nconns;
     uint64_t next_conn_id;
@@ -115,9 +115,9 @@ void server_fini(struct server *s);
 void clustering_stop(struct server *s);
 
 /* Upper bounds (s) of the loop busy histogram's buckets, the last +Inf. */
-#define LOOP_BUSY_BUCKETS                                     \
-    {                                                         \
-        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300 \
+#define LOOP_BUSY_BUCKETS                                           \
+    {                                                               \
+        0.001, 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300 \
     }
 
 /* ---- connections and channels, as others read them (conn.c, channel.c)

@@ -14,6 +14,21 @@
  * folded into `retired`, which keeps the node-wide totals monotonic when
  * queues come and go. A sample therefore keeps a deleted queue's struct
  * (not its messages) for at most one interval.
+ *
+ * Channels and connections are sampled the same way, keyed by the
+ * connection's id (never reused) and the channel's number, so that a
+ * sample needs no reference: one not seen at a sample is dropped. Their
+ * counters (struct chan_stats, the connections' octets) are plain
+ * increments where things happen (server/). A channel that closes hands
+ * its counters to srv->chans_retired, so node-wide channel totals stay
+ * monotonic. Exchanges keep their sampled counters and rates in their
+ * own struct (exchange.h's sampled_*, rate_*), written only here.
+ *
+ * A sample of 100,000 queues takes tens of milliseconds, so it does not
+ * run in one go: the timer takes a reference on every queue (the walk),
+ * and a zero-delay timer samples WALK_SLICE of them per loop iteration;
+ * the node totals and rates change when the walk is done. A queue
+ * deleted meanwhile is skipped. The first sample, at start, runs whole.
  */
 #include "server/mgmt/mgmt_int.h"
 
@@ -24,6 +39,8 @@
 #include <utlist.h>
 
 enum { C_PUBLISH, C_DELIVER, C_ACK, C_REDELIVER, C_EXPIRED, C_N };
+
+#define WALK_SLICE 4096 /* queues sampled per loop iteration */
 
 struct qsample {
     struct queue *q; /* key; holds a reference */
@@ -77,6 +94,14 @@ static struct {
     struct osample *chans, *conns;
     uint64_t ch_total[K_N]; /* every channel's, as of the last sample */
     double ch_rate[K_N];
+    /* the walk in progress (see the header) */
+    bool walking;
+    ev_timer step;
+    struct queue **wq; /* each holds a reference until sampled */
+    size_t wn, wi;
+    double wdt;
+    uint64_t wsum[C_N];
+    uint64_t wready, wunacked;
 } st;
 
 static void
@@ -124,8 +149,8 @@ sample_queue(struct queue *q, double dt, uint64_t sum[C_N])
     s->seen = st.gen;
     for (int i = 0; i < C_N; i++)
         sum[i] += c[i];
-    st.ready += qi.ready;
-    st.unacked += qi.unacked;
+    st.wready += qi.ready;
+    st.wunacked += qi.unacked;
 }
 
 /* Samples of queues that were not seen: fold their final counters into
@@ -264,34 +289,93 @@ sample_exchanges(struct vhost *vh, double dt)
     }
 }
 
+/* Begins a walk: a reference on every queue, and the exchanges'
+ * rates (few, sampled at once). */
 static void
-sample(double dt)
+walk_begin(double dt)
 {
-    uint64_t sum[C_N] = {0}, prev_ready = st.ready, prev_unacked = st.unacked;
-    size_t n;
+    size_t n, cap = 0;
     struct vhost **vs = mgmt_vhosts(&n);
 
-    st.gen++;
-    st.ready = st.unacked = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct vhost_info vi;
+
+        vhost_info(vs[i], &vi);
+        cap += vi.queues;
+    }
+    st.wq = xmalloc((cap + 1) * sizeof(*st.wq));
+    st.wn = st.wi = 0;
     for (size_t i = 0; i < n; i++) {
         struct queue *q = NULL;
 
-        while ((q = vhost_queue_next(vs[i], q)) != NULL)
-            sample_queue(q, dt, sum);
+        while ((q = vhost_queue_next(vs[i], q)) != NULL && st.wn < cap) {
+            queue_ref(q);
+            st.wq[st.wn++] = q;
+        }
         sample_exchanges(vs[i], dt);
     }
     free(vs);
+    st.gen++;
+    st.wdt = dt;
+    memset(st.wsum, 0, sizeof(st.wsum));
+    st.wready = st.wunacked = 0;
+    st.walking = true;
+}
+
+/* Samples up to max more queues of the walk; true when all are done. */
+static bool
+walk_step(size_t max)
+{
+    size_t end = st.wn - st.wi > max ? st.wi + max : st.wn;
+
+    for (; st.wi < end; st.wi++) {
+        struct queue *q = st.wq[st.wi];
+        struct queue_info qi;
+
+        queue_info(q, &qi);
+        if (!qi.deleted)
+            sample_queue(q, st.wdt, st.wsum);
+        queue_unref(q);
+    }
+    return st.wi == st.wn;
+}
+
+/* The walk is done: drop the samples of queues that are gone, sample the
+ * connections and channels, and make the node totals and rates. */
+static void
+walk_end(void)
+{
+    double dt = st.wdt;
+    uint64_t prev_ready = st.ready, prev_unacked = st.unacked;
+
+    free(st.wq);
+    st.wq = NULL;
+    st.walking = false;
     prune();
     sample_conns(dt);
     for (int i = 0; i < C_N; i++) {
-        uint64_t t = sum[i] + st.retired[i];
+        uint64_t t = st.wsum[i] + st.retired[i];
 
         st.total_rate[i] =
             t >= st.total[i] ? (double)(t - st.total[i]) / dt : 0;
         st.total[i] = t;
     }
+    st.ready = st.wready;
+    st.unacked = st.wunacked;
     st.rready = ((double)st.ready - (double)prev_ready) / dt;
     st.runacked = ((double)st.unacked - (double)prev_unacked) / dt;
+}
+
+static void
+step_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    if (!walk_step(WALK_SLICE)) {
+        ev_timer_set(w, 0., 0.);
+        ev_timer_start(loop, w);
+        return;
+    }
+    walk_end();
 }
 
 static void
@@ -302,10 +386,12 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)w;
     (void)revents;
-    if (dt < 0.5)
+    if (dt < 0.5 || st.walking)
         return;
-    sample(dt);
+    walk_begin(dt);
     st.last = now;
+    ev_timer_set(&st.step, 0., 0.);
+    ev_timer_start(loop, &st.step);
 }
 
 void
@@ -316,7 +402,10 @@ mgmt_stats_start(struct server *s)
     st.running = true;
     st.started_ms = wr_now_ms();
     st.last = ev_now(s->loop);
-    sample(MGMT_SAMPLE_INTERVAL);
+    ev_init(&st.step, step_cb);
+    walk_begin(MGMT_SAMPLE_INTERVAL);
+    walk_step(SIZE_MAX);
+    walk_end();
     memset(st.total_rate, 0, sizeof(st.total_rate));
     memset(st.ch_rate, 0, sizeof(st.ch_rate));
     st.rready = st.runacked = 0;
@@ -333,6 +422,13 @@ mgmt_stats_stop(void)
     if (!st.running)
         return;
     ev_timer_stop(st.s->loop, &st.timer);
+    ev_timer_stop(st.s->loop, &st.step);
+    if (st.walking) {
+        for (; st.wi < st.wn; st.wi++)
+            queue_unref(st.wq[st.wi]);
+        free(st.wq);
+        st.walking = false;
+    }
     HASH_ITER(hh, st.samples, s, tmp)
     {
         HASH_DEL(st.samples, s);

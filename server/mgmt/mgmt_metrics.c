@@ -611,10 +611,12 @@ snap_conns(struct page *p, const struct mgmt_req *r)
     }
 }
 
-/* The queues (each holding a reference), exchanges and vhosts shown. */
+/* The queues (each holding a reference, unless the page only sums
+ * them), exchanges and vhosts shown. */
 static void
 snap_vhosts(struct page *p, const struct mgmt_req *r)
 {
+    bool queues = p->mode != M_TOTALS;
     size_t n, qcap = 0, xcap = 0;
     struct vhost **vs = mgmt_vhosts(&n);
 
@@ -641,7 +643,8 @@ snap_vhosts(struct page *p, const struct mgmt_req *r)
         v->lab = lab_begin(p);
         label(&p->labels, true, "vhost", vh, strlen(vh));
         lab_end(p, &v->lab);
-        while ((q = vhost_queue_next(vs[i], q)) != NULL && p->nq < qcap) {
+        while (queues && (q = vhost_queue_next(vs[i], q)) != NULL &&
+               p->nq < qcap) {
             queue_ref(q);
             p->qs[p->nq++].q = q;
         }
@@ -910,7 +913,7 @@ page_free(struct mgmt_stream *st)
 }
 
 /* M_TOTALS: every object metric summed over its objects, one pass over
- * the queues. */
+ * the queues (straight from the vhosts: the page is written at once). */
 static void
 sum_objects(struct page *p)
 {
@@ -927,14 +930,22 @@ sum_objects(struct page *p)
             p->sums[fi] += f->value(obj);
         }
     }
-    for (size_t i = 0; i < p->nq; i++) {
-        struct queue_info qi;
+    size_t nv;
+    struct vhost **vs = mgmt_vhosts(&nv);
 
-        queue_info(p->qs[i].q, &qi);
-        for (size_t fi = 0; fi < NFAM; fi++)
-            if (families[fi].kind == K_QUEUE && p->want[fi])
-                p->sums[fi] += families[fi].value(&qi);
+    for (size_t i = 0; i < nv; i++) {
+        struct queue *q = NULL;
+
+        while ((q = vhost_queue_next(vs[i], q)) != NULL) {
+            struct queue_info qi;
+
+            queue_info(q, &qi);
+            for (size_t fi = 0; fi < NFAM; fi++)
+                if (families[fi].kind == K_QUEUE && p->want[fi])
+                    p->sums[fi] += families[fi].value(&qi);
+        }
     }
+    free(vs);
 }
 
 /* Which metrics a page shows. /metrics/detailed: those of the families
