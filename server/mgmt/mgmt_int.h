@@ -435,6 +435,16 @@ void mgmt_stats_channels(struct chan_stats *sum, uint64_t *channels,
                          uint64_t *consumers);
 /* The node-wide rates of the channels' counters, in that order. */
 void mgmt_stats_channel_rates(double rate[MGMT_CH_COUNTERS]);
+/* The queues as of the last sample (each referenced by the set, deleted
+ * ones included: check queue_info's `deleted`), or NULL before one; a
+ * new reference to the set. */
+struct mgmt_qset {
+    uint32_t refs;
+    size_t n;
+    struct queue *q[];
+};
+struct mgmt_qset *mgmt_stats_qset(void);
+void mgmt_qset_unref(struct mgmt_qset *s);
 /* RabbitMQ's message_stats of a channel: publish, confirm, get, ...,
  * each with its _details rate (a new object). */
 json_t *mgmt_chan_message_stats(const struct chan_stats *k,

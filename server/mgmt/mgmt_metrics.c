@@ -28,7 +28,12 @@
  * loop iteration, so 100,000 queues never hold the AMQP loop for long.
  * A queue deleted meanwhile is left out; its reference goes at the end.
  * A queue's label text ({vhost="..",queue=".."}, escaped) is built once,
- * in the first queue metric's pass, and reused by the others.
+ * in the first queue metric's pass, and reused by the others. On a node
+ * with more than LIVE_QUEUES queues, walking them all to take references
+ * would itself hold the loop for milliseconds: the page lists the queues
+ * of the statistics' last sample instead (mgmt_stats_qset, at most
+ * MGMT_SAMPLE_INTERVAL old, as RabbitMQ's own metrics are), and reads
+ * each queue's figures live as it writes them.
  *
  * What Warren does not break down as RabbitMQ does (said in the README):
  * channel counters are per channel (RabbitMQ: per channel and exchange,
@@ -42,6 +47,7 @@
 #include <sys/resource.h>
 
 #define FILL_BYTES   (64u << 10) /* written per fill() call */
+#define LIVE_QUEUES  10000       /* above: the sampled queue list */
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /* ---- what the metrics read: snapshots */
@@ -508,6 +514,9 @@ struct page {
     struct buf labels; /* every object's label text */
     struct qsnap *qs;
     size_t nq;
+    struct mgmt_qset *qset; /* qs from the last sample (no own refs) */
+    char **vhosts;          /* vhost= filter, or none */
+    size_t nvhosts;
     bool qlabels; /* every qs[i].lab is built */
     struct chsnap *chs;
     size_t nch;
@@ -544,20 +553,24 @@ lab_end(struct page *p, struct lab *l)
     l->len = p->labels.len - l->off;
 }
 
-/* The vhosts a page shows: all, or those named by vhost= (repeatable). */
-static bool
-vhost_wanted(const struct mgmt_req *r, const char *name)
+/* The vhosts a page shows: all, or those named by vhost= (repeatable;
+ * copied from the request, which goes before the page is written). */
+static void
+vhost_filter(struct page *p, const struct mgmt_req *r)
 {
-    bool any = false;
+    p->vhosts = xcalloc(r->nq + 1, sizeof(*p->vhosts));
+    for (size_t i = 0; i < r->nq; i++)
+        if (strcmp(r->q[i].key, "vhost") == 0)
+            p->vhosts[p->nvhosts++] = xstrdup(r->q[i].value);
+}
 
-    for (size_t i = 0; i < r->nq; i++) {
-        if (strcmp(r->q[i].key, "vhost") != 0)
-            continue;
-        any = true;
-        if (strcmp(r->q[i].value, name) == 0)
+static bool
+vhost_wanted(const struct page *p, const char *name)
+{
+    for (size_t i = 0; i < p->nvhosts; i++)
+        if (strcmp(p->vhosts[i], name) == 0)
             return true;
-    }
-    return !any;
+    return p->nvhosts == 0;
 }
 
 /* A channel's name as RabbitMQ's management shows it. */
@@ -568,7 +581,7 @@ channel_name(const struct conn_info *ci, uint16_t number, char *out, size_t n)
 }
 
 static void
-snap_conns(struct page *p, const struct mgmt_req *r)
+snap_conns(struct page *p)
 {
     size_t cap = srv->nconns + 1, chcap = 16;
 
@@ -585,7 +598,7 @@ snap_conns(struct page *p, const struct mgmt_req *r)
         if (!s->ci.listed || !s->ci.vh)
             continue;
         vh = vhost_name(s->ci.vh);
-        if (!vhost_wanted(r, vh))
+        if (!vhost_wanted(p, vh))
             continue;
         p->nc++;
         s->lab = lab_begin(p);
@@ -614,7 +627,7 @@ snap_conns(struct page *p, const struct mgmt_req *r)
 /* The queues (each holding a reference, unless the page only sums
  * them), exchanges and vhosts shown. */
 static void
-snap_vhosts(struct page *p, const struct mgmt_req *r)
+snap_vhosts(struct page *p)
 {
     bool queues = p->mode != M_TOTALS;
     size_t n, qcap = 0, xcap = 0;
@@ -627,7 +640,15 @@ snap_vhosts(struct page *p, const struct mgmt_req *r)
         qcap += vi.queues;
         xcap += vi.exchanges;
     }
-    p->qs = xcalloc(qcap + 1, sizeof(*p->qs));
+    if (queues && qcap > LIVE_QUEUES && (p->qset = mgmt_stats_qset())) {
+        queues = false;
+        p->nq = p->qset->n;
+        p->qs = xcalloc(p->nq + 1, sizeof(*p->qs));
+        for (size_t i = 0; i < p->nq; i++)
+            p->qs[i].q = p->qset->q[i];
+    } else {
+        p->qs = xcalloc(qcap + 1, sizeof(*p->qs));
+    }
     p->xs = xcalloc(xcap + 1, sizeof(*p->xs));
     p->vs = xcalloc(n + 1, sizeof(*p->vs));
     for (size_t i = 0; i < n; i++) {
@@ -636,7 +657,7 @@ snap_vhosts(struct page *p, const struct mgmt_req *r)
         struct exchange *x = NULL;
         struct vsnap *v;
 
-        if (!vhost_wanted(r, vh))
+        if (!vhost_wanted(p, vh))
             continue;
         v = &p->vs[p->nv++];
         v->serving = vhost_is_serving(vs[i]);
@@ -729,7 +750,7 @@ write_object(struct page *p, const struct family *f, size_t oi, struct buf *b)
     switch (f->kind) {
     case K_QUEUE:
         queue_info(p->qs[oi].q, &qi);
-        if (qi.deleted)
+        if (qi.deleted || (p->qset && !vhost_wanted(p, qi.vhost)))
             return false;
         if (!p->qlabels) {
             struct lab *ql = &p->qs[oi].lab;
@@ -901,8 +922,14 @@ page_free(struct mgmt_stream *st)
 {
     struct page *p = (struct page *)st;
 
-    for (size_t i = 0; i < p->nq; i++)
-        queue_unref(p->qs[i].q);
+    if (p->qset)
+        mgmt_qset_unref(p->qset);
+    else
+        for (size_t i = 0; i < p->nq; i++)
+            queue_unref(p->qs[i].q);
+    for (size_t i = 0; i < p->nvhosts; i++)
+        free(p->vhosts[i]);
+    free(p->vhosts);
     free(p->qs);
     free(p->chs);
     free(p->cs);
@@ -999,9 +1026,10 @@ serve(struct mgmt_req *r, enum mode mode)
     p->prefix = mode == M_DETAILED ? "rabbitmq_detailed_" : "rabbitmq_";
     buf_init(&p->labels);
     choose(p, r);
+    vhost_filter(p, r);
     read_node(&p->node, p);
-    snap_conns(p, r);
-    snap_vhosts(p, r);
+    snap_conns(p);
+    snap_vhosts(p);
     r->status = 200;
     if (mode == M_TOTALS) {
         sum_objects(p);
