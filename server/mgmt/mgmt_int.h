@@ -42,6 +42,7 @@
 #define WARREN_SERVER_MGMT_INT_H
 
 #include "server/mgmt/mgmt.h"
+#include "server/mgmt/mgmt_prom.h"
 #include "server/outq.h"
 
 #include <http_parser.h>
@@ -457,15 +458,6 @@ json_t *mgmt_chan_message_stats(const struct chan_stats *k,
 void mgmt_api_metrics(struct mgmt_req *r);
 void mgmt_api_metrics_per_object(struct mgmt_req *r);
 void mgmt_api_metrics_detailed(struct mgmt_req *r);
-/* "# TYPE prefix+name type" and "# HELP prefix+name help" lines. */
-void prom_family(struct buf *b, const char *prefix, const char *name,
-                 const char *type, const char *help);
-/* A label value, escaped (\\, \", \n; bytes of invalid UTF-8 become
- * U+FFFD). */
-void prom_escape(struct buf *b, const void *s, size_t n);
-/* A sample value: integers exactly, NaN, +Inf, -Inf, else %.17g. */
-void prom_value(struct buf *b, double v);
-void prom_u64(struct buf *b, uint64_t v);
 
 /* Node figures shared by /api/nodes and /metrics (mgmt_api_node.c). */
 uint64_t mgmt_disk_free(void);

@@ -12,7 +12,7 @@
  *
  *   queue  a"b\c<LF>d   ->   queue="a\"b\\c\nd"
  */
-#include "server/mgmt/mgmt_int.h"
+#include "server/mgmt/mgmt_prom.h"
 
 #include <math.h>
 #include <stdio.h>
