@@ -106,7 +106,9 @@ struct family {
     enum kind kind;
     value_fn *value;
     const char *labels; /* fixed labels of a node metric, or NULL */
-    bool cluster;       /* rabbitmq_cluster_*: no detailed_ prefix */
+    const char *prefix; /* NULL: the page's (rabbitmq_, rabbitmq_detailed_);
+                           "rabbitmq_" for the cluster-wide ones, "warren_"
+                           for Warren's own */
 };
 
 /* ---- value readers, one per metric */
@@ -243,257 +245,261 @@ v_status(const void *o)
 }
 
 #define AMQP091 "protocol=\"amqp091\""
+#define CLUSTER "rabbitmq_" /* cluster-wide: not rabbitmq_detailed_ */
+#define WARREN  "warren_"   /* Warren's own, not RabbitMQ's */
 #define CLASSIC AMQP091 ",queue_type=\"rabbit_classic_queue\""
 
 /* Every metric, in RabbitMQ's order within each family. */
 static const struct family families[] = {
     /* connection_churn_metrics */
     {"connection_churn_metrics", "connections_opened_total", "counter",
-     "Total number of connections opened", K_NODE, n_conns_opened, NULL, 0},
+     "Total number of connections opened", K_NODE, n_conns_opened, NULL, NULL},
     {"connection_churn_metrics", "connections_closed_total", "counter",
      "Total number of connections closed or terminated", K_NODE, n_conns_closed,
-     NULL, 0},
+     NULL, NULL},
     {"connection_churn_metrics", "channels_opened_total", "counter",
-     "Total number of channels opened", K_NODE, n_chans_opened, NULL, 0},
+     "Total number of channels opened", K_NODE, n_chans_opened, NULL, NULL},
     {"connection_churn_metrics", "channels_closed_total", "counter",
-     "Total number of channels closed", K_NODE, n_chans_closed, NULL, 0},
+     "Total number of channels closed", K_NODE, n_chans_closed, NULL, NULL},
     {"connection_churn_metrics", "queues_declared_total", "counter",
-     "Total number of queues declared", K_NODE, n_q_declared, NULL, 0},
+     "Total number of queues declared", K_NODE, n_q_declared, NULL, NULL},
     {"connection_churn_metrics", "queues_created_total", "counter",
-     "Total number of queues created", K_NODE, n_q_created, NULL, 0},
+     "Total number of queues created", K_NODE, n_q_created, NULL, NULL},
     {"connection_churn_metrics", "queues_deleted_total", "counter",
-     "Total number of queues deleted", K_NODE, n_q_deleted, NULL, 0},
+     "Total number of queues deleted", K_NODE, n_q_deleted, NULL, NULL},
     /* node_coarse_metrics */
     {"node_coarse_metrics", "process_open_fds", "gauge",
-     "Open file descriptors", K_NODE, n_open_fds, NULL, 0},
+     "Open file descriptors", K_NODE, n_open_fds, NULL, NULL},
     {"node_coarse_metrics", "process_open_tcp_sockets", "gauge",
-     "Open TCP sockets", K_NODE, n_open_sockets, NULL, 0},
+     "Open TCP sockets", K_NODE, n_open_sockets, NULL, NULL},
     {"node_coarse_metrics", "process_resident_memory_bytes", "gauge",
-     "Memory used in bytes", K_NODE, n_rss, NULL, 0},
+     "Memory used in bytes", K_NODE, n_rss, NULL, NULL},
     {"node_coarse_metrics", "disk_space_available_bytes", "gauge",
-     "Disk space available in bytes", K_NODE, n_disk_free, NULL, 0},
+     "Disk space available in bytes", K_NODE, n_disk_free, NULL, NULL},
     /* node_metrics */
     {"node_metrics", "process_max_fds", "gauge", "Open file descriptors limit",
-     K_NODE, n_max_fds, NULL, 0},
+     K_NODE, n_max_fds, NULL, NULL},
     {"node_metrics", "process_max_tcp_sockets", "gauge",
-     "Open TCP sockets limit", K_NODE, n_max_sockets, NULL, 0},
+     "Open TCP sockets limit", K_NODE, n_max_sockets, NULL, NULL},
     {"node_metrics", "resident_memory_limit_bytes", "gauge",
-     "Memory high watermark in bytes", K_NODE, n_mem_limit, NULL, 0},
+     "Memory high watermark in bytes", K_NODE, n_mem_limit, NULL, NULL},
     {"node_metrics", "disk_space_available_limit_bytes", "gauge",
-     "Free disk space low watermark in bytes", K_NODE, n_disk_limit, NULL, 0},
+     "Free disk space low watermark in bytes", K_NODE, n_disk_limit, NULL,
+     NULL},
     {"node_metrics", "erlang_uptime_seconds", "gauge", "Node uptime", K_NODE,
-     n_uptime, NULL, 0},
+     n_uptime, NULL, NULL},
     /* alarms (RabbitMQ's rabbitmq_alarms_* of the default page) */
     {"node_metrics", "alarms_memory_used_watermark", "gauge",
      "is 1 if VM memory watermark alarm is in effect", K_NODE, n_mem_alarm,
-     NULL, 0},
+     NULL, NULL},
     {"node_metrics", "alarms_free_disk_space_watermark", "gauge",
      "is 1 if free disk space watermark alarm is in effect", K_NODE,
-     n_disk_alarm, NULL, 0},
+     n_disk_alarm, NULL, NULL},
     /* queue_coarse_metrics */
     {"queue_coarse_metrics", "queue_messages_ready", "gauge",
-     "Messages ready to be delivered to consumers", K_QUEUE, q_ready, NULL, 0},
+     "Messages ready to be delivered to consumers", K_QUEUE, q_ready, NULL,
+     NULL},
     {"queue_coarse_metrics", "queue_messages_unacked", "gauge",
      "Messages delivered to consumers but not yet acknowledged", K_QUEUE,
-     q_unacked, NULL, 0},
+     q_unacked, NULL, NULL},
     {"queue_coarse_metrics", "queue_messages", "gauge",
      "Sum of ready and unacknowledged messages - total queue depth", K_QUEUE,
-     q_messages, NULL, 0},
+     q_messages, NULL, NULL},
     /* queue_metrics */
     {"queue_metrics", "queue_consumers", "gauge", "Consumers on a queue",
-     K_QUEUE, q_consumers, NULL, 0},
+     K_QUEUE, q_consumers, NULL, NULL},
     {"queue_metrics", "queue_process_memory_bytes", "gauge",
      "Memory in bytes used by the Erlang queue process", K_QUEUE, q_memory,
-     NULL, 0},
+     NULL, NULL},
     {"queue_metrics", "queue_messages_ram", "gauge",
      "Ready and unacknowledged messages stored in memory", K_QUEUE, q_ram, NULL,
-     0},
+     NULL},
     {"queue_metrics", "queue_messages_ram_bytes", "gauge",
      "Size of ready and unacknowledged messages stored in memory", K_QUEUE,
-     q_ram_bytes, NULL, 0},
+     q_ram_bytes, NULL, NULL},
     {"queue_metrics", "queue_messages_ready_ram", "gauge",
-     "Ready messages stored in memory", K_QUEUE, q_ready_ram, NULL, 0},
+     "Ready messages stored in memory", K_QUEUE, q_ready_ram, NULL, NULL},
     {"queue_metrics", "queue_messages_unacked_ram", "gauge",
      "Unacknowledged messages stored in memory", K_QUEUE, q_unacked_ram, NULL,
-     0},
+     NULL},
     {"queue_metrics", "queue_messages_ready_bytes", "gauge",
-     "Size in bytes of ready messages", K_QUEUE, q_ready_bytes, NULL, 0},
+     "Size in bytes of ready messages", K_QUEUE, q_ready_bytes, NULL, NULL},
     {"queue_metrics", "queue_messages_paged_out", "gauge",
-     "Messages paged out to disk", K_QUEUE, q_paged_out, NULL, 0},
+     "Messages paged out to disk", K_QUEUE, q_paged_out, NULL, NULL},
     /* queue_consumer_count */
     {"queue_consumer_count", "queue_consumers", "gauge", "Consumers on a queue",
-     K_QUEUE, q_consumers, NULL, 0},
+     K_QUEUE, q_consumers, NULL, NULL},
     /* channel_queue_exchange_metrics: per queue in Warren */
     {"channel_queue_exchange_metrics", "queue_messages_published_total",
      "counter", "Total number of messages published to queues", K_QUEUE,
-     q_published, NULL, 0},
+     q_published, NULL, NULL},
     /* queue_delivery_metrics: Warren's per-queue counters */
-    {"queue_delivery_metrics", "queue_messages_delivered_all_total", "counter",
+    {"queue_delivery_metrics", "queue_messages_delivered_total", "counter",
      "Total number of messages delivered from a queue, to consumers or "
      "basic.get, in either acknowledgement mode",
-     K_QUEUE, q_delivered, NULL, 0},
+     K_QUEUE, q_delivered, NULL, WARREN},
     {"queue_delivery_metrics", "queue_messages_acked_total", "counter",
      "Total number of messages acknowledged by consumers", K_QUEUE, q_acked,
-     NULL, 0},
+     NULL, WARREN},
     {"queue_delivery_metrics", "queue_messages_redelivered_total", "counter",
      "Total number of messages redelivered to consumers", K_QUEUE,
-     q_redelivered, NULL, 0},
+     q_redelivered, NULL, WARREN},
     /* channel_metrics */
     {"channel_metrics", "channel_consumers", "gauge", "Consumers on a channel",
-     K_CHANNEL, c_consumers, NULL, 0},
+     K_CHANNEL, c_consumers, NULL, NULL},
     {"channel_metrics", "channel_messages_unacked", "gauge",
      "Delivered but not yet acknowledged messages", K_CHANNEL, c_unacked, NULL,
-     0},
+     NULL},
     {"channel_metrics", "channel_messages_unconfirmed", "gauge",
      "Published but not yet confirmed messages", K_CHANNEL, c_unconfirmed, NULL,
-     0},
+     NULL},
     {"channel_metrics", "channel_messages_uncommitted", "gauge",
      "Messages received in a transaction but not yet committed", K_CHANNEL,
-     c_uncommitted, NULL, 0},
+     c_uncommitted, NULL, NULL},
     {"channel_metrics", "channel_acks_uncommitted", "gauge",
      "Message acknowledgements in a transaction not yet committed", K_CHANNEL,
-     c_acks_uncommitted, NULL, 0},
+     c_acks_uncommitted, NULL, NULL},
     {"channel_metrics", "consumer_prefetch", "gauge",
      "Limit of unacknowledged messages for each consumer", K_CHANNEL,
-     c_consumer_prefetch, NULL, 0},
+     c_consumer_prefetch, NULL, NULL},
     {"channel_metrics", "channel_prefetch", "gauge",
      "Total limit of unacknowledged messages for all consumers on a channel",
-     K_CHANNEL, c_prefetch, NULL, 0},
+     K_CHANNEL, c_prefetch, NULL, NULL},
     /* channel_exchange_metrics: per channel in Warren */
     {"channel_exchange_metrics", "channel_messages_published_total", "counter",
      "Total number of messages published into an exchange on a channel",
-     K_CHANNEL, c_published, NULL, 0},
+     K_CHANNEL, c_published, NULL, NULL},
     {"channel_exchange_metrics", "channel_messages_confirmed_total", "counter",
      "Total number of messages published into an exchange and confirmed on "
      "the channel",
-     K_CHANNEL, c_confirmed, NULL, 0},
+     K_CHANNEL, c_confirmed, NULL, NULL},
     {"channel_exchange_metrics", "channel_messages_unroutable_returned_total",
      "counter",
      "Total number of messages published as mandatory into an exchange and "
      "returned to the publisher as unroutable",
-     K_CHANNEL, c_returned, NULL, 0},
+     K_CHANNEL, c_returned, NULL, NULL},
     {"channel_exchange_metrics", "channel_messages_unroutable_dropped_total",
      "counter",
      "Total number of messages published as non-mandatory into an exchange "
      "and dropped as unroutable",
-     K_CHANNEL, c_dropped, NULL, 0},
+     K_CHANNEL, c_dropped, NULL, NULL},
     /* channel_queue_metrics: per channel in Warren */
     {"channel_queue_metrics", "channel_get_ack_total", "counter",
      "Total number of messages fetched with basic.get in manual "
      "acknowledgement mode",
-     K_CHANNEL, c_get_ack, NULL, 0},
+     K_CHANNEL, c_get_ack, NULL, NULL},
     {"channel_queue_metrics", "channel_get_total", "counter",
      "Total number of messages fetched with basic.get in automatic "
      "acknowledgement mode",
-     K_CHANNEL, c_get, NULL, 0},
+     K_CHANNEL, c_get, NULL, NULL},
     {"channel_queue_metrics", "channel_messages_delivered_ack_total", "counter",
      "Total number of messages delivered to consumers in manual "
      "acknowledgement mode",
-     K_CHANNEL, c_delivered_ack, NULL, 0},
+     K_CHANNEL, c_delivered_ack, NULL, NULL},
     {"channel_queue_metrics", "channel_messages_delivered_total", "counter",
      "Total number of messages delivered to consumers in automatic "
      "acknowledgement mode",
-     K_CHANNEL, c_delivered, NULL, 0},
+     K_CHANNEL, c_delivered, NULL, NULL},
     {"channel_queue_metrics", "channel_messages_redelivered_total", "counter",
      "Total number of messages redelivered to consumers", K_CHANNEL,
-     c_redelivered, NULL, 0},
+     c_redelivered, NULL, NULL},
     {"channel_queue_metrics", "channel_messages_acked_total", "counter",
      "Total number of messages acknowledged by consumers", K_CHANNEL, c_acked,
-     NULL, 0},
+     NULL, NULL},
     {"channel_queue_metrics", "channel_get_empty_total", "counter",
      "Total number of times basic.get operations fetched no message", K_CHANNEL,
-     c_get_empty, NULL, 0},
+     c_get_empty, NULL, NULL},
     /* connection_coarse_metrics */
     {"connection_coarse_metrics", "connection_incoming_bytes_total", "counter",
      "Total number of bytes received on a connection", K_CONN, k_in_bytes, NULL,
-     0},
+     NULL},
     {"connection_coarse_metrics", "connection_outgoing_bytes_total", "counter",
      "Total number of bytes sent on a connection", K_CONN, k_out_bytes, NULL,
-     0},
+     NULL},
     /* connection_metrics */
     {"connection_metrics", "connection_incoming_packets_total", "counter",
      "Total number of packets received on a connection", K_CONN, k_in_packets,
-     NULL, 0},
+     NULL, NULL},
     {"connection_metrics", "connection_outgoing_packets_total", "counter",
      "Total number of packets sent on a connection", K_CONN, k_out_packets,
-     NULL, 0},
+     NULL, NULL},
     {"connection_metrics", "connection_pending_packets", "gauge",
      "Number of packets waiting to be sent on a connection", K_CONN, k_pending,
-     NULL, 0},
+     NULL, NULL},
     {"connection_metrics", "connection_channels", "gauge",
-     "Channels on a connection", K_CONN, k_channels, NULL, 0},
+     "Channels on a connection", K_CONN, k_channels, NULL, NULL},
     /* exchange_metrics: Warren's per-exchange counters */
     {"exchange_metrics", "exchange_messages_published_in_total", "counter",
      "Total number of messages published into an exchange", K_EXCHANGE, x_in,
-     NULL, 0},
+     NULL, WARREN},
     {"exchange_metrics", "exchange_messages_published_out_total", "counter",
      "Total number of messages routed from an exchange to queues (one per "
      "queue)",
-     K_EXCHANGE, x_out, NULL, 0},
+     K_EXCHANGE, x_out, NULL, WARREN},
     /* exchange_names, vhost_status: cluster-wide, not prefixed */
     {"exchange_names", "cluster_exchange_name", "gauge",
      "Enumerates exchanges without any additional info. This value is "
      "cluster-wide. A cheaper alternative to `exchange_bindings`",
-     K_EXCHANGE, x_one, NULL, 1},
+     K_EXCHANGE, x_one, NULL, CLUSTER},
     {"vhost_status", "cluster_vhost_status", "gauge",
-     "Whether a given vhost is running", K_VHOST, v_status, NULL, 1},
+     "Whether a given vhost is running", K_VHOST, v_status, NULL, CLUSTER},
     /* the default page's totals (not a family of /metrics/detailed) */
     {NULL, "connections", "gauge", "Connections currently open", K_NODE,
-     n_conns, NULL, 0},
+     n_conns, NULL, NULL},
     {NULL, "channels", "gauge", "Channels currently open", K_NODE, n_channels,
-     NULL, 0},
+     NULL, NULL},
     {NULL, "consumers", "gauge", "Consumers currently connected", K_NODE,
-     n_consumers, NULL, 0},
-    {NULL, "queues", "gauge", "Queues available", K_NODE, n_queues, NULL, 0},
+     n_consumers, NULL, NULL},
+    {NULL, "queues", "gauge", "Queues available", K_NODE, n_queues, NULL, NULL},
     {NULL, "exchanges", "gauge", "Exchanges available", K_NODE, n_exchanges,
-     NULL, 0},
+     NULL, WARREN},
     {NULL, "global_consumers", "gauge", "Current number of consumers", K_NODE,
-     n_consumers, AMQP091, 0},
+     n_consumers, AMQP091, NULL},
     {NULL, "global_messages_received_total", "counter",
      "Total number of messages received from publishers", K_NODE, n_received,
-     AMQP091, 0},
+     AMQP091, NULL},
     {NULL, "global_messages_routed_total", "counter",
      "Total number of messages routed to queues or streams", K_NODE, n_routed,
-     AMQP091, 0},
+     AMQP091, NULL},
     {NULL, "global_messages_confirmed_total", "counter",
      "Total number of messages confirmed to publishers", K_NODE, n_confirmed,
-     AMQP091, 0},
+     AMQP091, NULL},
     {NULL, "global_messages_unroutable_returned_total", "counter",
      "Total number of messages published as mandatory into an exchange and "
      "returned to the publisher as unroutable",
-     K_NODE, n_returned, AMQP091, 0},
+     K_NODE, n_returned, AMQP091, NULL},
     {NULL, "global_messages_unroutable_dropped_total", "counter",
      "Total number of messages published as non-mandatory into an exchange "
      "and dropped as unroutable",
-     K_NODE, n_dropped, AMQP091, 0},
+     K_NODE, n_dropped, AMQP091, NULL},
     {NULL, "global_messages_delivered_total", "counter",
      "Total number of messages delivered to consumers", K_NODE, n_delivered,
-     CLASSIC, 0},
+     CLASSIC, NULL},
     {NULL, "global_messages_delivered_consume_manual_ack_total", "counter",
      "Total number of messages delivered to consumers using basic.consume "
      "with manual acknowledgment",
-     K_NODE, n_del_consume_ack, CLASSIC, 0},
+     K_NODE, n_del_consume_ack, CLASSIC, NULL},
     {NULL, "global_messages_delivered_consume_auto_ack_total", "counter",
      "Total number of messages delivered to consumers using basic.consume "
      "with automatic acknowledgment",
-     K_NODE, n_del_consume_noack, CLASSIC, 0},
+     K_NODE, n_del_consume_noack, CLASSIC, NULL},
     {NULL, "global_messages_delivered_get_manual_ack_total", "counter",
      "Total number of messages delivered to consumers using basic.get with "
      "manual acknowledgment",
-     K_NODE, n_del_get_ack, CLASSIC, 0},
+     K_NODE, n_del_get_ack, CLASSIC, NULL},
     {NULL, "global_messages_delivered_get_auto_ack_total", "counter",
      "Total number of messages delivered to consumers using basic.get with "
      "automatic acknowledgment",
-     K_NODE, n_del_get_noack, CLASSIC, 0},
+     K_NODE, n_del_get_noack, CLASSIC, NULL},
     {NULL, "global_messages_get_empty_total", "counter",
      "Total number of times basic.get operations fetched no message", K_NODE,
-     n_get_empty, CLASSIC, 0},
+     n_get_empty, CLASSIC, NULL},
     {NULL, "global_messages_redelivered_total", "counter",
      "Total number of messages redelivered to consumers", K_NODE, n_redelivered,
-     CLASSIC, 0},
+     CLASSIC, NULL},
     {NULL, "global_messages_acknowledged_total", "counter",
      "Total number of messages acknowledged by consumers", K_NODE, n_acked,
-     CLASSIC, 0},
+     CLASSIC, NULL},
 };
 
 #define NFAM WR_ARRAY_LEN(families)
@@ -528,6 +534,12 @@ struct page {
     size_t nv;
     double sums[NFAM]; /* M_TOTALS: each object metric summed */
 };
+
+static void
+put(struct buf *b, const char *s)
+{
+    buf_append(b, s, strlen(s));
+}
 
 /* Appends name="value" (escaped), after a comma unless first. */
 static void
@@ -782,10 +794,7 @@ write_object(struct page *p, const struct family *f, size_t oi, struct buf *b)
     default:
         return false;
     }
-    if (!f->cluster)
-        buf_append(b, p->prefix, strlen(p->prefix));
-    else
-        buf_append(b, "rabbitmq_", 9);
+    put(b, f->prefix ? f->prefix : p->prefix);
     buf_append(b, f->name, strlen(f->name));
     buf_put_u8(b, '{');
     buf_append(b, p->labels.data + l->off, l->len);
@@ -798,7 +807,7 @@ write_object(struct page *p, const struct family *f, size_t oi, struct buf *b)
 static void
 write_head(const struct page *p, const struct family *f, struct buf *b)
 {
-    prom_family(b, f->cluster ? "rabbitmq_" : p->prefix, f->name, f->type,
+    prom_family(b, f->prefix ? f->prefix : p->prefix, f->name, f->type,
                 f->help);
 }
 
@@ -808,18 +817,12 @@ write_single(const struct page *p, size_t fi, struct buf *b)
 {
     const struct family *f = &families[fi];
 
-    buf_printf(b, "%s%s", f->cluster ? "rabbitmq_" : p->prefix, f->name);
+    buf_printf(b, "%s%s", f->prefix ? f->prefix : p->prefix, f->name);
     if (f->labels)
         buf_printf(b, "{%s}", f->labels);
     buf_put_u8(b, ' ');
     prom_value(b, f->kind == K_NODE ? f->value(&p->node) : p->sums[fi]);
     buf_put_u8(b, '\n');
-}
-
-static void
-put(struct buf *b, const char *s)
-{
-    buf_append(b, s, strlen(s));
 }
 
 /* rabbitmq_build_info, rabbitmq_identity_info, on every page. */
@@ -989,7 +992,8 @@ choose(struct page *p, const struct mgmt_req *r)
         if (p->mode != M_DETAILED) {
             p->want[fi] =
                 !(f->group && strcmp(f->group, "queue_consumer_count") == 0) &&
-                !(p->mode == M_TOTALS && f->cluster);
+                !(p->mode == M_TOTALS && f->prefix &&
+                  strcmp(f->prefix, CLUSTER) == 0);
             continue;
         }
         for (size_t i = 0; i < r->nq && f->group; i++)
