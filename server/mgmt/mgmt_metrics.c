@@ -506,6 +506,13 @@ static const struct family families[] = {
 
 /* ---- one page */
 
+/* Pages being streamed: each holds its queue list and label text (a few
+ * MB with 100,000 queues) until its client has read it, and a scrape
+ * needs no login, so at most MAX_STREAMS are written at once; a scrape
+ * beyond them gets 503 and tries again at its next interval. */
+#define MAX_STREAMS 16
+static unsigned nstreams;
+
 enum mode { M_TOTALS, M_PER_OBJECT, M_DETAILED };
 
 struct page {
@@ -516,6 +523,7 @@ struct page {
     size_t fi, oi;   /* the metric and object being written */
     bool head_done;  /* the metric's HELP and TYPE are out */
     bool tail_done;  /* build_info, loop histogram */
+    bool streamed;   /* counted in nstreams */
     struct nodefig node;
     struct buf labels; /* every object's label text */
     struct qsnap *qs;
@@ -925,6 +933,8 @@ page_free(struct mgmt_stream *st)
 {
     struct page *p = (struct page *)st;
 
+    if (p->streamed)
+        nstreams--;
     if (p->qset)
         mgmt_qset_unref(p->qset);
     else
@@ -1022,7 +1032,17 @@ choose(struct page *p, const struct mgmt_req *r)
 static void
 serve(struct mgmt_req *r, enum mode mode)
 {
-    struct page *p = xcalloc(1, sizeof(*p));
+    struct page *p;
+
+    if (mode != M_TOTALS && !r->head && nstreams >= MAX_STREAMS) {
+        r->status = 503;
+        buf_printf(&r->out, "too many metrics pages in progress (%u)\n",
+                   MAX_STREAMS);
+        buf_printf(&r->hdrs, "retry-after: 1\r\n");
+        mgmt_http_respond(r, "text/plain; charset=utf-8");
+        return;
+    }
+    p = xcalloc(1, sizeof(*p));
 
     p->st.fill = page_fill;
     p->st.free = page_free;
@@ -1048,6 +1068,8 @@ serve(struct mgmt_req *r, enum mode mode)
         mgmt_http_respond(r, CONTENT_TYPE);
         return;
     }
+    p->streamed = true;
+    nstreams++;
     r->stream = &p->st;
     mgmt_http_respond(r, CONTENT_TYPE);
 }
