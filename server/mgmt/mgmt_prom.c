@@ -29,9 +29,14 @@ void
 prom_escape(struct buf *b, const void *s, size_t n)
 {
     const uint8_t *p = s;
-    bool utf8 = bytes_is_utf8(bytes_of(p, n));
-    uint8_t *o = buf_reserve(b, n * 3);
+    bool utf8;
+    uint8_t *o;
     size_t k = 0;
+
+    if (n == 0)
+        return;
+    utf8 = bytes_is_utf8(bytes_of(p, n));
+    o = buf_reserve(b, n * 3);
 
     for (size_t i = 0; i < n; i++) {
         uint8_t ch = p[i];

@@ -16,7 +16,8 @@ escaped(const void *s, size_t n)
     buf_init(&b);
     prom_escape(&b, s, n);
     T_ASSERT(b.len < sizeof(out));
-    memcpy(out, b.data, b.len);
+    if (b.len > 0) /* an empty buf may have no data at all */
+        memcpy(out, b.data, b.len);
     out[b.len] = 0;
     buf_fini(&b);
     return out;
