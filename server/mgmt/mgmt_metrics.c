@@ -31,9 +31,12 @@
  * in the first queue metric's pass, and reused by the others. On a node
  * with more than LIVE_QUEUES queues, walking them all to take references
  * would itself hold the loop for milliseconds: the page lists the queues
- * of the statistics' last sample instead (mgmt_stats_qset, at most
- * MGMT_SAMPLE_INTERVAL old, as RabbitMQ's own metrics are), and reads
- * each queue's figures live as it writes them.
+ * of the statistics' last sample instead (mgmt_stats_qset: a queue
+ * declared since shows up within two sampling intervals; RabbitMQ's own
+ * metrics lag by its collection interval too), and reads each queue's
+ * figures live as it writes them. At most MAX_STREAMS pages are written
+ * at once (a scrape needs no login, and each page holds memory until its
+ * client has read it).
  *
  * What Warren does not break down as RabbitMQ does (said in the README):
  * channel counters are per channel (RabbitMQ: per channel and exchange,
@@ -705,8 +708,9 @@ snap_vhosts(struct page *p)
     free(vs);
 }
 
+/* The node's figures, once per page. */
 static void
-read_node(struct nodefig *n, const struct page *p)
+read_node(struct nodefig *n)
 {
     struct rlimit rl;
     size_t nv;
@@ -735,7 +739,6 @@ read_node(struct nodefig *n, const struct page *p)
     n->uptime_s = (double)mgmt_stats_uptime_ms() / 1000.0;
     n->mem_alarm = (srv->alarms & ALARM_MEMORY) != 0;
     n->disk_alarm = (srv->alarms & ALARM_DISK) != 0;
-    (void)p;
 }
 
 /* How many objects a metric has on this page. */
@@ -1051,7 +1054,7 @@ serve(struct mgmt_req *r, enum mode mode)
     buf_init(&p->labels);
     choose(p, r);
     vhost_filter(p, r);
-    read_node(&p->node, p);
+    read_node(&p->node);
     snap_conns(p);
     snap_vhosts(p);
     r->status = 200;
