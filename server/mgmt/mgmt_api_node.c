@@ -274,6 +274,26 @@ message_stats_json(void)
     return o;
 }
 
+/* RabbitMQ's churn_rates: each count with its _details rate. */
+static json_t *
+churn_json(void)
+{
+    uint64_t count[MGMT_CHURN_N];
+    double rate[MGMT_CHURN_N];
+    json_t *o = json_object();
+
+    mgmt_stats_churn(count, rate);
+    for (int i = 0; i < MGMT_CHURN_N; i++) {
+        char details[64];
+
+        snprintf(details, sizeof(details), "%s_details", mgmt_churn_names[i]);
+        json_object_set_new(o, mgmt_churn_names[i],
+                            json_integer((json_int_t)count[i]));
+        json_object_set_new(o, details, mgmt_rate(rate[i]));
+    }
+    return o;
+}
+
 void
 mgmt_h_overview(struct mgmt_req *r)
 {
@@ -312,7 +332,7 @@ mgmt_h_overview(struct mgmt_req *r)
                   (json_int_t)t.channels, "connections", (json_int_t)t.conns,
                   "consumers", (json_int_t)t.v.consumers, "exchanges",
                   (json_int_t)t.v.exchanges, "queues", (json_int_t)t.v.queues));
-    json_object_set_new(o, "churn_rates", json_object());
+    json_object_set_new(o, "churn_rates", churn_json());
     json_object_set_new(o, "statistics_db_event_queue", json_integer(0));
     json_object_set_new(o, "node", json_string(mgmt_node_name()));
     json_object_set_new(o, "node_totals", node_totals_json());

@@ -99,6 +99,8 @@ static struct {
     struct osample *chans, *conns;
     uint64_t ch_total[K_N]; /* every channel's, as of the last sample */
     double ch_rate[K_N];
+    uint64_t churn[MGMT_CHURN_N]; /* as of the last sample */
+    double churn_rate[MGMT_CHURN_N];
     /* the walk in progress (see the header) */
     bool walking;
     ev_timer step;
@@ -280,6 +282,34 @@ sample_conns(double dt)
     }
 }
 
+/* The churn counters, in mgmt_churn_names order. */
+static void
+churn_counters(uint64_t c[MGMT_CHURN_N])
+{
+    uint64_t created, deleted;
+
+    node_queue_churn(srv->node, &created, &deleted);
+    c[0] = srv->conns_opened;
+    c[1] = srv->conns_closed;
+    c[2] = srv->chans_opened;
+    c[3] = srv->chans_closed;
+    c[4] = srv->queues_declared;
+    c[5] = created;
+    c[6] = deleted;
+}
+
+static void
+sample_churn(double dt)
+{
+    uint64_t c[MGMT_CHURN_N];
+
+    churn_counters(c);
+    for (int i = 0; i < MGMT_CHURN_N; i++) {
+        st.churn_rate[i] = st.gen > 1 ? (double)(c[i] - st.churn[i]) / dt : 0;
+        st.churn[i] = c[i];
+    }
+}
+
 /* Exchanges keep their own sampled counters (exchange.h). */
 static void
 sample_exchanges(struct vhost *vh, double dt)
@@ -361,6 +391,7 @@ walk_end(void)
     st.walking = false;
     prune();
     sample_conns(dt);
+    sample_churn(dt);
     for (int i = 0; i < C_N; i++) {
         uint64_t t = st.wsum[i] + st.retired[i];
 
@@ -640,4 +671,16 @@ mgmt_qset_unref(struct mgmt_qset *s)
     for (size_t i = 0; i < s->n; i++)
         queue_unref(s->q[i]);
     free(s);
+}
+
+const char *const mgmt_churn_names[MGMT_CHURN_N] = {
+    "connection_created", "connection_closed", "channel_created",
+    "channel_closed",     "queue_declared",    "queue_created",
+    "queue_deleted"};
+
+void
+mgmt_stats_churn(uint64_t count[MGMT_CHURN_N], double rate[MGMT_CHURN_N])
+{
+    churn_counters(count);
+    memcpy(rate, st.churn_rate, sizeof(st.churn_rate));
 }

@@ -446,6 +446,13 @@ struct mgmt_qset {
 };
 struct mgmt_qset *mgmt_stats_qset(void);
 void mgmt_qset_unref(struct mgmt_qset *s);
+/* Churn since boot, as RabbitMQ's overview names it (connection_created,
+ * connection_closed, channel_created, channel_closed, queue_declared,
+ * queue_created, queue_deleted): counts as of now, rates per second as
+ * of the last sample. */
+#define MGMT_CHURN_N 7
+extern const char *const mgmt_churn_names[MGMT_CHURN_N];
+void mgmt_stats_churn(uint64_t count[MGMT_CHURN_N], double rate[MGMT_CHURN_N]);
 /* RabbitMQ's message_stats of a channel: publish, confirm, get, ...,
  * each with its _details rate (a new object). */
 json_t *mgmt_chan_message_stats(const struct chan_stats *k,

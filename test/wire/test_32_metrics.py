@@ -479,9 +479,14 @@ def test_per_object_page_counts_every_object(prom):
 def test_churn_counts_closes_and_deletes(prom):
     b, port, _ = prom
     conn, ch = traffic(b)
+    # as RabbitMQ: a redeclare is a declare, a passive one is not
+    ch.queue_declare("empty")
+    ch.queue_declare("empty", passive=True)
     ch.queue_delete("plain")
     conn.close()
     f = parse_exposition(scrape(port, "/metrics")[2])
+    assert f["rabbitmq_queues_declared_total"].value() == 8
+    assert f["rabbitmq_queues_created_total"].value() == 7
     assert f["rabbitmq_queues_deleted_total"].value() == 1
     assert f["rabbitmq_connections_closed_total"].value() == 1
     assert f["rabbitmq_channels_closed_total"].value() == 1
@@ -664,6 +669,17 @@ def test_api_message_stats_and_rates(prom):
         assert ms["confirm"] == 6
         assert ms["get"] == 1 and ms["get_empty"] == 1
         assert ms["return_unroutable"] == 1 and ms["drop_unroutable"] == 1
+        # churn: passive declares (the publisher's) are not declares, as
+        # in RabbitMQ
+        churn = over["churn_rates"]
+        assert churn["queue_declared"] == 7 and churn["queue_created"] == 7
+        assert churn["connection_created"] == 2
+        assert churn["channel_created"] == 2
+        assert churn["queue_deleted"] == 0
+        for k in ("connection_created", "connection_closed",
+                  "channel_created", "channel_closed", "queue_declared",
+                  "queue_created", "queue_deleted"):
+            assert "rate" in churn[k + "_details"], k
         chans = api.ok("GET", "/api/channels")
         mine = [x for x in chans if x["message_stats"]["confirm"] == 6]
         assert len(mine) == 1
