@@ -25,7 +25,10 @@
  *   mgmt_api_messages.c    the diagnostic publish and get
  *   mgmt_api_conns.c       connections, channels
  *   mgmt_api_node.c        overview, nodes, health checks, aliveness
- *   mgmt_api_stats.c       counters sampled on a timer, rates, /metrics
+ *   mgmt_api_stats.c       counters sampled on a timer, rates
+ *   mgmt_metrics.c         the Prometheus pages: /metrics,
+ *                          /metrics/per-object, /metrics/detailed
+ *   mgmt_prom.c            the exposition format's escaping and values
  *   mgmt_api_phash.c       Erlang's phash2 of binding arguments (the hash
  *                          in RabbitMQ's binding properties_key)
  *   mgmt_ui.c              the web UI's static files (server/mgmt/www)
