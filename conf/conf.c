@@ -85,17 +85,29 @@ static const struct conf_enum conf_log_levels[] = {
     {"alert", LOG_ERR},      {"emergency", LOG_ERR},
     {"none", CONF_LOG_NONE}, {NULL, 0},
 };
+static const struct conf_enum conf_opt_log_levels[] = {
+    {"debug", CONF_LOG_SET(LOG_DEBUG)},    {"info", CONF_LOG_SET(LOG_INFO)},
+    {"notice", CONF_LOG_SET(LOG_INFO)},    {"warning", CONF_LOG_SET(LOG_WARN)},
+    {"error", CONF_LOG_SET(LOG_ERR)},      {"critical", CONF_LOG_SET(LOG_ERR)},
+    {"alert", CONF_LOG_SET(LOG_ERR)},      {"emergency", CONF_LOG_SET(LOG_ERR)},
+    {"none", CONF_LOG_SET(CONF_LOG_NONE)}, {NULL, 0},
+};
+static const struct conf_enum conf_log_formats[] = {
+    {"plaintext", CONF_LOG_PLAIN},
+    {"json", CONF_LOG_JSON},
+    {NULL, 0},
+};
 static const struct conf_enum conf_fsync_modes[] = {
     {"always", CONF_FSYNC_ALWAYS},
     {"interval", CONF_FSYNC_INTERVAL},
     {"never", CONF_FSYNC_NEVER},
     {NULL, 0},
 };
+static const struct conf_enum conf_false_only[] = {{"false", 0}, {NULL, 0}};
 static const struct conf_enum conf_import_backends[] = {
     {"local_filesystem", 0},
     {NULL, 0},
 };
-static const struct conf_enum conf_false_only[] = {{"false", 0}, {NULL, 0}};
 static const struct conf_enum conf_mem_strategies[] = {
     {"rss", 0}, {"erlang", 1}, {"allocated", 2}, {"legacy", 3}, {NULL, 0},
 };
@@ -899,6 +911,48 @@ parse_text(struct parse *p, struct bytes text)
     return WR_OK;
 }
 
+/* RabbitMQ's rules for outputs: `log.file = false` is no file, a
+ * relative file is in log.dir, and a file set in this text silences the
+ * console unless the text also sets log.console (so a systemd journal
+ * does not get each line twice). Checks log.file.rotation.date. Returns
+ * WR_OK, or WR_ERR with the reason in p->err. */
+static int
+settle_log_outputs(struct parse *p)
+{
+    struct wr_config *c = p->c;
+    bool file_seen = p->seen[find_fixed("log.file") - conf_keys];
+    struct log_date_spec spec;
+
+    if (strcmp(c->log_file, "false") == 0)
+        c->log_file[0] = '\0';
+    if (c->log_file[0] && c->log_file[0] != '/' && c->log_dir[0]) {
+        char joined[sizeof(c->log_file)];
+        int n =
+            snprintf(joined, sizeof(joined), "%s/%s", c->log_dir, c->log_file);
+
+        if (n < 0 || (size_t)n >= sizeof(joined)) {
+            snprintf(p->err, p->errlen,
+                     "%s: log.file: log.dir/log.file is "
+                     "longer than %zu bytes",
+                     p->name, sizeof(joined) - 1);
+            return WR_ERR;
+        }
+        memcpy(c->log_file, joined, (size_t)n + 1);
+    }
+    if (file_seen && c->log_file[0] &&
+        !p->seen[find_fixed("log.console") - conf_keys])
+        c->log_console = false;
+    if (log_date_spec_parse(c->log_rotation_date, &spec) != WR_OK) {
+        snprintf(p->err, p->errlen,
+                 "%s: log.file.rotation.date: \"%s\" is not a date spec "
+                 "(allowed: $D<hour>, $W<weekday 0-6>D<hour>, "
+                 "$M<day 1-31 or L>D<hour>)",
+                 p->name, c->log_rotation_date);
+        return WR_ERR;
+    }
+    return WR_OK;
+}
+
 int
 conf_parse(struct wr_config *c, const char *text, size_t len, const char *name,
            char *err, size_t errlen)
@@ -915,6 +969,8 @@ conf_parse(struct wr_config *c, const char *text, size_t len, const char *name,
     rc = parse_text(p, bytes_of(text, text ? len : 0));
     if (rc == WR_OK && p->seen[find_fixed("cluster_name") - conf_keys])
         p->c->cluster_name_set = true;
+    if (rc == WR_OK)
+        rc = settle_log_outputs(p);
     if (rc == WR_OK)
         memcpy(c, p->c, sizeof(*c));
     free(p->c);

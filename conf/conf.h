@@ -37,9 +37,20 @@
 #define CONF_MAX_LOOPBACK_USERS 16
 #define CONF_MAX_USER_TAGS      8
 
-/* log_level value for `log.console.level = none`. Not an enum log_level:
- * do not pass it to log_set_level(); silence the console instead. */
+/* A level value for `none` (base's LOG_NONE): nothing is logged. */
 #define CONF_LOG_NONE (-1)
+/* A level that may be left unset to inherit log.default.level (output and
+ * category levels) is stored as CONF_LOG_SET(level), 0 = not set; read it
+ * with conf_log_level(). */
+#define CONF_LOG_SET(l) ((l) + 2)
+static inline int
+conf_log_level(int stored, int inherit)
+{
+    return stored ? stored - 2 : inherit;
+}
+
+/* Values of the log.*.formatter keys. */
+enum conf_log_format { CONF_LOG_PLAIN = 0, CONF_LOG_JSON };
 
 /* Values of wr_config.fsync (Warren's key `fsync`). */
 enum conf_fsync {
@@ -150,12 +161,28 @@ struct wr_config {
                                     default 64MiB */
 
     /* ---- logging and identity */
-    int log_level;          /* enum log_level or CONF_LOG_NONE;
-                               log.console.level, default LOG_INFO */
-    bool log_console;       /* log.console, default true (Warren logs to
-                               stderr only; false = no log output) */
-    char cluster_name[256]; /* default "warren@<hostname>" */
-    bool cluster_name_set;  /* cluster_name came from a config file */
+    int log_default_level;       /* enum log_level or CONF_LOG_NONE;
+                                    log.default.level, default LOG_INFO */
+    bool log_console;            /* log.console, default true; false when the
+                                    file sets log.file but not log.console */
+    int log_console_level;       /* log.console.level, CONF_LOG_SET(level) or
+                                    0 = log.default.level (default) */
+    int log_console_format;      /* enum conf_log_format, default plaintext */
+    char log_dir[4096];          /* log.dir: a relative log.file's
+                                    directory, joined to log_file */
+    char log_file[4096];         /* log.file; "" = none (default) */
+    int log_file_level;          /* log.file.level, as log_console_level */
+    int log_file_format;         /* enum conf_log_format, default plaintext */
+    uint64_t log_rotation_size;  /* log.file.rotation.size, bytes; 0 =
+                                    never (default) */
+    char log_rotation_date[64];  /* log.file.rotation.date, RabbitMQ's
+                                    date spec (base/log.c); "" = never */
+    uint32_t log_rotation_count; /* log.file.rotation.count, default 5 */
+    int log_connection_level;    /* log.connection.level, as
+                                    log_console_level; 0 = no filter
+                                    beyond the outputs' levels */
+    char cluster_name[256];      /* default "warren@<hostname>" */
+    bool cluster_name_set;       /* cluster_name came from a config file */
 
     /* ---- clustering (cluster/) */
     int cluster_backend; /* enum conf_cluster_backend,

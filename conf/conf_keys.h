@@ -19,7 +19,7 @@
  *       A RabbitMQ key Warren accepts so that existing rabbitmq.conf files
  *       load, checks like any other, and then does not act on; `why` says
  *       why that is harmless. Keys that would change behaviour Warren lacks
- *       (TLS listeners, log files, clustering) are NOT listed: they are
+ *       (TLS listeners, syslog, clustering) are NOT listed: they are
  *       unknown keys and stop startup.
  *   CONF_ALIAS(key, canonical)
  *       Another RabbitMQ spelling of the same setting.
@@ -172,12 +172,53 @@ CONF_KEY("store.segment_size", CONF_SIZE, segment_size, 1048576, 1073741824, 0,
 
 /* ---- logging and identity */
 
-CONF_KEY("log.console", CONF_BOOL, log_console, 0, 0, 0, NULL, NULL, "true",
-         "Log to standard error, Warren's only log output; false = silent")
-CONF_KEY("log.console.level", CONF_ENUM, log_level, 0, 0, 0, NULL,
+CONF_KEY("log.default.level", CONF_ENUM, log_default_level, 0, 0, 0, NULL,
          conf_log_levels, "info",
-         "Least severe level logged (notice = info; critical, alert and "
-         "emergency = error)")
+         "Least severe level logged by every output whose own level is not "
+         "set (notice = info; critical, alert and emergency = error; "
+         "none = nothing)")
+CONF_KEY("log.console", CONF_BOOL, log_console, 0, 0, 0, NULL, NULL, "true",
+         "Log to standard error (journald under systemd); when log.file is "
+         "set and this key is not, false, as in RabbitMQ")
+CONF_KEY("log.console.level", CONF_ENUM, log_console_level, 0, 0, CONF_F_UNSET0,
+         NULL, conf_opt_log_levels, NULL,
+         "Least severe level logged to the console; default "
+         "log.default.level")
+CONF_KEY("log.console.formatter", CONF_ENUM, log_console_format, 0, 0, 0, NULL,
+         conf_log_formats, "plaintext",
+         "Console lines as plain text or one JSON object each (time, "
+         "level, msg, pid)")
+CONF_KEY("log.dir", CONF_STRING, log_dir, 0, 0, 0, NULL, NULL, NULL,
+         "Directory of a relative log.file (default: the working "
+         "directory)")
+CONF_KEY("log.file", CONF_STRING, log_file, 0, 0, 0, NULL, NULL, NULL,
+         "Log file (\"false\": none); reopened on SIGHUP and SIGUSR1, for "
+         "logrotate")
+CONF_KEY("log.file.level", CONF_ENUM, log_file_level, 0, 0, CONF_F_UNSET0, NULL,
+         conf_opt_log_levels, NULL,
+         "Least severe level logged to log.file; default log.default.level")
+CONF_KEY("log.file.formatter", CONF_ENUM, log_file_format, 0, 0, 0, NULL,
+         conf_log_formats, "plaintext",
+         "log.file lines as plain text or one JSON object each")
+CONF_KEY("log.file.rotation.size", CONF_UINT, log_rotation_size, 0,
+         1099511627776, 0, "bytes", NULL, "0",
+         "Rotate log.file when a line would take it past this size: the "
+         "file becomes <file>.0, <file>.0 becomes <file>.1, ...; "
+         "0 = never (leave it to logrotate)")
+CONF_KEY("log.file.rotation.date", CONF_STRING, log_rotation_date, 0, 0, 0,
+         NULL, NULL, NULL,
+         "Rotate log.file at a time of day, week or month (local time), "
+         "RabbitMQ's date spec: $D0 every midnight, $D23 every day at "
+         "23:00, $W5D16 Fridays at 16:00, $M1D0 the 1st of each month, $ML "
+         "its last day; not set = never")
+CONF_KEY("log.file.rotation.count", CONF_UINT, log_rotation_count, 0, 1000, 0,
+         "files", NULL, "5",
+         "Rotated files kept, <file>.0 (the newest) to <file>.<count-1>")
+CONF_KEY("log.connection.level", CONF_ENUM, log_connection_level, 0, 0,
+         CONF_F_UNSET0, NULL, conf_opt_log_levels, NULL,
+         "Least severe level of the connection category (connections "
+         "accepted, authenticated, refused, closed), applied before the "
+         "outputs' levels; default: the outputs' levels alone")
 CONF_KEY("cluster_name", CONF_STRING, cluster_name, 0, 0, 0, NULL, NULL, NULL,
          "Name shown to clients and in the management API; default "
          "warren@<hostname>")
@@ -234,8 +275,14 @@ CONF_KEY("queue_leader_locator", CONF_ENUM, queue_leader_locator, 0, 0, 0, NULL,
 CONF_IGNORED("definitions.import_backend", CONF_ENUM, 0, 0,
              conf_import_backends,
              "the only backend is the local file named by load_definitions")
-CONF_IGNORED("log.file", CONF_ENUM, 0, 0, conf_false_only,
-             "Warren writes no log file; only \"false\" is accepted")
+CONF_IGNORED("log.file.rotation.compress", CONF_ENUM, 0, 0, conf_false_only,
+             "Warren does not compress rotated logs (logrotate's compress "
+             "does); only \"false\" is accepted")
+CONF_IGNORED("log.syslog", CONF_ENUM, 0, 0, conf_false_only,
+             "Warren has no syslog output; only \"false\" is accepted")
+CONF_IGNORED("log.exchange", CONF_ENUM, 0, 0, conf_false_only,
+             "Warren has no amq.rabbitmq.log exchange; only \"false\" is "
+             "accepted")
 CONF_IGNORED("num_acceptors.tcp", CONF_UINT, 1, 65535, NULL,
              "Erlang acceptor processes; Warren accepts on its event loop")
 CONF_IGNORED("reverse_dns_lookups", CONF_BOOL, 0, 0, NULL,

@@ -79,7 +79,8 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     DL_APPEND(s->conns, c);
     s->nconns++;
     s->conns_opened++;
-    log_debug("accepting AMQP connection %s -> %s", c->peer, c->local);
+    log_conn(LOG_DEBUG, "accepting AMQP connection %s -> %s", c->peer,
+             c->local);
 }
 
 void
@@ -213,7 +214,8 @@ conn_end(struct conn *c, const char *reason)
     vname = c->vh ? vhost_name(c->vh) : c->relay_vhost;
     if (c->vh)
         vhost_connection_leave(c->vh);
-    log_info("closing AMQP connection %s -> %s (vhost %s%s%s%s, user '%s'): "
+    log_conn(LOG_INFO,
+             "closing AMQP connection %s -> %s (vhost %s%s%s%s, user '%s'): "
              "%s",
              c->peer, c->local, vname ? "'" : "", vname ? vname : "none",
              vname ? "'" : "", c->vh || !vname ? "" : ", relayed",
@@ -919,7 +921,8 @@ conn_opened(struct conn *c)
 {
     c->state = CONN_OPEN;
     c->owner.user = c->user;
-    log_info("connection %s -> %s: user '%s' authenticated and granted "
+    log_conn(LOG_INFO,
+             "connection %s -> %s: user '%s' authenticated and granted "
              "access to vhost '%s'",
              c->peer, c->local, c->user, vhost_name(c->vh));
     start_heartbeat(c);
@@ -1062,7 +1065,8 @@ conn_adopt(struct server *s, int fd, struct vhost *vh, const struct relayed *h,
     c->vh = vh;
     c->state = CONN_OPEN;
     c->owner.user = c->user;
-    log_info("connection %s -> %s: user '%s', vhost '%s', relayed by node "
+    log_conn(LOG_INFO,
+             "connection %s -> %s: user '%s', vhost '%s', relayed by node "
              "'%s'",
              c->peer, c->local, c->user, vhost_name(vh), c->via);
     start_heartbeat(c);

@@ -98,7 +98,8 @@ m_connection_start_ok(struct conn *c, const struct amqp_method *method)
      * a malformed response, whatever the client's capabilities. */
     if (!bytes_eq_str(m->mechanism, "PLAIN") &&
         !bytes_eq_str(m->mechanism, "AMQPLAIN")) {
-        log_warn("connection %s -> %s: unknown authentication mechanism "
+        log_conn(LOG_WARN,
+                 "connection %s -> %s: unknown authentication mechanism "
                  "'%.*s'",
                  c->peer, c->local, BYTES_FMT(m->mechanism));
         conn_drop(c, "unknown authentication mechanism");
@@ -107,8 +108,8 @@ m_connection_start_ok(struct conn *c, const struct amqp_method *method)
     rc = auth_check(srv, c, m->mechanism, m->response, &c->user, why,
                     sizeof(why));
     if (rc != WR_OK) {
-        log_warn("connection %s -> %s: %.*s login refused: %s", c->peer,
-                 c->local, BYTES_FMT(m->mechanism), why);
+        log_conn(LOG_WARN, "connection %s -> %s: %.*s login refused: %s",
+                 c->peer, c->local, BYTES_FMT(m->mechanism), why);
         if (rc == WR_ERR && c->cap_auth_failure_close) {
             conn_fail(c, AMQP_ACCESS_REFUSED, 0,
                       "Login was refused using authentication mechanism "

@@ -94,6 +94,25 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_start(loop, &s->shutdown_timer);
 }
 
+/* SIGHUP and SIGUSR1: reopen the log file at its path, for logrotate
+ * (`mv warren.log warren.log.1; kill -HUP <pid>`). Never fatal: a file
+ * that cannot be reopened leaves the old one in use. Other SIGHUP
+ * watchers (certificates) may run beside this one. */
+static void
+log_reopen_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    const char *name = w->signum == SIGHUP ? "SIGHUP" : "SIGUSR1";
+
+    (void)loop;
+    (void)revents;
+    if (log_reopen() != WR_OK)
+        log_syswarn("received %s: cannot reopen the log file, still "
+                    "writing the old one",
+                    name);
+    else
+        log_info("received %s: log file reopened", name);
+}
+
 /* A first start: the default user, with its tags and permissions on the
  * default vhost (RabbitMQ's default_user, default_pass, default_user_tags,
  * default_permissions). */
@@ -156,6 +175,12 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     s->methods = &m_table;
     s->cfg = cfg;
     s->loop = ev_default_loop(EVFLAG_AUTO);
+    /* At once: logrotate's signal during a long recovery must not kill
+     * the broker (the reopen waits for the loop to run). */
+    ev_signal_init(&s->log_sighup, log_reopen_cb, SIGHUP);
+    ev_signal_init(&s->log_sigusr1, log_reopen_cb, SIGUSR1);
+    ev_signal_start(s->loop, &s->log_sighup);
+    ev_signal_start(s->loop, &s->log_sigusr1);
     opts.data_dir = cfg->data_dir;
     opts.fsync = cfg->fsync;
     opts.fsync_interval_ms = cfg->fsync_interval_ms;

@@ -60,6 +60,7 @@ struct server {
     struct json_t *(*node_info)(void);
     ev_prepare prepare;
     ev_signal sigterm, sigint;
+    ev_signal log_sighup, log_sigusr1; /* reopen the log file */
     ev_timer shutdown_timer;
     ev_timer expire_timer; /* message TTL sweep, once a second */
     ev_timer ack_timer;    /* consumer_timeout checks */

@@ -380,6 +380,20 @@ mgmt_fds_used(void)
     return n > 0 ? n - 1 : 0; /* the directory's own fd */
 }
 
+/* RabbitMQ's log_files: the log file's path, and "<stderr>" for the
+ * console (RabbitMQ writes "<stdout>" for its console output). */
+static json_t *
+log_files_json(const struct wr_config *cfg)
+{
+    json_t *a = json_array();
+
+    if (cfg->log_file[0])
+        json_array_append_new(a, json_string(cfg->log_file));
+    if (cfg->log_console)
+        json_array_append_new(a, json_string("<stderr>"));
+    return a;
+}
+
 static json_t *
 node_json(void)
 {
@@ -433,7 +447,7 @@ node_json(void)
                                   "version", WARREN_VERSION));
     json_object_set_new(o, "partitions", json_array());
     json_object_set_new(o, "cluster_links", json_array());
-    json_object_set_new(o, "log_files", json_pack("[s]", "<stderr>"));
+    json_object_set_new(o, "log_files", log_files_json(srv->cfg));
     json_object_set_new(o, "config_files", json_array());
     json_object_set_new(o, "db_dir", json_string(srv->cfg->data_dir));
     json_object_set_new(o, "contexts", contexts_json());

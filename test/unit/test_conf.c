@@ -108,8 +108,16 @@ T_CASE(defaults_match_rabbitmq)
     T_EQ_INT(c.fsync, CONF_FSYNC_ALWAYS);
     T_EQ_INT(c.fsync_interval_ms, 200);
     T_EQ_INT(c.segment_size, 64 * MiB);
-    T_EQ_INT(c.log_level, LOG_INFO);
+    T_EQ_INT(c.log_default_level, LOG_INFO);
+    T_EQ_INT(c.log_console_level, 0);
     T_ASSERT(c.log_console);
+    T_EQ_STR(c.log_file, "");
+    T_EQ_INT(c.log_file_level, 0);
+    T_EQ_INT(c.log_connection_level, 0);
+    T_EQ_INT(c.log_console_format, CONF_LOG_PLAIN);
+    T_EQ_INT(c.log_file_format, CONF_LOG_PLAIN);
+    T_EQ_INT(c.log_rotation_size, 0);
+    T_EQ_INT(c.log_rotation_count, 5);
     T_ASSERT(strncmp(c.cluster_name, "warren@", 7) == 0);
     T_ASSERT(strlen(c.cluster_name) > 7);
 }
@@ -380,7 +388,10 @@ T_CASE(enum_values)
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
         snprintf(text, sizeof(text), "log.console.level = %s", levels[i].name);
         parse_ok(&c, text);
-        T_EQ_INT(c.log_level, levels[i].want);
+        T_EQ_INT(conf_log_level(c.log_console_level, 99), levels[i].want);
+        snprintf(text, sizeof(text), "log.default.level = %s", levels[i].name);
+        parse_ok(&c, text);
+        T_EQ_INT(c.log_default_level, levels[i].want);
     }
     parse_ok(&c, "fsync = interval");
     T_EQ_INT(c.fsync, CONF_FSYNC_INTERVAL);
@@ -393,6 +404,81 @@ T_CASE(enum_values)
                "(allowed: always, interval, never)");
     EXPECT_ERR_HAS("log.console.level = warn", "\"warn\" is not a valid");
     EXPECT_ERR_HAS("log.console.level = INFO", "is not a valid value");
+}
+
+/* ---- logging: outputs, formats, rotation, categories (RabbitMQ's keys) */
+
+T_CASE(log_keys)
+{
+    struct wr_config c;
+
+    parse_ok(&c, "log.file = /var/log/warren/warren.log\n"
+                 "log.file.level = debug\nlog.file.formatter = json\n"
+                 "log.file.rotation.size = 10485760\n"
+                 "log.file.rotation.count = 3\n"
+                 "log.connection.level = warning\n"
+                 "log.console.formatter = json\nlog.default.level = error\n");
+    T_EQ_STR(c.log_file, "/var/log/warren/warren.log");
+    T_EQ_INT(conf_log_level(c.log_file_level, -5), LOG_DEBUG);
+    T_EQ_INT(c.log_file_format, CONF_LOG_JSON);
+    T_EQ_INT(c.log_rotation_size, 10485760);
+    T_EQ_INT(c.log_rotation_count, 3);
+    T_EQ_INT(conf_log_level(c.log_connection_level, -5), LOG_WARN);
+    T_EQ_INT(c.log_console_format, CONF_LOG_JSON);
+    T_EQ_INT(c.log_default_level, LOG_ERR);
+    /* Unset levels inherit log.default.level. */
+    T_EQ_INT(conf_log_level(c.log_console_level, c.log_default_level), LOG_ERR);
+    /* A file set without log.console silences the console, as RabbitMQ. */
+    T_ASSERT(!c.log_console);
+    parse_ok(&c, "log.file = w.log\nlog.console = true\n");
+    T_ASSERT(c.log_console);
+    parse_ok(&c, "log.file = false\n");
+    T_EQ_STR(c.log_file, "");
+    T_ASSERT(c.log_console);
+    parse_ok(&c, "log.file.level = none\n");
+    T_EQ_INT(conf_log_level(c.log_file_level, LOG_INFO), CONF_LOG_NONE);
+    EXPECT_ERR("log.file.formatter = xml",
+               "t.conf:1: log.file.formatter: \"xml\" is not a valid value "
+               "(allowed: plaintext, json)");
+    EXPECT_ERR_HAS("log.file.rotation.size = big",
+                   "t.conf:1: log.file.rotation.size: \"big\" is not an "
+                   "integer");
+    EXPECT_ERR_HAS("log.file.rotation.count = 1001",
+                   "log.file.rotation.count: \"1001\" is out of range");
+    EXPECT_ERR_HAS("log.connection.level = loud",
+                   "log.connection.level: \"loud\" is not a valid value");
+    EXPECT_ERR_HAS("log.file =", "log.file: missing value");
+
+    /* log.dir holds a relative log.file, not an absolute one. */
+    parse_ok(&c, "log.dir = /var/log/warren\nlog.file = w.log\n");
+    T_EQ_STR(c.log_file, "/var/log/warren/w.log");
+    parse_ok(&c, "log.dir = /var/log/warren\nlog.file = /tmp/w.log\n");
+    T_EQ_STR(c.log_file, "/tmp/w.log");
+
+    /* RabbitMQ's date specs; the rest is refused, naming the key. */
+    static const char *const good[] = {"$D0",   "$D23",   "$W0D23", "$W5D16",
+                                       "$M1D0", "$M5D6",  "$ML",    "$MLD3",
+                                       "$H00",  "$M31D23"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "log.file.rotation.date = %s", good[i]);
+        parse_ok(&c, text);
+        T_EQ_STR(c.log_rotation_date, good[i]);
+    }
+    EXPECT_ERR("log.file.rotation.date = daily",
+               "t.conf: log.file.rotation.date: \"daily\" is not a date "
+               "spec (allowed: $D<hour>, $W<weekday 0-6>D<hour>, "
+               "$M<day 1-31 or L>D<hour>)");
+    EXPECT_ERR_HAS("log.file.rotation.date = $D24", "is not a date spec");
+    EXPECT_ERR_HAS("log.file.rotation.date = $W7", "is not a date spec");
+    EXPECT_ERR_HAS("log.file.rotation.date = $M0D0", "is not a date spec");
+    EXPECT_ERR_HAS("log.file.rotation.date = $", "is not a date spec");
+    /* Accepted as RabbitMQ files have them, only as false. */
+    parse_ok(&c, "log.file.rotation.compress = false\nlog.syslog = false\n"
+                 "log.exchange = false\n");
+    EXPECT_ERR("log.file.rotation.compress = true",
+               "t.conf:1: log.file.rotation.compress: \"true\" is not a "
+               "valid value (allowed: false)");
 }
 
 /* ---- strings and addresses */
@@ -843,7 +929,7 @@ T_CASE(unknown_key_with_suggestion)
     EXPECT_ERR("listeners.ssl.default = 5671",
                "t.conf:1: unknown key \"listeners.ssl.default\"");
     EXPECT_ERR_HAS("ssl_options.cacertfile = /x", "unknown key");
-    EXPECT_ERR_HAS("log.file.level = debug", "unknown key");
+    EXPECT_ERR_HAS("log.journald = true", "unknown key");
     EXPECT_ERR_HAS("a = 1", "unknown key \"a\"");
 }
 
@@ -858,19 +944,15 @@ T_CASE(ignored_rabbitmq_keys_are_checked)
                  "vm_memory_calculation_strategy = rss\n"
                  "cluster_partition_handling = autoheal\n"
                  "queue_master_locator = min-masters\n"
-                 "background_gc_enabled = false\nlog.file = false\n"
+                 "background_gc_enabled = false\n"
                  "definitions.import_backend = local_filesystem\n");
     dump(&c, &b);
     T_ASSERT(strstr((char *)b.data, "num_acceptors") == NULL);
-    T_ASSERT(strstr((char *)b.data, "log.file") == NULL);
     buf_fini(&b);
     EXPECT_ERR_HAS("num_acceptors.tcp = ten", "is not an integer");
     EXPECT_ERR_HAS("num_acceptors.tcp = 0", "out of range");
     EXPECT_ERR_HAS("reverse_dns_lookups = maybe", "is not a boolean");
     EXPECT_ERR_HAS("vm_memory_high_watermark_paging_ratio = 2", "out of range");
-    EXPECT_ERR("log.file = /var/log/warren.log",
-               "t.conf:1: log.file: \"/var/log/warren.log\" is not a valid "
-               "value (allowed: false)");
     EXPECT_ERR_HAS("definitions.import_backend = https", "not a valid value");
 }
 
@@ -1340,6 +1422,7 @@ static const struct t_case cases[] = {
     T_REG(double_values),
     T_REG(bool_values),
     T_REG(enum_values),
+    T_REG(log_keys),
     T_REG(string_values),
     T_REG(ip_values),
     T_REG(listener_values),
