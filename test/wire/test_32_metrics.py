@@ -819,6 +819,20 @@ def test_100k_queues_scrape_does_not_stall_the_loop(make_broker, tmp_path):
     f = parse_exposition(scrape(
         port, "/metrics/detailed?family=queue_consumer_count")[2])
     assert len(f["rabbitmq_detailed_queue_consumers"].samples) == n
+    # a large node lists the queues of the last statistics sample: a
+    # deleted one is gone at once, a new one shows up within two samples
+    c = b.raw()
+    c.open_channel(1)
+    c.call(1, "queue.delete", queue="q-000002")
+    c.call(1, "queue.declare", queue="fresh")
+    c.close()
+    text = scrape(port, "/metrics/per-object")[2]
+    assert 'queue="q-000002"' not in text
+    assert text.count("\nrabbitmq_queue_messages_ready{") in (n - 1, n)
+    assert wait_for(lambda: '\nrabbitmq_detailed_queue_messages_ready{'
+                    'vhost="/",queue="fresh"} 0\n' in scrape(
+                        port, "/metrics/detailed?family="
+                        "queue_coarse_metrics")[2], timeout=15)
     # clients that ask for the page and do not read it: at most 16 pages
     # are held at once, the next scrape is told to come back
     idle = []
