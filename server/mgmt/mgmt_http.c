@@ -229,9 +229,9 @@ deadline(const struct mgmt_conn *c)
 {
     ev_tstamp d = state_deadline(c);
 
-    /* A response being written to an anonymous client (a scrape of the
+    /* A stream being written to an anonymous client (a scrape of the
      * metrics, which need no login) is bounded by the write timeout. */
-    if (!c->authenticated && c->state != MC_BUSY)
+    if (!c->authenticated && !c->stream)
         d = WR_MIN(d, c->accepted + MGMT_ANON_TIMEOUT);
     return d;
 }

@@ -833,6 +833,19 @@ def test_100k_queues_scrape_does_not_stall_the_loop(make_broker, tmp_path):
                     'vhost="/",queue="fresh"} 0\n' in scrape(
                         port, "/metrics/detailed?family="
                         "queue_coarse_metrics")[2], timeout=15)
+    # a slow scraper (no login) is not cut off after the 5 s an anonymous
+    # connection has to log in: only the write timeout applies
+    slow = socket.create_connection(("127.0.0.1", port))
+    slow.sendall(b"GET /metrics/per-object HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert slow.recv(12) == b"HTTP/1.1 200"
+    time.sleep(6)
+    slow.settimeout(30)
+    tail = b""
+    while not tail.endswith(b"\r\n0\r\n\r\n"):
+        got = slow.recv(1 << 20)
+        assert got, "the page was cut off"
+        tail = (tail + got)[-64:]
+    slow.close()
     # clients that ask for the page and do not read it: at most 16 pages
     # are held at once, the next scrape is told to come back
     idle = []
