@@ -79,6 +79,12 @@ struct exchange {
     char *alternate;   /* "alternate-exchange" argument (longstr) or NULL */
     size_t alternate_len;
     void *user; /* free for the vhost layer's use */
+    /* Message counters (RabbitMQ's exchange message_stats), counted by
+     * the broker at publish: messages in, and queue deliveries out. The
+     * management API samples them for rates (the sampled_* fields). */
+    uint64_t stat_publish_in, stat_publish_out;
+    uint64_t sampled_in, sampled_out;
+    float rate_in, rate_out;
 
     /* private: owned by exchange/ */
     uint32_t magic;

@@ -61,7 +61,9 @@ cc_deliver(struct consumer *c, struct queue *q, struct qentry e)
     d->exchange = message_exchange(e.msg);
     d->routing_key = message_rk(e.msg);
     conn_send_content(ch->conn, ch->id, &m, e.msg);
+    ch->st.redeliver += d->redelivered;
     if (c->no_ack) {
+        ch->st.deliver_no_ack++;
         message_unref(e.msg);
         return;
     }
@@ -74,6 +76,7 @@ cc_deliver(struct consumer *c, struct queue *q, struct qentry e)
     cc->refs++;
     c->unacked++;
     ch->consumer_unacked++;
+    ch->st.deliver++;
 }
 
 static void
@@ -143,9 +146,10 @@ chan_settle(struct channel *ch, struct unacked *u, bool ack, bool requeue)
             queue_consumer_wake(&cc->c);
         cc_unref(cc);
     }
-    if (ack)
+    if (ack) {
         queue_ack(q, u->e);
-    else if (!requeue)
+        ch->st.ack++;
+    } else if (!requeue)
         queue_reject(q, u->e);
     else
         queue_requeue(q, u->e);
@@ -179,6 +183,7 @@ chan_open(struct conn *c, uint16_t id)
     ch->min_queue_limit_us = UINT64_MAX;
     HASH_ADD(hh, c->channels, id, sizeof(ch->id), ch);
     c->nchannels++;
+    srv->chans_opened++;
     conn_send_method(c, id, &ok);
     return ch;
 }
@@ -260,6 +265,26 @@ chan_release(struct channel *ch)
     }
 }
 
+/* A channel goes: its counters join the node's retired ones. */
+static void
+chan_stats_retire(const struct chan_stats *st)
+{
+    struct chan_stats *r = &srv->chans_retired;
+
+    r->publish += st->publish;
+    r->confirm += st->confirm;
+    r->return_unroutable += st->return_unroutable;
+    r->drop_unroutable += st->drop_unroutable;
+    r->deliver += st->deliver;
+    r->deliver_no_ack += st->deliver_no_ack;
+    r->get += st->get;
+    r->get_no_ack += st->get_no_ack;
+    r->get_empty += st->get_empty;
+    r->redeliver += st->redeliver;
+    r->ack += st->ack;
+    srv->chans_closed++;
+}
+
 void
 chan_free(struct channel *ch)
 {
@@ -267,6 +292,7 @@ chan_free(struct channel *ch)
 
     chan_release(ch);
     WR_ASSERT(ch->unacked.live == 0);
+    chan_stats_retire(&ch->st);
     HASH_DEL(c->channels, ch);
     if (c->last_ch == ch)
         c->last_ch = NULL;
@@ -489,6 +515,7 @@ chan_info(const struct channel *ch, struct chan_info *out)
         .global_prefetch_count = ch->prefetch_global,
         .confirm = ch->confirm,
         .transactional = ch->tx,
+        .stats = ch->st,
     };
     for (size_t i = 0; i < ch->ntx; i++) {
         if (ch->txops[i].kind == TX_PUBLISH)

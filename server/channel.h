@@ -145,7 +145,8 @@ struct channel {
     /* confirms */
     bool confirm;
     struct confirm_list confirms;
-    bool confirm_pending; /* answers may be due: flush in prepare */
+    bool confirm_pending;      /* answers may be due: flush in prepare */
+    uint64_t confirm_answered; /* the last tag answered (st.confirm) */
     struct channel *wait_next, *wait_prev; /* srv->waiting */
     bool waiting;
     /* tx.commit of persistent messages: commit-ok waits for this LSN */
@@ -163,6 +164,7 @@ struct channel {
     struct buf pub_bcc;
     const char *pub_bad_route;
     char pub_bad_type;
+    struct chan_stats st; /* what /api/channels and /metrics count */
     /* queue.declare's name, for an empty queue name later */
     char last_queue[256];
     size_t last_queue_len;

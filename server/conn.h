@@ -89,8 +89,9 @@ struct conn {
     bool close_after_flush; /* the leader closed: drop once flushed */
     char *via;
     uint64_t recv_oct, send_oct;
-    struct conn *next, *prev;  /* srv->conns */
-    struct conn *pending_next; /* srv->pending */
+    uint64_t recv_cnt, send_cnt; /* reads and writes that moved bytes */
+    struct conn *next, *prev;    /* srv->conns */
+    struct conn *pending_next;   /* srv->pending */
     struct conn *reap_next;
 };
 

@@ -156,6 +156,7 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
         r.id = AMQP_BASIC_GET_EMPTY;
         r.u.basic_get_empty.reserved_1 = BYTES_NULL;
         conn_send_method(ch->conn, ch->id, &r);
+        ch->st.get_empty++;
         return WR_OK;
     }
     tag = ++ch->next_tag;
@@ -166,6 +167,11 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
     r.u.basic_get_ok.routing_key = message_rk(e.msg);
     r.u.basic_get_ok.message_count = queue_message_count(q);
     conn_send_content(ch->conn, ch->id, &r, e.msg);
+    ch->st.redeliver += r.u.basic_get_ok.redelivered;
+    if (a->no_ack)
+        ch->st.get_no_ack++;
+    else
+        ch->st.get++;
     if (a->no_ack)
         message_unref(e.msg);
     else {

@@ -70,10 +70,14 @@ send_answer(void *arg, uint64_t tag, bool multiple, bool ack)
     if (ack) {
         m.u.basic_ack.delivery_tag = tag;
         m.u.basic_ack.multiple = multiple;
+        /* Tags are the sequence numbers: an ack covers every publish
+         * after the last one answered (a nack covers only its own). */
+        ch->st.confirm += multiple ? tag - ch->confirm_answered : 1;
     } else {
         m.u.basic_nack.delivery_tag = tag;
         m.u.basic_nack.multiple = multiple;
     }
+    ch->confirm_answered = tag;
     conn_send_method(ch->conn, ch->id, &m);
 }
 
@@ -216,6 +220,9 @@ publish_message(struct channel *ch, struct exchange *x, struct message *msg,
         add_keys(bcc, &keys, &nkeys, &cap);
     reply_route(x, msg);
     vhost_publish_keys(ch->conn->vh, x, keys, nkeys, props.headers, msg, &res);
+    ch->st.publish++;
+    x->stat_publish_in++;
+    x->stat_publish_out += res.nqueues;
     if (res.refused) {
         /* The log failed or the disk is full: the message went nowhere
          * (no queue has it). A confirming publisher gets basic.nack;
@@ -239,8 +246,12 @@ publish_message(struct channel *ch, struct exchange *x, struct message *msg,
         ch->conn->feeding = true;
     /* A duplicate dropped by x-message-deduplication is not returned:
      * the broker took it (and confirms it, as the plugin does). */
-    if (res.nqueues == 0 && mandatory && !res.duplicate)
+    if (res.nqueues == 0 && mandatory && !res.duplicate) {
         send_return(ch, msg);
+        ch->st.return_unroutable++;
+    } else if (res.nqueues == 0) {
+        ch->st.drop_unroutable++;
+    }
     if (ch->confirm) {
         uint64_t seq = confirm_next(&ch->confirms);
 

@@ -69,6 +69,10 @@ bool node_has_dispatch(const struct node *n);
 /* Bytes of message bodies held in memory by queues, and whether the
  * node is paging new messages to the logs (over its memory budget). */
 uint64_t node_queue_memory(const struct node *n);
+/* Queues created by a declare and queues deleted (any cause) since
+ * boot, over every vhost: RabbitMQ's queues_created/deleted_total. */
+void node_queue_churn(const struct node *n, uint64_t *created,
+                      uint64_t *deleted);
 /* The logs' counters summed over vhosts (store_get_stats): fsyncs,
  * bytes and records written, segments, disk bytes, live messages. */
 struct node_log_stats {

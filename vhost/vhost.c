@@ -495,6 +495,7 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
                           err) != WR_OK)
         return WR_ERR;
     *out = queue_create(vh, d, durable);
+    vh->node->queues_created++;
     return WR_OK;
 }
 
@@ -507,6 +508,7 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     q->deleted = true;
     HASH_DEL(vh->queues, q);
     vh->nqueues--;
+    vh->node->queues_deleted++;
     if (q->durable) {
         HASH_DELETE(qid_hh, vh->by_qid, q);
         node_defs_changed(vh->node);

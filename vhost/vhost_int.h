@@ -174,6 +174,7 @@ struct node {
      * expire (x-expires); UINT64_MAX = none known. The server's expire
      * timer fires then (node_next_expiry). */
     uint64_t next_expiry_us;
+    uint64_t queues_created, queues_deleted; /* node_queue_churn */
 };
 
 /* node.c: something may expire at t (node time). */

@@ -192,6 +192,10 @@ static const struct route routes[] = {
      NULL},
     {"/metrics", M_GET, MGMT_AUTH_NONE, MGMT_AUTH_NONE, mgmt_api_metrics, 0,
      NULL},
+    {"/metrics/per-object", M_GET, MGMT_AUTH_NONE, MGMT_AUTH_NONE,
+     mgmt_api_metrics_per_object, 0, NULL},
+    {"/metrics/detailed", M_GET, MGMT_AUTH_NONE, MGMT_AUTH_NONE,
+     mgmt_api_metrics_detailed, 0, NULL},
 };
 
 #undef ANY
@@ -409,6 +413,10 @@ route(struct mgmt_req *r)
             rt = &routes[i];
             break;
         }
+    }
+    if (r->prometheus && (!rt || strncmp(rt->pattern, "/metrics", 8) != 0)) {
+        mgmt_not_found(r); /* the Prometheus port serves metrics only */
+        return;
     }
     if (!rt) {
         if (!mgmt_ui_serve(r))
