@@ -197,6 +197,12 @@ struct wr_config {
     char management_ssl_ip[256];  /* management.ssl.ip, default 0.0.0.0 */
     struct wr_tls management_ssl; /* management.ssl.* */
 
+    /* ---- Prometheus listener */
+    uint16_t prometheus_port; /* prometheus.tcp.port, default 15692,
+                                 0 = kernel-chosen (tests) */
+    char prometheus_ip[256];  /* prometheus.tcp.ip, default "0.0.0.0" */
+    bool prometheus_optional; /* prometheus.tcp.optional (default false) */
+
     /* ---- storage and definitions */
     char data_dir[4096];         /* Warren's `data_dir`, default "data"
                                     (relative to the working directory) */

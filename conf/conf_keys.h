@@ -224,6 +224,20 @@ CONF_VLIST("management.ssl.ciphers.*", management_ssl.ciphers,
 CONF_ALIAS("management.listener.port", "management.tcp.port")
 CONF_ALIAS("management.listener.ip", "management.tcp.ip")
 
+/* ---- Prometheus (rabbitmq_prometheus.schema) */
+
+CONF_KEY("prometheus.tcp.port", CONF_UINT, prometheus_port, 0, 65535, 0, NULL,
+         NULL, "15692",
+         "Port of the Prometheus listener (/metrics, /metrics/per-object, "
+         "/metrics/detailed, no login); 0 = a port the kernel picks (tests "
+         "read it from the log)")
+CONF_KEY("prometheus.tcp.ip", CONF_IP, prometheus_ip, 0, 0, 0, NULL, NULL,
+         "0.0.0.0", "Address the Prometheus listener listens on")
+CONF_KEY("prometheus.tcp.optional", CONF_BOOL, prometheus_optional, 0, 0, 0,
+         NULL, NULL, "false",
+         "Warren: when the Prometheus port is in use, run without that "
+         "listener instead of refusing to start")
+
 /* ---- storage and definitions */
 
 CONF_KEY("data_dir", CONF_STRING, data_dir, 0, 0, 0, NULL, NULL, "data",

@@ -526,9 +526,10 @@ route_msg(struct xreg *r, struct exchange *x, const struct bytes *rks,
 
 size_t
 exchange_route_keys(struct xreg *r, struct exchange *x, const struct bytes *rks,
-                    size_t nrk, struct bytes headers, struct routeset *rs)
+                    size_t nrk, struct bytes headers, struct bytes props,
+                    struct routeset *rs)
 {
-    return route_msg(r, x, rks, nrk, headers, BYTES_NULL, rs);
+    return route_msg(r, x, rks, nrk, headers, props, rs);
 }
 
 size_t

@@ -79,6 +79,12 @@ struct exchange {
     char *alternate;   /* "alternate-exchange" argument (longstr) or NULL */
     size_t alternate_len;
     void *user; /* free for the vhost layer's use */
+    /* Message counters (RabbitMQ's exchange message_stats), counted by
+     * the broker at publish: messages in, and queue deliveries out. The
+     * management API samples them for rates (the sampled_* fields). */
+    uint64_t stat_publish_in, stat_publish_out;
+    uint64_t sampled_in, sampled_out;
+    float rate_in, rate_out;
 
     /* private: owned by exchange/ */
     uint32_t magic;
@@ -271,7 +277,8 @@ size_t exchange_route(struct xreg *r, struct exchange *x, struct bytes rk,
  */
 size_t exchange_route_keys(struct xreg *r, struct exchange *x,
                            const struct bytes *rks, size_t nrk,
-                           struct bytes headers, struct routeset *rs);
+                           struct bytes headers, struct bytes props,
+                           struct routeset *rs);
 /* exchange_route with the message's raw content properties as well,
  * which x-consistent-hash exchanges with a hash-property read. */
 size_t exchange_route_props(struct xreg *r, struct exchange *x, struct bytes rk,

@@ -84,6 +84,7 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     }
     DL_APPEND(s->conns, c);
     s->nconns++;
+    s->conns_opened++;
     log_conn(LOG_DEBUG, "accepting AMQP%s connection %s -> %s",
              c->tls ? "S" : "", c->peer, c->local);
 }
@@ -219,6 +220,10 @@ conn_end(struct conn *c, const char *reason)
     vname = c->vh ? vhost_name(c->vh) : c->relay_vhost;
     if (c->vh)
         vhost_connection_leave(c->vh);
+    if (c->user_counted) {
+        node_user_connection_leave(srv->node, c->user);
+        c->user_counted = false;
+    }
     log_conn(LOG_INFO,
              "closing AMQP connection %s -> %s (vhost %s%s%s%s, user '%s'): "
              "%s",
@@ -251,6 +256,7 @@ conn_drop(struct conn *c, const char *reason)
     }
     DL_DELETE(srv->conns, c);
     srv->nconns--;
+    srv->conns_closed++;
     c->reap_next = srv->reap;
     srv->reap = c;
 }
@@ -346,8 +352,10 @@ conn_flush(struct conn *c)
     before = outq_pending(&c->out);
     rc = c->tls ? tls_flush(c->tls, &c->out, &c->send_oct)
                 : outq_flush(&c->out, c->fd, &c->send_oct);
-    if (outq_pending(&c->out) < before)
+    if (outq_pending(&c->out) < before) {
         c->last_tx = ev_now(srv->loop);
+        c->send_cnt++;
+    }
     if (rc == WR_ERR) {
         conn_drop(c, errno == EPIPE || errno == ECONNRESET
                          ? "client unexpectedly closed TCP connection"
@@ -525,6 +533,7 @@ static int
 unopened_channel_frame(struct conn *c, const struct frame *f)
 {
     struct amqp_method m;
+    struct vherr err;
 
     if (f->type != FRAME_METHOD)
         return conn_fail(c, AMQP_UNEXPECTED_FRAME, 0,
@@ -540,6 +549,8 @@ unopened_channel_frame(struct conn *c, const struct frame *f)
                          "number of channels opened (%u) has reached the "
                          "negotiated channel_max (%u)",
                          c->nchannels, c->channel_max);
+    if (node_user_channel_admit(srv->node, c->user, &err) != WR_OK)
+        return conn_fail(c, err.code, 0, "%s", err.text);
     chan_open(c, f->channel);
     return WR_OK;
 }
@@ -813,6 +824,7 @@ conn_read(struct ev_loop *loop, struct conn *c)
             return;
         }
         c->recv_oct += (uint64_t)n;
+        c->recv_cnt++;
         c->last_rx = ev_now(loop);
         if (own) {
             c->in.len += (size_t)n;
@@ -868,6 +880,7 @@ relayed_read(struct conn *c)
         return;
     }
     c->recv_oct += (uint64_t)n;
+    c->recv_cnt++;
     relay_client_input(c, rxbuf, (size_t)n);
 }
 
@@ -1039,6 +1052,8 @@ conn_info(const struct conn *c, struct conn_info *out)
         .client_props = c->client_props,
         .recv_oct = c->recv_oct,
         .send_oct = c->send_oct,
+        .recv_cnt = c->recv_cnt,
+        .send_cnt = c->send_cnt,
         .send_pend = outq_pending(&c->out),
         .tls = c->tls,
         .auth_mechanism = c->auth_mech,
@@ -1122,6 +1137,7 @@ conn_adopt(struct server *s, int fd, struct vhost *vh, const struct relayed *h,
     ev_init(&c->timer, conn_timer_cb);
     DL_APPEND(s->conns, c);
     s->nconns++;
+    s->conns_opened++;
     c->vh = vh;
     c->state = CONN_OPEN;
     c->owner.user = c->user;

@@ -75,6 +75,7 @@ struct conn {
                           waits in `in` for the next loop iteration */
     struct conn *yield_next, *yield_prev; /* srv->yielded */
     bool published;                       /* has published: alarms block it */
+    bool user_counted; /* in its user's connection count (user limits) */
     bool feeding;      /* fed a queue with consumers and a backlog */
     bool blocked;      /* not read while an alarm or flow holds */
     bool blocked_sent; /* connection.blocked went out */
@@ -88,8 +89,9 @@ struct conn {
     bool close_after_flush; /* the leader closed: drop once flushed */
     char *via;
     uint64_t recv_oct, send_oct;
-    struct conn *next, *prev;  /* srv->conns */
-    struct conn *pending_next; /* srv->pending */
+    uint64_t recv_cnt, send_cnt; /* reads and writes that moved bytes */
+    struct conn *next, *prev;    /* srv->conns */
+    struct conn *pending_next;   /* srv->pending */
     struct conn *reap_next;
 };
 

@@ -37,8 +37,10 @@ server_properties(struct conn *c, struct buf *b)
     fenc_bool(b, "basic.nack", true);
     fenc_bool(b, "consumer_cancel_notify", true);
     fenc_bool(b, "connection.blocked", true);
+    fenc_bool(b, "consumer_priorities", true);
     fenc_bool(b, "authentication_failure_close", true);
     fenc_bool(b, "per_consumer_qos", true);
+    fenc_bool(b, "direct_reply_to", true);
     ftable_end(b, caps);
     fenc_cstr(b, "cluster_name", srv->cfg->cluster_name);
     fenc_cstr(b, "copyright", "Copyright (c) 2026 The Warren developers");
@@ -196,6 +198,11 @@ m_connection_open(struct conn *c, const struct amqp_method *method)
         return clustering_open(c, vh); /* another node leads it */
     if (vhost_connection_admit(vh, c->user, &err) != WR_OK)
         return conn_fail(c, err.code, AMQP_CONNECTION_OPEN, "%s", err.text);
+    if (node_user_connection_admit(srv->node, c->user, &err) != WR_OK) {
+        vhost_connection_leave(vh);
+        return conn_fail(c, err.code, AMQP_CONNECTION_OPEN, "%s", err.text);
+    }
+    c->user_counted = true;
     c->vh = vh;
     conn_send_method(c, 0, &ok);
     conn_opened(c);

@@ -140,6 +140,10 @@ struct consumer *queue_consumer_next(const struct queue *q,
 struct bytes queue_name(const struct queue *q);
 /* How many consumers are registered. */
 uint32_t queue_consumer_count(const struct queue *q);
+/* How long a delivery from q may wait for its ack (x-consumer-timeout,
+ * or the consumer-timeout of a policy: the lowest), in ms; -1 = the
+ * node's consumer_timeout. */
+int64_t queue_consumer_timeout_ms(const struct queue *q);
 
 /*
  * A snapshot of a queue, for readers outside vhost/ (the management API;
@@ -155,6 +159,7 @@ struct queue_info {
     bool deleted;       /* deleted, still held by a delivery or a sample */
     bool locked;        /* exclusive to a connection (its owner) */
     bool single_active; /* x-single-active-consumer */
+    bool quorum;        /* x-queue-type = quorum */
     struct bytes args;
     const char *policy;    /* applied policy's name, or NULL */
     const char *op_policy; /* applied operator policy's name, or NULL */

@@ -135,33 +135,6 @@ stream__parse_interval(struct bytes s)
     return v > UINT64_MAX / 4 / unit ? UINT64_MAX / 4 : v * unit;
 }
 
-/* The arguments of other queue types that RabbitMQ refuses on a stream
- * ("... of queue type rabbit_stream_queue"). */
-static const char *const classic_only[] = {
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-dead-letter-strategy",
-    "x-max-length",
-    "x-max-in-memory-length",
-    "x-max-in-memory-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-queue-mode",
-    "x-single-active-consumer",
-    "x-queue-version",
-    "x-queue-master-locator",
-    "x-delivery-limit",
-};
-
-/* And the stream's own, which RabbitMQ refuses on a classic queue. */
-static const char *const stream_only[] = {
-    "x-max-age",
-    "x-stream-max-segment-size-bytes",
-    "x-initial-cluster-size",
-};
-
 bool
 stream__is_declared(struct bytes args)
 {
@@ -171,90 +144,15 @@ stream__is_declared(struct bytes args)
            bytes_eq_str(v.v.str, "stream");
 }
 
-static int
-wrong_type_arg(struct vherr *err, const char *key, const char *rs,
-               const char *type)
-{
-    return vherr_set(err, AMQP_PRECONDITION_FAILED,
-                     "invalid arg '%s' for %s of queue type %s", key, rs, type);
-}
-
-static int
-check_int_arg(struct bytes args, const char *key, bool positive, const char *rs,
-              struct vherr *err)
-{
-    struct fvalue v;
-    int64_t i;
-
-    if (!ftable_find(args, key, &v))
-        return WR_OK;
-    if (!fvalue_get_int(&v, &i))
-        return vherr_set(err, AMQP_PRECONDITION_FAILED,
-                         "invalid arg '%s' for %s: \"expected integer, got "
-                         "%s\"",
-                         key, rs, fvalue_type_name(v.type));
-    if (i < 0)
-        return vherr_set(err, AMQP_PRECONDITION_FAILED,
-                         "invalid arg '%s' for %s: {value_negative,%lld}", key,
-                         rs, (long long)i);
-    if (i == 0 && positive)
-        return vherr_set(err, AMQP_PRECONDITION_FAILED,
-                         "invalid arg '%s' for %s: {value_zero,0}", key, rs);
-    return WR_OK;
-}
-
 int
-stream__check_decl(const struct queue_decl *d, const char *rs,
-                   struct vherr *err)
+stream__check_decl(const struct queue_decl *d, struct vherr *err)
 {
-    struct fvalue v;
-
-    if (!stream__is_declared(d->args)) {
-        for (size_t i = 0; i < WR_ARRAY_LEN(stream_only); i++) {
-            if (ftable_find(d->args, stream_only[i], &v))
-                return wrong_type_arg(err, stream_only[i], rs,
-                                      "rabbit_classic_queue");
-        }
-        return WR_OK;
-    }
-    /* RabbitMQ's order: the arguments, then the properties (auto-delete,
-     * exclusive, durable). */
-    for (size_t i = 0; i < WR_ARRAY_LEN(classic_only); i++) {
-        if (ftable_find(d->args, classic_only[i], &v))
-            return wrong_type_arg(err, classic_only[i], rs,
-                                  "rabbit_stream_queue");
-    }
-    if (ftable_find(d->args, "x-max-age", &v)) {
-        if (!fvalue_is_str(&v))
-            return vherr_set(err, AMQP_PRECONDITION_FAILED,
-                             "invalid arg 'x-max-age' for %s: "
-                             "{unacceptable_type,%s}",
-                             rs, fvalue_type_name(v.type));
-        if (!stream__parse_interval(v.v.str))
-            return vherr_set(err, AMQP_PRECONDITION_FAILED,
-                             "invalid arg 'x-max-age' for %s: invalid_max_age",
-                             rs);
-    }
-    if (check_int_arg(d->args, "x-max-length-bytes", false, rs, err) ||
-        check_int_arg(d->args, "x-stream-max-segment-size-bytes", false, rs,
-                      err) ||
-        check_int_arg(d->args, "x-initial-cluster-size", true, rs, err))
-        return WR_ERR;
-    /* (definitions and management declare with server_named set and no
-     * connection: their names are the user's) */
-    if (d->server_named && d->owner)
+    /* (its arguments and properties: args__check_queue, with the other
+     * types') */
+    if (stream__is_declared(d->args) && d->server_named && d->owner)
         return vherr_set(err, AMQP_PRECONDITION_FAILED,
                          "Cannot declare a server-named queue for type "
                          "rabbit_stream_queue");
-    if (d->auto_delete)
-        return vherr_set(err, AMQP_PRECONDITION_FAILED,
-                         "invalid property 'auto-delete' for %s", rs);
-    if (d->exclusive)
-        return vherr_set(err, AMQP_PRECONDITION_FAILED,
-                         "invalid property 'exclusive-owner' for %s", rs);
-    if (!d->durable)
-        return vherr_set(err, AMQP_PRECONDITION_FAILED,
-                         "invalid property 'non-durable' for %s", rs);
     return WR_OK;
 }
 

@@ -14,11 +14,11 @@ struct queue_decl;
 
 /* True when the arguments declare a stream (x-queue-type = stream). */
 bool stream__is_declared(struct bytes args);
-/* RabbitMQ's checks of a new queue's declaration that concern streams:
- * a stream's arguments and properties, and the stream arguments refused
- * on a classic queue. */
-int stream__check_decl(const struct queue_decl *d, const char *rs,
-                       struct vherr *err);
+/* A new stream's name: RabbitMQ refuses a server-named one. Definitions
+ * and management declare with server_named set and no connection: their
+ * names are the user's. (Its arguments and properties are checked by
+ * args__check_queue.) */
+int stream__check_decl(const struct queue_decl *d, struct vherr *err);
 /* q is a stream: its limits from its arguments and the definitions of
  * its policy and operator policy (either may be NULL): max-age and
  * stream-max-segment-size-bytes (the argument wins), max-length-bytes

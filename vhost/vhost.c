@@ -493,10 +493,12 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
                          "'%s' (%lld) is reached",
                          BYTES_FMT(d->name), vh->name,
                          (long long)vh->max_queues);
-    if (stream__check_decl(d, r, err) != WR_OK ||
-        args__check_queue(d->args, r, err) != WR_OK)
+    if (stream__check_decl(d, err) != WR_OK ||
+        args__check_queue(d->args, r, d->durable, d->exclusive, d->auto_delete,
+                          err) != WR_OK)
         return WR_ERR;
     *out = queue_create(vh, d, durable);
+    vh->node->queues_created++;
     return WR_OK;
 }
 
@@ -509,6 +511,7 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     q->deleted = true;
     HASH_DEL(vh->queues, q);
     vh->nqueues--;
+    vh->node->queues_deleted++;
     if (q->durable) {
         HASH_DELETE(qid_hh, vh->by_qid, q);
         node_defs_changed(vh->node);
@@ -765,29 +768,70 @@ push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
     res->nqueues += n;
 }
 
+static void publish_keys(struct vhost *vh, struct exchange *x,
+                         const struct bytes *rks, size_t nrk,
+                         struct bytes headers, struct message *m,
+                         bool (*keep)(void *arg, struct queue *q), void *arg,
+                         struct publish_result *res);
+
+void
+vhost_publish_keys(struct vhost *vh, struct exchange *x,
+                   const struct bytes *rks, size_t nrk, struct bytes headers,
+                   struct message *m, struct publish_result *res)
+{
+    publish_keys(vh, x, rks, nrk, headers, m, NULL, NULL, res);
+}
+
 void
 vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
                  struct bytes headers, struct message *m,
                  bool (*keep)(void *arg, struct queue *q), void *arg,
                  struct publish_result *res)
 {
-    struct queue *q, **qs;
+    publish_keys(vh, x, &rk, 1, headers, m, keep, arg, res);
+}
+
+/* The queues m goes to, by x's type or, for the default exchange, by
+ * name: in vh->rs, or in *one when that is the only lookup. */
+static size_t
+route_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
+           size_t nrk, struct bytes headers, struct message *m,
+           struct queue **one, struct queue ***qs)
+{
+    if ((x == NULL || x->name_len == 0) && nrk == 1) {
+        *one = vhost_queue_find(vh, rks[0]);
+        *qs = one;
+        return *one ? 1 : 0;
+    }
+    routeset_reset(&vh->rs);
+    if (x == NULL || x->name_len == 0) {
+        for (size_t i = 0; i < nrk; i++) {
+            struct queue *q = vhost_queue_find(vh, rks[i]);
+
+            if (q)
+                routeset_add(&vh->rs, q);
+        }
+    } else
+        exchange_route_keys(vh->xr, x, rks, nrk, headers, message_props(m),
+                            &vh->rs);
+    *qs = (struct queue **)vh->rs.queues;
+    return vh->rs.n;
+}
+
+static void
+publish_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
+             size_t nrk, struct bytes headers, struct message *m,
+             bool (*keep)(void *arg, struct queue *q), void *arg,
+             struct publish_result *res)
+{
+    struct queue *one, **qs;
     uint64_t dup_lsn;
     size_t n;
 
     memset(res, 0, sizeof(*res));
     if (exchange_duplicate(vh, x, headers, m, res))
         return;
-    if (x == NULL || x->name_len == 0) {
-        q = vhost_queue_find(vh, rk);
-        qs = &q;
-        n = q ? 1 : 0;
-    } else {
-        routeset_reset(&vh->rs);
-        exchange_route_props(vh->xr, x, rk, headers, message_props(m), &vh->rs);
-        qs = (struct queue **)vh->rs.queues;
-        n = vh->rs.n;
-    }
+    n = route_keys(vh, x, rks, nrk, headers, m, &one, &qs);
     if (keep) {
         size_t k = 0;
 

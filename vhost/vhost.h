@@ -179,6 +179,12 @@ struct publish_result {
 void vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
                    struct bytes headers, struct message *m,
                    struct publish_result *res);
+/* The same with several routing keys (the publish's, then those of its
+ * CC and BCC headers): a queue matched by several keys gets m once. */
+void vhost_publish_keys(struct vhost *vh, struct exchange *x,
+                        const struct bytes *rks, size_t nrk,
+                        struct bytes headers, struct message *m,
+                        struct publish_result *res);
 /* The same, pushing only to the routed queues for which keep(arg, q)
  * says true (dead-lettering leaves out queues that would close a cycle). */
 void vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,

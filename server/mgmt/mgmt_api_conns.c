@@ -64,10 +64,13 @@ conn_json_io(json_t *o, const struct conn_info *ci)
 {
     json_object_set_new(o, "recv_oct", json_integer((json_int_t)ci->recv_oct));
     json_object_set_new(o, "send_oct", json_integer((json_int_t)ci->send_oct));
-    json_object_set_new(o, "recv_oct_details", mgmt_rate(0));
-    json_object_set_new(o, "send_oct_details", mgmt_rate(0));
-    json_object_set_new(o, "recv_cnt", json_integer(0));
-    json_object_set_new(o, "send_cnt", json_integer(0));
+    double recv_rate, send_rate;
+
+    mgmt_stats_conn(ci->id, &recv_rate, &send_rate);
+    json_object_set_new(o, "recv_oct_details", mgmt_rate(recv_rate));
+    json_object_set_new(o, "send_oct_details", mgmt_rate(send_rate));
+    json_object_set_new(o, "recv_cnt", json_integer((json_int_t)ci->recv_cnt));
+    json_object_set_new(o, "send_cnt", json_integer((json_int_t)ci->send_cnt));
     json_object_set_new(o, "send_pend",
                         json_integer((json_int_t)ci->send_pend));
 }
@@ -131,12 +134,15 @@ channel_json(const struct channel *ch)
     struct conn_info ci;
     char name[200], phost[80];
     int pport;
+    double rate[MGMT_CH_COUNTERS];
+    json_t *o;
 
     chan_info(ch, &hi);
     conn_info(hi.conn, &ci);
     snprintf(name, sizeof(name), "%s (%u)", ci.name, hi.number);
     split_addr(ci.peer, phost, sizeof(phost), &pport);
-    return json_pack(
+    mgmt_stats_channel(ci.id, hi.number, rate);
+    o = json_pack(
         "{s:s, s:i, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:i}, s:i, s:i, s:i, "
         "s:i, s:i, s:i, s:i, s:b, s:b, s:i, s:s}",
         "name", name, "number", (int)hi.number, "node", mgmt_node_name(),
@@ -150,6 +156,9 @@ channel_json(const struct channel *ch)
         (int)hi.global_prefetch_count, "confirm", hi.confirm, "transactional",
         hi.transactional, "pending_raft_commands", 0,
         "user_who_performed_action", ci.user ? ci.user : "");
+    json_object_set_new(o, "message_stats",
+                        mgmt_chan_message_stats(&hi.stats, rate));
+    return o;
 }
 
 /* The listed connection called name; ci gets its snapshot. */

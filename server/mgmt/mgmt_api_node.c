@@ -244,13 +244,28 @@ count_visible(struct mgmt_req *r, struct totals *t)
     free(vs);
 }
 
+/* The queues' totals (publish, deliver, ack, redeliver, expired, as
+ * before), and the channels' for what only channels count: confirm,
+ * get, get_empty, deliver_no_ack, get_no_ack, return_unroutable,
+ * drop_unroutable. */
 static json_t *
 message_stats_json(void)
 {
+    static const char *const from_channels[] = {
+        "confirm",        "get",        "get_empty",
+        "deliver_no_ack", "get_no_ack", "return_unroutable",
+        "drop_unroutable"};
     struct mgmt_totals tt;
+    struct chan_stats k;
+    uint64_t nch, ncons;
+    double rate[MGMT_CH_COUNTERS];
+    json_t *o, *chans;
 
     mgmt_stats_totals(&tt);
-    return json_pack(
+    mgmt_stats_channels(&k, &nch, &ncons);
+    mgmt_stats_channel_rates(rate);
+    chans = mgmt_chan_message_stats(&k, rate);
+    o = json_pack(
         "{s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o}",
         "publish", (json_int_t)tt.publish, "publish_details",
         mgmt_rate(tt.publish_rate), "deliver_get", (json_int_t)tt.deliver,
@@ -260,6 +275,36 @@ message_stats_json(void)
         "redeliver", (json_int_t)tt.redeliver, "redeliver_details",
         mgmt_rate(tt.redeliver_rate), "expired", (json_int_t)tt.expired,
         "expired_details", mgmt_rate(0));
+    for (size_t i = 0; i < WR_ARRAY_LEN(from_channels); i++) {
+        char details[64];
+
+        snprintf(details, sizeof(details), "%s_details", from_channels[i]);
+        json_object_set(o, from_channels[i],
+                        json_object_get(chans, from_channels[i]));
+        json_object_set(o, details, json_object_get(chans, details));
+    }
+    json_decref(chans);
+    return o;
+}
+
+/* RabbitMQ's churn_rates: each count with its _details rate. */
+static json_t *
+churn_json(void)
+{
+    uint64_t count[MGMT_CHURN_N];
+    double rate[MGMT_CHURN_N];
+    json_t *o = json_object();
+
+    mgmt_stats_churn(count, rate);
+    for (int i = 0; i < MGMT_CHURN_N; i++) {
+        char details[64];
+
+        snprintf(details, sizeof(details), "%s_details", mgmt_churn_names[i]);
+        json_object_set_new(o, mgmt_churn_names[i],
+                            json_integer((json_int_t)count[i]));
+        json_object_set_new(o, details, mgmt_rate(rate[i]));
+    }
+    return o;
 }
 
 void
@@ -300,7 +345,7 @@ mgmt_h_overview(struct mgmt_req *r)
                   (json_int_t)t.channels, "connections", (json_int_t)t.conns,
                   "consumers", (json_int_t)t.v.consumers, "exchanges",
                   (json_int_t)t.v.exchanges, "queues", (json_int_t)t.v.queues));
-    json_object_set_new(o, "churn_rates", json_object());
+    json_object_set_new(o, "churn_rates", churn_json());
     json_object_set_new(o, "statistics_db_event_queue", json_integer(0));
     json_object_set_new(o, "node", json_string(mgmt_node_name()));
     json_object_set_new(o, "node_totals", node_totals_json());
@@ -311,8 +356,8 @@ mgmt_h_overview(struct mgmt_req *r)
 
 /* ---- nodes */
 
-static uint64_t
-disk_free(void)
+uint64_t
+mgmt_disk_free(void)
 {
     struct statvfs st;
 
@@ -321,8 +366,8 @@ disk_free(void)
     return (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
 }
 
-static uint64_t
-disk_free_limit(void)
+uint64_t
+mgmt_disk_free_limit(void)
 {
     const struct wr_config *cfg = srv->cfg;
 
@@ -332,8 +377,8 @@ disk_free_limit(void)
     return cfg->disk_free_limit_absolute;
 }
 
-static size_t
-fds_used(void)
+size_t
+mgmt_fds_used(void)
 {
     DIR *d = opendir("/proc/self/fd");
     struct dirent *e;
@@ -379,10 +424,11 @@ node_json(void)
                   (json_int_t)alarm_resident_bytes(), "mem_limit",
                   (json_int_t)alarm_memory_watermark(srv->cfg), "mem_alarm",
                   (srv->alarms & ALARM_MEMORY) != 0, "mem_calculation_strategy",
-                  "rss", "disk_free", (json_int_t)disk_free(),
-                  "disk_free_limit", (json_int_t)disk_free_limit(),
+                  "rss", "disk_free", (json_int_t)mgmt_disk_free(),
+                  "disk_free_limit", (json_int_t)mgmt_disk_free_limit(),
                   "disk_free_alarm", (srv->alarms & ALARM_DISK) != 0);
-    json_object_set_new(o, "fd_used", json_integer((json_int_t)fds_used()));
+    json_object_set_new(o, "fd_used",
+                        json_integer((json_int_t)mgmt_fds_used()));
     json_object_set_new(o, "fd_total", json_integer((json_int_t)fd_total));
     json_object_set_new(o, "sockets_used",
                         json_integer(srv->nconns + mgmt_http_nconns()));

@@ -197,10 +197,20 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     KBOOL("exclusive", qi.exclusive);
     KSTR("exclusive_consumer_tag", exclusive_consumer_tag(q));
     KNULL("head_message_timestamp");
+    if (qi.quorum) /* one member on one node: this one leads */
+        KSTR("leader", mgmt_node_name());
     write_counts(&qi, &rt, w);
+    if (qi.quorum) {
+        K("members");
+        mgmt_jw_json(w, json_pack("[s]", mgmt_node_name()));
+    }
     K("name");
     mgmt_jw_str(w, (const char *)qi.name.ptr, qi.name.len);
     KSTR("node", mgmt_node_name());
+    if (qi.quorum) {
+        K("online");
+        mgmt_jw_json(w, json_pack("[s]", mgmt_node_name()));
+    }
     write_policies(&qi, w);
     KNULL("recoverable_slaves");
     K("single_active_consumer_tag");
@@ -218,7 +228,7 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
         KINT("bytes", si.bytes);
         mgmt_jw_obj_end(w);
     }
-    KSTR("type", is_stream ? "stream" : "classic");
+    KSTR("type", is_stream ? "stream" : qi.quorum ? "quorum" : "classic");
     KSTR("vhost", qi.vhost);
     if (details)
         write_details(q, &qi, w);

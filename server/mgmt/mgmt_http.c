@@ -83,6 +83,7 @@ struct mgmt_conn {
     http_parser parser;
     char peer[64];
     bool loopback;
+    bool prometheus; /* accepted by the Prometheus listener */
     /* input */
     struct buf in; /* received, not yet parsed */
     ev_tstamp req_start, last_rx, last_tx, linger_since;
@@ -130,6 +131,7 @@ static struct mgmt {
     struct listener l;
     struct listener ls;     /* HTTPS: management.ssl.port */
     struct tls_server *tls; /* management.ssl.*, for ls */
+    struct listener prom;   /* prometheus.tcp.port: the metrics pages only */
     ev_prepare prepare;
     size_t max_body;
     struct mgmt_conn *conns;
@@ -231,7 +233,9 @@ deadline(const struct mgmt_conn *c)
 {
     ev_tstamp d = state_deadline(c);
 
-    if (!c->authenticated)
+    /* A stream being written to an anonymous client (a scrape of the
+     * metrics, which need no login) is bounded by the write timeout. */
+    if (!c->authenticated && !c->stream)
         d = WR_MIN(d, c->accepted + MGMT_ANON_TIMEOUT);
     return d;
 }
@@ -928,6 +932,7 @@ dispatch(struct mgmt_conn *c)
     r.content_type = c->content_type;
     r.if_none_match = c->if_none_match;
     r.local = c->hdr_local;
+    r.prometheus = c->prometheus;
     buf_init(&r.hdrs);
     buf_init(&r.out);
     /* absolute-form "http://host/path" */
@@ -1147,7 +1152,7 @@ mc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* A new HTTP connection, or an HTTPS one when tls is set (its handshake
  * runs in the first reads, within the anonymous connection timeout). */
-static void
+static struct mgmt_conn *
 mc_new(int fd, const char *peer, bool loopback, struct mgmt_peer *from,
        struct tls_server *tls)
 {
@@ -1182,6 +1187,7 @@ mc_new(int fd, const char *peer, bool loopback, struct mgmt_peer *from,
     rearm(c);
     DL_APPEND(g.conns, c);
     g.nconns++;
+    return c;
 }
 
 static void
@@ -1212,7 +1218,7 @@ mgmt_accept(struct listener *l, int fd, const struct sockaddr_storage *sa)
         close(fd);
         return;
     }
-    mc_new(fd, peer, loopback, p, l->data);
+    mc_new(fd, peer, loopback, p, l->data)->prometheus = l == &g.prom;
 }
 
 static void
@@ -1268,6 +1274,35 @@ https_start(struct server *s)
  * management.tcp.optional says the broker may run without the API when
  * the port is in use (another broker, or a RabbitMQ, on 15672).
  */
+/*
+ * The Prometheus listener (RabbitMQ's rabbitmq_prometheus on 15692): the
+ * same HTTP server, answering only the metrics pages (mgmt_routes.c). Its
+ * port follows the management port's rules: 0 asks the kernel, a port in
+ * use stops the start unless prometheus.tcp.optional is set. It runs
+ * with the management API (not when that is skipped as optional).
+ */
+static int
+prom_listen(struct server *s)
+{
+    const struct wr_config *cfg = s->cfg;
+    const char *ip = cfg->prometheus_ip[0] ? cfg->prometheus_ip : "0.0.0.0";
+    const char *why;
+    bool optional;
+
+    if (listener_open(&g.prom, s->loop, ip, cfg->prometheus_port, 128,
+                      "prometheus", mgmt_accept, &why) == WR_OK)
+        return WR_OK;
+    optional = errno == EADDRINUSE && cfg->prometheus_optional;
+    log_err("prometheus: cannot listen on %s:%u: %s%s", ip,
+            cfg->prometheus_port, why,
+            optional ? "; running without the Prometheus listener "
+                       "(prometheus.tcp.optional)"
+                     : " (is another broker running? change "
+                       "prometheus.tcp.port, or set prometheus.tcp.optional "
+                       "= true to run without it)");
+    return optional ? WR_OK : WR_ERR;
+}
+
 int
 mgmt_http_start(struct server *s, const struct mgmt_http_handler *h)
 {
@@ -1280,6 +1315,7 @@ mgmt_http_start(struct server *s, const struct mgmt_http_handler *h)
     g.h = h;
     g.l.fd = -1;
     g.ls.fd = -1;
+    g.prom.fd = -1;
     g.max_body = s->cfg->management_max_body ? s->cfg->management_max_body
                                              : MGMT_DEFAULT_MAX_BODY;
     if (listener_open(&g.l, s->loop, ip, cfg->management_port, 128, "http",
@@ -1297,6 +1333,13 @@ mgmt_http_start(struct server *s, const struct mgmt_http_handler *h)
         return optional ? WR_OK : WR_ERR;
     }
     if (https_start(s) != WR_OK) {
+        listener_close(&g.l);
+        return WR_ERR;
+    }
+    if (prom_listen(s) != WR_OK) {
+        listener_close(&g.ls);
+        tls_server_free(g.tls);
+        g.tls = NULL;
         listener_close(&g.l);
         return WR_ERR;
     }
@@ -1331,6 +1374,7 @@ mgmt_http_stop(void)
     listener_close(&g.ls);
     tls_server_free(g.tls);
     g.tls = NULL;
+    listener_close(&g.prom);
     ev_prepare_stop(g.s->loop, &g.prepare);
     g.running = false;
 }

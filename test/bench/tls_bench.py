@@ -85,6 +85,7 @@ class Warren:
         with open(conf, "w") as f:
             f.write("fsync = always\nmanagement.tcp.ip = 127.0.0.1\n"
                     "management.tcp.port = 0\n"
+                    "prometheus.tcp.port = 0\n"
                     "listeners.ssl.default = 127.0.0.1:0\n"
                     "ssl_options.certfile = %s/server.pem\n"
                     "ssl_options.keyfile = %s/server.key\n"

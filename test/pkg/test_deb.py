@@ -337,6 +337,7 @@ def test_packaged_broker_notifies_systemd(root, tmp_path):
     # The last value of a key wins.
     conf.write_text(text + "\nlisteners.tcp.local = 127.0.0.1:0\n"
                     "management.tcp.port = 0\n"
+                    "prometheus.tcp.port = 0\n"
                     "data_dir = %s\nlog.file = %s\n"
                     % (tmp_path / "data", tmp_path / "file.log"))
     sock_path = str(tmp_path / "notify.sock")

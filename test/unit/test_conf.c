@@ -100,6 +100,9 @@ T_CASE(defaults_match_rabbitmq)
     T_EQ_INT(c.memory_budget, 0);
     T_EQ_INT(c.management_port, 15672);
     T_EQ_STR(c.management_ip, "0.0.0.0");
+    T_EQ_INT(c.prometheus_port, 15692);
+    T_EQ_STR(c.prometheus_ip, "0.0.0.0");
+    T_ASSERT(!c.prometheus_optional);
     T_EQ_STR(c.data_dir, "data");
     T_EQ_STR(c.load_definitions, "");
     T_EQ_INT(c.fsync, CONF_FSYNC_ALWAYS);
@@ -144,12 +147,13 @@ T_CASE(uint_in_range_is_stored)
 
     parse_ok(&c, "heartbeat = 30\nchannel_max = 65535\n"
                  "max_message_size = 536870912\nfsync_interval = 1\n"
-                 "management.tcp.port = 0\n");
+                 "management.tcp.port = 0\nprometheus.tcp.port = 0\n");
     T_EQ_INT(c.heartbeat, 30);
     T_EQ_INT(c.channel_max, 65535);
     T_EQ_INT(c.max_message_size, 536870912);
     T_EQ_INT(c.fsync_interval_ms, 1);
     T_EQ_INT(c.management_port, 0);
+    T_EQ_INT(c.prometheus_port, 0);
     parse_ok(&c, "heartbeat = 0\nchannel_max = 0\nheartbeat=007");
     T_EQ_INT(c.heartbeat, 7);
     T_EQ_INT(c.channel_max, 0);
@@ -527,6 +531,11 @@ T_CASE(ip_values)
     T_EQ_STR(c.management_ip, "::1");
     parse_ok(&c, "management.tcp.ip = 127.0.0.1");
     T_EQ_STR(c.management_ip, "127.0.0.1");
+    parse_ok(&c, "prometheus.tcp.ip = ::1\nprometheus.tcp.optional = true");
+    T_EQ_STR(c.prometheus_ip, "::1");
+    T_ASSERT(c.prometheus_optional);
+    EXPECT_ERR_HAS("prometheus.tcp.ip = localhost", "is not an IPv4");
+    EXPECT_ERR_HAS("prometheus.tcp.port = 65536", "out of range");
     parse_ok(&c, "management.tcp.ip = ::");
     T_EQ_STR(c.management_ip, "::");
     EXPECT_ERR("management.tcp.ip = localhost",

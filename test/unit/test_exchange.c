@@ -712,18 +712,21 @@ T_CASE(multiple_routing_keys_cc_style)
     bind(t, "b.#", qd(5));
     routeset_reset(&rs);
     /* d matches a and b; t gets every key too and matches a and b. */
-    T_EQ_INT(exchange_route_keys(r, d, keys, 3, BYTES_NULL, &rs), 4);
+    T_EQ_INT(exchange_route_keys(r, d, keys, 3, BYTES_NULL, BYTES_NULL, &rs),
+             4);
     T_ASSERT(has(&rs, 1) && has(&rs, 2) && has(&rs, 4) && has(&rs, 5));
     T_ASSERT(!has(&rs, 9));
     /* Unroutable only when no key matches. */
     keys[0] = BYTES_LIT("x");
     keys[1] = BYTES_LIT("y");
     routeset_reset(&rs);
-    T_EQ_INT(exchange_route_keys(r, d, keys, 2, BYTES_NULL, &rs), 1);
+    T_EQ_INT(exchange_route_keys(r, d, keys, 2, BYTES_NULL, BYTES_NULL, &rs),
+             1);
     T_ASSERT(has(&rs, 9));
     keys[1] = BYTES_LIT("c");
     routeset_reset(&rs);
-    T_EQ_INT(exchange_route_keys(r, d, keys, 2, BYTES_NULL, &rs), 1);
+    T_EQ_INT(exchange_route_keys(r, d, keys, 2, BYTES_NULL, BYTES_NULL, &rs),
+             1);
     T_ASSERT(has(&rs, 3));
     routeset_fini(&rs);
     xreg_free(r);

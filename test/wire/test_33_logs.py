@@ -135,7 +135,8 @@ def test_file_alone_silences_the_console(make_broker, tmp_path):
     path = str(tmp_path / "alone.log")
     conf = tmp_path / "alone.conf"
     conf.write_text("log.file = %s\nmanagement.tcp.port = 0\n"
-                    "management.tcp.ip = 127.0.0.1\n" % path)
+                    "management.tcp.ip = 127.0.0.1\nprometheus.tcp.port = 0\n"
+                    % path)
     binary = os.environ.get("WARREN_BIN") or os.path.join(
         REPO, "build", "server", "warren")
     p = subprocess.Popen([binary, "--config", str(conf), "--listen",
