@@ -22,7 +22,9 @@
  * known at append), so delivery sends the record's bytes as they are.
  * Appends are buffered and written at the end of the loop iteration
  * (node_flush, before any confirm leaves), so a confirmed message
- * survives a kill of the broker.
+ * survives a kill of the broker; a segment is fdatasync'ed when it is
+ * sealed, not per message (osiris on a single node does not fsync
+ * either), so the broker's fsync policy does not apply to streams.
  *
  * Consumers: each has a reader of the log (c->sreader) and takes
  * messages while its prefetch and its channel allow; a reader reads the
@@ -32,8 +34,8 @@
  * (channel closed, basic.recover) only returns the credit, as in
  * RabbitMQ, where a stream never redelivers.
  *
- * Offset tracking (Warren's own, lowest in RabbitMQ's list: its stream
- * protocol has it, AMQP 0-9-1 does not): a consumer that passes
+ * Offset tracking (Warren's own: RabbitMQ's stream protocol tracks
+ * offsets, its AMQP 0-9-1 does not): a consumer that passes
  * x-warren-offset-tracking = "name" has the offset after the last one it
  * acked kept under that name, in stream.<qid>.offsets next to the
  * segments (written atomically, at most every 200 ms, and at shutdown);
@@ -576,12 +578,11 @@ append(struct stream *s, const struct message *m)
 }
 
 size_t
-stream__publish(struct vhost *vh, struct message *m, struct queue **qs,
-                size_t n, struct publish_result *res)
+stream__publish(struct message *m, struct queue **qs, size_t n,
+                struct publish_result *res)
 {
     size_t k = 0;
 
-    (void)vh;
     for (size_t i = 0; i < n; i++) {
         if (!qs[i]->stream) {
             qs[k++] = qs[i];

@@ -41,8 +41,8 @@ void stream__free(struct queue *q);
 void stream__flush(struct vhost *vh);
 /* Appends m to the streams among qs[0..n) and takes them out of qs,
  * counting them in res; returns the number of other queues left. */
-size_t stream__publish(struct vhost *vh, struct message *m, struct queue **qs,
-                       size_t n, struct publish_result *res);
+size_t stream__publish(struct message *m, struct queue **qs, size_t n,
+                       struct publish_result *res);
 /* A consumer registered with or leaving stream q: its reader. */
 void stream__consumer_add(struct queue *q, struct consumer *c);
 void stream__consumer_remove(struct consumer *c);

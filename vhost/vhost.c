@@ -739,7 +739,7 @@ push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
             struct publish_result *res)
 {
     /* Streams take it into their own logs (stream.c). */
-    n = stream__publish(vh, m, qs, n, res);
+    n = stream__publish(m, qs, n, res);
     if (n == 0)
         return;
     if (vh->node->lazy && vh->store) {
