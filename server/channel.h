@@ -58,10 +58,19 @@ void unacked_fini(struct unacked_list *l);
 /* A confirm that is a basic.nack whatever the log does. */
 #define CONFIRM_NACK UINT64_MAX
 
-/* A publish whose answer waits: for the log to be durable past lsn, or
- * (lsn CONFIRM_NACK) for its nack to go out. */
+/* A publish whose answer waits: for the log to be durable past lsn and
+ * the stream sync past batch `sync`, or (lsn CONFIRM_NACK) for its nack
+ * to go out. */
 struct confirm_wait {
-    uint64_t seq, lsn;
+    uint64_t seq, lsn, sync;
+};
+
+/* How far a vhost's writes are durable (confirm_settle). */
+struct confirm_durable {
+    uint64_t lsn;     /* the log's durable LSN */
+    uint64_t sync;    /* the stream sync's durable batch */
+    bool log_failed;  /* the log failed: what waits for it is nacked */
+    bool sync_failed; /* the stream sync failed: likewise */
 };
 
 /*
@@ -78,8 +87,10 @@ struct confirm_list {
 
 /* The next publish's sequence number. */
 uint64_t confirm_next(struct confirm_list *l);
-/* seq is acked once the log is durable past lsn. */
-void confirm_wait(struct confirm_list *l, uint64_t seq, uint64_t lsn);
+/* seq is acked once the log is durable past lsn and the stream sync past
+ * batch sync (0: neither waits). */
+void confirm_wait(struct confirm_list *l, uint64_t seq, uint64_t lsn,
+                  uint64_t sync);
 /* seq is nacked: refused at publish (a queue at its limit, the log). */
 void confirm_refuse(struct confirm_list *l, uint64_t seq);
 /* Publishes waiting for their answer. */
@@ -88,13 +99,13 @@ size_t confirm_waiting(const struct confirm_list *l);
 typedef void confirm_answer_fn(void *arg, uint64_t tag, bool multiple,
                                bool ack);
 /*
- * Answers what is due now that the log is durable up to durable_lsn (or
- * has failed: then every waiting publish is nacked), in order, coalesced
- * into runs: acks up to the first publish still waiting, a nack for each
- * refused one.
+ * Answers what is due now that the log and the stream sync are durable
+ * as far as d says (a publish waiting for one that failed is nacked), in
+ * order, coalesced into runs: acks up to the first publish still
+ * waiting, a nack for each refused one.
  */
-void confirm_settle(struct confirm_list *l, uint64_t durable_lsn,
-                    bool log_failed, confirm_answer_fn *answer, void *arg);
+void confirm_settle(struct confirm_list *l, const struct confirm_durable *d,
+                    confirm_answer_fn *answer, void *arg);
 void confirm_fini(struct confirm_list *l);
 
 /* ---- the channel (channel.c) */

@@ -110,8 +110,14 @@ publish_flush_confirms(struct channel *ch)
     ch->confirm_pending = false;
     if (ch->state != CH_OPEN)
         return;
-    confirm_settle(&ch->confirms, vhost_durable_lsn(vh), vhost_log_failed(vh),
-                   send_answer, ch);
+    struct confirm_durable d = {
+        .lsn = vhost_durable_lsn(vh),
+        .sync = vhost_streams_durable(vh),
+        .log_failed = vhost_log_failed(vh),
+        .sync_failed = vhost_streams_failed(vh),
+    };
+
+    confirm_settle(&ch->confirms, &d, send_answer, ch);
     if (!flush_commit(ch, vh))
         return;
     if (confirm_waiting(&ch->confirms) == 0 && ch->commit_lsn == 0)
@@ -119,14 +125,15 @@ publish_flush_confirms(struct channel *ch)
 }
 
 /* A publish of a confirming channel was refused (nack) or waits for the
- * log (lsn); either way its answer is due at the next flush. */
+ * log (lsn) or the stream sync (sync); either way its answer is due at
+ * the next flush. */
 static void
-confirm_later(struct channel *ch, uint64_t seq, uint64_t lsn)
+confirm_later(struct channel *ch, uint64_t seq, uint64_t lsn, uint64_t sync)
 {
     if (lsn == CONFIRM_NACK)
         confirm_refuse(&ch->confirms, seq);
     else
-        confirm_wait(&ch->confirms, seq, lsn);
+        confirm_wait(&ch->confirms, seq, lsn, sync);
     wait_add(ch);
 }
 
@@ -229,7 +236,7 @@ publish_message(struct channel *ch, struct exchange *x, struct message *msg,
          * others can only be told by the log. */
         ch->tx_refused = ch->tx;
         if (ch->confirm) {
-            confirm_later(ch, confirm_next(&ch->confirms), CONFIRM_NACK);
+            confirm_later(ch, confirm_next(&ch->confirms), CONFIRM_NACK, 0);
             ch->confirm_pending = true;
             conn_pending(ch->conn);
         } else if (!ch->tx && wr_now_ms() - last_warn > 5000) {
@@ -256,9 +263,10 @@ publish_message(struct channel *ch, struct exchange *x, struct message *msg,
         uint64_t seq = confirm_next(&ch->confirms);
 
         if (res.rejected) /* a queue at its limit refused it */
-            confirm_later(ch, seq, CONFIRM_NACK);
-        else if (res.lsn > vhost_durable_lsn(ch->conn->vh))
-            confirm_later(ch, seq, res.lsn);
+            confirm_later(ch, seq, CONFIRM_NACK, 0);
+        else if (res.lsn > vhost_durable_lsn(ch->conn->vh) ||
+                 res.sync > vhost_streams_durable(ch->conn->vh))
+            confirm_later(ch, seq, res.lsn, res.sync);
         ch->confirm_pending = true;
         conn_pending(ch->conn);
     }

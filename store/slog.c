@@ -11,6 +11,7 @@
  *   segs[last].bytes counts written bytes only; wpos adds wbuf.
  */
 #include "store/slog.h"
+#include "store/fsyncer.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -57,6 +58,9 @@ struct slog {
     uint64_t last_off, last_pos, last_ts; /* the newest record */
     bool has_last;                        /* the active segment has a record */
     bool failed;
+    struct fsyncer *syncer; /* seals sync there (slog_set_syncer); NULL:
+                               here */
+    uint64_t sync_key;
 };
 
 struct slog_reader {
@@ -281,6 +285,8 @@ slog_flush(struct slog *l)
     return WR_OK;
 }
 
+static void sync_dir(struct slog *l);
+
 /* Seals the active segment (its index ends with its last record) and
  * starts the next. */
 static int
@@ -290,19 +296,57 @@ roll(struct slog *l)
         index_add(l, l->last_off, l->last_pos, l->last_ts);
     if (slog_flush(l) != WR_OK)
         return WR_ERR;
-    /* Sealed segments are trusted at recovery: make them whole on disk. */
-    if (fdatasync(l->fd) != 0 || fdatasync(l->ifd) != 0) {
+    if (l->syncer) {
+        /* Sealed segments are trusted at recovery: the sync thread makes
+         * them whole on disk (and closes them) in its next batch. */
+        fsyncer_add(l->syncer, l->sync_key, l->fd, true, false);
+        fsyncer_add(l->syncer, l->sync_key, l->ifd, true, false);
+    } else if (fdatasync(l->fd) != 0 || fdatasync(l->ifd) != 0) {
         fail(l, "fdatasync failed");
         return WR_ERR;
+    } else {
+        close(l->fd);
+        close(l->ifd);
     }
-    close(l->fd);
-    close(l->ifd);
     l->fd = l->ifd = -1;
     if (seg_create(l, l->next) != WR_OK) {
         fail(l, "cannot create a segment");
         return WR_ERR;
     }
+    if (l->syncer) /* the new segment's name */
+        sync_dir(l);
     return WR_OK;
+}
+
+/* Adds l's directory to its sync thread's next batch (a new name). */
+static void
+sync_dir(struct slog *l)
+{
+    int dfd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (dfd < 0) {
+        fail(l, "cannot open its directory to sync it");
+        fsyncer_fail(l->syncer, "a stream's directory cannot be opened");
+        return;
+    }
+    fsyncer_add(l->syncer, l->sync_key, dfd, true, true);
+}
+
+void
+slog_set_syncer(struct slog *l, struct fsyncer *f, uint64_t key)
+{
+    l->syncer = f;
+    l->sync_key = key;
+    /* a segment created at open: its name */
+    if (f && l->nsegs == 1 && l->next == l->segs[0].first)
+        sync_dir(l);
+}
+
+void
+slog_sync_add(struct slog *l)
+{
+    if (l->syncer && l->fd >= 0 && !l->failed)
+        fsyncer_add(l->syncer, l->sync_key, l->fd, false, false);
 }
 
 uint64_t

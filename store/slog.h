@@ -24,13 +24,17 @@
  *
  * Writes: appended records are buffered and written by slog_flush (the
  * caller flushes once per loop iteration, and before reading the tail);
- * a written record survives a kill of the process. The active segment is
- * fdatasync'ed when it is sealed, not per record, like RabbitMQ's osiris
- * on a single node; its writeback is started (sync_file_range, without
- * waiting) every 8 MiB, so that the fdatasync on the loop thread at a
- * roll finds little left to write. Recovery trusts sealed
- * segments and scans the last one from its last valid index entry,
- * truncating a torn tail.
+ * a written record survives a kill of the process. A segment is
+ * fdatasync'ed when it is sealed; its writeback is started
+ * (sync_file_range, without waiting) every 8 MiB, so that the sync at a
+ * roll finds little left to write. With a sync thread
+ * (slog_set_syncer, store/fsyncer.h) the seal's syncs and the
+ * directory's (for the new segment's name) run there, in its next
+ * batch, and slog_sync_add puts the active segment in that batch too:
+ * that is how the caller makes records durable before it confirms them
+ * (vhost/stream.c, per the fsync policy). Without one, the seal syncs on
+ * the caller's thread. Recovery trusts sealed segments and scans the
+ * last one from its last valid index entry, truncating a torn tail.
  *
  * Single thread: every function is called from the loop thread.
  */
@@ -46,6 +50,7 @@
 
 struct slog;
 struct slog_reader;
+struct fsyncer;
 
 struct slog_opts {
     uint64_t max_segment_bytes; /* roll at this size (at least one record) */
@@ -79,6 +84,12 @@ uint64_t slog_append(struct slog *l, uint64_t ts_ms, const struct bytes *parts,
                      size_t nparts);
 /* Writes the buffered records. Returns WR_OK or WR_ERR (log failed). */
 int slog_flush(struct slog *l);
+/* From now on l's seals sync on f's thread (key: l's files in f's
+ * batches); a log created empty also has its directory synced there. */
+void slog_set_syncer(struct slog *l, struct fsyncer *f, uint64_t key);
+/* Adds the active segment to f's open batch (after slog_flush: the
+ * records written so far are durable once that batch is). */
+void slog_sync_add(struct slog *l);
 /* Drops whole old segments over max_bytes or older than max_age (never
  * the active one). Returns how many. */
 size_t slog_retain(struct slog *l, uint64_t now_ms);

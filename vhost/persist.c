@@ -805,6 +805,7 @@ node_poll(struct node *n)
     {
         if (vh->store)
             store_poll(vh->store, &ev, vh);
+        stream__poll(vh);
     }
 }
 

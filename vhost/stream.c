@@ -22,9 +22,30 @@
  * known at append), so delivery sends the record's bytes as they are.
  * Appends are buffered and written at the end of the loop iteration
  * (node_flush, before any confirm leaves), so a confirmed message
- * survives a kill of the broker; a segment is fdatasync'ed when it is
- * sealed, not per message (osiris on a single node does not fsync
- * either), so the broker's fsync policy does not apply to streams.
+ * survives a kill of the broker.
+ *
+ * Durability follows the broker's fsync policy, with the words of
+ * store/store.h, through a sync thread per vhost (store/fsyncer.h,
+ * started with the first stream's log): group commit as in the store.
+ *   always: stream__flush adds every stream it wrote to the thread's
+ *     open batch and hands the batch over when the thread is idle; a
+ *     publish takes the open batch's number (publish_result.sync) and
+ *     its confirm waits until that batch was fdatasync'ed, as it waits
+ *     for the store's durable LSN (a publish to a stream and a classic
+ *     queue waits for both). One fdatasync per stream covers everything
+ *     written while the previous batch synced.
+ *   interval: confirmed after the write; the thread fdatasyncs the
+ *     streams written to at most every fsync_interval_ms.
+ *   never: confirmed after the write; no sync but the seals'.
+ * Whatever the policy a sealed segment is synced (recovery trusts it)
+ * and the directory too (the new segment's name), on the thread, not
+ * the loop. A failed sync, or in "always" a failed write (its publishes
+ * took a batch number that would otherwise come good), fails the
+ * vhost's stream sync for good, as a failed fsync fails the store
+ * (fsyncgate: never retried): publishes waiting for it and every later
+ * publish to a stream of the vhost get basic.nack until a restart. The
+ * whole vhost rather than the one stream: a batch number says nothing
+ * of which stream a publish went to.
  *
  * Consumers: each has a reader of the log (c->sreader) and takes
  * messages while its prefetch and its channel allow; a reader reads the
@@ -46,6 +67,7 @@
 #include "vhost/stream.h"
 #include "vhost/stream_int.h"
 #include "vhost/vhost_int.h"
+#include "store/fsyncer.h"
 #include "store/slog.h"
 #include "store/store.h"
 
@@ -77,6 +99,10 @@ struct stream {
     struct slog *log; /* NULL until the vhost's data is open */
     struct slog_opts o;
     bool dirty; /* on vh->stream_dirty: appends or offsets to write */
+    uint64_t log_written;    /* slog_next at the last flush */
+    bool unsynced;           /* on vh->stream_unsynced: written since its
+                                last add to the sync thread */
+    struct stream *sync_next;
     struct stream *dirty_next;
     struct buf scratch; /* a record being built */
     struct tracker trk[TRACK_MAX];
@@ -347,6 +373,17 @@ trackers_free(struct stream *s)
 
 /* ---- the log's lifetime */
 
+/* The sync thread finished a batch (or failed): wake the loop, which
+ * answers with stream__poll. */
+static void
+sync_wake(void *arg)
+{
+    struct node *n = arg;
+
+    if (n->opts.wake)
+        n->opts.wake(n->opts.wake_arg);
+}
+
 static void
 log_open(struct stream *s)
 {
@@ -364,6 +401,15 @@ log_open(struct stream *s)
         return;
     }
     slog_retain(s->log, wr_wall_ms());
+    if (!vh->stream_sync) {
+        char name[300];
+
+        snprintf(name, sizeof(name), "vhost '%s': stream sync", vh->name);
+        vh->stream_sync = fsyncer_start(name, sync_wake, vh->node);
+    }
+    if (vh->stream_sync)
+        slog_set_syncer(s->log, vh->stream_sync, s->q->qid);
+    s->log_written = slog_next(s->log);
     trackers_load(s);
     if (slog_next(s->log) > 0)
         log_info("stream queue '%s' in vhost '%s': offsets %llu to %llu in "
@@ -410,10 +456,15 @@ mark_dirty(struct stream *s)
     LL_PREPEND2(s->q->vh->stream_dirty, s, dirty_next);
 }
 
-/* Takes s off its vhost's list of streams with something to write. */
+/* Takes s off its vhost's lists of streams with something to write or
+ * to sync. */
 static void
 undirty(struct stream *s)
 {
+    if (s->unsynced) {
+        LL_DELETE2(s->q->vh->stream_unsynced, s, sync_next);
+        s->unsynced = false;
+    }
     if (!s->dirty)
         return;
     LL_DELETE2(s->q->vh->stream_dirty, s, dirty_next);
@@ -454,6 +505,39 @@ stream__close_all(struct vhost *vh)
         if (q->stream && q->stream->log)
             log_close(q->stream);
     }
+    /* after the logs: their last seals are in its open batch */
+    fsyncer_stop(vh->stream_sync);
+    vh->stream_sync = NULL;
+}
+
+bool
+stream__sync_failed(const struct vhost *vh)
+{
+    return vh->stream_sync && fsyncer_error(vh->stream_sync);
+}
+
+void
+stream__poll(struct vhost *vh)
+{
+    const char *err;
+    uint64_t d;
+
+    if (!vh->stream_sync)
+        return;
+    d = fsyncer_durable(vh->stream_sync);
+    err = fsyncer_error(vh->stream_sync);
+    if (d == vh->stream_durable && (!err || vh->stream_failed))
+        return;
+    vh->stream_durable = d;
+    if (err && !vh->stream_failed) {
+        vh->stream_failed = true;
+        log_err("vhost '%s': the stream sync failed: %s. Publishes to its "
+                "streams are refused (publishers get basic.nack) until the "
+                "broker is restarted; fix the device, then restart.",
+                vh->name, err);
+    }
+    if (vh->node->opts.durable)
+        vh->node->opts.durable(vh->node->opts.durable_arg, vh);
 }
 
 void
@@ -489,6 +573,38 @@ stream__free(struct queue *q)
     q->stream = NULL;
 }
 
+/* Hands what was written to the sync thread as the fsync policy says
+ * (see the top of this file). */
+static void
+sync_streams(struct vhost *vh, uint64_t now)
+{
+    struct stream *written = vh->stream_unsynced;
+
+    struct fsyncer *f = vh->stream_sync;
+    enum store_fsync mode = (enum store_fsync)vh->node->opts.fsync;
+    uint32_t every = vh->node->opts.fsync_interval_ms
+                         ? vh->node->opts.fsync_interval_ms
+                         : 200;
+
+    if (!f)
+        return;
+    if (mode == STORE_FSYNC_INTERVAL && now - vh->stream_sync_ms < every) {
+        /* later: the expire timer wakes the loop for it */
+        if (written || fsyncer_busy(f))
+            node__note_expiry(vh->node, node_now(vh->node) +
+                                            every * UINT64_C(1000));
+        return;
+    }
+    for (struct stream *s = written; s; s = s->sync_next) {
+        if (mode != STORE_FSYNC_NEVER && s->log)
+            slog_sync_add(s->log);
+        s->unsynced = false;
+    }
+    vh->stream_unsynced = NULL;
+    if (fsyncer_kick(f))
+        vh->stream_sync_ms = now;
+}
+
 void
 stream__flush(struct vhost *vh)
 {
@@ -498,8 +614,17 @@ stream__flush(struct vhost *vh)
     for (s = vh->stream_dirty; s; s = next) {
         next = s->dirty_next;
         s->dirty = false;
-        if (s->log)
-            slog_flush(s->log);
+        if (s->log && s->log_written < slog_next(s->log)) {
+            if (slog_flush(s->log) != WR_OK && vh->stream_sync &&
+                vh->node->opts.fsync == STORE_FSYNC_ALWAYS)
+                fsyncer_fail(vh->stream_sync, "a stream's write failed");
+            s->log_written = slog_next(s->log);
+            if (!s->unsynced) {
+                s->unsynced = true;
+                s->sync_next = vh->stream_unsynced;
+                vh->stream_unsynced = s;
+            }
+        }
         if (s->trk_dirty && now - s->trk_saved_ms >= TRACK_SAVE_MS)
             trackers_save(s);
         if (s->trk_dirty) {
@@ -513,6 +638,7 @@ stream__flush(struct vhost *vh)
         }
     }
     vh->stream_dirty = wait;
+    sync_streams(vh, now);
 }
 
 /* ---- publish */
@@ -563,7 +689,7 @@ append(struct stream *s, const struct message *m)
     struct bytes parts[2];
     struct queue *q = s->q;
 
-    if (!s->log || slog_failed(s->log))
+    if (!s->log || slog_failed(s->log) || stream__sync_failed(q->vh))
         return false;
     encode_record(s, m, slog_next(s->log));
     parts[0] = buf_bytes(&s->scratch);
@@ -590,6 +716,10 @@ stream__publish(struct message *m, struct queue **qs, size_t n,
         }
         if (!append(qs[i]->stream, m))
             res->rejected = true;
+        else if (qs[i]->vh->stream_sync &&
+                 qs[i]->vh->node->opts.fsync == STORE_FSYNC_ALWAYS)
+            /* its confirm waits for the batch now open */
+            res->sync = fsyncer_ticket(qs[i]->vh->stream_sync);
         res->nqueues++;
     }
     return k;

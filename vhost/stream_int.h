@@ -37,8 +37,14 @@ void stream__close_all(struct vhost *vh);
 void stream__delete(struct queue *q);
 /* q freed. */
 void stream__free(struct queue *q);
-/* Writes the appends buffered in vh's streams (node_flush). */
+/* Writes the appends buffered in vh's streams and hands them to the
+ * stream sync thread as the fsync policy says (node_flush). */
 void stream__flush(struct vhost *vh);
+/* The stream sync thread moved (a batch synced, or it failed): notes it
+ * and tells the node's durable hook (node_poll). */
+void stream__poll(struct vhost *vh);
+/* True once vh's stream sync failed (sticky). */
+bool stream__sync_failed(const struct vhost *vh);
 /* Appends m to the streams among qs[0..n) and takes them out of qs,
  * counting them in res; returns the number of other queues left. */
 size_t stream__publish(struct message *m, struct queue **qs, size_t n,

@@ -74,6 +74,18 @@ vhost_durable_lsn(const struct vhost *vh)
     return vh->durable_lsn;
 }
 
+uint64_t
+vhost_streams_durable(const struct vhost *vh)
+{
+    return vh->stream_durable;
+}
+
+bool
+vhost_streams_failed(const struct vhost *vh)
+{
+    return vh->stream_failed;
+}
+
 bool
 vhost_log_failed(const struct vhost *vh)
 {

@@ -83,6 +83,10 @@ const char *vhost_name(const struct vhost *vh);
  * confirms wait for it), and whether its log has failed. */
 uint64_t vhost_durable_lsn(const struct vhost *vh);
 bool vhost_log_failed(const struct vhost *vh);
+/* The stream sync batch up to which vh's stream appends are durable
+ * (publish_result.sync), and whether its stream sync failed. */
+uint64_t vhost_streams_durable(const struct vhost *vh);
+bool vhost_streams_failed(const struct vhost *vh);
 /* Why persistent publishes to vh are refused (basic.nack), as a phrase
  * for a log line, or NULL when they are not: "the disk is full" while
  * its log waits for disk space, "its message log has failed". */
@@ -160,6 +164,8 @@ int vhost_unbind(struct vhost *vh, struct bytes src, struct bytes dest,
 struct publish_result {
     size_t nqueues;     /* queues that took the message */
     uint64_t lsn;       /* its log record's LSN; 0 when not logged */
+    uint64_t sync;      /* the stream sync batch its stream appends wait
+                           for (vhost_streams_durable); 0 = none */
     bool refused;       /* the log has failed: persistent publishes are
                            refused (the publisher gets basic.nack) */
     bool rejected;      /* a queue at its length limit refused it

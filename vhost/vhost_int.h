@@ -113,6 +113,14 @@ struct vhost {
     struct vmove *moves; /* positions moved while deliveries were out */
     /* streams with appends or offsets to write (stream.c) */
     struct stream *stream_dirty;
+    /* stream durability (stream.c): the sync thread, the streams written
+     * since their last sync batch, the last batch seen synced, whether
+     * its failure was seen, when the last batch was handed over (ms) */
+    struct fsyncer *stream_sync;
+    struct stream *stream_unsynced;
+    uint64_t stream_durable;
+    bool stream_failed;
+    uint64_t stream_sync_ms;
     UT_hash_handle hh;
 };
 

@@ -22,7 +22,9 @@ static const char *
 settle(struct confirm_list *l, uint64_t durable, bool failed, struct answers *a)
 {
     a->text[0] = '\0';
-    confirm_settle(l, durable, failed, record, a);
+    struct confirm_durable d = {.lsn = durable, .log_failed = failed};
+
+    confirm_settle(l, &d, record, a);
     return a->text;
 }
 
@@ -49,11 +51,11 @@ T_CASE(acks_stop_at_the_first_publish_waiting_for_the_log)
     for (uint64_t i = 1; i <= 7; i++) {
         s = confirm_next(&l);
         if (s == 3)
-            confirm_wait(&l, s, 90);
+            confirm_wait(&l, s, 90, 0);
         else if (s == 5)
             confirm_refuse(&l, s);
         else if (s == 6)
-            confirm_wait(&l, s, 120);
+            confirm_wait(&l, s, 120, 0);
     }
     T_EQ_INT(confirm_waiting(&l), 3);
     T_EQ_STR(settle(&l, 50, false, &a), "a2*");
@@ -69,8 +71,8 @@ T_CASE(a_failed_log_nacks_what_was_not_durable)
     struct confirm_list l = {0};
     struct answers a;
 
-    confirm_wait(&l, confirm_next(&l), 10);
-    confirm_wait(&l, confirm_next(&l), 20);
+    confirm_wait(&l, confirm_next(&l), 10, 0);
+    confirm_wait(&l, confirm_next(&l), 20, 0);
     confirm_next(&l);
     T_EQ_STR(settle(&l, 10, true, &a), "a1 n2 a3");
     confirm_fini(&l);
