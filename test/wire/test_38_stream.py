@@ -20,7 +20,7 @@ import pytest
 
 import rawamqp
 from test_20_mgmt_api import Mgmt, http_port
-from wireutil import confirm_select
+from wireutil import confirm_select, publish_sync
 
 S = {"x-queue-type": "stream"}
 SANITIZED = os.environ.get("WARREN_SANITIZED") == "1"
@@ -839,3 +839,124 @@ def test_two_million_messages_cost_no_memory_per_message(make_broker):
              info["stream"]["segments"]))
     if not SANITIZED:
         assert peak - base < 64 * 1024 * 1024, (base, peak)
+
+
+# ---------------------------------------------------------------------------
+# durability: stream confirms follow the fsync policy (Warren only), seen
+# through the LD_PRELOAD shim test/wire/faultio.c
+# ---------------------------------------------------------------------------
+
+
+def shimmed(make_broker, tmp_path, monkeypatch, extra=None):
+    """A broker whose fdatasync() goes through faultio: returns it and the
+    shim's files (hold, trigger, synclog)."""
+    lib = os.environ.get("WARREN_FAULTIO")
+    assert lib and os.path.exists(lib), "WARREN_FAULTIO: the sync-fault shim"
+    files = {k: tmp_path / k for k in ("hold", "trigger", "synclog")}
+    monkeypatch.setenv("LD_PRELOAD", lib)
+    monkeypatch.setenv("WARREN_FAULT_HOLD", str(files["hold"]))
+    monkeypatch.setenv("WARREN_FAULT_TRIGGER", str(files["trigger"]))
+    monkeypatch.setenv("WARREN_FAULT_SYNCLOG", str(files["synclog"]))
+    monkeypatch.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "") +
+                       ":verify_asan_link_order=0")
+    b = make_broker(extra)
+    monkeypatch.delenv("LD_PRELOAD")
+    return b, files
+
+
+def stream_syncs(files):
+    """The shim's log lines about stream segment files."""
+    try:
+        text = files["synclog"].read_text()
+    except FileNotFoundError:
+        return []
+    return [ln for ln in text.splitlines()
+            if "/stream." in ln and ".seg " in ln]
+
+
+def raw_stream(b, name):
+    rc = b.raw()
+    rc.open_channel(1)
+    rc.call(1, "queue.declare", queue=name, durable=True,
+            arguments={"x-queue-type": "stream"})
+    confirm_select(rc, 1)
+    return rc
+
+
+@pytest.mark.warren_only
+def test_fsync_always_confirms_a_stream_publish_after_its_fdatasync(
+        make_broker, tmp_path, monkeypatch):
+    """fsync = always (the default): the confirm of a stream publish waits
+    until the segment's fdatasync returned, and the loop is not blocked
+    meanwhile."""
+    b, files = shimmed(make_broker, tmp_path, monkeypatch)
+    rc = raw_stream(b, "s")
+    files["hold"].touch()  # fdatasync waits from now on
+    rc.publish(1, "", "s", b"m1", props={"delivery_mode": 2})
+    with pytest.raises(Exception):
+        m = rc.read_method(timeout=0.8)
+        pytest.fail("confirmed before its fdatasync returned: %r" % (m,))
+    assert stream_syncs(files) == []
+    # the loop serves others while the sync thread waits
+    other = b.raw()
+    other.open_channel(1)
+    other.call(1, "queue.declare", queue="", exclusive=True)
+    other.close_socket()
+    rc2 = b.raw()  # the first connection's reads timed out: a fresh one
+    rc2.open_channel(1)
+    confirm_select(rc2, 1)
+    files["hold"].unlink()
+    rc2.publish(1, "", "s", b"m2", props={"delivery_mode": 2})
+    m = rc2.read_method(timeout=10)
+    assert (m.name, m.delivery_tag) == ("basic.ack", 1), m
+    syncs = stream_syncs(files)
+    assert syncs and all(ln.endswith(" ok") for ln in syncs), syncs
+    rc2.close_socket()
+    r = Reader(b, "s", "first")
+    try:
+        r.wait(2)
+        assert r.bodies() == [b"m1", b"m2"]
+    finally:
+        r.close()
+
+
+@pytest.mark.warren_only
+def test_a_failed_stream_fdatasync_nacks_and_refuses_stream_publishes(
+        make_broker, tmp_path, monkeypatch):
+    b, files = shimmed(make_broker, tmp_path, monkeypatch)
+    rc = raw_stream(b, "s")
+    publish_sync(rc, 1, "", "s", b"safe", props={"delivery_mode": 2})
+    files["trigger"].touch()  # every fdatasync fails with EIO from now on
+    rc.publish(1, "", "s", b"at risk", props={"delivery_mode": 2})
+    m = rc.read_method(timeout=10)
+    assert (m.name, m.delivery_tag) == ("basic.nack", 2), m
+    assert b.wait_for_line("the stream sync failed.*Input/output error")
+    # sticky: never retried, even once the disk looks fine again
+    files["trigger"].unlink()
+    rc.publish(1, "", "s", b"refused", props={"delivery_mode": 2})
+    m = rc.read_method(timeout=10)
+    assert (m.name, m.delivery_tag) == ("basic.nack", 3), m
+    # classic queues are not affected
+    rc.call(1, "queue.declare", queue="mem")
+    rc.publish(1, "", "mem", b"transient")
+    m = rc.read_method(timeout=10)
+    assert (m.name, m.delivery_tag) == ("basic.ack", 4), m
+    assert b.stop() == 0
+
+
+@pytest.mark.warren_only
+def test_fsync_interval_confirms_after_the_write_and_syncs_later(
+        make_broker, tmp_path, monkeypatch):
+    b, files = shimmed(make_broker, tmp_path, monkeypatch,
+                       {"fsync": "interval", "fsync_interval": 100})
+    rc = raw_stream(b, "s")
+    files["hold"].touch()
+    # confirmed while every fdatasync is held: after the write only
+    publish_sync(rc, 1, "", "s", b"m1", props={"delivery_mode": 2})
+    assert stream_syncs(files) == []
+    files["hold"].unlink()
+    deadline = time.monotonic() + 5
+    while not stream_syncs(files) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stream_syncs(files), "the interval sync of the stream never came"
+    rc.close_socket()
