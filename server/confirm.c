@@ -19,8 +19,8 @@
  *   6).
  *
  * Invariants: seqs in `wait` strictly increase and exceed `upto`; their
- * LSNs and sync batches (NACK aside) never decrease; nothing here knows sockets: the
- * channel (publish.c) sends the answers settle hands it.
+ * LSNs and sync batches (NACK aside) never decrease; nothing here knows
+ * sockets: the channel (publish.c) sends the answers settle hands it.
  */
 #include "server/channel.h"
 
@@ -42,8 +42,7 @@ push(struct confirm_list *l, uint64_t seq, uint64_t lsn, uint64_t sync)
 }
 
 void
-confirm_wait(struct confirm_list *l, uint64_t seq, uint64_t lsn,
-             uint64_t sync)
+confirm_wait(struct confirm_list *l, uint64_t seq, uint64_t lsn, uint64_t sync)
 {
     push(l, seq, lsn, sync);
 }

@@ -88,8 +88,9 @@ sync_batch(struct fsyncer *f, struct fbatch *b)
                         "failed from now on (never retried)",
                         f->name, e->dir ? "fsync of a directory" : "fdatasync",
                         strerror(err));
-                set_failed(f, e->dir ? "fsync of a directory failed"
-                                     : "fdatasync failed",
+                set_failed(f,
+                           e->dir ? "fsync of a directory failed"
+                                  : "fdatasync failed",
                            err);
                 ok = false;
             }

@@ -98,10 +98,10 @@ struct stream {
     struct queue *q;
     struct slog *log; /* NULL until the vhost's data is open */
     struct slog_opts o;
-    bool dirty; /* on vh->stream_dirty: appends or offsets to write */
-    uint64_t log_written;    /* slog_next at the last flush */
-    bool unsynced;           /* on vh->stream_unsynced: written since its
-                                last add to the sync thread */
+    bool dirty;           /* on vh->stream_dirty: appends or offsets to write */
+    uint64_t log_written; /* slog_next at the last flush */
+    bool unsynced;        /* on vh->stream_unsynced: written since its
+                             last add to the sync thread */
     struct stream *sync_next;
     struct stream *dirty_next;
     struct buf scratch; /* a record being built */
@@ -591,8 +591,8 @@ sync_streams(struct vhost *vh, uint64_t now)
     if (mode == STORE_FSYNC_INTERVAL && now - vh->stream_sync_ms < every) {
         /* later: the expire timer wakes the loop for it */
         if (written || fsyncer_busy(f))
-            node__note_expiry(vh->node, node_now(vh->node) +
-                                            every * UINT64_C(1000));
+            node__note_expiry(vh->node,
+                              node_now(vh->node) + every * UINT64_C(1000));
         return;
     }
     for (struct stream *s = written; s; s = s->sync_next) {
