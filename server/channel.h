@@ -160,9 +160,12 @@ struct channel {
     uint64_t confirm_answered; /* the last tag answered (st.confirm) */
     struct channel *wait_next, *wait_prev; /* srv->waiting */
     bool waiting;
-    /* tx.commit of persistent messages: commit-ok waits for this LSN */
-    uint64_t commit_lsn;
-    bool tx_refused; /* the log refused a publish of the committing tx */
+    /* tx.commit of persistent messages: commit-ok waits (commit_held)
+     * for this LSN and this stream sync batch */
+    uint64_t commit_lsn, commit_sync;
+    bool commit_held;
+    uint64_t tx_sync; /* the stream sync batch the committing tx needs */
+    bool tx_refused;  /* the log refused a publish of the committing tx */
     /* transactions */
     bool tx;
     struct tx_op *txops;
@@ -246,7 +249,7 @@ void publish_flush_confirms(struct channel *ch);
 void publish_durable_advanced(struct vhost *vh);
 /* A tx.commit whose records are not durable yet: holds its commit-ok,
  * and the connection's later input, until they are. */
-void publish_hold_commit(struct channel *ch, uint64_t lsn);
+void publish_hold_commit(struct channel *ch, uint64_t lsn, uint64_t sync);
 /* ch goes away: it stops waiting for the log and releases held input. */
 void publish_fini(struct channel *ch);
 

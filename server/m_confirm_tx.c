@@ -50,7 +50,7 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
 {
     struct amqp_method ok = {.id = AMQP_TX_COMMIT_OK};
     size_t n = ch->ntx;
-    uint64_t lsn = 0;
+    uint64_t lsn = 0, sync;
 
     if (!ch->tx)
         return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
@@ -88,8 +88,11 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
                          vhost_log_refusal(ch->conn->vh)
                              ? vhost_log_refusal(ch->conn->vh)
                              : "disk full or log failed");
-    if (lsn > vhost_durable_lsn(ch->conn->vh)) {
-        publish_hold_commit(ch, lsn);
+    sync = ch->tx_sync;
+    ch->tx_sync = 0;
+    if (lsn > vhost_durable_lsn(ch->conn->vh) ||
+        sync > vhost_streams_durable(ch->conn->vh)) {
+        publish_hold_commit(ch, lsn, sync);
         return WR_OK;
     }
     conn_send_method(ch->conn, ch->id, &ok);

@@ -88,12 +88,18 @@ flush_commit(struct channel *ch, struct vhost *vh)
 {
     struct amqp_method ok = {.id = AMQP_TX_COMMIT_OK};
 
-    if (ch->commit_lsn && ch->commit_lsn <= vhost_durable_lsn(vh)) {
-        ch->commit_lsn = 0;
+    bool log_wait = ch->commit_lsn > vhost_durable_lsn(vh);
+    bool sync_wait = ch->commit_sync > vhost_streams_durable(vh);
+
+    if (!ch->commit_held)
+        return true;
+    if (!log_wait && !sync_wait) {
+        ch->commit_held = false;
         conn_send_method(ch->conn, ch->id, &ok);
         conn_release_input(ch->conn);
-    } else if (ch->commit_lsn && vhost_log_failed(vh)) {
-        ch->commit_lsn = 0;
+    } else if ((log_wait && vhost_log_failed(vh)) ||
+               (sync_wait && vhost_streams_failed(vh))) {
+        ch->commit_held = false;
         conn_fail(ch->conn, AMQP_INTERNAL_ERROR, AMQP_TX_COMMIT,
                   "the message log failed; the transaction's persistent "
                   "messages may not be on disk");
@@ -120,7 +126,7 @@ publish_flush_confirms(struct channel *ch)
     confirm_settle(&ch->confirms, &d, send_answer, ch);
     if (!flush_commit(ch, vh))
         return;
-    if (confirm_waiting(&ch->confirms) == 0 && ch->commit_lsn == 0)
+    if (confirm_waiting(&ch->confirms) == 0 && !ch->commit_held)
         wait_remove(ch);
 }
 
@@ -149,9 +155,11 @@ publish_durable_advanced(struct vhost *vh)
 }
 
 void
-publish_hold_commit(struct channel *ch, uint64_t lsn)
+publish_hold_commit(struct channel *ch, uint64_t lsn, uint64_t sync)
 {
     ch->commit_lsn = lsn;
+    ch->commit_sync = sync;
+    ch->commit_held = true;
     ch->conn->input_held = true;
     wait_add(ch);
 }
@@ -161,7 +169,7 @@ publish_fini(struct channel *ch)
 {
     wait_remove(ch);
     buf_fini(&ch->pub_bcc);
-    if (ch->commit_lsn)
+    if (ch->commit_held)
         conn_release_input(ch->conn);
     confirm_fini(&ch->confirms);
 }
@@ -259,6 +267,8 @@ publish_message(struct channel *ch, struct exchange *x, struct message *msg,
     } else if (res.nqueues == 0) {
         ch->st.drop_unroutable++;
     }
+    if (ch->tx)
+        ch->tx_sync = WR_MAX(ch->tx_sync, res.sync);
     if (ch->confirm) {
         uint64_t seq = confirm_next(&ch->confirms);
 

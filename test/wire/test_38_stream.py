@@ -960,3 +960,24 @@ def test_fsync_interval_confirms_after_the_write_and_syncs_later(
         time.sleep(0.02)
     assert stream_syncs(files), "the interval sync of the stream never came"
     rc.close_socket()
+
+
+@pytest.mark.warren_only
+def test_tx_commit_to_a_stream_waits_for_its_fdatasync(
+        make_broker, tmp_path, monkeypatch):
+    b, files = shimmed(make_broker, tmp_path, monkeypatch)
+    rc = b.raw()
+    rc.open_channel(1)
+    rc.call(1, "queue.declare", queue="s", durable=True,
+            arguments={"x-queue-type": "stream"})
+    rc.call(1, "tx.select")
+    rc.publish(1, "", "s", b"m1", props={"delivery_mode": 2})
+    files["hold"].touch()
+    rc.send_method(1, "tx.commit")
+    time.sleep(0.5)
+    assert stream_syncs(files) == []
+    files["hold"].unlink()
+    m = rc.read_method(timeout=10)
+    assert m.name == "tx.commit-ok", m
+    assert stream_syncs(files)
+    rc.close_socket()
