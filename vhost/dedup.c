@@ -344,9 +344,27 @@ dedup_check(struct dedup *d, struct bytes headers, struct bytes props,
 void
 dedup_commit(struct dedup *d, uint64_t now_ms, uint64_t lsn)
 {
-    if (d->has_pending)
+    uint64_t ignored;
+
+    dedup_commit_out(d, now_ms, lsn, NULL, &ignored);
+}
+
+bool
+dedup_commit_out(struct dedup *d, uint64_t now_ms, uint64_t lsn, uint8_t h[16],
+                 uint64_t *expires_ms)
+{
+    bool added = d->has_pending;
+
+    if (added) {
         dedup_add_new(d, &d->pending, now_ms, lsn);
+        if (h)
+            memcpy(h, d->pending.h, sizeof(d->pending.h));
+        *expires_ms = d->pending.ttl_ms < 0
+                          ? UINT64_MAX
+                          : now_ms + (uint64_t)d->pending.ttl_ms;
+    }
     d->has_pending = false;
+    return added;
 }
 
 /* Slot i of the ring in age order, oldest first (i < used). */

@@ -88,6 +88,11 @@ void dedup_add_new(struct dedup *d, const struct dedup_key *k, uint64_t now_ms,
 bool dedup_check(struct dedup *d, struct bytes headers, struct bytes props,
                  uint64_t now_ms, uint64_t *lsn);
 void dedup_commit(struct dedup *d, uint64_t now_ms, uint64_t lsn);
+/* dedup_commit that says whether it remembered a key, and which: its
+ * hash in h (when not NULL) and its expiry on the cache's clock
+ * (UINT64_MAX: never) in *expires_ms. */
+bool dedup_commit_out(struct dedup *d, uint64_t now_ms, uint64_t lsn,
+                      uint8_t h[16], uint64_t *expires_ms);
 /* Counts one dropped duplicate (shown by the management API). */
 void dedup_note_drop(struct dedup *d);
 

@@ -438,8 +438,13 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
     free(rc.unknown);
     /* After a clean stop the snapshot has every key the caches held; after
      * a crash the log's messages bring back theirs. */
-    if (!load_dedup(vh))
+    if (!load_dedup(vh)) {
+        /* the journal first: its keys in their order, then those of
+         * messages it may have missed */
+        vhost__dedup_log_load(vh, node_ms(vh));
         rebuild_dedup(vh);
+    }
+    vhost__dedup_log_open(vh, node_ms(vh));
     HASH_ITER(hh, vh->queues, q, tmp)
     {
         if (q->max_priority && q->ready.n)
@@ -462,7 +467,8 @@ vhost__close_store(struct vhost *vh)
     struct vmove *mv, *tmp;
 
     save_dedup(vh);
-    stream__close_all(vh);
+    vhost__dedup_log_close(vh, node_ms(vh));
+    stream__close_all(vh); /* stops the sync thread */
     if (vh->store)
         store_close(vh->store);
     vh->store = NULL;
@@ -867,7 +873,8 @@ node_flush(struct node *n)
     {
         if (vh->store)
             store_flush(vh->store);
-        stream__flush(vh);
+        vhost__dedup_log_flush(vh, node_ms(vh));
+        stream__flush(vh); /* then hands both to the sync thread */
     }
 }
 

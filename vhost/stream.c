@@ -384,6 +384,18 @@ sync_wake(void *arg)
         n->opts.wake(n->opts.wake_arg);
 }
 
+struct fsyncer *
+stream__syncer(struct vhost *vh)
+{
+    if (!vh->stream_sync) {
+        char name[300];
+
+        snprintf(name, sizeof(name), "vhost '%s': sync thread", vh->name);
+        vh->stream_sync = fsyncer_start(name, sync_wake, vh->node);
+    }
+    return vh->stream_sync;
+}
+
 static void
 log_open(struct stream *s)
 {
@@ -401,13 +413,7 @@ log_open(struct stream *s)
         return;
     }
     slog_retain(s->log, wr_wall_ms());
-    if (!vh->stream_sync) {
-        char name[300];
-
-        snprintf(name, sizeof(name), "vhost '%s': stream sync", vh->name);
-        vh->stream_sync = fsyncer_start(name, sync_wake, vh->node);
-    }
-    if (vh->stream_sync)
+    if (stream__syncer(vh))
         slog_set_syncer(s->log, vh->stream_sync, s->q->qid);
     s->log_written = slog_next(s->log);
     trackers_load(s);

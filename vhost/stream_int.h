@@ -43,6 +43,9 @@ void stream__flush(struct vhost *vh);
 /* The stream sync thread moved (a batch synced, or it failed): notes it
  * and tells the node's durable hook (node_poll). */
 void stream__poll(struct vhost *vh);
+/* vh's sync thread (streams and the deduplication journal), started
+ * at the first call; NULL when it cannot be. */
+struct fsyncer *stream__syncer(struct vhost *vh);
 /* True once vh's stream sync failed (sticky). */
 bool stream__sync_failed(const struct vhost *vh);
 /* Appends m to the streams among qs[0..n) and takes them out of qs,

@@ -14,6 +14,7 @@
 #include "vhost/vhost_int.h"
 #include "vhost/stream_int.h"
 
+#include "store/fsyncer.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -340,6 +341,8 @@ vhost__exchange_delete(struct vhost *vh, struct exchange *x)
     binding__remove_all_in(vh, &xi->in);
     if (x->durable)
         node_defs_changed(vh->node);
+    if (xi->dedup && x->durable)
+        vhost__dedup_log_forget(vh, 'X', bytes_of(x->name, x->name_len));
     dedup_free(xi->dedup);
     free(xi);
     xreg_remove(vh->xr, x);
@@ -527,6 +530,8 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     if (q->durable) {
         HASH_DELETE(qid_hh, vh->by_qid, q);
         node_defs_changed(vh->node);
+        if (q->dedup)
+            vhost__dedup_log_forget(vh, 'Q', bytes_of(q->name, q->name_len));
     }
     /* One record drops every logged message of the queue, ready or out
      * for delivery; their later acks are no-ops. */
@@ -697,6 +702,15 @@ now_ms(const struct vhost *vh)
     return node_now(vh->node) / 1000;
 }
 
+/* A duplicate's confirm waits for its original's key to be durable too:
+ * the journal's sync batch now open covers it (fsync = always). */
+static void
+duplicate_waits(struct vhost *vh, struct publish_result *res)
+{
+    if (vh->stream_sync && vh->node->opts.fsync == STORE_FSYNC_ALWAYS)
+        res->sync = fsyncer_ticket(vh->stream_sync);
+}
+
 /* The exchange's cache, if it has one: true when m is a duplicate there
  * (res says so, with the original's LSN for the confirm). */
 static bool
@@ -710,6 +724,7 @@ exchange_duplicate(struct vhost *vh, struct exchange *x, struct bytes headers,
         return false;
     res->duplicate = true;
     res->lsn = lsn;
+    duplicate_waits(vh, res);
     return true;
 }
 
@@ -730,6 +745,7 @@ drop_queue_duplicates(struct vhost *vh, struct queue **qs, size_t n,
         if (d && dedup_check(d, headers, message_props(m), now_ms(vh), &lsn)) {
             res->duplicate = true;
             res->lsn = WR_MAX(res->lsn, lsn);
+            duplicate_waits(vh, res);
             continue;
         }
         qs[left++] = qs[i];
@@ -737,12 +753,19 @@ drop_queue_duplicates(struct vhost *vh, struct queue **qs, size_t n,
     return left;
 }
 
-/* q took m (logged at lsn): its cache remembers m's key. */
+/* q took m (logged at lsn): its cache remembers m's key, durably when
+ * both are (dedup_log.c; res then waits for the key's sync). */
 static void
-remember_in_queue(struct vhost *vh, struct queue *q, uint64_t lsn)
+remember_in_queue(struct vhost *vh, struct queue *q, uint64_t lsn,
+                  struct publish_result *res)
 {
-    if (q->dedup)
-        dedup_commit(q->dedup, now_ms(vh), lsn);
+    uint8_t h[16];
+    uint64_t until, now = now_ms(vh);
+
+    if (q->dedup && dedup_commit_out(q->dedup, now, lsn, h, &until) && lsn &&
+        q->durable)
+        vhost__dedup_log_key(vh, 'q', bytes_of(q->name, q->name_len), h, until,
+                             now, res);
 }
 
 /* Logs m when it must be and pushes it to qs[0..n), n >= 1. */
@@ -759,7 +782,7 @@ push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
             vhost__publish_paged(vh, m, qs, n, &res->refused, &res->rejected);
         res->nqueues += res->refused ? 0 : n;
         for (size_t i = 0; i < n && !res->refused && !res->rejected; i++)
-            remember_in_queue(vh, qs[i], res->lsn);
+            remember_in_queue(vh, qs[i], res->lsn, res);
         return;
     }
     /* Persistent and routed to durable queues: one record for all of
@@ -773,7 +796,7 @@ push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
         if (!queue_push(qs[i], m))
             res->rejected = true;
         else if (qs[i]->dedup)
-            remember_in_queue(vh, qs[i], res->lsn);
+            remember_in_queue(vh, qs[i], res->lsn, res);
         if (qs[i]->nconsumers && qs[i]->ready.n > 100000)
             res->feeds_waiting = true;
     }
@@ -861,6 +884,14 @@ publish_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
     /* (A dead-lettering cycle back into x while pushing would have
      * replaced x's pending key: that key is then not remembered.) */
     if (x && ((struct xinfo *)x->user)->dedup && !res->refused &&
-        !res->rejected)
-        dedup_commit(((struct xinfo *)x->user)->dedup, now_ms(vh), res->lsn);
+        !res->rejected) {
+        uint8_t h[16];
+        uint64_t until, now = now_ms(vh);
+
+        if (dedup_commit_out(((struct xinfo *)x->user)->dedup, now, res->lsn, h,
+                             &until) &&
+            res->lsn && x->durable)
+            vhost__dedup_log_key(vh, 'x', bytes_of(x->name, x->name_len), h,
+                                 until, now, res);
+    }
 }

@@ -121,6 +121,13 @@ struct vhost {
     uint64_t stream_durable;
     bool stream_failed;
     uint64_t stream_sync_ms;
+    /* the deduplication journal (dedup_log.c): open for appends
+     * (dedup_fd, -1 after a failure), records not written yet, its size
+     * after the last rewrite and now */
+    bool dedup_open;
+    int dedup_fd;
+    struct buf dedup_jbuf;
+    uint64_t dedup_base, dedup_size;
     UT_hash_handle hh;
 };
 
@@ -338,5 +345,20 @@ int args__equiv_exchange(struct bytes cur, struct bytes req, const char *rs,
 void vhost__exchange_delete(struct vhost *vh, struct exchange *x);
 struct vhost *vhost__new(struct node *n, const char *name);
 void vhost__free(struct vhost *vh);
+
+/* dedup_log.c: the deduplication journal (see there). load: replays
+ * it into the caches, true when there was one; open: rewrites it from
+ * the caches and opens it for appends; key: a durable cache remembered
+ * a key (expiry on the caches' clock), res (may be NULL) then waits for
+ * its sync; forget: a durable deduplicating object was deleted; flush:
+ * writes what was appended (node_flush, before the sync thread's kick). */
+bool vhost__dedup_log_load(struct vhost *vh, uint64_t now_ms);
+void vhost__dedup_log_open(struct vhost *vh, uint64_t now_ms);
+void vhost__dedup_log_close(struct vhost *vh, uint64_t now_ms);
+void vhost__dedup_log_key(struct vhost *vh, uint8_t kind, struct bytes name,
+                          const uint8_t h[16], uint64_t expires_ms,
+                          uint64_t now_ms, struct publish_result *res);
+void vhost__dedup_log_forget(struct vhost *vh, uint8_t kind, struct bytes name);
+void vhost__dedup_log_flush(struct vhost *vh, uint64_t now_ms);
 
 #endif

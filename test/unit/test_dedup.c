@@ -9,6 +9,7 @@
 #include "amqp/ftable.h"
 #include "test/harness/t.h"
 #include "vhost/dedup.h"
+#include "vhost/dedup_log.h"
 
 /* A headers table body with one longstr entry (and an int x-cache-ttl
  * when ttl >= 0). */
@@ -288,7 +289,103 @@ T_CASE(arguments_turn_it_on_and_set_it)
     buf_fini(&b);
 }
 
+/* ---- the journal's format (dedup_log.h) */
+
+struct seen {
+    char text[512];
+};
+
+static void
+on_rec(void *arg, const struct dedup_log_rec *r)
+{
+    struct seen *s = arg;
+    size_t n = strlen(s->text);
+
+    snprintf(s->text + n, sizeof(s->text) - n, "%s%c:%.*s", n ? " " : "",
+             r->kind, (int)r->name.len, (const char *)r->name.ptr);
+    if (r->kind == 'q' || r->kind == 'x') {
+        n = strlen(s->text);
+        snprintf(s->text + n, sizeof(s->text) - n, ":%u:%llu", r->h[0],
+                 (unsigned long long)r->expires);
+    }
+}
+
+static void
+journal(struct buf *b)
+{
+    uint8_t h[16] = {7};
+
+    buf_init(b);
+    buf_append(b, DEDUP_LOG_MAGIC, 4);
+    dedup_log_put(b, 'q', bytes_str("dq"), h, 1234);
+    h[0] = 8;
+    dedup_log_put(b, 'x', bytes_str("dx"), h, UINT64_MAX);
+    dedup_log_put(b, 'Q', bytes_str("dq"), NULL, 0);
+}
+
+T_CASE(journal_records_read_back_in_order)
+{
+    struct buf b;
+    struct seen s = {{0}};
+
+    journal(&b);
+    T_EQ_INT(dedup_log_read(b.data, b.len, on_rec, &s), b.len);
+    T_EQ_STR(s.text, "q:dq:7:1234 x:dx:8:18446744073709551615 Q:dq");
+    buf_fini(&b);
+}
+
+T_CASE(journal_torn_tail_ends_it_at_the_last_whole_record)
+{
+    struct buf b;
+    struct seen s = {{0}};
+    size_t whole;
+
+    journal(&b);
+    whole = b.len;
+    {
+        uint8_t h[16] = {9};
+
+        dedup_log_put(&b, 'q', bytes_str("dq"), h, 99);
+    }
+    /* every cut inside the last record: the first three stay */
+    for (size_t cut = whole; cut < b.len; cut++) {
+        s.text[0] = '\0';
+        T_EQ_INT(dedup_log_read(b.data, cut, on_rec, &s), whole);
+        T_EQ_STR(s.text, "q:dq:7:1234 x:dx:8:18446744073709551615 Q:dq");
+    }
+    /* a flipped byte in a record: it and everything after are dropped */
+    b.data[4 + 8 + 2] ^= 1;
+    s.text[0] = '\0';
+    T_EQ_INT(dedup_log_read(b.data, b.len, on_rec, &s), 4);
+    T_EQ_STR(s.text, "");
+    /* not a journal */
+    T_EQ_INT(dedup_log_read((const uint8_t *)"WDJ0", 4, on_rec, &s), 0);
+    buf_fini(&b);
+}
+
+T_CASE(commit_out_says_which_key_and_until_when)
+{
+    struct dedup *d = dedup_new(4, 1000, DEDUP_DEFAULT_HEADER);
+    struct buf hdr;
+    uint8_t h[16];
+    uint64_t until = 0, lsn;
+
+    buf_init(&hdr);
+    fenc_cstr(&hdr, DEDUP_DEFAULT_HEADER, "k");
+    T_ASSERT(!dedup_check(d, buf_bytes(&hdr), BYTES_NULL, 50, &lsn));
+    T_ASSERT(dedup_commit_out(d, 50, 9, h, &until));
+    T_EQ_INT(until, 1050);
+    T_ASSERT(dedup_check(d, buf_bytes(&hdr), BYTES_NULL, 60, &lsn));
+    /* a duplicate leaves nothing to commit */
+    T_ASSERT(!dedup_commit_out(d, 60, 9, h, &until));
+    buf_fini(&hdr);
+    dedup_free(d);
+}
+
 static const struct t_case cases[] = {
+    T_REG(journal_records_read_back_in_order),
+    T_REG(journal_torn_tail_ends_it_at_the_last_whole_record),
+    T_REG(commit_out_says_which_key_and_until_when),
     T_REG(keys_come_from_the_header_only),
     T_REG(message_id_header_falls_back_to_the_property),
     T_REG(seen_until_the_ttl_runs_out),

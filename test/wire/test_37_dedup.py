@@ -9,8 +9,10 @@ the argument names) is in the cache is dropped: not enqueued (queue
 level) or not routed (exchange level), and still confirmed with
 basic.ack, never returned. Keys leave the cache after x-cache-ttl (or the
 message's own x-cache-ttl header) and, oldest first, when x-cache-size
-is reached. After a kill -9 the caches are rebuilt from the persistent
-messages that come back.
+is reached. After a kill -9 the caches are rebuilt from the vhost's
+deduplication journal (every key of a persistent message a durable
+cache remembered, consumed or not) and the persistent messages that
+come back.
 """
 
 import os
@@ -263,6 +265,167 @@ def test_window_survives_a_clean_restart_for_logged_messages(make_broker):
     assert bodies(ch, "dq") == ["t2"]
     assert bodies(ch, "plain") == []
     assert api.get("/api/queues/%2F/dq").json["deduplication"]["dropped"] == 1
+    conn.close()
+
+
+def restart_killed(b):
+    # A confirmed persistent publish: everything logged before it (acks,
+    # purges) is on disk too, in order.
+    conn = b.pika()
+    ch = conn.channel()
+    ch.queue_declare("barrier", durable=True)
+    ch.confirm_delivery()
+    ch.basic_publish("", "barrier", b"", props(None, persistent=True))
+    conn.close()
+    b.kill()  # SIGKILL: no snapshot
+    b.start("127.0.0.1:%d" % b.port)
+    assert not os.path.exists(os.path.join(vhost_dir(b.data_dir),
+                                           "dedup.snapshot"))
+
+
+def test_window_of_consumed_messages_survives_kill_9(make_broker):
+    b = make_broker()
+    conn = b.pika()
+    ch = conn.channel()
+    ch.queue_declare("dq", durable=True, arguments=dict(DEDUP, **{
+        "x-cache-ttl": 600000}))
+    ch.exchange_declare("dx", "fanout", durable=True, arguments=DEDUP)
+    ch.queue_declare("plain", durable=True)
+    ch.queue_bind("plain", "dx")
+    ch.confirm_delivery()
+    ch.basic_publish("", "dq", b"q1", props("k", persistent=True))
+    ch.basic_publish("dx", "", b"x1", props("k", persistent=True))
+    # consumed and acked: the log no longer has them
+    assert bodies(ch, "dq") == ["q1"]
+    assert bodies(ch, "plain") == ["x1"]
+    conn.close()
+    restart_killed(b)
+    conn = b.pika()
+    ch = conn.channel()
+    ch.confirm_delivery()  # pika raises on a nack: duplicates are acked
+    ch.basic_publish("", "dq", b"q2", props("k", persistent=True))
+    ch.basic_publish("dx", "", b"x2", props("k", persistent=True))
+    ch.basic_publish("", "dq", b"q3", props("new", persistent=True))
+    assert bodies(ch, "dq") == ["q3"]
+    assert bodies(ch, "plain") == []
+    api = Mgmt(http_port(b))
+    assert api.get("/api/queues/%2F/dq").json["deduplication"]["dropped"] == 1
+    conn.close()
+
+
+def test_ttl_is_honoured_across_kill_9(make_broker):
+    b = make_broker()
+    conn = b.pika()
+    ch = conn.channel()
+    ch.queue_declare("dq", durable=True, arguments=dict(DEDUP, **{
+        "x-cache-ttl": 2500}))
+    ch.confirm_delivery()
+    ch.basic_publish("", "dq", b"a1", props("a", persistent=True))
+    # its own, longer TTL
+    ch.basic_publish("", "dq", b"b1", props("b", persistent=True,
+                                            **{"x-cache-ttl": 600000}))
+    assert bodies(ch, "dq") == ["a1", "b1"]
+    conn.close()
+    t0 = time.monotonic()
+    restart_killed(b)
+    conn = b.pika()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    if time.monotonic() - t0 < 2.0:
+        # still inside the window: dropped
+        ch.basic_publish("", "dq", b"a2", props("a", persistent=True))
+        assert bodies(ch, "dq") == []
+    time.sleep(max(0.0, 2.7 - (time.monotonic() - t0)))
+    ch.basic_publish("", "dq", b"a3", props("a", persistent=True))
+    ch.basic_publish("", "dq", b"b3", props("b", persistent=True))
+    assert bodies(ch, "dq") == ["a3"]
+    conn.close()
+
+
+def test_cache_size_bound_and_order_kept_across_kill_9(make_broker):
+    b = make_broker()
+    conn = b.pika()
+    ch = conn.channel()
+    ch.queue_declare("dq", durable=True, arguments=dict(DEDUP, **{
+        "x-cache-size": 3}))
+    ch.confirm_delivery()
+    for k in "abcde":  # the cache keeps c, d, e
+        ch.basic_publish("", "dq", k.encode(), props(k, persistent=True))
+    assert bodies(ch, "dq") == list("abcde")
+    conn.close()
+    restart_killed(b)
+    api = Mgmt(http_port(b))
+    assert api.get("/api/queues/%2F/dq").json["deduplication"]["entries"] == 3
+    conn = b.pika()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    for k in "cdeab":
+        ch.basic_publish("", "dq", k.encode() + b"2",
+                         props(k, persistent=True))
+    # c, d, e dropped; a then b taken, evicting c and d (oldest first)
+    assert bodies(ch, "dq") == ["a2", "b2"]
+    # the cache is now e, a, b: e still dropped, c taken
+    ch.basic_publish("", "dq", b"e3", props("e", persistent=True))
+    ch.basic_publish("", "dq", b"c3", props("c", persistent=True))
+    assert bodies(ch, "dq") == ["c3"]
+    conn.close()
+
+
+def test_a_deleted_queue_does_not_pass_its_keys_on(make_broker):
+    b = make_broker()
+    conn = b.pika()
+    ch = conn.channel()
+    ch.queue_declare("dq", durable=True, arguments=DEDUP)
+    ch.confirm_delivery()
+    ch.basic_publish("", "dq", b"k1", props("k", persistent=True))
+    ch.queue_delete("dq")
+    ch.queue_declare("dq", durable=True, arguments=DEDUP)
+    conn.close()
+    restart_killed(b)
+    conn = b.pika()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("", "dq", b"k2", props("k", persistent=True))
+    assert bodies(ch, "dq") == ["k2"]
+    conn.close()
+
+
+def test_journal_is_compacted(make_broker):
+    """Far more keys than the cache holds: the journal is rewritten with
+    the live keys once it passes 1 MiB (and four times its last
+    rewrite), so it stays near that bound, and the window is intact."""
+    b = make_broker()
+    rc = b.raw()
+    rc.open_channel(1)
+    rc.call(1, "queue.declare", queue="dq", durable=True,
+            arguments=dict(DEDUP, **{"x-cache-size": 100}))
+    rc.call(1, "confirm.select")
+    journal = os.path.join(vhost_dir(b.data_dir), "dedup.journal")
+    n, batch = 80000, 10000  # ~40 bytes a record: ~3.2 MB uncompacted
+    for start in range(0, n, batch):
+        rc.send(b"".join(rc.publish_frames(
+            1, "", "dq", b"", props={"delivery_mode": 2,
+                                     "headers": {HDR: "key-%d" % i}})
+            for i in range(start, start + batch)))
+        acked = start
+        while acked < start + batch:
+            m = rc.read_method(timeout=30)
+            assert m.name == "basic.ack", m
+            acked = m.delivery_tag if m.multiple else acked + 1
+    size = os.path.getsize(journal)
+    assert size < (1 << 20) + 200000, size
+    rc.call(1, "queue.purge", queue="dq")
+    rc.close_socket()
+    restart_killed(b)
+    conn = b.pika()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("", "dq", b"old", props("key-%d" % (n - 101),
+                                             persistent=True))
+    ch.basic_publish("", "dq", b"new", props("key-%d" % (n - 50),
+                                             persistent=True))
+    ch.basic_publish("", "dq", b"first", props("key-0", persistent=True))
+    assert bodies(ch, "dq") == ["old", "first"]
     conn.close()
 
 
