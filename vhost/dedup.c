@@ -18,6 +18,14 @@
  *
  * Invariants: every live slot (expires_ms != 0) is in the index exactly
  * once, and nothing else is; n == the number of live slots <= size.
+ *
+ * Durability is not kept here: the cache is memory only. The vhost
+ * makes the window of a durable object survive a restart and a kill -9
+ * with a journal of the keys (vhost/dedup_log.c: each remembered key of
+ * a persistent message, synced as the fsync policy says before the
+ * publish is confirmed, replayed in order through dedup_load at open,
+ * compacted by rewriting dedup_save's keys) and a snapshot at a clean
+ * stop (persist.c).
  */
 #include "vhost/dedup.h"
 
