@@ -41,6 +41,7 @@ static const struct xtype_ops *const xtypes[] = {
     [EXCHANGE_FANOUT] = &fanout__ops,
     [EXCHANGE_TOPIC] = &topic__ops,
     [EXCHANGE_HEADERS] = &headers__ops,
+    [EXCHANGE_DELAYED] = &delayed__ops,
 };
 
 int
@@ -315,8 +316,14 @@ xreg_add(struct xreg *r, struct bytes name, enum exchange_type t, bool durable,
     x->magic = EXCHANGE_MAGIC;
     x->name = xstrndup(nonnull(name), name.len);
     x->name_len = name.len;
-    x->type = t;
-    x->ops = xtypes[t];
+    x->type = x->route_type = t;
+    if (t == EXCHANGE_DELAYED) {
+        bool unknown;
+        int rc = exchange_delayed_type(args, &x->route_type, &unknown);
+
+        WR_ASSERT(rc == WR_OK);
+    }
+    x->ops = xtypes[x->route_type];
     x->durable = durable;
     x->auto_delete = auto_delete;
     x->internal = internal;

@@ -168,6 +168,8 @@ exchange_create(struct vhost *vh, struct bytes name, enum exchange_type t,
 
     x = xreg_add(vh->xr, name, t, durable, auto_delete, internal, args);
     x->user = xcalloc(1, sizeof(struct xinfo));
+    if (t == EXCHANGE_DELAYED)
+        delay__exchange_added(vh, x);
     if (durable)
         node_defs_changed(vh->node);
     return x;
@@ -211,6 +213,7 @@ vhost__free(struct vhost *vh)
     for (x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x))
         binding__remove_all_out(vh, x);
     while ((x = xreg_first(vh->xr)) != NULL) {
+        delay__exchange_removed(vh, x);
         free(x->user);
         xreg_remove(vh->xr, x);
     }
@@ -265,6 +268,25 @@ exchange_equiv(struct exchange *x, enum exchange_type t,
     return args__equiv_exchange(x->args, d->args, r, err);
 }
 
+/* The x-delayed-message plugin's validate: an existing type named by
+ * x-delayed-type (its text, typos and all), else check_type's 503. */
+static int
+delayed_type_check(struct bytes args, struct vherr *err)
+{
+    enum exchange_type t;
+    struct fvalue v;
+    bool unknown;
+
+    if (exchange_delayed_type(args, &t, &unknown) == WR_OK)
+        return WR_OK;
+    if (unknown && ftable_find(args, "x-delayed-type", &v))
+        return vherr_set(err, AMQP_COMMAND_INVALID,
+                         "unknown exchange type '%.*s'", BYTES_FMT(v.v.str));
+    return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                     "Invalid argument, 'x-delayed-type' must bean existing "
+                     "exchnage type");
+}
+
 int
 vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
                        struct vherr *err)
@@ -308,6 +330,8 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
          vhost_perm_check(vh, d->owner->user, PERM_WRITE, "exchange", ae.v.str,
                           err) != WR_OK))
         return WR_ERR;
+    if (t == EXCHANGE_DELAYED && delayed_type_check(d->args, err) != WR_OK)
+        return WR_ERR;
     exchange_create(vh, d->name, t, d->durable, d->auto_delete, d->internal,
                     d->args);
     return WR_OK;
@@ -325,6 +349,7 @@ vhost__exchange_delete(struct vhost *vh, struct exchange *x)
     binding__remove_all_in(vh, &xi->in);
     if (x->durable)
         node_defs_changed(vh->node);
+    delay__exchange_removed(vh, x);
     free(xi);
     xreg_remove(vh->xr, x);
 }
@@ -657,6 +682,9 @@ vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
     size_t n;
 
     memset(res, 0, sizeof(*res));
+    if (x && x->type == EXCHANGE_DELAYED &&
+        delay__publish(vh, x, headers, m, res))
+        return; /* held back: routed when due (delay.c) */
     if (x == NULL || x->name_len == 0) {
         q = vhost_queue_find(vh, rk);
         qs = &q;

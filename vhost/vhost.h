@@ -100,6 +100,10 @@ struct queue *vhost_queue_next(const struct vhost *vh, const struct queue *q);
 struct exchange *vhost_exchange_next(const struct vhost *vh,
                                      struct exchange *x);
 
+/* The messages an x-delayed-message exchange holds back (0 for other
+ * types): management's messages_delayed. */
+uint64_t vhost_exchange_delayed_count(const struct exchange *x);
+
 /* Looks an exchange up ("" is the default exchange). Borrowed or NULL. */
 struct exchange *vhost_exchange_find(struct vhost *vh, struct bytes name);
 

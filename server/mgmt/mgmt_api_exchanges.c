@@ -18,7 +18,7 @@
 json_t *
 mgmt_exchange_json(struct vhost *vh, struct exchange *x)
 {
-    return json_pack(
+    json_t *o = json_pack(
         "{s:s%, s:s, s:s, s:b, s:b, s:b, s:o, s:s}", "name", x->name,
         x->name_len, "vhost", vhost_name(vh), "type",
         exchange_type_name(x->type), "durable", x->durable, "auto_delete",
@@ -26,6 +26,13 @@ mgmt_exchange_json(struct vhost *vh, struct exchange *x)
         mgmt_table_json(x->args), "user_who_performed_action",
         x->name_len == 0 || strncmp(x->name, "amq.", 4) == 0 ? "rmq-internal"
                                                              : "");
+
+    /* As the delayed-message plugin's management extension shows it. */
+    if (x->type == EXCHANGE_DELAYED)
+        json_object_set_new(
+            o, "messages_delayed",
+            json_integer((json_int_t)vhost_exchange_delayed_count(x)));
+    return o;
 }
 
 static void
