@@ -14,8 +14,7 @@
 #include "exchange/exchange_int.h"
 
 int
-exchange_delayed_type(struct bytes args, enum exchange_type *out,
-                      bool *unknown)
+exchange_delayed_type(struct bytes args, enum exchange_type *out, bool *unknown)
 {
     enum exchange_type t;
     struct fvalue v;

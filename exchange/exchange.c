@@ -37,10 +37,8 @@ struct xreg {
 
 /* Every exchange type, by enum exchange_type. */
 static const struct xtype_ops *const xtypes[] = {
-    [EXCHANGE_DIRECT] = &direct__ops,
-    [EXCHANGE_FANOUT] = &fanout__ops,
-    [EXCHANGE_TOPIC] = &topic__ops,
-    [EXCHANGE_HEADERS] = &headers__ops,
+    [EXCHANGE_DIRECT] = &direct__ops,   [EXCHANGE_FANOUT] = &fanout__ops,
+    [EXCHANGE_TOPIC] = &topic__ops,     [EXCHANGE_HEADERS] = &headers__ops,
     [EXCHANGE_DELAYED] = &delayed__ops,
 };
 

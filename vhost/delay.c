@@ -337,8 +337,8 @@ read_entry(struct vhost *vh, struct delayx *d, const struct dentry *e)
 
 /* The properties of m with x-delay turned into -delay, into out. */
 static bool
-swap_delay(const struct message *m, struct amqp_basic_props *p,
-           struct buf *hdr, struct buf *out)
+swap_delay(const struct message *m, struct amqp_basic_props *p, struct buf *hdr,
+           struct buf *out)
 {
     struct ftable_iter it;
     struct bytes key;

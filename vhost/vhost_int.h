@@ -101,8 +101,8 @@ struct vhost {
      * reached the disk; they were taken out of their queues (their
      * publishers got basic.nack). UINT64_MAX until then. */
     uint64_t lost_from;
-    struct buf scratch;  /* meta encoding, reads from the log */
-    struct vmove *moves; /* positions moved while deliveries were out */
+    struct buf scratch;     /* meta encoding, reads from the log */
+    struct vmove *moves;    /* positions moved while deliveries were out */
     struct delayx *delayed; /* x-delayed-message exchanges (delay.c) */
     UT_hash_handle hh;
 };
@@ -111,8 +111,8 @@ struct vhost {
 
 /* Per-exchange data the vhost keeps in exchange.user. */
 struct xinfo {
-    struct binding *out; /* bindings with this exchange as source */
-    struct binding *in;  /* bindings with this exchange as destination */
+    struct binding *out;  /* bindings with this exchange as source */
+    struct binding *in;   /* bindings with this exchange as destination */
     struct delayx *delay; /* x-delayed-message: its pending messages */
 };
 

@@ -71,6 +71,13 @@ def rss_kb(pid):
     return 0
 
 
+def cpu_s(pid):
+    """User + system CPU seconds the process has used."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def setup(port):
     c = rawamqp.connect("127.0.0.1", port, timeout=30)
     c.open_channel(1)
@@ -172,6 +179,7 @@ def main():
         pp = mp.Process(target=publish, args=(port, a.messages, a.rate,
                                               a.batch, a.min_ms, a.max_ms, 1))
         t0 = time.time()
+        cpu0 = cpu_s(w.pid)
         pp.start()
         peak = base
         while cp.is_alive() and out.empty():
@@ -180,6 +188,7 @@ def main():
             if time.time() - t0 > a.max_ms / 1000 + a.messages / a.rate + 120:
                 raise SystemExit("timed out")
         late, early = out.get()
+        wall, cpu = time.time() - t0, cpu_s(w.pid) - cpu0
         pp.join()
         cp.join()
         late.sort()
@@ -191,6 +200,9 @@ def main():
                                ms[-1], early))
         print("RSS MB: baseline %.1f  peak %.1f" % (base / 1024,
                                                      peak / 1024))
+        print("broker CPU %.1f s over %.1f s (%.0f%% of one core); load "
+              "average %s" % (cpu, wall, 100 * cpu / wall,
+                              open("/proc/loadavg").read().split()[0]))
     finally:
         w.terminate()
         w.wait(30)

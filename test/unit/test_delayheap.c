@@ -166,12 +166,9 @@ T_CASE(moves_colliding_runs)
 }
 
 static const struct t_case cases[] = {
-    T_REG(pops_in_due_order),
-    T_REG(equal_due_times_come_out_in_id_order),
-    T_REG(bulk_load_then_heapify),
-    T_REG(filter_keeps_and_reorders),
-    T_REG(shrinks_as_it_drains),
-    T_REG(moves_put_take_and_overwrite),
+    T_REG(pops_in_due_order),      T_REG(equal_due_times_come_out_in_id_order),
+    T_REG(bulk_load_then_heapify), T_REG(filter_keeps_and_reorders),
+    T_REG(shrinks_as_it_drains),   T_REG(moves_put_take_and_overwrite),
     T_REG(moves_colliding_runs),
 };
 T_MAIN(cases)

@@ -244,6 +244,47 @@ def test_bindings_at_delivery_time_count(wb):
     c.close()
 
 
+def test_alternate_exchange_at_due_time(wb):
+    # Unroutable when due: the alternate exchange takes it then (and only
+    # then: the plugin's copy at publish time is its open issue #36).
+    c = connect(wb)
+    ch = c.channel()
+    ch.exchange_declare("ae", "fanout")
+    aeq = bound_queue(ch, "ae", "")
+    declare(ch, "dx", **{"alternate-exchange": "ae"})
+    pub(ch, "dx", b"m", 300, key="nobody")
+    time.sleep(0.1)
+    assert count(ch, aeq) == 0
+    got = collect(ch, aeq, 1)
+    assert [g[1] for g in got] == [b"m"]
+    assert got[0][2].headers["x-delay"] == -300
+    c.close()
+
+
+def test_dead_letters_into_a_delayed_exchange(wb):
+    # A retry loop: messages rejected from a queue are dead-lettered to a
+    # delayed exchange and come back after their x-delay.
+    c = connect(wb)
+    ch = c.channel()
+    declare(ch, "retry")
+    r = ch.queue_declare("", exclusive=True, arguments={
+        "x-dead-letter-exchange": "retry"})
+    work = r.method.queue
+    ch.queue_bind(work, "retry", work)  # dead letters keep their key
+    ch.basic_publish("", work, b"job",
+                     pika.BasicProperties(headers={"x-delay": 300}))
+    m, p, body = ch.basic_get(work)
+    t0 = time.monotonic()
+    ch.basic_reject(m.delivery_tag, requeue=False)
+    time.sleep(0.1)
+    assert count(ch, work) == 0
+    got = collect(ch, work, 1)
+    assert got and got[0][1] == b"job"
+    assert got[0][0] - t0 >= 0.29
+    assert got[0][2].headers["x-death"][0]["reason"] == "rejected"
+    c.close()
+
+
 def test_mandatory_returns_at_publish(wb):
     # As the plugin (issues #7, #136): route/2 gives no queue at publish
     # time, so a mandatory delayed message is returned at once with 312
