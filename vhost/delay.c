@@ -77,6 +77,7 @@ struct delayx {
     bool logged;       /* a record for qid may be live in the log */
     struct dheap heap; /* pending messages by due time */
     struct dmoves moved;
+    struct delay_stats stats;
     struct delayx *next, *prev; /* in vhost.delayed */
 };
 
@@ -224,6 +225,16 @@ delay__exchange_removed(struct vhost *vh, struct exchange *x)
     DL_DELETE(vh->delayed, d);
     xi->delay = NULL;
     free(d);
+}
+
+void
+vhost_exchange_delay_stats(const struct exchange *x, struct delay_stats *out)
+{
+    const struct delayx *d = delayx_of(x);
+
+    memset(out, 0, sizeof(*out));
+    if (d)
+        *out = d->stats;
 }
 
 uint64_t
@@ -393,6 +404,19 @@ route_due(struct vhost *vh, struct delayx *d, struct message *m)
     buf_fini(&hdr);
 }
 
+/* How late e is being routed (now, wall clock µs). */
+static void
+note_lateness(struct delayx *d, const struct dentry *e, uint64_t now)
+{
+    uint64_t late = now > e->due_us ? now - e->due_us : 0;
+
+    d->stats.routed++;
+    if (late > 10000)
+        d->stats.late_10ms++;
+    if (late > d->stats.max_late_us)
+        d->stats.max_late_us = late;
+}
+
 static void
 deliver(struct vhost *vh, struct delayx *d, const struct dentry *e)
 {
@@ -426,6 +450,7 @@ run_exchange(struct vhost *vh, struct delayx *d, uint64_t now, size_t budget)
 
     while (n < budget && (top = dheap_top(&d->heap)) && top->due_us <= now) {
         dheap_pop(&d->heap, &e);
+        note_lateness(d, &e, now);
         deliver(vh, d, &e);
         n++;
     }
