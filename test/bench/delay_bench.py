@@ -31,6 +31,7 @@ import multiprocessing as mp
 import os
 import random
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -47,7 +48,7 @@ import rawamqp  # noqa: E402
 X, Q = "bench-delayed", "bench-delayed-q"
 
 
-def start_warren(binary, workdir):
+def start_warren(binary, workdir, nice=0):
     conf = os.path.join(workdir, "warren.conf")
     with open(os.path.join(REPO, "conf", "warren.conf")) as f:
         text = f.read()
@@ -55,8 +56,9 @@ def start_warren(binary, workdir):
         f.write(text + "\nmanagement.tcp.port = 0\n")
     data = os.path.join(workdir, "data")
     os.makedirs(data)
-    p = subprocess.Popen([binary, "--config", conf, "--listen",
-                          "127.0.0.1:0", "--data-dir", data],
+    prefix = ["nice", "-n", str(nice)] if nice else []
+    p = subprocess.Popen(prefix + [binary, "--config", conf, "--listen",
+                                   "127.0.0.1:0", "--data-dir", data],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     rx = re.compile(rb"listening on (\S+):(\d+) \((amqp|http)\)")
     ports = {}
@@ -168,6 +170,78 @@ def publish(port, n, rate, batch, lo, hi, seed):
     return time.time() - t0
 
 
+def recovery(a):
+    """--recovery: N pending messages (1 h delays), then a kill -9 and a
+    start: how long the start takes, and RSS before and after."""
+    work = tempfile.mkdtemp(prefix="delay-bench-")
+    w, port, http = start_warren(a.warren, work)
+    setup(port)
+    base = rss_kb(w.pid)
+    body = b"0123456789abcdef"
+    one = (rawamqp.method_frame(1, "basic.publish", exchange=X,
+                                routing_key="k")
+           + rawamqp.frame(2, 1, rawamqp.content_header(
+               len(body), {"headers": {"x-delay": 3600000},
+                           "delivery_mode": 2}))
+           + rawamqp.frame(3, 1, body))
+    c = rawamqp.connect("127.0.0.1", port, timeout=120)
+    c.open_channel(1)
+    t0 = time.time()
+    for _ in range(a.messages // 10000):
+        c.send(one * 10000)
+    while broker_pending(http) < a.messages:
+        time.sleep(0.2)
+    pub_s = time.time() - t0
+    time.sleep(2)  # the last batch on disk (fsync as shipped)
+    full = rss_kb(w.pid)
+    w.kill()
+    w.wait()
+    t0 = time.time()
+    conf = os.path.join(work, "warren.conf")
+    data = os.path.join(work, "data")
+    w = subprocess.Popen([a.warren, "--config", conf, "--listen",
+                          "127.0.0.1:%d" % port, "--data-dir", data],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while b"(http)" not in w.stderr.readline():
+        pass
+    start_s = time.time() - t0
+    time.sleep(1)
+    after = rss_kb(w.pid)
+    print("%d pending delayed messages published in %.1f s; RSS %.1f MB "
+          "(%.1f bytes each above %.1f MB)" % (
+              a.messages, pub_s, full / 1024,
+              (full - base) * 1024 / a.messages, base / 1024))
+    print("after kill -9: start (recovery) %.1f s, RSS %.1f MB" % (
+        start_s, after / 1024))
+    w.terminate()
+    w.wait(60)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def loop_busy(http):
+    """warren_loop_busy_seconds from /metrics: iterations in all, and
+    how many kept the loop for more than 10 ms and 50 ms (wall clock, so
+    time the process waited for a CPU counts)."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http,
+                                timeout=30) as r:
+        text = r.read().decode()
+    b = {}
+    for m in re.finditer(r'warren_loop_busy_seconds_bucket\{le="([^"]+)"\} '
+                         r'(\d+)', text):
+        b[m.group(1)] = int(m.group(2))
+    n = b["+Inf"]
+    return n, n - b["0.01"], n - b["0.05"]
+
+
+def broker_pending(http):
+    req = urllib.request.Request(
+        "http://127.0.0.1:%d/api/exchanges/%%2F/%s" % (http, X),
+        headers={"Authorization": "Basic " +
+                 base64.b64encode(b"guest:guest").decode()})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())["messages_delayed"]
+
+
 def pct(v, p):
     return v[min(len(v) - 1, int(len(v) * p))]
 
@@ -181,9 +255,16 @@ def main():
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--warren", default=os.path.join(REPO, "build", "server",
                                                      "warren"))
+    ap.add_argument("--nice", type=int, default=0,
+                    help="run the broker at this nice level (a negative "
+                    "one shields it from other load on a shared machine)")
+    ap.add_argument("--recovery", action="store_true",
+                    help="measure restart time and RSS with N pending")
     a = ap.parse_args()
+    if a.recovery:
+        return recovery(a)
     work = tempfile.mkdtemp(prefix="delay-bench-")
-    w, port, http = start_warren(a.warren, work)
+    w, port, http = start_warren(a.warren, work, a.nice)
     try:
         setup(port)
         time.sleep(0.5)
@@ -218,6 +299,9 @@ def main():
         bs = broker_side(http)
         print("broker side: routed %d, later than 10 ms: %d, max %.2f ms"
               % (bs["messages"], bs["late_over_10ms"], bs["max_late_ms"]))
+        it, over10, over50 = loop_busy(http)
+        print("loop iterations %d: longer than 10 ms %d, than 50 ms %d"
+              % (it, over10, over50))
         print("RSS MB: baseline %.1f  peak %.1f" % (base / 1024,
                                                      peak / 1024))
         print("broker CPU %.1f s over %.1f s (%.0f%% of one core); load "
@@ -226,6 +310,7 @@ def main():
     finally:
         w.terminate()
         w.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

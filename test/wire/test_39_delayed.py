@@ -146,6 +146,12 @@ def test_delay_order_and_timing(wb):
         assert t - t0 >= d / 1000.0 - 0.002
         assert t - t0 < d / 1000.0 + 2.0
         assert p.headers["x-delay"] == -d
+    # The exchange's own account of how on time it was (Warren's).
+    api = Mgmt(http_port(wb))
+    x = api.ok("GET", "/api/exchanges/%s/dx" % q("/"))
+    assert x["messages_delayed"] == 0
+    assert x["delayed_routed"]["messages"] == 5
+    assert x["delayed_routed"]["max_late_ms"] < 2000
     c.close()
 
 
@@ -419,6 +425,7 @@ def test_management_count_and_definitions(wb, make_broker):
     assert x["type"] == XTYPE
     assert x["arguments"] == {"x-delayed-type": "topic"}
     assert x["messages_delayed"] == 7
+    assert x["delayed_routed"]["messages"] == 0
     plain = api.ok("GET", "/api/exchanges/%s/amq.direct" % q("/"))
     assert "messages_delayed" not in plain
     defs = api.ok("GET", "/api/definitions")
