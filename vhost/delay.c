@@ -454,6 +454,9 @@ run_exchange(struct vhost *vh, struct delayx *d, uint64_t now, size_t budget)
         deliver(vh, d, &e);
         n++;
     }
+    /* A move reported after its message went out is never taken. */
+    if (d->heap.n == 0)
+        dmoves_fini(&d->moved);
     return n;
 }
 
