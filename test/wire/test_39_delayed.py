@@ -456,6 +456,11 @@ def test_management_count_and_definitions(wb, make_broker):
 # memory
 
 
+# Under AddressSanitizer resident memory says nothing about the broker's
+# own use (shadow memory, quarantine): the bound is checked without it.
+SANITIZED = os.environ.get("WARREN_SANITIZED") == "1"
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -479,7 +484,7 @@ def test_memory_per_pending_message(make_broker):
     pub(ch, "dx", b"warm", 3600000, persistent=True)
     time.sleep(0.5)
     base = rss_kb(b.proc.pid)
-    n = 1000000
+    n = 200000 if SANITIZED else 1000000
     # Raw frames, many at a time: pika would take most of a minute.
     body = b"0123456789abcdef"
     one = (rawamqp.method_frame(1, "basic.publish", exchange="dx",
@@ -503,6 +508,7 @@ def test_memory_per_pending_message(make_broker):
     per = grown / n
     print("RSS growth %.1f MB, %.1f bytes per pending message"
           % (grown / 1e6, per))
-    assert per <= 80, per
+    if not SANITIZED:
+        assert per <= 80, per
     r.close_socket()
     c.close()
