@@ -49,6 +49,10 @@
  * when due. When it is due, a message that no binding takes is dropped,
  * or goes to the exchange's alternate exchange: nobody is told.
  *
+ * Not as the plugin (yet): only a message published (or dead-lettered)
+ * to the delayed exchange is held back; one that reaches it through an
+ * exchange-to-exchange binding is routed through at once.
+ *
  * Ensures: every pending entry of an exchange is exactly one live
  * (qid, id) pair in the log (or one in-memory message reference), until
  * it is routed (then acked) or its exchange is deleted.
