@@ -48,7 +48,7 @@ import rawamqp  # noqa: E402
 X, Q = "bench-delayed", "bench-delayed-q"
 
 
-def start_warren(binary, workdir, nice=0):
+def start_warren(binary, workdir, nice=0, fifo=0):
     conf = os.path.join(workdir, "warren.conf")
     with open(os.path.join(REPO, "conf", "warren.conf")) as f:
         text = f.read()
@@ -57,6 +57,8 @@ def start_warren(binary, workdir, nice=0):
     data = os.path.join(workdir, "data")
     os.makedirs(data)
     prefix = ["nice", "-n", str(nice)] if nice else []
+    if fifo:
+        prefix = ["chrt", "-f", str(fifo)] + prefix
     p = subprocess.Popen(prefix + [binary, "--config", conf, "--listen",
                                    "127.0.0.1:0", "--data-dir", data],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -258,13 +260,16 @@ def main():
     ap.add_argument("--nice", type=int, default=0,
                     help="run the broker at this nice level (a negative "
                     "one shields it from other load on a shared machine)")
+    ap.add_argument("--fifo", type=int, default=0,
+                    help="run the broker under SCHED_FIFO at this priority "
+                    "(root): tells the broker's lateness from the machine's")
     ap.add_argument("--recovery", action="store_true",
                     help="measure restart time and RSS with N pending")
     a = ap.parse_args()
     if a.recovery:
         return recovery(a)
     work = tempfile.mkdtemp(prefix="delay-bench-")
-    w, port, http = start_warren(a.warren, work, a.nice)
+    w, port, http = start_warren(a.warren, work, a.nice, a.fifo)
     try:
         setup(port)
         time.sleep(0.5)
