@@ -14,6 +14,8 @@
  *   topic    trie over '.'-separated words with '*' and '#', plus a
  *            bounded routing cache (routing key -> result)
  *   headers  array of pre-sorted match tables, x-match all/any/...-with-x
+ *   x-consistent-hash  bindings in bucket order, weights as prefix sums;
+ *            one destination per message by Jump Consistent Hash
  *
  * Semantics follow RabbitMQ 3.10 (rabbit_exchange:route1 and the
  * rabbit_exchange_type_* modules), checked against a running RabbitMQ.
@@ -38,10 +40,12 @@ enum exchange_type {
     EXCHANGE_FANOUT,
     EXCHANGE_TOPIC,
     EXCHANGE_HEADERS,
+    EXCHANGE_CONSISTENT_HASH, /* x-consistent-hash (chash.c) */
     EXCHANGE_DELAYED, /* x-delayed-message: routes as its x-delayed-type */
 };
 
-/* "direct", "fanout", "topic", "headers" (exact, case-sensitive) -> *out.
+/* "direct", "fanout", "topic", "headers", "x-consistent-hash" (exact,
+ * case-sensitive) -> *out.
  * Returns WR_OK, or WR_ERR for anything else (*out untouched). */
 int exchange_type_parse(struct bytes name, enum exchange_type *out);
 /* The type's AMQP name ("direct", ...). */
@@ -70,6 +74,7 @@ struct fanout;
 struct direct;
 struct topic;
 struct headers;
+struct chash;
 
 /*
  * One exchange. Owned by its xreg; freed by xreg_remove()/xreg_free().
@@ -86,6 +91,12 @@ struct exchange {
     char *alternate;   /* "alternate-exchange" argument (longstr) or NULL */
     size_t alternate_len;
     void *user; /* free for the vhost layer's use */
+    /* Message counters (RabbitMQ's exchange message_stats), counted by
+     * the broker at publish: messages in, and queue deliveries out. The
+     * management API samples them for rates (the sampled_* fields). */
+    uint64_t stat_publish_in, stat_publish_out;
+    uint64_t sampled_in, sampled_out;
+    float rate_in, rate_out;
 
     /* private: owned by exchange/ */
     uint32_t magic;
@@ -100,6 +111,7 @@ struct exchange {
         struct direct *direct;
         struct topic *topic;
         struct headers *headers;
+        struct chash *chash;
     } idx;
     UT_hash_handle hh; /* in the xreg, by name, insertion-ordered */
 };
@@ -173,6 +185,24 @@ struct bytes exchange_alternate(const struct exchange *x);
  */
 int exchange_check_binding_args(const struct exchange *x, struct bytes args,
                                 struct buf *err);
+/*
+ * Checks a binding key for x's type: x-consistent-hash wants an integer
+ * weight (RabbitMQ's plugin texts, without "PRECONDITION_FAILED - ",
+ * appended to err: "The binding key must be an integer: <<\"abc\">>",
+ * "The binding key must be greater than 0"; and, Warren's bound, "The
+ * binding key must not be greater than 2147483647"). Other types take
+ * any key. Returns WR_OK or WR_ERR.
+ */
+int exchange_check_binding_key(const struct exchange *x, struct bytes key,
+                               struct buf *err);
+/*
+ * Checks the declare arguments a type reads itself (x-consistent-hash:
+ * hash-header, hash-property; the plugin's texts "hash-header and
+ * hash-property are mutually exclusive", "Unsupported property: app_id").
+ * Appends the text to err and returns WR_ERR, or returns WR_OK.
+ */
+int exchange_check_decl_args(enum exchange_type t, struct bytes args,
+                             struct buf *err);
 /*
  * Adds (key, args) -> dest to x's routing index. Idempotent: binding the
  * same (key, args, dest) twice keeps one; args are compared after a
@@ -261,6 +291,12 @@ size_t exchange_route(struct xreg *r, struct exchange *x, struct bytes rk,
  */
 size_t exchange_route_keys(struct xreg *r, struct exchange *x,
                            const struct bytes *rks, size_t nrk,
-                           struct bytes headers, struct routeset *rs);
+                           struct bytes headers, struct bytes props,
+                           struct routeset *rs);
+/* exchange_route with the message's raw content properties as well,
+ * which x-consistent-hash exchanges with a hash-property read. */
+size_t exchange_route_props(struct xreg *r, struct exchange *x, struct bytes rk,
+                            struct bytes headers, struct bytes props,
+                            struct routeset *rs);
 
 #endif

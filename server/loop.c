@@ -250,17 +250,12 @@ loop_node_hooks(struct server *s, struct node_opts *opts)
 void
 loop_init(struct server *s)
 {
-    const struct wr_config *cfg = s->cfg;
-
-    if (cfg->consumer_timeout_ms) {
-        /* Check a few times per timeout, at most once a second and at
-         * least once a minute. */
-        double every = cfg->consumer_timeout_ms / 4000.0;
-
-        every = every < 1.0 ? 1.0 : every > 60.0 ? 60.0 : every;
-        ev_timer_init(&s->ack_timer, ack_timer_cb, every, every);
-        ev_timer_start(s->loop, &s->ack_timer);
-    }
+    /* Once a second: queues may have ack timeouts of their own
+     * (x-consumer-timeout), however long the node's is or without one.
+     * A look at a channel is one comparison unless such queues are in
+     * use. */
+    ev_timer_init(&s->ack_timer, ack_timer_cb, 1.0, 1.0);
+    ev_timer_start(s->loop, &s->ack_timer);
     ev_timer_init(&s->expire_timer, expire_cb, 1.0, 1.0);
     ev_timer_start(s->loop, &s->expire_timer);
     ev_check_init(&s->check, check_cb);

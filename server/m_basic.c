@@ -52,6 +52,8 @@ m_basic_consume(struct channel *ch, const struct amqp_method *m)
         return conn_fail(ch->conn, AMQP_NOT_ALLOWED, m->id,
                          "attempt to reuse consumer tag '%.*s'",
                          BYTES_FMT(tag));
+    if (reply_is_queue(name))
+        return reply_consume(ch, m);
     if (chan_queue_name(ch, &name, m->id) != WR_OK)
         return WR_ERR;
     if (vhost_queue_access(ch->conn->vh, name, &ch->conn->owner, PERM_READ, &q,
@@ -100,9 +102,11 @@ m_basic_cancel(struct channel *ch, const struct amqp_method *m)
 {
     const struct amqp_basic_cancel *a = &m->u.basic_cancel;
     struct amqp_method ok = {.id = AMQP_BASIC_CANCEL_OK};
-    struct chconsumer *cc;
+    struct chconsumer *cc = NULL;
 
-    HASH_FIND(hh, ch->consumers, a->consumer_tag.ptr, a->consumer_tag.len, cc);
+    if (!reply_cancel(ch, a->consumer_tag))
+        HASH_FIND(hh, ch->consumers, a->consumer_tag.ptr, a->consumer_tag.len,
+                  cc);
     /* The reply goes first: removing the last consumer of an auto-delete
      * queue deletes it, which must not look like a server cancel. */
     if (!a->no_wait) {
@@ -152,6 +156,7 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
         r.id = AMQP_BASIC_GET_EMPTY;
         r.u.basic_get_empty.reserved_1 = BYTES_NULL;
         conn_send_method(ch->conn, ch->id, &r);
+        ch->st.get_empty++;
         return WR_OK;
     }
     tag = ++ch->next_tag;
@@ -162,13 +167,20 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
     r.u.basic_get_ok.routing_key = message_rk(e.msg);
     r.u.basic_get_ok.message_count = queue_message_count(q);
     conn_send_content(ch->conn, ch->id, &r, e.msg);
+    ch->st.redeliver += r.u.basic_get_ok.redelivered;
+    if (a->no_ack)
+        ch->st.get_no_ack++;
+    else
+        ch->st.get++;
     if (a->no_ack)
         message_unref(e.msg);
-    else
+    else {
+        chan_note_delivery_limit(ch, q);
         unacked_push(
             &ch->unacked,
             &(struct unacked){
                 .tag = tag, .at_us = node_now(srv->node), .q = q, .e = e});
+    }
     return WR_OK;
 }
 

@@ -54,6 +54,8 @@ m_queue_declare(struct channel *ch, const struct amqp_method *m)
     struct queue *q;
     struct vherr err;
 
+    if (reply_declare_name(d.name))
+        return reply_declare(ch, m);
     if (d.name.len == 0) {
         /* A passive declare of "" looks for a queue named "" (RabbitMQ
          * does not apply the last-queue shortcut here). */
@@ -65,6 +67,8 @@ m_queue_declare(struct channel *ch, const struct amqp_method *m)
     }
     if (vhost_queue_declare(ch->conn->vh, &d, &q, &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
+    if (!d.passive) /* RabbitMQ's queues_declared: not the passive ones */
+        srv->queues_declared++;
     remember_queue(ch, d.name);
     if (a->no_wait)
         return WR_OK;

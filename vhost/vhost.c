@@ -168,6 +168,7 @@ exchange_create(struct vhost *vh, struct bytes name, enum exchange_type t,
 
     x = xreg_add(vh->xr, name, t, durable, auto_delete, internal, args);
     x->user = xcalloc(1, sizeof(struct xinfo));
+    ((struct xinfo *)x->user)->dedup = dedup_from_args(args);
     if (t == EXCHANGE_DELAYED)
         delay__exchange_added(vh, x);
     if (durable)
@@ -213,6 +214,7 @@ vhost__free(struct vhost *vh)
     for (x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x))
         binding__remove_all_out(vh, x);
     while ((x = xreg_first(vh->xr)) != NULL) {
+        dedup_free(((struct xinfo *)x->user)->dedup);
         delay__exchange_removed(vh, x);
         free(x->user);
         xreg_remove(vh->xr, x);
@@ -320,7 +322,7 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
                          "exchange name '%.*s' contains reserved prefix "
                          "'amq.*'",
                          BYTES_FMT(d->name));
-    if (args__check_exchange(d->args, r, err) != WR_OK)
+    if (args__check_exchange(d->args, t, r, err) != WR_OK)
         return WR_ERR;
     /* An alternate exchange: RabbitMQ wants read on this exchange and
      * write on the alternate. */
@@ -349,6 +351,7 @@ vhost__exchange_delete(struct vhost *vh, struct exchange *x)
     binding__remove_all_in(vh, &xi->in);
     if (x->durable)
         node_defs_changed(vh->node);
+    dedup_free(xi->dedup);
     delay__exchange_removed(vh, x);
     free(xi);
     xreg_remove(vh->xr, x);
@@ -457,6 +460,7 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
     }
     q->single_active = ftable_find(q->args, "x-single-active-consumer", &v) &&
                        v.type == 't' && v.v.b;
+    q->dedup = dedup_from_args(q->args);
     if (d->exclusive) {
         q->owner = d->owner;
         DL_APPEND2(d->owner->exclusive, q, owner_prev, owner_next);
@@ -512,9 +516,11 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
                          "'%s' (%lld) is reached",
                          BYTES_FMT(d->name), vh->name,
                          (long long)vh->max_queues);
-    if (args__check_queue(d->args, r, err) != WR_OK)
+    if (args__check_queue(d->args, r, d->durable, d->exclusive, d->auto_delete,
+                          err) != WR_OK)
         return WR_ERR;
     *out = queue_create(vh, d, durable);
+    vh->node->queues_created++;
     return WR_OK;
 }
 
@@ -527,6 +533,7 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     q->deleted = true;
     HASH_DEL(vh->queues, q);
     vh->nqueues--;
+    vh->node->queues_deleted++;
     if (q->durable) {
         HASH_DELETE(qid_hh, vh->by_qid, q);
         node_defs_changed(vh->node);
@@ -614,7 +621,9 @@ vhost_bind(struct vhost *vh, struct bytes src, struct bytes dest,
                         err) != WR_OK)
         return WR_ERR;
     buf_init(&why);
-    rc = exchange_check_binding_args(sx, args, &why);
+    rc = exchange_check_binding_key(sx, key, &why);
+    if (rc == WR_OK)
+        rc = exchange_check_binding_args(sx, args, &why);
     if (rc != WR_OK) {
         vherr_set(err, AMQP_PRECONDITION_FAILED, "%.*s", (int)why.len,
                   (const char *)why.data);
@@ -672,44 +681,89 @@ vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
     vhost_publish_to(vh, x, rk, headers, m, NULL, NULL, res);
 }
 
-void
-vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
-                 struct bytes headers, struct message *m,
-                 bool (*keep)(void *arg, struct queue *q), void *arg,
-                 struct publish_result *res)
+/* ---- deduplication at publish (x-message-deduplication, dedup.h) */
+
+bool
+vhost_exchange_dedup(const struct exchange *x, uint32_t *entries,
+                     uint32_t *size, uint64_t *dropped)
 {
-    struct queue *q, **qs;
-    size_t n;
+    const struct dedup *d = ((const struct xinfo *)x->user)->dedup;
+    struct dedup_stats ds;
 
-    memset(res, 0, sizeof(*res));
-    if (x && x->type == EXCHANGE_DELAYED &&
-        delay__publish(vh, x, headers, m, res))
-        return; /* held back: routed when due (delay.c) */
-    if (x == NULL || x->name_len == 0) {
-        q = vhost_queue_find(vh, rk);
-        qs = &q;
-        n = q ? 1 : 0;
-    } else {
-        routeset_reset(&vh->rs);
-        exchange_route(vh->xr, x, rk, headers, &vh->rs);
-        qs = (struct queue **)vh->rs.queues;
-        n = vh->rs.n;
-    }
-    if (keep) {
-        size_t k = 0;
+    if (!d)
+        return false;
+    dedup_stats(d, &ds);
+    *entries = ds.entries;
+    *size = ds.size;
+    *dropped = ds.dropped;
+    return true;
+}
 
-        for (size_t i = 0; i < n; i++) {
-            if (keep(arg, qs[i]))
-                qs[k++] = qs[i];
+static uint64_t
+now_ms(const struct vhost *vh)
+{
+    return node_now(vh->node) / 1000;
+}
+
+/* The exchange's cache, if it has one: true when m is a duplicate there
+ * (res says so, with the original's LSN for the confirm). */
+static bool
+exchange_duplicate(struct vhost *vh, struct exchange *x, struct bytes headers,
+                   struct message *m, struct publish_result *res)
+{
+    struct dedup *d = x ? ((struct xinfo *)x->user)->dedup : NULL;
+    uint64_t lsn;
+
+    if (!d || !dedup_check(d, headers, message_props(m), now_ms(vh), &lsn))
+        return false;
+    res->duplicate = true;
+    res->lsn = lsn;
+    return true;
+}
+
+/* Leaves out of qs[0..n) the queues whose cache holds m's key. Returns
+ * how many are left; the others' caches keep m's key for
+ * remember_in_queue. */
+static size_t
+drop_queue_duplicates(struct vhost *vh, struct queue **qs, size_t n,
+                      struct bytes headers, struct message *m,
+                      struct publish_result *res)
+{
+    uint64_t lsn;
+    size_t left = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct dedup *d = qs[i]->dedup;
+
+        if (d && dedup_check(d, headers, message_props(m), now_ms(vh), &lsn)) {
+            res->duplicate = true;
+            res->lsn = WR_MAX(res->lsn, lsn);
+            continue;
         }
-        n = k;
+        qs[left++] = qs[i];
     }
-    if (n == 0)
-        return;
+    return left;
+}
+
+/* q took m (logged at lsn): its cache remembers m's key. */
+static void
+remember_in_queue(struct vhost *vh, struct queue *q, uint64_t lsn)
+{
+    if (q->dedup)
+        dedup_commit(q->dedup, now_ms(vh), lsn);
+}
+
+/* Logs m when it must be and pushes it to qs[0..n), n >= 1. */
+static void
+push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
+            struct publish_result *res)
+{
     if (vh->node->lazy && vh->store) {
         res->lsn =
             vhost__publish_paged(vh, m, qs, n, &res->refused, &res->rejected);
         res->nqueues = res->refused ? 0 : n;
+        for (size_t i = 0; i < n && !res->refused && !res->rejected; i++)
+            remember_in_queue(vh, qs[i], res->lsn);
         return;
     }
     /* Persistent and routed to durable queues: one record for all of
@@ -722,8 +776,101 @@ vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
     for (size_t i = 0; i < n; i++) {
         if (!queue_push(qs[i], m))
             res->rejected = true;
+        else if (qs[i]->dedup)
+            remember_in_queue(vh, qs[i], res->lsn);
         if (qs[i]->nconsumers && qs[i]->ready.n > 100000)
             res->feeds_waiting = true;
     }
     res->nqueues = n;
+}
+
+static void publish_keys(struct vhost *vh, struct exchange *x,
+                         const struct bytes *rks, size_t nrk,
+                         struct bytes headers, struct message *m,
+                         bool (*keep)(void *arg, struct queue *q), void *arg,
+                         struct publish_result *res);
+
+void
+vhost_publish_keys(struct vhost *vh, struct exchange *x,
+                   const struct bytes *rks, size_t nrk, struct bytes headers,
+                   struct message *m, struct publish_result *res)
+{
+    publish_keys(vh, x, rks, nrk, headers, m, NULL, NULL, res);
+}
+
+void
+vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
+                 struct bytes headers, struct message *m,
+                 bool (*keep)(void *arg, struct queue *q), void *arg,
+                 struct publish_result *res)
+{
+    publish_keys(vh, x, &rk, 1, headers, m, keep, arg, res);
+}
+
+/* The queues m goes to, by x's type or, for the default exchange, by
+ * name: in vh->rs, or in *one when that is the only lookup. */
+static size_t
+route_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
+           size_t nrk, struct bytes headers, struct message *m,
+           struct queue **one, struct queue ***qs)
+{
+    if ((x == NULL || x->name_len == 0) && nrk == 1) {
+        *one = vhost_queue_find(vh, rks[0]);
+        *qs = one;
+        return *one ? 1 : 0;
+    }
+    routeset_reset(&vh->rs);
+    if (x == NULL || x->name_len == 0) {
+        for (size_t i = 0; i < nrk; i++) {
+            struct queue *q = vhost_queue_find(vh, rks[i]);
+
+            if (q)
+                routeset_add(&vh->rs, q);
+        }
+    } else
+        exchange_route_keys(vh->xr, x, rks, nrk, headers, message_props(m),
+                            &vh->rs);
+    *qs = (struct queue **)vh->rs.queues;
+    return vh->rs.n;
+}
+
+static void
+publish_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
+             size_t nrk, struct bytes headers, struct message *m,
+             bool (*keep)(void *arg, struct queue *q), void *arg,
+             struct publish_result *res)
+{
+    struct queue *one, **qs;
+    uint64_t dup_lsn;
+    size_t n;
+
+    memset(res, 0, sizeof(*res));
+    if (exchange_duplicate(vh, x, headers, m, res))
+        return;
+    if (x && x->type == EXCHANGE_DELAYED &&
+        delay__publish(vh, x, headers, m, res)) {
+        qs = NULL; /* held back: routed when due (delay.c) */
+        n = 0;
+    } else {
+        n = route_keys(vh, x, rks, nrk, headers, m, &one, &qs);
+    }
+    if (keep) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            if (keep(arg, qs[i]))
+                qs[k++] = qs[i];
+        }
+        n = k;
+    }
+    n = drop_queue_duplicates(vh, qs, n, headers, m, res);
+    dup_lsn = res->lsn;
+    if (n > 0)
+        push_routed(vh, m, qs, n, res);
+    res->lsn = WR_MAX(res->lsn, dup_lsn);
+    /* (A dead-lettering cycle back into x while pushing would have
+     * replaced x's pending key: that key is then not remembered.) */
+    if (x && ((struct xinfo *)x->user)->dedup && !res->refused &&
+        !res->rejected)
+        dedup_commit(((struct xinfo *)x->user)->dedup, now_ms(vh), res->lsn);
 }

@@ -181,6 +181,9 @@ struct publish_result {
                            (reject-publish): basic.nack */
     bool feeds_waiting; /* a queue it went to has consumers and a
                            backlog: flow control under saturation */
+    bool duplicate;     /* dropped as a duplicate (x-message-deduplication
+                           of the exchange, or of every queue it reached):
+                           confirmed once lsn is durable, never returned */
 };
 
 /*
@@ -191,6 +194,12 @@ struct publish_result {
 void vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
                    struct bytes headers, struct message *m,
                    struct publish_result *res);
+/* The same with several routing keys (the publish's, then those of its
+ * CC and BCC headers): a queue matched by several keys gets m once. */
+void vhost_publish_keys(struct vhost *vh, struct exchange *x,
+                        const struct bytes *rks, size_t nrk,
+                        struct bytes headers, struct message *m,
+                        struct publish_result *res);
 /* The same, pushing only to the routed queues for which keep(arg, q)
  * says true (dead-lettering leaves out queues that would close a cycle). */
 void vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
@@ -208,6 +217,14 @@ int vhost_perm_check(struct vhost *vh, const char *user, enum perm_kind kind,
                      const char *what, struct bytes name, struct vherr *err);
 /* May the user open the vhost at all (has any permission entry)? */
 bool vhost_user_has_access(struct vhost *vh, const char *user);
+
+/*
+ * An exchange's deduplication cache (x-message-deduplication): false
+ * when it has none; otherwise its entries, size and the duplicates it
+ * dropped.
+ */
+bool vhost_exchange_dedup(const struct exchange *x, uint32_t *entries,
+                          uint32_t *size, uint64_t *dropped);
 
 /* ---- bindings (binding.c) */
 

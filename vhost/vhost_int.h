@@ -8,6 +8,7 @@
 #define WARREN_VHOST_INT_H
 
 #include "vhost/node.h"
+#include "vhost/dedup.h"
 #include "base/ring.h"
 #include "amqp/amqp_props.h"
 #include "amqp/ftable.h"
@@ -34,14 +35,18 @@ struct queue {
     bool auto_delete;
     bool deleted;
     bool had_consumer;
-    bool dirty;          /* on the node's dispatch list */
-    bool may_expire;     /* has x-message-ttl or got a message with TTL */
-    int64_t ttl_ms;      /* x-message-ttl; -1 = none */
-    int64_t expires_ms;  /* x-expires; -1 = none */
-    uint64_t used_us;    /* last declare, basic.get or consumer (x-expires);
-                            0 = not yet (a recovered queue) */
-    int64_t max_len;     /* x-max-length; -1 = none */
-    int64_t max_bytes;   /* x-max-length-bytes; -1 = none */
+    bool dirty;         /* on the node's dispatch list */
+    bool may_expire;    /* has x-message-ttl or got a message with TTL */
+    int64_t ttl_ms;     /* x-message-ttl; -1 = none */
+    int64_t expires_ms; /* x-expires; -1 = none */
+    uint64_t used_us;   /* last declare, basic.get or consumer (x-expires);
+                           0 = not yet (a recovered queue) */
+    int64_t max_len;    /* x-max-length; -1 = none */
+    int64_t max_bytes;  /* x-max-length-bytes; -1 = none */
+    int64_t consumer_timeout_ms; /* x-consumer-timeout; -1 = none */
+    bool quorum;                 /* x-queue-type = quorum */
+    int64_t delivery_limit;      /* quorum: returns allowed; -1 = none */
+    struct dcount *dcounts;      /* quorum: by message id */
     bool reject_publish; /* x-overflow reject-publish(-dlx), else drop-head */
     bool reject_publish_dlx; /* x-overflow reject-publish-dlx */
     uint8_t max_priority;    /* x-max-priority; 0 = not a priority queue */
@@ -72,6 +77,7 @@ struct queue {
     UT_hash_handle qid_hh; /* in vhost.by_qid */
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
+    struct dedup *dedup; /* x-message-deduplication, or NULL (dedup.h) */
     UT_hash_handle hh;
 };
 
@@ -113,15 +119,25 @@ struct vhost {
 struct xinfo {
     struct binding *out;  /* bindings with this exchange as source */
     struct binding *in;   /* bindings with this exchange as destination */
+    struct dedup *dedup;  /* x-message-deduplication, or NULL (dedup.h) */
     struct delayx *delay; /* x-delayed-message: its pending messages */
 };
 
 /* Why a message left its queue for a dead-letter exchange: RabbitMQ's
  * x-death reasons. */
 enum dl_reason {
-    DL_REJECTED, /* basic.reject / basic.nack with requeue=false */
-    DL_EXPIRED,  /* message TTL */
-    DL_MAXLEN,   /* x-max-length(-bytes): drop-head, reject-publish-dlx */
+    DL_REJECTED,       /* basic.reject / basic.nack with requeue=false */
+    DL_EXPIRED,        /* message TTL */
+    DL_MAXLEN,         /* x-max-length(-bytes): drop-head, reject-publish-dlx */
+    DL_DELIVERY_LIMIT, /* quorum queues: returned too often */
+};
+
+/* How often a message of a quorum queue came back (requeued), while it
+ * is in the queue: only messages that came back have one. */
+struct dcount {
+    uint64_t id; /* the message's id (QE_ID_MASK) */
+    uint32_t n;
+    UT_hash_handle hh;
 };
 
 /* A message on its way to a dead-letter exchange. */
@@ -160,6 +176,7 @@ struct node {
      * expire (x-expires); UINT64_MAX = none known. The server's expire
      * timer fires then (node_next_expiry). */
     uint64_t next_expiry_us;
+    uint64_t queues_created, queues_deleted; /* node_queue_churn */
 };
 
 /* node.c: something may expire at t (node time). */
@@ -315,10 +332,14 @@ void binding__remove_all_in(struct vhost *vh, struct binding **list);
 void binding__remove_all_out(struct vhost *vh, struct exchange *x);
 
 /* args.c: rs is RabbitMQ's resource text, "queue 'q' in vhost '/'" */
-int args__check_queue(struct bytes args, const char *rs, struct vherr *err);
+int args__check_queue(struct bytes args, const char *rs, bool durable,
+                      bool exclusive, bool auto_delete, struct vherr *err);
+/* x-queue-type = quorum */
+bool args__is_quorum(struct bytes args);
 int args__equiv_queue(struct bytes cur, struct bytes req, const char *rs,
                       struct vherr *err);
-int args__check_exchange(struct bytes args, const char *rs, struct vherr *err);
+int args__check_exchange(struct bytes args, enum exchange_type t,
+                         const char *rs, struct vherr *err);
 int args__equiv_exchange(struct bytes cur, struct bytes req, const char *rs,
                          struct vherr *err);
 

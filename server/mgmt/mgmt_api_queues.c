@@ -173,16 +173,34 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     K("consumer_utilisation");
     mgmt_jw_raw(w, qi.consumers ? "1.0" : "0.0");
     KINT("consumers", qi.consumers);
+    if (qi.dedup) { /* Warren's: x-message-deduplication's cache */
+        K("deduplication");
+        mgmt_jw_obj_begin(w);
+        KINT("dropped", qi.dedup_dropped);
+        KINT("entries", qi.dedup_entries);
+        KINT("size", qi.dedup_size);
+        mgmt_jw_obj_end(w);
+    }
     KBOOL("durable", qi.durable);
     K("effective_policy_definition");
     mgmt_jw_json(w, policy_definition(&qi));
     KBOOL("exclusive", qi.exclusive);
     KSTR("exclusive_consumer_tag", exclusive_consumer_tag(q));
     KNULL("head_message_timestamp");
+    if (qi.quorum) /* one member on one node: this one leads */
+        KSTR("leader", mgmt_node_name());
     write_counts(&qi, &rt, w);
+    if (qi.quorum) {
+        K("members");
+        mgmt_jw_json(w, json_pack("[s]", mgmt_node_name()));
+    }
     K("name");
     mgmt_jw_str(w, (const char *)qi.name.ptr, qi.name.len);
     KSTR("node", mgmt_node_name());
+    if (qi.quorum) {
+        K("online");
+        mgmt_jw_json(w, json_pack("[s]", mgmt_node_name()));
+    }
     write_policies(&qi, w);
     KNULL("recoverable_slaves");
     K("single_active_consumer_tag");
@@ -191,7 +209,7 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     else
         mgmt_jw_null(w);
     KSTR("state", "running");
-    KSTR("type", "classic");
+    KSTR("type", qi.quorum ? "quorum" : "classic");
     KSTR("vhost", qi.vhost);
     if (details)
         write_details(q, &qi, w);
