@@ -234,6 +234,20 @@ def test_underlying_types(wb, kind):
     c.close()
 
 
+def test_underlying_consistent_hash(wb):
+    # Any exchange type may be the routing one, Warren's own included.
+    c = connect(wb)
+    ch = c.channel()
+    declare(ch, "dx-ch", "x-consistent-hash")
+    qs = [bound_queue(ch, "dx-ch", "1") for _ in range(2)]
+    for i in range(40):
+        pub(ch, "dx-ch", b"m", 100, key="key-%d" % i)
+    time.sleep(0.5)
+    n = [count(ch, qn) for qn in qs]
+    assert sum(n) == 40 and min(n) > 0, n
+    c.close()
+
+
 def test_bindings_at_delivery_time_count(wb):
     # Routing happens when the message is due: a queue bound after the
     # publish gets it, one unbound before it does not.
