@@ -513,6 +513,18 @@ exchange__visit(struct xroute *c, struct exchange *y)
     rs->work[rs->work_n++] = y;
 }
 
+/* y, a delayed exchange, keeps the message (the plugin's route/2 gives
+ * no destination for it, and no alternate exchange is tried). */
+static void
+hold(struct routeset *rs, struct exchange *y)
+{
+    if (rs->held_n == rs->held_cap) {
+        rs->held_cap = rs->held_cap ? 2 * rs->held_cap : 4;
+        rs->held = xrealloc(rs->held, rs->held_cap * sizeof(*rs->held));
+    }
+    rs->held[rs->held_n++] = y;
+}
+
 static size_t
 route_msg(struct xreg *r, struct exchange *x, const struct bytes *rks,
           size_t nrk, struct bytes headers, struct bytes props,
@@ -523,10 +535,15 @@ route_msg(struct xreg *r, struct exchange *x, const struct bytes *rks,
     WR_ASSERT(x->magic == EXCHANGE_MAGIC);
     WR_ASSERT(nrk >= 1);
     rs->work_n = 0;
+    rs->held_n = 0;
     rs->hdr_ready = false;
     exchange__visit(&c, x);
     while (rs->work_n > 0) {
         struct exchange *y = rs->work[--rs->work_n];
+        if (y != x && y->type == EXCHANGE_DELAYED && rs->hold_delayed) {
+            hold(rs, y);
+            continue;
+        }
         if (y->ops->route(y->idx.any, &c) == 0) {
             struct bytes ae = exchange_alternate(y);
             struct exchange *a = ae.ptr ? xreg_find(r, ae) : NULL;

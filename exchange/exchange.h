@@ -258,6 +258,14 @@ struct routeset {
     bool hdr_ready;
     struct xdest *tmp; /* topic match results before caching */
     size_t tmp_n, tmp_cap;
+
+    /* public: set by the caller before routing. When true, an
+     * x-delayed-message exchange reached through a binding (not the one
+     * routed from) is not routed through: it lands in held[0..held_n),
+     * for the caller to hold the message back there (vhost/delay.c). */
+    bool hold_delayed;
+    struct exchange **held;
+    size_t held_n, held_cap;
 };
 
 void routeset_init(struct routeset *rs);

@@ -49,9 +49,10 @@
  * when due. When it is due, a message that no binding takes is dropped,
  * or goes to the exchange's alternate exchange: nobody is told.
  *
- * Not as the plugin (yet): only a message published (or dead-lettered)
- * to the delayed exchange is held back; one that reaches it through an
- * exchange-to-exchange binding is routed through at once.
+ * A message that reaches a delayed exchange through an exchange-to-
+ * exchange binding is held back there too (the plugin's route/2 runs for
+ * every exchange a message visits): routing stops at that exchange
+ * (routeset.hold_delayed) and goes on from it when due.
  *
  * Ensures: every pending entry of an exchange is exactly one live
  * (qid, id) pair in the log (or one in-memory message reference), until
@@ -322,6 +323,29 @@ delay__publish(struct vhost *vh, struct exchange *x, struct bytes headers,
     dheap_push(&d->heap, (struct dentry){due, vhost__next_id(vh) | DELAY_INMEM,
                                          (uintptr_t)m});
     return true;
+}
+
+bool
+delay__wanted(struct bytes headers)
+{
+    int64_t ms;
+
+    return header_delay(headers, &ms) && ms > 0 && (uint64_t)ms <= DELAY_MAX_MS;
+}
+
+void
+delay__hold_reached(struct vhost *vh, const struct routeset *rs,
+                    struct bytes headers, struct message *m,
+                    struct publish_result *res)
+{
+    for (size_t i = 0; i < rs->held_n; i++) {
+        struct publish_result r = {0};
+
+        if (!delay__publish(vh, rs->held[i], headers, m, &r))
+            continue;
+        res->lsn = WR_MAX(res->lsn, r.lsn);
+        res->refused = res->refused || r.refused;
+    }
 }
 
 /* ---- due messages */

@@ -812,7 +812,7 @@ vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
 static size_t
 route_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
            size_t nrk, struct bytes headers, struct message *m,
-           struct queue **one, struct queue ***qs)
+           struct queue **one, struct queue ***qs, struct publish_result *res)
 {
     if ((x == NULL || x->name_len == 0) && nrk == 1) {
         *one = vhost_queue_find(vh, rks[0]);
@@ -827,9 +827,13 @@ route_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
             if (q)
                 routeset_add(&vh->rs, q);
         }
-    } else
+    } else {
+        vh->rs.hold_delayed = delay__wanted(headers);
         exchange_route_keys(vh->xr, x, rks, nrk, headers, message_props(m),
                             &vh->rs);
+        if (vh->rs.held_n)
+            delay__hold_reached(vh, &vh->rs, headers, m, res);
+    }
     *qs = (struct queue **)vh->rs.queues;
     return vh->rs.n;
 }
@@ -852,7 +856,7 @@ publish_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
         qs = NULL; /* held back: routed when due (delay.c) */
         n = 0;
     } else {
-        n = route_keys(vh, x, rks, nrk, headers, m, &one, &qs);
+        n = route_keys(vh, x, rks, nrk, headers, m, &one, &qs, res);
     }
     if (keep) {
         size_t k = 0;

@@ -265,6 +265,14 @@ void delay__recovery_done(struct vhost *vh);
 bool delay__moved(struct vhost *vh, uint64_t qid, uint64_t id,
                   uint64_t new_pos);
 void delay__lost(struct vhost *vh, uint64_t from);
+/* Whether headers' x-delay holds a message back (routing then stops at
+ * delayed exchanges reached through bindings: routeset.hold_delayed);
+ * hold_reached holds m back at each exchange rs->held names, adding to
+ * res (the largest LSN; refused if any refused it). */
+bool delay__wanted(struct bytes headers);
+void delay__hold_reached(struct vhost *vh, const struct routeset *rs,
+                         struct bytes headers, struct message *m,
+                         struct publish_result *res);
 
 /* vhostdir.c: <data_dir>/vhosts/<SHA-256 of the name, hex> */
 char *vhostdir__path(const char *data_dir, const char *name);

@@ -305,6 +305,32 @@ def test_dead_letters_into_a_delayed_exchange(wb):
     c.close()
 
 
+def test_held_back_when_reached_through_an_exchange(wb):
+    # The plugin's route/2 runs for every exchange a message visits: one
+    # that reaches a delayed exchange through an exchange-to-exchange
+    # binding is held back there, while the other bindings of the
+    # exchange published to route it at once.
+    c = connect(wb)
+    ch = c.channel()
+    ch.exchange_declare("front", "fanout")
+    declare(ch, "dx")
+    ch.exchange_bind("dx", "front")
+    direct = bound_queue(ch, "front", "")
+    later = bound_queue(ch, "dx")
+    pub(ch, "front", b"m", 300)
+    time.sleep(0.1)
+    assert count(ch, direct) == 1
+    assert count(ch, later) == 0
+    got = collect(ch, later, 1)
+    assert [g[1] for g in got] == [b"m"]
+    assert got[0][2].headers["x-delay"] == -300
+    # Without a delay it goes straight through.
+    pub(ch, "front", b"now")
+    time.sleep(0.1)
+    assert count(ch, later) == 1
+    c.close()
+
+
 def test_mandatory_returns_at_publish(wb):
     # As the plugin (issues #7, #136): route/2 gives no queue at publish
     # time, so a mandatory delayed message is returned at once with 312
