@@ -828,7 +828,8 @@ route_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
                 routeset_add(&vh->rs, q);
         }
     } else {
-        vh->rs.hold_delayed = delay__wanted(headers);
+        /* (the header is looked for only where it could matter) */
+        vh->rs.hold_delayed = vh->delayed && delay__wanted(headers);
         exchange_route_keys(vh->xr, x, rks, nrk, headers, message_props(m),
                             &vh->rs);
         if (vh->rs.held_n)
