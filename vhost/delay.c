@@ -589,12 +589,15 @@ delay__recovery_done(struct vhost *vh)
     DL_FOREACH(vh->delayed, d)
     {
         struct due_reader r = {vh, d, 0};
+        uint64_t t0 = wr_now_us();
 
         if (!d->heap.n)
             continue;
         dheap_filter(&d->heap, read_due, &r);
-        log_info("vhost '%s': exchange '%s': %zu delayed messages pending",
-                 vh->name, d->x->name, d->heap.n);
+        log_info("vhost '%s': exchange '%s': %zu delayed messages pending "
+                 "(due times read in %.3f s)",
+                 vh->name, d->x->name, d->heap.n,
+                 (double)(wr_now_us() - t0) / 1e6);
         if (r.dropped)
             log_err("vhost '%s': exchange '%s': %zu delayed messages with "
                     "unreadable records dropped",

@@ -53,7 +53,7 @@ def start_warren(binary, workdir, nice=0, fifo=0):
     with open(os.path.join(REPO, "conf", "warren.conf")) as f:
         text = f.read()
     with open(conf, "w") as f:
-        f.write(text + "\nmanagement.tcp.port = 0\n")
+        f.write(text + "\nmanagement.tcp.port = 0\nprometheus.tcp.port = 0\n")
     data = os.path.join(workdir, "data")
     os.makedirs(data)
     prefix = ["nice", "-n", str(nice)] if nice else []
@@ -204,8 +204,12 @@ def recovery(a):
     w = subprocess.Popen([a.warren, "--config", conf, "--listen",
                           "127.0.0.1:%d" % port, "--data-dir", data],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    while b"(http)" not in w.stderr.readline():
-        pass
+    while True:
+        line = w.stderr.readline()
+        if b"(http)" in line:
+            break
+        if b"recovered" in line or b"pending" in line:
+            sys.stdout.write("  " + line.decode(errors="replace"))
     start_s = time.time() - t0
     time.sleep(1)
     after = rss_kb(w.pid)
