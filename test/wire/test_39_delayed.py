@@ -502,6 +502,9 @@ def test_management_count_and_definitions(wb, make_broker):
     assert x["arguments"] == {"x-delayed-type": "topic"}
     assert x["messages_delayed"] == 7
     assert x["delayed_routed"]["messages"] == 0
+    types = api.ok("GET", "/api/overview")["exchange_types"]
+    assert {"name": XTYPE, "description": "Delayed Message Exchange.",
+            "enabled": True} in types
     plain = api.ok("GET", "/api/exchanges/%s/amq.direct" % q("/"))
     assert "messages_delayed" not in plain
     defs = api.ok("GET", "/api/definitions")
