@@ -12,6 +12,7 @@
 #include "server/channel.h"
 
 #include "amqp/ftable.h"
+#include "vhost/stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,10 @@ m_basic_consume(struct channel *ch, const struct amqp_method *m)
         return chan_fail(ch, AMQP_ACCESS_REFUSED, m->id,
                          "queue '%.*s' in vhost '%s' in exclusive use",
                          BYTES_FMT(name), vhost_name(ch->conn->vh));
+    if (queue_is_stream(q) &&
+        stream_check_consume(q, a->no_ack, ch->prefetch_consumer,
+                             ch->prefetch_global, a->arguments, &err) != WR_OK)
+        return chan_fail_vherr(ch, &err, m->id);
     if (ftable_find(a->arguments, "x-priority", &prio) &&
         !fvalue_get_int(&prio, &priority))
         return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
@@ -152,6 +157,10 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
     if (vhost_queue_access(ch->conn->vh, name, &ch->conn->owner, PERM_READ, &q,
                            &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
+    if (queue_is_stream(q)) {
+        stream_refuse(q, "basic.get", &err);
+        return chan_fail_vherr(ch, &err, m->id);
+    }
     if (!queue_get(q, !a->no_ack, &e)) {
         r.id = AMQP_BASIC_GET_EMPTY;
         r.u.basic_get_empty.reserved_1 = BYTES_NULL;
@@ -184,6 +193,26 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
     return WR_OK;
 }
 
+/* RabbitMQ 3.10 refuses basic.nack and basic.reject of a stream's
+ * deliveries (540). True when it closed the connection for that. */
+static bool
+refuse_stream_nack(struct channel *ch, uint32_t method_id,
+                   struct unacked_list *l, size_t from, size_t to)
+{
+    struct vherr err;
+
+    for (size_t i = from; i <= to; i++) {
+        struct queue *q = unacked_at(l, i)->q;
+
+        if (q && queue_is_stream(q)) {
+            stream_refuse(q, "basic.nack and basic.reject", &err);
+            chan_fail_vherr(ch, &err, method_id);
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * Settles the deliveries an ack/nack/reject names. In a transaction they
  * are taken out of the list now and settled at tx.commit (RabbitMQ's
@@ -209,6 +238,8 @@ settle(struct channel *ch, uint32_t method_id, uint64_t tag, bool multiple,
                              (unsigned long long)tag);
     }
     from = multiple ? 0 : (size_t)idx;
+    if (!ack && refuse_stream_nack(ch, method_id, l, from, (size_t)idx))
+        return WR_ERR;
     for (size_t i = from; i <= (size_t)idx; i++) {
         struct unacked u;
 

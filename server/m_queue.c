@@ -8,6 +8,7 @@
  * random bytes, as RabbitMQ's rabbit_guid makes them.
  */
 #include "server/channel.h"
+#include "vhost/stream.h"
 
 void
 chan_gen_name(const char *prefix, char *out)
@@ -130,6 +131,10 @@ m_queue_purge(struct channel *ch, const struct amqp_method *m)
     if (vhost_queue_access(ch->conn->vh, name, &ch->conn->owner, PERM_READ, &q,
                            &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
+    if (queue_is_stream(q)) {
+        stream_refuse(q, "queue.purge", &err);
+        return chan_fail_vherr(ch, &err, m->id);
+    }
     ok.u.queue_purge_ok.message_count = queue_purge(q);
     if (!a->no_wait)
         conn_send_method(ch->conn, ch->id, &ok);

@@ -26,9 +26,13 @@
  * then a quorum queue must be durable, not exclusive, not auto-delete:
  *   invalid arg 'x-max-priority' for queue 'q' in vhost '/' of queue type
  * rabbit_quorum_queue invalid property 'non-durable' for queue 'q' in vhost '/'
+ * Stream queues (stream.c) follow the same rules with their own keys
+ * (x-max-age, x-stream-max-segment-size-bytes, x-initial-cluster-size,
+ * x-max-length-bytes) and "rabbit_stream_queue".
  */
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
+#include "vhost/stream_int.h"
 
 #include <stdio.h>
 
@@ -44,7 +48,8 @@ enum arg_check {
     ARG_OVERFLOW,    /* drop-head | reject-publish | reject-publish-dlx */
     ARG_QUEUE_MODE,  /* default | lazy */
     ARG_BOOL,        /* bool */
-    ARG_QUEUE_TYPE,  /* classic | quorum */
+    ARG_QUEUE_TYPE,  /* classic | quorum | stream */
+    ARG_MAX_AGE,     /* "7D", "1h", ...: stream__parse_interval */
     ARG_POS_INT,     /* integer > 0 (x-quorum-initial-group-size) */
     ARG_DL_STRATEGY, /* at-most-once | at-least-once */
     ARG_LOCATOR,     /* client-local | balanced | random | least-leaders */
@@ -54,7 +59,8 @@ enum arg_check {
 };
 
 /* The queue types a key is valid for. */
-enum { QT_CLASSIC = 1, QT_QUORUM = 2, QT_BOTH = 3, QT_NONE = 0 };
+enum { QT_CLASSIC = 1, QT_QUORUM = 2, QT_BOTH = 3, QT_STREAM = 4 };
+#define QT_ALL (QT_BOTH | QT_STREAM)
 
 static const struct {
     const char *key;
@@ -66,30 +72,30 @@ static const struct {
     {"x-dead-letter-exchange", ARG_DLX, QT_BOTH},
     {"x-dead-letter-routing-key", ARG_DLRK, QT_BOTH},
     {"x-max-length", ARG_NON_NEG_INT, QT_BOTH},
-    {"x-max-length-bytes", ARG_NON_NEG_INT, QT_BOTH},
+    {"x-max-length-bytes", ARG_NON_NEG_INT, QT_ALL},
     {"x-max-in-memory-length", ARG_NON_NEG_INT, QT_QUORUM},
     {"x-max-in-memory-bytes", ARG_NON_NEG_INT, QT_QUORUM},
     {"x-max-priority", ARG_PRIORITY, QT_CLASSIC},
     {"x-overflow", ARG_OVERFLOW, QT_BOTH},
     {"x-queue-mode", ARG_QUEUE_MODE, QT_CLASSIC},
     {"x-single-active-consumer", ARG_BOOL, QT_BOTH},
-    {"x-queue-type", ARG_QUEUE_TYPE, QT_BOTH},
+    {"x-queue-type", ARG_QUEUE_TYPE, QT_ALL},
     {"x-quorum-initial-group-size", ARG_POS_INT, QT_QUORUM},
-    {"x-max-age", ARG_ANY, QT_NONE},
-    {"x-stream-max-segment-size-bytes", ARG_ANY, QT_NONE},
-    {"x-initial-cluster-size", ARG_ANY, QT_NONE},
-    {"x-queue-leader-locator", ARG_LOCATOR, QT_QUORUM},
+    {"x-max-age", ARG_MAX_AGE, QT_STREAM},
+    {"x-stream-max-segment-size-bytes", ARG_NON_NEG_INT, QT_STREAM},
+    {"x-initial-cluster-size", ARG_POS_INT, QT_STREAM},
+    {"x-queue-leader-locator", ARG_LOCATOR, QT_QUORUM | QT_STREAM},
     {"x-dead-letter-strategy", ARG_DL_STRATEGY, QT_QUORUM},
     /* RabbitMQ 3.10 does not check its value */
     {"x-delivery-limit", ARG_ANY, QT_QUORUM},
     {"x-queue-master-locator", ARG_ANY, QT_CLASSIC},
     {"x-queue-version", ARG_ANY, QT_CLASSIC},
-    {"x-consumer-timeout", ARG_NON_NEG_INT, QT_BOTH},
+    {"x-consumer-timeout", ARG_NON_NEG_INT, QT_ALL},
     /* deduplication (dedup.h) */
-    {"x-message-deduplication", ARG_BOOL, QT_BOTH},
-    {"x-cache-size", ARG_CACHE_SIZE, QT_BOTH},
-    {"x-cache-ttl", ARG_TTL, QT_BOTH},
-    {"x-deduplication-header", ARG_STR, QT_BOTH},
+    {"x-message-deduplication", ARG_BOOL, QT_ALL},
+    {"x-cache-size", ARG_CACHE_SIZE, QT_ALL},
+    {"x-cache-ttl", ARG_TTL, QT_ALL},
+    {"x-deduplication-header", ARG_STR, QT_ALL},
 };
 
 /* The exchange arguments validated and compared besides
@@ -159,7 +165,7 @@ check_one(const char *key, enum arg_check check, const struct fvalue *v,
     static const char *const overflow[] = {"drop-head", "reject-publish",
                                            "reject-publish-dlx", NULL};
     static const char *const modes[] = {"default", "lazy", NULL};
-    static const char *const types[] = {"classic", "quorum", NULL};
+    static const char *const types[] = {"classic", "quorum", "stream", NULL};
     static const char *const strategies[] = {"at-most-once", "at-least-once",
                                              NULL};
     static const char *const locators[] = {"client-local", "balanced", "random",
@@ -207,8 +213,6 @@ check_one(const char *key, enum arg_check check, const struct fvalue *v,
                            fvalue_type_name(v->type));
         return WR_OK;
     case ARG_QUEUE_TYPE:
-        /* Streams are not Warren's: a stream queue would promise reads
-         * by offset it does not give. */
         if (!fvalue_is_str(v))
             return invalid(err, key, rs, "{unacceptable_type,%s}",
                            fvalue_type_name(v->type));
@@ -218,6 +222,13 @@ check_one(const char *key, enum arg_check check, const struct fvalue *v,
         return WR_OK;
     case ARG_POS_INT:
         return check_int(v, key, rs, 1, INT64_MAX, err);
+    case ARG_MAX_AGE:
+        if (!fvalue_is_str(v))
+            return invalid(err, key, rs, "{unacceptable_type,%s}",
+                           fvalue_type_name(v->type));
+        if (!stream__parse_interval(v->v.str))
+            return invalid(err, key, rs, "invalid_max_age");
+        return WR_OK;
     case ARG_DL_STRATEGY:
     case ARG_LOCATOR:
         if (!fvalue_is_str(v))
@@ -266,8 +277,9 @@ check_type_keys(struct bytes args, int type, const char *rs, struct vherr *err)
                 return vherr_set(err, AMQP_PRECONDITION_FAILED,
                                  "invalid arg '%s' for %s of queue type %s",
                                  queue_args[i].key, rs,
-                                 type == QT_QUORUM ? "rabbit_quorum_queue"
-                                                   : "rabbit_classic_queue");
+                                 type == QT_QUORUM   ? "rabbit_quorum_queue"
+                                 : type == QT_STREAM ? "rabbit_stream_queue"
+                                                     : "rabbit_classic_queue");
         }
     }
     return WR_OK;
@@ -277,7 +289,9 @@ int
 args__check_queue(struct bytes args, const char *rs, bool durable,
                   bool exclusive, bool auto_delete, struct vherr *err)
 {
-    int type = args__is_quorum(args) ? QT_QUORUM : QT_CLASSIC;
+    int type = args__is_quorum(args)       ? QT_QUORUM
+               : stream__is_declared(args) ? QT_STREAM
+                                           : QT_CLASSIC;
     const char *prop = NULL;
     struct fvalue v;
 
@@ -290,7 +304,7 @@ args__check_queue(struct bytes args, const char *rs, bool durable,
     }
     if (check_type_keys(args, type, rs, err) != WR_OK)
         return WR_ERR;
-    if (type == QT_QUORUM)
+    if (type == QT_QUORUM || type == QT_STREAM)
         prop = auto_delete ? "auto-delete"
                : exclusive ? "exclusive-owner"
                : !durable  ? "non-durable"

@@ -32,6 +32,7 @@
  */
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
+#include "vhost/stream_int.h"
 
 #include "store/store.h"
 
@@ -450,6 +451,7 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
             queue_schedule(q);
     }
     vh->durable_lsn = store_durable_lsn(vh->store);
+    stream__open_all(vh);
     if (rc.count)
         log_info("vhost '%s': recovered %llu messages in %.3f s", vh->name,
                  (unsigned long long)rc.count,
@@ -463,6 +465,7 @@ vhost__close_store(struct vhost *vh)
     struct vmove *mv, *tmp;
 
     save_dedup(vh);
+    stream__close_all(vh);
     if (vh->store)
         store_close(vh->store);
     vh->store = NULL;
@@ -869,6 +872,7 @@ node_flush(struct node *n)
     {
         if (vh->store)
             store_flush(vh->store);
+        stream__flush(vh);
     }
 }
 

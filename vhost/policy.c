@@ -23,6 +23,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
+#include "vhost/stream_int.h"
 
 #include <jansson.h>
 #include <pcre2.h>
@@ -638,6 +639,9 @@ queue__apply_settings(struct queue *q)
                                     "dead-letter-routing-key", &b);
     if (q->has_dlrk)
         q->dlrk = dup_bytes(b);
+    if (stream__is_declared(q->args)) /* its own keys only (stream.c) */
+        stream__apply_policy(q, json_object_get(pol, "definition"),
+                             json_object_get(op, "definition"));
     free(q->policy);
     free(q->op_policy);
     q->policy = name_of(pol);

@@ -20,6 +20,7 @@
  */
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
+#include "vhost/stream_int.h"
 
 #include <stdlib.h>
 #include <utlist.h>
@@ -176,6 +177,7 @@ queue_unref(struct queue *q)
     free(q->policy);
     free(q->op_policy);
     dedup_free(q->dedup);
+    stream__free(q);
     q->magic = 0;
     free(q);
 }
@@ -571,6 +573,10 @@ dcounts_free(struct queue *q)
 void
 queue_ack(struct queue *q, struct qentry e)
 {
+    if (q->stream) {
+        stream__ack(q, e);
+        return;
+    }
     WR_ASSERT(q->unacked > 0);
     q->unacked--;
     q->stat_ack++;
@@ -597,6 +603,10 @@ queue_reject(struct queue *q, struct qentry e)
 void
 queue_requeue(struct queue *q, struct qentry e)
 {
+    if (q->stream) {
+        stream__requeue(q, e);
+        return;
+    }
     WR_ASSERT(q->unacked > 0);
     q->unacked--;
     if (q->deleted || is_lost(q, e.id)) {
@@ -695,6 +705,10 @@ queue_dispatch(struct queue *q)
     struct consumer *c;
     struct qentry e;
 
+    if (q->stream) {
+        stream__dispatch(q);
+        return;
+    }
     if (q->may_expire)
         queue_expire(q);
     while (!q->deleted && load_head(q) && (c = queue__pick_consumer(q))) {

@@ -15,6 +15,7 @@
 struct queue;
 struct consumer;
 struct vh_owner;
+struct stream_reader;
 
 #define QE_REDELIVERED (UINT64_C(1) << 63)
 /* The body is on disk only: `pos` is valid, `msg` is not. */
@@ -80,6 +81,8 @@ struct consumer {
      * room, on q->blocked once found without it, until woken. */
     struct consumer *dnext, *dprev;
     bool blocked;
+    /* On a stream queue: where it reads (vhost/stream.c). */
+    struct stream_reader *sreader;
 };
 
 void queue_ref(struct queue *q);

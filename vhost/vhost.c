@@ -12,6 +12,7 @@
  */
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
+#include "vhost/stream_int.h"
 
 #include "store/store.h"
 
@@ -471,6 +472,7 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
         HASH_ADD(qid_hh, vh->by_qid, qid, sizeof(q->qid), q);
         node_defs_changed(vh->node);
     }
+    stream__init(q);
     return q;
 }
 
@@ -516,7 +518,8 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
                          "'%s' (%lld) is reached",
                          BYTES_FMT(d->name), vh->name,
                          (long long)vh->max_queues);
-    if (args__check_queue(d->args, r, d->durable, d->exclusive, d->auto_delete,
+    if (stream__check_decl(d, err) != WR_OK ||
+        args__check_queue(d->args, r, d->durable, d->exclusive, d->auto_delete,
                           err) != WR_OK)
         return WR_ERR;
     *out = queue_create(vh, d, durable);
@@ -545,6 +548,8 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
         DL_DELETE2(q->owner->exclusive, q, owner_prev, owner_next);
     q->owner = NULL;
     queue__cancel_consumers(q);
+    if (q->stream)
+        stream__delete(q);
     binding__remove_all_in(vh, &q->bindings);
     n = queue__drop_ready(q, false);
     queue_unref(q);
@@ -758,10 +763,14 @@ static void
 push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
             struct publish_result *res)
 {
+    /* Streams take it into their own logs (stream.c). */
+    n = stream__publish(m, qs, n, res);
+    if (n == 0)
+        return;
     if (vh->node->lazy && vh->store) {
         res->lsn =
             vhost__publish_paged(vh, m, qs, n, &res->refused, &res->rejected);
-        res->nqueues = res->refused ? 0 : n;
+        res->nqueues += res->refused ? 0 : n;
         for (size_t i = 0; i < n && !res->refused && !res->rejected; i++)
             remember_in_queue(vh, qs[i], res->lsn);
         return;
@@ -781,7 +790,7 @@ push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
         if (qs[i]->nconsumers && qs[i]->ready.n > 100000)
             res->feeds_waiting = true;
     }
-    res->nqueues = n;
+    res->nqueues += n;
 }
 
 static void publish_keys(struct vhost *vh, struct exchange *x,

@@ -78,6 +78,8 @@ struct queue {
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
     struct dedup *dedup; /* x-message-deduplication, or NULL (dedup.h) */
+    /* x-queue-type stream (stream.c), or NULL */
+    struct stream *stream;
     UT_hash_handle hh;
 };
 
@@ -110,6 +112,8 @@ struct vhost {
     struct buf scratch;     /* meta encoding, reads from the log */
     struct vmove *moves;    /* positions moved while deliveries were out */
     struct delayx *delayed; /* x-delayed-message exchanges (delay.c) */
+    /* streams with appends or offsets to write (stream.c) */
+    struct stream *stream_dirty;
     UT_hash_handle hh;
 };
 

@@ -15,6 +15,7 @@
  * queue.declare and queue.delete, after RabbitMQ's permission checks.
  */
 #include "server/mgmt/mgmt_int.h"
+#include "vhost/stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,11 +151,20 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     struct mgmt_qrates rt;
     struct queue_info qi;
     const struct consumer *first;
+    struct stream_info si;
+    bool is_stream;
 
     queue_message_count(q); /* expired messages go first */
     queue_info(q, &qi);
     mgmt_stats_queue(q, &rt);
     first = queue_consumer_next(q, NULL);
+    is_stream = stream_info(q, &si);
+    if (is_stream) {
+        /* every message kept counts, on disk */
+        qi.ready = (uint32_t)WR_MIN(si.next - si.first, UINT32_MAX);
+        qi.ready_paged = qi.ready;
+        qi.ready_bytes = si.bytes;
+    }
     mgmt_jw_obj_begin(w);
     K("arguments");
     if (qi.args.len == 0)
@@ -209,7 +219,16 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     else
         mgmt_jw_null(w);
     KSTR("state", "running");
-    KSTR("type", qi.quorum ? "quorum" : "classic");
+    if (is_stream) {
+        K("stream");
+        mgmt_jw_obj_begin(w);
+        KINT("first_offset", si.first);
+        KINT("next_offset", si.next);
+        KINT("segments", si.segments);
+        KINT("bytes", si.bytes);
+        mgmt_jw_obj_end(w);
+    }
+    KSTR("type", is_stream ? "stream" : qi.quorum ? "quorum" : "classic");
     KSTR("vhost", qi.vhost);
     if (details)
         write_details(q, &qi, w);
