@@ -248,6 +248,31 @@ def test_underlying_consistent_hash(wb):
     c.close()
 
 
+def test_due_into_a_stream(wb):
+    # When due, a message goes wherever its bindings say, a stream queue
+    # included.
+    c = connect(wb)
+    ch = c.channel()
+    declare(ch, "dx", durable=True)
+    ch.queue_declare("st", durable=True,
+                     arguments={"x-queue-type": "stream"})
+    ch.queue_bind("st", "dx", "k")
+    pub(ch, "dx", b"s", 200, persistent=True)
+    ch.basic_qos(prefetch_count=10)
+    got = []
+    ch.basic_consume("st", lambda c_, m, p, b: got.append((m, p, b)),
+                     arguments={"x-stream-offset": "first"})
+    t0 = time.monotonic()
+    while not got and time.monotonic() - t0 < 3:
+        c.process_data_events(0.05)
+    assert got and got[0][2] == b"s"
+    assert time.monotonic() - t0 >= 0.15
+    assert got[0][1].headers["x-delay"] == -200
+    ch.basic_ack(got[0][0].delivery_tag)
+    ch.queue_delete("st")
+    c.close()
+
+
 def test_bindings_at_delivery_time_count(wb):
     # Routing happens when the message is due: a queue bound after the
     # publish gets it, one unbound before it does not.
