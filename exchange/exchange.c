@@ -42,6 +42,7 @@ static const struct xtype_ops *const xtypes[] = {
     [EXCHANGE_TOPIC] = &topic__ops,
     [EXCHANGE_HEADERS] = &headers__ops,
     [EXCHANGE_CONSISTENT_HASH] = &chash__ops,
+    [EXCHANGE_DELAYED] = &delayed__ops,
 };
 
 int
@@ -316,8 +317,14 @@ xreg_add(struct xreg *r, struct bytes name, enum exchange_type t, bool durable,
     x->magic = EXCHANGE_MAGIC;
     x->name = xstrndup(nonnull(name), name.len);
     x->name_len = name.len;
-    x->type = t;
-    x->ops = xtypes[t];
+    x->type = x->route_type = t;
+    if (t == EXCHANGE_DELAYED) {
+        bool unknown;
+        int rc = exchange_delayed_type(args, &x->route_type, &unknown);
+
+        WR_ASSERT(rc == WR_OK);
+    }
+    x->ops = xtypes[x->route_type];
     x->durable = durable;
     x->auto_delete = auto_delete;
     x->internal = internal;
@@ -406,7 +413,13 @@ int
 exchange_check_decl_args(enum exchange_type t, struct bytes args,
                          struct buf *err)
 {
+    bool unknown;
+
     WR_ASSERT((size_t)t < WR_ARRAY_LEN(xtypes));
+    /* x-delayed-message: the arguments of the type it routes as (a bad
+     * x-delayed-type is refused by the caller). */
+    if (t == EXCHANGE_DELAYED)
+        exchange_delayed_type(args, &t, &unknown);
     if (!xtypes[t]->check_decl)
         return WR_OK;
     return xtypes[t]->check_decl(args, err);
@@ -500,6 +513,18 @@ exchange__visit(struct xroute *c, struct exchange *y)
     rs->work[rs->work_n++] = y;
 }
 
+/* y, a delayed exchange, keeps the message (the plugin's route/2 gives
+ * no destination for it, and no alternate exchange is tried). */
+static void
+hold(struct routeset *rs, struct exchange *y)
+{
+    if (rs->held_n == rs->held_cap) {
+        rs->held_cap = rs->held_cap ? 2 * rs->held_cap : 4;
+        rs->held = xrealloc(rs->held, rs->held_cap * sizeof(*rs->held));
+    }
+    rs->held[rs->held_n++] = y;
+}
+
 static size_t
 route_msg(struct xreg *r, struct exchange *x, const struct bytes *rks,
           size_t nrk, struct bytes headers, struct bytes props,
@@ -510,10 +535,15 @@ route_msg(struct xreg *r, struct exchange *x, const struct bytes *rks,
     WR_ASSERT(x->magic == EXCHANGE_MAGIC);
     WR_ASSERT(nrk >= 1);
     rs->work_n = 0;
+    rs->held_n = 0;
     rs->hdr_ready = false;
     exchange__visit(&c, x);
     while (rs->work_n > 0) {
         struct exchange *y = rs->work[--rs->work_n];
+        if (y != x && y->type == EXCHANGE_DELAYED && rs->hold_delayed) {
+            hold(rs, y);
+            continue;
+        }
         if (y->ops->route(y->idx.any, &c) == 0) {
             struct bytes ae = exchange_alternate(y);
             struct exchange *a = ae.ptr ? xreg_find(r, ae) : NULL;

@@ -41,6 +41,7 @@ enum exchange_type {
     EXCHANGE_TOPIC,
     EXCHANGE_HEADERS,
     EXCHANGE_CONSISTENT_HASH, /* x-consistent-hash (chash.c) */
+    EXCHANGE_DELAYED, /* x-delayed-message: routes as its x-delayed-type */
 };
 
 /* "direct", "fanout", "topic", "headers", "x-consistent-hash" (exact,
@@ -49,6 +50,16 @@ enum exchange_type {
 int exchange_type_parse(struct bytes name, enum exchange_type *out);
 /* The type's AMQP name ("direct", ...). */
 const char *exchange_type_name(enum exchange_type t);
+/*
+ * The routing type of an x-delayed-message exchange: its declare
+ * arguments' "x-delayed-type", a string naming any other type (delayed.c).
+ * Returns WR_OK with *out set; WR_ERR with *unknown false when the
+ * argument is missing, not a string or names x-delayed-message itself,
+ * with *unknown true when the string names no type (RabbitMQ tells the
+ * two apart: 406 and 503).
+ */
+int exchange_delayed_type(struct bytes args, enum exchange_type *out,
+                          bool *unknown);
 
 /* A binding destination: a queue (opaque to this module) or an exchange
  * (a struct exchange * of the same xreg). ptr is never NULL. */
@@ -74,6 +85,7 @@ struct exchange {
     char *name; /* owned copy, NUL-terminated */
     size_t name_len;
     enum exchange_type type;
+    enum exchange_type route_type; /* type, or an x-delayed-type's */
     bool durable, auto_delete, internal;
     struct bytes args; /* owned copy of the declare arguments table body */
     char *alternate;   /* "alternate-exchange" argument (longstr) or NULL */
@@ -118,7 +130,9 @@ struct exchange *xreg_find(struct xreg *r, struct bytes name);
  * (asserted). Copies name and args; args is a table body that passed
  * ftable_validate(). A longstr "alternate-exchange" argument becomes
  * x->alternate (other types are ignored here; the vhost refuses them at
- * declare time as RabbitMQ does). Returns the new exchange (borrowed).
+ * declare time as RabbitMQ does). An EXCHANGE_DELAYED exchange routes
+ * with the index of its x-delayed-type, which args must name (asserted;
+ * exchange_delayed_type). Returns the new exchange (borrowed).
  */
 struct exchange *xreg_add(struct xreg *r, struct bytes name,
                           enum exchange_type t, bool durable, bool auto_delete,
@@ -244,6 +258,14 @@ struct routeset {
     bool hdr_ready;
     struct xdest *tmp; /* topic match results before caching */
     size_t tmp_n, tmp_cap;
+
+    /* public: set by the caller before routing. When true, an
+     * x-delayed-message exchange reached through a binding (not the one
+     * routed from) is not routed through: it lands in held[0..held_n),
+     * for the caller to hold the message back there (vhost/delay.c). */
+    bool hold_delayed;
+    struct exchange **held;
+    size_t held_n, held_cap;
 };
 
 void routeset_init(struct routeset *rs);

@@ -130,6 +130,9 @@ struct xtype_ops {
 
 extern const struct xtype_ops fanout__ops, direct__ops, headers__ops,
     chash__ops;
+/* x-delayed-message's name only: its exchanges route with the ops of
+ * their x-delayed-type (delayed.c). */
+extern const struct xtype_ops delayed__ops;
 
 /* topic__ops: see exchange/topic.h */
 

@@ -100,6 +100,11 @@ uint64_t node_now(const struct node *n);
 void node_expire(struct node *n);
 /* When node_expire has work next (node time, µs); UINT64_MAX = none. */
 uint64_t node_next_expiry(const struct node *n);
+/* Delayed messages (x-delayed-message, vhost/delay.c): µs until the
+ * earliest is due (0: some are due now), -1 when none is pending; and
+ * routes the due ones (a bounded slice: call again while the wait is 0). */
+int64_t node_delay_wait_us(const struct node *n);
+void node_run_delays(struct node *n);
 
 /* RabbitMQ's rules for a vhost name: 1 to 255 bytes (an AMQP short
  * string) of UTF-8. Any such name is safe as a directory name

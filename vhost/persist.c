@@ -139,6 +139,8 @@ recovered_message(void *arg, const struct store_recovered *r)
     struct queue *q;
     struct qentry e;
 
+    if (delay__recovered(rc->vh, r->qid, r->id, r->pos))
+        return;
     HASH_FIND(qid_hh, rc->vh->by_qid, &r->qid, sizeof(r->qid), q);
     if (!q) {
         for (size_t i = 0; i < rc->nunknown; i++) {
@@ -436,6 +438,7 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
     for (size_t i = 0; i < rc.nunknown; i++)
         store_append_queue_delete(vh->store, rc.unknown[i]);
     free(rc.unknown);
+    delay__recovery_done(vh);
     /* After a clean stop the snapshot has every key the caches held; after
      * a crash the log's messages bring back theirs. */
     if (!load_dedup(vh)) {
@@ -661,6 +664,8 @@ ev_moved(void *ctx, uint64_t qid, uint64_t id, uint64_t new_pos)
     struct qentry *e;
     struct vmove *mv;
 
+    if (delay__moved(vh, qid, id, new_pos))
+        return;
     HASH_FIND(qid_hh, vh->by_qid, &qid, sizeof(qid), q);
     e = q ? find_ready(q, id) : NULL;
     if (e) {
@@ -727,6 +732,7 @@ ev_failed(void *ctx, const char *why)
     {
         n += queue__drop_lost(q, vh->lost_from);
     }
+    delay__lost(vh, vh->lost_from);
     if (n)
         log_err("vhost '%s': %u queued messages whose records never "
                 "reached the disk were taken out of their queues",

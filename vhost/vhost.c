@@ -183,6 +183,8 @@ exchange_create(struct vhost *vh, struct bytes name, enum exchange_type t,
     x = xreg_add(vh->xr, name, t, durable, auto_delete, internal, args);
     x->user = xcalloc(1, sizeof(struct xinfo));
     ((struct xinfo *)x->user)->dedup = dedup_from_args(args);
+    if (t == EXCHANGE_DELAYED)
+        delay__exchange_added(vh, x);
     if (durable)
         node_defs_changed(vh->node);
     return x;
@@ -227,6 +229,7 @@ vhost__free(struct vhost *vh)
         binding__remove_all_out(vh, x);
     while ((x = xreg_first(vh->xr)) != NULL) {
         dedup_free(((struct xinfo *)x->user)->dedup);
+        delay__exchange_removed(vh, x);
         free(x->user);
         xreg_remove(vh->xr, x);
     }
@@ -281,6 +284,25 @@ exchange_equiv(struct exchange *x, enum exchange_type t,
     return args__equiv_exchange(x->args, d->args, r, err);
 }
 
+/* The x-delayed-message plugin's validate: an existing type named by
+ * x-delayed-type (its text, typos and all), else check_type's 503. */
+static int
+delayed_type_check(struct bytes args, struct vherr *err)
+{
+    enum exchange_type t;
+    struct fvalue v;
+    bool unknown;
+
+    if (exchange_delayed_type(args, &t, &unknown) == WR_OK)
+        return WR_OK;
+    if (unknown && ftable_find(args, "x-delayed-type", &v))
+        return vherr_set(err, AMQP_COMMAND_INVALID,
+                         "unknown exchange type '%.*s'", BYTES_FMT(v.v.str));
+    return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                     "Invalid argument, 'x-delayed-type' must bean existing "
+                     "exchnage type");
+}
+
 int
 vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
                        struct vherr *err)
@@ -324,6 +346,8 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
          vhost_perm_check(vh, d->owner->user, PERM_WRITE, "exchange", ae.v.str,
                           err) != WR_OK))
         return WR_ERR;
+    if (t == EXCHANGE_DELAYED && delayed_type_check(d->args, err) != WR_OK)
+        return WR_ERR;
     exchange_create(vh, d->name, t, d->durable, d->auto_delete, d->internal,
                     d->args);
     return WR_OK;
@@ -344,6 +368,7 @@ vhost__exchange_delete(struct vhost *vh, struct exchange *x)
     if (xi->dedup && x->durable)
         vhost__dedup_log_forget(vh, 'X', bytes_of(x->name, x->name_len));
     dedup_free(xi->dedup);
+    delay__exchange_removed(vh, x);
     free(xi);
     xreg_remove(vh->xr, x);
 }
@@ -831,7 +856,7 @@ vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
 static size_t
 route_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
            size_t nrk, struct bytes headers, struct message *m,
-           struct queue **one, struct queue ***qs)
+           struct queue **one, struct queue ***qs, struct publish_result *res)
 {
     if ((x == NULL || x->name_len == 0) && nrk == 1) {
         *one = vhost_queue_find(vh, rks[0]);
@@ -846,9 +871,14 @@ route_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
             if (q)
                 routeset_add(&vh->rs, q);
         }
-    } else
+    } else {
+        /* (the header is looked for only where it could matter) */
+        vh->rs.hold_delayed = vh->delayed && delay__wanted(headers);
         exchange_route_keys(vh->xr, x, rks, nrk, headers, message_props(m),
                             &vh->rs);
+        if (vh->rs.held_n)
+            delay__hold_reached(vh, &vh->rs, headers, m, res);
+    }
     *qs = (struct queue **)vh->rs.queues;
     return vh->rs.n;
 }
@@ -866,7 +896,13 @@ publish_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
     memset(res, 0, sizeof(*res));
     if (exchange_duplicate(vh, x, headers, m, res))
         return;
-    n = route_keys(vh, x, rks, nrk, headers, m, &one, &qs);
+    if (x && x->type == EXCHANGE_DELAYED &&
+        delay__publish(vh, x, headers, m, res)) {
+        qs = NULL; /* held back: routed when due (delay.c) */
+        n = 0;
+    } else {
+        n = route_keys(vh, x, rks, nrk, headers, m, &one, &qs, res);
+    }
     if (keep) {
         size_t k = 0;
 

@@ -104,6 +104,21 @@ struct queue *vhost_queue_next(const struct vhost *vh, const struct queue *q);
 struct exchange *vhost_exchange_next(const struct vhost *vh,
                                      struct exchange *x);
 
+/* The messages an x-delayed-message exchange holds back (0 for other
+ * types): management's messages_delayed. */
+uint64_t vhost_exchange_delayed_count(const struct exchange *x);
+/* How on time an x-delayed-message exchange has been since it was
+ * declared or recovered (all 0 for other types): messages routed when
+ * due, how many of them more than 10 ms after their due time (a restart
+ * makes the overdue ones late), and the largest lateness. */
+struct delay_stats {
+    uint64_t routed;
+    uint64_t late_10ms;
+    uint64_t max_late_us;
+};
+void vhost_exchange_delay_stats(const struct exchange *x,
+                                struct delay_stats *out);
+
 /* Looks an exchange up ("" is the default exchange). Borrowed or NULL. */
 struct exchange *vhost_exchange_find(struct vhost *vh, struct bytes name);
 

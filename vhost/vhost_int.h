@@ -109,8 +109,9 @@ struct vhost {
      * reached the disk; they were taken out of their queues (their
      * publishers got basic.nack). UINT64_MAX until then. */
     uint64_t lost_from;
-    struct buf scratch;  /* meta encoding, reads from the log */
-    struct vmove *moves; /* positions moved while deliveries were out */
+    struct buf scratch;     /* meta encoding, reads from the log */
+    struct vmove *moves;    /* positions moved while deliveries were out */
+    struct delayx *delayed; /* x-delayed-message exchanges (delay.c) */
     /* streams with appends or offsets to write (stream.c) */
     struct stream *stream_dirty;
     /* stream durability (stream.c): the sync thread, the streams written
@@ -135,9 +136,10 @@ struct vhost {
 
 /* Per-exchange data the vhost keeps in exchange.user. */
 struct xinfo {
-    struct binding *out; /* bindings with this exchange as source */
-    struct binding *in;  /* bindings with this exchange as destination */
-    struct dedup *dedup; /* x-message-deduplication, or NULL (dedup.h) */
+    struct binding *out;  /* bindings with this exchange as source */
+    struct binding *in;   /* bindings with this exchange as destination */
+    struct dedup *dedup;  /* x-message-deduplication, or NULL (dedup.h) */
+    struct delayx *delay; /* x-delayed-message: its pending messages */
 };
 
 /* Why a message left its queue for a dead-letter exchange: RabbitMQ's
@@ -263,6 +265,33 @@ uint64_t vhost__publish_paged(struct vhost *vh, struct message *m,
 void vhost__log_queue_delete(struct vhost *vh, struct queue *q);
 int vhost__page_in(struct vhost *vh, struct qentry *e);
 void vhost__settle_moves(struct vhost *vh, struct message *m, bool requeued);
+
+/* delay.c: x-delayed-message exchanges. added/removed keep an
+ * exchange's pending messages (removed drops them, in the log too);
+ * publish holds m back when its x-delay says so and returns true (res
+ * filled: lsn of a persistent record, or refused); the log's recovery
+ * hands over the records of a delayed exchange's queue id (recovered
+ * returns false for any other), then recovery_done reads their due
+ * times; moved and lost follow compaction and a failed log. */
+struct publish_result;
+void delay__exchange_added(struct vhost *vh, struct exchange *x);
+void delay__exchange_removed(struct vhost *vh, struct exchange *x);
+bool delay__publish(struct vhost *vh, struct exchange *x, struct bytes headers,
+                    struct message *m, struct publish_result *res);
+bool delay__recovered(struct vhost *vh, uint64_t qid, uint64_t id,
+                      uint64_t pos);
+void delay__recovery_done(struct vhost *vh);
+bool delay__moved(struct vhost *vh, uint64_t qid, uint64_t id,
+                  uint64_t new_pos);
+void delay__lost(struct vhost *vh, uint64_t from);
+/* Whether headers' x-delay holds a message back (routing then stops at
+ * delayed exchanges reached through bindings: routeset.hold_delayed);
+ * hold_reached holds m back at each exchange rs->held names, adding to
+ * res (the largest LSN; refused if any refused it). */
+bool delay__wanted(struct bytes headers);
+void delay__hold_reached(struct vhost *vh, const struct routeset *rs,
+                         struct bytes headers, struct message *m,
+                         struct publish_result *res);
 
 /* vhostdir.c: <data_dir>/vhosts/<SHA-256 of the name, hex> */
 char *vhostdir__path(const char *data_dir, const char *name);

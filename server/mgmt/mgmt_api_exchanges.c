@@ -55,6 +55,21 @@ mgmt_exchange_json(struct vhost *vh, struct exchange *x)
     uint32_t entries, size;
     uint64_t dropped;
 
+    /* As the delayed-message plugin's management extension shows it;
+     * and, Warren's own, how on time the due messages went out. */
+    if (x->type == EXCHANGE_DELAYED) {
+        struct delay_stats ds;
+
+        vhost_exchange_delay_stats(x, &ds);
+        json_object_set_new(
+            o, "messages_delayed",
+            json_integer((json_int_t)vhost_exchange_delayed_count(x)));
+        json_object_set_new(o, "delayed_routed",
+                            json_pack("{s:I, s:I, s:f}", "messages",
+                                      (json_int_t)ds.routed, "late_over_10ms",
+                                      (json_int_t)ds.late_10ms, "max_late_ms",
+                                      (double)ds.max_late_us / 1000.0));
+    }
     /* Warren's: the x-message-deduplication cache's figures. */
     if (vhost_exchange_dedup(x, &entries, &size, &dropped))
         json_object_set_new(o, "deduplication",

@@ -45,6 +45,9 @@ exchange_types(void)
                                        "x-consistent-hash", "description",
                                        "Consistent Hashing Exchange", "enabled",
                                        1));
+    json_array_append_new(
+        a, json_pack("{s:s, s:s, s:b}", "name", "x-delayed-message",
+                     "description", "Delayed Message Exchange.", "enabled", 1));
     return a;
 }
 
