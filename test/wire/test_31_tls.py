@@ -543,8 +543,8 @@ def test_sighup_reloads_the_certificate(make_broker, pki, tmp_path):
 
 def test_slow_and_hostile_handshakes_block_nobody(make_broker, pki):
     # RabbitMQ: ssl_handshake_timeout for TLS, handshake_timeout for AMQP
-    b = make_broker(extra_conf=ssl_conf(pki, ssl_handshake_timeout=1000,
-                                        handshake_timeout=2500))
+    b = make_broker(extra_conf=ssl_conf(pki, ssl_handshake_timeout=2000,
+                                        handshake_timeout=4000))
     port = port_of(b, "amqps")
     silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
     garbage = socket.create_connection(("127.0.0.1", port))
@@ -562,7 +562,18 @@ def test_slow_and_hostile_handshakes_block_nobody(make_broker, pki):
         q = ch.queue_declare("", exclusive=True).method.queue
         ch.basic_publish("", q, b"fine")
         assert ch.basic_get(q, auto_ack=True)[2] == b"fine"
-    assert time.monotonic() - t0 < 0.8
+
+    def still_open(s):
+        try:
+            return s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+
+    # The good client did not wait for the stuck handshakes to time out
+    # (no wall-clock bound: a loaded CI machine may be slow, not blocked).
+    assert all(still_open(s) for s in silent + [half, garbage])
 
     def dropped(s):
         s.settimeout(6)
@@ -573,11 +584,11 @@ def test_slow_and_hostile_handshakes_block_nobody(make_broker, pki):
             pass
         return time.monotonic() - t0
 
-    waited = [dropped(s) for s in silent + [half]]
-    assert all(0.8 < w < 2.0 for w in waited), waited
+    # garbage announces a 512-byte record and sends 100: it waits too
+    waited = [dropped(s) for s in silent + [half, garbage]]
+    assert all(1.5 < w < 4.0 for w in waited), waited
     assert b.wait_for_line(r"TLS handshake timeout")
-    assert dropped(garbage) < 2.0
-    assert 2.0 < dropped(mute) < 4.0
+    assert 3.5 < dropped(mute) < 7.0
     assert b.wait_for_line(r"\): handshake timeout")
     for s in silent + [garbage, half, mute]:
         s.close()
