@@ -287,6 +287,30 @@ fvalue_get_int(const struct fvalue *v, int64_t *out)
     }
 }
 
+uint64_t
+fvalue_bits(const struct fvalue *v)
+{
+    uint64_t bits = 0;
+    int64_t i;
+
+    switch (v->type) {
+    case 't':
+        return v->v.b;
+    case 'f':
+        memcpy(&bits, &v->v.f, sizeof(v->v.f));
+        return bits;
+    case 'd':
+        memcpy(&bits, &v->v.d, sizeof(v->v.d));
+        return bits;
+    case 'D':
+        return ((uint64_t)v->v.dec.scale << 32) | v->v.dec.value;
+    case 'V':
+        return 0;
+    default:
+        return fvalue_get_int(v, &i) ? (uint64_t)i : v->v.u;
+    }
+}
+
 static int
 type_class(char t)
 {

@@ -73,6 +73,10 @@ bool fvalue_is_int(const struct fvalue *v);
 /* Reads any integer type as int64; false when v is not an integer or an
  * unsigned value does not fit. */
 bool fvalue_get_int(const struct fvalue *v, int64_t *out);
+/* A value that is not a string as 64 bits, for hashing: integers by
+ * value (signed or unsigned as their type), booleans, floats and doubles
+ * by their bits, decimals as scale << 32 | value, void as 0. */
+uint64_t fvalue_bits(const struct fvalue *v);
 /* True for S (longstr); x byte arrays are not strings. */
 static inline bool
 fvalue_is_str(const struct fvalue *v)

@@ -265,36 +265,12 @@ jump(uint64_t key, uint64_t n)
 static uint64_t
 value_hash(const struct fvalue *v)
 {
-    uint64_t bits = 0;
+    uint64_t bits;
 
-    switch (v->type) {
-    case 'S':
-    case 'x':
-    case 'F':
-    case 'A':
+    if (v->type == 'S' || v->type == 'x' || v->type == 'F' || v->type == 'A')
         return XXH3_64bits_withSeed(v->v.str.ptr, v->v.str.len,
                                     (uint64_t)v->type);
-    case 't':
-        bits = v->v.b;
-        break;
-    case 'f':
-        memcpy(&bits, &v->v.f, sizeof(v->v.f));
-        break;
-    case 'd':
-        memcpy(&bits, &v->v.d, sizeof(v->v.d));
-        break;
-    case 'D':
-        bits = ((uint64_t)v->v.dec.scale << 32) | v->v.dec.value;
-        break;
-    case 'V':
-        break;
-    default:
-        bits = fvalue_is_int(v) && v->type != 'B' && v->type != 'u' &&
-                       v->type != 'i' && v->type != 'T'
-                   ? (uint64_t)v->v.i
-                   : v->v.u;
-        break;
-    }
+    bits = fvalue_bits(v);
     return XXH3_64bits_withSeed(&bits, sizeof(bits), (uint64_t)v->type);
 }
 

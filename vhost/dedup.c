@@ -220,30 +220,10 @@ value_key(const struct fvalue *v, uint8_t out[16])
         h = XXH3_128bits_withSeed(v->v.str.ptr, v->v.str.len,
                                   (uint64_t)(v->type == 'x' ? 'S' : v->type));
     } else {
-        uint64_t bits = 0;
+        uint64_t bits = fvalue_bits(v);
 
-        if (fvalue_get_int(v, (int64_t *)&bits))
-            tmp[0] = 'i'; /* 5 as a byte, a short or a long: one key */
-        else {
-            tmp[0] = (uint8_t)v->type;
-            switch (v->type) {
-            case 't':
-                bits = v->v.b;
-                break;
-            case 'f':
-                memcpy(&bits, &v->v.f, sizeof(v->v.f));
-                break;
-            case 'd':
-                memcpy(&bits, &v->v.d, sizeof(v->v.d));
-                break;
-            case 'D':
-                bits = ((uint64_t)v->v.dec.scale << 32) | v->v.dec.value;
-                break;
-            default:
-                bits = v->v.u;
-                break;
-            }
-        }
+        /* 5 as a byte, a short or a long: one key */
+        tmp[0] = fvalue_is_int(v) ? 'i' : (uint8_t)v->type;
         memcpy(tmp + 1, &bits, 8);
         h = XXH3_128bits(tmp, sizeof(tmp));
     }

@@ -310,9 +310,8 @@ tags_array(const char *tags)
     return a;
 }
 
-/* RabbitMQ's "limits" of a user: the ones set. */
-static json_t *
-user_limits(const struct user *u)
+json_t *
+user_limits_json(const struct user *u)
 {
     json_t *o = json_object();
 
@@ -333,10 +332,11 @@ export_users(struct node *n, json_t *doc)
 
     for (struct user *u = node_users(n); u; u = u->hh.next)
         json_array_append_new(
-            users, json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", u->name,
-                             "password_hash", u->password_hash,
-                             "hashing_algorithm", u->hashing_algorithm, "tags",
-                             tags_array(u->tags), "limits", user_limits(u)));
+            users,
+            json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", u->name,
+                      "password_hash", u->password_hash, "hashing_algorithm",
+                      u->hashing_algorithm, "tags", tags_array(u->tags),
+                      "limits", user_limits_json(u)));
     for (p = node_perms(n); p; p = p->next)
         json_array_append_new(
             perms, json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", p->user,

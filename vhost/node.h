@@ -278,9 +278,12 @@ json_t *node_kv_find(struct node *n, enum node_kv kind, const char *vhost,
 /* Exports durable vhosts, exchanges, queues and bindings (all vhosts, or
  * only one). Returns a new reference. */
 json_t *node_defs_export(struct node *n, const char *only_vhost);
+/* RabbitMQ's "limits" object of a user: the limits that are set
+ * (definitions' users[].limits, /api/user-limits). */
+json_t *user_limits_json(const struct user *u);
 /* Imports a definitions document, creating what is missing; an object
  * that exists with other properties is an error (RabbitMQ's rules).
- * Stops at the first error, leaving what was imported before it. */
+ * All or nothing: on an error the node is left as it was. */
 int node_defs_import(struct node *n, json_t *doc, struct vherr *err);
 /* Moves the exchanges, queues and bindings out of doc into a new object
  * keyed by vhost name, each value a definitions document holding that

@@ -634,19 +634,6 @@ mgmt_h_limit(struct mgmt_req *r)
 
 /* ---- user limits (max-connections, max-channels) */
 
-static json_t *
-user_limits_json(const struct user *u)
-{
-    json_t *o = json_object();
-
-    if (u->max_channels != USER_LIMIT_UNSET)
-        json_object_set_new(o, "max-channels", json_integer(u->max_channels));
-    if (u->max_connections != USER_LIMIT_UNSET)
-        json_object_set_new(o, "max-connections",
-                            json_integer(u->max_connections));
-    return o;
-}
-
 void
 mgmt_h_user_limits(struct mgmt_req *r)
 {
