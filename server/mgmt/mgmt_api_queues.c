@@ -160,8 +160,10 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     first = queue_consumer_next(q, NULL);
     is_stream = stream_info(q, &si);
     if (is_stream) {
-        /* every message kept counts, on disk */
+        /* every message kept counts, on disk; a delivery does not take
+         * one out, so none is "unacknowledged" (RabbitMQ shows 0 too) */
         qi.ready = (uint32_t)WR_MIN(si.next - si.first, UINT32_MAX);
+        qi.unacked = 0;
         qi.ready_paged = qi.ready;
         qi.ready_bytes = si.bytes;
     }

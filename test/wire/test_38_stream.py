@@ -674,12 +674,16 @@ def test_management_and_definitions_keep_streams(make_broker):
     assert api.put("/api/queues/%2F/s1", {"durable": True,
                                           "arguments": args}).status == 201
     publish(b, "s1", numbered(25))
-    r = Reader(b, "s1", "first")
+    # holds its 25 deliveries unacked: a stream still keeps 25, none of
+    # them "unacknowledged" (a delivery takes nothing out of a stream)
+    r = Reader(b, "s1", "first", ack=False)
     r.wait(25)
     info = api.get("/api/queues/%2F/s1").json
     assert info["type"] == "stream"
     assert info["arguments"] == args
     assert info["messages"] == 25 and info["consumers"] == 1
+    assert info["messages_ready"] == 25
+    assert info["messages_unacknowledged"] == 0
     assert info["stream"]["segments"] == 1 and info["stream"]["bytes"] > 25
     r.close()
     defs = api.get("/api/definitions").json
