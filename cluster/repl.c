@@ -6,6 +6,8 @@
  */
 #include "cluster/repl.h"
 
+#include "store/store.h"
+
 void
 repl_frame_encode(struct buf *out, enum repl_kind kind, uint64_t epoch,
                   uint64_t seq, struct bytes payload)
@@ -17,6 +19,20 @@ repl_frame_encode(struct buf *out, enum repl_kind kind, uint64_t epoch,
     buf_put_u64(out, seq);
     if (payload.len)
         buf_append(out, payload.ptr, payload.len);
+}
+
+void
+repl_encode_recs(struct buf *out, uint64_t epoch, uint64_t from, uint64_t seq,
+                 struct bytes recs)
+{
+    while (recs.len > 0) {
+        size_t n = store_recs_prefix(recs, REPL_SPLIT);
+
+        WR_ASSERT(n > 0); /* the store made them: they parse */
+        repl_frame_encode(out, REPL_RECS, epoch, n == recs.len ? seq : from,
+                          bytes_of(recs.ptr, n));
+        recs = bytes_of(recs.ptr + n, recs.len - n);
+    }
 }
 
 const char *

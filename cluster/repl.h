@@ -76,6 +76,13 @@ void repl_frame_encode(struct buf *out, enum repl_kind kind, uint64_t epoch,
 int repl_frame_parse(struct bytes in, bool from_leader, struct repl_frame *f,
                      size_t *used, const char **why);
 
+/* RECS frames for a run of replication records (as the store's tap made
+ * them), split at record boundaries near REPL_SPLIT bytes; only the last
+ * frame carries seq, the others from (no position is complete before the
+ * last). Nothing for an empty run. */
+void repl_encode_recs(struct buf *out, uint64_t epoch, uint64_t from,
+                      uint64_t seq, struct bytes recs);
+
 /* The kind's name for logs ("RECS"), "?" for an unknown one. */
 const char *repl_kind_name(uint8_t kind);
 

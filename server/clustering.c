@@ -129,6 +129,7 @@ on_lead(void *arg, const char *name, int64_t epoch)
 
     if (!vh)
         vh = node_vhost_add(s->node, name); /* its definition comes later */
+    repl_copy_drop(name, "this node leads the vhost now");
     if (!vh || node_vhost_serve(s->node, vh, err, sizeof(err)) != WR_OK) {
         log_err("vhost '%s': cannot be served here (epoch %lld): %s", name,
                 (long long)epoch, vh ? err : "no such vhost");
@@ -136,6 +137,7 @@ on_lead(void *arg, const char *name, int64_t epoch)
     }
     log_info("vhost '%s' served here (epoch %lld)", name, (long long)epoch);
     import_vhost_part(s, name);
+    repl_lead(s, vh, name, epoch);
 }
 
 static void
@@ -145,6 +147,7 @@ on_unlead(void *arg, const char *name, const char *why)
     struct vhost *vh = node_vhost_find(s->node, name);
     char text[300];
 
+    repl_unlead(s, name);
     if (!vh || !vhost_is_serving(vh))
         return;
     snprintf(text, sizeof(text),
@@ -291,6 +294,7 @@ clustering_start(struct server *s)
     if (!cfg->cluster_name_set)
         snprintf(s->cfg->cluster_name, sizeof(s->cfg->cluster_name), "%s",
                  cfg->etcd_cluster);
+    repl_init(s);
     return peer_link_open(s, cfg->cluster_listen);
 }
 
@@ -312,6 +316,7 @@ void
 clustering_free(struct server *s)
 {
     peer_link_close(s);
+    repl_fini(s);
     json_decref(s->boot_parts);
     s->boot_parts = NULL;
     cluster_free(s->cluster);

@@ -187,4 +187,9 @@ uint64_t alarm_memory_budget(const struct wr_config *cfg);
 /* Resident memory of the process in bytes, from /proc/self/statm. */
 uint64_t alarm_resident_bytes(void);
 
+/* GET /api/replication (replication.c): the vhosts this node leads with
+ * their mirrors' positions, and the copies it keeps of other nodes'
+ * vhosts. A new reference. */
+struct json_t *repl_info(void);
+
 #endif

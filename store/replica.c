@@ -18,6 +18,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void
 store_tap(struct store *s, struct buf *out)
@@ -32,6 +33,23 @@ replica_tap(struct store *s, uint8_t type, const uint8_t *payload, size_t len)
     buf_put_u8(s->tap, rec_version((enum rec_type)type));
     rec_buf_varint(s->tap, len);
     buf_append(s->tap, payload, len);
+}
+
+void
+store_snap_msg(struct buf *out, uint64_t id, const uint64_t *qids,
+               uint32_t nqids, struct bytes meta, struct bytes body)
+{
+    size_t size = rec_msg_size(id, nqids, meta.len, body.len);
+    uint8_t *p;
+
+    /* encoded as a record (header and all), then the header dropped */
+    buf_put_u8(out, REC_MSG);
+    buf_put_u8(out, rec_version(REC_MSG));
+    rec_buf_varint(out, size - REC_HDR_SIZE);
+    p = buf_reserve(out, size);
+    rec_msg_encode(p, size, id, 0, qids, nqids, meta, body, 0, 0);
+    memmove(p, p + REC_HDR_SIZE, size - REC_HDR_SIZE);
+    out->len += size - REC_HDR_SIZE;
 }
 
 uint64_t
@@ -78,6 +96,28 @@ rrec_next(struct cursor *c, struct rrec *r, const char **why)
     }
     rd_bytes(c, len, &r->payload);
     return true;
+}
+
+size_t
+store_recs_prefix(struct bytes recs, size_t max)
+{
+    struct cursor c;
+    size_t n = 0;
+
+    cur_init(&c, recs.ptr, recs.len);
+    while (c.left > 0) {
+        struct rrec r;
+        const char *why;
+        size_t end;
+
+        if (!rrec_next(&c, &r, &why))
+            return 0;
+        end = recs.len - c.left;
+        if (n > 0 && end > max)
+            break;
+        n = end;
+    }
+    return n;
 }
 
 static bool

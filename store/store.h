@@ -388,6 +388,17 @@ bool store_recs_check(struct bytes recs, uint64_t next_id, const char **why);
 uint64_t store_apply(struct store *s, struct bytes recs, char *err,
                      size_t errlen);
 
+/* Length of the longest run of whole records at the start of recs (as
+   the tap made them) not longer than max, but at least one record; 0 for
+   an empty or malformed run. For splitting a cut into frames. */
+size_t store_recs_prefix(struct bytes recs, size_t max);
+
+/* Leader, building a snapshot for a new mirror: appends to out the
+   replication record of a live message (as store_tap would have copied
+   it, listing the queues that still hold it). */
+void store_snap_msg(struct buf *out, uint64_t id, const uint64_t *qids,
+                    uint32_t nqids, struct bytes meta, struct bytes body);
+
 /* The id the next message will get (on a mirror: the lowest id the next
    replicated message may have). */
 uint64_t store_next_id(const struct store *s);

@@ -550,6 +550,13 @@ mgmt_h_aliveness(struct mgmt_req *r)
     status_ok(r);
 }
 
+/* Warren's own: this node's replication (server/replication.c). */
+void
+mgmt_h_replication(struct mgmt_req *r)
+{
+    mgmt_reply_json(r, 200, repl_info());
+}
+
 void
 mgmt_h_health_alarms(struct mgmt_req *r)
 {

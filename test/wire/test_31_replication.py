@@ -1,0 +1,305 @@
+"""Issue 12, step 1: a vhost's leader streams its log to its mirrors.
+
+Three Warren nodes on loopback (test/cluster/localcluster.py). Every vhost
+is led by one node and copied by the other two: the copies take the
+leader's log records (and its definitions) and acknowledge positions
+once their own log has them on disk. GET /api/replication shows each
+node's side. Hostile replication frames drop the link with a log line;
+an older epoch is refused (fencing).
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import struct
+import sys
+import time
+import urllib.request
+
+import pika
+import pytest
+
+from test_20_mgmt_api import Mgmt
+from wireutil import wait_until
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cluster"))
+import localcluster  # noqa: E402
+
+pytestmark = pytest.mark.warren_only
+
+TTL = 4
+
+
+@pytest.fixture(scope="module")
+def lc(tmp_path_factory):
+    import conftest
+    if conftest.external_broker() is not None:
+        pytest.skip("needs private Warren nodes")
+    c = localcluster.LocalCluster(
+        nodes=3, workdir=str(tmp_path_factory.mktemp("repl")), ttl=TTL)
+    try:
+        c.start()
+        assert wait_until(lambda: leader_node(c, "/") is not None, 20)
+        yield c
+    finally:
+        c.close()
+
+
+def q(name):
+    import urllib.parse
+    return urllib.parse.quote(name, safe="")
+
+
+def repl(node):
+    r = Mgmt(node.mgmt_port).get("/api/replication")
+    assert r.status == 200, r
+    return r.json
+
+
+def leader_node(lc, vhost):
+    r = Mgmt(lc.node(0).mgmt_port).get("/api/vhosts/" + q(vhost))
+    name = r.json.get("leader") if r.status == 200 else None
+    return next((n for n in lc.nodes if n.name == name), None)
+
+
+def lead_of(node, vhost):
+    return next((d for d in repl(node)["leads"] if d["vhost"] == vhost), None)
+
+
+def copy_of(node, vhost):
+    return next((c for c in repl(node)["copies"] if c["vhost"] == vhost),
+                None)
+
+
+def pika_conn(node, vhost="/"):
+    return pika.BlockingConnection(pika.ConnectionParameters(
+        host="127.0.0.1", port=node.amqp_port, virtual_host=vhost,
+        credentials=pika.PlainCredentials("guest", "guest"),
+        connection_attempts=1))
+
+
+def mirrors_caught_up(lc, leader, vhost, messages):
+    """Both mirrors streaming, acked at the leader's position, holding
+    `messages` messages."""
+    d = lead_of(leader, vhost)
+    if not d or len(d["mirrors"]) != 2:
+        return False
+    if any(m["state"] != "streaming" or m["acked"] != d["position"]
+           for m in d["mirrors"]):
+        return False
+    for m in d["mirrors"]:
+        node = next(n for n in lc.nodes if n.name == m["node"])
+        c = copy_of(node, vhost)
+        if (not c or not c["synced"] or c["epoch"] != d["epoch"]
+                or c["acked"] != d["position"] or c["messages"] != messages):
+            return False
+    return True
+
+
+def replica_dir(node, vhost):
+    h = hashlib.sha256(vhost.encode()).hexdigest()
+    return os.path.join(node.data_dir, "replicas", h)
+
+
+def test_both_mirrors_hold_what_the_leader_logged_once_per_message(lc):
+    leader = leader_node(lc, "/")
+    conn = pika_conn(leader)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    for name in ("r-q1", "r-q2"):
+        ch.queue_declare(name, durable=True)
+        ch.queue_bind(name, "amq.fanout")
+    ch.queue_declare("r-transient-q", durable=False)
+    ch.queue_bind("r-transient-q", "amq.fanout")
+    persistent = pika.BasicProperties(delivery_mode=2)
+    for i in range(400):
+        ch.basic_publish("amq.fanout", "", b"p%04d" % i + b"x" * 1000,
+                         persistent)
+    for i in range(50):  # transient: leader only
+        ch.basic_publish("amq.fanout", "", b"t%04d" % i)
+    # consume 100 of r-q1 (acked); the messages stay live in r-q2
+    for _ in range(100):
+        m = ch.basic_get("r-q1", auto_ack=True)
+        assert m[0] is not None
+    # empty r-q2 of its first 50: messages 0..49 are gone everywhere
+    for _ in range(50):
+        ch.basic_get("r-q2", auto_ack=True)
+    # 400 persistent messages, each in two queues: 400 records, not 800;
+    # 0..49 left both queues
+    assert wait_until(lambda: mirrors_caught_up(lc, leader, "/", 350), 15), \
+        repl(leader)
+    # the definitions travelled too: the durable queues, not the other
+    for m in lead_of(leader, "/")["mirrors"]:
+        node = next(n for n in lc.nodes if n.name == m["node"])
+        with open(os.path.join(replica_dir(node, "/"),
+                               "definitions.json")) as f:
+            defs = json.load(f)
+        names = {x["name"] for x in defs["queues"]}
+        assert {"r-q1", "r-q2"} <= names
+        assert "r-transient-q" not in names
+        assert any(b["destination"] == "r-q2" and b["source"] == "amq.fanout"
+                   for b in defs["bindings"])
+    ch.queue_delete("r-q1")
+    ch.queue_delete("r-q2")
+    ch.queue_delete("r-transient-q")
+    conn.close()
+    assert wait_until(lambda: mirrors_caught_up(lc, leader, "/", 0), 15), \
+        repl(leader)
+
+
+def test_a_restarted_mirror_gets_a_snapshot_with_the_unacked_deliveries(lc):
+    leader = leader_node(lc, "/")
+    conn = pika_conn(leader)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("r-snap", durable=True)
+    persistent = pika.BasicProperties(delivery_mode=2)
+    for i in range(300):
+        ch.basic_publish("", "r-snap", b"s%04d" % i, persistent)
+    # 20 delivered and not acked: still the queue's, so in the snapshot
+    held = [ch.basic_get("r-snap", auto_ack=False) for _ in range(20)]
+    assert all(m[0] is not None for m in held)
+    assert wait_until(lambda: mirrors_caught_up(lc, leader, "/", 300), 15)
+    mirror = next(n for n in lc.nodes if n is not leader)
+    mirror.kill()
+    # the leader keeps serving while a mirror is away
+    for i in range(300, 400):
+        ch.basic_publish("", "r-snap", b"s%04d" % i, persistent)
+    mark = len(leader.lines)
+    mirror.start()
+    assert leader.wait_for_line(
+        r"replicating vhost '/' \(epoch \d+\) to node '%s' from position"
+        % mirror.name, 20, mark)
+    assert wait_until(lambda: mirrors_caught_up(lc, leader, "/", 400), 20), \
+        (repl(leader), repl(mirror))
+    for m in held:
+        ch.basic_ack(m[0].delivery_tag)
+    ch.queue_delete("r-snap")
+    conn.close()
+    assert wait_until(lambda: mirrors_caught_up(lc, leader, "/", 0), 15)
+
+
+# -- hostile and stale leaders ---------------------------------------------
+
+
+def cluster_secret(lc):
+    key = base64.b64encode(
+        ("warren/%s/secret" % lc.cluster_name).encode()).decode()
+    req = urllib.request.Request(
+        "http://%s/v3/kv/range" % lc.etcd[0].endpoint,
+        data=json.dumps({"key": key}).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        kvs = json.load(r)["kvs"]
+    return base64.b64decode(kvs[0]["value"])
+
+
+def repl_handshake(lc, node, vhost, epoch, secret=None):
+    """Opens a PEER_REPL link to node as a leader would; returns (socket,
+    status, text)."""
+    s = socket.create_connection(("127.0.0.1", node.cluster_port),
+                                 timeout=10)
+    hello = b""
+    while len(hello) < 37:
+        chunk = s.recv(37 - len(hello))
+        assert chunk
+        hello += chunk
+    nonce_s = hello[5:]
+    nonce_c = os.urandom(32)
+    payload = json.dumps({"vhost": vhost, "epoch": epoch}).encode()
+    me = b"warren9@test"
+    body = (b"WRNA\x01" + nonce_c + bytes([len(me)]) + me + b"\x02"
+            + struct.pack(">I", len(payload)) + payload)
+    secret = secret or cluster_secret(lc)
+    s.sendall(body + hmac.new(secret, nonce_s + body,
+                              hashlib.sha256).digest())
+    ok = b""
+    while len(ok) < 8:
+        chunk = s.recv(4096)
+        assert chunk, "the node answers the AUTH"
+        ok += chunk
+    n = struct.unpack(">H", ok[6:8])[0]
+    while len(ok) < 8 + n + 32:
+        ok += s.recv(4096)
+    assert ok[:5] == b"WRNK\x01"
+    return s, ok[5], ok[8:8 + n].decode()
+
+
+def frame(kind, epoch, seq, payload=b""):
+    return struct.pack(">IBQQ", 17 + len(payload), kind, epoch, seq) + payload
+
+
+def closed(s):
+    try:
+        return s.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+    finally:
+        s.close()
+
+
+def test_garbage_frames_drop_the_link_and_the_mirror_carries_on(lc):
+    leader = leader_node(lc, "/")
+    mirror = next(n for n in lc.nodes if n is not leader)
+    api = Mgmt(leader.mgmt_port)
+    assert api.put("/api/vhosts/repl-hostile").status in (201, 204)
+    assert wait_until(lambda: leader_node(lc, "repl-hostile") is not None, 20)
+    assert wait_until(lambda: all(
+        Mgmt(n.mgmt_port).get("/api/vhosts/repl-hostile").status == 200
+        for n in lc.nodes), 10)
+    target = next(n for n in lc.nodes
+                  if n is not leader_node(lc, "repl-hostile"))
+    real = lead_of(leader_node(lc, "repl-hostile"), "repl-hostile")["epoch"]
+    epoch = real + 1000  # a later epoch than the real leader's
+    cases = [
+        (frame(9, epoch, 1), r"garbage from the leader: unknown frame kind"),
+        (frame(6, epoch, 1), r"garbage from the leader: an ACK from the "
+                             r"leader"),
+        (frame(5, 0, 1), r"garbage from the leader: epoch 0"),
+        (frame(3, epoch + 1, 1, b""), r"PING|RECS frame: a frame of epoch"),
+        (frame(3, epoch, 5, b"\x07\x01\x00"),
+         r"RECS frame: bad replication records: unknown record type"),
+        (frame(3, epoch, 5, b"\x01\x01\x05\x09\x00\x05\x00\x00"),
+         r"RECS frame: bad replication records: bad message record"),
+        (struct.pack(">I", 0xFFFFFFFF), r"frame length out of range"),
+    ]
+    for data, line in cases:
+        mark = len(target.lines)
+        s, status, text = repl_handshake(lc, target, "repl-hostile", epoch)
+        assert status == 0, text
+        s.sendall(data)
+        assert closed(s)
+        assert target.wait_for_line(
+            r"copy of vhost 'repl-hostile' from node 'warren9@test': link "
+            r"dropped: .*(%s)" % line, 5, mark), line
+    # fencing: the copy now follows epoch real + 1000, so the real leader
+    # (older) is refused, with the reason in its link's error
+    lead = leader_node(lc, "repl-hostile")
+    assert wait_until(lambda: any(
+        m["node"] == target.name and "older than epoch" in m["error"]
+        for m in lead_of(lead, "repl-hostile")["mirrors"]), 10), \
+        repl(lead)
+    # a stale epoch of "/" is refused outright
+    s, status, text = repl_handshake(lc, mirror, "/", 1)
+    assert status == 1 and "epoch 1 is older than epoch" in text, text
+    s.close()
+    # a vhost the node does not know, or one it leads
+    s, status, text = repl_handshake(lc, mirror, "no-such-vhost", 5)
+    assert status == 1 and "no vhost 'no-such-vhost'" in text, text
+    s.close()
+    s, status, text = repl_handshake(lc, leader, "/", 10 ** 9)
+    assert status == 1 and "leads vhost '/'" in text, text
+    s.close()
+    # a wrong secret never reaches replication
+    s, status, text = None, None, None
+    with pytest.raises(AssertionError):
+        repl_handshake(lc, mirror, "/", 10 ** 9, secret=b"wrong")
+    # everyone still works, and "/" is still replicated
+    assert api.delete("/api/vhosts/repl-hostile").status == 204
+    conn = pika_conn(leader)
+    conn.channel().queue_declare("r-after", durable=True)
+    conn.channel().queue_delete("r-after")
+    conn.close()
+    assert wait_until(lambda: mirrors_caught_up(lc, leader, "/", 0), 15)
