@@ -93,6 +93,7 @@ vh_free(struct cvhost *v)
     free(v->name);
     free(v->home_node);
     free(v->leader_node);
+    json_decref(v->isr);
     free(v);
 }
 
@@ -154,7 +155,7 @@ start_leading(struct cluster *c, struct cvhost *v)
 static void
 maybe_drop(struct cluster *c, struct cvhost *v)
 {
-    if (v->has_home || v->has_leader || v->trying)
+    if (v->has_home || v->has_leader || v->trying || v->isr)
         return;
     HASH_DEL(c->vhosts, v);
     vh_free(v);
@@ -227,6 +228,14 @@ apply_kv(struct cluster *c, bool put, const struct etcd_kv *kv)
             leader_put(c, v, kv, doc);
         else
             leader_delete(c, v);
+    } else if (bytes_eq_str(rest, "isr")) {
+        json_decref(v->isr);
+        v->isr = NULL;
+        if (put && json_is_array(json_object_get(doc, "isr"))) {
+            set_str(&v->name, cluster__jstr(doc, "vhost"));
+            v->isr = json_incref(doc);
+            v->isr_mod = kv->mod_revision;
+        }
     }
     json_decref(doc);
     maybe_drop(c, v);
@@ -242,6 +251,8 @@ apply_snapshot(struct cluster *c, const struct etcd_follow_update *u)
         if (v->has_leader)
             leader_delete(c, v);
         v->has_home = false;
+        json_decref(v->isr);
+        v->isr = NULL;
         maybe_drop(c, v);
     }
     for (size_t i = 0; i < u->n_kvs; i++)
@@ -568,6 +579,71 @@ cluster_leads(const struct cluster *c, const char *vhost)
     const struct cvhost *v = vh_find(c, vhost);
 
     return v && v->leading && c->available;
+}
+
+const json_t *
+cluster_isr_of(const struct cluster *c, const char *vhost, int64_t *mod,
+               int64_t *epoch)
+{
+    const struct cvhost *v = vh_find(c, vhost);
+
+    if (!v || !v->isr)
+        return NULL;
+    if (mod)
+        *mod = v->isr_mod;
+    if (epoch)
+        *epoch = json_integer_value(json_object_get(v->isr, "epoch"));
+    return json_object_get(v->isr, "isr");
+}
+
+struct isr_ctx {
+    cluster_isr_fn *cb;
+    void *arg;
+};
+
+static void
+isr_done(void *arg, const struct etcd_result *r)
+{
+    struct isr_ctx *x = arg;
+
+    if (x->cb)
+        x->cb(x->arg, r->status == ETCD_OK && r->succeeded, r->revision);
+    free(x);
+}
+
+void
+cluster_isr_commit(struct cluster *c, const char *vhost, int64_t epoch,
+                   const char *const *nodes, size_t n, int64_t expect,
+                   cluster_isr_fn *cb, void *arg)
+{
+    struct etcd_txn *t = etcd_txn_new();
+    struct isr_ctx *x = xmalloc(sizeof(*x));
+    json_t *list = json_array(), *doc;
+    char hash[65], *value;
+    struct buf lk, ik;
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_string(nodes[i]));
+    doc = json_pack("{s:s, s:I, s:o}", "vhost", vhost, "epoch",
+                    (json_int_t)epoch, "isr", list);
+    value = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    name_hash(vhost, hash);
+    buf_init(&lk);
+    buf_init(&ik);
+    cluster__key(c, &lk, "vhosts/%s/leader", hash);
+    cluster__key(c, &ik, "vhosts/%s/isr", hash);
+    /* fenced: only the holder of the leader key of this epoch writes, and
+       only over the set it last saw */
+    etcd_txn_if(t, buf_bytes(&lk), ETCD_CREATE, ETCD_EQUAL, epoch);
+    etcd_txn_if(t, buf_bytes(&ik), ETCD_MOD, ETCD_EQUAL, expect);
+    etcd_txn_put(t, ETCD_THEN, buf_bytes(&ik), bytes_str(value), NULL);
+    x->cb = cb;
+    x->arg = arg;
+    etcd_txn_commit(c->etcd, t, isr_done, x);
+    buf_fini(&lk);
+    buf_fini(&ik);
+    free(value);
+    json_decref(doc);
 }
 
 const char *

@@ -58,6 +58,12 @@
 #define REPL_RETRY_MS    1000u
 #define REPL_READ        (256u << 10)
 #define REPL_OUT_MAX     (512ull << 20) /* a mirror this far behind: drop */
+/* A mirror that has not caught up with the leader's position of this
+ * long ago leaves the in-sync set (issue 12's replication_timeout). */
+#define REPL_TIMEOUT_S 3.0
+/* Confirms need this many members in the in-sync set, the leader
+ * included (fewer when the cluster has fewer members): min_isr. */
+#define REPL_MIN_ISR 2
 
 /* ---- state */
 
@@ -74,6 +80,12 @@ static const char *const state_names[] = {"down", "connecting", "handshake",
 
 struct lead;
 
+/* A position sent to a mirror, and when. */
+struct sent {
+    uint64_t seq;
+    double at;
+};
+
 /* The leader's link to one mirror. */
 struct link {
     struct lead *lead;
@@ -84,7 +96,11 @@ struct link {
     uint8_t client_nonce[PEER_NONCE];
     struct buf in, out;
     size_t head;
-    uint64_t acked;       /* the mirror's durable position */
+    uint64_t acked;      /* the mirror's durable position */
+    uint64_t synced_at;  /* the snapshot's position */
+    double caught_up_at; /* it had all the leader had at this time */
+    struct sent *sent;   /* positions sent and not yet acked, in order */
+    size_t nsent, capsent, sent_head;
     double last_heard;    /* ev_now of the last byte from the mirror */
     uint64_t retry_at_ms; /* L_DOWN: not before */
     char why[256];        /* why it went down last */
@@ -102,6 +118,15 @@ struct lead {
     uint64_t cut;      /* position of the last cut */
     uint64_t defs_gen; /* node_defs_generation when DEFS was made */
     char *defs;        /* the last DEFS document */
+    /* the in-sync set as committed in etcd (this node first) */
+    char **isr;
+    size_t nisr;
+    bool isr_known; /* committed by this leader at least once */
+    bool isr_busy;  /* a commit is in flight */
+    bool acks_new;  /* an ACK came since the limit was computed */
+    int64_t isr_mod;
+    uint64_t limit;    /* confirms may go up to this position */
+    double held_since; /* confirms wait on the in-sync set since, or 0 */
     struct link *links;
     struct lead *next, *prev;
 };
@@ -153,6 +178,30 @@ write_out(int fd, struct buf *out, size_t *head, ev_io *wio)
 /* ---- the leader's links */
 
 static void
+sent_push(struct link *l, uint64_t seq, double at)
+{
+    if (l->sent_head > 0 && l->sent_head == l->nsent)
+        l->sent_head = l->nsent = 0;
+    if (l->nsent == l->capsent) {
+        l->capsent = l->capsent ? 2 * l->capsent : 64;
+        l->sent = xrealloc(l->sent, l->capsent * sizeof(*l->sent));
+    }
+    l->sent[l->nsent++] = (struct sent){seq, at};
+}
+
+/* The mirror acked seq: it had everything the leader had when it sent
+ * the last position <= seq. */
+static void
+sent_acked(struct link *l, uint64_t seq)
+{
+    while (l->sent_head < l->nsent && l->sent[l->sent_head].seq <= seq) {
+        if (l->sent[l->sent_head].at > l->caught_up_at)
+            l->caught_up_at = l->sent[l->sent_head].at;
+        l->sent_head++;
+    }
+}
+
+static void
 link_down(struct link *l, const char *why)
 {
     if (l->state != L_DOWN)
@@ -167,6 +216,7 @@ link_down(struct link *l, const char *why)
     buf_fini(&l->in);
     buf_fini(&l->out);
     l->head = 0;
+    l->nsent = l->sent_head = 0;
     l->state = L_DOWN;
     l->retry_at_ms = wr_now_ms() + REPL_RETRY_MS;
 }
@@ -176,6 +226,7 @@ link_free(struct link *l)
 {
     link_down(l, "no longer a mirror");
     DL_DELETE(l->lead->links, l);
+    free(l->sent);
     free(l->node);
     free(l);
 }
@@ -303,6 +354,9 @@ link_ready(struct link *l)
     }
     l->state = L_STREAMING;
     l->acked = 0;
+    l->synced_at = l->lead->cut;
+    l->caught_up_at = 0;
+    sent_push(l, l->lead->cut, ev_now(srv->loop));
     log_info("replicating vhost '%s' (epoch %llu) to node '%s' from "
              "position %llu",
              l->lead->name, (unsigned long long)l->lead->epoch, l->node,
@@ -380,6 +434,8 @@ link_acks(struct link *l)
         }
         if (f.seq > l->acked)
             l->acked = f.seq;
+        sent_acked(l, f.seq);
+        l->lead->acks_new = true;
         buf_consume(&l->in, used);
     }
     if (rc == WR_ERR) {
@@ -542,8 +598,196 @@ lead_cut(struct lead *d)
             continue;
         }
         buf_append(&l->out, d->frames.data, d->frames.len);
+        sent_push(l, d->cut, ev_now(srv->loop));
         link_flush(l);
     }
+}
+
+/* ---- the in-sync set (ISR) and the confirm limit
+ *
+ * The in-sync set lives in etcd beside the leader key (cluster.h,
+ * cluster_isr_commit): this leader first, then the mirrors that have
+ * everything the leader had REPL_TIMEOUT_S ago or later (caught_up_at,
+ * from the send times of the positions they acked). Changes are fenced
+ * transactions, one at a time. Confirms (vhost_set_repl_limit) go up to
+ * the lowest position acked by every mirror of the set as committed, and
+ * only while the set has REPL_MIN_ISR members: a mirror that falls
+ * behind holds them until a committed change removes it, never a false
+ * confirm. The limit only grows. */
+
+static bool
+link_in_sync(const struct link *l, double now)
+{
+    return l->state == L_STREAMING && l->acked >= l->synced_at &&
+           l->caught_up_at > 0 && now - l->caught_up_at <= REPL_TIMEOUT_S;
+}
+
+/* Confirms need this many members: REPL_MIN_ISR, or every member of a
+ * smaller cluster. */
+static size_t
+min_isr(void)
+{
+    const struct cluster_node *nodes;
+    size_t n = cluster_nodes(srv->cluster, &nodes);
+
+    return WR_MIN((size_t)REPL_MIN_ISR, WR_MAX(n, (size_t)1));
+}
+
+static void
+limit_update(struct lead *d, double now)
+{
+    uint64_t lim = UINT64_MAX;
+
+    if (!d->isr_known || d->nisr < min_isr() ||
+        !cluster_leads(srv->cluster, d->name)) {
+        if (d->held_since == 0)
+            d->held_since = now;
+        return;
+    }
+    d->held_since = 0;
+    for (size_t i = 1; i < d->nisr; i++) {
+        struct link *l = link_find(d, d->isr[i]);
+
+        lim = WR_MIN(lim, l && l->state == L_STREAMING ? l->acked : 0);
+    }
+    if (lim == UINT64_MAX) /* a one-node cluster: the leader's disk */
+        lim = UINT64_MAX - 1;
+    if (lim > d->limit) {
+        d->limit = lim;
+        vhost_set_repl_limit(d->vh, lim);
+        publish_durable_advanced(d->vh);
+    }
+}
+
+struct isr_try {
+    char *vhost;
+    uint64_t epoch;
+    char **nodes;
+    size_t n;
+};
+
+static void
+isr_try_free(struct isr_try *t)
+{
+    for (size_t i = 0; t->nodes && i < t->n; i++)
+        free(t->nodes[i]);
+    free(t->nodes);
+    free(t->vhost);
+    free(t);
+}
+
+static void
+isr_log(const struct lead *d)
+{
+    struct buf b;
+
+    buf_init(&b);
+    for (size_t i = 0; i < d->nisr; i++)
+        buf_printf(&b, "%s%s", i ? ", " : "", d->isr[i]);
+    buf_put_u8(&b, 0);
+    log_info("vhost '%s': in-sync set is now [%s] (epoch %llu)", d->name,
+             (const char *)b.data, (unsigned long long)d->epoch);
+    buf_fini(&b);
+}
+
+static void
+isr_done(void *arg, bool committed, int64_t mod)
+{
+    struct isr_try *t = arg;
+    struct lead *d = lead_find(t->vhost);
+
+    if (!d || d->epoch != t->epoch) {
+        isr_try_free(t);
+        return;
+    }
+    d->isr_busy = false;
+    if (!committed) {
+        /* another writer or a stale view: take the view's revision and
+           try again at the next tick (or the leader key is gone, and
+           this lead with it) */
+        int64_t vmod = 0;
+
+        cluster_isr_of(srv->cluster, d->name, &vmod, NULL);
+        d->isr_mod = vmod;
+        isr_try_free(t);
+        return;
+    }
+    for (size_t i = 0; i < d->nisr; i++)
+        free(d->isr[i]);
+    free(d->isr);
+    d->isr = t->nodes;
+    d->nisr = t->n;
+    t->nodes = NULL;
+    d->isr_mod = mod;
+    d->isr_known = true;
+    isr_log(d);
+    isr_try_free(t);
+    limit_update(d, ev_now(srv->loop));
+}
+
+static bool
+isr_same(const struct lead *d, const char *const *want, size_t n)
+{
+    if (!d->isr_known || d->nisr != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+
+        for (size_t k = 0; k < d->nisr && !found; k++)
+            found = strcmp(d->isr[k], want[i]) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static void
+isr_update(struct lead *d, double now)
+{
+    const char *want[REPL_REPLICAS];
+    size_t n = 0;
+    struct link *l;
+    struct isr_try *t;
+
+    if (d->isr_busy || !cluster_leads(srv->cluster, d->name))
+        return;
+    want[n++] = cluster_node_name(srv->cluster);
+    DL_FOREACH(d->links, l)
+    {
+        if (n < REPL_REPLICAS && link_in_sync(l, now))
+            want[n++] = l->node;
+    }
+    if (isr_same(d, want, n))
+        return;
+    if (!d->isr_known)
+        cluster_isr_of(srv->cluster, d->name, &d->isr_mod, NULL);
+    t = xcalloc(1, sizeof(*t));
+    t->vhost = xstrdup(d->name);
+    t->epoch = d->epoch;
+    t->n = n;
+    t->nodes = xcalloc(n, sizeof(*t->nodes));
+    for (size_t i = 0; i < n; i++)
+        t->nodes[i] = xstrdup(want[i]);
+    d->isr_busy = true;
+    cluster_isr_commit(srv->cluster, d->name, (int64_t)d->epoch, want, n,
+                       d->isr_mod, isr_done, t);
+}
+
+/* Every tick: who is in sync, the set, the limit. */
+static void
+lead_check(struct lead *d, double now)
+{
+    struct link *l;
+
+    DL_FOREACH(d->links, l)
+    {
+        /* nothing new since its last ACK: it has everything, now */
+        if (l->state == L_STREAMING && l->acked >= d->cut &&
+            l->acked >= l->synced_at && l->nsent == l->sent_head)
+            l->caught_up_at = now;
+    }
+    isr_update(d, now);
+    limit_update(d, now);
 }
 
 void
@@ -564,6 +808,9 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
     buf_init(&d->tap);
     buf_init(&d->frames);
     d->cut = vhost_repl_cut(vh);
+    /* nothing new is confirmed until the in-sync set has it */
+    d->limit = d->cut;
+    vhost_set_repl_limit(vh, d->limit);
     vhost_repl_tap(vh, &d->tap);
     DL_APPEND(leads, d);
     lead_reconcile(d);
@@ -583,6 +830,9 @@ repl_unlead(struct server *s, const char *name)
     DL_DELETE(leads, d);
     buf_fini(&d->tap);
     buf_fini(&d->frames);
+    for (size_t i = 0; i < d->nisr; i++)
+        free(d->isr[i]);
+    free(d->isr);
     free(d->defs);
     free(d->name);
     free(d);
@@ -842,6 +1092,10 @@ repl_pump(struct server *s)
     DL_FOREACH(leads, d)
     {
         lead_cut(d);
+        if (d->acks_new) {
+            d->acks_new = false;
+            limit_update(d, ev_now(srv->loop));
+        }
     }
     DL_FOREACH(copies, c)
     {
@@ -876,6 +1130,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     {
         lead_reconcile(d);
         lead_cut(d);
+        lead_check(d, now);
         DL_FOREACH_SAFE(d->links, l, ltmp)
         {
             if (l->state == L_DOWN)
@@ -942,10 +1197,16 @@ repl_info(void)
                               state_names[l->state], "acked",
                               (json_int_t)l->acked, "error", l->why));
         }
-        json_array_append_new(ls, json_pack("{s:s, s:I, s:I, s:o}", "vhost",
-                                            d->name, "epoch",
-                                            (json_int_t)d->epoch, "position",
-                                            (json_int_t)d->cut, "mirrors", ms));
+        json_t *isr = json_array();
+
+        for (size_t i = 0; i < d->nisr; i++)
+            json_array_append_new(isr, json_string(d->isr[i]));
+        json_array_append_new(
+            ls, json_pack("{s:s, s:I, s:I, s:I, s:o, s:b, s:o}", "vhost",
+                          d->name, "epoch", (json_int_t)d->epoch, "position",
+                          (json_int_t)d->cut, "confirmed_up_to",
+                          (json_int_t)WR_MIN(d->limit, d->cut), "isr", isr,
+                          "confirms_held", d->held_since > 0, "mirrors", ms));
     }
     DL_FOREACH(copies, c)
     {

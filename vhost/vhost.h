@@ -82,6 +82,10 @@ const char *vhost_name(const struct vhost *vh);
 /* The log position up to which vh's records are durable (publisher
  * confirms wait for it), and whether its log has failed. */
 uint64_t vhost_durable_lsn(const struct vhost *vh);
+/* A replicated vhost's leader: records above lsn are not yet on the
+ * disks of every in-sync mirror, so vhost_durable_lsn stops there
+ * (UINT64_MAX, the default: no limit). */
+void vhost_set_repl_limit(struct vhost *vh, uint64_t lsn);
 bool vhost_log_failed(const struct vhost *vh);
 /* Why persistent publishes to vh are refused (basic.nack), as a phrase
  * for a log line, or NULL when they are not: "the disk is full" while

@@ -96,6 +96,7 @@ struct vhost {
     char *store_dir;
     uint64_t next_id;     /* message ids when there is no store */
     uint64_t durable_lsn; /* the store's, as of the last poll */
+    uint64_t repl_limit;  /* vhost_set_repl_limit; UINT64_MAX: none */
     bool store_failed;
     /* Once the log failed: the messages it had from this id on never
      * reached the disk; they were taken out of their queues (their

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -21,6 +22,7 @@ import urllib.request
 
 import pika
 import pytest
+import rawamqp
 
 from test_20_mgmt_api import Mgmt
 from wireutil import wait_until
@@ -303,3 +305,91 @@ def test_garbage_frames_drop_the_link_and_the_mirror_carries_on(lc):
     conn.channel().queue_delete("r-after")
     conn.close()
     assert wait_until(lambda: mirrors_caught_up(lc, leader, "/", 0), 15)
+
+
+# -- step 2: the in-sync set in etcd, and the confirm rule ------------------
+
+
+def etcd_isr(lc, vhost):
+    h = hashlib.sha256(vhost.encode()).hexdigest()
+    key = base64.b64encode(
+        ("warren/%s/vhosts/%s/isr" % (lc.cluster_name, h)).encode()).decode()
+    req = urllib.request.Request(
+        "http://%s/v3/kv/range" % lc.etcd[0].endpoint,
+        data=json.dumps({"key": key}).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        kvs = json.load(r).get("kvs", [])
+    return json.loads(base64.b64decode(kvs[0]["value"])) if kvs else None
+
+
+def vhost_isr(node, vhost):
+    r = Mgmt(node.mgmt_port).get("/api/vhosts/" + q(vhost))
+    return sorted(r.json.get("isr", [])) if r.status == 200 else None
+
+
+def confirmed(conn, timeout):
+    """The next basic.ack within timeout, or None."""
+    try:
+        m = conn.read_method(timeout)
+    except rawamqp.Timeout:
+        return None
+    assert m.name == "basic.ack", m
+    return m
+
+
+def test_the_in_sync_set_is_committed_in_etcd_and_shown(lc):
+    leader = leader_node(lc, "/")
+    everyone = sorted(n.name for n in lc.nodes)
+    assert wait_until(lambda: (etcd_isr(lc, "/") or {}).get("isr")
+                      and sorted(etcd_isr(lc, "/")["isr"]) == everyone, 15)
+    doc = etcd_isr(lc, "/")
+    assert doc["vhost"] == "/"
+    assert doc["isr"][0] == leader.name  # the leader first
+    assert doc["epoch"] == lead_of(leader, "/")["epoch"]
+    for n in lc.nodes:
+        assert wait_until(lambda: vhost_isr(n, "/") == everyone, 10), n.name
+
+
+def test_confirms_wait_for_the_in_sync_set_and_never_come_early(lc):
+    """Both mirrors paused: the in-sync set shrinks to the leader alone,
+    below min_isr = 2, and no publish is confirmed; one mirror resumes,
+    catches up, rejoins the set, and the held confirms go out. A single
+    paused mirror leaves the set and confirms carry on without it."""
+    leader = leader_node(lc, "/")
+    mirrors = [n for n in lc.nodes if n is not leader]
+    conn = rawamqp.connect("127.0.0.1", leader.amqp_port)
+    conn.open_channel(1)
+    conn.call(1, "queue.declare", queue="r-held", durable=True)
+    conn.call(1, "confirm.select")
+    persistent = {"delivery_mode": 2}
+    conn.publish(1, "", "r-held", b"before", props=persistent)
+    assert confirmed(conn, 5) is not None
+    try:
+        # one mirror paused: out of the set within the timeout, confirms
+        # go on with the leader and the other mirror
+        mirrors[0].signal(signal.SIGSTOP)
+        t = time.monotonic()
+        assert wait_until(lambda: mirrors[0].name not in
+                          (etcd_isr(lc, "/") or {}).get("isr", []), 10)
+        assert time.monotonic() - t < 3.0 + 3.0
+        conn.publish(1, "", "r-held", b"one-paused", props=persistent)
+        assert confirmed(conn, 5) is not None
+        # both paused: the set falls to the leader alone, confirms wait
+        mirrors[1].signal(signal.SIGSTOP)
+        conn.publish(1, "", "r-held", b"held", props=persistent)
+        assert confirmed(conn, 6) is None, "confirmed with no mirror"
+        assert (etcd_isr(lc, "/") or {}).get("isr") == [leader.name]
+        assert lead_of(leader, "/")["confirms_held"] is True
+        # one resumes: it catches up, rejoins, and the confirm goes out
+        mirrors[1].signal(signal.SIGCONT)
+        m = confirmed(conn, 10)
+        assert m is not None, repl(leader)
+        assert mirrors[1].name in etcd_isr(lc, "/")["isr"]
+    finally:
+        for n in mirrors:
+            n.signal(signal.SIGCONT)
+    everyone = sorted(n.name for n in lc.nodes)
+    assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
+                      20), repl(leader)
+    conn.call(1, "queue.delete", queue="r-held")
+    conn.close_socket()
