@@ -225,6 +225,30 @@ mirror_close(struct mirror *m)
     free(m);
 }
 
+char *
+mirror_copy_dir(const char *data_dir, const char *vhost)
+{
+    char hash[65], *root = path_of(data_dir, "replicas"), *dir;
+
+    name_hash(vhost, hash);
+    dir = path_of(root, hash);
+    free(root);
+    return dir;
+}
+
+int
+mirror_copy_state(const char *data_dir, const char *vhost, uint64_t *epoch,
+                  bool *synced, char *err, size_t errlen)
+{
+    struct mirror m = {0};
+    int rc;
+
+    m.dir = mirror_copy_dir(data_dir, vhost);
+    rc = read_state(&m, epoch, synced, err, errlen);
+    free(m.dir);
+    return rc;
+}
+
 int
 mirror_remove(const char *data_dir, const char *vhost, char *err, size_t errlen)
 {

@@ -45,6 +45,15 @@ struct mirror_config {
 int mirror_open(const struct mirror_config *cfg, uint64_t epoch,
                 struct mirror **out, char *err, size_t errlen);
 void mirror_close(struct mirror *m);
+/* What the copy of vhost on this node's disk is (none open): the epoch
+ * of the leader it follows (0: no copy) and whether it is complete.
+ * WR_ERR (err) when its state cannot be read. */
+int mirror_copy_state(const char *data_dir, const char *vhost, uint64_t *epoch,
+                      bool *synced, char *err, size_t errlen);
+/* The copy's directory (its log is in log/, its definitions in
+ * definitions.json); the caller frees it. */
+char *mirror_copy_dir(const char *data_dir, const char *vhost);
+
 /* The vhost is deleted: removes its copy's directory (none open). */
 int mirror_remove(const char *data_dir, const char *vhost, char *err,
                   size_t errlen);

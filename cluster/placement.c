@@ -7,6 +7,12 @@
  *           handed off by a clean stop), so any node may take it
  *   leader  {"vhost", "node"} on the leader's lease; create_revision is
  *           the vhost's epoch (it only grows)
+ *   isr     {"vhost", "epoch", "isr": [nodes]}: a replicated vhost's
+ *           in-sync set, written by its leader of that epoch (fenced,
+ *           server/replication.c). While it exists only its members may
+ *           be elected (the set's order first, the election fenced on
+ *           the set's mod_revision too), and only a member holding the
+ *           newest data: the home, or a complete copy of that epoch
  *
  * Election (placement__tick, after every change and every tick): a
  * vhost with a home and no leader is tried by its home node at once, and,
@@ -31,6 +37,7 @@
  * this node, so that nobody takes over data it does not have.
  */
 #include "cluster/cluster_int.h"
+#include "cluster/mirror.h"
 
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -349,6 +356,15 @@ elect(struct cluster *c, struct cvhost *v)
     cluster__key(c, &hk, "vhosts/%s/home", v->hash);
     etcd_txn_if(t, buf_bytes(&lk), ETCD_CREATE, ETCD_EQUAL, 0);
     etcd_txn_if(t, buf_bytes(&hk), ETCD_MOD, ETCD_EQUAL, v->home_mod);
+    if (v->isr) {
+        /* the set this node read, which lists it, still stands */
+        struct buf ik;
+
+        buf_init(&ik);
+        cluster__key(c, &ik, "vhosts/%s/isr", v->hash);
+        etcd_txn_if(t, buf_bytes(&ik), ETCD_MOD, ETCD_EQUAL, v->isr_mod);
+        buf_fini(&ik);
+    }
     etcd_txn_put(t, ETCD_THEN, buf_bytes(&lk), bytes_str(leader), &lease);
     etcd_txn_put(t, ETCD_THEN, buf_bytes(&hk), bytes_str(home), NULL);
     a->c = c;
@@ -378,6 +394,52 @@ my_rank(struct cluster *c)
     return rank;
 }
 
+/* Whether this node may take v as a member of its in-sync set of epoch:
+ * it is the home (it led last: its own log is the newest), or it holds a
+ * complete copy of that epoch's leader (cluster/mirror.h). */
+static bool
+isr_eligible(struct cluster *c, struct cvhost *v, int64_t epoch)
+{
+    uint64_t e = 0;
+    bool synced = false;
+    char err[512];
+
+    if (is_me(c, v->home_node) && !v->home_empty)
+        return true;
+    if (mirror_copy_state(c->data_dir, v->name, &e, &synced, err,
+                          sizeof(err)) != WR_OK) {
+        log_warn("cluster: vhost '%s': %s", v->name, err);
+        return false;
+    }
+    return synced && e == (uint64_t)epoch;
+}
+
+/* This node's rank among the running members of v's in-sync set, in
+ * the set's order, or -1 when it is no member or may not take v. */
+static int
+isr_rank(struct cluster *c, struct cvhost *v)
+{
+    json_t *list = json_object_get(v->isr, "isr"), *it;
+    int64_t epoch = json_integer_value(json_object_get(v->isr, "epoch"));
+    int rank = 0;
+    size_t i;
+
+    json_array_foreach(list, i, it)
+    {
+        const char *name = json_string_value(it);
+        const struct cnode *n;
+
+        if (!name)
+            continue;
+        if (is_me(c, name))
+            return isr_eligible(c, v, epoch) ? rank : -1;
+        n = member__find(c, name);
+        if (n && n->running)
+            rank++;
+    }
+    return -1;
+}
+
 /* When this node may try to take v (ms, monotonic); UINT64_MAX: not. */
 static uint64_t
 candidate_at(struct cluster *c, struct cvhost *v, uint64_t now_ms)
@@ -385,6 +447,13 @@ candidate_at(struct cluster *c, struct cvhost *v, uint64_t now_ms)
     const struct cnode *home;
     int rank;
 
+    /* a replicated vhost: only a member of its in-sync set may take it
+       (issue 12), the set's order first */
+    if (v->isr) {
+        rank = isr_rank(c, v);
+        return rank < 0 ? UINT64_MAX
+                        : now_ms + (uint64_t)rank * CLUSTER_CANDIDATE_STEP_MS;
+    }
     if (is_me(c, v->home_node))
         return now_ms;
     home = member__find(c, v->home_node);

@@ -136,6 +136,12 @@ void node_vhost_remove(struct node *n, struct vhost *vh);
 int node_vhost_serve(struct node *n, struct vhost *vh, char *err,
                      size_t errlen);
 void node_vhost_unserve(struct node *n, struct vhost *vh);
+/* A replicated vhost's mirror takes over (issue 12): drops what this node
+ * held of vh (log, queues, exchanges) and moves the log files of the
+ * mirror's copy in directory from into the vhost's log directory. The
+ * caller then imports the copy's definitions and serves vh. */
+int node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
+                         char *err, size_t errlen);
 bool vhost_is_serving(const struct vhost *vh);
 /* True when vh holds nothing durable: no durable queue, no durable
  * exchange of its own, no message in its log. A clean stop may then hand

@@ -127,3 +127,46 @@ vhost_repl_snapshot(struct vhost *vh, const struct vh_logged *extra, size_t n,
     free(v);
     return rc;
 }
+
+/*
+ * A mirror becomes the vhost's leader: what this node held of the vhost
+ * (a log and objects from when it led it before, older than the copy) is
+ * dropped, and the copy's log takes its place. The vhost must not be
+ * served. The caller imports the copy's definitions next, then serves
+ * the vhost (node_vhost_serve recovers the log into the new queues).
+ */
+int
+node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
+                     char *err, size_t errlen)
+{
+    struct queue *q, *tmp;
+    struct exchange *x, *next;
+    char *dir;
+    long moved;
+
+    WR_ASSERT(!vh->serving);
+    if (!n->opts.data_dir) {
+        snprintf(err, errlen, "no data directory");
+        return WR_ERR;
+    }
+    /* close the old log first: the teardown must not append to it */
+    vhost__close_store(vh);
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        vhost_queue_delete(vh, q);
+    }
+    for (x = xreg_first(vh->xr); x; x = next) {
+        next = xreg_next(vh->xr, x);
+        if (defs__exchange_is_exported(x))
+            vhost__exchange_delete(vh, x);
+    }
+    dir = vhostdir__path(n->opts.data_dir, vh->name);
+    vhostdir__remove(n->opts.data_dir, vh->name, dir);
+    free(dir);
+    if (vhostdir__prepare(n->opts.data_dir, vh->name, &dir, err, errlen) !=
+        WR_OK)
+        return WR_ERR;
+    moved = store_move_files(from, dir, err, errlen);
+    free(dir);
+    return moved < 0 ? WR_ERR : WR_OK;
+}

@@ -393,3 +393,79 @@ def test_confirms_wait_for_the_in_sync_set_and_never_come_early(lc):
                       20), repl(leader)
     conn.call(1, "queue.delete", queue="r-held")
     conn.close_socket()
+
+
+# -- step 3: failover to a member of the in-sync set ------------------------
+
+
+def test_kill_9_of_the_leader_a_mirror_takes_over_with_every_confirmed_message(
+        lc):
+    leader = leader_node(lc, "/")
+    everyone = sorted(n.name for n in lc.nodes)
+    assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
+                      15)
+    conn = pika_conn(leader)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("r-failover", durable=True)
+    ch.queue_declare("r-failover-2", durable=True)
+    ch.queue_bind("r-failover", "amq.direct", "k")
+    ch.queue_bind("r-failover-2", "amq.direct", "k")
+    persistent = pika.BasicProperties(delivery_mode=2)
+    for i in range(300):  # each confirmed: on the leader and both mirrors
+        ch.basic_publish("amq.direct", "k", b"f%04d" % i, persistent)
+    ch.basic_publish("amq.direct", "k", b"transient")  # leader only
+    # 10 delivered, never acked: ready again after the failover
+    held = [ch.basic_get("r-failover", auto_ack=False) for _ in range(10)]
+    assert all(m[0] is not None for m in held)
+    # 20 acked: gone for good
+    for _ in range(20):
+        assert ch.basic_get("r-failover-2", auto_ack=True)[0] is not None
+    t = time.monotonic()
+    leader.kill()
+    others = [n for n in lc.nodes if n is not leader]
+    assert wait_until(lambda: leader_node_seen(others[0], "/") in
+                      {n.name for n in others}, TTL + 10)
+    took = time.monotonic() - t
+    new = next(n for n in others
+               if n.name == leader_node_seen(others[0], "/"))
+    assert new.wait_for_line(r"vhost '/': taking over from this node's copy "
+                             r"of epoch \d+", 5)
+    assert took < TTL + 3, took
+    # the new leader writes its own set: the dead node is out of it
+    assert wait_until(lambda: leader.name not in
+                      etcd_isr(lc, "/")["isr"], 10)
+    c2 = pika_conn(new)
+    ch2 = c2.channel()
+
+    def drain(queue):
+        out = []
+        while True:
+            m = ch2.basic_get(queue, auto_ack=True)
+            if m[0] is None:
+                return out
+            out.append((m[2], m[0].redelivered))
+    got1, got2 = drain("r-failover"), drain("r-failover-2")
+    want = [b"f%04d" % i for i in range(300)]
+    assert [b for b, _ in got1] == want  # in order, nothing lost, no extra
+    assert [b for b, _ in got2] == want[20:]  # acked ones stay acked
+    assert all(r for b, r in got1[:10])  # the unacked ones: redelivered
+    # confirms resume once the other mirror is in sync with the new leader
+    ch2.confirm_delivery()
+    ch2.basic_publish("", "r-failover", b"after", persistent)
+    ch2.queue_delete("r-failover")
+    ch2.queue_delete("r-failover-2")
+    c2.close()
+    # the old leader comes back as a mirror of the new one
+    mark = len(new.lines)
+    leader.start()
+    assert new.wait_for_line(
+        r"replicating vhost '/' \(epoch \d+\) to node '%s'" % leader.name,
+        20, mark)
+    assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
+                      20)
+
+
+def leader_node_seen(node, vhost):
+    r = Mgmt(node.mgmt_port).get("/api/vhosts/" + q(vhost))
+    return r.json.get("leader") if r.status == 200 else None
