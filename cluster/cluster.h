@@ -174,6 +174,12 @@ void cluster_isr_commit(struct cluster *c, const char *vhost, int64_t epoch,
                         const char *const *nodes, size_t n, int64_t expect,
                         cluster_isr_fn *cb, void *arg);
 
+/* The replicated vhosts whose committed in-sync set lists this node and
+ * would keep fewer than keep running members without it (keep 1: this
+ * node holds the last in-sync copy): a new JSON array of {"vhost",
+ * "isr", "online"}. */
+struct json_t *cluster_isr_critical(struct cluster *c, size_t keep);
+
 typedef void cluster_done_fn(void *arg, int status, const char *why);
 
 /*

@@ -665,6 +665,44 @@ cluster_isr_of(const struct cluster *c, const char *vhost, int64_t *mod,
     return json_object_get(v->isr, "isr");
 }
 
+json_t *
+cluster_isr_critical(struct cluster *c, size_t keep)
+{
+    json_t *out = json_array();
+    struct cvhost *v, *tmp;
+
+    HASH_ITER(hh, c->vhosts, v, tmp)
+    {
+        json_t *list = v->isr ? json_object_get(v->isr, "isr") : NULL, *it;
+        json_t *online;
+        size_t i, others = 0;
+        bool mine = false;
+
+        if (!list || !v->name)
+            continue;
+        online = json_array();
+        json_array_foreach(list, i, it)
+        {
+            const char *name = json_string_value(it);
+            const struct cnode *n = name ? member__find(c, name) : NULL;
+
+            if (name && is_me(c, name))
+                mine = true;
+            if (n && n->running) {
+                json_array_append_new(online, json_string(name));
+                others += !is_me(c, name);
+            }
+        }
+        if (mine && others < keep)
+            json_array_append_new(out,
+                                  json_pack("{s:s, s:O, s:o}", "vhost", v->name,
+                                            "isr", list, "online", online));
+        else
+            json_decref(online);
+    }
+    return out;
+}
+
 struct isr_ctx {
     cluster_isr_fn *cb;
     void *arg;

@@ -456,6 +456,16 @@ def test_kill_9_of_the_leader_a_mirror_takes_over_with_every_confirmed_message(
     ch2.queue_delete("r-failover")
     ch2.queue_delete("r-failover-2")
     c2.close()
+    # two of three running: stopping the new leader would leave "/" one
+    # in-sync member (below min_isr 2), though not without a copy
+    api = Mgmt(new.mgmt_port)
+    assert wait_until(lambda: api.get(
+        "/api/health/checks/node-is-quorum-critical").status == 503, 15)
+    r = api.get("/api/health/checks/node-is-quorum-critical")
+    assert r.json["status"] == "failed"
+    assert "/" in [x["vhost"] for x in r.json["queues"]], r.json
+    r = api.get("/api/health/checks/node-is-mirror-sync-critical")
+    assert r.status == 200, r.json
     # the old leader comes back as a mirror of the new one
     mark = len(new.lines)
     leader.start()
@@ -464,6 +474,11 @@ def test_kill_9_of_the_leader_a_mirror_takes_over_with_every_confirmed_message(
         20, mark)
     assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
                       20)
+    for n in lc.nodes:
+        for check in ("node-is-quorum-critical",
+                      "node-is-mirror-sync-critical"):
+            assert wait_until(lambda: Mgmt(n.mgmt_port).get(
+                "/api/health/checks/" + check).status == 200, 10), check
 
 
 def leader_node_seen(node, vhost):
