@@ -82,7 +82,8 @@ collect(struct vhost *vh, const struct vh_logged *extra, size_t n,
     }
     if (k + n > cap)
         v = xrealloc(v, (k + n) * sizeof(*v));
-    memcpy(v + k, extra, n * sizeof(*v));
+    if (n)
+        memcpy(v + k, extra, n * sizeof(*v));
     *count = k + n;
     return v;
 }
