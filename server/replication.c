@@ -1176,6 +1176,41 @@ repl_fini(struct server *s)
     inited = false;
 }
 
+/* ---- management: queues' members */
+
+json_t *
+repl_queue_members(const char *vhost, bool durable)
+{
+    struct lead *d = lead_find(vhost);
+    const char *me;
+    json_t *members, *online, *slaves, *synced;
+    struct link *l;
+
+    if (!d || !srv->cluster)
+        return NULL;
+    me = cluster_node_name(srv->cluster);
+    members = json_pack("[s]", me);
+    online = json_pack("[s]", me);
+    slaves = json_array();
+    synced = json_array();
+    DL_FOREACH(d->links, l)
+    {
+        if (!durable)
+            break;
+        json_array_append_new(members, json_string(l->node));
+        json_array_append_new(slaves, json_string(l->node));
+        if (l->state == L_STREAMING)
+            json_array_append_new(online, json_string(l->node));
+        for (size_t i = 1; i < d->nisr; i++) {
+            if (strcmp(d->isr[i], l->node) == 0)
+                json_array_append_new(synced, json_string(l->node));
+        }
+    }
+    return json_pack("{s:s, s:o, s:o, s:o, s:o}", "leader", me, "members",
+                     members, "online", online, "slave_nodes", slaves,
+                     "synchronised_slave_nodes", synced);
+}
+
 /* ---- management: GET /api/replication (this node's view) */
 
 json_t *

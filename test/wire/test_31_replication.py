@@ -350,6 +350,34 @@ def test_the_in_sync_set_is_committed_in_etcd_and_shown(lc):
         assert wait_until(lambda: vhost_isr(n, "/") == everyone, 10), n.name
 
 
+def test_queues_show_their_leader_and_members(lc):
+    leader = leader_node(lc, "/")
+    everyone = sorted(n.name for n in lc.nodes)
+    conn = pika_conn(leader)
+    ch = conn.channel()
+    ch.queue_declare("r-shown", durable=True)
+    ch.queue_declare("r-shown-transient", durable=False)
+    mirrors = sorted(n.name for n in lc.nodes if n is not leader)
+    for n in lc.nodes:  # any node answers (forwarded to the leader)
+        api = Mgmt(n.mgmt_port)
+        assert wait_until(lambda: api.get("/api/queues/%2F/r-shown").json.get(
+            "synchronised_slave_nodes") and sorted(api.get(
+                "/api/queues/%2F/r-shown").json[
+                "synchronised_slave_nodes"]) == mirrors, 10), n.name
+        x = api.get("/api/queues/%2F/r-shown").json
+        assert x["leader"] == leader.name
+        assert sorted(x["members"]) == everyone
+        assert sorted(x["online"]) == everyone
+        assert sorted(x["slave_nodes"]) == mirrors
+        assert x["type"] == "classic"
+        t = api.get("/api/queues/%2F/r-shown-transient").json
+        assert t["members"] == [leader.name]
+        assert t["slave_nodes"] == [] and t["synchronised_slave_nodes"] == []
+    ch.queue_delete("r-shown")
+    ch.queue_delete("r-shown-transient")
+    conn.close()
+
+
 def test_confirms_wait_for_the_in_sync_set_and_never_come_early(lc):
     """Both mirrors paused: the in-sync set shrinks to the leader alone,
     below min_isr = 2, and no publish is confirmed; one mirror resumes,
