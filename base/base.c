@@ -1,9 +1,6 @@
 /*
- * base.c: logging, assertions, allocation, cursors, buffers, clocks.
- *
- * Logging writes one line per call to stderr, prefixed with a UTC
- * timestamp and the level, with a single write(2) so that lines from the
- * store thread and the loop never interleave mid-line.
+ * base.c: assertions, allocation, cursors, buffers, clocks (logging is
+ * base/log.c).
  */
 #include "base/base.h"
 
@@ -14,90 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level log_level = LOG_INFO;
 bool (*wr_alloc_hook)(size_t n);
-
-static const char *const level_names[] = {"error", "warning", "info", "debug"};
-
-void
-log_set_level(enum log_level level)
-{
-    log_level = level;
-}
-
-enum log_level
-log_get_level(void)
-{
-    return log_level;
-}
-
-int
-log_level_parse(const char *name, enum log_level *out)
-{
-    for (size_t i = 0; i < WR_ARRAY_LEN(level_names); i++) {
-        if (strcmp(name, level_names[i]) == 0) {
-            *out = (enum log_level)i;
-            return WR_OK;
-        }
-    }
-    if (strcmp(name, "warn") == 0) {
-        *out = LOG_WARN;
-        return WR_OK;
-    }
-    return WR_ERR;
-}
-
-void
-log_vmsg(enum log_level level, const char *fmt, va_list ap)
-{
-    char line[2048];
-    struct timespec ts;
-    struct tm tm;
-    size_t n;
-    int k;
-
-    if (level > log_level)
-        return;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
-    k = snprintf(line + n, sizeof(line) - n, ".%03ld [%s] ",
-                 ts.tv_nsec / 1000000, level_names[level]);
-    if (k > 0)
-        n += (size_t)k;
-    k = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-    if (k > 0)
-        n += WR_MIN((size_t)k, sizeof(line) - n - 2);
-    line[n++] = '\n';
-    /* One write per line; a short write to stderr is not worth a retry. */
-    if (write(STDERR_FILENO, line, n) < 0)
-        return;
-}
-
-void
-log_msg(enum log_level level, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_vmsg(level, fmt, ap);
-    va_end(ap);
-}
-
-void
-log_sys(enum log_level level, const char *file, int line, const char *func,
-        const char *fmt, ...)
-{
-    char text[1024];
-    int saved = errno;
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    log_msg(level, "%s:%d:%s: %s: %s", file, line, func, text, strerror(saved));
-    errno = saved;
-}
 
 void
 wr_assert_fail(const char *expr, const char *file, int line, const char *func)

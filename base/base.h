@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 /* Status vocabulary for plumbing (nginx style). */
 #define WR_OK           0
@@ -53,22 +54,81 @@ WR_NORETURN void wr_assert_fail(const char *expr, const char *file, int line,
 #define WR_DEBUG_ASSERT(x) WR_ASSERT(x)
 #endif
 
-/* ---- logging (to stderr, one line per call) */
+/* ---- logging (base/log.c): one line per call, to the console (stderr)
+ * and/or a file, plain text or JSON, filtered by category and output */
 
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+#define LOG_NONE (-1) /* a level below every line: the output is off */
 
+/* Categories, RabbitMQ's log.<category>.level: a line passes its
+ * category's level, then each output's. */
+enum log_category {
+    LOG_CAT_DEFAULT,    /* log.default.level */
+    LOG_CAT_CONNECTION, /* log.connection.level: connections opened,
+                           authenticated, refused, closed */
+    LOG_NCAT,
+};
+
+enum log_format { LOG_FMT_PLAIN, LOG_FMT_JSON };
+
+/* log.file.rotation.date, RabbitMQ's date spec ("$D0", "$W5D16",
+ * "$M1D0", "$ML"; see base/log.c). */
+enum log_rot_every { LOG_ROT_NEVER, LOG_ROT_DAY, LOG_ROT_WEEK, LOG_ROT_MONTH };
+#define LOG_ROT_LAST_DAY (-1) /* mday: the month's last day */
+struct log_date_spec {
+    enum log_rot_every every;
+    int hour; /* 0..23 */
+    int wday; /* LOG_ROT_WEEK: 0 (Sunday) .. 6 */
+    int mday; /* LOG_ROT_MONTH: 1..31 (a shorter month's last day) or
+                 LOG_ROT_LAST_DAY */
+};
+
+/* Parses a date spec ("" = never). Returns WR_OK or WR_ERR (out
+ * unchanged). */
+int log_date_spec_parse(const char *s, struct log_date_spec *out);
+/* The first rotation time of d after now (local time), 0 for never. */
+time_t log_date_next(const struct log_date_spec *d, time_t now);
+
+/* Where and what to log; log_configure() takes it. Levels are enum
+ * log_level values or LOG_NONE. */
+struct log_settings {
+    int level[LOG_NCAT]; /* per category */
+    bool console;        /* log to stderr */
+    int console_level;
+    enum log_format console_format;
+    const char *file; /* NULL or "": no log file */
+    int file_level;
+    enum log_format file_format;
+    uint64_t rotation_size;             /* bytes; 0 = never rotate by size */
+    struct log_date_spec rotation_date; /* zeroed: never by date */
+    unsigned rotation_count;            /* archives kept: PATH.0 (newest) .. */
+};
+
+/* Applies s: opens s->file (created 0640, appended to) and closes an
+ * earlier one. Call before other threads log. Returns WR_OK, or WR_ERR
+ * with errno set and the earlier settings kept. */
+int log_configure(const struct log_settings *s);
+/* Reopens the log file at its path (after logrotate moved it away), from
+ * any thread. Returns WR_OK (also when there is no file) or WR_ERR with
+ * errno set, the old file kept. */
+int log_reopen(void);
+/* Every category and the console at level, the file untouched (tests). */
 void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
+/* The most verbose level a line of the default category can pass. */
+int log_get_level(void);
+int log_cat_level(enum log_category cat);
 /* Parses "error", "warning", "info", "debug" (RabbitMQ's level names). */
 int log_level_parse(const char *name, enum log_level *out);
 void log_msg(enum log_level level, const char *fmt, ...) WR_PRINTF(2, 3);
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)
     WR_PRINTF(2, 0);
+void log_cmsg(enum log_category cat, enum log_level level, const char *fmt, ...)
+    WR_PRINTF(3, 4);
 /* Like log_msg at LOG_ERR/WARN, adding file:line:func and strerror(errno). */
 void log_sys(enum log_level level, const char *file, int line, const char *func,
              const char *fmt, ...) WR_PRINTF(5, 6);
 
-#define log_enabled(l) ((l) <= log_get_level())
+#define log_enabled(l) ((int)(l) <= log_get_level())
 #define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)                       \
@@ -80,6 +140,12 @@ void log_sys(enum log_level level, const char *file, int line, const char *func,
     do {                                     \
         if (log_enabled(LOG_DEBUG))          \
             log_msg(LOG_DEBUG, __VA_ARGS__); \
+    } while (0)
+/* A line of the connection category (log.connection.level). */
+#define log_conn(l, ...)                                    \
+    do {                                                    \
+        if ((int)(l) <= log_cat_level(LOG_CAT_CONNECTION))  \
+            log_cmsg(LOG_CAT_CONNECTION, (l), __VA_ARGS__); \
     } while (0)
 #define log_syserr(...) \
     log_sys(LOG_ERR, __FILE__, __LINE__, __func__, __VA_ARGS__)

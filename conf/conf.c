@@ -60,6 +60,7 @@ enum conf_type {
     CONF_NONE,     /* "none": empties a list (field = its count) */
     CONF_LISTENER, /* list item: [IP:]PORT */
     CONF_NAMESET,  /* list item: name = true | false */
+    CONF_VALLIST,  /* list item: name = value (struct wr_confitem) */
     CONF_ALIASED,  /* another name for the row named in `help` */
 };
 
@@ -85,17 +86,29 @@ static const struct conf_enum conf_log_levels[] = {
     {"alert", LOG_ERR},      {"emergency", LOG_ERR},
     {"none", CONF_LOG_NONE}, {NULL, 0},
 };
+static const struct conf_enum conf_opt_log_levels[] = {
+    {"debug", CONF_LOG_SET(LOG_DEBUG)},    {"info", CONF_LOG_SET(LOG_INFO)},
+    {"notice", CONF_LOG_SET(LOG_INFO)},    {"warning", CONF_LOG_SET(LOG_WARN)},
+    {"error", CONF_LOG_SET(LOG_ERR)},      {"critical", CONF_LOG_SET(LOG_ERR)},
+    {"alert", CONF_LOG_SET(LOG_ERR)},      {"emergency", CONF_LOG_SET(LOG_ERR)},
+    {"none", CONF_LOG_SET(CONF_LOG_NONE)}, {NULL, 0},
+};
+static const struct conf_enum conf_log_formats[] = {
+    {"plaintext", CONF_LOG_PLAIN},
+    {"json", CONF_LOG_JSON},
+    {NULL, 0},
+};
 static const struct conf_enum conf_fsync_modes[] = {
     {"always", CONF_FSYNC_ALWAYS},
     {"interval", CONF_FSYNC_INTERVAL},
     {"never", CONF_FSYNC_NEVER},
     {NULL, 0},
 };
+static const struct conf_enum conf_false_only[] = {{"false", 0}, {NULL, 0}};
 static const struct conf_enum conf_import_backends[] = {
     {"local_filesystem", 0},
     {NULL, 0},
 };
-static const struct conf_enum conf_false_only[] = {{"false", 0}, {NULL, 0}};
 static const struct conf_enum conf_mem_strategies[] = {
     {"rss", 0}, {"erlang", 1}, {"allocated", 2}, {"legacy", 3}, {NULL, 0},
 };
@@ -116,6 +129,26 @@ static const struct conf_enum conf_backends[] = {
 static const struct conf_enum conf_leader_locators[] = {
     {"client-local", CONF_LOCATOR_CLIENT_LOCAL},
     {"balanced", CONF_LOCATOR_BALANCED},
+    {NULL, 0},
+};
+static const struct conf_enum conf_verify_modes[] = {
+    {"verify_none", CONF_VERIFY_NONE},
+    {"verify_peer", CONF_VERIFY_PEER},
+    {NULL, 0},
+};
+static const struct conf_enum conf_cert_logins[] = {
+    {"distinguished_name", CONF_CERT_LOGIN_DN},
+    {"common_name", CONF_CERT_LOGIN_CN},
+    {NULL, 0},
+};
+/* The values of the CONF_VALLIST rows that take names (value unused). */
+static const struct conf_enum conf_tls_versions[] = {
+    {"tlsv1", 0}, {"tlsv1.1", 0}, {"tlsv1.2", 0}, {"tlsv1.3", 0}, {NULL, 0},
+};
+static const struct conf_enum conf_auth_mechs[] = {
+    {"PLAIN", 0},
+    {"AMQPLAIN", 0},
+    {"EXTERNAL", 0},
     {NULL, 0},
 };
 static const struct conf_enum conf_locators[] = {
@@ -166,6 +199,15 @@ struct conf_key {
      .def_name = dn,                                \
      .def = d,                                      \
      .help = h},
+#define CONF_VLIST(k, a, n, e, h)                   \
+    {.key = k,                                      \
+     .type = CONF_VALLIST,                          \
+     .off = offsetof(struct wr_config, a),          \
+     .size = sizeof(FIELD(a)[0]),                   \
+     .count_off = offsetof(struct wr_config, n),    \
+     .cap = sizeof(FIELD(a)) / sizeof(FIELD(a)[0]), \
+     .enums = e,                                    \
+     .help = h},
 #define CONF_IGNORED(k, t, lo, hi, e, why) \
     {.key = k,                             \
      .type = t,                            \
@@ -189,6 +231,7 @@ static const struct conf_key conf_keys[] = {
 
 #undef CONF_KEY
 #undef CONF_LIST
+#undef CONF_VLIST
 #undef CONF_IGNORED
 #undef CONF_ALIAS
 
@@ -285,6 +328,17 @@ describe(const struct conf_key *k, char *dst, size_t cap)
         return;
     case CONF_LISTENER:
         snprintf(dst, cap, "PORT, IP:PORT or [IPv6]:PORT, port 0..65535");
+        return;
+    case CONF_VALLIST:
+        if (k->enums) {
+            dst[0] = '\0';
+            for (const struct conf_enum *e = k->enums; e->name && o < cap; e++)
+                o += (size_t)snprintf(dst + o, cap - o, "%s%s",
+                                      e == k->enums ? "" : ", ", e->name);
+        } else {
+            snprintf(dst, cap, "text of 1..%zu bytes",
+                     sizeof(FIELD(ssl.ciphers[0].value)) - 1);
+        }
         return;
     case CONF_ALIASED:
         break;
@@ -669,6 +723,8 @@ list_find(struct parse *p, const struct conf_key *k, const char *name)
         const char *s =
             k->type == CONF_LISTENER
                 ? ((const struct wr_listener *)(const void *)base)[i].name
+            : k->type == CONF_VALLIST
+                ? ((const struct wr_confitem *)(const void *)base)[i].name
                 : base + i * k->size;
         if (strcmp(s, name) == 0)
             return i;
@@ -735,6 +791,39 @@ set_nameset(struct parse *p, const struct conf_key *k, struct bytes key,
     return WR_OK;
 }
 
+/* `prefix.<name> = value`: sets item <name>, appended when new. */
+static int
+set_vallist(struct parse *p, const struct conf_key *k, struct bytes key,
+            struct bytes item, struct bytes val)
+{
+    struct wr_confitem it = {0}, *arr = field(p, k);
+    size_t *count = list_count(p, k), i;
+    char msg[MSG_MAX];
+    bool known = k->enums == NULL;
+
+    if (!item_name(item, it.name, sizeof(it.name))) {
+        snprintf(msg, sizeof(msg), "name longer than %zu bytes",
+                 sizeof(it.name) - 1);
+        return fail_value(p, k, key, msg);
+    }
+    if (val.len >= sizeof(it.value))
+        return fail_value(p, k, key, "value too long");
+    for (const struct conf_enum *e = k->enums; e && e->name; e++)
+        known = known || bytes_eq_str(val, e->name);
+    if (!known)
+        return fail_value(p, k, key, "unknown value");
+    memcpy(it.value, val.ptr, val.len);
+    i = list_find(p, k, it.name);
+    if (i == *count && *count == k->cap) {
+        snprintf(msg, sizeof(msg), "more than %zu items", k->cap);
+        return fail_value(p, k, key, msg);
+    }
+    arr[i] = it;
+    if (i == *count)
+        (*count)++;
+    return WR_OK;
+}
+
 /* ---- the loop */
 
 /* Returns true when v holds a byte below 0x20 (tab included) or DEL. */
@@ -762,7 +851,8 @@ apply(struct parse *p, const struct conf_key *k, struct bytes key,
         return fail_value(p, k, key, "value is not valid UTF-8");
     if (has_control(val))
         return fail_value(p, k, key, "value holds a control character");
-    if ((k->type == CONF_LISTENER || k->type == CONF_NAMESET) &&
+    if ((k->type == CONF_LISTENER || k->type == CONF_NAMESET ||
+         k->type == CONF_VALLIST) &&
         !list_touched(p, k))
         *list_count(p, k) = 0; /* the text's list replaces the old one */
     p->seen[k - conf_keys] = true;
@@ -787,6 +877,8 @@ apply(struct parse *p, const struct conf_key *k, struct bytes key,
         return set_listener(p, k, key, item, val);
     case CONF_NAMESET:
         return set_nameset(p, k, key, item, val);
+    case CONF_VALLIST:
+        return set_vallist(p, k, key, item, val);
     case CONF_ALIASED:
         break;
     }
@@ -899,6 +991,48 @@ parse_text(struct parse *p, struct bytes text)
     return WR_OK;
 }
 
+/* RabbitMQ's rules for outputs: `log.file = false` is no file, a
+ * relative file is in log.dir, and a file set in this text silences the
+ * console unless the text also sets log.console (so a systemd journal
+ * does not get each line twice). Checks log.file.rotation.date. Returns
+ * WR_OK, or WR_ERR with the reason in p->err. */
+static int
+settle_log_outputs(struct parse *p)
+{
+    struct wr_config *c = p->c;
+    bool file_seen = p->seen[find_fixed("log.file") - conf_keys];
+    struct log_date_spec spec;
+
+    if (strcmp(c->log_file, "false") == 0)
+        c->log_file[0] = '\0';
+    if (c->log_file[0] && c->log_file[0] != '/' && c->log_dir[0]) {
+        char joined[sizeof(c->log_file)];
+        int n =
+            snprintf(joined, sizeof(joined), "%s/%s", c->log_dir, c->log_file);
+
+        if (n < 0 || (size_t)n >= sizeof(joined)) {
+            snprintf(p->err, p->errlen,
+                     "%s: log.file: log.dir/log.file is "
+                     "longer than %zu bytes",
+                     p->name, sizeof(joined) - 1);
+            return WR_ERR;
+        }
+        memcpy(c->log_file, joined, (size_t)n + 1);
+    }
+    if (file_seen && c->log_file[0] &&
+        !p->seen[find_fixed("log.console") - conf_keys])
+        c->log_console = false;
+    if (log_date_spec_parse(c->log_rotation_date, &spec) != WR_OK) {
+        snprintf(p->err, p->errlen,
+                 "%s: log.file.rotation.date: \"%s\" is not a date spec "
+                 "(allowed: $D<hour>, $W<weekday 0-6>D<hour>, "
+                 "$M<day 1-31 or L>D<hour>)",
+                 p->name, c->log_rotation_date);
+        return WR_ERR;
+    }
+    return WR_OK;
+}
+
 int
 conf_parse(struct wr_config *c, const char *text, size_t len, const char *name,
            char *err, size_t errlen)
@@ -915,6 +1049,8 @@ conf_parse(struct wr_config *c, const char *text, size_t len, const char *name,
     rc = parse_text(p, bytes_of(text, text ? len : 0));
     if (rc == WR_OK && p->seen[find_fixed("cluster_name") - conf_keys])
         p->c->cluster_name_set = true;
+    if (rc == WR_OK)
+        rc = settle_log_outputs(p);
     if (rc == WR_OK)
         memcpy(c, p->c, sizeof(*c));
     free(p->c);
@@ -1205,6 +1341,11 @@ dump_list(const struct wr_config *c, const struct conf_key *k, struct buf *out)
                 buf_printf(out, " = %s:%u\n", l->host, l->port);
             else
                 buf_printf(out, " = %u\n", l->port);
+        } else if (k->type == CONF_VALLIST) {
+            const struct wr_confitem *it =
+                &((const struct wr_confitem *)(const void *)base)[i];
+            put_escaped(out, it->name);
+            buf_printf(out, " = %s\n", it->value);
         } else {
             put_escaped(out, base + i * k->size);
             buf_printf(out, " = true\n");
@@ -1234,7 +1375,8 @@ conf_dump(const struct wr_config *c, struct buf *out)
                        k->key, k->def_name, k->def);
         else if (k->def)
             buf_printf(out, "# Default: %s\n", k->def);
-        if (k->type == CONF_LISTENER || k->type == CONF_NAMESET) {
+        if (k->type == CONF_LISTENER || k->type == CONF_NAMESET ||
+            k->type == CONF_VALLIST) {
             dump_list(c, k, out);
         } else if (k->type == CONF_NONE) {
             buf_printf(out, "%s = none\n", k->key);

@@ -36,10 +36,24 @@
 #define CONF_MAX_ETCD_ENDPOINTS 8
 #define CONF_MAX_LOOPBACK_USERS 16
 #define CONF_MAX_USER_TAGS      8
+#define CONF_MAX_TLS_VERSIONS   4
+#define CONF_MAX_CIPHERS        64
+#define CONF_MAX_AUTH_MECHS     4
 
-/* log_level value for `log.console.level = none`. Not an enum log_level:
- * do not pass it to log_set_level(); silence the console instead. */
+/* A level value for `none` (base's LOG_NONE): nothing is logged. */
 #define CONF_LOG_NONE (-1)
+/* A level that may be left unset to inherit log.default.level (output and
+ * category levels) is stored as CONF_LOG_SET(level), 0 = not set; read it
+ * with conf_log_level(). */
+#define CONF_LOG_SET(l) ((l) + 2)
+static inline int
+conf_log_level(int stored, int inherit)
+{
+    return stored ? stored - 2 : inherit;
+}
+
+/* Values of the log.*.formatter keys. */
+enum conf_log_format { CONF_LOG_PLAIN = 0, CONF_LOG_JSON };
 
 /* Values of wr_config.fsync (Warren's key `fsync`). */
 enum conf_fsync {
@@ -70,6 +84,42 @@ struct wr_listener {
                        through conf_parse_listener() (--listen) */
 };
 
+/* One item of a list of values: `prefix.<name> = value`
+ * (auth_mechanisms.1 = PLAIN, ssl_options.versions.1 = tlsv1.3). */
+struct wr_confitem {
+    char name[32];
+    char value[96];
+};
+
+/* Values of wr_tls.verify (ssl_options.verify). */
+enum conf_verify {
+    CONF_VERIFY_NONE = 0, /* verify_none: no client certificate asked */
+    CONF_VERIFY_PEER,     /* verify_peer: a client certificate is asked
+                             for and, if sent, checked against cacertfile */
+};
+
+/* Values of wr_config.ssl_cert_login_from. */
+enum conf_cert_login {
+    CONF_CERT_LOGIN_DN = 0, /* distinguished_name (RabbitMQ's default) */
+    CONF_CERT_LOGIN_CN,     /* common_name */
+};
+
+/* One TLS server's settings: `ssl_options.*` for AMQPS, `management.ssl.*`
+ * for HTTPS (RabbitMQ's keys). Files are PEM. */
+struct wr_tls {
+    char cacertfile[4096];     /* CAs client certificates are checked against */
+    char certfile[4096];       /* the server's certificate (chain) */
+    char keyfile[4096];        /* its private key; "" = in certfile */
+    char password[256];        /* the key's passphrase; "" = none */
+    int verify;                /* enum conf_verify, default verify_none */
+    bool fail_if_no_peer_cert; /* verify_peer: refuse clients without a
+                                  certificate (default false) */
+    struct wr_confitem versions[CONF_MAX_TLS_VERSIONS]; /* tlsv1.2, ... */
+    size_t nversions;                                   /* 0: TLS 1.2 and 1.3 */
+    struct wr_confitem ciphers[CONF_MAX_CIPHERS];       /* OpenSSL names */
+    size_t nciphers; /* 0: OpenSSL's defaults */
+};
+
 /*
  * Every setting. Durations carry their unit in the field name; sizes are
  * bytes. conf_defaults() gives RabbitMQ's defaults where a key is shared.
@@ -87,6 +137,17 @@ struct wr_config {
     uint32_t handshake_timeout_ms; /* default 10000; 0 = infinity */
     uint32_t consumer_timeout_ms;  /* delivery ack timeout, default
                                       1800000; 0 = infinity */
+
+    /* ---- TLS (server/tls.c) */
+    struct wr_listener ssl_listeners[CONF_MAX_LISTENERS]; /* listeners.ssl.*,
+                                                             none default */
+    size_t nssl_listeners;
+    struct wr_tls ssl; /* ssl_options.* */
+    struct wr_confitem auth_mechanisms[CONF_MAX_AUTH_MECHS];
+    size_t nauth_mechanisms;           /* 0: PLAIN and AMQPLAIN */
+    int ssl_cert_login_from;           /* enum conf_cert_login */
+    uint32_t ssl_handshake_timeout_ms; /* ssl_handshake_timeout: the TLS
+                                          handshake, default 5000 ms */
 
     /* ---- users and access: created on first start (RabbitMQ keys) */
     char default_user[256];           /* default "guest" */
@@ -132,6 +193,15 @@ struct wr_config {
                                      default 32 MiB */
     bool management_optional;     /* management.tcp.optional: a port in
                                      use is not fatal (default false) */
+    uint16_t management_ssl_port; /* management.ssl.port; 0 = no HTTPS */
+    char management_ssl_ip[256];  /* management.ssl.ip, default 0.0.0.0 */
+    struct wr_tls management_ssl; /* management.ssl.* */
+
+    /* ---- Prometheus listener */
+    uint16_t prometheus_port; /* prometheus.tcp.port, default 15692,
+                                 0 = kernel-chosen (tests) */
+    char prometheus_ip[256];  /* prometheus.tcp.ip, default "0.0.0.0" */
+    bool prometheus_optional; /* prometheus.tcp.optional (default false) */
 
     /* ---- storage and definitions */
     char data_dir[4096];         /* Warren's `data_dir`, default "data"
@@ -144,12 +214,28 @@ struct wr_config {
                                     default 64MiB */
 
     /* ---- logging and identity */
-    int log_level;          /* enum log_level or CONF_LOG_NONE;
-                               log.console.level, default LOG_INFO */
-    bool log_console;       /* log.console, default true (Warren logs to
-                               stderr only; false = no log output) */
-    char cluster_name[256]; /* default "warren@<hostname>" */
-    bool cluster_name_set;  /* cluster_name came from a config file */
+    int log_default_level;       /* enum log_level or CONF_LOG_NONE;
+                                    log.default.level, default LOG_INFO */
+    bool log_console;            /* log.console, default true; false when the
+                                    file sets log.file but not log.console */
+    int log_console_level;       /* log.console.level, CONF_LOG_SET(level) or
+                                    0 = log.default.level (default) */
+    int log_console_format;      /* enum conf_log_format, default plaintext */
+    char log_dir[4096];          /* log.dir: a relative log.file's
+                                    directory, joined to log_file */
+    char log_file[4096];         /* log.file; "" = none (default) */
+    int log_file_level;          /* log.file.level, as log_console_level */
+    int log_file_format;         /* enum conf_log_format, default plaintext */
+    uint64_t log_rotation_size;  /* log.file.rotation.size, bytes; 0 =
+                                    never (default) */
+    char log_rotation_date[64];  /* log.file.rotation.date, RabbitMQ's
+                                    date spec (base/log.c); "" = never */
+    uint32_t log_rotation_count; /* log.file.rotation.count, default 5 */
+    int log_connection_level;    /* log.connection.level, as
+                                    log_console_level; 0 = no filter
+                                    beyond the outputs' levels */
+    char cluster_name[256];      /* default "warren@<hostname>" */
+    bool cluster_name_set;       /* cluster_name came from a config file */
 
     /* ---- clustering (cluster/) */
     int cluster_backend; /* enum conf_cluster_backend,

@@ -19,10 +19,16 @@
  *       A RabbitMQ key Warren accepts so that existing rabbitmq.conf files
  *       load, checks like any other, and then does not act on; `why` says
  *       why that is harmless. Keys that would change behaviour Warren lacks
- *       (TLS listeners, log files, clustering) are NOT listed: they are
+ *       (syslog, the log exchange) are NOT listed: they are
  *       unknown keys and stop startup.
  *   CONF_ALIAS(key, canonical)
  *       Another RabbitMQ spelling of the same setting.
+ *
+ *   CONF_VLIST(key, array, count, enums, help)
+ *       A list of values, `prefix.<name> = value` (auth_mechanisms.1 =
+ *       PLAIN), kept in the order the keys come; the same <name> again
+ *       replaces its value. `enums` (NULL: any text) lists the values
+ *       allowed. No default: the user of the list says what none means.
  *
  * Names, types and defaults are RabbitMQ 3.10's (deps/rabbit/priv/schema/
  * rabbit.schema and rabbitmq_management.schema) unless the help text says
@@ -61,6 +67,51 @@ CONF_KEY("handshake_timeout", CONF_UINT, handshake_timeout_ms, 1, 4294967295,
 CONF_KEY("consumer_timeout", CONF_UINT, consumer_timeout_ms, 1, 4294967295,
          CONF_F_INFINITY, "ms", NULL, "1800000",
          "A delivery not acknowledged within this time closes its channel")
+
+/* ---- TLS (AMQPS) and authentication mechanisms */
+
+CONF_KEY("listeners.ssl", CONF_NONE, nssl_listeners, 0, 0, 0, NULL, NULL, NULL,
+         "\"none\" disables every AMQPS listener")
+CONF_LIST("listeners.ssl.*", CONF_LISTENER, ssl_listeners, nssl_listeners, NULL,
+          NULL,
+          "AMQPS (AMQP over TLS) listener <name>: PORT or IP:PORT, as "
+          "listeners.tcp; needs ssl_options.certfile")
+CONF_KEY("ssl_options.cacertfile", CONF_STRING, ssl.cacertfile, 0, 0, 0, NULL,
+         NULL, NULL,
+         "PEM file of the CAs that sign the client certificates AMQPS accepts")
+CONF_KEY("ssl_options.certfile", CONF_STRING, ssl.certfile, 0, 0, 0, NULL, NULL,
+         NULL, "PEM file of the server's certificate (and its chain) for AMQPS")
+CONF_KEY("ssl_options.keyfile", CONF_STRING, ssl.keyfile, 0, 0, 0, NULL, NULL,
+         NULL, "PEM file of the certificate's private key; default: certfile")
+CONF_KEY("ssl_options.password", CONF_STRING, ssl.password, 0, 0, 0, NULL, NULL,
+         NULL, "Passphrase of an encrypted keyfile")
+CONF_KEY("ssl_options.verify", CONF_ENUM, ssl.verify, 0, 0, 0, NULL,
+         conf_verify_modes, "verify_none",
+         "verify_peer asks clients for a certificate and checks one sent "
+         "against cacertfile; verify_none asks for none")
+CONF_KEY("ssl_options.fail_if_no_peer_cert", CONF_BOOL,
+         ssl.fail_if_no_peer_cert, 0, 0, 0, NULL, NULL, "false",
+         "With verify_peer: refuse a client that sends no certificate")
+CONF_VLIST("ssl_options.versions.*", ssl.versions, ssl.nversions,
+           conf_tls_versions,
+           "TLS version <n> AMQPS accepts (tlsv1.2, tlsv1.3); none set: "
+           "tlsv1.2 and tlsv1.3")
+CONF_VLIST("ssl_options.ciphers.*", ssl.ciphers, ssl.nciphers, NULL,
+           "Cipher suite <n>, OpenSSL's name (TLS_AES_256_GCM_SHA384, "
+           "ECDHE-RSA-AES256-GCM-SHA384); none set: OpenSSL's defaults")
+CONF_VLIST("auth_mechanisms.*", auth_mechanisms, nauth_mechanisms,
+           conf_auth_mechs,
+           "SASL mechanism <n> offered to AMQP clients (PLAIN, AMQPLAIN, "
+           "EXTERNAL: the TLS client certificate); none set: PLAIN and "
+           "AMQPLAIN")
+CONF_KEY("ssl_handshake_timeout", CONF_UINT, ssl_handshake_timeout_ms, 1,
+         4294967295, CONF_F_INFINITY, "ms", NULL, "5000",
+         "Time an AMQPS client has for the TLS handshake; then "
+         "handshake_timeout for the AMQP one")
+CONF_KEY("ssl_cert_login_from", CONF_ENUM, ssl_cert_login_from, 0, 0, 0, NULL,
+         conf_cert_logins, "distinguished_name",
+         "EXTERNAL: the user name is the client certificate's subject "
+         "(distinguished_name, as CN=...,O=...) or its common_name")
 
 /* ---- users and access, created on first start */
 
@@ -135,8 +186,57 @@ CONF_KEY("management.tcp.optional", CONF_BOOL, management_optional, 0, 0, 0,
          NULL, NULL, "false",
          "Warren: when the management port is in use, run without the API "
          "instead of refusing to start")
+CONF_KEY("management.ssl.port", CONF_UINT, management_ssl_port, 0, 65535,
+         CONF_F_UNSET0, NULL, NULL, NULL,
+         "Port of the management API over HTTPS; not set: no HTTPS "
+         "listener")
+CONF_KEY("management.ssl.ip", CONF_IP, management_ssl_ip, 0, 0, 0, NULL, NULL,
+         "0.0.0.0", "Address the management API's HTTPS listener listens on")
+CONF_KEY("management.ssl.cacertfile", CONF_STRING, management_ssl.cacertfile, 0,
+         0, 0, NULL, NULL, NULL,
+         "PEM file of the CAs that sign the client certificates the management "
+         "API accepts")
+CONF_KEY("management.ssl.certfile", CONF_STRING, management_ssl.certfile, 0, 0,
+         0, NULL, NULL, NULL,
+         "PEM file of the server's certificate (and its chain) for the "
+         "management API")
+CONF_KEY("management.ssl.keyfile", CONF_STRING, management_ssl.keyfile, 0, 0, 0,
+         NULL, NULL, NULL,
+         "PEM file of the certificate's private key; default: certfile")
+CONF_KEY("management.ssl.password", CONF_STRING, management_ssl.password, 0, 0,
+         0, NULL, NULL, NULL, "Passphrase of an encrypted keyfile")
+CONF_KEY("management.ssl.verify", CONF_ENUM, management_ssl.verify, 0, 0, 0,
+         NULL, conf_verify_modes, "verify_none",
+         "verify_peer asks clients for a certificate and checks one sent "
+         "against cacertfile; verify_none asks for none")
+CONF_KEY("management.ssl.fail_if_no_peer_cert", CONF_BOOL,
+         management_ssl.fail_if_no_peer_cert, 0, 0, 0, NULL, NULL, "false",
+         "With verify_peer: refuse a client that sends no certificate")
+CONF_VLIST(
+    "management.ssl.versions.*", management_ssl.versions,
+    management_ssl.nversions, conf_tls_versions,
+    "TLS version <n> the management API accepts (tlsv1.2, tlsv1.3); none set: "
+    "tlsv1.2 and tlsv1.3")
+CONF_VLIST("management.ssl.ciphers.*", management_ssl.ciphers,
+           management_ssl.nciphers, NULL,
+           "Cipher suite <n>, OpenSSL's name (TLS_AES_256_GCM_SHA384, "
+           "ECDHE-RSA-AES256-GCM-SHA384); none set: OpenSSL's defaults")
 CONF_ALIAS("management.listener.port", "management.tcp.port")
 CONF_ALIAS("management.listener.ip", "management.tcp.ip")
+
+/* ---- Prometheus (rabbitmq_prometheus.schema) */
+
+CONF_KEY("prometheus.tcp.port", CONF_UINT, prometheus_port, 0, 65535, 0, NULL,
+         NULL, "15692",
+         "Port of the Prometheus listener (/metrics, /metrics/per-object, "
+         "/metrics/detailed, no login); 0 = a port the kernel picks (tests "
+         "read it from the log)")
+CONF_KEY("prometheus.tcp.ip", CONF_IP, prometheus_ip, 0, 0, 0, NULL, NULL,
+         "0.0.0.0", "Address the Prometheus listener listens on")
+CONF_KEY("prometheus.tcp.optional", CONF_BOOL, prometheus_optional, 0, 0, 0,
+         NULL, NULL, "false",
+         "Warren: when the Prometheus port is in use, run without that "
+         "listener instead of refusing to start")
 
 /* ---- storage and definitions */
 
@@ -158,12 +258,53 @@ CONF_KEY("store.segment_size", CONF_SIZE, segment_size, 1048576, 1073741824, 0,
 
 /* ---- logging and identity */
 
-CONF_KEY("log.console", CONF_BOOL, log_console, 0, 0, 0, NULL, NULL, "true",
-         "Log to standard error, Warren's only log output; false = silent")
-CONF_KEY("log.console.level", CONF_ENUM, log_level, 0, 0, 0, NULL,
+CONF_KEY("log.default.level", CONF_ENUM, log_default_level, 0, 0, 0, NULL,
          conf_log_levels, "info",
-         "Least severe level logged (notice = info; critical, alert and "
-         "emergency = error)")
+         "Least severe level logged by every output whose own level is not "
+         "set (notice = info; critical, alert and emergency = error; "
+         "none = nothing)")
+CONF_KEY("log.console", CONF_BOOL, log_console, 0, 0, 0, NULL, NULL, "true",
+         "Log to standard error (journald under systemd); when log.file is "
+         "set and this key is not, false, as in RabbitMQ")
+CONF_KEY("log.console.level", CONF_ENUM, log_console_level, 0, 0, CONF_F_UNSET0,
+         NULL, conf_opt_log_levels, NULL,
+         "Least severe level logged to the console; default "
+         "log.default.level")
+CONF_KEY("log.console.formatter", CONF_ENUM, log_console_format, 0, 0, 0, NULL,
+         conf_log_formats, "plaintext",
+         "Console lines as plain text or one JSON object each (time, "
+         "level, msg, pid)")
+CONF_KEY("log.dir", CONF_STRING, log_dir, 0, 0, 0, NULL, NULL, NULL,
+         "Directory of a relative log.file (default: the working "
+         "directory)")
+CONF_KEY("log.file", CONF_STRING, log_file, 0, 0, 0, NULL, NULL, NULL,
+         "Log file (\"false\": none); reopened on SIGHUP and SIGUSR1, for "
+         "logrotate")
+CONF_KEY("log.file.level", CONF_ENUM, log_file_level, 0, 0, CONF_F_UNSET0, NULL,
+         conf_opt_log_levels, NULL,
+         "Least severe level logged to log.file; default log.default.level")
+CONF_KEY("log.file.formatter", CONF_ENUM, log_file_format, 0, 0, 0, NULL,
+         conf_log_formats, "plaintext",
+         "log.file lines as plain text or one JSON object each")
+CONF_KEY("log.file.rotation.size", CONF_UINT, log_rotation_size, 0,
+         1099511627776, 0, "bytes", NULL, "0",
+         "Rotate log.file when a line would take it past this size: the "
+         "file becomes <file>.0, <file>.0 becomes <file>.1, ...; "
+         "0 = never (leave it to logrotate)")
+CONF_KEY("log.file.rotation.date", CONF_STRING, log_rotation_date, 0, 0, 0,
+         NULL, NULL, NULL,
+         "Rotate log.file at a time of day, week or month (local time), "
+         "RabbitMQ's date spec: $D0 every midnight, $D23 every day at "
+         "23:00, $W5D16 Fridays at 16:00, $M1D0 the 1st of each month, $ML "
+         "its last day; not set = never")
+CONF_KEY("log.file.rotation.count", CONF_UINT, log_rotation_count, 0, 1000, 0,
+         "files", NULL, "5",
+         "Rotated files kept, <file>.0 (the newest) to <file>.<count-1>")
+CONF_KEY("log.connection.level", CONF_ENUM, log_connection_level, 0, 0,
+         CONF_F_UNSET0, NULL, conf_opt_log_levels, NULL,
+         "Least severe level of the connection category (connections "
+         "accepted, authenticated, refused, closed), applied before the "
+         "outputs' levels; default: the outputs' levels alone")
 CONF_KEY("cluster_name", CONF_STRING, cluster_name, 0, 0, 0, NULL, NULL, NULL,
          "Name shown to clients and in the management API; default "
          "warren@<hostname>")
@@ -220,8 +361,14 @@ CONF_KEY("queue_leader_locator", CONF_ENUM, queue_leader_locator, 0, 0, 0, NULL,
 CONF_IGNORED("definitions.import_backend", CONF_ENUM, 0, 0,
              conf_import_backends,
              "the only backend is the local file named by load_definitions")
-CONF_IGNORED("log.file", CONF_ENUM, 0, 0, conf_false_only,
-             "Warren writes no log file; only \"false\" is accepted")
+CONF_IGNORED("log.file.rotation.compress", CONF_ENUM, 0, 0, conf_false_only,
+             "Warren does not compress rotated logs (logrotate's compress "
+             "does); only \"false\" is accepted")
+CONF_IGNORED("log.syslog", CONF_ENUM, 0, 0, conf_false_only,
+             "Warren has no syslog output; only \"false\" is accepted")
+CONF_IGNORED("log.exchange", CONF_ENUM, 0, 0, conf_false_only,
+             "Warren has no amq.rabbitmq.log exchange; only \"false\" is "
+             "accepted")
 CONF_IGNORED("num_acceptors.tcp", CONF_UINT, 1, 65535, NULL,
              "Erlang acceptor processes; Warren accepts on its event loop")
 CONF_IGNORED("reverse_dns_lookups", CONF_BOOL, 0, 0, NULL,

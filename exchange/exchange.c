@@ -8,9 +8,9 @@
  * Each exchange keeps its bindings twice: in `binds`, a uthash keyed by
  * the binding's identity bytes (dest | key | args sorted by key), which
  * makes bind/unbind idempotent and O(1); and in its type index (fanout,
- * direct, topic, headers), which routing reads. Each type is one table
- * of operations (struct xtype_ops, in its own file); xtypes[] lists them,
- * and this file never asks which type an exchange is.
+ * direct, topic, headers, x-consistent-hash), which routing reads. Each type is
+ * one table of operations (struct xtype_ops, in its own file); xtypes[] lists
+ * them, and this file never asks which type an exchange is.
  *
  * Routing (rabbit_exchange:route1): a work list starts with the
  * published-to exchange. Visiting an exchange asks its type index for
@@ -41,6 +41,8 @@ static const struct xtype_ops *const xtypes[] = {
     [EXCHANGE_FANOUT] = &fanout__ops,
     [EXCHANGE_TOPIC] = &topic__ops,
     [EXCHANGE_HEADERS] = &headers__ops,
+    [EXCHANGE_CONSISTENT_HASH] = &chash__ops,
+    [EXCHANGE_DELAYED] = &delayed__ops,
 };
 
 int
@@ -315,8 +317,14 @@ xreg_add(struct xreg *r, struct bytes name, enum exchange_type t, bool durable,
     x->magic = EXCHANGE_MAGIC;
     x->name = xstrndup(nonnull(name), name.len);
     x->name_len = name.len;
-    x->type = t;
-    x->ops = xtypes[t];
+    x->type = x->route_type = t;
+    if (t == EXCHANGE_DELAYED) {
+        bool unknown;
+        int rc = exchange_delayed_type(args, &x->route_type, &unknown);
+
+        WR_ASSERT(rc == WR_OK);
+    }
+    x->ops = xtypes[x->route_type];
     x->durable = durable;
     x->auto_delete = auto_delete;
     x->internal = internal;
@@ -326,6 +334,8 @@ xreg_add(struct xreg *r, struct bytes name, enum exchange_type t, bool durable,
         x->alternate_len = ae.len;
     }
     x->idx.any = x->ops->index_new();
+    if (x->ops->configure)
+        x->ops->configure(x->idx.any, x->args);
     HASH_ADD_KEYPTR(hh, r->byname, x->name, x->name_len, x);
     return x;
 }
@@ -388,6 +398,31 @@ exchange_check_binding_args(const struct exchange *x, struct bytes args,
     if (!x->ops->check_args)
         return WR_OK;
     return x->ops->check_args(args, err);
+}
+
+int
+exchange_check_binding_key(const struct exchange *x, struct bytes key,
+                           struct buf *err)
+{
+    if (!x->ops->check_key)
+        return WR_OK;
+    return x->ops->check_key(key, err);
+}
+
+int
+exchange_check_decl_args(enum exchange_type t, struct bytes args,
+                         struct buf *err)
+{
+    bool unknown;
+
+    WR_ASSERT((size_t)t < WR_ARRAY_LEN(xtypes));
+    /* x-delayed-message: the arguments of the type it routes as (a bad
+     * x-delayed-type is refused by the caller). */
+    if (t == EXCHANGE_DELAYED)
+        exchange_delayed_type(args, &t, &unknown);
+    if (!xtypes[t]->check_decl)
+        return WR_OK;
+    return xtypes[t]->check_decl(args, err);
 }
 
 /* Writes the identity bytes of (key, args, dest) into id. */
@@ -478,19 +513,37 @@ exchange__visit(struct xroute *c, struct exchange *y)
     rs->work[rs->work_n++] = y;
 }
 
-size_t
-exchange_route_keys(struct xreg *r, struct exchange *x, const struct bytes *rks,
-                    size_t nrk, struct bytes headers, struct routeset *rs)
+/* y, a delayed exchange, keeps the message (the plugin's route/2 gives
+ * no destination for it, and no alternate exchange is tried). */
+static void
+hold(struct routeset *rs, struct exchange *y)
 {
-    struct xroute c = {r, rs, ++r->route_gen, rks, nrk, headers};
+    if (rs->held_n == rs->held_cap) {
+        rs->held_cap = rs->held_cap ? 2 * rs->held_cap : 4;
+        rs->held = xrealloc(rs->held, rs->held_cap * sizeof(*rs->held));
+    }
+    rs->held[rs->held_n++] = y;
+}
+
+static size_t
+route_msg(struct xreg *r, struct exchange *x, const struct bytes *rks,
+          size_t nrk, struct bytes headers, struct bytes props,
+          struct routeset *rs)
+{
+    struct xroute c = {r, rs, ++r->route_gen, rks, nrk, headers, props};
 
     WR_ASSERT(x->magic == EXCHANGE_MAGIC);
     WR_ASSERT(nrk >= 1);
     rs->work_n = 0;
+    rs->held_n = 0;
     rs->hdr_ready = false;
     exchange__visit(&c, x);
     while (rs->work_n > 0) {
         struct exchange *y = rs->work[--rs->work_n];
+        if (y != x && y->type == EXCHANGE_DELAYED && rs->hold_delayed) {
+            hold(rs, y);
+            continue;
+        }
         if (y->ops->route(y->idx.any, &c) == 0) {
             struct bytes ae = exchange_alternate(y);
             struct exchange *a = ae.ptr ? xreg_find(r, ae) : NULL;
@@ -502,8 +555,24 @@ exchange_route_keys(struct xreg *r, struct exchange *x, const struct bytes *rks,
 }
 
 size_t
+exchange_route_keys(struct xreg *r, struct exchange *x, const struct bytes *rks,
+                    size_t nrk, struct bytes headers, struct bytes props,
+                    struct routeset *rs)
+{
+    return route_msg(r, x, rks, nrk, headers, props, rs);
+}
+
+size_t
 exchange_route(struct xreg *r, struct exchange *x, struct bytes rk,
                struct bytes headers, struct routeset *rs)
 {
-    return exchange_route_keys(r, x, &rk, 1, headers, rs);
+    return route_msg(r, x, &rk, 1, headers, BYTES_NULL, rs);
+}
+
+size_t
+exchange_route_props(struct xreg *r, struct exchange *x, struct bytes rk,
+                     struct bytes headers, struct bytes props,
+                     struct routeset *rs)
+{
+    return route_msg(r, x, &rk, 1, headers, props, rs);
 }

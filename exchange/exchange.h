@@ -14,6 +14,8 @@
  *   topic    trie over '.'-separated words with '*' and '#', plus a
  *            bounded routing cache (routing key -> result)
  *   headers  array of pre-sorted match tables, x-match all/any/...-with-x
+ *   x-consistent-hash  bindings in bucket order, weights as prefix sums;
+ *            one destination per message by Jump Consistent Hash
  *
  * Semantics follow RabbitMQ 3.10 (rabbit_exchange:route1 and the
  * rabbit_exchange_type_* modules), checked against a running RabbitMQ.
@@ -38,13 +40,26 @@ enum exchange_type {
     EXCHANGE_FANOUT,
     EXCHANGE_TOPIC,
     EXCHANGE_HEADERS,
+    EXCHANGE_CONSISTENT_HASH, /* x-consistent-hash (chash.c) */
+    EXCHANGE_DELAYED, /* x-delayed-message: routes as its x-delayed-type */
 };
 
-/* "direct", "fanout", "topic", "headers" (exact, case-sensitive) -> *out.
+/* "direct", "fanout", "topic", "headers", "x-consistent-hash" (exact,
+ * case-sensitive) -> *out.
  * Returns WR_OK, or WR_ERR for anything else (*out untouched). */
 int exchange_type_parse(struct bytes name, enum exchange_type *out);
 /* The type's AMQP name ("direct", ...). */
 const char *exchange_type_name(enum exchange_type t);
+/*
+ * The routing type of an x-delayed-message exchange: its declare
+ * arguments' "x-delayed-type", a string naming any other type (delayed.c).
+ * Returns WR_OK with *out set; WR_ERR with *unknown false when the
+ * argument is missing, not a string or names x-delayed-message itself,
+ * with *unknown true when the string names no type (RabbitMQ tells the
+ * two apart: 406 and 503).
+ */
+int exchange_delayed_type(struct bytes args, enum exchange_type *out,
+                          bool *unknown);
 
 /* A binding destination: a queue (opaque to this module) or an exchange
  * (a struct exchange * of the same xreg). ptr is never NULL. */
@@ -59,6 +74,7 @@ struct fanout;
 struct direct;
 struct topic;
 struct headers;
+struct chash;
 
 /*
  * One exchange. Owned by its xreg; freed by xreg_remove()/xreg_free().
@@ -69,11 +85,18 @@ struct exchange {
     char *name; /* owned copy, NUL-terminated */
     size_t name_len;
     enum exchange_type type;
+    enum exchange_type route_type; /* type, or an x-delayed-type's */
     bool durable, auto_delete, internal;
     struct bytes args; /* owned copy of the declare arguments table body */
     char *alternate;   /* "alternate-exchange" argument (longstr) or NULL */
     size_t alternate_len;
     void *user; /* free for the vhost layer's use */
+    /* Message counters (RabbitMQ's exchange message_stats), counted by
+     * the broker at publish: messages in, and queue deliveries out. The
+     * management API samples them for rates (the sampled_* fields). */
+    uint64_t stat_publish_in, stat_publish_out;
+    uint64_t sampled_in, sampled_out;
+    float rate_in, rate_out;
 
     /* private: owned by exchange/ */
     uint32_t magic;
@@ -88,6 +111,7 @@ struct exchange {
         struct direct *direct;
         struct topic *topic;
         struct headers *headers;
+        struct chash *chash;
     } idx;
     UT_hash_handle hh; /* in the xreg, by name, insertion-ordered */
 };
@@ -106,7 +130,9 @@ struct exchange *xreg_find(struct xreg *r, struct bytes name);
  * (asserted). Copies name and args; args is a table body that passed
  * ftable_validate(). A longstr "alternate-exchange" argument becomes
  * x->alternate (other types are ignored here; the vhost refuses them at
- * declare time as RabbitMQ does). Returns the new exchange (borrowed).
+ * declare time as RabbitMQ does). An EXCHANGE_DELAYED exchange routes
+ * with the index of its x-delayed-type, which args must name (asserted;
+ * exchange_delayed_type). Returns the new exchange (borrowed).
  */
 struct exchange *xreg_add(struct xreg *r, struct bytes name,
                           enum exchange_type t, bool durable, bool auto_delete,
@@ -159,6 +185,24 @@ struct bytes exchange_alternate(const struct exchange *x);
  */
 int exchange_check_binding_args(const struct exchange *x, struct bytes args,
                                 struct buf *err);
+/*
+ * Checks a binding key for x's type: x-consistent-hash wants an integer
+ * weight (RabbitMQ's plugin texts, without "PRECONDITION_FAILED - ",
+ * appended to err: "The binding key must be an integer: <<\"abc\">>",
+ * "The binding key must be greater than 0"; and, Warren's bound, "The
+ * binding key must not be greater than 2147483647"). Other types take
+ * any key. Returns WR_OK or WR_ERR.
+ */
+int exchange_check_binding_key(const struct exchange *x, struct bytes key,
+                               struct buf *err);
+/*
+ * Checks the declare arguments a type reads itself (x-consistent-hash:
+ * hash-header, hash-property; the plugin's texts "hash-header and
+ * hash-property are mutually exclusive", "Unsupported property: app_id").
+ * Appends the text to err and returns WR_ERR, or returns WR_OK.
+ */
+int exchange_check_decl_args(enum exchange_type t, struct bytes args,
+                             struct buf *err);
 /*
  * Adds (key, args) -> dest to x's routing index. Idempotent: binding the
  * same (key, args, dest) twice keeps one; args are compared after a
@@ -214,6 +258,14 @@ struct routeset {
     bool hdr_ready;
     struct xdest *tmp; /* topic match results before caching */
     size_t tmp_n, tmp_cap;
+
+    /* public: set by the caller before routing. When true, an
+     * x-delayed-message exchange reached through a binding (not the one
+     * routed from) is not routed through: it lands in held[0..held_n),
+     * for the caller to hold the message back there (vhost/delay.c). */
+    bool hold_delayed;
+    struct exchange **held;
+    size_t held_n, held_cap;
 };
 
 void routeset_init(struct routeset *rs);
@@ -247,6 +299,12 @@ size_t exchange_route(struct xreg *r, struct exchange *x, struct bytes rk,
  */
 size_t exchange_route_keys(struct xreg *r, struct exchange *x,
                            const struct bytes *rks, size_t nrk,
-                           struct bytes headers, struct routeset *rs);
+                           struct bytes headers, struct bytes props,
+                           struct routeset *rs);
+/* exchange_route with the message's raw content properties as well,
+ * which x-consistent-hash exchanges with a hash-property read. */
+size_t exchange_route_props(struct xreg *r, struct exchange *x, struct bytes rk,
+                            struct bytes headers, struct bytes props,
+                            struct routeset *rs);
 
 #endif

@@ -76,6 +76,7 @@ struct xroute {
     const struct bytes *rks;
     size_t nrk;
     struct bytes headers;
+    struct bytes props; /* the raw content properties (may be empty) */
 };
 
 /* Adds q to the routeset's queues (deduplicated). */
@@ -108,20 +109,31 @@ void routeset__add_distinct(struct routeset *rs, const struct xslot *v,
  * remove a binding (owned by exchange.c, it outlives its stay in the
  * index); route emits every destination matched for c's keys or headers
  * and returns how many it emitted, repeats and already-visited exchanges
- * included; check_args vets binding arguments (NULL: any are fine).
+ * included; check_args vets binding arguments (NULL: any are fine),
+ * check_key a binding key (NULL: any) and check_decl the exchange's
+ * declare arguments (NULL: any); configure (NULL: nothing to read) hands
+ * a new index the exchange's declare arguments.
  * One table per type, in its file; exchange.c holds the list.
  */
 struct xtype_ops {
     const char *name; /* "direct", ... (AMQP's) */
     void *(*index_new)(void);
+    void (*configure)(void *idx, struct bytes args);
     void (*index_free)(void *idx);
     void (*bind)(void *idx, struct xbind *b);
     void (*unbind)(void *idx, struct xbind *b);
     size_t (*route)(void *idx, struct xroute *c);
     int (*check_args)(struct bytes args, struct buf *err);
+    int (*check_key)(struct bytes key, struct buf *err);
+    int (*check_decl)(struct bytes args, struct buf *err);
 };
 
-extern const struct xtype_ops fanout__ops, direct__ops, headers__ops;
+extern const struct xtype_ops fanout__ops, direct__ops, headers__ops,
+    chash__ops;
+/* x-delayed-message's name only: its exchanges route with the ops of
+ * their x-delayed-type (delayed.c). */
+extern const struct xtype_ops delayed__ops;
+
 /* topic__ops: see exchange/topic.h */
 
 /* exchange_check_binding_args for headers exchanges. */

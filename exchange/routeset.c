@@ -56,6 +56,7 @@ routeset_fini(struct routeset *rs)
     free(rs->hdrs);
     free(rs->hdr_tmp);
     free(rs->tmp);
+    free(rs->held);
     memset(rs, 0, sizeof(*rs));
 }
 

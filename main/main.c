@@ -16,6 +16,7 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -158,15 +159,52 @@ print_config(const struct wr_config *cfg)
     buf_fini(&out);
 }
 
-/* Log level, data directory, allocator. Returns WR_OK, or WR_ERR having
- * logged why. */
+static enum log_format
+log_format_of(int conf_format)
+{
+    return conf_format == CONF_LOG_JSON ? LOG_FMT_JSON : LOG_FMT_PLAIN;
+}
+
+/* The log outputs the config asks for, as RabbitMQ sets them up: an
+ * output without its own level takes log.default.level, and only a
+ * category given a level (log.connection.level) filters its lines before
+ * the outputs do, so `log.file.level = debug` alone puts debug lines in
+ * the file. Returns WR_OK, or WR_ERR having said why on stderr (the log
+ * file could not be opened). */
+static int
+start_logging(const struct wr_config *cfg)
+{
+    int dflt = cfg->log_default_level;
+    struct log_settings s = {
+        .level = {LOG_DEBUG,
+                  conf_log_level(cfg->log_connection_level, LOG_DEBUG)},
+        .console = cfg->log_console,
+        .console_level = conf_log_level(cfg->log_console_level, dflt),
+        .console_format = log_format_of(cfg->log_console_format),
+        .file = cfg->log_file,
+        .file_level = conf_log_level(cfg->log_file_level, dflt),
+        .file_format = log_format_of(cfg->log_file_format),
+        .rotation_size = cfg->log_rotation_size,
+        .rotation_count = cfg->log_rotation_count,
+    };
+
+    if (log_configure(&s) != WR_OK) {
+        fprintf(stderr,
+                "warren: log.file: cannot open %s for appending: %s (set "
+                "log.file to a writable file, or to false)\n",
+                cfg->log_file, strerror(errno));
+        return WR_ERR;
+    }
+    return WR_OK;
+}
+
+/* Logging, data directory, allocator. Returns WR_OK, or WR_ERR having
+ * said why. */
 static int
 prepare_process(const struct wr_config *cfg)
 {
-    if (cfg->log_level == CONF_LOG_NONE || !cfg->log_console)
-        log_set_level(LOG_ERR);
-    else
-        log_set_level((enum log_level)cfg->log_level);
+    if (start_logging(cfg) != WR_OK)
+        return WR_ERR;
     if (make_dirs(cfg->data_dir) != WR_OK) {
         log_syserr("cannot create data directory %s (set data_dir or "
                    "--data-dir to a writable place)",

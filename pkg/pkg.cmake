@@ -5,7 +5,9 @@
 #   <sbindir>/warren                     the broker
 #   <sbindir>/warrenctl                  cli/warrenctl
 #   <sysconfdir>/warren/warren.conf      conf/warren.conf, data_dir set to
-#                                        /var/lib/warren
+#                                        /var/lib/warren, the log to
+#                                        /var/log/warren/warren.log
+#   <sysconfdir>/logrotate.d/warren      pkg/logrotate
 #   <mandir>/man8/warren.8.gz            docs/man/warren.8
 #   <mandir>/man8/warrenctl.8.gz         docs/man/warrenctl.8
 #   <unitdir>/warren.service             conf/warren.service.in
@@ -18,22 +20,30 @@
 # and /usr/local/lib/systemd/system. Daemons and admin tools go to sbin
 # as in Debian's rabbitmq-server (rabbitmqctl is in /usr/sbin), hence
 # section 8 for both man pages. The data directory is /var/lib/warren
-# whatever the prefix: the unit's StateDirectory=warren is that
-# directory. The web UI will be compiled into the binary, so it has no
-# files to install.
+# and the log directory /var/log/warren whatever the prefix: the unit's
+# StateDirectory=warren and LogsDirectory=warren are those directories.
+# The web UI's files (server/mgmt/www) are compiled into the binary, so
+# they install with it and always match it.
 #
 # The package: `cpack -G DEB` in the build tree writes
 # warren_<version>_<arch>.deb. Depends: what dpkg-shlibdeps finds for the
 # binary (when dpkg-dev is installed) plus python3 (warrenctl) and passwd
 # (useradd in postinst). Conffiles: the config. Maintainer scripts:
 # pkg/postinst (user and group warren, /var/lib/warren, enable and start
-# the unit), pkg/prerm (stop), pkg/postrm (purge: data, unit state).
+# the unit), pkg/prerm (stop), pkg/postrm (purge: data, logs, unit
+# state).
+#
+# Logs: the packaged config writes /var/log/warren/warren.log (where
+# RabbitMQ's package writes its log, and what /etc/logrotate.d/warren
+# rotates), and sends warnings and errors to the console too, so that
+# `systemctl status warren` and journald show why a broker failed.
 # test/pkg/test_deb.py builds it, installs it into a scratch root with
 # dpkg and checks the result.
 
 include(GNUInstallDirs)
 set(WARREN_CONF_FILE "${CMAKE_INSTALL_FULL_SYSCONFDIR}/warren/warren.conf")
 set(WARREN_DATA_DIR /var/lib/warren)
+set(WARREN_LOG_FILE /var/log/warren/warren.log)
 if(NOT WARREN_SYSTEMD_UNIT_DIR)
   if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
     pkg_get_variable(WARREN_SYSTEMD_UNIT_DIR systemd systemdsystemunitdir)
@@ -75,11 +85,17 @@ pkg_conf_edit(conf_text
   "# The package's postinst creates it, owned by user warren.\n")
 pkg_conf_edit(conf_text "and data goes to ./data."
               "and data goes to ${WARREN_DATA_DIR}.")
+pkg_conf_edit(conf_text "\n# log.file = ${WARREN_LOG_FILE}\n"
+              "\nlog.file = ${WARREN_LOG_FILE}\n")
+pkg_conf_edit(conf_text "\n# log.console = true\n# log.console.level = info\n"
+              "\nlog.console = true\nlog.console.level = warning\n")
 file(WRITE "${pkg_out}/warren.conf"
   "# ${WARREN_CONF_FILE}: installed by Warren's package (or cmake --install)\n"
   "# from the repository's conf/warren.conf, with data_dir set to\n"
-  "# ${WARREN_DATA_DIR}. The systemd unit runs `warren --config` on this\n"
-  "# file as user warren; `systemctl restart warren` applies changes.\n"
+  "# ${WARREN_DATA_DIR}, the log in ${WARREN_LOG_FILE} (warnings and\n"
+  "# errors also to the console: journald). The systemd unit runs\n"
+  "# `warren --config` on this file as user warren; `systemctl restart\n"
+  "# warren` applies changes.\n"
   "#\n"
   "${conf_text}")
 
@@ -108,6 +124,9 @@ install(PROGRAMS "${PROJECT_SOURCE_DIR}/cli/warrenctl"
         DESTINATION "${CMAKE_INSTALL_SBINDIR}")
 install(FILES "${pkg_out}/warren.conf"
         DESTINATION "${CMAKE_INSTALL_FULL_SYSCONFDIR}/warren")
+install(FILES "${CMAKE_CURRENT_LIST_DIR}/logrotate"
+        DESTINATION "${CMAKE_INSTALL_FULL_SYSCONFDIR}/logrotate.d"
+        RENAME warren)
 install(FILES ${man_gz} DESTINATION "${CMAKE_INSTALL_MANDIR}/man8")
 # Debian wants the licence as /usr/share/doc/<package>/copyright.
 install(FILES "${PROJECT_SOURCE_DIR}/LICENSE" DESTINATION
@@ -116,7 +135,8 @@ install(FILES "${pkg_out}/warren.service"
         DESTINATION "${WARREN_SYSTEMD_UNIT_DIR}")
 
 # ---- the Debian package
-file(WRITE "${pkg_out}/conffiles" "${WARREN_CONF_FILE}\n")
+file(WRITE "${pkg_out}/conffiles" "${WARREN_CONF_FILE}\n"
+     "${CMAKE_INSTALL_FULL_SYSCONFDIR}/logrotate.d/warren\n")
 foreach(script postinst prerm postrm)
   configure_file("${CMAKE_CURRENT_LIST_DIR}/${script}"
                  "${pkg_out}/${script}" COPYONLY)

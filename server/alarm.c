@@ -228,8 +228,11 @@ alarm_check(struct server *s)
 
     s->mem_mark = rss ? mark : 0;
     note_base(s, rss > tracked ? rss - tracked : 0);
-    if (rss && mark)
-        set_alarm(s, ALARM_MEMORY, rss > mark || s->mem_base + tracked > mark,
+    /* A watermark of 0 (vm_memory_high_watermark.relative = 0) holds the
+     * alarm for good: no publishing at all, as RabbitMQ documents. */
+    if (rss)
+        set_alarm(s, ALARM_MEMORY,
+                  mark == 0 || rss > mark || s->mem_base + tracked > mark,
                   "memory", rss, mark);
     if (statvfs(s->cfg->data_dir, &st) == 0) {
         uint64_t free_bytes = (uint64_t)st.f_bavail * st.f_frsize;

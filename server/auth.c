@@ -1,5 +1,5 @@
 /*
- * auth.c: SASL PLAIN and AMQPLAIN.
+ * auth.c: SASL PLAIN, AMQPLAIN and EXTERNAL.
  *
  * PLAIN's response is "authzid NUL authcid NUL password" (RFC 4616; the
  * authzid is ignored, as RabbitMQ does). AMQPLAIN's is a field table body
@@ -9,6 +9,13 @@
  * Users are the node's (vhost/user.c): the password is checked against
  * the user's RabbitMQ-compatible salted hash. A user listed in
  * loopback_users may log in only over a loopback address.
+ *
+ * EXTERNAL is rabbitmq_auth_mechanism_ssl's: the user is named by the TLS
+ * client certificate (its subject, or its CN with ssl_cert_login_from =
+ * common_name), must exist, and no password is checked; the response is
+ * ignored. It is offered only to TLS clients, and only when
+ * auth_mechanisms.* lists it; a client without a certificate that
+ * chooses it is refused like a wrong password.
  */
 #include "server/conn.h"
 
@@ -61,6 +68,79 @@ is_loopback_user(const struct wr_config *cfg, struct bytes user)
     return false;
 }
 
+static const char *const default_mechanisms[] = {"PLAIN", "AMQPLAIN"};
+
+/* Whether the configured mechanism m may be offered to c: EXTERNAL on
+ * TLS connections only (with or without a client certificate: one
+ * without is refused at start-ok, as RabbitMQ 3.10 does). */
+static bool
+may_offer(const struct conn *c, const char *m)
+{
+    return c->tls != NULL || strcmp(m, "EXTERNAL") != 0;
+}
+
+bool
+auth_offered(const struct server *s, const struct conn *c,
+             struct bytes mechanism)
+{
+    const struct wr_config *cfg = s->cfg;
+
+    for (size_t i = 0; i < cfg->nauth_mechanisms; i++) {
+        const char *m = cfg->auth_mechanisms[i].value;
+        if (bytes_eq_str(mechanism, m))
+            return may_offer(c, m);
+    }
+    for (size_t i = 0;
+         cfg->nauth_mechanisms == 0 && i < WR_ARRAY_LEN(default_mechanisms);
+         i++) {
+        if (bytes_eq_str(mechanism, default_mechanisms[i]))
+            return true;
+    }
+    return false;
+}
+
+void
+auth_mechanisms(const struct server *s, const struct conn *c, struct buf *out)
+{
+    const struct wr_config *cfg = s->cfg;
+
+    for (size_t i = 0; i < cfg->nauth_mechanisms; i++) {
+        const char *m = cfg->auth_mechanisms[i].value;
+        if (may_offer(c, m))
+            buf_printf(out, "%s%s", out->len ? " " : "", m);
+    }
+    for (size_t i = 0;
+         cfg->nauth_mechanisms == 0 && i < WR_ARRAY_LEN(default_mechanisms);
+         i++)
+        buf_printf(out, "%s%s", i ? " " : "", default_mechanisms[i]);
+}
+
+/* EXTERNAL: the certificate names an existing user. */
+static int
+auth_external(struct server *s, struct conn *c, char **out, char *why,
+              size_t whylen)
+{
+    char name[256];
+
+    if (!c->tls ||
+        !tls_peer_name(c->tls,
+                       s->cfg->ssl_cert_login_from == CONF_CERT_LOGIN_CN, name,
+                       sizeof(name))) {
+        snprintf(why, whylen, "no peer certificate");
+        return WR_ERR;
+    }
+    if (!node_user_find(s->node, name)) {
+        snprintf(why, whylen, "user '%s' - invalid credentials", name);
+        return WR_ERR;
+    }
+    if (!c->loopback && is_loopback_user(s->cfg, bytes_str(name))) {
+        snprintf(why, whylen, "user '%s' can only connect via localhost", name);
+        return WR_ERR;
+    }
+    *out = xstrdup(name);
+    return WR_OK;
+}
+
 int
 auth_check(struct server *s, struct conn *c, struct bytes mechanism,
            struct bytes response, char **out, char *why, size_t whylen)
@@ -68,9 +148,12 @@ auth_check(struct server *s, struct conn *c, struct bytes mechanism,
     struct bytes u, p;
     struct user *user;
     char *name;
-    bool ok = bytes_eq_str(mechanism, "PLAIN")
-                  ? parse_plain(response, &u, &p)
-                  : parse_amqplain(response, &u, &p);
+    bool ok;
+
+    if (bytes_eq_str(mechanism, "EXTERNAL"))
+        return auth_external(s, c, out, why, whylen);
+    ok = bytes_eq_str(mechanism, "PLAIN") ? parse_plain(response, &u, &p)
+                                          : parse_amqplain(response, &u, &p);
 
     if (!ok) {
         snprintf(why, whylen, "malformed %.*s response", BYTES_FMT(mechanism));

@@ -61,7 +61,9 @@ cc_deliver(struct consumer *c, struct queue *q, struct qentry e)
     d->exchange = message_exchange(e.msg);
     d->routing_key = message_rk(e.msg);
     conn_send_content(ch->conn, ch->id, &m, e.msg);
+    ch->st.redeliver += d->redelivered;
     if (c->no_ack) {
+        ch->st.deliver_no_ack++;
         message_unref(e.msg);
         return;
     }
@@ -70,9 +72,11 @@ cc_deliver(struct consumer *c, struct queue *q, struct qentry e)
                                                  .q = q,
                                                  .e = e,
                                                  .cons = cc});
+    chan_note_delivery_limit(ch, q);
     cc->refs++;
     c->unacked++;
     ch->consumer_unacked++;
+    ch->st.deliver++;
 }
 
 static void
@@ -142,9 +146,10 @@ chan_settle(struct channel *ch, struct unacked *u, bool ack, bool requeue)
             queue_consumer_wake(&cc->c);
         cc_unref(cc);
     }
-    if (ack)
+    if (ack) {
         queue_ack(q, u->e);
-    else if (!requeue)
+        ch->st.ack++;
+    } else if (!requeue)
         queue_reject(q, u->e);
     else
         queue_requeue(q, u->e);
@@ -175,8 +180,10 @@ chan_open(struct conn *c, uint16_t id)
     ch->id = id;
     ch->conn = c;
     ch->flow = true;
+    ch->min_queue_limit_us = UINT64_MAX;
     HASH_ADD(hh, c->channels, id, sizeof(ch->id), ch);
     c->nchannels++;
+    srv->chans_opened++;
     conn_send_method(c, id, &ok);
     return ch;
 }
@@ -194,13 +201,24 @@ tx_push(struct channel *ch)
 }
 
 void
-chan_tx_add_publish(struct channel *ch, struct message *msg, bool mandatory)
+chan_tx_add_publish(struct channel *ch, struct message *msg, bool mandatory,
+                    struct bytes bcc)
 {
     struct tx_op *op = tx_push(ch);
 
     op->kind = TX_PUBLISH;
     op->msg = msg;
     op->mandatory = mandatory;
+    if (bcc.len)
+        op->bcc = bytes_of(xmemdup(bcc.ptr, bcc.len), bcc.len);
+}
+
+void
+chan_tx_drop_publish(struct tx_op *op)
+{
+    message_unref(op->msg);
+    free((void *)op->bcc.ptr);
+    op->bcc = BYTES_NULL;
 }
 
 void
@@ -221,7 +239,7 @@ tx_discard(struct channel *ch)
         struct tx_op *op = &ch->txops[i];
 
         if (op->kind == TX_PUBLISH)
-            message_unref(op->msg);
+            chan_tx_drop_publish(op);
         else if (op->u.q)
             chan_settle(ch, &op->u, false, true);
     }
@@ -240,10 +258,31 @@ chan_release(struct channel *ch)
     ch->cs = CS_IDLE;
     tx_discard(ch);
     chan_requeue_all(ch);
+    reply_release(ch);
     HASH_ITER(hh, ch->consumers, cc, tmp)
     {
         chan_consumer_remove(ch, cc);
     }
+}
+
+/* A channel goes: its counters join the node's retired ones. */
+static void
+chan_stats_retire(const struct chan_stats *st)
+{
+    struct chan_stats *r = &srv->chans_retired;
+
+    r->publish += st->publish;
+    r->confirm += st->confirm;
+    r->return_unroutable += st->return_unroutable;
+    r->drop_unroutable += st->drop_unroutable;
+    r->deliver += st->deliver;
+    r->deliver_no_ack += st->deliver_no_ack;
+    r->get += st->get;
+    r->get_no_ack += st->get_no_ack;
+    r->get_empty += st->get_empty;
+    r->redeliver += st->redeliver;
+    r->ack += st->ack;
+    srv->chans_closed++;
 }
 
 void
@@ -253,10 +292,12 @@ chan_free(struct channel *ch)
 
     chan_release(ch);
     WR_ASSERT(ch->unacked.live == 0);
+    chan_stats_retire(&ch->st);
     HASH_DEL(c->channels, ch);
     if (c->last_ch == ch)
         c->last_ch = NULL;
     c->nchannels--;
+    node_user_channel_leave(srv->node, c->user);
     publish_fini(ch);
     unacked_fini(&ch->unacked);
     free(ch->txops);
@@ -293,19 +334,63 @@ chan_fail(struct channel *ch, uint16_t code, uint32_t method_id,
     return WR_ERR;
 }
 
+/* A delivery's ack timeout: its queue's (x-consumer-timeout or a
+ * policy's consumer-timeout), else the node's; 0 = none. */
+static uint64_t
+delivery_limit_us(const struct unacked *u, uint64_t node_limit_us)
+{
+    int64_t ms = queue_consumer_timeout_ms(u->q);
+
+    return ms < 0 ? node_limit_us : (uint64_t)ms * 1000u;
+}
+
+void
+chan_note_delivery_limit(struct channel *ch, const struct queue *q)
+{
+    int64_t ms = queue_consumer_timeout_ms(q);
+
+    if (ms >= 0 && (uint64_t)ms * 1000u < ch->min_queue_limit_us)
+        ch->min_queue_limit_us = (uint64_t)ms * 1000u;
+}
+
+/*
+ * Deliveries wait in delivery order, so with one timeout for all only
+ * the oldest needs a look. Queues with their own timeout make the limit
+ * differ per delivery: the scan goes on while a delivery is older than
+ * the shortest limit it could have (the node's, or the shortest queue
+ * timeout this channel delivered from or consumes from now).
+ */
 void
 chan_check_consumer_timeout(struct channel *ch, uint64_t now_us,
                             uint64_t limit_us)
 {
+    uint64_t bound = limit_us ? limit_us : UINT64_MAX;
+    struct chconsumer *cc, *tmp;
+
     unacked_compact(&ch->unacked);
-    if (ch->state != CH_OPEN || ch->unacked.r.n == 0 ||
-        now_us - unacked_at(&ch->unacked, 0)->at_us <= limit_us)
+    if (ch->state != CH_OPEN || ch->unacked.r.n == 0)
         return;
-    chan_fail(ch, AMQP_PRECONDITION_FAILED, 0,
-              "delivery acknowledgement on channel %u timed out. "
-              "Timeout value used: %llu ms. This timeout value can "
-              "be configured, see consumers doc guide to learn more",
-              ch->id, (unsigned long long)(limit_us / 1000));
+    HASH_ITER(hh, ch->consumers, cc, tmp)
+    {
+        if (cc->c.q)
+            chan_note_delivery_limit(ch, cc->c.q);
+    }
+    bound = WR_MIN(bound, ch->min_queue_limit_us);
+    for (size_t i = 0; i < ch->unacked.r.n; i++) {
+        struct unacked *u = unacked_at(&ch->unacked, i);
+        uint64_t age = now_us - u->at_us, limit;
+
+        if (age <= bound)
+            return;
+        if (!u->q || !(limit = delivery_limit_us(u, limit_us)) || age <= limit)
+            continue;
+        chan_fail(ch, AMQP_PRECONDITION_FAILED, 0,
+                  "delivery acknowledgement on channel %u timed out. "
+                  "Timeout value used: %llu ms. This timeout value can "
+                  "be configured, see consumers doc guide to learn more",
+                  ch->id, (unsigned long long)(limit / 1000));
+        return;
+    }
 }
 
 int
@@ -430,6 +515,7 @@ chan_info(const struct channel *ch, struct chan_info *out)
         .global_prefetch_count = ch->prefetch_global,
         .confirm = ch->confirm,
         .transactional = ch->tx,
+        .stats = ch->st,
     };
     for (size_t i = 0; i < ch->ntx; i++) {
         if (ch->txops[i].kind == TX_PUBLISH)

@@ -10,6 +10,9 @@
 
 #include "server/conn.h"
 
+struct amqp_props;
+struct amqp_basic_props;
+
 enum chan_state { CH_OPEN, CH_CLOSING };
 
 enum content_state { CS_IDLE, CS_HEADER, CS_BODY };
@@ -55,10 +58,19 @@ void unacked_fini(struct unacked_list *l);
 /* A confirm that is a basic.nack whatever the log does. */
 #define CONFIRM_NACK UINT64_MAX
 
-/* A publish whose answer waits: for the log to be durable past lsn, or
- * (lsn CONFIRM_NACK) for its nack to go out. */
+/* A publish whose answer waits: for the log to be durable past lsn and
+ * the stream sync past batch `sync`, or (lsn CONFIRM_NACK) for its nack
+ * to go out. */
 struct confirm_wait {
-    uint64_t seq, lsn;
+    uint64_t seq, lsn, sync;
+};
+
+/* How far a vhost's writes are durable (confirm_settle). */
+struct confirm_durable {
+    uint64_t lsn;     /* the log's durable LSN */
+    uint64_t sync;    /* the stream sync's durable batch */
+    bool log_failed;  /* the log failed: what waits for it is nacked */
+    bool sync_failed; /* the stream sync failed: likewise */
 };
 
 /*
@@ -75,8 +87,10 @@ struct confirm_list {
 
 /* The next publish's sequence number. */
 uint64_t confirm_next(struct confirm_list *l);
-/* seq is acked once the log is durable past lsn. */
-void confirm_wait(struct confirm_list *l, uint64_t seq, uint64_t lsn);
+/* seq is acked once the log is durable past lsn and the stream sync past
+ * batch sync (0: neither waits). */
+void confirm_wait(struct confirm_list *l, uint64_t seq, uint64_t lsn,
+                  uint64_t sync);
 /* seq is nacked: refused at publish (a queue at its limit, the log). */
 void confirm_refuse(struct confirm_list *l, uint64_t seq);
 /* Publishes waiting for their answer. */
@@ -85,13 +99,13 @@ size_t confirm_waiting(const struct confirm_list *l);
 typedef void confirm_answer_fn(void *arg, uint64_t tag, bool multiple,
                                bool ack);
 /*
- * Answers what is due now that the log is durable up to durable_lsn (or
- * has failed: then every waiting publish is nacked), in order, coalesced
- * into runs: acks up to the first publish still waiting, a nack for each
- * refused one.
+ * Answers what is due now that the log and the stream sync are durable
+ * as far as d says (a publish waiting for one that failed is nacked), in
+ * order, coalesced into runs: acks up to the first publish still
+ * waiting, a nack for each refused one.
  */
-void confirm_settle(struct confirm_list *l, uint64_t durable_lsn,
-                    bool log_failed, confirm_answer_fn *answer, void *arg);
+void confirm_settle(struct confirm_list *l, const struct confirm_durable *d,
+                    confirm_answer_fn *answer, void *arg);
 void confirm_fini(struct confirm_list *l);
 
 /* ---- the channel (channel.c) */
@@ -110,6 +124,7 @@ struct tx_op {
     bool mandatory;
     bool requeue;
     struct message *msg;
+    struct bytes bcc; /* TX_PUBLISH: its BCC array (owned) or empty */
     struct unacked u;
 };
 
@@ -135,20 +150,35 @@ struct channel {
     uint64_t next_tag;
     struct unacked_list unacked;
     uint32_t consumer_unacked; /* unacked deliveries to consumers */
+    /* the shortest queue ack timeout of a delivery so far (us) */
+    uint64_t min_queue_limit_us;
     bool flow;
     /* confirms */
     bool confirm;
     struct confirm_list confirms;
-    bool confirm_pending; /* answers may be due: flush in prepare */
+    bool confirm_pending;      /* answers may be due: flush in prepare */
+    uint64_t confirm_answered; /* the last tag answered (st.confirm) */
     struct channel *wait_next, *wait_prev; /* srv->waiting */
     bool waiting;
-    /* tx.commit of persistent messages: commit-ok waits for this LSN */
-    uint64_t commit_lsn;
-    bool tx_refused; /* the log refused a publish of the committing tx */
+    /* tx.commit of persistent messages: commit-ok waits (commit_held)
+     * for this LSN and this stream sync batch */
+    uint64_t commit_lsn, commit_sync;
+    bool commit_held;
+    uint64_t tx_sync; /* the stream sync batch the committing tx needs */
+    bool tx_refused;  /* the log refused a publish of the committing tx */
     /* transactions */
     bool tx;
     struct tx_op *txops;
     size_t ntx, txcap;
+    struct reply_consumer *reply; /* direct reply-to (reply_to.c) */
+    bool pub_no_reply;            /* reply_to names a reply consumer ch lacks */
+    /* sender-selected distribution (publish.c): the publish's BCC array
+     * (the header is stripped from the message), or a CC/BCC header of
+     * the wrong type (pub_bad_route names it, RabbitMQ's 406) */
+    struct buf pub_bcc;
+    const char *pub_bad_route;
+    char pub_bad_type;
+    struct chan_stats st; /* what /api/channels and /metrics count */
     /* queue.declare's name, for an empty queue name later */
     char last_queue[256];
     size_t last_queue_len;
@@ -174,10 +204,13 @@ int chan_handle_frame(struct channel *ch, const struct frame *f);
 void chan_settle(struct channel *ch, struct unacked *u, bool ack, bool requeue);
 /* Requeues every delivery waiting for ack, in tag order. */
 void chan_requeue_all(struct channel *ch);
-/* consumer_timeout: closes ch with 406 when its oldest delivery waiting
- * for ack is older than limit_us at now_us. */
+/* consumer_timeout: closes ch with 406 when a delivery waiting for ack
+ * is older than its limit at now_us: its queue's timeout (a queue
+ * argument or policy), else limit_us (the node's; 0 = none). */
 void chan_check_consumer_timeout(struct channel *ch, uint64_t now_us,
                                  uint64_t limit_us);
+/* A delivery from q waits for its ack: ch notes q's ack timeout. */
+void chan_note_delivery_limit(struct channel *ch, const struct queue *q);
 extern const struct consumer_ops chan_consumer_ops;
 /* Unregisters cc from its queue and from ch (basic.cancel, close). */
 void chan_consumer_remove(struct channel *ch, struct chconsumer *cc);
@@ -190,9 +223,11 @@ void chan_gen_name(const char *prefix, char *out);
 /* Holds an ack/nack/reject until tx.commit. */
 void chan_tx_add_ack(struct channel *ch, const struct unacked *u, bool ack,
                      bool requeue);
-/* Holds a complete publish until tx.commit. */
+/* Holds a complete publish (and its BCC keys) until tx.commit. */
 void chan_tx_add_publish(struct channel *ch, struct message *msg,
-                         bool mandatory);
+                         bool mandatory, struct bytes bcc);
+/* Forgets a held publish (tx.rollback, the channel closing). */
+void chan_tx_drop_publish(struct tx_op *op);
 /* The empty-name rule: "" means the channel's last declared queue. */
 int chan_queue_name(struct channel *ch, struct bytes *name, uint32_t method_id);
 
@@ -205,7 +240,7 @@ int publish_body(struct channel *ch, const struct frame *f);
  * tx.commit). Takes over the caller's reference to msg. Returns the LSN
  * of its log record, 0 when none. */
 uint64_t publish_message(struct channel *ch, struct exchange *x,
-                         struct message *msg, bool mandatory);
+                         struct message *msg, bool mandatory, struct bytes bcc);
 /* Sends the confirms that are due (coalesced, see confirm_settle), and a
  * held tx.commit-ok once durable. */
 void publish_flush_confirms(struct channel *ch);
@@ -214,9 +249,41 @@ void publish_flush_confirms(struct channel *ch);
 void publish_durable_advanced(struct vhost *vh);
 /* A tx.commit whose records are not durable yet: holds its commit-ok,
  * and the connection's later input, until they are. */
-void publish_hold_commit(struct channel *ch, uint64_t lsn);
+void publish_hold_commit(struct channel *ch, uint64_t lsn, uint64_t sync);
 /* ch goes away: it stops waiting for the log and releases held input. */
 void publish_fini(struct channel *ch);
+
+/* ---- direct reply-to (reply_to.c) */
+
+/* A channel's consumer of the pseudo-queue amq.rabbitmq.reply-to. */
+struct reply_consumer {
+    struct channel *ch;
+    uint8_t tag_len, suffix_len;
+    char tag[256];
+    char suffix[64];   /* "<b64 id>.<b64 key>": the hash key */
+    UT_hash_handle hh; /* node-wide, by suffix */
+};
+
+/* The pseudo-queue's exact name (basic.consume's special case). */
+bool reply_is_queue(struct bytes name);
+/* A queue.declare name under "amq.rabbitmq.reply-to" (reply_declare's). */
+bool reply_declare_name(struct bytes name);
+/* basic.consume of the pseudo-queue: the channel's reply consumer. */
+int reply_consume(struct channel *ch, const struct amqp_method *m);
+/* basic.cancel: true (and gone) when tag is the reply consumer's. */
+bool reply_cancel(struct channel *ch, struct bytes tag);
+/* queue.declare of a name reply_declare_name accepts. */
+int reply_declare(struct channel *ch, const struct amqp_method *m);
+/* The channel closes: its reply consumer goes. */
+void reply_release(struct channel *ch);
+/* A request's reply_to of "amq.rabbitmq.reply-to": 1 with p->reply_to
+ * naming ch's reply consumer (written in to[tolen]), -1 when ch has none
+ * (RabbitMQ's 406 once the content is in), 0 when reply_to is not it. */
+int reply_rewrite(struct channel *ch, struct amqp_basic_props *p, char *to,
+                  size_t tolen);
+/* A publish to the default exchange with a reply name as routing key
+ * goes to that reply consumer's channel, if it lives. */
+void reply_route(const struct exchange *x, struct message *msg);
 
 /* ---- method handlers (m_*.c): one per method, by class */
 

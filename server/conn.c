@@ -46,7 +46,7 @@ static void resume_input(struct conn *c);
 
 void
 conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
-            const struct sockaddr_storage *local)
+            const struct sockaddr_storage *local, struct tls_server *tls)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
     int one = 1;
@@ -54,6 +54,9 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->magic = CONN_MAGIC;
     c->fd = fd;
+    /* The TLS handshake happens in the first reads, within the
+     * handshake timeout started below. */
+    c->tls = tls ? tls_new(tls, fd) : NULL;
     c->id = ++s->next_conn_id;
     c->state = CONN_HEADER;
     c->connected_at_ms = wr_wall_ms();
@@ -69,16 +72,21 @@ conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
     ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
     ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
     ev_io_start(s->loop, &c->rio);
-    if (s->cfg->handshake_timeout_ms) {
-        ev_timer_init(&c->timer, conn_timer_cb,
-                      s->cfg->handshake_timeout_ms / 1000.0, 0.);
-        ev_timer_start(s->loop, &c->timer);
-    } else {
-        ev_timer_init(&c->timer, conn_timer_cb, 0., 0.);
+    c->accepted_at = ev_now(s->loop);
+    {
+        uint32_t ms = tls && s->cfg->ssl_handshake_timeout_ms
+                          ? s->cfg->ssl_handshake_timeout_ms
+                          : s->cfg->handshake_timeout_ms;
+
+        ev_timer_init(&c->timer, conn_timer_cb, ms / 1000.0, 0.);
+        if (ms)
+            ev_timer_start(s->loop, &c->timer);
     }
     DL_APPEND(s->conns, c);
     s->nconns++;
-    log_debug("accepting AMQP connection %s -> %s", c->peer, c->local);
+    s->conns_opened++;
+    log_conn(LOG_DEBUG, "accepting AMQP%s connection %s -> %s",
+             c->tls ? "S" : "", c->peer, c->local);
 }
 
 void
@@ -212,7 +220,12 @@ conn_end(struct conn *c, const char *reason)
     vname = c->vh ? vhost_name(c->vh) : c->relay_vhost;
     if (c->vh)
         vhost_connection_leave(c->vh);
-    log_info("closing AMQP connection %s -> %s (vhost %s%s%s%s, user '%s'): "
+    if (c->user_counted) {
+        node_user_connection_leave(srv->node, c->user);
+        c->user_counted = false;
+    }
+    log_conn(LOG_INFO,
+             "closing AMQP connection %s -> %s (vhost %s%s%s%s, user '%s'): "
              "%s",
              c->peer, c->local, vname ? "'" : "", vname ? vname : "none",
              vname ? "'" : "", c->vh || !vname ? "" : ", relayed",
@@ -230,6 +243,10 @@ conn_drop(struct conn *c, const char *reason)
     ev_io_stop(srv->loop, &c->wio);
     ev_timer_stop(srv->loop, &c->timer);
     relay_free(c);
+    if (c->tls) {
+        tls_free(c->tls); /* close_notify */
+        c->tls = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     c->state = CONN_DEAD;
@@ -239,6 +256,7 @@ conn_drop(struct conn *c, const char *reason)
     }
     DL_DELETE(srv->conns, c);
     srv->nconns--;
+    srv->conns_closed++;
     c->reap_next = srv->reap;
     srv->reap = c;
 }
@@ -332,13 +350,17 @@ conn_flush(struct conn *c)
             publish_flush_confirms(ch);
     }
     before = outq_pending(&c->out);
-    rc = outq_flush(&c->out, c->fd, &c->send_oct);
-    if (outq_pending(&c->out) < before)
+    rc = c->tls ? tls_flush(c->tls, &c->out, &c->send_oct)
+                : outq_flush(&c->out, c->fd, &c->send_oct);
+    if (outq_pending(&c->out) < before) {
         c->last_tx = ev_now(srv->loop);
+        c->send_cnt++;
+    }
     if (rc == WR_ERR) {
         conn_drop(c, errno == EPIPE || errno == ECONNRESET
                          ? "client unexpectedly closed TCP connection"
-                         : strerror(errno));
+                     : c->tls ? tls_error(c->tls)
+                              : strerror(errno));
         return;
     }
     if (rc == WR_AGAIN) {
@@ -346,7 +368,7 @@ conn_flush(struct conn *c)
             c->want_write = true;
             ev_io_start(srv->loop, &c->wio);
         }
-    } else if (c->want_write) {
+    } else if (c->want_write && !(c->tls && tls_read_wants_write(c->tls))) {
         c->want_write = false;
         ev_io_stop(srv->loop, &c->wio);
     }
@@ -367,9 +389,15 @@ conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct conn *c = container_of(w, struct conn, wio);
 
-    (void)loop;
     (void)revents;
     WR_ASSERT(c->magic == CONN_MAGIC);
+    /* A TLS read that had to write first (a handshake flight to a full
+     * socket) goes on now. */
+    if (c->tls && tls_take_read_wants_write(c->tls) && ev_is_active(&c->rio)) {
+        conn_read_cb(loop, &c->rio, EV_READ);
+        if (c->state == CONN_DEAD)
+            return;
+    }
     conn_flush(c);
 }
 
@@ -505,6 +533,7 @@ static int
 unopened_channel_frame(struct conn *c, const struct frame *f)
 {
     struct amqp_method m;
+    struct vherr err;
 
     if (f->type != FRAME_METHOD)
         return conn_fail(c, AMQP_UNEXPECTED_FRAME, 0,
@@ -520,6 +549,8 @@ unopened_channel_frame(struct conn *c, const struct frame *f)
                          "number of channels opened (%u) has reached the "
                          "negotiated channel_max (%u)",
                          c->nchannels, c->channel_max);
+    if (node_user_channel_admit(srv->node, c->user, &err) != WR_OK)
+        return conn_fail(c, err.code, 0, "%s", err.text);
     chan_open(c, f->channel);
     return WR_OK;
 }
@@ -609,9 +640,13 @@ static void
 bad_protocol_header(struct conn *c)
 {
     static const char hdr[] = AMQP_PROTOCOL_HEADER;
-    ssize_t k = write(c->fd, hdr, AMQP_PROTOCOL_HEADER_LEN);
 
-    (void)k;
+    if (c->tls) {
+        tls_write_now(c->tls, hdr, AMQP_PROTOCOL_HEADER_LEN);
+    } else {
+        ssize_t k = write(c->fd, hdr, AMQP_PROTOCOL_HEADER_LEN);
+        (void)k;
+    }
     conn_drop(c, "bad protocol header");
 }
 
@@ -707,9 +742,13 @@ conn_update_reading(struct conn *c)
                 !c->blocked && !c->yielded &&
                 (c->state != CONN_RELAYED || relay_wants_client_input(c));
 
-    if (want && !ev_is_active(&c->rio))
+    if (want && !ev_is_active(&c->rio)) {
         ev_io_start(srv->loop, &c->rio);
-    else if (!want && ev_is_active(&c->rio))
+        /* Decrypted input waiting inside OpenSSL: the socket may stay
+         * quiet, so do not wait for it. */
+        if (c->tls && tls_has_pending(c->tls))
+            ev_feed_event(srv->loop, &c->rio, EV_READ);
+    } else if (!want && ev_is_active(&c->rio))
         ev_io_stop(srv->loop, &c->rio);
 }
 
@@ -740,6 +779,17 @@ resume_input(struct conn *c)
     conn_update_reading(c);
 }
 
+/* A TLS read found nothing to return: the handshake (or a key update)
+ * may need the socket writable before it can go on. */
+static void
+tls_wait(struct conn *c)
+{
+    if (tls_read_wants_write(c->tls) && !c->want_write) {
+        c->want_write = true;
+        ev_io_start(srv->loop, &c->wio);
+    }
+}
+
 /* Reads and handles what the socket has, one chunk: a connection that
  * sends a flood is read again in the next loop iteration, after the
  * others had their turn. Input normally lands in the shared rxbuf; only
@@ -754,7 +804,8 @@ conn_read(struct ev_loop *loop, struct conn *c)
         bool own = c->in.len > 0;
         uint8_t *dst = own ? buf_reserve(&c->in, RX_CHUNK) : rxbuf;
         size_t room = own ? c->in.cap - c->in.len : sizeof(rxbuf);
-        ssize_t n = read(c->fd, dst, room);
+        ssize_t n =
+            c->tls ? tls_read(c->tls, dst, room) : read(c->fd, dst, room);
         size_t used;
 
         if (n == 0) {
@@ -767,10 +818,13 @@ conn_read(struct ev_loop *loop, struct conn *c)
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                conn_drop(c, strerror(errno));
+                conn_drop(c, c->tls ? tls_error(c->tls) : strerror(errno));
+            else if (c->tls)
+                tls_wait(c);
             return;
         }
         c->recv_oct += (uint64_t)n;
+        c->recv_cnt++;
         c->last_rx = ev_now(loop);
         if (own) {
             c->in.len += (size_t)n;
@@ -801,6 +855,8 @@ conn_read(struct ev_loop *loop, struct conn *c)
         if ((size_t)n < room)
             return;
     }
+    if (c->tls && ev_is_active(&c->rio) && tls_has_pending(c->tls))
+        ev_feed_event(loop, &c->rio, EV_READ); /* the rest, next turn */
 }
 
 /* A relayed client's bytes go to its vhost's leader as they come. */
@@ -811,7 +867,8 @@ relayed_read(struct conn *c)
 
     if (relay_client_splice(c))
         return;
-    n = read(c->fd, rxbuf, sizeof(rxbuf));
+    n = c->tls ? tls_read(c->tls, rxbuf, sizeof(rxbuf))
+               : read(c->fd, rxbuf, sizeof(rxbuf));
 
     if (n == 0) {
         conn_drop(c, "client closed the connection");
@@ -823,6 +880,7 @@ relayed_read(struct conn *c)
         return;
     }
     c->recv_oct += (uint64_t)n;
+    c->recv_cnt++;
     relay_client_input(c, rxbuf, (size_t)n);
 }
 
@@ -863,6 +921,30 @@ conn_resume_yielded(struct server *s)
 
 /* ---- timers: handshake timeout, heartbeats, close timeout */
 
+/* The handshake's timer fired. An AMQPS client first has
+ * ssl_handshake_timeout for TLS, then what is left of handshake_timeout
+ * (counted from the accept) for AMQP. */
+static void
+handshake_timer(struct conn *c, ev_tstamp now)
+{
+    const struct wr_config *cfg = srv->cfg;
+    double left = cfg->handshake_timeout_ms / 1000.0 - (now - c->accepted_at);
+
+    if (c->tls && !tls_is_established(c->tls) &&
+        cfg->ssl_handshake_timeout_ms) {
+        conn_drop(c, "TLS handshake timeout");
+        return;
+    }
+    if (c->tls && (cfg->handshake_timeout_ms == 0 || left > 0)) {
+        if (cfg->handshake_timeout_ms) {
+            ev_timer_set(&c->timer, left, 0.);
+            ev_timer_start(srv->loop, &c->timer);
+        }
+        return;
+    }
+    conn_drop(c, "handshake timeout");
+}
+
 static void
 conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -877,7 +959,7 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     if (c->state != CONN_OPEN) {
-        conn_drop(c, "handshake timeout");
+        handshake_timer(c, now);
         return;
     }
     if (hb <= 0)
@@ -913,7 +995,8 @@ conn_opened(struct conn *c)
 {
     c->state = CONN_OPEN;
     c->owner.user = c->user;
-    log_info("connection %s -> %s: user '%s' authenticated and granted "
+    log_conn(LOG_INFO,
+             "connection %s -> %s: user '%s' authenticated and granted "
              "access to vhost '%s'",
              c->peer, c->local, c->user, vhost_name(c->vh));
     start_heartbeat(c);
@@ -969,7 +1052,11 @@ conn_info(const struct conn *c, struct conn_info *out)
         .client_props = c->client_props,
         .recv_oct = c->recv_oct,
         .send_oct = c->send_oct,
+        .recv_cnt = c->recv_cnt,
+        .send_cnt = c->send_cnt,
         .send_pend = outq_pending(&c->out),
+        .tls = c->tls,
+        .auth_mechanism = c->auth_mech,
     };
     snprintf(out->name, sizeof(out->name), "%s -> %s", c->peer, c->local);
 }
@@ -1050,10 +1137,12 @@ conn_adopt(struct server *s, int fd, struct vhost *vh, const struct relayed *h,
     ev_init(&c->timer, conn_timer_cb);
     DL_APPEND(s->conns, c);
     s->nconns++;
+    s->conns_opened++;
     c->vh = vh;
     c->state = CONN_OPEN;
     c->owner.user = c->user;
-    log_info("connection %s -> %s: user '%s', vhost '%s', relayed by node "
+    log_conn(LOG_INFO,
+             "connection %s -> %s: user '%s', vhost '%s', relayed by node "
              "'%s'",
              c->peer, c->local, c->user, vhost_name(vh), c->via);
     start_heartbeat(c);

@@ -10,6 +10,7 @@
 #include "amqp/frame.h"
 #include "server/outq.h"
 #include "server/server.h"
+#include "server/tls.h"
 
 #include <netinet/in.h>
 #include <uthash.h>
@@ -35,10 +36,12 @@ enum conn_state {
 struct conn {
     uint32_t magic;
     int fd;
+    struct tls *tls; /* NULL: plain TCP (tls.h) */
     enum conn_state state;
     uint64_t id;
     ev_io rio, wio;
-    ev_timer timer; /* handshake timeout, heartbeats, close timeout */
+    ev_timer timer;        /* handshake timeout, heartbeats, close timeout */
+    ev_tstamp accepted_at; /* loop time of the accept (handshake timeout) */
     struct frame_parser fp;
     struct buf in; /* bytes of an incomplete frame */
     struct outq out;
@@ -47,6 +50,7 @@ struct conn {
     char local[64];
     bool loopback;
     char *user;
+    const char *auth_mech; /* the SASL mechanism it logged in with */
     struct vhost *vh;
     struct vh_owner owner;
     uint32_t frame_max;
@@ -71,6 +75,7 @@ struct conn {
                           waits in `in` for the next loop iteration */
     struct conn *yield_next, *yield_prev; /* srv->yielded */
     bool published;                       /* has published: alarms block it */
+    bool user_counted; /* in its user's connection count (user limits) */
     bool feeding;      /* fed a queue with consumers and a backlog */
     bool blocked;      /* not read while an alarm or flow holds */
     bool blocked_sent; /* connection.blocked went out */
@@ -84,8 +89,9 @@ struct conn {
     bool close_after_flush; /* the leader closed: drop once flushed */
     char *via;
     uint64_t recv_oct, send_oct;
-    struct conn *next, *prev;  /* srv->conns */
-    struct conn *pending_next; /* srv->pending */
+    uint64_t recv_cnt, send_cnt; /* reads and writes that moved bytes */
+    struct conn *next, *prev;    /* srv->conns */
+    struct conn *pending_next;   /* srv->pending */
     struct conn *reap_next;
 };
 
@@ -98,8 +104,9 @@ struct conn {
 #define CONN_OUT_HIGH (1u << 20)
 #define CONN_OUT_LOW  (256u << 10)
 
+/* A new client on fd; tls: the TLS server of an AMQPS listener, or NULL. */
 void conn_accept(struct server *s, int fd, const struct sockaddr_storage *sa,
-                 const struct sockaddr_storage *local);
+                 const struct sockaddr_storage *local, struct tls_server *tls);
 /* Marks c for a flush in this iteration's prepare pass. */
 void conn_pending(struct conn *c);
 /* Sends a method frame on channel ch. */
@@ -280,5 +287,13 @@ void alarm_loop_waited(struct server *s, double waited, double now);
 #define AUTH_MALFORMED 1
 int auth_check(struct server *s, struct conn *c, struct bytes mechanism,
                struct bytes response, char **user, char *why, size_t whylen);
+/* Whether mechanism is offered to c: configured (auth_mechanisms.*, PLAIN
+ * and AMQPLAIN when none is), and EXTERNAL only on a TLS connection (as
+ * rabbitmq_auth_mechanism_ssl offers it). */
+bool auth_offered(const struct server *s, const struct conn *c,
+                  struct bytes mechanism);
+/* The mechanisms offered to c, space-separated (connection.start). */
+void auth_mechanisms(const struct server *s, const struct conn *c,
+                     struct buf *out);
 
 #endif

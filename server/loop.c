@@ -16,11 +16,14 @@
 #include "server/channel.h"
 
 #include <assert.h>
+#include <math.h>
 #include <utlist.h>
 
 struct server *srv;
 
 static ev_idle idle_kick;
+/* Fires when the earliest delayed message (x-delayed-message) is due. */
+static ev_timer delay_timer;
 
 static void
 idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
@@ -84,6 +87,40 @@ rearm_expire(struct server *s, struct ev_loop *loop)
     ev_timer_start(loop, &s->expire_timer);
 }
 
+/* One timer for every delayed message: set to the earliest due time,
+ * measured from the real time now (not the loop's iteration start), and
+ * left alone when it already fires within half a millisecond of it. */
+static void
+rearm_delay(struct server *s, struct ev_loop *loop)
+{
+    int64_t wait = node_delay_wait_us(s->node);
+    double after, at;
+
+    if (wait < 0) {
+        ev_timer_stop(loop, &delay_timer);
+        return;
+    }
+    after = (double)wait / 1e6 + (ev_time() - ev_now(loop));
+    at = ev_now(loop) + after;
+    if (ev_is_active(&delay_timer) &&
+        fabs(ev_now(loop) + ev_timer_remaining(loop, &delay_timer) - at) <
+            0.0005)
+        return;
+    ev_timer_stop(loop, &delay_timer);
+    ev_timer_set(&delay_timer, WR_MAX(after, 0.0), 0.0);
+    ev_timer_start(loop, &delay_timer);
+}
+
+static void
+delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    node_set_now(srv->node, (uint64_t)(ev_now(loop) * 1e6));
+    node_run_delays(srv->node);
+    loop_pump(srv); /* their queues dispatch now */
+}
+
 /* One iteration kept the loop busy for `busy` seconds. */
 static void
 loop_busy_note(struct server *s, double busy)
@@ -110,6 +147,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     alarm_check_flow(s);
     loop_pump(s);
     rearm_expire(s, loop);
+    rearm_delay(s, loop);
     s->prepared_at = ev_time();
     if (s->woke_at > 0)
         loop_busy_note(s, s->prepared_at - s->woke_at);
@@ -233,17 +271,12 @@ loop_node_hooks(struct server *s, struct node_opts *opts)
 void
 loop_init(struct server *s)
 {
-    const struct wr_config *cfg = s->cfg;
-
-    if (cfg->consumer_timeout_ms) {
-        /* Check a few times per timeout, at most once a second and at
-         * least once a minute. */
-        double every = cfg->consumer_timeout_ms / 4000.0;
-
-        every = every < 1.0 ? 1.0 : every > 60.0 ? 60.0 : every;
-        ev_timer_init(&s->ack_timer, ack_timer_cb, every, every);
-        ev_timer_start(s->loop, &s->ack_timer);
-    }
+    /* Once a second: queues may have ack timeouts of their own
+     * (x-consumer-timeout), however long the node's is or without one.
+     * A look at a channel is one comparison unless such queues are in
+     * use. */
+    ev_timer_init(&s->ack_timer, ack_timer_cb, 1.0, 1.0);
+    ev_timer_start(s->loop, &s->ack_timer);
     ev_timer_init(&s->expire_timer, expire_cb, 1.0, 1.0);
     ev_timer_start(s->loop, &s->expire_timer);
     ev_check_init(&s->check, check_cb);
@@ -251,4 +284,5 @@ loop_init(struct server *s)
     ev_prepare_init(&s->prepare, prepare_cb);
     ev_prepare_start(s->loop, &s->prepare);
     ev_idle_init(&idle_kick, idle_cb);
+    ev_timer_init(&delay_timer, delay_cb, 0.0, 0.0);
 }

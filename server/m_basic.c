@@ -12,6 +12,7 @@
 #include "server/channel.h"
 
 #include "amqp/ftable.h"
+#include "vhost/stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,8 @@ m_basic_consume(struct channel *ch, const struct amqp_method *m)
         return conn_fail(ch->conn, AMQP_NOT_ALLOWED, m->id,
                          "attempt to reuse consumer tag '%.*s'",
                          BYTES_FMT(tag));
+    if (reply_is_queue(name))
+        return reply_consume(ch, m);
     if (chan_queue_name(ch, &name, m->id) != WR_OK)
         return WR_ERR;
     if (vhost_queue_access(ch->conn->vh, name, &ch->conn->owner, PERM_READ, &q,
@@ -62,6 +65,10 @@ m_basic_consume(struct channel *ch, const struct amqp_method *m)
         return chan_fail(ch, AMQP_ACCESS_REFUSED, m->id,
                          "queue '%.*s' in vhost '%s' in exclusive use",
                          BYTES_FMT(name), vhost_name(ch->conn->vh));
+    if (queue_is_stream(q) &&
+        stream_check_consume(q, a->no_ack, ch->prefetch_consumer,
+                             ch->prefetch_global, a->arguments, &err) != WR_OK)
+        return chan_fail_vherr(ch, &err, m->id);
     if (ftable_find(a->arguments, "x-priority", &prio) &&
         !fvalue_get_int(&prio, &priority))
         return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
@@ -100,9 +107,11 @@ m_basic_cancel(struct channel *ch, const struct amqp_method *m)
 {
     const struct amqp_basic_cancel *a = &m->u.basic_cancel;
     struct amqp_method ok = {.id = AMQP_BASIC_CANCEL_OK};
-    struct chconsumer *cc;
+    struct chconsumer *cc = NULL;
 
-    HASH_FIND(hh, ch->consumers, a->consumer_tag.ptr, a->consumer_tag.len, cc);
+    if (!reply_cancel(ch, a->consumer_tag))
+        HASH_FIND(hh, ch->consumers, a->consumer_tag.ptr, a->consumer_tag.len,
+                  cc);
     /* The reply goes first: removing the last consumer of an auto-delete
      * queue deletes it, which must not look like a server cancel. */
     if (!a->no_wait) {
@@ -148,10 +157,15 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
     if (vhost_queue_access(ch->conn->vh, name, &ch->conn->owner, PERM_READ, &q,
                            &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
+    if (queue_is_stream(q)) {
+        stream_refuse(q, "basic.get", &err);
+        return chan_fail_vherr(ch, &err, m->id);
+    }
     if (!queue_get(q, !a->no_ack, &e)) {
         r.id = AMQP_BASIC_GET_EMPTY;
         r.u.basic_get_empty.reserved_1 = BYTES_NULL;
         conn_send_method(ch->conn, ch->id, &r);
+        ch->st.get_empty++;
         return WR_OK;
     }
     tag = ++ch->next_tag;
@@ -162,14 +176,41 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
     r.u.basic_get_ok.routing_key = message_rk(e.msg);
     r.u.basic_get_ok.message_count = queue_message_count(q);
     conn_send_content(ch->conn, ch->id, &r, e.msg);
+    ch->st.redeliver += r.u.basic_get_ok.redelivered;
+    if (a->no_ack)
+        ch->st.get_no_ack++;
+    else
+        ch->st.get++;
     if (a->no_ack)
         message_unref(e.msg);
-    else
+    else {
+        chan_note_delivery_limit(ch, q);
         unacked_push(
             &ch->unacked,
             &(struct unacked){
                 .tag = tag, .at_us = node_now(srv->node), .q = q, .e = e});
+    }
     return WR_OK;
+}
+
+/* RabbitMQ 3.10 refuses basic.nack and basic.reject of a stream's
+ * deliveries (540). True when it closed the connection for that. */
+static bool
+refuse_stream_nack(struct channel *ch, uint32_t method_id,
+                   struct unacked_list *l, size_t from, size_t to)
+{
+    struct vherr err;
+
+    for (size_t i = from; i <= to; i++) {
+        struct queue *q = unacked_at(l, i)->q;
+
+        if (q && queue_is_stream(q)) {
+            stream_refuse(q, "basic.nack and basic.reject", &err);
+            chan_fail_vherr(ch, &err, method_id);
+            return true;
+        }
+    }
+    return false;
 }
 
 /*
@@ -197,6 +238,8 @@ settle(struct channel *ch, uint32_t method_id, uint64_t tag, bool multiple,
                              (unsigned long long)tag);
     }
     from = multiple ? 0 : (size_t)idx;
+    if (!ack && refuse_stream_nack(ch, method_id, l, from, (size_t)idx))
+        return WR_ERR;
     for (size_t i = from; i <= (size_t)idx; i++) {
         struct unacked u;
 

@@ -50,7 +50,7 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
 {
     struct amqp_method ok = {.id = AMQP_TX_COMMIT_OK};
     size_t n = ch->ntx;
-    uint64_t lsn = 0;
+    uint64_t lsn = 0, sync;
 
     if (!ch->tx)
         return chan_fail(ch, AMQP_PRECONDITION_FAILED, m->id,
@@ -69,10 +69,13 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
          * message routes nowhere. */
         x = vhost_exchange_find(ch->conn->vh, message_exchange(op->msg));
         if (x) {
-            uint64_t l = publish_message(ch, x, op->msg, op->mandatory);
+            uint64_t l =
+                publish_message(ch, x, op->msg, op->mandatory, op->bcc);
             lsn = WR_MAX(lsn, l);
         } else
             message_unref(op->msg);
+        free((void *)op->bcc.ptr);
+        op->bcc = BYTES_NULL;
     }
     /* commit-ok means the persistent messages are safe (as RabbitMQ's
      * does): never after the log refused one (disk full, log failed),
@@ -85,8 +88,11 @@ m_tx_commit(struct channel *ch, const struct amqp_method *m)
                          vhost_log_refusal(ch->conn->vh)
                              ? vhost_log_refusal(ch->conn->vh)
                              : "disk full or log failed");
-    if (lsn > vhost_durable_lsn(ch->conn->vh)) {
-        publish_hold_commit(ch, lsn);
+    sync = ch->tx_sync;
+    ch->tx_sync = 0;
+    if (lsn > vhost_durable_lsn(ch->conn->vh) ||
+        sync > vhost_streams_durable(ch->conn->vh)) {
+        publish_hold_commit(ch, lsn, sync);
         return WR_OK;
     }
     conn_send_method(ch->conn, ch->id, &ok);
@@ -119,7 +125,7 @@ m_tx_rollback(struct channel *ch, const struct amqp_method *m)
     restore_acks(ch);
     for (size_t i = 0; i < ch->ntx; i++) {
         if (ch->txops[i].kind == TX_PUBLISH)
-            message_unref(ch->txops[i].msg);
+            chan_tx_drop_publish(&ch->txops[i]);
     }
     ch->ntx = 0;
     conn_send_method(ch->conn, ch->id, &ok);

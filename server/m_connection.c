@@ -4,7 +4,7 @@
  *   client                        server
  *   "AMQP" 0 0 9 1           ->
  *                            <-   connection.start (properties,
- *                                 mechanisms PLAIN AMQPLAIN)
+ *                                 mechanisms: auth_mechanisms.*)
  *   connection.start-ok      ->   (SASL check: auth.c)
  *                            <-   connection.tune (channel_max,
  *                                 frame_max, heartbeat)
@@ -37,8 +37,10 @@ server_properties(struct conn *c, struct buf *b)
     fenc_bool(b, "basic.nack", true);
     fenc_bool(b, "consumer_cancel_notify", true);
     fenc_bool(b, "connection.blocked", true);
+    fenc_bool(b, "consumer_priorities", true);
     fenc_bool(b, "authentication_failure_close", true);
     fenc_bool(b, "per_consumer_qos", true);
+    fenc_bool(b, "direct_reply_to", true);
     ftable_end(b, caps);
     fenc_cstr(b, "cluster_name", srv->cfg->cluster_name);
     fenc_cstr(b, "copyright", "Copyright (c) 2026 The Warren developers");
@@ -53,17 +55,20 @@ void
 m_connection_start(struct conn *c)
 {
     struct amqp_method m = {.id = AMQP_CONNECTION_START};
-    struct buf props;
+    struct buf props, mechs;
 
     buf_init(&props);
+    buf_init(&mechs);
     server_properties(c, &props);
+    auth_mechanisms(srv, c, &mechs);
     m.u.connection_start.version_major = 0;
     m.u.connection_start.version_minor = 9;
     m.u.connection_start.server_properties = buf_bytes(&props);
-    m.u.connection_start.mechanisms = BYTES_LIT("PLAIN AMQPLAIN");
+    m.u.connection_start.mechanisms = buf_bytes(&mechs);
     m.u.connection_start.locales = BYTES_LIT("en_US");
     conn_send_method(c, 0, &m);
     buf_fini(&props);
+    buf_fini(&mechs);
     c->state = CONN_START;
 }
 
@@ -96,9 +101,9 @@ m_connection_start_ok(struct conn *c, const struct amqp_method *method)
     }
     /* RabbitMQ 3.10 just closes the socket for an unknown mechanism or
      * a malformed response, whatever the client's capabilities. */
-    if (!bytes_eq_str(m->mechanism, "PLAIN") &&
-        !bytes_eq_str(m->mechanism, "AMQPLAIN")) {
-        log_warn("connection %s -> %s: unknown authentication mechanism "
+    if (!auth_offered(srv, c, m->mechanism)) {
+        log_conn(LOG_WARN,
+                 "connection %s -> %s: unknown authentication mechanism "
                  "'%.*s'",
                  c->peer, c->local, BYTES_FMT(m->mechanism));
         conn_drop(c, "unknown authentication mechanism");
@@ -106,9 +111,12 @@ m_connection_start_ok(struct conn *c, const struct amqp_method *method)
     }
     rc = auth_check(srv, c, m->mechanism, m->response, &c->user, why,
                     sizeof(why));
+    c->auth_mech = bytes_eq_str(m->mechanism, "EXTERNAL") ? "EXTERNAL"
+                   : bytes_eq_str(m->mechanism, "PLAIN")  ? "PLAIN"
+                                                          : "AMQPLAIN";
     if (rc != WR_OK) {
-        log_warn("connection %s -> %s: %.*s login refused: %s", c->peer,
-                 c->local, BYTES_FMT(m->mechanism), why);
+        log_conn(LOG_WARN, "connection %s -> %s: %.*s login refused: %s",
+                 c->peer, c->local, BYTES_FMT(m->mechanism), why);
         if (rc == WR_ERR && c->cap_auth_failure_close) {
             conn_fail(c, AMQP_ACCESS_REFUSED, 0,
                       "Login was refused using authentication mechanism "
@@ -190,6 +198,11 @@ m_connection_open(struct conn *c, const struct amqp_method *method)
         return clustering_open(c, vh); /* another node leads it */
     if (vhost_connection_admit(vh, c->user, &err) != WR_OK)
         return conn_fail(c, err.code, AMQP_CONNECTION_OPEN, "%s", err.text);
+    if (node_user_connection_admit(srv->node, c->user, &err) != WR_OK) {
+        vhost_connection_leave(vh);
+        return conn_fail(c, err.code, AMQP_CONNECTION_OPEN, "%s", err.text);
+    }
+    c->user_counted = true;
     c->vh = vh;
     conn_send_method(c, 0, &ok);
     conn_opened(c);

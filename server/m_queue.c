@@ -8,6 +8,7 @@
  * random bytes, as RabbitMQ's rabbit_guid makes them.
  */
 #include "server/channel.h"
+#include "vhost/stream.h"
 
 void
 chan_gen_name(const char *prefix, char *out)
@@ -54,6 +55,8 @@ m_queue_declare(struct channel *ch, const struct amqp_method *m)
     struct queue *q;
     struct vherr err;
 
+    if (reply_declare_name(d.name))
+        return reply_declare(ch, m);
     if (d.name.len == 0) {
         /* A passive declare of "" looks for a queue named "" (RabbitMQ
          * does not apply the last-queue shortcut here). */
@@ -65,6 +68,8 @@ m_queue_declare(struct channel *ch, const struct amqp_method *m)
     }
     if (vhost_queue_declare(ch->conn->vh, &d, &q, &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
+    if (!d.passive) /* RabbitMQ's queues_declared: not the passive ones */
+        srv->queues_declared++;
     remember_queue(ch, d.name);
     if (a->no_wait)
         return WR_OK;
@@ -126,6 +131,10 @@ m_queue_purge(struct channel *ch, const struct amqp_method *m)
     if (vhost_queue_access(ch->conn->vh, name, &ch->conn->owner, PERM_READ, &q,
                            &err) != WR_OK)
         return chan_fail_vherr(ch, &err, m->id);
+    if (queue_is_stream(q)) {
+        stream_refuse(q, "queue.purge", &err);
+        return chan_fail_vherr(ch, &err, m->id);
+    }
     ok.u.queue_purge_ok.message_count = queue_purge(q);
     if (!a->no_wait)
         conn_send_method(ch->conn, ch->id, &ok);

@@ -61,9 +61,8 @@ outq_put_ref(struct outq *q, struct message *m, size_t off, size_t len)
     q->ref_bytes += len;
 }
 
-/* Fills iov from the queue's front; returns the count. */
-static int
-build_iov(struct outq *q, struct iovec *iov, int max)
+int
+outq_iov(struct outq *q, struct iovec *iov, int max)
 {
     size_t pos = q->head;
     int n = 0;
@@ -88,9 +87,8 @@ build_iov(struct outq *q, struct iovec *iov, int max)
     return n;
 }
 
-/* Consumes n written bytes from the front. */
-static void
-advance(struct outq *q, size_t n)
+void
+outq_consume(struct outq *q, size_t n)
 {
     while (n > 0) {
         struct oref *r = q->refs.n ? ref_at(q, 0) : NULL;
@@ -137,7 +135,7 @@ outq_flush(struct outq *q, int fd, uint64_t *sent)
     struct iovec iov[OUTQ_IOV];
 
     while (outq_pending(q) > 0) {
-        int n = build_iov(q, iov, OUTQ_IOV);
+        int n = outq_iov(q, iov, OUTQ_IOV);
         ssize_t k;
 
         WR_ASSERT(n > 0);
@@ -150,7 +148,7 @@ outq_flush(struct outq *q, int fd, uint64_t *sent)
             return WR_ERR;
         }
         *sent += (uint64_t)k;
-        advance(q, (size_t)k);
+        outq_consume(q, (size_t)k);
     }
     return WR_OK;
 }

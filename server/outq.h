@@ -41,6 +41,12 @@ outq_pending(const struct outq *q)
 }
 /* Queues body bytes from m (takes a reference while they wait). */
 void outq_put_ref(struct outq *q, struct message *m, size_t off, size_t len);
+/* Fills iov (max >= 2 entries) from the queue's front; returns the count.
+ * For writers other than writev (tls.c). */
+struct iovec;
+int outq_iov(struct outq *q, struct iovec *iov, int max);
+/* Consumes n written bytes from the front. */
+void outq_consume(struct outq *q, size_t n);
 /* Writes as much as the socket takes. Returns WR_OK when everything went,
  * WR_AGAIN when the socket is full, WR_ERR on a socket error. */
 int outq_flush(struct outq *q, int fd, uint64_t *sent);

@@ -23,6 +23,7 @@
 #include "server/channel.h"
 
 #include "amqp/amqp_props.h"
+#include "amqp/ftable.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,10 +70,14 @@ send_answer(void *arg, uint64_t tag, bool multiple, bool ack)
     if (ack) {
         m.u.basic_ack.delivery_tag = tag;
         m.u.basic_ack.multiple = multiple;
+        /* Tags are the sequence numbers: an ack covers every publish
+         * after the last one answered (a nack covers only its own). */
+        ch->st.confirm += multiple ? tag - ch->confirm_answered : 1;
     } else {
         m.u.basic_nack.delivery_tag = tag;
         m.u.basic_nack.multiple = multiple;
     }
+    ch->confirm_answered = tag;
     conn_send_method(ch->conn, ch->id, &m);
 }
 
@@ -83,12 +88,18 @@ flush_commit(struct channel *ch, struct vhost *vh)
 {
     struct amqp_method ok = {.id = AMQP_TX_COMMIT_OK};
 
-    if (ch->commit_lsn && ch->commit_lsn <= vhost_durable_lsn(vh)) {
-        ch->commit_lsn = 0;
+    bool log_wait = ch->commit_lsn > vhost_durable_lsn(vh);
+    bool sync_wait = ch->commit_sync > vhost_streams_durable(vh);
+
+    if (!ch->commit_held)
+        return true;
+    if (!log_wait && !sync_wait) {
+        ch->commit_held = false;
         conn_send_method(ch->conn, ch->id, &ok);
         conn_release_input(ch->conn);
-    } else if (ch->commit_lsn && vhost_log_failed(vh)) {
-        ch->commit_lsn = 0;
+    } else if ((log_wait && vhost_log_failed(vh)) ||
+               (sync_wait && vhost_streams_failed(vh))) {
+        ch->commit_held = false;
         conn_fail(ch->conn, AMQP_INTERNAL_ERROR, AMQP_TX_COMMIT,
                   "the message log failed; the transaction's persistent "
                   "messages may not be on disk");
@@ -105,23 +116,30 @@ publish_flush_confirms(struct channel *ch)
     ch->confirm_pending = false;
     if (ch->state != CH_OPEN)
         return;
-    confirm_settle(&ch->confirms, vhost_durable_lsn(vh), vhost_log_failed(vh),
-                   send_answer, ch);
+    struct confirm_durable d = {
+        .lsn = vhost_durable_lsn(vh),
+        .sync = vhost_streams_durable(vh),
+        .log_failed = vhost_log_failed(vh),
+        .sync_failed = vhost_streams_failed(vh),
+    };
+
+    confirm_settle(&ch->confirms, &d, send_answer, ch);
     if (!flush_commit(ch, vh))
         return;
-    if (confirm_waiting(&ch->confirms) == 0 && ch->commit_lsn == 0)
+    if (confirm_waiting(&ch->confirms) == 0 && !ch->commit_held)
         wait_remove(ch);
 }
 
 /* A publish of a confirming channel was refused (nack) or waits for the
- * log (lsn); either way its answer is due at the next flush. */
+ * log (lsn) or the stream sync (sync); either way its answer is due at
+ * the next flush. */
 static void
-confirm_later(struct channel *ch, uint64_t seq, uint64_t lsn)
+confirm_later(struct channel *ch, uint64_t seq, uint64_t lsn, uint64_t sync)
 {
     if (lsn == CONFIRM_NACK)
         confirm_refuse(&ch->confirms, seq);
     else
-        confirm_wait(&ch->confirms, seq, lsn);
+        confirm_wait(&ch->confirms, seq, lsn, sync);
     wait_add(ch);
 }
 
@@ -137,9 +155,11 @@ publish_durable_advanced(struct vhost *vh)
 }
 
 void
-publish_hold_commit(struct channel *ch, uint64_t lsn)
+publish_hold_commit(struct channel *ch, uint64_t lsn, uint64_t sync)
 {
     ch->commit_lsn = lsn;
+    ch->commit_sync = sync;
+    ch->commit_held = true;
     ch->conn->input_held = true;
     wait_add(ch);
 }
@@ -148,7 +168,8 @@ void
 publish_fini(struct channel *ch)
 {
     wait_remove(ch);
-    if (ch->commit_lsn)
+    buf_fini(&ch->pub_bcc);
+    if (ch->commit_held)
         conn_release_input(ch->conn);
     confirm_fini(&ch->confirms);
 }
@@ -167,25 +188,63 @@ send_return(struct channel *ch, struct message *msg)
     conn_send_content(ch->conn, ch->id, &m, msg);
 }
 
+/* The longstr elements of an array (a CC or BCC header) go to keys. */
+static void
+add_keys(struct bytes arr, struct bytes **keys, size_t *n, size_t *cap)
+{
+    struct farray_iter it;
+    struct fvalue v;
+
+    farray_iter_init(&it, arr);
+    while (farray_next(&it, &v)) {
+        if (v.type != 'S' || v.v.str.len > 255)
+            continue;
+        if (*n == *cap) {
+            *cap *= 2;
+            *keys = xrealloc(*keys, *cap * sizeof(**keys));
+        }
+        (*keys)[(*n)++] = v.v.str;
+    }
+}
+
 uint64_t
 publish_message(struct channel *ch, struct exchange *x, struct message *msg,
-                bool mandatory)
+                bool mandatory, struct bytes bcc)
 {
+    static struct bytes *keys;
+    static size_t cap;
     struct amqp_basic_props props;
     struct publish_result res;
+    struct fvalue cc;
     static uint64_t last_warn;
+    size_t nkeys = 1;
 
     if (amqp_basic_props_decode(message_props(msg).ptr, msg->props_len, &props,
                                 NULL) != AMQP_DECODE_OK)
         props.headers = BYTES_NULL; /* checked when the header arrived */
-    vhost_publish(ch->conn->vh, x, message_rk(msg), props.headers, msg, &res);
+    if (!keys) {
+        cap = 8;
+        keys = xmalloc(cap * sizeof(*keys));
+    }
+    /* The routing keys: the publish's, then CC's, then BCC's. */
+    keys[0] = message_rk(msg);
+    if (props.headers.len && ftable_find(props.headers, "CC", &cc) &&
+        cc.type == 'A')
+        add_keys(cc.v.str, &keys, &nkeys, &cap);
+    if (bcc.len)
+        add_keys(bcc, &keys, &nkeys, &cap);
+    reply_route(x, msg);
+    vhost_publish_keys(ch->conn->vh, x, keys, nkeys, props.headers, msg, &res);
+    ch->st.publish++;
+    x->stat_publish_in++;
+    x->stat_publish_out += res.nqueues;
     if (res.refused) {
         /* The log failed or the disk is full: the message went nowhere
          * (no queue has it). A confirming publisher gets basic.nack;
          * others can only be told by the log. */
         ch->tx_refused = ch->tx;
         if (ch->confirm) {
-            confirm_later(ch, confirm_next(&ch->confirms), CONFIRM_NACK);
+            confirm_later(ch, confirm_next(&ch->confirms), CONFIRM_NACK, 0);
             ch->confirm_pending = true;
             conn_pending(ch->conn);
         } else if (!ch->tx && wr_now_ms() - last_warn > 5000) {
@@ -200,15 +259,24 @@ publish_message(struct channel *ch, struct exchange *x, struct message *msg,
     }
     if (res.feeds_waiting)
         ch->conn->feeding = true;
-    if (res.nqueues == 0 && mandatory)
+    /* A duplicate dropped by x-message-deduplication is not returned:
+     * the broker took it (and confirms it, as the plugin does). */
+    if (res.nqueues == 0 && mandatory && !res.duplicate) {
         send_return(ch, msg);
+        ch->st.return_unroutable++;
+    } else if (res.nqueues == 0) {
+        ch->st.drop_unroutable++;
+    }
+    if (ch->tx)
+        ch->tx_sync = WR_MAX(ch->tx_sync, res.sync);
     if (ch->confirm) {
         uint64_t seq = confirm_next(&ch->confirms);
 
         if (res.rejected) /* a queue at its limit refused it */
-            confirm_later(ch, seq, CONFIRM_NACK);
-        else if (res.lsn > vhost_durable_lsn(ch->conn->vh))
-            confirm_later(ch, seq, res.lsn);
+            confirm_later(ch, seq, CONFIRM_NACK, 0);
+        else if (res.lsn > vhost_durable_lsn(ch->conn->vh) ||
+                 res.sync > vhost_streams_durable(ch->conn->vh))
+            confirm_later(ch, seq, res.lsn, res.sync);
         ch->confirm_pending = true;
         conn_pending(ch->conn);
     }
@@ -286,16 +354,106 @@ content_complete(struct channel *ch)
                          "'%s'",
                          x->name, vhost_name(ch->conn->vh));
     }
+    if (ch->pub_no_reply) {
+        message_unref(msg);
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+                         "fast reply consumer does not exist");
+    }
     if (check_properties(ch, msg) != WR_OK) {
         message_unref(msg);
         return WR_ERR;
     }
+    if (ch->pub_bad_route) {
+        message_unref(msg);
+        return chan_fail(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+                         "invalid message: {unacceptable_type_in_header,"
+                         "\"%s\",%s}",
+                         ch->pub_bad_route, fvalue_type_name(ch->pub_bad_type));
+    }
     if (ch->tx) {
-        chan_tx_add_publish(ch, msg, ch->pub_mandatory);
+        chan_tx_add_publish(ch, msg, ch->pub_mandatory,
+                            buf_bytes(&ch->pub_bcc));
         return WR_OK;
     }
-    publish_message(ch, x, msg, ch->pub_mandatory);
+    publish_message(ch, x, msg, ch->pub_mandatory, buf_bytes(&ch->pub_bcc));
     return WR_OK;
+}
+
+/*
+ * Sender-selected distribution (RabbitMQ's header_routes): a CC or BCC
+ * header must be an array, whose longstr elements are routing keys of
+ * the publish besides its own; anything else is refused once the
+ * content is in (pub_bad_route). BCC is taken out of the message (into
+ * ch->pub_bcc, for routing), its other headers kept in order; hdr gets
+ * the new table. Returns true when p's headers changed.
+ */
+static bool
+take_routing_headers(struct channel *ch, struct amqp_basic_props *p,
+                     struct buf *hdr)
+{
+    static const char *const keys[] = {"CC", "BCC"};
+    struct ftable_iter it;
+    struct bytes key;
+    struct fvalue v;
+    size_t mark;
+
+    ch->pub_bcc.len = 0;
+    ch->pub_bad_route = NULL;
+    if (!(p->flags & AMQP_BASIC_HEADERS_FLAG))
+        return false;
+    for (size_t i = 0; i < 2; i++) {
+        if (ftable_find(p->headers, keys[i], &v) && v.type != 'A') {
+            ch->pub_bad_route = keys[i];
+            ch->pub_bad_type = v.type;
+            return false;
+        }
+    }
+    if (!ftable_find(p->headers, "BCC", &v))
+        return false;
+    buf_append(&ch->pub_bcc, v.v.str.ptr, v.v.str.len);
+    mark = ftable_begin(hdr);
+    ftable_iter_init(&it, p->headers);
+    while (ftable_next(&it, &key, &v)) {
+        if (!bytes_eq_str(key, "BCC"))
+            fenc_value_key(hdr, key, &v);
+    }
+    ftable_end(hdr, mark);
+    p->headers = bytes_of(hdr->data + mark + 4, hdr->len - mark - 4);
+    return true;
+}
+
+/* The message a content header starts. Before anything else sees the
+ * properties, a request's reply_to of amq.rabbitmq.reply-to is rewritten
+ * to name the channel's reply consumer (reply_to.c) and a BCC header is
+ * taken out. */
+static struct message *
+new_message(struct channel *ch, struct amqp_props *props, struct bytes raw,
+            uint64_t size)
+{
+    struct amqp_basic_props p = props->p;
+    struct message *msg;
+    struct buf hdr, rewritten;
+    char to[256];
+    bool changed;
+    int r;
+
+    buf_init(&hdr);
+    buf_init(&rewritten);
+    r = reply_rewrite(ch, &p, to, sizeof(to));
+    ch->pub_no_reply = r < 0;
+    changed = take_routing_headers(ch, &p, &hdr) || r > 0;
+    if (changed) {
+        amqp_basic_props_encode(&p, &rewritten);
+        raw = buf_bytes(&rewritten);
+    }
+    msg = message_new(bytes_of(ch->pub_exchange, ch->pub_exchange_len),
+                      bytes_of(ch->pub_rk, ch->pub_rk_len), raw, size);
+    if (changed)
+        amqp_props_read(message_props(msg), props, NULL);
+    message_set_props(msg, props);
+    buf_fini(&rewritten);
+    buf_fini(&hdr);
+    return msg;
 }
 
 int
@@ -328,9 +486,7 @@ publish_header(struct channel *ch, const struct frame *f)
                          "size %llu",
                          (unsigned long long)size,
                          (unsigned long long)srv->cfg->max_message_size);
-    ch->msg = message_new(bytes_of(ch->pub_exchange, ch->pub_exchange_len),
-                          bytes_of(ch->pub_rk, ch->pub_rk_len), raw, size);
-    message_set_props(ch->msg, &props);
+    ch->msg = new_message(ch, &props, raw, size);
     alarm_note_memory(srv);
     if (size == 0)
         return content_complete(ch);

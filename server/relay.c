@@ -468,7 +468,8 @@ start_relaying(struct relay *r, size_t used)
     ev_timer_stop(srv->loop, &r->timer);
     r->state = R_RELAYING;
     c->state = CONN_RELAYED;
-    splice_open(r);
+    if (!c->tls) /* TLS bytes are decrypted here: copied, not spliced */
+        splice_open(r);
     ev_io_init(&r->cwio, relay_io_cb, c->fd, EV_WRITE);
     r->cwio.data = r;
     conn_send_method(c, 0, &ok);

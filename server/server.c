@@ -40,21 +40,51 @@ amqp_accept(struct listener *l, int fd, const struct sockaddr_storage *sa)
         return;
     }
     getsockname(fd, (struct sockaddr *)&local, &llen);
-    conn_accept(srv, fd, sa, &local);
+    conn_accept(srv, fd, sa, &local, l->data);
 }
 
+/* An AMQP listener (proto "amqp"), or an AMQPS one ("amqps") whose
+ * connections speak TLS with tls. */
 static int
 amqp_listener_open(struct server *s, const struct wr_listener *wl,
-                   struct listener *l)
+                   struct listener *l, const char *proto,
+                   struct tls_server *tls)
 {
     const char *h = wl->host[0] ? wl->host : "0.0.0.0", *why;
 
-    if (listener_open(l, s->loop, h, wl->port, 1024, "amqp", amqp_accept,
+    if (listener_open(l, s->loop, h, wl->port, 1024, proto, amqp_accept,
                       &why) != WR_OK) {
         log_err("cannot listen on %s:%u: %s (is another broker running? "
-                "change listeners.tcp.default or use --listen)",
-                h, wl->port, why);
+                "change listeners.%s.%s%s)",
+                h, wl->port, why, tls ? "ssl" : "tcp",
+                wl->name[0] ? wl->name : "default",
+                tls ? "" : " or use --listen");
         return WR_ERR;
+    }
+    l->data = tls;
+    return WR_OK;
+}
+
+/* listeners.ssl.*: the TLS server of ssl_options.* and its listeners. A
+ * certificate that cannot be loaded stops the start. */
+static int
+amqps_listeners_open(struct server *s)
+{
+    const struct wr_config *cfg = s->cfg;
+    char err[1024];
+
+    if (cfg->nssl_listeners == 0)
+        return WR_OK;
+    s->tls = tls_server_new(&cfg->ssl, "ssl_options", err, sizeof(err));
+    if (!s->tls) {
+        log_err("cannot start the AMQPS listeners: %s", err);
+        return WR_ERR;
+    }
+    for (size_t i = 0; i < cfg->nssl_listeners; i++) {
+        if (amqp_listener_open(s, &cfg->ssl_listeners[i], &s->ssl_listeners[i],
+                               "amqps", s->tls) != WR_OK)
+            return WR_ERR;
+        s->nssl_listeners++;
     }
     return WR_OK;
 }
@@ -88,10 +118,32 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     for (size_t i = 0; i < s->nlisteners; i++)
         listener_close(&s->listeners[i]);
     s->nlisteners = 0;
+    for (size_t i = 0; i < s->nssl_listeners; i++)
+        listener_close(&s->ssl_listeners[i]);
+    s->nssl_listeners = 0;
     conn_force_close_all(s, "shutdown");
     /* Give clients a moment to answer close-ok; then go anyway. */
     ev_timer_init(&s->shutdown_timer, shutdown_timeout_cb, 3.0, 0.);
     ev_timer_start(loop, &s->shutdown_timer);
+}
+
+/* SIGHUP and SIGUSR1: reopen the log file at its path, for logrotate
+ * (`mv warren.log warren.log.1; kill -HUP <pid>`). Never fatal: a file
+ * that cannot be reopened leaves the old one in use. Other SIGHUP
+ * watchers (certificates) may run beside this one. */
+static void
+log_reopen_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    const char *name = w->signum == SIGHUP ? "SIGHUP" : "SIGUSR1";
+
+    (void)loop;
+    (void)revents;
+    if (log_reopen() != WR_OK)
+        log_syswarn("received %s: cannot reopen the log file, still "
+                    "writing the old one",
+                    name);
+    else
+        log_info("received %s: log file reopened", name);
 }
 
 /* A first start: the default user, with its tags and permissions on the
@@ -156,6 +208,15 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     s->methods = &m_table;
     s->cfg = cfg;
     s->loop = ev_default_loop(EVFLAG_AUTO);
+    /* At once: logrotate's signal during a long recovery must not kill
+     * the broker (the reopen waits for the loop to run). */
+    ev_signal_init(&s->log_sighup, log_reopen_cb, SIGHUP);
+    ev_signal_init(&s->log_sigusr1, log_reopen_cb, SIGUSR1);
+    ev_signal_start(s->loop, &s->log_sighup);
+    ev_signal_start(s->loop, &s->log_sigusr1);
+    /* SIGHUP reloads TLS certificates; from here on it never stops the
+     * broker, even while the node boots. */
+    tls_watch_sighup(s->loop);
     opts.data_dir = cfg->data_dir;
     opts.fsync = cfg->fsync;
     opts.fsync_interval_ms = cfg->fsync_interval_ms;
@@ -188,11 +249,13 @@ server_init(struct server *s, struct wr_config *cfg, bool repair)
     ev_signal_start(s->loop, &s->sigterm);
     ev_signal_start(s->loop, &s->sigint);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        if (amqp_listener_open(s, &cfg->listeners[i], &s->listeners[i]) !=
-            WR_OK)
+        if (amqp_listener_open(s, &cfg->listeners[i], &s->listeners[i], "amqp",
+                               NULL) != WR_OK)
             return WR_ERR;
         s->nlisteners++;
     }
+    if (amqps_listeners_open(s) != WR_OK)
+        return WR_ERR;
     s->sat_since = ev_time();
     loop_init(s);
     return WR_OK;
@@ -219,6 +282,10 @@ server_fini(struct server *s)
     }
     for (size_t i = 0; i < s->nlisteners; i++)
         listener_close(&s->listeners[i]);
+    for (size_t i = 0; i < s->nssl_listeners; i++)
+        listener_close(&s->ssl_listeners[i]);
+    tls_server_free(s->tls);
+    tls_unwatch_sighup(s->loop);
     clustering_free(s);
     node_free(s->node);
     ev_loop_destroy(s->loop);

@@ -26,6 +26,19 @@
 struct conn;
 struct channel;
 struct m_table;
+struct tls;
+struct tls_server;
+
+/* A channel's message counters (RabbitMQ's channel message_stats), plain
+ * increments where each event happens: nothing per message but an add.
+ * deliver and get count deliveries in ack mode, the _no_ack ones the
+ * others; redeliver counts deliveries (either kind) flagged redelivered;
+ * confirm counts publishes acked by a basic.ack. */
+struct chan_stats {
+    uint64_t publish, confirm, return_unroutable, drop_unroutable;
+    uint64_t deliver, deliver_no_ack, get, get_no_ack, get_empty;
+    uint64_t redeliver, ack;
+};
 
 /* ---- the process */
 
@@ -38,6 +51,9 @@ struct server {
     struct node *node;
     struct listener listeners[8];
     size_t nlisteners;
+    struct listener ssl_listeners[8]; /* listeners.ssl.* (AMQPS) */
+    size_t nssl_listeners;
+    struct tls_server *tls;  /* ssl_options.*: NULL without AMQPS */
     struct cluster *cluster; /* NULL: a single node (clustering.c) */
     /* load_definitions on a cluster node: the exchanges, queues and
      * bindings of each vhost, imported when this node first leads it
@@ -49,6 +65,7 @@ struct server {
     struct json_t *(*node_info)(void);
     ev_prepare prepare;
     ev_signal sigterm, sigint;
+    ev_signal log_sighup, log_sigusr1; /* reopen the log file */
     ev_timer shutdown_timer;
     ev_timer expire_timer; /* message TTL sweep, once a second */
     ev_timer ack_timer;    /* consumer_timeout checks */
@@ -78,10 +95,16 @@ struct server {
     /* How long loop iterations kept the loop busy (woken to waiting
      * again): a histogram over LOOP_BUSY_BUCKETS, for /metrics. */
     double woke_at;
-    uint64_t busy_hist[9];
+    uint64_t busy_hist[10];
     double busy_sum;
     uint32_t nconns;
     uint64_t next_conn_id;
+    /* Churn, since boot (RabbitMQ's connection_churn_metrics), and the
+     * message counters of the channels that are gone, so that node-wide
+     * sums stay monotonic as channels come and go (chan_free). */
+    uint64_t conns_opened, conns_closed, chans_opened, chans_closed;
+    uint64_t queues_declared;
+    struct chan_stats chans_retired;
 };
 
 extern struct server *srv;
@@ -98,9 +121,9 @@ void server_fini(struct server *s);
 void clustering_stop(struct server *s);
 
 /* Upper bounds (s) of the loop busy histogram's buckets, the last +Inf. */
-#define LOOP_BUSY_BUCKETS                                     \
-    {                                                         \
-        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300 \
+#define LOOP_BUSY_BUCKETS                                           \
+    {                                                               \
+        0.001, 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300 \
     }
 
 /* ---- connections and channels, as others read them (conn.c, channel.c)
@@ -129,7 +152,11 @@ struct conn_info {
     uint64_t connected_at_ms;  /* wall clock */
     struct bytes client_props; /* start-ok's table body */
     uint64_t recv_oct, send_oct;
-    uint64_t send_pend; /* bytes waiting for the socket */
+    uint64_t recv_cnt, send_cnt; /* reads and writes that moved bytes */
+    uint64_t send_pend;          /* bytes waiting for the socket */
+    const struct tls *tls;       /* NULL: plain TCP; else tls_describe() */
+    const char *auth_mechanism;  /* "PLAIN", "AMQPLAIN", "EXTERNAL"; NULL
+                                    before start-ok */
 };
 
 struct chan_info {
@@ -144,6 +171,7 @@ struct chan_info {
     uint32_t prefetch_count;   /* basic.qos global=false */
     uint32_t global_prefetch_count;
     bool confirm, transactional;
+    struct chan_stats stats;
 };
 
 /* The connection after c (the first when c is NULL), in accept order;

@@ -30,6 +30,7 @@
  */
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
+#include "vhost/stream_int.h"
 
 #include <stdlib.h>
 #include <utlist.h>
@@ -106,6 +107,8 @@ queue_consumer_add(struct queue *q, struct consumer *c)
     level_add(q, c);
     q->nconsumers++;
     q->had_consumer = true;
+    if (q->stream)
+        stream__consumer_add(q, c);
     queue_schedule(q);
 }
 
@@ -169,6 +172,8 @@ unlink_consumer(struct queue *q, struct consumer *c)
 {
     WR_ASSERT(c->q == q && q->nconsumers > 0);
     CDL_DELETE(q->consumers, c);
+    if (c->sreader)
+        stream__consumer_remove(c);
     if (c->blocked)
         DL_DELETE2(q->blocked, c, dprev, dnext);
     else

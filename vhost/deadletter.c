@@ -40,6 +40,8 @@ reason_name(enum dl_reason r)
         return "expired";
     case DL_MAXLEN:
         return "maxlen";
+    case DL_DELIVERY_LIMIT:
+        return "delivery_limit";
     }
     return "rejected";
 }

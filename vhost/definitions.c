@@ -219,8 +219,32 @@ binding_is_exported(const struct binding *b)
     return queue_is_exported((struct queue *)b->dest.ptr);
 }
 
+/* The objects a dry run of an import starts from (dry_run): besides the
+ * exported ones, the transient ones an import may refer to. */
+static bool
+exchange_in_scratch(const struct exchange *x)
+{
+    return x->name_len > 0 &&
+           !bytes_has_prefix(bytes_of(x->name, x->name_len), "amq.");
+}
+
+static bool
+queue_in_scratch(const struct queue *q)
+{
+    return !q->exclusive;
+}
+
+static bool
+binding_in_scratch(const struct binding *b)
+{
+    if (b->src->name_len == 0)
+        return false;
+    return b->dest.is_exchange || queue_in_scratch(b->dest.ptr);
+}
+
+/* all: everything a dry run needs, not only what is exported. */
 static void
-export_vhost(struct vhost *vh, json_t *doc)
+export_vhost(struct vhost *vh, json_t *doc, bool all)
 {
     json_t *xs = json_object_get(doc, "exchanges");
     json_t *qs = json_object_get(doc, "queues");
@@ -230,7 +254,7 @@ export_vhost(struct vhost *vh, json_t *doc)
     struct binding *b;
 
     for (x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x)) {
-        if (!defs__exchange_is_exported(x))
+        if (all ? !exchange_in_scratch(x) : !defs__exchange_is_exported(x))
             continue;
         json_array_append_new(
             xs,
@@ -242,7 +266,7 @@ export_vhost(struct vhost *vh, json_t *doc)
     }
     HASH_ITER(hh, vh->queues, q, tmp)
     {
-        if (!queue_is_exported(q))
+        if (all ? !queue_in_scratch(q) : !queue_is_exported(q))
             continue;
         json_array_append_new(
             qs, json_pack("{s:s%, s:s, s:b, s:b, s:o}", "name", q->name,
@@ -255,7 +279,7 @@ export_vhost(struct vhost *vh, json_t *doc)
         {
             struct bytes dest = binding_dest_name(b);
 
-            if (!binding_is_exported(b))
+            if (all ? !binding_in_scratch(b) : !binding_is_exported(b))
                 continue;
             json_array_append_new(
                 bs, json_pack("{s:s%, s:s, s:s%, s:s, s:s%, s:o}", "source",
@@ -286,6 +310,20 @@ tags_array(const char *tags)
     return a;
 }
 
+/* RabbitMQ's "limits" of a user: the ones set. */
+static json_t *
+user_limits(const struct user *u)
+{
+    json_t *o = json_object();
+
+    if (u->max_channels != USER_LIMIT_UNSET)
+        json_object_set_new(o, "max-channels", json_integer(u->max_channels));
+    if (u->max_connections != USER_LIMIT_UNSET)
+        json_object_set_new(o, "max-connections",
+                            json_integer(u->max_connections));
+    return o;
+}
+
 static void
 export_users(struct node *n, json_t *doc)
 {
@@ -295,10 +333,10 @@ export_users(struct node *n, json_t *doc)
 
     for (struct user *u = node_users(n); u; u = u->hh.next)
         json_array_append_new(
-            users, json_pack("{s:s, s:s, s:s, s:o, s:{}}", "name", u->name,
+            users, json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", u->name,
                              "password_hash", u->password_hash,
                              "hashing_algorithm", u->hashing_algorithm, "tags",
-                             tags_array(u->tags), "limits"));
+                             tags_array(u->tags), "limits", user_limits(u)));
     for (p = node_perms(n); p; p = p->next)
         json_array_append_new(
             perms, json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", p->user,
@@ -316,7 +354,7 @@ extend(json_t *doc, const char *key, json_t *items)
 /* The definitions document; objects false leaves the exchanges, queues
  * and bindings out (what the cluster keeps in etcd is all the rest). */
 static json_t *
-defs_export(struct node *n, const char *only_vhost, bool objects)
+defs_export(struct node *n, const char *only_vhost, bool objects, bool all)
 {
     json_t *doc = json_pack(
         "{s:s, s:s, s:s, s:s, s:[], s:[], s:[], s:[], s:[], s:[], s:[], "
@@ -350,7 +388,7 @@ defs_export(struct node *n, const char *only_vhost, bool objects)
         extend(doc, "parameters", node_kv_list(n, KV_PARAMETER, vh->name));
         extend(doc, "policies", node_kv_list(n, KV_POLICY, vh->name));
         if (objects)
-            export_vhost(vh, doc);
+            export_vhost(vh, doc, all);
     }
     if (only_vhost) {
         /* RabbitMQ's per-vhost export holds only the vhost's objects. */
@@ -366,7 +404,7 @@ defs_export(struct node *n, const char *only_vhost, bool objects)
 json_t *
 node_defs_export(struct node *n, const char *only_vhost)
 {
-    return defs_export(n, only_vhost, true);
+    return defs_export(n, only_vhost, true, false);
 }
 
 /* ---- import */
@@ -534,6 +572,38 @@ tags_text(json_t *t)
     return (char *)b.data;
 }
 
+/* A user's "limits" in a definitions file replace the ones it has. */
+static int
+import_user_limits(struct node *n, const char *user, json_t *limits,
+                   struct vherr *err)
+{
+    static const char *const names[] = {"max-connections", "max-channels"};
+    const char *k;
+    json_t *v;
+
+    if (!limits)
+        return WR_OK;
+    if (!json_is_object(limits))
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "limits of user '%s' must be an object", user);
+    json_object_foreach(limits, k, v)
+    {
+        if (!json_is_integer(v))
+            return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                             "%s should be a number, in the limits of "
+                             "user '%s'",
+                             k, user);
+    }
+    for (size_t i = 0; i < WR_ARRAY_LEN(names); i++) {
+        v = json_object_get(limits, names[i]);
+        if (node_user_clear_limit(n, user, names[i], err) != WR_OK ||
+            (v && node_user_set_limit(n, user, names[i], json_integer_value(v),
+                                      err) != WR_OK))
+            return WR_ERR;
+    }
+    return WR_OK;
+}
+
 static int
 import_user(struct node *n, json_t *o, struct buf *unused, struct vherr *err)
 {
@@ -550,6 +620,8 @@ import_user(struct node *n, json_t *o, struct buf *unused, struct vherr *err)
                                                  : jstr(o, "password_hash", ""),
                        jstr(o, "hashing_algorithm", NULL), tags, err);
     free(tags);
+    if (rc == WR_OK)
+        rc = import_user_limits(n, name, json_object_get(o, "limits"), err);
     return rc;
 }
 
@@ -616,8 +688,8 @@ import_vhost_meta(struct vhost *vh, json_t *o)
     }
 }
 
-int
-node_defs_import(struct node *n, json_t *doc, struct vherr *err)
+static int
+defs_apply(struct node *n, json_t *doc, struct vherr *err)
 {
     json_t *vhosts = json_object_get(doc, "vhosts"), *o;
     size_t i;
@@ -660,6 +732,41 @@ node_defs_import(struct node *n, json_t *doc, struct vherr *err)
         import_list(n, doc, "bindings", import_binding, err) != WR_OK)
         return WR_ERR;
     return WR_OK;
+}
+
+/*
+ * An import changes all or nothing: it is first applied to a scratch
+ * node (nothing on disk, no clients) holding a copy of this node's users,
+ * vhosts, permissions, parameters, policies and objects, and only when
+ * that succeeds to the node itself. Objects only a connection holds
+ * (exclusive queues) are not copied, so a clash with one still shows up
+ * midway, as before.
+ */
+static int
+dry_run(struct node *n, json_t *doc, struct vherr *err)
+{
+    struct node *scratch = node_new(NULL);
+    json_t *now = defs_export(n, NULL, true, true);
+    int rc = defs_apply(scratch, now, err);
+
+    if (rc != WR_OK)
+        log_warn("definitions: the scratch copy of the node does not load "
+                 "(%s); importing without a dry run",
+                 err->text);
+    else
+        rc = defs_apply(scratch, doc, err) == WR_OK ? WR_OK : -2;
+    json_decref(now);
+    node_free(scratch);
+    return rc;
+}
+
+int
+node_defs_import(struct node *n, json_t *doc, struct vherr *err)
+{
+    /* The node's own definitions file at boot is applied as it is. */
+    if (n->booted && dry_run(n, doc, err) == -2)
+        return WR_ERR;
+    return defs_apply(n, doc, err);
 }
 
 json_t *
@@ -714,7 +821,7 @@ int
 node_defs_put(struct node *n, enum defs_kind k, json_t *item, struct vherr *err)
 {
     json_t *doc = json_pack("{s:[O]}", kind_lists[k], item);
-    int rc = node_defs_import(n, doc, err);
+    int rc = defs_apply(n, doc, err); /* one item: all or nothing already */
 
     json_decref(doc);
     return rc;
@@ -749,7 +856,7 @@ node_defs_remove(struct node *n, enum defs_kind k, json_t *item,
 void
 node_defs_lists(struct node *n, json_t *lists[DEFS_NKINDS])
 {
-    json_t *doc = defs_export(n, NULL, false);
+    json_t *doc = defs_export(n, NULL, false, false);
 
     for (int k = 0; k < DEFS_NKINDS; k++) {
         lists[k] = json_incref(json_object_get(doc, kind_lists[k]));

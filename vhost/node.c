@@ -288,6 +288,13 @@ node_queue_memory(const struct node *n)
     return n->mem_bytes;
 }
 
+void
+node_queue_churn(const struct node *n, uint64_t *created, uint64_t *deleted)
+{
+    *created = n->queues_created;
+    *deleted = n->queues_deleted;
+}
+
 bool
 node_is_paging(const struct node *n)
 {

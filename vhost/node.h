@@ -76,6 +76,10 @@ bool node_has_dispatch(const struct node *n);
 /* Bytes of message bodies held in memory by queues, and whether the
  * node is paging new messages to the logs (over its memory budget). */
 uint64_t node_queue_memory(const struct node *n);
+/* Queues created by a declare and queues deleted (any cause) since
+ * boot, over every vhost: RabbitMQ's queues_created/deleted_total. */
+void node_queue_churn(const struct node *n, uint64_t *created,
+                      uint64_t *deleted);
 /* The logs' counters summed over vhosts (store_get_stats): fsyncs,
  * bytes and records written, segments, disk bytes, live messages. */
 struct node_log_stats {
@@ -103,6 +107,11 @@ uint64_t node_now(const struct node *n);
 void node_expire(struct node *n);
 /* When node_expire has work next (node time, µs); UINT64_MAX = none. */
 uint64_t node_next_expiry(const struct node *n);
+/* Delayed messages (x-delayed-message, vhost/delay.c): µs until the
+ * earliest is due (0: some are due now), -1 when none is pending; and
+ * routes the due ones (a bounded slice: call again while the wait is 0). */
+int64_t node_delay_wait_us(const struct node *n);
+void node_run_delays(struct node *n);
 
 /* RabbitMQ's rules for a vhost name: 1 to 255 bytes (an AMQP short
  * string) of UTF-8. Any such name is safe as a directory name
@@ -174,8 +183,14 @@ struct user {
     char *hashing_algorithm; /* "rabbit_password_hashing_sha256" */
     char *tags;              /* as given: "administrator,monitoring" */
     uint32_t tag_bits;       /* TAG_* of the tags Warren knows */
+    /* RabbitMQ's user limits, USER_LIMIT_UNSET or the value set (a
+     * negative one is shown but limits nothing) */
+    int64_t max_connections, max_channels;
+    uint32_t connections, channels; /* open now, node-wide */
     UT_hash_handle hh;
 };
+
+#define USER_LIMIT_UNSET INT64_MIN
 
 /* Borrowed or NULL. Iterate with node_users(n) and u->hh.next. */
 struct user *node_user_find(struct node *n, const char *name);
@@ -193,6 +208,22 @@ int node_user_put(struct node *n, const char *name, const char *password,
                   const char *tags, struct vherr *err);
 /* Deletes a user and its permissions. Returns WR_ERR (404) if absent. */
 int node_user_delete(struct node *n, const char *name, struct vherr *err);
+/* Sets a user limit ("max-connections" or "max-channels"); 404 for no
+ * such user, 400-worthy 406 with RabbitMQ's text for another name. */
+int node_user_set_limit(struct node *n, const char *user, const char *name,
+                        int64_t value, struct vherr *err);
+/* Removes one (a limit not set is fine, as in RabbitMQ). */
+int node_user_clear_limit(struct node *n, const char *user, const char *name,
+                          struct vherr *err);
+/* A connection of user is opened (connection.open): refused with
+ * RabbitMQ's 530 text when the user is at max-connections; otherwise
+ * counted until node_user_connection_leave. The same for channels. */
+int node_user_connection_admit(struct node *n, const char *user,
+                               struct vherr *err);
+void node_user_connection_leave(struct node *n, const char *user);
+int node_user_channel_admit(struct node *n, const char *user,
+                            struct vherr *err);
+void node_user_channel_leave(struct node *n, const char *user);
 /* Checks a password against the user's hash (constant time). */
 bool user_check_password(const struct user *u, struct bytes password);
 

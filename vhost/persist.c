@@ -32,6 +32,7 @@
  */
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
+#include "vhost/stream_int.h"
 
 #include "store/store.h"
 
@@ -40,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define META_VERSION 1
 #define META_HAS_TS  1
@@ -147,6 +149,8 @@ recovered_message(void *arg, const struct store_recovered *r)
     struct queue *q;
     struct qentry e;
 
+    if (delay__recovered(rc->vh, r->qid, r->id, r->pos))
+        return;
     HASH_FIND(qid_hh, rc->vh->by_qid, &r->qid, sizeof(r->qid), q);
     if (!q) {
         for (size_t i = 0; i < rc->nunknown; i++) {
@@ -169,6 +173,239 @@ recovered_message(void *arg, const struct store_recovered *r)
     q->ready_bytes += r->body_len;
     q->logged = true;
     rc->count++;
+}
+
+/* ---- deduplication caches after a restart */
+
+/* The node's clock in ms, the caches' clock. At boot, before the loop
+ * first runs, it is not set yet; it follows libev's ev_now(), which is
+ * the wall clock, so the wall clock stands in for it. */
+static uint64_t
+node_ms(const struct vhost *vh)
+{
+    uint64_t us = node_now(vh->node);
+
+    return us ? us / 1000 : wr_wall_ms();
+}
+
+/* Does any exchange of vh deduplicate? */
+static bool
+any_dedup_exchange(struct vhost *vh)
+{
+    for (struct exchange *x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x)) {
+        if (((struct xinfo *)x->user)->dedup)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Puts the key of the message whose record is at pos back into the cache
+ * of q and of the exchange it was published to, as if it had been
+ * published when the record says (now, when the record has no time: the
+ * window then runs a little longer than asked).
+ */
+static void
+rebuild_dedup_one(struct vhost *vh, struct queue *q, uint64_t pos,
+                  bool exchanges, uint64_t now_ms, uint64_t wall_now)
+{
+    struct bytes meta, body, props, ex, rk;
+    struct amqp_basic_props p;
+    struct dedup_key k;
+    struct exchange *x;
+    struct cursor c;
+    uint8_t version, flags;
+    uint64_t wall = 0, at = now_ms;
+
+    if (store_read_msg(vh->store, pos, &vh->scratch, &meta, &body) != WR_OK)
+        return;
+    cur_init(&c, meta.ptr, meta.len);
+    if (!rd_u8(&c, &version) || version != META_VERSION || !rd_u8(&c, &flags) ||
+        ((flags & META_HAS_TS) && !rd_u64(&c, &wall)) ||
+        !rd_shortstr(&c, &ex) || !rd_shortstr(&c, &rk))
+        return;
+    props = bytes_of(c.p, c.left);
+    if (amqp_basic_props_decode(props.ptr, props.len, &p, NULL) !=
+        AMQP_DECODE_OK)
+        return;
+    if (!(p.flags & AMQP_BASIC_HEADERS_FLAG))
+        p.headers = BYTES_NULL;
+    if (wall && wall < wall_now)
+        at -= WR_MIN(at, wall_now - wall);
+    if (q->dedup && dedup_key(q->dedup, p.headers, props, &k))
+        dedup_add_durable(q->dedup, &k, at);
+    x = exchanges && ex.len ? xreg_find(vh->xr, ex) : NULL;
+    if (x && ((struct xinfo *)x->user)->dedup &&
+        dedup_key(((struct xinfo *)x->user)->dedup, p.headers, props, &k))
+        dedup_add_durable(((struct xinfo *)x->user)->dedup, &k, at);
+}
+
+/*
+ * The deduplication caches after recovery: rebuilt from the persistent
+ * messages that came back, each queue's from its own, each exchange's
+ * from those published to it. A key whose message had already left every
+ * queue before the restart is not rebuilt (README, "Deduplication").
+ * Reads one record per recovered message of a deduplicating queue (of
+ * every queue when an exchange deduplicates).
+ */
+static void
+rebuild_dedup(struct vhost *vh)
+{
+    bool exchanges = any_dedup_exchange(vh);
+    uint64_t now = node_ms(vh), wall_now = wr_wall_ms();
+    struct queue *q, *tmp;
+
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        if (!q->dedup && !exchanges)
+            continue;
+        for (size_t i = 0; i < q->ready.n; i++) {
+            const struct qentry *e = qd_at(&q->ready, i);
+            if (e->id & QE_PAGED)
+                rebuild_dedup_one(vh, q, e->pos, exchanges, now, wall_now);
+        }
+    }
+}
+
+/* ---- the deduplication snapshot of a clean stop
+ *
+ * At a clean stop every cache is written to <vhost dir>/dedup.snapshot:
+ *   "WDD1" | per object: u8 'q' or 'x' | shortstr name | dedup_save's
+ * and at the next start read back (into the objects that still have a
+ * cache), then removed at once: a snapshot is never read twice, since
+ * after a later crash it would bring back keys the caches had evicted
+ * since. A crash leaves no snapshot; the caches then come from the
+ * recovered messages (rebuild_dedup), which a snapshot makes needless.
+ */
+#define DEDUP_SNAPSHOT       "dedup.snapshot"
+#define DEDUP_SNAPSHOT_MAGIC "WDD1"
+
+static char *
+snapshot_path(const struct vhost *vh)
+{
+    size_t n = strlen(vh->store_dir) + sizeof("/" DEDUP_SNAPSHOT);
+    char *p = xmalloc(n);
+
+    snprintf(p, n, "%s/" DEDUP_SNAPSHOT, vh->store_dir);
+    return p;
+}
+
+static void
+save_one(struct buf *b, char kind, struct bytes name, const struct dedup *d,
+         uint64_t now, uint64_t wall)
+{
+    buf_put_u8(b, (uint8_t)kind);
+    buf_put_shortstr(b, name);
+    dedup_save(d, now, wall, b);
+}
+
+/* Writes the snapshot (nothing when no durable object deduplicates). */
+static void
+save_dedup(struct vhost *vh)
+{
+    uint64_t now = node_ms(vh), wall = wr_wall_ms();
+    struct buf b;
+    struct queue *q, *tmp;
+    char *path, err[256];
+    bool any = false;
+
+    /* A clustered vhost this node no longer serves has caches of the
+     * past: another node has served it since. */
+    if (!vh->store || !vh->store_dir || !vh->serving)
+        return;
+    buf_init(&b);
+    buf_append(&b, DEDUP_SNAPSHOT_MAGIC, 4);
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        if (q->dedup && q->durable) {
+            save_one(&b, 'q', bytes_of(q->name, q->name_len), q->dedup, now,
+                     wall);
+            any = true;
+        }
+    }
+    for (struct exchange *x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x)) {
+        struct dedup *d = ((struct xinfo *)x->user)->dedup;
+        if (d && x->durable) {
+            save_one(&b, 'x', bytes_of(x->name, x->name_len), d, now, wall);
+            any = true;
+        }
+    }
+    path = snapshot_path(vh);
+    if (any &&
+        store_write_file_atomic(path, b.data, b.len, err, sizeof(err)) != WR_OK)
+        log_warn("vhost '%s': deduplication caches not saved: %s", vh->name,
+                 err);
+    free(path);
+    buf_fini(&b);
+}
+
+/* The cache a snapshot entry goes to, or NULL. */
+static struct dedup *
+snapshot_target(struct vhost *vh, uint8_t kind, struct bytes name)
+{
+    struct exchange *x;
+    struct queue *q;
+
+    if (kind == 'q') {
+        q = vhost_queue_find(vh, name);
+        return q ? q->dedup : NULL;
+    }
+    x = kind == 'x' ? xreg_find(vh->xr, name) : NULL;
+    return x ? ((struct xinfo *)x->user)->dedup : NULL;
+}
+
+/* Reads the snapshot of the last clean stop, if any, and removes it.
+ * Returns true when one was read whole. */
+static bool
+load_dedup(struct vhost *vh)
+{
+    uint64_t now = node_ms(vh), wall = wr_wall_ms();
+    char *path = snapshot_path(vh), err[256];
+    struct buf b;
+    struct cursor c;
+    struct bytes magic, name;
+    uint8_t kind;
+    bool loaded = false;
+
+    buf_init(&b);
+    if (access(path, F_OK) != 0 ||
+        store_read_file(path, &b, err, sizeof(err)) != WR_OK)
+        goto out;
+    cur_init(&c, b.data, b.len);
+    if (!rd_bytes(&c, 4, &magic) ||
+        memcmp(magic.ptr, DEDUP_SNAPSHOT_MAGIC, 4) != 0)
+        goto bad;
+    while (c.left > 0) {
+        struct dedup *d, *scratch = NULL;
+
+        if (!rd_u8(&c, &kind) || !rd_shortstr(&c, &name))
+            goto bad;
+        d = snapshot_target(vh, kind, name);
+        if (!d) /* gone, or no cache any more: read past it */
+            d = scratch = dedup_new(1, -1, DEDUP_DEFAULT_HEADER);
+        bool ok = dedup_load(d, &c, now, wall);
+        dedup_free(scratch);
+        if (!ok)
+            goto bad;
+    }
+    loaded = true;
+    goto done;
+bad: /* a torn or foreign file: the log's messages still count */
+    log_warn("vhost '%s': %s is damaged; deduplication caches rebuilt from "
+             "the log only",
+             vh->name, path);
+done:
+    /* Read once only (see above). */
+    if (unlink(path) == 0)
+        store_sync_dir(vh->store_dir);
+    else
+        log_syserr("vhost '%s': cannot remove %s; remove it before the "
+                   "next start",
+                   vh->name, path);
+out:
+    buf_fini(&b);
+    free(path);
+    return loaded;
 }
 
 static void
@@ -211,6 +448,16 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
     for (size_t i = 0; i < rc.nunknown; i++)
         store_append_queue_delete(vh->store, rc.unknown[i]);
     free(rc.unknown);
+    delay__recovery_done(vh);
+    /* After a clean stop the snapshot has every key the caches held; after
+     * a crash the log's messages bring back theirs. */
+    if (!load_dedup(vh)) {
+        /* the journal first: its keys in their order, then those of
+         * messages it may have missed */
+        vhost__dedup_log_load(vh, node_ms(vh));
+        rebuild_dedup(vh);
+    }
+    vhost__dedup_log_open(vh, node_ms(vh));
     HASH_ITER(hh, vh->queues, q, tmp)
     {
         if (q->max_priority && q->ready.n)
@@ -219,6 +466,7 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
             queue_schedule(q);
     }
     vh->durable_lsn = store_durable_lsn(vh->store);
+    stream__open_all(vh);
     if (rc.count)
         log_info("vhost '%s': recovered %llu messages in %.3f s", vh->name,
                  (unsigned long long)rc.count,
@@ -231,6 +479,9 @@ vhost__close_store(struct vhost *vh)
 {
     struct vmove *mv, *tmp;
 
+    save_dedup(vh);
+    vhost__dedup_log_close(vh, node_ms(vh));
+    stream__close_all(vh); /* stops the sync thread */
     if (vh->store)
         store_close(vh->store);
     vh->store = NULL;
@@ -423,6 +674,8 @@ ev_moved(void *ctx, uint64_t qid, uint64_t id, uint64_t new_pos)
     struct qentry *e;
     struct vmove *mv;
 
+    if (delay__moved(vh, qid, id, new_pos))
+        return;
     HASH_FIND(qid_hh, vh->by_qid, &qid, sizeof(qid), q);
     e = q ? find_ready(q, id) : NULL;
     if (e) {
@@ -489,6 +742,7 @@ ev_failed(void *ctx, const char *why)
     {
         n += queue__drop_lost(q, vh->lost_from);
     }
+    delay__lost(vh, vh->lost_from);
     if (n)
         log_err("vhost '%s': %u queued messages whose records never "
                 "reached the disk were taken out of their queues",
@@ -573,6 +827,7 @@ node_poll(struct node *n)
     {
         if (vh->store)
             store_poll(vh->store, &ev, vh);
+        stream__poll(vh);
     }
 }
 
@@ -641,6 +896,8 @@ node_flush(struct node *n)
     {
         if (vh->store)
             store_flush(vh->store);
+        vhost__dedup_log_flush(vh, node_ms(vh));
+        stream__flush(vh); /* then hands both to the sync thread */
     }
 }
 

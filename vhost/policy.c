@@ -23,6 +23,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
+#include "vhost/stream_int.h"
 
 #include <jansson.h>
 #include <pcre2.h>
@@ -117,6 +118,177 @@ apply_limits(struct vhost *vh, json_t *value, struct vherr *err)
     return WR_OK;
 }
 
+/* ---- ha-* policy keys (RabbitMQ 3.10's classic mirrored queues)
+ *
+ * Warren keeps them (a vhost's log is what a cluster mirrors) and checks
+ * them as rabbit_mirror_queue_misc:validate_policy does, with its texts.
+ */
+
+/* A JSON value as RabbitMQ prints the Erlang term: <<"x">>, 5, [1]. */
+static void
+erl_term(json_t *v, struct buf *out)
+{
+    char *s;
+
+    if (json_is_string(v)) {
+        buf_printf(out, "<<\"%s\">>", json_string_value(v));
+        return;
+    }
+    if (json_is_array(v)) {
+        json_t *e;
+        size_t i;
+
+        buf_put_u8(out, '[');
+        json_array_foreach(v, i, e)
+        {
+            if (i)
+                buf_put_u8(out, ',');
+            erl_term(e, out);
+        }
+        buf_put_u8(out, ']');
+        return;
+    }
+    s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    buf_printf(out, "%s", s ? s : "?");
+    free(s);
+}
+
+static int ha_invalid(struct vherr *err, const char *fmt, json_t *v)
+    WR_PRINTF(2, 0);
+
+/* "Validation failed\n\n" + fmt with %s the term of v + "\n". */
+static int
+ha_invalid(struct vherr *err, const char *fmt, json_t *v)
+{
+    struct buf t;
+    int rc;
+
+    buf_init(&t);
+    if (v)
+        erl_term(v, &t);
+    buf_put_u8(&t, 0);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    rc = vherr_set(err, AMQP_PRECONDITION_FAILED, fmt, (const char *)t.data);
+#pragma GCC diagnostic pop
+    buf_fini(&t);
+    return rc;
+}
+
+static bool
+str_is(json_t *v, const char *a, const char *b)
+{
+    return json_is_string(v) && (strcmp(json_string_value(v), a) == 0 ||
+                                 strcmp(json_string_value(v), b) == 0);
+}
+
+static int
+check_ha_mode(json_t *mode, json_t *params, struct vherr *err)
+{
+    const char *m = json_is_string(mode) ? json_string_value(mode) : "";
+    json_t *bad, *e;
+    size_t i;
+    int rc;
+
+    if (strcmp(m, "all") == 0) {
+        if (params)
+            return ha_invalid(err,
+                              "Validation failed\n\nha-mode=\"all\" does "
+                              "not take parameters\n",
+                              NULL);
+        return WR_OK;
+    }
+    if (strcmp(m, "exactly") == 0) {
+        if (json_is_integer(params) && json_integer_value(params) > 0)
+            return WR_OK;
+        return ha_invalid(err,
+                          params ? "Validation failed\n\nha-mode=\"exactly\" "
+                                   "takes an integer, %s given\n"
+                                 : "Validation failed\n\nha-mode=\"exactly\" "
+                                   "takes an integer, none given\n",
+                          params);
+    }
+    if (strcmp(m, "nodes") == 0) {
+        if (!params)
+            return ha_invalid(err,
+                              "Validation failed\n\nha-mode=\"nodes\" "
+                              "takes a list, none given\n",
+                              NULL);
+        if (!json_is_array(params))
+            return ha_invalid(err,
+                              "Validation failed\n\nha-mode=\"nodes\" "
+                              "takes a list, %s given\n",
+                              params);
+        if (json_array_size(params) == 0)
+            return ha_invalid(err,
+                              "Validation failed\n\nha-mode=\"nodes\" "
+                              "list must be non-empty\n",
+                              NULL);
+        bad = json_array();
+        json_array_foreach(params, i, e)
+        {
+            if (!json_is_string(e))
+                json_array_append(bad, e);
+        }
+        rc = json_array_size(bad) == 0
+                 ? WR_OK
+                 : ha_invalid(err,
+                              "Validation failed\n\nha-mode=\"nodes\" "
+                              "takes a list of strings, %s was not a "
+                              "string\n",
+                              bad);
+        json_decref(bad);
+        return rc;
+    }
+    return ha_invalid(err,
+                      "Validation failed\n\n%s is not a valid ha-mode "
+                      "value\n",
+                      mode);
+}
+
+static int
+check_ha(json_t *def, struct vherr *err)
+{
+    json_t *mode = json_object_get(def, "ha-mode");
+    json_t *params = json_object_get(def, "ha-params");
+    json_t *sync = json_object_get(def, "ha-sync-mode");
+    json_t *batch = json_object_get(def, "ha-sync-batch-size");
+    json_t *shut = json_object_get(def, "ha-promote-on-shutdown");
+    json_t *fail = json_object_get(def, "ha-promote-on-failure");
+
+    if (!mode && !params && !sync && !batch && !shut && !fail)
+        return WR_OK;
+    if (!mode)
+        return ha_invalid(err,
+                          "Validation failed\n\nha-mode must be specified "
+                          "to specify ha-params, ha-sync-mode or "
+                          "ha-promote-on-shutdown\n",
+                          NULL);
+    if (check_ha_mode(mode, params, err) != WR_OK)
+        return WR_ERR;
+    if (sync && !str_is(sync, "manual", "automatic"))
+        return ha_invalid(err,
+                          "Validation failed\n\nha-sync-mode must be "
+                          "\"manual\" or \"automatic\", got %s\n",
+                          sync);
+    if (batch && !(json_is_integer(batch) && json_integer_value(batch) > 0))
+        return ha_invalid(err,
+                          "Validation failed\n\nha-sync-batch-size takes an "
+                          "integer greater than 0, %s given\n",
+                          batch);
+    if (shut && !str_is(shut, "always", "when-synced"))
+        return ha_invalid(err,
+                          "Validation failed\n\nha-promote-on-shutdown must "
+                          "be \"always\" or \"when-synced\", got %s\n",
+                          shut);
+    if (fail && !str_is(fail, "always", "when-synced"))
+        return ha_invalid(err,
+                          "Validation failed\n\nha-promote-on-failure must "
+                          "be \"always\" or \"when-synced\", got %s\n",
+                          fail);
+    return WR_OK;
+}
+
 /* Fills the identity and defaults of a stored item; checks its shape. */
 static int
 shape_item(enum node_kv kind, json_t *o, const char *vhost,
@@ -144,6 +316,9 @@ shape_item(enum node_kv kind, json_t *o, const char *vhost,
                              "policy '%s': priority must be an integer", name);
         if (!json_object_get(o, "apply-to"))
             json_object_set_new(o, "apply-to", json_string("all"));
+        if (kind == KV_POLICY &&
+            check_ha(json_object_get(o, "definition"), err) != WR_OK)
+            return WR_ERR;
         break;
     case KV_PARAMETER:
         json_object_set_new(o, "component", json_string(component));
@@ -401,6 +576,26 @@ name_of(json_t *pol)
     return s ? xstrdup(s) : NULL;
 }
 
+/* Quorum queues (on a single node, a durable queue with a delivery
+ * limit): the lowest of x-delivery-limit and the policies'
+ * delivery-limit, else 20 as in RabbitMQ 4; a negative argument means no
+ * limit. -1 for other queues. */
+static int64_t
+delivery_limit(const struct queue *q, json_t *pol, json_t *op)
+{
+    struct fvalue v;
+    int64_t lim = -1;
+
+    if (!q->quorum)
+        return -1;
+    if (ftable_find(q->args, "x-delivery-limit", &v) &&
+        fvalue_get_int(&v, &lim) && lim < 0)
+        return -1;
+    lowest(&lim, def_value(pol, "delivery-limit"));
+    lowest(&lim, def_value(op, "delivery-limit"));
+    return lim < 0 ? 20 : lim;
+}
+
 void
 queue__apply_settings(struct queue *q)
 {
@@ -423,6 +618,11 @@ queue__apply_settings(struct queue *q)
     arg_int(q, "x-max-length-bytes", &q->max_bytes);
     lowest(&q->max_bytes, def_value(pol, "max-length-bytes"));
     lowest(&q->max_bytes, def_value(op, "max-length-bytes"));
+    q->quorum = args__is_quorum(q->args);
+    q->delivery_limit = delivery_limit(q, pol, op);
+    arg_int(q, "x-consumer-timeout", &q->consumer_timeout_ms);
+    lowest(&q->consumer_timeout_ms, def_value(pol, "consumer-timeout"));
+    lowest(&q->consumer_timeout_ms, def_value(op, "consumer-timeout"));
     q->reject_publish = q->reject_publish_dlx = false;
     if (arg_or_policy_str(q, "x-overflow", pol, "overflow", &b)) {
         q->reject_publish = bytes_has_prefix(b, "reject-publish");
@@ -439,6 +639,9 @@ queue__apply_settings(struct queue *q)
                                     "dead-letter-routing-key", &b);
     if (q->has_dlrk)
         q->dlrk = dup_bytes(b);
+    if (stream__is_declared(q->args)) /* its own keys only (stream.c) */
+        stream__apply_policy(q, json_object_get(pol, "definition"),
+                             json_object_get(op, "definition"));
     free(q->policy);
     free(q->op_policy);
     q->policy = name_of(pol);

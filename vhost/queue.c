@@ -20,6 +20,7 @@
  */
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
+#include "vhost/stream_int.h"
 
 #include <stdlib.h>
 #include <utlist.h>
@@ -98,6 +99,12 @@ queue_consumer_count(const struct queue *q)
     return q->nconsumers;
 }
 
+int64_t
+queue_consumer_timeout_ms(const struct queue *q)
+{
+    return q->consumer_timeout_ms;
+}
+
 void
 queue_info(const struct queue *q, struct queue_info *out)
 {
@@ -111,6 +118,7 @@ queue_info(const struct queue *q, struct queue_info *out)
         .deleted = q->deleted,
         .locked = q->owner != NULL,
         .single_active = q->single_active,
+        .quorum = q->quorum,
         .args = q->args,
         .policy = q->policy,
         .op_policy = q->op_policy,
@@ -128,6 +136,16 @@ queue_info(const struct queue *q, struct queue_info *out)
         .stat_redeliver = q->stat_redeliver,
         .stat_expired = q->stat_expired,
     };
+    if (q->dedup) {
+        struct dedup_stats ds;
+
+        dedup_stats(q->dedup, &ds);
+        out->dedup = true;
+        out->dedup_entries = ds.entries;
+        out->dedup_size = ds.size;
+        out->dedup_dropped = ds.dropped;
+        out->memory += ds.memory;
+    }
 }
 
 /* ---- lifetime */
@@ -139,6 +157,8 @@ queue_ref(struct queue *q)
     q->refs++;
 }
 
+static void dcounts_free(struct queue *q);
+
 void
 queue_unref(struct queue *q)
 {
@@ -148,6 +168,7 @@ queue_unref(struct queue *q)
     WR_ASSERT(q->deleted && q->ready.n == 0 && q->unacked == 0);
     WR_ASSERT(!q->dirty);
     ring_fini(&q->ready);
+    dcounts_free(q);
     queue__consumers_fini(q);
     free(q->name);
     free((void *)q->args.ptr);
@@ -155,6 +176,8 @@ queue_unref(struct queue *q)
     free((void *)q->dlrk.ptr);
     free(q->policy);
     free(q->op_policy);
+    dedup_free(q->dedup);
+    stream__free(q);
     q->magic = 0;
     free(q);
 }
@@ -503,12 +526,62 @@ queue_get(struct queue *q, bool ack, struct qentry *out)
     return true;
 }
 
+/* Forgets how often the message of e came back. */
+static void
+dcount_forget(struct queue *q, uint64_t id)
+{
+    struct dcount *d;
+
+    id &= QE_ID_MASK;
+    HASH_FIND(hh, q->dcounts, &id, sizeof(id), d);
+    if (d) {
+        HASH_DEL(q->dcounts, d);
+        free(d);
+    }
+}
+
+/* The message of e comes back once more: true when that is more often
+ * than the queue's delivery limit allows (RabbitMQ's quorum queues count
+ * every return and drop, or dead-letter, past the limit). */
+static bool
+dcount_over(struct queue *q, uint64_t id)
+{
+    struct dcount *d;
+
+    id &= QE_ID_MASK;
+    HASH_FIND(hh, q->dcounts, &id, sizeof(id), d);
+    if (!d) {
+        d = xcalloc(1, sizeof(*d));
+        d->id = id;
+        HASH_ADD(hh, q->dcounts, id, sizeof(d->id), d);
+    }
+    return ++d->n > (uint64_t)q->delivery_limit;
+}
+
+static void
+dcounts_free(struct queue *q)
+{
+    struct dcount *d, *tmp;
+
+    HASH_ITER(hh, q->dcounts, d, tmp)
+    {
+        HASH_DEL(q->dcounts, d);
+        free(d);
+    }
+}
+
 void
 queue_ack(struct queue *q, struct qentry e)
 {
+    if (q->stream) {
+        stream__ack(q, e);
+        return;
+    }
     WR_ASSERT(q->unacked > 0);
     q->unacked--;
     q->stat_ack++;
+    if (q->dcounts)
+        dcount_forget(q, e.id);
     if (q->vh->moves)
         vhost__settle_moves(q->vh, e.msg, false);
     /* After a queue delete, the delete record covers it. */
@@ -530,11 +603,21 @@ queue_reject(struct queue *q, struct qentry e)
 void
 queue_requeue(struct queue *q, struct qentry e)
 {
+    if (q->stream) {
+        stream__requeue(q, e);
+        return;
+    }
     WR_ASSERT(q->unacked > 0);
     q->unacked--;
     if (q->deleted || is_lost(q, e.id)) {
         /* gone, or never on disk after the log failed (nacked) */
         message_unref(e.msg);
+    } else if (q->delivery_limit >= 0 && dcount_over(q, e.id)) {
+        q->unacked++; /* queue_ack settles it */
+        q->stat_ack--;
+        deadletter__add(q, e.msg, DL_DELIVERY_LIMIT);
+        queue_ack(q, e);
+        return;
     } else {
         if (q->vh->moves)
             vhost__settle_moves(q->vh, e.msg, true);
@@ -563,6 +646,10 @@ queue__drop_ready(struct queue *q, bool log_acks)
     q->ready_bytes = 0;
     q->ready_paged = 0;
     qd_maybe_shrink(&q->ready);
+    /* Counts of messages no longer in the queue go too (the others come
+     * back with their deliveries). */
+    if (q->unacked == 0)
+        dcounts_free(q);
     return n;
 }
 
@@ -618,6 +705,10 @@ queue_dispatch(struct queue *q)
     struct consumer *c;
     struct qentry e;
 
+    if (q->stream) {
+        stream__dispatch(q);
+        return;
+    }
     if (q->may_expire)
         queue_expire(q);
     while (!q->deleted && load_head(q) && (c = queue__pick_consumer(q))) {

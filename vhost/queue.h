@@ -15,6 +15,7 @@
 struct queue;
 struct consumer;
 struct vh_owner;
+struct stream_reader;
 
 #define QE_REDELIVERED (UINT64_C(1) << 63)
 /* The body is on disk only: `pos` is valid, `msg` is not. */
@@ -80,6 +81,8 @@ struct consumer {
      * room, on q->blocked once found without it, until woken. */
     struct consumer *dnext, *dprev;
     bool blocked;
+    /* On a stream queue: where it reads (vhost/stream.c). */
+    struct stream_reader *sreader;
 };
 
 void queue_ref(struct queue *q);
@@ -137,6 +140,10 @@ struct consumer *queue_consumer_next(const struct queue *q,
 struct bytes queue_name(const struct queue *q);
 /* How many consumers are registered. */
 uint32_t queue_consumer_count(const struct queue *q);
+/* How long a delivery from q may wait for its ack (x-consumer-timeout,
+ * or the consumer-timeout of a policy: the lowest), in ms; -1 = the
+ * node's consumer_timeout. */
+int64_t queue_consumer_timeout_ms(const struct queue *q);
 
 /*
  * A snapshot of a queue, for readers outside vhost/ (the management API;
@@ -152,6 +159,7 @@ struct queue_info {
     bool deleted;       /* deleted, still held by a delivery or a sample */
     bool locked;        /* exclusive to a connection (its owner) */
     bool single_active; /* x-single-active-consumer */
+    bool quorum;        /* x-queue-type = quorum */
     struct bytes args;
     const char *policy;    /* applied policy's name, or NULL */
     const char *op_policy; /* applied operator policy's name, or NULL */
@@ -164,6 +172,9 @@ struct queue_info {
     uint64_t memory;      /* what the queue holds in memory, all told */
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
+    bool dedup; /* x-message-deduplication: the cache's figures follow */
+    uint32_t dedup_entries, dedup_size;
+    uint64_t dedup_dropped; /* duplicates not enqueued */
 };
 
 void queue_info(const struct queue *q, struct queue_info *out);

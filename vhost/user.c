@@ -184,6 +184,7 @@ node_user_put(struct node *n, const char *name, const char *password,
         u->name = xstrdup(name);
         u->password_hash = xstrdup("");
         u->hashing_algorithm = xstrdup(ALG_SHA256);
+        u->max_connections = u->max_channels = USER_LIMIT_UNSET;
         HASH_ADD_KEYPTR(hh, n->users, u->name, strlen(u->name), u);
     }
     if (password) {
@@ -217,6 +218,109 @@ node_user_delete(struct node *n, const char *name, struct vherr *err)
     user_free(u);
     node_defs_changed(n);
     return WR_OK;
+}
+
+/* ---- user limits */
+
+static int64_t *
+limit_field(struct user *u, const char *name)
+{
+    if (strcmp(name, "max-connections") == 0)
+        return &u->max_connections;
+    if (strcmp(name, "max-channels") == 0)
+        return &u->max_channels;
+    return NULL;
+}
+
+static int
+set_limit(struct node *n, const char *user, const char *name, int64_t value,
+          struct vherr *err)
+{
+    struct user *u = node_user_find(n, user);
+    int64_t *f;
+
+    if (!u)
+        return vherr_set(err, AMQP_NOT_FOUND, "no user '%s'", user);
+    if (!(f = limit_field(u, name)))
+        return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                         "Unrecognised terms [{<<\"%s\">>,%lld}] in "
+                         "user-limits",
+                         name, (long long)value);
+    *f = value;
+    node_defs_changed(n);
+    return WR_OK;
+}
+
+int
+node_user_set_limit(struct node *n, const char *user, const char *name,
+                    int64_t value, struct vherr *err)
+{
+    return set_limit(n, user, name, value, err);
+}
+
+int
+node_user_clear_limit(struct node *n, const char *user, const char *name,
+                      struct vherr *err)
+{
+    return set_limit(n, user, name, USER_LIMIT_UNSET, err);
+}
+
+static bool
+at_limit(int64_t limit, uint32_t open)
+{
+    return limit >= 0 && open >= (uint64_t)limit;
+}
+
+int
+node_user_connection_admit(struct node *n, const char *user, struct vherr *err)
+{
+    struct user *u = node_user_find(n, user);
+
+    if (!u)
+        return WR_OK;
+    if (at_limit(u->max_connections, u->connections))
+        return vherr_set(err, AMQP_NOT_ALLOWED,
+                         "connection refused for user '%s': user connection "
+                         "limit (%lld) is reached",
+                         user, (long long)u->max_connections);
+    u->connections++;
+    return WR_OK;
+}
+
+/* A user deleted and created again while its connections live starts
+ * from 0: the counts never go below. */
+void
+node_user_connection_leave(struct node *n, const char *user)
+{
+    struct user *u = node_user_find(n, user);
+
+    if (u && u->connections)
+        u->connections--;
+}
+
+int
+node_user_channel_admit(struct node *n, const char *user, struct vherr *err)
+{
+    struct user *u = node_user_find(n, user);
+
+    if (!u)
+        return WR_OK;
+    if (at_limit(u->max_channels, u->channels))
+        return vherr_set(err, AMQP_NOT_ALLOWED,
+                         "number of channels opened for user '%s' has reached "
+                         "the maximum allowed user limit of (%lld)",
+                         user, (long long)u->max_channels);
+    u->channels++;
+    return WR_OK;
+}
+
+void
+node_user_channel_leave(struct node *n, const char *user)
+{
+    struct user *u = node_user_find(n, user);
+
+    if (u && u->channels)
+        u->channels--;
 }
 
 void

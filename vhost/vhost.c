@@ -12,7 +12,9 @@
  */
 #include "vhost/vhost.h"
 #include "vhost/vhost_int.h"
+#include "vhost/stream_int.h"
 
+#include "store/fsyncer.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -78,6 +80,18 @@ void
 vhost_set_repl_limit(struct vhost *vh, uint64_t lsn)
 {
     vh->repl_limit = lsn;
+}
+
+uint64_t
+vhost_streams_durable(const struct vhost *vh)
+{
+    return vh->stream_durable;
+}
+
+bool
+vhost_streams_failed(const struct vhost *vh)
+{
+    return vh->stream_failed;
 }
 
 bool
@@ -175,6 +189,9 @@ exchange_create(struct vhost *vh, struct bytes name, enum exchange_type t,
 
     x = xreg_add(vh->xr, name, t, durable, auto_delete, internal, args);
     x->user = xcalloc(1, sizeof(struct xinfo));
+    ((struct xinfo *)x->user)->dedup = dedup_from_args(args);
+    if (t == EXCHANGE_DELAYED)
+        delay__exchange_added(vh, x);
     if (durable)
         node_defs_changed(vh->node);
     return x;
@@ -220,6 +237,8 @@ vhost__free(struct vhost *vh)
     for (x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x))
         binding__remove_all_out(vh, x);
     while ((x = xreg_first(vh->xr)) != NULL) {
+        dedup_free(((struct xinfo *)x->user)->dedup);
+        delay__exchange_removed(vh, x);
         free(x->user);
         xreg_remove(vh->xr, x);
     }
@@ -274,6 +293,25 @@ exchange_equiv(struct exchange *x, enum exchange_type t,
     return args__equiv_exchange(x->args, d->args, r, err);
 }
 
+/* The x-delayed-message plugin's validate: an existing type named by
+ * x-delayed-type (its text, typos and all), else check_type's 503. */
+static int
+delayed_type_check(struct bytes args, struct vherr *err)
+{
+    enum exchange_type t;
+    struct fvalue v;
+    bool unknown;
+
+    if (exchange_delayed_type(args, &t, &unknown) == WR_OK)
+        return WR_OK;
+    if (unknown && ftable_find(args, "x-delayed-type", &v))
+        return vherr_set(err, AMQP_COMMAND_INVALID,
+                         "unknown exchange type '%.*s'", BYTES_FMT(v.v.str));
+    return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                     "Invalid argument, 'x-delayed-type' must bean existing "
+                     "exchnage type");
+}
+
 int
 vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
                        struct vherr *err)
@@ -307,7 +345,7 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
                          "exchange name '%.*s' contains reserved prefix "
                          "'amq.*'",
                          BYTES_FMT(d->name));
-    if (args__check_exchange(d->args, r, err) != WR_OK)
+    if (args__check_exchange(d->args, t, r, err) != WR_OK)
         return WR_ERR;
     /* An alternate exchange: RabbitMQ wants read on this exchange and
      * write on the alternate. */
@@ -316,6 +354,8 @@ vhost_exchange_declare(struct vhost *vh, const struct exchange_decl *d,
                           err) != WR_OK ||
          vhost_perm_check(vh, d->owner->user, PERM_WRITE, "exchange", ae.v.str,
                           err) != WR_OK))
+        return WR_ERR;
+    if (t == EXCHANGE_DELAYED && delayed_type_check(d->args, err) != WR_OK)
         return WR_ERR;
     exchange_create(vh, d->name, t, d->durable, d->auto_delete, d->internal,
                     d->args);
@@ -334,6 +374,10 @@ vhost__exchange_delete(struct vhost *vh, struct exchange *x)
     binding__remove_all_in(vh, &xi->in);
     if (x->durable)
         node_defs_changed(vh->node);
+    if (xi->dedup && x->durable)
+        vhost__dedup_log_forget(vh, 'X', bytes_of(x->name, x->name_len));
+    dedup_free(xi->dedup);
+    delay__exchange_removed(vh, x);
     free(xi);
     xreg_remove(vh->xr, x);
 }
@@ -441,6 +485,7 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
     }
     q->single_active = ftable_find(q->args, "x-single-active-consumer", &v) &&
                        v.type == 't' && v.v.b;
+    q->dedup = dedup_from_args(q->args);
     if (d->exclusive) {
         q->owner = d->owner;
         DL_APPEND2(d->owner->exclusive, q, owner_prev, owner_next);
@@ -451,6 +496,7 @@ queue_create(struct vhost *vh, const struct queue_decl *d, bool durable)
         HASH_ADD(qid_hh, vh->by_qid, qid, sizeof(q->qid), q);
         node_defs_changed(vh->node);
     }
+    stream__init(q);
     return q;
 }
 
@@ -496,9 +542,12 @@ vhost_queue_declare(struct vhost *vh, const struct queue_decl *d,
                          "'%s' (%lld) is reached",
                          BYTES_FMT(d->name), vh->name,
                          (long long)vh->max_queues);
-    if (args__check_queue(d->args, r, err) != WR_OK)
+    if (stream__check_decl(d, err) != WR_OK ||
+        args__check_queue(d->args, r, d->durable, d->exclusive, d->auto_delete,
+                          err) != WR_OK)
         return WR_ERR;
     *out = queue_create(vh, d, durable);
+    vh->node->queues_created++;
     return WR_OK;
 }
 
@@ -511,9 +560,12 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     q->deleted = true;
     HASH_DEL(vh->queues, q);
     vh->nqueues--;
+    vh->node->queues_deleted++;
     if (q->durable) {
         HASH_DELETE(qid_hh, vh->by_qid, q);
         node_defs_changed(vh->node);
+        if (q->dedup)
+            vhost__dedup_log_forget(vh, 'Q', bytes_of(q->name, q->name_len));
     }
     /* One record drops every logged message of the queue, ready or out
      * for delivery; their later acks are no-ops. */
@@ -522,6 +574,8 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
         DL_DELETE2(q->owner->exclusive, q, owner_prev, owner_next);
     q->owner = NULL;
     queue__cancel_consumers(q);
+    if (q->stream)
+        stream__delete(q);
     binding__remove_all_in(vh, &q->bindings);
     n = queue__drop_ready(q, false);
     queue_unref(q);
@@ -598,7 +652,9 @@ vhost_bind(struct vhost *vh, struct bytes src, struct bytes dest,
                         err) != WR_OK)
         return WR_ERR;
     buf_init(&why);
-    rc = exchange_check_binding_args(sx, args, &why);
+    rc = exchange_check_binding_key(sx, key, &why);
+    if (rc == WR_OK)
+        rc = exchange_check_binding_args(sx, args, &why);
     if (rc != WR_OK) {
         vherr_set(err, AMQP_PRECONDITION_FAILED, "%.*s", (int)why.len,
                   (const char *)why.data);
@@ -656,41 +712,111 @@ vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
     vhost_publish_to(vh, x, rk, headers, m, NULL, NULL, res);
 }
 
-void
-vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
-                 struct bytes headers, struct message *m,
-                 bool (*keep)(void *arg, struct queue *q), void *arg,
-                 struct publish_result *res)
+/* ---- deduplication at publish (x-message-deduplication, dedup.h) */
+
+bool
+vhost_exchange_dedup(const struct exchange *x, uint32_t *entries,
+                     uint32_t *size, uint64_t *dropped)
 {
-    struct queue *q, **qs;
-    size_t n;
+    const struct dedup *d = ((const struct xinfo *)x->user)->dedup;
+    struct dedup_stats ds;
 
-    memset(res, 0, sizeof(*res));
-    if (x == NULL || x->name_len == 0) {
-        q = vhost_queue_find(vh, rk);
-        qs = &q;
-        n = q ? 1 : 0;
-    } else {
-        routeset_reset(&vh->rs);
-        exchange_route(vh->xr, x, rk, headers, &vh->rs);
-        qs = (struct queue **)vh->rs.queues;
-        n = vh->rs.n;
-    }
-    if (keep) {
-        size_t k = 0;
+    if (!d)
+        return false;
+    dedup_stats(d, &ds);
+    *entries = ds.entries;
+    *size = ds.size;
+    *dropped = ds.dropped;
+    return true;
+}
 
-        for (size_t i = 0; i < n; i++) {
-            if (keep(arg, qs[i]))
-                qs[k++] = qs[i];
+static uint64_t
+now_ms(const struct vhost *vh)
+{
+    return node_now(vh->node) / 1000;
+}
+
+/* A duplicate's confirm waits for its original's key to be durable too:
+ * the journal's sync batch now open covers it (fsync = always). */
+static void
+duplicate_waits(struct vhost *vh, struct publish_result *res)
+{
+    if (vh->stream_sync && vh->node->opts.fsync == STORE_FSYNC_ALWAYS)
+        res->sync = fsyncer_ticket(vh->stream_sync);
+}
+
+/* The exchange's cache, if it has one: true when m is a duplicate there
+ * (res says so, with the original's LSN for the confirm). */
+static bool
+exchange_duplicate(struct vhost *vh, struct exchange *x, struct bytes headers,
+                   struct message *m, struct publish_result *res)
+{
+    struct dedup *d = x ? ((struct xinfo *)x->user)->dedup : NULL;
+    uint64_t lsn;
+
+    if (!d || !dedup_check(d, headers, message_props(m), now_ms(vh), &lsn))
+        return false;
+    res->duplicate = true;
+    res->lsn = lsn;
+    duplicate_waits(vh, res);
+    return true;
+}
+
+/* Leaves out of qs[0..n) the queues whose cache holds m's key. Returns
+ * how many are left; the others' caches keep m's key for
+ * remember_in_queue. */
+static size_t
+drop_queue_duplicates(struct vhost *vh, struct queue **qs, size_t n,
+                      struct bytes headers, struct message *m,
+                      struct publish_result *res)
+{
+    uint64_t lsn;
+    size_t left = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct dedup *d = qs[i]->dedup;
+
+        if (d && dedup_check(d, headers, message_props(m), now_ms(vh), &lsn)) {
+            res->duplicate = true;
+            res->lsn = WR_MAX(res->lsn, lsn);
+            duplicate_waits(vh, res);
+            continue;
         }
-        n = k;
+        qs[left++] = qs[i];
     }
+    return left;
+}
+
+/* q took m (logged at lsn): its cache remembers m's key, durably when
+ * both are (dedup_log.c; res then waits for the key's sync). */
+static void
+remember_in_queue(struct vhost *vh, struct queue *q, uint64_t lsn,
+                  struct publish_result *res)
+{
+    uint8_t h[16];
+    uint64_t until, now = now_ms(vh);
+
+    if (q->dedup && dedup_commit_out(q->dedup, now, lsn, h, &until) && lsn &&
+        q->durable)
+        vhost__dedup_log_key(vh, 'q', bytes_of(q->name, q->name_len), h, until,
+                             now, res);
+}
+
+/* Logs m when it must be and pushes it to qs[0..n), n >= 1. */
+static void
+push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
+            struct publish_result *res)
+{
+    /* Streams take it into their own logs (stream.c). */
+    n = stream__publish(m, qs, n, res);
     if (n == 0)
         return;
     if (vh->node->lazy && vh->store) {
         res->lsn =
             vhost__publish_paged(vh, m, qs, n, &res->refused, &res->rejected);
-        res->nqueues = res->refused ? 0 : n;
+        res->nqueues += res->refused ? 0 : n;
+        for (size_t i = 0; i < n && !res->refused && !res->rejected; i++)
+            remember_in_queue(vh, qs[i], res->lsn, res);
         return;
     }
     /* Persistent and routed to durable queues: one record for all of
@@ -703,8 +829,114 @@ vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
     for (size_t i = 0; i < n; i++) {
         if (!queue_push(qs[i], m))
             res->rejected = true;
+        else if (qs[i]->dedup)
+            remember_in_queue(vh, qs[i], res->lsn, res);
         if (qs[i]->nconsumers && qs[i]->ready.n > 100000)
             res->feeds_waiting = true;
     }
-    res->nqueues = n;
+    res->nqueues += n;
+}
+
+static void publish_keys(struct vhost *vh, struct exchange *x,
+                         const struct bytes *rks, size_t nrk,
+                         struct bytes headers, struct message *m,
+                         bool (*keep)(void *arg, struct queue *q), void *arg,
+                         struct publish_result *res);
+
+void
+vhost_publish_keys(struct vhost *vh, struct exchange *x,
+                   const struct bytes *rks, size_t nrk, struct bytes headers,
+                   struct message *m, struct publish_result *res)
+{
+    publish_keys(vh, x, rks, nrk, headers, m, NULL, NULL, res);
+}
+
+void
+vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
+                 struct bytes headers, struct message *m,
+                 bool (*keep)(void *arg, struct queue *q), void *arg,
+                 struct publish_result *res)
+{
+    publish_keys(vh, x, &rk, 1, headers, m, keep, arg, res);
+}
+
+/* The queues m goes to, by x's type or, for the default exchange, by
+ * name: in vh->rs, or in *one when that is the only lookup. */
+static size_t
+route_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
+           size_t nrk, struct bytes headers, struct message *m,
+           struct queue **one, struct queue ***qs, struct publish_result *res)
+{
+    if ((x == NULL || x->name_len == 0) && nrk == 1) {
+        *one = vhost_queue_find(vh, rks[0]);
+        *qs = one;
+        return *one ? 1 : 0;
+    }
+    routeset_reset(&vh->rs);
+    if (x == NULL || x->name_len == 0) {
+        for (size_t i = 0; i < nrk; i++) {
+            struct queue *q = vhost_queue_find(vh, rks[i]);
+
+            if (q)
+                routeset_add(&vh->rs, q);
+        }
+    } else {
+        /* (the header is looked for only where it could matter) */
+        vh->rs.hold_delayed = vh->delayed && delay__wanted(headers);
+        exchange_route_keys(vh->xr, x, rks, nrk, headers, message_props(m),
+                            &vh->rs);
+        if (vh->rs.held_n)
+            delay__hold_reached(vh, &vh->rs, headers, m, res);
+    }
+    *qs = (struct queue **)vh->rs.queues;
+    return vh->rs.n;
+}
+
+static void
+publish_keys(struct vhost *vh, struct exchange *x, const struct bytes *rks,
+             size_t nrk, struct bytes headers, struct message *m,
+             bool (*keep)(void *arg, struct queue *q), void *arg,
+             struct publish_result *res)
+{
+    struct queue *one, **qs;
+    uint64_t dup_lsn;
+    size_t n;
+
+    memset(res, 0, sizeof(*res));
+    if (exchange_duplicate(vh, x, headers, m, res))
+        return;
+    if (x && x->type == EXCHANGE_DELAYED &&
+        delay__publish(vh, x, headers, m, res)) {
+        qs = NULL; /* held back: routed when due (delay.c) */
+        n = 0;
+    } else {
+        n = route_keys(vh, x, rks, nrk, headers, m, &one, &qs, res);
+    }
+    if (keep) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            if (keep(arg, qs[i]))
+                qs[k++] = qs[i];
+        }
+        n = k;
+    }
+    n = drop_queue_duplicates(vh, qs, n, headers, m, res);
+    dup_lsn = res->lsn;
+    if (n > 0)
+        push_routed(vh, m, qs, n, res);
+    res->lsn = WR_MAX(res->lsn, dup_lsn);
+    /* (A dead-lettering cycle back into x while pushing would have
+     * replaced x's pending key: that key is then not remembered.) */
+    if (x && ((struct xinfo *)x->user)->dedup && !res->refused &&
+        !res->rejected) {
+        uint8_t h[16];
+        uint64_t until, now = now_ms(vh);
+
+        if (dedup_commit_out(((struct xinfo *)x->user)->dedup, now, res->lsn, h,
+                             &until) &&
+            res->lsn && x->durable)
+            vhost__dedup_log_key(vh, 'x', bytes_of(x->name, x->name_len), h,
+                                 until, now, res);
+    }
 }

@@ -87,6 +87,10 @@ uint64_t vhost_durable_lsn(const struct vhost *vh);
  * (UINT64_MAX, the default: no limit). */
 void vhost_set_repl_limit(struct vhost *vh, uint64_t lsn);
 bool vhost_log_failed(const struct vhost *vh);
+/* The stream sync batch up to which vh's stream appends are durable
+ * (publish_result.sync), and whether its stream sync failed. */
+uint64_t vhost_streams_durable(const struct vhost *vh);
+bool vhost_streams_failed(const struct vhost *vh);
 /* Why persistent publishes to vh are refused (basic.nack), as a phrase
  * for a log line, or NULL when they are not: "the disk is full" while
  * its log waits for disk space, "its message log has failed". */
@@ -103,6 +107,21 @@ void vhost_connection_leave(struct vhost *vh);
 struct queue *vhost_queue_next(const struct vhost *vh, const struct queue *q);
 struct exchange *vhost_exchange_next(const struct vhost *vh,
                                      struct exchange *x);
+
+/* The messages an x-delayed-message exchange holds back (0 for other
+ * types): management's messages_delayed. */
+uint64_t vhost_exchange_delayed_count(const struct exchange *x);
+/* How on time an x-delayed-message exchange has been since it was
+ * declared or recovered (all 0 for other types): messages routed when
+ * due, how many of them more than 10 ms after their due time (a restart
+ * makes the overdue ones late), and the largest lateness. */
+struct delay_stats {
+    uint64_t routed;
+    uint64_t late_10ms;
+    uint64_t max_late_us;
+};
+void vhost_exchange_delay_stats(const struct exchange *x,
+                                struct delay_stats *out);
 
 /* Looks an exchange up ("" is the default exchange). Borrowed or NULL. */
 struct exchange *vhost_exchange_find(struct vhost *vh, struct bytes name);
@@ -164,12 +183,17 @@ int vhost_unbind(struct vhost *vh, struct bytes src, struct bytes dest,
 struct publish_result {
     size_t nqueues;     /* queues that took the message */
     uint64_t lsn;       /* its log record's LSN; 0 when not logged */
+    uint64_t sync;      /* the stream sync batch its stream appends wait
+                           for (vhost_streams_durable); 0 = none */
     bool refused;       /* the log has failed: persistent publishes are
                            refused (the publisher gets basic.nack) */
     bool rejected;      /* a queue at its length limit refused it
                            (reject-publish): basic.nack */
     bool feeds_waiting; /* a queue it went to has consumers and a
                            backlog: flow control under saturation */
+    bool duplicate;     /* dropped as a duplicate (x-message-deduplication
+                           of the exchange, or of every queue it reached):
+                           confirmed once lsn is durable, never returned */
 };
 
 /*
@@ -180,6 +204,12 @@ struct publish_result {
 void vhost_publish(struct vhost *vh, struct exchange *x, struct bytes rk,
                    struct bytes headers, struct message *m,
                    struct publish_result *res);
+/* The same with several routing keys (the publish's, then those of its
+ * CC and BCC headers): a queue matched by several keys gets m once. */
+void vhost_publish_keys(struct vhost *vh, struct exchange *x,
+                        const struct bytes *rks, size_t nrk,
+                        struct bytes headers, struct message *m,
+                        struct publish_result *res);
 /* The same, pushing only to the routed queues for which keep(arg, q)
  * says true (dead-lettering leaves out queues that would close a cycle). */
 void vhost_publish_to(struct vhost *vh, struct exchange *x, struct bytes rk,
@@ -197,6 +227,14 @@ int vhost_perm_check(struct vhost *vh, const char *user, enum perm_kind kind,
                      const char *what, struct bytes name, struct vherr *err);
 /* May the user open the vhost at all (has any permission entry)? */
 bool vhost_user_has_access(struct vhost *vh, const char *user);
+
+/*
+ * An exchange's deduplication cache (x-message-deduplication): false
+ * when it has none; otherwise its entries, size and the duplicates it
+ * dropped.
+ */
+bool vhost_exchange_dedup(const struct exchange *x, uint32_t *entries,
+                          uint32_t *size, uint64_t *dropped);
 
 /* ---- bindings (binding.c) */
 

@@ -8,6 +8,7 @@
 #define WARREN_VHOST_INT_H
 
 #include "vhost/node.h"
+#include "vhost/dedup.h"
 #include "base/ring.h"
 #include "amqp/amqp_props.h"
 #include "amqp/ftable.h"
@@ -34,14 +35,18 @@ struct queue {
     bool auto_delete;
     bool deleted;
     bool had_consumer;
-    bool dirty;          /* on the node's dispatch list */
-    bool may_expire;     /* has x-message-ttl or got a message with TTL */
-    int64_t ttl_ms;      /* x-message-ttl; -1 = none */
-    int64_t expires_ms;  /* x-expires; -1 = none */
-    uint64_t used_us;    /* last declare, basic.get or consumer (x-expires);
-                            0 = not yet (a recovered queue) */
-    int64_t max_len;     /* x-max-length; -1 = none */
-    int64_t max_bytes;   /* x-max-length-bytes; -1 = none */
+    bool dirty;         /* on the node's dispatch list */
+    bool may_expire;    /* has x-message-ttl or got a message with TTL */
+    int64_t ttl_ms;     /* x-message-ttl; -1 = none */
+    int64_t expires_ms; /* x-expires; -1 = none */
+    uint64_t used_us;   /* last declare, basic.get or consumer (x-expires);
+                           0 = not yet (a recovered queue) */
+    int64_t max_len;    /* x-max-length; -1 = none */
+    int64_t max_bytes;  /* x-max-length-bytes; -1 = none */
+    int64_t consumer_timeout_ms; /* x-consumer-timeout; -1 = none */
+    bool quorum;                 /* x-queue-type = quorum */
+    int64_t delivery_limit;      /* quorum: returns allowed; -1 = none */
+    struct dcount *dcounts;      /* quorum: by message id */
     bool reject_publish; /* x-overflow reject-publish(-dlx), else drop-head */
     bool reject_publish_dlx; /* x-overflow reject-publish-dlx */
     uint8_t max_priority;    /* x-max-priority; 0 = not a priority queue */
@@ -72,6 +77,9 @@ struct queue {
     UT_hash_handle qid_hh; /* in vhost.by_qid */
     uint64_t stat_publish, stat_deliver, stat_ack, stat_redeliver;
     uint64_t stat_expired;
+    struct dedup *dedup; /* x-message-deduplication, or NULL (dedup.h) */
+    /* x-queue-type stream (stream.c), or NULL */
+    struct stream *stream;
     UT_hash_handle hh;
 };
 
@@ -102,8 +110,26 @@ struct vhost {
      * reached the disk; they were taken out of their queues (their
      * publishers got basic.nack). UINT64_MAX until then. */
     uint64_t lost_from;
-    struct buf scratch;  /* meta encoding, reads from the log */
-    struct vmove *moves; /* positions moved while deliveries were out */
+    struct buf scratch;     /* meta encoding, reads from the log */
+    struct vmove *moves;    /* positions moved while deliveries were out */
+    struct delayx *delayed; /* x-delayed-message exchanges (delay.c) */
+    /* streams with appends or offsets to write (stream.c) */
+    struct stream *stream_dirty;
+    /* stream durability (stream.c): the sync thread, the streams written
+     * since their last sync batch, the last batch seen synced, whether
+     * its failure was seen, when the last batch was handed over (ms) */
+    struct fsyncer *stream_sync;
+    struct stream *stream_unsynced;
+    uint64_t stream_durable;
+    bool stream_failed;
+    uint64_t stream_sync_ms;
+    /* the deduplication journal (dedup_log.c): open for appends
+     * (dedup_fd, -1 after a failure), records not written yet, its size
+     * after the last rewrite and now */
+    bool dedup_open;
+    int dedup_fd;
+    struct buf dedup_jbuf;
+    uint64_t dedup_base, dedup_size;
     UT_hash_handle hh;
 };
 
@@ -111,16 +137,27 @@ struct vhost {
 
 /* Per-exchange data the vhost keeps in exchange.user. */
 struct xinfo {
-    struct binding *out; /* bindings with this exchange as source */
-    struct binding *in;  /* bindings with this exchange as destination */
+    struct binding *out;  /* bindings with this exchange as source */
+    struct binding *in;   /* bindings with this exchange as destination */
+    struct dedup *dedup;  /* x-message-deduplication, or NULL (dedup.h) */
+    struct delayx *delay; /* x-delayed-message: its pending messages */
 };
 
 /* Why a message left its queue for a dead-letter exchange: RabbitMQ's
  * x-death reasons. */
 enum dl_reason {
-    DL_REJECTED, /* basic.reject / basic.nack with requeue=false */
-    DL_EXPIRED,  /* message TTL */
-    DL_MAXLEN,   /* x-max-length(-bytes): drop-head, reject-publish-dlx */
+    DL_REJECTED,       /* basic.reject / basic.nack with requeue=false */
+    DL_EXPIRED,        /* message TTL */
+    DL_MAXLEN,         /* x-max-length(-bytes): drop-head, reject-publish-dlx */
+    DL_DELIVERY_LIMIT, /* quorum queues: returned too often */
+};
+
+/* How often a message of a quorum queue came back (requeued), while it
+ * is in the queue: only messages that came back have one. */
+struct dcount {
+    uint64_t id; /* the message's id (QE_ID_MASK) */
+    uint32_t n;
+    UT_hash_handle hh;
 };
 
 /* A message on its way to a dead-letter exchange. */
@@ -160,6 +197,7 @@ struct node {
      * expire (x-expires); UINT64_MAX = none known. The server's expire
      * timer fires then (node_next_expiry). */
     uint64_t next_expiry_us;
+    uint64_t queues_created, queues_deleted; /* node_queue_churn */
 };
 
 /* node.c: something may expire at t (node time). */
@@ -232,6 +270,33 @@ void vhost__log_queue_delete(struct vhost *vh, struct queue *q);
 int vhost__page_in(struct vhost *vh, struct qentry *e);
 void vhost__settle_moves(struct vhost *vh, struct message *m, bool requeued);
 
+/* delay.c: x-delayed-message exchanges. added/removed keep an
+ * exchange's pending messages (removed drops them, in the log too);
+ * publish holds m back when its x-delay says so and returns true (res
+ * filled: lsn of a persistent record, or refused); the log's recovery
+ * hands over the records of a delayed exchange's queue id (recovered
+ * returns false for any other), then recovery_done reads their due
+ * times; moved and lost follow compaction and a failed log. */
+struct publish_result;
+void delay__exchange_added(struct vhost *vh, struct exchange *x);
+void delay__exchange_removed(struct vhost *vh, struct exchange *x);
+bool delay__publish(struct vhost *vh, struct exchange *x, struct bytes headers,
+                    struct message *m, struct publish_result *res);
+bool delay__recovered(struct vhost *vh, uint64_t qid, uint64_t id,
+                      uint64_t pos);
+void delay__recovery_done(struct vhost *vh);
+bool delay__moved(struct vhost *vh, uint64_t qid, uint64_t id,
+                  uint64_t new_pos);
+void delay__lost(struct vhost *vh, uint64_t from);
+/* Whether headers' x-delay holds a message back (routing then stops at
+ * delayed exchanges reached through bindings: routeset.hold_delayed);
+ * hold_reached holds m back at each exchange rs->held names, adding to
+ * res (the largest LSN; refused if any refused it). */
+bool delay__wanted(struct bytes headers);
+void delay__hold_reached(struct vhost *vh, const struct routeset *rs,
+                         struct bytes headers, struct message *m,
+                         struct publish_result *res);
+
 /* vhostdir.c: <data_dir>/vhosts/<SHA-256 of the name, hex> */
 char *vhostdir__path(const char *data_dir, const char *name);
 /* Migrates an old directory, creates the directory, checks or writes its
@@ -298,10 +363,14 @@ void binding__remove_all_in(struct vhost *vh, struct binding **list);
 void binding__remove_all_out(struct vhost *vh, struct exchange *x);
 
 /* args.c: rs is RabbitMQ's resource text, "queue 'q' in vhost '/'" */
-int args__check_queue(struct bytes args, const char *rs, struct vherr *err);
+int args__check_queue(struct bytes args, const char *rs, bool durable,
+                      bool exclusive, bool auto_delete, struct vherr *err);
+/* x-queue-type = quorum */
+bool args__is_quorum(struct bytes args);
 int args__equiv_queue(struct bytes cur, struct bytes req, const char *rs,
                       struct vherr *err);
-int args__check_exchange(struct bytes args, const char *rs, struct vherr *err);
+int args__check_exchange(struct bytes args, enum exchange_type t,
+                         const char *rs, struct vherr *err);
 int args__equiv_exchange(struct bytes cur, struct bytes req, const char *rs,
                          struct vherr *err);
 
@@ -309,5 +378,20 @@ int args__equiv_exchange(struct bytes cur, struct bytes req, const char *rs,
 void vhost__exchange_delete(struct vhost *vh, struct exchange *x);
 struct vhost *vhost__new(struct node *n, const char *name);
 void vhost__free(struct vhost *vh);
+
+/* dedup_log.c: the deduplication journal (see there). load: replays
+ * it into the caches, true when there was one; open: rewrites it from
+ * the caches and opens it for appends; key: a durable cache remembered
+ * a key (expiry on the caches' clock), res (may be NULL) then waits for
+ * its sync; forget: a durable deduplicating object was deleted; flush:
+ * writes what was appended (node_flush, before the sync thread's kick). */
+bool vhost__dedup_log_load(struct vhost *vh, uint64_t now_ms);
+void vhost__dedup_log_open(struct vhost *vh, uint64_t now_ms);
+void vhost__dedup_log_close(struct vhost *vh, uint64_t now_ms);
+void vhost__dedup_log_key(struct vhost *vh, uint8_t kind, struct bytes name,
+                          const uint8_t h[16], uint64_t expires_ms,
+                          uint64_t now_ms, struct publish_result *res);
+void vhost__dedup_log_forget(struct vhost *vh, uint8_t kind, struct bytes name);
+void vhost__dedup_log_flush(struct vhost *vh, uint64_t now_ms);
 
 #endif

@@ -646,6 +646,97 @@ mgmt_h_limit(struct mgmt_req *r)
     json_decref(body);
 }
 
+/* ---- user limits (max-connections, max-channels) */
+
+static json_t *
+user_limits_json(const struct user *u)
+{
+    json_t *o = json_object();
+
+    if (u->max_channels != USER_LIMIT_UNSET)
+        json_object_set_new(o, "max-channels", json_integer(u->max_channels));
+    if (u->max_connections != USER_LIMIT_UNSET)
+        json_object_set_new(o, "max-connections",
+                            json_integer(u->max_connections));
+    return o;
+}
+
+void
+mgmt_h_user_limits(struct mgmt_req *r)
+{
+    json_t *items = json_array(), *lim;
+    const char *only = r->args[0];
+
+    if (only && !node_user_find(srv->node, only)) {
+        json_decref(items);
+        mgmt_not_found(r);
+        return;
+    }
+    for (struct user *u = node_users(srv->node); u; u = u->hh.next) {
+        if (only && strcmp(only, u->name) != 0)
+            continue;
+        lim = user_limits_json(u);
+        if (json_object_size(lim) == 0) {
+            json_decref(lim);
+            continue;
+        }
+        json_array_append_new(
+            items, json_pack("{s:s, s:o}", "user", u->name, "value", lim));
+    }
+    mgmt_reply_list(r, items, NULL);
+}
+
+/* RabbitMQ prints the value it refuses as an Erlang term. */
+static char *
+erlang_term(json_t *v)
+{
+    char *s;
+
+    if (json_is_string(v)) {
+        s = xmalloc(json_string_length(v) + 7);
+        sprintf(s, "<<\"%s\">>", json_string_value(v));
+        return s;
+    }
+    s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    return s ? s : xstrdup("?");
+}
+
+void
+mgmt_h_user_limit(struct mgmt_req *r)
+{
+    const char *user = r->args[0], *name = r->args[1];
+    struct vherr err;
+    json_t *body, *v;
+    char *val;
+
+    if (!node_user_find(srv->node, user)) {
+        mgmt_bad_request_json(r, json_pack("[s,s]", "no_such_user", user));
+        return;
+    }
+    if (r->method == HTTP_DELETE) {
+        mgmt_reply_done(r, node_user_clear_limit(srv->node, user, name, &err),
+                        &err, 204);
+        return;
+    }
+    if (!(body = mgmt_body_json(r)))
+        return;
+    v = json_object_get(body, "value");
+    if (!v) {
+        mgmt_bad_request(r, "[{key_missing,value}]");
+    } else if (!json_is_integer(v)) {
+        val = erlang_term(v);
+        mgmt_bad_request(r, "%s should be a number, actually was %s", name,
+                         val);
+        free(val);
+    } else if (node_user_set_limit(srv->node, user, name, json_integer_value(v),
+                                   &err) != WR_OK) {
+        mgmt_bad_request(r, "%s", err.text);
+    } else {
+        mgmt_reply_empty(r, 204);
+    }
+    json_decref(body);
+}
+
 /* ---- policies and parameters */
 
 /* Items of a kind in the user's visible vhosts (or one). */

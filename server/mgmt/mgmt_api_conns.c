@@ -16,6 +16,7 @@
  * see all; only an administrator (or the owner) may close one.
  */
 #include "server/mgmt/mgmt_int.h"
+#include "server/tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,25 +64,42 @@ conn_json_io(json_t *o, const struct conn_info *ci)
 {
     json_object_set_new(o, "recv_oct", json_integer((json_int_t)ci->recv_oct));
     json_object_set_new(o, "send_oct", json_integer((json_int_t)ci->send_oct));
-    json_object_set_new(o, "recv_oct_details", mgmt_rate(0));
-    json_object_set_new(o, "send_oct_details", mgmt_rate(0));
-    json_object_set_new(o, "recv_cnt", json_integer(0));
-    json_object_set_new(o, "send_cnt", json_integer(0));
+    double recv_rate, send_rate;
+
+    mgmt_stats_conn(ci->id, &recv_rate, &send_rate);
+    json_object_set_new(o, "recv_oct_details", mgmt_rate(recv_rate));
+    json_object_set_new(o, "send_oct_details", mgmt_rate(send_rate));
+    json_object_set_new(o, "recv_cnt", json_integer((json_int_t)ci->recv_cnt));
+    json_object_set_new(o, "send_cnt", json_integer((json_int_t)ci->send_cnt));
     json_object_set_new(o, "send_pend",
                         json_integer((json_int_t)ci->send_pend));
 }
 
-static void
-conn_json_tls(json_t *o)
+/* A string, or null when empty (RabbitMQ's undefined). */
+static json_t *
+str_or_null(const char *v)
 {
-    static const char *const nulls[] = {"ssl_protocol",      "ssl_key_exchange",
-                                        "ssl_cipher",        "ssl_hash",
-                                        "peer_cert_subject", "peer_cert_issuer",
-                                        "peer_cert_validity"};
+    return v && v[0] ? json_string(v) : json_null();
+}
 
-    json_object_set_new(o, "ssl", json_false());
-    for (size_t i = 0; i < WR_ARRAY_LEN(nulls); i++)
-        json_object_set_new(o, nulls[i], json_null());
+/* RabbitMQ's TLS fields: the session's protocol and cipher suite in
+ * Erlang's names, the client certificate's subject, issuer and validity;
+ * false and nulls for a plain connection. */
+static void
+conn_json_tls(json_t *o, const struct conn_info *ci)
+{
+    struct tls_desc d = {0};
+
+    if (ci->tls)
+        tls_describe(ci->tls, &d);
+    json_object_set_new(o, "ssl", json_boolean(ci->tls != NULL));
+    json_object_set_new(o, "ssl_protocol", str_or_null(d.protocol));
+    json_object_set_new(o, "ssl_key_exchange", str_or_null(d.key_exchange));
+    json_object_set_new(o, "ssl_cipher", str_or_null(d.cipher));
+    json_object_set_new(o, "ssl_hash", str_or_null(d.hash));
+    json_object_set_new(o, "peer_cert_subject", str_or_null(d.subject));
+    json_object_set_new(o, "peer_cert_issuer", str_or_null(d.issuer));
+    json_object_set_new(o, "peer_cert_validity", str_or_null(d.validity));
 }
 
 static json_t *
@@ -89,20 +107,21 @@ conn_json(const struct conn_info *ci)
 {
     json_t *o;
 
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, "
-                  "s:i, s:I}",
-                  "name", ci->name, "node", mgmt_node_name(), "type", "network",
-                  "state", ci->state, "user", ci->user ? ci->user : "", "vhost",
-                  ci->vh ? vhost_name(ci->vh) : "", "protocol", "AMQP 0-9-1",
-                  "auth_mechanism", "PLAIN", "channels", (int)ci->channels,
-                  "channel_max", (int)ci->channel_max, "frame_max",
-                  (int)ci->frame_max, "timeout", (int)ci->heartbeat,
-                  "connected_at", (json_int_t)ci->connected_at_ms);
+    o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, "
+        "s:i, s:I}",
+        "name", ci->name, "node", mgmt_node_name(), "type", "network", "state",
+        ci->state, "user", ci->user ? ci->user : "", "vhost",
+        ci->vh ? vhost_name(ci->vh) : "", "protocol", "AMQP 0-9-1",
+        "auth_mechanism", ci->auth_mechanism ? ci->auth_mechanism : "PLAIN",
+        "channels", (int)ci->channels, "channel_max", (int)ci->channel_max,
+        "frame_max", (int)ci->frame_max, "timeout", (int)ci->heartbeat,
+        "connected_at", (json_int_t)ci->connected_at_ms);
     json_object_set_new(o, "client_properties",
                         mgmt_table_json(ci->client_props));
     conn_json_addrs(o, ci);
     conn_json_io(o, ci);
-    conn_json_tls(o);
+    conn_json_tls(o, ci);
     json_object_set_new(o, "user_who_performed_action",
                         json_string(ci->user ? ci->user : ""));
     return o;
@@ -115,12 +134,15 @@ channel_json(const struct channel *ch)
     struct conn_info ci;
     char name[200], phost[80];
     int pport;
+    double rate[MGMT_CH_COUNTERS];
+    json_t *o;
 
     chan_info(ch, &hi);
     conn_info(hi.conn, &ci);
     snprintf(name, sizeof(name), "%s (%u)", ci.name, hi.number);
     split_addr(ci.peer, phost, sizeof(phost), &pport);
-    return json_pack(
+    mgmt_stats_channel(ci.id, hi.number, rate);
+    o = json_pack(
         "{s:s, s:i, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:i}, s:i, s:i, s:i, "
         "s:i, s:i, s:i, s:i, s:b, s:b, s:i, s:s}",
         "name", name, "number", (int)hi.number, "node", mgmt_node_name(),
@@ -134,6 +156,9 @@ channel_json(const struct channel *ch)
         (int)hi.global_prefetch_count, "confirm", hi.confirm, "transactional",
         hi.transactional, "pending_raft_commands", 0,
         "user_who_performed_action", ci.user ? ci.user : "");
+    json_object_set_new(o, "message_stats",
+                        mgmt_chan_message_stats(&hi.stats, rate));
+    return o;
 }
 
 /* The listed connection called name; ci gets its snapshot. */

@@ -40,6 +40,14 @@ exchange_types(void)
         json_array_append_new(a, json_pack("{s:s, s:s, s:b}", "name", types[i],
                                            "description", desc, "enabled", 1));
     }
+    /* As RabbitMQ lists its plugin's type once it is enabled. */
+    json_array_append_new(a, json_pack("{s:s, s:s, s:b}", "name",
+                                       "x-consistent-hash", "description",
+                                       "Consistent Hashing Exchange", "enabled",
+                                       1));
+    json_array_append_new(
+        a, json_pack("{s:s, s:s, s:b}", "name", "x-delayed-message",
+                     "description", "Delayed Message Exchange.", "enabled", 1));
     return a;
 }
 
@@ -104,25 +112,33 @@ node_totals_json(void)
                      (json_int_t)running);
 }
 
+/* One listener as RabbitMQ lists it, protocol amqp, amqp/ssl, http or
+ * https. */
+static void
+add_listener(json_t *a, const char *addr, const char *protocol)
+{
+    char ip[300];
+    int port;
+
+    addr_parts(addr, ip, sizeof(ip), &port);
+    json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:i, s:{}}", "node",
+                                       mgmt_node_name(), "protocol", protocol,
+                                       "ip_address", ip, "port", port,
+                                       "socket_opts"));
+}
+
 static json_t *
 listeners_json(void)
 {
     json_t *a = json_array();
-    char ip[300];
-    int port;
 
-    for (size_t i = 0; i < srv->nlisteners; i++) {
-        addr_parts(srv->listeners[i].addr, ip, sizeof(ip), &port);
-        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:i, s:{}}", "node",
-                                           mgmt_node_name(), "protocol", "amqp",
-                                           "ip_address", ip, "port", port,
-                                           "socket_opts"));
-    }
-    addr_parts(mgmt_http_addr(), ip, sizeof(ip), &port);
-    json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:i, s:{}}", "node",
-                                       mgmt_node_name(), "protocol", "http",
-                                       "ip_address", ip, "port", port,
-                                       "socket_opts"));
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        add_listener(a, srv->listeners[i].addr, "amqp");
+    for (size_t i = 0; i < srv->nssl_listeners; i++)
+        add_listener(a, srv->ssl_listeners[i].addr, "amqp/ssl");
+    add_listener(a, mgmt_http_addr(), "http");
+    if (mgmt_https_addr())
+        add_listener(a, mgmt_https_addr(), "https");
     if (srv->cluster)
         other_listeners(a);
     return a;
@@ -231,13 +247,28 @@ count_visible(struct mgmt_req *r, struct totals *t)
     free(vs);
 }
 
+/* The queues' totals (publish, deliver, ack, redeliver, expired, as
+ * before), and the channels' for what only channels count: confirm,
+ * get, get_empty, deliver_no_ack, get_no_ack, return_unroutable,
+ * drop_unroutable. */
 static json_t *
 message_stats_json(void)
 {
+    static const char *const from_channels[] = {
+        "confirm",        "get",        "get_empty",
+        "deliver_no_ack", "get_no_ack", "return_unroutable",
+        "drop_unroutable"};
     struct mgmt_totals tt;
+    struct chan_stats k;
+    uint64_t nch, ncons;
+    double rate[MGMT_CH_COUNTERS];
+    json_t *o, *chans;
 
     mgmt_stats_totals(&tt);
-    return json_pack(
+    mgmt_stats_channels(&k, &nch, &ncons);
+    mgmt_stats_channel_rates(rate);
+    chans = mgmt_chan_message_stats(&k, rate);
+    o = json_pack(
         "{s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:o}",
         "publish", (json_int_t)tt.publish, "publish_details",
         mgmt_rate(tt.publish_rate), "deliver_get", (json_int_t)tt.deliver,
@@ -247,6 +278,36 @@ message_stats_json(void)
         "redeliver", (json_int_t)tt.redeliver, "redeliver_details",
         mgmt_rate(tt.redeliver_rate), "expired", (json_int_t)tt.expired,
         "expired_details", mgmt_rate(0));
+    for (size_t i = 0; i < WR_ARRAY_LEN(from_channels); i++) {
+        char details[64];
+
+        snprintf(details, sizeof(details), "%s_details", from_channels[i]);
+        json_object_set(o, from_channels[i],
+                        json_object_get(chans, from_channels[i]));
+        json_object_set(o, details, json_object_get(chans, details));
+    }
+    json_decref(chans);
+    return o;
+}
+
+/* RabbitMQ's churn_rates: each count with its _details rate. */
+static json_t *
+churn_json(void)
+{
+    uint64_t count[MGMT_CHURN_N];
+    double rate[MGMT_CHURN_N];
+    json_t *o = json_object();
+
+    mgmt_stats_churn(count, rate);
+    for (int i = 0; i < MGMT_CHURN_N; i++) {
+        char details[64];
+
+        snprintf(details, sizeof(details), "%s_details", mgmt_churn_names[i]);
+        json_object_set_new(o, mgmt_churn_names[i],
+                            json_integer((json_int_t)count[i]));
+        json_object_set_new(o, details, mgmt_rate(rate[i]));
+    }
+    return o;
 }
 
 void
@@ -287,7 +348,7 @@ mgmt_h_overview(struct mgmt_req *r)
                   (json_int_t)t.channels, "connections", (json_int_t)t.conns,
                   "consumers", (json_int_t)t.v.consumers, "exchanges",
                   (json_int_t)t.v.exchanges, "queues", (json_int_t)t.v.queues));
-    json_object_set_new(o, "churn_rates", json_object());
+    json_object_set_new(o, "churn_rates", churn_json());
     json_object_set_new(o, "statistics_db_event_queue", json_integer(0));
     json_object_set_new(o, "node", json_string(mgmt_node_name()));
     json_object_set_new(o, "node_totals", node_totals_json());
@@ -298,8 +359,8 @@ mgmt_h_overview(struct mgmt_req *r)
 
 /* ---- nodes */
 
-static uint64_t
-disk_free(void)
+uint64_t
+mgmt_disk_free(void)
 {
     struct statvfs st;
 
@@ -308,8 +369,8 @@ disk_free(void)
     return (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
 }
 
-static uint64_t
-disk_free_limit(void)
+uint64_t
+mgmt_disk_free_limit(void)
 {
     const struct wr_config *cfg = srv->cfg;
 
@@ -319,8 +380,8 @@ disk_free_limit(void)
     return cfg->disk_free_limit_absolute;
 }
 
-static size_t
-fds_used(void)
+size_t
+mgmt_fds_used(void)
 {
     DIR *d = opendir("/proc/self/fd");
     struct dirent *e;
@@ -333,6 +394,20 @@ fds_used(void)
             n++;
     closedir(d);
     return n > 0 ? n - 1 : 0; /* the directory's own fd */
+}
+
+/* RabbitMQ's log_files: the log file's path, and "<stderr>" for the
+ * console (RabbitMQ writes "<stdout>" for its console output). */
+static json_t *
+log_files_json(const struct wr_config *cfg)
+{
+    json_t *a = json_array();
+
+    if (cfg->log_file[0])
+        json_array_append_new(a, json_string(cfg->log_file));
+    if (cfg->log_console)
+        json_array_append_new(a, json_string("<stderr>"));
+    return a;
 }
 
 static json_t *
@@ -352,10 +427,11 @@ node_json(void)
                   (json_int_t)alarm_resident_bytes(), "mem_limit",
                   (json_int_t)alarm_memory_watermark(srv->cfg), "mem_alarm",
                   (srv->alarms & ALARM_MEMORY) != 0, "mem_calculation_strategy",
-                  "rss", "disk_free", (json_int_t)disk_free(),
-                  "disk_free_limit", (json_int_t)disk_free_limit(),
+                  "rss", "disk_free", (json_int_t)mgmt_disk_free(),
+                  "disk_free_limit", (json_int_t)mgmt_disk_free_limit(),
                   "disk_free_alarm", (srv->alarms & ALARM_DISK) != 0);
-    json_object_set_new(o, "fd_used", json_integer((json_int_t)fds_used()));
+    json_object_set_new(o, "fd_used",
+                        json_integer((json_int_t)mgmt_fds_used()));
     json_object_set_new(o, "fd_total", json_integer((json_int_t)fd_total));
     json_object_set_new(o, "sockets_used",
                         json_integer(srv->nconns + mgmt_http_nconns()));
@@ -387,7 +463,7 @@ node_json(void)
                                   "version", WARREN_VERSION));
     json_object_set_new(o, "partitions", json_array());
     json_object_set_new(o, "cluster_links", json_array());
-    json_object_set_new(o, "log_files", json_pack("[s]", "<stderr>"));
+    json_object_set_new(o, "log_files", log_files_json(srv->cfg));
     json_object_set_new(o, "config_files", json_array());
     json_object_set_new(o, "db_dir", json_string(srv->cfg->data_dir));
     json_object_set_new(o, "contexts", contexts_json());

@@ -15,6 +15,7 @@
  * queue.declare and queue.delete, after RabbitMQ's permission checks.
  */
 #include "server/mgmt/mgmt_int.h"
+#include "vhost/stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,11 +168,20 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     struct mgmt_qrates rt;
     struct queue_info qi;
     const struct consumer *first;
+    struct stream_info si;
+    bool is_stream;
 
     queue_message_count(q); /* expired messages go first */
     queue_info(q, &qi);
     mgmt_stats_queue(q, &rt);
     first = queue_consumer_next(q, NULL);
+    is_stream = stream_info(q, &si);
+    if (is_stream) {
+        /* every message kept counts, on disk */
+        qi.ready = (uint32_t)WR_MIN(si.next - si.first, UINT32_MAX);
+        qi.ready_paged = qi.ready;
+        qi.ready_bytes = si.bytes;
+    }
     mgmt_jw_obj_begin(w);
     K("arguments");
     if (qi.args.len == 0)
@@ -190,16 +200,34 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     K("consumer_utilisation");
     mgmt_jw_raw(w, qi.consumers ? "1.0" : "0.0");
     KINT("consumers", qi.consumers);
+    if (qi.dedup) { /* Warren's: x-message-deduplication's cache */
+        K("deduplication");
+        mgmt_jw_obj_begin(w);
+        KINT("dropped", qi.dedup_dropped);
+        KINT("entries", qi.dedup_entries);
+        KINT("size", qi.dedup_size);
+        mgmt_jw_obj_end(w);
+    }
     KBOOL("durable", qi.durable);
     K("effective_policy_definition");
     mgmt_jw_json(w, policy_definition(&qi));
     KBOOL("exclusive", qi.exclusive);
     KSTR("exclusive_consumer_tag", exclusive_consumer_tag(q));
     KNULL("head_message_timestamp");
+    if (qi.quorum) /* one member on one node: this one leads */
+        KSTR("leader", mgmt_node_name());
     write_counts(&qi, &rt, w);
+    if (qi.quorum) {
+        K("members");
+        mgmt_jw_json(w, json_pack("[s]", mgmt_node_name()));
+    }
     K("name");
     mgmt_jw_str(w, (const char *)qi.name.ptr, qi.name.len);
     KSTR("node", mgmt_node_name());
+    if (qi.quorum) {
+        K("online");
+        mgmt_jw_json(w, json_pack("[s]", mgmt_node_name()));
+    }
     write_policies(&qi, w);
     KNULL("recoverable_slaves");
     K("single_active_consumer_tag");
@@ -208,7 +236,16 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     else
         mgmt_jw_null(w);
     KSTR("state", "running");
-    KSTR("type", "classic");
+    if (is_stream) {
+        K("stream");
+        mgmt_jw_obj_begin(w);
+        KINT("first_offset", si.first);
+        KINT("next_offset", si.next);
+        KINT("segments", si.segments);
+        KINT("bytes", si.bytes);
+        mgmt_jw_obj_end(w);
+    }
+    KSTR("type", is_stream ? "stream" : qi.quorum ? "quorum" : "classic");
     KSTR("vhost", qi.vhost);
     write_members(&qi, w);
     if (details)

@@ -43,6 +43,7 @@
  * request of that connection is parsed meanwhile.
  */
 #include "server/mgmt/mgmt_int.h"
+#include "server/tls.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -75,12 +76,14 @@ enum mc_state {
 struct mgmt_conn {
     uint32_t magic;
     int fd;
+    struct tls *tls; /* HTTPS (management.ssl.port); NULL: HTTP */
     enum mc_state state;
     ev_io rio, wio;
     ev_timer timer;
     http_parser parser;
     char peer[64];
     bool loopback;
+    bool prometheus; /* accepted by the Prometheus listener */
     /* input */
     struct buf in; /* received, not yet parsed */
     ev_tstamp req_start, last_rx, last_tx, linger_since;
@@ -126,6 +129,9 @@ static struct mgmt {
     const struct mgmt_http_handler *h; /* who answers requests */
     bool running;
     struct listener l;
+    struct listener ls;     /* HTTPS: management.ssl.port */
+    struct tls_server *tls; /* management.ssl.*, for ls */
+    struct listener prom;   /* prometheus.tcp.port: the metrics pages only */
     ev_prepare prepare;
     size_t max_body;
     struct mgmt_conn *conns;
@@ -227,7 +233,9 @@ deadline(const struct mgmt_conn *c)
 {
     ev_tstamp d = state_deadline(c);
 
-    if (!c->authenticated)
+    /* A stream being written to an anonymous client (a scrape of the
+     * metrics, which need no login) is bounded by the write timeout. */
+    if (!c->authenticated && !c->stream)
         d = WR_MIN(d, c->accepted + MGMT_ANON_TIMEOUT);
     return d;
 }
@@ -342,6 +350,8 @@ mc_close(struct mgmt_conn *c)
     ev_io_stop(g.s->loop, &c->rio);
     ev_io_stop(g.s->loop, &c->wio);
     ev_timer_stop(g.s->loop, &c->timer);
+    tls_free(c->tls);
+    c->tls = NULL;
     close(c->fd);
     c->fd = -1;
     c->state = MC_DEAD;
@@ -506,6 +516,12 @@ mgmt_http_addr(void)
     return g.l.addr;
 }
 
+const char *
+mgmt_https_addr(void)
+{
+    return g.ls.fd >= 0 ? g.ls.addr : NULL;
+}
+
 uint16_t
 mgmt_http_port(void)
 {
@@ -547,6 +563,10 @@ stream_slice(struct mgmt_conn *c)
 static void
 start_linger(struct mgmt_conn *c)
 {
+    if (c->tls) { /* close_notify; what still comes is only discarded */
+        tls_free(c->tls);
+        c->tls = NULL;
+    }
     shutdown(c->fd, SHUT_WR);
     c->state = MC_LINGER;
     c->linger_since = now();
@@ -568,7 +588,8 @@ flush_output(struct mgmt_conn *c)
     if (out_pending(c) > 0) {
         uint64_t sent = 0;
 
-        if (outq_flush(&c->out, c->fd, &sent) == WR_ERR) {
+        if ((c->tls ? tls_flush(c->tls, &c->out, &sent)
+                    : outq_flush(&c->out, c->fd, &sent)) == WR_ERR) {
             mc_close(c);
             return;
         }
@@ -579,7 +600,8 @@ flush_output(struct mgmt_conn *c)
     if ((out_pending(c) > 0 || c->stream) && !c->want_write) {
         c->want_write = true;
         ev_io_start(g.s->loop, &c->wio);
-    } else if (out_pending(c) == 0 && !c->stream && c->want_write) {
+    } else if (out_pending(c) == 0 && !c->stream && c->want_write &&
+               !(c->tls && tls_read_wants_write(c->tls))) {
         c->want_write = false;
         ev_io_stop(g.s->loop, &c->wio);
     }
@@ -910,6 +932,7 @@ dispatch(struct mgmt_conn *c)
     r.content_type = c->content_type;
     r.if_none_match = c->if_none_match;
     r.local = c->hdr_local;
+    r.prometheus = c->prometheus;
     buf_init(&r.hdrs);
     buf_init(&r.out);
     /* absolute-form "http://host/path" */
@@ -1051,7 +1074,7 @@ mc_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     dst = buf_reserve(&c->in, RX_CHUNK);
-    n = read(c->fd, dst, RX_CHUNK);
+    n = c->tls ? tls_read(c->tls, dst, RX_CHUNK) : read(c->fd, dst, RX_CHUNK);
     if (n == 0) {
         /* The client is done sending: answer what is complete, then
          * close. A request cut short is dropped. */
@@ -1068,11 +1091,19 @@ mc_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             mc_close(c);
+        else if (c->tls && tls_read_wants_write(c->tls) && !c->want_write) {
+            c->want_write = true; /* a handshake flight to send first */
+            ev_io_start(loop, &c->wio);
+        }
         return;
     }
     c->in.len += (size_t)n;
     c->last_rx = now();
     process_input(c);
+    /* Decrypted input left inside OpenSSL: the socket may stay quiet. */
+    if (c->state != MC_DEAD && c->tls && ev_is_active(&c->rio) &&
+        tls_has_pending(c->tls))
+        ev_feed_event(loop, &c->rio, EV_READ);
 }
 
 static void
@@ -1080,9 +1111,13 @@ mc_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct mgmt_conn *c = container_of(w, struct mgmt_conn, wio);
 
-    (void)loop;
     (void)revents;
     WR_ASSERT(c->magic == MGMT_CONN_MAGIC);
+    if (c->tls && tls_take_read_wants_write(c->tls) && ev_is_active(&c->rio)) {
+        mc_read_cb(loop, &c->rio, EV_READ);
+        if (c->state == MC_DEAD)
+            return;
+    }
     flush_output(c);
 }
 
@@ -1115,8 +1150,11 @@ mc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- listener */
 
-static void
-mc_new(int fd, const char *peer, bool loopback, struct mgmt_peer *from)
+/* A new HTTP connection, or an HTTPS one when tls is set (its handshake
+ * runs in the first reads, within the anonymous connection timeout). */
+static struct mgmt_conn *
+mc_new(int fd, const char *peer, bool loopback, struct mgmt_peer *from,
+       struct tls_server *tls)
 {
     struct mgmt_conn *c = xcalloc(1, sizeof(*c));
     int one = 1;
@@ -1124,6 +1162,7 @@ mc_new(int fd, const char *peer, bool loopback, struct mgmt_peer *from)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->magic = MGMT_CONN_MAGIC;
     c->fd = fd;
+    c->tls = tls ? tls_new(tls, fd) : NULL;
     c->state = MC_IDLE;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->loopback = loopback;
@@ -1148,6 +1187,7 @@ mc_new(int fd, const char *peer, bool loopback, struct mgmt_peer *from)
     rearm(c);
     DL_APPEND(g.conns, c);
     g.nconns++;
+    return c;
 }
 
 static void
@@ -1178,7 +1218,7 @@ mgmt_accept(struct listener *l, int fd, const struct sockaddr_storage *sa)
         close(fd);
         return;
     }
-    mc_new(fd, peer, loopback, p);
+    mc_new(fd, peer, loopback, p, l->data)->prometheus = l == &g.prom;
 }
 
 static void
@@ -1195,6 +1235,38 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     }
 }
 
+/* management.ssl.port: HTTPS beside HTTP, with management.ssl.*'s
+ * certificate. A certificate that cannot be loaded, or a port that
+ * cannot be had, stops the start. */
+static int
+https_start(struct server *s)
+{
+    const struct wr_config *cfg = s->cfg;
+    const char *ip =
+        cfg->management_ssl_ip[0] ? cfg->management_ssl_ip : "0.0.0.0";
+    const char *why;
+    char err[1024];
+
+    if (cfg->management_ssl_port == 0)
+        return WR_OK;
+    g.tls = tls_server_new(&cfg->management_ssl, "management.ssl", err,
+                           sizeof(err));
+    if (!g.tls) {
+        log_err("management API: cannot start HTTPS: %s", err);
+        return WR_ERR;
+    }
+    if (listener_open(&g.ls, s->loop, ip, cfg->management_ssl_port, 128,
+                      "https", mgmt_accept, &why) != WR_OK) {
+        log_err("management API: cannot listen on %s:%u (HTTPS): %s", ip,
+                cfg->management_ssl_port, why);
+        tls_server_free(g.tls);
+        g.tls = NULL;
+        return WR_ERR;
+    }
+    g.ls.data = g.tls;
+    return WR_OK;
+}
+
 /*
  * management.tcp.port = 0 lets the kernel choose the port (the wire tests
  * read it from the log line, as for the AMQP listener). A listener that
@@ -1202,6 +1274,35 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
  * management.tcp.optional says the broker may run without the API when
  * the port is in use (another broker, or a RabbitMQ, on 15672).
  */
+/*
+ * The Prometheus listener (RabbitMQ's rabbitmq_prometheus on 15692): the
+ * same HTTP server, answering only the metrics pages (mgmt_routes.c). Its
+ * port follows the management port's rules: 0 asks the kernel, a port in
+ * use stops the start unless prometheus.tcp.optional is set. It runs
+ * with the management API (not when that is skipped as optional).
+ */
+static int
+prom_listen(struct server *s)
+{
+    const struct wr_config *cfg = s->cfg;
+    const char *ip = cfg->prometheus_ip[0] ? cfg->prometheus_ip : "0.0.0.0";
+    const char *why;
+    bool optional;
+
+    if (listener_open(&g.prom, s->loop, ip, cfg->prometheus_port, 128,
+                      "prometheus", mgmt_accept, &why) == WR_OK)
+        return WR_OK;
+    optional = errno == EADDRINUSE && cfg->prometheus_optional;
+    log_err("prometheus: cannot listen on %s:%u: %s%s", ip,
+            cfg->prometheus_port, why,
+            optional ? "; running without the Prometheus listener "
+                       "(prometheus.tcp.optional)"
+                     : " (is another broker running? change "
+                       "prometheus.tcp.port, or set prometheus.tcp.optional "
+                       "= true to run without it)");
+    return optional ? WR_OK : WR_ERR;
+}
+
 int
 mgmt_http_start(struct server *s, const struct mgmt_http_handler *h)
 {
@@ -1213,6 +1314,8 @@ mgmt_http_start(struct server *s, const struct mgmt_http_handler *h)
     g.s = s;
     g.h = h;
     g.l.fd = -1;
+    g.ls.fd = -1;
+    g.prom.fd = -1;
     g.max_body = s->cfg->management_max_body ? s->cfg->management_max_body
                                              : MGMT_DEFAULT_MAX_BODY;
     if (listener_open(&g.l, s->loop, ip, cfg->management_port, 128, "http",
@@ -1228,6 +1331,17 @@ mgmt_http_start(struct server *s, const struct mgmt_http_handler *h)
                            "management.tcp.optional = true to run without "
                            "the API)");
         return optional ? WR_OK : WR_ERR;
+    }
+    if (https_start(s) != WR_OK) {
+        listener_close(&g.l);
+        return WR_ERR;
+    }
+    if (prom_listen(s) != WR_OK) {
+        listener_close(&g.ls);
+        tls_server_free(g.tls);
+        g.tls = NULL;
+        listener_close(&g.l);
+        return WR_ERR;
     }
     g.settings.on_message_begin = on_message_begin;
     g.settings.on_url = on_url;
@@ -1257,6 +1371,10 @@ mgmt_http_stop(void)
         mc_close(g.conns);
     prepare_cb(g.s->loop, &g.prepare, 0);
     listener_close(&g.l);
+    listener_close(&g.ls);
+    tls_server_free(g.tls);
+    g.tls = NULL;
+    listener_close(&g.prom);
     ev_prepare_stop(g.s->loop, &g.prepare);
     g.running = false;
 }

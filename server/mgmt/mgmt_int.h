@@ -25,7 +25,10 @@
  *   mgmt_api_messages.c    the diagnostic publish and get
  *   mgmt_api_conns.c       connections, channels
  *   mgmt_api_node.c        overview, nodes, health checks, aliveness
- *   mgmt_api_stats.c       counters sampled on a timer, rates, /metrics
+ *   mgmt_api_stats.c       counters sampled on a timer, rates
+ *   mgmt_metrics.c         the Prometheus pages: /metrics,
+ *                          /metrics/per-object, /metrics/detailed
+ *   mgmt_prom.c            the exposition format's escaping and values
  *   mgmt_api_phash.c       Erlang's phash2 of binding arguments (the hash
  *                          in RabbitMQ's binding properties_key)
  *   mgmt_ui.c              the web UI's static files (server/mgmt/www)
@@ -42,6 +45,7 @@
 #define WARREN_SERVER_MGMT_INT_H
 
 #include "server/mgmt/mgmt.h"
+#include "server/mgmt/mgmt_prom.h"
 #include "server/outq.h"
 
 #include <http_parser.h>
@@ -116,6 +120,7 @@ struct mgmt_req {
     char *target;    /* the path and query as sent (still encoded) */
     bool local;      /* x-warren-local: 1: another node of the cluster
                         asks for this node's own answer */
+    bool prometheus; /* came to the Prometheus listener: metrics only */
     /* after authentication */
     struct user *user; /* borrowed; until the handler changes users */
     const char *user_name;
@@ -165,6 +170,8 @@ char *mgmt_pct_decode(const char *s, size_t n, bool plus_space, size_t *outlen);
 /* The management listener's address ("127.0.0.1:15672") and port. */
 const char *mgmt_http_addr(void);
 uint16_t mgmt_http_port(void);
+/* The HTTPS listener's address (management.ssl.port), or NULL. */
+const char *mgmt_https_addr(void);
 /* Open HTTP connections (sockets_used). */
 uint32_t mgmt_http_nconns(void);
 
@@ -419,8 +426,55 @@ struct mgmt_vtotals {
 void mgmt_stats_vhost(struct vhost *vh, struct mgmt_vtotals *t);
 /* Milliseconds since the statistics started (the broker's uptime). */
 uint64_t mgmt_stats_uptime_ms(void);
-/* GET /metrics: Prometheus text exposition (rabbitmq_* names). */
+/* A connection's octet rates (recv_oct, send_oct per second) as of the
+ * last sample; 0 before its second. */
+void mgmt_stats_conn(uint64_t conn_id, double *recv_rate, double *send_rate);
+/* A channel's rates, as of the last sample, in struct chan_stats order:
+ * publish, confirm, return_unroutable, drop_unroutable, deliver,
+ * deliver_no_ack, get, get_no_ack, get_empty, redeliver, ack. */
+#define MGMT_CH_COUNTERS 11
+void mgmt_stats_channel(uint64_t conn_id, uint16_t number,
+                        double rate[MGMT_CH_COUNTERS]);
+/* Every channel's counters, closed ones included (as of now), the
+ * channels open and their consumers. */
+void mgmt_stats_channels(struct chan_stats *sum, uint64_t *channels,
+                         uint64_t *consumers);
+/* The node-wide rates of the channels' counters, in that order. */
+void mgmt_stats_channel_rates(double rate[MGMT_CH_COUNTERS]);
+/* The queues as of the last sample (each referenced by the set, deleted
+ * ones included: check queue_info's `deleted`), or NULL before one; a
+ * new reference to the set. */
+struct mgmt_qset {
+    uint32_t refs;
+    size_t n;
+    struct queue *q[];
+};
+struct mgmt_qset *mgmt_stats_qset(void);
+void mgmt_qset_unref(struct mgmt_qset *s);
+/* Churn since boot, as RabbitMQ's overview names it (connection_created,
+ * connection_closed, channel_created, channel_closed, queue_declared,
+ * queue_created, queue_deleted): counts as of now, rates per second as
+ * of the last sample. */
+#define MGMT_CHURN_N 7
+extern const char *const mgmt_churn_names[MGMT_CHURN_N];
+void mgmt_stats_churn(uint64_t count[MGMT_CHURN_N], double rate[MGMT_CHURN_N]);
+/* RabbitMQ's message_stats of a channel: publish, confirm, get, ...,
+ * each with its _details rate (a new object). */
+json_t *mgmt_chan_message_stats(const struct chan_stats *k,
+                                const double rate[MGMT_CH_COUNTERS]);
+
+/* ---- Prometheus (mgmt_metrics.c, mgmt_prom.c) */
+
+/* GET /metrics, /metrics/per-object, /metrics/detailed: the text
+ * exposition with rabbitmq_prometheus's names (see mgmt_metrics.c). */
 void mgmt_api_metrics(struct mgmt_req *r);
+void mgmt_api_metrics_per_object(struct mgmt_req *r);
+void mgmt_api_metrics_detailed(struct mgmt_req *r);
+
+/* Node figures shared by /api/nodes and /metrics (mgmt_api_node.c). */
+uint64_t mgmt_disk_free(void);
+uint64_t mgmt_disk_free_limit(void);
+size_t mgmt_fds_used(void);
 
 /* ---- binding properties keys (mgmt_api_phash.c) */
 
@@ -468,9 +522,10 @@ mgmt_handler_fn mgmt_h_overview, mgmt_h_whoami, mgmt_h_cluster_name,
 mgmt_handler_fn mgmt_h_vhosts, mgmt_h_vhost, mgmt_h_users, mgmt_h_user,
     mgmt_h_users_without_perms, mgmt_h_user_perms, mgmt_h_vhost_perms,
     mgmt_h_permissions, mgmt_h_permission, mgmt_h_topic_permissions,
-    mgmt_h_limits, mgmt_h_limit, mgmt_h_policies, mgmt_h_policy,
-    mgmt_h_op_policies, mgmt_h_op_policy, mgmt_h_parameters, mgmt_h_parameter,
-    mgmt_h_global_parameters, mgmt_h_global_parameter, mgmt_h_definitions;
+    mgmt_h_limits, mgmt_h_limit, mgmt_h_user_limits, mgmt_h_user_limit,
+    mgmt_h_policies, mgmt_h_policy, mgmt_h_op_policies, mgmt_h_op_policy,
+    mgmt_h_parameters, mgmt_h_parameter, mgmt_h_global_parameters,
+    mgmt_h_global_parameter, mgmt_h_definitions;
 /* The definitions document of an import (the body, or the web UI's
  * uploaded file); NULL after replying 400. */
 json_t *mgmt_definitions_doc(struct mgmt_req *r);

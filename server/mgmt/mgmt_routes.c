@@ -104,6 +104,10 @@ static const struct route routes[] = {
     {"/api/vhost-limits/*", M_GET, ANY, ANY, mgmt_h_limits, 0, NULL},
     {"/api/vhost-limits/*/*", M_PUT | M_DELETE, ADMIN, ADMIN, mgmt_h_limit,
      MC_DEFS, NULL},
+    {"/api/user-limits", M_GET, ADMIN, ADMIN, mgmt_h_user_limits, 0, NULL},
+    {"/api/user-limits/*", M_GET, ADMIN, ADMIN, mgmt_h_user_limits, 0, NULL},
+    {"/api/user-limits/*/*", M_PUT | M_DELETE, ADMIN, ADMIN, mgmt_h_user_limit,
+     MC_DEFS, NULL},
     {"/api/policies", M_GET, ANY, ANY, mgmt_h_policies, 0, NULL},
     {"/api/policies/*", M_GET, ANY, ANY, mgmt_h_policies, 0, NULL},
     {"/api/policies/*/*", M_GET | M_PUT | M_DELETE, ANY, POLICY, mgmt_h_policy,
@@ -189,6 +193,10 @@ static const struct route routes[] = {
      NULL},
     {"/metrics", M_GET, MGMT_AUTH_NONE, MGMT_AUTH_NONE, mgmt_api_metrics, 0,
      NULL},
+    {"/metrics/per-object", M_GET, MGMT_AUTH_NONE, MGMT_AUTH_NONE,
+     mgmt_api_metrics_per_object, 0, NULL},
+    {"/metrics/detailed", M_GET, MGMT_AUTH_NONE, MGMT_AUTH_NONE,
+     mgmt_api_metrics_detailed, 0, NULL},
 };
 
 #undef ANY
@@ -406,6 +414,10 @@ route(struct mgmt_req *r)
             rt = &routes[i];
             break;
         }
+    }
+    if (r->prometheus && (!rt || strncmp(rt->pattern, "/metrics", 8) != 0)) {
+        mgmt_not_found(r); /* the Prometheus port serves metrics only */
+        return;
     }
     if (!rt) {
         if (!mgmt_ui_serve(r))

@@ -44,7 +44,8 @@ AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
 def start_warren(binary, workdir):
     conf = os.path.join(workdir, "warren.conf")
     with open(conf, "w") as f:
-        f.write("management.tcp.port = 0\nmanagement.tcp.ip = 127.0.0.1\n")
+        f.write("management.tcp.port = 0\nmanagement.tcp.ip = 127.0.0.1\n"
+                "prometheus.tcp.port = 0\n")
     log = open(os.path.join(workdir, "warren.log"), "w+")
     p = subprocess.Popen([binary, "--config", conf, "--listen",
                           "127.0.0.1:0", "--data-dir",

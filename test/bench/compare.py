@@ -194,7 +194,7 @@ class Warren:
             # The management API on a port of its own: another Warren on
             # the machine (another compare.py, a test) may hold 15672.
             f.write("fsync = always\nmanagement.tcp.ip = 127.0.0.1\n"
-                    "management.tcp.port = 0\n")
+                    "management.tcp.port = 0\nprometheus.tcp.port = 0\n")
         self.stderr_path = os.path.join(work, "warren.log")
         err = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(

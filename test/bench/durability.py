@@ -42,7 +42,8 @@ class Broker:
         self.data_dir = data_dir
         self.conf_path = os.path.join(data_dir + ".conf")
         with open(self.conf_path, "w") as f:
-            f.write("fsync = always\n" + conf)
+            f.write("fsync = always\nmanagement.tcp.port = 0\n"
+                    "prometheus.tcp.port = 0\n" + conf)
         self.proc = None
         self.port = None
 

@@ -148,6 +148,8 @@ class Node:
             "listeners.tcp.default": "127.0.0.1:%d" % self.amqp_port,
             "management.tcp.ip": "127.0.0.1",
             "management.tcp.port": str(self.mgmt_port),
+            "prometheus.tcp.ip": "127.0.0.1",
+            "prometheus.tcp.port": "0",
             "data_dir": self.data_dir,
             "cluster_formation.peer_discovery_backend": "etcd",
             "cluster_formation.etcd.key_prefix": "warren",

@@ -235,6 +235,8 @@ class WarrenNode:
             "listeners.tcp.default": self.amqp,
             "management.tcp.ip": self.host.addr,
             "management.tcp.port": str(MGMT_PORT),
+            "prometheus.tcp.ip": self.host.addr,
+            "prometheus.tcp.port": "0",
             "data_dir": self.data_dir,
             # Clients and the driver connect from the client namespace.
             "loopback_users.guest": "false",

@@ -13,11 +13,13 @@
    keeps the ownership it faked in a state file for the checks below.
 3. The checks: control fields, conffiles and maintainer scripts; every
    installed file; the binary runs; the config parses and keeps data in
-   /var/lib/warren; the unit passes `systemd-analyze verify`; the man
+   /var/lib/warren and logs to /var/log/warren; logrotate rotates with
+   the packaged snippet; the unit passes `systemd-analyze verify`; the man
    pages render without warnings; warrenctl runs; the packaged broker,
    started with the packaged config (ports and data dir overridden),
    tells $NOTIFY_SOCKET READY=1 once it listens, answers the packaged
-   warrenctl, and says STOPPING=1 on SIGTERM; remove and purge take back
+   warrenctl, serves the web UI, and says STOPPING=1 on SIGTERM;
+   `cmake --install` into a DESTDIR puts the same files at the same paths; remove and purge take back
    what install put there. This machine's users, /etc/warren and dpkg
    database are compared before and after.
 
@@ -35,6 +37,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -49,6 +52,8 @@ DOC = E["WARREN_DOCDIR"]                # /usr/share/doc/warren
 SYSTEMD = E["WARREN_HAVE_SYSTEMD"] in ("1", "ON", "TRUE")
 CPACK = E.get("CPACK_COMMAND", "cpack")
 DATA_DIR = "/var/lib/warren"
+LOG_DIR = "/var/log/warren"
+LOGROTATE = os.path.dirname(os.path.dirname(CONF)) + "/logrotate.d/warren"
 LISTEN_RE = re.compile(r"listening on \S+:(\d+) \((amqp|http)\)")
 
 
@@ -173,13 +178,13 @@ def test_control_fields(deb):
 def test_conffiles_and_maintainer_scripts(deb, tmp_path):
     run("dpkg-deb", "--control", deb, str(tmp_path))
     with open(tmp_path / "conffiles") as f:
-        assert f.read().split() == [CONF]
+        assert f.read().split() == [CONF, LOGROTATE]
     for script in ("postinst", "prerm", "postrm"):
         path = tmp_path / script
         assert os.access(path, os.X_OK), script
         run("sh", "-n", str(path))
     text = (tmp_path / "postinst").read_text()
-    assert "useradd" in text and DATA_DIR in text
+    assert "useradd" in text and DATA_DIR in text and LOG_DIR in text
 
 
 # ---------------------------------------------------------------------------
@@ -195,13 +200,29 @@ def test_installed_files(root):
     files = {p for p in listed.split("\n")
              if p and os.path.isfile(root.path(p))}
     assert files == {SBIN + "/warren", SBIN + "/warrenctl", CONF, UNIT,
+                     LOGROTATE,
                      MAN8 + "/warren.8.gz", MAN8 + "/warrenctl.8.gz",
                      DOC + "/copyright"}
     assert os.access(root.path(SBIN + "/warren"), os.X_OK)
     assert os.access(root.path(SBIN + "/warrenctl"), os.X_OK)
     conffiles = run("dpkg-query", "--admindir=" + root.admin, "-W",
                     "-f=${Conffiles}", "warren").stdout.split()
-    assert conffiles[0] == CONF
+    assert conffiles[0] == CONF and conffiles[2] == LOGROTATE
+
+
+def test_cmake_install_puts_the_same_files_in_place(root, tmp_path):
+    """`cmake --install` (DESTDIR=scratch) installs what the package
+    holds, at the same paths: the package is made of these rules."""
+    dest = str(tmp_path / "dest")
+    run("cmake", "--install", BUILD, env=dict(E, DESTDIR=dest))
+    got = {os.path.join(d, f)[len(dest):] for d, _, fs in os.walk(dest)
+           for f in fs}
+    listed = run("dpkg", "--root=" + root.dir, "-L", "warren").stdout
+    packaged = {p for p in listed.split("\n")
+                if p and os.path.isfile(root.path(p))}
+    assert got == packaged
+    assert os.access(dest + SBIN + "/warren", os.X_OK)
+    assert os.access(dest + SBIN + "/warrenctl", os.X_OK)
 
 
 def test_binary_runs(root):
@@ -218,6 +239,35 @@ def test_config_keeps_data_in_var_lib_warren(root):
     out = run(root.path(SBIN + "/warren"), "--config", conf,
               "--print-config").stdout
     assert re.search(r"^data_dir = /var/lib/warren\b", out, re.M), out
+    # The log goes to /var/log/warren (logrotate's), warnings and errors
+    # also to the console (journald).
+    assert re.findall(r"^log\.file = (.*)$", text, re.M) == [
+        LOG_DIR + "/warren.log"]
+    for line in ("log.file = /var/log/warren/warren.log",
+                 "log.console = true", "log.console.level = warning"):
+        assert re.search("^%s$" % re.escape(line), out, re.M), out
+
+
+def test_logrotate_snippet(root, tmp_path):
+    """logrotate accepts the packaged snippet and rotates with it: run for
+    real on a copy that names a scratch directory and this user instead
+    of /var/log/warren and warren (who does not exist here)."""
+    with open(root.path(LOGROTATE)) as f:
+        text = f.read()
+    assert text.count(LOG_DIR + "/*.log {") == 1
+    assert "\n    su warren warren\n" in text
+    assert "systemctl kill --signal=USR1 --kill-who=main warren.service" \
+        in text
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o750)
+    (logs / "warren.log").write_text("a line\n")
+    me = run("id", "-un").stdout.strip(), run("id", "-gn").stdout.strip()
+    conf = tmp_path / "warren.logrotate"
+    conf.write_text(text.replace(LOG_DIR, str(logs)).replace(
+        "su warren warren", "su %s %s" % me))
+    run("logrotate", "--force", "--state", str(tmp_path / "state"),
+        str(conf))
+    assert sorted(os.listdir(logs)) == ["warren.log.1"]  # nocreate
 
 
 def test_systemd_unit(root, tmp_path):
@@ -228,6 +278,7 @@ def test_systemd_unit(root, tmp_path):
     assert keys["User"] == "warren" and keys["Group"] == "warren"
     assert keys["LimitNOFILE"] == "65536"
     assert keys["StateDirectory"] == "warren"
+    assert keys["LogsDirectory"] == "warren"
     assert keys["ExecStart"] == "%s/warren --config %s" % (SBIN, CONF)
     assert "ExecReload" not in keys  # SIGHUP would stop the broker
     # systemd's own check, on a copy of this machine's units plus ours
@@ -272,26 +323,31 @@ def test_postinst_made_the_user_and_data_dir(root):
     assert int(w[2]) < 1000  # a system user
     assert w[3] == groups["warren"][2]
     assert root.stat(DATA_DIR) == (int(w[2]), int(w[3]), "750")
+    assert root.stat(LOG_DIR) == (int(w[2]), int(w[3]), "750")
 
 
 def test_packaged_broker_notifies_systemd(root, tmp_path):
     """The packaged broker on the packaged config, overridden where a test
-    must (ports, data dir): READY=1 once listening, warrenctl gets an
-    answer, STOPPING=1 on SIGTERM, exit 0."""
+    must (ports, data dir, log file): READY=1 once listening, warrenctl
+    gets an answer, STOPPING=1 on SIGTERM, exit 0. Info lines go to the
+    log file only, not to the console."""
     conf = tmp_path / "warren.conf"
     with open(root.path(CONF)) as f:
         text = f.read()
     # The last value of a key wins.
     conf.write_text(text + "\nlisteners.tcp.local = 127.0.0.1:0\n"
                     "management.tcp.port = 0\n"
-                    "data_dir = %s\n" % (tmp_path / "data"))
+                    "prometheus.tcp.port = 0\n"
+                    "data_dir = %s\nlog.file = %s\n"
+                    % (tmp_path / "data", tmp_path / "file.log"))
     sock_path = str(tmp_path / "notify.sock")
     ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     ns.bind(sock_path)
-    log = open(tmp_path / "warren.log", "w+")
+    console = open(tmp_path / "console.log", "w+")
+    log = open(tmp_path / "file.log", "a+")
     proc = subprocess.Popen(
         [root.path(SBIN + "/warren"), "--config", str(conf)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        stdin=subprocess.DEVNULL, stdout=console, stderr=console,
         env=dict(E, NOTIFY_SOCKET=sock_path))
     try:
         ports = wait_ports(proc, log)
@@ -301,16 +357,24 @@ def test_packaged_broker_notifies_systemd(root, tmp_path):
                   str(ports["http"]), "status").stdout
         assert "\nProduct name: Warren\n" in out
         assert "port: %d, protocol: amqp" % ports["amqp"] in out
+        # the web UI comes with the binary (compiled in)
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % ports["http"],
+                                    timeout=10) as r:
+            assert r.headers["content-type"] == "text/html; charset=utf-8"
+            assert b'<script type="module" src="js/app.js">' in r.read()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         got = notifications(ns, 1.0)
         assert got == (["STOPPING=1"] if SYSTEMD else []), got
+        console.seek(0)
+        assert console.read() == ""
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         ns.close()
         log.close()
+        console.close()
 
 
 def wait_ports(proc, log, timeout=15.0):
@@ -346,9 +410,11 @@ def test_remove_then_purge(root):
         assert not os.path.exists(root.path(p)), p
     assert os.path.exists(root.path(CONF))  # a conffile stays until purge
     assert os.path.isdir(root.path(DATA_DIR))
+    assert os.path.isdir(root.path(LOG_DIR))
     root.dpkg("--purge", "warren")
     assert not os.path.exists(root.path(CONF))
     assert not os.path.exists(root.path(DATA_DIR))
+    assert not os.path.exists(root.path(LOG_DIR))
     p = run("dpkg-query", "--admindir=" + root.admin, "-W", "warren",
             check=False)
     assert p.returncode != 0 or p.stdout.strip() == "warren"

@@ -8,7 +8,10 @@ log in (a wrong password first: the login form shows the API's reason),
 the overview, create a queue with a hostile name through the Queues form,
 publish through the queue page's form and with pika until the queue
 page's publish rate moves, get the message back through the Get form,
-delete the queue, then every other page. The browser console must stay
+see a consumer and add a binding on the queue page, purge it, delete the
+queue, page, sort and filter 25 queues and then 100,000 (imported
+through the API into a vhost of their own), then every other page, and add, edit and delete a user, a vhost,
+a permission and a policy through the Admin forms. The browser console must stay
 free of errors throughout (the one expected 401 of the wrong password
 aside). A screenshot of each page goes to $WARREN_UI_OUTPUT (ctest sets
 build/test-output/ui).
@@ -240,6 +243,20 @@ def sort_by(b, key, order):
         "class"), what="sorted %s by %s" % (order, key))
 
 
+def sort_to(b, key, order):
+    """Sorts by a column in the given order, from whatever order the list
+    remembers (sort_by assumes a click changes it)."""
+    th = "th[data-sort='%s']" % key
+    for _ in range(3):
+        if "sorted " + order in css(b, th).get_attribute("class"):
+            return
+        before = css(b, th).get_attribute("class")
+        click(b, th)
+        wait_for(b, lambda d: css(b, th).get_attribute("class") != before,
+                 what="the sort of %s to change" % key)
+    raise AssertionError("cannot sort %s by %s" % (order, key))
+
+
 def severe(entries):
     return [e for e in entries if e.get("level") == "SEVERE"]
 
@@ -320,6 +337,10 @@ def test_02_overview(browser, base_url):
     assert css(b, "#chart-rates canvas").size["width"] > 200
     legend = css(b, "#chart-rates .legend").text
     assert "Publish" in legend and "/s" in legend
+    # queue totals, the other live chart
+    assert css(b, "#chart-queued canvas").size["width"] > 200
+    legend = css(b, "#chart-queued .legend").text
+    assert "Ready" in legend and "Unacked" in legend, legend
     assert css(b, "#tabs a.active").text == "Overview"
     b.screenshot("overview")
 
@@ -440,6 +461,47 @@ def test_06_get_message(browser):
     assert severe(b.logs()) == []
 
 
+def test_06b_consumers_bindings_and_purge(browser, broker, api):
+    """A pika consumer shows in the Consumers section; the Bindings form
+    binds amq.direct to the queue; Purge empties it."""
+    b = browser
+    qpath = "/api/queues/%2F/" + urllib.parse.quote(QUEUE, safe="")
+    conn = broker.pika()
+    try:
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=1)
+        ch.basic_consume(QUEUE, lambda *a: None, consumer_tag="ui-consumer")
+        wait_for(b, lambda d: "ui-consumer" in css(b, "#consumers").text,
+                 timeout=RATE_WAIT, what="the consumer listed")
+        form = css(b, "form[data-form=bind]")
+        fill(form, "other", "amq.direct")
+        fill(form, "routing_key", "ui-key")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_flash(b, "Binding added.")
+        r = api.get("/api/bindings/%2F/e/amq.direct/q/" +
+                    urllib.parse.quote(QUEUE, safe=""))
+        assert [x["routing_key"] for x in r.json] == ["ui-key"], r.json
+        wait_for(b, lambda d: "ui-key" in css(b, "#bindings").text and
+                 "amq.direct" in css(b, "#bindings").text,
+                 what="the binding listed")
+        b.screenshot("queue-consumers-bindings")
+    finally:
+        conn.close()  # its unacknowledged message goes back to the queue
+    wait_for(b, lambda d: "No consumers." in css(b, "#consumers").text,
+             timeout=RATE_WAIT, what="the consumer gone")
+    assert api.get(qpath).json["messages"] > 0
+    open_section(b, "Purge")
+    css(b, "#purge").click()
+    alert = wait_for(b, lambda d: d.switch_to.alert, what="the confirm")
+    assert QUEUE in alert.text
+    alert.accept()
+    wait_flash(b, "Queue purged.")
+    assert api.get(qpath).json["messages"] == 0
+    wait_for(b, lambda d: css(b, "#q-total").text == "0", timeout=RATE_WAIT,
+             what="the queue page to show it empty")
+    assert severe(b.logs()) == []
+
+
 def test_07_delete_queue(browser, api):
     b = browser
     open_section(b, "Delete")
@@ -507,6 +569,78 @@ def test_08_paging_sorting_filtering(browser, base_url, broker):
     assert severe(b.logs()) == []
 
 
+BIG_VHOST = "ui-big"
+BIG = 100000
+
+
+def test_08b_a_hundred_thousand_queues(browser, base_url, api):
+    """RabbitMQ's 100k-queue lists: 100,000 queues in one vhost (imported
+    through the API), paged, filtered by regex and sorted by the server;
+    the page the UI asks for comes back in well under a second."""
+    b = browser
+    v = BIG_VHOST
+    api.ok("PUT", "/api/vhosts/" + v)
+    api.ok("PUT", "/api/permissions/%s/guest" % v,
+           {"configure": ".*", "write": ".*", "read": ".*"})
+    r = api.post("/api/definitions", {"queues": [
+        {"name": "ui-big-%06d" % i, "vhost": v, "durable": False,
+         "auto_delete": False, "arguments": {}} for i in range(BIG)]})
+    assert r.status in (200, 201, 204), r
+    start = time.monotonic()
+    page = api.ok("GET", "/api/queues/%s?page=1&page_size=100&name=&"
+                  "use_regex=false&pagination=true&sort=name&"
+                  "sort_reverse=true" % v)
+    assert time.monotonic() - start < 1.0
+    assert page["total_count"] == BIG
+    assert page["items"][0]["name"] == "ui-big-099999"
+    try:
+        # the header's vhost chooser, as after a reload
+        b.d.execute_script(
+            "sessionStorage.setItem('warren.vhost', arguments[0])", v)
+        go(b, base_url, "queues", "Queues")
+        b.d.refresh()
+        wait_for(b, lambda d: css(b, "#vhost-select").get_attribute(
+            "value") == v, what="the vhost chosen")
+        Select(css(b, ".list-controls .page-size")).select_by_value("100")
+
+        def count_is(text):
+            wait_for(b, lambda d: css(b, ".list-controls .count").text ==
+                     text, what="the count %r" % text)
+
+        def first_row():
+            return b.d.find_elements(By.CSS_SELECTOR,
+                                     "table.list tbody td a")[0].text
+
+        count_is("1–100 of 100,000 queues")
+        assert css(b, ".page-label").text == "Page 1 of 1,000"
+        click(b, "button[data-page=last]")
+        count_is("99,901–100,000 of 100,000 queues")
+        wait_for(b, lambda d: first_row() == "ui-big-099900",
+                 what="the last page's first row")
+        click(b, "button[data-page=first]")
+        count_is("1–100 of 100,000 queues")
+        sort_to(b, "name", "desc")
+        wait_for(b, lambda d: first_row() == "ui-big-099999",
+                 what="descending order over all 100,000")
+        css(b, ".list-controls .regex").click()
+        css(b, ".list-controls .filter").send_keys("^ui-big-09999[0-9]$")
+        count_is("1–10 of 10 queues (filtered from 100,000)")
+        b.screenshot("queues-100k")
+    finally:
+        # back to the defaults the pages that follow expect
+        sort_to(b, "name", "asc")
+        css(b, ".list-controls .regex").click()
+        f = css(b, ".list-controls .filter")
+        f.send_keys(Keys.CONTROL, "a")
+        f.send_keys(Keys.BACKSPACE)
+        b.d.execute_script("sessionStorage.removeItem('warren.vhost')")
+        api.delete("/api/vhosts/" + v)
+        go(b, base_url, "queues", "Queues")
+        b.d.refresh()
+        wait_list_loaded(b)
+    assert severe(b.logs()) == []
+
+
 def test_09_every_page(browser, base_url, broker, api):
     b = browser
     api.ok("PUT", "/api/policies/%2F/ui-policy",
@@ -545,6 +679,132 @@ def test_09_every_page(browser, base_url, broker, api):
     finally:
         conn.close()
         api.delete("/api/policies/%2F/ui-policy")
+    assert severe(b.logs()) == []
+
+
+def submit(form):
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+
+def row_button(b, first_cell, action):
+    """Clicks the data-action button of the list row whose first cell is
+    first_cell."""
+    row = wait_for(b, lambda d: [tr for tr in d.find_elements(
+        By.CSS_SELECTOR, "table.list tbody tr")
+        if tr.find_element(By.TAG_NAME, "td").text == first_cell],
+        what="the row of %s" % first_cell)[0]
+    row.find_element(By.CSS_SELECTOR,
+                     "button[data-action=%s]" % action).click()
+
+
+def tag_list(tags):
+    return tags if isinstance(tags, list) else [
+        t for t in tags.split(",") if t]
+
+
+def test_09b_admin_forms(browser, base_url, api):
+    """Users, vhosts, permissions and policies edited through the Admin
+    forms; each change checked through the API."""
+    b = browser
+    user, vhost, policy = "ui-form-user", "ui-form-vh", "ui-form-pol"
+    venc = urllib.parse.quote(vhost, safe="")
+    try:
+        go(b, base_url, "users", "Admin")
+        wait_list_loaded(b)
+        form = css(b, "#user-form")
+        fill(form, "name", user)
+        fill(form, "password", "pw1")
+        fill(form, "tags", "monitoring")
+        submit(form)
+        wait_flash(b, "User saved.")
+        assert tag_list(api.get("/api/users/" + user).json["tags"]) == [
+            "monitoring"]
+        # Edit: the row's tags into the form, changed, saved again
+        row_button(b, user, "edit")
+        form = css(b, "#user-form")
+        assert form.find_element(By.NAME, "name").get_attribute(
+            "value") == user
+        fill(form, "tags", "policymaker, monitoring")
+        submit(form)
+        wait_flash(b, "User saved.")
+        assert sorted(tag_list(api.get("/api/users/" + user).json[
+            "tags"])) == ["monitoring", "policymaker"]
+        b.screenshot("user-edited")
+
+        go(b, base_url, "vhosts", "Admin")
+        wait_list_loaded(b)
+        form = css(b, "#vhost-form")
+        fill(form, "name", vhost)
+        fill(form, "description", "made by the UI test")
+        submit(form)
+        wait_flash(b, "Virtual host added.")
+        assert api.get("/api/vhosts/" + venc).json["description"] == \
+            "made by the UI test"
+
+        go(b, base_url, "permissions", "Admin")
+        wait_list_loaded(b)
+        form = css(b, "#perm-form")
+        fill(form, "user", user)
+        Select(form.find_element(By.NAME, "vhost")).select_by_value(vhost)
+        fill(form, "configure", "^ui-")
+        submit(form)
+        wait_flash(b, "Permission set.")
+        p = api.get("/api/permissions/%s/%s" % (venc, user)).json
+        assert (p["configure"], p["write"], p["read"]) == ("^ui-", ".*",
+                                                            ".*")
+        wait_for(b, lambda d: user in css(b, "table.list tbody").text,
+                 what="the permission listed")
+        b.screenshot("permission-set")
+
+        go(b, base_url, "policies", "Admin")
+        wait_list_loaded(b)
+        form = css(b, "#policy-form")
+        Select(form.find_element(By.NAME, "vhost")).select_by_value(vhost)
+        fill(form, "name", policy)
+        fill(form, "pattern", "^ui-")
+        Select(form.find_element(By.NAME, "apply-to")).select_by_value(
+            "queues")
+        fill(form, "priority", "2")
+        fill(form, "definition", '{"max-length": 5}')
+        submit(form)
+        wait_flash(b, "Policy saved.")
+        ppath = "/api/policies/%s/%s" % (venc, policy)
+        got = api.get(ppath).json
+        assert (got["pattern"], got["apply-to"], got["priority"],
+                got["definition"]) == ("^ui-", "queues", 2,
+                                       {"max-length": 5}), got
+        row_button(b, vhost, "edit")
+        form = css(b, "#policy-form")
+        assert form.find_element(By.NAME, "name").get_attribute(
+            "value") == policy
+        fill(form, "definition", '{"max-length": 7}')
+        submit(form)
+        wait_flash(b, "Policy saved.")
+        assert api.get(ppath).json["definition"] == {"max-length": 7}
+        b.screenshot("policy-edited")
+        row_button(b, vhost, "delete")
+        wait_for(b, lambda d: d.switch_to.alert, what="the confirm").accept()
+        wait_flash(b, "Policy deleted.")
+        assert api.get(ppath).status == 404
+
+        go(b, base_url, "permissions", "Admin")
+        wait_list_loaded(b)
+        row_button(b, user, "delete")
+        wait_for(b, lambda d: d.switch_to.alert, what="the confirm").accept()
+        wait_flash(b, "Permission cleared.")
+        assert api.get("/api/permissions/%s/%s" % (venc, user)).status \
+            == 404
+
+        go(b, base_url, "users", "Admin")
+        wait_list_loaded(b)
+        row_button(b, user, "delete")
+        wait_for(b, lambda d: d.switch_to.alert, what="the confirm").accept()
+        wait_flash(b, "User deleted.")
+        assert api.get("/api/users/" + user).status == 404
+    finally:
+        api.delete("/api/policies/%s/%s" % (venc, policy))
+        api.delete("/api/users/" + user)
+        api.delete("/api/vhosts/" + venc)
     assert severe(b.logs()) == []
 
 

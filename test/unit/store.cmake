@@ -43,3 +43,10 @@ target_link_libraries(replay_fuzz_record PRIVATE warren_store)
 add_test(NAME fuzz_replay.fuzz_record
          COMMAND replay_fuzz_record
                  ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/fuzz_record)
+
+# The stream log (store/slog.c): stream queues' segments and index.
+store_unit_test(test_slog unit/test_slog.c LIBS warren_store)
+
+# The sync thread (store/fsyncer.c) streams use for the fsync policy.
+store_unit_test(test_fsyncer unit/test_fsyncer.c LIBS warren_store
+                Threads::Threads)

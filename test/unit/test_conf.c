@@ -100,13 +100,24 @@ T_CASE(defaults_match_rabbitmq)
     T_EQ_INT(c.memory_budget, 0);
     T_EQ_INT(c.management_port, 15672);
     T_EQ_STR(c.management_ip, "0.0.0.0");
+    T_EQ_INT(c.prometheus_port, 15692);
+    T_EQ_STR(c.prometheus_ip, "0.0.0.0");
+    T_ASSERT(!c.prometheus_optional);
     T_EQ_STR(c.data_dir, "data");
     T_EQ_STR(c.load_definitions, "");
     T_EQ_INT(c.fsync, CONF_FSYNC_ALWAYS);
     T_EQ_INT(c.fsync_interval_ms, 200);
     T_EQ_INT(c.segment_size, 64 * MiB);
-    T_EQ_INT(c.log_level, LOG_INFO);
+    T_EQ_INT(c.log_default_level, LOG_INFO);
+    T_EQ_INT(c.log_console_level, 0);
     T_ASSERT(c.log_console);
+    T_EQ_STR(c.log_file, "");
+    T_EQ_INT(c.log_file_level, 0);
+    T_EQ_INT(c.log_connection_level, 0);
+    T_EQ_INT(c.log_console_format, CONF_LOG_PLAIN);
+    T_EQ_INT(c.log_file_format, CONF_LOG_PLAIN);
+    T_EQ_INT(c.log_rotation_size, 0);
+    T_EQ_INT(c.log_rotation_count, 5);
     T_ASSERT(strncmp(c.cluster_name, "warren@", 7) == 0);
     T_ASSERT(strlen(c.cluster_name) > 7);
 }
@@ -136,12 +147,13 @@ T_CASE(uint_in_range_is_stored)
 
     parse_ok(&c, "heartbeat = 30\nchannel_max = 65535\n"
                  "max_message_size = 536870912\nfsync_interval = 1\n"
-                 "management.tcp.port = 0\n");
+                 "management.tcp.port = 0\nprometheus.tcp.port = 0\n");
     T_EQ_INT(c.heartbeat, 30);
     T_EQ_INT(c.channel_max, 65535);
     T_EQ_INT(c.max_message_size, 536870912);
     T_EQ_INT(c.fsync_interval_ms, 1);
     T_EQ_INT(c.management_port, 0);
+    T_EQ_INT(c.prometheus_port, 0);
     parse_ok(&c, "heartbeat = 0\nchannel_max = 0\nheartbeat=007");
     T_EQ_INT(c.heartbeat, 7);
     T_EQ_INT(c.channel_max, 0);
@@ -376,7 +388,10 @@ T_CASE(enum_values)
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
         snprintf(text, sizeof(text), "log.console.level = %s", levels[i].name);
         parse_ok(&c, text);
-        T_EQ_INT(c.log_level, levels[i].want);
+        T_EQ_INT(conf_log_level(c.log_console_level, 99), levels[i].want);
+        snprintf(text, sizeof(text), "log.default.level = %s", levels[i].name);
+        parse_ok(&c, text);
+        T_EQ_INT(c.log_default_level, levels[i].want);
     }
     parse_ok(&c, "fsync = interval");
     T_EQ_INT(c.fsync, CONF_FSYNC_INTERVAL);
@@ -389,6 +404,81 @@ T_CASE(enum_values)
                "(allowed: always, interval, never)");
     EXPECT_ERR_HAS("log.console.level = warn", "\"warn\" is not a valid");
     EXPECT_ERR_HAS("log.console.level = INFO", "is not a valid value");
+}
+
+/* ---- logging: outputs, formats, rotation, categories (RabbitMQ's keys) */
+
+T_CASE(log_keys)
+{
+    struct wr_config c;
+
+    parse_ok(&c, "log.file = /var/log/warren/warren.log\n"
+                 "log.file.level = debug\nlog.file.formatter = json\n"
+                 "log.file.rotation.size = 10485760\n"
+                 "log.file.rotation.count = 3\n"
+                 "log.connection.level = warning\n"
+                 "log.console.formatter = json\nlog.default.level = error\n");
+    T_EQ_STR(c.log_file, "/var/log/warren/warren.log");
+    T_EQ_INT(conf_log_level(c.log_file_level, -5), LOG_DEBUG);
+    T_EQ_INT(c.log_file_format, CONF_LOG_JSON);
+    T_EQ_INT(c.log_rotation_size, 10485760);
+    T_EQ_INT(c.log_rotation_count, 3);
+    T_EQ_INT(conf_log_level(c.log_connection_level, -5), LOG_WARN);
+    T_EQ_INT(c.log_console_format, CONF_LOG_JSON);
+    T_EQ_INT(c.log_default_level, LOG_ERR);
+    /* Unset levels inherit log.default.level. */
+    T_EQ_INT(conf_log_level(c.log_console_level, c.log_default_level), LOG_ERR);
+    /* A file set without log.console silences the console, as RabbitMQ. */
+    T_ASSERT(!c.log_console);
+    parse_ok(&c, "log.file = w.log\nlog.console = true\n");
+    T_ASSERT(c.log_console);
+    parse_ok(&c, "log.file = false\n");
+    T_EQ_STR(c.log_file, "");
+    T_ASSERT(c.log_console);
+    parse_ok(&c, "log.file.level = none\n");
+    T_EQ_INT(conf_log_level(c.log_file_level, LOG_INFO), CONF_LOG_NONE);
+    EXPECT_ERR("log.file.formatter = xml",
+               "t.conf:1: log.file.formatter: \"xml\" is not a valid value "
+               "(allowed: plaintext, json)");
+    EXPECT_ERR_HAS("log.file.rotation.size = big",
+                   "t.conf:1: log.file.rotation.size: \"big\" is not an "
+                   "integer");
+    EXPECT_ERR_HAS("log.file.rotation.count = 1001",
+                   "log.file.rotation.count: \"1001\" is out of range");
+    EXPECT_ERR_HAS("log.connection.level = loud",
+                   "log.connection.level: \"loud\" is not a valid value");
+    EXPECT_ERR_HAS("log.file =", "log.file: missing value");
+
+    /* log.dir holds a relative log.file, not an absolute one. */
+    parse_ok(&c, "log.dir = /var/log/warren\nlog.file = w.log\n");
+    T_EQ_STR(c.log_file, "/var/log/warren/w.log");
+    parse_ok(&c, "log.dir = /var/log/warren\nlog.file = /tmp/w.log\n");
+    T_EQ_STR(c.log_file, "/tmp/w.log");
+
+    /* RabbitMQ's date specs; the rest is refused, naming the key. */
+    static const char *const good[] = {"$D0",   "$D23",   "$W0D23", "$W5D16",
+                                       "$M1D0", "$M5D6",  "$ML",    "$MLD3",
+                                       "$H00",  "$M31D23"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "log.file.rotation.date = %s", good[i]);
+        parse_ok(&c, text);
+        T_EQ_STR(c.log_rotation_date, good[i]);
+    }
+    EXPECT_ERR("log.file.rotation.date = daily",
+               "t.conf: log.file.rotation.date: \"daily\" is not a date "
+               "spec (allowed: $D<hour>, $W<weekday 0-6>D<hour>, "
+               "$M<day 1-31 or L>D<hour>)");
+    EXPECT_ERR_HAS("log.file.rotation.date = $D24", "is not a date spec");
+    EXPECT_ERR_HAS("log.file.rotation.date = $W7", "is not a date spec");
+    EXPECT_ERR_HAS("log.file.rotation.date = $M0D0", "is not a date spec");
+    EXPECT_ERR_HAS("log.file.rotation.date = $", "is not a date spec");
+    /* Accepted as RabbitMQ files have them, only as false. */
+    parse_ok(&c, "log.file.rotation.compress = false\nlog.syslog = false\n"
+                 "log.exchange = false\n");
+    EXPECT_ERR("log.file.rotation.compress = true",
+               "t.conf:1: log.file.rotation.compress: \"true\" is not a "
+               "valid value (allowed: false)");
 }
 
 /* ---- strings and addresses */
@@ -441,6 +531,11 @@ T_CASE(ip_values)
     T_EQ_STR(c.management_ip, "::1");
     parse_ok(&c, "management.tcp.ip = 127.0.0.1");
     T_EQ_STR(c.management_ip, "127.0.0.1");
+    parse_ok(&c, "prometheus.tcp.ip = ::1\nprometheus.tcp.optional = true");
+    T_EQ_STR(c.prometheus_ip, "::1");
+    T_ASSERT(c.prometheus_optional);
+    EXPECT_ERR_HAS("prometheus.tcp.ip = localhost", "is not an IPv4");
+    EXPECT_ERR_HAS("prometheus.tcp.port = 65536", "out of range");
     parse_ok(&c, "management.tcp.ip = ::");
     T_EQ_STR(c.management_ip, "::");
     EXPECT_ERR("management.tcp.ip = localhost",
@@ -831,10 +926,9 @@ T_CASE(unknown_key_with_suggestion)
                "(did you mean \"vm_memory_high_watermark.relative\"?)");
     EXPECT_ERR("completely_unknown = 1",
                "t.conf:1: unknown key \"completely_unknown\"");
-    EXPECT_ERR("listeners.ssl.default = 5671",
-               "t.conf:1: unknown key \"listeners.ssl.default\"");
-    EXPECT_ERR_HAS("ssl_options.cacertfile = /x", "unknown key");
-    EXPECT_ERR_HAS("log.file.level = debug", "unknown key");
+    EXPECT_ERR("listeners.ssl.defualt.x = 5671",
+               "t.conf:1: unknown key \"listeners.ssl.defualt.x\"");
+    EXPECT_ERR_HAS("log.journald = true", "unknown key");
     EXPECT_ERR_HAS("a = 1", "unknown key \"a\"");
 }
 
@@ -849,19 +943,15 @@ T_CASE(ignored_rabbitmq_keys_are_checked)
                  "vm_memory_calculation_strategy = rss\n"
                  "cluster_partition_handling = autoheal\n"
                  "queue_master_locator = min-masters\n"
-                 "background_gc_enabled = false\nlog.file = false\n"
+                 "background_gc_enabled = false\n"
                  "definitions.import_backend = local_filesystem\n");
     dump(&c, &b);
     T_ASSERT(strstr((char *)b.data, "num_acceptors") == NULL);
-    T_ASSERT(strstr((char *)b.data, "log.file") == NULL);
     buf_fini(&b);
     EXPECT_ERR_HAS("num_acceptors.tcp = ten", "is not an integer");
     EXPECT_ERR_HAS("num_acceptors.tcp = 0", "out of range");
     EXPECT_ERR_HAS("reverse_dns_lookups = maybe", "is not a boolean");
     EXPECT_ERR_HAS("vm_memory_high_watermark_paging_ratio = 2", "out of range");
-    EXPECT_ERR("log.file = /var/log/warren.log",
-               "t.conf:1: log.file: \"/var/log/warren.log\" is not a valid "
-               "value (allowed: false)");
     EXPECT_ERR_HAS("definitions.import_backend = https", "not a valid value");
 }
 
@@ -1318,6 +1408,127 @@ T_CASE(load_file_errors_name_the_file)
     T_ASSERT(strstr(e, ": larger than 16777216 bytes") != NULL);
 }
 
+T_CASE(tls_keys_follow_rabbitmq)
+{
+    struct wr_config c;
+
+    conf_defaults(&c);
+    T_EQ_INT(c.nssl_listeners, 0);
+    T_EQ_INT(c.ssl.verify, CONF_VERIFY_NONE);
+    T_EQ_INT(c.ssl.fail_if_no_peer_cert, false);
+    T_EQ_INT(c.ssl_cert_login_from, CONF_CERT_LOGIN_DN);
+    T_EQ_INT(c.nauth_mechanisms, 0);
+    T_EQ_INT(c.management_ssl_port, 0);
+    T_EQ_INT(c.ssl_handshake_timeout_ms, 5000);
+    parse_ok(&c, "ssl_handshake_timeout = infinity\n");
+    T_EQ_INT(c.ssl_handshake_timeout_ms, 0);
+    parse_ok(&c, "listeners.ssl.default = 5671\n"
+                 "listeners.ssl.local = 127.0.0.1:5672\n"
+                 "ssl_options.cacertfile = /etc/ca.pem\n"
+                 "ssl_options.certfile = /etc/server.pem\n"
+                 "ssl_options.keyfile = /etc/server.key\n"
+                 "ssl_options.password = s3cret\n"
+                 "ssl_options.verify = verify_peer\n"
+                 "ssl_options.fail_if_no_peer_cert = true\n"
+                 "ssl_options.versions.1 = tlsv1.3\n"
+                 "ssl_options.versions.2 = tlsv1.2\n"
+                 "ssl_options.ciphers.1 = TLS_AES_256_GCM_SHA384\n"
+                 "ssl_options.ciphers.2 = ECDHE-RSA-AES256-GCM-SHA384\n"
+                 "auth_mechanisms.1 = EXTERNAL\n"
+                 "auth_mechanisms.2 = PLAIN\n"
+                 "ssl_cert_login_from = common_name\n"
+                 "management.ssl.port = 15671\n"
+                 "management.ssl.certfile = /etc/m.pem\n"
+                 "management.ssl.versions.1 = tlsv1.2\n");
+    T_EQ_INT(c.nssl_listeners, 2);
+    T_EQ_INT(c.ssl_listeners[0].port, 5671);
+    T_EQ_STR(c.ssl_listeners[1].host, "127.0.0.1");
+    T_EQ_INT(c.nlisteners, 1); /* the tcp default stays */
+    T_EQ_STR(c.ssl.cacertfile, "/etc/ca.pem");
+    T_EQ_STR(c.ssl.certfile, "/etc/server.pem");
+    T_EQ_STR(c.ssl.keyfile, "/etc/server.key");
+    T_EQ_STR(c.ssl.password, "s3cret");
+    T_EQ_INT(c.ssl.verify, CONF_VERIFY_PEER);
+    T_EQ_INT(c.ssl.fail_if_no_peer_cert, true);
+    T_EQ_INT(c.ssl.nversions, 2);
+    T_EQ_STR(c.ssl.versions[0].value, "tlsv1.3");
+    T_EQ_STR(c.ssl.versions[1].value, "tlsv1.2");
+    T_EQ_INT(c.ssl.nciphers, 2);
+    T_EQ_STR(c.ssl.ciphers[1].value, "ECDHE-RSA-AES256-GCM-SHA384");
+    T_EQ_INT(c.nauth_mechanisms, 2);
+    T_EQ_STR(c.auth_mechanisms[0].value, "EXTERNAL");
+    T_EQ_STR(c.auth_mechanisms[1].value, "PLAIN");
+    T_EQ_INT(c.ssl_cert_login_from, CONF_CERT_LOGIN_CN);
+    T_EQ_INT(c.management_ssl_port, 15671);
+    T_EQ_STR(c.management_ssl.certfile, "/etc/m.pem");
+    T_EQ_INT(c.management_ssl.nversions, 1);
+    T_EQ_INT(c.ssl.nversions, 2); /* the blocks are separate */
+}
+
+T_CASE(tls_value_lists)
+{
+    struct wr_config c;
+
+    /* the same item again replaces its value; a new text's items
+     * replace the list */
+    parse_ok(&c, "auth_mechanisms.1 = PLAIN\nauth_mechanisms.1 = AMQPLAIN\n");
+    T_EQ_INT(c.nauth_mechanisms, 1);
+    T_EQ_STR(c.auth_mechanisms[0].value, "AMQPLAIN");
+    T_EQ_INT(parse(&c, "auth_mechanisms.x = EXTERNAL\n"), WR_OK);
+    T_EQ_INT(c.nauth_mechanisms, 1);
+    T_EQ_STR(c.auth_mechanisms[0].name, "x");
+    EXPECT_ERR("auth_mechanisms.1 = CRAM-MD5",
+               "t.conf:1: auth_mechanisms.1: unknown value (allowed: "
+               "PLAIN, AMQPLAIN, EXTERNAL)");
+    EXPECT_ERR_HAS("ssl_options.versions.1 = tlsv1.4", "unknown value");
+    EXPECT_ERR_HAS("ssl_options.versions.1 = TLSv1.2", "unknown value");
+    EXPECT_ERR_HAS("management.ssl.versions.1 = sslv3", "unknown value");
+    EXPECT_ERR_HAS("ssl_options.versions.1 = tlsv1.2\n"
+                   "ssl_options.versions.2 = tlsv1.3\n"
+                   "ssl_options.versions.3 = tlsv1.1\n"
+                   "ssl_options.versions.4 = tlsv1\n"
+                   "ssl_options.versions.5 = tlsv1.3\n",
+                   "more than 4 items");
+    EXPECT_ERR_HAS("ssl_options.verify = verify_all", "is not a valid value");
+    EXPECT_ERR_HAS("ssl_options.fail_if_no_peer_cert = yes",
+                   "is not a boolean");
+    EXPECT_ERR_HAS("ssl_cert_login_from = email", "is not a valid value");
+    EXPECT_ERR_HAS("listeners.ssl.default = 70000", "listeners.ssl.default");
+    EXPECT_ERR_HAS("management.ssl.port = 65536", "out of range");
+    parse_ok(&c, "listeners.ssl.default = 5671\nlisteners.ssl = none\n");
+    T_EQ_INT(c.nssl_listeners, 0);
+}
+
+T_CASE(tls_keys_dump_and_parse_back)
+{
+    struct wr_config a, b;
+    struct buf out;
+
+    parse_ok(&a, "listeners.ssl.default = 5671\n"
+                 "ssl_options.certfile = /etc/server.pem\n"
+                 "ssl_options.versions.1 = tlsv1.3\n"
+                 "ssl_options.ciphers.a = TLS_AES_128_GCM_SHA256\n"
+                 "auth_mechanisms.1 = EXTERNAL\n"
+                 "management.ssl.port = 15671\n");
+    buf_init(&out);
+    conf_dump(&a, &out);
+    buf_put_u8(&out, 0);
+    T_ASSERT(strstr((char *)out.data, "ssl_options.versions.1 = tlsv1.3\n"));
+    T_ASSERT(strstr((char *)out.data,
+                    "ssl_options.ciphers.a = TLS_AES_128_GCM_SHA256\n"));
+    T_ASSERT(strstr((char *)out.data, "auth_mechanisms.1 = EXTERNAL\n"));
+    conf_defaults(&b);
+    T_EQ_INT(
+        conf_parse(&b, (char *)out.data, out.len - 1, "dump", err, sizeof(err)),
+        WR_OK);
+    T_EQ_INT(b.nssl_listeners, 1);
+    T_EQ_STR(b.ssl.ciphers[0].name, "a");
+    T_EQ_STR(b.auth_mechanisms[0].value, "EXTERNAL");
+    T_EQ_INT(b.management_ssl_port, 15671);
+    T_ASSERT(memcmp(&a.ssl, &b.ssl, sizeof(a.ssl)) == 0);
+    buf_fini(&out);
+}
+
 static const struct t_case cases[] = {
     T_REG(defaults_match_rabbitmq),
     T_REG(empty_text_changes_nothing),
@@ -1331,6 +1542,7 @@ static const struct t_case cases[] = {
     T_REG(double_values),
     T_REG(bool_values),
     T_REG(enum_values),
+    T_REG(log_keys),
     T_REG(string_values),
     T_REG(ip_values),
     T_REG(listener_values),
@@ -1363,5 +1575,8 @@ static const struct t_case cases[] = {
     T_REG(default_file_parses),
     T_REG(default_file_documents_every_key),
     T_REG(load_file_errors_name_the_file),
+    T_REG(tls_keys_follow_rabbitmq),
+    T_REG(tls_value_lists),
+    T_REG(tls_keys_dump_and_parse_back),
 };
 T_MAIN(cases)

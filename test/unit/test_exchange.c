@@ -9,6 +9,9 @@
 #include "exchange/exchange.h"
 #include "test/harness/t.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #define NQ 20000
 static int qs[NQ];
 
@@ -102,7 +105,10 @@ T_CASE(type_names_parse_exactly)
     T_EQ_INT(exchange_type_parse(BYTES_LIT("Direct"), &t), WR_ERR);
     T_EQ_INT(exchange_type_parse(BYTES_LIT(""), &t), WR_ERR);
     T_EQ_INT(exchange_type_parse(BYTES_LIT("topicx"), &t), WR_ERR);
-    T_EQ_INT(exchange_type_parse(BYTES_LIT("x-consistent-hash"), &t), WR_ERR);
+    T_EQ_INT(exchange_type_parse(BYTES_LIT("x-consistent-hash"), &t), WR_OK);
+    T_EQ_INT(t, EXCHANGE_CONSISTENT_HASH);
+    T_EQ_STR(exchange_type_name(t), "x-consistent-hash");
+    T_EQ_INT(exchange_type_parse(BYTES_LIT("x-Consistent-hash"), &t), WR_ERR);
     T_EQ_INT(exchange_type_parse(bytes_of("direct\0", 7), &t), WR_ERR);
 }
 
@@ -706,18 +712,21 @@ T_CASE(multiple_routing_keys_cc_style)
     bind(t, "b.#", qd(5));
     routeset_reset(&rs);
     /* d matches a and b; t gets every key too and matches a and b. */
-    T_EQ_INT(exchange_route_keys(r, d, keys, 3, BYTES_NULL, &rs), 4);
+    T_EQ_INT(exchange_route_keys(r, d, keys, 3, BYTES_NULL, BYTES_NULL, &rs),
+             4);
     T_ASSERT(has(&rs, 1) && has(&rs, 2) && has(&rs, 4) && has(&rs, 5));
     T_ASSERT(!has(&rs, 9));
     /* Unroutable only when no key matches. */
     keys[0] = BYTES_LIT("x");
     keys[1] = BYTES_LIT("y");
     routeset_reset(&rs);
-    T_EQ_INT(exchange_route_keys(r, d, keys, 2, BYTES_NULL, &rs), 1);
+    T_EQ_INT(exchange_route_keys(r, d, keys, 2, BYTES_NULL, BYTES_NULL, &rs),
+             1);
     T_ASSERT(has(&rs, 9));
     keys[1] = BYTES_LIT("c");
     routeset_reset(&rs);
-    T_EQ_INT(exchange_route_keys(r, d, keys, 2, BYTES_NULL, &rs), 1);
+    T_EQ_INT(exchange_route_keys(r, d, keys, 2, BYTES_NULL, BYTES_NULL, &rs),
+             1);
     T_ASSERT(has(&rs, 3));
     routeset_fini(&rs);
     xreg_free(r);
@@ -774,8 +783,274 @@ T_CASE(removing_exchanges_with_bindings_frees_everything)
     xreg_free(r); /* the rest, with their bindings (ASan checks leaks) */
 }
 
+/* ---- x-consistent-hash */
+
+/* Which of qs[0..nq) each of nkeys keys "k<i>" reaches; counts in cnt. */
+static void
+chash_map(struct xreg *r, struct exchange *x, int nkeys, int *to, int *cnt,
+          int nq)
+{
+    struct routeset rs;
+    char key[32];
+
+    routeset_init(&rs);
+    for (int i = 0; i < nq; i++)
+        cnt[i] = 0;
+    for (int i = 0; i < nkeys; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        T_EQ_INT(route(r, x, key, &rs), 1);
+        to[i] = (int)((int *)rs.queues[0] - qs);
+        T_ASSERT(to[i] >= 0 && to[i] < nq);
+        cnt[to[i]]++;
+    }
+    routeset_fini(&rs);
+}
+
+T_CASE(chash_distributes_by_weight)
+{
+    struct xreg *r = xreg_new();
+    struct exchange *x = add(r, "h", EXCHANGE_CONSISTENT_HASH);
+    enum { N = 100000 };
+    static int to[N];
+    int cnt[3];
+
+    bind(x, "1", qd(0));
+    bind(x, "1", qd(1));
+    bind(x, "2", qd(2));
+    chash_map(r, x, N, to, cnt, 3);
+    /* 1:1:2 within 3% of the total. */
+    T_ASSERT(abs(cnt[0] - N / 4) < N * 3 / 100);
+    T_ASSERT(abs(cnt[1] - N / 4) < N * 3 / 100);
+    T_ASSERT(abs(cnt[2] - N / 2) < N * 3 / 100);
+    xreg_free(r);
+}
+
+T_CASE(chash_same_key_same_queue_and_new_queue_moves_one_nth)
+{
+    struct xreg *r = xreg_new();
+    struct exchange *x = add(r, "h", EXCHANGE_CONSISTENT_HASH);
+    enum { N = 50000, Q = 8 };
+    static int a[N], b[N];
+    int cnt[Q + 1], moved = 0;
+
+    for (int i = 0; i < Q; i++)
+        bind(x, "10", qd(i));
+    chash_map(r, x, N, a, cnt, Q + 1);
+    chash_map(r, x, N, b, cnt, Q + 1);
+    for (int i = 0; i < N; i++)
+        T_EQ_INT(a[i], b[i]); /* stable while bindings are unchanged */
+    bind(x, "10", qd(Q));
+    chash_map(r, x, N, b, cnt, Q + 1);
+    for (int i = 0; i < N; i++) {
+        if (a[i] != b[i]) {
+            moved++;
+            T_EQ_INT(b[i], Q); /* keys only move to the new queue */
+        }
+    }
+    printf("moved %d of %d keys to the 9th queue (1/9: %d)\n", moved, N,
+           N / (Q + 1));
+    /* 1/(Q+1) of the keys expected; between 0.5 and 1.5 times that. */
+    T_ASSERT(moved > N / (Q + 1) / 2);
+    T_ASSERT(moved < N * 3 / (Q + 1) / 2);
+    /* Removing the last binding puts every key back. */
+    T_EQ_INT(unbind(x, "10", qd(Q)), 1);
+    chash_map(r, x, N, b, cnt, Q + 1);
+    for (int i = 0; i < N; i++)
+        T_EQ_INT(a[i], b[i]);
+    xreg_free(r);
+}
+
+T_CASE(chash_unbind_middle_renumbers_and_keeps_routing_total)
+{
+    struct xreg *r = xreg_new();
+    struct exchange *x = add(r, "h", EXCHANGE_CONSISTENT_HASH);
+    enum { N = 20000 };
+    static int to[N];
+    int cnt[4];
+
+    bind(x, "1", qd(0));
+    bind(x, "3", qd(1));
+    bind(x, "1", qd(2));
+    bind(x, "5", qd(1)); /* a second binding of the same queue */
+    T_EQ_INT(unbind(x, "3", qd(1)), 1);
+    chash_map(r, x, N, to, cnt, 4);
+    T_EQ_INT(cnt[0] + cnt[1] + cnt[2], N);
+    T_EQ_INT(cnt[3], 0);
+    /* weights 1:5:1 */
+    T_ASSERT(abs(cnt[1] - N * 5 / 7) < N * 3 / 100);
+    T_EQ_INT(unbind(x, "1", qd(0)), 1);
+    T_EQ_INT(unbind(x, "5", qd(1)), 1);
+    chash_map(r, x, N, to, cnt, 4);
+    T_EQ_INT(cnt[2], N);
+    T_EQ_INT(unbind(x, "1", qd(2)), 1);
+    struct routeset rs;
+    routeset_init(&rs);
+    T_EQ_INT(route(r, x, "k", &rs), 0);
+    routeset_fini(&rs);
+    xreg_free(r);
+}
+
+/* A table {k: v} of one longstr. */
+static struct exchange *
+add_chash(struct xreg *r, const char *name, const char *k, const char *v,
+          struct buf *b)
+{
+    return xreg_add(r, bytes_str(name), EXCHANGE_CONSISTENT_HASH, false, false,
+                    false, tbl2(b, k, v, NULL, NULL));
+}
+
+/* Content properties with a message-id and a headers table {h: v}. */
+static struct bytes
+props_with(struct buf *b, const char *msgid, const char *h, const char *v)
+{
+    struct buf t;
+    size_t m;
+
+    buf_init(b);
+    buf_init(&t);
+    m = ftable_begin(&t);
+    fenc_cstr(&t, h, v);
+    ftable_end(&t, m);
+    /* flags: headers (bit 13), message-id (bit 7) */
+    buf_put_u16(b, (1u << 13) | (1u << 7));
+    buf_append(b, t.data, t.len);
+    buf_put_shortstr(b, bytes_str(msgid));
+    buf_fini(&t);
+    return buf_bytes(b);
+}
+
+T_CASE(chash_hash_header_and_property)
+{
+    struct xreg *r = xreg_new();
+    struct buf a1, a2, p1;
+    struct exchange *xh = add_chash(r, "hh", "hash-header", "acct", &a1);
+    struct exchange *xp =
+        add_chash(r, "hp", "hash-property", "message_id", &a2);
+    struct routeset rs;
+    int seen_h[16] = {0}, seen_p[16] = {0};
+
+    routeset_init(&rs);
+    for (int i = 0; i < 16; i++) {
+        bind(xh, "1", qd(i));
+        bind(xp, "1", qd(i));
+    }
+    for (int i = 0; i < 200; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "id%d", i);
+        struct bytes pr = props_with(&p1, id, "acct", id);
+        struct bytes hdrs;
+        /* the headers table body inside pr: after flags and its length */
+        hdrs = bytes_of(pr.ptr + 6, pr.len - 6 - 1 - strlen(id));
+        routeset_reset(&rs);
+        T_EQ_INT(exchange_route_props(r, xh, bytes_str("rk1"), hdrs, pr, &rs),
+                 1);
+        int qh = (int)((int *)rs.queues[0] - qs);
+        routeset_reset(&rs);
+        /* another routing key, same header: same queue */
+        exchange_route_props(r, xh, bytes_str("rk2"), hdrs, pr, &rs);
+        T_EQ_INT((int)((int *)rs.queues[0] - qs), qh);
+        seen_h[qh]++;
+        routeset_reset(&rs);
+        T_EQ_INT(exchange_route_props(r, xp, bytes_str("x"), hdrs, pr, &rs), 1);
+        int qp = (int)((int *)rs.queues[0] - qs);
+        routeset_reset(&rs);
+        exchange_route_props(r, xp, bytes_str("y"), BYTES_NULL, pr, &rs);
+        T_EQ_INT((int)((int *)rs.queues[0] - qs), qp);
+        seen_p[qp]++;
+        buf_fini(&p1);
+    }
+    /* spread over the queues, not all on one */
+    int used_h = 0, used_p = 0;
+    for (int i = 0; i < 16; i++) {
+        used_h += seen_h[i] > 0;
+        used_p += seen_p[i] > 0;
+    }
+    T_ASSERT(used_h >= 12 && used_p >= 12);
+    /* no header / no property: one fixed queue */
+    routeset_reset(&rs);
+    exchange_route_props(r, xh, bytes_str("a"), BYTES_NULL, BYTES_NULL, &rs);
+    void *fixed = rs.queues[0];
+    routeset_reset(&rs);
+    exchange_route_props(r, xh, bytes_str("b"), BYTES_NULL, BYTES_NULL, &rs);
+    T_ASSERT(rs.queues[0] == fixed);
+    routeset_fini(&rs);
+    buf_fini(&a1);
+    buf_fini(&a2);
+    xreg_free(r);
+}
+
+T_CASE(chash_checks_keys_and_declare_args)
+{
+    struct xreg *r = xreg_new();
+    struct exchange *x = add(r, "h", EXCHANGE_CONSISTENT_HASH);
+    struct exchange *d = add(r, "d", EXCHANGE_DIRECT);
+    struct buf err, a;
+    static const struct {
+        const char *key, *text;
+    } bad[] = {
+        {"abc", "The binding key must be an integer: <<\"abc\">>"},
+        {"", "The binding key must be an integer: <<>>"},
+        {"1.5", "The binding key must be an integer: <<\"1.5\">>"},
+        {" 3", "The binding key must be an integer: <<\" 3\">>"},
+        {"0", "The binding key must be greater than 0"},
+        {"-1", "The binding key must be greater than 0"},
+        {"2147483648", "The binding key must not be greater than 2147483647"},
+        {"99999999999999999999999",
+         "The binding key must not be greater than 2147483647"},
+    };
+
+    buf_init(&err);
+    for (size_t i = 0; i < WR_ARRAY_LEN(bad); i++) {
+        buf_reset(&err);
+        T_EQ_INT(exchange_check_binding_key(x, bytes_str(bad[i].key), &err),
+                 WR_ERR);
+        T_EQ_MEM(err.data, err.len, bad[i].text, strlen(bad[i].text));
+    }
+    T_EQ_INT(exchange_check_binding_key(x, BYTES_LIT("+3"), &err), WR_OK);
+    T_EQ_INT(exchange_check_binding_key(x, BYTES_LIT("007"), &err), WR_OK);
+    T_EQ_INT(exchange_check_binding_key(x, BYTES_LIT("2147483647"), &err),
+             WR_OK);
+    T_EQ_INT(exchange_check_binding_key(d, BYTES_LIT("abc"), &err), WR_OK);
+
+    buf_reset(&err);
+    T_EQ_INT(exchange_check_decl_args(
+                 EXCHANGE_CONSISTENT_HASH,
+                 tbl2(&a, "hash-header", "h", "hash-property", "message_id"),
+                 &err),
+             WR_ERR);
+    T_EQ_MEM(err.data, err.len,
+             "hash-header and hash-property are mutually exclusive",
+             strlen("hash-header and hash-property are mutually exclusive"));
+    buf_fini(&a);
+    buf_reset(&err);
+    T_EQ_INT(exchange_check_decl_args(
+                 EXCHANGE_CONSISTENT_HASH,
+                 tbl2(&a, "hash-property", "app_id", NULL, NULL), &err),
+             WR_ERR);
+    T_EQ_MEM(err.data, err.len, "Unsupported property: app_id",
+             strlen("Unsupported property: app_id"));
+    buf_fini(&a);
+    T_EQ_INT(exchange_check_decl_args(
+                 EXCHANGE_CONSISTENT_HASH,
+                 tbl2(&a, "hash-property", "timestamp", NULL, NULL), &err),
+             WR_OK);
+    buf_fini(&a);
+    T_EQ_INT(exchange_check_decl_args(
+                 EXCHANGE_DIRECT,
+                 tbl2(&a, "hash-property", "app_id", NULL, NULL), &err),
+             WR_OK);
+    buf_fini(&a);
+    buf_fini(&err);
+    xreg_free(r);
+}
+
 static const struct t_case cases[] = {
     T_REG(type_names_parse_exactly),
+    T_REG(chash_distributes_by_weight),
+    T_REG(chash_same_key_same_queue_and_new_queue_moves_one_nth),
+    T_REG(chash_unbind_middle_renumbers_and_keeps_routing_total),
+    T_REG(chash_hash_header_and_property),
+    T_REG(chash_checks_keys_and_declare_args),
     T_REG(xreg_add_find_remove_keeps_fields),
     T_REG(alternate_argument_must_be_longstr),
     T_REG(xreg_iterates_in_insertion_order_with_removal),

@@ -13,6 +13,7 @@ cat >"$work/warren.conf" <<CONF
 listeners.tcp.v4 = 127.0.0.1:5672
 listeners.tcp.v6 = ::1:5672
 management.tcp.port = 0
+prometheus.tcp.port = 0
 CONF
 "$bin" --config "$work/warren.conf" --data-dir "$work/data" \
   2>"$work/warren.log" &

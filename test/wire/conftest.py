@@ -320,10 +320,12 @@ def new_warren(tmp_root, extra_conf=None, data_dir=None, extra_args=None,
     os.makedirs(b.data_dir, exist_ok=True)
     b.config_path = os.path.join(b.workdir, "warren.conf")
     b.stderr_path = os.path.join(b.workdir, "warren.stderr")
-    # Test brokers share the machine: the management API takes an
-    # ephemeral port unless a test asks for one.
+    # Test brokers share the machine: the management API and the
+    # Prometheus listener take ephemeral ports unless a test asks.
     b.extra_conf = {"management.tcp.port": 0,
-                    "management.tcp.ip": "127.0.0.1"}
+                    "management.tcp.ip": "127.0.0.1",
+                    "prometheus.tcp.port": 0,
+                    "prometheus.tcp.ip": "127.0.0.1"}
     b.extra_conf.update(extra_conf or {})
     b.extra_args = list(extra_args or [])
     b.preexec = preexec

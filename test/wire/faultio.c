@@ -9,12 +9,19 @@
  *     full: writes to regular files fail with ENOSPC, so does creating a
  *     file, and statvfs() reports no free block. Sockets, pipes and
  *     stderr are not touched. For machines where a test cannot mount a
- *     small tmpfs (test_29_disk_full.py prefers one).
+ *     small tmpfs (test_29_disk_full.py prefers one);
+ *   - while the file named by WARREN_FAULT_HOLD exists, fdatasync() waits
+ *     (before syncing): a test sees what the broker answers while a sync
+ *     is in flight (a confirm must not leave before it);
+ *   - WARREN_FAULT_SYNCLOG names a file where every fdatasync() appends
+ *     the path of the file it syncs and "ok" or "EIO", one line each,
+ *     once the sync returned.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -47,18 +54,54 @@ real(const char *name)
     return dlsym(RTLD_NEXT, name);
 }
 
+/* Appends "<path of fd> <what>" to WARREN_FAULT_SYNCLOG, if set. */
+static void
+log_sync(int fd, const char *what)
+{
+    static ssize_t (*wr)(int, const void *, size_t);
+    static int (*op)(const char *, int, ...);
+    const char *logp = getenv("WARREN_FAULT_SYNCLOG");
+    char link[64], path[4096], line[4200];
+    ssize_t n;
+    int lfd, len;
+
+    if (!logp)
+        return;
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, path, sizeof(path) - 1);
+    path[n > 0 ? n : 0] = '\0';
+    len = snprintf(line, sizeof(line), "%s %s\n", path, what);
+    if (!wr)
+        wr = (ssize_t(*)(int, const void *, size_t))real("write");
+    if (!op)
+        op = (int (*)(const char *, int, ...))real("open");
+    lfd = op(logp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (lfd < 0)
+        return;
+    if (wr(lfd, line, (size_t)len) < 0) {
+        /* nothing to do: the test sees the line missing */
+    }
+    close(lfd);
+}
+
 int
 fdatasync(int fd)
 {
     static int (*next)(int);
+    int rc;
 
+    while (exists("WARREN_FAULT_HOLD"))
+        usleep(2000);
     if (tripped()) {
+        log_sync(fd, "EIO");
         errno = EIO;
         return -1;
     }
     if (!next)
         next = (int (*)(int))real("fdatasync");
-    return next(fd);
+    rc = next(fd);
+    log_sync(fd, rc == 0 ? "ok" : "failed");
+    return rc;
 }
 
 int

@@ -110,7 +110,8 @@ def test_connection_start(broker, raw):
     assert caps.tag == "F"
     for cap in ("publisher_confirms", "exchange_exchange_bindings",
                 "basic.nack", "consumer_cancel_notify", "connection.blocked",
-                "authentication_failure_close", "per_consumer_qos"):
+                "consumer_priorities", "authentication_failure_close",
+                "per_consumer_qos", "direct_reply_to"):
         assert caps.value.get(cap) == rawamqp.F("t", True), cap
     assert start.mechanisms.split(b" ")[:2] == [b"PLAIN", b"AMQPLAIN"]
     assert start.locales == b"en_US"

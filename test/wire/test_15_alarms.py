@@ -90,6 +90,25 @@ def test_memory_alarm_blocks_publishers(make_broker):
     assert b.wait_for_line("memory alarm set")
 
 
+def test_watermark_zero_blocks_every_publisher(make_broker):
+    # conf/warren.conf: "0 blocks all publishing" (RabbitMQ's meaning).
+    b = make_broker(extra_conf={"vm_memory_high_watermark.relative": "0"})
+    assert b.wait_for_line("memory alarm set")
+    cons = channel(b)
+    cons.call(1, "queue.declare", queue="wz")
+    for i in range(2):
+        pub = channel(b)
+        pub.publish(1, "", "wz", b"first")
+        m = read_until(pub, "connection.blocked")
+        assert m.reason == "low on memory"
+        pub.publish(1, "", "wz", b"held")
+    time.sleep(0.5)
+    # Each got its first message through, none the second; consumers work.
+    assert get_bodies(cons, 1, "wz") == [b"first", b"first"]
+    time.sleep(1.5)
+    assert get_bodies(cons, 1, "wz") == []
+
+
 def rss(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:

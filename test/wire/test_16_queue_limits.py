@@ -77,6 +77,95 @@ def test_consumer_timeout_closes_the_channel(make_broker):
     assert m.message_count == 1
 
 
+
+def timeout_text(ms, ch=1):
+    return ("PRECONDITION_FAILED - delivery acknowledgement on channel %d "
+            "timed out. Timeout value used: %d ms. This timeout value can be "
+            "configured, see consumers doc guide to learn more" % (ch, ms))
+
+
+# x-consumer-timeout (queue argument) and consumer-timeout (policy key)
+# are RabbitMQ 3.12's; 3.10 has only the node's consumer_timeout. The
+# shortest of argument and policies wins, as for the length limits.
+@pytest.mark.warren_only
+@pytest.mark.parametrize("how", ["argument", "policy"])
+def test_queue_consumer_timeout(make_broker, how):
+    from test_20_mgmt_api import mgmt_broker
+
+    # The node's timeout is off: only the queue's applies.
+    b, api = mgmt_broker(make_broker, {"consumer_timeout": "infinity"})
+    c = rawamqp.connect("127.0.0.1", b.port)
+    c.open_channel(1)
+    c.open_channel(2)
+    args = {}
+    if how == "argument":
+        args = {"x-consumer-timeout": 1000}
+    else:
+        assert api.put("/api/policies/%2F/ct", {
+            "pattern": "^ct-", "definition": {"consumer-timeout": 1000},
+            "apply-to": "queues"}).status in (201, 204)
+    c.call(1, "queue.declare", queue="ct-slow", arguments=args)
+    c.call(1, "queue.declare", queue="other")
+    confirm_select(c, 1)
+    publish_sync(c, 1, "", "other", b"patient")
+    publish_sync(c, 1, "", "ct-slow", b"slow")
+    # Channel 2 holds a delivery from a queue without a timeout: it lives.
+    c.call_buffered(2, "basic.consume", queue="other", consumer_tag="o")
+    c.call_buffered(1, "basic.consume", queue="ct-slow", consumer_tag="t")
+    got = {c.read_method().channel, c.read_method().channel}
+    assert got == {1, 2}
+    t0 = time.monotonic()
+    m = c.read_method(timeout=10)  # never acked
+    assert (m.name, m.channel) == ("channel.close", 1), m
+    assert m.close_info[:2] == (406, timeout_text(1000))
+    assert 0.9 < time.monotonic() - t0 < 4
+    c.send_method(1, "channel.close-ok")
+    with pytest.raises(rawamqp.Timeout):
+        c.read_method(timeout=2.5)
+    c.open_channel(1)
+    assert c.call(1, "queue.declare", queue="ct-slow",
+                  passive=True).message_count == 1
+
+
+@pytest.mark.warren_only
+def test_queue_timeout_shorter_than_the_nodes_and_older_deliveries(
+        make_broker):
+    # An older delivery from a queue with the node's long timeout does not
+    # hide a younger one from a queue with a short timeout.
+    b = make_broker(extra_conf={"consumer_timeout": 600000})
+    c = rawamqp.connect("127.0.0.1", b.port)
+    c.open_channel(1)
+    c.call(1, "queue.declare", queue="long")
+    c.call(1, "queue.declare", queue="short",
+           arguments={"x-consumer-timeout": 1500})
+    confirm_select(c, 1)
+    publish_sync(c, 1, "", "long", b"a")
+    publish_sync(c, 1, "", "short", b"b")
+    c.call_buffered(1, "basic.consume", queue="long", consumer_tag="l")
+    assert c.read_method().name == "basic.deliver"
+    time.sleep(0.5)
+    c.call_buffered(1, "basic.consume", queue="short", consumer_tag="s")
+    assert c.read_method().name == "basic.deliver"
+    m = c.read_method(timeout=10)
+    assert m.name == "channel.close" and m.close_info[:2] == (
+        406, timeout_text(1500))
+
+
+# RabbitMQ 3.10 ignores the argument (it does not know it); Warren checks
+# it as the other integer arguments.
+@pytest.mark.warren_only
+def test_consumer_timeout_argument_is_validated(raw, uname):
+    c = raw()
+    c.open_channel(1)
+    q = uname("ct")
+    c.send_method(1, "queue.declare", queue=q,
+                  arguments={"x-consumer-timeout": -1})
+    m = c.read_method()
+    assert m.name == "channel.close" and m.close_info == (
+        406, "PRECONDITION_FAILED - invalid arg 'x-consumer-timeout' for "
+        "queue '%s' in vhost '/': {value_negative,-1}" % q, 50, 10)
+
+
 def queue_exists(raw, queue):
     """One passive declare on a fresh connection: True, or False on 404."""
     c = raw()

@@ -155,3 +155,22 @@ def test_unknown_paths_and_methods(port):
         status, h, _ = fetch(port, "/index.html", method=method)
         assert status == 405, method
         assert h["allow"] == "GET, HEAD"
+
+
+def test_offline_nothing_fetched_from_elsewhere(port):
+    # The UI works without a network: every file it loads comes from the
+    # broker (relative links only), and the policy lets the browser fetch
+    # scripts, styles, images and API calls from this origin only.
+    files = ui_files(port)
+    assert len(files) > 10
+    for path, (h, body) in files.items():
+        text = body.decode("utf-8")
+        text = text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+        # a URL with a host: http://x.y, https://x.y or //x.y
+        m = re.search(r"(?i)(https?:)?//[a-z0-9-]+(\.[a-z0-9-]+)+", text)
+        assert m is None, (path, m.group(0))
+        assert "@import" not in text and "url(http" not in text, path
+        csp = h["content-security-policy"]
+        for directive in ("script-src 'self'", "style-src 'self'",
+                          "img-src 'self'", "connect-src 'self'"):
+            assert directive in csp, (path, csp)

@@ -310,6 +310,38 @@ def test_every_node_lists_three_running_nodes_and_the_cluster_name(lc):
         assert props["cluster_name"] in ("local", b"local"), props
 
 
+def test_warrenctl_cluster_status_on_every_node(lc):
+    """rabbitmqctl's cluster_status through any node: the cluster's name,
+    the three nodes as disk and running nodes, a version and a listener
+    line for each."""
+    ctl = os.path.join(localcluster.REPO, "cli", "warrenctl")
+    names = sorted(m.name for m in lc.nodes)
+    for n in lc.nodes:
+        base = [sys.executable, ctl, "-H", "127.0.0.1", "-P",
+                str(n.mgmt_port)]
+        p = subprocess.run(base + ["cluster_status"], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        out = p.stdout
+        assert out.startswith("Cluster status of node %s ...\nBasics\n\n"
+                              "Cluster name: local\n" % n.name), out
+        assert "\nDisk Nodes\n\n%s\n" % "\n".join(names) in out, out
+        assert "\nRunning Nodes\n\n%s\n" % "\n".join(names) in out, out
+        for m in lc.nodes:
+            assert "\n%s: Warren " % m.name in out, out
+            assert ("\nNode: %s, interface: " % m.name) in out, out
+        p = subprocess.run(base + ["--formatter", "json", "cluster_status"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        cs = json.loads(p.stdout)
+        assert cs["cluster_name"] == "local"
+        assert sorted(cs["running_nodes"]) == names == sorted(
+            cs["disk_nodes"])
+        assert sorted(cs["versions"]) == names
+        assert {li["port"] for li in cs["listeners"][n.name]} >= {
+            n.amqp_port, n.mgmt_port}
+
+
 def test_a_killed_node_is_not_running_within_ttl_plus_2s(lc):
     victim = lc.node(2)
     led = [vh for vh in VHOSTS if leader_of(lc.node(0), vh) == victim.name]

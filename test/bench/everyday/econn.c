@@ -18,6 +18,7 @@
  */
 #include "test/bench/everyday/everyday.h"
 
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <stdlib.h>
 
@@ -73,6 +74,28 @@ econn_failed(amqp_rpc_reply_t r, const char *what, char *err, size_t n)
     return true;
 }
 
+/* --tls: an amqp_ssl_socket that checks the broker's certificate
+ * against --cacert (its name is not checked: the host may be an IP). */
+static amqp_socket_t *
+tls_socket(amqp_connection_state_t c, const struct ed_opts *o, char *err,
+           size_t n)
+{
+    amqp_socket_t *s = amqp_ssl_socket_new(c);
+
+    if (s == NULL) {
+        snprintf(err, n, "amqp_ssl_socket_new failed");
+        return NULL;
+    }
+    amqp_ssl_socket_set_verify_hostname(s, 0);
+    amqp_ssl_socket_set_verify_peer(s, o->cacert != NULL);
+    if (o->cacert &&
+        amqp_ssl_socket_set_cacert(s, o->cacert) != AMQP_STATUS_OK) {
+        snprintf(err, n, "--cacert %s: cannot load it", o->cacert);
+        return NULL;
+    }
+    return s;
+}
+
 amqp_connection_state_t
 econn_open(const struct ed_opts *o, char *err, size_t n)
 {
@@ -86,9 +109,10 @@ econn_open(const struct ed_opts *o, char *err, size_t n)
         snprintf(err, n, "amqp_new_connection failed");
         return NULL;
     }
-    s = amqp_tcp_socket_new(c);
+    s = o->tls ? tls_socket(c, o, err, n) : amqp_tcp_socket_new(c);
     if (s == NULL) {
-        snprintf(err, n, "amqp_tcp_socket_new failed");
+        if (!o->tls)
+            snprintf(err, n, "amqp_tcp_socket_new failed");
         goto fail;
     }
     rc = amqp_socket_open_noblock(s, o->host, o->port, &connect_tv);

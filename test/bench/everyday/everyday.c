@@ -34,6 +34,9 @@ static const char usage_text[] =
     "target:\n"
     "  --host HOST  --port PORT  (127.0.0.1 5672)\n"
     "  --user USER  --password PASS  --vhost VHOST  (guest guest /)\n"
+    "  --tls  --cacert FILE    AMQPS through rabbitmq-c's amqp_ssl_socket,\n"
+    "                          the broker's certificate checked against "
+    "FILE\n"
     "messages:\n"
     "  -x, --producers N       publishing connections (1)\n"
     "  -y, --consumers N       consuming connections (1); consumer i reads "
@@ -92,7 +95,9 @@ enum {
     OPT_LAG,
     OPT_JSON,
     OPT_BROKER_PID,
-    OPT_QUIET
+    OPT_QUIET,
+    OPT_TLS,
+    OPT_CACERT
 };
 
 static const struct option long_opts[] = {
@@ -124,6 +129,8 @@ static const struct option long_opts[] = {
     {"json", required_argument, NULL, OPT_JSON},
     {"broker-pid", required_argument, NULL, OPT_BROKER_PID},
     {"quiet", no_argument, NULL, OPT_QUIET},
+    {"tls", no_argument, NULL, OPT_TLS},
+    {"cacert", required_argument, NULL, OPT_CACERT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -237,6 +244,12 @@ parse_target_opt(struct ed_opts *o, int c, const char *arg)
         break;
     case OPT_QUIET:
         o->quiet = true;
+        break;
+    case OPT_TLS:
+        o->tls = true;
+        break;
+    case OPT_CACERT:
+        o->cacert = arg;
         break;
     case 'h':
         fputs(usage_text, stdout);

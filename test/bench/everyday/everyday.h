@@ -64,6 +64,8 @@ struct ed_opts {
     char user[128];
     char pass[128];
     char vhost[128];
+    bool tls;           /* AMQPS (amqp_ssl_socket) */
+    const char *cacert; /* --cacert: CAs to check the broker against */
     int producers;
     int consumers;
     int queues;

@@ -17,6 +17,7 @@
  * never later than a full prefetch window (or the consumer would stall).
  */
 #include "test/bench/perf/run.h"
+#include "amqp/ftable.h"
 
 #include <poll.h>
 #include <stdlib.h>
@@ -56,6 +57,30 @@ cons_fini(struct consumer *cs)
     XXH3_freeState(cs->xs);
 }
 
+/* Sends basic.consume m, with x-stream-offset when given (a number as a
+ * long, else the word). */
+static int
+consume(struct consumer *cs, struct amqp_method *m, const char *offset)
+{
+    struct buf args;
+    char *end;
+    long long n;
+    int rc;
+
+    buf_init(&args);
+    if (offset) {
+        n = strtoll(offset, &end, 10);
+        if (*offset && !*end)
+            fenc_int(&args, "x-stream-offset", n);
+        else
+            fenc_cstr(&args, "x-stream-offset", offset);
+    }
+    m->u.basic_consume.arguments = buf_bytes(&args);
+    rc = pconn_rpc(&cs->c, 1, m, AMQP_BASIC_CONSUME_OK, NULL);
+    buf_fini(&args);
+    return rc;
+}
+
 static int
 setup(struct consumer *cs)
 {
@@ -80,7 +105,7 @@ setup(struct consumer *cs)
     m.u.basic_consume.queue = bytes_str(queue);
     m.u.basic_consume.consumer_tag = bytes_str(tag);
     m.u.basic_consume.no_ack = o->multi_ack == 0;
-    return pconn_rpc(&cs->c, 1, &m, AMQP_BASIC_CONSUME_OK, NULL);
+    return consume(cs, &m, o->stream_offset);
 }
 
 static void

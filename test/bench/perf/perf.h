@@ -91,6 +91,8 @@ struct perf_opts {
     double rate;          /* per producer, msg/s; 0 = as fast as possible */
     double duration;      /* seconds of publishing */
     double drain_timeout; /* seconds without progress that end draining */
+    /* consumers' x-stream-offset (stream queues), or NULL */
+    const char *stream_offset;
     /* connections, queues, backlog */
     long count;
     double hold;

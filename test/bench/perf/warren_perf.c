@@ -49,6 +49,8 @@ static const char usage_text[] =
     "  --queue-prefix NAME     queue names NAME-<i> (warren-perf)\n"
     "  --durable-queues        durable exchange and queues\n"
     "  --predeclared           use existing exchange, queues, bindings\n"
+    "  --stream-offset SPEC    consumers' x-stream-offset (stream queues:\n"
+    "                          first, last, next, or an offset)\n"
     "  --drain-timeout SECONDS stop draining after this long without a "
     "delivery (10)\n"
     "connections, queues, backlog:\n"
@@ -80,6 +82,7 @@ enum {
     OPT_PREFIX,
     OPT_DURABLE,
     OPT_PREDECLARED,
+    OPT_STREAM_OFFSET,
     OPT_HOLD,
     OPT_THREADS,
     OPT_KEEP,
@@ -110,6 +113,7 @@ static const struct option long_opts[] = {
     {"queue-prefix", required_argument, NULL, OPT_PREFIX},
     {"durable-queues", no_argument, NULL, OPT_DURABLE},
     {"predeclared", no_argument, NULL, OPT_PREDECLARED},
+    {"stream-offset", required_argument, NULL, OPT_STREAM_OFFSET},
     {"hold", required_argument, NULL, OPT_HOLD},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"keep", no_argument, NULL, OPT_KEEP},
@@ -365,6 +369,9 @@ parse_opt(struct perf_opts *o, int c, const char *arg)
         break;
     case OPT_DURABLE:
         o->durable_queues = true;
+        break;
+    case OPT_STREAM_OFFSET:
+        o->stream_offset = arg;
         break;
     case OPT_PREDECLARED:
         o->predeclared = true;
