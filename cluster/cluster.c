@@ -479,6 +479,10 @@ cluster_new(struct ev_loop *loop, const struct cluster_config *cfg,
     }
     ev_init(&c->retry, retry_cb);
     ev_timer_init(&c->tick, tick_cb, CLUSTER_TICK_S, CLUSTER_TICK_S);
+    /* After a pause (SIGSTOP, a stalled VM) the lease check runs before
+     * any socket's events of the same wake-up: a leader whose lease may
+     * have ended stops leading before it confirms or delivers again. */
+    ev_set_priority(&c->tick, EV_MAXPRI);
     return c;
 }
 

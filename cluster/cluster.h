@@ -160,6 +160,26 @@ bool cluster_leads(const struct cluster *c, const char *vhost);
 /* The node whose disk holds vhost's data, or NULL for an unknown vhost. */
 const char *cluster_home_of(const struct cluster *c, const char *vhost);
 
+/* The vhost's in-sync set as committed in etcd (P/vhosts/<hash>/isr: a
+ * JSON array of node names, the leader's included), its mod_revision and
+ * the epoch of the leader that wrote it; NULL when there is none. */
+const struct json_t *cluster_isr_of(const struct cluster *c, const char *vhost,
+                                    int64_t *mod, int64_t *epoch);
+/* Commits the vhost's in-sync set, fenced: only while the leader key's
+ * create_revision is epoch (this leader) and the set's mod_revision is
+ * still expect (0: none yet). cb gets whether it was committed and, if
+ * so, the new mod_revision. */
+typedef void cluster_isr_fn(void *arg, bool committed, int64_t mod);
+void cluster_isr_commit(struct cluster *c, const char *vhost, int64_t epoch,
+                        const char *const *nodes, size_t n, int64_t expect,
+                        cluster_isr_fn *cb, void *arg);
+
+/* The replicated vhosts whose committed in-sync set lists this node and
+ * would keep fewer than keep running members without it (keep 1: this
+ * node holds the last in-sync copy): a new JSON array of {"vhost",
+ * "isr", "online"}. */
+struct json_t *cluster_isr_critical(struct cluster *c, size_t keep);
+
 typedef void cluster_done_fn(void *arg, int status, const char *why);
 
 /*

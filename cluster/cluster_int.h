@@ -77,6 +77,8 @@ struct cvhost {
     int64_t epoch; /* the leader key's create_revision */
     int64_t leader_mod;
     int64_t leader_lease;
+    json_t *isr;     /* P/vhosts/<hash>/isr's value, or NULL */
+    int64_t isr_mod; /* its mod_revision */
     bool leading;    /* ops->lead said so, and no unlead since */
     bool trying;     /* an election transaction is in flight */
     uint64_t try_at; /* not before (ms, monotonic), as a candidate */

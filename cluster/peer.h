@@ -41,6 +41,7 @@
 
 enum peer_purpose {
     PEER_RELAY = 1, /* a client's AMQP connection, relayed to its leader */
+    PEER_REPL = 2,  /* a vhost's replication stream (cluster/repl.h) */
 };
 
 /* OK's status: 0 accepted, else refused with the text. */

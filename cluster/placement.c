@@ -7,6 +7,12 @@
  *           handed off by a clean stop), so any node may take it
  *   leader  {"vhost", "node"} on the leader's lease; create_revision is
  *           the vhost's epoch (it only grows)
+ *   isr     {"vhost", "epoch", "isr": [nodes]}: a replicated vhost's
+ *           in-sync set, written by its leader of that epoch (fenced,
+ *           server/replication.c). While it exists only its members may
+ *           be elected (the set's order first, the election fenced on
+ *           the set's mod_revision too), and only a member holding the
+ *           newest data: the home, or a complete copy of that epoch
  *
  * Election (placement__tick, after every change and every tick): a
  * vhost with a home and no leader is tried by its home node at once, and,
@@ -31,6 +37,7 @@
  * this node, so that nobody takes over data it does not have.
  */
 #include "cluster/cluster_int.h"
+#include "cluster/mirror.h"
 
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -93,6 +100,7 @@ vh_free(struct cvhost *v)
     free(v->name);
     free(v->home_node);
     free(v->leader_node);
+    json_decref(v->isr);
     free(v);
 }
 
@@ -154,7 +162,7 @@ start_leading(struct cluster *c, struct cvhost *v)
 static void
 maybe_drop(struct cluster *c, struct cvhost *v)
 {
-    if (v->has_home || v->has_leader || v->trying)
+    if (v->has_home || v->has_leader || v->trying || v->isr)
         return;
     HASH_DEL(c->vhosts, v);
     vh_free(v);
@@ -227,6 +235,14 @@ apply_kv(struct cluster *c, bool put, const struct etcd_kv *kv)
             leader_put(c, v, kv, doc);
         else
             leader_delete(c, v);
+    } else if (bytes_eq_str(rest, "isr")) {
+        json_decref(v->isr);
+        v->isr = NULL;
+        if (put && json_is_array(json_object_get(doc, "isr"))) {
+            set_str(&v->name, cluster__jstr(doc, "vhost"));
+            v->isr = json_incref(doc);
+            v->isr_mod = kv->mod_revision;
+        }
     }
     json_decref(doc);
     maybe_drop(c, v);
@@ -242,6 +258,8 @@ apply_snapshot(struct cluster *c, const struct etcd_follow_update *u)
         if (v->has_leader)
             leader_delete(c, v);
         v->has_home = false;
+        json_decref(v->isr);
+        v->isr = NULL;
         maybe_drop(c, v);
     }
     for (size_t i = 0; i < u->n_kvs; i++)
@@ -338,6 +356,15 @@ elect(struct cluster *c, struct cvhost *v)
     cluster__key(c, &hk, "vhosts/%s/home", v->hash);
     etcd_txn_if(t, buf_bytes(&lk), ETCD_CREATE, ETCD_EQUAL, 0);
     etcd_txn_if(t, buf_bytes(&hk), ETCD_MOD, ETCD_EQUAL, v->home_mod);
+    if (v->isr) {
+        /* the set this node read, which lists it, still stands */
+        struct buf ik;
+
+        buf_init(&ik);
+        cluster__key(c, &ik, "vhosts/%s/isr", v->hash);
+        etcd_txn_if(t, buf_bytes(&ik), ETCD_MOD, ETCD_EQUAL, v->isr_mod);
+        buf_fini(&ik);
+    }
     etcd_txn_put(t, ETCD_THEN, buf_bytes(&lk), bytes_str(leader), &lease);
     etcd_txn_put(t, ETCD_THEN, buf_bytes(&hk), bytes_str(home), NULL);
     a->c = c;
@@ -367,6 +394,52 @@ my_rank(struct cluster *c)
     return rank;
 }
 
+/* Whether this node may take v as a member of its in-sync set of epoch:
+ * it is the home (it led last: its own log is the newest), or it holds a
+ * complete copy of that epoch's leader (cluster/mirror.h). */
+static bool
+isr_eligible(struct cluster *c, struct cvhost *v, int64_t epoch)
+{
+    uint64_t e = 0;
+    bool synced = false;
+    char err[512];
+
+    if (is_me(c, v->home_node) && !v->home_empty)
+        return true;
+    if (mirror_copy_state(c->data_dir, v->name, &e, &synced, err,
+                          sizeof(err)) != WR_OK) {
+        log_warn("cluster: vhost '%s': %s", v->name, err);
+        return false;
+    }
+    return synced && e == (uint64_t)epoch;
+}
+
+/* This node's rank among the running members of v's in-sync set, in
+ * the set's order, or -1 when it is no member or may not take v. */
+static int
+isr_rank(struct cluster *c, struct cvhost *v)
+{
+    json_t *list = json_object_get(v->isr, "isr"), *it;
+    int64_t epoch = json_integer_value(json_object_get(v->isr, "epoch"));
+    int rank = 0;
+    size_t i;
+
+    json_array_foreach(list, i, it)
+    {
+        const char *name = json_string_value(it);
+        const struct cnode *n;
+
+        if (!name)
+            continue;
+        if (is_me(c, name))
+            return isr_eligible(c, v, epoch) ? rank : -1;
+        n = member__find(c, name);
+        if (n && n->running)
+            rank++;
+    }
+    return -1;
+}
+
 /* When this node may try to take v (ms, monotonic); UINT64_MAX: not. */
 static uint64_t
 candidate_at(struct cluster *c, struct cvhost *v, uint64_t now_ms)
@@ -374,6 +447,13 @@ candidate_at(struct cluster *c, struct cvhost *v, uint64_t now_ms)
     const struct cnode *home;
     int rank;
 
+    /* a replicated vhost: only a member of its in-sync set may take it
+       (issue 12), the set's order first */
+    if (v->isr) {
+        rank = isr_rank(c, v);
+        return rank < 0 ? UINT64_MAX
+                        : now_ms + (uint64_t)rank * CLUSTER_CANDIDATE_STEP_MS;
+    }
     if (is_me(c, v->home_node))
         return now_ms;
     home = member__find(c, v->home_node);
@@ -568,6 +648,109 @@ cluster_leads(const struct cluster *c, const char *vhost)
     const struct cvhost *v = vh_find(c, vhost);
 
     return v && v->leading && c->available;
+}
+
+const json_t *
+cluster_isr_of(const struct cluster *c, const char *vhost, int64_t *mod,
+               int64_t *epoch)
+{
+    const struct cvhost *v = vh_find(c, vhost);
+
+    if (!v || !v->isr)
+        return NULL;
+    if (mod)
+        *mod = v->isr_mod;
+    if (epoch)
+        *epoch = json_integer_value(json_object_get(v->isr, "epoch"));
+    return json_object_get(v->isr, "isr");
+}
+
+json_t *
+cluster_isr_critical(struct cluster *c, size_t keep)
+{
+    json_t *out = json_array();
+    struct cvhost *v, *tmp;
+
+    HASH_ITER(hh, c->vhosts, v, tmp)
+    {
+        json_t *list = v->isr ? json_object_get(v->isr, "isr") : NULL, *it;
+        json_t *online;
+        size_t i, others = 0;
+        bool mine = false;
+
+        if (!list || !v->name)
+            continue;
+        online = json_array();
+        json_array_foreach(list, i, it)
+        {
+            const char *name = json_string_value(it);
+            const struct cnode *n = name ? member__find(c, name) : NULL;
+
+            if (name && is_me(c, name))
+                mine = true;
+            if (n && n->running) {
+                json_array_append_new(online, json_string(name));
+                others += !is_me(c, name);
+            }
+        }
+        if (mine && others < keep)
+            json_array_append_new(out,
+                                  json_pack("{s:s, s:O, s:o}", "vhost", v->name,
+                                            "isr", list, "online", online));
+        else
+            json_decref(online);
+    }
+    return out;
+}
+
+struct isr_ctx {
+    cluster_isr_fn *cb;
+    void *arg;
+};
+
+static void
+isr_done(void *arg, const struct etcd_result *r)
+{
+    struct isr_ctx *x = arg;
+
+    if (x->cb)
+        x->cb(x->arg, r->status == ETCD_OK && r->succeeded, r->revision);
+    free(x);
+}
+
+void
+cluster_isr_commit(struct cluster *c, const char *vhost, int64_t epoch,
+                   const char *const *nodes, size_t n, int64_t expect,
+                   cluster_isr_fn *cb, void *arg)
+{
+    struct etcd_txn *t = etcd_txn_new();
+    struct isr_ctx *x = xmalloc(sizeof(*x));
+    json_t *list = json_array(), *doc;
+    char hash[65], *value;
+    struct buf lk, ik;
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_string(nodes[i]));
+    doc = json_pack("{s:s, s:I, s:o}", "vhost", vhost, "epoch",
+                    (json_int_t)epoch, "isr", list);
+    value = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    name_hash(vhost, hash);
+    buf_init(&lk);
+    buf_init(&ik);
+    cluster__key(c, &lk, "vhosts/%s/leader", hash);
+    cluster__key(c, &ik, "vhosts/%s/isr", hash);
+    /* fenced: only the holder of the leader key of this epoch writes, and
+       only over the set it last saw */
+    etcd_txn_if(t, buf_bytes(&lk), ETCD_CREATE, ETCD_EQUAL, epoch);
+    etcd_txn_if(t, buf_bytes(&ik), ETCD_MOD, ETCD_EQUAL, expect);
+    etcd_txn_put(t, ETCD_THEN, buf_bytes(&ik), bytes_str(value), NULL);
+    x->cb = cb;
+    x->arg = arg;
+    etcd_txn_commit(c->etcd, t, isr_done, x);
+    buf_fini(&lk);
+    buf_fini(&ik);
+    free(value);
+    json_decref(doc);
 }
 
 const char *

@@ -20,6 +20,7 @@
 #include "server/conn.h"
 
 #include "cluster/cluster.h"
+#include "cluster/mirror.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -118,6 +119,92 @@ clustering_load_definitions(struct server *s, const char *path)
     return WR_OK;
 }
 
+/* ---- failover to a mirror's copy (issue 12) */
+
+static bool
+isr_lists(const json_t *isr, const char *node)
+{
+    size_t i;
+    json_t *it;
+
+    json_array_foreach(isr, i, it)
+    {
+        if (json_is_string(it) && strcmp(json_string_value(it), node) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The copy's exchanges, queues and bindings into the model. */
+static void
+import_copy_defs(struct server *s, const char *name, const char *dir)
+{
+    struct buf path;
+    json_error_t jerr;
+    json_t *doc, *parts, *part;
+    struct vherr err;
+
+    buf_init(&path);
+    buf_printf(&path, "%s/definitions.json", dir);
+    buf_put_u8(&path, 0);
+    doc = json_load_file((const char *)path.data, 0, &jerr);
+    if (!json_is_object(doc)) {
+        log_err("vhost '%s': the copy's definitions %s: %s", name,
+                (const char *)path.data, jerr.text);
+    } else {
+        parts = node_defs_split_vhosts(doc);
+        part = json_object_get(parts, name);
+        if (part && node_defs_import(s->node, part, &err) != WR_OK)
+            log_err("vhost '%s': the copy's definitions: %s", name, err.text);
+        json_decref(parts);
+    }
+    json_decref(doc);
+    buf_fini(&path);
+}
+
+/*
+ * This node was elected as a member of the vhost's in-sync set: when it
+ * holds a complete copy of the set's epoch, the copy becomes the vhost's
+ * log (what the node held of the vhost before is older). Whatever it
+ * holds of a copy goes afterwards: a leader keeps none.
+ */
+static void
+take_over_copy(struct server *s, struct vhost *vh, const char *name)
+{
+    uint64_t epoch = 0;
+    int64_t isr_epoch = 0;
+    bool synced = false;
+    const json_t *isr = cluster_isr_of(s->cluster, name, NULL, &isr_epoch);
+    char err[1024], *dir, *log;
+
+    if (mirror_copy_state(s->cfg->data_dir, name, &epoch, &synced, err,
+                          sizeof(err)) != WR_OK) {
+        log_err("vhost '%s': %s", name, err);
+        return;
+    }
+    if (epoch == 0)
+        return;
+    dir = mirror_copy_dir(s->cfg->data_dir, name);
+    if (synced && isr && (int64_t)epoch == isr_epoch &&
+        isr_lists(isr, cluster_node_name(s->cluster)) &&
+        !vhost_is_serving(vh)) {
+        log = xmalloc(strlen(dir) + 8);
+        sprintf(log, "%s/log", dir);
+        if (node_vhost_adopt_log(s->node, vh, log, err, sizeof(err)) != WR_OK)
+            log_err("vhost '%s': cannot take over the copy of epoch %llu: %s",
+                    name, (unsigned long long)epoch, err);
+        else
+            log_info("vhost '%s': taking over from this node's copy of "
+                     "epoch %llu",
+                     name, (unsigned long long)epoch);
+        import_copy_defs(s, name, dir);
+        free(log);
+    }
+    if (mirror_remove(s->cfg->data_dir, name, err, sizeof(err)) != WR_OK)
+        log_warn("vhost '%s': %s", name, err);
+    free(dir);
+}
+
 /* ---- the cluster's calls */
 
 static void
@@ -129,6 +216,9 @@ on_lead(void *arg, const char *name, int64_t epoch)
 
     if (!vh)
         vh = node_vhost_add(s->node, name); /* its definition comes later */
+    repl_copy_drop(name, "this node leads the vhost now");
+    if (vh)
+        take_over_copy(s, vh, name);
     if (!vh || node_vhost_serve(s->node, vh, err, sizeof(err)) != WR_OK) {
         log_err("vhost '%s': cannot be served here (epoch %lld): %s", name,
                 (long long)epoch, vh ? err : "no such vhost");
@@ -136,6 +226,7 @@ on_lead(void *arg, const char *name, int64_t epoch)
     }
     log_info("vhost '%s' served here (epoch %lld)", name, (long long)epoch);
     import_vhost_part(s, name);
+    repl_lead(s, vh, name, epoch);
 }
 
 static void
@@ -145,6 +236,7 @@ on_unlead(void *arg, const char *name, const char *why)
     struct vhost *vh = node_vhost_find(s->node, name);
     char text[300];
 
+    repl_unlead(s, name);
     if (!vh || !vhost_is_serving(vh))
         return;
     snprintf(text, sizeof(text),
@@ -291,6 +383,7 @@ clustering_start(struct server *s)
     if (!cfg->cluster_name_set)
         snprintf(s->cfg->cluster_name, sizeof(s->cfg->cluster_name), "%s",
                  cfg->etcd_cluster);
+    repl_init(s);
     return peer_link_open(s, cfg->cluster_listen);
 }
 
@@ -312,6 +405,7 @@ void
 clustering_free(struct server *s)
 {
     peer_link_close(s);
+    repl_fini(s);
     json_decref(s->boot_parts);
     s->boot_parts = NULL;
     cluster_free(s->cluster);

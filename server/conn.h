@@ -182,6 +182,9 @@ bool relay_wants_client_input(const struct conn *c);
 /* The client's output drained: read the leader again. */
 void relay_client_drained(struct conn *c);
 void relay_free(struct conn *c);
+/* A non-blocking TCP connection to another node's "IP:PORT" (cluster
+ * addresses): the fd, or -1 with why. */
+int relay_connect(const char *addr, char *why, size_t n);
 /* A relayed client accepted by peer_link.c: fd becomes an open
  * connection to vh (admitted by the caller) with what h says; `early`
  * are bytes the client sent after connection.open, `out_first` bytes to
@@ -189,6 +192,30 @@ void relay_free(struct conn *c);
 void conn_adopt(struct server *s, int fd, struct vhost *vh,
                 const struct relayed *h, struct bytes early,
                 struct bytes out_first);
+/* replication.c (issue 12): a vhost's leader streams its log to its
+ * mirrors; a mirror keeps a copy. No-ops on a single node. */
+struct peer_auth;
+struct json_t;
+void repl_init(struct server *s);
+void repl_fini(struct server *s);
+/* This node now leads / no longer leads the vhost (clustering.c). */
+void repl_lead(struct server *s, struct vhost *vh, const char *name,
+               int64_t epoch);
+void repl_unlead(struct server *s, const char *name);
+/* Drops this node's copy of vhost (it is about to lead it). */
+void repl_copy_drop(const char *vhost, const char *why);
+/* The vhost is deleted: stop replicating it, remove the copy. */
+void repl_forget(struct server *s, const char *vhost);
+/* Every loop pass after node_flush; after store wake-ups. */
+void repl_pump(struct server *s);
+void repl_poll(struct server *s);
+/* peer_link.c: an AUTH of purpose PEER_REPL. Takes fd whatever happens:
+ * answers OK (encoded into out, sent from head) or a refusal; `early` is
+ * what the leader sent after its AUTH. */
+void repl_take(int fd, const char *addr, const struct peer_auth *a,
+               struct bytes early, struct buf *out, size_t head);
+/* loop.c: a store thread's wake-up (store_config.wake). */
+void loop_store_wake(void *arg);
 /* The node-to-node listener (cluster.listen). */
 int peer_link_open(struct server *s, const char *addr);
 void peer_link_close(struct server *s);

@@ -51,6 +51,8 @@ loop_pump(struct server *s)
         /* Definitions file and log records go before any reply that
          * announces them leaves. */
         node_flush(s->node);
+        if (s->cluster)
+            repl_pump(s);
         if (!s->pending)
             break;
         list = s->pending;
@@ -212,8 +214,8 @@ ack_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Store threads: wake the loop (ev_async_send is thread-safe). */
-static void
-store_wake(void *arg)
+void
+loop_store_wake(void *arg)
 {
     struct server *s = arg;
 
@@ -227,6 +229,8 @@ store_async_cb(struct ev_loop *loop, ev_async *w, int revents)
     (void)w;
     (void)revents;
     node_poll(srv->node);
+    if (srv->cluster)
+        repl_poll(srv);
 }
 
 static void
@@ -236,13 +240,30 @@ durable_cb(void *arg, struct vhost *vh)
     publish_durable_advanced(vh);
 }
 
+/* A vhost goes (deleted by management or the cluster, or the node's
+ * model freed): its replication must not outlive it. */
+static void
+dropping_cb(void *arg, struct vhost *vh, bool deleted)
+{
+    struct server *s = arg;
+
+    if (!s->cluster)
+        return;
+    if (deleted)
+        repl_forget(s, vhost_name(vh));
+    else
+        repl_unlead(s, vhost_name(vh));
+}
+
 void
 loop_node_hooks(struct server *s, struct node_opts *opts)
 {
-    opts->wake = store_wake;
+    opts->wake = loop_store_wake;
     opts->wake_arg = s;
     opts->durable = durable_cb;
     opts->durable_arg = s;
+    opts->dropping = dropping_cb;
+    opts->dropping_arg = s;
     ev_async_init(&s->store_wake, store_async_cb);
     ev_async_start(s->loop, &s->store_wake);
 }

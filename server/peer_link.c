@@ -13,6 +13,8 @@
  *               use it, the vhost's connection limit), OK is sent, and
  *               the socket becomes an open AMQP connection (conn_adopt)
  *               showing the client's own address and user.
+ *   PEER_REPL   a vhost's leader streaming its log to this node, a
+ *               mirror (replication.c takes the socket).
  */
 #include "server/conn.h"
 
@@ -199,6 +201,17 @@ take_relay(struct peer_in *p, const struct peer_auth *a, size_t used)
     json_decref(doc);
 }
 
+/* ---- PEER_REPL: a vhost's leader streams its log here (replication.c) */
+
+static void
+take_repl(struct peer_in *p, const struct peer_auth *a, size_t used)
+{
+    struct bytes early = bytes_of(p->in.data + used, p->in.len - used);
+
+    repl_take(p->fd, p->addr, a, early, &p->out, p->head);
+    peer_free(p, false);
+}
+
 /* ---- the handshake */
 
 static void
@@ -217,6 +230,10 @@ read_auth(struct peer_in *p)
     }
     if (rc == WR_ERR) {
         drop(p, why);
+        return;
+    }
+    if (a.purpose == PEER_REPL) {
+        take_repl(p, &a, used);
         return;
     }
     if (a.purpose != PEER_RELAY) {

@@ -90,8 +90,8 @@ static void relay_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* ---- setup */
 
-static int
-connect_to(const char *addr, char *why, size_t n)
+int
+relay_connect(const char *addr, char *why, size_t n)
 {
     struct wr_listener l;
     struct sockaddr_storage sa = {0};
@@ -182,7 +182,7 @@ relay_start(struct conn *c, const char *vhost, const char *leader,
     buf_init(&r->out);
     c->input_held = true; /* frames after open wait for the leader */
     conn_update_reading(c);
-    r->fd = connect_to(addr, why, sizeof(why));
+    r->fd = relay_connect(addr, why, sizeof(why));
     if (r->fd < 0) {
         relay_fail(r, AMQP_CONNECTION_FORCED, why);
         return WR_ERR;

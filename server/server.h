@@ -215,4 +215,15 @@ uint64_t alarm_memory_budget(const struct wr_config *cfg);
 /* Resident memory of the process in bytes, from /proc/self/statm. */
 uint64_t alarm_resident_bytes(void);
 
+/* GET /api/replication (replication.c): the vhosts this node leads with
+ * their mirrors' positions, and the copies it keeps of other nodes'
+ * vhosts. A new reference. */
+struct json_t *repl_info(void);
+/* A queue of a vhost this node leads, as RabbitMQ shows replicated
+ * queues: {"leader", "members", "online", "slave_nodes",
+ * "synchronised_slave_nodes"}; a durable queue's members are the leader
+ * and the vhost's mirrors, any other queue's the leader alone. NULL when
+ * the vhost is not replicated from here. A new reference. */
+struct json_t *repl_queue_members(const char *vhost, bool durable);
+
 #endif

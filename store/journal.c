@@ -268,6 +268,8 @@ journal_put_tomb(struct store *s, uint8_t type, struct bytes pl)
     memcpy(p + REC_HDR_SIZE, pl.ptr, pl.len);
     rec_finish(p, (uint32_t)size, type, h->salt, POS_OFF(pos));
     rec_sumb_add_tomb(h->sum, type, pl);
+    if (s->tap)
+        replica_tap(s, type, pl.ptr, pl.len);
     return POS_SEG(pos);
 }
 
@@ -300,6 +302,9 @@ journal_put_msg(struct store *s, uint64_t id, uint8_t flags,
     rec_sumb_add_msg(h->sum, &sm);
     h->nrecs++;
     *set = (uint16_t)k;
+    /* compaction copies and transient messages stay on this node */
+    if (s->tap && !(flags & (REC_F_MOVED | REC_F_TRANSIENT)))
+        replica_tap(s, REC_MSG, p + REC_HDR_SIZE, size - REC_HDR_SIZE);
     return h;
 }
 

@@ -357,24 +357,17 @@ store_appended_total(void)
     return appended_total;
 }
 
+/* Appends a message under id nid (>= s->next_id), shared by
+   store_append_msg and a mirror's store_apply (replica.c). */
 uint64_t
-store_append_msg(struct store *s, const struct store_msg_in *m, uint64_t *id,
-                 uint64_t *pos)
+store_append_msg_id(struct store *s, const struct store_msg_in *m, uint64_t nid,
+                    uint64_t *pos)
 {
-    uint64_t nid;
     uint32_t n;
     uint16_t set;
     struct seg *h;
 
-    if (atomic_load_explicit(&s->failed, memory_order_relaxed) ||
-        atomic_load_explicit(&s->nospace, memory_order_relaxed) || s->closing)
-        return 0;
-    if (m->nqids == 0 || m->nqids > STORE_MAX_QIDS ||
-        m->meta.len > STORE_MAX_MSG ||
-        m->body.len > STORE_MAX_MSG - m->meta.len)
-        return 0;
     n = sorted_qids(s, m->qids, m->nqids);
-    nid = s->next_id;
     /* a segment's original ids span less than 2^32 (32-bit slot offsets);
        ids taken by store_alloc_id could stretch a quiet head that far */
     h = store_head(s);
@@ -383,15 +376,29 @@ store_append_msg(struct store *s, const struct store_msg_in *m, uint64_t *id,
     /* a rollover here starts the next segment at this id */
     h = journal_put_msg(s, nid, m->transient ? REC_F_TRANSIENT : 0, s->qtmp, n,
                         m->meta, m->body, pos, &set);
-    s->next_id++;
+    s->next_id = nid + 1;
     seg_add_original(h, nid, set, n, seg_full_mask(n));
     if (n > SET_NARROW_MAX)
         seg_wide(h, nid, n, true);
     h->live_msgs++;
     h->live_pairs += n;
-    *id = nid;
     appended_total += m->meta.len + m->body.len;
     return ++s->lsn;
+}
+
+uint64_t
+store_append_msg(struct store *s, const struct store_msg_in *m, uint64_t *id,
+                 uint64_t *pos)
+{
+    if (atomic_load_explicit(&s->failed, memory_order_relaxed) ||
+        atomic_load_explicit(&s->nospace, memory_order_relaxed) || s->closing)
+        return 0;
+    if (m->nqids == 0 || m->nqids > STORE_MAX_QIDS ||
+        m->meta.len > STORE_MAX_MSG ||
+        m->body.len > STORE_MAX_MSG - m->meta.len)
+        return 0;
+    *id = s->next_id;
+    return store_append_msg_id(s, m, s->next_id, pos);
 }
 
 static void

@@ -343,4 +343,64 @@ int store_sync_dir(const char *path);
 int store_read_file(const char *path, struct buf *out, char *err,
                     size_t errlen);
 
+/*
+ * Replication (store/replica.c). A vhost leader streams its log to its
+ * mirrors as "replication records", the records of the log's meaning in
+ * a position-independent form:
+ *
+ *     u8 type (MSG 1, ACK 2, QDEL 3), u8 version, varint payload length,
+ *     payload: exactly the bytes the batch holds after the record's
+ *     10-byte header (see store/record.c)
+ *
+ * The segment-specific header (length, checksum seeded by the file's
+ * salt and the offset) is left out: the mirror writes the payload into
+ * its own segments with its own checksums, so compaction and segment
+ * boundaries stay local while message ids are the leader's. Compaction
+ * copies and transient (paged-out) messages are never replicated.
+ */
+
+/* Leader: from now on every MSG, ACK and QDEL record appended is also
+   copied, as replication records, to the end of out (NULL stops). */
+void store_tap(struct store *s, struct buf *out);
+
+/* Leader: encodes the acks taken so far (normally encoded at the next
+   hand-off) so that the tap holds every record up to the LSN returned:
+   the last LSN assigned. Loop thread. */
+uint64_t store_tap_cut(struct store *s);
+
+/*
+ * Checks a run of replication records without applying anything: every
+ * record complete, of a known type and version, its payload decoding
+ * exactly, message flags 0, message ids strictly increasing from
+ * next_id, below 2^52, queue deletes' bounds in range. Returns true, or
+ * false with *why (static text). Pure: the fuzz target's entry.
+ */
+bool store_recs_check(struct bytes recs, uint64_t next_id, const char **why);
+
+/*
+ * Mirror: checks recs (store_recs_check against this log's next id) and,
+ * only if all of them are valid, appends them as if the loop had made
+ * them, keeping the leader's message ids. Returns the LSN of the last
+ * (the log's latest LSN when recs is empty); 0 with err filled when recs
+ * is invalid (nothing appended), when the store failed, or when the disk
+ * is full (then nothing appended either).
+ */
+uint64_t store_apply(struct store *s, struct bytes recs, char *err,
+                     size_t errlen);
+
+/* Length of the longest run of whole records at the start of recs (as
+   the tap made them) not longer than max, but at least one record; 0 for
+   an empty or malformed run. For splitting a cut into frames. */
+size_t store_recs_prefix(struct bytes recs, size_t max);
+
+/* Leader, building a snapshot for a new mirror: appends to out the
+   replication record of a live message (as store_tap would have copied
+   it, listing the queues that still hold it). */
+void store_snap_msg(struct buf *out, uint64_t id, const uint64_t *qids,
+                    uint32_t nqids, struct bytes meta, struct bytes body);
+
+/* The id the next message will get (on a mirror: the lowest id the next
+   replicated message may have). */
+uint64_t store_next_id(const struct store *s);
+
 #endif

@@ -213,7 +213,8 @@ struct store {
     size_t npdeps;
     size_t cappdeps;
     struct buf scratch;
-    uint64_t *qtmp; /* sorted qids of the message being appended */
+    struct buf *tap; /* replica.c: store_tap's output, or NULL */
+    uint64_t *qtmp;  /* sorted qids of the message being appended */
     size_t capqtmp;
     uint64_t durable_seen;
     bool failed_seen;
@@ -368,6 +369,11 @@ void journal_seal_head(struct store *s);
 uint32_t journal_put_tomb(struct store *s, uint8_t type, struct bytes pl);
 /* Appends a MSG record (qids sorted, unique) at the head; sets *pos and
    the set index in the returned head segment. Counts nothing live. */
+/* replica.c: copies one record's payload to s->tap (when tapping). */
+void replica_tap(struct store *s, uint8_t type, const uint8_t *payload,
+                 size_t len);
+uint64_t store_append_msg_id(struct store *s, const struct store_msg_in *m,
+                             uint64_t nid, uint64_t *pos);
 struct seg *journal_put_msg(struct store *s, uint64_t id, uint8_t flags,
                             const uint64_t *qids, uint32_t n, struct bytes meta,
                             struct bytes body, uint64_t *pos, uint16_t *set);

@@ -96,6 +96,8 @@ vhost_drop(struct node *n, struct vhost *vh, bool keep_data)
                     : NULL;
     char *name = xstrdup(vh->name);
 
+    if (n->opts.dropping)
+        n->opts.dropping(n->opts.dropping_arg, vh, !keep_data);
     HASH_DEL(n->vhosts, vh);
     deadletter__drop(n, vh);
     node__perm_drop_vhost(n, vh->name);

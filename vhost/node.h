@@ -35,6 +35,10 @@ struct node_opts {
      * failed, for publisher confirms. */
     void (*durable)(void *arg, struct vhost *vh);
     void *durable_arg;
+    /* A vhost is about to be freed (deleted: its data goes too). May be
+     * NULL. */
+    void (*dropping)(void *arg, struct vhost *vh, bool deleted);
+    void *dropping_arg;
     /* A node of a cluster: it serves a vhost only while it leads it
      * (node_vhost_serve); the others exist here as names, permissions and
      * limits, without a log (cluster/). */
@@ -62,6 +66,9 @@ void node_poll(struct node *n);
 void node_flush(struct node *n);
 /* Marks the definitions file for rewriting. */
 void node_defs_changed(struct node *n);
+/* Grows with every node_defs_changed: a replicating leader compares it to
+ * know when to ship a vhost's definitions again. */
+uint64_t node_defs_generation(const struct node *n);
 /* Runs queue_dispatch on every queue scheduled since the last call. */
 void node_run_dispatch(struct node *n);
 /* True when some queue waits for dispatch. */
@@ -138,6 +145,12 @@ void node_vhost_remove(struct node *n, struct vhost *vh);
 int node_vhost_serve(struct node *n, struct vhost *vh, char *err,
                      size_t errlen);
 void node_vhost_unserve(struct node *n, struct vhost *vh);
+/* A replicated vhost's mirror takes over (issue 12): drops what this node
+ * held of vh (log, queues, exchanges) and moves the log files of the
+ * mirror's copy in directory from into the vhost's log directory. The
+ * caller then imports the copy's definitions and serves vh. */
+int node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
+                         char *err, size_t errlen);
 bool vhost_is_serving(const struct vhost *vh);
 /* True when vh holds nothing durable: no durable queue, no durable
  * exchange of its own, no message in its log. A clean stop may then hand

@@ -82,6 +82,16 @@ meta_props(struct bytes meta, struct bytes *props)
     return true;
 }
 
+bool
+persist__record_persistent(struct bytes meta)
+{
+    struct bytes props;
+    struct amqp_props p;
+
+    return meta_props(meta, &props) &&
+           amqp_props_read(props, &p, NULL) == AMQP_DECODE_OK && p.persistent;
+}
+
 void
 vhost__record_priority(struct vhost *vh, uint64_t pos, uint8_t *prio)
 {
@@ -838,6 +848,13 @@ void
 node_defs_changed(struct node *n)
 {
     n->defs_dirty = true;
+    n->defs_gen++;
+}
+
+uint64_t
+node_defs_generation(const struct node *n)
+{
+    return n->defs_gen;
 }
 
 static void

@@ -72,7 +72,14 @@ vhost_name(const struct vhost *vh)
 uint64_t
 vhost_durable_lsn(const struct vhost *vh)
 {
-    return vh->durable_lsn;
+    /* replicated: also on the disks of the in-sync mirrors */
+    return WR_MIN(vh->durable_lsn, vh->repl_limit);
+}
+
+void
+vhost_set_repl_limit(struct vhost *vh, uint64_t lsn)
+{
+    vh->repl_limit = lsn;
 }
 
 uint64_t
@@ -194,6 +201,8 @@ struct vhost *
 vhost__new(struct node *n, const char *name)
 {
     struct vhost *vh = xcalloc(1, sizeof(*vh));
+
+    vh->repl_limit = UINT64_MAX;
 
     vh->magic = VHOST_MAGIC;
     vh->node = n;

@@ -82,6 +82,10 @@ const char *vhost_name(const struct vhost *vh);
 /* The log position up to which vh's records are durable (publisher
  * confirms wait for it), and whether its log has failed. */
 uint64_t vhost_durable_lsn(const struct vhost *vh);
+/* A replicated vhost's leader: records above lsn are not yet on the
+ * disks of every in-sync mirror, so vhost_durable_lsn stops there
+ * (UINT64_MAX, the default: no limit). */
+void vhost_set_repl_limit(struct vhost *vh, uint64_t lsn);
 bool vhost_log_failed(const struct vhost *vh);
 /* The stream sync batch up to which vh's stream appends are durable
  * (publish_result.sync), and whether its stream sync failed. */
@@ -251,5 +255,33 @@ struct bytes binding_dest_name(const struct binding *b);
 struct binding *vhost_bindings_out(const struct exchange *x);
 struct binding *vhost_bindings_in(const struct exchange *x);
 struct binding *queue_bindings(const struct queue *q);
+
+/* ---- replication (replica.c): what a vhost's leader ships its mirrors */
+
+/* A (queue, message) pair of the log: qid, message id, record position. */
+struct vh_logged {
+    uint64_t qid, id, pos;
+};
+
+/* Copies every record the vhost's log appends into out (store_tap; NULL
+ * stops). No-op for a vhost without a log. */
+void vhost_repl_tap(struct vhost *vh, struct buf *out);
+/* Makes the tap hold every record up to the LSN returned (store_tap_cut);
+ * 0 without a log. */
+uint64_t vhost_repl_cut(struct vhost *vh);
+/* Whether the delivery e of q (held by a channel, unacked) is in the
+ * log as a persistent message: then *out says where. */
+bool vhost_entry_logged(const struct queue *q, struct qentry e,
+                        struct vh_logged *out);
+/*
+ * Appends to out the replication records of every live persistent
+ * message of the vhost's durable queues: the ready ones, and the
+ * deliveries the caller found unacked (extra, n). One record per message
+ * (ids increasing), listing every queue holding it. Reads the bodies
+ * from the log (page cache, usually). WR_ERR (err filled) when a record
+ * cannot be read: the snapshot is then unusable.
+ */
+int vhost_repl_snapshot(struct vhost *vh, const struct vh_logged *extra,
+                        size_t n, struct buf *out, char *err, size_t errlen);
 
 #endif

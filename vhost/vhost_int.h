@@ -104,6 +104,7 @@ struct vhost {
     char *store_dir;
     uint64_t next_id;     /* message ids when there is no store */
     uint64_t durable_lsn; /* the store's, as of the last poll */
+    uint64_t repl_limit;  /* vhost_set_repl_limit; UINT64_MAX: none */
     bool store_failed;
     /* Once the log failed: the messages it had from this id on never
      * reached the disk; they were taken out of their queues (their
@@ -177,6 +178,7 @@ struct node {
     struct queue *dirty_head, *dirty_tail;
     uint64_t now_us;
     bool defs_dirty;        /* definitions.json needs rewriting */
+    uint64_t defs_gen;      /* node_defs_generation */
     bool defs_failing;      /* the last write of it failed (logged once) */
     uint64_t defs_retry_ms; /* after a failure: not before then */
     struct user *users;     /* uthash by name */
@@ -248,6 +250,8 @@ void persist__meta_encode(const struct message *m, uint64_t wall_ms,
 struct message *persist__message_from_record(struct bytes meta,
                                              struct bytes body, uint64_t now_us,
                                              uint64_t wall_now_ms);
+/* Whether a record's meta says delivery-mode 2 (persistent). */
+bool persist__record_persistent(struct bytes meta);
 /* The priority of the message whose record is at pos (0 when unknown). */
 void vhost__record_priority(struct vhost *vh, uint64_t pos, uint8_t *prio);
 int vhost__open_store(struct vhost *vh, char *err, size_t errlen);

@@ -194,6 +194,19 @@ cluster_state(const char *vhost)
     return json_object();
 }
 
+/* The vhost's in-sync set as committed in etcd (issue 12): this node
+ * alone on a single node. */
+static json_t *
+isr_json(const char *vhost)
+{
+    const json_t *isr;
+
+    if (!srv->cluster)
+        return json_pack("[s]", mgmt_node_name());
+    isr = cluster_isr_of(srv->cluster, vhost, NULL, NULL);
+    return isr ? json_deep_copy(isr) : json_array();
+}
+
 static json_t *
 vhost_json(struct vhost *vh)
 {
@@ -216,6 +229,7 @@ vhost_json(struct vhost *vh)
                   tags_json(vi.tags), "tracing", 0, "cluster_state",
                   cluster_state(vi.name), "leader", leader_json(vi.name));
     vhost_messages_json(o, &t);
+    json_object_set_new(o, "isr", isr_json(vi.name));
     json_object_set_new(o, "recv_oct", json_integer((json_int_t)recv));
     json_object_set_new(o, "recv_oct_details", mgmt_rate(0));
     json_object_set_new(o, "send_oct", json_integer((json_int_t)send));

@@ -626,6 +626,13 @@ mgmt_h_aliveness(struct mgmt_req *r)
     status_ok(r);
 }
 
+/* Warren's own: this node's replication (server/replication.c). */
+void
+mgmt_h_replication(struct mgmt_req *r)
+{
+    mgmt_reply_json(r, 200, repl_info());
+}
+
 void
 mgmt_h_health_alarms(struct mgmt_req *r)
 {
@@ -726,9 +733,36 @@ mgmt_h_health_protocol(struct mgmt_req *r)
                               "protocols", "http", "amqp"));
 }
 
+/* A cluster node (issue 12): quorum-critical when stopping it would
+ * leave a vhost's in-sync set with fewer than min_isr = 2 running
+ * members (its confirms would stop), mirror-sync-critical when it holds
+ * the last in-sync copy of a vhost. */
+static void
+health_isr(struct mgmt_req *r)
+{
+    bool sync = strcmp(r->seg[3], "node-is-mirror-sync-critical") == 0;
+    json_t *list = cluster_isr_critical(srv->cluster, sync ? 1 : 2);
+
+    if (json_array_size(list) == 0) {
+        json_decref(list);
+        status_ok(r);
+        return;
+    }
+    status_failed(r,
+                  sync ? "There are classic mirrored queues without online "
+                         "synchronised mirrors"
+                       : "There are quorum queues that would lose their "
+                         "quorum if the target node is shut down",
+                  "queues", list);
+}
+
 void
 mgmt_h_health_ok(struct mgmt_req *r)
 {
+    if (strstr(r->seg[3], "critical") && srv->cluster) {
+        health_isr(r);
+        return;
+    }
     if (strstr(r->seg[3], "critical"))
         mgmt_reply_json(r, 200,
                         json_pack("{s:s, s:s}", "status", "ok", "reason",

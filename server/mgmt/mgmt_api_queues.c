@@ -144,6 +144,23 @@ write_policies(const struct queue_info *qi, struct mgmt_jw *w)
     else
         KNULL("policy");
 }
+/* A cluster node: where the queue's vhost is replicated (issue 12). */
+static void
+write_members(const struct queue_info *qi, struct mgmt_jw *w)
+{
+    json_t *m =
+        qi->vhost ? repl_queue_members(qi->vhost, qi->durable && !qi->exclusive)
+                  : NULL;
+    static const char *const keys[] = {"leader", "members", "online",
+                                       "slave_nodes",
+                                       "synchronised_slave_nodes"};
+
+    for (size_t i = 0; m && i < WR_ARRAY_LEN(keys); i++) {
+        mgmt_jw_key(w, keys[i]);
+        mgmt_jw_json(w, json_incref(json_object_get(m, keys[i])));
+    }
+    json_decref(m);
+}
 
 void
 mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
@@ -232,6 +249,7 @@ mgmt_queue_write(struct queue *q, bool details, struct mgmt_jw *w)
     }
     KSTR("type", is_stream ? "stream" : qi.quorum ? "quorum" : "classic");
     KSTR("vhost", qi.vhost);
+    write_members(&qi, w);
     if (details)
         write_details(q, &qi, w);
     mgmt_jw_obj_end(w);

@@ -517,7 +517,7 @@ json_t *mgmt_node_stats(void);
 mgmt_handler_fn mgmt_h_overview, mgmt_h_whoami, mgmt_h_cluster_name,
     mgmt_h_extensions, mgmt_h_nodes, mgmt_h_node, mgmt_h_aliveness,
     mgmt_h_health_alarms, mgmt_h_health_vhosts, mgmt_h_health_port,
-    mgmt_h_health_protocol, mgmt_h_health_ok;
+    mgmt_h_health_protocol, mgmt_h_health_ok, mgmt_h_replication;
 /* mgmt_api_admin.c */
 mgmt_handler_fn mgmt_h_vhosts, mgmt_h_vhost, mgmt_h_users, mgmt_h_user,
     mgmt_h_users_without_perms, mgmt_h_user_perms, mgmt_h_vhost_perms,

@@ -172,6 +172,7 @@ static const struct route routes[] = {
     {"/api/consumers/*", M_GET, ANY, ANY, mgmt_h_consumers, MC_LEADER, NULL},
     {"/api/aliveness-test/*", M_GET, ANY, ANY, mgmt_h_aliveness, MC_LEADER,
      NULL},
+    {"/api/replication", M_GET, MONITOR, MONITOR, mgmt_h_replication, 0, NULL},
     {"/api/health/checks/alarms", M_GET, ANY, ANY, mgmt_h_health_alarms, 0,
      NULL},
     {"/api/health/checks/local-alarms", M_GET, ANY, ANY, mgmt_h_health_alarms,

@@ -6,6 +6,9 @@
 #   faults.netns             namespaces, partitions, process faults, cleanup
 #   faults.etcd_partition    3 etcd members, leader isolated, heal, converge
 #   faults.single_node_kill  one node, 5 kill -9 / restart cycles under load
+#   faults.kill_leader       3 nodes, 3 etcd members: kill -9 of the vhost
+#                            leader under load, a mirror of its in-sync set
+#                            takes over (issue 12): lost = 0, unexpected = 0
 #   faults.negative_control  a wiped data directory and a foreign message:
 #                            the harness must report lost and unexpected
 #   faults.sweep             (cleanup fixture) removes leftovers of any run
@@ -46,6 +49,11 @@ add_test(NAME faults.single_node_kill
                  --fault single-kill --cycles 5 --rate 150
                  --warren $<TARGET_FILE:warren>
          WORKING_DIRECTORY ${FAULTS_DIR})
+add_test(NAME faults.kill_leader
+         COMMAND ${FAULTS_PYTHON} ${FAULTS_DIR}/faults.py
+                 --fault kill --nodes 3 --etcd 3 --trials 5
+                 --warren $<TARGET_FILE:warren>
+         WORKING_DIRECTORY ${FAULTS_DIR})
 add_test(NAME faults.negative_control
          COMMAND ${faults_pytest} ${FAULTS_DIR}/test_negative_control.py
          WORKING_DIRECTORY ${FAULTS_DIR})
@@ -53,14 +61,16 @@ add_test(NAME faults.sweep
          COMMAND ${FAULTS_PYTHON} ${FAULTS_DIR}/netns.py --sweep
          WORKING_DIRECTORY ${FAULTS_DIR})
 set(faults_tests faults.checker faults.netns faults.etcd_partition
-    faults.single_node_kill faults.negative_control faults.sweep)
+    faults.single_node_kill faults.kill_leader faults.negative_control
+    faults.sweep)
 set_tests_properties(${faults_tests} PROPERTIES
   ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1;WARREN_BIN=$<TARGET_FILE:warren>"
   SKIP_RETURN_CODE 77
   TIMEOUT 300
   LABELS faults)
 set_tests_properties(faults.netns faults.etcd_partition
-                     faults.single_node_kill faults.negative_control
+                     faults.single_node_kill faults.kill_leader
+                     faults.negative_control
                      PROPERTIES
   FIXTURES_REQUIRED faults_ns)
 set_tests_properties(faults.sweep PROPERTIES FIXTURES_CLEANUP faults_ns)

@@ -19,6 +19,7 @@ wr_fuzz_target(fuzz_method warren_amqp)
 wr_fuzz_target(fuzz_table warren_amqp)
 wr_fuzz_target(fuzz_record warren_store warren_base)
 wr_fuzz_target(fuzz_peer warren_cluster)
+wr_fuzz_target(fuzz_repl warren_cluster warren_store)
 # Other modules' targets kept here, built when their library exists.
 if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/fuzz_conf.c AND TARGET warren_conf)
   wr_fuzz_target(fuzz_conf warren_conf)

@@ -28,3 +28,10 @@ target_link_libraries(replay_fuzz_peer PRIVATE warren_cluster)
 add_test(NAME fuzz_replay.fuzz_peer
          COMMAND replay_fuzz_peer
                  ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/fuzz_peer)
+
+# fuzz_repl's seeds (replication frames and records) replayed by ctest.
+add_executable(replay_fuzz_repl fuzz/fuzz_repl.c fuzz/replay_main.c)
+target_link_libraries(replay_fuzz_repl PRIVATE warren_cluster warren_store)
+add_test(NAME fuzz_replay.fuzz_repl
+         COMMAND replay_fuzz_repl
+                 ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/fuzz_repl)

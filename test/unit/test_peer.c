@@ -5,6 +5,7 @@
  * errors with a reason.
  */
 #include "cluster/peer.h"
+#include "cluster/repl.h"
 #include "test/harness/t.h"
 
 #define SECRET BYTES_LIT("0123456789abcdef0123456789abcdef")
@@ -173,11 +174,91 @@ T_CASE(garbage_and_oversized_lengths_are_errors)
     buf_fini(&big);
 }
 
+/* ---- replication frames (cluster/repl.h) */
+
+static int
+rparse(const struct buf *b, size_t n, bool from_leader, struct repl_frame *f,
+       const char **why)
+{
+    size_t used = 0;
+    int rc = repl_frame_parse(bytes_of(b->data, n), from_leader, f, &used, why);
+
+    if (rc == WR_OK)
+        T_EQ_INT(used, n);
+    return rc;
+}
+
+T_CASE(repl_frames_round_trip_and_wait_for_all_bytes)
+{
+    struct buf b;
+    struct repl_frame f;
+    const char *why = NULL;
+
+    buf_init(&b);
+    repl_frame_encode(&b, REPL_RECS, 12, 345, bytes_str("records"));
+    T_EQ_INT(b.len, REPL_HDR + 7);
+    for (size_t n = 0; n < b.len; n++)
+        T_EQ_INT(rparse(&b, n, true, &f, &why), WR_AGAIN);
+    T_EQ_INT(rparse(&b, b.len, true, &f, &why), WR_OK);
+    T_EQ_INT(f.kind, REPL_RECS);
+    T_EQ_INT(f.epoch, 12);
+    T_EQ_INT(f.seq, 345);
+    T_ASSERT(bytes_eq_str(f.payload, "records"));
+    buf_reset(&b);
+    repl_frame_encode(&b, REPL_ACK, 12, 345, bytes_str(""));
+    T_EQ_INT(rparse(&b, b.len, false, &f, &why), WR_OK);
+    T_EQ_INT(f.kind, REPL_ACK);
+    T_EQ_STR(repl_kind_name(REPL_ACK), "ACK");
+    T_EQ_STR(repl_kind_name(200), "?");
+    buf_fini(&b);
+}
+
+/* Garbage, each with its reason, recognised from the first bytes that
+   show it (the kind byte, not the whole claimed length). */
+T_CASE(repl_garbage_is_refused_with_a_reason)
+{
+    struct buf b;
+    struct repl_frame f;
+    const char *why = NULL;
+
+    buf_init(&b);
+    repl_frame_encode(&b, REPL_ACK, 1, 1, bytes_str(""));
+    T_EQ_INT(rparse(&b, b.len, true, &f, &why), WR_ERR);
+    T_EQ_STR(why, "an ACK from the leader");
+    buf_reset(&b);
+    repl_frame_encode(&b, REPL_RECS, 1, 1, bytes_str("x"));
+    T_EQ_INT(rparse(&b, 5, false, &f, &why), WR_ERR);
+    T_EQ_STR(why, "a leader's frame from a mirror");
+    buf_reset(&b);
+    repl_frame_encode(&b, REPL_PING, 1, 1, bytes_str("x"));
+    T_EQ_INT(rparse(&b, b.len, true, &f, &why), WR_ERR);
+    T_EQ_STR(why, "a payload in a frame that has none");
+    buf_reset(&b);
+    repl_frame_encode(&b, REPL_SYNCED, 0, 1, bytes_str(""));
+    T_EQ_INT(rparse(&b, b.len, true, &f, &why), WR_ERR);
+    T_EQ_STR(why, "epoch 0");
+    buf_reset(&b);
+    buf_put_u32(&b, 0xffffffffu);
+    T_EQ_INT(rparse(&b, b.len, true, &f, &why), WR_ERR);
+    T_EQ_STR(why, "frame length out of range");
+    buf_reset(&b);
+    buf_put_u32(&b, 3);
+    T_EQ_INT(rparse(&b, b.len, true, &f, &why), WR_ERR);
+    buf_reset(&b);
+    buf_put_u32(&b, 100);
+    buf_put_u8(&b, 77);
+    T_EQ_INT(rparse(&b, b.len, true, &f, &why), WR_ERR);
+    T_EQ_STR(why, "unknown frame kind");
+    buf_fini(&b);
+}
+
 static const struct t_case cases[] = {
     T_REG(handshake_round_trip),
     T_REG(wrong_secret_and_replay_are_refused),
     T_REG(every_truncation_asks_for_more),
     T_REG(every_flipped_byte_is_refused),
     T_REG(garbage_and_oversized_lengths_are_errors),
+    T_REG(repl_frames_round_trip_and_wait_for_all_bytes),
+    T_REG(repl_garbage_is_refused_with_a_reason),
 };
 T_MAIN(cases)

@@ -1,0 +1,430 @@
+/*
+ * mirror.c: a vhost's copy on a mirror node (cluster/mirror.h).
+ *
+ * The copy trusts nothing it is sent: a frame of another epoch, records
+ * that fail store_apply's checks (store/replica.c validates a whole RECS
+ * payload before appending any of it) or a DEFS payload that is not a
+ * JSON object are errors, and the server drops the link.
+ *
+ * A snapshot (SNAP) restarts the copy: the old log directory is renamed
+ * aside (atomic, directory fsynced) and removed, a fresh log opened, and
+ * state.json says synced = false until SYNCED arrives. A crash at any
+ * point leaves either the old copy or a fresh partial one marked not
+ * synced; a leftover log.old is removed at the next open.
+ */
+#include "cluster/mirror.h"
+
+#include "store/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A frame's position and the copy's LSN that covers it. */
+struct pend {
+    uint64_t seq, lsn;
+};
+
+struct mirror {
+    char *vhost;
+    char *dir;    /* replicas/<hash> */
+    char *logdir; /* replicas/<hash>/log */
+    struct store_config scfg;
+    struct store *store;
+    uint64_t epoch;
+    uint64_t seq;   /* last position taken */
+    uint64_t acked; /* last position durable */
+    bool synced;
+    struct pend *pend; /* FIFO of positions waiting for the disk */
+    size_t npend, cappend, head;
+};
+
+static void
+name_hash(const char *name, char out[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+
+    WR_ASSERT(EVP_Digest(name, strlen(name), md, &len, EVP_sha256(), NULL) &&
+              len == 32);
+    for (unsigned i = 0; i < len; i++) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static char *
+path_of(const char *a, const char *b)
+{
+    struct buf p;
+
+    buf_init(&p);
+    buf_printf(&p, "%s/%s", a, b);
+    buf_put_u8(&p, 0);
+    return (char *)p.data;
+}
+
+static int
+mkdir_one(const char *path, char *err, size_t errlen)
+{
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return WR_ERR;
+    }
+    return WR_OK;
+}
+
+/* Removes the regular files of dir, then dir (one level: Warren makes no
+ * subdirectory in a log). Missing is fine. */
+static void
+rm_log_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        char *p;
+
+        if (e->d_name[0] == '.')
+            continue;
+        p = path_of(dir, e->d_name);
+        if (unlink(p) != 0)
+            log_warn("mirror: cannot remove %s: %s", p, strerror(errno));
+        free(p);
+    }
+    closedir(d);
+    if (rmdir(dir) != 0 && errno != ENOENT)
+        log_warn("mirror: cannot remove %s: %s", dir, strerror(errno));
+}
+
+static int
+write_state(struct mirror *m, char *err, size_t errlen)
+{
+    json_t *doc = json_pack("{s:s, s:I, s:b}", "vhost", m->vhost, "epoch",
+                            (json_int_t)m->epoch, "synced", m->synced);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    char *path = path_of(m->dir, "state.json");
+    int rc = store_write_file_atomic(path, text, strlen(text), err, errlen);
+
+    free(path);
+    free(text);
+    json_decref(doc);
+    return rc;
+}
+
+/* The epoch and synced flag state.json holds (0, false when absent). */
+static int
+read_state(struct mirror *m, uint64_t *epoch, bool *synced, char *err,
+           size_t errlen)
+{
+    char *path = path_of(m->dir, "state.json");
+    struct buf text;
+    json_t *doc;
+    json_int_t e = 0;
+    int rc = WR_OK;
+
+    *epoch = 0;
+    *synced = false;
+    buf_init(&text);
+    if (store_read_file(path, &text, err, errlen) != WR_OK) {
+        rc = errno == ENOENT ? WR_OK : WR_ERR;
+    } else {
+        doc = json_loadb((const char *)text.data, text.len, 0, NULL);
+        if (!doc || json_unpack(doc, "{s:I}", "epoch", &e) != 0 || e < 0) {
+            snprintf(err, errlen,
+                     "%s: damaged; remove the directory %s to "
+                     "have the copy rebuilt",
+                     path, m->dir);
+            rc = WR_ERR;
+        } else {
+            *epoch = (uint64_t)e;
+            *synced = json_is_true(json_object_get(doc, "synced"));
+        }
+        json_decref(doc);
+    }
+    buf_fini(&text);
+    free(path);
+    return rc;
+}
+
+static int
+open_log(struct mirror *m, char *err, size_t errlen)
+{
+    m->scfg.dir = m->logdir;
+    return store_open(&m->scfg, NULL, NULL, &m->store, err, errlen);
+}
+
+int
+mirror_open(const struct mirror_config *cfg, uint64_t epoch,
+            struct mirror **out, char *err, size_t errlen)
+{
+    struct mirror *m = xcalloc(1, sizeof(*m));
+    char hash[65], *root = path_of(cfg->data_dir, "replicas"), *old;
+    uint64_t seen;
+
+    name_hash(cfg->vhost, hash);
+    m->vhost = xstrdup(cfg->vhost);
+    m->dir = path_of(root, hash);
+    m->logdir = path_of(m->dir, "log");
+    m->epoch = epoch;
+    m->scfg.fsync = (enum store_fsync)cfg->fsync;
+    m->scfg.fsync_interval_ms = cfg->fsync_interval_ms;
+    m->scfg.segment_size = cfg->segment_size;
+    m->scfg.wake = cfg->wake;
+    m->scfg.wake_arg = cfg->wake_arg;
+    old = path_of(m->dir, "log.old");
+    rm_log_dir(old);
+    free(old);
+    if (mkdir_one(root, err, errlen) != WR_OK ||
+        mkdir_one(m->dir, err, errlen) != WR_OK ||
+        read_state(m, &seen, &m->synced, err, errlen) != WR_OK)
+        goto fail;
+    if (seen > epoch) {
+        snprintf(err, errlen,
+                 "vhost '%s': epoch %llu is older than epoch %llu this copy "
+                 "already follows (a stale leader)",
+                 cfg->vhost, (unsigned long long)epoch,
+                 (unsigned long long)seen);
+        goto fail;
+    }
+    if (seen < epoch) {
+        /* fencing: from now on, leaders older than this one are refused */
+        if (write_state(m, err, errlen) != WR_OK)
+            goto fail;
+    }
+    if (open_log(m, err, errlen) != WR_OK)
+        goto fail;
+    free(root);
+    *out = m;
+    return WR_OK;
+fail:
+    free(root);
+    mirror_close(m);
+    return WR_ERR;
+}
+
+void
+mirror_close(struct mirror *m)
+{
+    if (!m)
+        return;
+    store_close(m->store);
+    free(m->pend);
+    free(m->vhost);
+    free(m->dir);
+    free(m->logdir);
+    free(m);
+}
+
+char *
+mirror_copy_dir(const char *data_dir, const char *vhost)
+{
+    char hash[65], *root = path_of(data_dir, "replicas"), *dir;
+
+    name_hash(vhost, hash);
+    dir = path_of(root, hash);
+    free(root);
+    return dir;
+}
+
+int
+mirror_copy_state(const char *data_dir, const char *vhost, uint64_t *epoch,
+                  bool *synced, char *err, size_t errlen)
+{
+    struct mirror m = {0};
+    int rc;
+
+    m.dir = mirror_copy_dir(data_dir, vhost);
+    rc = read_state(&m, epoch, synced, err, errlen);
+    free(m.dir);
+    return rc;
+}
+
+int
+mirror_remove(const char *data_dir, const char *vhost, char *err, size_t errlen)
+{
+    char hash[65], *root = path_of(data_dir, "replicas"), *dir, *p;
+    const char *files[] = {"state.json", "definitions.json"};
+    int rc = WR_OK;
+
+    name_hash(vhost, hash);
+    dir = path_of(root, hash);
+    p = path_of(dir, "log");
+    rm_log_dir(p);
+    free(p);
+    p = path_of(dir, "log.old");
+    rm_log_dir(p);
+    free(p);
+    for (size_t i = 0; i < WR_ARRAY_LEN(files); i++) {
+        p = path_of(dir, files[i]);
+        unlink(p);
+        free(p);
+    }
+    if (rmdir(dir) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot remove %s: %s", dir, strerror(errno));
+        rc = WR_ERR;
+    }
+    free(dir);
+    free(root);
+    return rc;
+}
+
+/* SNAP: the copy restarts from nothing. */
+static int
+restart_copy(struct mirror *m, char *err, size_t errlen)
+{
+    char *old = path_of(m->dir, "log.old");
+    int rc = WR_ERR;
+
+    store_close(m->store);
+    m->store = NULL;
+    m->synced = false;
+    m->npend = m->head = 0;
+    if (write_state(m, err, errlen) != WR_OK)
+        goto out;
+    if (rename(m->logdir, old) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot rename %s: %s", m->logdir,
+                 strerror(errno));
+        goto out;
+    }
+    if (store_sync_dir(m->dir) != 0) {
+        snprintf(err, errlen, "cannot sync %s: %s", m->dir, strerror(errno));
+        goto out;
+    }
+    rm_log_dir(old);
+    rc = open_log(m, err, errlen);
+out:
+    free(old);
+    return rc;
+}
+
+static int
+take_defs(struct mirror *m, struct bytes payload, char *err, size_t errlen)
+{
+    json_t *doc = json_loadb((const char *)payload.ptr, payload.len, 0, NULL);
+    char *path = path_of(m->dir, "definitions.json");
+    int rc = WR_ERR;
+
+    if (!json_is_object(doc))
+        snprintf(err, errlen,
+                 "garbage: definitions that are not a JSON "
+                 "object");
+    else
+        rc = store_write_file_atomic(path, payload.ptr, payload.len, err,
+                                     errlen);
+    json_decref(doc);
+    free(path);
+    return rc;
+}
+
+/* Position seq is taken once the log's LSN lsn is durable. */
+static void
+pend_push(struct mirror *m, uint64_t seq, uint64_t lsn)
+{
+    if (m->head > 0 && m->head == m->npend)
+        m->head = m->npend = 0;
+    if (m->npend == m->cappend) {
+        m->cappend = m->cappend ? 2 * m->cappend : 64;
+        m->pend = xrealloc(m->pend, m->cappend * sizeof(*m->pend));
+    }
+    m->pend[m->npend++] = (struct pend){seq, lsn};
+}
+
+int
+mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
+             size_t errlen)
+{
+    uint64_t lsn;
+
+    if (f->epoch != m->epoch) {
+        snprintf(err, errlen, "a frame of epoch %llu on a link of epoch %llu",
+                 (unsigned long long)f->epoch, (unsigned long long)m->epoch);
+        return WR_ERR;
+    }
+    if (f->kind != REPL_SNAP && f->seq < m->seq) {
+        snprintf(err, errlen, "position %llu after %llu",
+                 (unsigned long long)f->seq, (unsigned long long)m->seq);
+        return WR_ERR;
+    }
+    switch (f->kind) {
+    case REPL_SNAP:
+        if (restart_copy(m, err, errlen) != WR_OK)
+            return WR_ERR;
+        m->acked = 0;
+        break;
+    case REPL_DEFS:
+        if (take_defs(m, f->payload, err, errlen) != WR_OK)
+            return WR_ERR;
+        break;
+    case REPL_RECS:
+        lsn = store_apply(m->store, f->payload, err, errlen);
+        if (lsn == 0)
+            return WR_ERR;
+        pend_push(m, f->seq, lsn);
+        break;
+    case REPL_SYNCED:
+        m->synced = true;
+        if (write_state(m, err, errlen) != WR_OK)
+            return WR_ERR;
+        /* the position is taken like a PING's */
+        __attribute__((fallthrough));
+    default: /* PING */
+        lsn = store_apply(m->store, bytes_of(NULL, 0), err, errlen);
+        if (lsn == 0)
+            return WR_ERR;
+        pend_push(m, f->seq, lsn);
+        break;
+    }
+    m->seq = f->seq;
+    return WR_OK;
+}
+
+void
+mirror_flush(struct mirror *m)
+{
+    store_flush(m->store);
+}
+
+void
+mirror_poll(struct mirror *m)
+{
+    uint64_t durable;
+
+    store_poll(m->store, NULL, NULL);
+    durable = store_durable_lsn(m->store);
+    /* a position counts only once the snapshot is complete */
+    while (m->head < m->npend && m->pend[m->head].lsn <= durable) {
+        if (m->synced)
+            m->acked = m->pend[m->head].seq;
+        m->head++;
+    }
+}
+
+uint64_t
+mirror_acked(const struct mirror *m)
+{
+    return m->acked;
+}
+
+void
+mirror_get_info(const struct mirror *m, struct mirror_info *out)
+{
+    struct store_stats st;
+
+    store_get_stats(m->store, &st);
+    out->vhost = m->vhost;
+    out->epoch = m->epoch;
+    out->seq = m->seq;
+    out->acked = m->acked;
+    out->synced = m->synced;
+    out->live_msgs = st.live_msgs;
+}

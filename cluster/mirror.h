@@ -1,0 +1,87 @@
+/*
+ * cluster/mirror.h: this node's copy of a vhost led by another node
+ * (issue 12), fed by the replication frames of cluster/repl.h. The
+ * server moves the bytes (server/replication.c); this keeps the copy.
+ *
+ * On disk, apart from anything the node holds of the vhost as its own
+ * (vhosts/<hash>, vhost/vhostdir.c), so that a copy being rebuilt never
+ * touches data the node may lead from:
+ *
+ *   <data_dir>/replicas/<SHA-256 of the vhost name, 64 hex>/
+ *       log/               the copy of the vhost's log (store/, with the
+ *                          leader's message ids)
+ *       definitions.json   the vhost's exchanges, queues and bindings as
+ *                          of the last DEFS frame (atomically replaced)
+ *       state.json         {"vhost", "epoch", "synced"}: the highest
+ *                          epoch this node accepted frames of (an older
+ *                          leader is refused: fencing), and whether the
+ *                          copy is complete (a snapshot reached SYNCED)
+ *
+ * Acks: a RECS, SYNCED or PING frame carrying seq, once everything the
+ * copy took up to it is durable in the copy's log (its own group commit
+ * and fdatasync), lets mirror_acked() answer seq.
+ */
+#ifndef WARREN_CLUSTER_MIRROR_H
+#define WARREN_CLUSTER_MIRROR_H
+
+#include "base/base.h"
+#include "cluster/repl.h"
+
+struct mirror;
+
+struct mirror_config {
+    const char *data_dir;
+    const char *vhost;
+    int fsync; /* enum store_fsync */
+    uint32_t fsync_interval_ms;
+    uint64_t segment_size;
+    void (*wake)(void *arg); /* the store thread's wake-up (store.h) */
+    void *wake_arg;
+};
+
+/* Opens (creating) the copy for a leader of this epoch. WR_ERR with err
+ * when the copy has seen a newer epoch (a stale leader) or cannot be
+ * opened. */
+int mirror_open(const struct mirror_config *cfg, uint64_t epoch,
+                struct mirror **out, char *err, size_t errlen);
+void mirror_close(struct mirror *m);
+/* What the copy of vhost on this node's disk is (none open): the epoch
+ * of the leader it follows (0: no copy) and whether it is complete.
+ * WR_ERR (err) when its state cannot be read. */
+int mirror_copy_state(const char *data_dir, const char *vhost, uint64_t *epoch,
+                      bool *synced, char *err, size_t errlen);
+/* The copy's directory (its log is in log/, its definitions in
+ * definitions.json); the caller frees it. */
+char *mirror_copy_dir(const char *data_dir, const char *vhost);
+
+/* The vhost is deleted: removes its copy's directory (none open). */
+int mirror_remove(const char *data_dir, const char *vhost, char *err,
+                  size_t errlen);
+
+/* Takes one frame from the leader. WR_ERR with err (the link must be
+ * dropped): a frame of another epoch, records that do not apply, a copy
+ * that cannot be written. */
+int mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
+                 size_t errlen);
+
+/* The loop's calls: hand records to the store thread (every pass), take
+ * its events (after a wake-up). */
+void mirror_flush(struct mirror *m);
+void mirror_poll(struct mirror *m);
+
+/* The highest seq of this epoch whose records are all durable here; 0
+ * before any. */
+uint64_t mirror_acked(const struct mirror *m);
+
+struct mirror_info {
+    const char *vhost;
+    uint64_t epoch;
+    uint64_t seq;   /* last frame's position taken */
+    uint64_t acked; /* mirror_acked */
+    bool synced;    /* the snapshot is complete: the copy follows the log */
+    uint64_t live_msgs;
+};
+
+void mirror_get_info(const struct mirror *m, struct mirror_info *out);
+
+#endif

@@ -1,0 +1,1261 @@
+/*
+ * replication.c: the sockets of vhost replication (issue 12), both sides.
+ *
+ * Design (see also cluster/repl.h for the frames, cluster/mirror.h for a
+ * mirror's copy on disk, store/store.h "Replication" for the records):
+ *
+ *   - The unit is a vhost's log. Its leader (the node holding the vhost's
+ *     leader key; epoch = the key's create_revision) keeps one outgoing
+ *     link per mirror. Mirrors: the first replicas - 1 running nodes
+ *     other than the leader, in name order (REPL_REPLICAS = 3 for now).
+ *   - A link opens with the node-to-node handshake (cluster/peer.h,
+ *     purpose PEER_REPL, payload {"vhost", "epoch"}): the mirror checks
+ *     the epoch against the highest it has persisted for that vhost and
+ *     refuses an older one (fencing), and refuses a vhost it leads.
+ *   - Every new link starts with a snapshot at the leader's current
+ *     position P (SNAP, DEFS, the live persistent messages of the durable
+ *     queues as RECS, SYNCED), built at once on the loop; from then on
+ *     the link gets the leader's tap: the store's encoded MSG/ACK/QDEL
+ *     payloads, cut once per loop pass (the same bytes to every mirror;
+ *     a message routed to N queues is one record). No catch-up from a
+ *     position yet: a link that breaks is opened again with a snapshot.
+ *   - Definitions (exchanges, queues, bindings of the vhost) are not in
+ *     the log: they travel as a complete definitions document (DEFS),
+ *     stamped with the log position, whenever the node's definitions
+ *     changed, ahead of the records that follow the change.
+ *   - The mirror applies frames to its copy (cluster/mirror.c), which has
+ *     its own group commit, and answers ACK(seq) once the copy is durable
+ *     up to seq. The leader keeps each link's acked position and the time
+ *     of its last ACK (management: GET /api/replication).
+ *   - PING every REPL_PING_S with the leader's head keeps a quiet link
+ *     current; a side silent for REPL_SILENT_S drops the link.
+ *
+ * Not done yet (issue 12's later steps): confirms do not wait for the
+ * mirrors (no ISR in etcd, no min_isr), no failover to a mirror's copy,
+ * no truncation/catch-up from a position (every reconnect re-snapshots),
+ * snapshots are built in one go on the loop (a large vhost pauses it).
+ */
+#include "server/channel.h"
+#include "server/conn.h"
+
+#include "cluster/cluster.h"
+#include "cluster/mirror.h"
+#include "cluster/peer.h"
+#include "cluster/repl.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <utlist.h>
+
+#define REPL_REPLICAS    3
+#define REPL_TICK_S      0.5
+#define REPL_PING_S      1.0
+#define REPL_SILENT_S    10.0
+#define REPL_HANDSHAKE_S 5.0
+#define REPL_RETRY_MS    1000u
+#define REPL_READ        (256u << 10)
+#define REPL_OUT_MAX     (512ull << 20) /* a mirror this far behind: drop */
+/* A mirror that has not caught up with the leader's position of this
+ * long ago leaves the in-sync set (issue 12's replication_timeout). */
+#define REPL_TIMEOUT_S 3.0
+/* Confirms need this many members in the in-sync set, the leader
+ * included (fewer when the cluster has fewer members): min_isr. */
+#define REPL_MIN_ISR 2
+
+/* ---- state */
+
+enum link_state {
+    L_DOWN,       /* waiting to (re)connect */
+    L_CONNECTING, /* non-blocking connect */
+    L_HELLO,      /* waiting for the mirror's HELLO */
+    L_AUTH,       /* AUTH sent, waiting for OK */
+    L_STREAMING,  /* snapshot sent, following the tap */
+};
+
+static const char *const state_names[] = {"down", "connecting", "handshake",
+                                          "handshake", "streaming"};
+
+struct lead;
+
+/* A position sent to a mirror, and when. */
+struct sent {
+    uint64_t seq;
+    double at;
+};
+
+/* The leader's link to one mirror. */
+struct link {
+    struct lead *lead;
+    char *node;
+    enum link_state state;
+    int fd;
+    ev_io rio, wio;
+    uint8_t client_nonce[PEER_NONCE];
+    struct buf in, out;
+    size_t head;
+    uint64_t acked;      /* the mirror's durable position */
+    uint64_t synced_at;  /* the snapshot's position */
+    double caught_up_at; /* it had all the leader had at this time */
+    struct sent *sent;   /* positions sent and not yet acked, in order */
+    size_t nsent, capsent, sent_head;
+    double last_heard;    /* ev_now of the last byte from the mirror */
+    uint64_t retry_at_ms; /* L_DOWN: not before */
+    char why[256];        /* why it went down last */
+    bool wanted;          /* still one of the vhost's mirrors */
+    struct link *next, *prev;
+};
+
+/* A vhost this node leads. */
+struct lead {
+    char *name;
+    struct vhost *vh;
+    uint64_t epoch;
+    struct buf tap;    /* the store's tap, since the last cut */
+    struct buf frames; /* one cut, framed, for every streaming link */
+    uint64_t cut;      /* position of the last cut */
+    uint64_t defs_gen; /* node_defs_generation when DEFS was made */
+    char *defs;        /* the last DEFS document */
+    /* the in-sync set as committed in etcd (this node first) */
+    char **isr;
+    size_t nisr;
+    bool isr_known; /* committed by this leader at least once */
+    bool isr_busy;  /* a commit is in flight */
+    bool acks_new;  /* an ACK came since the limit was computed */
+    int64_t isr_mod;
+    uint64_t limit;    /* confirms may go up to this position */
+    double held_since; /* confirms wait on the in-sync set since, or 0 */
+    struct link *links;
+    struct lead *next, *prev;
+};
+
+/* A mirror's incoming link: this node's copy of another node's vhost. */
+struct copy {
+    char *vhost, *leader;
+    int fd;
+    ev_io rio, wio;
+    struct buf in, out;
+    size_t head;
+    struct mirror *m;
+    uint64_t acked_sent;
+    double last_heard;
+    struct copy *next, *prev;
+};
+
+static struct lead *leads;
+static struct copy *copies;
+static ev_timer tick;
+static bool inited;
+
+static void link_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void copy_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/* ---- writing (both sides) */
+
+/* Writes out from *head; WR_OK when all went, WR_AGAIN, WR_ERR. */
+static int
+write_out(int fd, struct buf *out, size_t *head, ev_io *wio)
+{
+    while (*head < out->len) {
+        ssize_t n = write(fd, out->data + *head, out->len - *head);
+
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            ev_io_start(srv->loop, wio);
+            return WR_AGAIN;
+        }
+        if (n <= 0)
+            return WR_ERR;
+        *head += (size_t)n;
+    }
+    buf_reset(out);
+    *head = 0;
+    ev_io_stop(srv->loop, wio);
+    return WR_OK;
+}
+
+/* ---- the leader's links */
+
+static void
+sent_push(struct link *l, uint64_t seq, double at)
+{
+    if (l->sent_head > 0 && l->sent_head == l->nsent)
+        l->sent_head = l->nsent = 0;
+    if (l->nsent == l->capsent) {
+        l->capsent = l->capsent ? 2 * l->capsent : 64;
+        l->sent = xrealloc(l->sent, l->capsent * sizeof(*l->sent));
+    }
+    l->sent[l->nsent++] = (struct sent){seq, at};
+}
+
+/* The mirror acked seq: it had everything the leader had when it sent
+ * the last position <= seq. */
+static void
+sent_acked(struct link *l, uint64_t seq)
+{
+    while (l->sent_head < l->nsent && l->sent[l->sent_head].seq <= seq) {
+        if (l->sent[l->sent_head].at > l->caught_up_at)
+            l->caught_up_at = l->sent[l->sent_head].at;
+        l->sent_head++;
+    }
+}
+
+static void
+link_down(struct link *l, const char *why)
+{
+    if (l->state != L_DOWN)
+        log_warn("replication of vhost '%s' to node '%s' stopped: %s",
+                 l->lead->name, l->node, why);
+    snprintf(l->why, sizeof(l->why), "%s", why);
+    ev_io_stop(srv->loop, &l->rio);
+    ev_io_stop(srv->loop, &l->wio);
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+    buf_fini(&l->in);
+    buf_fini(&l->out);
+    l->head = 0;
+    l->nsent = l->sent_head = 0;
+    l->state = L_DOWN;
+    l->retry_at_ms = wr_now_ms() + REPL_RETRY_MS;
+}
+
+static void
+link_free(struct link *l)
+{
+    link_down(l, "no longer a mirror");
+    DL_DELETE(l->lead->links, l);
+    free(l->sent);
+    free(l->node);
+    free(l);
+}
+
+static void
+link_flush(struct link *l)
+{
+    if (write_out(l->fd, &l->out, &l->head, &l->wio) == WR_ERR)
+        link_down(l, errno ? strerror(errno) : "closed");
+}
+
+static void
+link_connect(struct link *l)
+{
+    const struct cluster_node *n = cluster_node_find(srv->cluster, l->node);
+    char why[256];
+
+    if (!n || !n->running || !n->cluster_addr[0]) {
+        l->retry_at_ms = wr_now_ms() + REPL_RETRY_MS;
+        return;
+    }
+    l->fd = relay_connect(n->cluster_addr, why, sizeof(why));
+    if (l->fd < 0) {
+        link_down(l, why);
+        return;
+    }
+    buf_init(&l->in);
+    buf_init(&l->out);
+    l->head = 0;
+    l->state = L_CONNECTING;
+    l->last_heard = ev_now(srv->loop);
+    ev_io_init(&l->rio, link_io_cb, l->fd, EV_READ);
+    ev_io_init(&l->wio, link_io_cb, l->fd, EV_WRITE);
+    l->rio.data = l->wio.data = l;
+    ev_io_start(srv->loop, &l->wio);
+}
+
+/* The definitions document of the lead's vhost, made again when the
+ * node's definitions changed. Returns whether it differs from the last. */
+static bool
+defs_refresh(struct lead *d)
+{
+    uint64_t gen = node_defs_generation(srv->node);
+    json_t *doc;
+    char *text;
+
+    if (d->defs && gen == d->defs_gen)
+        return false;
+    d->defs_gen = gen;
+    doc = node_defs_export(srv->node, d->name);
+    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    if (d->defs && text && strcmp(text, d->defs) == 0) {
+        free(text);
+        return false;
+    }
+    free(d->defs);
+    d->defs = text ? text : xstrdup("{}");
+    return true;
+}
+
+/* The snapshot for a new link, at the lead's current cut. */
+static int
+snapshot(struct link *l, char *err, size_t errlen)
+{
+    struct lead *d = l->lead;
+    struct vh_logged *extra = NULL;
+    size_t n = 0, cap = 0;
+    struct conn *c;
+    struct buf recs;
+    int rc;
+
+    /* unacked deliveries are held by the channels */
+    DL_FOREACH(srv->conns, c)
+    {
+        struct channel *ch, *tmp;
+
+        if (c->vh != d->vh)
+            continue;
+        HASH_ITER(hh, c->channels, ch, tmp)
+        {
+            for (size_t i = 0; i < ch->unacked.r.n; i++) {
+                struct unacked *u = unacked_at(&ch->unacked, i);
+
+                if (n == cap) {
+                    cap = cap ? 2 * cap : 64;
+                    extra = xrealloc(extra, cap * sizeof(*extra));
+                }
+                if (u->q && vhost_entry_logged(u->q, u->e, &extra[n]))
+                    n++;
+            }
+        }
+    }
+    buf_init(&recs);
+    rc = vhost_repl_snapshot(d->vh, extra, n, &recs, err, errlen);
+    free(extra);
+    if (rc == WR_OK) {
+        defs_refresh(d);
+        repl_frame_encode(&l->out, REPL_SNAP, d->epoch, d->cut,
+                          bytes_of(NULL, 0));
+        repl_frame_encode(&l->out, REPL_DEFS, d->epoch, d->cut,
+                          bytes_str(d->defs));
+        repl_encode_recs(&l->out, d->epoch, d->cut, d->cut, buf_bytes(&recs));
+        repl_frame_encode(&l->out, REPL_SYNCED, d->epoch, d->cut,
+                          bytes_of(NULL, 0));
+    }
+    buf_fini(&recs);
+    return rc;
+}
+
+static void lead_cut(struct lead *d);
+
+/* OK from the mirror: snapshot, then stream. */
+static void
+link_ready(struct link *l)
+{
+    char err[512];
+
+    /* what the tap holds goes to the links already streaming first: the
+       snapshot is taken at the position after it */
+    lead_cut(l->lead);
+    if (snapshot(l, err, sizeof(err)) != WR_OK) {
+        link_down(l, err);
+        return;
+    }
+    l->state = L_STREAMING;
+    l->acked = 0;
+    l->synced_at = l->lead->cut;
+    l->caught_up_at = 0;
+    sent_push(l, l->lead->cut, ev_now(srv->loop));
+    log_info("replicating vhost '%s' (epoch %llu) to node '%s' from "
+             "position %llu",
+             l->lead->name, (unsigned long long)l->lead->epoch, l->node,
+             (unsigned long long)l->lead->cut);
+    link_flush(l);
+}
+
+static void
+link_handshake(struct link *l)
+{
+    struct bytes secret = cluster_secret(srv->cluster);
+    uint8_t nonce[PEER_NONCE], status;
+    struct bytes text;
+    const char *why = NULL;
+    size_t used = 0;
+    char msg[PEER_MAX_TEXT + 1], *payload;
+    json_t *p;
+    int rc;
+
+    if (l->state == L_HELLO) {
+        rc = peer_hello_parse(buf_bytes(&l->in), nonce, &used, &why);
+        if (rc == WR_AGAIN)
+            return;
+        if (rc == WR_ERR) {
+            link_down(l, why);
+            return;
+        }
+        buf_consume(&l->in, used);
+        p = json_pack("{s:s, s:I}", "vhost", l->lead->name, "epoch",
+                      (json_int_t)l->lead->epoch);
+        payload = json_dumps(p, JSON_COMPACT);
+
+        peer_auth_encode(secret, nonce, l->client_nonce,
+                         cluster_node_name(srv->cluster), PEER_REPL,
+                         bytes_str(payload), &l->out);
+        free(payload);
+        json_decref(p);
+        l->state = L_AUTH;
+        link_flush(l);
+        if (l->state != L_AUTH)
+            return;
+    }
+    rc = peer_ok_parse(secret, l->client_nonce, buf_bytes(&l->in), &status,
+                       &text, &used, &why);
+    if (rc == WR_AGAIN)
+        return;
+    if (rc == WR_ERR) {
+        link_down(l, why);
+        return;
+    }
+    if (status != PEER_OK) {
+        snprintf(msg, sizeof(msg), "refused: %.*s", BYTES_FMT(text));
+        link_down(l, msg);
+        return;
+    }
+    buf_consume(&l->in, used);
+    link_ready(l);
+}
+
+/* ACKs from a streaming mirror. */
+static void
+link_acks(struct link *l)
+{
+    struct repl_frame f;
+    const char *why = NULL;
+    size_t used;
+    int rc;
+
+    while ((rc = repl_frame_parse(buf_bytes(&l->in), false, &f, &used, &why)) ==
+           WR_OK) {
+        if (f.epoch != l->lead->epoch || f.seq > l->lead->cut) {
+            link_down(l, "garbage: an ACK of another epoch or beyond the "
+                         "head");
+            return;
+        }
+        if (f.seq > l->acked)
+            l->acked = f.seq;
+        sent_acked(l, f.seq);
+        l->lead->acks_new = true;
+        buf_consume(&l->in, used);
+    }
+    if (rc == WR_ERR) {
+        char text[300];
+
+        snprintf(text, sizeof(text), "garbage from the mirror: %s", why);
+        link_down(l, text);
+    }
+}
+
+static void
+link_readable(struct link *l)
+{
+    uint8_t *dst = buf_reserve(&l->in, 4096);
+    ssize_t n = read(l->fd, dst, 4096);
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        link_down(l, n == 0 ? "the mirror closed the link" : strerror(errno));
+        return;
+    }
+    l->in.len += (size_t)n;
+    l->last_heard = ev_now(srv->loop);
+    if (l->state == L_HELLO || l->state == L_AUTH)
+        link_handshake(l);
+    else if (l->state == L_STREAMING)
+        link_acks(l);
+}
+
+static void
+link_connected(struct link *l)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+        link_down(l, strerror(err));
+        return;
+    }
+    ev_io_stop(srv->loop, &l->wio);
+    ev_io_start(srv->loop, &l->rio);
+    l->state = L_HELLO;
+}
+
+static void
+link_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct link *l = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (w == &l->wio && l->state == L_CONNECTING)
+        link_connected(l);
+    else if (w == &l->wio)
+        link_flush(l);
+    else
+        link_readable(l);
+    loop_pump(srv);
+}
+
+/* ---- leading */
+
+static struct lead *
+lead_find(const char *name)
+{
+    struct lead *d;
+
+    DL_FOREACH(leads, d)
+    {
+        if (strcmp(d->name, name) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+static struct link *
+link_find(struct lead *d, const char *node)
+{
+    struct link *l;
+
+    DL_FOREACH(d->links, l)
+    {
+        if (strcmp(l->node, node) == 0)
+            return l;
+    }
+    return NULL;
+}
+
+/* Links to the vhost's mirrors: the first REPL_REPLICAS - 1 running
+ * nodes other than this one, in name order. */
+static void
+lead_reconcile(struct lead *d)
+{
+    const struct cluster_node *nodes;
+    size_t n = cluster_nodes(srv->cluster, &nodes), want = 0;
+    const char *me = cluster_node_name(srv->cluster);
+    struct link *l, *tmp;
+
+    DL_FOREACH(d->links, l)
+    {
+        l->wanted = false;
+    }
+    for (size_t i = 0; i < n && want < REPL_REPLICAS - 1; i++) {
+        if (strcmp(nodes[i].name, me) == 0 || !nodes[i].running)
+            continue;
+        want++;
+        l = link_find(d, nodes[i].name);
+        if (!l) {
+            l = xcalloc(1, sizeof(*l));
+            l->lead = d;
+            l->node = xstrdup(nodes[i].name);
+            l->fd = -1;
+            l->state = L_DOWN;
+            DL_APPEND(d->links, l);
+        }
+        l->wanted = true;
+    }
+    DL_FOREACH_SAFE(d->links, l, tmp)
+    {
+        if (!l->wanted)
+            link_free(l);
+        else if (l->state == L_DOWN && wr_now_ms() >= l->retry_at_ms)
+            link_connect(l);
+    }
+}
+
+/* Ships what the tap holds (and the definitions, if they changed) to
+ * every streaming link. */
+static void
+lead_cut(struct lead *d)
+{
+    struct link *l, *tmp;
+    uint64_t from = d->cut, seq;
+    bool defs;
+
+    if (!cluster_leads(srv->cluster, d->name))
+        return;
+    defs = d->links && defs_refresh(d);
+    seq = vhost_repl_cut(d->vh);
+    if (!defs && d->tap.len == 0) {
+        d->cut = WR_MAX(d->cut, seq);
+        return;
+    }
+    buf_reset(&d->frames);
+    if (defs)
+        repl_frame_encode(&d->frames, REPL_DEFS, d->epoch, from,
+                          bytes_str(d->defs));
+    if (d->tap.len)
+        repl_encode_recs(&d->frames, d->epoch, from, seq, buf_bytes(&d->tap));
+    buf_reset(&d->tap);
+    d->cut = WR_MAX(d->cut, seq);
+    DL_FOREACH_SAFE(d->links, l, tmp)
+    {
+        if (l->state != L_STREAMING)
+            continue;
+        if (l->out.len - l->head > REPL_OUT_MAX) {
+            link_down(l, "the mirror is too far behind");
+            continue;
+        }
+        buf_append(&l->out, d->frames.data, d->frames.len);
+        sent_push(l, d->cut, ev_now(srv->loop));
+        link_flush(l);
+    }
+}
+
+/* ---- the in-sync set (ISR) and the confirm limit
+ *
+ * The in-sync set lives in etcd beside the leader key (cluster.h,
+ * cluster_isr_commit): this leader first, then the mirrors that have
+ * everything the leader had REPL_TIMEOUT_S ago or later (caught_up_at,
+ * from the send times of the positions they acked). Changes are fenced
+ * transactions, one at a time. Confirms (vhost_set_repl_limit) go up to
+ * the lowest position acked by every mirror of the set as committed, and
+ * only while the set has REPL_MIN_ISR members: a mirror that falls
+ * behind holds them until a committed change removes it, never a false
+ * confirm. The limit only grows. */
+
+static bool
+link_in_sync(const struct link *l, double now)
+{
+    return l->state == L_STREAMING && l->acked >= l->synced_at &&
+           l->caught_up_at > 0 && now - l->caught_up_at <= REPL_TIMEOUT_S;
+}
+
+/* Confirms need this many members: REPL_MIN_ISR, or every member of a
+ * smaller cluster. */
+static size_t
+min_isr(void)
+{
+    const struct cluster_node *nodes;
+    size_t n = cluster_nodes(srv->cluster, &nodes);
+
+    return WR_MIN((size_t)REPL_MIN_ISR, WR_MAX(n, (size_t)1));
+}
+
+static void
+limit_update(struct lead *d, double now)
+{
+    uint64_t lim = UINT64_MAX;
+
+    if (!d->isr_known || d->nisr < min_isr() ||
+        !cluster_leads(srv->cluster, d->name)) {
+        if (d->held_since == 0)
+            d->held_since = now;
+        return;
+    }
+    d->held_since = 0;
+    for (size_t i = 1; i < d->nisr; i++) {
+        struct link *l = link_find(d, d->isr[i]);
+
+        lim = WR_MIN(lim, l && l->state == L_STREAMING ? l->acked : 0);
+    }
+    if (lim == UINT64_MAX) /* a one-node cluster: the leader's disk */
+        lim = UINT64_MAX - 1;
+    if (lim > d->limit) {
+        d->limit = lim;
+        vhost_set_repl_limit(d->vh, lim);
+        publish_durable_advanced(d->vh);
+    }
+}
+
+struct isr_try {
+    char *vhost;
+    uint64_t epoch;
+    char **nodes;
+    size_t n;
+};
+
+static void
+isr_try_free(struct isr_try *t)
+{
+    for (size_t i = 0; t->nodes && i < t->n; i++)
+        free(t->nodes[i]);
+    free(t->nodes);
+    free(t->vhost);
+    free(t);
+}
+
+static void
+isr_log(const struct lead *d)
+{
+    struct buf b;
+
+    buf_init(&b);
+    for (size_t i = 0; i < d->nisr; i++)
+        buf_printf(&b, "%s%s", i ? ", " : "", d->isr[i]);
+    buf_put_u8(&b, 0);
+    log_info("vhost '%s': in-sync set is now [%s] (epoch %llu)", d->name,
+             (const char *)b.data, (unsigned long long)d->epoch);
+    buf_fini(&b);
+}
+
+static void
+isr_done(void *arg, bool committed, int64_t mod)
+{
+    struct isr_try *t = arg;
+    struct lead *d = lead_find(t->vhost);
+
+    if (!d || d->epoch != t->epoch) {
+        isr_try_free(t);
+        return;
+    }
+    d->isr_busy = false;
+    if (!committed) {
+        /* another writer or a stale view: take the view's revision and
+           try again at the next tick (or the leader key is gone, and
+           this lead with it) */
+        int64_t vmod = 0;
+
+        cluster_isr_of(srv->cluster, d->name, &vmod, NULL);
+        d->isr_mod = vmod;
+        isr_try_free(t);
+        return;
+    }
+    for (size_t i = 0; i < d->nisr; i++)
+        free(d->isr[i]);
+    free(d->isr);
+    d->isr = t->nodes;
+    d->nisr = t->n;
+    t->nodes = NULL;
+    d->isr_mod = mod;
+    d->isr_known = true;
+    isr_log(d);
+    isr_try_free(t);
+    limit_update(d, ev_now(srv->loop));
+}
+
+static bool
+isr_same(const struct lead *d, const char *const *want, size_t n)
+{
+    if (!d->isr_known || d->nisr != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+
+        for (size_t k = 0; k < d->nisr && !found; k++)
+            found = strcmp(d->isr[k], want[i]) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static void
+isr_update(struct lead *d, double now)
+{
+    const char *want[REPL_REPLICAS];
+    size_t n = 0;
+    struct link *l;
+    struct isr_try *t;
+
+    if (d->isr_busy || !cluster_leads(srv->cluster, d->name))
+        return;
+    want[n++] = cluster_node_name(srv->cluster);
+    DL_FOREACH(d->links, l)
+    {
+        if (n < REPL_REPLICAS && link_in_sync(l, now))
+            want[n++] = l->node;
+    }
+    if (isr_same(d, want, n))
+        return;
+    if (!d->isr_known)
+        cluster_isr_of(srv->cluster, d->name, &d->isr_mod, NULL);
+    t = xcalloc(1, sizeof(*t));
+    t->vhost = xstrdup(d->name);
+    t->epoch = d->epoch;
+    t->n = n;
+    t->nodes = xcalloc(n, sizeof(*t->nodes));
+    for (size_t i = 0; i < n; i++)
+        t->nodes[i] = xstrdup(want[i]);
+    d->isr_busy = true;
+    cluster_isr_commit(srv->cluster, d->name, (int64_t)d->epoch, want, n,
+                       d->isr_mod, isr_done, t);
+}
+
+/* Every tick: who is in sync, the set, the limit. */
+static void
+lead_check(struct lead *d, double now)
+{
+    struct link *l;
+
+    DL_FOREACH(d->links, l)
+    {
+        /* nothing new since its last ACK: it has everything, now */
+        if (l->state == L_STREAMING && l->acked >= d->cut &&
+            l->acked >= l->synced_at && l->nsent == l->sent_head)
+            l->caught_up_at = now;
+    }
+    isr_update(d, now);
+    limit_update(d, now);
+}
+
+void
+repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
+{
+    struct lead *d = lead_find(name);
+
+    if (!s->cluster)
+        return;
+    if (d && d->epoch == (uint64_t)epoch && d->vh == vh)
+        return;
+    if (d)
+        repl_unlead(s, name);
+    d = xcalloc(1, sizeof(*d));
+    d->name = xstrdup(name);
+    d->vh = vh;
+    d->epoch = (uint64_t)epoch;
+    buf_init(&d->tap);
+    buf_init(&d->frames);
+    d->cut = vhost_repl_cut(vh);
+    /* nothing new is confirmed until the in-sync set has it */
+    d->limit = d->cut;
+    vhost_set_repl_limit(vh, d->limit);
+    vhost_repl_tap(vh, &d->tap);
+    DL_APPEND(leads, d);
+    lead_reconcile(d);
+}
+
+void
+repl_unlead(struct server *s, const char *name)
+{
+    struct lead *d = lead_find(name);
+
+    (void)s;
+    if (!d)
+        return;
+    vhost_repl_tap(d->vh, NULL);
+    while (d->links)
+        link_free(d->links);
+    DL_DELETE(leads, d);
+    buf_fini(&d->tap);
+    buf_fini(&d->frames);
+    for (size_t i = 0; i < d->nisr; i++)
+        free(d->isr[i]);
+    free(d->isr);
+    free(d->defs);
+    free(d->name);
+    free(d);
+}
+
+/* ---- the mirror's side */
+
+static void
+copy_free(struct copy *c, const char *why)
+{
+    if (why)
+        log_warn("copy of vhost '%s' from node '%s': link dropped: %s",
+                 c->vhost, c->leader, why);
+    ev_io_stop(srv->loop, &c->rio);
+    ev_io_stop(srv->loop, &c->wio);
+    close(c->fd);
+    mirror_close(c->m);
+    buf_fini(&c->in);
+    buf_fini(&c->out);
+    DL_DELETE(copies, c);
+    free(c->vhost);
+    free(c->leader);
+    free(c);
+}
+
+static struct copy *
+copy_find(const char *vhost)
+{
+    struct copy *c;
+
+    DL_FOREACH(copies, c)
+    {
+        if (strcmp(c->vhost, vhost) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+void
+repl_copy_drop(const char *vhost, const char *why)
+{
+    struct copy *c = copy_find(vhost);
+
+    if (c)
+        copy_free(c, why);
+}
+
+void
+repl_forget(struct server *s, const char *vhost)
+{
+    char err[512];
+
+    repl_unlead(s, vhost);
+    repl_copy_drop(vhost, NULL);
+    if (mirror_remove(s->cfg->data_dir, vhost, err, sizeof(err)) != WR_OK)
+        log_warn("copy of deleted vhost '%s': %s", vhost, err);
+}
+
+/* ACK what became durable. */
+static void
+copy_ack(struct copy *c)
+{
+    uint64_t a = mirror_acked(c->m);
+    struct mirror_info mi;
+
+    if (a <= c->acked_sent)
+        return;
+    mirror_get_info(c->m, &mi);
+    c->acked_sent = a;
+    repl_frame_encode(&c->out, REPL_ACK, mi.epoch, a, bytes_of(NULL, 0));
+    if (write_out(c->fd, &c->out, &c->head, &c->wio) == WR_ERR)
+        copy_free(c, strerror(errno));
+}
+
+/* Frames from the leader; false when the copy was dropped. */
+static bool
+copy_frames(struct copy *c)
+{
+    struct repl_frame f;
+    const char *why = NULL;
+    char err[600];
+    size_t used;
+    int rc;
+
+    while ((rc = repl_frame_parse(buf_bytes(&c->in), true, &f, &used, &why)) ==
+           WR_OK) {
+        if (mirror_frame(c->m, &f, err, sizeof(err)) != WR_OK) {
+            char text[700];
+
+            snprintf(text, sizeof(text), "%s frame: %s", repl_kind_name(f.kind),
+                     err);
+            copy_free(c, text);
+            return false;
+        }
+        buf_consume(&c->in, used);
+    }
+    if (rc == WR_ERR) {
+        snprintf(err, sizeof(err), "garbage from the leader: %s", why);
+        copy_free(c, err);
+        return false;
+    }
+    mirror_flush(c->m);
+    return true;
+}
+
+static void
+copy_readable(struct copy *c)
+{
+    for (int i = 0; i < 16; i++) {
+        uint8_t *dst = buf_reserve(&c->in, REPL_READ);
+        ssize_t n = read(c->fd, dst, REPL_READ);
+
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (n <= 0) {
+            copy_free(c,
+                      n == 0 ? "the leader closed the link" : strerror(errno));
+            return;
+        }
+        c->in.len += (size_t)n;
+        c->last_heard = ev_now(srv->loop);
+        if (!copy_frames(c))
+            return;
+        if ((size_t)n < REPL_READ)
+            break;
+    }
+}
+
+static void
+copy_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct copy *c = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (w == &c->wio) {
+        if (write_out(c->fd, &c->out, &c->head, &c->wio) == WR_ERR)
+            copy_free(c, strerror(errno));
+    } else {
+        copy_readable(c);
+    }
+}
+
+/* Why this node does not take a copy of vhost at epoch, or NULL. */
+static const char *
+copy_refusal(const char *vhost, int64_t epoch, char *why, size_t n)
+{
+    struct copy *old = copy_find(vhost);
+    struct mirror_info mi;
+
+    if (!node_vhost_find(srv->node, vhost)) {
+        snprintf(why, n, "no vhost '%s' on node '%s'", vhost,
+                 cluster_node_name(srv->cluster));
+        return why;
+    }
+    if (cluster_leads(srv->cluster, vhost) || lead_find(vhost) != NULL) {
+        snprintf(why, n, "node '%s' leads vhost '%s'",
+                 cluster_node_name(srv->cluster), vhost);
+        return why;
+    }
+    if (old) {
+        mirror_get_info(old->m, &mi);
+        if (mi.epoch > (uint64_t)epoch) {
+            snprintf(why, n, "epoch %lld is older than epoch %llu",
+                     (long long)epoch, (unsigned long long)mi.epoch);
+            return why;
+        }
+    }
+    return NULL;
+}
+
+void
+repl_take(int fd, const char *addr, const struct peer_auth *a,
+          struct bytes early, struct buf *out, size_t head)
+{
+    json_t *doc =
+        json_loadb((const char *)a->payload.ptr, a->payload.len, 0, NULL);
+    const char *vhost = json_string_value(json_object_get(doc, "vhost"));
+    json_int_t epoch = json_integer_value(json_object_get(doc, "epoch"));
+    struct mirror_config mc = {0};
+    struct mirror *m = NULL;
+    struct copy *c, *old;
+    char why[600], node[256];
+    const char *refused = NULL;
+
+    snprintf(node, sizeof(node), "%.*s", BYTES_FMT(a->node));
+    if (!vhost || !vhost[0] || epoch <= 0) {
+        refused = "garbage: a replication hand-over that does not parse";
+    } else if (!srv->cluster) {
+        refused = "this node is not in a cluster";
+    } else {
+        refused = copy_refusal(vhost, epoch, why, sizeof(why));
+    }
+    if (!refused) {
+        /* a newer leader's link replaces an older one's */
+        old = copy_find(vhost);
+        if (old)
+            copy_free(old, "a newer link from the leader");
+        mc.data_dir = srv->cfg->data_dir;
+        mc.vhost = vhost;
+        mc.fsync = srv->cfg->fsync;
+        mc.fsync_interval_ms = srv->cfg->fsync_interval_ms;
+        mc.segment_size = srv->cfg->segment_size;
+        mc.wake = loop_store_wake;
+        mc.wake_arg = srv;
+        if (mirror_open(&mc, (uint64_t)epoch, &m, why, sizeof(why)) != WR_OK)
+            refused = why;
+    }
+    peer_ok_encode(cluster_secret(srv->cluster), a->client_nonce,
+                   refused ? PEER_REFUSED : PEER_OK, refused ? refused : "",
+                   out);
+    if (refused) {
+        log_warn("replication link from node '%s' (%s) refused: %s", node, addr,
+                 refused);
+        if (write(fd, out->data + head, out->len - head) < 0) {
+            /* best effort: the leader logs the closed link instead */
+        }
+        close(fd);
+        json_decref(doc);
+        return;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->vhost = xstrdup(vhost);
+    c->leader = xstrdup(node);
+    c->fd = fd;
+    c->m = m;
+    c->last_heard = ev_now(srv->loop);
+    buf_init(&c->in);
+    buf_init(&c->out);
+    buf_append(&c->out, out->data + head, out->len - head);
+    buf_append(&c->in, early.ptr, early.len);
+    ev_io_init(&c->rio, copy_io_cb, fd, EV_READ);
+    ev_io_init(&c->wio, copy_io_cb, fd, EV_WRITE);
+    c->rio.data = c->wio.data = c;
+    DL_APPEND(copies, c);
+    log_info("keeping a copy of vhost '%s' led by node '%s' (epoch %lld)",
+             vhost, node, (long long)epoch);
+    json_decref(doc);
+    ev_io_start(srv->loop, &c->rio);
+    if (write_out(c->fd, &c->out, &c->head, &c->wio) == WR_ERR) {
+        copy_free(c, strerror(errno));
+        return;
+    }
+    if (c->in.len)
+        copy_frames(c);
+}
+
+/* ---- the loop's calls */
+
+void
+repl_pump(struct server *s)
+{
+    struct lead *d;
+    struct copy *c;
+
+    (void)s;
+    DL_FOREACH(leads, d)
+    {
+        lead_cut(d);
+        if (d->acks_new) {
+            d->acks_new = false;
+            limit_update(d, ev_now(srv->loop));
+        }
+    }
+    DL_FOREACH(copies, c)
+    {
+        mirror_flush(c->m);
+    }
+}
+
+void
+repl_poll(struct server *s)
+{
+    struct copy *c, *tmp;
+
+    (void)s;
+    DL_FOREACH_SAFE(copies, c, tmp)
+    {
+        mirror_poll(c->m);
+        copy_ack(c);
+    }
+}
+
+static void
+tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct lead *d;
+    struct link *l, *ltmp;
+    struct copy *c, *ctmp;
+    double now = ev_now(loop);
+
+    (void)w;
+    (void)revents;
+    DL_FOREACH(leads, d)
+    {
+        lead_reconcile(d);
+        lead_cut(d);
+        lead_check(d, now);
+        DL_FOREACH_SAFE(d->links, l, ltmp)
+        {
+            if (l->state == L_DOWN)
+                continue;
+            if (now - l->last_heard > REPL_SILENT_S) {
+                link_down(l, "the mirror was silent for 10 s");
+            } else if (l->state == L_STREAMING && l->out.len == 0) {
+                repl_frame_encode(&l->out, REPL_PING, d->epoch, d->cut,
+                                  bytes_of(NULL, 0));
+                link_flush(l);
+            } else if (l->state != L_STREAMING &&
+                       now - l->last_heard > REPL_HANDSHAKE_S) {
+                link_down(l, "no handshake within 5 s");
+            }
+        }
+    }
+    DL_FOREACH_SAFE(copies, c, ctmp)
+    {
+        if (now - c->last_heard > REPL_SILENT_S)
+            copy_free(c, "the leader was silent for 10 s");
+    }
+    loop_pump(srv);
+}
+
+void
+repl_init(struct server *s)
+{
+    ev_timer_init(&tick, tick_cb, REPL_TICK_S, REPL_TICK_S);
+    ev_timer_start(s->loop, &tick);
+    inited = true;
+}
+
+void
+repl_fini(struct server *s)
+{
+    if (!inited)
+        return;
+    while (leads)
+        repl_unlead(s, leads->name);
+    while (copies)
+        copy_free(copies, NULL);
+    ev_timer_stop(s->loop, &tick);
+    inited = false;
+}
+
+/* ---- management: queues' members */
+
+json_t *
+repl_queue_members(const char *vhost, bool durable)
+{
+    struct lead *d = lead_find(vhost);
+    const char *me;
+    json_t *members, *online, *slaves, *synced;
+    struct link *l;
+
+    if (!d || !srv->cluster)
+        return NULL;
+    me = cluster_node_name(srv->cluster);
+    members = json_pack("[s]", me);
+    online = json_pack("[s]", me);
+    slaves = json_array();
+    synced = json_array();
+    DL_FOREACH(d->links, l)
+    {
+        if (!durable)
+            break;
+        json_array_append_new(members, json_string(l->node));
+        json_array_append_new(slaves, json_string(l->node));
+        if (l->state == L_STREAMING)
+            json_array_append_new(online, json_string(l->node));
+        for (size_t i = 1; i < d->nisr; i++) {
+            if (strcmp(d->isr[i], l->node) == 0)
+                json_array_append_new(synced, json_string(l->node));
+        }
+    }
+    return json_pack("{s:s, s:o, s:o, s:o, s:o}", "leader", me, "members",
+                     members, "online", online, "slave_nodes", slaves,
+                     "synchronised_slave_nodes", synced);
+}
+
+/* ---- management: GET /api/replication (this node's view) */
+
+json_t *
+repl_info(void)
+{
+    json_t *o = json_object(), *ls = json_array(), *cs = json_array();
+    struct lead *d;
+    struct copy *c;
+
+    DL_FOREACH(leads, d)
+    {
+        json_t *ms = json_array();
+        struct link *l;
+
+        DL_FOREACH(d->links, l)
+        {
+            json_array_append_new(
+                ms, json_pack("{s:s, s:s, s:I, s:s}", "node", l->node, "state",
+                              state_names[l->state], "acked",
+                              (json_int_t)l->acked, "error", l->why));
+        }
+        json_t *isr = json_array();
+
+        for (size_t i = 0; i < d->nisr; i++)
+            json_array_append_new(isr, json_string(d->isr[i]));
+        json_array_append_new(
+            ls, json_pack("{s:s, s:I, s:I, s:I, s:o, s:b, s:o}", "vhost",
+                          d->name, "epoch", (json_int_t)d->epoch, "position",
+                          (json_int_t)d->cut, "confirmed_up_to",
+                          (json_int_t)WR_MIN(d->limit, d->cut), "isr", isr,
+                          "confirms_held", d->held_since > 0, "mirrors", ms));
+    }
+    DL_FOREACH(copies, c)
+    {
+        struct mirror_info mi;
+
+        mirror_get_info(c->m, &mi);
+        json_array_append_new(
+            cs, json_pack("{s:s, s:s, s:I, s:I, s:I, s:b, s:I}", "vhost",
+                          c->vhost, "leader", c->leader, "epoch",
+                          (json_int_t)mi.epoch, "position", (json_int_t)mi.seq,
+                          "acked", (json_int_t)mi.acked, "synced", mi.synced,
+                          "messages", (json_int_t)mi.live_msgs));
+    }
+    json_object_set_new(o, "leads", ls);
+    json_object_set_new(o, "copies", cs);
+    return o;
+}

@@ -1,0 +1,173 @@
+/*
+ * replica.c: the vhost's side of replication (vhost.h, "replication").
+ *
+ * The leader ships its mirrors the records its log appends (the store's
+ * tap, store/replica.c); a mirror that joins late or lost its place gets
+ * a snapshot first: every live persistent message of the durable queues,
+ * read back from the log, one record per message listing every queue
+ * still holding it. Ready messages are found here; unacked deliveries
+ * are held by the server's channels, which pass them in. Transient
+ * messages (in memory, or paged out to the log with a transient record)
+ * and non-durable queues are never shipped: they live on the leader only.
+ */
+#include "vhost/vhost.h"
+#include "vhost/vhost_int.h"
+
+#include "store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void
+vhost_repl_tap(struct vhost *vh, struct buf *out)
+{
+    if (vh->store)
+        store_tap(vh->store, out);
+}
+
+uint64_t
+vhost_repl_cut(struct vhost *vh)
+{
+    return vh->store ? store_tap_cut(vh->store) : 0;
+}
+
+bool
+vhost_entry_logged(const struct queue *q, struct qentry e,
+                   struct vh_logged *out)
+{
+    if (!q->durable || !(e.id & QE_INSTORE))
+        return false;
+    /* in memory: only persistent messages have a record of this queue
+       (a paged-out one is told apart when its record is read) */
+    if (!(e.id & QE_PAGED) && !message_is_persistent(e.msg))
+        return false;
+    out->qid = q->qid;
+    out->id = e.id & QE_ID_MASK;
+    out->pos = (e.id & QE_PAGED) ? e.pos : e.msg->store_pos;
+    return true;
+}
+
+static int
+cmp_logged(const void *a, const void *b)
+{
+    const struct vh_logged *x = a, *y = b;
+
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return x->qid < y->qid ? -1 : x->qid > y->qid;
+}
+
+/* Every ready logged pair of the durable queues, then extra. */
+static struct vh_logged *
+collect(struct vhost *vh, const struct vh_logged *extra, size_t n,
+        size_t *count)
+{
+    size_t cap = n + 16, k = 0;
+    struct vh_logged *v = xmalloc(cap * sizeof(*v));
+    struct queue *q, *tmp;
+
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        for (size_t i = 0; q->durable && i < q->ready.n; i++) {
+            struct qentry e =
+                *(struct qentry *)ring_at(&q->ready, sizeof(e), i);
+
+            if (k == cap) {
+                cap *= 2;
+                v = xrealloc(v, cap * sizeof(*v));
+            }
+            if (vhost_entry_logged(q, e, &v[k]))
+                k++;
+        }
+    }
+    if (k + n > cap)
+        v = xrealloc(v, (k + n) * sizeof(*v));
+    if (n)
+        memcpy(v + k, extra, n * sizeof(*v));
+    *count = k + n;
+    return v;
+}
+
+int
+vhost_repl_snapshot(struct vhost *vh, const struct vh_logged *extra, size_t n,
+                    struct buf *out, char *err, size_t errlen)
+{
+    size_t count, i = 0;
+    struct vh_logged *v;
+    uint64_t *qids;
+    struct bytes meta, body;
+    int rc = WR_OK;
+
+    if (!vh->store)
+        return WR_OK;
+    v = collect(vh, extra, n, &count);
+    qsort(v, count, sizeof(*v), cmp_logged);
+    qids = xmalloc((count ? count : 1) * sizeof(*qids));
+    while (i < count && rc == WR_OK) {
+        size_t j = i;
+        uint32_t nq = 0;
+
+        for (; j < count && v[j].id == v[i].id; j++) {
+            if (nq == 0 || qids[nq - 1] != v[j].qid)
+                qids[nq++] = v[j].qid;
+        }
+        if (store_read_msg(vh->store, v[i].pos, &vh->scratch, &meta, &body) !=
+            WR_OK) {
+            snprintf(err, errlen,
+                     "vhost '%s': message %llu cannot be read from the log",
+                     vh->name, (unsigned long long)v[i].id);
+            rc = WR_ERR;
+        } else if (persist__record_persistent(meta)) {
+            /* a paged-out entry may point at a transient record
+               (vhost__publish_paged): only persistent ones go */
+            store_snap_msg(out, v[i].id, qids, nq, meta, body);
+        }
+        i = j;
+    }
+    free(qids);
+    free(v);
+    return rc;
+}
+
+/*
+ * A mirror becomes the vhost's leader: what this node held of the vhost
+ * (a log and objects from when it led it before, older than the copy) is
+ * dropped, and the copy's log takes its place. The vhost must not be
+ * served. The caller imports the copy's definitions next, then serves
+ * the vhost (node_vhost_serve recovers the log into the new queues).
+ */
+int
+node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
+                     char *err, size_t errlen)
+{
+    struct queue *q, *tmp;
+    struct exchange *x, *next;
+    char *dir;
+    long moved;
+
+    WR_ASSERT(!vh->serving);
+    if (!n->opts.data_dir) {
+        snprintf(err, errlen, "no data directory");
+        return WR_ERR;
+    }
+    /* close the old log first: the teardown must not append to it */
+    vhost__close_store(vh);
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        vhost_queue_delete(vh, q);
+    }
+    for (x = xreg_first(vh->xr); x; x = next) {
+        next = xreg_next(vh->xr, x);
+        if (defs__exchange_is_exported(x))
+            vhost__exchange_delete(vh, x);
+    }
+    dir = vhostdir__path(n->opts.data_dir, vh->name);
+    vhostdir__remove(n->opts.data_dir, vh->name, dir);
+    free(dir);
+    if (vhostdir__prepare(n->opts.data_dir, vh->name, &dir, err, errlen) !=
+        WR_OK)
+        return WR_ERR;
+    moved = store_move_files(from, dir, err, errlen);
+    free(dir);
+    return moved < 0 ? WR_ERR : WR_OK;
+}
