@@ -72,5 +72,9 @@ set_tests_properties(faults.netns faults.etcd_partition
                      faults.single_node_kill faults.kill_leader
                      faults.negative_control
                      PROPERTIES
-  FIXTURES_REQUIRED faults_ns)
+  FIXTURES_REQUIRED faults_ns
+  # One at a time: each starts namespaces, etcd members and nodes with
+  # bounded waits, and test_netns compares the root namespace before and
+  # after; overlapping runs only compete for the two cores.
+  RESOURCE_LOCK faults_netns)
 set_tests_properties(faults.sweep PROPERTIES FIXTURES_CLEANUP faults_ns)
