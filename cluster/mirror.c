@@ -15,11 +15,11 @@
 #include "cluster/mirror.h"
 
 #include "store/store.h"
+#include "vhost/node.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -43,22 +43,6 @@ struct mirror {
     struct pend *pend; /* FIFO of positions waiting for the disk */
     size_t npend, cappend, head;
 };
-
-static void
-name_hash(const char *name, char out[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-
-    WR_ASSERT(EVP_Digest(name, strlen(name), md, &len, EVP_sha256(), NULL) &&
-              len == 32);
-    for (unsigned i = 0; i < len; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[64] = '\0';
-}
 
 static char *
 path_of(const char *a, const char *b)
@@ -171,7 +155,7 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
     char hash[65], *root = path_of(cfg->data_dir, "replicas"), *old;
     uint64_t seen;
 
-    name_hash(cfg->vhost, hash);
+    vhost_name_hash(cfg->vhost, hash);
     m->vhost = xstrdup(cfg->vhost);
     m->dir = path_of(root, hash);
     m->logdir = path_of(m->dir, "log");
@@ -230,7 +214,7 @@ mirror_copy_dir(const char *data_dir, const char *vhost)
 {
     char hash[65], *root = path_of(data_dir, "replicas"), *dir;
 
-    name_hash(vhost, hash);
+    vhost_name_hash(vhost, hash);
     dir = path_of(root, hash);
     free(root);
     return dir;
@@ -256,7 +240,7 @@ mirror_remove(const char *data_dir, const char *vhost, char *err, size_t errlen)
     const char *files[] = {"state.json", "definitions.json"};
     int rc = WR_OK;
 
-    name_hash(vhost, hash);
+    vhost_name_hash(vhost, hash);
     dir = path_of(root, hash);
     p = path_of(dir, "log");
     rm_log_dir(p);

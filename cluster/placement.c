@@ -38,27 +38,11 @@
  */
 #include "cluster/cluster_int.h"
 #include "cluster/mirror.h"
+#include "vhost/node.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 
 /* ---- the view */
-
-static void
-name_hash(const char *name, char out[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-
-    WR_ASSERT(EVP_Digest(name, strlen(name), md, &len, EVP_sha256(), NULL) &&
-              len == 32);
-    for (unsigned i = 0; i < len; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[64] = '\0';
-}
 
 static struct cvhost *
 vh_find_hash(struct cluster *c, const char *hash)
@@ -74,7 +58,7 @@ vh_find(const struct cluster *c, const char *name)
 {
     char h[65];
 
-    name_hash(name, h);
+    vhost_name_hash(name, h);
     return vh_find_hash((struct cluster *)c, h);
 }
 
@@ -734,7 +718,7 @@ cluster_isr_commit(struct cluster *c, const char *vhost, int64_t epoch,
     doc = json_pack("{s:s, s:I, s:o}", "vhost", vhost, "epoch",
                     (json_int_t)epoch, "isr", list);
     value = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    name_hash(vhost, hash);
+    vhost_name_hash(vhost, hash);
     buf_init(&lk);
     buf_init(&ik);
     cluster__key(c, &lk, "vhosts/%s/leader", hash);
@@ -839,7 +823,7 @@ placed(void *arg, const struct etcd_result *r)
     } else {
         struct place_wait *w = xcalloc(1, sizeof(*w));
 
-        name_hash(p->name, w->hash);
+        vhost_name_hash(p->name, w->hash);
         w->name = p->name;
         p->name = NULL;
         w->until_ms = wr_now_ms() + CLUSTER_PLACE_WAIT_MS;
@@ -872,7 +856,7 @@ cluster_vhost_place(struct cluster *c, const char *vhost, cluster_done_fn *cb,
             node = run[1]->name;
     }
     home = home_value(vhost, node, true);
-    name_hash(vhost, h);
+    vhost_name_hash(vhost, h);
     buf_init(&k);
     cluster__key(c, &k, "vhosts/%s/home", h);
     etcd_txn_if(t, buf_bytes(&k), ETCD_CREATE, ETCD_EQUAL, 0);
@@ -940,7 +924,7 @@ placement__prefix(const struct cluster *c, const char *vhost, struct buf *b)
 {
     char h[65];
 
-    name_hash(vhost, h);
+    vhost_name_hash(vhost, h);
     return cluster__key(c, b, "vhosts/%s/", h);
 }
 
@@ -952,7 +936,7 @@ cluster_vhost_forget(struct cluster *c, const char *vhost, cluster_done_fn *cb,
     char h[65];
     struct buf k;
 
-    name_hash(vhost, h);
+    vhost_name_hash(vhost, h);
     buf_init(&k);
     etcd_delete(c->etcd, cluster__key(c, &k, "vhosts/%s/", h), &prefix, done_cb,
                 done_new(cb, arg));

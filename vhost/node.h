@@ -118,6 +118,9 @@ void node_run_delays(struct node *n);
  * (vhost/vhostdir.c). Returns false with *why set otherwise. */
 #define VHOST_NAME_MAX 255
 bool node_vhost_name_check(const char *name, const char **why);
+/* The 64 hex digits of SHA-256(name): what names a vhost's directory
+ * here and its keys and copies in a cluster. */
+void vhost_name_hash(const char *name, char out[65]);
 /* Whether some vhost's log waits for disk space (store_no_space): the
  * disk alarm holds meanwhile. */
 bool node_disk_full(const struct node *n);

@@ -62,9 +62,8 @@ path_join(const char *a, const char *b, const char *c)
     return (char *)p.data;
 }
 
-/* The 64 hex digits naming the directory of vhost name. */
-static void
-name_hash(const char *name, char out[HASH_HEX + 1])
+void
+vhost_name_hash(const char *name, char out[HASH_HEX + 1])
 {
     static const char hex[] = "0123456789abcdef";
     uint8_t md[EVP_MAX_MD_SIZE];
@@ -87,7 +86,7 @@ vhostdir__path(const char *data_dir, const char *name)
 {
     char h[HASH_HEX + 1];
 
-    name_hash(name, h);
+    vhost_name_hash(name, h);
     return path_join(data_dir, "vhosts", h);
 }
 
