@@ -19,21 +19,8 @@
  *                      frame round-trips.
  */
 #include "cluster/repl.h"
+#include "fuzz_util.h"
 #include "store/store.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-
-#define FUZZ_CHECK(x)                                                        \
-    do {                                                                     \
-        if (!(x)) {                                                          \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #x);                                                     \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void
 check_recs(struct bytes recs)
