@@ -807,21 +807,25 @@ static void
 push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
             struct publish_result *res)
 {
-    /* Streams take it into their own logs (stream.c). */
+    uint64_t lsn;
+
+    /* Streams take it into their own logs (stream.c); replicated, their
+     * appends take a position of the log (side.c) in res->lsn. */
     n = stream__publish(m, qs, n, res);
     if (n == 0)
         return;
     if (vh->node->lazy && vh->store) {
-        res->lsn =
-            vhost__publish_paged(vh, m, qs, n, &res->refused, &res->rejected);
+        lsn = vhost__publish_paged(vh, m, qs, n, &res->refused, &res->rejected);
+        res->lsn = WR_MAX(res->lsn, lsn);
         res->nqueues += res->refused ? 0 : n;
         for (size_t i = 0; i < n && !res->refused && !res->rejected; i++)
-            remember_in_queue(vh, qs[i], res->lsn, res);
+            remember_in_queue(vh, qs[i], lsn, res);
         return;
     }
     /* Persistent and routed to durable queues: one record for all of
      * them, written before any queue takes it. */
-    res->lsn = vhost__log_message(vh, m, qs, n, &res->refused);
+    lsn = vhost__log_message(vh, m, qs, n, &res->refused);
+    res->lsn = WR_MAX(res->lsn, lsn);
     if (res->refused)
         return;
     if (!m->id)
@@ -830,7 +834,7 @@ push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
         if (!queue_push(qs[i], m))
             res->rejected = true;
         else if (qs[i]->dedup)
-            remember_in_queue(vh, qs[i], res->lsn, res);
+            remember_in_queue(vh, qs[i], lsn, res);
         if (qs[i]->nconsumers && qs[i]->ready.n > 100000)
             res->feeds_waiting = true;
     }

@@ -130,6 +130,8 @@ struct vhost {
     int dedup_fd;
     struct buf dedup_jbuf;
     uint64_t dedup_base, dedup_size;
+    /* replicated: side records go here (side.c), or NULL */
+    struct buf *side_tap;
     UT_hash_handle hh;
 };
 
@@ -393,5 +395,17 @@ void vhost__dedup_log_key(struct vhost *vh, uint8_t kind, struct bytes name,
                           uint64_t now_ms, struct publish_result *res);
 void vhost__dedup_log_forget(struct vhost *vh, uint8_t kind, struct bytes name);
 void vhost__dedup_log_flush(struct vhost *vh, uint64_t now_ms);
+/* The journal as a rewrite would make it now (its magic and the caches'
+ * live durable keys) into out; false when vh keeps no journal. */
+bool vhost__dedup_log_image(struct vhost *vh, struct buf *out);
+
+/* side.c: side records (side.h). encode: one record of type with the
+ * u64 fields nums, then the bytes a and b, to out; tap: the same to the
+ * vhost's side tap, returning the position it took (0: not
+ * replicated). */
+void side__encode(struct buf *out, uint8_t type, const uint64_t *nums,
+                  size_t nn, struct bytes a, struct bytes b);
+uint64_t side__tap(struct vhost *vh, uint8_t type, const uint64_t *nums,
+                   size_t nn, struct bytes a, struct bytes b);
 
 #endif
