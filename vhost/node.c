@@ -150,9 +150,13 @@ node_vhost_serve(struct node *n, struct vhost *vh, char *err, size_t errlen)
 {
     if (vh->serving)
         return WR_OK;
-    if (n->booted && vhost__open_store(vh, err, errlen) != WR_OK)
-        return WR_ERR;
+    /* served from the open on: the deduplication journal opens only for
+     * a vhost this node serves (dedup_log.c) */
     vh->serving = true;
+    if (n->booted && vhost__open_store(vh, err, errlen) != WR_OK) {
+        vh->serving = false;
+        return WR_ERR;
+    }
     return WR_OK;
 }
 
