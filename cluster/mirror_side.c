@@ -333,8 +333,8 @@ apply_one(struct mside *ms, const struct side_rec *r, char *err, size_t errlen)
 }
 
 int
-mside_apply(struct mside *ms, struct bytes payload, uint64_t *ticket,
-            char *err, size_t errlen)
+mside_apply(struct mside *ms, struct bytes payload, uint64_t *ticket, char *err,
+            size_t errlen)
 {
     const char *why;
     struct cursor c;
@@ -395,5 +395,6 @@ mside_durable(const struct mside *ms, uint64_t ticket)
 {
     if (ticket == 0)
         return true;
-    return ms && ms->f && !fsyncer_error(ms->f) && fsyncer_durable(ms->f) >= ticket;
+    return ms && ms->f && !fsyncer_error(ms->f) &&
+           fsyncer_durable(ms->f) >= ticket;
 }

@@ -70,8 +70,8 @@ repl_encode_side(struct buf *out, uint64_t epoch, uint64_t from, uint64_t seq,
 const char *
 repl_kind_name(uint8_t kind)
 {
-    static const char *const names[] = {"?",    "SNAP", "DEFS", "RECS", "SYNCED",
-                                        "PING", "ACK",  "SIDE"};
+    static const char *const names[] = {"?",      "SNAP", "DEFS", "RECS",
+                                        "SYNCED", "PING", "ACK",  "SIDE"};
 
     return kind < WR_ARRAY_LEN(names) ? names[kind] : "?";
 }

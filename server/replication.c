@@ -19,6 +19,14 @@
  *     payloads, cut once per loop pass (the same bytes to every mirror;
  *     a message routed to N queues is one record). No catch-up from a
  *     position yet: a link that breaks is opened again with a snapshot.
+ *   - Side records (vhost/side.h: stream appends and trims, tracked stream
+ *     offsets, the deduplication journal) are not in the log either: the
+ *     vhost taps them into lead.side, each with a position of the log,
+ *     and a cut sends them as SIDE frames before its RECS. A snapshot
+ *     sends the side data after its messages: the journal and offsets at
+ *     once, the streams' records a slice per loop iteration while the
+ *     link drains (link_snap_more), holding the live frames meanwhile
+ *     (link.held), then SYNCED.
  *   - Definitions (exchanges, queues, bindings of the vhost) are not in
  *     the log: they travel as a complete definitions document (DEFS),
  *     stamped with the log position, whenever the node's definitions
@@ -1210,8 +1218,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
                 continue;
             if (now - l->last_heard > REPL_SILENT_S) {
                 link_down(l, "the mirror was silent for 10 s");
-            } else if (l->state == L_STREAMING && l->out.len == 0 &&
-                       !l->ss) {
+            } else if (l->state == L_STREAMING && l->out.len == 0 && !l->ss) {
                 repl_frame_encode(&l->out, REPL_PING, d->epoch, d->cut,
                                   bytes_of(NULL, 0));
                 link_flush(l);

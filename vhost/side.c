@@ -105,8 +105,8 @@ side_next(struct cursor *c, struct side_rec *r, const char **why)
     rd_bytes(&p, p.left, &r->data);
     switch (r->type) {
     case SIDE_SAPP:
-        if (r->segsize == 0 || r->data.len == 0 ||
-            r->data.len > SIDE_MAX_REC || r->offset >= UINT64_MAX / 2) {
+        if (r->segsize == 0 || r->data.len == 0 || r->data.len > SIDE_MAX_REC ||
+            r->offset >= UINT64_MAX / 2) {
             *why = "bad stream append";
             return false;
         }

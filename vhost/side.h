@@ -52,10 +52,10 @@ enum side_type {
 /* One side record as read: views into the input. */
 struct side_rec {
     uint8_t type;
-    uint64_t qid;     /* SAPP STRIM SDEL SOFFS */
-    uint64_t offset;  /* SAPP; STRIM: the first kept */
-    uint64_t ts_ms;   /* SAPP */
-    uint64_t segsize; /* SAPP, >= 1 */
+    uint64_t qid;      /* SAPP STRIM SDEL SOFFS */
+    uint64_t offset;   /* SAPP; STRIM: the first kept */
+    uint64_t ts_ms;    /* SAPP */
+    uint64_t segsize;  /* SAPP, >= 1 */
     struct bytes data; /* SAPP: the record; SOFFS: JSON; DKEYS, DFULL */
 };
 

@@ -766,7 +766,7 @@ stream__publish(struct message *m, struct queue **qs, size_t n,
         }
         res->lsn = WR_MAX(res->lsn, lsn);
         if (qs[i]->vh->stream_sync &&
-                 qs[i]->vh->node->opts.fsync == STORE_FSYNC_ALWAYS)
+            qs[i]->vh->node->opts.fsync == STORE_FSYNC_ALWAYS)
             /* its confirm waits for the batch now open */
             res->sync = fsyncer_ticket(qs[i]->vh->stream_sync);
         res->nqueues++;
