@@ -213,13 +213,38 @@ def test_a_stream_keeps_its_offsets_and_tracked_consumers_on_the_new_leader(
     assert got == [(400, b"after")]
 
 
+def stream_firsts(node, vh):
+    """The first offsets of the stream segments in node's copy of vh."""
+    logdir = os.path.join(replica_dir(node, vh), "log")
+    return sorted(int(p.rsplit(".", 2)[1]) for p in
+                  glob.glob(os.path.join(logdir, "stream.*.seg")))
+
+
 def test_a_stream_publish_is_confirmed_only_once_the_in_sync_set_has_it(lc):
-    """Both mirrors paused: a stream publish is not confirmed (before
-    replication it was, from the leader's disk alone); one resumes and
-    catches up: the confirm goes out."""
+    """Retention on the leader trims the mirrors' copies by whole
+    segments too. Both mirrors paused: a stream publish is not confirmed
+    (before replication it was, from the leader's disk alone); one
+    resumes and catches up: the confirm goes out."""
     vh = "frepl-confirm"
     leader = new_vhost(lc, vh)
     mirrors = [n for n in lc.nodes if n is not leader]
+    c = conn_to(leader, vh)
+    ch = c.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("sr", durable=True, arguments={
+        "x-queue-type": "stream", "x-max-length-bytes": 40000,
+        "x-stream-max-segment-size-bytes": 10000})
+    for i in range(100):
+        ch.basic_publish("", "sr", body(i),
+                         pika.BasicProperties(delivery_mode=PERSISTENT))
+    c.close()
+    st = Mgmt(leader.mgmt_port).get("/api/queues/%s/sr" % q(vh)).json[
+        "stream"]
+    assert st["first_offset"] > 0 and st["next_offset"] == 100, st
+    assert wait_until(lambda: caught_up(lc, leader, vh), 15), repl(leader)
+    for n in mirrors:  # the same whole segments dropped
+        assert stream_firsts(n, vh)[0] == st["first_offset"], n.name
+        assert len(stream_firsts(n, vh)) == st["segments"], n.name
     conn = rawamqp.connect("127.0.0.1", leader.amqp_port, vhost=vh)
     conn.open_channel(1)
     conn.call(1, "queue.declare", queue="sc", durable=True,
