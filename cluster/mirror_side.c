@@ -81,18 +81,20 @@ mside_open(const char *dir, int fsync, void (*wake)(void *), void *wake_arg)
     return ms;
 }
 
-void
+bool
 mside_close(struct mside *ms)
 {
     struct mstream *s, *tmp;
+    bool ok;
 
     if (!ms)
-        return;
+        return true;
     HASH_ITER(hh, ms->streams, s, tmp)
     {
         HASH_DEL(ms->streams, s);
-        if (ms->f && !slog_failed(s->log) && slog_flush(s->log) == WR_OK &&
-            ms->fsync != STORE_FSYNC_NEVER)
+        if (slog_flush(s->log) != WR_OK)
+            ms->failed = true;
+        else if (ms->f && ms->fsync != STORE_FSYNC_NEVER)
             slog_sync_add(s->log);
         slog_close(s->log);
         free(s);
@@ -102,9 +104,10 @@ mside_close(struct mside *ms)
             fsyncer_add(ms->f, JOURNAL_KEY, ms->jfd, false, false);
         close(ms->jfd);
     }
-    fsyncer_stop(ms->f); /* syncs the open batch */
+    ok = fsyncer_stop(ms->f) && !ms->failed; /* syncs the open batch */
     free(ms->dir);
     free(ms);
+    return ok;
 }
 
 static struct fsyncer *

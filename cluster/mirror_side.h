@@ -23,8 +23,9 @@ struct mside;
  * store_fsync; wake: the loop's wake-up, called by the sync thread. */
 struct mside *mside_open(const char *dir, int fsync, void (*wake)(void *),
                          void *wake_arg);
-/* Writes what is buffered, syncs, closes. */
-void mside_close(struct mside *ms);
+/* Writes what is buffered, syncs, closes. Returns whether everything
+ * applied is durable (for a copy that keeps its position). */
+bool mside_close(struct mside *ms);
 
 /* Applies one SIDE payload: checked whole first (side_next, offsets
  * that are JSON objects), then applied. WR_ERR with err: garbage, a
