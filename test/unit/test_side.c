@@ -21,8 +21,7 @@ sample(void)
     buf_init(&b);
     buf_init(&keys);
     side__encode(&b, SIDE_SAPP, app, 4, bytes_str("head"), bytes_str("body"));
-    side__encode(&b, SIDE_STRIM, trim, 2, bytes_of(NULL, 0),
-                 bytes_of(NULL, 0));
+    side__encode(&b, SIDE_STRIM, trim, 2, bytes_of(NULL, 0), bytes_of(NULL, 0));
     side__encode(&b, SIDE_SOFFS, &qid, 1, bytes_str("{\"app\":5}"),
                  bytes_of(NULL, 0));
     dedup_log_put(&keys, 'q', bytes_str("orders"), h, 99);
