@@ -340,6 +340,10 @@ link_snap_more(struct link *l)
     struct buf side;
     bool done;
 
+    /* the mirror ACKs nothing before SYNCED: its draining of the slices
+       is what says it is alive meanwhile (a snapshot may outlast
+       REPL_SILENT_S) */
+    l->last_heard = ev_now(srv->loop);
     buf_init(&side);
     done = side_snap_next(l->ss, &side, REPL_SNAP_SLICE);
     repl_encode_side(&l->out, d->epoch, l->synced_at, l->synced_at,
