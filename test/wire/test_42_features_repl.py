@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import signal
+import struct
 import sys
 import time
 
@@ -21,8 +22,9 @@ import pytest
 import rawamqp
 
 from test_20_mgmt_api import Mgmt
-from test_31_replication import (confirmed, copy_of, etcd_isr, lead_of,
-                                 leader_node, leader_node_seen, q, repl,
+from test_31_replication import (closed, confirmed, copy_of, etcd_isr,
+                                 frame, lead_of, leader_node,
+                                 leader_node_seen, q, repl, repl_handshake,
                                  replica_dir)
 from wireutil import wait_until
 
@@ -362,3 +364,52 @@ def test_pending_delayed_messages_come_due_on_the_new_leader(lc):
         assert all(t >= delay_ms / 1000 - 0.5 for _, t in got), got
     finally:
         restart(lc, [leader])
+
+
+def side(kind, payload):
+    return struct.pack(">BI", kind, len(payload)) + payload
+
+
+def sapp(offset, record=b"\x02\x00\x00rec"):
+    return side(1, struct.pack(">QQQQ", 0xAB, offset, 1, 65536) + record)
+
+
+def test_hostile_side_frames_drop_the_link_with_a_reason(lc):
+    """SIDE frames are checked whole before anything is applied; a stream
+    append that would make the copy diverge is refused too. Each drops
+    the link with a log line; the node carries on."""
+    vh = "frepl-hostile"
+    leader = new_vhost(lc, vh)
+    target = next(n for n in lc.nodes if n is not leader)
+    epoch = lead_of(leader, vh)["epoch"] + 1000
+    cases = [
+        (side(9, b"x"), r"garbage: unknown side record type"),
+        (side(1, b"\x00" * 12), r"garbage: side record too short"),
+        (struct.pack(">BI", 2, 99) + b"\x00" * 8, r"garbage: side record "
+                                                  r"cut short"),
+        (side(5, b"not journal records"),
+         r"garbage: bad deduplication journal records"),
+        (side(4, struct.pack(">Q", 0xAB) + b"[1, 2]"),
+         r"garbage: tracked offsets that are not a JSON object"),
+        (sapp(5) + sapp(6) + sapp(3),
+         r"stream 00000000000000ab: offset 3 after 7 \(the copy would "
+         r"diverge\)"),
+    ]
+    for payload, line in cases:
+        mark = len(target.lines)
+        s, status, text = repl_handshake(lc, target, vh, epoch)
+        assert status == 0, text
+        s.sendall(frame(1, epoch, 1) + frame(7, epoch, 2, payload))
+        assert closed(s)
+        assert target.wait_for_line(
+            r"copy of vhost '%s' from node 'warren9@test': link dropped: "
+            r"SIDE frame: %s" % (vh, line), 5, mark), line
+    # the node still serves and replicates its other vhosts
+    assert Mgmt(lc.node(0).mgmt_port).delete(
+        "/api/vhosts/" + q(vh)).status == 204
+    lead = leader_node(lc, "/")
+    c = conn_to(lead, "/")
+    c.channel().queue_declare("frepl-after", durable=True)
+    c.channel().queue_delete("frepl-after")
+    c.close()
+    assert wait_until(lambda: caught_up(lc, lead, "/"), 15), repl(lead)
