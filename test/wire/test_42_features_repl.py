@@ -9,6 +9,7 @@ these failovers to compare with (its streams replicate through osiris,
 its delayed and deduplication plugins do not replicate at all).
 """
 
+import datetime
 import glob
 import json
 import os
@@ -166,6 +167,11 @@ def test_a_stream_keeps_its_offsets_and_tracked_consumers_on_the_new_leader(
     snap, other = mirrors
     # one mirror away while the stream grows: it comes back to a snapshot
     snap.kill()
+    # a time between the two batches: a consumer from it starts at 300,
+    # here and on the new leader (the records keep their times)
+    time.sleep(1.2)
+    between = datetime.datetime.utcnow().replace(microsecond=0)
+    time.sleep(1.2)
     c = conn_to(leader, vh)
     ch = c.channel()
     ch.confirm_delivery()  # confirmed once the set shrank to the others
@@ -197,6 +203,8 @@ def test_a_stream_keeps_its_offsets_and_tracked_consumers_on_the_new_leader(
         assert [b for _, b in got] == [body(i) for i in range(400)]
         got = read_stream(new, vh, "st", {"x-stream-offset": 250}, 150)
         assert got[0] == (250, body(250)) and len(got) == 150
+        got = read_stream(new, vh, "st", {"x-stream-offset": between}, 100)
+        assert got[0][0] == 300 and len(got) == 100
         # the named consumer resumes after the last offset it acked
         got = read_stream(new, vh, "st",
                           {"x-warren-offset-tracking": "app"}, 300)
