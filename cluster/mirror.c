@@ -367,7 +367,10 @@ mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
         pend_push(m, f->seq, lsn, 0);
         break;
     case REPL_SIDE:
-        if (mside_apply(m->side, f->payload, &ticket, err, errlen) != WR_OK)
+        /* a snapshot's streams may start anywhere; the live ones go on
+           where they are */
+        if (mside_apply(m->side, f->payload, m->synced, &ticket, err, errlen) !=
+            WR_OK)
             return WR_ERR;
         lsn = store_apply(m->store, bytes_of(NULL, 0), err, errlen);
         if (lsn == 0)

@@ -7,8 +7,9 @@
  * leader's offsets and times, so that after a failover the new leader
  * opens them as its own and every offset names the same message. A
  * record whose offset is beyond the copy's next starts the copy's log
- * there (the leader's retention dropped what lies between, or the copy
- * is new); one below it is an error: the copy would diverge. Segment
+ * there while a snapshot is being taken (the leader's retention dropped
+ * what lies between); one below it, or beyond it once the copy follows
+ * the live stream, is an error: the copy would diverge. Segment
  * boundaries may differ from the leader's (a copy built from a snapshot
  * rolls on its own), offsets never do.
  */
@@ -49,6 +50,7 @@ struct mside {
     int jfd; /* the journal, open for appends; -1 */
     bool jwritten;
     bool failed;
+    bool exact; /* the payload being applied follows the live stream */
 };
 
 static char *
@@ -164,10 +166,10 @@ apply_append(struct mside *ms, const struct side_rec *r, char *err,
     if (!s)
         return WR_ERR;
     next = slog_next(s->log);
-    if (r->offset < next) {
+    if (r->offset < next || (ms->exact && r->offset > next)) {
         snprintf(err, errlen,
-                 "stream %016llx: offset %llu after %llu (the copy would "
-                 "diverge)",
+                 "stream %016llx: offset %llu where %llu comes next (the "
+                 "copy would diverge)",
                  (unsigned long long)r->qid, (unsigned long long)r->offset,
                  (unsigned long long)next);
         return WR_ERR;
@@ -322,6 +324,10 @@ apply_one(struct mside *ms, const struct side_rec *r, char *err, size_t errlen)
         s = stream_if_any(ms, r->qid, err, errlen);
         if (!s)
             return WR_ERR;
+        /* an empty stream that starts later (a snapshot's) */
+        if (slog_first(s->log) == slog_next(s->log) &&
+            r->offset > slog_next(s->log))
+            return slog_restart_at(s->log, r->offset);
         slog_drop_before(s->log, r->offset);
         return WR_OK;
     case SIDE_SDEL:
@@ -336,8 +342,8 @@ apply_one(struct mside *ms, const struct side_rec *r, char *err, size_t errlen)
 }
 
 int
-mside_apply(struct mside *ms, struct bytes payload, uint64_t *ticket, char *err,
-            size_t errlen)
+mside_apply(struct mside *ms, struct bytes payload, bool exact,
+            uint64_t *ticket, char *err, size_t errlen)
 {
     const char *why;
     struct cursor c;
@@ -353,6 +359,7 @@ mside_apply(struct mside *ms, struct bytes payload, uint64_t *ticket, char *err,
         snprintf(err, errlen, "garbage: %s", why);
         return WR_ERR;
     }
+    ms->exact = exact;
     cur_init(&c, payload.ptr, payload.len);
     while (c.left > 0) {
         side_next(&c, &r, &why);

@@ -29,11 +29,12 @@ bool mside_close(struct mside *ms);
 
 /* Applies one SIDE payload: checked whole first (side_next, offsets
  * that are JSON objects), then applied. WR_ERR with err: garbage, a
- * stream append out of order (an offset below the copy's next), a write
- * that failed. *ticket: the sync batch that makes it durable (0: none
- * needed). */
-int mside_apply(struct mside *ms, struct bytes payload, uint64_t *ticket,
-                char *err, size_t errlen);
+ * stream append out of order (an offset below the copy's next; with
+ * exact, the copy following the live stream, also one beyond it), a
+ * write that failed. *ticket: the sync batch that makes it durable (0:
+ * none needed). */
+int mside_apply(struct mside *ms, struct bytes payload, bool exact,
+                uint64_t *ticket, char *err, size_t errlen);
 /* Every loop pass: hands written files to the sync thread. */
 void mside_kick(struct mside *ms);
 /* Whether the batch ticket is durable; false for good once a sync

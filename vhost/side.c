@@ -147,9 +147,9 @@ side__tap(struct vhost *vh, uint8_t type, const uint64_t *nums, size_t nn,
 
     if (!vh->side_tap || !vh->store)
         return 0;
+    /* 0 when the log failed (nothing is confirmed any more); the record
+       still goes, so that the copies do not miss an offset */
     lsn = store_tap_mark(vh->store);
-    if (lsn == 0)
-        return 0; /* the log failed: nothing is confirmed any more */
     side__encode(vh->side_tap, type, nums, nn, a, b);
     return lsn;
 }

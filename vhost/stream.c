@@ -1077,8 +1077,15 @@ stream__snap_begin(struct vhost *vh, struct buf *out,
 
         if (!s || !s->log)
             continue;
-        /* what the mirrors hear from now on starts from here */
+        /* what the mirrors hear from now on starts from here; an empty
+         * stream that starts later than 0 says where (STRIM) */
         s->tapped_first = slog_first(s->log);
+        if (slog_first(s->log) == slog_next(s->log) && slog_first(s->log)) {
+            uint64_t trim[2] = {q->qid, slog_first(s->log)};
+
+            side__encode(out, SIDE_STRIM, trim, 2, bytes_of(NULL, 0),
+                         bytes_of(NULL, 0));
+        }
         add(arg, q->qid, s->gen, slog_first(s->log), slog_next(s->log));
         if (s->ntrk == 0)
             continue;

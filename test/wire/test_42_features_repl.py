@@ -60,9 +60,10 @@ def new_vhost(lc, vh):
     assert api.put("/api/permissions/%s/guest" % q(vh), {
         "configure": ".*", "write": ".*", "read": ".*"}).status in (201, 204)
     everyone = sorted(n.name for n in lc.nodes)
-    assert wait_until(lambda: leader_node(lc, vh) is not None, 20)
+    assert wait_until(lambda: leader_node(lc, vh) is not None, 30), \
+        Mgmt(lc.node(0).mgmt_port).get("/api/vhosts/" + q(vh)).json
     assert wait_until(lambda: sorted((etcd_isr(lc, vh) or {}).get(
-        "isr", [])) == everyone, 20), etcd_isr(lc, vh)
+        "isr", [])) == everyone, 30), etcd_isr(lc, vh)
     return leader_node(lc, vh)
 
 
@@ -400,14 +401,19 @@ def test_hostile_side_frames_drop_the_link_with_a_reason(lc):
         (side(4, struct.pack(">Q", 0xAB) + b"[1, 2]"),
          r"garbage: tracked offsets that are not a JSON object"),
         (sapp(5) + sapp(6) + sapp(3),
-         r"stream 00000000000000ab: offset 3 after 7 \(the copy would "
-         r"diverge\)"),
+         r"stream 00000000000000ab: offset 3 where 7 comes next \(the "
+         r"copy would diverge\)"),
     ]
-    for payload, line in cases:
+    snap = frame(1, epoch, 1)  # SNAP: a snapshot's streams start anywhere
+    cases = [(snap + frame(7, epoch, 2, p), line) for p, line in cases]
+    # once the copy follows the live stream (SYNCED), a gap is refused too
+    cases.append((snap + frame(4, epoch, 2) + frame(7, epoch, 3, sapp(5)),
+                  r"stream 00000000000000ab: offset 5 where 0 comes next"))
+    for data, line in cases:
         mark = len(target.lines)
         s, status, text = repl_handshake(lc, target, vh, epoch)
         assert status == 0, text
-        s.sendall(frame(1, epoch, 1) + frame(7, epoch, 2, payload))
+        s.sendall(data)
         assert closed(s)
         assert target.wait_for_line(
             r"copy of vhost '%s' from node 'warren9@test': link dropped: "
