@@ -71,8 +71,10 @@ const char *
 repl_kind_name(uint8_t kind)
 {
     static const char *const names[] = {"?",      "SNAP", "DEFS", "RECS",
-                                        "SYNCED", "PING", "ACK",  "SIDE"};
+                                        "SYNCED", "PING", "ACK"};
 
+    if (kind == REPL_SIDE)
+        return "SIDE";
     return kind < WR_ARRAY_LEN(names) ? names[kind] : "?";
 }
 
@@ -80,7 +82,7 @@ repl_kind_name(uint8_t kind)
 static bool
 kind_ok(uint8_t kind, bool from_leader, bool has_payload, const char **why)
 {
-    if (kind < REPL_SNAP || kind > REPL_SIDE) {
+    if (kind < REPL_SNAP || (kind > REPL_ACK && kind != REPL_SIDE)) {
         *why = "unknown frame kind";
         return false;
     }

@@ -28,8 +28,8 @@
  *     SYNCED   the snapshot is complete at position seq
  *     PING     nothing new; seq is the leader's head (keeps the link
  *              warm and tells an idle mirror it is current)
- *     SIDE     side records (vhost/side.h: stream appends and trims,
- *              tracked stream offsets, deduplication journal) of the
+ *     SIDE     (kind 10) side records (vhost/side.h: stream appends and
+ *              trims, tracked stream offsets, deduplication journal) of the
  *              same cut, sent before its RECS; the last frame of a cut
  *              carries its seq only when no RECS follow. In a snapshot,
  *              after its RECS and before SYNCED (the streams' records,
@@ -60,7 +60,8 @@ enum repl_kind {
     REPL_SYNCED = 4,
     REPL_PING = 5,
     REPL_ACK = 6,
-    REPL_SIDE = 7,
+    /* 7..9: left to issue 12's other frames */
+    REPL_SIDE = 10,
 };
 
 struct repl_frame {

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.warren_only
 
 TTL = 4
 PERSISTENT = 2
+SIDE = 10  # the replication frame of side records (cluster/repl.h)
 
 
 @pytest.fixture(scope="module")
@@ -405,9 +406,9 @@ def test_hostile_side_frames_drop_the_link_with_a_reason(lc):
          r"copy would diverge\)"),
     ]
     snap = frame(1, epoch, 1)  # SNAP: a snapshot's streams start anywhere
-    cases = [(snap + frame(7, epoch, 2, p), line) for p, line in cases]
+    cases = [(snap + frame(SIDE, epoch, 2, p), line) for p, line in cases]
     # once the copy follows the live stream (SYNCED), a gap is refused too
-    cases.append((snap + frame(4, epoch, 2) + frame(7, epoch, 3, sapp(5)),
+    cases.append((snap + frame(4, epoch, 2) + frame(SIDE, epoch, 3, sapp(5)),
                   r"stream 00000000000000ab: offset 5 where 0 comes next"))
     for data, line in cases:
         mark = len(target.lines)
