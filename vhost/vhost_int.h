@@ -72,6 +72,7 @@ struct queue {
     struct queue *dirty_next;
     uint64_t mem_bytes;   /* bodies of ready entries held in memory */
     uint32_t ready_paged; /* ready entries on disk only (QE_PAGED) */
+    uint64_t drained_us;  /* the last time a ready entry left (credit) */
     uint64_t qid;         /* the store's id of this queue (store_qid of name) */
     bool logged; /* some entry was ever INSTORE: delete needs a record */
     UT_hash_handle qid_hh; /* in vhost.by_qid */
