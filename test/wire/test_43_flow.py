@@ -18,6 +18,8 @@ The tests bound memory and count messages, never speed: deadlines only
 bound a failure.
 """
 
+import base64
+import json
 import os
 import shutil
 import ssl
@@ -25,6 +27,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -189,6 +192,37 @@ class Consumer:
         self.thread.join(LONG)
 
 
+class StateWatch:
+    """Collects the connection states /api/connections shows, every
+    50 ms, until stopped."""
+
+    def __init__(self, b):
+        line = b.wait_for_line(r"listening on \S+:\d+ \(http\)")
+        assert line, b.stderr_text()
+        self.url = "http://127.0.0.1:%s/api/connections" % \
+            line.rsplit(":", 1)[1].split()[0]
+        self.seen = set()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _run(self):
+        auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+        while not self.done.wait(0.05):
+            req = urllib.request.Request(self.url,
+                                         headers={"Authorization": auth})
+            with urllib.request.urlopen(req, timeout=LONG) as r:
+                self.seen.update(c["state"] for c in json.load(r))
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(LONG)
+        return self.seen
+
+
 def setup_queue(b, name):
     c = rawamqp.connect("127.0.0.1", b.port)
     c.open_channel(1)
@@ -240,9 +274,11 @@ def test_a_held_publisher_resumes_and_nothing_is_lost(make_broker):
         if cons.slow.is_set():
             ahead.append(p.acked - cons.got)
 
+    states = StateWatch(b).start()
     # Slow for the first half: without credit flow the broker would have
     # read and confirmed nearly everything by then.
     pub.follow_confirms(count // 2, note)
+    seen = states.stop()
     cons.slow.clear()
     pub.follow_confirms(count)
     cons.wait_for(count)
@@ -254,6 +290,8 @@ def test_a_held_publisher_resumes_and_nothing_is_lost(make_broker):
     m = setup.call(1, "queue.declare", queue="held", passive=True)
     assert m.message_count == 0
     setup.close()
+    # Management names a held publisher's state as RabbitMQ does.
+    assert "flow" in seen, seen
 
 
 def test_a_queue_without_consumers_takes_the_flood(make_broker):
