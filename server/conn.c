@@ -965,6 +965,10 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (hb <= 0)
         return;
+    /* Not read while an alarm or credit flow holds it: its heartbeats
+     * wait unread, as RabbitMQ pauses the monitor of a blocked reader. */
+    if (c->blocked || c->flow_q)
+        c->last_rx = now;
     if (now - c->last_rx > 2 * hb) {
         char why[80];
         snprintf(why, sizeof(why),

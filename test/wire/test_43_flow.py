@@ -97,8 +97,8 @@ class Publisher:
     messages to `queue` as fast as the broker reads them, from a thread,
     while the caller follows the confirms (acked)."""
 
-    def __init__(self, b, queue, count, batch=16):
-        self.c = rawamqp.connect("127.0.0.1", b.port)
+    def __init__(self, b, queue, count, batch=16, heartbeat=0):
+        self.c = rawamqp.connect("127.0.0.1", b.port, heartbeat=heartbeat)
         self.c.open_channel(1)
         self.c.call(1, "confirm.select")
         self.c.sock.settimeout(LONG)
@@ -145,12 +145,13 @@ class Consumer:
     `pause` seconds per delivery while `slow` is set, and checks that
     every message arrives once, in order."""
 
-    def __init__(self, conn, queue, pause=0.002):
+    def __init__(self, conn, queue, pause=0.002, slow_for=None):
         self.c = conn
         self.c.open_channel(1)
         self.c.call(1, "basic.qos", prefetch_count=20)
         self.c.call(1, "basic.consume", queue=queue)
         self.pause = pause
+        self.slow_for = slow_for  # deliveries taken slowly; None: all
         self.slow = threading.Event()
         self.slow.set()
         self.got = 0
@@ -174,6 +175,8 @@ class Consumer:
                     (seq_of(m.content.body), self.got)
                 assert len(m.content.body) == KB64
                 self.got += 1
+                if self.got == self.slow_for:
+                    self.slow.clear()
                 if self.slow.is_set():
                     time.sleep(self.pause)
                 self.c.send_method(1, "basic.ack",
@@ -292,6 +295,25 @@ def test_a_held_publisher_resumes_and_nothing_is_lost(make_broker):
     setup.close()
     # Management names a held publisher's state as RabbitMQ does.
     assert "flow" in seen, seen
+
+
+def test_a_held_publisher_keeps_its_heartbeat(make_broker):
+    """A publisher with a 1 s heartbeat held for about 3 s (the consumer
+    takes the 64 messages between the credit's marks 50 ms apart): its
+    heartbeats wait unread in its socket like its publishes, and the
+    broker does not count them as missed, as RabbitMQ pauses the
+    heartbeat monitor of a blocked reader."""
+    b = make_broker()
+    count = 200
+    setup = setup_queue(b, "beat")
+    cons = Consumer(rawamqp.connect("127.0.0.1", b.port), "beat",
+                    pause=0.05, slow_for=80).start()
+    pub = Publisher(b, "beat", count, heartbeat=1).start()
+    pub.follow_confirms(count)
+    pub.close()  # before it is silent for 2 s: it sends no heartbeats
+    cons.wait_for(count)
+    setup.close()
+    assert "missed heartbeats" not in b.stderr_text()
 
 
 def test_a_queue_without_consumers_takes_the_flood(make_broker):
