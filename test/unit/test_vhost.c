@@ -2,8 +2,7 @@
  * Unit tests for vhost/: queue dispatch (round-robin, prefetch, readiness),
  * requeue order, purge, deletion (consumers cancelled, bindings removed),
  * exclusive owners, auto-delete, declare rules, publish routing, credit
- * flow; vhost
- * names and their data directories.
+ * flow; vhost names and their data directories.
  *
  * Consumers here are test doubles that record deliveries; messages are
  * real ones.
