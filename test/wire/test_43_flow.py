@@ -351,6 +351,35 @@ def test_a_stuck_consumer_does_not_hold_publishers_for_good(make_broker):
     setup.close()
 
 
+def sysctl_max(name):
+    with open("/proc/sys/net/ipv4/" + name) as f:
+        return int(f.read().split()[-1])
+
+
+def test_a_consumer_that_does_not_read_gets_what_its_socket_holds(
+        make_broker):
+    """A consumer that never reads its socket gets deliveries until its
+    output queue holds 1 MiB (CONN_OUT_HIGH) and the kernel's buffers are
+    full, no more: the rest stays in the queue, and the publisher, held
+    no more once the queue has stalled for a second, is confirmed."""
+    b = make_broker()
+    count = 2000
+    setup = setup_queue(b, "deaf")
+    deaf = rawamqp.connect("127.0.0.1", b.port)
+    deaf.open_channel(1)
+    deaf.call(1, "basic.consume", queue="deaf", no_ack=True)
+    pub = Publisher(b, "deaf", count).start()
+    pub.follow_confirms(count)
+    pub.close()
+    m = setup.call(1, "queue.declare", queue="deaf", passive=True)
+    # what left the queue: the output queue, both ends' socket buffers
+    room = MB + sysctl_max("tcp_wmem") + sysctl_max("tcp_rmem")
+    assert count - m.message_count <= room // KB64 + 16, \
+        (m.message_count, room // KB64)
+    deaf.close_socket()
+    setup.close()
+
+
 def test_publisher_and_consumer_on_one_connection(make_broker):
     """A connection that consumes from the queue it publishes to is never
     held for it (its own acks, unread, would be what stops the queue):
