@@ -102,8 +102,7 @@ queue_consumer_count(const struct queue *q)
 uint64_t
 queue_backlog_memory(const struct queue *q)
 {
-    return q->mem_bytes +
-           (q->ready.n - q->ready_paged) * (uint64_t)QUEUE_ENTRY_OVERHEAD;
+    return queue__backlog(q);
 }
 
 /* Consumers took a message lately: holding its publishers back is
@@ -118,14 +117,14 @@ is_draining(const struct queue *q)
 bool
 queue_credit_exhausted(const struct queue *q)
 {
-    return !q->deleted && queue_backlog_memory(q) >= QUEUE_CREDIT_HIGH &&
+    return !q->deleted && queue__backlog(q) >= QUEUE_CREDIT_HIGH &&
            is_draining(q);
 }
 
 bool
 queue_credit_restored(const struct queue *q)
 {
-    return q->deleted || queue_backlog_memory(q) < QUEUE_CREDIT_LOW ||
+    return q->deleted || queue__backlog(q) < QUEUE_CREDIT_LOW ||
            !is_draining(q);
 }
 

@@ -808,7 +808,8 @@ static void
 note_credit(struct queue **qs, size_t n, struct publish_result *res)
 {
     for (size_t i = 0; i < n && !res->flow_q; i++) {
-        if (queue_credit_exhausted(qs[i]))
+        if (queue__backlog(qs[i]) >= QUEUE_CREDIT_HIGH &&
+            queue_credit_exhausted(qs[i]))
             res->flow_q = qs[i];
     }
 }

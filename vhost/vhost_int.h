@@ -329,6 +329,14 @@ bool queue__push_paged(struct queue *q, uint64_t id, uint64_t pos,
                        struct message *m);
 /* Accounts bytes of bodies a queue holds in memory (+ or -). */
 void queue__mem(struct queue *q, int64_t delta);
+/* queue_backlog_memory, inlined for the publish path's look at every
+ * queue a message goes to (credit flow). */
+static inline uint64_t
+queue__backlog(const struct queue *q)
+{
+    return q->mem_bytes +
+           (q->ready.n - q->ready_paged) * (uint64_t)QUEUE_ENTRY_OVERHEAD;
+}
 /* Drops every ready entry; log_acks = tell the log (not when a queue
  * delete record covers them). Returns how many. */
 uint32_t queue__drop_ready(struct queue *q, bool log_acks);
