@@ -278,7 +278,7 @@ load_head(struct queue *q)
             queue__mem(q, (int64_t)h->msg->body_size);
             /* its expiration property, read back from the log */
             if (h->msg->ttl_ms >= 0)
-                q->may_expire = true;
+                queue__may_expire(q);
             return true;
         }
         log_err("queue '%s' in vhost '%s': message %llu lost: its record "
@@ -467,7 +467,7 @@ queue_push(struct queue *q, struct message *m)
     }
     e.id |= prio_key(q, m->priority);
     if (m->ttl_ms >= 0)
-        q->may_expire = true;
+        queue__may_expire(q);
     /* TTL 0 (or already past) with nobody to take it now: RabbitMQ drops
      * it on arrival. With consumers it waits for this iteration's
      * dispatch. */

@@ -559,6 +559,10 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     WR_ASSERT(q->magic == QUEUE_MAGIC && !q->deleted);
     q->deleted = true;
     HASH_DEL(vh->queues, q);
+    if (q->timed) {
+        DL_DELETE2(vh->node->timed, q, timed_prev, timed_next);
+        q->timed = false;
+    }
     vh->nqueues--;
     vh->node->queues_deleted++;
     if (q->durable) {

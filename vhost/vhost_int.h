@@ -14,6 +14,7 @@
 #include "amqp/ftable.h"
 
 #include <uthash.h>
+#include <utlist.h>
 
 /* ---- the representation of the model (private to vhost/) */
 
@@ -35,8 +36,10 @@ struct queue {
     bool auto_delete;
     bool deleted;
     bool had_consumer;
-    bool dirty;         /* on the node's dispatch list */
-    bool may_expire;    /* has x-message-ttl or got a message with TTL */
+    bool dirty;      /* on the node's dispatch list */
+    bool may_expire; /* has x-message-ttl or got a message with TTL */
+    bool timed;      /* on the node's timed list (node__watch_expiry) */
+    struct queue *timed_next, *timed_prev;
     int64_t ttl_ms;     /* x-message-ttl; -1 = none */
     int64_t expires_ms; /* x-expires; -1 = none */
     uint64_t used_us;   /* last declare, basic.get or consumer (x-expires);
@@ -198,6 +201,10 @@ struct node {
      * expire (x-expires); UINT64_MAX = none known. The server's expire
      * timer fires then (node_next_expiry). */
     uint64_t next_expiry_us;
+    /* The queues node_expire looks at: those with x-expires or that may
+     * hold messages with a TTL. The others (most of 100,000 queues) cost
+     * the expire timer nothing. */
+    struct queue *timed;
     uint64_t queues_created, queues_deleted; /* node_queue_churn */
 };
 
@@ -207,6 +214,25 @@ node__note_expiry(struct node *n, uint64_t t)
 {
     if (t < n->next_expiry_us)
         n->next_expiry_us = t;
+}
+
+/* q has x-expires or may hold messages with a TTL: node_expire must
+ * look at it. */
+static inline void
+node__watch_expiry(struct node *n, struct queue *q)
+{
+    if (!q->timed && !q->deleted) {
+        DL_APPEND2(n->timed, q, timed_prev, timed_next);
+        q->timed = true;
+    }
+}
+
+/* q may hold messages with a TTL from now on. */
+static inline void
+queue__may_expire(struct queue *q)
+{
+    q->may_expire = true;
+    node__watch_expiry(q->vh->node, q);
 }
 
 /* policy.c: sets q's TTL, expiry, length limits, overflow and
