@@ -806,6 +806,18 @@ remember_in_queue(struct vhost *vh, struct queue *q, uint64_t lsn,
                              now, res);
 }
 
+/* The first of qs[0..n) whose credit is used up: the publisher is to
+ * wait for it (credit flow, queue.h). */
+static void
+note_credit(struct queue **qs, size_t n, struct publish_result *res)
+{
+    for (size_t i = 0; i < n && !res->flow_q; i++) {
+        if (queue__backlog(qs[i]) >= QUEUE_CREDIT_HIGH &&
+            queue_credit_exhausted(qs[i]))
+            res->flow_q = qs[i];
+    }
+}
+
 /* Logs m when it must be and pushes it to qs[0..n), n >= 1. */
 static void
 push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
@@ -824,6 +836,7 @@ push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
         res->nqueues += res->refused ? 0 : n;
         for (size_t i = 0; i < n && !res->refused && !res->rejected; i++)
             remember_in_queue(vh, qs[i], lsn, res);
+        note_credit(qs, n, res);
         return;
     }
     /* Persistent and routed to durable queues: one record for all of
@@ -843,6 +856,7 @@ push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
             res->feeds_waiting = true;
     }
     res->nqueues += n;
+    note_credit(qs, n, res);
 }
 
 static void publish_keys(struct vhost *vh, struct exchange *x,

@@ -75,6 +75,7 @@ struct queue {
     struct queue *dirty_next;
     uint64_t mem_bytes;   /* bodies of ready entries held in memory */
     uint32_t ready_paged; /* ready entries on disk only (QE_PAGED) */
+    uint64_t drained_us;  /* the last time a ready entry left (credit) */
     uint64_t qid;         /* the store's id of this queue (store_qid of name) */
     bool logged; /* some entry was ever INSTORE: delete needs a record */
     UT_hash_handle qid_hh; /* in vhost.by_qid */
@@ -356,6 +357,14 @@ bool queue__push_paged(struct queue *q, uint64_t id, uint64_t pos,
                        struct message *m);
 /* Accounts bytes of bodies a queue holds in memory (+ or -). */
 void queue__mem(struct queue *q, int64_t delta);
+/* queue_backlog_memory, inlined for the publish path's look at every
+ * queue a message goes to (credit flow). */
+static inline uint64_t
+queue__backlog(const struct queue *q)
+{
+    return q->mem_bytes +
+           (q->ready.n - q->ready_paged) * (uint64_t)QUEUE_ENTRY_OVERHEAD;
+}
 /* Drops every ready entry; log_acks = tell the log (not when a queue
  * delete record covers them). Returns how many. */
 uint32_t queue__drop_ready(struct queue *q, bool log_acks);
