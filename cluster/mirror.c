@@ -11,6 +11,14 @@
  * state.json says synced = false until SYNCED arrives. A crash at any
  * point leaves either the old copy or a fresh partial one marked not
  * synced; a leftover log.old is removed at the next open.
+ *
+ * Catch-up from a position: a complete copy closed cleanly (its log all
+ * durable, the last frame taken ending a cut of the leader) writes that
+ * frame's position into state.json; the next open of the same epoch
+ * takes it back and erases it from the file before anything is
+ * appended, so a copy that then dies with kill -9 never claims a
+ * position its log has gone past. The server offers the position to the
+ * leader, which sends what follows it, or a snapshot.
  */
 #include "cluster/mirror.h"
 
@@ -40,7 +48,13 @@ struct mirror {
     uint64_t seq;   /* last position taken */
     uint64_t acked; /* last position durable */
     bool synced;
-    struct pend *pend; /* FIFO of positions waiting for the disk */
+    /* the last RECS frame taken did not end its cut (the leader splits a
+       cut into frames, only the last carries the cut's position): the
+       log holds records past seq, which is no place to resume from */
+    bool partial;
+    uint64_t resume;    /* the position this open took back, or 0 */
+    uint64_t state_pos; /* write_state writes this position, unless 0 */
+    struct pend *pend;  /* FIFO of positions waiting for the disk */
     size_t npend, cappend, head;
 };
 
@@ -95,9 +109,14 @@ write_state(struct mirror *m, char *err, size_t errlen)
 {
     json_t *doc = json_pack("{s:s, s:I, s:b}", "vhost", m->vhost, "epoch",
                             (json_int_t)m->epoch, "synced", m->synced);
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    char *path = path_of(m->dir, "state.json");
-    int rc = store_write_file_atomic(path, text, strlen(text), err, errlen);
+    char *text, *path = path_of(m->dir, "state.json");
+    int rc;
+
+    if (m->state_pos > 0)
+        json_object_set_new(doc, "position",
+                            json_integer((json_int_t)m->state_pos));
+    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    rc = store_write_file_atomic(path, text, strlen(text), err, errlen);
 
     free(path);
     free(text);
@@ -105,10 +124,11 @@ write_state(struct mirror *m, char *err, size_t errlen)
     return rc;
 }
 
-/* The epoch and synced flag state.json holds (0, false when absent). */
+/* The epoch, synced flag and resume position state.json holds (0,
+ * false, 0 when absent). */
 static int
-read_state(struct mirror *m, uint64_t *epoch, bool *synced, char *err,
-           size_t errlen)
+read_state(struct mirror *m, uint64_t *epoch, bool *synced, uint64_t *pos,
+           char *err, size_t errlen)
 {
     char *path = path_of(m->dir, "state.json");
     struct buf text;
@@ -118,6 +138,7 @@ read_state(struct mirror *m, uint64_t *epoch, bool *synced, char *err,
 
     *epoch = 0;
     *synced = false;
+    *pos = 0;
     buf_init(&text);
     if (store_read_file(path, &text, err, errlen) != WR_OK) {
         rc = errno == ENOENT ? WR_OK : WR_ERR;
@@ -131,7 +152,11 @@ read_state(struct mirror *m, uint64_t *epoch, bool *synced, char *err,
             rc = WR_ERR;
         } else {
             *epoch = (uint64_t)e;
+            json_t *p = json_object_get(doc, "position");
+
             *synced = json_is_true(json_object_get(doc, "synced"));
+            if (json_is_integer(p) && json_integer_value(p) > 0)
+                *pos = (uint64_t)json_integer_value(p);
         }
         json_decref(doc);
     }
@@ -153,7 +178,7 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
 {
     struct mirror *m = xcalloc(1, sizeof(*m));
     char hash[65], *root = path_of(cfg->data_dir, "replicas"), *old;
-    uint64_t seen;
+    uint64_t seen, pos;
 
     vhost_name_hash(cfg->vhost, hash);
     m->vhost = xstrdup(cfg->vhost);
@@ -170,7 +195,7 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
     free(old);
     if (mkdir_one(root, err, errlen) != WR_OK ||
         mkdir_one(m->dir, err, errlen) != WR_OK ||
-        read_state(m, &seen, &m->synced, err, errlen) != WR_OK)
+        read_state(m, &seen, &m->synced, &pos, err, errlen) != WR_OK)
         goto fail;
     if (seen > epoch) {
         snprintf(err, errlen,
@@ -181,9 +206,17 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
         goto fail;
     }
     if (seen < epoch) {
-        /* fencing: from now on, leaders older than this one are refused */
+        /* fencing: from now on, leaders older than this one are refused;
+           what the copy holds is an older leader's, complete for nothing */
+        m->synced = false;
         if (write_state(m, err, errlen) != WR_OK)
             goto fail;
+    } else if (pos > 0) {
+        /* the position is good for this open only (see the top) */
+        if (write_state(m, err, errlen) != WR_OK)
+            goto fail;
+        if (m->synced)
+            m->seq = m->resume = pos;
     }
     if (open_log(m, err, errlen) != WR_OK)
         goto fail;
@@ -199,9 +232,17 @@ fail:
 void
 mirror_close(struct mirror *m)
 {
+    char err[512];
+    bool resumable;
+
     if (!m)
         return;
-    store_close(m->store);
+    resumable = m->store && m->synced && !m->partial && m->seq > 0;
+    if (store_close(m->store) && resumable) {
+        m->state_pos = m->seq;
+        if (write_state(m, err, sizeof(err)) != WR_OK)
+            log_warn("mirror: vhost '%s': %s", m->vhost, err);
+    }
     free(m->pend);
     free(m->vhost);
     free(m->dir);
@@ -225,10 +266,11 @@ mirror_copy_state(const char *data_dir, const char *vhost, uint64_t *epoch,
                   bool *synced, char *err, size_t errlen)
 {
     struct mirror m = {0};
+    uint64_t pos;
     int rc;
 
     m.dir = mirror_copy_dir(data_dir, vhost);
-    rc = read_state(&m, epoch, synced, err, errlen);
+    rc = read_state(&m, epoch, synced, &pos, err, errlen);
     free(m.dir);
     return rc;
 }
@@ -272,6 +314,7 @@ restart_copy(struct mirror *m, char *err, size_t errlen)
     store_close(m->store);
     m->store = NULL;
     m->synced = false;
+    m->partial = false;
     m->npend = m->head = 0;
     if (write_state(m, err, errlen) != WR_OK)
         goto out;
@@ -354,6 +397,7 @@ mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
         if (lsn == 0)
             return WR_ERR;
         pend_push(m, f->seq, lsn);
+        m->partial = f->seq == m->seq && f->payload.len > 0;
         break;
     case REPL_SYNCED:
         m->synced = true;
@@ -361,7 +405,8 @@ mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
             return WR_ERR;
         /* the position is taken like a PING's */
         __attribute__((fallthrough));
-    default: /* PING */
+    default: /* PING: sent between cuts only */
+        m->partial = false;
         lsn = store_apply(m->store, bytes_of(NULL, 0), err, errlen);
         if (lsn == 0)
             return WR_ERR;
@@ -410,5 +455,6 @@ mirror_get_info(const struct mirror *m, struct mirror_info *out)
     out->seq = m->seq;
     out->acked = m->acked;
     out->synced = m->synced;
+    out->resume = m->resume;
     out->live_msgs = st.live_msgs;
 }

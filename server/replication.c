@@ -12,13 +12,21 @@
  *     purpose PEER_REPL, payload {"vhost", "epoch"}): the mirror checks
  *     the epoch against the highest it has persisted for that vhost and
  *     refuses an older one (fencing), and refuses a vhost it leads.
- *   - Every new link starts with a snapshot at the leader's current
+ *   - A new link starts with a snapshot at the leader's current
  *     position P (SNAP, DEFS, the live persistent messages of the durable
  *     queues as RECS, SYNCED), built at once on the loop; from then on
  *     the link gets the leader's tap: the store's encoded MSG/ACK/QDEL
  *     payloads, cut once per loop pass (the same bytes to every mirror;
- *     a message routed to N queues is one record). No catch-up from a
- *     position yet: a link that breaks is opened again with a snapshot.
+ *     a message routed to N queues is one record).
+ *   - Catch-up from a position: the mirror's OK may carry {"epoch",
+ *     "position"}, a complete copy of this epoch up to that position
+ *     (cluster/mirror.c keeps it across a link blip or a clean restart).
+ *     The leader keeps the framed cuts of the last REPL_WINDOW bytes
+ *     (struct chunk); a position inside that window gets the cuts after
+ *     it, byte for byte as the streaming links got them, and no
+ *     snapshot. Anything else (another epoch, older than the window, no
+ *     position) gets a snapshot. Mirrors that never send a position and
+ *     leaders that ignore it still work: the OK's text was free before.
  *   - Definitions (exchanges, queues, bindings of the vhost) are not in
  *     the log: they travel as a complete definitions document (DEFS),
  *     stamped with the log position, whenever the node's definitions
@@ -58,6 +66,8 @@
 #define REPL_RETRY_MS    1000u
 #define REPL_READ        (256u << 10)
 #define REPL_OUT_MAX     (512ull << 20) /* a mirror this far behind: drop */
+/* Recent cuts kept for catch-up, bytes of frames. */
+#define REPL_WINDOW (64u << 20)
 /* A mirror that has not caught up with the leader's position of this
  * long ago leaves the in-sync set (issue 12's replication_timeout). */
 #define REPL_TIMEOUT_S 3.0
@@ -105,7 +115,17 @@ struct link {
     uint64_t retry_at_ms; /* L_DOWN: not before */
     char why[256];        /* why it went down last */
     bool wanted;          /* still one of the vhost's mirrors */
+    uint64_t offered;     /* the position the mirror's OK offered, or 0 */
+    const char *start;    /* how the last stream started (management) */
     struct link *next, *prev;
+};
+
+/* One cut as framed for the streaming links, kept for catch-up: its
+ * frames bring a copy from position from to seq. */
+struct chunk {
+    uint64_t from, seq;
+    struct buf frames;
+    struct chunk *next;
 };
 
 /* A vhost this node leads. */
@@ -128,6 +148,12 @@ struct lead {
     uint64_t limit;    /* confirms may go up to this position */
     double held_since; /* confirms wait on the in-sync set since, or 0 */
     struct link *links;
+    /* the catch-up window: every cut after position win_base, oldest
+       first, win_bytes of frames in all */
+    struct chunk *win, *win_last;
+    size_t win_bytes;
+    uint64_t win_base;
+    uint64_t snapshots, catch_ups; /* streams started each way */
     struct lead *next, *prev;
 };
 
@@ -141,6 +167,7 @@ struct copy {
     struct mirror *m;
     uint64_t acked_sent;
     double last_heard;
+    double last_said; /* ev_now of the last ACK sent */
     struct copy *next, *prev;
 };
 
@@ -339,28 +366,137 @@ snapshot(struct link *l, char *err, size_t errlen)
 
 static void lead_cut(struct lead *d);
 
-/* OK from the mirror: snapshot, then stream. */
+/* ---- the catch-up window */
+
+static void
+window_push(struct lead *d, uint64_t from, uint64_t seq, struct buf *frames)
+{
+    struct chunk *k = xcalloc(1, sizeof(*k));
+
+    k->from = from;
+    k->seq = seq;
+    k->frames = *frames; /* taken over: no copy */
+    buf_init(frames);
+    if (d->win_last)
+        d->win_last->next = k;
+    else
+        d->win = k;
+    d->win_last = k;
+    d->win_bytes += k->frames.len;
+    while (d->win && d->win_bytes > REPL_WINDOW) {
+        k = d->win;
+        d->win = k->next;
+        if (!d->win)
+            d->win_last = NULL;
+        d->win_bytes -= k->frames.len;
+        d->win_base = k->seq;
+        buf_fini(&k->frames);
+        free(k);
+    }
+}
+
+static void
+window_free(struct lead *d)
+{
+    while (d->win) {
+        struct chunk *k = d->win;
+
+        d->win = k->next;
+        buf_fini(&k->frames);
+        free(k);
+    }
+    d->win_last = NULL;
+    d->win_bytes = 0;
+}
+
+/* Whether the window holds everything after pos: pos is within it and
+ * no cut began before pos and ended after it (a copy there holds part
+ * of a cut; positions the leader sent never are). */
+static bool
+window_covers(const struct lead *d, uint64_t pos)
+{
+    if (pos < d->win_base || pos > d->cut)
+        return false;
+    for (const struct chunk *k = d->win; k && k->from < pos; k = k->next) {
+        if (k->seq > pos)
+            return false;
+    }
+    return true;
+}
+
+/* The position a mirror's OK offers to resume from (its text, JSON
+ * {"epoch", "position"}), when it is one of this epoch; 0 otherwise.
+ * Anything else in the text (an older mirror's empty one) is none. */
+static uint64_t
+offered_position(const struct lead *d, struct bytes text)
+{
+    json_t *doc = json_loadb((const char *)text.ptr, text.len, 0, NULL);
+    json_t *e = json_object_get(doc, "epoch"),
+           *p = json_object_get(doc, "position");
+    uint64_t pos = 0;
+
+    if (json_is_integer(e) && json_is_integer(p) &&
+        json_integer_value(e) == (json_int_t)d->epoch &&
+        json_integer_value(p) > 0)
+        pos = (uint64_t)json_integer_value(p);
+    json_decref(doc);
+    return pos;
+}
+
+/* The cuts after pos, as the streaming links got them. */
+static size_t
+catch_up(struct link *l, uint64_t pos)
+{
+    size_t n = 0;
+
+    for (const struct chunk *k = l->lead->win; k; k = k->next) {
+        if (k->from < pos)
+            continue;
+        buf_append(&l->out, k->frames.data, k->frames.len);
+        n += k->frames.len;
+    }
+    /* the head, so that a copy already there acks it at once */
+    repl_frame_encode(&l->out, REPL_PING, l->lead->epoch, l->lead->cut,
+                      bytes_of(NULL, 0));
+    return n;
+}
+
+/* OK from the mirror: catch-up or snapshot, then stream. */
 static void
 link_ready(struct link *l)
 {
+    struct lead *d = l->lead;
     char err[512];
+    size_t n;
 
-    /* what the tap holds goes to the links already streaming first: the
-       snapshot is taken at the position after it */
-    lead_cut(l->lead);
-    if (snapshot(l, err, sizeof(err)) != WR_OK) {
-        link_down(l, err);
-        return;
+    /* what the tap holds goes to the links already streaming first (and
+       into the window): the stream starts at the position after it */
+    lead_cut(d);
+    if (l->offered && window_covers(d, l->offered)) {
+        n = catch_up(l, l->offered);
+        d->catch_ups++;
+        l->start = "catch-up";
+        log_info("catching up vhost '%s' (epoch %llu) on node '%s' from "
+                 "position %llu to %llu (%zu bytes)",
+                 d->name, (unsigned long long)d->epoch, l->node,
+                 (unsigned long long)l->offered, (unsigned long long)d->cut, n);
+    } else {
+        if (snapshot(l, err, sizeof(err)) != WR_OK) {
+            link_down(l, err);
+            return;
+        }
+        d->snapshots++;
+        l->start = "snapshot";
+        log_info("replicating vhost '%s' (epoch %llu) to node '%s' from "
+                 "position %llu",
+                 d->name, (unsigned long long)d->epoch, l->node,
+                 (unsigned long long)d->cut);
     }
     l->state = L_STREAMING;
     l->acked = 0;
-    l->synced_at = l->lead->cut;
+    l->synced_at = d->cut;
     l->caught_up_at = 0;
-    sent_push(l, l->lead->cut, ev_now(srv->loop));
-    log_info("replicating vhost '%s' (epoch %llu) to node '%s' from "
-             "position %llu",
-             l->lead->name, (unsigned long long)l->lead->epoch, l->node,
-             (unsigned long long)l->lead->cut);
+    sent_push(l, d->cut, ev_now(srv->loop));
     link_flush(l);
 }
 
@@ -412,6 +548,7 @@ link_handshake(struct link *l)
         link_down(l, msg);
         return;
     }
+    l->offered = offered_position(l->lead, text);
     buf_consume(&l->in, used);
     link_ready(l);
 }
@@ -575,7 +712,7 @@ lead_cut(struct lead *d)
 
     if (!cluster_leads(srv->cluster, d->name))
         return;
-    defs = d->links && defs_refresh(d);
+    defs = defs_refresh(d);
     seq = vhost_repl_cut(d->vh);
     if (!defs && d->tap.len == 0) {
         d->cut = WR_MAX(d->cut, seq);
@@ -601,6 +738,7 @@ lead_cut(struct lead *d)
         sent_push(l, d->cut, ev_now(srv->loop));
         link_flush(l);
     }
+    window_push(d, from, d->cut, &d->frames);
 }
 
 /* ---- the in-sync set (ISR) and the confirm limit
@@ -808,6 +946,7 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
     buf_init(&d->tap);
     buf_init(&d->frames);
     d->cut = vhost_repl_cut(vh);
+    d->win_base = d->cut;
     /* nothing new is confirmed until the in-sync set has it */
     d->limit = d->cut;
     vhost_set_repl_limit(vh, d->limit);
@@ -830,6 +969,7 @@ repl_unlead(struct server *s, const char *name)
     DL_DELETE(leads, d);
     buf_fini(&d->tap);
     buf_fini(&d->frames);
+    window_free(d);
     for (size_t i = 0; i < d->nisr; i++)
         free(d->isr[i]);
     free(d->isr);
@@ -891,20 +1031,26 @@ repl_forget(struct server *s, const char *vhost)
         log_warn("copy of deleted vhost '%s': %s", vhost, err);
 }
 
-/* ACK what became durable. */
-static void
-copy_ack(struct copy *c)
+/* ACK what became durable (or, keepalive, the same again: an idle link
+ * or one busy with a long snapshot must not look silent to the leader);
+ * false when the copy was dropped. */
+static bool
+copy_ack(struct copy *c, bool keepalive)
 {
     uint64_t a = mirror_acked(c->m);
     struct mirror_info mi;
 
-    if (a <= c->acked_sent)
-        return;
+    if (a <= c->acked_sent && !keepalive)
+        return true;
     mirror_get_info(c->m, &mi);
-    c->acked_sent = a;
+    c->acked_sent = WR_MAX(a, c->acked_sent);
+    c->last_said = ev_now(srv->loop);
     repl_frame_encode(&c->out, REPL_ACK, mi.epoch, a, bytes_of(NULL, 0));
-    if (write_out(c->fd, &c->out, &c->head, &c->wio) == WR_ERR)
+    if (write_out(c->fd, &c->out, &c->head, &c->wio) == WR_ERR) {
         copy_free(c, strerror(errno));
+        return false;
+    }
+    return true;
 }
 
 /* Frames from the leader; false when the copy was dropped. */
@@ -935,7 +1081,10 @@ copy_frames(struct copy *c)
         return false;
     }
     mirror_flush(c->m);
-    return true;
+    /* a position with nothing new to write (a PING, a copy caught up at
+       once) is durable already: no store wake-up will come to ACK it */
+    mirror_poll(c->m);
+    return copy_ack(c, false);
 }
 
 static void
@@ -1015,8 +1164,9 @@ repl_take(int fd, const char *addr, const struct peer_auth *a,
     struct mirror_config mc = {0};
     struct mirror *m = NULL;
     struct copy *c, *old;
-    char why[600], node[256];
+    char why[600], node[256], offer[128] = "";
     const char *refused = NULL;
+    struct mirror_info mi;
 
     snprintf(node, sizeof(node), "%.*s", BYTES_FMT(a->node));
     if (!vhost || !vhost[0] || epoch <= 0) {
@@ -1041,8 +1191,16 @@ repl_take(int fd, const char *addr, const struct peer_auth *a,
         if (mirror_open(&mc, (uint64_t)epoch, &m, why, sizeof(why)) != WR_OK)
             refused = why;
     }
+    if (!refused) {
+        /* a complete copy of this epoch offers where it stands */
+        mirror_get_info(m, &mi);
+        if (mi.resume)
+            snprintf(offer, sizeof(offer), "{\"epoch\":%llu,\"position\":%llu}",
+                     (unsigned long long)mi.epoch,
+                     (unsigned long long)mi.resume);
+    }
     peer_ok_encode(cluster_secret(srv->cluster), a->client_nonce,
-                   refused ? PEER_REFUSED : PEER_OK, refused ? refused : "",
+                   refused ? PEER_REFUSED : PEER_OK, refused ? refused : offer,
                    out);
     if (refused) {
         log_warn("replication link from node '%s' (%s) refused: %s", node, addr,
@@ -1112,7 +1270,7 @@ repl_poll(struct server *s)
     DL_FOREACH_SAFE(copies, c, tmp)
     {
         mirror_poll(c->m);
-        copy_ack(c);
+        copy_ack(c, false);
     }
 }
 
@@ -1151,6 +1309,8 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     {
         if (now - c->last_heard > REPL_SILENT_S)
             copy_free(c, "the leader was silent for 10 s");
+        else if (now - c->last_said >= REPL_PING_S)
+            copy_ack(c, true);
     }
     loop_pump(srv);
 }
@@ -1227,10 +1387,11 @@ repl_info(void)
 
         DL_FOREACH(d->links, l)
         {
-            json_array_append_new(
-                ms, json_pack("{s:s, s:s, s:I, s:s}", "node", l->node, "state",
-                              state_names[l->state], "acked",
-                              (json_int_t)l->acked, "error", l->why));
+            json_array_append_new(ms, json_pack("{s:s, s:s, s:I, s:s, s:s?}",
+                                                "node", l->node, "state",
+                                                state_names[l->state], "acked",
+                                                (json_int_t)l->acked, "error",
+                                                l->why, "start", l->start));
         }
         json_t *isr = json_array();
 
@@ -1242,6 +1403,13 @@ repl_info(void)
                           (json_int_t)d->cut, "confirmed_up_to",
                           (json_int_t)WR_MIN(d->limit, d->cut), "isr", isr,
                           "confirms_held", d->held_since > 0, "mirrors", ms));
+        /* streams started with a snapshot / from a position (catch-up) */
+        json_t *last = json_array_get(ls, json_array_size(ls) - 1);
+
+        json_object_set_new(last, "snapshots",
+                            json_integer((json_int_t)d->snapshots));
+        json_object_set_new(last, "catch_ups",
+                            json_integer((json_int_t)d->catch_ups));
     }
     DL_FOREACH(copies, c)
     {

@@ -192,10 +192,11 @@ int store_open(const struct store_config *cfg,
  * Seals the head segment (so the next open reads its summary), hands over
  * everything appended, waits for the store thread to write and fdatasync
  * it whatever the policy, joins the thread and frees the store. Pending
- * events are dropped: call store_poll() first if they matter. NULL is a
- * no-op.
+ * events are dropped: call store_poll() first if they matter. Returns
+ * whether everything appended is durable (no failure, no full disk gave
+ * records up); NULL is a no-op that returns false.
  */
-void store_close(struct store *s);
+bool store_close(struct store *s);
 
 /*
  * Appends a MESSAGE record. Fills *id with the new message id and *pos

@@ -1,0 +1,215 @@
+"""Issue 12, catch-up: a mirror that comes back to the same leader gets
+only what follows its position, not a snapshot.
+
+Three Warren nodes on loopback (test/cluster/localcluster.py). A copy
+closed cleanly (a stopped node, a dropped link) remembers the position of
+the leader's epoch its log holds exactly; the leader keeps its recent cuts
+(a window of 64 MiB) and sends a returning mirror the cuts after that
+position. A copy that died with kill -9, or whose position left the
+window, gets a snapshot as before. GET /api/replication counts both
+(leads[].snapshots, leads[].catch_ups; mirrors[].start).
+"""
+
+import json
+import os
+import sys
+import time
+
+import pika
+import pytest
+
+from test_20_mgmt_api import Mgmt
+from wireutil import wait_until
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cluster"))
+import localcluster  # noqa: E402
+from test_31_replication import (  # noqa: E402
+    copy_of, etcd_isr, lead_of, leader_node, leader_node_seen,
+    mirrors_caught_up, pika_conn, repl, replica_dir)
+
+pytestmark = pytest.mark.warren_only
+
+TTL = 4
+PERSISTENT = pika.BasicProperties(delivery_mode=2)
+
+
+@pytest.fixture(scope="module")
+def lc(tmp_path_factory):
+    import conftest
+    if conftest.external_broker() is not None:
+        pytest.skip("needs private Warren nodes")
+    c = localcluster.LocalCluster(
+        nodes=3, workdir=str(tmp_path_factory.mktemp("catchup")), ttl=TTL)
+    try:
+        c.start()
+        assert wait_until(lambda: leader_node(c, "/") is not None, 20)
+        yield c
+    finally:
+        c.close()
+
+
+def counts(leader):
+    d = lead_of(leader, "/")
+    return d["snapshots"], d["catch_ups"]
+
+
+def mirror_start(leader, node):
+    m = next(m for m in lead_of(leader, "/")["mirrors"]
+             if m["node"] == node.name)
+    return m.get("start")
+
+
+def publish(ch, queue, first, n, size=16):
+    for i in range(first, first + n):
+        ch.basic_publish("", queue, b"c%06d" % i + b"x" * size, PERSISTENT)
+
+
+def settle(lc, leader, messages):
+    assert wait_until(lambda: mirrors_caught_up(lc, leader, "/", messages),
+                      30), [repl(n) for n in lc.nodes if n.running()]
+
+
+def test_a_mirror_stopped_cleanly_catches_up_from_its_position(lc):
+    leader = leader_node(lc, "/")
+    conn = pika_conn(leader)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("cu-q", durable=True)
+    publish(ch, "cu-q", 0, 300)
+    settle(lc, leader, 300)
+    mirror = next(n for n in lc.nodes if n is not leader)
+    snaps, catch_ups = counts(leader)
+    assert mirror.stop() == 0
+    with open(os.path.join(replica_dir(mirror, "/"), "state.json")) as f:
+        state = json.load(f)
+    assert state["synced"] and state["position"] > 0, state
+    assert state["epoch"] == lead_of(leader, "/")["epoch"]
+    # the leader keeps serving; what the mirror misses: messages, acks,
+    # a queue and a binding (definitions travel in the same cuts)
+    publish(ch, "cu-q", 300, 200)
+    for _ in range(50):
+        assert ch.basic_get("cu-q", auto_ack=True)[0] is not None
+    ch.queue_declare("cu-q2", durable=True)
+    ch.queue_bind("cu-q2", "amq.fanout")
+    ch.basic_publish("amq.fanout", "", b"fan", PERSISTENT)
+    mark = len(leader.lines)
+    mirror.start()
+    assert leader.wait_for_line(
+        r"catching up vhost '/' \(epoch \d+\) on node '%s' from position "
+        r"%d to \d+" % (mirror.name, state["position"]), 20, mark), \
+        leader.lines[mark:]
+    settle(lc, leader, 451)
+    assert counts(leader) == (snaps, catch_ups + 1)
+    assert mirror_start(leader, mirror) == "catch-up"
+    # the position is good for one open only: it is gone from the file
+    with open(os.path.join(replica_dir(mirror, "/"), "state.json")) as f:
+        assert "position" not in json.load(f)
+    with open(os.path.join(replica_dir(mirror, "/"),
+                           "definitions.json")) as f:
+        defs = json.load(f)
+    assert "cu-q2" in {x["name"] for x in defs["queues"]}
+    assert any(b["destination"] == "cu-q2" for b in defs["bindings"])
+    # back in the in-sync set
+    everyone = sorted(n.name for n in lc.nodes)
+    assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
+                      15)
+    ch.queue_delete("cu-q2")
+    conn.close()
+
+
+def test_a_mirror_killed_gets_a_snapshot(lc):
+    """kill -9 leaves no position: the copy's log may hold part of a cut
+    it never acked, so only a snapshot is safe."""
+    leader = leader_node(lc, "/")
+    conn = pika_conn(leader)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    settle(lc, leader, 450)
+    mirror = next(n for n in lc.nodes if n is not leader)
+    snaps, catch_ups = counts(leader)
+    mirror.kill()
+    publish(ch, "cu-q", 500, 100)
+    mark = len(leader.lines)
+    mirror.start()
+    assert leader.wait_for_line(
+        r"replicating vhost '/' \(epoch \d+\) to node '%s' from position"
+        % mirror.name, 20, mark)
+    settle(lc, leader, 550)
+    assert counts(leader) == (snaps + 1, catch_ups)
+    assert mirror_start(leader, mirror) == "snapshot"
+    conn.close()
+
+
+def test_a_position_older_than_the_window_gets_a_snapshot(lc):
+    """More than the window (64 MiB of frames) went by while the mirror
+    was away: its position is gone from the leader's memory."""
+    leader = leader_node(lc, "/")
+    conn = pika_conn(leader)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    settle(lc, leader, 550)
+    mirror = next(n for n in lc.nodes if n is not leader)
+    snaps, catch_ups = counts(leader)
+    assert mirror.stop() == 0
+    ch.queue_declare("cu-big", durable=True)
+    body = b"b" * (1 << 20)
+    for _ in range(80):  # 80 MiB through the log, gone again after
+        ch.basic_publish("", "cu-big", body, PERSISTENT)
+    ch.queue_purge("cu-big")
+    mark = len(leader.lines)
+    mirror.start()
+    assert leader.wait_for_line(
+        r"replicating vhost '/' \(epoch \d+\) to node '%s' from position"
+        % mirror.name, 20, mark)
+    settle(lc, leader, 550)
+    assert counts(leader) == (snaps + 1, catch_ups)
+    ch.queue_delete("cu-big")
+    conn.close()
+
+
+def test_a_caught_up_copy_takes_over_with_every_confirmed_message(lc):
+    """The proof that catch-up neither lost nor repeated anything: the
+    copy that caught up becomes the leader and holds exactly what was
+    confirmed."""
+    leader = leader_node(lc, "/")
+    conn = pika_conn(leader)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_purge("cu-q")
+    settle(lc, leader, 0)
+    mirrors = [n for n in lc.nodes if n is not leader]
+    # each mirror in turn misses a stretch and catches up
+    publish(ch, "cu-q", 0, 100)
+    for k, m in enumerate(mirrors):
+        snaps, catch_ups = counts(leader)
+        assert m.stop() == 0
+        publish(ch, "cu-q", 100 + 100 * k, 100)
+        for _ in range(10):  # acks travel too
+            assert ch.basic_get("cu-q", auto_ack=True)[0] is not None
+        m.start()
+        settle(lc, leader, 100 * (k + 2) - 10 * (k + 1))
+        assert counts(leader) == (snaps, catch_ups + 1)
+    conn.close()
+    everyone = sorted(n.name for n in lc.nodes)
+    assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
+                      15)
+    want = [b"c%06d" % i + b"x" * 16 for i in range(20, 300)]
+    leader.kill()
+    assert wait_until(lambda: leader_node_seen(mirrors[0], "/") in
+                      {n.name for n in mirrors}, TTL + 10)
+    new = next(n for n in mirrors
+               if n.name == leader_node_seen(mirrors[0], "/"))
+    c2 = pika_conn(new)
+    ch2 = c2.channel()
+    got = []
+    while True:
+        m = ch2.basic_get("cu-q", auto_ack=True)
+        if m[0] is None:
+            break
+        got.append(m[2])
+    assert got == want
+    ch2.queue_delete("cu-q")
+    c2.close()
+    leader.start()
+    assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
+                      30)
