@@ -83,10 +83,11 @@ enum link_state {
     L_HELLO,      /* waiting for the mirror's HELLO */
     L_AUTH,       /* AUTH sent, waiting for OK */
     L_STREAMING,  /* snapshot sent, following the tap */
+    L_SNAPSHOT,   /* sending a snapshot in slices, the tap set aside */
 };
 
-static const char *const state_names[] = {"down", "connecting", "handshake",
-                                          "handshake", "streaming"};
+static const char *const state_names[] = {
+    "down", "connecting", "handshake", "handshake", "streaming", "snapshot"};
 
 struct lead;
 
@@ -117,6 +118,14 @@ struct link {
     bool wanted;          /* still one of the vhost's mirrors */
     uint64_t offered;     /* the position the mirror's OK offered, or 0 */
     const char *start;    /* how the last stream started (management) */
+    /* L_SNAPSHOT: the pairs to send (vhost_repl_gather) as of position
+       snap_at, the next one, and the cuts since, sent once it is done */
+    struct vh_logged *snap;
+    size_t snap_n, snap_i;
+    uint64_t snap_at;
+    size_t snap_moved_at; /* snap_i when positions were last taken again */
+    double snap_began;
+    struct buf backlog;
     struct link *next, *prev;
 };
 
@@ -154,6 +163,7 @@ struct lead {
     size_t win_bytes;
     uint64_t win_base;
     uint64_t snapshots, catch_ups; /* streams started each way */
+    double snap_step_max;          /* longest slice of a snapshot, s */
     struct lead *next, *prev;
 };
 
@@ -242,6 +252,9 @@ link_down(struct link *l, const char *why)
     l->fd = -1;
     buf_fini(&l->in);
     buf_fini(&l->out);
+    buf_fini(&l->backlog);
+    free(l->snap);
+    l->snap = NULL;
     l->head = 0;
     l->nsent = l->sent_head = 0;
     l->state = L_DOWN;
@@ -315,18 +328,15 @@ defs_refresh(struct lead *d)
     return true;
 }
 
-/* The snapshot for a new link, at the lead's current cut. */
-static int
-snapshot(struct link *l, char *err, size_t errlen)
+/* The logged pairs of the lead's vhost as of now: the queues' ready
+ * messages and the unacked deliveries the channels hold. */
+static struct vh_logged *
+snap_gather(struct lead *d, size_t *count)
 {
-    struct lead *d = l->lead;
-    struct vh_logged *extra = NULL;
+    struct vh_logged *extra = NULL, *v;
     size_t n = 0, cap = 0;
     struct conn *c;
-    struct buf recs;
-    int rc;
 
-    /* unacked deliveries are held by the channels */
     DL_FOREACH(srv->conns, c)
     {
         struct channel *ch, *tmp;
@@ -347,21 +357,55 @@ snapshot(struct link *l, char *err, size_t errlen)
             }
         }
     }
-    buf_init(&recs);
-    rc = vhost_repl_snapshot(d->vh, extra, n, &recs, err, errlen);
+    v = vhost_repl_gather(d->vh, extra, n, count);
     free(extra);
-    if (rc == WR_OK) {
-        defs_refresh(d);
-        repl_frame_encode(&l->out, REPL_SNAP, d->epoch, d->cut,
-                          bytes_of(NULL, 0));
-        repl_frame_encode(&l->out, REPL_DEFS, d->epoch, d->cut,
-                          bytes_str(d->defs));
-        repl_encode_recs(&l->out, d->epoch, d->cut, d->cut, buf_bytes(&recs));
-        repl_frame_encode(&l->out, REPL_SYNCED, d->epoch, d->cut,
-                          bytes_of(NULL, 0));
-    }
-    buf_fini(&recs);
-    return rc;
+    return v;
+}
+
+static void snap_wanted(void);
+
+/* A snapshot for a new link at the lead's current cut: SNAP and DEFS
+ * now, the messages in slices (snap_step), the cuts made meanwhile held
+ * in the link's backlog until SYNCED. */
+static void
+snap_begin(struct link *l)
+{
+    struct lead *d = l->lead;
+
+    l->snap = snap_gather(d, &l->snap_n);
+    l->snap_i = 0;
+    l->snap_at = d->cut;
+    l->snap_moved_at = SIZE_MAX;
+    l->snap_began = ev_time();
+    buf_init(&l->backlog);
+    defs_refresh(d);
+    repl_frame_encode(&l->out, REPL_SNAP, d->epoch, d->cut, bytes_of(NULL, 0));
+    repl_frame_encode(&l->out, REPL_DEFS, d->epoch, d->cut, bytes_str(d->defs));
+    l->state = L_SNAPSHOT;
+    snap_wanted();
+}
+
+/* The snapshot is complete: SYNCED, the cuts held back, and the link
+ * follows the tap. */
+static void
+snap_end(struct link *l)
+{
+    struct lead *d = l->lead;
+
+    repl_frame_encode(&l->out, REPL_SYNCED, d->epoch, l->snap_at,
+                      bytes_of(NULL, 0));
+    buf_append(&l->out, l->backlog.data, l->backlog.len);
+    buf_fini(&l->backlog);
+    free(l->snap);
+    l->snap = NULL;
+    l->state = L_STREAMING;
+    l->synced_at = d->cut;
+    sent_push(l, d->cut, ev_now(srv->loop));
+    log_info("snapshot of vhost '%s' (epoch %llu) to node '%s': %zu "
+             "messages at position %llu in %.3f s; following from %llu",
+             d->name, (unsigned long long)d->epoch, l->node, l->snap_n,
+             (unsigned long long)l->snap_at, ev_time() - l->snap_began,
+             (unsigned long long)d->cut);
 }
 
 static void lead_cut(struct lead *d);
@@ -466,7 +510,6 @@ static void
 link_ready(struct link *l)
 {
     struct lead *d = l->lead;
-    char err[512];
     size_t n;
 
     /* what the tap holds goes to the links already streaming first (and
@@ -481,10 +524,6 @@ link_ready(struct link *l)
                  d->name, (unsigned long long)d->epoch, l->node,
                  (unsigned long long)l->offered, (unsigned long long)d->cut, n);
     } else {
-        if (snapshot(l, err, sizeof(err)) != WR_OK) {
-            link_down(l, err);
-            return;
-        }
         d->snapshots++;
         l->start = "snapshot";
         log_info("replicating vhost '%s' (epoch %llu) to node '%s' from "
@@ -492,11 +531,15 @@ link_ready(struct link *l)
                  d->name, (unsigned long long)d->epoch, l->node,
                  (unsigned long long)d->cut);
     }
-    l->state = L_STREAMING;
     l->acked = 0;
-    l->synced_at = d->cut;
     l->caught_up_at = 0;
-    sent_push(l, d->cut, ev_now(srv->loop));
+    if (l->start[0] == 's') {
+        snap_begin(l);
+    } else {
+        l->state = L_STREAMING;
+        l->synced_at = d->cut;
+        sent_push(l, d->cut, ev_now(srv->loop));
+    }
     link_flush(l);
 }
 
@@ -599,7 +642,7 @@ link_readable(struct link *l)
     l->last_heard = ev_now(srv->loop);
     if (l->state == L_HELLO || l->state == L_AUTH)
         link_handshake(l);
-    else if (l->state == L_STREAMING)
+    else if (l->state == L_STREAMING || l->state == L_SNAPSHOT)
         link_acks(l);
 }
 
@@ -728,6 +771,12 @@ lead_cut(struct lead *d)
     d->cut = WR_MAX(d->cut, seq);
     DL_FOREACH_SAFE(d->links, l, tmp)
     {
+        if (l->state == L_SNAPSHOT && l->backlog.len > REPL_OUT_MAX) {
+            link_down(l, "the mirror is too far behind (snapshot)");
+            continue;
+        }
+        if (l->state == L_SNAPSHOT)
+            buf_append(&l->backlog, d->frames.data, d->frames.len);
         if (l->state != L_STREAMING)
             continue;
         if (l->out.len - l->head > REPL_OUT_MAX) {
@@ -739,6 +788,103 @@ lead_cut(struct lead *d)
         link_flush(l);
     }
     window_push(d, from, d->cut, &d->frames);
+}
+
+/* ---- snapshots in slices
+ *
+ * A snapshot is read from the log a slice at a time, before the loop
+ * waits for events (ev_prepare), never while the link already holds
+ * REPL_SNAP_OUT unsent: publishers and consumers are served between
+ * slices, and a slow mirror slows its snapshot, not the loop. An ev_idle
+ * keeps the loop from blocking while a slice can go. The cuts made
+ * meanwhile wait in the link's backlog (bounded like a slow mirror's
+ * output: REPL_OUT_MAX), then follow SYNCED. */
+
+#define REPL_SNAP_SLICE (1u << 20)
+#define REPL_SNAP_OUT   (8u << 20)
+
+static ev_prepare snap_prep;
+static ev_idle snap_idle;
+
+static void
+snap_step(struct link *l)
+{
+    struct lead *d = l->lead;
+    double t0 = ev_time();
+    struct buf recs;
+    size_t nnow;
+    struct vh_logged *now;
+    char err[512];
+    int rc;
+
+    buf_init(&recs);
+    rc = vhost_repl_slice(d->vh, l->snap, l->snap_n, &l->snap_i,
+                          REPL_SNAP_SLICE, &recs, err, sizeof(err));
+    repl_encode_recs(&l->out, d->epoch, l->snap_at, l->snap_at,
+                     buf_bytes(&recs));
+    buf_fini(&recs);
+    if (rc == WR_AGAIN && l->snap_moved_at != l->snap_i) {
+        /* compaction moved a record since the list was made */
+        now = snap_gather(d, &nnow);
+        vhost_repl_regather(l->snap, l->snap_n, l->snap_i, now, nnow);
+        free(now);
+        l->snap_moved_at = l->snap_i;
+    } else if (rc != WR_OK) {
+        link_down(l, rc == WR_ERR ? err
+                                  : "snapshot: a live message's record is "
+                                    "gone from the log");
+        return;
+    }
+    d->snap_step_max = WR_MAX(d->snap_step_max, ev_time() - t0);
+    if (l->snap_i == l->snap_n)
+        snap_end(l);
+    link_flush(l);
+}
+
+static void
+snap_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct lead *d;
+    struct link *l, *tmp;
+    bool any = false, more = false;
+
+    (void)w;
+    (void)revents;
+    DL_FOREACH(leads, d)
+    {
+        DL_FOREACH_SAFE(d->links, l, tmp)
+        {
+            if (l->state != L_SNAPSHOT)
+                continue;
+            if (l->out.len - l->head < REPL_SNAP_OUT)
+                snap_step(l);
+            any = any || l->state == L_SNAPSHOT;
+            more = more || (l->state == L_SNAPSHOT &&
+                            l->out.len - l->head < REPL_SNAP_OUT);
+        }
+    }
+    if (!any)
+        ev_prepare_stop(loop, &snap_prep);
+    if (more)
+        ev_idle_start(loop, &snap_idle);
+    else
+        ev_idle_stop(loop, &snap_idle);
+}
+
+static void
+snap_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    /* nothing: its being active keeps the loop from blocking */
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
+static void
+snap_wanted(void)
+{
+    ev_prepare_start(srv->loop, &snap_prep);
+    ev_idle_start(srv->loop, &snap_idle);
 }
 
 /* ---- the in-sync set (ISR) and the confirm limit
@@ -1299,7 +1445,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
                 repl_frame_encode(&l->out, REPL_PING, d->epoch, d->cut,
                                   bytes_of(NULL, 0));
                 link_flush(l);
-            } else if (l->state != L_STREAMING &&
+            } else if (l->state != L_STREAMING && l->state != L_SNAPSHOT &&
                        now - l->last_heard > REPL_HANDSHAKE_S) {
                 link_down(l, "no handshake within 5 s");
             }
@@ -1320,6 +1466,8 @@ repl_init(struct server *s)
 {
     ev_timer_init(&tick, tick_cb, REPL_TICK_S, REPL_TICK_S);
     ev_timer_start(s->loop, &tick);
+    ev_prepare_init(&snap_prep, snap_prep_cb);
+    ev_idle_init(&snap_idle, snap_idle_cb);
     inited = true;
 }
 
@@ -1333,6 +1481,8 @@ repl_fini(struct server *s)
     while (copies)
         copy_free(copies, NULL);
     ev_timer_stop(s->loop, &tick);
+    ev_prepare_stop(s->loop, &snap_prep);
+    ev_idle_stop(s->loop, &snap_idle);
     inited = false;
 }
 
@@ -1410,6 +1560,8 @@ repl_info(void)
                             json_integer((json_int_t)d->snapshots));
         json_object_set_new(last, "catch_ups",
                             json_integer((json_int_t)d->catch_ups));
+        json_object_set_new(last, "snapshot_slice_max_ms",
+                            json_real(d->snap_step_max * 1e3));
     }
     DL_FOREACH(copies, c)
     {

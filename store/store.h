@@ -268,6 +268,12 @@ void store_poll(struct store *s, const struct store_events *ev, void *ctx);
  */
 int store_read_msg(struct store *s, uint64_t pos, struct buf *out,
                    struct bytes *meta, struct bytes *body);
+/* store_read_msg of a message at pos found while the log goes on:
+ * WR_AGAIN (nothing logged) when the segment pos names is gone, because
+ * the message was acked or compaction moved it (replication snapshots,
+ * vhost_repl_slice). */
+int store_read_msg_live(struct store *s, uint64_t pos, struct buf *out,
+                        struct bytes *meta, struct bytes *body);
 
 /* The 64-bit queue id of a vhost-local queue name (XXH3_64bits). */
 uint64_t store_qid(struct bytes queue_name);
