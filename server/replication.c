@@ -21,7 +21,7 @@
  *   - Catch-up from a position: the mirror's OK may carry {"epoch",
  *     "position"}, a complete copy of this epoch up to that position
  *     (cluster/mirror.c keeps it across a link blip or a clean restart).
- *     The leader keeps the framed cuts of the last REPL_WINDOW bytes
+ *     The leader keeps the framed cuts of the last catchup_window bytes
  *     (struct chunk); a position inside that window gets the cuts after
  *     it, byte for byte as the streaming links got them, and no
  *     snapshot. Anything else (another epoch, older than the window, no
@@ -66,8 +66,6 @@
 #define REPL_RETRY_MS    1000u
 #define REPL_READ        (256u << 10)
 #define REPL_OUT_MAX     (512ull << 20) /* a mirror this far behind: drop */
-/* Recent cuts kept for catch-up, bytes of frames. */
-#define REPL_WINDOW (64u << 20)
 /* A mirror that has not caught up with the leader's position of this
  * long ago leaves the in-sync set (issue 12's replication_timeout). */
 #define REPL_TIMEOUT_S 3.0
@@ -427,7 +425,7 @@ window_push(struct lead *d, uint64_t from, uint64_t seq, struct buf *frames)
         d->win = k;
     d->win_last = k;
     d->win_bytes += k->frames.len;
-    while (d->win && d->win_bytes > REPL_WINDOW) {
+    while (d->win && d->win_bytes > srv->cfg->catchup_window) {
         k = d->win;
         d->win = k->next;
         if (!d->win)
