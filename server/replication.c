@@ -122,6 +122,7 @@ struct link {
     size_t snap_n, snap_i;
     uint64_t snap_at;
     size_t snap_moved_at; /* snap_i when positions were last taken again */
+    double snap_next;     /* ev_time before which no slice (its share) */
     double snap_began;
     struct buf backlog;
     struct link *next, *prev;
@@ -369,11 +370,15 @@ static void
 snap_begin(struct link *l)
 {
     struct lead *d = l->lead;
+    double t0 = ev_time();
 
     l->snap = snap_gather(d, &l->snap_n);
+    /* listing the pairs is loop time too (about 0.1 s per million) */
+    d->snap_step_max = WR_MAX(d->snap_step_max, ev_time() - t0);
     l->snap_i = 0;
     l->snap_at = d->cut;
     l->snap_moved_at = SIZE_MAX;
+    l->snap_next = 0;
     l->snap_began = ev_time();
     buf_init(&l->backlog);
     defs_refresh(d);
@@ -793,13 +798,22 @@ lead_cut(struct lead *d)
  * A snapshot is read from the log a slice at a time, before the loop
  * waits for events (ev_prepare), never while the link already holds
  * REPL_SNAP_OUT unsent: publishers and consumers are served between
- * slices, and a slow mirror slows its snapshot, not the loop. An ev_idle
- * keeps the loop from blocking while a slice can go. The cuts made
- * meanwhile wait in the link's backlog (bounded like a slow mirror's
- * output: REPL_OUT_MAX), then follow SYNCED. */
+ * slices, and a slow mirror slows its snapshot, not the loop. A slice is
+ * at most 1 MiB and 1,000 messages (a few ms), and slices take at most
+ * REPL_SNAP_SHARE of the loop's time while it has other work: the
+ * leader's clients keep most of it (issue 12: >= 80% throughput during
+ * a catch-up). When the loop has nothing else to do (its lowest-priority
+ * ev_idle ran), the next slice goes at once; that ev_idle also keeps the
+ * loop from blocking while a slice can go. The cuts made meanwhile wait
+ * in the link's backlog (bounded like a slow mirror's output:
+ * REPL_OUT_MAX), then follow SYNCED. */
 
 #define REPL_SNAP_SLICE (1u << 20)
+#define REPL_SNAP_MSGS  1000u
 #define REPL_SNAP_OUT   (8u << 20)
+#define REPL_SNAP_SHARE 0.2
+
+static bool snap_loop_idle; /* the ev_idle ran since the last prepare */
 
 static ev_prepare snap_prep;
 static ev_idle snap_idle;
@@ -808,7 +822,7 @@ static void
 snap_step(struct link *l)
 {
     struct lead *d = l->lead;
-    double t0 = ev_time();
+    double t0 = ev_time(), took;
     struct buf recs;
     size_t nnow;
     struct vh_logged *now;
@@ -816,8 +830,9 @@ snap_step(struct link *l)
     int rc;
 
     buf_init(&recs);
-    rc = vhost_repl_slice(d->vh, l->snap, l->snap_n, &l->snap_i,
-                          REPL_SNAP_SLICE, &recs, err, sizeof(err));
+    rc =
+        vhost_repl_slice(d->vh, l->snap, l->snap_n, &l->snap_i, REPL_SNAP_SLICE,
+                         REPL_SNAP_MSGS, &recs, err, sizeof(err));
     repl_encode_recs(&l->out, d->epoch, l->snap_at, l->snap_at,
                      buf_bytes(&recs));
     buf_fini(&recs);
@@ -833,7 +848,9 @@ snap_step(struct link *l)
                                     "gone from the log");
         return;
     }
-    d->snap_step_max = WR_MAX(d->snap_step_max, ev_time() - t0);
+    took = ev_time() - t0;
+    d->snap_step_max = WR_MAX(d->snap_step_max, took);
+    l->snap_next = t0 + took / REPL_SNAP_SHARE;
     if (l->snap_i == l->snap_n)
         snap_end(l);
     link_flush(l);
@@ -844,17 +861,19 @@ snap_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     struct lead *d;
     struct link *l, *tmp;
-    bool any = false, more = false;
+    bool any = false, more = false, idle = snap_loop_idle;
 
     (void)w;
     (void)revents;
+    snap_loop_idle = false;
     DL_FOREACH(leads, d)
     {
         DL_FOREACH_SAFE(d->links, l, tmp)
         {
             if (l->state != L_SNAPSHOT)
                 continue;
-            if (l->out.len - l->head < REPL_SNAP_OUT)
+            if (l->out.len - l->head < REPL_SNAP_OUT &&
+                (idle || ev_time() >= l->snap_next))
                 snap_step(l);
             any = any || l->state == L_SNAPSHOT;
             more = more || (l->state == L_SNAPSHOT &&
@@ -872,10 +891,12 @@ snap_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 static void
 snap_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
-    /* nothing: its being active keeps the loop from blocking */
+    /* at the lowest priority it runs only when nothing else is pending;
+       its being active keeps the loop from blocking */
     (void)loop;
     (void)w;
     (void)revents;
+    snap_loop_idle = true;
 }
 
 static void
@@ -1466,6 +1487,7 @@ repl_init(struct server *s)
     ev_timer_start(s->loop, &tick);
     ev_prepare_init(&snap_prep, snap_prep_cb);
     ev_idle_init(&snap_idle, snap_idle_cb);
+    ev_set_priority(&snap_idle, EV_MINPRI);
     inited = true;
 }
 

@@ -114,14 +114,16 @@ vhost_repl_regather(struct vh_logged *v, size_t count, size_t i,
 
 int
 vhost_repl_slice(struct vhost *vh, struct vh_logged *v, size_t count, size_t *i,
-                 size_t budget, struct buf *out, char *err, size_t errlen)
+                 size_t budget, size_t max_msgs, struct buf *out, char *err,
+                 size_t errlen)
 {
-    size_t start = out->len, cap = 0;
+    size_t start = out->len, cap = 0, msgs = 0;
     uint64_t *qids = NULL;
     struct bytes meta, body;
     int rc = WR_OK;
 
-    while (*i < count && out->len - start < budget && rc == WR_OK) {
+    while (*i < count && out->len - start < budget && msgs++ < max_msgs &&
+           rc == WR_OK) {
         size_t j = *i, at = *i;
         uint32_t nq = 0;
 

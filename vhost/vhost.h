@@ -284,7 +284,8 @@ bool vhost_entry_logged(const struct queue *q, struct qentry e,
  * vhost_repl_gather lists the logged pairs as of now (ready ones and
  * extra), sorted by message id then queue; *count says how many (free
  * the array). vhost_repl_slice appends the records of the
- * messages from v[*i] on, about budget bytes of them, and advances *i:
+ * messages from v[*i] on, about budget bytes of them and at most
+ * max_msgs messages, and advances *i:
  *   WR_OK     done up to *i (== count: the snapshot is complete)
  *   WR_AGAIN  a message's record has moved since the list was made
  *             (compaction): vhost_repl_regather, then call again
@@ -298,8 +299,8 @@ struct vh_logged *vhost_repl_gather(struct vhost *vh,
                                     const struct vh_logged *extra, size_t n,
                                     size_t *count);
 int vhost_repl_slice(struct vhost *vh, struct vh_logged *v, size_t count,
-                     size_t *i, size_t budget, struct buf *out, char *err,
-                     size_t errlen);
+                     size_t *i, size_t budget, size_t max_msgs, struct buf *out,
+                     char *err, size_t errlen);
 void vhost_repl_regather(struct vh_logged *v, size_t count, size_t i,
                          const struct vh_logged *now, size_t nnow);
 

@@ -167,6 +167,52 @@ def test_a_position_older_than_the_window_gets_a_snapshot(lc):
     conn.close()
 
 
+def test_a_big_snapshot_goes_in_slices_while_publishers_carry_on(lc):
+    """64 MiB of live messages to a mirror that lost its copy's position:
+    the snapshot is read a slice per loop iteration, publishes are
+    confirmed meanwhile (the other mirror keeps the in-sync set), acks of
+    messages not yet shipped are honoured, and the copy ends up exact."""
+    leader = leader_node(lc, "/")
+    conn = pika_conn(leader)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_purge("cu-q")
+    ch.queue_declare("cu-snap", durable=True)
+    body = b"s" * (64 << 10)
+    for i in range(1024):
+        ch.basic_publish("", "cu-snap", b"%06d" % i + body, PERSISTENT)
+    settle(lc, leader, 1024)
+    mirror = next(n for n in lc.nodes if n is not leader)
+    mirror.kill()
+    mark = len(leader.lines)
+    mirror.start()
+    assert leader.wait_for_line(
+        r"replicating vhost '/' \(epoch \d+\) to node '%s' from position"
+        % mirror.name, 20, mark)
+    # while it goes: publish (confirmed) and consume (acked) some
+    during = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ch.basic_publish("", "cu-snap", b"late%06d" % during, PERSISTENT)
+        during += 1
+        if during <= 100:
+            m = ch.basic_get("cu-snap", auto_ack=False)
+            ch.basic_ack(m[0].delivery_tag)
+        if leader.wait_for_line(r"snapshot of vhost '/' .* to node '%s'"
+                                % mirror.name, 0, mark) and during >= 100:
+            break
+    line = leader.wait_for_line(
+        r"snapshot of vhost '/' \(epoch \d+\) to node '%s': (\d+) "
+        r"messages" % mirror.name, 30, mark)
+    assert line, leader.lines[mark:]
+    settle(lc, leader, 1024 + during - 100)
+    d = lead_of(leader, "/")
+    # slices of 1 MiB: the loop never spent long on the snapshot at once
+    assert d["snapshot_slice_max_ms"] < 500, d
+    ch.queue_delete("cu-snap")
+    conn.close()
+
+
 def test_a_caught_up_copy_takes_over_with_every_confirmed_message(lc):
     """The proof that catch-up neither lost nor repeated anything: the
     copy that caught up becomes the leader and holds exactly what was
