@@ -93,8 +93,14 @@ vhost_repl_gather(struct vhost *vh, const struct vh_logged *extra, size_t n,
                   size_t *count)
 {
     struct vh_logged *v = collect(vh, extra, n, count);
+    size_t k = 1;
 
-    qsort(v, *count, sizeof(*v), cmp_logged);
+    /* one queue in publish order is sorted already: a million pairs take
+       a pass instead of a sort */
+    while (k < *count && cmp_logged(&v[k - 1], &v[k]) <= 0)
+        k++;
+    if (k < *count)
+        qsort(v, *count, sizeof(*v), cmp_logged);
     return v;
 }
 
