@@ -18,7 +18,9 @@ throughput, 1 KiB persistent, confirms, manual ack, 8 s):
      from its position;
   4. kill -9 of the leader: from the kill to the new leader's first
      delivery of the backlog, and on the new leader from taking over its
-     copy to serving the vhost (log timestamps).
+     copy to serving the vhost (log timestamps);
+  5. the old leader restarted: how long until it is an in-sync mirror of
+     the new one (a snapshot: its copy is of an older epoch).
 """
 import argparse
 import base64
@@ -235,6 +237,18 @@ def main():
                   (first or float("nan")) - t_kill,
                   "%.3f" % (stamp(served) - won) if served and won else "?",
                   "%.3f" % (first - won) if first and won else "?"))
+
+        # 5. the old leader returns: its log is of an older epoch, so its
+        # copy is rebuilt from a snapshot (what it alone had is dropped)
+        mark = len(new.lines)
+        t0 = time.monotonic()
+        leader.start()
+        ok = wait(lambda: in_sync(new, leader), 300, 0.1)
+        line = new.wait_for_line(r"snapshot of vhost '/' .* to node '%s'"
+                                 % re.escape(leader.name), 1, mark)
+        print("the old leader back: in sync after %.1f s (%s); %s" % (
+            time.monotonic() - t0, ok,
+            line.split("[info] ")[-1] if line else "no snapshot"))
 
 
 if __name__ == "__main__":
