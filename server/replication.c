@@ -14,7 +14,8 @@
  *     refuses an older one (fencing), and refuses a vhost it leads.
  *   - A new link starts with a snapshot at the leader's current
  *     position P (SNAP, DEFS, the live persistent messages of the durable
- *     queues as RECS, SYNCED), built at once on the loop; from then on
+ *     queues as RECS, SYNCED), read in slices between the loop's other
+ *     work (see "snapshots in slices" below); from then on
  *     the link gets the leader's tap: the store's encoded MSG/ACK/QDEL
  *     payloads, cut once per loop pass (the same bytes to every mirror;
  *     a message routed to N queues is one record).
@@ -38,10 +39,10 @@
  *   - PING every REPL_PING_S with the leader's head keeps a quiet link
  *     current; a side silent for REPL_SILENT_S drops the link.
  *
- * Not done yet (issue 12's later steps): confirms do not wait for the
- * mirrors (no ISR in etcd, no min_isr), no failover to a mirror's copy,
- * no truncation/catch-up from a position (every reconnect re-snapshots),
- * snapshots are built in one go on the loop (a large vhost pauses it).
+ * Not done yet: catch-up of a copy of an older epoch (a returning old
+ * leader, a mirror of the previous one: a snapshot, never a truncation
+ * in place) or from beyond the window (the leader does not read its own
+ * log back for it).
  */
 #include "server/channel.h"
 #include "server/conn.h"
@@ -405,7 +406,7 @@ snap_end(struct link *l)
     l->synced_at = d->cut;
     sent_push(l, d->cut, ev_now(srv->loop));
     log_info("snapshot of vhost '%s' (epoch %llu) to node '%s': %zu "
-             "messages at position %llu in %.3f s; following from %llu",
+             "queue entries at position %llu in %.3f s; following from %llu",
              d->name, (unsigned long long)d->epoch, l->node, l->snap_n,
              (unsigned long long)l->snap_at, ev_time() - l->snap_began,
              (unsigned long long)d->cut);

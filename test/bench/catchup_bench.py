@@ -3,7 +3,7 @@
 time a new leader takes to serve a backlog (issue 12).
 
     /usr/bin/python3 test/bench/catchup_bench.py [--size B] [--fill-mb M]
-        [--build DIR]
+        [--build DIR] [--window SIZE]
 
 3 nodes and one etcd on loopback (test/cluster/localcluster.py), fsync =
 always. Fills "/" with M MiB of persistent messages of B bytes (default
@@ -143,10 +143,15 @@ def main():
     ap.add_argument("--size", type=int, default=65536)
     ap.add_argument("--fill-mb", type=int, default=1024)
     ap.add_argument("--build", default=os.path.join(REPO, "build"))
+    ap.add_argument("--window", default=None,
+                    help="replication.catchup_window (default: Warren's)")
     a = ap.parse_args()
     warren = os.path.join(a.build, "server", "warren")
+    conf = {"fsync": "always"}
+    if a.window:
+        conf["replication.catchup_window"] = a.window
     with localcluster.LocalCluster(nodes=3, ttl=4, warren=warren,
-                                   extra_conf={"fsync": "always"}) as lc:
+                                   extra_conf=conf) as lc:
         assert wait(lambda: leader_of(lc) is not None, 20)
         leader = leader_of(lc)
         mirrors = [n for n in lc.nodes if n is not leader]

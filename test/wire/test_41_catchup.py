@@ -203,7 +203,7 @@ def test_a_big_snapshot_goes_in_slices_while_publishers_carry_on(lc):
             break
     line = leader.wait_for_line(
         r"snapshot of vhost '/' \(epoch \d+\) to node '%s': (\d+) "
-        r"messages" % mirror.name, 30, mark)
+        r"queue entries" % mirror.name, 30, mark)
     assert line, leader.lines[mark:]
     settle(lc, leader, 1024 + during - 100)
     d = lead_of(leader, "/")
