@@ -12,6 +12,7 @@ window, gets a snapshot as before. GET /api/replication counts both
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -257,5 +258,87 @@ def test_a_caught_up_copy_takes_over_with_every_confirmed_message(lc):
     ch2.queue_delete("cu-q")
     c2.close()
     leader.start()
+    assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
+                      30)
+
+
+def drain(node, queue):
+    c = pika_conn(node)
+    ch = c.channel()
+    out = []
+    while True:
+        m = ch.basic_get(queue, auto_ack=True)
+        if m[0] is None:
+            break
+        out.append(m[2])
+    c.close()
+    return out
+
+
+def test_a_diverged_old_leader_comes_back_without_what_it_alone_had(lc):
+    """KIP-101's case: the leader logs records no mirror got (both
+    paused, their links backed up), then dies. A mirror takes over
+    without them; the old leader returns as a mirror whose copy is
+    rebuilt from the new leader (a snapshot: its log is of an older
+    epoch), and the records it alone had never reappear, even after one
+    more failover."""
+    leader = leader_node(lc, "/")
+    mirrors = [n for n in lc.nodes if n is not leader]
+    everyone = sorted(n.name for n in lc.nodes)
+    assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
+                      20)
+    conn = pika_conn(leader)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("cu-div", durable=True)
+    for i in range(10):
+        ch.basic_publish("", "cu-div", b"a%d" % i, PERSISTENT)
+    for m in mirrors:
+        m.signal(signal.SIGSTOP)
+    try:
+        # unconfirmed: 40 MiB backs the links up (more than the socket
+        # buffers hold), so what follows stays on the leader alone
+        ch2 = conn.channel()
+        filler = b"f" * (1 << 20)
+        for _ in range(40):
+            ch2.basic_publish("", "cu-div", filler, PERSISTENT)
+        ch2.basic_publish("", "cu-div", b"only-on-the-old-leader",
+                          PERSISTENT)
+        api = Mgmt(leader.mgmt_port)
+        assert wait_until(lambda: api.get("/api/queues/%2F/cu-div").json.get(
+            "messages") == 51, 2)
+        leader.kill()
+    finally:
+        for m in mirrors:
+            m.signal(signal.SIGCONT)
+    assert wait_until(lambda: leader_node_seen(mirrors[0], "/") in
+                      {n.name for n in mirrors}, TTL + 10)
+    new = next(n for n in mirrors
+               if n.name == leader_node_seen(mirrors[0], "/"))
+    other = next(n for n in mirrors if n is not new)
+    got = drain(new, "cu-div")
+    assert got[:10] == [b"a%d" % i for i in range(10)]  # confirmed: kept
+    assert b"only-on-the-old-leader" not in got
+    assert all(b == filler for b in got[10:])
+    # what is left for the old leader to bring back: a marker
+    c = pika_conn(new)
+    ch = c.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("", "cu-div", b"after", PERSISTENT)
+    c.close()
+    leader.start()
+    assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
+                      30), repl(new)
+    assert wait_until(lambda: (copy_of(leader, "/") or {}).get("messages")
+                      == 1, 10), repl(leader)
+    # one more failover: the old leader or the other mirror, whichever
+    # wins, serves the new leader's state, never the old leader's own
+    new.kill()
+    assert wait_until(lambda: leader_node_seen(leader, "/") in
+                      {leader.name, other.name}, TTL + 10)
+    final = next(n for n in (leader, other)
+                 if n.name == leader_node_seen(leader, "/"))
+    assert drain(final, "cu-div") == [b"after"]
+    new.start()
     assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
                       30)
