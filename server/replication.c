@@ -807,7 +807,9 @@ lead_cut(struct lead *d)
  * ev_idle ran), the next slice goes at once; that ev_idle also keeps the
  * loop from blocking while a slice can go. The cuts made meanwhile wait
  * in the link's backlog (bounded like a slow mirror's output:
- * REPL_OUT_MAX), then follow SYNCED. */
+ * REPL_OUT_MAX), then follow SYNCED; once the backlog passes a quarter
+ * of that bound the share no longer holds, so that a busy leader's
+ * snapshot ends rather than starting over. */
 
 #define REPL_SNAP_SLICE (1u << 20)
 #define REPL_SNAP_MSGS  1000u
@@ -873,8 +875,11 @@ snap_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
         {
             if (l->state != L_SNAPSHOT)
                 continue;
+            /* a backlog a quarter of the way to the limit would end the
+               snapshot for nothing: it takes all the time it needs */
             if (l->out.len - l->head < REPL_SNAP_OUT &&
-                (idle || ev_time() >= l->snap_next))
+                (idle || ev_time() >= l->snap_next ||
+                 l->backlog.len > REPL_OUT_MAX / 4))
                 snap_step(l);
             any = any || l->state == L_SNAPSHOT;
             more = more || (l->state == L_SNAPSHOT &&
