@@ -24,7 +24,8 @@
  *     (cluster/mirror.c keeps it across a link blip or a clean restart).
  *     The leader keeps the framed cuts of the last catchup_window bytes
  *     (struct chunk); a position inside that window gets the cuts after
- *     it, byte for byte as the streaming links got them, and no
+ *     it, byte for byte as the streaming links got them, fed while the
+ *     link holds under REPL_SNAP_OUT unsent (L_CATCHUP), and no
  *     snapshot. Anything else (another epoch, older than the window, no
  *     position) gets a snapshot. Mirrors that never send a position and
  *     leaders that ignore it still work: the OK's text was free before.
@@ -67,6 +68,8 @@
 #define REPL_RETRY_MS    1000u
 #define REPL_READ        (256u << 10)
 #define REPL_OUT_MAX     (512ull << 20) /* a mirror this far behind: drop */
+/* A snapshot or a catch-up adds to a link holding less than this. */
+#define REPL_SNAP_OUT (8u << 20)
 /* A mirror that has not caught up with the leader's position of this
  * long ago leaves the in-sync set (issue 12's replication_timeout). */
 #define REPL_TIMEOUT_S 3.0
@@ -83,10 +86,12 @@ enum link_state {
     L_AUTH,       /* AUTH sent, waiting for OK */
     L_STREAMING,  /* snapshot sent, following the tap */
     L_SNAPSHOT,   /* sending a snapshot in slices, the tap set aside */
+    L_CATCHUP,    /* sending the window's cuts from feed on */
 };
 
 static const char *const state_names[] = {
-    "down", "connecting", "handshake", "handshake", "streaming", "snapshot"};
+    "down",      "connecting", "handshake", "handshake",
+    "streaming", "snapshot",   "catch-up"};
 
 struct lead;
 
@@ -126,6 +131,7 @@ struct link {
     double snap_next;     /* ev_time before which no slice (its share) */
     double snap_began;
     struct buf backlog;
+    struct chunk *feed; /* L_CATCHUP: the next cut of the window to send */
     struct link *next, *prev;
 };
 
@@ -255,6 +261,7 @@ link_down(struct link *l, const char *why)
     buf_fini(&l->backlog);
     free(l->snap);
     l->snap = NULL;
+    l->feed = NULL;
     l->head = 0;
     l->nsent = l->sent_head = 0;
     l->state = L_DOWN;
@@ -432,7 +439,14 @@ window_push(struct lead *d, uint64_t from, uint64_t seq, struct buf *frames)
     d->win_last = k;
     d->win_bytes += k->frames.len;
     while (d->win && d->win_bytes > srv->cfg->catchup_window) {
+        struct link *l, *tmp;
+
         k = d->win;
+        DL_FOREACH_SAFE(d->links, l, tmp)
+        {
+            if (l->state == L_CATCHUP && l->feed == k)
+                link_down(l, "the mirror fell out of the catch-up window");
+        }
         d->win = k->next;
         if (!d->win)
             d->win_last = NULL;
@@ -491,22 +505,43 @@ offered_position(const struct lead *d, struct bytes text)
     return pos;
 }
 
-/* The cuts after pos, as the streaming links got them. */
+/* The cuts after pos, as the streaming links got them: fed from the
+ * window a few MiB at a time (catch_feed), not copied at once; the bytes
+ * to send. */
 static size_t
 catch_up(struct link *l, uint64_t pos)
 {
     size_t n = 0;
 
-    for (const struct chunk *k = l->lead->win; k; k = k->next) {
+    l->feed = NULL;
+    for (struct chunk *k = l->lead->win; k; k = k->next) {
         if (k->from < pos)
             continue;
-        buf_append(&l->out, k->frames.data, k->frames.len);
+        if (!l->feed)
+            l->feed = k;
         n += k->frames.len;
     }
-    /* the head, so that a copy already there acks it at once */
-    repl_frame_encode(&l->out, REPL_PING, l->lead->epoch, l->lead->cut,
-                      bytes_of(NULL, 0));
     return n;
+}
+
+/* The window's cuts into the link's output while it holds less than
+ * limit; at the window's end the link follows the tap. */
+static void
+catch_feed(struct link *l, size_t limit)
+{
+    struct lead *d = l->lead;
+
+    while (l->feed && l->out.len - l->head < limit) {
+        buf_append(&l->out, l->feed->frames.data, l->feed->frames.len);
+        l->feed = l->feed->next;
+    }
+    if (l->feed)
+        return;
+    /* the head, so that a copy already there acks it at once */
+    repl_frame_encode(&l->out, REPL_PING, d->epoch, d->cut, bytes_of(NULL, 0));
+    l->state = L_STREAMING;
+    l->synced_at = d->cut;
+    sent_push(l, d->cut, ev_now(srv->loop));
 }
 
 /* OK from the mirror: catch-up or snapshot, then stream. */
@@ -540,9 +575,10 @@ link_ready(struct link *l)
     if (l->start[0] == 's') {
         snap_begin(l);
     } else {
-        l->state = L_STREAMING;
-        l->synced_at = d->cut;
-        sent_push(l, d->cut, ev_now(srv->loop));
+        l->state = L_CATCHUP;
+        catch_feed(l, REPL_SNAP_OUT);
+        if (l->state == L_CATCHUP)
+            snap_wanted();
     }
     link_flush(l);
 }
@@ -646,7 +682,7 @@ link_readable(struct link *l)
     l->last_heard = ev_now(srv->loop);
     if (l->state == L_HELLO || l->state == L_AUTH)
         link_handshake(l);
-    else if (l->state == L_STREAMING || l->state == L_SNAPSHOT)
+    else if (l->state >= L_STREAMING)
         link_acks(l);
 }
 
@@ -813,7 +849,6 @@ lead_cut(struct lead *d)
 
 #define REPL_SNAP_SLICE (1u << 20)
 #define REPL_SNAP_MSGS  1000u
-#define REPL_SNAP_OUT   (8u << 20)
 #define REPL_SNAP_SHARE 0.2
 
 static bool snap_loop_idle; /* the ev_idle ran since the last prepare */
@@ -873,6 +908,14 @@ snap_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     {
         DL_FOREACH_SAFE(d->links, l, tmp)
         {
+            if (l->state == L_CATCHUP) {
+                catch_feed(l, REPL_SNAP_OUT);
+                link_flush(l);
+                any = any || l->state == L_CATCHUP;
+                more = more || (l->state == L_CATCHUP &&
+                                l->out.len - l->head < REPL_SNAP_OUT);
+                continue;
+            }
             if (l->state != L_SNAPSHOT)
                 continue;
             /* a backlog a quarter of the way to the limit would end the
@@ -1470,7 +1513,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
                 repl_frame_encode(&l->out, REPL_PING, d->epoch, d->cut,
                                   bytes_of(NULL, 0));
                 link_flush(l);
-            } else if (l->state != L_STREAMING && l->state != L_SNAPSHOT &&
+            } else if (l->state < L_STREAMING &&
                        now - l->last_heard > REPL_HANDSHAKE_S) {
                 link_down(l, "no handshake within 5 s");
             }
