@@ -52,7 +52,9 @@ struct mirror {
        cut into frames, only the last carries the cut's position): the
        log holds records past seq, which is no place to resume from */
     bool partial;
-    uint64_t resume;    /* the position this open took back, or 0 */
+    uint64_t resume; /* the position this open took back, or 0 */
+    uint64_t resume_lead;
+    uint64_t lead;      /* the lead of the link (mirror_config) */
     uint64_t state_pos; /* write_state writes this position, unless 0 */
     struct pend *pend;  /* FIFO of positions waiting for the disk */
     size_t npend, cappend, head;
@@ -112,9 +114,11 @@ write_state(struct mirror *m, char *err, size_t errlen)
     char *text, *path = path_of(m->dir, "state.json");
     int rc;
 
-    if (m->state_pos > 0)
+    if (m->state_pos > 0) {
         json_object_set_new(doc, "position",
                             json_integer((json_int_t)m->state_pos));
+        json_object_set_new(doc, "lead", json_integer((json_int_t)m->lead));
+    }
     text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     rc = store_write_file_atomic(path, text, strlen(text), err, errlen);
 
@@ -128,7 +132,7 @@ write_state(struct mirror *m, char *err, size_t errlen)
  * false, 0 when absent). */
 static int
 read_state(struct mirror *m, uint64_t *epoch, bool *synced, uint64_t *pos,
-           char *err, size_t errlen)
+           uint64_t *lead, char *err, size_t errlen)
 {
     char *path = path_of(m->dir, "state.json");
     struct buf text;
@@ -139,6 +143,7 @@ read_state(struct mirror *m, uint64_t *epoch, bool *synced, uint64_t *pos,
     *epoch = 0;
     *synced = false;
     *pos = 0;
+    *lead = 0;
     buf_init(&text);
     if (store_read_file(path, &text, err, errlen) != WR_OK) {
         rc = errno == ENOENT ? WR_OK : WR_ERR;
@@ -152,11 +157,14 @@ read_state(struct mirror *m, uint64_t *epoch, bool *synced, uint64_t *pos,
             rc = WR_ERR;
         } else {
             *epoch = (uint64_t)e;
-            json_t *p = json_object_get(doc, "position");
+            json_t *p = json_object_get(doc, "position"),
+                   *l = json_object_get(doc, "lead");
 
             *synced = json_is_true(json_object_get(doc, "synced"));
             if (json_is_integer(p) && json_integer_value(p) > 0)
                 *pos = (uint64_t)json_integer_value(p);
+            if (json_is_integer(l) && json_integer_value(l) > 0)
+                *lead = (uint64_t)json_integer_value(l);
         }
         json_decref(doc);
     }
@@ -178,7 +186,7 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
 {
     struct mirror *m = xcalloc(1, sizeof(*m));
     char hash[65], *root = path_of(cfg->data_dir, "replicas"), *old;
-    uint64_t seen, pos;
+    uint64_t seen, pos, lead;
 
     vhost_name_hash(cfg->vhost, hash);
     m->vhost = xstrdup(cfg->vhost);
@@ -190,12 +198,13 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
     m->scfg.segment_size = cfg->segment_size;
     m->scfg.wake = cfg->wake;
     m->scfg.wake_arg = cfg->wake_arg;
+    m->lead = cfg->lead;
     old = path_of(m->dir, "log.old");
     rm_log_dir(old);
     free(old);
     if (mkdir_one(root, err, errlen) != WR_OK ||
         mkdir_one(m->dir, err, errlen) != WR_OK ||
-        read_state(m, &seen, &m->synced, &pos, err, errlen) != WR_OK)
+        read_state(m, &seen, &m->synced, &pos, &lead, err, errlen) != WR_OK)
         goto fail;
     if (seen > epoch) {
         snprintf(err, errlen,
@@ -215,8 +224,10 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
         /* the position is good for this open only (see the top) */
         if (write_state(m, err, errlen) != WR_OK)
             goto fail;
-        if (m->synced)
+        if (m->synced) {
             m->seq = m->resume = pos;
+            m->resume_lead = lead;
+        }
     }
     if (open_log(m, err, errlen) != WR_OK)
         goto fail;
@@ -266,11 +277,11 @@ mirror_copy_state(const char *data_dir, const char *vhost, uint64_t *epoch,
                   bool *synced, char *err, size_t errlen)
 {
     struct mirror m = {0};
-    uint64_t pos;
+    uint64_t pos, lead;
     int rc;
 
     m.dir = mirror_copy_dir(data_dir, vhost);
-    rc = read_state(&m, epoch, synced, &pos, err, errlen);
+    rc = read_state(&m, epoch, synced, &pos, &lead, err, errlen);
     free(m.dir);
     return rc;
 }
@@ -456,5 +467,6 @@ mirror_get_info(const struct mirror *m, struct mirror_info *out)
     out->acked = m->acked;
     out->synced = m->synced;
     out->resume = m->resume;
+    out->resume_lead = m->resume_lead;
     out->live_msgs = st.live_msgs;
 }

@@ -39,6 +39,10 @@ struct mirror_config {
     uint64_t segment_size;
     void (*wake)(void *arg); /* the store thread's wake-up (store.h) */
     void *wake_arg;
+    /* which lead of the epoch the link is from (its positions count in
+       that lead's log only: a node that stops and starts leading under
+       the same key starts counting again); 0 when the leader did not say */
+    uint64_t lead;
 };
 
 /* Opens (creating) the copy for a leader of this epoch. WR_ERR with err
@@ -83,6 +87,7 @@ struct mirror_info {
     bool synced;     /* the snapshot is complete: the copy follows the log */
     uint64_t resume; /* the position of this epoch the copy was opened at,
                         complete and durable (0: none; see mirror.c) */
+    uint64_t resume_lead; /* the lead that position counts in */
     uint64_t live_msgs;
 };
 

@@ -20,8 +20,11 @@
  *     payloads, cut once per loop pass (the same bytes to every mirror;
  *     a message routed to N queues is one record).
  *   - Catch-up from a position: the mirror's OK may carry {"epoch",
- *     "position"}, a complete copy of this epoch up to that position
- *     (cluster/mirror.c keeps it across a link blip or a clean restart).
+ *     "position", "lead"}, a complete copy up to that position of the
+ *     lead named in the AUTH payload's "lead" (positions restart when a
+ *     node stops and starts leading under the same key, so a position
+ *     counts in one lead only; cluster/mirror.c keeps it across a link
+ *     blip or a clean restart).
  *     The leader keeps the framed cuts of the last catchup_window bytes
  *     (struct chunk); a position inside that window gets the cuts after
  *     it, byte for byte as the streaming links got them, fed while the
@@ -169,7 +172,11 @@ struct lead {
     size_t win_bytes;
     uint64_t win_base;
     uint64_t snapshots, catch_ups; /* streams started each way */
-    double snap_step_max;          /* longest slice of a snapshot, s */
+    /* this lead of the epoch: a node that stops leading (lost etcd) and
+       leads again under the same key reopens the log, whose positions
+       count from 1 again; a copy's position counts in one lead only */
+    uint64_t lead_id;
+    double snap_step_max; /* longest slice of a snapshot, s */
     struct lead *next, *prev;
 };
 
@@ -188,6 +195,7 @@ struct copy {
 };
 
 static struct lead *leads;
+static uint64_t leads_made;
 static struct copy *copies;
 static ev_timer tick;
 static bool inited;
@@ -487,18 +495,21 @@ window_covers(const struct lead *d, uint64_t pos)
 }
 
 /* The position a mirror's OK offers to resume from (its text, JSON
- * {"epoch", "position"}), when it is one of this epoch; 0 otherwise.
+ * {"epoch", "position", "lead"}), when it is one of this lead; 0
+ * otherwise.
  * Anything else in the text (an older mirror's empty one) is none. */
 static uint64_t
 offered_position(const struct lead *d, struct bytes text)
 {
     json_t *doc = json_loadb((const char *)text.ptr, text.len, 0, NULL);
     json_t *e = json_object_get(doc, "epoch"),
-           *p = json_object_get(doc, "position");
+           *p = json_object_get(doc, "position"),
+           *l = json_object_get(doc, "lead");
     uint64_t pos = 0;
 
-    if (json_is_integer(e) && json_is_integer(p) &&
+    if (json_is_integer(e) && json_is_integer(p) && json_is_integer(l) &&
         json_integer_value(e) == (json_int_t)d->epoch &&
+        json_integer_value(l) == (json_int_t)d->lead_id &&
         json_integer_value(p) > 0)
         pos = (uint64_t)json_integer_value(p);
     json_decref(doc);
@@ -604,8 +615,9 @@ link_handshake(struct link *l)
             return;
         }
         buf_consume(&l->in, used);
-        p = json_pack("{s:s, s:I}", "vhost", l->lead->name, "epoch",
-                      (json_int_t)l->lead->epoch);
+        p = json_pack("{s:s, s:I, s:I}", "vhost", l->lead->name, "epoch",
+                      (json_int_t)l->lead->epoch, "lead",
+                      (json_int_t)l->lead->lead_id);
         payload = json_dumps(p, JSON_COMPACT);
 
         peer_auth_encode(secret, nonce, l->client_nonce,
@@ -1161,6 +1173,7 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
     buf_init(&d->frames);
     d->cut = vhost_repl_cut(vh);
     d->win_base = d->cut;
+    d->lead_id = ((uint64_t)getpid() << 24 | ++leads_made) & INT64_MAX;
     /* nothing new is confirmed until the in-sync set has it */
     d->limit = d->cut;
     vhost_set_repl_limit(vh, d->limit);
@@ -1375,6 +1388,7 @@ repl_take(int fd, const char *addr, const struct peer_auth *a,
         json_loadb((const char *)a->payload.ptr, a->payload.len, 0, NULL);
     const char *vhost = json_string_value(json_object_get(doc, "vhost"));
     json_int_t epoch = json_integer_value(json_object_get(doc, "epoch"));
+    json_int_t lead_id = json_integer_value(json_object_get(doc, "lead"));
     struct mirror_config mc = {0};
     struct mirror *m = NULL;
     struct copy *c, *old;
@@ -1402,16 +1416,19 @@ repl_take(int fd, const char *addr, const struct peer_auth *a,
         mc.segment_size = srv->cfg->segment_size;
         mc.wake = loop_store_wake;
         mc.wake_arg = srv;
+        mc.lead = lead_id > 0 ? (uint64_t)lead_id : 0;
         if (mirror_open(&mc, (uint64_t)epoch, &m, why, sizeof(why)) != WR_OK)
             refused = why;
     }
     if (!refused) {
         /* a complete copy of this epoch offers where it stands */
         mirror_get_info(m, &mi);
-        if (mi.resume)
-            snprintf(offer, sizeof(offer), "{\"epoch\":%llu,\"position\":%llu}",
+        if (mi.resume && mi.resume_lead)
+            snprintf(offer, sizeof(offer),
+                     "{\"epoch\":%llu,\"position\":%llu,\"lead\":%llu}",
                      (unsigned long long)mi.epoch,
-                     (unsigned long long)mi.resume);
+                     (unsigned long long)mi.resume,
+                     (unsigned long long)mi.resume_lead);
     }
     peer_ok_encode(cluster_secret(srv->cluster), a->client_nonce,
                    refused ? PEER_REFUSED : PEER_OK, refused ? refused : offer,
