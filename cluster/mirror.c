@@ -11,6 +11,14 @@
  * state.json says synced = false until SYNCED arrives. A crash at any
  * point leaves either the old copy or a fresh partial one marked not
  * synced; a leftover log.old is removed at the next open.
+ *
+ * Catch-up from a position: a complete copy closed cleanly (its log all
+ * durable, the last frame taken ending a cut of the leader) writes that
+ * frame's position into state.json; the next open of the same epoch
+ * takes it back and erases it from the file before anything is
+ * appended, so a copy that then dies with kill -9 never claims a
+ * position its log has gone past. The server offers the position to the
+ * leader, which sends what follows it, or a snapshot.
  */
 #include "cluster/mirror.h"
 #include "cluster/mirror_side.h"
@@ -43,7 +51,15 @@ struct mirror {
     uint64_t seq;   /* last position taken */
     uint64_t acked; /* last position durable */
     bool synced;
-    struct pend *pend; /* FIFO of positions waiting for the disk */
+    /* the last RECS frame taken did not end its cut (the leader splits a
+       cut into frames, only the last carries the cut's position): the
+       log holds records past seq, which is no place to resume from */
+    bool partial;
+    uint64_t resume; /* the position this open took back, or 0 */
+    uint64_t resume_lead;
+    uint64_t lead;      /* the lead of the link (mirror_config) */
+    uint64_t state_pos; /* write_state writes this position, unless 0 */
+    struct pend *pend;  /* FIFO of positions waiting for the disk */
     size_t npend, cappend, head;
 };
 
@@ -98,9 +114,16 @@ write_state(struct mirror *m, char *err, size_t errlen)
 {
     json_t *doc = json_pack("{s:s, s:I, s:b}", "vhost", m->vhost, "epoch",
                             (json_int_t)m->epoch, "synced", m->synced);
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    char *path = path_of(m->dir, "state.json");
-    int rc = store_write_file_atomic(path, text, strlen(text), err, errlen);
+    char *text, *path = path_of(m->dir, "state.json");
+    int rc;
+
+    if (m->state_pos > 0) {
+        json_object_set_new(doc, "position",
+                            json_integer((json_int_t)m->state_pos));
+        json_object_set_new(doc, "lead", json_integer((json_int_t)m->lead));
+    }
+    text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    rc = store_write_file_atomic(path, text, strlen(text), err, errlen);
 
     free(path);
     free(text);
@@ -108,10 +131,11 @@ write_state(struct mirror *m, char *err, size_t errlen)
     return rc;
 }
 
-/* The epoch and synced flag state.json holds (0, false when absent). */
+/* The epoch, synced flag and resume position state.json holds (0,
+ * false, 0 when absent). */
 static int
-read_state(struct mirror *m, uint64_t *epoch, bool *synced, char *err,
-           size_t errlen)
+read_state(struct mirror *m, uint64_t *epoch, bool *synced, uint64_t *pos,
+           uint64_t *lead, char *err, size_t errlen)
 {
     char *path = path_of(m->dir, "state.json");
     struct buf text;
@@ -121,6 +145,8 @@ read_state(struct mirror *m, uint64_t *epoch, bool *synced, char *err,
 
     *epoch = 0;
     *synced = false;
+    *pos = 0;
+    *lead = 0;
     buf_init(&text);
     if (store_read_file(path, &text, err, errlen) != WR_OK) {
         rc = errno == ENOENT ? WR_OK : WR_ERR;
@@ -134,7 +160,14 @@ read_state(struct mirror *m, uint64_t *epoch, bool *synced, char *err,
             rc = WR_ERR;
         } else {
             *epoch = (uint64_t)e;
+            json_t *p = json_object_get(doc, "position"),
+                   *l = json_object_get(doc, "lead");
+
             *synced = json_is_true(json_object_get(doc, "synced"));
+            if (json_is_integer(p) && json_integer_value(p) > 0)
+                *pos = (uint64_t)json_integer_value(p);
+            if (json_is_integer(l) && json_integer_value(l) > 0)
+                *lead = (uint64_t)json_integer_value(l);
         }
         json_decref(doc);
     }
@@ -161,7 +194,7 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
 {
     struct mirror *m = xcalloc(1, sizeof(*m));
     char hash[65], *root = path_of(cfg->data_dir, "replicas"), *old;
-    uint64_t seen;
+    uint64_t seen, pos, lead;
 
     vhost_name_hash(cfg->vhost, hash);
     m->vhost = xstrdup(cfg->vhost);
@@ -173,12 +206,13 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
     m->scfg.segment_size = cfg->segment_size;
     m->scfg.wake = cfg->wake;
     m->scfg.wake_arg = cfg->wake_arg;
+    m->lead = cfg->lead;
     old = path_of(m->dir, "log.old");
     rm_log_dir(old);
     free(old);
     if (mkdir_one(root, err, errlen) != WR_OK ||
         mkdir_one(m->dir, err, errlen) != WR_OK ||
-        read_state(m, &seen, &m->synced, err, errlen) != WR_OK)
+        read_state(m, &seen, &m->synced, &pos, &lead, err, errlen) != WR_OK)
         goto fail;
     if (seen > epoch) {
         snprintf(err, errlen,
@@ -189,9 +223,19 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
         goto fail;
     }
     if (seen < epoch) {
-        /* fencing: from now on, leaders older than this one are refused */
+        /* fencing: from now on, leaders older than this one are refused;
+           what the copy holds is an older leader's, complete for nothing */
+        m->synced = false;
         if (write_state(m, err, errlen) != WR_OK)
             goto fail;
+    } else if (pos > 0) {
+        /* the position is good for this open only (see the top) */
+        if (write_state(m, err, errlen) != WR_OK)
+            goto fail;
+        if (m->synced) {
+            m->seq = m->resume = pos;
+            m->resume_lead = lead;
+        }
     }
     if (open_log(m, err, errlen) != WR_OK)
         goto fail;
@@ -207,10 +251,20 @@ fail:
 void
 mirror_close(struct mirror *m)
 {
+    char err[512];
+    bool resumable, side_ok;
+
     if (!m)
         return;
-    mside_close(m->side);
-    store_close(m->store);
+    resumable = m->store && m->synced && !m->partial && m->seq > 0;
+    /* the side files (streams, offsets, dedup journal) must be durable
+       too for the copy to claim its position */
+    side_ok = mside_close(m->side);
+    if (store_close(m->store) && side_ok && resumable) {
+        m->state_pos = m->seq;
+        if (write_state(m, err, sizeof(err)) != WR_OK)
+            log_warn("mirror: vhost '%s': %s", m->vhost, err);
+    }
     free(m->pend);
     free(m->vhost);
     free(m->dir);
@@ -234,10 +288,11 @@ mirror_copy_state(const char *data_dir, const char *vhost, uint64_t *epoch,
                   bool *synced, char *err, size_t errlen)
 {
     struct mirror m = {0};
+    uint64_t pos, lead;
     int rc;
 
     m.dir = mirror_copy_dir(data_dir, vhost);
-    rc = read_state(&m, epoch, synced, err, errlen);
+    rc = read_state(&m, epoch, synced, &pos, &lead, err, errlen);
     free(m.dir);
     return rc;
 }
@@ -283,6 +338,7 @@ restart_copy(struct mirror *m, char *err, size_t errlen)
     store_close(m->store);
     m->store = NULL;
     m->synced = false;
+    m->partial = false;
     m->npend = m->head = 0;
     if (write_state(m, err, errlen) != WR_OK)
         goto out;
@@ -365,6 +421,7 @@ mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
         if (lsn == 0)
             return WR_ERR;
         pend_push(m, f->seq, lsn, 0);
+        m->partial = f->seq == m->seq && f->payload.len > 0;
         break;
     case REPL_SIDE:
         /* a snapshot's streams may start anywhere; the live ones go on
@@ -376,6 +433,8 @@ mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
         if (lsn == 0)
             return WR_ERR;
         pend_push(m, f->seq, lsn, ticket);
+        /* side frames come first in a cut: most do not end it */
+        m->partial = f->seq == m->seq && f->payload.len > 0;
         break;
     case REPL_SYNCED:
         m->synced = true;
@@ -383,7 +442,8 @@ mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
             return WR_ERR;
         /* the position is taken like a PING's */
         __attribute__((fallthrough));
-    default: /* PING */
+    default: /* PING: sent between cuts only */
+        m->partial = false;
         lsn = store_apply(m->store, bytes_of(NULL, 0), err, errlen);
         if (lsn == 0)
             return WR_ERR;
@@ -434,5 +494,7 @@ mirror_get_info(const struct mirror *m, struct mirror_info *out)
     out->seq = m->seq;
     out->acked = m->acked;
     out->synced = m->synced;
+    out->resume = m->resume;
+    out->resume_lead = m->resume_lead;
     out->live_msgs = st.live_msgs;
 }

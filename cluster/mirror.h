@@ -15,10 +15,12 @@
  *                          own names (SIDE frames, mirror_side.h)
  *       definitions.json   the vhost's exchanges, queues and bindings as
  *                          of the last DEFS frame (atomically replaced)
- *       state.json         {"vhost", "epoch", "synced"}: the highest
- *                          epoch this node accepted frames of (an older
- *                          leader is refused: fencing), and whether the
- *                          copy is complete (a snapshot reached SYNCED)
+ *       state.json         {"vhost", "epoch", "synced", "position"}: the
+ *                          highest epoch this node accepted frames of (an
+ *                          older leader is refused: fencing), whether the
+ *                          copy is complete (a snapshot reached SYNCED),
+ *                          and after a clean close the position of that
+ *                          epoch its log holds exactly (catch-up)
  *
  * Acks: a RECS, SIDE, SYNCED or PING frame carrying seq, once everything
  * the copy took up to it is durable in the copy's log (its own group
@@ -41,6 +43,10 @@ struct mirror_config {
     uint64_t segment_size;
     void (*wake)(void *arg); /* the store thread's wake-up (store.h) */
     void *wake_arg;
+    /* which lead of the epoch the link is from (its positions count in
+       that lead's log only: a node that stops and starts leading under
+       the same key starts counting again); 0 when the leader did not say */
+    uint64_t lead;
 };
 
 /* Opens (creating) the copy for a leader of this epoch. WR_ERR with err
@@ -80,9 +86,12 @@ uint64_t mirror_acked(const struct mirror *m);
 struct mirror_info {
     const char *vhost;
     uint64_t epoch;
-    uint64_t seq;   /* last frame's position taken */
-    uint64_t acked; /* mirror_acked */
-    bool synced;    /* the snapshot is complete: the copy follows the log */
+    uint64_t seq;    /* last frame's position taken */
+    uint64_t acked;  /* mirror_acked */
+    bool synced;     /* the snapshot is complete: the copy follows the log */
+    uint64_t resume; /* the position of this epoch the copy was opened at,
+                        complete and durable (0: none; see mirror.c) */
+    uint64_t resume_lead; /* the lead that position counts in */
     uint64_t live_msgs;
 };
 

@@ -259,6 +259,9 @@ struct wr_config {
                                        use; default: the listen address */
     char cluster_secret[256];       /* cluster.secret; default: one kept in
                                        etcd for the cluster */
+    uint64_t catchup_window;        /* replication.catchup_window: bytes of
+                                       recent cuts a vhost's leader keeps
+                                       for returning mirrors, 64MiB */
     int queue_leader_locator;       /* enum conf_locator, default balanced */
 };
 

@@ -351,6 +351,12 @@ CONF_KEY("cluster.secret", CONF_STRING, cluster_secret, 0, 0, 0, NULL, NULL,
          NULL,
          "Warren: the secret nodes prove to each other; default: one kept "
          "in etcd for the cluster (anyone who can read etcd can join)")
+CONF_KEY("replication.catchup_window", CONF_SIZE, catchup_window, 0, 4294967296,
+         0, "bytes", NULL, "64MiB",
+         "Warren: bytes of recent replication frames a vhost's leader keeps "
+         "in memory, so that a mirror back within them catches up from its "
+         "position instead of taking a snapshot; 0 = none (a mirror that "
+         "missed anything gets a snapshot)")
 CONF_KEY("queue_leader_locator", CONF_ENUM, queue_leader_locator, 0, 0, 0, NULL,
          conf_leader_locators, "balanced",
          "Which node leads a new vhost: balanced (the node leading the "

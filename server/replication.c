@@ -12,21 +12,34 @@
  *     purpose PEER_REPL, payload {"vhost", "epoch"}): the mirror checks
  *     the epoch against the highest it has persisted for that vhost and
  *     refuses an older one (fencing), and refuses a vhost it leads.
- *   - Every new link starts with a snapshot at the leader's current
+ *   - A new link starts with a snapshot at the leader's current
  *     position P (SNAP, DEFS, the live persistent messages of the durable
- *     queues as RECS, SYNCED), built at once on the loop; from then on
+ *     queues as RECS, SYNCED), read in slices between the loop's other
+ *     work (see "snapshots in slices" below); from then on
  *     the link gets the leader's tap: the store's encoded MSG/ACK/QDEL
  *     payloads, cut once per loop pass (the same bytes to every mirror;
- *     a message routed to N queues is one record). No catch-up from a
- *     position yet: a link that breaks is opened again with a snapshot.
+ *     a message routed to N queues is one record).
+ *   - Catch-up from a position: the mirror's OK may carry {"epoch",
+ *     "position", "lead"}, a complete copy up to that position of the
+ *     lead named in the AUTH payload's "lead" (positions restart when a
+ *     node stops and starts leading under the same key, so a position
+ *     counts in one lead only; cluster/mirror.c keeps it across a link
+ *     blip or a clean restart).
+ *     The leader keeps the framed cuts of the last catchup_window bytes
+ *     (struct chunk); a position inside that window gets the cuts after
+ *     it, byte for byte as the streaming links got them, fed while the
+ *     link holds under REPL_SNAP_OUT unsent (L_CATCHUP), and no
+ *     snapshot. Anything else (another epoch, older than the window, no
+ *     position) gets a snapshot. Mirrors that never send a position and
+ *     leaders that ignore it still work: the OK's text was free before.
  *   - Side records (vhost/side.h: stream appends and trims, tracked stream
  *     offsets, the deduplication journal) are not in the log either: the
  *     vhost taps them into lead.side, each with a position of the log,
- *     and a cut sends them as SIDE frames before its RECS. A snapshot
- *     sends the side data after its messages: the journal and offsets at
- *     once, the streams' records a slice per loop iteration while the
- *     link drains (link_snap_more), holding the live frames meanwhile
- *     (link.held), then SYNCED.
+ *     and a cut sends them as SIDE frames before its RECS (so the window
+ *     of cuts holds them too). A snapshot sends the journal and tracked
+ *     offsets as of its position with SNAP and DEFS, then its messages,
+ *     then the streams' records up to where they were at its position,
+ *     all in slices (snap_step), then SYNCED and the cuts made meanwhile.
  *   - Definitions (exchanges, queues, bindings of the vhost) are not in
  *     the log: they travel as a complete definitions document (DEFS),
  *     stamped with the log position, whenever the node's definitions
@@ -38,10 +51,10 @@
  *   - PING every REPL_PING_S with the leader's head keeps a quiet link
  *     current; a side silent for REPL_SILENT_S drops the link.
  *
- * Not done yet (issue 12's later steps): confirms do not wait for the
- * mirrors (no ISR in etcd, no min_isr), no failover to a mirror's copy,
- * no truncation/catch-up from a position (every reconnect re-snapshots),
- * snapshots are built in one go on the loop (a large vhost pauses it).
+ * Not done yet: catch-up of a copy of an older epoch (a returning old
+ * leader, a mirror of the previous one: a snapshot, never a truncation
+ * in place) or from beyond the window (the leader does not read its own
+ * log back for it).
  */
 #include "server/channel.h"
 #include "server/conn.h"
@@ -67,9 +80,8 @@
 #define REPL_RETRY_MS    1000u
 #define REPL_READ        (256u << 10)
 #define REPL_OUT_MAX     (512ull << 20) /* a mirror this far behind: drop */
-/* A snapshot's stream records go in slices of about this size, one per
- * loop iteration while the link drains. */
-#define REPL_SNAP_SLICE (1u << 20)
+/* A snapshot or a catch-up adds to a link holding less than this. */
+#define REPL_SNAP_OUT (8u << 20)
 /* A mirror that has not caught up with the leader's position of this
  * long ago leaves the in-sync set (issue 12's replication_timeout). */
 #define REPL_TIMEOUT_S 3.0
@@ -85,10 +97,13 @@ enum link_state {
     L_HELLO,      /* waiting for the mirror's HELLO */
     L_AUTH,       /* AUTH sent, waiting for OK */
     L_STREAMING,  /* snapshot sent, following the tap */
+    L_SNAPSHOT,   /* sending a snapshot in slices, the tap set aside */
+    L_CATCHUP,    /* sending the window's cuts from feed on */
 };
 
-static const char *const state_names[] = {"down", "connecting", "handshake",
-                                          "handshake", "streaming"};
+static const char *const state_names[] = {
+    "down",      "connecting", "handshake", "handshake",
+    "streaming", "snapshot",   "catch-up"};
 
 struct lead;
 
@@ -117,11 +132,30 @@ struct link {
     uint64_t retry_at_ms; /* L_DOWN: not before */
     char why[256];        /* why it went down last */
     bool wanted;          /* still one of the vhost's mirrors */
-    /* a snapshot's streams still being sent (vhost/side.h), and the live
-       frames held back until they are */
+    /* L_SNAPSHOT: the streams still to send once the messages are
+       (vhost/side.h), as of snap_at */
     struct side_snap *ss;
-    struct buf held;
+    uint64_t offered;  /* the position the mirror's OK offered, or 0 */
+    const char *start; /* how the last stream started (management) */
+    /* L_SNAPSHOT: the pairs to send (vhost_repl_gather) as of position
+       snap_at, the next one, and the cuts since, sent once it is done */
+    struct vh_logged *snap;
+    size_t snap_n, snap_i;
+    uint64_t snap_at;
+    size_t snap_moved_at; /* snap_i when positions were last taken again */
+    double snap_next;     /* ev_time before which no slice (its share) */
+    double snap_began;
+    struct buf backlog;
+    struct chunk *feed; /* L_CATCHUP: the next cut of the window to send */
     struct link *next, *prev;
+};
+
+/* One cut as framed for the streaming links, kept for catch-up: its
+ * frames bring a copy from position from to seq. */
+struct chunk {
+    uint64_t from, seq;
+    struct buf frames;
+    struct chunk *next;
 };
 
 /* A vhost this node leads. */
@@ -145,6 +179,17 @@ struct lead {
     uint64_t limit;    /* confirms may go up to this position */
     double held_since; /* confirms wait on the in-sync set since, or 0 */
     struct link *links;
+    /* the catch-up window: every cut after position win_base, oldest
+       first, win_bytes of frames in all */
+    struct chunk *win, *win_last;
+    size_t win_bytes;
+    uint64_t win_base;
+    uint64_t snapshots, catch_ups; /* streams started each way */
+    /* this lead of the epoch: a node that stops leading (lost etcd) and
+       leads again under the same key reopens the log, whose positions
+       count from 1 again; a copy's position counts in one lead only */
+    uint64_t lead_id;
+    double snap_step_max; /* longest slice of a snapshot, s */
     struct lead *next, *prev;
 };
 
@@ -158,10 +203,12 @@ struct copy {
     struct mirror *m;
     uint64_t acked_sent;
     double last_heard;
+    double last_said; /* ev_now of the last ACK sent */
     struct copy *next, *prev;
 };
 
 static struct lead *leads;
+static uint64_t leads_made;
 static struct copy *copies;
 static ev_timer tick;
 static bool inited;
@@ -232,7 +279,10 @@ link_down(struct link *l, const char *why)
     l->fd = -1;
     buf_fini(&l->in);
     buf_fini(&l->out);
-    buf_fini(&l->held);
+    buf_fini(&l->backlog);
+    free(l->snap);
+    l->snap = NULL;
+    l->feed = NULL;
     side_snap_free(l->ss);
     l->ss = NULL;
     l->head = 0;
@@ -251,8 +301,6 @@ link_free(struct link *l)
     free(l);
 }
 
-static void link_snap_more(struct link *l);
-
 static void
 link_flush(struct link *l)
 {
@@ -260,8 +308,6 @@ link_flush(struct link *l)
 
     if (rc == WR_ERR)
         link_down(l, errno ? strerror(errno) : "closed");
-    else if (rc == WR_OK && l->ss)
-        link_snap_more(l);
 }
 
 static void
@@ -281,7 +327,6 @@ link_connect(struct link *l)
     }
     buf_init(&l->in);
     buf_init(&l->out);
-    buf_init(&l->held);
     l->head = 0;
     l->state = L_CONNECTING;
     l->last_heard = ev_now(srv->loop);
@@ -315,64 +360,15 @@ defs_refresh(struct lead *d)
     return true;
 }
 
-/* A snapshot's side data (vhost/side.h): the deduplication journal and
- * tracked offsets now, the streams' records in slices as the link
- * drains (link_snap_more), then SYNCED. Live frames wait in l->held
- * meanwhile: the mirror takes them after the snapshot's position. */
-static void
-snapshot_side(struct link *l)
+/* The logged pairs of the lead's vhost as of now: the queues' ready
+ * messages and the unacked deliveries the channels hold. */
+static struct vh_logged *
+snap_gather(struct lead *d, size_t *count)
 {
-    struct lead *d = l->lead;
-    struct buf side;
-
-    buf_init(&side);
-    l->ss = side_snap_begin(d->vh, &side);
-    repl_encode_side(&l->out, d->epoch, d->cut, d->cut, buf_bytes(&side));
-    buf_fini(&side);
-}
-
-/* The next slice of a snapshot's streams, once the link's output is
- * sent; the last one adds SYNCED and the frames held meanwhile. */
-static void
-link_snap_more(struct link *l)
-{
-    struct lead *d = l->lead;
-    struct buf side;
-    bool done;
-
-    /* the mirror ACKs nothing before SYNCED: its draining of the slices
-       is what says it is alive meanwhile (a snapshot may outlast
-       REPL_SILENT_S) */
-    l->last_heard = ev_now(srv->loop);
-    buf_init(&side);
-    done = side_snap_next(l->ss, &side, REPL_SNAP_SLICE);
-    repl_encode_side(&l->out, d->epoch, l->synced_at, l->synced_at,
-                     buf_bytes(&side));
-    buf_fini(&side);
-    if (done) {
-        side_snap_free(l->ss);
-        l->ss = NULL;
-        repl_frame_encode(&l->out, REPL_SYNCED, d->epoch, l->synced_at,
-                          bytes_of(NULL, 0));
-        buf_append(&l->out, l->held.data, l->held.len);
-        buf_reset(&l->held);
-    }
-    /* written when the socket takes it: one slice per loop iteration */
-    ev_io_start(srv->loop, &l->wio);
-}
-
-/* The snapshot for a new link, at the lead's current cut. */
-static int
-snapshot(struct link *l, char *err, size_t errlen)
-{
-    struct lead *d = l->lead;
-    struct vh_logged *extra = NULL;
+    struct vh_logged *extra = NULL, *v;
     size_t n = 0, cap = 0;
     struct conn *c;
-    struct buf recs;
-    int rc;
 
-    /* unacked deliveries are held by the channels */
     DL_FOREACH(srv->conns, c)
     {
         struct channel *ch, *tmp;
@@ -393,46 +389,234 @@ snapshot(struct link *l, char *err, size_t errlen)
             }
         }
     }
-    buf_init(&recs);
-    rc = vhost_repl_snapshot(d->vh, extra, n, &recs, err, errlen);
+    v = vhost_repl_gather(d->vh, extra, n, count);
     free(extra);
-    if (rc == WR_OK) {
-        defs_refresh(d);
-        repl_frame_encode(&l->out, REPL_SNAP, d->epoch, d->cut,
-                          bytes_of(NULL, 0));
-        repl_frame_encode(&l->out, REPL_DEFS, d->epoch, d->cut,
-                          bytes_str(d->defs));
-        repl_encode_recs(&l->out, d->epoch, d->cut, d->cut, buf_bytes(&recs));
-        snapshot_side(l); /* SYNCED follows the streams' records */
-    }
-    buf_fini(&recs);
-    return rc;
+    return v;
+}
+
+static void snap_wanted(void);
+
+/* A snapshot for a new link at the lead's current cut: SNAP, DEFS and
+ * the side data that is not a stream's records (the deduplication
+ * journal, tracked offsets) now, the messages then the streams' records
+ * in slices (snap_step), the cuts made meanwhile held in the link's
+ * backlog until SYNCED. */
+static void
+snap_begin(struct link *l)
+{
+    struct lead *d = l->lead;
+    double t0 = ev_time();
+    struct buf side;
+
+    l->snap = snap_gather(d, &l->snap_n);
+    /* listing the pairs is loop time too (about 0.1 s per million) */
+    d->snap_step_max = WR_MAX(d->snap_step_max, ev_time() - t0);
+    l->snap_i = 0;
+    l->snap_at = d->cut;
+    l->snap_moved_at = SIZE_MAX;
+    l->snap_next = 0;
+    l->snap_began = ev_time();
+    buf_init(&l->backlog);
+    defs_refresh(d);
+    repl_frame_encode(&l->out, REPL_SNAP, d->epoch, d->cut, bytes_of(NULL, 0));
+    repl_frame_encode(&l->out, REPL_DEFS, d->epoch, d->cut, bytes_str(d->defs));
+    /* the streams as they are at this position: the appends after it
+       are in the cuts that follow */
+    buf_init(&side);
+    l->ss = side_snap_begin(d->vh, &side);
+    repl_encode_side(&l->out, d->epoch, d->cut, d->cut, buf_bytes(&side));
+    buf_fini(&side);
+    l->state = L_SNAPSHOT;
+    snap_wanted();
+}
+
+/* The snapshot is complete: SYNCED, the cuts held back, and the link
+ * follows the tap. */
+static void
+snap_end(struct link *l)
+{
+    struct lead *d = l->lead;
+
+    repl_frame_encode(&l->out, REPL_SYNCED, d->epoch, l->snap_at,
+                      bytes_of(NULL, 0));
+    buf_append(&l->out, l->backlog.data, l->backlog.len);
+    buf_fini(&l->backlog);
+    free(l->snap);
+    l->snap = NULL;
+    l->state = L_STREAMING;
+    l->synced_at = d->cut;
+    sent_push(l, d->cut, ev_now(srv->loop));
+    log_info("snapshot of vhost '%s' (epoch %llu) to node '%s': %zu "
+             "queue entries at position %llu in %.3f s; following from %llu",
+             d->name, (unsigned long long)d->epoch, l->node, l->snap_n,
+             (unsigned long long)l->snap_at, ev_time() - l->snap_began,
+             (unsigned long long)d->cut);
 }
 
 static void lead_cut(struct lead *d);
 
-/* OK from the mirror: snapshot, then stream. */
+/* ---- the catch-up window */
+
+static void
+window_push(struct lead *d, uint64_t from, uint64_t seq, struct buf *frames)
+{
+    struct chunk *k = xcalloc(1, sizeof(*k));
+
+    k->from = from;
+    k->seq = seq;
+    k->frames = *frames; /* taken over: no copy */
+    buf_init(frames);
+    if (d->win_last)
+        d->win_last->next = k;
+    else
+        d->win = k;
+    d->win_last = k;
+    d->win_bytes += k->frames.len;
+    while (d->win && d->win_bytes > srv->cfg->catchup_window) {
+        struct link *l, *tmp;
+
+        k = d->win;
+        DL_FOREACH_SAFE(d->links, l, tmp)
+        {
+            if (l->state == L_CATCHUP && l->feed == k)
+                link_down(l, "the mirror fell out of the catch-up window");
+        }
+        d->win = k->next;
+        if (!d->win)
+            d->win_last = NULL;
+        d->win_bytes -= k->frames.len;
+        d->win_base = k->seq;
+        buf_fini(&k->frames);
+        free(k);
+    }
+}
+
+static void
+window_free(struct lead *d)
+{
+    while (d->win) {
+        struct chunk *k = d->win;
+
+        d->win = k->next;
+        buf_fini(&k->frames);
+        free(k);
+    }
+    d->win_last = NULL;
+    d->win_bytes = 0;
+}
+
+/* Whether the window holds everything after pos: pos is within it and
+ * no cut began before pos and ended after it (a copy there holds part
+ * of a cut; positions the leader sent never are). */
+static bool
+window_covers(const struct lead *d, uint64_t pos)
+{
+    if (pos < d->win_base || pos > d->cut)
+        return false;
+    for (const struct chunk *k = d->win; k && k->from < pos; k = k->next) {
+        if (k->seq > pos)
+            return false;
+    }
+    return true;
+}
+
+/* The position a mirror's OK offers to resume from (its text, JSON
+ * {"epoch", "position", "lead"}), when it is one of this lead; 0
+ * otherwise.
+ * Anything else in the text (an older mirror's empty one) is none. */
+static uint64_t
+offered_position(const struct lead *d, struct bytes text)
+{
+    json_t *doc = json_loadb((const char *)text.ptr, text.len, 0, NULL);
+    json_t *e = json_object_get(doc, "epoch"),
+           *p = json_object_get(doc, "position"),
+           *l = json_object_get(doc, "lead");
+    uint64_t pos = 0;
+
+    if (json_is_integer(e) && json_is_integer(p) && json_is_integer(l) &&
+        json_integer_value(e) == (json_int_t)d->epoch &&
+        json_integer_value(l) == (json_int_t)d->lead_id &&
+        json_integer_value(p) > 0)
+        pos = (uint64_t)json_integer_value(p);
+    json_decref(doc);
+    return pos;
+}
+
+/* The cuts after pos, as the streaming links got them: fed from the
+ * window a few MiB at a time (catch_feed), not copied at once; the bytes
+ * to send. */
+static size_t
+catch_up(struct link *l, uint64_t pos)
+{
+    size_t n = 0;
+
+    l->feed = NULL;
+    for (struct chunk *k = l->lead->win; k; k = k->next) {
+        if (k->from < pos)
+            continue;
+        if (!l->feed)
+            l->feed = k;
+        n += k->frames.len;
+    }
+    return n;
+}
+
+/* The window's cuts into the link's output while it holds less than
+ * limit; at the window's end the link follows the tap. */
+static void
+catch_feed(struct link *l, size_t limit)
+{
+    struct lead *d = l->lead;
+
+    while (l->feed && l->out.len - l->head < limit) {
+        buf_append(&l->out, l->feed->frames.data, l->feed->frames.len);
+        l->feed = l->feed->next;
+    }
+    if (l->feed)
+        return;
+    /* the head, so that a copy already there acks it at once */
+    repl_frame_encode(&l->out, REPL_PING, d->epoch, d->cut, bytes_of(NULL, 0));
+    l->state = L_STREAMING;
+    l->synced_at = d->cut;
+    sent_push(l, d->cut, ev_now(srv->loop));
+}
+
+/* OK from the mirror: catch-up or snapshot, then stream. */
 static void
 link_ready(struct link *l)
 {
-    char err[512];
+    struct lead *d = l->lead;
+    size_t n;
 
-    /* what the tap holds goes to the links already streaming first: the
-       snapshot is taken at the position after it */
-    lead_cut(l->lead);
-    if (snapshot(l, err, sizeof(err)) != WR_OK) {
-        link_down(l, err);
-        return;
+    /* what the tap holds goes to the links already streaming first (and
+       into the window): the stream starts at the position after it */
+    lead_cut(d);
+    if (l->offered && window_covers(d, l->offered)) {
+        n = catch_up(l, l->offered);
+        d->catch_ups++;
+        l->start = "catch-up";
+        log_info("catching up vhost '%s' (epoch %llu) on node '%s' from "
+                 "position %llu to %llu (%zu bytes)",
+                 d->name, (unsigned long long)d->epoch, l->node,
+                 (unsigned long long)l->offered, (unsigned long long)d->cut, n);
+    } else {
+        d->snapshots++;
+        l->start = "snapshot";
+        log_info("replicating vhost '%s' (epoch %llu) to node '%s' from "
+                 "position %llu",
+                 d->name, (unsigned long long)d->epoch, l->node,
+                 (unsigned long long)d->cut);
     }
-    l->state = L_STREAMING;
     l->acked = 0;
-    l->synced_at = l->lead->cut;
     l->caught_up_at = 0;
-    sent_push(l, l->lead->cut, ev_now(srv->loop));
-    log_info("replicating vhost '%s' (epoch %llu) to node '%s' from "
-             "position %llu",
-             l->lead->name, (unsigned long long)l->lead->epoch, l->node,
-             (unsigned long long)l->lead->cut);
+    if (l->start[0] == 's') {
+        snap_begin(l);
+    } else {
+        l->state = L_CATCHUP;
+        catch_feed(l, REPL_SNAP_OUT);
+        if (l->state == L_CATCHUP)
+            snap_wanted();
+    }
     link_flush(l);
 }
 
@@ -457,8 +641,9 @@ link_handshake(struct link *l)
             return;
         }
         buf_consume(&l->in, used);
-        p = json_pack("{s:s, s:I}", "vhost", l->lead->name, "epoch",
-                      (json_int_t)l->lead->epoch);
+        p = json_pack("{s:s, s:I, s:I}", "vhost", l->lead->name, "epoch",
+                      (json_int_t)l->lead->epoch, "lead",
+                      (json_int_t)l->lead->lead_id);
         payload = json_dumps(p, JSON_COMPACT);
 
         peer_auth_encode(secret, nonce, l->client_nonce,
@@ -484,6 +669,7 @@ link_handshake(struct link *l)
         link_down(l, msg);
         return;
     }
+    l->offered = offered_position(l->lead, text);
     buf_consume(&l->in, used);
     link_ready(l);
 }
@@ -534,7 +720,7 @@ link_readable(struct link *l)
     l->last_heard = ev_now(srv->loop);
     if (l->state == L_HELLO || l->state == L_AUTH)
         link_handshake(l);
-    else if (l->state == L_STREAMING)
+    else if (l->state >= L_STREAMING)
         link_acks(l);
 }
 
@@ -647,7 +833,7 @@ lead_cut(struct lead *d)
 
     if (!cluster_leads(srv->cluster, d->name))
         return;
-    defs = d->links && defs_refresh(d);
+    defs = defs_refresh(d);
     seq = vhost_repl_cut(d->vh);
     if (!defs && d->tap.len == 0 && d->side.len == 0) {
         d->cut = WR_MAX(d->cut, seq);
@@ -668,20 +854,176 @@ lead_cut(struct lead *d)
     d->cut = WR_MAX(d->cut, seq);
     DL_FOREACH_SAFE(d->links, l, tmp)
     {
+        if (l->state == L_SNAPSHOT && l->backlog.len > REPL_OUT_MAX) {
+            link_down(l, "the mirror is too far behind (snapshot)");
+            continue;
+        }
+        if (l->state == L_SNAPSHOT)
+            buf_append(&l->backlog, d->frames.data, d->frames.len);
         if (l->state != L_STREAMING)
             continue;
-        if (l->out.len - l->head + l->held.len > REPL_OUT_MAX) {
+        if (l->out.len - l->head > REPL_OUT_MAX) {
             link_down(l, "the mirror is too far behind");
             continue;
         }
         sent_push(l, d->cut, ev_now(srv->loop));
-        if (l->ss) { /* a snapshot's streams go first */
-            buf_append(&l->held, d->frames.data, d->frames.len);
-            continue;
-        }
         buf_append(&l->out, d->frames.data, d->frames.len);
         link_flush(l);
     }
+    window_push(d, from, d->cut, &d->frames);
+}
+
+/* ---- snapshots in slices
+ *
+ * A snapshot is read from the log a slice at a time, before the loop
+ * waits for events (ev_prepare), never while the link already holds
+ * REPL_SNAP_OUT unsent: publishers and consumers are served between
+ * slices, and a slow mirror slows its snapshot, not the loop. A slice is
+ * at most 1 MiB and 1,000 messages (a few ms), and slices take at most
+ * REPL_SNAP_SHARE of the loop's time while it has other work: the
+ * leader's clients keep most of it (issue 12: >= 80% throughput during
+ * a catch-up). When the loop has nothing else to do (its lowest-priority
+ * ev_idle ran), the next slice goes at once; that ev_idle also keeps the
+ * loop from blocking while a slice can go. The cuts made meanwhile wait
+ * in the link's backlog (bounded like a slow mirror's output:
+ * REPL_OUT_MAX), then follow SYNCED; once the backlog passes a quarter
+ * of that bound the share no longer holds, so that a busy leader's
+ * snapshot ends rather than starting over. */
+
+#define REPL_SNAP_SLICE (1u << 20)
+#define REPL_SNAP_MSGS  1000u
+#define REPL_SNAP_SHARE 0.2
+
+static bool snap_loop_idle; /* the ev_idle ran since the last prepare */
+
+static ev_prepare snap_prep;
+static ev_idle snap_idle;
+
+/* The streams' next slice, once every message is sent. */
+static void
+snap_side_step(struct link *l)
+{
+    struct lead *d = l->lead;
+    struct buf side;
+    bool done;
+
+    buf_init(&side);
+    done = side_snap_next(l->ss, &side, REPL_SNAP_SLICE);
+    repl_encode_side(&l->out, d->epoch, l->snap_at, l->snap_at,
+                     buf_bytes(&side));
+    buf_fini(&side);
+    if (done) {
+        side_snap_free(l->ss);
+        l->ss = NULL;
+    }
+}
+
+static void
+snap_step(struct link *l)
+{
+    struct lead *d = l->lead;
+    double t0 = ev_time(), took;
+    struct buf recs;
+    size_t nnow;
+    struct vh_logged *now;
+    char err[512];
+    int rc = WR_OK;
+
+    /* the mirror ACKs nothing of a snapshot before SYNCED: its draining
+       of the slices (a step runs only below REPL_SNAP_OUT unsent) says
+       it is alive meanwhile; a snapshot may outlast REPL_SILENT_S */
+    l->last_heard = ev_now(srv->loop);
+    if (l->snap_i == l->snap_n && l->ss) {
+        snap_side_step(l);
+        goto done;
+    }
+    buf_init(&recs);
+    rc =
+        vhost_repl_slice(d->vh, l->snap, l->snap_n, &l->snap_i, REPL_SNAP_SLICE,
+                         REPL_SNAP_MSGS, &recs, err, sizeof(err));
+    repl_encode_recs(&l->out, d->epoch, l->snap_at, l->snap_at,
+                     buf_bytes(&recs));
+    buf_fini(&recs);
+    if (rc == WR_AGAIN && l->snap_moved_at != l->snap_i) {
+        /* compaction moved a record since the list was made */
+        now = snap_gather(d, &nnow);
+        vhost_repl_regather(l->snap, l->snap_n, l->snap_i, now, nnow);
+        free(now);
+        l->snap_moved_at = l->snap_i;
+    } else if (rc != WR_OK) {
+        link_down(l, rc == WR_ERR ? err
+                                  : "snapshot: a live message's record is "
+                                    "gone from the log");
+        return;
+    }
+done:
+    took = ev_time() - t0;
+    d->snap_step_max = WR_MAX(d->snap_step_max, took);
+    l->snap_next = t0 + took / REPL_SNAP_SHARE;
+    if (l->snap_i == l->snap_n && !l->ss)
+        snap_end(l);
+    link_flush(l);
+}
+
+static void
+snap_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct lead *d;
+    struct link *l, *tmp;
+    bool any = false, more = false, idle = snap_loop_idle;
+
+    (void)w;
+    (void)revents;
+    snap_loop_idle = false;
+    DL_FOREACH(leads, d)
+    {
+        DL_FOREACH_SAFE(d->links, l, tmp)
+        {
+            if (l->state == L_CATCHUP) {
+                catch_feed(l, REPL_SNAP_OUT);
+                link_flush(l);
+                any = any || l->state == L_CATCHUP;
+                more = more || (l->state == L_CATCHUP &&
+                                l->out.len - l->head < REPL_SNAP_OUT);
+                continue;
+            }
+            if (l->state != L_SNAPSHOT)
+                continue;
+            /* a backlog a quarter of the way to the limit would end the
+               snapshot for nothing: it takes all the time it needs */
+            if (l->out.len - l->head < REPL_SNAP_OUT &&
+                (idle || ev_time() >= l->snap_next ||
+                 l->backlog.len > REPL_OUT_MAX / 4))
+                snap_step(l);
+            any = any || l->state == L_SNAPSHOT;
+            more = more || (l->state == L_SNAPSHOT &&
+                            l->out.len - l->head < REPL_SNAP_OUT);
+        }
+    }
+    if (!any)
+        ev_prepare_stop(loop, &snap_prep);
+    if (more)
+        ev_idle_start(loop, &snap_idle);
+    else
+        ev_idle_stop(loop, &snap_idle);
+}
+
+static void
+snap_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    /* at the lowest priority it runs only when nothing else is pending;
+       its being active keeps the loop from blocking */
+    (void)loop;
+    (void)w;
+    (void)revents;
+    snap_loop_idle = true;
+}
+
+static void
+snap_wanted(void)
+{
+    ev_prepare_start(srv->loop, &snap_prep);
+    ev_idle_start(srv->loop, &snap_idle);
 }
 
 /* ---- the in-sync set (ISR) and the confirm limit
@@ -890,6 +1232,8 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
     buf_init(&d->side);
     buf_init(&d->frames);
     d->cut = vhost_repl_cut(vh);
+    d->win_base = d->cut;
+    d->lead_id = ((uint64_t)getpid() << 24 | ++leads_made) & INT64_MAX;
     /* nothing new is confirmed until the in-sync set has it */
     d->limit = d->cut;
     vhost_set_repl_limit(vh, d->limit);
@@ -915,6 +1259,7 @@ repl_unlead(struct server *s, const char *name)
     buf_fini(&d->tap);
     buf_fini(&d->side);
     buf_fini(&d->frames);
+    window_free(d);
     for (size_t i = 0; i < d->nisr; i++)
         free(d->isr[i]);
     free(d->isr);
@@ -976,20 +1321,26 @@ repl_forget(struct server *s, const char *vhost)
         log_warn("copy of deleted vhost '%s': %s", vhost, err);
 }
 
-/* ACK what became durable. */
-static void
-copy_ack(struct copy *c)
+/* ACK what became durable (or, keepalive, the same again: an idle link
+ * or one busy with a long snapshot must not look silent to the leader);
+ * false when the copy was dropped. */
+static bool
+copy_ack(struct copy *c, bool keepalive)
 {
     uint64_t a = mirror_acked(c->m);
     struct mirror_info mi;
 
-    if (a <= c->acked_sent)
-        return;
+    if (a <= c->acked_sent && !keepalive)
+        return true;
     mirror_get_info(c->m, &mi);
-    c->acked_sent = a;
+    c->acked_sent = WR_MAX(a, c->acked_sent);
+    c->last_said = ev_now(srv->loop);
     repl_frame_encode(&c->out, REPL_ACK, mi.epoch, a, bytes_of(NULL, 0));
-    if (write_out(c->fd, &c->out, &c->head, &c->wio) == WR_ERR)
+    if (write_out(c->fd, &c->out, &c->head, &c->wio) == WR_ERR) {
         copy_free(c, strerror(errno));
+        return false;
+    }
+    return true;
 }
 
 /* Frames from the leader; false when the copy was dropped. */
@@ -1020,7 +1371,10 @@ copy_frames(struct copy *c)
         return false;
     }
     mirror_flush(c->m);
-    return true;
+    /* a position with nothing new to write (a PING, a copy caught up at
+       once) is durable already: no store wake-up will come to ACK it */
+    mirror_poll(c->m);
+    return copy_ack(c, false);
 }
 
 static void
@@ -1097,11 +1451,13 @@ repl_take(int fd, const char *addr, const struct peer_auth *a,
         json_loadb((const char *)a->payload.ptr, a->payload.len, 0, NULL);
     const char *vhost = json_string_value(json_object_get(doc, "vhost"));
     json_int_t epoch = json_integer_value(json_object_get(doc, "epoch"));
+    json_int_t lead_id = json_integer_value(json_object_get(doc, "lead"));
     struct mirror_config mc = {0};
     struct mirror *m = NULL;
     struct copy *c, *old;
-    char why[600], node[256];
+    char why[600], node[256], offer[128] = "";
     const char *refused = NULL;
+    struct mirror_info mi;
 
     snprintf(node, sizeof(node), "%.*s", BYTES_FMT(a->node));
     if (!vhost || !vhost[0] || epoch <= 0) {
@@ -1123,11 +1479,22 @@ repl_take(int fd, const char *addr, const struct peer_auth *a,
         mc.segment_size = srv->cfg->segment_size;
         mc.wake = loop_store_wake;
         mc.wake_arg = srv;
+        mc.lead = lead_id > 0 ? (uint64_t)lead_id : 0;
         if (mirror_open(&mc, (uint64_t)epoch, &m, why, sizeof(why)) != WR_OK)
             refused = why;
     }
+    if (!refused) {
+        /* a complete copy of this epoch offers where it stands */
+        mirror_get_info(m, &mi);
+        if (mi.resume && mi.resume_lead)
+            snprintf(offer, sizeof(offer),
+                     "{\"epoch\":%llu,\"position\":%llu,\"lead\":%llu}",
+                     (unsigned long long)mi.epoch,
+                     (unsigned long long)mi.resume,
+                     (unsigned long long)mi.resume_lead);
+    }
     peer_ok_encode(cluster_secret(srv->cluster), a->client_nonce,
-                   refused ? PEER_REFUSED : PEER_OK, refused ? refused : "",
+                   refused ? PEER_REFUSED : PEER_OK, refused ? refused : offer,
                    out);
     if (refused) {
         log_warn("replication link from node '%s' (%s) refused: %s", node, addr,
@@ -1197,7 +1564,7 @@ repl_poll(struct server *s)
     DL_FOREACH_SAFE(copies, c, tmp)
     {
         mirror_poll(c->m);
-        copy_ack(c);
+        copy_ack(c, false);
     }
 }
 
@@ -1226,7 +1593,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
                 repl_frame_encode(&l->out, REPL_PING, d->epoch, d->cut,
                                   bytes_of(NULL, 0));
                 link_flush(l);
-            } else if (l->state != L_STREAMING &&
+            } else if (l->state < L_STREAMING &&
                        now - l->last_heard > REPL_HANDSHAKE_S) {
                 link_down(l, "no handshake within 5 s");
             }
@@ -1236,6 +1603,8 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     {
         if (now - c->last_heard > REPL_SILENT_S)
             copy_free(c, "the leader was silent for 10 s");
+        else if (now - c->last_said >= REPL_PING_S)
+            copy_ack(c, true);
     }
     loop_pump(srv);
 }
@@ -1245,6 +1614,9 @@ repl_init(struct server *s)
 {
     ev_timer_init(&tick, tick_cb, REPL_TICK_S, REPL_TICK_S);
     ev_timer_start(s->loop, &tick);
+    ev_prepare_init(&snap_prep, snap_prep_cb);
+    ev_idle_init(&snap_idle, snap_idle_cb);
+    ev_set_priority(&snap_idle, EV_MINPRI);
     inited = true;
 }
 
@@ -1258,6 +1630,8 @@ repl_fini(struct server *s)
     while (copies)
         copy_free(copies, NULL);
     ev_timer_stop(s->loop, &tick);
+    ev_prepare_stop(s->loop, &snap_prep);
+    ev_idle_stop(s->loop, &snap_idle);
     inited = false;
 }
 
@@ -1312,10 +1686,11 @@ repl_info(void)
 
         DL_FOREACH(d->links, l)
         {
-            json_array_append_new(
-                ms, json_pack("{s:s, s:s, s:I, s:s}", "node", l->node, "state",
-                              state_names[l->state], "acked",
-                              (json_int_t)l->acked, "error", l->why));
+            json_array_append_new(ms, json_pack("{s:s, s:s, s:I, s:s, s:s?}",
+                                                "node", l->node, "state",
+                                                state_names[l->state], "acked",
+                                                (json_int_t)l->acked, "error",
+                                                l->why, "start", l->start));
         }
         json_t *isr = json_array();
 
@@ -1327,6 +1702,15 @@ repl_info(void)
                           (json_int_t)d->cut, "confirmed_up_to",
                           (json_int_t)WR_MIN(d->limit, d->cut), "isr", isr,
                           "confirms_held", d->held_since > 0, "mirrors", ms));
+        /* streams started with a snapshot / from a position (catch-up) */
+        json_t *last = json_array_get(ls, json_array_size(ls) - 1);
+
+        json_object_set_new(last, "snapshots",
+                            json_integer((json_int_t)d->snapshots));
+        json_object_set_new(last, "catch_ups",
+                            json_integer((json_int_t)d->catch_ups));
+        json_object_set_new(last, "snapshot_slice_max_ms",
+                            json_real(d->snap_step_max * 1e3));
     }
     DL_FOREACH(copies, c)
     {

@@ -52,6 +52,25 @@ store_snap_msg(struct buf *out, uint64_t id, const uint64_t *qids,
     out->len += size - REC_HDR_SIZE;
 }
 
+int
+store_read_msg_live(struct store *s, uint64_t pos, struct buf *out,
+                    struct bytes *meta, struct bytes *body)
+{
+    const uint8_t *p;
+    size_t avail;
+    uint64_t salt;
+    struct seg *g;
+
+    /* segments are never written over: while the one pos names is there,
+       the record at pos is still this message's */
+    if (!journal_find(s, POS_SEG(pos), POS_OFF(pos), &p, &avail, &salt)) {
+        g = seg_find(s, POS_SEG(pos));
+        if (!g || g->unlinking)
+            return WR_AGAIN;
+    }
+    return store_read_msg(s, pos, out, meta, body);
+}
+
 uint64_t
 store_tap_cut(struct store *s)
 {

@@ -223,11 +223,13 @@ fail: /* nothing was started */
     return WR_ERR;
 }
 
-void
+bool
 store_close(struct store *s)
 {
+    bool clean;
+
     if (!s)
-        return;
+        return false;
     s->closing = true;
     atomic_store(&s->stopping, true); /* a full disk is not waited for */
     if (!atomic_load(&s->failed)) {
@@ -238,7 +240,10 @@ store_close(struct store *s)
     }
     journal_handoff(s, true);
     journal_join(s);
+    /* the thread is gone: nothing can still fail or become durable */
+    clean = !atomic_load(&s->failed) && !atomic_load(&s->nospace);
     store_free(s);
+    return clean;
 }
 
 /* ---- moving a log */

@@ -192,10 +192,11 @@ int store_open(const struct store_config *cfg,
  * Seals the head segment (so the next open reads its summary), hands over
  * everything appended, waits for the store thread to write and fdatasync
  * it whatever the policy, joins the thread and frees the store. Pending
- * events are dropped: call store_poll() first if they matter. NULL is a
- * no-op.
+ * events are dropped: call store_poll() first if they matter. Returns
+ * whether everything appended is durable (no failure, no full disk gave
+ * records up); NULL is a no-op that returns false.
  */
-void store_close(struct store *s);
+bool store_close(struct store *s);
 
 /*
  * Appends a MESSAGE record. Fills *id with the new message id and *pos
@@ -267,6 +268,12 @@ void store_poll(struct store *s, const struct store_events *ev, void *ctx);
  */
 int store_read_msg(struct store *s, uint64_t pos, struct buf *out,
                    struct bytes *meta, struct bytes *body);
+/* store_read_msg of a message at pos found while the log goes on:
+ * WR_AGAIN (nothing logged) when the segment pos names is gone, because
+ * the message was acked or compaction moved it (replication snapshots,
+ * vhost_repl_slice). */
+int store_read_msg_live(struct store *s, uint64_t pos, struct buf *out,
+                        struct bytes *meta, struct bytes *body);
 
 /* The 64-bit queue id of a vhost-local queue name (XXH3_64bits). */
 uint64_t store_qid(struct bytes queue_name);

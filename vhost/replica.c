@@ -88,44 +88,79 @@ collect(struct vhost *vh, const struct vh_logged *extra, size_t n,
     return v;
 }
 
-int
-vhost_repl_snapshot(struct vhost *vh, const struct vh_logged *extra, size_t n,
-                    struct buf *out, char *err, size_t errlen)
+struct vh_logged *
+vhost_repl_gather(struct vhost *vh, const struct vh_logged *extra, size_t n,
+                  size_t *count)
 {
-    size_t count, i = 0;
-    struct vh_logged *v;
-    uint64_t *qids;
+    struct vh_logged *v = collect(vh, extra, n, count);
+    size_t k = 1;
+
+    /* one queue in publish order is sorted already: a million pairs take
+       a pass instead of a sort */
+    while (k < *count && cmp_logged(&v[k - 1], &v[k]) <= 0)
+        k++;
+    if (k < *count)
+        qsort(v, *count, sizeof(*v), cmp_logged);
+    return v;
+}
+
+void
+vhost_repl_regather(struct vh_logged *v, size_t count, size_t i,
+                    const struct vh_logged *now, size_t nnow)
+{
+    size_t k = 0;
+
+    /* both sorted by (id, qid): one merge walk */
+    for (; i < count; i++) {
+        while (k < nnow && cmp_logged(&now[k], &v[i]) < 0)
+            k++;
+        v[i].pos = k < nnow && cmp_logged(&now[k], &v[i]) == 0 ? now[k].pos : 0;
+    }
+}
+
+int
+vhost_repl_slice(struct vhost *vh, struct vh_logged *v, size_t count, size_t *i,
+                 size_t budget, size_t max_msgs, struct buf *out, char *err,
+                 size_t errlen)
+{
+    size_t start = out->len, cap = 0, msgs = 0;
+    uint64_t *qids = NULL;
     struct bytes meta, body;
     int rc = WR_OK;
 
-    if (!vh->store)
-        return WR_OK;
-    v = collect(vh, extra, n, &count);
-    qsort(v, count, sizeof(*v), cmp_logged);
-    qids = xmalloc((count ? count : 1) * sizeof(*qids));
-    while (i < count && rc == WR_OK) {
-        size_t j = i;
+    while (*i < count && out->len - start < budget && msgs++ < max_msgs &&
+           rc == WR_OK) {
+        size_t j = *i, at = *i;
         uint32_t nq = 0;
 
-        for (; j < count && v[j].id == v[i].id; j++) {
+        /* the queues still holding it (pairs acked since: position 0),
+           and a position that holds its record */
+        for (; j < count && v[j].id == v[*i].id; j++) {
+            if (v[j].pos == 0)
+                continue;
+            if (nq == cap) {
+                cap = cap ? 2 * cap : 16;
+                qids = xrealloc(qids, cap * sizeof(*qids));
+            }
             if (nq == 0 || qids[nq - 1] != v[j].qid)
                 qids[nq++] = v[j].qid;
+            at = j;
         }
-        if (store_read_msg(vh->store, v[i].pos, &vh->scratch, &meta, &body) !=
-            WR_OK) {
-            snprintf(err, errlen,
-                     "vhost '%s': message %llu cannot be read from the log",
-                     vh->name, (unsigned long long)v[i].id);
-            rc = WR_ERR;
-        } else if (persist__record_persistent(meta)) {
-            /* a paged-out entry may point at a transient record
-               (vhost__publish_paged): only persistent ones go */
-            store_snap_msg(out, v[i].id, qids, nq, meta, body);
+        if (nq > 0) {
+            rc = store_read_msg_live(vh->store, v[at].pos, &vh->scratch, &meta,
+                                     &body);
+            if (rc == WR_ERR)
+                snprintf(err, errlen,
+                         "vhost '%s': message %llu cannot be read from the "
+                         "log",
+                         vh->name, (unsigned long long)v[at].id);
+            else if (rc == WR_OK && persist__record_persistent(meta))
+                store_snap_msg(out, v[at].id, qids, nq, meta, body);
         }
-        i = j;
+        if (rc == WR_OK)
+            *i = j; /* on WR_AGAIN *i stays: read again after regather */
     }
     free(qids);
-    free(v);
     return rc;
 }
 

@@ -277,14 +277,34 @@ uint64_t vhost_repl_cut(struct vhost *vh);
 bool vhost_entry_logged(const struct queue *q, struct qentry e,
                         struct vh_logged *out);
 /*
- * Appends to out the replication records of every live persistent
- * message of the vhost's durable queues: the ready ones, and the
- * deliveries the caller found unacked (extra, n). One record per message
- * (ids increasing), listing every queue holding it. Reads the bodies
- * from the log (page cache, usually). WR_ERR (err filled) when a record
- * cannot be read: the snapshot is then unusable.
+ * A snapshot: the replication records of every live persistent message
+ * of the vhost's durable queues, the ready ones and the deliveries the
+ * caller found unacked (extra, n), one record per message (ids
+ * increasing) listing every queue holding it, with the bodies read from
+ * the log (page cache, usually); made in slices while the log goes on
+ * (issue 12: no pause for a large vhost).
+ *
+ * vhost_repl_gather lists the logged pairs as of now (ready ones and
+ * extra), sorted by message id then queue; *count says how many (free
+ * the array). vhost_repl_slice appends the records of the
+ * messages from v[*i] on, about budget bytes of them and at most
+ * max_msgs messages, and advances *i:
+ *   WR_OK     done up to *i (== count: the snapshot is complete)
+ *   WR_AGAIN  a message's record has moved since the list was made
+ *             (compaction): vhost_repl_regather, then call again
+ *   WR_ERR    a record that should be there cannot be read (err)
+ * A message acked or deleted since the list was made is skipped: its
+ * ack follows in the stream after the snapshot. vhost_repl_regather
+ * takes the current positions of v[*i..count) from a new list (a pair
+ * no longer logged gets position 0: skipped).
  */
-int vhost_repl_snapshot(struct vhost *vh, const struct vh_logged *extra,
-                        size_t n, struct buf *out, char *err, size_t errlen);
+struct vh_logged *vhost_repl_gather(struct vhost *vh,
+                                    const struct vh_logged *extra, size_t n,
+                                    size_t *count);
+int vhost_repl_slice(struct vhost *vh, struct vh_logged *v, size_t count,
+                     size_t *i, size_t budget, size_t max_msgs, struct buf *out,
+                     char *err, size_t errlen);
+void vhost_repl_regather(struct vh_logged *v, size_t count, size_t i,
+                         const struct vh_logged *now, size_t nnow);
 
 #endif

@@ -1180,6 +1180,7 @@ T_CASE(clustering_keys)
     T_EQ_STR(c.etcd_cluster, "default");
     T_EQ_INT(c.etcd_node_ttl_s, 10);
     T_EQ_INT(c.queue_leader_locator, CONF_LOCATOR_BALANCED);
+    T_EQ_INT(c.catchup_window, 64 * MiB);
     T_EQ_STR(c.node_name, c.cluster_name);
     T_ASSERT(!c.cluster_name_set);
     parse_ok(&c, "cluster_formation.peer_discovery_backend = "
@@ -1192,6 +1193,7 @@ T_CASE(clustering_keys)
                  "cluster.node_name = n1\n"
                  "cluster.listen = 127.0.0.1:25672\n"
                  "queue_leader_locator = client-local\n"
+                 "replication.catchup_window = 0\n"
                  "cluster_name = shown\n");
     T_EQ_INT(c.cluster_backend, CONF_CLUSTER_ETCD);
     T_EQ_INT(c.netcd_endpoints, 2);
@@ -1203,7 +1205,9 @@ T_CASE(clustering_keys)
     T_EQ_STR(c.node_name, "n1");
     T_EQ_STR(c.cluster_listen, "127.0.0.1:25672");
     T_EQ_INT(c.queue_leader_locator, CONF_LOCATOR_CLIENT_LOCAL);
+    T_EQ_INT(c.catchup_window, 0);
     T_ASSERT(c.cluster_name_set);
+    EXPECT_ERR_HAS("replication.catchup_window = 5GiB", "out of range");
     EXPECT_ERR_HAS("cluster_formation.peer_discovery_backend = dns",
                    "classic_config");
     EXPECT_ERR_HAS("cluster_formation.etcd.endpoints.1 = etcd.local:2379",
