@@ -406,11 +406,31 @@ conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 /* RabbitMQ's rendering of a bad frame: "type 1, all octets = <<...>>"
  * (or "first 16 octets" when the payload is longer). */
 static void
-frame_text(struct buf *t, uint8_t type, struct bytes payload)
+frame_text_of(struct buf *t, uint8_t type, const uint8_t *first, size_t size)
 {
     buf_printf(t, "type %u, %s = ", type,
-               payload.len <= 16 ? "all octets" : "first 16 octets");
-    buf_put_erl_binary(t, bytes_of(payload.ptr, WR_MIN(payload.len, 16)));
+               size <= 16 ? "all octets" : "first 16 octets");
+    buf_put_erl_binary(t, bytes_of(first, WR_MIN(size, 16)));
+}
+
+static void
+frame_text(struct buf *t, uint8_t type, struct bytes payload)
+{
+    frame_text_of(t, type, payload.ptr, payload.len);
+}
+
+int
+conn_fail_frame_end(struct conn *c, uint8_t type, const uint8_t *first,
+                    size_t size, uint8_t octet)
+{
+    struct buf t;
+
+    buf_init(&t);
+    frame_text_of(&t, type, first, size);
+    buf_printf(&t, ": {invalid_frame_end_marker,%u}", octet);
+    conn_fail(c, AMQP_FRAME_ERROR, 0, "%.*s", (int)t.len, (const char *)t.data);
+    buf_fini(&t);
+    return WR_ERR;
 }
 
 /*
@@ -428,6 +448,11 @@ frame_error(struct conn *c, const uint8_t *p, size_t len)
 
     if (c->fp.err == FRAME_ERR_BAD_TYPE && len < (size_t)size + 8)
         return 0; /* size is within frame_max: the parser checks that */
+    if (c->fp.err == FRAME_ERR_BAD_END) {
+        conn_fail_frame_end(c, p[0], p + FRAME_HEADER_SIZE, size,
+                            p[FRAME_HEADER_SIZE + size]);
+        return len;
+    }
     if (c->fp.err != FRAME_ERR_TOO_LARGE)
         payload = bytes_of(p + FRAME_HEADER_SIZE, size);
     buf_init(&t);
@@ -436,12 +461,8 @@ frame_error(struct conn *c, const uint8_t *p, size_t len)
     case FRAME_ERR_TOO_LARGE:
         buf_printf(&t, ": {frame_too_large,%u,%u}", size, c->frame_max - 8);
         break;
-    case FRAME_ERR_BAD_TYPE:
+    default: /* FRAME_ERR_BAD_TYPE */
         buf_printf(&t, ": unknown_frame");
-        break;
-    default:
-        buf_printf(&t, ": {invalid_frame_end_marker,%u}",
-                   p[FRAME_HEADER_SIZE + size]);
         break;
     }
     conn_fail(c, AMQP_FRAME_ERROR, 0, "%.*s", (int)t.len, (const char *)t.data);
@@ -790,24 +811,92 @@ tls_wait(struct conn *c)
     }
 }
 
+/* Octets read past a body frame that went straight into its message
+ * (bodyrx.c): room for the next publish's method and content header and
+ * the start of its body frame, so that little of that body is copied. */
+#define RX_AHEAD 2048u
+
+/* Handles n octets read into the shared rxbuf (c->in is empty). What is
+ * left of a frame cut by the end of the read goes straight into its
+ * message when it is a big body frame (bodyrx_begin), else into c->in.
+ * Returns false when the connection died. */
+static bool
+take_input(struct conn *c, const uint8_t *p, size_t n)
+{
+    size_t used = conn_process(c, p, n);
+
+    if (c->state == CONN_DEAD)
+        return false;
+    if (used < n && !bodyrx_begin(c, p + used, n - used))
+        buf_append(&c->in, p + used, n - used);
+    return true;
+}
+
+/* Handles the octets that followed a body frame read straight into its
+ * message; the frame's end may have held the input (an alarm blocks a
+ * publisher after its message), and then they wait in c->in as input
+ * conn_process stopped at does. Returns false when the connection died. */
+static bool
+take_after_body(struct conn *c, const uint8_t *p, size_t n)
+{
+    if (c->state == CONN_DEAD)
+        return false;
+    if (n == 0)
+        return true;
+    if (c->input_held || c->blocked) {
+        buf_append(&c->in, p, n);
+        return true;
+    }
+    return take_input(c, p, n);
+}
+
+/* Handles the octets read into c->in (a frame was cut there before).
+ * Returns false when the connection died. */
+static bool
+take_own_input(struct conn *c)
+{
+    size_t used = conn_process(c, c->in.data, c->in.len);
+
+    if (c->state == CONN_DEAD)
+        return false;
+    if (used < c->in.len &&
+        bodyrx_begin(c, c->in.data + used, c->in.len - used))
+        used = c->in.len;
+    buf_consume(&c->in, used);
+    if (c->in.len == 0)
+        buf_fini(&c->in);
+    return true;
+}
+
 /* Reads and handles what the socket has, one chunk: a connection that
  * sends a flood is read again in the next loop iteration, after the
  * others had their turn. Input normally lands in the shared rxbuf; only
  * a frame cut by the end of a read waits in c->in, and reads continue
  * there with RX_CHUNK of room, so that moving the cut frame's bytes to
  * the front (buf_consume) is paid once per RX_CHUNK read, not once per
- * frame (64 KiB bodies: 5% of the broker's CPU with 64 KiB of room). */
+ * frame (64 KiB bodies: 5% of the broker's CPU with 64 KiB of room). A
+ * big body frame cut by a read goes on straight into its message
+ * instead (bodyrx.c), and the reads after it ask for RX_AHEAD. */
 static void
 conn_read(struct ev_loop *loop, struct conn *c)
 {
     for (int round = 0; round < 8; round++) {
         bool own = c->in.len > 0;
-        uint8_t *dst = own ? buf_reserve(&c->in, RX_CHUNK) : rxbuf;
-        size_t room = own ? c->in.cap - c->in.len : sizeof(rxbuf);
-        ssize_t n =
-            c->tls ? tls_read(c->tls, dst, room) : read(c->fd, dst, room);
-        size_t used;
+        bool body = bodyrx_busy(c);
+        size_t want = c->rx.ahead ? RX_AHEAD : RX_CHUNK;
+        uint8_t *dst = own ? buf_reserve(&c->in, want) : rxbuf;
+        size_t room = WR_MIN(own ? c->in.cap - c->in.len : sizeof(rxbuf),
+                             c->rx.ahead ? RX_AHEAD : SIZE_MAX);
+        const uint8_t *after = NULL;
+        size_t nafter = 0;
+        bool more = false;
+        ssize_t n;
 
+        WR_ASSERT(!(own && body)); /* bodyrx_begin took c->in's tail */
+        if (body)
+            n = bodyrx_read(c, rxbuf, room, &after, &nafter, &more);
+        else
+            n = c->tls ? tls_read(c->tls, dst, room) : read(c->fd, dst, room);
         if (n == 0) {
             conn_drop(c, c->state == CONN_CLOSING || c->state == CONN_CLOSED
                              ? c->close_reason
@@ -826,21 +915,19 @@ conn_read(struct ev_loop *loop, struct conn *c)
         c->recv_oct += (uint64_t)n;
         c->recv_cnt++;
         c->last_rx = ev_now(loop);
-        if (own) {
+        if (body) {
+            if (!take_after_body(c, after, nafter))
+                return;
+        } else if (own) {
             c->in.len += (size_t)n;
-            used = conn_process(c, c->in.data, c->in.len);
-            if (c->state == CONN_DEAD)
+            if (!take_own_input(c))
                 return;
-            buf_consume(&c->in, used);
-            if (c->in.len == 0)
-                buf_fini(&c->in);
         } else {
-            used = conn_process(c, rxbuf, (size_t)n);
-            if (c->state == CONN_DEAD)
+            if (!take_input(c, rxbuf, (size_t)n))
                 return;
-            if (used < (size_t)n)
-                buf_append(&c->in, rxbuf + used, (size_t)n - used);
         }
+        /* A frame being dropped is read in whole chunks. */
+        c->rx.ahead = bodyrx_busy(c) && !c->rx.dropping;
         if (outq_pending(&c->out) >= CONN_OUT_HIGH) {
             /* The client is not reading what we send: stop reading
              * what it sends until it catches up. */
@@ -852,7 +939,7 @@ conn_read(struct ev_loop *loop, struct conn *c)
             conn_update_reading(c);
             return;
         }
-        if ((size_t)n < room)
+        if (body ? !more : (size_t)n < room)
             return;
     }
     if (c->tls && ev_is_active(&c->rio) && tls_has_pending(c->tls))

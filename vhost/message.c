@@ -72,15 +72,15 @@ message_new(struct bytes exchange, struct bytes rk, struct bytes props,
 }
 
 struct message *
-message_append(struct message *m, struct bytes part)
+message_reserve(struct message *m, size_t n)
 {
     size_t head = (size_t)(m->body - m->data);
 
-    WR_ASSERT(m->refs == 1 && m->received + part.len <= m->body_size);
-    if (m->received + part.len > m->body_cap) {
+    WR_ASSERT(m->refs == 1 && m->received + n <= m->body_size);
+    if (m->received + n > m->body_cap) {
         uint64_t cap = WR_MAX(m->body_cap * 2, (uint64_t)4096);
 
-        while (cap < m->received + part.len)
+        while (cap < m->received + n)
             cap *= 2;
         cap = WR_MIN(cap, m->body_size);
         held += cap - m->body_cap;
@@ -88,6 +88,20 @@ message_append(struct message *m, struct bytes part)
         m->body = m->data + head;
         m->body_cap = cap;
     }
+    return m;
+}
+
+void
+message_advance(struct message *m, size_t n)
+{
+    WR_ASSERT(m->received + n <= m->body_cap);
+    m->received += n;
+}
+
+struct message *
+message_append(struct message *m, struct bytes part)
+{
+    m = message_reserve(m, part.len);
     memcpy(m->body + m->received, part.ptr, part.len);
     m->received += part.len;
     return m;

@@ -51,6 +51,12 @@ struct message *message_new(struct bytes exchange, struct bytes rk,
  * returns the new pointer. Assumes m->refs == 1 and that the bytes fit in
  * body_size. */
 struct message *message_append(struct message *m, struct bytes part);
+/* Makes room for n more body bytes during assembly, for a caller that
+ * writes them in place (a body frame read straight into the message):
+ * they go to m->body + m->received, and message_advance counts them.
+ * Same assumptions as message_append; may move the message. */
+struct message *message_reserve(struct message *m, size_t n);
+void message_advance(struct message *m, size_t n);
 /* Takes what the properties say the broker acts on (amqp/amqp_props.h):
  * persistence, priority and TTL. */
 void message_set_props(struct message *m, const struct amqp_props *p);
