@@ -7,11 +7,10 @@
  * inside a body frame of at least BODYRX_MIN payload octets that its
  * channel takes, the payload read so far goes into the message and the
  * rest is read there: one readv whose first iovec is the rest of the
- * payload, in the message, and whose second is the loop's buffer, for
- * the frame-end octet and what follows. Reads after such a frame ask for
- * little past it (RX_AHEAD, conn.c): the next publish's method and
- * content header and the start of its body frame, so that what is
- * copied of the next body is small.
+ * payload, in the message, and whose second is the loop's read buffer,
+ * for the frame-end octet and what follows (where whole big bodies stay
+ * as they are: message_adopt, conn.c). Only the part of a big body that
+ * came before the cut is copied.
  *
  * Nothing is taken on trust. The frame's header has passed frame_parse
  * (type, frame_max); the channel's checks are publish_body's

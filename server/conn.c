@@ -34,7 +34,16 @@
 
 #define RX_CHUNK (256u << 10)
 
-static uint8_t rxbuf[RX_CHUNK];
+/* The loop's read buffer. Big bodies that come whole in it become their
+ * messages' bodies where they are (message_adopt); a new buffer is then
+ * taken for the next read (rx_area), the old one living on as long as
+ * those messages do. */
+static struct msgblock *rxblock;
+/* Octets the last read put in rxblock: a block is adopted only when a
+ * read filled half of it or more, so that what a message keeps alive
+ * of it is mostly bodies (a slow publisher's one message per read is
+ * copied). */
+static size_t rx_filled;
 
 /* When the current connection's time slice ends (ev_time()). */
 static double slice_end;
@@ -811,12 +820,36 @@ tls_wait(struct conn *c)
     }
 }
 
-/* Octets read past a body frame that went straight into its message
- * (bodyrx.c): room for the next publish's method and content header and
- * the start of its body frame, so that little of that body is copied. */
-#define RX_AHEAD 2048u
+/* Where the next read goes: the read buffer, a new one when messages
+ * adopted bodies in the last. */
+static uint8_t *
+rx_area(void)
+{
+    if (rxblock && rxblock->refs > 1) {
+        msgblock_unref(rxblock);
+        rxblock = NULL;
+    }
+    if (!rxblock)
+        rxblock = msgblock_new(RX_CHUNK);
+    return rxblock->data;
+}
 
-/* Handles n octets read into the shared rxbuf (c->in is empty). What is
+struct msgblock *
+conn_rx_block(const uint8_t *p, size_t len)
+{
+    uintptr_t at, start;
+
+    if (!rxblock || rx_filled < RX_CHUNK / 2)
+        return NULL;
+    at = (uintptr_t)p;
+    start = (uintptr_t)rxblock->data;
+    if (at < start || at - start > rxblock->size ||
+        len > rxblock->size - (at - start))
+        return NULL;
+    return rxblock;
+}
+
+/* Handles n octets read into the read buffer (c->in is empty). What is
  * left of a frame cut by the end of the read goes straight into its
  * message when it is a big body frame (bodyrx_begin), else into c->in.
  * Returns false when the connection died. */
@@ -870,23 +903,21 @@ take_own_input(struct conn *c)
 
 /* Reads and handles what the socket has, one chunk: a connection that
  * sends a flood is read again in the next loop iteration, after the
- * others had their turn. Input normally lands in the shared rxbuf; only
+ * others had their turn. Input normally lands in the read buffer; only
  * a frame cut by the end of a read waits in c->in, and reads continue
  * there with RX_CHUNK of room, so that moving the cut frame's bytes to
  * the front (buf_consume) is paid once per RX_CHUNK read, not once per
  * frame (64 KiB bodies: 5% of the broker's CPU with 64 KiB of room). A
  * big body frame cut by a read goes on straight into its message
- * instead (bodyrx.c), and the reads after it ask for RX_AHEAD. */
+ * instead (bodyrx.c). */
 static void
 conn_read(struct ev_loop *loop, struct conn *c)
 {
     for (int round = 0; round < 8; round++) {
         bool own = c->in.len > 0;
         bool body = bodyrx_busy(c);
-        size_t want = c->rx.ahead ? RX_AHEAD : RX_CHUNK;
-        uint8_t *dst = own ? buf_reserve(&c->in, want) : rxbuf;
-        size_t room = WR_MIN(own ? c->in.cap - c->in.len : sizeof(rxbuf),
-                             c->rx.ahead ? RX_AHEAD : SIZE_MAX);
+        uint8_t *dst = own ? buf_reserve(&c->in, RX_CHUNK) : rx_area();
+        size_t room = own ? c->in.cap - c->in.len : RX_CHUNK;
         const uint8_t *after = NULL;
         size_t nafter = 0;
         bool more = false;
@@ -894,7 +925,7 @@ conn_read(struct ev_loop *loop, struct conn *c)
 
         WR_ASSERT(!(own && body)); /* bodyrx_begin took c->in's tail */
         if (body)
-            n = bodyrx_read(c, rxbuf, room, &after, &nafter, &more);
+            n = bodyrx_read(c, dst, room, &after, &nafter, &more);
         else
             n = c->tls ? tls_read(c->tls, dst, room) : read(c->fd, dst, room);
         if (n == 0) {
@@ -915,6 +946,8 @@ conn_read(struct ev_loop *loop, struct conn *c)
         c->recv_oct += (uint64_t)n;
         c->recv_cnt++;
         c->last_rx = ev_now(loop);
+        if (!own)
+            rx_filled = body ? (size_t)(after + nafter - dst) : (size_t)n;
         if (body) {
             if (!take_after_body(c, after, nafter))
                 return;
@@ -923,11 +956,9 @@ conn_read(struct ev_loop *loop, struct conn *c)
             if (!take_own_input(c))
                 return;
         } else {
-            if (!take_input(c, rxbuf, (size_t)n))
+            if (!take_input(c, dst, (size_t)n))
                 return;
         }
-        /* A frame being dropped is read in whole chunks. */
-        c->rx.ahead = bodyrx_busy(c) && !c->rx.dropping;
         if (outq_pending(&c->out) >= CONN_OUT_HIGH) {
             /* The client is not reading what we send: stop reading
              * what it sends until it catches up. */
@@ -950,13 +981,13 @@ conn_read(struct ev_loop *loop, struct conn *c)
 static void
 relayed_read(struct conn *c)
 {
+    uint8_t *rx;
     ssize_t n;
 
     if (relay_client_splice(c))
         return;
-    n = c->tls ? tls_read(c->tls, rxbuf, sizeof(rxbuf))
-               : read(c->fd, rxbuf, sizeof(rxbuf));
-
+    rx = rx_area();
+    n = c->tls ? tls_read(c->tls, rx, RX_CHUNK) : read(c->fd, rx, RX_CHUNK);
     if (n == 0) {
         conn_drop(c, "client closed the connection");
         return;
@@ -968,7 +999,7 @@ relayed_read(struct conn *c)
     }
     c->recv_oct += (uint64_t)n;
     c->recv_cnt++;
-    relay_client_input(c, rxbuf, (size_t)n);
+    relay_client_input(c, rx, (size_t)n);
 }
 
 static void

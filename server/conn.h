@@ -41,8 +41,6 @@ struct bodyrx {
     uint16_t channel;  /* the frame's */
     bool dropping;     /* its channel stopped taking it: the rest is read
                           and dropped, as a frame read whole would be */
-    bool ahead;        /* the last read ended in one: read little past the
-                          next (RX_AHEAD, conn.c) */
     uint8_t first[16]; /* the payload's first octets (an error's text) */
 };
 
@@ -171,6 +169,12 @@ void conn_update_reading(struct conn *c);
  * ack is older than limit_us at now_us (consumer_timeout). */
 void conn_check_consumer_timeout(struct conn *c, uint64_t now_us,
                                  uint64_t limit_us);
+
+/* The loop's read buffer when [p, p + len) lies in it: a body there may
+ * be adopted by its message (message_adopt), and the next read then goes
+ * to a new buffer. NULL for bytes anywhere else (a connection's own
+ * buffer of a cut frame). */
+struct msgblock *conn_rx_block(const uint8_t *p, size_t len);
 
 /* ---- body frames read straight into their message (bodyrx.c) */
 

@@ -473,7 +473,7 @@ T_CASE(message_body_filled_in_place)
     T_EQ_INT(m->received, 2 + (512u << 10));
     T_ASSERT(memcmp(m->body, "ab", 2) == 0 && m->body[m->received - 1] == 9);
     m = message_reserve(m, (1u << 20) - m->received); /* up to body_size */
-    T_EQ_INT(m->body_cap, 1u << 20);
+    T_ASSERT(m->body_cap >= 1u << 20);
     T_ASSERT(bytes_eq_str(message_rk(m), "k"));
     message_unref(m);
     T_EQ_INT(message_memory(), before);
