@@ -1,7 +1,10 @@
-"""Big body frames cut by the broker's reads at every kind of place.
+"""Big body frames cut by the broker's reads at every kind of place, and
+big bodies that come whole in one read.
 
 Warren reads the rest of a body frame of 16 KiB or more straight into its
-message once a read has ended inside it (server/bodyrx.c). These tests cut
+message once a read has ended inside it (server/bodyrx.c), and a whole
+body of 32 KiB or more that a big read brought stays in the read buffer,
+which its message keeps alive (message_adopt, conn.c). These tests cut
 the byte stream where that path has a decision to make: inside the
 frame's 7-octet header, before and after its first 16 payload octets,
 inside the payload, right before and right after the frame-end octet,
@@ -20,7 +23,8 @@ import pytest
 import rawamqp
 from rawamqp import (FRAME_BODY, FRAME_HEADER, content_header, encode_method,
                      frame)
-from wireutil import assert_connection_close, get, temp_queue
+from wireutil import (assert_connection_close, confirm_select, get,
+                      get_bodies, temp_queue)
 
 FRAME_MAX = 131072
 PAUSE = 0.05
@@ -169,3 +173,49 @@ def test_rest_of_a_frame_on_a_channel_closed_meanwhile(make_broker):
     conn.publish(1, "", q, body)
     assert get(conn, 2, q).content.body == body
     conn.close()
+
+
+def test_whole_bodies_in_big_reads_outlive_the_read_buffer(rawch):
+    # Many big messages in one write: the broker's reads take up to
+    # 256 KiB at a time, and bodies that came whole stay in the read
+    # buffer. They go to two queues through a fanout, so that each
+    # buffer lives on until both queues' copies are gone, and are taken
+    # from one queue, then, after more big reads, from the other.
+    x = "amq.fanout"
+    q1, q2 = temp_queue(rawch), temp_queue(rawch)
+    for q in (q1, q2):
+        rawch.call(1, "queue.bind", queue=q, exchange=x)
+    sizes = [65536] * 6 + [32768, 40000, 16, 131064, 200000, 65536, 70000]
+    bodies = [body_of(n, i) for i, n in enumerate(sizes)]
+    rawch.send(b"".join(rawch.publish_frames(1, x, "", b) for b in bodies))
+    assert get_bodies(rawch, 1, q1) == bodies
+    more = [body_of(65536, 100 + i) for i in range(8)]
+    rawch.send(b"".join(rawch.publish_frames(1, x, "", b) for b in more))
+    assert get_bodies(rawch, 1, q2) == bodies + more
+    assert get_bodies(rawch, 1, q1) == more
+
+
+@pytest.mark.warren_only
+def test_whole_bodies_in_big_reads_survive_a_restart(make_broker):
+    # Persistent big messages that stayed in the read buffer go to the log
+    # like any others (a restart needs a private broker).
+    b = make_broker()
+    c = rawamqp.connect("127.0.0.1", b.port)
+    c.open_channel(1)
+    q = "bodyrx-durable"
+    c.call(1, "queue.declare", queue=q, durable=True)
+    confirm_select(c, 1)
+    bodies = [body_of(65536, i) for i in range(10)]
+    c.send(b"".join(c.publish_frames(1, "", q, x, props={"delivery_mode": 2})
+                    for x in bodies))
+    acked = 0
+    while acked < len(bodies):
+        m = c.read_method()
+        assert m.name == "basic.ack", m
+        acked = m.delivery_tag if m.multiple else acked + 1
+    c.close()
+    b.restart()
+    c = rawamqp.connect("127.0.0.1", b.port)
+    c.open_channel(1)
+    assert get_bodies(c, 1, q) == bodies
+    c.close()
