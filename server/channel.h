@@ -236,6 +236,15 @@ int chan_queue_name(struct channel *ch, struct bytes *name, uint32_t method_id);
 /* The content header and body frames that follow basic.publish. */
 int publish_header(struct channel *ch, const struct frame *f);
 int publish_body(struct channel *ch, const struct frame *f);
+/* A body frame of len payload octets read straight into its message
+ * (bodyrx.c): where its bytes go, room made, or NULL when ch would not
+ * take the frame as it is (not assembling a body, closing, or the frame
+ * overruns the body size: the ordinary path then answers it).
+ * publish_body_advance counts n octets written there; publish_body_end
+ * ends the frame as publish_body does (the last one publishes). */
+uint8_t *publish_body_room(struct channel *ch, size_t len);
+void publish_body_advance(struct channel *ch, size_t n);
+int publish_body_end(struct channel *ch);
 /* Publishes a complete message (after the last body frame or at
  * tx.commit). Takes over the caller's reference to msg. Returns the LSN
  * of its log record, 0 when none. */

@@ -34,7 +34,16 @@
 
 #define RX_CHUNK (256u << 10)
 
-static uint8_t rxbuf[RX_CHUNK];
+/* The loop's read buffer. Big bodies that come whole in it become their
+ * messages' bodies where they are (message_adopt); a new buffer is then
+ * taken for the next read (rx_area), the old one living on as long as
+ * those messages do. */
+static struct msgblock *rxblock;
+/* Octets the last read put in rxblock: a block is adopted only when a
+ * read filled half of it or more, so that what a message keeps alive
+ * of it is mostly bodies (a slow publisher's one message per read is
+ * copied). */
+static size_t rx_filled;
 
 /* When the current connection's time slice ends (ev_time()). */
 static double slice_end;
@@ -407,11 +416,31 @@ conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 /* RabbitMQ's rendering of a bad frame: "type 1, all octets = <<...>>"
  * (or "first 16 octets" when the payload is longer). */
 static void
-frame_text(struct buf *t, uint8_t type, struct bytes payload)
+frame_text_of(struct buf *t, uint8_t type, const uint8_t *first, size_t size)
 {
     buf_printf(t, "type %u, %s = ", type,
-               payload.len <= 16 ? "all octets" : "first 16 octets");
-    buf_put_erl_binary(t, bytes_of(payload.ptr, WR_MIN(payload.len, 16)));
+               size <= 16 ? "all octets" : "first 16 octets");
+    buf_put_erl_binary(t, bytes_of(first, WR_MIN(size, 16)));
+}
+
+static void
+frame_text(struct buf *t, uint8_t type, struct bytes payload)
+{
+    frame_text_of(t, type, payload.ptr, payload.len);
+}
+
+int
+conn_fail_frame_end(struct conn *c, uint8_t type, const uint8_t *first,
+                    size_t size, uint8_t octet)
+{
+    struct buf t;
+
+    buf_init(&t);
+    frame_text_of(&t, type, first, size);
+    buf_printf(&t, ": {invalid_frame_end_marker,%u}", octet);
+    conn_fail(c, AMQP_FRAME_ERROR, 0, "%.*s", (int)t.len, (const char *)t.data);
+    buf_fini(&t);
+    return WR_ERR;
 }
 
 /*
@@ -429,6 +458,11 @@ frame_error(struct conn *c, const uint8_t *p, size_t len)
 
     if (c->fp.err == FRAME_ERR_BAD_TYPE && len < (size_t)size + 8)
         return 0; /* size is within frame_max: the parser checks that */
+    if (c->fp.err == FRAME_ERR_BAD_END) {
+        conn_fail_frame_end(c, p[0], p + FRAME_HEADER_SIZE, size,
+                            p[FRAME_HEADER_SIZE + size]);
+        return len;
+    }
     if (c->fp.err != FRAME_ERR_TOO_LARGE)
         payload = bytes_of(p + FRAME_HEADER_SIZE, size);
     buf_init(&t);
@@ -437,12 +471,8 @@ frame_error(struct conn *c, const uint8_t *p, size_t len)
     case FRAME_ERR_TOO_LARGE:
         buf_printf(&t, ": {frame_too_large,%u,%u}", size, c->frame_max - 8);
         break;
-    case FRAME_ERR_BAD_TYPE:
+    default: /* FRAME_ERR_BAD_TYPE */
         buf_printf(&t, ": unknown_frame");
-        break;
-    default:
-        buf_printf(&t, ": {invalid_frame_end_marker,%u}",
-                   p[FRAME_HEADER_SIZE + size]);
         break;
     }
     conn_fail(c, AMQP_FRAME_ERROR, 0, "%.*s", (int)t.len, (const char *)t.data);
@@ -791,24 +821,114 @@ tls_wait(struct conn *c)
     }
 }
 
+/* Where the next read goes: the read buffer, a new one when messages
+ * adopted bodies in the last. */
+static uint8_t *
+rx_area(void)
+{
+    if (rxblock && rxblock->refs > 1) {
+        msgblock_unref(rxblock);
+        rxblock = NULL;
+    }
+    if (!rxblock)
+        rxblock = msgblock_new(RX_CHUNK);
+    return rxblock->data;
+}
+
+struct msgblock *
+conn_rx_block(const uint8_t *p, size_t len)
+{
+    uintptr_t at, start;
+
+    if (!rxblock || rx_filled < RX_CHUNK / 2)
+        return NULL;
+    at = (uintptr_t)p;
+    start = (uintptr_t)rxblock->data;
+    if (at < start || at - start > rxblock->size ||
+        len > rxblock->size - (at - start))
+        return NULL;
+    return rxblock;
+}
+
+/* Handles n octets read into the read buffer (c->in is empty). What is
+ * left of a frame cut by the end of the read goes straight into its
+ * message when it is a big body frame (bodyrx_begin), else into c->in.
+ * Returns false when the connection died. */
+static bool
+take_input(struct conn *c, const uint8_t *p, size_t n)
+{
+    size_t used = conn_process(c, p, n);
+
+    if (c->state == CONN_DEAD)
+        return false;
+    if (used < n && !bodyrx_begin(c, p + used, n - used))
+        buf_append(&c->in, p + used, n - used);
+    return true;
+}
+
+/* Handles the octets that followed a body frame read straight into its
+ * message; the frame's end may have held the input (an alarm blocks a
+ * publisher after its message), and then they wait in c->in as input
+ * conn_process stopped at does. Returns false when the connection died. */
+static bool
+take_after_body(struct conn *c, const uint8_t *p, size_t n)
+{
+    if (c->state == CONN_DEAD)
+        return false;
+    if (n == 0)
+        return true;
+    if (c->input_held || c->blocked) {
+        buf_append(&c->in, p, n);
+        return true;
+    }
+    return take_input(c, p, n);
+}
+
+/* Handles the octets read into c->in (a frame was cut there before).
+ * Returns false when the connection died. */
+static bool
+take_own_input(struct conn *c)
+{
+    size_t used = conn_process(c, c->in.data, c->in.len);
+
+    if (c->state == CONN_DEAD)
+        return false;
+    if (used < c->in.len &&
+        bodyrx_begin(c, c->in.data + used, c->in.len - used))
+        used = c->in.len;
+    buf_consume(&c->in, used);
+    if (c->in.len == 0)
+        buf_fini(&c->in);
+    return true;
+}
+
 /* Reads and handles what the socket has, one chunk: a connection that
  * sends a flood is read again in the next loop iteration, after the
- * others had their turn. Input normally lands in the shared rxbuf; only
+ * others had their turn. Input normally lands in the read buffer; only
  * a frame cut by the end of a read waits in c->in, and reads continue
  * there with RX_CHUNK of room, so that moving the cut frame's bytes to
  * the front (buf_consume) is paid once per RX_CHUNK read, not once per
- * frame (64 KiB bodies: 5% of the broker's CPU with 64 KiB of room). */
+ * frame (64 KiB bodies: 5% of the broker's CPU with 64 KiB of room). A
+ * big body frame cut by a read goes on straight into its message
+ * instead (bodyrx.c). */
 static void
 conn_read(struct ev_loop *loop, struct conn *c)
 {
     for (int round = 0; round < 8; round++) {
         bool own = c->in.len > 0;
-        uint8_t *dst = own ? buf_reserve(&c->in, RX_CHUNK) : rxbuf;
-        size_t room = own ? c->in.cap - c->in.len : sizeof(rxbuf);
-        ssize_t n =
-            c->tls ? tls_read(c->tls, dst, room) : read(c->fd, dst, room);
-        size_t used;
+        bool body = bodyrx_busy(c);
+        uint8_t *dst = own ? buf_reserve(&c->in, RX_CHUNK) : rx_area();
+        size_t room = own ? c->in.cap - c->in.len : RX_CHUNK;
+        const uint8_t *after = NULL;
+        size_t nafter = 0;
+        bool more = false;
+        ssize_t n;
 
+        WR_ASSERT(!(own && body)); /* bodyrx_begin took c->in's tail */
+        if (body)
+            n = bodyrx_read(c, dst, room, &after, &nafter, &more);
+        else
+            n = c->tls ? tls_read(c->tls, dst, room) : read(c->fd, dst, room);
         if (n == 0) {
             conn_drop(c, c->state == CONN_CLOSING || c->state == CONN_CLOSED
                              ? c->close_reason
@@ -827,20 +947,18 @@ conn_read(struct ev_loop *loop, struct conn *c)
         c->recv_oct += (uint64_t)n;
         c->recv_cnt++;
         c->last_rx = ev_now(loop);
-        if (own) {
+        if (!own)
+            rx_filled = body ? (size_t)(after + nafter - dst) : (size_t)n;
+        if (body) {
+            if (!take_after_body(c, after, nafter))
+                return;
+        } else if (own) {
             c->in.len += (size_t)n;
-            used = conn_process(c, c->in.data, c->in.len);
-            if (c->state == CONN_DEAD)
+            if (!take_own_input(c))
                 return;
-            buf_consume(&c->in, used);
-            if (c->in.len == 0)
-                buf_fini(&c->in);
         } else {
-            used = conn_process(c, rxbuf, (size_t)n);
-            if (c->state == CONN_DEAD)
+            if (!take_input(c, dst, (size_t)n))
                 return;
-            if (used < (size_t)n)
-                buf_append(&c->in, rxbuf + used, (size_t)n - used);
         }
         if (outq_pending(&c->out) >= CONN_OUT_HIGH) {
             /* The client is not reading what we send: stop reading
@@ -853,7 +971,7 @@ conn_read(struct ev_loop *loop, struct conn *c)
             conn_update_reading(c);
             return;
         }
-        if ((size_t)n < room)
+        if (body ? !more : (size_t)n < room)
             return;
     }
     if (c->tls && ev_is_active(&c->rio) && tls_has_pending(c->tls))
@@ -864,13 +982,13 @@ conn_read(struct ev_loop *loop, struct conn *c)
 static void
 relayed_read(struct conn *c)
 {
+    uint8_t *rx;
     ssize_t n;
 
     if (relay_client_splice(c))
         return;
-    n = c->tls ? tls_read(c->tls, rxbuf, sizeof(rxbuf))
-               : read(c->fd, rxbuf, sizeof(rxbuf));
-
+    rx = rx_area();
+    n = c->tls ? tls_read(c->tls, rx, RX_CHUNK) : read(c->fd, rx, RX_CHUNK);
     if (n == 0) {
         conn_drop(c, "client closed the connection");
         return;
@@ -882,7 +1000,7 @@ relayed_read(struct conn *c)
     }
     c->recv_oct += (uint64_t)n;
     c->recv_cnt++;
-    relay_client_input(c, rxbuf, (size_t)n);
+    relay_client_input(c, rx, (size_t)n);
 }
 
 static void

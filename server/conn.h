@@ -33,6 +33,17 @@ enum conn_state {
 
 #define CONN_MAGIC 0x434f4e4eu
 
+/* A body frame read straight into its message (bodyrx.c). */
+struct bodyrx {
+    uint32_t left;     /* octets still to come, the frame-end octet
+                          included; 0: no such frame in progress */
+    uint32_t size;     /* its payload's */
+    uint16_t channel;  /* the frame's */
+    bool dropping;     /* its channel stopped taking it: the rest is read
+                          and dropped, as a frame read whole would be */
+    uint8_t first[16]; /* the payload's first octets (an error's text) */
+};
+
 struct conn {
     uint32_t magic;
     int fd;
@@ -44,6 +55,7 @@ struct conn {
     ev_tstamp accepted_at; /* loop time of the accept (handshake timeout) */
     struct frame_parser fp;
     struct buf in; /* bytes of an incomplete frame */
+    struct bodyrx rx;
     struct outq out;
     uint64_t connected_at_ms; /* wall clock */
     char peer[64];            /* "127.0.0.1:5555" */
@@ -129,6 +141,10 @@ int conn_decode_method(struct conn *c, const struct frame *f,
 /* A frame whose payload does not fit its type (too short, or a heartbeat
  * with a payload): 501 "type T, all octets = ...: unknown_frame". */
 int conn_fail_unknown_frame(struct conn *c, const struct frame *f);
+/* 501 for a frame whose end octet is not frame-end, in RabbitMQ's words;
+ * first: the payload's first min(size, 16) octets. Returns WR_ERR. */
+int conn_fail_frame_end(struct conn *c, uint8_t type, const uint8_t *first,
+                        size_t size, uint8_t octet);
 /* Closes the socket and schedules the free. reason goes to the log. */
 void conn_drop(struct conn *c, const char *reason);
 /* The client closed the connection (connection.close): sends close-ok,
@@ -157,6 +173,35 @@ void conn_update_reading(struct conn *c);
  * ack is older than limit_us at now_us (consumer_timeout). */
 void conn_check_consumer_timeout(struct conn *c, uint64_t now_us,
                                  uint64_t limit_us);
+
+/* The loop's read buffer when [p, p + len) lies in it: a body there may
+ * be adopted by its message (message_adopt), and the next read then goes
+ * to a new buffer. NULL for bytes anywhere else (a connection's own
+ * buffer of a cut frame). */
+struct msgblock *conn_rx_block(const uint8_t *p, size_t len);
+
+/* ---- body frames read straight into their message (bodyrx.c) */
+
+/* The tail p[0..len) of a read, a frame cut by its end: when it is a big
+ * body frame its channel takes, its payload so far goes into the message
+ * and true says the caller may drop the tail; the rest of the frame is
+ * then read by bodyrx_read. */
+bool bodyrx_begin(struct conn *c, const uint8_t *p, size_t len);
+/* Reads c while such a frame is in progress: the rest of its payload
+ * into the message, then up to room octets of what follows into buf.
+ * Returns as read(2) does; after a read, *in and *inlen are the octets
+ * that followed the frame (none while its payload is still coming) and
+ * *more says the read took all it asked for. The frame ends here, and
+ * when it is the message's last the message is published: callers check
+ * c->state and held input. */
+ssize_t bodyrx_read(struct conn *c, uint8_t *buf, size_t room,
+                    const uint8_t **in, size_t *inlen, bool *more);
+
+static inline bool
+bodyrx_busy(const struct conn *c)
+{
+    return c->rx.left > 0;
+}
 
 /* ---- the cluster's relays (relay.c, peer_link.c) */
 

@@ -496,6 +496,24 @@ publish_header(struct channel *ch, const struct frame *f)
     return WR_OK;
 }
 
+/* A body frame's payload into the message: a whole big body that lies
+ * in the loop's read buffer stays there (message_adopt: the buffer is
+ * renewed for the next read), anything else is copied. Returns the
+ * message, which may have moved. */
+static struct message *
+take_body(struct message *msg, struct bytes payload)
+{
+    struct msgblock *b;
+
+    if (msg->received == 0 && msg->body_cap == 0 &&
+        payload.len == msg->body_size &&
+        (b = conn_rx_block(payload.ptr, payload.len)) != NULL) {
+        message_adopt(msg, b, payload.ptr);
+        return msg;
+    }
+    return message_append(msg, payload);
+}
+
 int
 publish_body(struct channel *ch, const struct frame *f)
 {
@@ -506,9 +524,33 @@ publish_body(struct channel *ch, const struct frame *f)
                          "content body frame of %zu bytes overruns the "
                          "declared body size %llu",
                          f->payload.len, (unsigned long long)msg->body_size);
-    msg = ch->msg = message_append(msg, f->payload);
+    ch->msg = take_body(msg, f->payload);
+    return publish_body_end(ch);
+}
+
+uint8_t *
+publish_body_room(struct channel *ch, size_t len)
+{
+    struct message *msg = ch->msg;
+
+    if (ch->state != CH_OPEN || ch->cs != CS_BODY || !msg ||
+        len > msg->body_size - msg->received)
+        return NULL;
+    msg = ch->msg = message_reserve(msg, len);
+    return msg->body + msg->received;
+}
+
+void
+publish_body_advance(struct channel *ch, size_t n)
+{
+    message_advance(ch->msg, n);
+}
+
+int
+publish_body_end(struct channel *ch)
+{
     alarm_note_memory(srv);
-    if (msg->received == msg->body_size)
+    if (ch->msg->received == ch->msg->body_size)
         return content_complete(ch);
     return WR_OK;
 }

@@ -31,15 +31,29 @@ struct message {
     uint8_t priority;
     uint32_t props_len;
     uint64_t body_size;
-    uint64_t received;  /* body bytes filled in so far (assembly) */
-    uint64_t body_cap;  /* room for the body in this allocation */
-    uint64_t ts_us;     /* when it was published (node time) */
-    int64_t ttl_ms;     /* the expiration property; -1 = none */
-    uint64_t id;        /* vhost-wide, in publish order (the store's ids) */
-    uint64_t store_pos; /* MSG_LOGGED: where its record is */
-    uint8_t *body;      /* points into data[] */
-    uint8_t data[];     /* exchange | routing key | props | body */
+    uint64_t received;      /* body bytes filled in so far (assembly) */
+    uint64_t body_cap;      /* room for the body in this allocation */
+    uint64_t ts_us;         /* when it was published (node time) */
+    int64_t ttl_ms;         /* the expiration property; -1 = none */
+    uint64_t id;            /* vhost-wide, in publish order (the store's ids) */
+    uint64_t store_pos;     /* MSG_LOGGED: where its record is */
+    uint8_t *body;          /* points into data[], or into block */
+    struct msgblock *block; /* holds the body (message_adopt), or NULL */
+    uint8_t data[];         /* exchange | routing key | props | body */
 };
+
+/* A block of memory whose parts are the bodies of messages: a read
+ * buffer whose body frames became messages without a copy. Refcounted:
+ * its reader and each message whose body is in it hold a reference; the
+ * last unref frees it. Its whole size counts as message memory. */
+struct msgblock {
+    uint32_t refs;
+    uint32_t size;
+    uint8_t data[];
+};
+
+struct msgblock *msgblock_new(size_t size);
+void msgblock_unref(struct msgblock *b);
 
 /* Allocates a message for a body of body_size bytes (caller checked the
  * size against the limit). Starts with one reference. Room for the body
@@ -51,6 +65,18 @@ struct message *message_new(struct bytes exchange, struct bytes rk,
  * returns the new pointer. Assumes m->refs == 1 and that the bytes fit in
  * body_size. */
 struct message *message_append(struct message *m, struct bytes part);
+/* Makes body_size bytes of b at body m's body, without a copy; m holds a
+ * reference to b from now on. Assumes nothing of the body came yet and
+ * no room was made for it (message_new leaves big bodies without room
+ * until their first bytes: MESSAGE_ADOPT_MIN). */
+#define MESSAGE_ADOPT_MIN (32u << 10)
+void message_adopt(struct message *m, struct msgblock *b, const uint8_t *body);
+/* Makes room for n more body bytes during assembly, for a caller that
+ * writes them in place (a body frame read straight into the message):
+ * they go to m->body + m->received, and message_advance counts them.
+ * Same assumptions as message_append; may move the message. */
+struct message *message_reserve(struct message *m, size_t n);
+void message_advance(struct message *m, size_t n);
 /* Takes what the properties say the broker acts on (amqp/amqp_props.h):
  * persistence, priority and TTL. */
 void message_set_props(struct message *m, const struct amqp_props *p);

@@ -454,6 +454,87 @@ T_CASE(message_body_grows_with_data)
     message_unref(m);
 }
 
+/* A body frame read straight into the message (server/bodyrx.c): room
+ * is made ahead, the bytes written in place are counted, and what the
+ * memory alarm sees follows the room. */
+T_CASE(message_body_filled_in_place)
+{
+    uint64_t before = message_memory();
+    struct message *m = message_new(BYTES_LIT("x"), BYTES_LIT("k"),
+                                    BYTES_LIT("\x00\x00"), 1u << 20);
+    uint64_t first = message_memory() - before;
+
+    m = message_append(m, BYTES_LIT("ab"));
+    m = message_reserve(m, 512u << 10); /* beyond the first allocation */
+    T_ASSERT(m->body_cap >= 2 + (512u << 10));
+    T_ASSERT(message_memory() - before > first);
+    memset(m->body + m->received, 9, 512u << 10);
+    message_advance(m, 512u << 10);
+    T_EQ_INT(m->received, 2 + (512u << 10));
+    T_ASSERT(memcmp(m->body, "ab", 2) == 0 && m->body[m->received - 1] == 9);
+    m = message_reserve(m, (1u << 20) - m->received); /* up to body_size */
+    T_ASSERT(m->body_cap >= 1u << 20);
+    T_ASSERT(bytes_eq_str(message_rk(m), "k"));
+    message_unref(m);
+    T_EQ_INT(message_memory(), before);
+}
+
+/* Bodies that came whole in a read buffer stay there (message_adopt):
+ * the block lives while any of its messages does, and counts as message
+ * memory until then. */
+T_CASE(message_adopts_a_body_in_a_block)
+{
+    uint64_t before = message_memory();
+    struct msgblock *b = msgblock_new(256u << 10);
+    struct message *m1, *m2, *small;
+
+    for (size_t i = 0; i < b->size; i++)
+        b->data[i] = (uint8_t)(i * 7);
+    m1 = message_new(BYTES_LIT("x"), BYTES_LIT("k"), BYTES_LIT("\x00\x00"),
+                     65536);
+    m2 = message_new(BYTES_LIT("x"), BYTES_LIT("k"), BYTES_LIT("\x00\x00"),
+                     40000);
+    small =
+        message_new(BYTES_LIT("x"), BYTES_LIT("k"), BYTES_LIT("\x00\x00"), 16);
+    /* Big bodies get no room until their bytes come; small ones do. */
+    T_EQ_INT(m1->body_cap, 0);
+    T_ASSERT(small->body_cap >= 16);
+    message_adopt(m1, b, b->data + 100);
+    message_adopt(m2, b, b->data + 100 + 65536);
+    T_EQ_INT(b->refs, 3);
+    T_EQ_INT(m1->received, 65536);
+    T_ASSERT(message_body(m1).ptr == b->data + 100);
+    msgblock_unref(b); /* the reader takes another buffer */
+    message_unref(m1);
+    T_EQ_INT(b->refs, 1);
+    T_EQ_INT(message_body(m2).ptr[0], (uint8_t)((100 + 65536) * 7));
+    T_ASSERT(message_memory() - before > 256u << 10);
+    message_unref(m2);
+    message_unref(small);
+    T_EQ_INT(message_memory(), before);
+}
+
+/* A freed big message is the next one of its size, most recent first:
+ * its memory is still in the caches. */
+T_CASE(message_big_allocations_are_reused_most_recent_first)
+{
+    struct message *a = message_new(BYTES_LIT("x"), BYTES_LIT("k"),
+                                    BYTES_LIT("\x00\x00"), 20000);
+    struct message *b = message_new(BYTES_LIT("x"), BYTES_LIT("k"),
+                                    BYTES_LIT("\x00\x00"), 20000);
+    struct message *c;
+    void *pa = a;
+
+    message_unref(b);
+    message_unref(a);
+    /* The same size for another name: allocations are in whole pages. */
+    c = message_new(BYTES_LIT("xy"), BYTES_LIT("k"), BYTES_LIT("\x00\x00"),
+                    20000);
+    c = message_reserve(c, 20000);
+    T_ASSERT((void *)c == pa);
+    message_unref(c);
+}
+
 /* A 64 KiB message published to q through the default exchange: the
  * queue it says the publisher must wait for, or NULL. */
 static struct queue *
@@ -603,6 +684,9 @@ static const struct t_case cases[] = {
     T_REG(declare_rules_and_texts),
     T_REG(fanout_message_shared_not_copied),
     T_REG(message_body_grows_with_data),
+    T_REG(message_body_filled_in_place),
+    T_REG(message_adopts_a_body_in_a_block),
+    T_REG(message_big_allocations_are_reused_most_recent_first),
     T_REG(credit_holds_publishers_only_while_consumers_drain),
     T_REG(vhost_directories_are_hashed_and_removal_stays_inside),
 };
