@@ -150,6 +150,13 @@ const struct cluster_node *cluster_node_find(struct cluster *c,
 
 /* ---- vhosts */
 
+/* Fencing by the clock: when the lease is no longer certainly alive, stop
+ * leading every vhost now (ops->unlead) instead of at the next tick. The
+ * loop calls it before every pass that could confirm or deliver (a pass
+ * that follows a pause of the process, when the tick has not run yet).
+ * Cheap: one read of the monotonic clock. */
+void cluster_fence(struct cluster *c);
+
 /* The node leading vhost (borrowed name) and its epoch, or NULL when none
  * does now. */
 const char *cluster_leader_of(const struct cluster *c, const char *vhost,

@@ -260,6 +260,11 @@ struct wr_config {
     char cluster_secret[256];       /* cluster.secret; default: one kept in
                                        etcd for the cluster */
     int queue_leader_locator;       /* enum conf_locator, default balanced */
+    uint32_t repl_replicas;         /* replication.replicas, 3 */
+    uint32_t repl_min_isr;          /* replication.min_isr, 2 */
+    uint32_t repl_timeout_ms;       /* replication.timeout, 3000 */
+    uint32_t repl_blocked_after_ms; /* replication.blocked_after, 1000 */
+    uint32_t repl_disk_stall_ms;    /* replication.disk_stall_timeout */
 };
 
 /* Fills c with every default. */

@@ -208,6 +208,9 @@ void repl_copy_drop(const char *vhost, const char *why);
 void repl_forget(struct server *s, const char *vhost);
 /* Every loop pass after node_flush; after store wake-ups. */
 void repl_pump(struct server *s);
+/* Whether vh's confirms have waited for its in-sync set longer than
+ * replication.blocked_after: its publishers are blocked. */
+bool repl_blocks(const struct vhost *vh);
 void repl_poll(struct server *s);
 /* peer_link.c: an AUTH of purpose PEER_REPL. Takes fd whatever happens:
  * answers OK (encoded into out, sent from head) or a refusal; `early` is
@@ -277,6 +280,9 @@ void alarm_check_flow(struct server *s);
 void alarm_block(struct conn *c);
 /* Whether c is to be blocked under the alarms in force. */
 bool alarm_should_block(const struct conn *c);
+/* Some vhost's publishers are to be blocked (or no longer) because its
+ * confirms wait for the in-sync set (replication.c). */
+void alarm_set_repl(struct server *s, bool any);
 /* The loop waited `waited` seconds in epoll (saturation measure). */
 void alarm_loop_waited(struct server *s, double waited, double now);
 

@@ -7,7 +7,8 @@
  *   - The unit is a vhost's log. Its leader (the node holding the vhost's
  *     leader key; epoch = the key's create_revision) keeps one outgoing
  *     link per mirror. Mirrors: the first replicas - 1 running nodes
- *     other than the leader, in name order (REPL_REPLICAS = 3 for now).
+ *     other than the leader, in name order (replicas: the vhost's
+ *     metadata or replication.replicas, repl_settings).
  *   - A link opens with the node-to-node handshake (cluster/peer.h,
  *     purpose PEER_REPL, payload {"vhost", "epoch"}): the mirror checks
  *     the epoch against the highest it has persisted for that vhost and
@@ -50,7 +51,6 @@
 #include <unistd.h>
 #include <utlist.h>
 
-#define REPL_REPLICAS    3
 #define REPL_TICK_S      0.5
 #define REPL_PING_S      1.0
 #define REPL_SILENT_S    10.0
@@ -58,12 +58,10 @@
 #define REPL_RETRY_MS    1000u
 #define REPL_READ        (256u << 10)
 #define REPL_OUT_MAX     (512ull << 20) /* a mirror this far behind: drop */
-/* A mirror that has not caught up with the leader's position of this
- * long ago leaves the in-sync set (issue 12's replication_timeout). */
-#define REPL_TIMEOUT_S 3.0
-/* Confirms need this many members in the in-sync set, the leader
- * included (fewer when the cluster has fewer members): min_isr. */
-#define REPL_MIN_ISR 2
+/* The settings (replication.* keys, a vhost's metadata): how many copies
+ * (replicas, repl_settings), how many in-sync members confirms need
+ * (min_isr), and how long a mirror may lag before it leaves the in-sync
+ * set (replication.timeout, repl_timeout_s). */
 
 /* ---- state */
 
@@ -127,6 +125,10 @@ struct lead {
     int64_t isr_mod;
     uint64_t limit;    /* confirms may go up to this position */
     double held_since; /* confirms wait on the in-sync set since, or 0 */
+    /* records past the limit have waited since (0: none wait); reset by
+     * every advance of the limit */
+    double waiting_since;
+    bool blocking; /* its publishers are blocked (repl_blocks) */
     struct link *links;
     struct lead *next, *prev;
 };
@@ -526,21 +528,48 @@ link_find(struct lead *d, const char *node)
     return NULL;
 }
 
-/* Links to the vhost's mirrors: the first REPL_REPLICAS - 1 running
- * nodes other than this one, in name order. */
+void
+repl_settings(const struct vhost_info *vi, uint32_t *replicas,
+              uint32_t *min_isr)
+{
+    *replicas = vi->repl_replicas ? vi->repl_replicas : srv->cfg->repl_replicas;
+    *min_isr = vi->repl_min_isr ? vi->repl_min_isr : srv->cfg->repl_min_isr;
+    *min_isr = WR_MIN(*min_isr, *replicas);
+}
+
+static uint32_t
+lead_replicas(const struct lead *d)
+{
+    struct vhost_info vi;
+    uint32_t replicas, min_isr;
+
+    vhost_info(d->vh, &vi);
+    repl_settings(&vi, &replicas, &min_isr);
+    return replicas;
+}
+
+static double
+repl_timeout_s(void)
+{
+    return srv->cfg->repl_timeout_ms / 1000.0;
+}
+
+/* Links to the vhost's mirrors: the first replicas - 1 running nodes
+ * other than this one, in name order. */
 static void
 lead_reconcile(struct lead *d)
 {
     const struct cluster_node *nodes;
     size_t n = cluster_nodes(srv->cluster, &nodes), want = 0;
     const char *me = cluster_node_name(srv->cluster);
+    uint32_t replicas = lead_replicas(d);
     struct link *l, *tmp;
 
     DL_FOREACH(d->links, l)
     {
         l->wanted = false;
     }
-    for (size_t i = 0; i < n && want < REPL_REPLICAS - 1; i++) {
+    for (size_t i = 0; i < n && want < replicas - 1; i++) {
         if (strcmp(nodes[i].name, me) == 0 || !nodes[i].running)
             continue;
         want++;
@@ -607,11 +636,11 @@ lead_cut(struct lead *d)
  *
  * The in-sync set lives in etcd beside the leader key (cluster.h,
  * cluster_isr_commit): this leader first, then the mirrors that have
- * everything the leader had REPL_TIMEOUT_S ago or later (caught_up_at,
+ * everything the leader had replication.timeout ago or later (caught_up_at,
  * from the send times of the positions they acked). Changes are fenced
  * transactions, one at a time. Confirms (vhost_set_repl_limit) go up to
  * the lowest position acked by every mirror of the set as committed, and
- * only while the set has REPL_MIN_ISR members: a mirror that falls
+ * only while the set has min_isr members: a mirror that falls
  * behind holds them until a committed change removes it, never a false
  * confirm. The limit only grows. */
 
@@ -619,18 +648,67 @@ static bool
 link_in_sync(const struct link *l, double now)
 {
     return l->state == L_STREAMING && l->acked >= l->synced_at &&
-           l->caught_up_at > 0 && now - l->caught_up_at <= REPL_TIMEOUT_S;
+           l->caught_up_at > 0 && now - l->caught_up_at <= repl_timeout_s();
 }
 
-/* Confirms need this many members: REPL_MIN_ISR, or every member of a
- * smaller cluster. */
+/* Confirms need this many members: the vhost's min_isr, or every member
+ * of a smaller cluster. */
 static size_t
-min_isr(void)
+min_isr(const struct lead *d)
 {
     const struct cluster_node *nodes;
     size_t n = cluster_nodes(srv->cluster, &nodes);
+    struct vhost_info vi;
+    uint32_t replicas, need;
 
-    return WR_MIN((size_t)REPL_MIN_ISR, WR_MAX(n, (size_t)1));
+    vhost_info(d->vh, &vi);
+    repl_settings(&vi, &replicas, &need);
+    return WR_MIN((size_t)need, WR_MAX(n, (size_t)1));
+}
+
+/* Whether any lead blocks its publishers, for ALARM_REPL. */
+static bool
+any_blocking(void)
+{
+    for (const struct lead *d = leads; d; d = d->next) {
+        if (d->blocking)
+            return true;
+    }
+    return false;
+}
+
+/* Publishers are blocked while records past the limit have waited longer
+ * than replication.blocked_after with no confirm going out; unblocked
+ * when the limit moves. */
+static void
+hold_update(struct lead *d, double now, bool advanced)
+{
+    uint32_t after_ms = srv->cfg->repl_blocked_after_ms;
+    bool waiting = d->limit < d->cut, block;
+
+    if (!waiting)
+        d->waiting_since = 0;
+    else if (advanced || d->waiting_since == 0)
+        d->waiting_since = now;
+    block = after_ms > 0 && waiting && !advanced &&
+            now - d->waiting_since >= after_ms / 1000.0;
+    if (block == d->blocking)
+        return;
+    d->blocking = block;
+    log_info("vhost '%s': confirms %s for the in-sync set: publishers %s",
+             d->name, block ? "wait" : "flow again",
+             block ? "blocked" : "unblocked");
+    alarm_set_repl(srv, any_blocking());
+}
+
+bool
+repl_blocks(const struct vhost *vh)
+{
+    for (const struct lead *d = leads; d; d = d->next) {
+        if (d->vh == vh)
+            return d->blocking;
+    }
+    return false;
 }
 
 static void
@@ -638,10 +716,11 @@ limit_update(struct lead *d, double now)
 {
     uint64_t lim = UINT64_MAX;
 
-    if (!d->isr_known || d->nisr < min_isr() ||
+    if (!d->isr_known || d->nisr < min_isr(d) ||
         !cluster_leads(srv->cluster, d->name)) {
         if (d->held_since == 0)
             d->held_since = now;
+        hold_update(d, now, false);
         return;
     }
     d->held_since = 0;
@@ -656,7 +735,10 @@ limit_update(struct lead *d, double now)
         d->limit = lim;
         vhost_set_repl_limit(d->vh, lim);
         publish_durable_advanced(d->vh);
+        hold_update(d, now, true);
+        return;
     }
+    hold_update(d, now, false);
 }
 
 struct isr_try {
@@ -744,8 +826,8 @@ isr_same(const struct lead *d, const char *const *want, size_t n)
 static void
 isr_update(struct lead *d, double now)
 {
-    const char *want[REPL_REPLICAS];
-    size_t n = 0;
+    const char *want[VHOST_REPL_MAX];
+    size_t n = 0, replicas = lead_replicas(d);
     struct link *l;
     struct isr_try *t;
 
@@ -754,7 +836,7 @@ isr_update(struct lead *d, double now)
     want[n++] = cluster_node_name(srv->cluster);
     DL_FOREACH(d->links, l)
     {
-        if (n < REPL_REPLICAS && link_in_sync(l, now))
+        if (n < replicas && link_in_sync(l, now))
             want[n++] = l->node;
     }
     if (isr_same(d, want, n))
@@ -828,6 +910,8 @@ repl_unlead(struct server *s, const char *name)
     while (d->links)
         link_free(d->links);
     DL_DELETE(leads, d);
+    if (d->blocking)
+        alarm_set_repl(srv, any_blocking());
     buf_fini(&d->tap);
     buf_fini(&d->frames);
     for (size_t i = 0; i < d->nisr; i++)

@@ -69,6 +69,8 @@ struct vhost_info {
     const char *name;
     const char *description; /* NULL: none */
     const char *tags;        /* as given, NULL: none */
+    uint32_t repl_replicas;  /* metadata "replicas"; 0: not set */
+    uint32_t repl_min_isr;   /* metadata "min_isr"; 0: not set */
     int64_t max_connections; /* vhost-limits; -1 = none */
     int64_t max_queues;
     uint32_t connections;

@@ -98,7 +98,9 @@ struct vhost {
     int64_t max_connections; /* vhost-limits; -1 = none */
     int64_t max_queues;
     char *description;
-    char *tags;          /* metadata, as given */
+    char *tags; /* metadata, as given */
+    /* metadata "replicas", "min_isr" (issue 12); 0: the node's default */
+    uint32_t repl_replicas, repl_min_isr;
     bool serving;        /* runs here (always, unless the node is clustered) */
     struct store *store; /* the vhost's log; NULL when running in memory */
     char *store_dir;
