@@ -1,0 +1,263 @@
+"""Issue 12: the confirm rule's settings and surroundings.
+
+Three Warren nodes on loopback (test/cluster/localcluster.py), as in
+test_31_replication. A vhost's metadata sets how many copies of its log
+there are ("replicas") and how many in-sync members confirms need
+("min_isr"), over the node's replication.* defaults; bad values get 400
+with the reason. Publishers of a vhost whose confirms wait for the
+in-sync set longer than replication.blocked_after get connection.blocked
+(if they announced the capability) and connection.unblocked when
+confirms flow again. RabbitMQ has no such settings (its quorum queues
+take x-quorum-initial-group-size per queue); these tests are Warren's.
+"""
+
+import os
+import sys
+import time
+import urllib.parse
+
+import pika
+import pytest
+import rawamqp
+
+from test_20_mgmt_api import Mgmt
+from wireutil import wait_until
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cluster"))
+import localcluster  # noqa: E402
+
+pytestmark = pytest.mark.warren_only
+
+TTL = 4
+
+
+@pytest.fixture(scope="module")
+def lc(tmp_path_factory):
+    import conftest
+    if conftest.external_broker() is not None:
+        pytest.skip("needs private Warren nodes")
+    c = localcluster.LocalCluster(
+        nodes=3, workdir=str(tmp_path_factory.mktemp("rules")), ttl=TTL)
+    try:
+        c.start()
+        assert wait_until(lambda: leader_node(c, "/") is not None, 20)
+        yield c
+    finally:
+        c.close()
+
+
+def q(name):
+    return urllib.parse.quote(name, safe="")
+
+
+def leader_node(lc, vhost):
+    r = Mgmt(lc.node(0).mgmt_port).get("/api/vhosts/" + q(vhost))
+    name = r.json.get("leader") if r.status == 200 else None
+    return next((n for n in lc.nodes if n.name == name), None)
+
+
+def lead_of(node, vhost):
+    r = Mgmt(node.mgmt_port).get("/api/replication")
+    return next((d for d in r.json["leads"] if d["vhost"] == vhost), None)
+
+
+def new_vhost(lc, name, body=None):
+    api = Mgmt(lc.node(0).mgmt_port)
+    r = api.put("/api/vhosts/" + q(name), body or {})
+    assert r.status in (201, 204), r
+    assert wait_until(lambda: leader_node(lc, name) is not None, 20)
+    assert wait_until(lambda: all(
+        Mgmt(n.mgmt_port).get("/api/vhosts/" + q(name)).status == 200
+        for n in lc.nodes), 10)
+    for n in lc.nodes:
+        Mgmt(n.mgmt_port).put("/api/permissions/%s/guest" % q(name),
+                              {"configure": ".*", "write": ".*",
+                               "read": ".*"})
+    return leader_node(lc, name)
+
+
+def in_sync(lc, vhost, count):
+    d = lead_of(leader_node(lc, vhost), vhost)
+    return d is not None and len(d["isr"]) == count
+
+
+# -- settings ----------------------------------------------------------------
+
+
+def test_bad_replication_settings_get_400_with_the_reason(lc):
+    api = Mgmt(lc.node(0).mgmt_port)
+    cases = [
+        ({"replicas": 0}, "replicas must be an integer from 1 to 16"),
+        ({"replicas": 17}, "replicas must be an integer from 1 to 16"),
+        ({"metadata": {"replicas": "3"}},
+         "replicas must be an integer from 1 to 16"),
+        ({"min_isr": -1}, "min_isr must be an integer from 1 to 16"),
+        ({"min_isr": 1.5}, "min_isr must be an integer from 1 to 16"),
+        ({"replicas": 2, "min_isr": 3},
+         "min_isr (3) must not exceed replicas (2)"),
+        # the node's default replicas (3) bounds a min_isr given alone
+        ({"min_isr": 4}, "min_isr (4) must not exceed replicas (3)"),
+    ]
+    for body, reason in cases:
+        r = api.put("/api/vhosts/rules-bad", body)
+        assert r.status == 400, (body, r)
+        assert r.json == {"error": "bad_request", "reason": reason}, body
+    # nothing was created by the refused requests
+    assert api.get("/api/vhosts/rules-bad").status == 404
+    # definitions are checked the same way, and refused whole
+    r = api.post("/api/definitions", {"vhosts": [
+        {"name": "rules-bad", "metadata": {"replicas": 2, "min_isr": 3}}]})
+    assert r.status == 400, r
+    assert "min_isr (3) must not exceed replicas (2)" in r.json["reason"]
+    assert api.get("/api/vhosts/rules-bad").status == 404
+
+
+def test_settings_are_shown_kept_and_exported_on_every_node(lc):
+    new_vhost(lc, "rules-set", {"metadata": {"replicas": 2, "min_isr": 2},
+                                "description": "two copies"})
+    for n in lc.nodes:  # the vhost's metadata travels through etcd
+        api = Mgmt(n.mgmt_port)
+        assert wait_until(lambda: api.get("/api/vhosts/rules-set").json.get(
+            "replicas") == 2, 10), n.name
+        v = api.get("/api/vhosts/rules-set").json
+        assert v["min_isr"] == 2
+        assert v["metadata"]["replicas"] == 2
+        assert v["metadata"]["min_isr"] == 2
+        assert v["description"] == "two copies"
+    # a vhost without its own settings shows the node's defaults, and
+    # keeps nothing in its metadata
+    v = Mgmt(lc.node(1).mgmt_port).get("/api/vhosts/%2F").json
+    assert (v["replicas"], v["min_isr"]) == (3, 2)
+    assert "replicas" not in v["metadata"]
+    # replicas = 2: one mirror, and an in-sync set of two
+    leader = leader_node(lc, "rules-set")
+    assert wait_until(lambda: len(lead_of(leader, "rules-set")["mirrors"])
+                      == 1, 10), lead_of(leader, "rules-set")
+    assert wait_until(lambda: in_sync(lc, "rules-set", 2), 15)
+    time.sleep(1.5)  # a third node is never added
+    assert len(lead_of(leader, "rules-set")["isr"]) == 2
+    # a PUT that names one setting keeps the other; null clears one
+    api = Mgmt(lc.node(2).mgmt_port)
+    assert api.put("/api/vhosts/rules-set", {"replicas": 3}).status == 204
+    v = api.get("/api/vhosts/rules-set").json
+    assert (v["metadata"]["replicas"], v["metadata"]["min_isr"]) == (3, 2)
+    assert wait_until(lambda: in_sync(lc, "rules-set", 3), 15)
+    assert api.put("/api/vhosts/rules-set",
+                   {"metadata": {"min_isr": None}}).status == 204
+    v = api.get("/api/vhosts/rules-set").json
+    assert "min_isr" not in v["metadata"] and v["min_isr"] == 2
+    # exported with the definitions, imported back
+    doc = api.get("/api/definitions").json
+    item = next(x for x in doc["vhosts"] if x["name"] == "rules-set")
+    assert item["metadata"]["replicas"] == 3
+    assert "min_isr" not in item["metadata"]
+    item["metadata"]["min_isr"] = 3
+    r = api.post("/api/definitions", {"vhosts": [item]})
+    assert r.status in (200, 201, 204), r
+    for n in lc.nodes:
+        assert wait_until(lambda: Mgmt(n.mgmt_port).get(
+            "/api/vhosts/rules-set").json["min_isr"] == 3, 10), n.name
+    assert api.delete("/api/vhosts/rules-set").status == 204
+
+
+# -- min_isr and connection.blocked ------------------------------------------
+
+
+def read_until(c, name, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            m = c.read_method(timeout=left)
+        except rawamqp.Timeout:
+            return None
+        if m.name == name:
+            return m
+
+
+def read_all(c, seconds):
+    """Every method within seconds, each with its arrival time (.at)."""
+    out, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            m = c.read_method(timeout=deadline - time.monotonic())
+        except rawamqp.Timeout:
+            break
+        m.at = time.monotonic()
+        out.append(m)
+    return out
+
+
+def test_min_isr_3_holds_confirms_and_blocks_publishers_until_the_mirror_returns(
+        lc):
+    leader = new_vhost(lc, "rules-isr", {"min_isr": 3})
+    assert wait_until(lambda: in_sync(lc, "rules-isr", 3), 20)
+    mirror = next(n for n in lc.nodes if n is not leader)
+    # confirms of a raw client; pika sees connection.blocked
+    raw = rawamqp.connect("127.0.0.1", leader.amqp_port, vhost="rules-isr")
+    raw.open_channel(1)
+    raw.call(1, "queue.declare", queue="held", durable=True)
+    raw.call(1, "confirm.select")
+    persistent = {"delivery_mode": 2}
+    raw.publish(1, "", "held", b"before", props=persistent)
+    assert read_until(raw, "basic.ack", 5) is not None
+    # a client without the capability is blocked but never told
+    mute = rawamqp.connect("127.0.0.1", leader.amqp_port, vhost="rules-isr",
+                           capabilities={"publisher_confirms": True})
+    mute.open_channel(1)
+    mute.publish(1, "", "held", b"mute", props=persistent)
+    events = []
+    pk = pika.BlockingConnection(pika.ConnectionParameters(
+        host="127.0.0.1", port=leader.amqp_port, virtual_host="rules-isr",
+        credentials=pika.PlainCredentials("guest", "guest"),
+        connection_attempts=1))
+    pk.add_on_connection_blocked_callback(
+        lambda conn, m: events.append(("blocked", m.method.reason)))
+    pk.add_on_connection_unblocked_callback(
+        lambda conn, m: events.append(("unblocked", None)))
+    pch = pk.channel()
+    try:
+        mirror.stop()
+        t = time.monotonic()
+        # the stopped mirror leaves the set: 2 members, below min_isr 3
+        pch.basic_publish("", "held", b"from-pika",
+                          pika.BasicProperties(delivery_mode=2))
+        raw.publish(1, "", "held", b"held", props=persistent)
+        got = read_all(raw, 5)
+        assert "basic.ack" not in [m.name for m in got], "confirmed early"
+        m = next((m for m in got if m.name == "connection.blocked"), None)
+        assert m is not None, got
+        assert m.args["reason"] == "replication: waiting for in-sync replicas"
+        assert m.at - t >= 1.0
+        assert wait_until(lambda: (pk.process_data_events(0.1) or True)
+                          and events, 5), events
+        assert events == [("blocked",
+                           "replication: waiting for in-sync replicas")]
+        assert lead_of(leader, "rules-isr")["confirms_held"] is True
+        mirror.start()
+        # caught up and back in the set: the confirm, then unblocked
+        names = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not {
+                "basic.ack", "connection.unblocked"} <= names:
+            names |= {m.name for m in read_all(raw, 0.5)}
+        assert {"basic.ack", "connection.unblocked"} <= names, names
+        assert wait_until(lambda: (pk.process_data_events(0.1) or True)
+                          and len(events) == 2, 5), events
+        assert events[1] == ("unblocked", None)
+        # the mute client was never told either way, and is read again
+        with pytest.raises(rawamqp.Timeout):
+            mute.read_method(timeout=0.5)
+        mute.call(1, "queue.declare", queue="held", durable=True,
+                  passive=True)
+    finally:
+        if not mirror.running():
+            mirror.start()
+    pk.close()
+    raw.call(1, "queue.delete", queue="held")
+    raw.close_socket()
+    mute.close_socket()
+    assert Mgmt(lc.node(0).mgmt_port).delete(
+        "/api/vhosts/rules-isr").status == 204
