@@ -157,6 +157,13 @@ const struct cluster_node *cluster_node_find(struct cluster *c,
  * Cheap: one read of the monotonic clock. */
 void cluster_fence(struct cluster *c);
 
+/* Gives up leading vhost (a stalled disk, issue 12): ops->unlead at once,
+ * then its leader key is deleted (fenced on its revision), so that
+ * another member of the in-sync set wins it; this node neither leads it
+ * again nor stands for it for hold_off_ms. No-op when not leading it. */
+void cluster_resign(struct cluster *c, const char *vhost, unsigned hold_off_ms,
+                    const char *why);
+
 /* The node leading vhost (borrowed name) and its epoch, or NULL when none
  * does now. */
 const char *cluster_leader_of(const struct cluster *c, const char *vhost,

@@ -129,6 +129,10 @@ struct lead {
      * every advance of the limit */
     double waiting_since;
     bool blocking; /* its publishers are blocked (repl_blocks) */
+    /* the log's durable position on this node's disk, and since when it
+       has not moved while records waited for it (disk_check) */
+    uint64_t disk_seen;
+    double disk_since;
     struct link *links;
     struct lead *next, *prev;
 };
@@ -872,6 +876,34 @@ lead_check(struct lead *d, double now)
     limit_update(d, now);
 }
 
+/* A leader whose disk has not made the log's tail durable for
+ * replication.disk_stall_timeout (its write or fdatasync hangs) resigns
+ * the vhost: confirms could not go out anyway, and its lease, kept alive
+ * by a loop that still runs, would keep every in-sync mirror from taking
+ * over (LavinMQ #2151). Its clients get 320; it stands again after as
+ * long again. May free d. */
+static void
+disk_check(struct lead *d, double now)
+{
+    uint32_t bound_ms = srv->cfg->repl_disk_stall_ms;
+    uint64_t disk = vhost_disk_lsn(d->vh);
+    char why[200];
+
+    if (disk >= d->cut || disk != d->disk_seen || d->disk_since == 0) {
+        d->disk_seen = disk;
+        d->disk_since = now;
+        return;
+    }
+    if (bound_ms == 0 || now - d->disk_since < bound_ms / 1000.0)
+        return;
+    snprintf(why, sizeof(why),
+             "its disk made nothing durable for %.1f s (replication."
+             "disk_stall_timeout)",
+             now - d->disk_since);
+    log_err("vhost '%s': this node resigns as its leader: %s", d->name, why);
+    cluster_resign(srv->cluster, d->name, bound_ms, why);
+}
+
 void
 repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
 {
@@ -1203,7 +1235,7 @@ repl_poll(struct server *s)
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct lead *d;
+    struct lead *d, *dtmp;
     struct link *l, *ltmp;
     struct copy *c, *ctmp;
     double now = ev_now(loop);
@@ -1230,6 +1262,10 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
                 link_down(l, "no handshake within 5 s");
             }
         }
+    }
+    DL_FOREACH_SAFE(leads, d, dtmp)
+    {
+        disk_check(d, now);
     }
     DL_FOREACH_SAFE(copies, c, ctmp)
     {

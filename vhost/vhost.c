@@ -78,6 +78,12 @@ vhost_durable_lsn(const struct vhost *vh)
     return WR_MIN(vh->durable_lsn, vh->repl_limit);
 }
 
+uint64_t
+vhost_disk_lsn(const struct vhost *vh)
+{
+    return vh->durable_lsn;
+}
+
 void
 vhost_set_repl_limit(struct vhost *vh, uint64_t lsn)
 {

@@ -88,6 +88,9 @@ uint64_t vhost_durable_lsn(const struct vhost *vh);
  * disks of every in-sync mirror, so vhost_durable_lsn stops there
  * (UINT64_MAX, the default: no limit). */
 void vhost_set_repl_limit(struct vhost *vh, uint64_t lsn);
+/* The log position durable on this node's disk, whatever the mirrors
+ * hold (a leader watches it for a stalled disk). */
+uint64_t vhost_disk_lsn(const struct vhost *vh);
 bool vhost_log_failed(const struct vhost *vh);
 /* The stream sync batch up to which vh's stream appends are durable
  * (publish_result.sync), and whether its stream sync failed. */

@@ -50,8 +50,8 @@ def q(name):
     return urllib.parse.quote(name, safe="")
 
 
-def leader_node(lc, vhost):
-    r = Mgmt(lc.node(0).mgmt_port).get("/api/vhosts/" + q(vhost))
+def leader_node(lc, vhost, via=None):
+    r = Mgmt((via or lc.node(0)).mgmt_port).get("/api/vhosts/" + q(vhost))
     name = r.json.get("leader") if r.status == 200 else None
     return next((n for n in lc.nodes if n.name == name), None)
 
@@ -261,3 +261,101 @@ def test_min_isr_3_holds_confirms_and_blocks_publishers_until_the_mirror_returns
     mute.close_socket()
     assert Mgmt(lc.node(0).mgmt_port).delete(
         "/api/vhosts/rules-isr").status == 204
+
+
+# -- a leader whose disk stalls resigns --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stalled(tmp_path_factory):
+    """A second cluster whose nodes' fdatasync() goes through faultio: a
+    hold file naming a node's pid stalls that node's disk."""
+    import conftest
+    if conftest.external_broker() is not None:
+        pytest.skip("needs private Warren nodes")
+    lib = os.environ.get("WARREN_FAULTIO")
+    assert lib and os.path.exists(lib), "WARREN_FAULTIO: the sync-fault shim"
+    work = tmp_path_factory.mktemp("stall")
+    hold = str(work / "hold")
+    saved = {k: os.environ.get(k) for k in
+             ("LD_PRELOAD", "WARREN_FAULT_HOLD", "ASAN_OPTIONS")}
+    os.environ["LD_PRELOAD"] = lib
+    os.environ["WARREN_FAULT_HOLD"] = hold
+    os.environ["ASAN_OPTIONS"] = (saved["ASAN_OPTIONS"] or "") + \
+        ":verify_asan_link_order=0"
+    c = localcluster.LocalCluster(
+        nodes=3, workdir=str(work / "nodes"), ttl=TTL,
+        extra_conf={"replication.disk_stall_timeout": "2000"})
+    try:
+        c.start()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        assert wait_until(lambda: leader_node(c, "/") is not None, 20)
+        c.hold = hold
+        yield c
+    finally:
+        c.close()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def stall_disk(path, pid):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % pid)
+    os.rename(tmp, path)
+
+
+def test_a_leader_whose_disk_stalls_resigns_and_a_mirror_takes_over(stalled):
+    lc = stalled
+    assert wait_until(lambda: in_sync(lc, "/", 3), 20)
+    leader = leader_node(lc, "/")
+    conn = rawamqp.connect("127.0.0.1", leader.amqp_port)
+    conn.open_channel(1)
+    conn.call(1, "queue.declare", queue="stall-q", durable=True)
+    conn.call(1, "confirm.select")
+    persistent = {"delivery_mode": 2}
+    conn.publish(1, "", "stall-q", b"before", props=persistent)
+    assert read_until(conn, "basic.ack", 5) is not None
+    mark = len(leader.lines)
+    try:
+        stall_disk(lc.hold, leader.proc.pid)
+        t = time.monotonic()
+        conn.publish(1, "", "stall-q", b"during", props=persistent)
+        # nothing is confirmed; after the bound (2 s) the node resigns
+        # and its clients get 320
+        got = read_all(conn, 8)
+        assert "basic.ack" not in [m.name for m in got], got
+        close = next((m for m in got if m.name == "connection.close"), None)
+        assert close is not None, got
+        assert close.reply_code == 320, close
+        assert "disk_stall_timeout" in close.reply_text, close
+        assert close.at - t >= 2.0
+        assert leader.wait_for_line(
+            r"vhost '/': this node resigns as its leader: its disk made "
+            r"nothing durable for", 1, mark)
+        # an in-sync mirror takes over, with what was confirmed (asked of
+        # another node: the stalled one may block on its disk as a mirror)
+        other = next(n for n in lc.nodes if n is not leader)
+        assert wait_until(lambda: leader_node(lc, "/", other) not in (
+            None, leader), 15)
+        new = leader_node(lc, "/", other)
+        ch = rawamqp.connect("127.0.0.1", new.amqp_port)
+        ch.open_channel(1)
+        m = ch.call(1, "basic.get", queue="stall-q", no_ack=True)
+        assert m.name == "basic.get-ok" and m.content.body == b"before", m
+        ch.call(1, "confirm.select")
+        ch.publish(1, "", "stall-q", b"after", props=persistent)
+        assert read_until(ch, "basic.ack", 15) is not None
+        assert leader_node(lc, "/", other) is new
+    finally:
+        os.unlink(lc.hold)
+    ch.call(1, "queue.delete", queue="stall-q")
+    ch.close_socket()
+    conn.close_socket()
