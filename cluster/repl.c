@@ -39,7 +39,7 @@ const char *
 repl_kind_name(uint8_t kind)
 {
     static const char *const names[] = {"?",      "SNAP", "DEFS", "RECS",
-                                        "SYNCED", "PING", "ACK"};
+                                        "SYNCED", "PING", "ACK",  "DACK"};
 
     return kind < WR_ARRAY_LEN(names) ? names[kind] : "?";
 }
@@ -48,11 +48,11 @@ repl_kind_name(uint8_t kind)
 static bool
 kind_ok(uint8_t kind, bool from_leader, bool has_payload, const char **why)
 {
-    if (kind < REPL_SNAP || kind > REPL_ACK) {
+    if (kind < REPL_SNAP || kind > REPL_DACK) {
         *why = "unknown frame kind";
         return false;
     }
-    if ((kind == REPL_ACK) == from_leader) {
+    if ((kind == REPL_ACK || kind == REPL_DACK) == from_leader) {
         *why = from_leader ? "an ACK from the leader"
                            : "a leader's frame from a mirror";
         return false;

@@ -31,6 +31,10 @@
  *   mirror -> leader
  *     ACK      everything up to seq of this epoch is durable here (after
  *              the mirror's own fdatasync)
+ *     DACK     the DEFS frame of position seq is durable here (its
+ *              definitions.json replaced and synced); one per DEFS frame,
+ *              in order, so the leader knows which document it was (a
+ *              durable queue.declare-ok waits for it)
  *
  * A frame of an unknown kind, of the wrong direction, with epoch 0, a
  * length out of range, or a payload where none belongs is garbage: the
@@ -54,6 +58,7 @@ enum repl_kind {
     REPL_SYNCED = 4,
     REPL_PING = 5,
     REPL_ACK = 6,
+    REPL_DACK = 7,
 };
 
 struct repl_frame {

@@ -99,6 +99,11 @@ struct link {
     double caught_up_at; /* it had all the leader had at this time */
     struct sent *sent;   /* positions sent and not yet acked, in order */
     size_t nsent, capsent, sent_head;
+    /* the definitions generations of the DEFS frames sent and not yet
+       acknowledged (DACK), in order; the last acknowledged */
+    uint64_t *dq;
+    size_t ndq, capdq, dq_head;
+    uint64_t defs_acked;
     double last_heard;    /* ev_now of the last byte from the mirror */
     uint64_t retry_at_ms; /* L_DOWN: not before */
     char why[256];        /* why it went down last */
@@ -115,6 +120,7 @@ struct lead {
     struct buf frames; /* one cut, framed, for every streaming link */
     uint64_t cut;      /* position of the last cut */
     uint64_t defs_gen; /* node_defs_generation when DEFS was made */
+    uint64_t defs_new; /* ... when it last differed from the one before */
     char *defs;        /* the last DEFS document */
     /* the in-sync set as committed in etcd (this node first) */
     char **isr;
@@ -195,6 +201,19 @@ sent_push(struct link *l, uint64_t seq, double at)
     l->sent[l->nsent++] = (struct sent){seq, at};
 }
 
+/* A DEFS frame of definitions generation gen went to the mirror. */
+static void
+dq_push(struct link *l, uint64_t gen)
+{
+    if (l->dq_head > 0 && l->dq_head == l->ndq)
+        l->dq_head = l->ndq = 0;
+    if (l->ndq == l->capdq) {
+        l->capdq = l->capdq ? 2 * l->capdq : 8;
+        l->dq = xrealloc(l->dq, l->capdq * sizeof(*l->dq));
+    }
+    l->dq[l->ndq++] = gen;
+}
+
 /* The mirror acked seq: it had everything the leader had when it sent
  * the last position <= seq. */
 static void
@@ -223,6 +242,8 @@ link_down(struct link *l, const char *why)
     buf_fini(&l->out);
     l->head = 0;
     l->nsent = l->sent_head = 0;
+    l->ndq = l->dq_head = 0;
+    l->defs_acked = 0;
     l->state = L_DOWN;
     l->retry_at_ms = wr_now_ms() + REPL_RETRY_MS;
 }
@@ -233,6 +254,7 @@ link_free(struct link *l)
     link_down(l, "no longer a mirror");
     DL_DELETE(l->lead->links, l);
     free(l->sent);
+    free(l->dq);
     free(l->node);
     free(l);
 }
@@ -291,6 +313,7 @@ defs_refresh(struct lead *d)
     }
     free(d->defs);
     d->defs = text ? text : xstrdup("{}");
+    d->defs_new = gen;
     return true;
 }
 
@@ -335,6 +358,7 @@ snapshot(struct link *l, char *err, size_t errlen)
                           bytes_of(NULL, 0));
         repl_frame_encode(&l->out, REPL_DEFS, d->epoch, d->cut,
                           bytes_str(d->defs));
+        dq_push(l, d->defs_gen);
         repl_encode_recs(&l->out, d->epoch, d->cut, d->cut, buf_bytes(&recs));
         repl_frame_encode(&l->out, REPL_SYNCED, d->epoch, d->cut,
                           bytes_of(NULL, 0));
@@ -437,6 +461,16 @@ link_acks(struct link *l)
             link_down(l, "garbage: an ACK of another epoch or beyond the "
                          "head");
             return;
+        }
+        if (f.kind == REPL_DACK) {
+            if (l->dq_head == l->ndq) {
+                link_down(l, "garbage: a DACK with no DEFS frame to answer");
+                return;
+            }
+            l->defs_acked = l->dq[l->dq_head++];
+            l->lead->acks_new = true;
+            buf_consume(&l->in, used);
+            continue;
         }
         if (f.seq > l->acked)
             l->acked = f.seq;
@@ -631,6 +665,8 @@ lead_cut(struct lead *d)
             continue;
         }
         buf_append(&l->out, d->frames.data, d->frames.len);
+        if (defs)
+            dq_push(l, d->defs_gen);
         sent_push(l, d->cut, ev_now(srv->loop));
         link_flush(l);
     }
@@ -703,6 +739,32 @@ hold_update(struct lead *d, double now, bool advanced)
              d->name, block ? "wait" : "flow again",
              block ? "blocked" : "unblocked");
     alarm_set_repl(srv, any_blocking());
+}
+
+bool
+repl_defs_durable(const struct vhost *vh, uint64_t gen)
+{
+    const struct lead *d;
+
+    for (d = leads; d && d->vh != vh; d = d->next)
+        ;
+    if (!d)
+        return true;
+    if (!d->isr_known || d->nisr < min_isr(d) ||
+        !cluster_leads(srv->cluster, d->name))
+        return false;
+    for (size_t i = 1; i < d->nisr; i++) {
+        const struct link *l = link_find((struct lead *)d, d->isr[i]);
+
+        if (!l || l->state != L_STREAMING)
+            return false;
+        /* it acked gen, or the last document that differed, which is
+           the one of gen (made at gen or later, unchanged since) */
+        if (l->defs_acked < gen &&
+            (l->defs_acked < d->defs_new || d->defs_gen < gen))
+            return false;
+    }
+    return true;
 }
 
 bool
@@ -1043,7 +1105,16 @@ copy_frames(struct copy *c)
             copy_free(c, text);
             return false;
         }
+        /* the definitions are on disk (written and synced): say so */
+        if (f.kind == REPL_DEFS)
+            repl_frame_encode(&c->out, REPL_DACK, f.epoch, f.seq,
+                              bytes_of(NULL, 0));
         buf_consume(&c->in, used);
+    }
+    if (c->out.len > c->head &&
+        write_out(c->fd, &c->out, &c->head, &c->wio) == WR_ERR) {
+        copy_free(c, strerror(errno));
+        return false;
     }
     if (rc == WR_ERR) {
         snprintf(err, sizeof(err), "garbage from the leader: %s", why);
@@ -1213,6 +1284,7 @@ repl_pump(struct server *s)
             limit_update(d, ev_now(srv->loop));
         }
     }
+    conn_release_held(srv);
     DL_FOREACH(copies, c)
     {
         mirror_flush(c->m);
@@ -1362,6 +1434,9 @@ repl_info(void)
                           (json_int_t)d->cut, "confirmed_up_to",
                           (json_int_t)WR_MIN(d->limit, d->cut), "isr", isr,
                           "confirms_held", d->held_since > 0, "mirrors", ms));
+        json_object_set_new(json_array_get(ls, json_array_size(ls) - 1),
+                            "on_disk",
+                            json_integer((json_int_t)vhost_disk_lsn(d->vh)));
     }
     DL_FOREACH(copies, c)
     {

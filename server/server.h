@@ -75,6 +75,7 @@ struct server {
     bool loop_ended;
     struct conn *conns;      /* every connection, through conn.next */
     struct conn *pending;    /* connections with output or confirms */
+    unsigned defs_held;      /* connections whose reply waits (conn.h) */
     struct channel *waiting; /* channels waiting for a durable LSN */
     uint32_t alarms;         /* enum alarm bits in force */
     uint64_t mem_mark;       /* memory watermark, 0 = not watched (alarm.c) */

@@ -263,6 +263,60 @@ def test_min_isr_3_holds_confirms_and_blocks_publishers_until_the_mirror_returns
         "/api/vhosts/rules-isr").status == 204
 
 
+# -- durable declarations wait for the in-sync set ---------------------------
+
+
+def test_durable_declare_ok_waits_for_the_in_sync_set(lc):
+    leader = new_vhost(lc, "rules-defs", {"min_isr": 3})
+    assert wait_until(lambda: in_sync(lc, "rules-defs", 3), 20)
+    mirror = next(n for n in lc.nodes if n is not leader)
+    conn = rawamqp.connect("127.0.0.1", leader.amqp_port, vhost="rules-defs")
+    conn.open_channel(1)
+    conn.open_channel(2)
+    # all in sync: the ok comes at once
+    t = time.monotonic()
+    conn.call(1, "queue.declare", queue="d-first", durable=True)
+    assert time.monotonic() - t < 2
+    try:
+        mirror.stop()
+        assert wait_until(lambda: in_sync(lc, "rules-defs", 2), 10)
+        # an exclusive queue is the leader's alone: no wait
+        conn.call(2, "queue.declare", queue="d-excl", exclusive=True)
+        # a durable one: no declare-ok (nor anything after it) while the
+        # set is below min_isr 3
+        conn.send_method(1, "queue.declare", queue="d-held", durable=True)
+        conn.send_method(2, "queue.declare", queue="d-excl-2",
+                         exclusive=True)
+        got = read_all(conn, 3)
+        assert got == [], got
+        # the queue exists on the leader meanwhile, as a published message
+        # does before its confirm (a passive declare elsewhere sees it)
+        other = rawamqp.connect("127.0.0.1", leader.amqp_port,
+                                vhost="rules-defs")
+        other.open_channel(1)
+        other.call(1, "queue.declare", queue="d-held", passive=True)
+        other.close_socket()
+        mirror.start()
+        got = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(got) < 2:
+            got += read_all(conn, 0.5)
+        assert [(m.channel, m.name) for m in got] == [
+            (1, "queue.declare-ok"), (2, "queue.declare-ok")], got
+        # the mirrors' copies have it, as the ok said
+        assert got[0].queue == "d-held"
+    finally:
+        if not mirror.running():
+            mirror.start()
+    conn.call(1, "queue.bind", queue="d-held", exchange="amq.direct",
+              routing_key="k")
+    conn.call(1, "queue.delete", queue="d-held")
+    conn.call(1, "queue.delete", queue="d-first")
+    conn.close_socket()
+    assert Mgmt(lc.node(0).mgmt_port).delete(
+        "/api/vhosts/rules-defs").status == 204
+
+
 # -- a leader whose disk stalls resigns --------------------------------------
 
 
