@@ -54,6 +54,12 @@ int mirror_copy_state(const char *data_dir, const char *vhost, uint64_t *epoch,
  * definitions.json); the caller frees it. */
 char *mirror_copy_dir(const char *data_dir, const char *vhost);
 
+/* Appends the delivery counts (DCNT frames, vhost.h VH_DCOUNT_SIZE each)
+ * the copy of vhost holds, in the order they came; none when it has
+ * none. WR_ERR when the file cannot be read. */
+int mirror_copy_dcounts(const char *data_dir, const char *vhost,
+                        struct buf *out);
+
 /* The vhost is deleted: removes its copy's directory (none open). */
 int mirror_remove(const char *data_dir, const char *vhost, char *err,
                   size_t errlen);

@@ -38,8 +38,8 @@ repl_encode_recs(struct buf *out, uint64_t epoch, uint64_t from, uint64_t seq,
 const char *
 repl_kind_name(uint8_t kind)
 {
-    static const char *const names[] = {"?",      "SNAP", "DEFS", "RECS",
-                                        "SYNCED", "PING", "ACK",  "DACK"};
+    static const char *const names[] = {
+        "?", "SNAP", "DEFS", "RECS", "SYNCED", "PING", "ACK", "DACK", "DCNT"};
 
     return kind < WR_ARRAY_LEN(names) ? names[kind] : "?";
 }
@@ -48,7 +48,7 @@ repl_kind_name(uint8_t kind)
 static bool
 kind_ok(uint8_t kind, bool from_leader, bool has_payload, const char **why)
 {
-    if (kind < REPL_SNAP || kind > REPL_DACK) {
+    if (kind < REPL_SNAP || kind > REPL_DCNT) {
         *why = "unknown frame kind";
         return false;
     }
@@ -57,7 +57,8 @@ kind_ok(uint8_t kind, bool from_leader, bool has_payload, const char **why)
                            : "a leader's frame from a mirror";
         return false;
     }
-    if (has_payload && kind != REPL_DEFS && kind != REPL_RECS) {
+    if (has_payload && kind != REPL_DEFS && kind != REPL_RECS &&
+        kind != REPL_DCNT) {
         *why = "a payload in a frame that has none";
         return false;
     }

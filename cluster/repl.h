@@ -28,6 +28,10 @@
  *     SYNCED   the snapshot is complete at position seq
  *     PING     nothing new; seq is the leader's head (keeps the link
  *              warm and tells an idle mirror it is current)
+ *     DCNT     delivery counts of quorum queues (vhost.h, VH_DCOUNT_SIZE
+ *              bytes each, in order), which the log does not hold: the
+ *              mirror keeps them beside its copy for a failover; after a
+ *              snapshot, every count the leader holds
  *   mirror -> leader
  *     ACK      everything up to seq of this epoch is durable here (after
  *              the mirror's own fdatasync)
@@ -59,6 +63,7 @@ enum repl_kind {
     REPL_PING = 5,
     REPL_ACK = 6,
     REPL_DACK = 7,
+    REPL_DCNT = 8,
 };
 
 struct repl_frame {

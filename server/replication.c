@@ -117,6 +117,7 @@ struct lead {
     struct vhost *vh;
     uint64_t epoch;
     struct buf tap;    /* the store's tap, since the last cut */
+    struct buf dtap;   /* delivery counts set since the last cut (DCNT) */
     struct buf frames; /* one cut, framed, for every streaming link */
     uint64_t cut;      /* position of the last cut */
     uint64_t defs_gen; /* node_defs_generation when DEFS was made */
@@ -360,6 +361,11 @@ snapshot(struct link *l, char *err, size_t errlen)
                           bytes_str(d->defs));
         dq_push(l, d->defs_gen);
         repl_encode_recs(&l->out, d->epoch, d->cut, d->cut, buf_bytes(&recs));
+        buf_reset(&recs);
+        vhost_repl_dcounts(d->vh, &recs);
+        if (recs.len)
+            repl_frame_encode(&l->out, REPL_DCNT, d->epoch, d->cut,
+                              buf_bytes(&recs));
         repl_frame_encode(&l->out, REPL_SYNCED, d->epoch, d->cut,
                           bytes_of(NULL, 0));
     }
@@ -644,7 +650,7 @@ lead_cut(struct lead *d)
         return;
     defs = d->links && defs_refresh(d);
     seq = vhost_repl_cut(d->vh);
-    if (!defs && d->tap.len == 0) {
+    if (!defs && d->tap.len == 0 && d->dtap.len == 0) {
         d->cut = WR_MAX(d->cut, seq);
         return;
     }
@@ -654,7 +660,12 @@ lead_cut(struct lead *d)
                           bytes_str(d->defs));
     if (d->tap.len)
         repl_encode_recs(&d->frames, d->epoch, from, seq, buf_bytes(&d->tap));
+    /* after the records: a count may be of a message they bring */
+    if (d->dtap.len)
+        repl_frame_encode(&d->frames, REPL_DCNT, d->epoch, WR_MAX(seq, from),
+                          buf_bytes(&d->dtap));
     buf_reset(&d->tap);
+    buf_reset(&d->dtap);
     d->cut = WR_MAX(d->cut, seq);
     DL_FOREACH_SAFE(d->links, l, tmp)
     {
@@ -982,12 +993,14 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
     d->vh = vh;
     d->epoch = (uint64_t)epoch;
     buf_init(&d->tap);
+    buf_init(&d->dtap);
     buf_init(&d->frames);
     d->cut = vhost_repl_cut(vh);
     /* nothing new is confirmed until the in-sync set has it */
     d->limit = d->cut;
     vhost_set_repl_limit(vh, d->limit);
     vhost_repl_tap(vh, &d->tap);
+    vhost_repl_dcount_tap(vh, &d->dtap);
     DL_APPEND(leads, d);
     lead_reconcile(d);
 }
@@ -1001,12 +1014,14 @@ repl_unlead(struct server *s, const char *name)
     if (!d)
         return;
     vhost_repl_tap(d->vh, NULL);
+    vhost_repl_dcount_tap(d->vh, NULL);
     while (d->links)
         link_free(d->links);
     DL_DELETE(leads, d);
     if (d->blocking)
         alarm_set_repl(srv, any_blocking());
     buf_fini(&d->tap);
+    buf_fini(&d->dtap);
     buf_fini(&d->frames);
     for (size_t i = 0; i < d->nisr; i++)
         free(d->isr[i]);

@@ -289,4 +289,21 @@ bool vhost_entry_logged(const struct queue *q, struct qentry e,
 int vhost_repl_snapshot(struct vhost *vh, const struct vh_logged *extra,
                         size_t n, struct buf *out, char *err, size_t errlen);
 
+/*
+ * Delivery counts (x-delivery-limit of quorum queues), which the log does
+ * not hold: the leader ships them beside it so that they survive a
+ * failover. A count is VH_DCOUNT_SIZE bytes, big-endian: u64 qid, u64
+ * message id, u32 returns (0: forgotten, the message was settled).
+ */
+#define VH_DCOUNT_SIZE 20
+/* From now on every count a durable queue of vh sets or forgets is
+ * appended to out (NULL stops). */
+void vhost_repl_dcount_tap(struct vhost *vh, struct buf *out);
+/* Appends every count vh's durable queues hold now. */
+void vhost_repl_dcounts(struct vhost *vh, struct buf *out);
+/* A new leader: applies counts in order (a later one of the same message
+ * replaces an earlier one) to the queues that have a delivery limit.
+ * Returns how many counts are held after. */
+size_t vhost_repl_dcounts_apply(struct vhost *vh, struct bytes counts);
+
 #endif

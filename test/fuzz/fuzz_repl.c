@@ -47,7 +47,7 @@ raw(struct bytes in, bool from_leader)
         if (rc != WR_OK)
             return;
         FUZZ_CHECK(used >= REPL_HDR && used <= in.len);
-        FUZZ_CHECK(f.epoch > 0 && f.kind >= REPL_SNAP && f.kind <= REPL_DACK);
+        FUZZ_CHECK(f.epoch > 0 && f.kind >= REPL_SNAP && f.kind <= REPL_DCNT);
         for (size_t cut = 0; cut < used; cut += 1 + cut / 8)
             FUZZ_CHECK(repl_frame_parse(bytes_of(in.ptr, cut), from_leader, &f,
                                         &u2, &why) != WR_OK);

@@ -77,7 +77,8 @@ def new_vhost(lc, name, body=None):
 
 
 def in_sync(lc, vhost, count):
-    d = lead_of(leader_node(lc, vhost), vhost)
+    node = leader_node(lc, vhost, next(n for n in lc.nodes if n.running()))
+    d = lead_of(node, vhost) if node else None
     return d is not None and len(d["isr"]) == count
 
 
@@ -315,6 +316,68 @@ def test_durable_declare_ok_waits_for_the_in_sync_set(lc):
     conn.close_socket()
     assert Mgmt(lc.node(0).mgmt_port).delete(
         "/api/vhosts/rules-defs").status == 204
+
+
+# -- delivery counts survive a failover ---------------------------------------
+
+
+def test_x_delivery_limit_counts_across_a_leader_kill(lc):
+    leader = new_vhost(lc, "rules-dl")
+    assert wait_until(lambda: in_sync(lc, "rules-dl", 3), 20)
+    conn = rawamqp.connect("127.0.0.1", leader.amqp_port, vhost="rules-dl")
+    conn.open_channel(1)
+    conn.call(1, "queue.declare", queue="dl-dead", durable=True)
+    conn.call(1, "queue.declare", queue="dl-q", durable=True, arguments={
+        "x-queue-type": "quorum", "x-delivery-limit": 2,
+        "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dl-dead"})
+    conn.call(1, "confirm.select")
+    conn.publish(1, "", "dl-q", b"counted", props={"delivery_mode": 2})
+    assert read_until(conn, "basic.ack", 5) is not None
+    # two returns: the limit (2) allows them
+    for _ in range(2):
+        m = conn.call(1, "basic.get", queue="dl-q")
+        assert m.name == "basic.get-ok", m
+        conn.send_method(1, "basic.nack", delivery_tag=m.delivery_tag,
+                         requeue=True)
+    m = conn.call(1, "queue.declare", queue="dl-q", passive=True)
+    assert m.message_count == 1
+    # the mirrors hold both counts beside their copies
+    import hashlib
+    h = hashlib.sha256(b"rules-dl").hexdigest()
+    mirrors = [n for n in lc.nodes if n is not leader]
+    assert wait_until(lambda: all(os.path.exists(p) and os.path.getsize(p)
+                                  == 40 for p in (os.path.join(
+                                      n.data_dir, "replicas", h, "dcounts")
+                                      for n in mirrors)), 10)
+    conn.close_socket()
+    leader.kill()
+    try:
+        assert wait_until(lambda: leader_node(lc, "rules-dl", mirrors[0])
+                          in mirrors, TTL + 15)
+        new = leader_node(lc, "rules-dl", mirrors[0])
+        assert new.wait_for_line(
+            r"vhost 'rules-dl': 1 delivery counts taken over", 5)
+        c2 = rawamqp.connect("127.0.0.1", new.amqp_port, vhost="rules-dl")
+        c2.open_channel(1)
+        m = c2.call(1, "basic.get", queue="dl-q")
+        assert m.name == "basic.get-ok" and m.content.body == b"counted", m
+        # the third return is one too many: dead-lettered, as on the old
+        # leader (a count that started over would requeue it)
+        c2.send_method(1, "basic.nack", delivery_tag=m.delivery_tag,
+                       requeue=True)
+        assert wait_until(lambda: c2.call(
+            1, "queue.declare", queue="dl-dead", passive=True)
+            .message_count == 1, 5)
+        assert c2.call(1, "queue.declare", queue="dl-q",
+                       passive=True).message_count == 0
+        c2.call(1, "queue.delete", queue="dl-q")
+        c2.call(1, "queue.delete", queue="dl-dead")
+        c2.close_socket()
+    finally:
+        leader.start()
+    assert wait_until(lambda: in_sync(lc, "rules-dl", 3), 30)
+    assert Mgmt(mirrors[0].mgmt_port).delete(
+        "/api/vhosts/rules-dl").status == 204
 
 
 # -- a leader whose disk stalls resigns --------------------------------------
