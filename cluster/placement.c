@@ -433,6 +433,11 @@ candidate_at(struct cluster *c, struct cvhost *v, uint64_t now_ms)
 
     if (now_ms < v->resigned_until)
         return UINT64_MAX;
+    /* an empty vhost handed to this node by a clean stop: nothing to
+       lose, whatever copy this node holds (without this, a hand-off to
+       a node whose copy was not complete left the vhost unled) */
+    if (v->isr && is_me(c, v->home_node) && v->home_empty)
+        return now_ms;
     /* a replicated vhost: only a member of its in-sync set may take it
        (issue 12), the set's order first */
     if (v->isr) {

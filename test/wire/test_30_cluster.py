@@ -447,6 +447,11 @@ def test_a_blocked_leader_blocks_its_relayed_publishers(lc):
     vh = "tenant-c"
     leader = next(n for n in lc.nodes if n.name == leader_of(lc.node(0), vh))
     via = next(n for n in lc.nodes if n is not leader)
+    # one copy only: no in-sync mirror takes the vhost over while its
+    # leader restarts (replication, issue 12)
+    assert mgmt(via).put("/api/vhosts/" + vh, {"replicas": 1}).status == 204
+    assert wait_until(lambda: mgmt(via).get("/api/vhosts/" + vh).json.get(
+        "isr") == [leader.name], 10)
     conn = pika_conn(leader, vh)
     ch = conn.channel()
     ch.confirm_delivery()
@@ -478,6 +483,8 @@ def test_a_blocked_leader_blocks_its_relayed_publishers(lc):
     conn = pika_conn(via, vh)
     conn.channel().queue_delete("keep")
     conn.close()
+    assert mgmt(via).put("/api/vhosts/" + vh,
+                         {"replicas": None}).status == 204
 
 
 # -- hostile peers ----------------------------------------------------------
