@@ -1124,6 +1124,12 @@ copy_frames(struct copy *c)
         if (f.kind == REPL_DEFS)
             repl_frame_encode(&c->out, REPL_DACK, f.epoch, f.seq,
                               bytes_of(NULL, 0));
+        /* a PING is answered, new position or not: an idle vhost's link
+           is not taken for silent (it was dropped every 10 s, and its
+           mirrors left the in-sync set meanwhile) */
+        if (f.kind == REPL_PING)
+            repl_frame_encode(&c->out, REPL_ACK, f.epoch, c->acked_sent,
+                              bytes_of(NULL, 0));
         buf_consume(&c->in, used);
     }
     if (c->out.len > c->head &&
