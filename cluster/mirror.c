@@ -238,7 +238,7 @@ int
 mirror_remove(const char *data_dir, const char *vhost, char *err, size_t errlen)
 {
     char hash[65], *root = path_of(data_dir, "replicas"), *dir, *p;
-    const char *files[] = {"state.json", "definitions.json"};
+    const char *files[] = {"state.json", "definitions.json", "dcounts"};
     int rc = WR_OK;
 
     vhost_name_hash(vhost, hash);

@@ -12,6 +12,8 @@
  *                          leader's message ids)
  *       definitions.json   the vhost's exchanges, queues and bindings as
  *                          of the last DEFS frame (atomically replaced)
+ *       dcounts            delivery counts of quorum queues (DCNT frames),
+ *                          appended, not synced; emptied by a snapshot
  *       state.json         {"vhost", "epoch", "synced"}: the highest
  *                          epoch this node accepted frames of (an older
  *                          leader is refused: fencing), and whether the
