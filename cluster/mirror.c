@@ -13,6 +13,7 @@
  * synced; a leftover log.old is removed at the next open.
  */
 #include "cluster/mirror.h"
+#include "cluster/mirror_side.h"
 
 #include "store/store.h"
 #include "vhost/node.h"
@@ -26,9 +27,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A frame's position and the copy's LSN that covers it. */
+/* A frame's position, the copy's LSN that covers it and the side
+ * files' sync batch (mirror_side.h; 0: none). */
 struct pend {
-    uint64_t seq, lsn;
+    uint64_t seq, lsn, ticket;
 };
 
 struct mirror {
@@ -37,6 +39,7 @@ struct mirror {
     char *logdir; /* replicas/<hash>/log */
     struct store_config scfg;
     struct store *store;
+    struct mside *side; /* streams, offsets, dedup journal (issue 14) */
     uint64_t epoch;
     uint64_t seq;   /* last position taken */
     uint64_t acked; /* last position durable */
@@ -145,7 +148,12 @@ static int
 open_log(struct mirror *m, char *err, size_t errlen)
 {
     m->scfg.dir = m->logdir;
-    return store_open(&m->scfg, NULL, NULL, &m->store, err, errlen);
+    if (store_open(&m->scfg, NULL, NULL, &m->store, err, errlen) != WR_OK)
+        return WR_ERR;
+    /* the side files live in the log's directory, as in the vhost's */
+    m->side = mside_open(m->logdir, (int)m->scfg.fsync, m->scfg.wake,
+                         m->scfg.wake_arg);
+    return WR_OK;
 }
 
 int
@@ -202,6 +210,7 @@ mirror_close(struct mirror *m)
 {
     if (!m)
         return;
+    mside_close(m->side);
     store_close(m->store);
     free(m->pend);
     free(m->vhost);
@@ -270,6 +279,8 @@ restart_copy(struct mirror *m, char *err, size_t errlen)
     char *old = path_of(m->dir, "log.old");
     int rc = WR_ERR;
 
+    mside_close(m->side);
+    m->side = NULL;
     store_close(m->store);
     m->store = NULL;
     m->synced = false;
@@ -364,7 +375,7 @@ take_defs(struct mirror *m, struct bytes payload, char *err, size_t errlen)
 
 /* Position seq is taken once the log's LSN lsn is durable. */
 static void
-pend_push(struct mirror *m, uint64_t seq, uint64_t lsn)
+pend_push(struct mirror *m, uint64_t seq, uint64_t lsn, uint64_t ticket)
 {
     if (m->head > 0 && m->head == m->npend)
         m->head = m->npend = 0;
@@ -372,14 +383,14 @@ pend_push(struct mirror *m, uint64_t seq, uint64_t lsn)
         m->cappend = m->cappend ? 2 * m->cappend : 64;
         m->pend = xrealloc(m->pend, m->cappend * sizeof(*m->pend));
     }
-    m->pend[m->npend++] = (struct pend){seq, lsn};
+    m->pend[m->npend++] = (struct pend){seq, lsn, ticket};
 }
 
 int
 mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
              size_t errlen)
 {
-    uint64_t lsn;
+    uint64_t lsn, ticket;
 
     if (f->epoch != m->epoch) {
         snprintf(err, errlen, "a frame of epoch %llu on a link of epoch %llu",
@@ -410,7 +421,18 @@ mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
         lsn = store_apply(m->store, f->payload, err, errlen);
         if (lsn == 0)
             return WR_ERR;
-        pend_push(m, f->seq, lsn);
+        pend_push(m, f->seq, lsn, 0);
+        break;
+    case REPL_SIDE:
+        /* a snapshot's streams may start anywhere; the live ones go on
+           where they are */
+        if (mside_apply(m->side, f->payload, m->synced, &ticket, err, errlen) !=
+            WR_OK)
+            return WR_ERR;
+        lsn = store_apply(m->store, bytes_of(NULL, 0), err, errlen);
+        if (lsn == 0)
+            return WR_ERR;
+        pend_push(m, f->seq, lsn, ticket);
         break;
     case REPL_SYNCED:
         m->synced = true;
@@ -422,7 +444,7 @@ mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
         lsn = store_apply(m->store, bytes_of(NULL, 0), err, errlen);
         if (lsn == 0)
             return WR_ERR;
-        pend_push(m, f->seq, lsn);
+        pend_push(m, f->seq, lsn, 0);
         break;
     }
     m->seq = f->seq;
@@ -433,6 +455,7 @@ void
 mirror_flush(struct mirror *m)
 {
     store_flush(m->store);
+    mside_kick(m->side);
 }
 
 void
@@ -443,7 +466,8 @@ mirror_poll(struct mirror *m)
     store_poll(m->store, NULL, NULL);
     durable = store_durable_lsn(m->store);
     /* a position counts only once the snapshot is complete */
-    while (m->head < m->npend && m->pend[m->head].lsn <= durable) {
+    while (m->head < m->npend && m->pend[m->head].lsn <= durable &&
+           mside_durable(m->side, m->pend[m->head].ticket)) {
         if (m->synced)
             m->acked = m->pend[m->head].seq;
         m->head++;

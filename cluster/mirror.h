@@ -9,7 +9,10 @@
  *
  *   <data_dir>/replicas/<SHA-256 of the vhost name, 64 hex>/
  *       log/               the copy of the vhost's log (store/, with the
- *                          leader's message ids)
+ *                          leader's message ids), and beside it the
+ *                          copies of its stream logs, tracked offsets
+ *                          and deduplication journal under the vhost's
+ *                          own names (SIDE frames, mirror_side.h)
  *       definitions.json   the vhost's exchanges, queues and bindings as
  *                          of the last DEFS frame (atomically replaced)
  *       dcounts            delivery counts of quorum queues (DCNT frames),
@@ -19,9 +22,10 @@
  *                          leader is refused: fencing), and whether the
  *                          copy is complete (a snapshot reached SYNCED)
  *
- * Acks: a RECS, SYNCED or PING frame carrying seq, once everything the
- * copy took up to it is durable in the copy's log (its own group commit
- * and fdatasync), lets mirror_acked() answer seq.
+ * Acks: a RECS, SIDE, SYNCED or PING frame carrying seq, once everything
+ * the copy took up to it is durable in the copy's log (its own group
+ * commit and fdatasync) and its side files (their sync thread), lets
+ * mirror_acked() answer seq.
  */
 #ifndef WARREN_CLUSTER_MIRROR_H
 #define WARREN_CLUSTER_MIRROR_H

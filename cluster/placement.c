@@ -565,6 +565,17 @@ leave_one(struct cluster *c, struct cvhost *v, const char *target)
     etcd_txn_if(t, buf_bytes(&lk), ETCD_MOD, ETCD_EQUAL, v->leader_mod);
     etcd_txn_delete(t, ETCD_THEN, buf_bytes(&lk), NULL);
     etcd_txn_put(t, ETCD_THEN, buf_bytes(&hk), bytes_str(home), NULL);
+    if (target && v->isr) {
+        /* An empty vhost has nothing to lose: without this its in-sync
+           set would still name only this node, and while it is down
+           nobody, the target included, could take it. */
+        struct buf ik;
+
+        buf_init(&ik);
+        cluster__key(c, &ik, "vhosts/%s/isr", v->hash);
+        etcd_txn_delete(t, ETCD_THEN, buf_bytes(&ik), NULL);
+        buf_fini(&ik);
+    }
     c->stop_pending++;
     etcd_txn_commit(c->etcd, t, left_one, c);
     if (target)

@@ -7,6 +7,7 @@
 #include "cluster/repl.h"
 
 #include "store/store.h"
+#include "vhost/side.h"
 
 void
 repl_frame_encode(struct buf *out, enum repl_kind kind, uint64_t epoch,
@@ -35,12 +36,45 @@ repl_encode_recs(struct buf *out, uint64_t epoch, uint64_t from, uint64_t seq,
     }
 }
 
+/* Length of the whole side records at the start of side not longer
+ * than max, but at least one. */
+static size_t
+side_prefix(struct bytes side, size_t max)
+{
+    size_t n = 0;
+
+    while (n + SIDE_HDR <= side.len) {
+        size_t end = n + SIDE_HDR + be32_load(side.ptr + n + 1);
+
+        if (n > 0 && end > max)
+            break;
+        n = end;
+    }
+    return n;
+}
+
+void
+repl_encode_side(struct buf *out, uint64_t epoch, uint64_t from, uint64_t seq,
+                 struct bytes side)
+{
+    while (side.len > 0) {
+        size_t n = side_prefix(side, REPL_SPLIT);
+
+        WR_ASSERT(n > 0 && n <= side.len); /* the vhost made them */
+        repl_frame_encode(out, REPL_SIDE, epoch, n == side.len ? seq : from,
+                          bytes_of(side.ptr, n));
+        side = bytes_of(side.ptr + n, side.len - n);
+    }
+}
+
 const char *
 repl_kind_name(uint8_t kind)
 {
     static const char *const names[] = {
         "?", "SNAP", "DEFS", "RECS", "SYNCED", "PING", "ACK", "DACK", "DCNT"};
 
+    if (kind == REPL_SIDE)
+        return "SIDE";
     return kind < WR_ARRAY_LEN(names) ? names[kind] : "?";
 }
 
@@ -48,7 +82,7 @@ repl_kind_name(uint8_t kind)
 static bool
 kind_ok(uint8_t kind, bool from_leader, bool has_payload, const char **why)
 {
-    if (kind < REPL_SNAP || kind > REPL_DCNT) {
+    if (kind < REPL_SNAP || (kind > REPL_DCNT && kind != REPL_SIDE)) {
         *why = "unknown frame kind";
         return false;
     }
@@ -58,7 +92,7 @@ kind_ok(uint8_t kind, bool from_leader, bool has_payload, const char **why)
         return false;
     }
     if (has_payload && kind != REPL_DEFS && kind != REPL_RECS &&
-        kind != REPL_DCNT) {
+        kind != REPL_DCNT && kind != REPL_SIDE) {
         *why = "a payload in a frame that has none";
         return false;
     }

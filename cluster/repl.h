@@ -32,6 +32,12 @@
  *              bytes each, in order), which the log does not hold: the
  *              mirror keeps them beside its copy for a failover; after a
  *              snapshot, every count the leader holds
+ *     SIDE     (kind 10) side records (vhost/side.h: stream appends and
+ *              trims, tracked stream offsets, deduplication journal) of the
+ *              same cut, sent before its RECS; the last frame of a cut
+ *              carries its seq only when no RECS follow. In a snapshot,
+ *              after its RECS and before SYNCED (the streams' records,
+ *              in bounded slices)
  *   mirror -> leader
  *     ACK      everything up to seq of this epoch is durable here (after
  *              the mirror's own fdatasync)
@@ -64,6 +70,8 @@ enum repl_kind {
     REPL_ACK = 6,
     REPL_DACK = 7,
     REPL_DCNT = 8,
+    /* 9: unknown (test_31's garbage kind) */
+    REPL_SIDE = 10,
 };
 
 struct repl_frame {
@@ -92,6 +100,12 @@ int repl_frame_parse(struct bytes in, bool from_leader, struct repl_frame *f,
  * last). Nothing for an empty run. */
 void repl_encode_recs(struct buf *out, uint64_t epoch, uint64_t from,
                       uint64_t seq, struct bytes recs);
+
+/* SIDE frames for a run of side records (vhost/side.h), split at record
+ * boundaries near REPL_SPLIT; the last frame carries seq, the others
+ * from. Nothing for an empty run. */
+void repl_encode_side(struct buf *out, uint64_t epoch, uint64_t from,
+                      uint64_t seq, struct bytes side);
 
 /* The kind's name for logs ("RECS"), "?" for an unknown one. */
 const char *repl_kind_name(uint8_t kind);

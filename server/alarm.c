@@ -13,6 +13,9 @@
  *                 released below FLOW_LOW. Not an alarm: nobody is told,
  *                 as with RabbitMQ's credit flow.
  *
+ * (Credit flow proper, which holds a publisher while a queue it feeds
+ * fills faster than its consumers drain it, is flow.c's.)
+ *
  * While any of them holds, a connection that publishes is blocked: the
  * broker stops reading from it (after the frame that published), and,
  * for an alarm, sends connection.blocked ("low on memory", "low on disk",

@@ -158,6 +158,7 @@ release_channels(struct conn *c)
 {
     struct channel *ch, *tmp;
 
+    flow_forget(c);
     HASH_ITER(hh, c->channels, ch, tmp)
     {
         chan_free(ch);
@@ -728,7 +729,7 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
             conn_handle_frame(c, &f);
         if (c->state == CONN_CLOSED)
             return len; /* the rest is discarded */
-        if (c->input_held || c->blocked || c->defs_held)
+        if (c->input_held || c->blocked || c->flow_q || c->defs_held)
             break;
         if (off < len && slice_over(c, ++frames))
             break;
@@ -742,7 +743,7 @@ void
 conn_update_reading(struct conn *c)
 {
     bool want = c->state != CONN_DEAD && !c->reading_paused && !c->input_held &&
-                !c->blocked && !c->yielded && !c->defs_held &&
+                !c->blocked && !c->flow_q && !c->yielded && !c->defs_held &&
                 (c->state != CONN_RELAYED || relay_wants_client_input(c));
 
     if (want && !ev_is_active(&c->rio)) {
@@ -825,7 +826,7 @@ resume_input(struct conn *c)
 
     c->resume_input = false;
     slice_end = ev_time() + CONN_SLICE;
-    if (c->in.len > 0 && !c->yielded) {
+    if (c->in.len > 0 && !c->yielded && !c->blocked && !c->flow_q) {
         used = conn_process(c, c->in.data, c->in.len);
         if (c->state == CONN_DEAD)
             return;
@@ -903,7 +904,8 @@ conn_read(struct ev_loop *loop, struct conn *c)
             conn_update_reading(c);
             return;
         }
-        if (c->input_held || c->blocked || c->yielded || c->defs_held) {
+        if (c->input_held || c->blocked || c->flow_q || c->yielded ||
+            c->defs_held) {
             conn_update_reading(c);
             return;
         }
@@ -1019,6 +1021,10 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (hb <= 0)
         return;
+    /* Not read while an alarm or credit flow holds it: its heartbeats
+     * wait unread, as RabbitMQ pauses the monitor of a blocked reader. */
+    if (c->blocked || c->flow_q)
+        c->last_rx = now;
     if (now - c->last_rx > 2 * hb) {
         char why[80];
         snprintf(why, sizeof(why),
@@ -1083,6 +1089,8 @@ state_text(const struct conn *c)
         return "closing";
     if (c->blocked)
         return c->blocked_sent ? "blocked" : "blocking";
+    if (c->flow_q)
+        return "flow"; /* RabbitMQ's name for a publisher held by credit */
     return "running";
 }
 

@@ -85,6 +85,10 @@ struct conn {
     bool user_counted; /* in its user's connection count (user limits) */
     bool feeding;      /* fed a queue with consumers and a backlog */
     bool blocked;      /* not read while an alarm or flow holds */
+    /* credit flow (flow.c): the queue it waits for, with a reference;
+     * not read meanwhile */
+    struct queue *flow_q;
+    struct conn *flow_next, *flow_prev;
     bool blocked_sent; /* connection.blocked went out */
     bool on_pending;
     bool want_write; /* wio started */
@@ -304,6 +308,18 @@ bool alarm_should_block(const struct conn *c);
 void alarm_set_repl(struct server *s, bool any);
 /* The loop waited `waited` seconds in epoll (saturation measure). */
 void alarm_loop_waited(struct server *s, double waited, double now);
+
+/* ---- credit flow (flow.c) */
+
+/* c published into q, whose credit is used up (queue_credit_exhausted):
+ * c is read no more until q drains. No-op when c already waits or
+ * consumes from q. */
+void flow_wait(struct conn *c, struct queue *q);
+/* c waits no more (its queue drained, or c ends): its input resumes. */
+void flow_forget(struct conn *c);
+/* Every loop iteration: lets go the connections whose queue drained,
+ * lost its consumers or stalled. */
+void flow_check(struct server *s);
 
 /* ---- authentication (auth.c) */
 

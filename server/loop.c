@@ -53,6 +53,8 @@ loop_pump(struct server *s)
         struct conn *list;
 
         node_run_dispatch(s->node);
+        /* publishers whose queues this dispatch drained go on now */
+        flow_check(s);
         /* Definitions file and log records go before any reply that
          * announces them leaves. */
         node_flush(s->node);

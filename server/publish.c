@@ -259,6 +259,8 @@ publish_message(struct channel *ch, struct exchange *x, struct message *msg,
     }
     if (res.feeds_waiting)
         ch->conn->feeding = true;
+    if (res.flow_q)
+        flow_wait(ch->conn, res.flow_q);
     /* A duplicate dropped by x-message-deduplication is not returned:
      * the broker took it (and confirms it, as the plugin does). */
     if (res.nqueues == 0 && mandatory && !res.duplicate) {

@@ -20,6 +20,14 @@
  *     payloads, cut once per loop pass (the same bytes to every mirror;
  *     a message routed to N queues is one record). No catch-up from a
  *     position yet: a link that breaks is opened again with a snapshot.
+ *   - Side records (vhost/side.h: stream appends and trims, tracked stream
+ *     offsets, the deduplication journal) are not in the log either: the
+ *     vhost taps them into lead.side, each with a position of the log,
+ *     and a cut sends them as SIDE frames before its RECS. A snapshot
+ *     sends the side data after its messages: the journal and offsets at
+ *     once, the streams' records a slice per loop iteration while the
+ *     link drains (link_snap_more), holding the live frames meanwhile
+ *     (link.held), then SYNCED.
  *   - Definitions (exchanges, queues, bindings of the vhost) are not in
  *     the log: they travel as a complete definitions document (DEFS),
  *     stamped with the log position, whenever the node's definitions
@@ -43,6 +51,7 @@
 #include "cluster/mirror.h"
 #include "cluster/peer.h"
 #include "cluster/repl.h"
+#include "vhost/side.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -58,6 +67,9 @@
 #define REPL_RETRY_MS    1000u
 #define REPL_READ        (256u << 10)
 #define REPL_OUT_MAX     (512ull << 20) /* a mirror this far behind: drop */
+/* A snapshot's stream records go in slices of about this size, one per
+ * loop iteration while the link drains. */
+#define REPL_SNAP_SLICE (1u << 20)
 /* The settings (replication.* keys, a vhost's metadata): how many copies
  * (replicas, repl_settings), how many in-sync members confirms need
  * (min_isr), and how long a mirror may lag before it leaves the in-sync
@@ -108,6 +120,10 @@ struct link {
     uint64_t retry_at_ms; /* L_DOWN: not before */
     char why[256];        /* why it went down last */
     bool wanted;          /* still one of the vhost's mirrors */
+    /* a snapshot's streams still being sent (vhost/side.h), and the live
+       frames held back until they are */
+    struct side_snap *ss;
+    struct buf held;
     struct link *next, *prev;
 };
 
@@ -118,6 +134,7 @@ struct lead {
     uint64_t epoch;
     struct buf tap;    /* the store's tap, since the last cut */
     struct buf dtap;   /* delivery counts set since the last cut (DCNT) */
+    struct buf side;   /* side records (vhost/side.h), since the last cut */
     struct buf frames; /* one cut, framed, for every streaming link */
     uint64_t cut;      /* position of the last cut */
     uint64_t defs_gen; /* node_defs_generation when DEFS was made */
@@ -241,6 +258,9 @@ link_down(struct link *l, const char *why)
     l->fd = -1;
     buf_fini(&l->in);
     buf_fini(&l->out);
+    buf_fini(&l->held);
+    side_snap_free(l->ss);
+    l->ss = NULL;
     l->head = 0;
     l->nsent = l->sent_head = 0;
     l->ndq = l->dq_head = 0;
@@ -260,11 +280,17 @@ link_free(struct link *l)
     free(l);
 }
 
+static void link_snap_more(struct link *l);
+
 static void
 link_flush(struct link *l)
 {
-    if (write_out(l->fd, &l->out, &l->head, &l->wio) == WR_ERR)
+    int rc = write_out(l->fd, &l->out, &l->head, &l->wio);
+
+    if (rc == WR_ERR)
         link_down(l, errno ? strerror(errno) : "closed");
+    else if (rc == WR_OK && l->ss)
+        link_snap_more(l);
 }
 
 static void
@@ -284,6 +310,7 @@ link_connect(struct link *l)
     }
     buf_init(&l->in);
     buf_init(&l->out);
+    buf_init(&l->held);
     l->head = 0;
     l->state = L_CONNECTING;
     l->last_heard = ev_now(srv->loop);
@@ -316,6 +343,52 @@ defs_refresh(struct lead *d)
     d->defs = text ? text : xstrdup("{}");
     d->defs_new = gen;
     return true;
+}
+
+/* A snapshot's side data (vhost/side.h): the deduplication journal and
+ * tracked offsets now, the streams' records in slices as the link
+ * drains (link_snap_more), then SYNCED. Live frames wait in l->held
+ * meanwhile: the mirror takes them after the snapshot's position. */
+static void
+snapshot_side(struct link *l)
+{
+    struct lead *d = l->lead;
+    struct buf side;
+
+    buf_init(&side);
+    l->ss = side_snap_begin(d->vh, &side);
+    repl_encode_side(&l->out, d->epoch, d->cut, d->cut, buf_bytes(&side));
+    buf_fini(&side);
+}
+
+/* The next slice of a snapshot's streams, once the link's output is
+ * sent; the last one adds SYNCED and the frames held meanwhile. */
+static void
+link_snap_more(struct link *l)
+{
+    struct lead *d = l->lead;
+    struct buf side;
+    bool done;
+
+    /* the mirror ACKs nothing before SYNCED: its draining of the slices
+       is what says it is alive meanwhile (a snapshot may outlast
+       REPL_SILENT_S) */
+    l->last_heard = ev_now(srv->loop);
+    buf_init(&side);
+    done = side_snap_next(l->ss, &side, REPL_SNAP_SLICE);
+    repl_encode_side(&l->out, d->epoch, l->synced_at, l->synced_at,
+                     buf_bytes(&side));
+    buf_fini(&side);
+    if (done) {
+        side_snap_free(l->ss);
+        l->ss = NULL;
+        repl_frame_encode(&l->out, REPL_SYNCED, d->epoch, l->synced_at,
+                          bytes_of(NULL, 0));
+        buf_append(&l->out, l->held.data, l->held.len);
+        buf_reset(&l->held);
+    }
+    /* written when the socket takes it: one slice per loop iteration */
+    ev_io_start(srv->loop, &l->wio);
 }
 
 /* The snapshot for a new link, at the lead's current cut. */
@@ -366,8 +439,7 @@ snapshot(struct link *l, char *err, size_t errlen)
         if (recs.len)
             repl_frame_encode(&l->out, REPL_DCNT, d->epoch, d->cut,
                               buf_bytes(&recs));
-        repl_frame_encode(&l->out, REPL_SYNCED, d->epoch, d->cut,
-                          bytes_of(NULL, 0));
+        snapshot_side(l); /* SYNCED follows the streams' records */
     }
     buf_fini(&recs);
     return rc;
@@ -650,7 +722,7 @@ lead_cut(struct lead *d)
         return;
     defs = d->links && defs_refresh(d);
     seq = vhost_repl_cut(d->vh);
-    if (!defs && d->tap.len == 0 && d->dtap.len == 0) {
+    if (!defs && d->tap.len == 0 && d->dtap.len == 0 && d->side.len == 0) {
         d->cut = WR_MAX(d->cut, seq);
         return;
     }
@@ -658,6 +730,10 @@ lead_cut(struct lead *d)
     if (defs)
         repl_frame_encode(&d->frames, REPL_DEFS, d->epoch, from,
                           bytes_str(d->defs));
+    /* side records first: the cut's seq is on its last frame */
+    if (d->side.len)
+        repl_encode_side(&d->frames, d->epoch, from, d->tap.len ? from : seq,
+                         buf_bytes(&d->side));
     if (d->tap.len)
         repl_encode_recs(&d->frames, d->epoch, from, seq, buf_bytes(&d->tap));
     /* after the records: a count may be of a message they bring */
@@ -666,19 +742,24 @@ lead_cut(struct lead *d)
                           buf_bytes(&d->dtap));
     buf_reset(&d->tap);
     buf_reset(&d->dtap);
+    buf_reset(&d->side);
     d->cut = WR_MAX(d->cut, seq);
     DL_FOREACH_SAFE(d->links, l, tmp)
     {
         if (l->state != L_STREAMING)
             continue;
-        if (l->out.len - l->head > REPL_OUT_MAX) {
+        if (l->out.len - l->head + l->held.len > REPL_OUT_MAX) {
             link_down(l, "the mirror is too far behind");
             continue;
         }
-        buf_append(&l->out, d->frames.data, d->frames.len);
+        sent_push(l, d->cut, ev_now(srv->loop));
         if (defs)
             dq_push(l, d->defs_gen);
-        sent_push(l, d->cut, ev_now(srv->loop));
+        if (l->ss) { /* a snapshot's streams go first */
+            buf_append(&l->held, d->frames.data, d->frames.len);
+            continue;
+        }
+        buf_append(&l->out, d->frames.data, d->frames.len);
         link_flush(l);
     }
 }
@@ -994,6 +1075,7 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
     d->epoch = (uint64_t)epoch;
     buf_init(&d->tap);
     buf_init(&d->dtap);
+    buf_init(&d->side);
     buf_init(&d->frames);
     d->cut = vhost_repl_cut(vh);
     /* nothing new is confirmed until the in-sync set has it */
@@ -1001,6 +1083,7 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
     vhost_set_repl_limit(vh, d->limit);
     vhost_repl_tap(vh, &d->tap);
     vhost_repl_dcount_tap(vh, &d->dtap);
+    vhost_repl_side_tap(vh, &d->side);
     DL_APPEND(leads, d);
     lead_reconcile(d);
 }
@@ -1015,6 +1098,7 @@ repl_unlead(struct server *s, const char *name)
         return;
     vhost_repl_tap(d->vh, NULL);
     vhost_repl_dcount_tap(d->vh, NULL);
+    vhost_repl_side_tap(d->vh, NULL);
     while (d->links)
         link_free(d->links);
     DL_DELETE(leads, d);
@@ -1022,6 +1106,7 @@ repl_unlead(struct server *s, const char *name)
         alarm_set_repl(srv, any_blocking());
     buf_fini(&d->tap);
     buf_fini(&d->dtap);
+    buf_fini(&d->side);
     buf_fini(&d->frames);
     for (size_t i = 0; i < d->nisr; i++)
         free(d->isr[i]);
@@ -1123,12 +1208,6 @@ copy_frames(struct copy *c)
         /* the definitions are on disk (written and synced): say so */
         if (f.kind == REPL_DEFS)
             repl_frame_encode(&c->out, REPL_DACK, f.epoch, f.seq,
-                              bytes_of(NULL, 0));
-        /* a PING is answered, new position or not: an idle vhost's link
-           is not taken for silent (it was dropped every 10 s, and its
-           mirrors left the in-sync set meanwhile) */
-        if (f.kind == REPL_PING)
-            repl_frame_encode(&c->out, REPL_ACK, f.epoch, c->acked_sent,
                               bytes_of(NULL, 0));
         buf_consume(&c->in, used);
     }
@@ -1346,7 +1425,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
                 continue;
             if (now - l->last_heard > REPL_SILENT_S) {
                 link_down(l, "the mirror was silent for 10 s");
-            } else if (l->state == L_STREAMING && l->out.len == 0) {
+            } else if (l->state == L_STREAMING && l->out.len == 0 && !l->ss) {
                 repl_frame_encode(&l->out, REPL_PING, d->epoch, d->cut,
                                   bytes_of(NULL, 0));
                 link_flush(l);

@@ -153,11 +153,13 @@ fsyncer_start(const char *name, void (*wake)(void *), void *arg)
     return f;
 }
 
-void
+bool
 fsyncer_stop(struct fsyncer *f)
 {
+    bool ok;
+
     if (!f)
-        return;
+        return true;
     fsyncer_kick(f);
     pthread_mutex_lock(&f->mu);
     while (f->busy)
@@ -170,6 +172,7 @@ fsyncer_stop(struct fsyncer *f)
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
     pthread_join(f->thread, NULL);
+    ok = !atomic_load(&f->failed);
     for (size_t i = 0; i < f->open.n; i++)
         close(f->open.v[i].fd);
     free(f->open.v);
@@ -178,6 +181,7 @@ fsyncer_stop(struct fsyncer *f)
     pthread_cond_destroy(&f->cv);
     free(f->name);
     free(f);
+    return ok;
 }
 
 void

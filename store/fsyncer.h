@@ -37,8 +37,9 @@ struct fsyncer;
  * be created (logged). */
 struct fsyncer *fsyncer_start(const char *name, void (*wake)(void *),
                               void *arg);
-/* Syncs the open batch, stops the thread, frees f. */
-void fsyncer_stop(struct fsyncer *f);
+/* Syncs the open batch, stops the thread, frees f. Returns whether
+ * every file added was synced (false once f failed). */
+bool fsyncer_stop(struct fsyncer *f);
 
 /* Adds fd to the open batch unless a file of this key is in it: dup'ed,
  * or taken over when own (then closed after its sync, or now on a

@@ -61,6 +61,14 @@ store_tap_cut(struct store *s)
 }
 
 uint64_t
+store_tap_mark(struct store *s)
+{
+    if (!s->tap || atomic_load(&s->failed))
+        return 0;
+    return ++s->lsn;
+}
+
+uint64_t
 store_next_id(const struct store *s)
 {
     return s->next_id;

@@ -431,6 +431,49 @@ slog_retain(struct slog *l, uint64_t now_ms)
     return n;
 }
 
+int
+slog_restart_at(struct slog *l, uint64_t first)
+{
+    if (l->failed)
+        return WR_ERR;
+    if (l->fd >= 0)
+        close(l->fd);
+    if (l->ifd >= 0)
+        close(l->ifd);
+    l->fd = l->ifd = -1;
+    for (size_t i = 0; i < l->nsegs; i++)
+        seg_unlink(l, l->segs[i].first);
+    buf_reset(&l->wbuf);
+    buf_reset(&l->ibuf);
+    l->nsegs = 0;
+    l->total_bytes = 0;
+    l->last_ts = 0;
+    if (seg_create(l, first) != WR_OK) {
+        fail(l, "cannot create a segment");
+        return WR_ERR;
+    }
+    l->next = l->written = first;
+    l->idx_pos = 0;
+    if (l->syncer) /* the new segment's name */
+        sync_dir(l);
+    return WR_OK;
+}
+
+size_t
+slog_drop_before(struct slog *l, uint64_t first)
+{
+    size_t n = 0;
+
+    while (l->nsegs > 1 && l->segs[1].first <= first) {
+        seg_unlink(l, l->segs[0].first);
+        l->total_bytes -= l->segs[0].bytes;
+        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof(*l->segs));
+        l->nsegs--;
+        n++;
+    }
+    return n;
+}
+
 /* ---- recovery */
 
 static int

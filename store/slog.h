@@ -94,6 +94,14 @@ void slog_sync_add(struct slog *l);
  * the active one). Returns how many. */
 size_t slog_retain(struct slog *l, uint64_t now_ms);
 
+/* A replica of another node's log (cluster/mirror_side.c). Restart:
+ * l is empty or its records are no longer wanted (the leader's log
+ * starts later): its segments go and the next record gets offset
+ * `first`. Drop: whole segments whose records are all below `first` go
+ * (the leader's retention), never the active one. */
+int slog_restart_at(struct slog *l, uint64_t first);
+size_t slog_drop_before(struct slog *l, uint64_t first);
+
 /* The first offset still kept, and the next offset to be given:
  * the log holds [first, next). */
 uint64_t slog_first(const struct slog *l);

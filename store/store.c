@@ -243,7 +243,10 @@ store_close(struct store *s)
 
 /* ---- moving a log */
 
-/* A file of the log: a segment, a set-aside damaged one, the manifest. */
+/* A file of the log: a segment, a set-aside damaged one, the manifest;
+ * or of the logs kept beside it in the vhost's directory: stream logs
+ * and their tracked offsets (slog.h, "stream.*"), the deduplication
+ * journal. */
 static bool
 is_log_file(const char *name)
 {
@@ -252,6 +255,8 @@ is_log_file(const char *name)
     size_t n = strlen(name);
 
     if (seg_parse_name(name, &no) || manifest_is_file_name(name))
+        return true;
+    if (strncmp(name, "stream.", 7) == 0 || strcmp(name, "dedup.journal") == 0)
         return true;
     if (n != 20 + strlen(".damaged") || strcmp(name + 20, ".damaged") != 0)
         return false;

@@ -315,7 +315,8 @@ uint64_t store_durable_next_id(const struct store *s);
 
 /*
  * Moves the files of the log in directory from (segments, set-aside
- * damaged segments, the manifest) into directory to, creating it, and
+ * damaged segments, the manifest; and the stream logs and the
+ * deduplication journal kept beside it) into directory to, creating it, and
  * fsyncs both directories. Both must be on one file system. For a log
  * whose directory cannot be renamed as a whole; no store may be open on
  * either. Idempotent: a move cut short by a crash finishes when called
@@ -367,6 +368,13 @@ void store_tap(struct store *s, struct buf *out);
    hand-off) so that the tap holds every record up to the LSN returned:
    the last LSN assigned. Loop thread. */
 uint64_t store_tap_cut(struct store *s);
+
+/* Leader: a position for a record that travels beside the log's (a
+   stream append, a deduplication key: vhost/side.h), so that its
+   confirm waits for the mirrors like a message's: the next LSN, taken
+   without writing anything (the batch it falls in is handed over and
+   synced like any other). 0 when not tapping or failed. Loop thread. */
+uint64_t store_tap_mark(struct store *s);
 
 /*
  * Checks a run of replication records without applying anything: every

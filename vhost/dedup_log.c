@@ -35,6 +35,7 @@
  */
 #include "vhost/dedup_log.h"
 #include "vhost/dedup.h"
+#include "vhost/side.h"
 #include "vhost/stream_int.h"
 #include "vhost/vhost_int.h"
 #include "store/fsyncer.h"
@@ -233,19 +234,16 @@ out:
 
 /* ---- writing */
 
-/* Writes the journal anew from the caches (oldest key first) and opens
- * it for appends. */
+/* The journal from the caches (oldest key first) into b. */
 static void
-rewrite(struct vhost *vh, uint64_t now_ms)
+image(struct vhost *vh, uint64_t now_ms, struct buf *b)
 {
     uint64_t wall = wr_wall_ms();
-    char *path = log_path(vh), err[256];
-    struct buf b, keys;
+    struct buf keys;
     struct queue *q, *tmp;
 
-    buf_init(&b);
     buf_init(&keys);
-    buf_append(&b, DEDUP_LOG_MAGIC, 4);
+    buf_append(b, DEDUP_LOG_MAGIC, 4);
     HASH_ITER(hh, vh->queues, q, tmp)
     {
         if (!q->dedup || !q->durable)
@@ -253,7 +251,7 @@ rewrite(struct vhost *vh, uint64_t now_ms)
         buf_reset(&keys);
         dedup_save(q->dedup, now_ms, wall, &keys);
         for (size_t at = 4; at + 24 <= keys.len; at += 24)
-            dedup_log_put(&b, 'q', bytes_of(q->name, q->name_len),
+            dedup_log_put(b, 'q', bytes_of(q->name, q->name_len),
                           keys.data + at, be64_load(keys.data + at + 16));
     }
     for (struct exchange *x = xreg_first(vh->xr); x; x = xreg_next(vh->xr, x)) {
@@ -264,9 +262,32 @@ rewrite(struct vhost *vh, uint64_t now_ms)
         buf_reset(&keys);
         dedup_save(d, now_ms, wall, &keys);
         for (size_t at = 4; at + 24 <= keys.len; at += 24)
-            dedup_log_put(&b, 'x', bytes_of(x->name, x->name_len),
+            dedup_log_put(b, 'x', bytes_of(x->name, x->name_len),
                           keys.data + at, be64_load(keys.data + at + 16));
     }
+    buf_fini(&keys);
+}
+
+bool
+vhost__dedup_log_image(struct vhost *vh, struct buf *out)
+{
+    if (!vh->dedup_open)
+        return false;
+    image(vh, node_now(vh->node) / 1000, out);
+    return true;
+}
+
+/* Writes the journal anew from the caches and opens it for appends; a
+ * replicated vhost's mirrors replace theirs with it too. */
+static void
+rewrite(struct vhost *vh, uint64_t now_ms)
+{
+    char *path = log_path(vh), err[256];
+    struct buf b;
+
+    buf_init(&b);
+    image(vh, now_ms, &b);
+    side__tap(vh, SIDE_DFULL, NULL, 0, buf_bytes(&b), bytes_of(NULL, 0));
     if (vh->dedup_fd >= 0)
         close(vh->dedup_fd);
     vh->dedup_fd = -1;
@@ -283,7 +304,6 @@ rewrite(struct vhost *vh, uint64_t now_ms)
     }
     vh->dedup_base = b.len;
     vh->dedup_size = b.len;
-    buf_fini(&keys);
     buf_fini(&b);
     free(path);
 }
@@ -332,7 +352,8 @@ vhost__dedup_log_key(struct vhost *vh, uint8_t kind, struct bytes name,
                      const uint8_t h[16], uint64_t expires_ms, uint64_t now_ms,
                      struct publish_result *res)
 {
-    uint64_t wall;
+    uint64_t wall, lsn;
+    size_t at;
 
     if (!vh->dedup_open)
         return;
@@ -343,19 +364,31 @@ vhost__dedup_log_key(struct vhost *vh, uint8_t kind, struct bytes name,
         return;
     }
     wall = wr_wall_ms();
+    at = vh->dedup_jbuf.len;
     dedup_log_put(&vh->dedup_jbuf, kind, name, h,
                   expires_ms == UINT64_MAX
                       ? UINT64_MAX
                       : wall + (expires_ms > now_ms ? expires_ms - now_ms : 0));
     wait_sync(vh, res);
+    /* replicated: confirmed once the in-sync mirrors have the key */
+    lsn = side__tap(vh, SIDE_DKEYS, NULL, 0,
+                    bytes_of(vh->dedup_jbuf.data + at, vh->dedup_jbuf.len - at),
+                    bytes_of(NULL, 0));
+    if (res)
+        res->lsn = WR_MAX(res->lsn, lsn);
 }
 
 void
 vhost__dedup_log_forget(struct vhost *vh, uint8_t kind, struct bytes name)
 {
+    size_t at = vh->dedup_jbuf.len;
+
     if (!vh->dedup_open || vh->dedup_fd < 0)
         return;
     dedup_log_put(&vh->dedup_jbuf, kind, name, NULL, 0);
+    side__tap(vh, SIDE_DKEYS, NULL, 0,
+              bytes_of(vh->dedup_jbuf.data + at, vh->dedup_jbuf.len - at),
+              bytes_of(NULL, 0));
 }
 
 void

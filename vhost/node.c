@@ -150,9 +150,13 @@ node_vhost_serve(struct node *n, struct vhost *vh, char *err, size_t errlen)
 {
     if (vh->serving)
         return WR_OK;
-    if (n->booted && vhost__open_store(vh, err, errlen) != WR_OK)
-        return WR_ERR;
+    /* served from the open on: the deduplication journal opens only for
+     * a vhost this node serves (dedup_log.c) */
     vh->serving = true;
+    if (n->booted && vhost__open_store(vh, err, errlen) != WR_OK) {
+        vh->serving = false;
+        return WR_ERR;
+    }
     return WR_OK;
 }
 
@@ -241,32 +245,28 @@ node_now(const struct node *n)
 void
 node_expire(struct node *n)
 {
-    struct vhost *vh, *vtmp;
     struct queue *q, *qtmp;
 
     n->next_expiry_us = UINT64_MAX;
-    HASH_ITER(hh, n->vhosts, vh, vtmp)
+    DL_FOREACH_SAFE2(n->timed, q, qtmp, timed_next)
     {
-        HASH_ITER(hh, vh->queues, q, qtmp)
-        {
-            /* x-expires: unused (no consumer, no basic.get, no
-             * redeclare) for that long, the queue goes, messages and
-             * all, as RabbitMQ's does. A recovered queue's lease starts
-             * at the first check. */
-            if (q->expires_ms > 0 && q->nconsumers == 0) {
-                uint64_t lease = (uint64_t)q->expires_ms * 1000u;
+        /* x-expires: unused (no consumer, no basic.get, no redeclare)
+         * for that long, the queue goes, messages and all, as
+         * RabbitMQ's does. A recovered queue's lease starts at the
+         * first check. */
+        if (q->expires_ms > 0 && q->nconsumers == 0) {
+            uint64_t lease = (uint64_t)q->expires_ms * 1000u;
 
-                if (q->used_us == 0 || q->used_us > n->now_us) {
-                    q->used_us = n->now_us;
-                } else if (n->now_us - q->used_us >= lease) {
-                    vhost_queue_delete(vh, q);
-                    continue;
-                }
-                node__note_expiry(n, q->used_us + lease);
+            if (q->used_us == 0 || q->used_us > n->now_us) {
+                q->used_us = n->now_us;
+            } else if (n->now_us - q->used_us >= lease) {
+                vhost_queue_delete(q->vh, q);
+                continue;
             }
-            if (q->may_expire)
-                queue_expire(q); /* notes when the new head expires */
+            node__note_expiry(n, q->used_us + lease);
         }
+        if (q->may_expire)
+            queue_expire(q); /* notes when the new head expires */
     }
 }
 

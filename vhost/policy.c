@@ -608,7 +608,7 @@ queue__apply_settings(struct queue *q)
     lowest(&q->ttl_ms, def_value(pol, "message-ttl"));
     lowest(&q->ttl_ms, def_value(op, "message-ttl"));
     if (q->ttl_ms >= 0)
-        q->may_expire = true;
+        queue__may_expire(q);
     arg_int(q, "x-expires", &q->expires_ms);
     lowest(&q->expires_ms, def_value(pol, "expires"));
     lowest(&q->expires_ms, def_value(op, "expires"));
@@ -646,6 +646,8 @@ queue__apply_settings(struct queue *q)
     free(q->op_policy);
     q->policy = name_of(pol);
     q->op_policy = name_of(op);
+    if (q->expires_ms > 0)
+        node__watch_expiry(n, q);
     if (q->expires_ms > 0 && q->used_us)
         node__note_expiry(n, q->used_us + (uint64_t)q->expires_ms * 1000u);
 }

@@ -99,6 +99,35 @@ queue_consumer_count(const struct queue *q)
     return q->nconsumers;
 }
 
+uint64_t
+queue_backlog_memory(const struct queue *q)
+{
+    return queue__backlog(q);
+}
+
+/* Consumers took a message lately: holding its publishers back is
+ * worth it, they will be let go as the backlog drains. */
+static bool
+is_draining(const struct queue *q)
+{
+    return q->nconsumers > 0 &&
+           node_now(q->vh->node) - q->drained_us < QUEUE_STALL_US;
+}
+
+bool
+queue_credit_exhausted(const struct queue *q)
+{
+    return !q->deleted && queue__backlog(q) >= QUEUE_CREDIT_HIGH &&
+           is_draining(q);
+}
+
+bool
+queue_credit_restored(const struct queue *q)
+{
+    return q->deleted || queue__backlog(q) < QUEUE_CREDIT_LOW ||
+           !is_draining(q);
+}
+
 int64_t
 queue_consumer_timeout_ms(const struct queue *q)
 {
@@ -249,7 +278,7 @@ load_head(struct queue *q)
             queue__mem(q, (int64_t)h->msg->body_size);
             /* its expiration property, read back from the log */
             if (h->msg->ttl_ms >= 0)
-                q->may_expire = true;
+                queue__may_expire(q);
             return true;
         }
         log_err("queue '%s' in vhost '%s': message %llu lost: its record "
@@ -292,6 +321,7 @@ queue__mem(struct queue *q, int64_t delta)
 static void
 pop_head(struct queue *q, struct qentry *out)
 {
+    q->drained_us = node_now(q->vh->node);
     qd_pop_front(&q->ready, out);
     queue__mem(q, -(int64_t)out->msg->body_size);
     q->ready_bytes -= WR_MIN(q->ready_bytes, out->msg->body_size);
@@ -437,7 +467,7 @@ queue_push(struct queue *q, struct message *m)
     }
     e.id |= prio_key(q, m->priority);
     if (m->ttl_ms >= 0)
-        q->may_expire = true;
+        queue__may_expire(q);
     /* TTL 0 (or already past) with nobody to take it now: RabbitMQ drops
      * it on arrival. With consumers it waits for this iteration's
      * dispatch. */

@@ -136,6 +136,30 @@ struct consumer *queue_exclusive_consumer(const struct queue *q);
  * registration order; NULL after the last. */
 struct consumer *queue_consumer_next(const struct queue *q,
                                      const struct consumer *c);
+/*
+ * Credit flow (server/flow.c): a queue that its consumers drain lets
+ * publishers fill it with about QUEUE_CREDIT_HIGH bytes of ready messages
+ * in memory (bodies, plus QUEUE_ENTRY_OVERHEAD each for the rest); a
+ * publisher that finds it fuller is read no more until it is back under
+ * QUEUE_CREDIT_LOW, so a flood costs the consumers' pace instead of
+ * memory. A queue that is not draining (no consumer, or none took a
+ * message for QUEUE_STALL_US) never holds anyone: it takes what comes,
+ * as RabbitMQ's queues do, in memory up to the node's memory budget and
+ * paged to disk beyond (queue_memory_budget), until the memory alarm.
+ */
+#define QUEUE_CREDIT_HIGH (8u << 20)
+#define QUEUE_CREDIT_LOW  (4u << 20)
+#define QUEUE_ENTRY_OVERHEAD \
+    (sizeof(struct message) + sizeof(struct qentry) + 64)
+#define QUEUE_STALL_US 1000000u
+/* Bytes of q's ready messages in memory, overhead included (above). */
+uint64_t queue_backlog_memory(const struct queue *q);
+/* Whether a publisher that just pushed to q is to wait for it. */
+bool queue_credit_exhausted(const struct queue *q);
+/* Whether a publisher waiting for q may go on: under the low mark, not
+ * drained any more, or deleted. */
+bool queue_credit_restored(const struct queue *q);
+
 /* The queue's name. */
 struct bytes queue_name(const struct queue *q);
 /* How many consumers are registered. */

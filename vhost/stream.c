@@ -15,7 +15,10 @@
  * work out of the journal's record format and replication while the
  * vhost log's replication is being built; replicating a stream then
  * means shipping its segments (append-only files, by offset), which the
- * format makes simple, and is not done yet: a stream is on one node.
+ * format makes simple: in a cluster every append, retention trim,
+ * deletion and save of the tracked offsets is also a side record
+ * (side.h) shipped to the mirrors with the vhost log's records, and a
+ * stream publish's confirm waits for the in-sync mirrors' ACK of it.
  *
  * Publish: a message routed to a stream is appended to its log, with
  * the x-stream-offset header already in its properties (the offset is
@@ -65,6 +68,7 @@
  * once.
  */
 #include "vhost/stream.h"
+#include "vhost/side.h"
 #include "vhost/stream_int.h"
 #include "vhost/vhost_int.h"
 #include "store/fsyncer.h"
@@ -109,7 +113,13 @@ struct stream {
     uint32_t ntrk;
     bool trk_dirty; /* offsets changed since written */
     uint64_t trk_saved_ms;
+    uint64_t gen;          /* of its log: a new one per open (side.c) */
+    uint64_t tapped_first; /* slog_first as the mirrors last heard it */
 };
+
+/* Generations of stream logs, so that a snapshot being sent notices a
+ * stream deleted and declared again (the same qid). Loop thread. */
+static uint64_t log_gens;
 
 /* A consumer's place in the stream (consumer.sreader). */
 struct stream_reader {
@@ -350,6 +360,8 @@ trackers_save(struct stream *s)
                                 json_integer((json_int_t)s->trk[i].next));
     }
     text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    side__tap(s->q->vh, SIDE_SOFFS, &s->q->qid, 1, bytes_str(text),
+              bytes_of(NULL, 0));
     path = offsets_path(s);
     if (store_write_file_atomic(path, text, strlen(text), err, sizeof(err)) !=
         WR_OK)
@@ -416,6 +428,8 @@ log_open(struct stream *s)
     if (stream__syncer(vh))
         slog_set_syncer(s->log, vh->stream_sync, s->q->qid);
     s->log_written = slog_next(s->log);
+    s->gen = ++log_gens;
+    s->tapped_first = slog_first(s->log);
     trackers_load(s);
     if (slog_next(s->log) > 0)
         log_info("stream queue '%s' in vhost '%s': offsets %llu to %llu in "
@@ -555,6 +569,8 @@ stream__delete(struct queue *q)
     if (s->log) {
         char *path = offsets_path(s);
 
+        side__tap(q->vh, SIDE_SDEL, &q->qid, 1, bytes_of(NULL, 0),
+                  bytes_of(NULL, 0));
         if (unlink(path) != 0 && errno != ENOENT)
             log_syserr("cannot remove %s", path);
         free(path);
@@ -688,20 +704,42 @@ encode_record(struct stream *s, const struct message *m, uint64_t off)
     be32_store(b->data + at, (uint32_t)(b->len - at - 4));
 }
 
-/* Appends m to s. Returns false when the log refuses it. */
+/* A replicated stream: the append (and a trim its roll made) as side
+ * records. Returns the append's position. */
+static uint64_t
+tap_append(struct stream *s, uint64_t off, uint64_t ts,
+           const struct bytes *parts)
+{
+    uint64_t nums[4] = {s->q->qid, off, ts, s->o.max_segment_bytes};
+
+    if (slog_first(s->log) != s->tapped_first) {
+        uint64_t trim[2] = {s->q->qid, slog_first(s->log)};
+
+        side__tap(s->q->vh, SIDE_STRIM, trim, 2, bytes_of(NULL, 0),
+                  bytes_of(NULL, 0));
+        s->tapped_first = trim[1];
+    }
+    return side__tap(s->q->vh, SIDE_SAPP, nums, 4, parts[0], parts[1]);
+}
+
+/* Appends m to s. Returns false when the log refuses it; *lsn: the
+ * append's position when replicated (side.c), else 0. */
 static bool
-append(struct stream *s, const struct message *m)
+append(struct stream *s, const struct message *m, uint64_t *lsn)
 {
     struct bytes parts[2];
     struct queue *q = s->q;
+    uint64_t ts = wr_wall_ms(), off;
 
     if (!s->log || slog_failed(s->log) || stream__sync_failed(q->vh))
         return false;
     encode_record(s, m, slog_next(s->log));
     parts[0] = buf_bytes(&s->scratch);
     parts[1] = message_body(m);
-    if (slog_append(s->log, wr_wall_ms(), parts, 2) == UINT64_MAX)
+    off = slog_append(s->log, ts, parts, 2);
+    if (off == UINT64_MAX)
         return false;
+    *lsn = tap_append(s, off, ts, parts);
     q->stat_publish++;
     mark_dirty(s);
     if (q->nconsumers)
@@ -714,16 +752,21 @@ stream__publish(struct message *m, struct queue **qs, size_t n,
                 struct publish_result *res)
 {
     size_t k = 0;
+    uint64_t lsn = 0;
 
     for (size_t i = 0; i < n; i++) {
         if (!qs[i]->stream) {
             qs[k++] = qs[i];
             continue;
         }
-        if (!append(qs[i]->stream, m))
+        if (!append(qs[i]->stream, m, &lsn)) {
             res->rejected = true;
-        else if (qs[i]->vh->stream_sync &&
-                 qs[i]->vh->node->opts.fsync == STORE_FSYNC_ALWAYS)
+            res->nqueues++;
+            continue;
+        }
+        res->lsn = WR_MAX(res->lsn, lsn);
+        if (qs[i]->vh->stream_sync &&
+            qs[i]->vh->node->opts.fsync == STORE_FSYNC_ALWAYS)
             /* its confirm waits for the batch now open */
             res->sync = fsyncer_ticket(qs[i]->vh->stream_sync);
         res->nqueues++;
@@ -1014,4 +1057,88 @@ stream_info(const struct queue *q, struct stream_info *out)
     out->bytes = slog_bytes(log);
     out->segments = slog_segments(log);
     return true;
+}
+
+/* ---- a new mirror's snapshot (side.c) */
+
+void
+stream__snap_begin(struct vhost *vh, struct buf *out,
+                   void (*add)(void *arg, uint64_t qid, uint64_t gen,
+                               uint64_t first, uint64_t next),
+                   void *arg)
+{
+    struct queue *q, *tmp;
+
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        struct stream *s = q->stream;
+        json_t *doc;
+        char *text;
+
+        if (!s || !s->log)
+            continue;
+        /* what the mirrors hear from now on starts from here; an empty
+         * stream that starts later than 0 says where (STRIM) */
+        s->tapped_first = slog_first(s->log);
+        if (slog_first(s->log) == slog_next(s->log) && slog_first(s->log)) {
+            uint64_t trim[2] = {q->qid, slog_first(s->log)};
+
+            side__encode(out, SIDE_STRIM, trim, 2, bytes_of(NULL, 0),
+                         bytes_of(NULL, 0));
+        }
+        add(arg, q->qid, s->gen, slog_first(s->log), slog_next(s->log));
+        if (s->ntrk == 0)
+            continue;
+        doc = json_object();
+        for (uint32_t i = 0; i < s->ntrk; i++) {
+            if (s->trk[i].next != UINT64_MAX)
+                json_object_set_new(doc, s->trk[i].name,
+                                    json_integer((json_int_t)s->trk[i].next));
+        }
+        text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+        side__encode(out, SIDE_SOFFS, &q->qid, 1, bytes_str(text),
+                     bytes_of(NULL, 0));
+        free(text);
+        json_decref(doc);
+    }
+}
+
+bool
+stream__snap_read(struct vhost *vh, uint64_t qid, uint64_t gen,
+                  uint64_t *cursor, uint64_t end, struct buf *out, size_t max)
+{
+    struct queue *q;
+    struct stream *s;
+    struct slog_reader *r;
+    struct slog_rec rec;
+    size_t start = out->len;
+    bool done = false;
+
+    HASH_FIND(qid_hh, vh->by_qid, &qid, sizeof(qid), q);
+    s = q ? q->stream : NULL;
+    if (!s || !s->log || s->gen != gen || *cursor >= end)
+        return true;
+    /* the records written so far: the reader reads the files */
+    slog_flush(s->log);
+    r = slog_reader_new(s->log, *cursor);
+    while (out->len - start < max) {
+        uint64_t nums[4];
+
+        if (slog_reader_next(r) >= end || slog_read(r, &rec) != WR_OK) {
+            done = true;
+            break;
+        }
+        if (rec.offset >= end) {
+            done = true;
+            break;
+        }
+        nums[0] = qid;
+        nums[1] = rec.offset;
+        nums[2] = rec.ts_ms;
+        nums[3] = s->o.max_segment_bytes;
+        side__encode(out, SIDE_SAPP, nums, 4, rec.payload, bytes_of(NULL, 0));
+        *cursor = rec.offset + 1;
+    }
+    slog_reader_free(r);
+    return done || *cursor >= end;
 }

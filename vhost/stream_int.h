@@ -61,5 +61,18 @@ void stream__dispatch(struct queue *q);
 void stream__ack(struct queue *q, struct qentry e);
 /* A delivery of q put back: a stream only returns the credit. */
 void stream__requeue(struct queue *q, struct qentry e);
+/* A new mirror's snapshot (side.c): begin appends an SOFFS record of
+ * every stream's tracked offsets to out and tells add each open stream
+ * (its qid, its log's generation, the offsets it holds); read appends
+ * SAPP records of stream qid from *cursor up to end, about max bytes,
+ * and returns true when that stream is done (or is gone, or is another
+ * log now: gen differs). */
+void stream__snap_begin(struct vhost *vh, struct buf *out,
+                        void (*add)(void *arg, uint64_t qid, uint64_t gen,
+                                    uint64_t first, uint64_t next),
+                        void *arg);
+bool stream__snap_read(struct vhost *vh, uint64_t qid, uint64_t gen,
+                       uint64_t *cursor, uint64_t end, struct buf *out,
+                       size_t max);
 
 #endif

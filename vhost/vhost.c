@@ -576,6 +576,10 @@ vhost_queue_delete(struct vhost *vh, struct queue *q)
     WR_ASSERT(q->magic == QUEUE_MAGIC && !q->deleted);
     q->deleted = true;
     HASH_DEL(vh->queues, q);
+    if (q->timed) {
+        DL_DELETE2(vh->node->timed, q, timed_prev, timed_next);
+        q->timed = false;
+    }
     vh->nqueues--;
     vh->node->queues_deleted++;
     if (q->durable) {
@@ -819,26 +823,43 @@ remember_in_queue(struct vhost *vh, struct queue *q, uint64_t lsn,
                              now, res);
 }
 
+/* The first of qs[0..n) whose credit is used up: the publisher is to
+ * wait for it (credit flow, queue.h). */
+static void
+note_credit(struct queue **qs, size_t n, struct publish_result *res)
+{
+    for (size_t i = 0; i < n && !res->flow_q; i++) {
+        if (queue__backlog(qs[i]) >= QUEUE_CREDIT_HIGH &&
+            queue_credit_exhausted(qs[i]))
+            res->flow_q = qs[i];
+    }
+}
+
 /* Logs m when it must be and pushes it to qs[0..n), n >= 1. */
 static void
 push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
             struct publish_result *res)
 {
-    /* Streams take it into their own logs (stream.c). */
+    uint64_t lsn;
+
+    /* Streams take it into their own logs (stream.c); replicated, their
+     * appends take a position of the log (side.c) in res->lsn. */
     n = stream__publish(m, qs, n, res);
     if (n == 0)
         return;
     if (vh->node->lazy && vh->store) {
-        res->lsn =
-            vhost__publish_paged(vh, m, qs, n, &res->refused, &res->rejected);
+        lsn = vhost__publish_paged(vh, m, qs, n, &res->refused, &res->rejected);
+        res->lsn = WR_MAX(res->lsn, lsn);
         res->nqueues += res->refused ? 0 : n;
         for (size_t i = 0; i < n && !res->refused && !res->rejected; i++)
-            remember_in_queue(vh, qs[i], res->lsn, res);
+            remember_in_queue(vh, qs[i], lsn, res);
+        note_credit(qs, n, res);
         return;
     }
     /* Persistent and routed to durable queues: one record for all of
      * them, written before any queue takes it. */
-    res->lsn = vhost__log_message(vh, m, qs, n, &res->refused);
+    lsn = vhost__log_message(vh, m, qs, n, &res->refused);
+    res->lsn = WR_MAX(res->lsn, lsn);
     if (res->refused)
         return;
     if (!m->id)
@@ -847,11 +868,12 @@ push_routed(struct vhost *vh, struct message *m, struct queue **qs, size_t n,
         if (!queue_push(qs[i], m))
             res->rejected = true;
         else if (qs[i]->dedup)
-            remember_in_queue(vh, qs[i], res->lsn, res);
+            remember_in_queue(vh, qs[i], lsn, res);
         if (qs[i]->nconsumers && qs[i]->ready.n > 100000)
             res->feeds_waiting = true;
     }
     res->nqueues += n;
+    note_credit(qs, n, res);
 }
 
 static void publish_keys(struct vhost *vh, struct exchange *x,

@@ -199,6 +199,9 @@ struct publish_result {
     bool duplicate;     /* dropped as a duplicate (x-message-deduplication
                            of the exchange, or of every queue it reached):
                            confirmed once lsn is durable, never returned */
+    /* A queue it went to that used up its credit (queue_credit_exhausted):
+     * the publisher waits for it. Borrowed. */
+    struct queue *flow_q;
 };
 
 /*

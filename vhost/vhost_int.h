@@ -14,6 +14,7 @@
 #include "amqp/ftable.h"
 
 #include <uthash.h>
+#include <utlist.h>
 
 /* ---- the representation of the model (private to vhost/) */
 
@@ -35,8 +36,10 @@ struct queue {
     bool auto_delete;
     bool deleted;
     bool had_consumer;
-    bool dirty;         /* on the node's dispatch list */
-    bool may_expire;    /* has x-message-ttl or got a message with TTL */
+    bool dirty;      /* on the node's dispatch list */
+    bool may_expire; /* has x-message-ttl or got a message with TTL */
+    bool timed;      /* on the node's timed list (node__watch_expiry) */
+    struct queue *timed_next, *timed_prev;
     int64_t ttl_ms;     /* x-message-ttl; -1 = none */
     int64_t expires_ms; /* x-expires; -1 = none */
     uint64_t used_us;   /* last declare, basic.get or consumer (x-expires);
@@ -72,6 +75,7 @@ struct queue {
     struct queue *dirty_next;
     uint64_t mem_bytes;   /* bodies of ready entries held in memory */
     uint32_t ready_paged; /* ready entries on disk only (QE_PAGED) */
+    uint64_t drained_us;  /* the last time a ready entry left (credit) */
     uint64_t qid;         /* the store's id of this queue (store_qid of name) */
     bool logged; /* some entry was ever INSTORE: delete needs a record */
     UT_hash_handle qid_hh; /* in vhost.by_qid */
@@ -133,6 +137,8 @@ struct vhost {
     int dedup_fd;
     struct buf dedup_jbuf;
     uint64_t dedup_base, dedup_size;
+    /* replicated: side records go here (side.c), or NULL */
+    struct buf *side_tap;
     UT_hash_handle hh;
 };
 
@@ -200,6 +206,10 @@ struct node {
      * expire (x-expires); UINT64_MAX = none known. The server's expire
      * timer fires then (node_next_expiry). */
     uint64_t next_expiry_us;
+    /* The queues node_expire looks at: those with x-expires or that may
+     * hold messages with a TTL. The others (most of 100,000 queues) cost
+     * the expire timer nothing. */
+    struct queue *timed;
     uint64_t queues_created, queues_deleted; /* node_queue_churn */
 };
 
@@ -209,6 +219,25 @@ node__note_expiry(struct node *n, uint64_t t)
 {
     if (t < n->next_expiry_us)
         n->next_expiry_us = t;
+}
+
+/* q has x-expires or may hold messages with a TTL: node_expire must
+ * look at it. */
+static inline void
+node__watch_expiry(struct node *n, struct queue *q)
+{
+    if (!q->timed && !q->deleted) {
+        DL_APPEND2(n->timed, q, timed_prev, timed_next);
+        q->timed = true;
+    }
+}
+
+/* q may hold messages with a TTL from now on. */
+static inline void
+queue__may_expire(struct queue *q)
+{
+    q->may_expire = true;
+    node__watch_expiry(q->vh->node, q);
 }
 
 /* policy.c: sets q's TTL, expiry, length limits, overflow and
@@ -331,6 +360,14 @@ bool queue__push_paged(struct queue *q, uint64_t id, uint64_t pos,
                        struct message *m);
 /* Accounts bytes of bodies a queue holds in memory (+ or -). */
 void queue__mem(struct queue *q, int64_t delta);
+/* queue_backlog_memory, inlined for the publish path's look at every
+ * queue a message goes to (credit flow). */
+static inline uint64_t
+queue__backlog(const struct queue *q)
+{
+    return q->mem_bytes +
+           (q->ready.n - q->ready_paged) * (uint64_t)QUEUE_ENTRY_OVERHEAD;
+}
 /* Drops every ready entry; log_acks = tell the log (not when a queue
  * delete record covers them). Returns how many. */
 uint32_t queue__drop_ready(struct queue *q, bool log_acks);
@@ -396,5 +433,17 @@ void vhost__dedup_log_key(struct vhost *vh, uint8_t kind, struct bytes name,
                           uint64_t now_ms, struct publish_result *res);
 void vhost__dedup_log_forget(struct vhost *vh, uint8_t kind, struct bytes name);
 void vhost__dedup_log_flush(struct vhost *vh, uint64_t now_ms);
+/* The journal as a rewrite would make it now (its magic and the caches'
+ * live durable keys) into out; false when vh keeps no journal. */
+bool vhost__dedup_log_image(struct vhost *vh, struct buf *out);
+
+/* side.c: side records (side.h). encode: one record of type with the
+ * u64 fields nums, then the bytes a and b, to out; tap: the same to the
+ * vhost's side tap, returning the position it took (0: not
+ * replicated). */
+void side__encode(struct buf *out, uint8_t type, const uint64_t *nums,
+                  size_t nn, struct bytes a, struct bytes b);
+uint64_t side__tap(struct vhost *vh, uint8_t type, const uint64_t *nums,
+                   size_t nn, struct bytes a, struct bytes b);
 
 #endif

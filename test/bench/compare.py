@@ -1100,7 +1100,9 @@ def render(data):
             "Broker CPU is user + system time of the broker process "
             "(beam.smp for RabbitMQ) over the whole run, divided by the "
             "messages delivered (or connections / queues); RSS is the "
-            "largest sampled during the run. warren-perf's own CPU per "
+            "largest during the run (its VmHWM, reset at the start of the "
+            "run; runs before 2026-12-07 took the largest of samples a "
+            "second apart, which can miss a peak). warren-perf's own CPU per "
             "message is shown for each broker: it must stay below the "
             "broker's for the tool not to be the bottleneck.",
             "",

@@ -1,6 +1,7 @@
 /*
  * fuzz_repl: the replication stream's parsers (cluster/repl.c, frames;
- * store/replica.c, the records inside RECS frames) against hostile
+ * store/replica.c, the records inside RECS frames; vhost/side.c, the
+ * side records inside SIDE frames) against hostile
  * bytes. A mirror receives whatever its leader's node sends; a bug or a
  * damaged link there must end in a clear error and a dropped link, never
  * a crash, an over-read or a wait without end.
@@ -10,17 +11,20 @@
  *   raw     (0..127)   the rest is a stream: frames are parsed one after
  *                      the other as a mirror (even first byte) or a
  *                      leader (odd) would, and every RECS payload goes
- *                      through store_recs_check. WR_OK never uses more
+ *                      through store_recs_check, every SIDE payload
+ *                      through side_next. WR_OK never uses more
  *                      than the input, and no shorter prefix of a frame
  *                      parses;
  *   framed  (128..255) the rest is the payload of a RECS frame the
  *                      harness builds correctly, so the record checks
- *                      behind the frame see the fuzzer's records; the
+ *                      behind the frame see the fuzzer's records (and
+ *                      the side record parser the same bytes); the
  *                      frame round-trips.
  */
 #include "cluster/repl.h"
 #include "fuzz_util.h"
 #include "store/store.h"
+#include "vhost/side.h"
 
 static void
 check_recs(struct bytes recs)
@@ -29,6 +33,29 @@ check_recs(struct bytes recs)
 
     if (!store_recs_check(recs, 0, &why))
         FUZZ_CHECK(why != NULL);
+}
+
+/* Side records: each read stays inside the payload, and a failure says
+ * why. */
+static void
+check_side(struct bytes side)
+{
+    struct cursor c;
+    struct side_rec r;
+    const char *why = NULL;
+
+    cur_init(&c, side.ptr, side.len);
+    while (c.left > 0) {
+        size_t left = c.left;
+
+        if (!side_next(&c, &r, &why)) {
+            FUZZ_CHECK(why != NULL);
+            return;
+        }
+        FUZZ_CHECK(c.left < left);
+        FUZZ_CHECK(r.data.len <= side.len);
+        FUZZ_CHECK(r.type >= SIDE_SAPP && r.type <= SIDE_DFULL);
+    }
 }
 
 static void
@@ -47,13 +74,16 @@ raw(struct bytes in, bool from_leader)
         if (rc != WR_OK)
             return;
         FUZZ_CHECK(used >= REPL_HDR && used <= in.len);
-        FUZZ_CHECK(f.epoch > 0 && f.kind >= REPL_SNAP && f.kind <= REPL_DCNT);
+        FUZZ_CHECK(f.epoch > 0 && f.kind >= REPL_SNAP &&
+                   (f.kind <= REPL_DCNT || f.kind == REPL_SIDE));
         for (size_t cut = 0; cut < used; cut += 1 + cut / 8)
             FUZZ_CHECK(repl_frame_parse(bytes_of(in.ptr, cut), from_leader, &f,
                                         &u2, &why) != WR_OK);
         repl_frame_parse(in, from_leader, &f, &used, &why);
         if (f.kind == REPL_RECS)
             check_recs(f.payload);
+        if (f.kind == REPL_SIDE)
+            check_side(f.payload);
         in = bytes_of(in.ptr + used, in.len - used);
     }
 }
@@ -76,6 +106,7 @@ framed(struct bytes payload)
     FUZZ_CHECK(repl_frame_parse(buf_bytes(&out), false, &f, &used, &why) ==
                WR_ERR);
     check_recs(payload);
+    check_side(payload);
     buf_fini(&out);
 }
 

@@ -271,6 +271,45 @@ T_CASE(a_large_record_is_read_whole)
     slog_close(l);
 }
 
+/* A replica (cluster/mirror_side.c): a log that starts at the leader's
+ * first kept offset, keeps it across a reopen, and drops whole segments
+ * below a first offset the leader's retention chose. */
+T_CASE(a_replica_starts_at_any_offset_and_drops_segments_below_one)
+{
+    char *d = tdir("r");
+    struct slog *l = topen(d, 4096, 0, 0);
+    uint64_t first;
+    size_t n;
+
+    T_EQ_INT(slog_restart_at(l, 5000), WR_OK);
+    T_EQ_INT(slog_first(l), 5000);
+    T_EQ_INT(slog_next(l), 5000);
+    for (uint64_t i = 5000; i < 5200; i++)
+        T_EQ_INT(put(l, i, 200, 7000 + i), i);
+    T_ASSERT(slog_segments(l) > 5);
+    slog_close(l);
+    l = topen(d, 4096, 0, 0);
+    T_EQ_INT(slog_first(l), 5000);
+    T_EQ_INT(slog_next(l), 5200);
+    T_EQ_INT(read_all(l, 0, 5000), 200);
+    /* nothing below the second segment's first offset: only the first
+       segment goes, and never the active one */
+    T_EQ_INT(slog_drop_before(l, 5001), 0);
+    T_ASSERT(slog_drop_before(l, 5100) >= 1);
+    first = slog_first(l);
+    T_ASSERT(first > 5000 && first <= 5100);
+    T_EQ_INT(read_all(l, 0, first), 5200 - first);
+    n = slog_segments(l);
+    T_EQ_INT(slog_drop_before(l, UINT64_MAX / 4), n - 1);
+    T_EQ_INT(slog_segments(l), 1);
+    T_EQ_INT(slog_next(l), 5200);
+    /* a gap: the log starts again later */
+    T_EQ_INT(slog_restart_at(l, 9000), WR_OK);
+    T_EQ_INT(put(l, 9000, 10, 1), 9000);
+    T_EQ_INT(read_all(l, 0, 9000), 1);
+    slog_close(l);
+}
+
 static const struct t_case cases[] = {
     T_REG(offsets_are_dense_and_readers_start_anywhere),
     T_REG(a_reader_at_the_tail_sees_new_records),
@@ -281,6 +320,7 @@ static const struct t_case cases[] = {
     T_REG(a_corrupt_record_is_never_returned),
     T_REG(destroy_removes_the_files),
     T_REG(a_large_record_is_read_whole),
+    T_REG(a_replica_starts_at_any_offset_and_drops_segments_below_one),
 };
 
 T_MAIN(cases)

@@ -279,7 +279,42 @@ T_CASE(tap_leaves_out_compaction_copies)
     tloop_fini(&l);
 }
 
+/* A side record's position (vhost/side.h): a new LSN without a record,
+ * only while tapping, made durable by the next batch like any other,
+ * covered by the next cut; nothing reaches the tap or the segment. */
+T_CASE(tap_mark_takes_a_position_that_becomes_durable)
+{
+    char dir[512];
+    struct tloop l;
+    struct store_config cfg;
+    struct store *s;
+    struct buf tap;
+    struct store_stats before, after;
+    uint64_t a, b;
+
+    buf_init(&tap);
+    tloop_init(&l);
+    cfg = tcfg(tpath(dir, sizeof(dir), "s"), NULL, &l);
+    s = topen(&cfg, NULL);
+    T_EQ_INT(store_tap_mark(s), 0); /* not tapping */
+    store_tap(s, &tap);
+    store_get_stats(s, &before);
+    a = store_tap_mark(s);
+    b = store_tap_mark(s);
+    T_ASSERT(a > 0 && b == a + 1);
+    T_ASSERT(store_tap_cut(s) >= b);
+    T_ASSERT(tloop_wait_durable(&l, s, b));
+    store_get_stats(s, &after);
+    T_EQ_INT(tap.len, 0);
+    T_EQ_INT(after.live_msgs, before.live_msgs);
+    store_tap(s, NULL);
+    store_close(s);
+    buf_fini(&tap);
+    tloop_fini(&l);
+}
+
 static const struct t_case cases[] = {
+    T_REG(tap_mark_takes_a_position_that_becomes_durable),
     T_REG(mirror_fed_the_tap_recovers_the_leaders_queues),
     T_REG(mirror_refuses_a_frame_with_any_bad_record_whole),
     T_REG(tap_leaves_out_compaction_copies),

@@ -1,8 +1,8 @@
 /*
  * Unit tests for vhost/: queue dispatch (round-robin, prefetch, readiness),
  * requeue order, purge, deletion (consumers cancelled, bindings removed),
- * exclusive owners, auto-delete, declare rules, publish routing; vhost
- * names and their data directories.
+ * exclusive owners, auto-delete, declare rules, publish routing, credit
+ * flow; vhost names and their data directories.
  *
  * Consumers here are test doubles that record deliveries; messages are
  * real ones.
@@ -454,6 +454,83 @@ T_CASE(message_body_grows_with_data)
     message_unref(m);
 }
 
+/* A 64 KiB message published to q through the default exchange: the
+ * queue it says the publisher must wait for, or NULL. */
+static struct queue *
+publish_64k(struct vhost *vh, const char *q)
+{
+    static uint8_t body[64 << 10];
+    struct message *m = message_new(BYTES_LIT(""), bytes_str(q),
+                                    BYTES_LIT("\x00\x00"), sizeof(body));
+    struct publish_result res;
+
+    m = message_append(m, bytes_of(body, sizeof(body)));
+    vhost_publish(vh, NULL, bytes_str(q), BYTES_NULL, m, &res);
+    T_EQ_INT(res.nqueues, 1);
+    message_unref(m);
+    return res.flow_q;
+}
+
+/* Takes n messages with basic.get (no ack). */
+static void
+get_n(struct queue *q, int n)
+{
+    struct qentry e;
+
+    for (int i = 0; i < n; i++) {
+        T_ASSERT(queue_get(q, false, &e));
+        message_unref(e.msg);
+    }
+}
+
+/* Credit flow (queue.h): a publisher waits only for a queue whose
+ * consumers drain it, from the high mark down to the low one. */
+T_CASE(credit_holds_publishers_only_while_consumers_drain)
+{
+    struct node *n = node_new(NULL);
+    struct vhost *vh = node_vhost_add(n, "/");
+    struct queue *q = declare(vh, "q", NULL, false, false);
+    uint64_t t0 = UINT64_C(10000000), each = (64 << 10) + QUEUE_ENTRY_OVERHEAD;
+    int high = (int)(QUEUE_CREDIT_HIGH / each) + 1;
+    struct tcons a;
+
+    node_set_now(n, t0);
+    /* no consumer: the backlog builds up, nobody waits */
+    for (int i = 0; i < high + 10; i++)
+        T_ASSERT(publish_64k(vh, "q") == NULL);
+    T_ASSERT(queue_backlog_memory(q) >= QUEUE_CREDIT_HIGH);
+    T_ASSERT(!queue_credit_exhausted(q) && queue_credit_restored(q));
+    /* a consumer that has taken nothing yet does not drain it */
+    tcons_init(&a, "a", 0);
+    a.ready = false;
+    queue_consumer_add(q, &a.c);
+    T_ASSERT(publish_64k(vh, "q") == NULL);
+    /* one taken: it drains, publishers over the high mark wait */
+    get_n(q, 1);
+    T_ASSERT(publish_64k(vh, "q") == q);
+    T_ASSERT(queue_credit_exhausted(q) && !queue_credit_restored(q));
+    /* nothing taken for QUEUE_STALL_US: stalled, nobody waits */
+    node_set_now(n, t0 + QUEUE_STALL_US);
+    T_ASSERT(queue_credit_restored(q));
+    T_ASSERT(publish_64k(vh, "q") == NULL);
+    /* draining again, down to the low mark: waiters go on */
+    get_n(q, 1);
+    T_ASSERT(!queue_credit_restored(q));
+    while (queue_backlog_memory(q) >= QUEUE_CREDIT_LOW) {
+        T_ASSERT(!queue_credit_restored(q));
+        get_n(q, 1);
+    }
+    T_ASSERT(queue_credit_restored(q) && !queue_credit_exhausted(q));
+    /* filled again: the publish that crosses the high mark waits */
+    for (int k = 0; publish_64k(vh, "q") == NULL; k++)
+        T_ASSERT(k < high);
+    T_ASSERT(queue_backlog_memory(q) >= QUEUE_CREDIT_HIGH);
+    /* the consumer gone: nothing drains it, waiters go on */
+    queue_consumer_remove(q, &a.c);
+    T_ASSERT(queue_credit_restored(q) && !queue_credit_exhausted(q));
+    node_free(n);
+}
+
 static bool
 exists(const char *dir, const char *name)
 {
@@ -526,6 +603,7 @@ static const struct t_case cases[] = {
     T_REG(declare_rules_and_texts),
     T_REG(fanout_message_shared_not_copied),
     T_REG(message_body_grows_with_data),
+    T_REG(credit_holds_publishers_only_while_consumers_drain),
     T_REG(vhost_directories_are_hashed_and_removal_stays_inside),
 };
 T_MAIN(cases)

@@ -537,10 +537,12 @@ erun_messages(const struct ed_opts *o, struct ed_result *r)
     double cpu0;
     double broker0;
     int rc = WR_ERR;
+    bool peak;
 
     run_init(&run, o);
     r->broker_rss_kb_start = sysstat_pid_rss_kb(o->broker_pid);
     note_rss(r, r->broker_rss_kb_start);
+    peak = sysstat_pid_peak_reset(o->broker_pid);
     setup = econn_open(o, err, sizeof(err));
     if (setup == NULL || !econn_setup(setup, o, err, sizeof(err))) {
         ed_result_error(r, "setup: %s", err);
@@ -559,6 +561,9 @@ erun_messages(const struct ed_opts *o, struct ed_result *r)
         r->nthreads = sysstat_threads_delta(t0, n0, t1, n1, &r->threads);
     r->broker_rss_kb_end = sysstat_pid_rss_kb(o->broker_pid);
     note_rss(r, r->broker_rss_kb_end);
+    /* every moment of the run, not only the samples */
+    if (peak)
+        note_rss(r, sysstat_pid_peak_kb(o->broker_pid));
     if (!econn_teardown(setup, o, err, sizeof(err)))
         ed_result_error(r, "teardown: %s", err);
 out: /* threads are joined; free everything */

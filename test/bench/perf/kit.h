@@ -151,6 +151,13 @@ double sysstat_self_cpu(void);
 double sysstat_pid_cpu(pid_t pid);
 /* VmRSS of a process in KiB, or -1. */
 long sysstat_pid_rss_kb(pid_t pid);
+/* The peak resident size of a process (VmHWM) in KiB, or -1; reset to
+ * the current size by sysstat_pid_peak_reset (writes 5 to its
+ * /proc/PID/clear_refs: needs the right to trace it), so that a run's
+ * peak counts every moment, not only the samples taken once a second.
+ * Returns false when the peak could not be reset. */
+long sysstat_pid_peak_kb(pid_t pid);
+bool sysstat_pid_peak_reset(pid_t pid);
 /* Raises RLIMIT_NOFILE's soft limit to the hard limit. */
 void sysstat_raise_nofile(void);
 

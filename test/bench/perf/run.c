@@ -597,11 +597,13 @@ run_messages(const struct perf_opts *o, struct perf_result *r)
     double broker0 = -1;
     double broker1;
     int rc = WR_ERR;
+    bool peak;
 
     run_init(&run, o);
     pconn_init(&setup);
     r->broker_rss_kb_start = sysstat_pid_rss_kb(o->broker_pid);
     r->broker_rss_kb_max = r->broker_rss_kb_start;
+    peak = sysstat_pid_peak_reset(o->broker_pid);
     if (pconn_open(&setup, &run.t) != WR_OK || topo_setup(&setup, o) != WR_OK) {
         perf_result_error(r, "setup: %s", setup.err);
         goto out;
@@ -617,6 +619,10 @@ run_messages(const struct perf_opts *o, struct perf_result *r)
     r->broker_rss_kb_end = sysstat_pid_rss_kb(o->broker_pid);
     if (r->broker_rss_kb_end > r->broker_rss_kb_max)
         r->broker_rss_kb_max = r->broker_rss_kb_end;
+    /* every moment of the run, not only the samples */
+    if (peak)
+        r->broker_rss_kb_max =
+            WR_MAX(r->broker_rss_kb_max, sysstat_pid_peak_kb(o->broker_pid));
     if (topo_teardown(&setup, o) != WR_OK)
         perf_result_error(r, "teardown: %s", setup.err);
     else

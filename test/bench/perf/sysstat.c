@@ -168,11 +168,13 @@ sysstat_threads_delta(const struct sysstat_thread *a, int na,
     return WR_MAX(nb, 0);
 }
 
-long
-sysstat_pid_rss_kb(pid_t pid)
+/* A "Name:   N kB" line of /proc/PID/status, in KiB, or -1. */
+static long
+status_kb(pid_t pid, const char *name)
 {
     char path[64];
     char line[256];
+    size_t n = strlen(name);
     FILE *f;
     long kb = -1;
 
@@ -183,13 +185,42 @@ sysstat_pid_rss_kb(pid_t pid)
     if (f == NULL)
         return -1;
     while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtol(line + 6, NULL, 10);
+        if (strncmp(line, name, n) == 0) {
+            kb = strtol(line + n, NULL, 10);
             break;
         }
     }
     fclose(f);
     return kb;
+}
+
+long
+sysstat_pid_rss_kb(pid_t pid)
+{
+    return status_kb(pid, "VmRSS:");
+}
+
+long
+sysstat_pid_peak_kb(pid_t pid)
+{
+    return status_kb(pid, "VmHWM:");
+}
+
+bool
+sysstat_pid_peak_reset(pid_t pid)
+{
+    char path[64];
+    FILE *f;
+    bool ok;
+
+    if (pid <= 0)
+        return false;
+    snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)pid);
+    f = fopen(path, "w");
+    if (f == NULL)
+        return false;
+    ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok;
 }
 
 void
