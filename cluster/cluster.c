@@ -414,11 +414,28 @@ lease_holds(const struct cluster *c, uint64_t now_us)
     return deadline != 0 && now_us < deadline;
 }
 
+void
+cluster_fence(struct cluster *c)
+{
+    bool was = c->available;
+
+    if (c->state != CS_JOINED)
+        return;
+    c->available = lease_holds(c, wr_now_us());
+    if (!c->available && was) {
+        log_warn("cluster: no confirmed renewal of this node's etcd lease "
+                 "for too long (etcd %s): it stops leading its vhosts",
+                 etcd_endpoint(c->etcd));
+        placement__unlead_all(c, "this node lost contact with etcd");
+    } else if (c->available && !was) {
+        log_info("cluster: in contact with etcd again");
+    }
+}
+
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct cluster *c = container_of(w, struct cluster, tick);
-    bool was = c->available;
 
     (void)loop;
     (void)revents;
@@ -429,15 +446,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         etcd_lease_free(c->lease);
         join_lease(c);
     }
-    c->available = lease_holds(c, wr_now_us());
-    if (!c->available && was) {
-        log_warn("cluster: no confirmed renewal of this node's etcd lease "
-                 "for too long (etcd %s): it stops leading its vhosts",
-                 etcd_endpoint(c->etcd));
-        placement__unlead_all(c, "this node lost contact with etcd");
-    } else if (c->available && !was) {
-        log_info("cluster: in contact with etcd again");
-    }
+    cluster_fence(c);
     member__tick(c, wr_now_ms());
     placement__tick(c, wr_now_ms());
 }

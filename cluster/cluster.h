@@ -150,6 +150,20 @@ const struct cluster_node *cluster_node_find(struct cluster *c,
 
 /* ---- vhosts */
 
+/* Fencing by the clock: when the lease is no longer certainly alive, stop
+ * leading every vhost now (ops->unlead) instead of at the next tick. The
+ * loop calls it before every pass that could confirm or deliver (a pass
+ * that follows a pause of the process, when the tick has not run yet).
+ * Cheap: one read of the monotonic clock. */
+void cluster_fence(struct cluster *c);
+
+/* Gives up leading vhost (a stalled disk, issue 12): ops->unlead at once,
+ * then its leader key is deleted (fenced on its revision), so that
+ * another member of the in-sync set wins it; this node neither leads it
+ * again nor stands for it for hold_off_ms. No-op when not leading it. */
+void cluster_resign(struct cluster *c, const char *vhost, unsigned hold_off_ms,
+                    const char *why);
+
 /* The node leading vhost (borrowed name) and its epoch, or NULL when none
  * does now. */
 const char *cluster_leader_of(const struct cluster *c, const char *vhost,

@@ -82,6 +82,8 @@ struct cvhost {
     bool leading;    /* ops->lead said so, and no unlead since */
     bool trying;     /* an election transaction is in flight */
     uint64_t try_at; /* not before (ms, monotonic), as a candidate */
+    /* cluster_resign: neither leads nor stands until then (ms, monotonic) */
+    uint64_t resigned_until;
     UT_hash_handle hh;
 };
 

@@ -28,6 +28,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,7 +302,7 @@ int
 mirror_remove(const char *data_dir, const char *vhost, char *err, size_t errlen)
 {
     char hash[65], *root = path_of(data_dir, "replicas"), *dir, *p;
-    const char *files[] = {"state.json", "definitions.json"};
+    const char *files[] = {"state.json", "definitions.json", "dcounts"};
     int rc = WR_OK;
 
     vhost_name_hash(vhost, hash);
@@ -358,6 +359,57 @@ out:
     return rc;
 }
 
+/* Delivery counts go to the end of <dir>/dcounts (truncate: a snapshot
+ * starts it afresh). Not synced: a count is kept for a failover, and one
+ * a crash of this node lost only lets a message be delivered again. */
+static int
+take_dcounts(struct mirror *m, struct bytes payload, bool truncate, char *err,
+             size_t errlen)
+{
+    char *path = path_of(m->dir, "dcounts");
+    int fd, rc = WR_OK;
+
+    if (payload.len % VH_DCOUNT_SIZE != 0) {
+        snprintf(err, errlen, "garbage: delivery counts of %zu bytes",
+                 payload.len);
+        free(path);
+        return WR_ERR;
+    }
+    fd = open(path,
+              O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+                  (truncate ? O_TRUNC : 0),
+              0644);
+    if (fd < 0 || (payload.len > 0 && write(fd, payload.ptr, payload.len) !=
+                                          (ssize_t)payload.len)) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        rc = WR_ERR;
+    }
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return rc;
+}
+
+int
+mirror_copy_dcounts(const char *data_dir, const char *vhost, struct buf *out)
+{
+    char *dir = mirror_copy_dir(data_dir, vhost);
+    char *path = path_of(dir, "dcounts");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    uint8_t chunk[65536];
+    ssize_t n;
+
+    free(dir);
+    free(path);
+    if (fd < 0)
+        return WR_OK;
+    while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+        buf_append(out, chunk, (size_t)n);
+    close(fd);
+    out->len -= out->len % VH_DCOUNT_SIZE; /* a torn last count */
+    return n < 0 ? WR_ERR : WR_OK;
+}
+
 static int
 take_defs(struct mirror *m, struct bytes payload, char *err, size_t errlen)
 {
@@ -408,9 +460,14 @@ mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
     }
     switch (f->kind) {
     case REPL_SNAP:
-        if (restart_copy(m, err, errlen) != WR_OK)
+        if (restart_copy(m, err, errlen) != WR_OK ||
+            take_dcounts(m, bytes_of(NULL, 0), true, err, errlen) != WR_OK)
             return WR_ERR;
         m->acked = 0;
+        break;
+    case REPL_DCNT:
+        if (take_dcounts(m, f->payload, false, err, errlen) != WR_OK)
+            return WR_ERR;
         break;
     case REPL_DEFS:
         if (take_defs(m, f->payload, err, errlen) != WR_OK)

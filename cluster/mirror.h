@@ -15,6 +15,8 @@
  *                          own names (SIDE frames, mirror_side.h)
  *       definitions.json   the vhost's exchanges, queues and bindings as
  *                          of the last DEFS frame (atomically replaced)
+ *       dcounts            delivery counts of quorum queues (DCNT frames),
+ *                          appended, not synced; emptied by a snapshot
  *       state.json         {"vhost", "epoch", "synced", "position"}: the
  *                          highest epoch this node accepted frames of (an
  *                          older leader is refused: fencing), whether the
@@ -63,6 +65,12 @@ int mirror_copy_state(const char *data_dir, const char *vhost, uint64_t *epoch,
 /* The copy's directory (its log is in log/, its definitions in
  * definitions.json); the caller frees it. */
 char *mirror_copy_dir(const char *data_dir, const char *vhost);
+
+/* Appends the delivery counts (DCNT frames, vhost.h VH_DCOUNT_SIZE each)
+ * the copy of vhost holds, in the order they came; none when it has
+ * none. WR_ERR when the file cannot be read. */
+int mirror_copy_dcounts(const char *data_dir, const char *vhost,
+                        struct buf *out);
 
 /* The vhost is deleted: removes its copy's directory (none open). */
 int mirror_remove(const char *data_dir, const char *vhost, char *err,

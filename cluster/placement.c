@@ -431,6 +431,13 @@ candidate_at(struct cluster *c, struct cvhost *v, uint64_t now_ms)
     const struct cnode *home;
     int rank;
 
+    if (now_ms < v->resigned_until)
+        return UINT64_MAX;
+    /* an empty vhost handed to this node by a clean stop: nothing to
+       lose, whatever copy this node holds (without this, a hand-off to
+       a node whose copy was not complete left the vhost unled) */
+    if (v->isr && is_me(c, v->home_node) && v->home_empty)
+        return now_ms;
     /* a replicated vhost: only a member of its in-sync set may take it
        (issue 12), the set's order first */
     if (v->isr) {
@@ -473,7 +480,7 @@ tick_one(struct cluster *c, struct cvhost *v, uint64_t now_ms)
             return;
         if (v->leader_lease != cluster__lease_id(c))
             drop_stale_leader(c, v);
-        else if (c->available)
+        else if (c->available && now_ms >= v->resigned_until)
             start_leading(c, v); /* again, after doubt cleared */
         return;
     }
@@ -511,6 +518,23 @@ placement__unlead_all(struct cluster *c, const char *why)
     {
         stop_leading(c, v, why);
     }
+}
+
+void
+cluster_resign(struct cluster *c, const char *vhost, unsigned hold_off_ms,
+               const char *why)
+{
+    struct cvhost *v = vh_find(c, vhost);
+
+    if (!v || !v->leading)
+        return;
+    v->resigned_until = wr_now_ms() + hold_off_ms;
+    v->try_at = 0;
+    stop_leading(c, v, why);
+    /* the key goes (fenced on its revision: only this tenure's), so that
+       an in-sync mirror is elected without waiting for the lease */
+    if (v->has_leader && is_me(c, v->leader_node))
+        drop_stale_leader(c, v);
 }
 
 /* ---- leaving */

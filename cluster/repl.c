@@ -70,8 +70,8 @@ repl_encode_side(struct buf *out, uint64_t epoch, uint64_t from, uint64_t seq,
 const char *
 repl_kind_name(uint8_t kind)
 {
-    static const char *const names[] = {"?",      "SNAP", "DEFS", "RECS",
-                                        "SYNCED", "PING", "ACK"};
+    static const char *const names[] = {
+        "?", "SNAP", "DEFS", "RECS", "SYNCED", "PING", "ACK", "DACK", "DCNT"};
 
     if (kind == REPL_SIDE)
         return "SIDE";
@@ -82,17 +82,17 @@ repl_kind_name(uint8_t kind)
 static bool
 kind_ok(uint8_t kind, bool from_leader, bool has_payload, const char **why)
 {
-    if (kind < REPL_SNAP || (kind > REPL_ACK && kind != REPL_SIDE)) {
+    if (kind < REPL_SNAP || (kind > REPL_DCNT && kind != REPL_SIDE)) {
         *why = "unknown frame kind";
         return false;
     }
-    if ((kind == REPL_ACK) == from_leader) {
+    if ((kind == REPL_ACK || kind == REPL_DACK) == from_leader) {
         *why = from_leader ? "an ACK from the leader"
                            : "a leader's frame from a mirror";
         return false;
     }
     if (has_payload && kind != REPL_DEFS && kind != REPL_RECS &&
-        kind != REPL_SIDE) {
+        kind != REPL_DCNT && kind != REPL_SIDE) {
         *why = "a payload in a frame that has none";
         return false;
     }

@@ -28,6 +28,10 @@
  *     SYNCED   the snapshot is complete at position seq
  *     PING     nothing new; seq is the leader's head (keeps the link
  *              warm and tells an idle mirror it is current)
+ *     DCNT     delivery counts of quorum queues (vhost.h, VH_DCOUNT_SIZE
+ *              bytes each, in order), which the log does not hold: the
+ *              mirror keeps them beside its copy for a failover; after a
+ *              snapshot, every count the leader holds
  *     SIDE     (kind 10) side records (vhost/side.h: stream appends and
  *              trims, tracked stream offsets, deduplication journal) of the
  *              same cut, sent before its RECS; the last frame of a cut
@@ -37,6 +41,10 @@
  *   mirror -> leader
  *     ACK      everything up to seq of this epoch is durable here (after
  *              the mirror's own fdatasync)
+ *     DACK     the DEFS frame of position seq is durable here (its
+ *              definitions.json replaced and synced); one per DEFS frame,
+ *              in order, so the leader knows which document it was (a
+ *              durable queue.declare-ok waits for it)
  *
  * A frame of an unknown kind, of the wrong direction, with epoch 0, a
  * length out of range, or a payload where none belongs is garbage: the
@@ -60,7 +68,9 @@ enum repl_kind {
     REPL_SYNCED = 4,
     REPL_PING = 5,
     REPL_ACK = 6,
-    /* 7..9: left to issue 12's other frames */
+    REPL_DACK = 7,
+    REPL_DCNT = 8,
+    /* 9: unknown (test_31's garbage kind) */
     REPL_SIDE = 10,
 };
 

@@ -263,6 +263,11 @@ struct wr_config {
                                        recent cuts a vhost's leader keeps
                                        for returning mirrors, 64MiB */
     int queue_leader_locator;       /* enum conf_locator, default balanced */
+    uint32_t repl_replicas;         /* replication.replicas, 3 */
+    uint32_t repl_min_isr;          /* replication.min_isr, 2 */
+    uint32_t repl_timeout_ms;       /* replication.timeout, 3000 */
+    uint32_t repl_blocked_after_ms; /* replication.blocked_after, 1000 */
+    uint32_t repl_disk_stall_ms;    /* replication.disk_stall_timeout */
 };
 
 /* Fills c with every default. */

@@ -362,6 +362,29 @@ CONF_KEY("queue_leader_locator", CONF_ENUM, queue_leader_locator, 0, 0, 0, NULL,
          "Which node leads a new vhost: balanced (the node leading the "
          "fewest) or client-local (the node it was created on)")
 
+CONF_KEY("replication.replicas", CONF_UINT, repl_replicas, 1, 16, 0, "copies",
+         NULL, "3",
+         "Warren: copies of each vhost's log, the leader's included (the "
+         "vhost's metadata \"replicas\" overrides it); fewer when the "
+         "cluster has fewer nodes")
+CONF_KEY("replication.min_isr", CONF_UINT, repl_min_isr, 1, 16, 0, "copies",
+         NULL, "2",
+         "Warren: publisher confirms wait until the in-sync set has this many "
+         "members, the leader included (vhost metadata \"min_isr\"); at "
+         "most replication.replicas, and fewer in a smaller cluster")
+CONF_KEY("replication.timeout", CONF_UINT, repl_timeout_ms, 100, 3600000, 0,
+         "ms", NULL, "3000",
+         "Warren: a mirror that has not caught up with the leader's position "
+         "of this long ago leaves the in-sync set")
+CONF_KEY("replication.blocked_after", CONF_UINT, repl_blocked_after_ms, 0,
+         3600000, 0, "ms", NULL, "1000",
+         "Warren: publishers of a vhost whose confirms wait for the in-sync "
+         "set this long are blocked (connection.blocked); 0 = never")
+CONF_KEY("replication.disk_stall_timeout", CONF_UINT, repl_disk_stall_ms, 0,
+         3600000, 0, "ms", NULL, "10000",
+         "Warren: a leader whose log write or fdatasync has not returned for "
+         "this long gives up its vhost (clients get 320); 0 = never")
+
 /* ---- RabbitMQ keys accepted, checked, and not acted on */
 
 CONF_IGNORED("definitions.import_backend", CONF_ENUM, 0, 0,

@@ -24,6 +24,10 @@
  * consumers keep draining queues. When everything clears, blocked
  * connections get connection.unblocked and are read again.
  *
+ * A replicated vhost whose confirms have waited for its in-sync set longer
+ * than replication.blocked_after (replication.c) blocks its publishers
+ * the same way, with the reason REPL_REASON, and only them.
+ *
  * The alarms are checked once a second; flow at every loop iteration.
  * Between two readings of the resident size, the memory alarm also
  * watches the allocation path: every message allocated checks an
@@ -40,8 +44,10 @@
 #include <unistd.h>
 #include <utlist.h>
 
-#define FLOW_HIGH (64u << 20)
-#define FLOW_LOW  (16u << 20)
+#define FLOW_HIGH   (64u << 20)
+#define FLOW_LOW    (16u << 20)
+
+#define REPL_REASON "replication: waiting for in-sync replicas"
 
 uint64_t
 alarm_resident_bytes(void)
@@ -116,8 +122,12 @@ alarm_block(struct conn *c)
         c->blocked = true;
         conn_update_reading(c);
     }
-    if (alarms && c->cap_blocked && !c->blocked_sent && c->state == CONN_OPEN) {
+    if (!alarms && (srv->alarms & ALARM_REPL) && c->vh && repl_blocks(c->vh))
+        snprintf(reason, sizeof(reason), "%s", REPL_REASON);
+    else
         reason_text(alarms, reason, sizeof(reason));
+    if (reason[0] && c->cap_blocked && !c->blocked_sent &&
+        c->state == CONN_OPEN) {
         m.u.connection_blocked.reason = bytes_str(reason);
         conn_send_method(c, 0, &m);
         c->blocked_sent = true;
@@ -144,17 +154,19 @@ alarm_should_block(const struct conn *c)
 {
     uint32_t a = srv->alarms;
 
-    return ((a & ~ALARM_SATURATED) && c->published) ||
-           ((a & ALARM_SATURATED) && c->feeding);
+    return ((a & ~(ALARM_SATURATED | ALARM_REPL)) && c->published) ||
+           ((a & ALARM_SATURATED) && c->feeding) ||
+           ((a & ALARM_REPL) && c->published && c->vh && repl_blocks(c->vh));
 }
 
-/* Applies a change of srv->alarms to every connection. */
+/* Applies a change of srv->alarms to every connection (and, with
+ * ALARM_REPL, a change of which vhosts block: force). */
 static void
-apply(struct server *s, uint32_t old)
+apply_to_conns(struct server *s, uint32_t old, bool force)
 {
     struct conn *c, *tmp;
 
-    if (s->alarms == old)
+    if (s->alarms == old && !force)
         return;
     DL_FOREACH_SAFE(s->conns, c, tmp)
     {
@@ -163,6 +175,24 @@ apply(struct server *s, uint32_t old)
         else if (c->blocked)
             unblock(c);
     }
+}
+
+static void
+apply(struct server *s, uint32_t old)
+{
+    apply_to_conns(s, old, false);
+}
+
+void
+alarm_set_repl(struct server *s, bool any)
+{
+    uint32_t old = s->alarms;
+
+    if (any)
+        s->alarms |= ALARM_REPL;
+    else
+        s->alarms &= ~ALARM_REPL;
+    apply_to_conns(s, old, true);
 }
 
 static void

@@ -410,10 +410,18 @@ dispatch(struct channel *ch, const struct amqp_method *m)
     int slot = amqp_method_slot(m->id);
     chan_method_fn *fn = slot >= 0 ? srv->methods->chan[slot] : NULL;
 
+    uint64_t gen = node_defs_generation(srv->node);
+    size_t mark = ch->conn->out.b.len, nrefs = ch->conn->out.refs.n;
+    int rc;
+
     if (!fn)
         return conn_fail(ch->conn, AMQP_COMMAND_INVALID, m->id,
                          "unimplemented method");
-    return fn(ch, m);
+    rc = fn(ch, m);
+    /* a durable definitions change: its reply waits for the in-sync set */
+    if (srv->cluster && node_defs_generation(srv->node) != gen)
+        conn_hold_reply(ch->conn, mark, nrefs);
+    return rc;
 }
 
 /* In CH_CLOSING: only channel.close and channel.close-ok matter. */

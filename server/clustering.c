@@ -22,6 +22,7 @@
 #include "cluster/cluster.h"
 #include "cluster/mirror.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,11 +166,13 @@ import_copy_defs(struct server *s, const char *name, const char *dir)
 /*
  * This node was elected as a member of the vhost's in-sync set: when it
  * holds a complete copy of the set's epoch, the copy becomes the vhost's
- * log (what the node held of the vhost before is older). Whatever it
+ * log (what the node held of the vhost before is older), and its delivery
+ * counts go to *dcounts (applied once the vhost is served). Whatever it
  * holds of a copy goes afterwards: a leader keeps none.
  */
 static void
-take_over_copy(struct server *s, struct vhost *vh, const char *name)
+take_over_copy(struct server *s, struct vhost *vh, const char *name,
+               struct buf *dcounts)
 {
     uint64_t epoch = 0;
     int64_t isr_epoch = 0;
@@ -198,6 +201,10 @@ take_over_copy(struct server *s, struct vhost *vh, const char *name)
                      "epoch %llu",
                      name, (unsigned long long)epoch);
         import_copy_defs(s, name, dir);
+        if (mirror_copy_dcounts(s->cfg->data_dir, name, dcounts) != WR_OK)
+            log_warn("vhost '%s': the copy's delivery counts cannot be read: "
+                     "%s",
+                     name, strerror(errno));
         free(log);
     }
     if (mirror_remove(s->cfg->data_dir, name, err, sizeof(err)) != WR_OK)
@@ -212,20 +219,27 @@ on_lead(void *arg, const char *name, int64_t epoch)
 {
     struct server *s = arg;
     struct vhost *vh = node_vhost_find(s->node, name);
+    struct buf dcounts;
     char err[1024];
 
     if (!vh)
         vh = node_vhost_add(s->node, name); /* its definition comes later */
     repl_copy_drop(name, "this node leads the vhost now");
+    buf_init(&dcounts);
     if (vh)
-        take_over_copy(s, vh, name);
+        take_over_copy(s, vh, name, &dcounts);
     if (!vh || node_vhost_serve(s->node, vh, err, sizeof(err)) != WR_OK) {
         log_err("vhost '%s': cannot be served here (epoch %lld): %s", name,
                 (long long)epoch, vh ? err : "no such vhost");
+        buf_fini(&dcounts);
         return;
     }
     log_info("vhost '%s' served here (epoch %lld)", name, (long long)epoch);
     import_vhost_part(s, name);
+    if (dcounts.len)
+        log_info("vhost '%s': %zu delivery counts taken over", name,
+                 vhost_repl_dcounts_apply(vh, buf_bytes(&dcounts)));
+    buf_fini(&dcounts);
     repl_lead(s, vh, name, epoch);
 }
 

@@ -299,6 +299,9 @@ conn_free(struct conn *c)
     WR_ASSERT(c->channels == NULL);
     buf_fini(&c->in);
     outq_fini(&c->out);
+    if (c->defs_held)
+        srv->defs_held--;
+    buf_fini(&c->held);
     free(c->user);
     free(c->close_reason);
     free(c->relay_vhost);
@@ -756,7 +759,7 @@ conn_process(struct conn *c, const uint8_t *p, size_t len)
             conn_handle_frame(c, &f);
         if (c->state == CONN_CLOSED)
             return len; /* the rest is discarded */
-        if (c->input_held || c->blocked || c->flow_q)
+        if (c->input_held || c->blocked || c->flow_q || c->defs_held)
             break;
         if (off < len && slice_over(c, ++frames))
             break;
@@ -770,7 +773,7 @@ void
 conn_update_reading(struct conn *c)
 {
     bool want = c->state != CONN_DEAD && !c->reading_paused && !c->input_held &&
-                !c->blocked && !c->flow_q && !c->yielded &&
+                !c->blocked && !c->flow_q && !c->yielded && !c->defs_held &&
                 (c->state != CONN_RELAYED || relay_wants_client_input(c));
 
     if (want && !ev_is_active(&c->rio)) {
@@ -791,6 +794,58 @@ conn_release_input(struct conn *c)
     c->input_held = false;
     c->resume_input = true;
     conn_pending(c);
+}
+
+/* ---- replies that wait for the in-sync set (issue 12)
+ *
+ * A durable queue.declare-ok (bind-ok, delete-ok, exchange.declare-ok,
+ * ...) in a replicated vhost leaves only once every member of the
+ * in-sync set has the definitions that hold the change on its disk
+ * (replication.c, repl_defs_durable): the reply's bytes move from the
+ * output queue to c->held, and c's input stops (later methods could
+ * otherwise be answered first), as a publisher waits for its confirm.
+ * A connection closed meanwhile never gets the reply: never a false ok. */
+
+void
+conn_hold_reply(struct conn *c, size_t mark, size_t nrefs)
+{
+    uint64_t gen = node_defs_generation(srv->node);
+
+    if (c->state != CONN_OPEN || !c->vh || c->defs_held ||
+        c->out.refs.n != nrefs || mark < c->out.head || mark > c->out.b.len ||
+        repl_defs_durable(c->vh, gen))
+        return;
+    buf_append(&c->held, c->out.b.data + mark, c->out.b.len - mark);
+    c->out.b.len = mark;
+    c->held_gen = gen;
+    c->defs_held = true;
+    srv->defs_held++;
+    conn_update_reading(c);
+}
+
+void
+conn_release_held(struct server *s)
+{
+    struct conn *c;
+
+    if (s->defs_held == 0)
+        return;
+    DL_FOREACH(s->conns, c)
+    {
+        if (!c->defs_held)
+            continue;
+        if (c->state == CONN_OPEN && c->vh &&
+            !repl_defs_durable(c->vh, c->held_gen))
+            continue;
+        if (c->state == CONN_OPEN)
+            buf_append(&c->out.b, c->held.data, c->held.len);
+        buf_reset(&c->held);
+        c->defs_held = false;
+        s->defs_held--;
+        c->resume_input = true;
+        conn_pending(c);
+        conn_update_reading(c);
+    }
 }
 
 /* Handles input that waited in `in` while it was held. */
@@ -967,7 +1022,8 @@ conn_read(struct ev_loop *loop, struct conn *c)
             conn_update_reading(c);
             return;
         }
-        if (c->input_held || c->blocked || c->flow_q || c->yielded) {
+        if (c->input_held || c->blocked || c->flow_q || c->yielded ||
+            c->defs_held) {
             conn_update_reading(c);
             return;
         }

@@ -83,8 +83,15 @@ struct conn {
      * unprocessed bytes stay in `in`. */
     bool input_held;
     bool resume_input; /* released: handle what waited in the prepare pass */
-    bool yielded;      /* used up its time slice: the rest of its input
-                          waits in `in` for the next loop iteration */
+    /* A replicated vhost's durable definitions change (queue.declare-ok,
+     * bind-ok, ...): its reply waits in `held`, and input with it, until
+     * the in-sync set holds definitions generation held_gen (issue 12;
+     * conn_hold_reply). */
+    bool defs_held;
+    struct buf held;
+    uint64_t held_gen;
+    bool yielded; /* used up its time slice: the rest of its input
+                     waits in `in` for the next loop iteration */
     struct conn *yield_next, *yield_prev; /* srv->yielded */
     bool published;                       /* has published: alarms block it */
     bool user_counted; /* in its user's connection count (user limits) */
@@ -164,6 +171,14 @@ void conn_force_close_all(struct server *s, const char *why);
 void conn_opened(struct conn *c);
 /* Resumes input held for tx.commit. */
 void conn_release_input(struct conn *c);
+/* The method just handled on c changed the node's definitions, and its
+ * reply starts at out.b offset mark (out.refs held nrefs entries then):
+ * if c's vhost is replicated from here and its in-sync set does not hold
+ * the change yet, the reply moves aside and c's input stops until
+ * conn_release_held finds it does. */
+void conn_hold_reply(struct conn *c, size_t mark, size_t nrefs);
+/* Sends the held replies whose definitions the in-sync set now holds. */
+void conn_release_held(struct server *s);
 /* Handles the input of the connections that used up their time slice in
  * the previous iteration (start of an iteration). */
 void conn_resume_yielded(struct server *s);
@@ -257,6 +272,13 @@ void repl_copy_drop(const char *vhost, const char *why);
 void repl_forget(struct server *s, const char *vhost);
 /* Every loop pass after node_flush; after store wake-ups. */
 void repl_pump(struct server *s);
+/* Whether vh's confirms have waited for its in-sync set longer than
+ * replication.blocked_after: its publishers are blocked. */
+bool repl_blocks(const struct vhost *vh);
+/* Whether every member of vh's in-sync set holds vh's definitions as of
+ * node_defs_generation gen on its disk; true when vh is not replicated
+ * from this node. */
+bool repl_defs_durable(const struct vhost *vh, uint64_t gen);
 void repl_poll(struct server *s);
 /* peer_link.c: an AUTH of purpose PEER_REPL. Takes fd whatever happens:
  * answers OK (encoded into out, sent from head) or a refusal; `early` is
@@ -326,6 +348,9 @@ void alarm_check_flow(struct server *s);
 void alarm_block(struct conn *c);
 /* Whether c is to be blocked under the alarms in force. */
 bool alarm_should_block(const struct conn *c);
+/* Some vhost's publishers are to be blocked (or no longer) because its
+ * confirms wait for the in-sync set (replication.c). */
+void alarm_set_repl(struct server *s, bool any);
 /* The loop waited `waited` seconds in epoll (saturation measure). */
 void alarm_loop_waited(struct server *s, double waited, double now);
 

@@ -15,6 +15,8 @@
  */
 #include "server/channel.h"
 
+#include "cluster/cluster.h"
+
 #include <assert.h>
 #include <math.h>
 #include <utlist.h>
@@ -44,6 +46,9 @@ idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 void
 loop_pump(struct server *s)
 {
+    /* no confirm or delivery past the lease's deadline (issue 12) */
+    if (s->cluster)
+        cluster_fence(s->cluster);
     for (int pass = 0; pass < 16; pass++) {
         struct conn *list;
 

@@ -7,7 +7,8 @@
  *   - The unit is a vhost's log. Its leader (the node holding the vhost's
  *     leader key; epoch = the key's create_revision) keeps one outgoing
  *     link per mirror. Mirrors: the first replicas - 1 running nodes
- *     other than the leader, in name order (REPL_REPLICAS = 3 for now).
+ *     other than the leader, in name order (replicas: the vhost's
+ *     metadata or replication.replicas, repl_settings).
  *   - A link opens with the node-to-node handshake (cluster/peer.h,
  *     purpose PEER_REPL, payload {"vhost", "epoch"}): the mirror checks
  *     the epoch against the highest it has persisted for that vhost and
@@ -72,7 +73,6 @@
 #include <unistd.h>
 #include <utlist.h>
 
-#define REPL_REPLICAS    3
 #define REPL_TICK_S      0.5
 #define REPL_PING_S      1.0
 #define REPL_SILENT_S    10.0
@@ -82,12 +82,10 @@
 #define REPL_OUT_MAX     (512ull << 20) /* a mirror this far behind: drop */
 /* A snapshot or a catch-up adds to a link holding less than this. */
 #define REPL_SNAP_OUT (8u << 20)
-/* A mirror that has not caught up with the leader's position of this
- * long ago leaves the in-sync set (issue 12's replication_timeout). */
-#define REPL_TIMEOUT_S 3.0
-/* Confirms need this many members in the in-sync set, the leader
- * included (fewer when the cluster has fewer members): min_isr. */
-#define REPL_MIN_ISR 2
+/* The settings (replication.* keys, a vhost's metadata): how many copies
+ * (replicas, repl_settings), how many in-sync members confirms need
+ * (min_isr), and how long a mirror may lag before it leaves the in-sync
+ * set (replication.timeout, repl_timeout_s). */
 
 /* ---- state */
 
@@ -128,6 +126,11 @@ struct link {
     double caught_up_at; /* it had all the leader had at this time */
     struct sent *sent;   /* positions sent and not yet acked, in order */
     size_t nsent, capsent, sent_head;
+    /* the definitions generations of the DEFS frames sent and not yet
+       acknowledged (DACK), in order; the last acknowledged */
+    uint64_t *dq;
+    size_t ndq, capdq, dq_head;
+    uint64_t defs_acked;
     double last_heard;    /* ev_now of the last byte from the mirror */
     uint64_t retry_at_ms; /* L_DOWN: not before */
     char why[256];        /* why it went down last */
@@ -154,6 +157,7 @@ struct link {
  * frames bring a copy from position from to seq. */
 struct chunk {
     uint64_t from, seq;
+    uint64_t defs_gen; /* its frames carry DEFS of this generation, or 0 */
     struct buf frames;
     struct chunk *next;
 };
@@ -164,10 +168,12 @@ struct lead {
     struct vhost *vh;
     uint64_t epoch;
     struct buf tap;    /* the store's tap, since the last cut */
+    struct buf dtap;   /* delivery counts set since the last cut (DCNT) */
     struct buf side;   /* side records (vhost/side.h), since the last cut */
     struct buf frames; /* one cut, framed, for every streaming link */
     uint64_t cut;      /* position of the last cut */
     uint64_t defs_gen; /* node_defs_generation when DEFS was made */
+    uint64_t defs_new; /* ... when it last differed from the one before */
     char *defs;        /* the last DEFS document */
     /* the in-sync set as committed in etcd (this node first) */
     char **isr;
@@ -178,6 +184,14 @@ struct lead {
     int64_t isr_mod;
     uint64_t limit;    /* confirms may go up to this position */
     double held_since; /* confirms wait on the in-sync set since, or 0 */
+    /* records past the limit have waited since (0: none wait); reset by
+     * every advance of the limit */
+    double waiting_since;
+    bool blocking; /* its publishers are blocked (repl_blocks) */
+    /* the log's durable position on this node's disk, and since when it
+       has not moved while records waited for it (disk_check) */
+    uint64_t disk_seen;
+    double disk_since;
     struct link *links;
     /* the catch-up window: every cut after position win_base, oldest
        first, win_bytes of frames in all */
@@ -253,6 +267,19 @@ sent_push(struct link *l, uint64_t seq, double at)
     l->sent[l->nsent++] = (struct sent){seq, at};
 }
 
+/* A DEFS frame of definitions generation gen went to the mirror. */
+static void
+dq_push(struct link *l, uint64_t gen)
+{
+    if (l->dq_head > 0 && l->dq_head == l->ndq)
+        l->dq_head = l->ndq = 0;
+    if (l->ndq == l->capdq) {
+        l->capdq = l->capdq ? 2 * l->capdq : 8;
+        l->dq = xrealloc(l->dq, l->capdq * sizeof(*l->dq));
+    }
+    l->dq[l->ndq++] = gen;
+}
+
 /* The mirror acked seq: it had everything the leader had when it sent
  * the last position <= seq. */
 static void
@@ -287,6 +314,8 @@ link_down(struct link *l, const char *why)
     l->ss = NULL;
     l->head = 0;
     l->nsent = l->sent_head = 0;
+    l->ndq = l->dq_head = 0;
+    l->defs_acked = 0;
     l->state = L_DOWN;
     l->retry_at_ms = wr_now_ms() + REPL_RETRY_MS;
 }
@@ -297,6 +326,7 @@ link_free(struct link *l)
     link_down(l, "no longer a mirror");
     DL_DELETE(l->lead->links, l);
     free(l->sent);
+    free(l->dq);
     free(l->node);
     free(l);
 }
@@ -357,6 +387,7 @@ defs_refresh(struct lead *d)
     }
     free(d->defs);
     d->defs = text ? text : xstrdup("{}");
+    d->defs_new = gen;
     return true;
 }
 
@@ -420,9 +451,16 @@ snap_begin(struct link *l)
     defs_refresh(d);
     repl_frame_encode(&l->out, REPL_SNAP, d->epoch, d->cut, bytes_of(NULL, 0));
     repl_frame_encode(&l->out, REPL_DEFS, d->epoch, d->cut, bytes_str(d->defs));
+    dq_push(l, d->defs_gen);
+    /* every delivery count as of this position (quorum queues) */
+    buf_init(&side);
+    vhost_repl_dcounts(d->vh, &side);
+    if (side.len)
+        repl_frame_encode(&l->out, REPL_DCNT, d->epoch, d->cut,
+                          buf_bytes(&side));
+    buf_reset(&side);
     /* the streams as they are at this position: the appends after it
        are in the cuts that follow */
-    buf_init(&side);
     l->ss = side_snap_begin(d->vh, &side);
     repl_encode_side(&l->out, d->epoch, d->cut, d->cut, buf_bytes(&side));
     buf_fini(&side);
@@ -458,12 +496,14 @@ static void lead_cut(struct lead *d);
 /* ---- the catch-up window */
 
 static void
-window_push(struct lead *d, uint64_t from, uint64_t seq, struct buf *frames)
+window_push(struct lead *d, uint64_t from, uint64_t seq, struct buf *frames,
+            uint64_t defs_gen)
 {
     struct chunk *k = xcalloc(1, sizeof(*k));
 
     k->from = from;
     k->seq = seq;
+    k->defs_gen = defs_gen;
     k->frames = *frames; /* taken over: no copy */
     buf_init(frames);
     if (d->win_last)
@@ -570,6 +610,8 @@ catch_feed(struct link *l, size_t limit)
 
     while (l->feed && l->out.len - l->head < limit) {
         buf_append(&l->out, l->feed->frames.data, l->feed->frames.len);
+        if (l->feed->defs_gen) /* the mirror DACKs its DEFS */
+            dq_push(l, l->feed->defs_gen);
         l->feed = l->feed->next;
     }
     if (l->feed)
@@ -690,6 +732,16 @@ link_acks(struct link *l)
                          "head");
             return;
         }
+        if (f.kind == REPL_DACK) {
+            if (l->dq_head == l->ndq) {
+                link_down(l, "garbage: a DACK with no DEFS frame to answer");
+                return;
+            }
+            l->defs_acked = l->dq[l->dq_head++];
+            l->lead->acks_new = true;
+            buf_consume(&l->in, used);
+            continue;
+        }
         if (f.seq > l->acked)
             l->acked = f.seq;
         sent_acked(l, f.seq);
@@ -784,21 +836,48 @@ link_find(struct lead *d, const char *node)
     return NULL;
 }
 
-/* Links to the vhost's mirrors: the first REPL_REPLICAS - 1 running
- * nodes other than this one, in name order. */
+void
+repl_settings(const struct vhost_info *vi, uint32_t *replicas,
+              uint32_t *min_isr)
+{
+    *replicas = vi->repl_replicas ? vi->repl_replicas : srv->cfg->repl_replicas;
+    *min_isr = vi->repl_min_isr ? vi->repl_min_isr : srv->cfg->repl_min_isr;
+    *min_isr = WR_MIN(*min_isr, *replicas);
+}
+
+static uint32_t
+lead_replicas(const struct lead *d)
+{
+    struct vhost_info vi;
+    uint32_t replicas, min_isr;
+
+    vhost_info(d->vh, &vi);
+    repl_settings(&vi, &replicas, &min_isr);
+    return replicas;
+}
+
+static double
+repl_timeout_s(void)
+{
+    return srv->cfg->repl_timeout_ms / 1000.0;
+}
+
+/* Links to the vhost's mirrors: the first replicas - 1 running nodes
+ * other than this one, in name order. */
 static void
 lead_reconcile(struct lead *d)
 {
     const struct cluster_node *nodes;
     size_t n = cluster_nodes(srv->cluster, &nodes), want = 0;
     const char *me = cluster_node_name(srv->cluster);
+    uint32_t replicas = lead_replicas(d);
     struct link *l, *tmp;
 
     DL_FOREACH(d->links, l)
     {
         l->wanted = false;
     }
-    for (size_t i = 0; i < n && want < REPL_REPLICAS - 1; i++) {
+    for (size_t i = 0; i < n && want < replicas - 1; i++) {
         if (strcmp(nodes[i].name, me) == 0 || !nodes[i].running)
             continue;
         want++;
@@ -835,7 +914,7 @@ lead_cut(struct lead *d)
         return;
     defs = defs_refresh(d);
     seq = vhost_repl_cut(d->vh);
-    if (!defs && d->tap.len == 0 && d->side.len == 0) {
+    if (!defs && d->tap.len == 0 && d->dtap.len == 0 && d->side.len == 0) {
         d->cut = WR_MAX(d->cut, seq);
         return;
     }
@@ -849,7 +928,12 @@ lead_cut(struct lead *d)
                          buf_bytes(&d->side));
     if (d->tap.len)
         repl_encode_recs(&d->frames, d->epoch, from, seq, buf_bytes(&d->tap));
+    /* after the records: a count may be of a message they bring */
+    if (d->dtap.len)
+        repl_frame_encode(&d->frames, REPL_DCNT, d->epoch, WR_MAX(seq, from),
+                          buf_bytes(&d->dtap));
     buf_reset(&d->tap);
+    buf_reset(&d->dtap);
     buf_reset(&d->side);
     d->cut = WR_MAX(d->cut, seq);
     DL_FOREACH_SAFE(d->links, l, tmp)
@@ -858,8 +942,11 @@ lead_cut(struct lead *d)
             link_down(l, "the mirror is too far behind (snapshot)");
             continue;
         }
-        if (l->state == L_SNAPSHOT)
+        if (l->state == L_SNAPSHOT) {
             buf_append(&l->backlog, d->frames.data, d->frames.len);
+            if (defs) /* its DACK comes after the snapshot's */
+                dq_push(l, d->defs_gen);
+        }
         if (l->state != L_STREAMING)
             continue;
         if (l->out.len - l->head > REPL_OUT_MAX) {
@@ -867,10 +954,12 @@ lead_cut(struct lead *d)
             continue;
         }
         sent_push(l, d->cut, ev_now(srv->loop));
+        if (defs)
+            dq_push(l, d->defs_gen);
         buf_append(&l->out, d->frames.data, d->frames.len);
         link_flush(l);
     }
-    window_push(d, from, d->cut, &d->frames);
+    window_push(d, from, d->cut, &d->frames, defs ? d->defs_gen : 0);
 }
 
 /* ---- snapshots in slices
@@ -1030,11 +1119,11 @@ snap_wanted(void)
  *
  * The in-sync set lives in etcd beside the leader key (cluster.h,
  * cluster_isr_commit): this leader first, then the mirrors that have
- * everything the leader had REPL_TIMEOUT_S ago or later (caught_up_at,
+ * everything the leader had replication.timeout ago or later (caught_up_at,
  * from the send times of the positions they acked). Changes are fenced
  * transactions, one at a time. Confirms (vhost_set_repl_limit) go up to
  * the lowest position acked by every mirror of the set as committed, and
- * only while the set has REPL_MIN_ISR members: a mirror that falls
+ * only while the set has min_isr members: a mirror that falls
  * behind holds them until a committed change removes it, never a false
  * confirm. The limit only grows. */
 
@@ -1042,18 +1131,93 @@ static bool
 link_in_sync(const struct link *l, double now)
 {
     return l->state == L_STREAMING && l->acked >= l->synced_at &&
-           l->caught_up_at > 0 && now - l->caught_up_at <= REPL_TIMEOUT_S;
+           l->caught_up_at > 0 && now - l->caught_up_at <= repl_timeout_s();
 }
 
-/* Confirms need this many members: REPL_MIN_ISR, or every member of a
- * smaller cluster. */
+/* Confirms need this many members: the vhost's min_isr, or every member
+ * of a smaller cluster. */
 static size_t
-min_isr(void)
+min_isr(const struct lead *d)
 {
     const struct cluster_node *nodes;
     size_t n = cluster_nodes(srv->cluster, &nodes);
+    struct vhost_info vi;
+    uint32_t replicas, need;
 
-    return WR_MIN((size_t)REPL_MIN_ISR, WR_MAX(n, (size_t)1));
+    vhost_info(d->vh, &vi);
+    repl_settings(&vi, &replicas, &need);
+    return WR_MIN((size_t)need, WR_MAX(n, (size_t)1));
+}
+
+/* Whether any lead blocks its publishers, for ALARM_REPL. */
+static bool
+any_blocking(void)
+{
+    for (const struct lead *d = leads; d; d = d->next) {
+        if (d->blocking)
+            return true;
+    }
+    return false;
+}
+
+/* Publishers are blocked while records past the limit have waited longer
+ * than replication.blocked_after with no confirm going out; unblocked
+ * when the limit moves. */
+static void
+hold_update(struct lead *d, double now, bool advanced)
+{
+    uint32_t after_ms = srv->cfg->repl_blocked_after_ms;
+    bool waiting = d->limit < d->cut, block;
+
+    if (!waiting)
+        d->waiting_since = 0;
+    else if (advanced || d->waiting_since == 0)
+        d->waiting_since = now;
+    block = after_ms > 0 && waiting && !advanced &&
+            now - d->waiting_since >= after_ms / 1000.0;
+    if (block == d->blocking)
+        return;
+    d->blocking = block;
+    log_info("vhost '%s': confirms %s for the in-sync set: publishers %s",
+             d->name, block ? "wait" : "flow again",
+             block ? "blocked" : "unblocked");
+    alarm_set_repl(srv, any_blocking());
+}
+
+bool
+repl_defs_durable(const struct vhost *vh, uint64_t gen)
+{
+    const struct lead *d;
+
+    for (d = leads; d && d->vh != vh; d = d->next)
+        ;
+    if (!d)
+        return true;
+    if (!d->isr_known || d->nisr < min_isr(d) ||
+        !cluster_leads(srv->cluster, d->name))
+        return false;
+    for (size_t i = 1; i < d->nisr; i++) {
+        const struct link *l = link_find((struct lead *)d, d->isr[i]);
+
+        if (!l || l->state != L_STREAMING)
+            return false;
+        /* it acked gen, or the last document that differed, which is
+           the one of gen (made at gen or later, unchanged since) */
+        if (l->defs_acked < gen &&
+            (l->defs_acked < d->defs_new || d->defs_gen < gen))
+            return false;
+    }
+    return true;
+}
+
+bool
+repl_blocks(const struct vhost *vh)
+{
+    for (const struct lead *d = leads; d; d = d->next) {
+        if (d->vh == vh)
+            return d->blocking;
+    }
+    return false;
 }
 
 static void
@@ -1061,10 +1225,11 @@ limit_update(struct lead *d, double now)
 {
     uint64_t lim = UINT64_MAX;
 
-    if (!d->isr_known || d->nisr < min_isr() ||
+    if (!d->isr_known || d->nisr < min_isr(d) ||
         !cluster_leads(srv->cluster, d->name)) {
         if (d->held_since == 0)
             d->held_since = now;
+        hold_update(d, now, false);
         return;
     }
     d->held_since = 0;
@@ -1079,7 +1244,10 @@ limit_update(struct lead *d, double now)
         d->limit = lim;
         vhost_set_repl_limit(d->vh, lim);
         publish_durable_advanced(d->vh);
+        hold_update(d, now, true);
+        return;
     }
+    hold_update(d, now, false);
 }
 
 struct isr_try {
@@ -1167,8 +1335,8 @@ isr_same(const struct lead *d, const char *const *want, size_t n)
 static void
 isr_update(struct lead *d, double now)
 {
-    const char *want[REPL_REPLICAS];
-    size_t n = 0;
+    const char *want[VHOST_REPL_MAX];
+    size_t n = 0, replicas = lead_replicas(d);
     struct link *l;
     struct isr_try *t;
 
@@ -1177,7 +1345,7 @@ isr_update(struct lead *d, double now)
     want[n++] = cluster_node_name(srv->cluster);
     DL_FOREACH(d->links, l)
     {
-        if (n < REPL_REPLICAS && link_in_sync(l, now))
+        if (n < replicas && link_in_sync(l, now))
             want[n++] = l->node;
     }
     if (isr_same(d, want, n))
@@ -1213,6 +1381,34 @@ lead_check(struct lead *d, double now)
     limit_update(d, now);
 }
 
+/* A leader whose disk has not made the log's tail durable for
+ * replication.disk_stall_timeout (its write or fdatasync hangs) resigns
+ * the vhost: confirms could not go out anyway, and its lease, kept alive
+ * by a loop that still runs, would keep every in-sync mirror from taking
+ * over (LavinMQ #2151). Its clients get 320; it stands again after as
+ * long again. May free d. */
+static void
+disk_check(struct lead *d, double now)
+{
+    uint32_t bound_ms = srv->cfg->repl_disk_stall_ms;
+    uint64_t disk = vhost_disk_lsn(d->vh);
+    char why[200];
+
+    if (disk >= d->cut || disk != d->disk_seen || d->disk_since == 0) {
+        d->disk_seen = disk;
+        d->disk_since = now;
+        return;
+    }
+    if (bound_ms == 0 || now - d->disk_since < bound_ms / 1000.0)
+        return;
+    snprintf(why, sizeof(why),
+             "its disk made nothing durable for %.1f s (replication."
+             "disk_stall_timeout)",
+             now - d->disk_since);
+    log_err("vhost '%s': this node resigns as its leader: %s", d->name, why);
+    cluster_resign(srv->cluster, d->name, bound_ms, why);
+}
+
 void
 repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
 {
@@ -1229,6 +1425,7 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
     d->vh = vh;
     d->epoch = (uint64_t)epoch;
     buf_init(&d->tap);
+    buf_init(&d->dtap);
     buf_init(&d->side);
     buf_init(&d->frames);
     d->cut = vhost_repl_cut(vh);
@@ -1238,6 +1435,7 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
     d->limit = d->cut;
     vhost_set_repl_limit(vh, d->limit);
     vhost_repl_tap(vh, &d->tap);
+    vhost_repl_dcount_tap(vh, &d->dtap);
     vhost_repl_side_tap(vh, &d->side);
     DL_APPEND(leads, d);
     lead_reconcile(d);
@@ -1252,11 +1450,15 @@ repl_unlead(struct server *s, const char *name)
     if (!d)
         return;
     vhost_repl_tap(d->vh, NULL);
+    vhost_repl_dcount_tap(d->vh, NULL);
     vhost_repl_side_tap(d->vh, NULL);
     while (d->links)
         link_free(d->links);
     DL_DELETE(leads, d);
+    if (d->blocking)
+        alarm_set_repl(srv, any_blocking());
     buf_fini(&d->tap);
+    buf_fini(&d->dtap);
     buf_fini(&d->side);
     buf_fini(&d->frames);
     window_free(d);
@@ -1363,7 +1565,16 @@ copy_frames(struct copy *c)
             copy_free(c, text);
             return false;
         }
+        /* the definitions are on disk (written and synced): say so */
+        if (f.kind == REPL_DEFS)
+            repl_frame_encode(&c->out, REPL_DACK, f.epoch, f.seq,
+                              bytes_of(NULL, 0));
         buf_consume(&c->in, used);
+    }
+    if (c->out.len > c->head &&
+        write_out(c->fd, &c->out, &c->head, &c->wio) == WR_ERR) {
+        copy_free(c, strerror(errno));
+        return false;
     }
     if (rc == WR_ERR) {
         snprintf(err, sizeof(err), "garbage from the leader: %s", why);
@@ -1549,6 +1760,7 @@ repl_pump(struct server *s)
             limit_update(d, ev_now(srv->loop));
         }
     }
+    conn_release_held(srv);
     DL_FOREACH(copies, c)
     {
         mirror_flush(c->m);
@@ -1571,7 +1783,7 @@ repl_poll(struct server *s)
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct lead *d;
+    struct lead *d, *dtmp;
     struct link *l, *ltmp;
     struct copy *c, *ctmp;
     double now = ev_now(loop);
@@ -1598,6 +1810,10 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
                 link_down(l, "no handshake within 5 s");
             }
         }
+    }
+    DL_FOREACH_SAFE(leads, d, dtmp)
+    {
+        disk_check(d, now);
     }
     DL_FOREACH_SAFE(copies, c, ctmp)
     {
@@ -1711,6 +1927,8 @@ repl_info(void)
                             json_integer((json_int_t)d->catch_ups));
         json_object_set_new(last, "snapshot_slice_max_ms",
                             json_real(d->snap_step_max * 1e3));
+        json_object_set_new(last, "on_disk",
+                            json_integer((json_int_t)vhost_disk_lsn(d->vh)));
     }
     DL_FOREACH(copies, c)
     {

@@ -75,6 +75,7 @@ struct server {
     bool loop_ended;
     struct conn *conns;      /* every connection, through conn.next */
     struct conn *pending;    /* connections with output or confirms */
+    unsigned defs_held;      /* connections whose reply waits (conn.h) */
     struct channel *waiting; /* channels waiting for a durable LSN */
     uint32_t alarms;         /* enum alarm bits in force */
     uint64_t mem_mark;       /* memory watermark, 0 = not watched (alarm.c) */
@@ -205,6 +206,8 @@ enum {
     ALARM_DISK = 2,      /* free disk below disk_free_limit */
     ALARM_FLOW = 4,      /* the logs' write backlog is too long */
     ALARM_SATURATED = 8, /* the loop is CPU bound: slow queue feeders */
+    ALARM_REPL = 16,     /* a vhost's confirms wait for its in-sync set
+                            (replication.c repl_blocks) */
 };
 
 /* RAM (or total_memory_available_override), the memory alarm threshold,
@@ -225,5 +228,10 @@ struct json_t *repl_info(void);
  * and the vhost's mirrors, any other queue's the leader alone. NULL when
  * the vhost is not replicated from here. A new reference. */
 struct json_t *repl_queue_members(const char *vhost, bool durable);
+/* The replication settings in force for a vhost (issue 12): its
+ * metadata's "replicas" and "min_isr", else the node's replication.*
+ * keys; min_isr is at most replicas. */
+void repl_settings(const struct vhost_info *vi, uint32_t *replicas,
+                   uint32_t *min_isr);
 
 #endif

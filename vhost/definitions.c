@@ -351,6 +351,26 @@ extend(json_t *doc, const char *key, json_t *items)
     json_decref(items);
 }
 
+/* A vhost's item in the "vhosts" list: RabbitMQ's, with Warren's
+ * replication settings in its metadata when they are set. */
+static json_t *
+vhost_item(const struct vhost *vh)
+{
+    json_t *o = json_pack("{s:s, s:[], s:{s:s, s:o}}", "name", vh->name,
+                          "limits", "metadata", "description",
+                          vh->description ? vh->description : "", "tags",
+                          tags_array(vh->tags));
+    json_t *meta = json_object_get(o, "metadata");
+
+    if (vh->repl_replicas)
+        json_object_set_new(meta, "replicas",
+                            json_integer((json_int_t)vh->repl_replicas));
+    if (vh->repl_min_isr)
+        json_object_set_new(meta, "min_isr",
+                            json_integer((json_int_t)vh->repl_min_isr));
+    return o;
+}
+
 /* The definitions document; objects false leaves the exchanges, queues
  * and bindings out (what the cluster keeps in etcd is all the rest). */
 static json_t *
@@ -379,12 +399,8 @@ defs_export(struct node *n, const char *only_vhost, bool objects, bool all)
         if (only_vhost && strcmp(only_vhost, vh->name) != 0)
             continue;
         if (!only_vhost)
-            json_array_append_new(
-                json_object_get(doc, "vhosts"),
-                json_pack("{s:s, s:[], s:{s:s, s:o}}", "name", vh->name,
-                          "limits", "metadata", "description",
-                          vh->description ? vh->description : "", "tags",
-                          tags_array(vh->tags)));
+            json_array_append_new(json_object_get(doc, "vhosts"),
+                                  vhost_item(vh));
         extend(doc, "parameters", node_kv_list(n, KV_PARAMETER, vh->name));
         extend(doc, "policies", node_kv_list(n, KV_POLICY, vh->name));
         if (objects)
@@ -408,6 +424,38 @@ node_defs_export(struct node *n, const char *only_vhost)
 }
 
 /* ---- import */
+
+int
+node_vhost_repl_parse(const json_t *o, struct vhost_repl_meta *out, char *why,
+                      size_t n)
+{
+    static const char *const keys[] = {"replicas", "min_isr"};
+    const json_t *meta = json_object_get(o, "metadata");
+    uint32_t *fields[] = {&out->replicas, &out->min_isr};
+
+    *out = (struct vhost_repl_meta){0};
+    for (size_t i = 0; i < WR_ARRAY_LEN(keys); i++) {
+        const json_t *v = json_object_get(meta, keys[i]);
+
+        if (!v)
+            v = json_object_get(o, keys[i]);
+        if (!v || json_is_null(v))
+            continue;
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > VHOST_REPL_MAX) {
+            snprintf(why, n, "%s must be an integer from 1 to %d", keys[i],
+                     VHOST_REPL_MAX);
+            return WR_ERR;
+        }
+        *fields[i] = (uint32_t)json_integer_value(v);
+    }
+    if (out->replicas && out->min_isr > out->replicas) {
+        snprintf(why, n, "min_isr (%u) must not exceed replicas (%u)",
+                 out->min_isr, out->replicas);
+        return WR_ERR;
+    }
+    return WR_OK;
+}
 
 static const char *
 jstr(json_t *o, const char *key, const char *dflt)
@@ -671,8 +719,10 @@ import_operator_policy(struct node *n, json_t *o, struct buf *u,
     return import_kv(n, o, KV_OPERATOR_POLICY, e);
 }
 
+/* The item's replication settings replace the vhost's (absent: not set),
+ * so that a cluster's copy of the item (cluster/defs.c) is exact. */
 static void
-import_vhost_meta(struct vhost *vh, json_t *o)
+import_vhost_meta(struct vhost *vh, json_t *o, const struct vhost_repl_meta *r)
 {
     json_t *meta = json_object_get(o, "metadata");
     const char *d = jstr(meta, "description", jstr(o, "description", NULL));
@@ -686,6 +736,8 @@ import_vhost_meta(struct vhost *vh, json_t *o)
         free(vh->tags);
         vh->tags = tags_text(t);
     }
+    vh->repl_replicas = r->replicas;
+    vh->repl_min_isr = r->min_isr;
 }
 
 static int
@@ -703,6 +755,8 @@ defs_apply(struct node *n, json_t *doc, struct vherr *err)
         json_array_foreach(vhosts, i, o)
         {
             const char *name = jstr(o, "name", NULL), *why;
+            struct vhost_repl_meta r;
+            char rwhy[128];
             struct vhost *vh;
 
             if (!name)
@@ -710,12 +764,15 @@ defs_apply(struct node *n, json_t *doc, struct vherr *err)
             if (!node_vhost_name_check(name, &why))
                 return vherr_set(err, AMQP_PRECONDITION_FAILED,
                                  "vhost '%.300s': %s", name, why);
+            if (node_vhost_repl_parse(o, &r, rwhy, sizeof(rwhy)) != WR_OK)
+                return vherr_set(err, AMQP_PRECONDITION_FAILED,
+                                 "vhost '%.300s': %s", name, rwhy);
             vh = node_vhost_find(n, name);
             if (!vh && !(vh = node_vhost_add(n, name)))
                 return vherr_set(err, AMQP_INTERNAL_ERROR,
                                  "cannot create vhost '%s' (see the log)",
                                  name);
-            import_vhost_meta(vh, o);
+            import_vhost_meta(vh, o, &r);
         }
     }
     if (import_list(n, doc, "permissions", import_permission, err) != WR_OK ||

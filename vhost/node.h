@@ -165,6 +165,26 @@ bool vhost_is_empty(const struct vhost *vh);
 void node_vhost_set_meta(struct node *n, struct vhost *vh,
                          const char *description, const char *tags);
 
+/* The replication settings a vhost's metadata may hold (issue 12):
+ * "replicas" (copies of its log, the leader's included) and "min_isr"
+ * (members of the in-sync set confirms need), each 1..VHOST_REPL_MAX; 0
+ * in struct vhost_info and here: not set, the node's default applies. */
+#define VHOST_REPL_MAX 16
+struct vhost_repl_meta {
+    uint32_t replicas, min_isr;
+};
+/* Reads "replicas" and "min_isr" from o (a PUT /api/vhosts body or a
+ * definitions file's vhost item) or from its "metadata" object, which
+ * wins. WR_ERR with why filled (a phrase for a 400 reply) when one is
+ * not an integer in range, or min_isr exceeds replicas. A key absent
+ * leaves its field 0. */
+int node_vhost_repl_parse(const json_t *o, struct vhost_repl_meta *out,
+                          char *why, size_t n);
+/* Sets vh's replication metadata (0: not set) and marks the definitions
+ * for rewriting. */
+void node_vhost_set_repl(struct node *n, struct vhost *vh,
+                         const struct vhost_repl_meta *m);
+
 /* ---- users, permissions, limits, policies (user.c, perm.c, policy.c) */
 
 /* User tags (RabbitMQ's management tags). */

@@ -557,6 +557,19 @@ queue_get(struct queue *q, bool ack, struct qentry *out)
 }
 
 /* Forgets how often the message of e came back. */
+/* A durable queue's count changed: the mirrors are told (replica.c). */
+static void
+dcount_tap(const struct queue *q, uint64_t id, uint32_t n)
+{
+    struct buf *t = q->vh->dcount_tap;
+
+    if (!t || !q->durable)
+        return;
+    buf_put_u64(t, q->qid);
+    buf_put_u64(t, id);
+    buf_put_u32(t, n);
+}
+
 static void
 dcount_forget(struct queue *q, uint64_t id)
 {
@@ -567,6 +580,7 @@ dcount_forget(struct queue *q, uint64_t id)
     if (d) {
         HASH_DEL(q->dcounts, d);
         free(d);
+        dcount_tap(q, id, 0);
     }
 }
 
@@ -585,7 +599,8 @@ dcount_over(struct queue *q, uint64_t id)
         d->id = id;
         HASH_ADD(hh, q->dcounts, id, sizeof(d->id), d);
     }
-    return ++d->n > (uint64_t)q->delivery_limit;
+    dcount_tap(q, id, ++d->n);
+    return d->n > (uint64_t)q->delivery_limit;
 }
 
 static void

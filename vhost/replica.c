@@ -206,3 +206,74 @@ node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
     free(dir);
     return moved < 0 ? WR_ERR : WR_OK;
 }
+
+/* ---- delivery counts */
+
+void
+vhost_repl_dcount_tap(struct vhost *vh, struct buf *out)
+{
+    vh->dcount_tap = out;
+}
+
+void
+vhost_repl_dcounts(struct vhost *vh, struct buf *out)
+{
+    struct queue *q, *tmp;
+    struct dcount *d, *dtmp;
+
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        if (!q->durable)
+            continue;
+        HASH_ITER(hh, q->dcounts, d, dtmp)
+        {
+            buf_put_u64(out, q->qid);
+            buf_put_u64(out, d->id);
+            buf_put_u32(out, d->n);
+        }
+    }
+}
+
+/* Sets (n > 0) or forgets (n = 0) q's count of message id. */
+static void
+dcount_set(struct queue *q, uint64_t id, uint32_t n)
+{
+    struct dcount *d;
+
+    HASH_FIND(hh, q->dcounts, &id, sizeof(id), d);
+    if (!d && n == 0)
+        return;
+    if (!d) {
+        d = xcalloc(1, sizeof(*d));
+        d->id = id;
+        HASH_ADD(hh, q->dcounts, id, sizeof(d->id), d);
+    }
+    if (n > 0) {
+        d->n = n;
+        return;
+    }
+    HASH_DEL(q->dcounts, d);
+    free(d);
+}
+
+size_t
+vhost_repl_dcounts_apply(struct vhost *vh, struct bytes counts)
+{
+    struct cursor c;
+    struct queue *q, *tmp;
+    size_t held = 0;
+    uint64_t qid, id;
+    uint32_t n;
+
+    cur_init(&c, counts.ptr, counts.len);
+    while (rd_u64(&c, &qid) && rd_u64(&c, &id) && rd_u32(&c, &n)) {
+        HASH_FIND(qid_hh, vh->by_qid, &qid, sizeof(qid), q);
+        if (q && q->delivery_limit >= 0)
+            dcount_set(q, id & QE_ID_MASK, n);
+    }
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        held += HASH_COUNT(q->dcounts);
+    }
+    return held;
+}

@@ -55,6 +55,8 @@ vhost_info(const struct vhost *vh, struct vhost_info *out)
     out->name = vh->name;
     out->description = vh->description;
     out->tags = vh->tags;
+    out->repl_replicas = vh->repl_replicas;
+    out->repl_min_isr = vh->repl_min_isr;
     out->max_connections = vh->max_connections;
     out->max_queues = vh->max_queues;
     out->connections = vh->connections;
@@ -74,6 +76,12 @@ vhost_durable_lsn(const struct vhost *vh)
 {
     /* replicated: also on the disks of the in-sync mirrors */
     return WR_MIN(vh->durable_lsn, vh->repl_limit);
+}
+
+uint64_t
+vhost_disk_lsn(const struct vhost *vh)
+{
+    return vh->durable_lsn;
 }
 
 void
@@ -124,6 +132,15 @@ node_vhost_set_meta(struct node *n, struct vhost *vh, const char *description,
         free(vh->tags);
         vh->tags = xstrdup(tags);
     }
+    node_defs_changed(n);
+}
+
+void
+node_vhost_set_repl(struct node *n, struct vhost *vh,
+                    const struct vhost_repl_meta *m)
+{
+    vh->repl_replicas = m->replicas;
+    vh->repl_min_isr = m->min_isr;
     node_defs_changed(n);
 }
 

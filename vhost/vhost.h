@@ -69,6 +69,8 @@ struct vhost_info {
     const char *name;
     const char *description; /* NULL: none */
     const char *tags;        /* as given, NULL: none */
+    uint32_t repl_replicas;  /* metadata "replicas"; 0: not set */
+    uint32_t repl_min_isr;   /* metadata "min_isr"; 0: not set */
     int64_t max_connections; /* vhost-limits; -1 = none */
     int64_t max_queues;
     uint32_t connections;
@@ -86,6 +88,9 @@ uint64_t vhost_durable_lsn(const struct vhost *vh);
  * disks of every in-sync mirror, so vhost_durable_lsn stops there
  * (UINT64_MAX, the default: no limit). */
 void vhost_set_repl_limit(struct vhost *vh, uint64_t lsn);
+/* The log position durable on this node's disk, whatever the mirrors
+ * hold (a leader watches it for a stalled disk). */
+uint64_t vhost_disk_lsn(const struct vhost *vh);
 bool vhost_log_failed(const struct vhost *vh);
 /* The stream sync batch up to which vh's stream appends are durable
  * (publish_result.sync), and whether its stream sync failed. */
@@ -306,5 +311,22 @@ int vhost_repl_slice(struct vhost *vh, struct vh_logged *v, size_t count,
                      char *err, size_t errlen);
 void vhost_repl_regather(struct vh_logged *v, size_t count, size_t i,
                          const struct vh_logged *now, size_t nnow);
+
+/*
+ * Delivery counts (x-delivery-limit of quorum queues), which the log does
+ * not hold: the leader ships them beside it so that they survive a
+ * failover. A count is VH_DCOUNT_SIZE bytes, big-endian: u64 qid, u64
+ * message id, u32 returns (0: forgotten, the message was settled).
+ */
+#define VH_DCOUNT_SIZE 20
+/* From now on every count a durable queue of vh sets or forgets is
+ * appended to out (NULL stops). */
+void vhost_repl_dcount_tap(struct vhost *vh, struct buf *out);
+/* Appends every count vh's durable queues hold now. */
+void vhost_repl_dcounts(struct vhost *vh, struct buf *out);
+/* A new leader: applies counts in order (a later one of the same message
+ * replaces an earlier one) to the queues that have a delivery limit.
+ * Returns how many counts are held after. */
+size_t vhost_repl_dcounts_apply(struct vhost *vh, struct bytes counts);
 
 #endif

@@ -102,13 +102,16 @@ struct vhost {
     int64_t max_connections; /* vhost-limits; -1 = none */
     int64_t max_queues;
     char *description;
-    char *tags;          /* metadata, as given */
+    char *tags; /* metadata, as given */
+    /* metadata "replicas", "min_isr" (issue 12); 0: the node's default */
+    uint32_t repl_replicas, repl_min_isr;
     bool serving;        /* runs here (always, unless the node is clustered) */
     struct store *store; /* the vhost's log; NULL when running in memory */
     char *store_dir;
-    uint64_t next_id;     /* message ids when there is no store */
-    uint64_t durable_lsn; /* the store's, as of the last poll */
-    uint64_t repl_limit;  /* vhost_set_repl_limit; UINT64_MAX: none */
+    uint64_t next_id;       /* message ids when there is no store */
+    uint64_t durable_lsn;   /* the store's, as of the last poll */
+    uint64_t repl_limit;    /* vhost_set_repl_limit; UINT64_MAX: none */
+    struct buf *dcount_tap; /* vhost_repl_dcount_tap, or NULL */
     bool store_failed;
     /* Once the log failed: the messages it had from this id on never
      * reached the disk; they were taken out of their queues (their

@@ -207,6 +207,25 @@ isr_json(const char *vhost)
     return isr ? json_deep_copy(isr) : json_array();
 }
 
+/* The effective replication settings, and the vhost's own in its
+ * metadata (as definitions export them). */
+static void
+vhost_repl_json(json_t *o, const struct vhost_info *vi)
+{
+    json_t *meta = json_object_get(o, "metadata");
+    uint32_t replicas, min_isr;
+
+    repl_settings(vi, &replicas, &min_isr);
+    json_object_set_new(o, "replicas", json_integer((json_int_t)replicas));
+    json_object_set_new(o, "min_isr", json_integer((json_int_t)min_isr));
+    if (vi->repl_replicas)
+        json_object_set_new(meta, "replicas",
+                            json_integer((json_int_t)vi->repl_replicas));
+    if (vi->repl_min_isr)
+        json_object_set_new(meta, "min_isr",
+                            json_integer((json_int_t)vi->repl_min_isr));
+}
+
 static json_t *
 vhost_json(struct vhost *vh)
 {
@@ -229,6 +248,7 @@ vhost_json(struct vhost *vh)
                   tags_json(vi.tags), "tracing", 0, "cluster_state",
                   cluster_state(vi.name), "leader", leader_json(vi.name));
     vhost_messages_json(o, &t);
+    vhost_repl_json(o, &vi);
     json_object_set_new(o, "isr", isr_json(vi.name));
     json_object_set_new(o, "recv_oct", json_integer((json_int_t)recv));
     json_object_set_new(o, "recv_oct_details", mgmt_rate(0));
@@ -252,6 +272,46 @@ mgmt_h_vhosts(struct mgmt_req *r)
     mgmt_reply_list(r, items, (const char *const[]){"name", NULL});
 }
 
+static bool
+has_repl_key(json_t *body, const char *key)
+{
+    return json_object_get(body, key) ||
+           json_object_get(json_object_get(body, "metadata"), key);
+}
+
+/* The replication settings of a PUT: those the body names (null: back to
+ * the node's default), the vhost's own for the others. False (400 sent)
+ * when they are not valid. */
+static bool
+vhost_put_repl(struct mgmt_req *r, json_t *body, struct vhost *vh,
+               struct vhost_repl_meta *out)
+{
+    struct vhost_info vi = {0};
+    struct vhost_repl_meta given;
+    uint32_t replicas, min_isr;
+    char why[128];
+
+    if (node_vhost_repl_parse(body, &given, why, sizeof(why)) != WR_OK) {
+        mgmt_bad_request(r, "%s", why);
+        return false;
+    }
+    if (vh)
+        vhost_info(vh, &vi);
+    out->replicas =
+        has_repl_key(body, "replicas") ? given.replicas : vi.repl_replicas;
+    out->min_isr =
+        has_repl_key(body, "min_isr") ? given.min_isr : vi.repl_min_isr;
+    vi.repl_replicas = out->replicas;
+    vi.repl_min_isr = 0;
+    repl_settings(&vi, &replicas, &min_isr);
+    if (out->min_isr > replicas) {
+        mgmt_bad_request(r, "min_isr (%u) must not exceed replicas (%u)",
+                         out->min_isr, replicas);
+        return false;
+    }
+    return true;
+}
+
 static void
 vhost_put(struct mgmt_req *r, void *obj, void *ctx)
 {
@@ -259,6 +319,7 @@ vhost_put(struct mgmt_req *r, void *obj, void *ctx)
     struct vhost *vh = obj;
     json_t *body = mgmt_body_json(r);
     const char *desc, *why;
+    struct vhost_repl_meta repl;
     struct vherr err;
     bool bad, created = false;
     char *tags;
@@ -270,6 +331,8 @@ vhost_put(struct mgmt_req *r, void *obj, void *ctx)
         mgmt_bad_request(r, "tags must be a string or a list of strings");
         goto out;
     }
+    if (!vhost_put_repl(r, body, vh, &repl))
+        goto out;
     if (!vh) {
         if (!node_vhost_name_check(name, &why)) {
             mgmt_bad_request(r, "%s", why);
@@ -293,6 +356,7 @@ vhost_put(struct mgmt_req *r, void *obj, void *ctx)
     }
     desc = json_string_value(json_object_get(body, "description"));
     node_vhost_set_meta(srv->node, vh, desc, tags);
+    node_vhost_set_repl(srv->node, vh, &repl);
     mgmt_reply_empty(r, created ? 201 : 204);
 out:
     free(tags);

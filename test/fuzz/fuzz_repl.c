@@ -75,7 +75,7 @@ raw(struct bytes in, bool from_leader)
             return;
         FUZZ_CHECK(used >= REPL_HDR && used <= in.len);
         FUZZ_CHECK(f.epoch > 0 && f.kind >= REPL_SNAP &&
-                   (f.kind <= REPL_ACK || f.kind == REPL_SIDE));
+                   (f.kind <= REPL_DCNT || f.kind == REPL_SIDE));
         for (size_t cut = 0; cut < used; cut += 1 + cut / 8)
             FUZZ_CHECK(repl_frame_parse(bytes_of(in.ptr, cut), from_leader, &f,
                                         &u2, &why) != WR_OK);

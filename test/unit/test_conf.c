@@ -1215,6 +1215,31 @@ T_CASE(clustering_keys)
     EXPECT_ERR_HAS("cluster_formation.etcd.node_ttl = 1", "2..3600");
 }
 
+T_CASE(replication_keys)
+{
+    struct wr_config c;
+
+    conf_defaults(&c);
+    T_EQ_INT(c.repl_replicas, 3);
+    T_EQ_INT(c.repl_min_isr, 2);
+    T_EQ_INT(c.repl_timeout_ms, 3000);
+    T_EQ_INT(c.repl_blocked_after_ms, 1000);
+    T_EQ_INT(c.repl_disk_stall_ms, 10000);
+    parse_ok(&c, "replication.replicas = 5\n"
+                 "replication.min_isr = 3\n"
+                 "replication.timeout = 1500\n"
+                 "replication.blocked_after = 0\n"
+                 "replication.disk_stall_timeout = 2000\n");
+    T_EQ_INT(c.repl_replicas, 5);
+    T_EQ_INT(c.repl_min_isr, 3);
+    T_EQ_INT(c.repl_timeout_ms, 1500);
+    T_EQ_INT(c.repl_blocked_after_ms, 0);
+    T_EQ_INT(c.repl_disk_stall_ms, 2000);
+    EXPECT_ERR_HAS("replication.replicas = 0", "1..16");
+    EXPECT_ERR_HAS("replication.min_isr = 17", "1..16");
+    EXPECT_ERR_HAS("replication.timeout = 10", "100..3600000");
+}
+
 T_CASE(dump_shows_values_in_rabbitmq_syntax)
 {
     struct wr_config c;
@@ -1574,6 +1599,7 @@ static const struct t_case cases[] = {
     T_REG(non_utf8_and_control_bytes),
     T_REG(dump_parses_back_to_the_same_config),
     T_REG(clustering_keys),
+    T_REG(replication_keys),
     T_REG(dump_shows_values_in_rabbitmq_syntax),
     T_REG(dump_of_listeners_set_by_override),
     T_REG(default_file_parses),

@@ -209,6 +209,18 @@ T_CASE(repl_frames_round_trip_and_wait_for_all_bytes)
     T_EQ_INT(rparse(&b, b.len, false, &f, &why), WR_OK);
     T_EQ_INT(f.kind, REPL_ACK);
     T_EQ_STR(repl_kind_name(REPL_ACK), "ACK");
+    buf_reset(&b);
+    repl_frame_encode(&b, REPL_DACK, 12, 345, bytes_str(""));
+    T_EQ_INT(rparse(&b, b.len, false, &f, &why), WR_OK);
+    T_EQ_INT(f.kind, REPL_DACK);
+    T_EQ_STR(repl_kind_name(REPL_DACK), "DACK");
+    buf_reset(&b);
+    repl_frame_encode(&b, REPL_DCNT, 12, 345, bytes_str("counts"));
+    T_EQ_INT(rparse(&b, b.len, true, &f, &why), WR_OK);
+    T_EQ_INT(f.kind, REPL_DCNT);
+    T_ASSERT(bytes_eq_str(f.payload, "counts"));
+    T_EQ_INT(rparse(&b, b.len, false, &f, &why), WR_ERR);
+    T_EQ_STR(why, "a leader's frame from a mirror");
     T_EQ_STR(repl_kind_name(200), "?");
     buf_fini(&b);
 }
@@ -223,6 +235,10 @@ T_CASE(repl_garbage_is_refused_with_a_reason)
 
     buf_init(&b);
     repl_frame_encode(&b, REPL_ACK, 1, 1, bytes_str(""));
+    T_EQ_INT(rparse(&b, b.len, true, &f, &why), WR_ERR);
+    T_EQ_STR(why, "an ACK from the leader");
+    buf_reset(&b);
+    repl_frame_encode(&b, REPL_DACK, 1, 1, bytes_str(""));
     T_EQ_INT(rparse(&b, b.len, true, &f, &why), WR_ERR);
     T_EQ_STR(why, "an ACK from the leader");
     buf_reset(&b);

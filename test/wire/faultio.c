@@ -12,7 +12,9 @@
  *     small tmpfs (test_29_disk_full.py prefers one);
  *   - while the file named by WARREN_FAULT_HOLD exists, fdatasync() waits
  *     (before syncing): a test sees what the broker answers while a sync
- *     is in flight (a confirm must not leave before it);
+ *     is in flight (a confirm must not leave before it). A file that
+ *     holds a process id holds that process only (one node of a cluster
+ *     whose nodes share the environment: a stalled disk);
  *   - WARREN_FAULT_SYNCLOG names a file where every fdatasync() appends
  *     the path of the file it syncs and "ok" or "EIO", one line each,
  *     once the sync returned.
@@ -34,6 +36,22 @@ exists(const char *env)
     const char *t = getenv(env);
 
     return t && access(t, F_OK) == 0;
+}
+
+/* The hold file exists, and is empty or names this process. */
+static int
+held(void)
+{
+    const char *t = getenv("WARREN_FAULT_HOLD");
+    char text[32] = "";
+    FILE *f;
+
+    if (!t || !(f = fopen(t, "r")))
+        return 0;
+    if (!fgets(text, sizeof(text), f))
+        text[0] = '\0';
+    fclose(f);
+    return text[0] == '\0' || atol(text) == (long)getpid();
 }
 
 static int
@@ -90,7 +108,7 @@ fdatasync(int fd)
     static int (*next)(int);
     int rc;
 
-    while (exists("WARREN_FAULT_HOLD"))
+    while (held())
         usleep(2000);
     if (tripped()) {
         log_sync(fd, "EIO");

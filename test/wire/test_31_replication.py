@@ -328,11 +328,17 @@ def vhost_isr(node, vhost):
 
 
 def confirmed(conn, timeout):
-    """The next basic.ack within timeout, or None."""
-    try:
-        m = conn.read_method(timeout)
-    except rawamqp.Timeout:
-        return None
+    """The next basic.ack within timeout, or None (connection.blocked and
+    unblocked may come meanwhile: publishers of a vhost whose confirms
+    wait are blocked)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            m = conn.read_method(max(0.01, deadline - time.monotonic()))
+        except rawamqp.Timeout:
+            return None
+        if m.name not in ("connection.blocked", "connection.unblocked"):
+            break
     assert m.name == "basic.ack", m
     return m
 
