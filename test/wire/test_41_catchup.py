@@ -114,7 +114,16 @@ def test_a_mirror_stopped_cleanly_catches_up_from_its_position(lc):
     everyone = sorted(n.name for n in lc.nodes)
     assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
                       15)
+    # the DEFS of the caught-up cuts were awaited like any other (issue
+    # 12's durable declare-ok waits for every member's DACK): the link
+    # stays, and the next durable declare is answered
+    started = time.monotonic()
+    ch.queue_declare("cu-q3", durable=True)
+    assert time.monotonic() - started < 5
+    assert not any("DACK with no DEFS" in x for x in leader.lines[mark:])
+    assert mirror_start(leader, mirror) == "catch-up"
     ch.queue_delete("cu-q2")
+    ch.queue_delete("cu-q3")
     conn.close()
 
 
