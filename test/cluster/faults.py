@@ -628,6 +628,7 @@ class MirrorStop(Fault):
     doc = ("a mirror stopped (SIGTERM) for 30 s under load, then restarted: "
            "back in sync (the vhost's \"isr\" lists it again), leader "
            "throughput >= 80% meanwhile")
+    PROBE_SECONDS = 4
 
     def run(self, tr):
         env, w = tr.env, tr.w
@@ -637,12 +638,16 @@ class MirrorStop(Fault):
             leader = env.leader()
             self.isr(leader)   # NotAvailable before spending a minute
             mirror = tr.rng.choice(env.mirrors(leader))
+            cap = {"before": self.probe(tr, leader, "before")}
             tr.sleep(10)
             t = w.note("fault", what="stop mirror", node=mirror.name)
             mirror.stop(10)
-            tr.sleep(30)
+            tr.sleep(10)
+            cap["down"] = self.probe(tr, leader, "down")
+            tr.sleep(t + 30 - time.monotonic())
             t_back = w.note("heal", what="restart mirror", node=mirror.name)
             mirror.start()
+            cap["catch-up"] = self.probe(tr, leader, "catch-up")
             insync = None
             try:
                 netns.wait_for(lambda: mirror.name in self.isr(leader), 60,
@@ -651,9 +656,33 @@ class MirrorStop(Fault):
             except TimeoutError:
                 pass
             tr.info["stops"].append({"fault": t, "heal": t_back,
-                                     "in_sync_after": insync})
+                                     "in_sync_after": insync,
+                                     "capacity": cap})
             if not tr.until(t0):
                 break
+
+    def probe(self, tr, leader, what):
+        """The leader's capacity: confirmed msg/s of a saturating
+        warren-perf (scenario 3's messages: 1 KiB persistent, confirms,
+        manual acks) from the client host for a few seconds, on a queue of
+        its own beside the workload's; None without warren-perf (--perf).
+        The workload's publishers are rate-limited, so their confirm rate
+        only says the leader kept up with them."""
+        if not tr.args.perf:
+            return None
+        out = os.path.join(tr.dir, "probe-%s.json" % what)
+        argv = [tr.args.perf, "throughput", "--host", leader.addr,
+                "--port", str(services.AMQP_PORT), "-s", "1024",
+                "--persistent", "--durable-queues", "--confirm", "1000",
+                "--multi-ack-every", "10", "--prefetch", "100",
+                "-z", str(self.PROBE_SECONDS), "--queue-prefix", "probe",
+                "--drain-timeout", "10", "--quiet", "--json", out]
+        tr.env.client.run(argv, timeout=self.PROBE_SECONDS + 60)
+        try:
+            with open(out) as f:
+                return round(json.load(f)["confirm_rate"])
+        except (OSError, ValueError, KeyError):
+            return 0   # the probe failed: no capacity seen
 
     def isr(self, leader):
         info = leader.vhost_info(VHOST) or {}
@@ -667,12 +696,22 @@ class MirrorStop(Fault):
         for s in tr.info.get("stops", []):
             before = confirm_rate(h, s["fault"] - 10, s["fault"])
             during = confirm_rate(h, s["fault"] + 1, s["heal"])
-            tr.expect("leader throughput >= 80%% while a mirror is down",
+            tr.expect("workload confirm rate >= 80% while a mirror is down",
                       during >= 0.8 * before,
                       "%.0f/s before, %.0f/s during" % (before, during))
             tr.expect("the mirror is back in sync",
                       s["in_sync_after"] is not None,
                       "after %s s" % s["in_sync_after"])
+            cap = s["capacity"]
+            if cap["before"] is None:
+                continue
+            for k in ("down", "catch-up"):
+                tr.expect("leader capacity >= 80%% %s" % (
+                    "while a mirror is down" if k == "down" else
+                    "while the mirror catches up"),
+                    cap[k] >= 0.8 * cap["before"],
+                    "warren-perf confirmed msg/s: %s before, %s %s" % (
+                        cap["before"], cap[k], k))
 
 
 class RollingRestart(Fault):
@@ -891,6 +930,10 @@ def parse_args(argv=None):
                     help="single-kill: kill -9 cycles per trial")
     ap.add_argument("--json", metavar="OUT", help="write every trial's "
                     "result there")
+    ap.add_argument("--perf", default=None,
+                    help="warren-perf for mirror-stop's capacity probe "
+                    "(default: test/warren-perf of the --warren build, if "
+                    "there; 'none' to skip the probe)")
     ap.add_argument("--ttl", type=int, default=4, help="node lease TTL (s)")
     ap.add_argument("--publishers", type=int, default=3)
     ap.add_argument("--consumers", type=int, default=2)
@@ -902,6 +945,12 @@ def parse_args(argv=None):
                     help="keep the work directory (logs, histories)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    if a.perf is None:
+        guess = os.path.join(os.path.dirname(os.path.dirname(
+            os.path.abspath(a.warren))), "test", "warren-perf")
+        a.perf = guess if os.access(guess, os.X_OK) else None
+    elif a.perf == "none":
+        a.perf = None
     if a.nodes < 1 or (a.fault not in ("single-kill",) and a.nodes < 3):
         ap.error("cluster faults need --nodes >= 3")
     return a
