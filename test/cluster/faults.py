@@ -230,9 +230,19 @@ def confirming_leaders(events, env):
                  env.node_named(v).name == n}
         if len(claim) < 2:
             continue
-        seen = {nd for t, nd in confirms if abs(t - e["t"]) <= 1.0}
+        near = [(t, nd) for t, nd in confirms if abs(t - e["t"]) <= 1.0]
+        seen = {nd for _, nd in near}
         if len(seen & claim) >= 2:
-            bad.append({"t": e["t"], "leaders": sorted(claim)})
+            # The evidence: each claimant's confirms in the window (first,
+            # last, seconds from the sample), to tell a handover (one's
+            # confirms all before the other's) from interleaved confirms.
+            ev = {}
+            for nd in sorted(seen & claim):
+                ts = [t - e["t"] for t, x in near if x == nd]
+                ev[nd] = "%d confirms %+.3f..%+.3fs" % (len(ts), min(ts),
+                                                         max(ts))
+            bad.append({"t": e["t"], "leaders": sorted(claim),
+                        "confirms": ev})
     return bad
 
 
@@ -310,6 +320,12 @@ class Trial:
         self.expect("drain read every queue to empty", rc == 0,
                     "drain status %s" % rc)
         self.h = w.history()
+        # The driver's own events (faults, heals, leader samples) beside
+        # the clients' histories, so a kept trial can be checked again.
+        with open(os.path.join(self.dir, "history", "driver.jsonl"),
+                  "w") as f:
+            for e in w.driver_events:
+                f.write(json.dumps(e, separators=(",", ":")) + "\n")
         left = [e for e in self.h if e["type"] == "drained" and
                 e.get("messages")]
         self.expect("queues empty after the drain", not left, str(left))
