@@ -11,6 +11,8 @@
 #                            CI trial counts and pass criteria (faults.py;
 #                            README.md); a sanitizer build runs a smoke of
 #                            each kind. Label faults_table.
+#   faults.mgmt_leader       a leader that lost etcd names no leader in
+#                            GET /api/vhosts/<vhost> (loopback, no root)
 #   faults.negative_control  a wiped data directory and a foreign message:
 #                            the harness must report lost and unexpected
 #   faults.sweep             (cleanup fixture) removes leftovers of any run
@@ -93,6 +95,9 @@ foreach(entry IN LISTS faults_table)
   set_tests_properties(${name} PROPERTIES RESOURCE_LOCK faults_lane_${lane})
   list(APPEND faults_table_tests ${name})
 endforeach()
+add_test(NAME faults.mgmt_leader
+         COMMAND ${faults_pytest} ${FAULTS_DIR}/test_mgmt_leader.py
+         WORKING_DIRECTORY ${FAULTS_DIR})
 add_test(NAME faults.negative_control
          COMMAND ${faults_pytest} ${FAULTS_DIR}/test_negative_control.py
          WORKING_DIRECTORY ${FAULTS_DIR})
@@ -101,6 +106,7 @@ add_test(NAME faults.sweep
          WORKING_DIRECTORY ${FAULTS_DIR})
 set(faults_tests faults.checker faults.netns faults.etcd_partition
     faults.single_node_kill faults.negative_control faults.sweep
+    faults.mgmt_leader
     ${faults_table_tests})
 set_tests_properties(${faults_tests} PROPERTIES
   ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1;WARREN_BIN=$<TARGET_FILE:warren>"
