@@ -27,6 +27,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <utlist.h>
 
 /* ---- helpers */
@@ -175,6 +176,12 @@ leader_json(const char *vhost)
     if (!srv->cluster)
         return json_string(mgmt_node_name());
     leader = cluster_leader_of(srv->cluster, vhost, NULL);
+    /* A node that stopped leading (lost etcd, stopping) still holds its
+     * own name as the last leader it saw until etcd tells it otherwise:
+     * no known leader is the truth meanwhile, not this node. */
+    if (leader && strcmp(leader, cluster_node_name(srv->cluster)) == 0 &&
+        !cluster_leads(srv->cluster, vhost))
+        return json_null();
     return leader ? json_string(leader) : json_null();
 }
 

@@ -227,7 +227,9 @@ def test_two_confirming_leaders():
     # Both claimants confirmed within 1 s of the dual claim: split brain.
     bad = ok + [ev(4.5, "confirm", "y", c="p2", conn=1)]
     assert faults.confirming_leaders(bad, env) == [
-        {"t": 5, "leaders": ["n1", "n2"]}]
+        {"t": 5, "leaders": ["n1", "n2"],
+         "confirms": {"n1": "1 confirms +0.500..+0.500s",
+                      "n2": "1 confirms -0.500..-0.500s"}}]
     # Confirms through a non-claiming relay (n3) are not attributed.
     relay = ok + [ev(4.5, "confirm", "z", c="p3", conn=1)]
     assert faults.confirming_leaders(relay, env) == []
