@@ -35,19 +35,27 @@ pytestmark = pytest.mark.warren_only
 TTL = 4
 
 
-@pytest.fixture(scope="module")
-def lc(tmp_path_factory):
-    import conftest
-    if conftest.external_broker() is not None:
-        pytest.skip("needs private Warren nodes")
-    c = localcluster.LocalCluster(
-        nodes=3, workdir=str(tmp_path_factory.mktemp("repl")), ttl=TTL)
-    try:
-        c.start()
-        assert wait_until(lambda: leader_node(c, "/") is not None, 20)
-        yield c
-    finally:
-        c.close()
+def cluster_fixture(tag):
+    """A module's cluster: etcd and 3 Warren nodes (lease TTL 4 s) in a
+    temp directory named after tag, once '/' has a leader (test_40, 41,
+    42 use it too)."""
+    @pytest.fixture(scope="module")
+    def lc(tmp_path_factory):
+        import conftest
+        if conftest.external_broker() is not None:
+            pytest.skip("needs private Warren nodes")
+        c = localcluster.LocalCluster(
+            nodes=3, workdir=str(tmp_path_factory.mktemp(tag)), ttl=TTL)
+        try:
+            c.start()
+            assert wait_until(lambda: leader_node(c, "/") is not None, 20)
+            yield c
+        finally:
+            c.close()
+    return lc
+
+
+lc = cluster_fixture("repl")
 
 
 def q(name):
@@ -61,8 +69,8 @@ def repl(node):
     return r.json
 
 
-def leader_node(lc, vhost):
-    r = Mgmt(lc.node(0).mgmt_port).get("/api/vhosts/" + q(vhost))
+def leader_node(lc, vhost, via=None):
+    r = Mgmt((via or lc.node(0)).mgmt_port).get("/api/vhosts/" + q(vhost))
     name = r.json.get("leader") if r.status == 200 else None
     return next((n for n in lc.nodes if n.name == name), None)
 

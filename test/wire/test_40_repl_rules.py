@@ -14,7 +14,6 @@ take x-quorum-initial-group-size per queue); these tests are Warren's.
 import os
 import sys
 import time
-import urllib.parse
 
 import pika
 import pytest
@@ -25,40 +24,15 @@ from wireutil import wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cluster"))
 import localcluster  # noqa: E402
+from test_31_replication import (  # noqa: E402
+    cluster_fixture, lead_of, leader_node, q)
 
 pytestmark = pytest.mark.warren_only
 
 TTL = 4
 
 
-@pytest.fixture(scope="module")
-def lc(tmp_path_factory):
-    import conftest
-    if conftest.external_broker() is not None:
-        pytest.skip("needs private Warren nodes")
-    c = localcluster.LocalCluster(
-        nodes=3, workdir=str(tmp_path_factory.mktemp("rules")), ttl=TTL)
-    try:
-        c.start()
-        assert wait_until(lambda: leader_node(c, "/") is not None, 20)
-        yield c
-    finally:
-        c.close()
-
-
-def q(name):
-    return urllib.parse.quote(name, safe="")
-
-
-def leader_node(lc, vhost, via=None):
-    r = Mgmt((via or lc.node(0)).mgmt_port).get("/api/vhosts/" + q(vhost))
-    name = r.json.get("leader") if r.status == 200 else None
-    return next((n for n in lc.nodes if n.name == name), None)
-
-
-def lead_of(node, vhost):
-    r = Mgmt(node.mgmt_port).get("/api/replication")
-    return next((d for d in r.json["leads"] if d["vhost"] == vhost), None)
+lc = cluster_fixture("rules")
 
 
 def new_vhost(lc, name, body=None):

@@ -23,9 +23,8 @@ from test_20_mgmt_api import Mgmt
 from wireutil import wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cluster"))
-import localcluster  # noqa: E402
 from test_31_replication import (  # noqa: E402
-    copy_of, etcd_isr, lead_of, leader_node, leader_node_seen,
+    cluster_fixture, copy_of, etcd_isr, lead_of, leader_node, leader_node_seen,
     mirrors_caught_up, pika_conn, repl, replica_dir)
 
 pytestmark = pytest.mark.warren_only
@@ -34,19 +33,7 @@ TTL = 4
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
 
-@pytest.fixture(scope="module")
-def lc(tmp_path_factory):
-    import conftest
-    if conftest.external_broker() is not None:
-        pytest.skip("needs private Warren nodes")
-    c = localcluster.LocalCluster(
-        nodes=3, workdir=str(tmp_path_factory.mktemp("catchup")), ttl=TTL)
-    try:
-        c.start()
-        assert wait_until(lambda: leader_node(c, "/") is not None, 20)
-        yield c
-    finally:
-        c.close()
+lc = cluster_fixture("catchup")
 
 
 def counts(leader):

@@ -23,14 +23,13 @@ import pytest
 import rawamqp
 
 from test_20_mgmt_api import Mgmt
-from test_31_replication import (closed, confirmed, copy_of, etcd_isr,
-                                 frame, lead_of, leader_node,
-                                 leader_node_seen, q, repl, repl_handshake,
-                                 replica_dir)
+from test_31_replication import (closed, cluster_fixture, confirmed,
+                                 copy_of, etcd_isr, frame, lead_of,
+                                 leader_node, leader_node_seen, q, repl,
+                                 repl_handshake, replica_dir)
 from wireutil import wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cluster"))
-import localcluster  # noqa: E402
 
 pytestmark = pytest.mark.warren_only
 
@@ -39,19 +38,7 @@ PERSISTENT = 2
 SIDE = 10  # the replication frame of side records (cluster/repl.h)
 
 
-@pytest.fixture(scope="module")
-def lc(tmp_path_factory):
-    import conftest
-    if conftest.external_broker() is not None:
-        pytest.skip("needs private Warren nodes")
-    c = localcluster.LocalCluster(
-        nodes=3, workdir=str(tmp_path_factory.mktemp("frepl")), ttl=TTL)
-    try:
-        c.start()
-        assert wait_until(lambda: leader_node(c, "/") is not None, 20)
-        yield c
-    finally:
-        c.close()
+lc = cluster_fixture("frepl")
 
 
 def new_vhost(lc, vh):
