@@ -431,11 +431,10 @@ slog_retain(struct slog *l, uint64_t now_ms)
     return n;
 }
 
-int
-slog_restart_at(struct slog *l, uint64_t first)
+/* Closes l's files and removes every segment (and its index). */
+static void
+drop_segments(struct slog *l)
 {
-    if (l->failed)
-        return WR_ERR;
     if (l->fd >= 0)
         close(l->fd);
     if (l->ifd >= 0)
@@ -444,6 +443,14 @@ slog_restart_at(struct slog *l, uint64_t first)
     for (size_t i = 0; i < l->nsegs; i++)
         seg_unlink(l, l->segs[i].first);
     buf_reset(&l->wbuf);
+}
+
+int
+slog_restart_at(struct slog *l, uint64_t first)
+{
+    if (l->failed)
+        return WR_ERR;
+    drop_segments(l);
     buf_reset(&l->ibuf);
     l->nsegs = 0;
     l->total_bytes = 0;
@@ -733,14 +740,7 @@ slog_close(struct slog *l)
 void
 slog_destroy(struct slog *l)
 {
-    if (l->fd >= 0)
-        close(l->fd);
-    if (l->ifd >= 0)
-        close(l->ifd);
-    l->fd = l->ifd = -1;
-    for (size_t i = 0; i < l->nsegs; i++)
-        seg_unlink(l, l->segs[i].first);
-    buf_reset(&l->wbuf);
+    drop_segments(l);
     slog_close(l);
 }
 
