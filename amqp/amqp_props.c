@@ -10,6 +10,7 @@
  * negative); anything else is no TTL.
  */
 #include "amqp/amqp_props.h"
+#include "amqp/ftable.h"
 
 #include <stdio.h>
 
@@ -102,5 +103,27 @@ amqp_props_check(const struct amqp_props *p, const char *user, char *err,
         return refuse(err, errlen,
                       "invalid message: {delivery_mode_unknown,%u}",
                       p->p.delivery_mode);
+    return WR_OK;
+}
+
+int
+amqp_props_put_long_header(struct bytes raw, const char *key, int64_t v,
+                           struct buf *out)
+{
+    struct amqp_basic_props p;
+    struct fvalue fv = {.type = 'l', .v.i = v};
+    struct buf hdr;
+
+    if (amqp_basic_props_decode(raw.ptr, raw.len, &p, NULL) != AMQP_DECODE_OK)
+        return WR_ERR;
+    buf_init(&hdr);
+    ftable_put_set(&hdr,
+                   (p.flags & AMQP_BASIC_HEADERS_FLAG) ? p.headers
+                                                       : bytes_of(NULL, 0),
+                   key, &fv);
+    p.flags |= AMQP_BASIC_HEADERS_FLAG;
+    p.headers = bytes_of(hdr.data + 4, hdr.len - 4);
+    amqp_basic_props_encode(&p, out);
+    buf_fini(&hdr);
     return WR_OK;
 }
