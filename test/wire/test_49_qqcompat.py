@@ -303,6 +303,7 @@ def test_the_count_survives_a_kill_of_the_leader(lc):
         assert m.name == "basic.deliver" and count_of(m) == F("l", 4)
         c2.send_method(1, "basic.ack", delivery_tag=m.delivery_tag,
                        multiple=False)
+        c2.call(1, "basic.cancel", consumer_tag="t")
         c2.call(1, "queue.delete", queue="qc")
         c2.call(1, "queue.delete", queue="qc-after")
         c2.close_socket()
