@@ -281,10 +281,6 @@ void repl_pump(struct server *s);
 /* Whether vh's confirms have waited for its in-sync set longer than
  * replication.blocked_after: its publishers are blocked. */
 bool repl_blocks(const struct vhost *vh);
-/* Whether every member of vh's in-sync set holds vh's definitions as of
- * node_defs_generation gen on its disk; true when vh is not replicated
- * from this node. */
-bool repl_defs_durable(const struct vhost *vh, uint64_t gen);
 void repl_poll(struct server *s);
 /* peer_link.c: an AUTH of purpose PEER_REPL. Takes fd whatever happens:
  * answers OK (encoded into out, sent from head) or a refusal; `early` is

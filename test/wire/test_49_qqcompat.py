@@ -37,7 +37,7 @@ from wireutil import wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cluster"))
 from test_31_replication import (  # noqa: E402
-    cluster_fixture, lead_of, leader_node, q)
+    cluster_fixture, etcd_isr, lead_of, leader_node, q, repl)
 
 QUORUM = {"x-queue-type": F("S", b"quorum")}
 
@@ -312,3 +312,131 @@ def test_the_count_survives_a_kill_of_the_leader(lc):
     assert wait_until(lambda: in_sync(lc, "qq-count", 3), 30)
     assert Mgmt(mirrors[0].mgmt_port).delete(
         "/api/vhosts/qq-count").status == 204
+
+
+class Later:
+    """A management request made in a thread: when it was answered, and
+    with what."""
+
+    def __init__(self, api, method, path, body=None):
+        self.reply = None
+        self.at = None
+        self.isr_then = None
+        self.thread = threading.Thread(
+            target=self._run, args=(api, method, path, body), daemon=True)
+        self.thread.start()
+
+    def _run(self, api, method, path, body):
+        self.reply = api.request(method, path, body)
+        self.at = time.monotonic()
+
+    def wait(self, timeout):
+        self.thread.join(timeout)
+        return self.reply
+
+
+def all_in_sync(lc, vhost):
+    everyone = sorted(n.name for n in lc.nodes)
+    return wait_until(lambda: sorted(
+        (etcd_isr(lc, vhost) or {}).get("isr", [])) == everyone, 30)
+
+
+@pytest.mark.warren_only
+def test_management_changes_wait_for_the_in_sync_set(lc):
+    """A PUT of a durable queue is answered only once the mirrors have
+    it: not while both are paused, at once when they resume; an exchange
+    PUT and a definitions import that the set cannot take within twice
+    replication.timeout (3 s) get 503; a change relayed by a mirror node
+    while the other mirror is paused is answered once the paused one has
+    left the in-sync set, never before."""
+    vh = "qq-mgmt"
+    leader = new_vhost(lc, vh)
+    mirrors = [n for n in lc.nodes if n is not leader]
+    api = Mgmt(leader.mgmt_port)
+    base = "/api/queues/%s/" % q(vh)
+    t = time.monotonic()
+    assert api.put(base + "m0", {"durable": True}).status == 201
+    assert time.monotonic() - t < 2.0
+    try:
+        for m in mirrors:
+            m.signal(signal.SIGSTOP)
+        put = Later(api, "PUT", base + "m1", {"durable": True})
+        assert put.wait(2.0) is None, "answered with both mirrors paused"
+        resumed = time.monotonic()
+        for m in mirrors:
+            m.signal(signal.SIGCONT)
+        r = put.wait(10.0)
+        assert r is not None and r.status == 201, r
+        assert put.at >= resumed
+    finally:
+        for m in mirrors:
+            m.signal(signal.SIGCONT)
+    assert all_in_sync(lc, vh), repl(leader)
+    # the set cannot take it: 503 after twice the replication timeout
+    try:
+        for m in mirrors:
+            m.signal(signal.SIGSTOP)
+        t = time.monotonic()
+        x = Later(api, "PUT", "/api/exchanges/%s/x1" % q(vh),
+                  {"type": "fanout", "durable": True})
+        imp = Later(api, "POST", "/api/definitions", {"queues": [{
+            "name": "imported", "vhost": vh, "durable": True,
+            "auto_delete": False, "arguments": {}}]})
+        r = x.wait(15.0)
+        assert r is not None and r.status == 503, r
+        assert 5.5 <= x.at - t <= 12.0, x.at - t
+        assert r.json["error"] == "service_unavailable"
+        assert "in-sync set did not acknowledge" in r.json["reason"], r.json
+        r = imp.wait(15.0)
+        assert r is not None and r.status == 503, r
+        assert "in-sync set did not acknowledge" in r.body.decode(), r
+    finally:
+        for m in mirrors:
+            m.signal(signal.SIGCONT)
+    assert all_in_sync(lc, vh), repl(leader)
+    # made on the leader all the same; the mirrors have it now
+    assert api.get("/api/exchanges/%s/x1" % q(vh)).status == 200
+    # relayed by a mirror node while the other mirror is paused: answered
+    # once the paused one left the set (3 s), never while it is in it
+    via, paused = mirrors
+    try:
+        paused.signal(signal.SIGSTOP)
+        t = time.monotonic()
+        b = Later(Mgmt(via.mgmt_port), "POST",
+                  "/api/bindings/%s/e/x1/q/m1" % q(vh), {"routing_key": "k"})
+        r = b.wait(15.0)
+        assert r is not None and r.status == 201, r
+        assert b.at - t >= 2.0, b.at - t
+        assert paused.name not in etcd_isr(lc, vh)["isr"]
+    finally:
+        paused.signal(signal.SIGCONT)
+    assert all_in_sync(lc, vh), repl(leader)
+    # a change the set already has is answered at once
+    t = time.monotonic()
+    assert api.delete(base + "m0").status == 204
+    assert api.put(base + "m1", {"durable": True}).status == 204
+    assert time.monotonic() - t < 2.0
+
+
+@pytest.mark.warren_only
+def test_a_queue_put_answered_201_survives_a_kill_of_the_leader(lc):
+    vh = "qq-mgmt-kill"
+    leader = new_vhost(lc, vh)
+    mirrors = [n for n in lc.nodes if n is not leader]
+    r = Mgmt(leader.mgmt_port).put("/api/queues/%s/k1" % q(vh),
+                                   {"durable": True,
+                                    "arguments": {"x-queue-type": "quorum"}})
+    assert r.status == 201, r
+    leader.kill()
+    try:
+        assert wait_until(lambda: leader_node(lc, vh, mirrors[0])
+                          in mirrors, 20)
+        new = leader_node(lc, vh, mirrors[0])
+        r = Mgmt(new.mgmt_port).get("/api/queues/%s/k1" % q(vh))
+        assert r.status == 200, r
+        assert r.json["durable"] is True and r.json["type"] == "quorum"
+    finally:
+        leader.start()
+    assert all_in_sync(lc, vh)
+    assert Mgmt(mirrors[0].mgmt_port).delete(
+        "/api/vhosts/" + q(vh)).status == 204
