@@ -237,6 +237,29 @@ def test_a_get_without_ack_carries_the_count_and_settles_it(rawch, uname):
     assert m.content.body == b"n2" and count_of(m) == F("l", 0)
 
 
+@pytest.mark.warren_only
+def test_a_management_get_shows_the_count(make_broker):
+    """POST /api/queues/{vhost}/{queue}/get is a basic.get: RabbitMQ
+    3.10.8 shows {"headers": {"b": "x", "x-delivery-count": 0}}, then 1
+    after its ack_requeue_true (observed)."""
+    from test_20_mgmt_api import mgmt_broker
+    b, api = mgmt_broker(make_broker)
+    assert api.put("/api/queues/%2F/mg1", {
+        "durable": True,
+        "arguments": {"x-queue-type": "quorum"}}).status == 201
+    assert api.post("/api/exchanges/%2F/amq.default/publish", {
+        "properties": {"headers": {"b": "x"}}, "routing_key": "mg1",
+        "payload": "hi", "payload_encoding": "string"}).json == {
+            "routed": True}
+    want = {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}
+    for n in range(2):
+        r = api.post("/api/queues/%2F/mg1/get", want)
+        assert r.status == 200, r
+        assert r.json[0]["properties"] == {
+            "headers": {"b": "x", "x-delivery-count": n}}
+        assert r.json[0]["redelivered"] is (n > 0)
+
+
 # -- in a cluster (Warren only) ---------------------------------------------
 
 lc = cluster_fixture("qqcompat")
