@@ -648,16 +648,25 @@ void
 ftable_put_set(struct buf *b, struct bytes tbl, const char *key,
                const struct fvalue *v)
 {
-    size_t n = ftable_count(tbl) + 1, k = 0, mark;
-    struct fentry *e = xmalloc(n * sizeof(*e));
+    size_t n = ftable_count(tbl) + 1, k = 0, keylen = strlen(key);
+    size_t nvat, nvlen, mark, len;
+    struct fentry small[32];
+    struct fentry *e =
+        n <= WR_ARRAY_LEN(small) ? small : xmalloc(n * sizeof(*e));
     struct ftable_iter it;
-    struct bytes name;
+    struct bytes name, nv;
     struct fvalue fv;
-    struct buf nv;
     bool set = false;
 
-    buf_init(&nv);
-    fenc_value_only(&nv, v);
+    /* the new value first, at the end of b, then room for the table so
+       that nothing moves while entries point into b (no allocation when
+       b has room: a delivery's properties are rewritten in a reused
+       buffer) */
+    nvat = b->len;
+    fenc_value_only(b, v);
+    nvlen = b->len - nvat;
+    buf_reserve(b, 4 + tbl.len + 1 + keylen + nvlen);
+    nv = bytes_of(b->data + nvat, nvlen);
     ftable_iter_init(&it, tbl);
     while (k < n - 1 && ftable_next(&it, &name, &fv)) {
         const uint8_t *val = name.ptr + name.len;
@@ -666,14 +675,14 @@ ftable_put_set(struct buf *b, struct bytes tbl, const char *key,
         e[k].val = bytes_of(val, (size_t)(it.c.p - val));
         e[k].i = k;
         if (!set && bytes_eq_str(name, key)) {
-            e[k].val = buf_bytes(&nv); /* keystore: the first one */
+            e[k].val = nv; /* keystore: the first one */
             set = true;
         }
         k++;
     }
     if (!set) {
         e[k].key = bytes_str(key);
-        e[k].val = buf_bytes(&nv);
+        e[k].val = nv;
         e[k].i = k;
         k++;
     }
@@ -684,7 +693,10 @@ ftable_put_set(struct buf *b, struct bytes tbl, const char *key,
         buf_append(b, e[i].val.ptr, e[i].val.len);
     }
     ftable_end(b, mark);
-    letters_as_rabbit(b->data + mark + 4, b->len - mark - 4, true);
-    buf_fini(&nv);
-    free(e);
+    len = b->len - mark;
+    memmove(b->data + nvat, b->data + mark, len);
+    b->len = nvat + len;
+    letters_as_rabbit(b->data + nvat + 4, len - 4, true);
+    if (e != small)
+        free(e);
 }

@@ -652,7 +652,7 @@ defs_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
     defs_wait_end(w);
     log_warn("management API: vhost '%s': the in-sync set did not take a "
              "change of its definitions by '%s' within %.1f s",
-             vhost, d->user_name, waited);
+             vhost, d->user_name ? d->user_name : "", waited);
     d->hold = false;
     d->replied = false;
     buf_reset(&d->out);
