@@ -515,7 +515,9 @@ counts_load(struct mirror *m, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read %s/dcounts: %s", m->dir,
                  strerror(errno));
     counts_take(m, buf_bytes(&all));
-    m->dc_kept = m->dc_entries;
+    /* a file of many stale entries (left by a version that never
+       rewrote it) is rewritten at the next count */
+    m->dc_kept = HASH_COUNT(m->counts);
     buf_fini(&all);
     return rc;
 }

@@ -568,8 +568,8 @@ overview(struct mgmt_req *r, mgmt_handler_fn *fn)
  * vhost over has the change. A set that cannot acknowledge within twice
  * replication.timeout (one for the leader to drop a silent mirror from
  * the set, one for the others to answer) gets 503: the change is made on
- * this node and reaches the mirrors when they come back, but nothing says
- * it would survive a failover now. A change that leaves the definitions
+ * this node and reaches the mirrors when they come back, but a failover
+ * before that could lose it. A change that leaves the definitions
  * as they were (a queue declared again) is answered at once. */
 
 struct defs_wait {
@@ -660,8 +660,8 @@ defs_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
     unavailable(d,
                 "vhost '%s': the in-sync set did not acknowledge the change "
                 "within %.1f s; it is made on this node (the vhost's leader) "
-                "and reaches the mirrors when they come back, but it would "
-                "not survive a failover now",
+                "and reaches the mirrors when they come back, but a "
+                "failover before that could lose it",
                 vhost, waited);
     free(vhost);
     mgmt_http_resume(d);

@@ -44,5 +44,6 @@ if(EXISTS /dev/shm)
   set_tests_properties(
     test_mirror.dcounts_stay_bounded_under_churn_and_keep_the_live_counts
     test_mirror.dcounts_survive_compaction_restart_and_take_over
+    test_mirror.a_long_file_found_at_open_is_rewritten
     PROPERTIES ENVIRONMENT "TMPDIR=/dev/shm")
 endif()

@@ -259,9 +259,45 @@ T_CASE(dcounts_survive_compaction_restart_and_take_over)
     rig_close(&r);
 }
 
+/* A file left long (by a version that never rewrote it) is rewritten at
+ * the first count after the copy opens. */
+T_CASE(a_long_file_found_at_open_is_rewritten)
+{
+    struct rig r;
+    struct buf junk;
+    char path[1024];
+    char *dir;
+
+    rig_open(&r);
+    dcnt(&r, QA, r.id[0], 1);
+    r.n[0] = 1;
+    mirror_close(r.m);
+    dir = mirror_copy_dir(t_tmpdir(), "v");
+    snprintf(path, sizeof(path), "%s/dcounts", dir);
+    free(dir);
+    buf_init(&junk);
+    for (int i = 0; i < 50000; i++) { /* one message counted up and down */
+        buf_put_u64(&junk, QA);
+        buf_put_u64(&junk, r.id[1]);
+        buf_put_u32(&junk, (uint32_t)(i % 2));
+    }
+    tappend_file(path, junk.data, junk.len);
+    r.n[1] = 1; /* its last count */
+    mopen(&r);
+    r.seq += 10;
+    T_ASSERT(dcounts_size() > 50000 * VH_DCOUNT_SIZE);
+    dcnt(&r, QA, r.id[2], 5);
+    r.n[2] = 5;
+    T_ASSERT(dcounts_size() <= 4 * VH_DCOUNT_SIZE);
+    check_counts(&r, 0);
+    buf_fini(&junk);
+    rig_close(&r);
+}
+
 static const struct t_case cases[] = {
     T_REG(dcounts_stay_bounded_under_churn_and_keep_the_live_counts),
     T_REG(dcounts_survive_compaction_restart_and_take_over),
+    T_REG(a_long_file_found_at_open_is_rewritten),
 };
 
 T_MAIN(cases)
