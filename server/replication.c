@@ -52,10 +52,27 @@
  *   - PING every REPL_PING_S with the leader's head keeps a quiet link
  *     current; a side silent for REPL_SILENT_S drops the link.
  *
- * Not done yet: catch-up of a copy of an older epoch (a returning old
- * leader, a mirror of the previous one: a snapshot, never a truncation
- * in place) or from beyond the window (the leader does not read its own
- * log back for it).
+ *   - Truncation in place (KIP-101): a node that wins a vhost from its
+ *     copy knows where that copy of the previous lead ended exactly (its
+ *     clean close's position: clustering.c take_over_copy); that is the
+ *     previous lead's end here, and this lead's first position (LSN 1,
+ *     the recovered state) is the same state. struct lead keeps it
+ *     (prev_lead) and the AUTH payload names it ("prev": {"epoch",
+ *     "lead", "end", "start"}, cluster/repl.h). Kept in memory with the
+ *     lead, not persisted: positions count within one lead, and the cuts
+ *     a truncated copy needs next are this lead's window, which is in
+ *     memory too; a restarted leader starts a new lead whose predecessor
+ *     is its own log, not a copy (no "prev"). A mirror whose copy of
+ *     that lead holds "end" cuts its log back to it in place
+ *     (cluster/mirror.c, from the marks of cluster/mirror_marks.h) and
+ *     offers "start" of this lead with "truncated"; the catch-up from
+ *     there starts with this lead's first cut, DEFS included.
+ *
+ * Not done yet: catch-up from beyond the window (the leader does not
+ * read its own log back for it); a returning old leader's own log is
+ * never truncated in place (it has no marks of its cuts; it gets a
+ * snapshot), nor is a copy behind the previous lead's end here (no cuts
+ * of the previous lead are kept) or one holding side files.
  */
 #include "server/channel.h"
 #include "server/conn.h"
