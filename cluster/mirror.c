@@ -32,8 +32,8 @@
  * leader's state at its position start, from which it catches up. What
  * only the old lead had is gone before anything of the new one comes.
  * Not truncated in place, so a snapshot instead: a copy holding stream,
- * offsets or deduplication files (mirror_side.c: they are cut by offset,
- * not by the log's position), one whose copy ended before `end` (the
+ * offsets or deduplication files with a key (mirror_side.c: they are cut
+ * by offset, not by the log's position), one whose copy ended before `end` (the
  * new leader keeps no cuts of the previous lead), one without the mark.
  */
 #include "cluster/mirror.h"
@@ -51,6 +51,10 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* A deduplication journal this long holds no key (its 4-byte magic,
+   vhost/dedup_log.c). */
+#define DEDUP_EMPTY_MAX 4
 
 /* A frame's position, the copy's LSN that covers it and the side
  * files' sync batch (mirror_side.h; 0: none). */
@@ -209,6 +213,17 @@ open_log(struct mirror *m, char *err, size_t errlen)
     return WR_OK;
 }
 
+static uint64_t
+file_size(const char *dir, const char *name)
+{
+    char *path = path_of(dir, name);
+    struct stat st;
+    uint64_t n = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+
+    free(path);
+    return n;
+}
+
 /* Whether the copy's log directory holds the log only: stream logs,
  * tracked offsets and the deduplication journal (mirror_side.c) are cut
  * by their own offsets, not by the log's position, so a copy with any
@@ -231,6 +246,10 @@ log_only(const char *dir, char *why, size_t n)
         if (f[0] == '.' || strcmp(f, "LOCK") == 0 ||
             strncmp(f, "MANIFEST.", 9) == 0 ||
             (len == 20 && strcmp(f + 16, ".seg") == 0))
+            continue;
+        /* a snapshot writes the journal even with no key: its magic */
+        if (strcmp(f, "dedup.journal") == 0 &&
+            file_size(dir, f) <= DEDUP_EMPTY_MAX)
             continue;
         snprintf(why, n,
                  "it holds %s: stream logs, tracked offsets and the "
@@ -288,17 +307,6 @@ truncate_copy(struct mirror *m, const struct mirror_config *cfg, uint64_t seen)
              m->vhost, (unsigned long long)seen, (unsigned long long)p->end,
              (unsigned long long)p->start, (unsigned long long)m->epoch);
     return WR_OK;
-}
-
-static uint64_t
-file_size(const char *dir, const char *name)
-{
-    char *path = path_of(dir, name);
-    struct stat st;
-    uint64_t n = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
-
-    free(path);
-    return n;
 }
 
 int

@@ -60,32 +60,34 @@ def isr_is(lc, names):
     return r is not None and sorted(r["isr"]) == sorted(names)
 
 
-def test_a_mirror_ahead_of_the_new_leader_is_truncated_not_snapshotted(lc):
+def diverge(lc, queue, before=None):
+    """The leader's records reach one mirror ("ahead") but not the other
+    ("lagging", paused: 24 MiB back its link up, more than the socket
+    buffers hold); none of them is confirmed (the set waits for lagging).
+    Then the leader is killed and ahead stopped cleanly, so lagging wins
+    with a copy that ends before ahead's. Returns (old, lagging, ahead,
+    the old leader's last position)."""
     old = leader_node(lc, "/")
     lagging, ahead = [n for n in lc.nodes if n is not old]
     everyone = sorted(n.name for n in lc.nodes)
-    assert wait_until(lambda: isr_is(lc, everyone),
-                      20)
+    assert wait_until(lambda: isr_is(lc, everyone), 30)
     conn = pika_conn(old)
     ch = conn.channel()
     ch.confirm_delivery()
-    ch.queue_declare("tr-q", durable=True)
+    ch.queue_declare(queue, durable=True)
+    if before:
+        before(ch)
     for i in range(10):
-        ch.basic_publish("", "tr-q", b"a%d" % i, PERSISTENT)
-    # the future leader stops reading: 24 MiB back its link up (more
-    # than the socket buffers hold), so the markers after them reach
-    # the other mirror only; none is confirmed (the set waits for it)
+        ch.basic_publish("", queue, b"a%d" % i, PERSISTENT)
     lagging.signal(signal.SIGSTOP)
     try:
         ch2 = conn.channel()
         for _ in range(24):
-            ch2.basic_publish("", "tr-q", FILLER, PERSISTENT)
+            ch2.basic_publish("", queue, FILLER, PERSISTENT)
         for i in range(5):
-            ch2.basic_publish("", "tr-q", b"only-on-the-old-lead-%d" % i,
+            ch2.basic_publish("", queue, b"only-on-the-old-lead-%d" % i,
                               PERSISTENT)
-        api = Mgmt(old.mgmt_port)
-        assert wait_until(lambda: api.get("/api/queues/%2F/tr-q").json.get(
-            "messages") == 39, 2)
+        assert wait_until(lambda: queue_messages(old, queue) == 39, 2)
         pos = lead_of(old, "/")["position"]
         assert wait_until(lambda: (copy_of(ahead, "/") or {}).get("acked")
                           == pos, 2), repl(ahead)
@@ -97,6 +99,18 @@ def test_a_mirror_ahead_of_the_new_leader_is_truncated_not_snapshotted(lc):
         lagging.signal(signal.SIGCONT)
     assert wait_until(lambda: leader_node_seen(lagging, "/") == lagging.name,
                       TTL + 10)
+    return old, lagging, ahead, pos
+
+
+def rejoin_all(lc, leader, *nodes):
+    for n in nodes:
+        n.start()
+    everyone = sorted(n.name for n in lc.nodes)
+    assert wait_until(lambda: isr_is(lc, everyone), 30), repl(leader)
+
+
+def test_a_mirror_ahead_of_the_new_leader_is_truncated_not_snapshotted(lc):
+    old, lagging, ahead, pos = diverge(lc, "tr-q")
     d = lead_of(lagging, "/")
     prev = d.get("previous_lead")
     assert prev and prev["start"] >= 1, d
@@ -136,10 +150,36 @@ def test_a_mirror_ahead_of_the_new_leader_is_truncated_not_snapshotted(lc):
     assert len(got) == kept + 1
     assert all(b == FILLER for b in got[10:-1])
     assert not any(b.startswith(b"only-on-the-old-lead") for b in got)
-    old.start()
-    lagging.start()
-    assert wait_until(lambda: isr_is(lc, everyone),
-                      30), repl(ahead)
+    rejoin_all(lc, ahead, old, lagging)
+
+
+def test_a_copy_with_a_stream_gets_a_snapshot_instead(lc):
+    """Stream logs are cut by their own offsets, not by the log's
+    position: a copy holding one is not truncated in place, and the
+    snapshot still drops what only the old lead had."""
+    def stream(ch):
+        ch.queue_declare("tr-stream", durable=True,
+                         arguments={"x-queue-type": "stream"})
+        ch.basic_publish("", "tr-stream", b"s0", PERSISTENT)
+
+    old, lagging, ahead, pos = diverge(lc, "tr-q2", before=stream)
+    kept = queue_messages(lagging, "tr-q2")
+    ahead.start()  # its log lines start again
+    assert wait_until(lambda: any(
+        m["node"] == ahead.name and m["state"] == "streaming"
+        for m in lead_of(lagging, "/")["mirrors"]), 30), repl(lagging)
+    d = lead_of(lagging, "/")
+    assert d["truncations"] == 0 and d["snapshots"] >= 1, d
+    assert ahead.wait_for_line(r"not truncated in place \(it holds "
+                               r"stream\.", 1), "\n".join(ahead.lines)
+    assert wait_until(lambda: (copy_of(ahead, "/") or {}).get("messages")
+                      == kept, 10), repl(ahead)  # (a stream's are not)
+    got = drain(lagging, "tr-q2")
+    assert not any(b.startswith(b"only-on-the-old-lead") for b in got)
+    c = pika_conn(lagging)
+    c.channel().queue_delete("tr-stream")
+    c.close()
+    rejoin_all(lc, lagging, old)
 
 
 def test_garbage_prev_in_the_handshake_is_refused(lc):
