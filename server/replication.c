@@ -70,9 +70,17 @@
  *
  * Not done yet: catch-up from beyond the window (the leader does not
  * read its own log back for it); a returning old leader's own log is
- * never truncated in place (it has no marks of its cuts; it gets a
- * snapshot), nor is a copy behind the previous lead's end here (no cuts
- * of the previous lead are kept) or one holding side files.
+ * never truncated in place: it gets a snapshot. That would take (1) the
+ * leader keeping marks of its own cuts (lead_cut: its log's position
+ * after each cut), written before its store's next hand-off as a copy
+ * does (node_flush runs before repl_pump today), (2) the returning node
+ * closing its own vhost log (it is recovered at start even when another
+ * node leads) and moving it, with those marks, in as a copy of (epoch,
+ * lead) marked synced before mirror_open, and (3) the placement rules
+ * (isr_eligible's "home") treating it as a copy from then on. Nor is a
+ * copy behind the previous lead's end here truncated (no cuts of the
+ * previous lead are kept, and a copy would have to switch leads
+ * mid-stream), or one holding side files.
  */
 #include "server/channel.h"
 #include "server/conn.h"
