@@ -376,7 +376,7 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
         marks_reset(m->marks);
     /* deletions planned by the open are logged before they are handed */
     marks_unlinks(m->marks, store_unlinks_planned(m->store));
-    marks_write(m->marks);
+    marks_write(m->marks, false);
     m->dclen = file_size(m->dir, "dcounts");
     free(root);
     *out = m;
@@ -401,7 +401,7 @@ mirror_close(struct mirror *m)
     side_ok = mside_close(m->side);
     if (m->store && m->marks) {
         marks_unlinks(m->marks, store_unlinks_planned(m->store));
-        marks_write(m->marks);
+        marks_write(m->marks, true);
     }
     if (store_close(m->store) && side_ok && resumable) {
         m->state_pos = m->seq;
@@ -684,7 +684,7 @@ mirror_flush(struct mirror *m)
 {
     /* a deletion is in the marks before the store thread can do it */
     marks_unlinks(m->marks, store_unlinks_planned(m->store));
-    marks_write(m->marks);
+    marks_write(m->marks, false);
     store_flush(m->store);
     mside_kick(m->side);
 }

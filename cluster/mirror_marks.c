@@ -13,6 +13,11 @@
 
 #define MARK_SIZE    72u
 #define MARKS_ROTATE 16384u
+/* Buffered marks are written once this many bytes or this old (one
+   write per loop pass would cost a syscall per pass on a busy mirror);
+   a deletion's entry is written at once. */
+#define MARKS_BATCH    4096u
+#define MARKS_DELAY_MS 100u
 
 enum mark_kind {
     MARK_CUT = 1,
@@ -25,13 +30,15 @@ struct mark {
 
 struct marks {
     char *path[2];
-    int fd;          /* the file appended to, or -1 */
-    unsigned cur;    /* its index */
-    size_t in_cur;   /* entries it holds */
-    uint64_t serial; /* the last entry's */
-    uint64_t base;   /* unlinks counted before this open */
-    uint64_t unl;    /* base + the store's count, as last logged */
-    struct buf out;  /* entries not written yet */
+    int fd;              /* the file appended to, or -1 */
+    unsigned cur;        /* its index */
+    size_t in_cur;       /* entries it holds */
+    uint64_t serial;     /* the last entry's */
+    uint64_t base;       /* unlinks counted before this open */
+    uint64_t unl;        /* base + the store's count, as last logged */
+    struct buf out;      /* entries not written yet */
+    bool urgent;         /* out holds a deletion's entry */
+    uint64_t written_ms; /* wr_now_ms of the last write */
 };
 
 static char *
@@ -140,7 +147,7 @@ marks_close(struct marks *mk)
 {
     if (!mk)
         return;
-    marks_write(mk);
+    marks_write(mk, true);
     if (mk->fd >= 0)
         close(mk->fd);
     free(mk->path[0]);
@@ -189,13 +196,20 @@ marks_unlinks(struct marks *mk, uint64_t planned)
         return;
     mk->unl = mk->base + planned;
     push(mk, &m);
+    mk->urgent = true;
 }
 
 void
-marks_write(struct marks *mk)
+marks_write(struct marks *mk, bool force)
 {
     size_t off = 0;
+    uint64_t now = wr_now_ms();
 
+    if (!force && !mk->urgent && mk->out.len < MARKS_BATCH &&
+        now - mk->written_ms < MARKS_DELAY_MS)
+        return;
+    mk->urgent = false;
+    mk->written_ms = now;
     while (off < mk->out.len && mk->fd >= 0) {
         size_t room = (MARKS_ROTATE - mk->in_cur) * MARK_SIZE,
                n = WR_MIN(room, mk->out.len - off);

@@ -19,7 +19,8 @@
  * counted over the copy's whole life (kept across opens through the
  * file), and a mark is usable only while the counter has not moved
  * since: a change is written before the store thread is handed the
- * deletion (marks_write runs before store_flush).
+ * deletion (marks_write runs before store_flush and writes such an
+ * entry at once).
  *
  * On disk: <copy dir>/marks.0 and marks.1, 64-byte entries, each with a
  * checksum (a torn or zeroed entry is skipped); one file is appended to
@@ -51,8 +52,12 @@ void marks_cut(struct marks *mk, uint64_t epoch, uint64_t lead, uint64_t seq,
 /* The copy's store has planned planned deletions since it was opened
  * (store_unlinks_planned): a change is logged. Buffered. */
 void marks_unlinks(struct marks *mk, uint64_t planned);
-/* The buffered entries to the file: before the store's hand-off. */
-void marks_write(struct marks *mk);
+/* The buffered entries to the file, before the store's hand-off: a
+ * deletion's entry at once (it must be on file before the store thread
+ * can delete), marks in batches (MARKS_BATCH bytes or MARKS_DELAY_MS),
+ * everything with force. A mark lost to a kill -9 before its batch was
+ * written costs a snapshot, never a wrong truncation. */
+void marks_write(struct marks *mk, bool force);
 
 /* The mark of (epoch, lead, seq) in dir, usable for a truncation: *pos
  * and *dclen filled, WR_OK; WR_ERR with why (no such mark, a segment

@@ -29,7 +29,7 @@ T_CASE(a_mark_is_found_after_a_reopen_with_its_position)
 
     for (uint64_t s = 1; s <= 100; s++)
         marks_cut(mk, 5, 77, s * 10, 1000 + s, s * 40);
-    marks_write(mk);
+    marks_write(mk, true);
     marks_close(mk);
     T_EQ_INT(marks_find(t_tmpdir(), 5, 77, 500, &pos, &dclen, why, sizeof(why)),
              WR_OK);
@@ -55,7 +55,7 @@ T_CASE(a_deletion_after_a_mark_makes_it_unusable)
     marks_cut(mk, 5, 77, 20, 200, 0);
     marks_cut(mk, 5, 77, 30, 300, 0);
     marks_unlinks(mk, 1); /* unchanged: nothing logged */
-    marks_write(mk);
+    marks_write(mk, true);
     marks_close(mk);
     T_EQ_INT(find(77, 20, &pos), WR_OK);
     T_EQ_INT(pos, 200);
@@ -66,10 +66,10 @@ T_CASE(a_deletion_after_a_mark_makes_it_unusable)
        deletion after every earlier mark */
     mk = marks_open(t_tmpdir());
     marks_unlinks(mk, 0);
-    marks_write(mk);
+    marks_write(mk, true);
     T_EQ_INT(find(77, 30, &pos), WR_OK);
     marks_unlinks(mk, 1);
-    marks_write(mk);
+    marks_write(mk, true);
     T_EQ_INT(find(77, 30, &pos), WR_ERR);
     marks_cut(mk, 5, 77, 40, 400, 0);
     marks_close(mk);
@@ -89,7 +89,7 @@ T_CASE(the_files_rotate_and_keep_the_newest_marks)
     for (uint64_t s = 1; s <= 40000; s++) {
         marks_cut(mk, 5, 77, s, s * 8, 0);
         if (s % 1000 == 0)
-            marks_write(mk);
+            marks_write(mk, true);
     }
     marks_close(mk);
     T_EQ_INT(find(77, 40000, &pos), WR_OK);
