@@ -19,8 +19,25 @@
  * appended, so a copy that then dies with kill -9 never claims a
  * position its log has gone past. The server offers the position to the
  * leader, which sends what follows it, or a snapshot.
+ *
+ * Truncation in place (Kafka KIP-101): a copy of an older epoch is
+ * complete for nothing, unless the new leader says where the lead this
+ * copy follows ended on it (cfg->prev: the new leader's own copy held
+ * it exactly up to position end when it won) and this copy has a mark
+ * of that position (mirror_marks.h) with no segment deleted since. Then
+ * state.json first says "not synced" (a crash half-way leaves a copy to
+ * be rebuilt, never one claiming what it is not), the log is cut back at
+ * the mark (store_truncate: later segments dropped, the tail cut, synced)
+ * and the dcounts file to its length then, and the copy is the new
+ * leader's state at its position start, from which it catches up. What
+ * only the old lead had is gone before anything of the new one comes.
+ * Not truncated in place, so a snapshot instead: a copy holding stream,
+ * offsets or deduplication files with a key (mirror_side.c: they are cut
+ * by offset, not by the log's position), one whose copy ended before `end` (the
+ * new leader keeps no cuts of the previous lead), one without the mark.
  */
 #include "cluster/mirror.h"
+#include "cluster/mirror_marks.h"
 #include "cluster/mirror_side.h"
 
 #include "store/store.h"
@@ -49,6 +66,9 @@ struct mcount {
     uint32_t n;
     UT_hash_handle hh;
 };
+/* A deduplication journal this long holds no key (its 4-byte magic,
+   vhost/dedup_log.c). */
+#define DEDUP_EMPTY_MAX 4
 
 /* A frame's position, the copy's LSN that covers it and the side
  * files' sync batch (mirror_side.h; 0: none). */
@@ -62,7 +82,10 @@ struct mirror {
     char *logdir; /* replicas/<hash>/log */
     struct store_config scfg;
     struct store *store;
-    struct mside *side; /* streams, offsets, dedup journal (issue 14) */
+    struct mside *side;  /* streams, offsets, dedup journal (issue 14) */
+    struct marks *marks; /* where the leader's cuts end in the log */
+    uint64_t dclen;      /* bytes of the dcounts file */
+    uint64_t truncated;  /* this open cut the copy back to this position */
     uint64_t epoch;
     uint64_t seq;   /* last position taken */
     uint64_t acked; /* last position durable */
@@ -211,6 +234,102 @@ open_log(struct mirror *m, char *err, size_t errlen)
     return WR_OK;
 }
 
+static uint64_t
+file_size(const char *dir, const char *name)
+{
+    char *path = path_of(dir, name);
+    struct stat st;
+    uint64_t n = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+
+    free(path);
+    return n;
+}
+
+/* Whether the copy's log directory holds the log only: stream logs,
+ * tracked offsets and the deduplication journal (mirror_side.c) are cut
+ * by their own offsets, not by the log's position, so a copy with any
+ * of them is not truncated in place. */
+static bool
+log_only(const char *dir, char *why, size_t n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    bool ok = true;
+
+    if (!d) {
+        snprintf(why, n, "cannot list %s: %s", dir, strerror(errno));
+        return false;
+    }
+    while (ok && (e = readdir(d)) != NULL) {
+        const char *f = e->d_name;
+        size_t len = strlen(f);
+
+        if (f[0] == '.' || strcmp(f, "LOCK") == 0 ||
+            strncmp(f, "MANIFEST.", 9) == 0 ||
+            (len == 20 && strcmp(f + 16, ".seg") == 0))
+            continue;
+        /* a snapshot writes the journal even with no key: its magic */
+        if (strcmp(f, "dedup.journal") == 0 &&
+            file_size(dir, f) <= DEDUP_EMPTY_MAX)
+            continue;
+        snprintf(why, n,
+                 "it holds %s: stream logs, tracked offsets and the "
+                 "deduplication journal are not truncated in place",
+                 f);
+        ok = false;
+    }
+    closedir(d);
+    return ok;
+}
+
+/* The dcounts file back to its length at the mark (not synced, as it
+ * never is). */
+static int
+cut_dcounts(struct mirror *m, uint64_t len, char *why, size_t n)
+{
+    char *path = path_of(m->dir, "dcounts");
+    struct stat st;
+    int rc = WR_OK;
+
+    if (stat(path, &st) == 0 && (uint64_t)st.st_size > len &&
+        truncate(path, (off_t)len) != 0) {
+        snprintf(why, n, "cannot truncate %s: %s", path, strerror(errno));
+        rc = WR_ERR;
+    }
+    free(path);
+    return rc;
+}
+
+/* KIP-101 (see the top): the copy of epoch seen, closed, cut back to
+ * where its lead ended on the new leader. WR_ERR (logged) when it
+ * cannot be: the copy stays marked incomplete and gets a snapshot. */
+static int
+truncate_copy(struct mirror *m, const struct mirror_config *cfg, uint64_t seen)
+{
+    const struct repl_prev *p = &cfg->prev;
+    uint64_t pos, dclen;
+    char why[600];
+
+    if (p->end == 0 || p->epoch != seen || cfg->lead == 0)
+        return WR_ERR;
+    if (!log_only(m->logdir, why, sizeof(why)) ||
+        marks_find(m->dir, p->epoch, p->lead, p->end, &pos, &dclen, why,
+                   sizeof(why)) != WR_OK ||
+        store_truncate(m->logdir, pos, why, sizeof(why)) != WR_OK ||
+        cut_dcounts(m, dclen, why, sizeof(why)) != WR_OK) {
+        log_info("vhost '%s': the copy of epoch %llu is not truncated in "
+                 "place (%s); the leader sends a snapshot",
+                 m->vhost, (unsigned long long)seen, why);
+        return WR_ERR;
+    }
+    log_info("vhost '%s': the copy of epoch %llu truncated in place at "
+             "position %llu (where that lead ended on the new leader); it "
+             "is position %llu of epoch %llu",
+             m->vhost, (unsigned long long)seen, (unsigned long long)p->end,
+             (unsigned long long)p->start, (unsigned long long)m->epoch);
+    return WR_OK;
+}
+
 int
 mirror_open(const struct mirror_config *cfg, uint64_t epoch,
             struct mirror **out, char *err, size_t errlen)
@@ -246,11 +365,22 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
         goto fail;
     }
     if (seen < epoch) {
+        bool was_synced = m->synced;
+
         /* fencing: from now on, leaders older than this one are refused;
-           what the copy holds is an older leader's, complete for nothing */
+           what the copy holds is an older leader's, complete for nothing
+           unless it can be cut back to where the new leader took over */
         m->synced = false;
         if (write_state(m, err, errlen) != WR_OK)
             goto fail;
+        if (was_synced && truncate_copy(m, cfg, seen) == WR_OK) {
+            m->synced = true;
+            m->seq = m->resume = cfg->prev.start;
+            m->resume_lead = cfg->lead;
+            m->truncated = cfg->prev.end;
+            if (write_state(m, err, errlen) != WR_OK)
+                goto fail;
+        }
     } else if (pos > 0) {
         /* the position is good for this open only (see the top) */
         if (write_state(m, err, errlen) != WR_OK)
@@ -263,6 +393,13 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
     if (open_log(m, err, errlen) != WR_OK ||
         counts_load(m, err, errlen) != WR_OK)
         goto fail;
+    m->marks = marks_open(m->dir);
+    if (m->truncated) /* the old lead's marks name what is gone */
+        marks_reset(m->marks);
+    /* deletions planned by the open are logged before they are handed */
+    marks_unlinks(m->marks, store_unlinks_planned(m->store));
+    marks_write(m->marks, false);
+    m->dclen = file_size(m->dir, "dcounts");
     free(root);
     *out = m;
     return WR_OK;
@@ -284,12 +421,17 @@ mirror_close(struct mirror *m)
     /* the side files (streams, offsets, dedup journal) must be durable
        too for the copy to claim its position */
     side_ok = mside_close(m->side);
+    if (m->store && m->marks) {
+        marks_unlinks(m->marks, store_unlinks_planned(m->store));
+        marks_write(m->marks, true);
+    }
     if (store_close(m->store) && side_ok && resumable) {
         m->state_pos = m->seq;
         if (write_state(m, err, sizeof(err)) != WR_OK)
             log_warn("mirror: vhost '%s': %s", m->vhost, err);
     }
     counts_clear(m);
+    marks_close(m->marks);
     free(m->pend);
     free(m->vhost);
     free(m->dir);
@@ -323,10 +465,28 @@ mirror_copy_state(const char *data_dir, const char *vhost, uint64_t *epoch,
 }
 
 int
+mirror_copy_end(const char *data_dir, const char *vhost, uint64_t *pos,
+                uint64_t *lead, char *err, size_t errlen)
+{
+    struct mirror m = {0};
+    uint64_t epoch;
+    bool synced;
+    int rc;
+
+    m.dir = mirror_copy_dir(data_dir, vhost);
+    rc = read_state(&m, &epoch, &synced, pos, lead, err, errlen);
+    free(m.dir);
+    if (!synced)
+        *pos = *lead = 0;
+    return rc;
+}
+
+int
 mirror_remove(const char *data_dir, const char *vhost, char *err, size_t errlen)
 {
     char hash[65], *root = path_of(data_dir, "replicas"), *dir, *p;
-    const char *files[] = {"state.json", "definitions.json", "dcounts"};
+    const char *files[] = {"state.json", "definitions.json", "dcounts",
+                           "marks.0", "marks.1"};
     int rc = WR_OK;
 
     vhost_name_hash(vhost, hash);
@@ -362,6 +522,7 @@ restart_copy(struct mirror *m, char *err, size_t errlen)
     m->side = NULL;
     store_close(m->store);
     m->store = NULL;
+    marks_reset(m->marks);
     m->synced = false;
     m->partial = false;
     m->npend = m->head = 0;
@@ -469,8 +630,14 @@ counts_compact(struct mirror *m, char *err, size_t errlen)
         buf_put_u32(&out, c->n);
     }
     rc = store_write_file_atomic(path, out.data, out.len, err, errlen);
-    if (rc == WR_OK)
+    if (rc == WR_OK) {
         m->dc_entries = m->dc_kept = out.len / VH_DCOUNT_SIZE;
+        /* the marks' dcounts lengths name the file before the rewrite: a
+           truncation to one of them would cut the wrong counts, so none
+           is usable any more (a later divergence gets a snapshot) */
+        m->dclen = out.len;
+        marks_reset(m->marks);
+    }
     buf_fini(&out);
     free(path);
     return rc;
@@ -545,6 +712,8 @@ take_dcounts(struct mirror *m, struct bytes payload, bool truncate, char *err,
                                           (ssize_t)payload.len)) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         rc = WR_ERR;
+    } else {
+        m->dclen = (truncate ? 0 : m->dclen) + payload.len;
     }
     if (fd >= 0)
         close(fd);
@@ -665,12 +834,19 @@ mirror_frame(struct mirror *m, const struct repl_frame *f, char *err,
         break;
     }
     m->seq = f->seq;
+    /* a cut ends here: where, for a truncation in place later */
+    if (m->synced && !m->partial && f->kind != REPL_SNAP)
+        marks_cut(m->marks, m->epoch, m->lead, m->seq, store_end_pos(m->store),
+                  m->dclen);
     return WR_OK;
 }
 
 void
 mirror_flush(struct mirror *m)
 {
+    /* a deletion is in the marks before the store thread can do it */
+    marks_unlinks(m->marks, store_unlinks_planned(m->store));
+    marks_write(m->marks, false);
     store_flush(m->store);
     mside_kick(m->side);
 }
@@ -710,5 +886,6 @@ mirror_get_info(const struct mirror *m, struct mirror_info *out)
     out->synced = m->synced;
     out->resume = m->resume;
     out->resume_lead = m->resume_lead;
+    out->truncated = m->truncated;
     out->live_msgs = st.live_msgs;
 }

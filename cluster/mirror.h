@@ -19,6 +19,9 @@
  *                          appended, not synced; emptied by a snapshot,
  *                          written again with the live counts only once
  *                          it holds 4 times as many (mirror.c)
+ *                          appended, not synced; emptied by a snapshot
+ *       marks.0, marks.1   where each cut of the leader ends in log/
+ *                          (cluster/mirror_marks.h: truncation in place)
  *       state.json         {"vhost", "epoch", "synced", "position"}: the
  *                          highest epoch this node accepted frames of (an
  *                          older leader is refused: fencing), whether the
@@ -51,11 +54,17 @@ struct mirror_config {
        that lead's log only: a node that stops and starts leading under
        the same key starts counting again); 0 when the leader did not say */
     uint64_t lead;
+    /* where the previous lead ended on the leader (repl.h; all zero:
+       unknown): a complete copy of that lead holding its position end
+       is truncated in place to it and resumes from start (KIP-101) */
+    struct repl_prev prev;
 };
 
 /* Opens (creating) the copy for a leader of this epoch. WR_ERR with err
  * when the copy has seen a newer epoch (a stale leader) or cannot be
- * opened. */
+ * opened. A complete copy of an older epoch is truncated in place when
+ * cfg->prev allows it (see mirror.c), else it is complete for nothing
+ * (the leader sends a snapshot). */
 int mirror_open(const struct mirror_config *cfg, uint64_t epoch,
                 struct mirror **out, char *err, size_t errlen);
 void mirror_close(struct mirror *m);
@@ -64,6 +73,11 @@ void mirror_close(struct mirror *m);
  * WR_ERR (err) when its state cannot be read. */
 int mirror_copy_state(const char *data_dir, const char *vhost, uint64_t *epoch,
                       bool *synced, char *err, size_t errlen);
+/* Where the copy's log ends exactly, as its last clean close wrote it
+ * (state.json): the position and its lead, 0 when it did not (kill -9,
+ * a cut taken in part). WR_ERR (err) when the state cannot be read. */
+int mirror_copy_end(const char *data_dir, const char *vhost, uint64_t *pos,
+                    uint64_t *lead, char *err, size_t errlen);
 /* The copy's directory (its log is in log/, its definitions in
  * definitions.json); the caller frees it. */
 char *mirror_copy_dir(const char *data_dir, const char *vhost);
@@ -102,6 +116,9 @@ struct mirror_info {
     uint64_t resume; /* the position of this epoch the copy was opened at,
                         complete and durable (0: none; see mirror.c) */
     uint64_t resume_lead; /* the lead that position counts in */
+    /* this open truncated a copy of the previous lead back to its
+       position truncated (0: none) */
+    uint64_t truncated;
     uint64_t live_msgs;
 };
 

@@ -9,6 +9,8 @@
 #include "store/store.h"
 #include "vhost/side.h"
 
+#include <jansson.h>
+
 void
 repl_frame_encode(struct buf *out, enum repl_kind kind, uint64_t epoch,
                   uint64_t seq, struct bytes payload)
@@ -128,4 +130,38 @@ repl_frame_parse(struct bytes in, bool from_leader, struct repl_frame *f,
     rd_bytes(&c, len - (REPL_HDR - 4), &f->payload);
     *used = 4 + (size_t)len;
     return WR_OK;
+}
+
+/* One field of "prev": an integer in 1..2^63-1. */
+static bool
+prev_field(json_t *prev, const char *key, uint64_t *out)
+{
+    json_t *v = json_object_get(prev, key);
+
+    if (!json_is_integer(v) || json_integer_value(v) <= 0)
+        return false;
+    *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+bool
+repl_prev_parse(struct bytes payload, struct repl_prev *out, const char **why)
+{
+    json_t *doc = json_loadb((const char *)payload.ptr, payload.len, 0, NULL);
+    json_t *prev = json_object_get(doc, "prev");
+    bool ok = true;
+
+    *out = (struct repl_prev){0, 0, 0, 0};
+    if (prev && (!json_is_object(prev) || json_object_size(prev) != 4 ||
+                 !prev_field(prev, "epoch", &out->epoch) ||
+                 !prev_field(prev, "lead", &out->lead) ||
+                 !prev_field(prev, "end", &out->end) ||
+                 !prev_field(prev, "start", &out->start))) {
+        *out = (struct repl_prev){0, 0, 0, 0};
+        *why = "garbage: \"prev\" is not {\"epoch\", \"lead\", \"end\", "
+               "\"start\"} of positive integers";
+        ok = false;
+    }
+    json_decref(doc);
+    return ok;
 }

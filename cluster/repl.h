@@ -107,6 +107,24 @@ void repl_encode_recs(struct buf *out, uint64_t epoch, uint64_t from,
 void repl_encode_side(struct buf *out, uint64_t epoch, uint64_t from,
                       uint64_t seq, struct bytes side);
 
+/*
+ * Where the previous lead ended on this leader (KIP-101), named in the
+ * AUTH payload as "prev": {"epoch", "lead", "end", "start"}: this lead
+ * began from a copy holding lead `lead` of epoch `epoch` exactly up to
+ * its position `end`, and this lead's position `start` is that state. A
+ * mirror whose copy of that lead holds `end` can cut its copy back to it
+ * and catch up from `start` (cluster/mirror.h). All zero: none known.
+ */
+struct repl_prev {
+    uint64_t epoch, lead, end, start;
+};
+
+/* Reads "prev" from an AUTH payload (JSON). Absent: *out all zero,
+ * true. Present but not an object of four integers in 1..2^63-1:
+ * false with *why (garbage: the link is refused). Pure. */
+bool repl_prev_parse(struct bytes payload, struct repl_prev *out,
+                     const char **why);
+
 /* The kind's name for logs ("RECS"), "?" for an unknown one. */
 const char *repl_kind_name(uint8_t kind);
 

@@ -168,11 +168,14 @@ import_copy_defs(struct server *s, const char *name, const char *dir)
  * holds a complete copy of the set's epoch, the copy becomes the vhost's
  * log (what the node held of the vhost before is older), and its delivery
  * counts go to *dcounts (applied once the vhost is served). Whatever it
- * holds of a copy goes afterwards: a leader keeps none.
+ * holds of a copy goes afterwards: a leader keeps none. *prev: where the
+ * lead it copied ended exactly (KIP-101: the mirrors' copies of that
+ * lead are cut back to it), zero when the copy's close did not say (a
+ * cut taken in part, side files not durable).
  */
 static void
 take_over_copy(struct server *s, struct vhost *vh, const char *name,
-               struct buf *dcounts)
+               struct buf *dcounts, struct repl_prev *prev)
 {
     uint64_t epoch = 0;
     int64_t isr_epoch = 0;
@@ -193,13 +196,21 @@ take_over_copy(struct server *s, struct vhost *vh, const char *name,
         !vhost_is_serving(vh)) {
         log = xmalloc(strlen(dir) + 8);
         sprintf(log, "%s/log", dir);
-        if (node_vhost_adopt_log(s->node, vh, log, err, sizeof(err)) != WR_OK)
+        if (mirror_copy_end(s->cfg->data_dir, name, &prev->end, &prev->lead,
+                            err, sizeof(err)) != WR_OK)
+            prev->end = prev->lead = 0;
+        prev->epoch = epoch;
+        if (node_vhost_adopt_log(s->node, vh, log, err, sizeof(err)) != WR_OK) {
             log_err("vhost '%s': cannot take over the copy of epoch %llu: %s",
                     name, (unsigned long long)epoch, err);
-        else
+            prev->end = 0;
+        } else {
             log_info("vhost '%s': taking over from this node's copy of "
-                     "epoch %llu",
-                     name, (unsigned long long)epoch);
+                     "epoch %llu (lead %llu, position %llu)",
+                     name, (unsigned long long)epoch,
+                     (unsigned long long)prev->lead,
+                     (unsigned long long)prev->end);
+        }
         import_copy_defs(s, name, dir);
         if (mirror_copy_dcounts(s->cfg->data_dir, name, dcounts) != WR_OK)
             log_warn("vhost '%s': the copy's delivery counts cannot be read: "
@@ -220,6 +231,7 @@ on_lead(void *arg, const char *name, int64_t epoch)
     struct server *s = arg;
     struct vhost *vh = node_vhost_find(s->node, name);
     struct buf dcounts;
+    struct repl_prev prev = {0, 0, 0, 0};
     char err[1024];
 
     if (!vh)
@@ -227,7 +239,7 @@ on_lead(void *arg, const char *name, int64_t epoch)
     repl_copy_drop(name, "this node leads the vhost now");
     buf_init(&dcounts);
     if (vh)
-        take_over_copy(s, vh, name, &dcounts);
+        take_over_copy(s, vh, name, &dcounts, &prev);
     if (!vh || node_vhost_serve(s->node, vh, err, sizeof(err)) != WR_OK) {
         log_err("vhost '%s': cannot be served here (epoch %lld): %s", name,
                 (long long)epoch, vh ? err : "no such vhost");
@@ -240,7 +252,7 @@ on_lead(void *arg, const char *name, int64_t epoch)
         log_info("vhost '%s': %zu delivery counts taken over", name,
                  vhost_repl_dcounts_apply(vh, buf_bytes(&dcounts)));
     buf_fini(&dcounts);
-    repl_lead(s, vh, name, epoch);
+    repl_lead(s, vh, name, epoch, &prev);
 }
 
 static void

@@ -269,8 +269,10 @@ struct json_t;
 void repl_init(struct server *s);
 void repl_fini(struct server *s);
 /* This node now leads / no longer leads the vhost (clustering.c). */
+struct repl_prev;
+/* prev: where the previous lead ended here (cluster/repl.h), or NULL */
 void repl_lead(struct server *s, struct vhost *vh, const char *name,
-               int64_t epoch);
+               int64_t epoch, const struct repl_prev *prev);
 void repl_unlead(struct server *s, const char *name);
 /* Drops this node's copy of vhost (it is about to lead it). */
 void repl_copy_drop(const char *vhost, const char *why);

@@ -52,10 +52,35 @@
  *   - PING every REPL_PING_S with the leader's head keeps a quiet link
  *     current; a side silent for REPL_SILENT_S drops the link.
  *
- * Not done yet: catch-up of a copy of an older epoch (a returning old
- * leader, a mirror of the previous one: a snapshot, never a truncation
- * in place) or from beyond the window (the leader does not read its own
- * log back for it).
+ *   - Truncation in place (KIP-101): a node that wins a vhost from its
+ *     copy knows where that copy of the previous lead ended exactly (its
+ *     clean close's position: clustering.c take_over_copy); that is the
+ *     previous lead's end here, and this lead's first position (LSN 1,
+ *     the recovered state) is the same state. struct lead keeps it
+ *     (prev_lead) and the AUTH payload names it ("prev": {"epoch",
+ *     "lead", "end", "start"}, cluster/repl.h). Kept in memory with the
+ *     lead, not persisted: positions count within one lead, and the cuts
+ *     a truncated copy needs next are this lead's window, which is in
+ *     memory too; a restarted leader starts a new lead whose predecessor
+ *     is its own log, not a copy (no "prev"). A mirror whose copy of
+ *     that lead holds "end" cuts its log back to it in place
+ *     (cluster/mirror.c, from the marks of cluster/mirror_marks.h) and
+ *     offers "start" of this lead with "truncated"; the catch-up from
+ *     there starts with this lead's first cut, DEFS included.
+ *
+ * Not done yet: catch-up from beyond the window (the leader does not
+ * read its own log back for it); a returning old leader's own log is
+ * never truncated in place: it gets a snapshot. That would take (1) the
+ * leader keeping marks of its own cuts (lead_cut: its log's position
+ * after each cut), written before its store's next hand-off as a copy
+ * does (node_flush runs before repl_pump today), (2) the returning node
+ * closing its own vhost log (it is recovered at start even when another
+ * node leads) and moving it, with those marks, in as a copy of (epoch,
+ * lead) marked synced before mirror_open, and (3) the placement rules
+ * (isr_eligible's "home") treating it as a copy from then on. Nor is a
+ * copy behind the previous lead's end here truncated (no cuts of the
+ * previous lead are kept, and a copy would have to switch leads
+ * mid-stream), or one holding side files.
  */
 #include "server/channel.h"
 #include "server/conn.h"
@@ -139,6 +164,7 @@ struct link {
        (vhost/side.h), as of snap_at */
     struct side_snap *ss;
     uint64_t offered;  /* the position the mirror's OK offered, or 0 */
+    bool truncated;    /* ... after cutting its copy back (KIP-101) */
     const char *start; /* how the last stream started (management) */
     /* L_SNAPSHOT: the pairs to send (vhost_repl_gather) as of position
        snap_at, the next one, and the cuts since, sent once it is done */
@@ -199,6 +225,10 @@ struct lead {
     size_t win_bytes;
     uint64_t win_base;
     uint64_t snapshots, catch_ups; /* streams started each way */
+    /* catch-ups of a copy of the previous lead truncated in place */
+    uint64_t truncations;
+    /* where the previous lead ended here (repl.h; zero: unknown) */
+    struct repl_prev prev_lead;
     /* this lead of the epoch: a node that stops leading (lost etcd) and
        leads again under the same key reopens the log, whose positions
        count from 1 again; a copy's position counts in one lead only */
@@ -565,7 +595,7 @@ window_covers(const struct lead *d, uint64_t pos)
  * otherwise.
  * Anything else in the text (an older mirror's empty one) is none. */
 static uint64_t
-offered_position(const struct lead *d, struct bytes text)
+offered_position(const struct lead *d, struct bytes text, bool *truncated)
 {
     json_t *doc = json_loadb((const char *)text.ptr, text.len, 0, NULL);
     json_t *e = json_object_get(doc, "epoch"),
@@ -578,6 +608,8 @@ offered_position(const struct lead *d, struct bytes text)
         json_integer_value(l) == (json_int_t)d->lead_id &&
         json_integer_value(p) > 0)
         pos = (uint64_t)json_integer_value(p);
+    /* the copy was cut back to where the previous lead ended here */
+    *truncated = pos > 0 && json_is_integer(json_object_get(doc, "truncated"));
     json_decref(doc);
     return pos;
 }
@@ -623,6 +655,14 @@ catch_feed(struct link *l, size_t limit)
     sent_push(l, d->cut, ev_now(srv->loop));
 }
 
+static json_t *
+prev_json(const struct repl_prev *p)
+{
+    return json_pack("{s:I, s:I, s:I, s:I}", "epoch", (json_int_t)p->epoch,
+                     "lead", (json_int_t)p->lead, "end", (json_int_t)p->end,
+                     "start", (json_int_t)p->start);
+}
+
 /* OK from the mirror: catch-up or snapshot, then stream. */
 static void
 link_ready(struct link *l)
@@ -636,7 +676,9 @@ link_ready(struct link *l)
     if (l->offered && window_covers(d, l->offered)) {
         n = catch_up(l, l->offered);
         d->catch_ups++;
-        l->start = "catch-up";
+        if (l->truncated)
+            d->truncations++;
+        l->start = l->truncated ? "truncation" : "catch-up";
         log_info("catching up vhost '%s' (epoch %llu) on node '%s' from "
                  "position %llu to %llu (%zu bytes)",
                  d->name, (unsigned long long)d->epoch, l->node,
@@ -651,7 +693,7 @@ link_ready(struct link *l)
     }
     l->acked = 0;
     l->caught_up_at = 0;
-    if (l->start[0] == 's') {
+    if (strcmp(l->start, "snapshot") == 0) {
         snap_begin(l);
     } else {
         l->state = L_CATCHUP;
@@ -686,6 +728,8 @@ link_handshake(struct link *l)
         p = json_pack("{s:s, s:I, s:I}", "vhost", l->lead->name, "epoch",
                       (json_int_t)l->lead->epoch, "lead",
                       (json_int_t)l->lead->lead_id);
+        if (l->lead->prev_lead.end) /* KIP-101: a copy of it is cut back */
+            json_object_set_new(p, "prev", prev_json(&l->lead->prev_lead));
         payload = json_dumps(p, JSON_COMPACT);
 
         peer_auth_encode(secret, nonce, l->client_nonce,
@@ -711,7 +755,7 @@ link_handshake(struct link *l)
         link_down(l, msg);
         return;
     }
-    l->offered = offered_position(l->lead, text);
+    l->offered = offered_position(l->lead, text, &l->truncated);
     buf_consume(&l->in, used);
     link_ready(l);
 }
@@ -1410,7 +1454,8 @@ disk_check(struct lead *d, double now)
 }
 
 void
-repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
+repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch,
+          const struct repl_prev *prev)
 {
     struct lead *d = lead_find(name);
 
@@ -1431,6 +1476,18 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
     d->cut = vhost_repl_cut(vh);
     d->win_base = d->cut;
     d->lead_id = ((uint64_t)getpid() << 24 | ++leads_made) & INT64_MAX;
+    /* this lead's first position is the previous lead's end (KIP-101):
+       only while the log holds nothing since its recovery (LSN 1, store.h);
+       a record appended before the tap was set would be in no cut */
+    if (prev && prev->end && prev->epoch && prev->lead && d->cut == 1) {
+        d->prev_lead = *prev;
+        d->prev_lead.start = d->cut;
+    } else if (prev && prev->end) {
+        log_warn("vhost '%s': its log moved past the copy it took over "
+                 "(position %llu) before replication began: no copy of the "
+                 "previous lead is truncated in place",
+                 name, (unsigned long long)d->cut);
+    }
     /* nothing new is confirmed until the in-sync set has it */
     d->limit = d->cut;
     vhost_set_repl_limit(vh, d->limit);
@@ -1663,16 +1720,20 @@ repl_take(int fd, const char *addr, const struct peer_auth *a,
     const char *vhost = json_string_value(json_object_get(doc, "vhost"));
     json_int_t epoch = json_integer_value(json_object_get(doc, "epoch"));
     json_int_t lead_id = json_integer_value(json_object_get(doc, "lead"));
+    struct repl_prev prev;
+    const char *prev_why = NULL;
     struct mirror_config mc = {0};
     struct mirror *m = NULL;
     struct copy *c, *old;
-    char why[600], node[256], offer[128] = "";
+    char why[600], node[256], offer[256] = "";
     const char *refused = NULL;
     struct mirror_info mi;
 
     snprintf(node, sizeof(node), "%.*s", BYTES_FMT(a->node));
     if (!vhost || !vhost[0] || epoch <= 0) {
         refused = "garbage: a replication hand-over that does not parse";
+    } else if (!repl_prev_parse(a->payload, &prev, &prev_why)) {
+        refused = prev_why;
     } else if (!srv->cluster) {
         refused = "this node is not in a cluster";
     } else {
@@ -1691,13 +1752,22 @@ repl_take(int fd, const char *addr, const struct peer_auth *a,
         mc.wake = loop_store_wake;
         mc.wake_arg = srv;
         mc.lead = lead_id > 0 ? (uint64_t)lead_id : 0;
+        mc.prev = prev;
         if (mirror_open(&mc, (uint64_t)epoch, &m, why, sizeof(why)) != WR_OK)
             refused = why;
     }
     if (!refused) {
         /* a complete copy of this epoch offers where it stands */
         mirror_get_info(m, &mi);
-        if (mi.resume && mi.resume_lead)
+        if (mi.resume && mi.resume_lead && mi.truncated)
+            snprintf(offer, sizeof(offer),
+                     "{\"epoch\":%llu,\"position\":%llu,\"lead\":%llu,"
+                     "\"truncated\":%llu}",
+                     (unsigned long long)mi.epoch,
+                     (unsigned long long)mi.resume,
+                     (unsigned long long)mi.resume_lead,
+                     (unsigned long long)mi.truncated);
+        else if (mi.resume && mi.resume_lead)
             snprintf(offer, sizeof(offer),
                      "{\"epoch\":%llu,\"position\":%llu,\"lead\":%llu}",
                      (unsigned long long)mi.epoch,
@@ -1925,6 +1995,11 @@ repl_info(void)
                             json_integer((json_int_t)d->snapshots));
         json_object_set_new(last, "catch_ups",
                             json_integer((json_int_t)d->catch_ups));
+        json_object_set_new(last, "truncations",
+                            json_integer((json_int_t)d->truncations));
+        if (d->prev_lead.end)
+            json_object_set_new(last, "previous_lead",
+                                prev_json(&d->prev_lead));
         json_object_set_new(last, "snapshot_slice_max_ms",
                             json_real(d->snap_step_max * 1e3));
         json_object_set_new(last, "on_disk",
@@ -1941,6 +2016,10 @@ repl_info(void)
                           (json_int_t)mi.epoch, "position", (json_int_t)mi.seq,
                           "acked", (json_int_t)mi.acked, "synced", mi.synced,
                           "messages", (json_int_t)mi.live_msgs));
+        if (mi.truncated)
+            json_object_set_new(json_array_get(cs, json_array_size(cs) - 1),
+                                "truncated_at",
+                                json_integer((json_int_t)mi.truncated));
     }
     json_object_set_new(o, "leads", ls);
     json_object_set_new(o, "copies", cs);

@@ -115,6 +115,7 @@ plan_unlinks(struct store *s)
             continue;
         g->plan_level = -1;
         g->unlinking = true;
+        s->unlinks_planned++;
         if (g->rfd >= 0) {
             s->io->close(s->io->arg, g->rfd);
             g->rfd = -1;

@@ -80,6 +80,22 @@ store_tap_cut(struct store *s)
 }
 
 uint64_t
+store_end_pos(struct store *s)
+{
+    struct seg *h = store_head(s);
+
+    if (!atomic_load(&s->failed))
+        journal_encode_acks(s);
+    return POS_MAKE(h->no, h->size);
+}
+
+uint64_t
+store_unlinks_planned(const struct store *s)
+{
+    return s->unlinks_planned;
+}
+
+uint64_t
 store_tap_mark(struct store *s)
 {
     if (!s->tap || atomic_load(&s->failed))

@@ -223,6 +223,122 @@ fail: /* nothing was started */
     return WR_ERR;
 }
 
+/* The numbers of dir's segment files above no, and whether no's exists. */
+static int
+segs_after(const char *dir, uint32_t no, uint32_t **out, size_t *n, bool *has,
+           char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    size_t cap = 0;
+    uint32_t k;
+
+    *out = NULL;
+    *n = 0;
+    *has = false;
+    if (!d) {
+        snprintf(err, errlen, "store: cannot list %s: %s", dir,
+                 strerror(errno));
+        return WR_ERR;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (!seg_parse_name(e->d_name, &k) || k < no)
+            continue;
+        if (k == no) {
+            *has = true;
+            continue;
+        }
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            *out = xrealloc(*out, cap * sizeof(**out));
+        }
+        (*out)[(*n)++] = k;
+    }
+    closedir(d);
+    return WR_OK;
+}
+
+/* The segments after the cut leave the manifest durably, then go. */
+static int
+drop_later(struct store *s, const uint32_t *later, size_t n, char *err,
+           size_t errlen)
+{
+    char path[SEG_PATH_MAX];
+    bool found;
+
+    if (n == 0)
+        return WR_OK;
+    if (manifest_read(s, &found, err, errlen) != WR_OK)
+        return WR_ERR;
+    if (found) {
+        for (size_t i = 0; i < n; i++)
+            manifest_remove(s, later[i], NULL);
+        if (manifest_write(s, err, errlen) != MF_OK)
+            return WR_ERR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        seg_path(path, sizeof(path), s->dir, later[i]);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "store: cannot remove %s: %s", path,
+                     strerror(errno));
+            return WR_ERR;
+        }
+    }
+    return WR_OK;
+}
+
+int
+store_truncate(const char *dir, uint64_t pos, char *err, size_t errlen)
+{
+    struct store_config cfg = {.dir = dir};
+    uint32_t no = POS_SEG(pos), off = POS_OFF(pos), *later = NULL;
+    char path[SEG_PATH_MAX];
+    struct store *s;
+    struct stat st;
+    size_t nlater = 0;
+    bool has = false;
+    int fd = -1, rc = WR_ERR;
+
+    if (off < SEG_HDR_SIZE) {
+        snprintf(err, errlen, "store: %s: no record ends at offset %u", dir,
+                 off);
+        return WR_ERR;
+    }
+    s = store_alloc(&cfg);
+    seg_path(path, sizeof(path), s->dir, no);
+    s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dirfd < 0) {
+        snprintf(err, errlen, "store: cannot open directory %s: %s", s->dir,
+                 strerror(errno));
+        goto out;
+    }
+    if (lock_dir(s, err, errlen) != WR_OK ||
+        segs_after(s->dir, no, &later, &nlater, &has, err, errlen) != WR_OK)
+        goto out;
+    /* nothing changes unless the cut is inside what the log holds */
+    if (!has || stat(path, &st) != 0 || (uint64_t)st.st_size < off) {
+        snprintf(err, errlen, "store: %s is shorter than position %u:%u", dir,
+                 no, off);
+        goto out;
+    }
+    if (drop_later(s, later, nlater, err, errlen) != WR_OK)
+        goto out;
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)off) != 0 || fdatasync(fd) != 0 ||
+        fsync(s->dirfd) != 0) {
+        snprintf(err, errlen, "store: cannot truncate %s at %u: %s", path, off,
+                 strerror(errno));
+        goto out;
+    }
+    rc = WR_OK;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(later);
+    store_free(s);
+    return rc;
+}
+
 bool
 store_close(struct store *s)
 {

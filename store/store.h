@@ -417,6 +417,35 @@ size_t store_recs_prefix(struct bytes recs, size_t max);
 void store_snap_msg(struct buf *out, uint64_t id, const uint64_t *qids,
                     uint32_t nqids, struct bytes meta, struct bytes body);
 
+/*
+ * Mirror, for truncation in place (Kafka KIP-101; cluster/mirror.c):
+ * the position (segment << 32 | offset) just past every record appended
+ * so far, pending acks encoded first so that none of them falls after
+ * it. Truncating the log at this position later leaves exactly the
+ * records appended before this call. Loop thread.
+ */
+uint64_t store_end_pos(struct store *s);
+
+/* How many segments this open of the store has planned to delete (they
+   are deleted by the store thread after the next hand-off): a
+   truncation in place is safe only back to a position after which no
+   segment was deleted, since a deleted segment may hold a message that
+   only a record past the position killed. Loop thread. */
+uint64_t store_unlinks_planned(const struct store *s);
+
+/*
+ * Cuts the closed log in dir back to pos (store_end_pos): the segments
+ * after pos's are dropped from the manifest (durably) and unlinked, pos's
+ * segment is truncated at its offset and synced, the directory synced.
+ * The next store_open recovers exactly the records before pos (the cut
+ * segment, now the newest, is scanned). WR_ERR with err, changing
+ * nothing, when the log has no such segment or it is shorter than pos,
+ * or when dir is in use; a failure half-way leaves a log that opens
+ * with the records before pos and possibly some after (the caller then
+ * must not use it as truncated: it restarts the copy).
+ */
+int store_truncate(const char *dir, uint64_t pos, char *err, size_t errlen);
+
 /* The id the next message will get (on a mirror: the lowest id the next
    replicated message may have). */
 uint64_t store_next_id(const struct store *s);

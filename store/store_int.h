@@ -199,6 +199,7 @@ struct store {
     uint64_t next_id;
     uint64_t lsn;
     uint64_t handed_lsn;
+    uint64_t unlinks_planned; /* segments marked unlinking since open */
     uint64_t rng;
     struct batch *cur;
     struct batch *spare;

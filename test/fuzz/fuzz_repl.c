@@ -19,7 +19,10 @@
  *                      harness builds correctly, so the record checks
  *                      behind the frame see the fuzzer's records (and
  *                      the side record parser the same bytes); the
- *                      frame round-trips.
+ *                      frame round-trips. The same bytes are also read
+ *                      as the AUTH payload of a replication link, whose
+ *                      "prev" (where the previous lead ended, KIP-101)
+ *                      is all there or refused.
  */
 #include "cluster/repl.h"
 #include "fuzz_util.h"
@@ -56,6 +59,24 @@ check_side(struct bytes side)
         FUZZ_CHECK(r.data.len <= side.len);
         FUZZ_CHECK(r.type >= SIDE_SAPP && r.type <= SIDE_DFULL);
     }
+}
+
+/* "prev" of an AUTH payload: all four fields positive, or none and a
+ * reason when it is refused. */
+static void
+check_prev(struct bytes payload)
+{
+    struct repl_prev p;
+    const char *why = NULL;
+    bool ok = repl_prev_parse(payload, &p, &why);
+    bool none = !p.epoch && !p.lead && !p.end && !p.start;
+
+    if (!ok)
+        FUZZ_CHECK(why != NULL && none);
+    else
+        FUZZ_CHECK(none || (p.epoch && p.lead && p.end && p.start &&
+                            p.epoch <= INT64_MAX && p.end <= INT64_MAX &&
+                            p.lead <= INT64_MAX && p.start <= INT64_MAX));
 }
 
 static void
@@ -107,6 +128,7 @@ framed(struct bytes payload)
                WR_ERR);
     check_recs(payload);
     check_side(payload);
+    check_prev(payload);
     buf_fini(&out);
 }
 

@@ -16,6 +16,10 @@ endforeach()
 # cluster/peer.c: the node-to-node handshake, no etcd needed.
 wr_unit_test(test_peer unit/test_peer.c LIBS warren_cluster)
 
+# cluster/mirror_marks.c: a copy's marks of where each cut ends in its log
+# (truncation in place, KIP-101).
+wr_unit_test(test_mirror_marks unit/test_mirror_marks.c LIBS warren_cluster)
+
 # cluster/httpc.c: the management forwarding client, against servers the
 # cases run on their own loop (good, hostile, silent, absent).
 wr_unit_test(test_httpc unit/test_httpc.c

@@ -268,6 +268,40 @@ T_CASE(repl_garbage_is_refused_with_a_reason)
     buf_fini(&b);
 }
 
+/* "prev" of a replication AUTH payload (KIP-101): all four positive
+ * integers, or absent; anything else refused with a reason. */
+T_CASE(repl_prev_is_all_there_or_refused)
+{
+    struct repl_prev p;
+    const char *why = NULL;
+    const char *bad[] = {
+        "{\"prev\":1}",
+        "{\"prev\":{\"epoch\":1,\"lead\":2,\"end\":3}}",
+        "{\"prev\":{\"epoch\":1,\"lead\":2,\"end\":0,\"start\":1}}",
+        "{\"prev\":{\"epoch\":1,\"lead\":2,\"end\":3,\"start\":-1}}",
+        "{\"prev\":{\"epoch\":1,\"lead\":2,\"end\":3,\"start\":1.5}}",
+        "{\"prev\":{\"epoch\":1,\"lead\":2,\"end\":3,\"start\":1,\"x\":1}}",
+    };
+
+    T_ASSERT(repl_prev_parse(
+        BYTES_LIT("{\"vhost\":\"/\",\"prev\":{\"epoch\":7,\"lead\":9,"
+                  "\"end\":1234,\"start\":1}}"),
+        &p, &why));
+    T_EQ_INT(p.epoch, 7);
+    T_EQ_INT(p.lead, 9);
+    T_EQ_INT(p.end, 1234);
+    T_EQ_INT(p.start, 1);
+    T_ASSERT(repl_prev_parse(BYTES_LIT("{\"vhost\":\"/\"}"), &p, &why));
+    T_EQ_INT(p.end, 0);
+    T_ASSERT(repl_prev_parse(BYTES_LIT("not json"), &p, &why));
+    for (size_t i = 0; i < WR_ARRAY_LEN(bad); i++) {
+        why = NULL;
+        T_ASSERT(!repl_prev_parse(bytes_str(bad[i]), &p, &why));
+        T_ASSERT(why != NULL && strstr(why, "garbage") != NULL);
+        T_EQ_INT(p.epoch + p.lead + p.end + p.start, 0);
+    }
+}
+
 static const struct t_case cases[] = {
     T_REG(handshake_round_trip),
     T_REG(wrong_secret_and_replay_are_refused),
@@ -276,5 +310,6 @@ static const struct t_case cases[] = {
     T_REG(garbage_and_oversized_lengths_are_errors),
     T_REG(repl_frames_round_trip_and_wait_for_all_bytes),
     T_REG(repl_garbage_is_refused_with_a_reason),
+    T_REG(repl_prev_is_all_there_or_refused),
 };
 T_MAIN(cases)

@@ -313,7 +313,152 @@ T_CASE(tap_mark_takes_a_position_that_becomes_durable)
     tloop_fini(&l);
 }
 
+static const char *
+tpath_seg(const char *dir, uint32_t no)
+{
+    static char p[600];
+
+    snprintf(p, sizeof(p), "%s/%016u.seg", dir, no);
+    return p;
+}
+
+/* A mirror's truncation in place (KIP-101): the log cut at a position
+ * store_end_pos gave recovers exactly the pairs it had then: messages
+ * appended after it are gone, acks and a queue delete after it are
+ * undone, across segments; the log takes appends again and reopens. */
+T_CASE(truncate_at_end_pos_keeps_exactly_the_records_before)
+{
+    char dir[512];
+    struct tloop l;
+    struct store_config cfg;
+    struct store *s;
+    struct rset r = {0};
+    uint64_t qa[1] = {QA}, qb[1] = {QB}, ids[400], pos, cut, lsn, next;
+    uint8_t body[700];
+    char err[512] = "";
+
+    tloop_init(&l);
+    cfg = tcfg(tpath(dir, sizeof(dir), "trunc"), NULL, &l);
+    s = topen(&cfg, NULL);
+    for (int i = 0; i < 200; i++) {
+        tbody(body, sizeof(body), (uint64_t)i);
+        tappend(s, i % 2 ? qb : qa, 1, "meta", body, sizeof(body), &ids[i],
+                &pos);
+    }
+    for (int i = 0; i < 20; i += 2)
+        store_append_ack(s, QA, ids[i]);
+    cut = store_end_pos(s);
+    next = store_next_id(s);
+    /* the tail that only the old lead had: new messages across several
+       64 KiB segments, acks of messages from before the cut, a delete */
+    for (int i = 200; i < 400; i++) {
+        tbody(body, sizeof(body), (uint64_t)i);
+        tappend(s, qa, 1, "meta", body, sizeof(body), &ids[i], &pos);
+    }
+    for (int i = 20; i < 60; i += 2)
+        store_append_ack(s, QA, ids[i]);
+    lsn = store_append_queue_delete(s, QB);
+    T_ASSERT(tloop_wait_durable(&l, s, lsn));
+    T_EQ_INT(store_unlinks_planned(s), 0);
+    store_close(s);
+    T_ASSERT(tsegment_exists(dir, POS_SEG(cut) + 1));
+
+    T_EQ_INT(store_truncate(dir, cut, err, sizeof(err)), WR_OK);
+    T_ASSERT(tsegment_exists(dir, POS_SEG(cut)));
+    T_ASSERT(!tsegment_exists(dir, POS_SEG(cut) + 1));
+    T_EQ_INT(tfile_size(tpath_seg(dir, POS_SEG(cut))), POS_OFF(cut));
+    s = topen(&cfg, &r);
+    T_EQ_INT(r.n, 190);
+    for (int i = 0; i < 200; i++) {
+        bool acked = i % 2 == 0 && i < 20;
+
+        T_EQ_INT(rset_find(&r, i % 2 ? QB : QA, ids[i]) != NULL, !acked);
+    }
+    for (int i = 200; i < 400; i++)
+        T_ASSERT(rset_find(&r, QA, ids[i]) == NULL);
+    T_ASSERT(store_next_id(s) >= next);
+    /* the cut log is a log: it takes appends and opens again */
+    tbody(body, sizeof(body), 999);
+    lsn = tappend(s, qa, 1, "meta", body, sizeof(body), &ids[0], &pos);
+    T_ASSERT(tloop_wait_durable(&l, s, lsn));
+    store_close(s);
+    rset_free(&r);
+    s = topen(&cfg, &r);
+    T_EQ_INT(r.n, 191);
+    store_close(s);
+    rset_free(&r);
+    tloop_fini(&l);
+}
+
+/* A position the log does not reach (a segment gone, an offset past the
+ * end, none at all) is refused and changes nothing. */
+T_CASE(truncate_refuses_a_position_beyond_the_log)
+{
+    char dir[512], err[512] = "";
+    struct tloop l;
+    struct store_config cfg;
+    struct store *s;
+    struct rset r = {0};
+    uint64_t qa[1] = {QA}, pos, end, lsn;
+    uint8_t body[100];
+
+    tloop_init(&l);
+    cfg = tcfg(tpath(dir, sizeof(dir), "trunc2"), NULL, &l);
+    s = topen(&cfg, NULL);
+    tbody(body, sizeof(body), 1);
+    lsn = tappend(s, qa, 1, "meta", body, sizeof(body), NULL, &pos);
+    end = store_end_pos(s);
+    T_ASSERT(tloop_wait_durable(&l, s, lsn));
+    /* the store is open: its directory is locked */
+    T_EQ_INT(store_truncate(dir, end, err, sizeof(err)), WR_ERR);
+    store_close(s);
+    T_EQ_INT(store_truncate(dir, end + 4096, err, sizeof(err)), WR_ERR);
+    T_ASSERT(strstr(err, "shorter") != NULL);
+    T_EQ_INT(
+        store_truncate(dir, POS_MAKE(POS_SEG(end) + 5, 100), err, sizeof(err)),
+        WR_ERR);
+    T_EQ_INT(store_truncate(dir, POS_MAKE(POS_SEG(end), 3), err, sizeof(err)),
+             WR_ERR);
+    s = topen(&cfg, &r);
+    T_EQ_INT(r.n, 1);
+    store_close(s);
+    rset_free(&r);
+    tloop_fini(&l);
+}
+
+/* Segments whose messages all died are counted as they are planned for
+ * deletion: what tells a mirror it can no longer truncate back past
+ * that point. */
+T_CASE(unlinks_planned_counts_dead_segments)
+{
+    char dir[512];
+    struct tloop l;
+    struct store_config cfg;
+    struct store *s;
+    uint64_t qa[1] = {QA}, ids[300], pos, lsn = 0;
+    uint8_t body[700];
+
+    tloop_init(&l);
+    cfg = tcfg(tpath(dir, sizeof(dir), "unl"), NULL, &l);
+    s = topen(&cfg, NULL);
+    for (int i = 0; i < 300; i++) {
+        tbody(body, sizeof(body), (uint64_t)i);
+        tappend(s, qa, 1, "meta", body, sizeof(body), &ids[i], &pos);
+    }
+    T_EQ_INT(store_unlinks_planned(s), 0);
+    for (int i = 0; i < 150; i++)
+        lsn = store_append_ack(s, QA, ids[i]);
+    T_ASSERT(tloop_wait_durable(&l, s, lsn));
+    tloop_drain(&l, s);
+    T_ASSERT(store_unlinks_planned(s) >= 1);
+    store_close(s);
+    tloop_fini(&l);
+}
+
 static const struct t_case cases[] = {
+    T_REG(truncate_at_end_pos_keeps_exactly_the_records_before),
+    T_REG(truncate_refuses_a_position_beyond_the_log),
+    T_REG(unlinks_planned_counts_dead_segments),
     T_REG(tap_mark_takes_a_position_that_becomes_durable),
     T_REG(mirror_fed_the_tap_recovers_the_leaders_queues),
     T_REG(mirror_refuses_a_frame_with_any_bad_record_whole),

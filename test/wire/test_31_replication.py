@@ -206,9 +206,9 @@ def cluster_secret(lc):
     return base64.b64decode(kvs[0]["value"])
 
 
-def repl_handshake(lc, node, vhost, epoch, secret=None):
-    """Opens a PEER_REPL link to node as a leader would; returns (socket,
-    status, text)."""
+def repl_handshake(lc, node, vhost, epoch, secret=None, extra=None):
+    """Opens a PEER_REPL link to node as a leader would (extra: more
+    fields of the AUTH payload); returns (socket, status, text)."""
     s = socket.create_connection(("127.0.0.1", node.cluster_port),
                                  timeout=10)
     hello = b""
@@ -218,7 +218,8 @@ def repl_handshake(lc, node, vhost, epoch, secret=None):
         hello += chunk
     nonce_s = hello[5:]
     nonce_c = os.urandom(32)
-    payload = json.dumps({"vhost": vhost, "epoch": epoch}).encode()
+    payload = json.dumps(dict({"vhost": vhost, "epoch": epoch},
+                              **(extra or {}))).encode()
     me = b"warren9@test"
     body = (b"WRNA\x01" + nonce_c + bytes([len(me)]) + me + b"\x02"
             + struct.pack(">I", len(payload)) + payload)
