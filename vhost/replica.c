@@ -31,6 +31,25 @@ vhost_repl_cut(struct vhost *vh)
     return vh->store ? store_tap_cut(vh->store) : 0;
 }
 
+uint64_t
+vhost_repl_end_pos(struct vhost *vh)
+{
+    return vh->store ? store_end_pos(vh->store) : 0;
+}
+
+uint64_t
+vhost_repl_unlinks(const struct vhost *vh)
+{
+    return vh->unlinks_closed +
+           (vh->store ? store_unlinks_planned(vh->store) : 0);
+}
+
+const char *
+vhost_repl_dir(const struct vhost *vh)
+{
+    return vh->store ? vh->store_dir : NULL;
+}
+
 bool
 vhost_entry_logged(const struct queue *q, struct qentry e,
                    struct vh_logged *out)
@@ -203,6 +222,43 @@ node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
         WR_OK)
         return WR_ERR;
     moved = store_move_files(from, dir, err, errlen);
+    free(dir);
+    return moved < 0 ? WR_ERR : WR_OK;
+}
+
+/*
+ * The node led the vhost before and another node leads it now: its own
+ * log goes to directory to (a copy of the lead it ended, server/
+ * replication.c), and what it held of the vhost (queues, exchanges) is
+ * dropped as node_vhost_adopt_log drops it. The vhost must not be served.
+ */
+int
+node_vhost_release_log(struct node *n, struct vhost *vh, const char *to,
+                       char *err, size_t errlen)
+{
+    struct queue *q, *tmp;
+    struct exchange *x, *next;
+    char *dir;
+    long moved;
+
+    WR_ASSERT(!vh->serving);
+    if (!n->opts.data_dir || !vh->store_dir) {
+        snprintf(err, errlen, "no log open");
+        return WR_ERR;
+    }
+    dir = xstrdup(vh->store_dir);
+    /* close the log first: the teardown must not append to it */
+    vhost__close_store(vh);
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        vhost_queue_delete(vh, q);
+    }
+    for (x = xreg_first(vh->xr); x; x = next) {
+        next = xreg_next(vh->xr, x);
+        if (defs__exchange_is_exported(x))
+            vhost__exchange_delete(vh, x);
+    }
+    moved = store_move_files(dir, to, err, errlen);
     free(dir);
     return moved < 0 ? WR_ERR : WR_OK;
 }

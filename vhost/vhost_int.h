@@ -108,6 +108,8 @@ struct vhost {
     bool serving;        /* runs here (always, unless the node is clustered) */
     struct store *store; /* the vhost's log; NULL when running in memory */
     char *store_dir;
+    /* segments its closed stores planned to delete (vhost_repl_unlinks) */
+    uint64_t unlinks_closed;
     uint64_t next_id;       /* message ids when there is no store */
     uint64_t durable_lsn;   /* the store's, as of the last poll */
     uint64_t repl_limit;    /* vhost_set_repl_limit; UINT64_MAX: none */
