@@ -264,8 +264,9 @@ log_only(const char *dir, char *why, size_t n)
         const char *f = e->d_name;
         size_t len = strlen(f);
 
+        /* a returning leader's own log brings its vhost's name file */
         if (f[0] == '.' || strcmp(f, "LOCK") == 0 ||
-            strncmp(f, "MANIFEST.", 9) == 0 ||
+            strcmp(f, "vhost-name") == 0 || strncmp(f, "MANIFEST.", 9) == 0 ||
             (len == 20 && strcmp(f + 16, ".seg") == 0))
             continue;
         /* a snapshot writes the journal even with no key: its magic */
@@ -481,7 +482,7 @@ mirror_copy_from_own(const struct mirror_own *o, char *err, size_t errlen)
         mkdir_one(m.dir, err, errlen) != WR_OK ||
         write_state(&m, err, errlen) != WR_OK ||
         o->move(m.logdir, o->arg, err, errlen) != WR_OK ||
-        move_marks(o->marks_dir, m.dir, err, errlen) != WR_OK)
+        move_marks(m.logdir, m.dir, err, errlen) != WR_OK)
         goto out;
     defs = path_of(m.dir, "definitions.json");
     if (o->defs && store_write_file_atomic(defs, o->defs, strlen(o->defs), err,

@@ -92,12 +92,12 @@ int mirror_copy_dcounts(const char *data_dir, const char *vhost,
  * for the old leader, server/replication.c): its own log becomes its copy
  * of the lead it ended, (epoch, the lead in its marks), so that
  * mirror_open truncates it in place like any copy. Whatever copy the node
- * held goes; move puts the log's files in logdir; the marks in marks_dir
- * (the leader's own, written as a copy's are) and the definitions (defs,
- * or none) go with it. The copy says synced only once all of it is in.
- * WR_ERR (err): a copy not synced, or none. */
+ * held goes; move makes the vhost's directory logdir (one rename); its
+ * marks (the leader's own, written as a copy's are) go beside the log, the
+ * definitions (defs, or none) with it. The copy says synced only once all
+ * of it is in. WR_ERR (err): a copy not synced, or none. */
 struct mirror_own {
-    const char *data_dir, *vhost, *marks_dir, *defs;
+    const char *data_dir, *vhost, *defs;
     uint64_t epoch;
     int (*move)(const char *logdir, void *arg, char *err, size_t errlen);
     void *arg;

@@ -1861,7 +1861,7 @@ own_to_copy(const char *vhost, uint64_t epoch)
     struct own *o = vh ? own_find(vh) : NULL;
     uint64_t own_epoch, own_lead, copy_epoch = 0;
     bool synced;
-    char err[1024], *dir, *defs;
+    char err[1024], *defs;
     json_t *doc;
     struct mirror_own mo;
 
@@ -1872,14 +1872,12 @@ own_to_copy(const char *vhost, uint64_t epoch)
                           sizeof(err)) != WR_OK ||
         copy_epoch >= own_epoch)
         return;
-    dir = xstrdup(vhost_repl_dir(vh));
     doc = node_defs_export(srv->node, vhost);
     defs = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(doc);
     own_free(o); /* its last deletions on file, closed */
     mo = (struct mirror_own){.data_dir = srv->cfg->data_dir,
                              .vhost = vhost,
-                             .marks_dir = dir,
                              .defs = defs,
                              .epoch = own_epoch,
                              .move = own_move,
@@ -1894,7 +1892,6 @@ own_to_copy(const char *vhost, uint64_t epoch)
                  vhost, (unsigned long long)own_epoch,
                  (unsigned long long)own_lead);
     free(defs);
-    free(dir);
 }
 
 void

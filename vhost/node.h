@@ -155,8 +155,9 @@ void node_vhost_unserve(struct node *n, struct vhost *vh);
 int node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
                          char *err, size_t errlen);
 /* The node's own log of vh (it led vh before, another node leads it now)
- * becomes a mirror's copy: the log files move into directory to, what the
- * node held of vh is dropped (as node_vhost_adopt_log does). Not served. */
+ * becomes a mirror's copy: the vhost's directory is renamed to (which must
+ * not exist; same file system), what the node held of vh is dropped (as
+ * node_vhost_adopt_log does). Not served. */
 int node_vhost_release_log(struct node *n, struct vhost *vh, const char *to,
                            char *err, size_t errlen);
 bool vhost_is_serving(const struct vhost *vh);

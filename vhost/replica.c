@@ -15,8 +15,10 @@
 
 #include "store/store.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void
 vhost_repl_tap(struct vhost *vh, struct buf *out)
@@ -232,6 +234,39 @@ node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
  * replication.c), and what it held of the vhost (queues, exchanges) is
  * dropped as node_vhost_adopt_log drops it. The vhost must not be served.
  */
+/* The directory's parent, synced after a rename in or out of it. */
+static int
+sync_parent(const char *path)
+{
+    char *p = xstrdup(path), *slash = strrchr(p, '/');
+    int rc;
+
+    if (slash)
+        *slash = '\0';
+    rc = store_sync_dir(slash ? p : ".");
+    free(p);
+    return rc;
+}
+
+/* The vhost's whole directory becomes to, in one rename: a kill -9 leaves
+ * it in one place or the other, never half moved (the next start makes
+ * the vhost's directory again, empty). */
+static int
+move_dir(const char *dir, const char *to, char *err, size_t errlen)
+{
+    if (rename(dir, to) != 0) {
+        snprintf(err, errlen, "cannot rename %s to %s: %s", dir, to,
+                 strerror(errno));
+        return WR_ERR;
+    }
+    if (sync_parent(to) != 0 || sync_parent(dir) != 0) {
+        snprintf(err, errlen, "cannot fsync the directories of %s and %s: %s",
+                 dir, to, strerror(errno));
+        return WR_ERR;
+    }
+    return WR_OK;
+}
+
 int
 node_vhost_release_log(struct node *n, struct vhost *vh, const char *to,
                        char *err, size_t errlen)
@@ -239,7 +274,7 @@ node_vhost_release_log(struct node *n, struct vhost *vh, const char *to,
     struct queue *q, *tmp;
     struct exchange *x, *next;
     char *dir;
-    long moved;
+    int rc;
 
     WR_ASSERT(!vh->serving);
     if (!n->opts.data_dir || !vh->store_dir) {
@@ -258,9 +293,9 @@ node_vhost_release_log(struct node *n, struct vhost *vh, const char *to,
         if (defs__exchange_is_exported(x))
             vhost__exchange_delete(vh, x);
     }
-    moved = store_move_files(dir, to, err, errlen);
+    rc = move_dir(dir, to, err, errlen);
     free(dir);
-    return moved < 0 ? WR_ERR : WR_OK;
+    return rc;
 }
 
 /* ---- delivery counts */
