@@ -68,19 +68,27 @@
  *     offers "start" of this lead with "truncated"; the catch-up from
  *     there starts with this lead's first cut, DEFS included.
  *
+ *   - The returning old leader (KIP-101 too): the leader marks where
+ *     each of its cuts ends in its own log (struct own: the same marks
+ *     as a copy's, in the vhost's directory, kept for every vhost log
+ *     the node has open, led or not), each written before the cut's
+ *     frames leave, every deletion its log plans logged before
+ *     node_flush hands it (repl_before_flush). A node whose own log has
+ *     marks of a lead of an older epoch than a link that arrives (it
+ *     restarted, or lost its lease, and another node won) makes that
+ *     log its copy of the lead it ended (own_to_copy: one rename of the
+ *     vhost's directory, the copy marked synced last), and mirror_open
+ *     cuts it back to where that lead ended on the new leader like any
+ *     copy, or the leader sends a snapshot (side files, a mark lost or
+ *     a deletion since). The placement rules need nothing more: the new
+ *     leader's win took the home, so the old leader is eligible only
+ *     through its copy (isr_eligible).
+ *
  * Not done yet: catch-up from beyond the window (the leader does not
- * read its own log back for it); a returning old leader's own log is
- * never truncated in place: it gets a snapshot. That would take (1) the
- * leader keeping marks of its own cuts (lead_cut: its log's position
- * after each cut), written before its store's next hand-off as a copy
- * does (node_flush runs before repl_pump today), (2) the returning node
- * closing its own vhost log (it is recovered at start even when another
- * node leads) and moving it, with those marks, in as a copy of (epoch,
- * lead) marked synced before mirror_open, and (3) the placement rules
- * (isr_eligible's "home") treating it as a copy from then on. Nor is a
- * copy behind the previous lead's end here truncated (no cuts of the
- * previous lead are kept, and a copy would have to switch leads
- * mid-stream), or one holding side files.
+ * read its own log back for it). Nor is a copy behind the previous
+ * lead's end here truncated (no cuts of the previous lead are kept, and
+ * a copy would have to switch leads mid-stream), or one holding side
+ * files.
  */
 #include "server/channel.h"
 #include "server/conn.h"
