@@ -171,7 +171,6 @@ struct lead {
     struct buf dtap;   /* delivery counts set since the last cut (DCNT) */
     struct buf side;   /* side records (vhost/side.h), since the last cut */
     struct buf frames; /* one cut, framed, for every streaming link */
-    struct buf spare;  /* a cut's buffer the window let go (frames_begin) */
     uint64_t cut;      /* position of the last cut */
     uint64_t defs_gen; /* node_defs_generation when DEFS was made */
     uint64_t defs_new; /* ... when it last differed from the one before */
@@ -527,13 +526,6 @@ window_push(struct lead *d, uint64_t from, uint64_t seq, struct buf *frames,
             d->win_last = NULL;
         d->win_bytes -= k->frames.len;
         d->win_base = k->seq;
-        /* the next cut's buffer (frames_begin): the larger one stays */
-        if (k->frames.cap > d->spare.cap) {
-            struct buf t = d->spare;
-
-            d->spare = k->frames;
-            k->frames = t;
-        }
         buf_fini(&k->frames);
         free(k);
     }
@@ -909,26 +901,6 @@ lead_reconcile(struct lead *d)
     }
 }
 
-/* The cut's frames are built in a buffer the window gave back when it
- * let a cut go (window_push), big enough for the tap: a fresh one of
- * ~100 KiB per cut costs page faults on every page and reallocs as it
- * grows, a third of lead_cut's time in scenario 3. */
-static void
-frames_begin(struct lead *d)
-{
-    size_t want =
-        d->tap.len + d->side.len + d->dtap.len +
-        (d->defs ? strlen(d->defs) : 0) + 8 * REPL_HDR +
-        (d->tap.len / REPL_SPLIT + d->side.len / REPL_SPLIT) * REPL_HDR;
-
-    if (d->frames.cap == 0 && d->spare.cap > 0) {
-        d->frames = d->spare;
-        buf_init(&d->spare);
-    }
-    buf_reset(&d->frames);
-    buf_reserve(&d->frames, want);
-}
-
 /* One cut's frames to a streaming link: written at once from the cut's
  * buffer when nothing waits before them (the usual case), so that only
  * what the socket did not take is copied into the link's output. */
@@ -975,7 +947,7 @@ lead_cut(struct lead *d)
         d->cut = WR_MAX(d->cut, seq);
         return;
     }
-    frames_begin(d);
+    buf_reset(&d->frames);
     if (defs)
         repl_frame_encode(&d->frames, REPL_DEFS, d->epoch, from,
                           bytes_str(d->defs));
@@ -1484,7 +1456,6 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
     buf_init(&d->dtap);
     buf_init(&d->side);
     buf_init(&d->frames);
-    buf_init(&d->spare);
     d->cut = vhost_repl_cut(vh);
     d->win_base = d->cut;
     d->lead_id = ((uint64_t)getpid() << 24 | ++leads_made) & INT64_MAX;
@@ -1518,7 +1489,6 @@ repl_unlead(struct server *s, const char *name)
     buf_fini(&d->dtap);
     buf_fini(&d->side);
     buf_fini(&d->frames);
-    buf_fini(&d->spare);
     window_free(d);
     for (size_t i = 0; i < d->nisr; i++)
         free(d->isr[i]);
