@@ -109,6 +109,7 @@ store_free(struct store *s)
     free(s->qtmp);
     free(s->cp.ids);
     buf_fini(&s->scratch);
+    buf_fini(&s->rblock.data);
     compact_job_free(s->job);
     compact_res_free(s->res);
     free(s->unlinked);
@@ -673,6 +674,25 @@ store_poll(struct store *s, const struct store_events *ev, void *ctx)
 
 /* ---- reading */
 
+/* The record at off of g from the last block read, when it is whole
+ * there (segments are never written over: the bytes still hold). */
+static bool
+rblock_take(struct store *s, const struct seg *g, uint32_t off, struct buf *out)
+{
+    const struct buf *b = &s->rblock.data;
+    size_t at, len;
+
+    if (b->len == 0 || s->rblock.segno != g->no || s->rblock.salt != g->salt ||
+        off < s->rblock.off || off - s->rblock.off + 4 > b->len)
+        return false;
+    at = off - s->rblock.off;
+    len = be32_load(b->data + at);
+    if (len < REC_HDR_SIZE || len > b->len - at)
+        return false;
+    buf_append(out, b->data + at, len);
+    return true;
+}
+
 static int
 read_file_rec(struct store *s, struct seg *g, uint32_t off, struct buf *out)
 {
@@ -682,6 +702,8 @@ read_file_rec(struct store *s, struct seg *g, uint32_t off, struct buf *out)
 
     if (off >= g->size)
         return WR_ERR;
+    if (rblock_take(s, g, off, out))
+        return WR_OK;
     if (g->rfd < 0) {
         seg_path(path, sizeof(path), s->dir, g->no);
         g->rfd = s->io->open(s->io->arg, path, O_RDONLY, 0);
@@ -696,6 +718,12 @@ read_file_rec(struct store *s, struct seg *g, uint32_t off, struct buf *out)
     if (got < REC_HDR_SIZE)
         return WR_ERR;
     out->len = (size_t)got;
+    /* kept for the records after this one (one pread, not one each) */
+    buf_reset(&s->rblock.data);
+    buf_append(&s->rblock.data, out->data, out->len);
+    s->rblock.segno = g->no;
+    s->rblock.salt = g->salt;
+    s->rblock.off = off;
     want = be32_load(out->data);
     if (want > (size_t)got && want <= REC_MAX_LEN && want <= g->size - off) {
         got = io_pread_all(s->io, g->rfd, buf_reserve(out, want - out->len),

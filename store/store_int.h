@@ -214,6 +214,15 @@ struct store {
     size_t npdeps;
     size_t cappdeps;
     struct buf scratch;
+    /* the last block read_file_rec read from a segment file, [off, off +
+       data.len) of segment segno (salt: that file, not a later one of the
+       same number): a snapshot reads records in position order, dozens
+       of small ones to a block (loop thread) */
+    struct {
+        uint32_t segno, off;
+        uint64_t salt;
+        struct buf data;
+    } rblock;
     struct buf *tap; /* replica.c: store_tap's output, or NULL */
     uint64_t *qtmp;  /* sorted qids of the message being appended */
     size_t capqtmp;
