@@ -181,6 +181,8 @@ static int
 open_log(struct mirror *m, char *err, size_t errlen)
 {
     m->scfg.dir = m->logdir;
+    /* the index a new leader serves from (store.h, "Hot index") */
+    m->scfg.hot_index = true;
     if (store_open(&m->scfg, NULL, NULL, &m->store, err, errlen) != WR_OK)
         return WR_ERR;
     /* the side files live in the log's directory, as in the vhost's */
@@ -249,6 +251,16 @@ fail:
     return WR_ERR;
 }
 
+static void
+mirror_free(struct mirror *m)
+{
+    free(m->pend);
+    free(m->vhost);
+    free(m->dir);
+    free(m->logdir);
+    free(m);
+}
+
 void
 mirror_close(struct mirror *m)
 {
@@ -266,11 +278,26 @@ mirror_close(struct mirror *m)
         if (write_state(m, err, sizeof(err)) != WR_OK)
             log_warn("mirror: vhost '%s': %s", m->vhost, err);
     }
-    free(m->pend);
-    free(m->vhost);
-    free(m->dir);
-    free(m->logdir);
-    free(m);
+    mirror_free(m);
+}
+
+struct store *
+mirror_hand_over(struct mirror *m)
+{
+    struct store *s = m->store;
+
+    /* the side files are moved with the log; the copy's state.json
+       goes with the copy (no position: it becomes the vhost's log) */
+    mside_close(m->side);
+    if (s && !store_suspend(s)) {
+        log_warn("mirror: vhost '%s': the copy's log is not all durable; "
+                 "it is recovered instead",
+                 m->vhost);
+        store_close(s);
+        s = NULL;
+    }
+    mirror_free(m);
+    return s;
 }
 
 char *

@@ -36,6 +36,7 @@
 #include "cluster/repl.h"
 
 struct mirror;
+struct store;
 
 struct mirror_config {
     const char *data_dir;
@@ -57,6 +58,12 @@ struct mirror_config {
 int mirror_open(const struct mirror_config *cfg, uint64_t epoch,
                 struct mirror **out, char *err, size_t errlen);
 void mirror_close(struct mirror *m);
+/* This node wins the vhost (issue 12, the hot copy): closes the copy
+ * except for its log, which stays in memory with its hot index, its
+ * store thread stopped (store_suspend), for the vhost to go on with
+ * once its files are moved (node_vhost_adopt_log). NULL when the log
+ * cannot be handed over (then it is closed: recover it). */
+struct store *mirror_hand_over(struct mirror *m);
 /* What the copy of vhost on this node's disk is (none open): the epoch
  * of the leader it follows (0: no copy) and whether it is complete.
  * WR_ERR (err) when its state cannot be read. */

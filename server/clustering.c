@@ -167,12 +167,14 @@ import_copy_defs(struct server *s, const char *name, const char *dir)
  * This node was elected as a member of the vhost's in-sync set: when it
  * holds a complete copy of the set's epoch, the copy becomes the vhost's
  * log (what the node held of the vhost before is older), and its delivery
- * counts go to *dcounts (applied once the vhost is served). Whatever it
- * holds of a copy goes afterwards: a leader keeps none.
+ * counts go to *dcounts (applied once the vhost is served). m is the copy
+ * still open, or NULL (taken: handed over with its hot index, or
+ * closed). Whatever it holds of a copy goes afterwards: a leader keeps
+ * none.
  */
 static void
 take_over_copy(struct server *s, struct vhost *vh, const char *name,
-               struct buf *dcounts)
+               struct mirror *m, struct buf *dcounts)
 {
     uint64_t epoch = 0;
     int64_t isr_epoch = 0;
@@ -183,23 +185,31 @@ take_over_copy(struct server *s, struct vhost *vh, const char *name,
     if (mirror_copy_state(s->cfg->data_dir, name, &epoch, &synced, err,
                           sizeof(err)) != WR_OK) {
         log_err("vhost '%s': %s", name, err);
+        mirror_close(m);
         return;
     }
-    if (epoch == 0)
+    if (epoch == 0) {
+        mirror_close(m);
         return;
+    }
     dir = mirror_copy_dir(s->cfg->data_dir, name);
     if (synced && isr && (int64_t)epoch == isr_epoch &&
         isr_lists(isr, cluster_node_name(s->cluster)) &&
         !vhost_is_serving(vh)) {
+        struct store *hot = m ? mirror_hand_over(m) : NULL;
+
+        m = NULL;
         log = xmalloc(strlen(dir) + 8);
         sprintf(log, "%s/log", dir);
-        if (node_vhost_adopt_log(s->node, vh, log, err, sizeof(err)) != WR_OK)
+        if (node_vhost_adopt_log(s->node, vh, log, hot, err, sizeof(err)) !=
+            WR_OK)
             log_err("vhost '%s': cannot take over the copy of epoch %llu: %s",
                     name, (unsigned long long)epoch, err);
         else
             log_info("vhost '%s': taking over from this node's copy of "
-                     "epoch %llu",
-                     name, (unsigned long long)epoch);
+                     "epoch %llu (%s)",
+                     name, (unsigned long long)epoch,
+                     hot ? "open, with its hot index" : "to be recovered");
         import_copy_defs(s, name, dir);
         if (mirror_copy_dcounts(s->cfg->data_dir, name, dcounts) != WR_OK)
             log_warn("vhost '%s': the copy's delivery counts cannot be read: "
@@ -207,6 +217,7 @@ take_over_copy(struct server *s, struct vhost *vh, const char *name,
                      name, strerror(errno));
         free(log);
     }
+    mirror_close(m);
     if (mirror_remove(s->cfg->data_dir, name, err, sizeof(err)) != WR_OK)
         log_warn("vhost '%s': %s", name, err);
     free(dir);
@@ -219,22 +230,28 @@ on_lead(void *arg, const char *name, int64_t epoch)
 {
     struct server *s = arg;
     struct vhost *vh = node_vhost_find(s->node, name);
+    struct mirror *m;
     struct buf dcounts;
     char err[1024];
+    uint64_t t0 = wr_now_us();
 
     if (!vh)
         vh = node_vhost_add(s->node, name); /* its definition comes later */
-    repl_copy_drop(name, "this node leads the vhost now");
+    m = repl_copy_take(name, "this node leads the vhost now");
     buf_init(&dcounts);
     if (vh)
-        take_over_copy(s, vh, name, &dcounts);
+        take_over_copy(s, vh, name, m, &dcounts);
+    else
+        mirror_close(m);
     if (!vh || node_vhost_serve(s->node, vh, err, sizeof(err)) != WR_OK) {
         log_err("vhost '%s': cannot be served here (epoch %lld): %s", name,
                 (long long)epoch, vh ? err : "no such vhost");
         buf_fini(&dcounts);
         return;
     }
-    log_info("vhost '%s' served here (epoch %lld)", name, (long long)epoch);
+    /* operators see how long a failover kept the vhost's messages away */
+    log_info("vhost '%s' served here (epoch %lld), %.1f ms after winning it",
+             name, (long long)epoch, (double)(wr_now_us() - t0) / 1e3);
     import_vhost_part(s, name);
     if (dcounts.len)
         log_info("vhost '%s': %zu delivery counts taken over", name,

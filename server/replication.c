@@ -221,9 +221,20 @@ struct copy {
     struct copy *next, *prev;
 };
 
+/* A complete copy whose link dropped, kept open with its hot index
+   (store.h): should this node win the vhost, it serves from it at once
+   (repl_copy_take); a new link closes it first and opens the copy again
+   (mirror_open). */
+struct parked {
+    char *vhost;
+    struct mirror *m;
+    struct parked *next, *prev;
+};
+
 static struct lead *leads;
 static uint64_t leads_made;
 static struct copy *copies;
+static struct parked *parked;
 static ev_timer tick;
 static bool inited;
 
@@ -1472,22 +1483,83 @@ repl_unlead(struct server *s, const char *name)
 
 /* ---- the mirror's side */
 
-static void
-copy_free(struct copy *c, const char *why)
+static struct parked *
+parked_find(const char *vhost)
 {
+    struct parked *p;
+
+    DL_FOREACH(parked, p)
+    {
+        if (strcmp(p->vhost, vhost) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Takes the parked copy of vhost out; NULL when there is none. */
+static struct mirror *
+unpark(const char *vhost)
+{
+    struct parked *p = parked_find(vhost);
+    struct mirror *m;
+
+    if (!p)
+        return NULL;
+    m = p->m;
+    DL_DELETE(parked, p);
+    free(p->vhost);
+    free(p);
+    return m;
+}
+
+/* Keeps a complete copy open for a failover; closes any other. */
+static void
+park(const char *vhost, struct mirror *m)
+{
+    struct mirror_info mi;
+    struct parked *p;
+
+    mirror_get_info(m, &mi);
+    mirror_close(unpark(vhost));
+    if (!mi.synced) {
+        mirror_close(m);
+        return;
+    }
+    p = xcalloc(1, sizeof(*p));
+    p->vhost = xstrdup(vhost);
+    p->m = m;
+    DL_APPEND(parked, p);
+}
+
+/* Ends the link; returns its copy, still open. */
+static struct mirror *
+copy_unlink(struct copy *c, const char *why)
+{
+    struct mirror *m = c->m;
+
     if (why)
         log_warn("copy of vhost '%s' from node '%s': link dropped: %s",
                  c->vhost, c->leader, why);
     ev_io_stop(srv->loop, &c->rio);
     ev_io_stop(srv->loop, &c->wio);
     close(c->fd);
-    mirror_close(c->m);
     buf_fini(&c->in);
     buf_fini(&c->out);
     DL_DELETE(copies, c);
     free(c->vhost);
     free(c->leader);
     free(c);
+    return m;
+}
+
+/* Ends the link; its copy stays open (parked) if complete. */
+static void
+copy_free(struct copy *c, const char *why)
+{
+    char *vhost = xstrdup(c->vhost);
+
+    park(vhost, copy_unlink(c, why));
+    free(vhost);
 }
 
 static struct copy *
@@ -1509,7 +1581,18 @@ repl_copy_drop(const char *vhost, const char *why)
     struct copy *c = copy_find(vhost);
 
     if (c)
-        copy_free(c, why);
+        mirror_close(copy_unlink(c, why));
+    mirror_close(unpark(vhost));
+}
+
+struct mirror *
+repl_copy_take(const char *vhost, const char *why)
+{
+    struct copy *c = copy_find(vhost);
+
+    if (c)
+        return copy_unlink(c, why);
+    return unpark(vhost);
 }
 
 void
@@ -1679,10 +1762,12 @@ repl_take(int fd, const char *addr, const struct peer_auth *a,
         refused = copy_refusal(vhost, epoch, why, sizeof(why));
     }
     if (!refused) {
-        /* a newer leader's link replaces an older one's */
+        /* a newer leader's link replaces an older one's; a copy kept
+           since the last link is opened again (its position written) */
         old = copy_find(vhost);
         if (old)
-            copy_free(old, "a newer link from the leader");
+            mirror_close(copy_unlink(old, "a newer link from the leader"));
+        mirror_close(unpark(vhost));
         mc.data_dir = srv->cfg->data_dir;
         mc.vhost = vhost;
         mc.fsync = srv->cfg->fsync;
@@ -1844,7 +1929,9 @@ repl_fini(struct server *s)
     while (leads)
         repl_unlead(s, leads->name);
     while (copies)
-        copy_free(copies, NULL);
+        mirror_close(copy_unlink(copies, NULL));
+    while (parked)
+        mirror_close(unpark(parked->vhost));
     ev_timer_stop(s->loop, &tick);
     ev_prepare_stop(s->loop, &snap_prep);
     ev_idle_stop(s->loop, &snap_idle);

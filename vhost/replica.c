@@ -173,7 +173,7 @@ vhost_repl_slice(struct vhost *vh, struct vh_logged *v, size_t count, size_t *i,
  */
 int
 node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
-                     char *err, size_t errlen)
+                     struct store *hot, char *err, size_t errlen)
 {
     struct queue *q, *tmp;
     struct exchange *x, *next;
@@ -183,6 +183,7 @@ node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
     WR_ASSERT(!vh->serving);
     if (!n->opts.data_dir) {
         snprintf(err, errlen, "no data directory");
+        store_close(hot);
         return WR_ERR;
     }
     /* close the old log first: the teardown must not append to it */
@@ -200,11 +201,20 @@ node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
     vhostdir__remove(n->opts.data_dir, vh->name, dir);
     free(dir);
     if (vhostdir__prepare(n->opts.data_dir, vh->name, &dir, err, errlen) !=
-        WR_OK)
+        WR_OK) {
+        store_close(hot);
         return WR_ERR;
+    }
+    /* the open log's files move under it: it writes nothing meanwhile
+       (store_suspend), and goes on in the new directory when served */
     moved = store_move_files(from, dir, err, errlen);
     free(dir);
-    return moved < 0 ? WR_ERR : WR_OK;
+    if (moved < 0) {
+        store_close(hot);
+        return WR_ERR;
+    }
+    vh->adopted = hot;
+    return WR_OK;
 }
 
 /* ---- delivery counts */

@@ -108,6 +108,9 @@ struct vhost {
     bool serving;        /* runs here (always, unless the node is clustered) */
     struct store *store; /* the vhost's log; NULL when running in memory */
     char *store_dir;
+    /* a mirror's copy of the log, open with its hot index, taken over
+       (node_vhost_adopt_log) and not yet served (vhost__open_store) */
+    struct store *adopted;
     uint64_t next_id;       /* message ids when there is no store */
     uint64_t durable_lsn;   /* the store's, as of the last poll */
     uint64_t repl_limit;    /* vhost_set_repl_limit; UINT64_MAX: none */
