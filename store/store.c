@@ -280,30 +280,23 @@ store_resume(struct store *s, const char *dir, void (*wake)(void *arg),
              void *wake_arg, char *err, size_t errlen)
 {
     int dirfd = s->io->open(s->io->arg, dir, O_RDONLY | O_DIRECTORY, 0);
-    int lockfd = s->lockfd;
-    char *old = s->dir;
 
     if (dirfd < 0) {
         snprintf(err, errlen, "store: cannot open directory %s: %s", dir,
                  strerror(errno));
         return WR_ERR;
     }
-    s->dir = xstrdup(dir);
-    if (lock_dir(s, err, errlen) != WR_OK) {
-        s->io->close(s->io->arg, dirfd);
-        if (s->lockfd >= 0)
-            close(s->lockfd);
-        s->lockfd = lockfd;
-        free(s->dir);
-        s->dir = old;
-        return WR_ERR;
-    }
-    /* the old directory's lock goes with it (the copy's LOCK file) */
-    if (lockfd >= 0)
-        close(lockfd);
-    free(old);
     s->io->close(s->io->arg, s->dirfd);
     s->dirfd = dirfd;
+    free(s->dir);
+    s->dir = xstrdup(dir);
+    /* the LOCK file may have moved with the directory: a second flock of
+       it would conflict with the first, so that one goes first */
+    if (s->lockfd >= 0)
+        close(s->lockfd);
+    s->lockfd = -1;
+    if (lock_dir(s, err, errlen) != WR_OK)
+        return WR_ERR;
     s->wake = wake;
     s->wake_arg = wake_arg;
     return journal_start(s, err, errlen);

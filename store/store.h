@@ -426,9 +426,9 @@ uint64_t store_next_id(const struct store *s);
  * message) pair in memory as its records are appended (a mirror's
  * store_apply), acked, deleted with their queue or moved by compaction,
  * from its recovery on: 24 bytes per live pair. A mirror that wins the
- * vhost hands the open store over (store_suspend, the files moved,
- * store_resume) and the vhost takes its queues from store_hot_report
- * instead of recovering the log.
+ * vhost hands the open store over (store_suspend, its directory renamed
+ * into the vhost's place, store_resume) and the vhost takes its queues
+ * from store_hot_report instead of recovering the log.
  */
 
 /* Live pairs in the hot index (0 without one). Loop thread. */
@@ -443,9 +443,9 @@ void store_hot_report(const struct store *s, const struct store_recover_cb *cb,
 /*
  * Stops the store thread after it wrote and synced everything appended
  * (as store_close, without sealing the head): the store stays in memory
- * and its files may be moved (store_move_files) until store_resume. No
- * append, flush or poll meanwhile. Returns whether everything appended
- * is durable; on false the caller closes the store instead.
+ * and its directory may be renamed (or its files moved) until
+ * store_resume. No append, flush, poll or read meanwhile. Returns whether
+ * everything appended is durable; on false the caller closes the store instead.
  */
 bool store_suspend(struct store *s);
 

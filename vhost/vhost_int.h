@@ -342,6 +342,12 @@ int vhostdir__prepare(const char *data_dir, const char *name, char **out,
 void vhostdir__remove(const char *data_dir, const char *name, const char *dir);
 /* Finishes deletions cut short by a crash. */
 void vhostdir__sweep(const char *data_dir);
+/* The directory from (a mirror's copy of the log) becomes the vhost's
+ * directory: its name file written, the vhost's old directory removed,
+ * then one rename (vhosts/ and from's parent fsynced), so that a crash
+ * leaves the copy whole where it was or whole in the vhost's place. */
+int vhostdir__adopt(const char *data_dir, const char *name, const char *from,
+                    char *err, size_t errlen);
 
 /* queue.c: the ready list, a ring of struct qentry */
 static inline struct qentry *
