@@ -234,6 +234,7 @@ on_lead(void *arg, const char *name, int64_t epoch)
     struct buf dcounts;
     char err[1024];
     uint64_t t0 = wr_now_us();
+    double ms;
 
     if (!vh)
         vh = node_vhost_add(s->node, name); /* its definition comes later */
@@ -250,14 +251,16 @@ on_lead(void *arg, const char *name, int64_t epoch)
         return;
     }
     /* operators see how long a failover kept the vhost's messages away */
+    ms = (double)(wr_now_us() - t0) / 1e3;
     log_info("vhost '%s' served here (epoch %lld), %.1f ms after winning it",
-             name, (long long)epoch, (double)(wr_now_us() - t0) / 1e3);
+             name, (long long)epoch, ms);
     import_vhost_part(s, name);
     if (dcounts.len)
         log_info("vhost '%s': %zu delivery counts taken over", name,
                  vhost_repl_dcounts_apply(vh, buf_bytes(&dcounts)));
     buf_fini(&dcounts);
     repl_lead(s, vh, name, epoch);
+    repl_lead_served(name, ms);
 }
 
 static void

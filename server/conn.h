@@ -266,6 +266,8 @@ void repl_fini(struct server *s);
 void repl_lead(struct server *s, struct vhost *vh, const char *name,
                int64_t epoch);
 void repl_unlead(struct server *s, const char *name);
+/* How long after winning the vhost this node served it (management). */
+void repl_lead_served(const char *name, double ms);
 /* Drops this node's copy of vhost. */
 void repl_copy_drop(const char *vhost, const char *why);
 /* This node is about to lead vhost: its copy, linked or kept since its

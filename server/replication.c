@@ -204,6 +204,7 @@ struct lead {
        count from 1 again; a copy's position counts in one lead only */
     uint64_t lead_id;
     double snap_step_max; /* longest slice of a snapshot, s */
+    double served_ms;     /* from winning the vhost to serving it */
     struct lead *next, *prev;
 };
 
@@ -1453,6 +1454,15 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch)
 }
 
 void
+repl_lead_served(const char *name, double ms)
+{
+    struct lead *d = lead_find(name);
+
+    if (d)
+        d->served_ms = ms;
+}
+
+void
 repl_unlead(struct server *s, const char *name)
 {
     struct lead *d = lead_find(name);
@@ -2014,6 +2024,7 @@ repl_info(void)
                             json_integer((json_int_t)d->catch_ups));
         json_object_set_new(last, "snapshot_slice_max_ms",
                             json_real(d->snap_step_max * 1e3));
+        json_object_set_new(last, "served_after_ms", json_real(d->served_ms));
         json_object_set_new(last, "on_disk",
                             json_integer((json_int_t)vhost_disk_lsn(d->vh)));
     }

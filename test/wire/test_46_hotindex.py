@@ -16,9 +16,9 @@ import time
 import pika
 import pytest
 
-from test_31_replication import (TTL, cluster_fixture, etcd_isr, leader_node,
-                                 leader_node_seen, mirrors_caught_up,
-                                 pika_conn)
+from test_31_replication import (TTL, cluster_fixture, etcd_isr, lead_of,
+                                 leader_node, leader_node_seen,
+                                 mirrors_caught_up, pika_conn)
 from wireutil import wait_until
 
 pytestmark = pytest.mark.warren_only
@@ -93,6 +93,9 @@ def test_kill_9_of_the_leader_the_winner_serves_the_backlog_from_its_hot_index(
     assert served
     ms = float(re.search(r"([\d.]+) ms after winning", served).group(1))
     assert ms < SERVE_BOUND_MS, served
+    # and management shows it with the lead
+    d = lead_of(new, "/")
+    assert abs(d["served_after_ms"] - ms) < 0.1, (d["served_after_ms"], ms)
 
     c2 = pika_conn(new)
     ch2 = c2.channel()
