@@ -10,6 +10,7 @@
  * negative); anything else is no TTL.
  */
 #include "amqp/amqp_props.h"
+#include "amqp/ftable.h"
 
 #include <stdio.h>
 
@@ -102,5 +103,31 @@ amqp_props_check(const struct amqp_props *p, const char *user, char *err,
         return refuse(err, errlen,
                       "invalid message: {delivery_mode_unknown,%u}",
                       p->p.delivery_mode);
+    return WR_OK;
+}
+
+int
+amqp_props_put_long_header(struct bytes raw, const char *key, int64_t v,
+                           struct buf *out)
+{
+    struct amqp_basic_props p;
+    struct fvalue fv = {.type = 'l', .v.i = v};
+    size_t h0 = out->len, p0;
+
+    if (amqp_basic_props_decode(raw.ptr, raw.len, &p, NULL) != AMQP_DECODE_OK)
+        return WR_ERR;
+    /* the new headers table, then the properties after it, moved down
+       over it: one buffer, never reallocated between (room for both) */
+    buf_reserve(out, 2 * raw.len + 2 * strlen(key) + 64);
+    ftable_put_set(out,
+                   (p.flags & AMQP_BASIC_HEADERS_FLAG) ? p.headers
+                                                       : bytes_of(NULL, 0),
+                   key, &fv);
+    p.flags |= AMQP_BASIC_HEADERS_FLAG;
+    p.headers = bytes_of(out->data + h0 + 4, out->len - h0 - 4);
+    p0 = out->len;
+    amqp_basic_props_encode(&p, out);
+    memmove(out->data + h0, out->data + p0, out->len - p0);
+    out->len = h0 + (out->len - p0);
     return WR_OK;
 }

@@ -51,5 +51,14 @@ int amqp_props_check_user(const struct amqp_props *p, const char *user,
  */
 int amqp_expiration_parse(struct bytes e, int64_t *ms, char *err,
                           size_t errlen);
+/*
+ * Appends raw content properties (flags + list) to out with the long
+ * header `key` set to v, as RabbitMQ's rabbit_basic:add_header writes
+ * them (ftable_put_set: the headers sorted by key, 'L' written 'l'):
+ * what its quorum queues send as x-delivery-count. WR_ERR when raw does
+ * not decode; then out is unchanged.
+ */
+int amqp_props_put_long_header(struct bytes raw, const char *key, int64_t v,
+                               struct buf *out);
 
 #endif

@@ -11,6 +11,7 @@
 #include "amqp/ftable.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 
 /* Reads a big-endian integer of `width` bytes into v: sign-extended
@@ -586,4 +587,116 @@ fenc_value_key(struct buf *b, struct bytes key, const struct fvalue *v)
 {
     buf_put_shortstr(b, key);
     fenc_value_only(b, v);
+}
+
+/* ---- RabbitMQ's set_table_value */
+
+/* One entry of a table being rewritten: its key, the bytes of its value
+ * (letter included) and its place, which keeps the sort stable. */
+struct fentry {
+    struct bytes key;
+    struct bytes val;
+    size_t i;
+};
+
+/* Erlang's order of binaries: bytewise, a prefix first; then the place
+ * (lists:keysort is stable). */
+static int
+fentry_cmp(const void *a, const void *b)
+{
+    const struct fentry *x = a, *y = b;
+    size_t n = WR_MIN(x->key.len, y->key.len);
+    int c = n ? memcmp(x->key.ptr, y->key.ptr, n) : 0;
+
+    if (c != 0)
+        return c;
+    if (x->key.len != y->key.len)
+        return x->key.len < y->key.len ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Writes every 'L' letter of the values in p[0..n) (a table body, or an
+ * array body when !table) as 'l', nested ones too: RabbitMQ reads both
+ * as a long and writes a long as 'l'. Same width, so in place. Assumes
+ * a validated table (the nesting is bounded). */
+static void
+letters_as_rabbit(uint8_t *p, size_t n, bool table)
+{
+    struct cursor c;
+    struct bytes key;
+    struct fvalue v;
+    uint8_t t;
+
+    cur_init(&c, p, n);
+    while (c.left > 0) {
+        uint8_t *letter;
+
+        if (table && !rd_shortstr(&c, &key))
+            return;
+        letter = p + (n - c.left);
+        if (!rd_u8(&c, &t) || !read_value(&c, (char)t, &v))
+            return;
+        if (t == 'L')
+            *letter = 'l';
+        else if (t == 'F' || t == 'A')
+            letters_as_rabbit(p + (v.v.str.ptr - (const uint8_t *)p),
+                              v.v.str.len, t == 'F');
+    }
+}
+
+void
+ftable_put_set(struct buf *b, struct bytes tbl, const char *key,
+               const struct fvalue *v)
+{
+    size_t n = ftable_count(tbl) + 1, k = 0, keylen = strlen(key);
+    size_t nvat, nvlen, mark, len;
+    struct fentry small[32];
+    struct fentry *e =
+        n <= WR_ARRAY_LEN(small) ? small : xmalloc(n * sizeof(*e));
+    struct ftable_iter it;
+    struct bytes name, nv;
+    struct fvalue fv;
+    bool set = false;
+
+    /* the new value first, at the end of b, then room for the table so
+       that nothing moves while entries point into b (no allocation when
+       b has room: a delivery's properties are rewritten in a reused
+       buffer) */
+    nvat = b->len;
+    fenc_value_only(b, v);
+    nvlen = b->len - nvat;
+    buf_reserve(b, 4 + tbl.len + 1 + keylen + nvlen);
+    nv = bytes_of(b->data + nvat, nvlen);
+    ftable_iter_init(&it, tbl);
+    while (k < n - 1 && ftable_next(&it, &name, &fv)) {
+        const uint8_t *val = name.ptr + name.len;
+
+        e[k].key = name;
+        e[k].val = bytes_of(val, (size_t)(it.c.p - val));
+        e[k].i = k;
+        if (!set && bytes_eq_str(name, key)) {
+            e[k].val = nv; /* keystore: the first one */
+            set = true;
+        }
+        k++;
+    }
+    if (!set) {
+        e[k].key = bytes_str(key);
+        e[k].val = nv;
+        e[k].i = k;
+        k++;
+    }
+    qsort(e, k, sizeof(*e), fentry_cmp);
+    mark = ftable_begin(b);
+    for (size_t i = 0; i < k; i++) {
+        buf_put_shortstr(b, e[i].key);
+        buf_append(b, e[i].val.ptr, e[i].val.len);
+    }
+    ftable_end(b, mark);
+    len = b->len - mark;
+    memmove(b->data + nvat, b->data + mark, len);
+    b->len = nvat + len;
+    letters_as_rabbit(b->data + nvat + 4, len - 4, true);
+    if (e != small)
+        free(e);
 }

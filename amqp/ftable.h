@@ -121,4 +121,15 @@ void fenc_value_key(struct buf *b, struct bytes key, const struct fvalue *v);
 /* Value-only encoders for arrays. */
 void fenc_value_only(struct buf *b, const struct fvalue *v);
 
+/*
+ * Appends table tbl (a validated body; with its u32 length) with key set
+ * to v, as RabbitMQ's rabbit_misc:set_table_value writes it: the first
+ * entry of that key takes v (else one is added), the entries are sorted
+ * by key (bytewise, a prefix first; equal keys keep their order), and
+ * every 'L' letter, nested ones too, becomes 'l' (RabbitMQ decoded the
+ * table and writes a long as 'l'). Nested tables keep their order.
+ */
+void ftable_put_set(struct buf *b, struct bytes tbl, const char *key,
+                    const struct fvalue *v);
+
 #endif

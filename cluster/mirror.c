@@ -25,6 +25,9 @@
 
 #include "store/store.h"
 #include "vhost/node.h"
+#include "vhost/vhost.h"
+
+#include <uthash.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -34,6 +37,18 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The last count the leader sent for one message of one queue (DCNT),
+ * while not 0: what the dcounts file means. */
+struct dcount_key {
+    uint64_t qid, id;
+};
+
+struct mcount {
+    struct dcount_key k;
+    uint32_t n;
+    UT_hash_handle hh;
+};
 
 /* A frame's position, the copy's LSN that covers it and the side
  * files' sync batch (mirror_side.h; 0: none). */
@@ -62,7 +77,14 @@ struct mirror {
     uint64_t state_pos; /* write_state writes this position, unless 0 */
     struct pend *pend;  /* FIFO of positions waiting for the disk */
     size_t npend, cappend, head;
+    /* the dcounts file: its counts by (queue, message), the entries it
+       holds and those it held when last written whole (compaction) */
+    struct mcount *counts;
+    uint64_t dc_entries, dc_kept;
 };
+
+static void counts_clear(struct mirror *m);
+static int counts_load(struct mirror *m, char *err, size_t errlen);
 
 static char *
 path_of(const char *a, const char *b)
@@ -240,7 +262,8 @@ mirror_open(const struct mirror_config *cfg, uint64_t epoch,
             m->resume_lead = lead;
         }
     }
-    if (open_log(m, err, errlen) != WR_OK)
+    if (open_log(m, err, errlen) != WR_OK ||
+        counts_load(m, err, errlen) != WR_OK)
         goto fail;
     free(root);
     *out = m;
@@ -254,6 +277,7 @@ fail:
 static void
 mirror_free(struct mirror *m)
 {
+    counts_clear(m);
     free(m->pend);
     free(m->vhost);
     free(m->dir);
@@ -386,9 +410,147 @@ out:
     return rc;
 }
 
-/* Delivery counts go to the end of <dir>/dcounts (truncate: a snapshot
- * starts it afresh). Not synced: a count is kept for a failover, and one
- * a crash of this node lost only lets a message be delivered again. */
+/* ---- delivery counts
+ *
+ * DCNT frames go to the end of <dir>/dcounts, not synced: a count is
+ * kept for a failover, and one a crash of this node lost only lets a
+ * message be delivered again. The file would only grow (every return
+ * and every settled message of a quorum queue appends 20 bytes), so the
+ * copy keeps its meaning in memory (the last count of each message,
+ * while not 0) and, once the file holds more than DCOUNTS_SLACK times
+ * the entries it held when last written whole (and at least
+ * DCOUNTS_MIN), writes it again with the counts of the messages still
+ * live in the copy's log only (atomically: a temporary file, fsync,
+ * rename). Each rewrite costs the live counts and comes after at least
+ * three times as many appends: O(1) per count, and the file stays below
+ * DCOUNTS_SLACK times the live counts (or DCOUNTS_MIN). The counts of
+ * messages that left without a count of 0 (a queue deleted, a transient
+ * message never in the copy) go at the rewrite. A copy still taking its
+ * snapshot is not rewritten: its counts come before its messages. */
+
+#define DCOUNTS_SLACK 4
+#define DCOUNTS_MIN   4096 /* entries (80 KiB) */
+
+static void
+counts_clear(struct mirror *m)
+{
+    struct mcount *c, *tmp;
+
+    HASH_ITER(hh, m->counts, c, tmp)
+    {
+        HASH_DEL(m->counts, c);
+        free(c);
+    }
+    m->dc_entries = m->dc_kept = 0;
+}
+
+/* Takes a run of counts (VH_DCOUNT_SIZE each) into the map. */
+static void
+counts_take(struct mirror *m, struct bytes run)
+{
+    struct cursor cur;
+    struct dcount_key k;
+    struct mcount *c;
+    uint32_t n;
+
+    cur_init(&cur, run.ptr, run.len);
+    while (rd_u64(&cur, &k.qid) && rd_u64(&cur, &k.id) && rd_u32(&cur, &n)) {
+        m->dc_entries++;
+        HASH_FIND(hh, m->counts, &k, sizeof(k), c);
+        if (!c && n == 0)
+            continue;
+        if (!c) {
+            c = xcalloc(1, sizeof(*c));
+            c->k = k;
+            HASH_ADD(hh, m->counts, k, sizeof(c->k), c);
+        }
+        if (n > 0) {
+            c->n = n;
+        } else {
+            HASH_DEL(m->counts, c);
+            free(c);
+        }
+    }
+}
+
+/* Writes the dcounts file again with the counts of messages live in the
+ * copy's log (see above). */
+static int
+counts_compact(struct mirror *m, char *err, size_t errlen)
+{
+    char *path = path_of(m->dir, "dcounts");
+    struct mcount *c, *tmp;
+    struct buf out;
+    int rc;
+
+    buf_init(&out);
+    HASH_ITER(hh, m->counts, c, tmp)
+    {
+        if (!store_is_live(m->store, c->k.qid, c->k.id)) {
+            HASH_DEL(m->counts, c);
+            free(c);
+            continue;
+        }
+        buf_put_u64(&out, c->k.qid);
+        buf_put_u64(&out, c->k.id);
+        buf_put_u32(&out, c->n);
+    }
+    rc = store_write_file_atomic(path, out.data, out.len, err, errlen);
+    if (rc == WR_OK)
+        m->dc_entries = m->dc_kept = out.len / VH_DCOUNT_SIZE;
+    buf_fini(&out);
+    free(path);
+    return rc;
+}
+
+static bool
+counts_due(const struct mirror *m)
+{
+    return m->synced && m->dc_entries > DCOUNTS_MIN &&
+           m->dc_entries > DCOUNTS_SLACK * m->dc_kept;
+}
+
+/* The counts of the dcounts file in dir (none when it does not exist). */
+static int
+copy_dcounts_at(const char *dir, struct buf *out)
+{
+    char *path = path_of(dir, "dcounts");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    uint8_t chunk[65536];
+    ssize_t n;
+
+    free(path);
+    if (fd < 0)
+        return errno == ENOENT ? WR_OK : WR_ERR;
+    while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+        buf_append(out, chunk, (size_t)n);
+    close(fd);
+    out->len -= out->len % VH_DCOUNT_SIZE; /* a torn last count */
+    return n < 0 ? WR_ERR : WR_OK;
+}
+
+/* Reads the dcounts file into the map (mirror_open). */
+static int
+counts_load(struct mirror *m, char *err, size_t errlen)
+{
+    struct buf all;
+    int rc;
+
+    buf_init(&all);
+    rc = copy_dcounts_at(m->dir, &all);
+    if (rc != WR_OK)
+        snprintf(err, errlen, "cannot read %s/dcounts: %s", m->dir,
+                 strerror(errno));
+    counts_take(m, buf_bytes(&all));
+    /* a file of many stale entries (left by a version that never
+       rewrote it) is rewritten at the next count */
+    m->dc_kept = HASH_COUNT(m->counts);
+    buf_fini(&all);
+    return rc;
+}
+
+/* Appends a DCNT payload to <dir>/dcounts (truncate: a snapshot starts
+ * it afresh), then compacts it when due. */
 static int
 take_dcounts(struct mirror *m, struct bytes payload, bool truncate, char *err,
              size_t errlen)
@@ -414,27 +576,22 @@ take_dcounts(struct mirror *m, struct bytes payload, bool truncate, char *err,
     if (fd >= 0)
         close(fd);
     free(path);
-    return rc;
+    if (rc != WR_OK)
+        return rc;
+    if (truncate)
+        counts_clear(m);
+    counts_take(m, payload);
+    return counts_due(m) ? counts_compact(m, err, errlen) : WR_OK;
 }
 
 int
 mirror_copy_dcounts(const char *data_dir, const char *vhost, struct buf *out)
 {
     char *dir = mirror_copy_dir(data_dir, vhost);
-    char *path = path_of(dir, "dcounts");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    uint8_t chunk[65536];
-    ssize_t n;
+    int rc = copy_dcounts_at(dir, out);
 
     free(dir);
-    free(path);
-    if (fd < 0)
-        return WR_OK;
-    while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-        buf_append(out, chunk, (size_t)n);
-    close(fd);
-    out->len -= out->len % VH_DCOUNT_SIZE; /* a torn last count */
-    return n < 0 ? WR_ERR : WR_OK;
+    return rc;
 }
 
 static int

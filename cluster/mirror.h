@@ -16,7 +16,9 @@
  *       definitions.json   the vhost's exchanges, queues and bindings as
  *                          of the last DEFS frame (atomically replaced)
  *       dcounts            delivery counts of quorum queues (DCNT frames),
- *                          appended, not synced; emptied by a snapshot
+ *                          appended, not synced; emptied by a snapshot,
+ *                          written again with the live counts only once
+ *                          it holds 4 times as many (mirror.c)
  *       state.json         {"vhost", "epoch", "synced", "position"}: the
  *                          highest epoch this node accepted frames of (an
  *                          older leader is refused: fencing), whether the

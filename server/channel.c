@@ -54,13 +54,20 @@ cc_deliver(struct consumer *c, struct queue *q, struct qentry e)
     struct amqp_method m = {.id = AMQP_BASIC_DELIVER};
     struct amqp_basic_deliver *d = &m.u.basic_deliver;
     uint64_t tag = ++ch->next_tag;
+    int64_t count;
 
     d->consumer_tag = bytes_of(c->tag, c->tag_len);
     d->delivery_tag = tag;
     d->redelivered = (e.id & QE_REDELIVERED) != 0;
     d->exchange = message_exchange(e.msg);
     d->routing_key = message_rk(e.msg);
-    conn_send_content(ch->conn, ch->id, &m, e.msg);
+    /* A quorum queue's consumer hears how often a message came back
+     * (RabbitMQ 3.10 adds x-delivery-count from the first return on); a
+     * first delivery goes as it came. */
+    if (d->redelivered && (count = queue_delivery_count(q, e)) > 0)
+        conn_send_counted(ch->conn, ch->id, &m, e.msg, count);
+    else
+        conn_send_content(ch->conn, ch->id, &m, e.msg);
     ch->st.redeliver += d->redelivered;
     if (c->no_ack) {
         ch->st.deliver_no_ack++;

@@ -21,6 +21,7 @@
  */
 #include "server/channel.h"
 
+#include "amqp/amqp_props.h"
 #include "amqp/ftable.h"
 
 #include <errno.h>
@@ -126,9 +127,10 @@ conn_send_method(struct conn *c, uint16_t ch, const struct amqp_method *m)
 /* Bodies at least this large are sent from the message, not copied. */
 #define ZERO_COPY_MIN 4096
 
-void
-conn_send_content(struct conn *c, uint16_t ch, const struct amqp_method *m,
-                  struct message *msg)
+/* conn_send_content with the content header's properties props. */
+static void
+send_content(struct conn *c, uint16_t ch, const struct amqp_method *m,
+             struct message *msg, struct bytes props)
 {
     struct bytes body = message_body(msg);
     size_t chunk = c->frame_max ? c->frame_max - FRAME_OVERHEAD : body.len;
@@ -136,7 +138,7 @@ conn_send_content(struct conn *c, uint16_t ch, const struct amqp_method *m,
     if (c->state == CONN_DEAD)
         return;
     put_frame_method(c, ch, m);
-    frame_put_content_header(&c->out.b, ch, msg->body_size, message_props(msg));
+    frame_put_content_header(&c->out.b, ch, msg->body_size, props);
     if (body.len < ZERO_COPY_MIN) {
         frame_put_body(&c->out.b, ch, body, c->frame_max);
     } else {
@@ -152,6 +154,29 @@ conn_send_content(struct conn *c, uint16_t ch, const struct amqp_method *m,
         }
     }
     conn_pending(c);
+}
+
+void
+conn_send_content(struct conn *c, uint16_t ch, const struct amqp_method *m,
+                  struct message *msg)
+{
+    send_content(c, ch, m, msg, message_props(msg));
+}
+
+void
+conn_send_counted(struct conn *c, uint16_t ch, const struct amqp_method *m,
+                  struct message *msg, int64_t count)
+{
+    static struct buf props; /* reused: the loop's only */
+
+    buf_reset(&props);
+    if (amqp_props_put_long_header(message_props(msg), "x-delivery-count",
+                                   count, &props) != WR_OK) {
+        /* cannot be: the properties decoded at publish */
+        send_content(c, ch, m, msg, message_props(msg));
+        return;
+    }
+    send_content(c, ch, m, msg, buf_bytes(&props));
 }
 
 bool

@@ -137,6 +137,12 @@ void conn_send_method(struct conn *c, uint16_t ch, const struct amqp_method *m);
 /* Sends method + content header + body (deliver, get-ok, return). */
 void conn_send_content(struct conn *c, uint16_t ch, const struct amqp_method *m,
                        struct message *msg);
+/* conn_send_content with x-delivery-count = count (a long) set in the
+ * headers, as RabbitMQ's quorum queues send a message (issue 12): only
+ * the content header is written again (amqp_props_put_long_header),
+ * the body goes as conn_send_content sends it. */
+void conn_send_counted(struct conn *c, uint16_t ch, const struct amqp_method *m,
+                       struct message *msg, int64_t count);
 /* Hard error: sends connection.close(code, "NAME - text", class, method),
  * releases channels, and waits for close-ok. Returns WR_ERR. */
 int conn_fail(struct conn *c, uint16_t code, uint32_t method_id,
@@ -282,10 +288,6 @@ void repl_pump(struct server *s);
 /* Whether vh's confirms have waited for its in-sync set longer than
  * replication.blocked_after: its publishers are blocked. */
 bool repl_blocks(const struct vhost *vh);
-/* Whether every member of vh's in-sync set holds vh's definitions as of
- * node_defs_generation gen on its disk; true when vh is not replicated
- * from this node. */
-bool repl_defs_durable(const struct vhost *vh, uint64_t gen);
 void repl_poll(struct server *s);
 /* peer_link.c: an AUTH of purpose PEER_REPL. Takes fd whatever happens:
  * answers OK (encoded into out, sent from head) or a refusal; `early` is

@@ -151,6 +151,7 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
     struct qentry e;
     struct vherr err;
     uint64_t tag;
+    int64_t count;
 
     if (chan_queue_name(ch, &name, m->id) != WR_OK)
         return WR_ERR;
@@ -161,7 +162,7 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
         stream_refuse(q, "basic.get", &err);
         return chan_fail_vherr(ch, &err, m->id);
     }
-    if (!queue_get(q, !a->no_ack, &e)) {
+    if (!queue_get_counted(q, !a->no_ack, &e, &count)) {
         r.id = AMQP_BASIC_GET_EMPTY;
         r.u.basic_get_empty.reserved_1 = BYTES_NULL;
         conn_send_method(ch->conn, ch->id, &r);
@@ -175,7 +176,12 @@ m_basic_get(struct channel *ch, const struct amqp_method *m)
     r.u.basic_get_ok.exchange = message_exchange(e.msg);
     r.u.basic_get_ok.routing_key = message_rk(e.msg);
     r.u.basic_get_ok.message_count = queue_message_count(q);
-    conn_send_content(ch->conn, ch->id, &r, e.msg);
+    /* RabbitMQ 3.10's quorum queues add x-delivery-count to every get,
+     * 0 included */
+    if (count >= 0)
+        conn_send_counted(ch->conn, ch->id, &r, e.msg, count);
+    else
+        conn_send_content(ch->conn, ch->id, &r, e.msg);
     ch->st.redeliver += r.u.basic_get_ok.redelivered;
     if (a->no_ack)
         ch->st.get_no_ack++;

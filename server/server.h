@@ -234,4 +234,10 @@ struct json_t *repl_queue_members(const char *vhost, bool durable);
 void repl_settings(const struct vhost_info *vi, uint32_t *replicas,
                    uint32_t *min_isr);
 
+/* Whether every member of vh's in-sync set holds vh's definitions as of
+ * node_defs_generation gen on its disk; true when vh is not replicated
+ * from this node (server/replication.c). The management API's changes
+ * wait for it as AMQP's durable declare-oks do (issue 12). */
+bool repl_defs_durable(const struct vhost *vh, uint64_t gen);
+
 #endif

@@ -217,3 +217,15 @@ live_queue_delete(struct store *s, uint64_t qid, uint32_t **deps, size_t *ndeps,
     if (s->reloc.count)
         kill_copies(s, qid);
 }
+
+bool
+store_is_live(struct store *s, uint64_t qid, uint64_t id)
+{
+    struct mref r;
+    int j;
+
+    if (!live_find(s, id, &r))
+        return false;
+    j = live_index(&r, qid);
+    return j >= 0 && live_test(&r, j);
+}

@@ -232,6 +232,9 @@ uint64_t store_append_ack(struct store *s, uint64_t qid, uint64_t id);
  * name) start fresh. Returns the LSN, or 0 on failure.
  */
 uint64_t store_append_queue_delete(struct store *s, uint64_t qid);
+/* Whether message id is still live in queue qid (appended or applied,
+ * neither acked nor its queue deleted). Loop thread. */
+bool store_is_live(struct store *s, uint64_t qid, uint64_t id);
 
 /*
  * Hands everything appended so far (and due segment deletions) to the

@@ -187,6 +187,7 @@ queue_ref(struct queue *q)
 }
 
 static void dcounts_free(struct queue *q);
+static void dcount_forget(struct queue *q, uint64_t id);
 
 void
 queue_unref(struct queue *q)
@@ -247,6 +248,9 @@ is_expired(const struct queue *q, const struct message *m)
 static void
 drop_entry(struct queue *q, struct qentry e, bool log_ack)
 {
+    /* only a message that came back has a count */
+    if (q->dcounts && (e.id & QE_REDELIVERED))
+        dcount_forget(q, e.id);
     if ((e.id & QE_INSTORE) && log_ack)
         vhost__log_ack(q->vh, q, e.id);
     if (!(e.id & QE_PAGED))
@@ -532,6 +536,12 @@ queue__push_paged(struct queue *q, uint64_t id, uint64_t pos, struct message *m)
 bool
 queue_get(struct queue *q, bool ack, struct qentry *out)
 {
+    return queue_get_counted(q, ack, out, NULL);
+}
+
+bool
+queue_get_counted(struct queue *q, bool ack, struct qentry *out, int64_t *count)
+{
     q->used_us = node_now(q->vh->node); /* renews x-expires */
     if (q->may_expire)
         queue_expire(q);
@@ -543,11 +553,17 @@ queue_get(struct queue *q, bool ack, struct qentry *out)
             return false;
     }
     pop_head(q, out);
+    if (count)
+        *count = queue_delivery_count(q, *out);
     if (ack) {
         queue__track(q);
-    } else if (out->id & QE_INSTORE) {
-        vhost__log_ack(q->vh, q, out->id);
-        out->id &= ~QE_INSTORE;
+    } else {
+        if (out->id & QE_INSTORE) {
+            vhost__log_ack(q->vh, q, out->id);
+            out->id &= ~QE_INSTORE;
+        }
+        if (q->dcounts)
+            dcount_forget(q, out->id);
     }
     q->stat_deliver++;
     if (out->id & QE_REDELIVERED)
@@ -556,7 +572,6 @@ queue_get(struct queue *q, bool ack, struct qentry *out)
     return true;
 }
 
-/* Forgets how often the message of e came back. */
 /* A durable queue's count changed: the mirrors are told (replica.c). */
 static void
 dcount_tap(const struct queue *q, uint64_t id, uint32_t n)
@@ -570,6 +585,7 @@ dcount_tap(const struct queue *q, uint64_t id, uint32_t n)
     buf_put_u32(t, n);
 }
 
+/* Forgets how often message id came back: it left the queue. */
 static void
 dcount_forget(struct queue *q, uint64_t id)
 {
@@ -584,9 +600,24 @@ dcount_forget(struct queue *q, uint64_t id)
     }
 }
 
-/* The message of e comes back once more: true when that is more often
- * than the queue's delivery limit allows (RabbitMQ's quorum queues count
- * every return and drop, or dead-letter, past the limit). */
+int64_t
+queue_delivery_count(const struct queue *q, struct qentry e)
+{
+    uint64_t id = e.id & QE_ID_MASK;
+    struct dcount *d;
+
+    if (!q->quorum)
+        return -1;
+    if (!q->dcounts)
+        return 0;
+    HASH_FIND(hh, q->dcounts, &id, sizeof(id), d);
+    return d ? d->n : 0;
+}
+
+/* The message of e comes back once more (a quorum queue's): true when
+ * that is more often than the queue's delivery limit allows (RabbitMQ's
+ * quorum queues count every return and drop, or dead-letter, past the
+ * limit; the count is kept without a limit too, for x-delivery-count). */
 static bool
 dcount_over(struct queue *q, uint64_t id)
 {
@@ -600,7 +631,7 @@ dcount_over(struct queue *q, uint64_t id)
         HASH_ADD(hh, q->dcounts, id, sizeof(d->id), d);
     }
     dcount_tap(q, id, ++d->n);
-    return d->n > (uint64_t)q->delivery_limit;
+    return q->delivery_limit >= 0 && d->n > (uint64_t)q->delivery_limit;
 }
 
 static void
@@ -657,7 +688,7 @@ queue_requeue(struct queue *q, struct qentry e)
     if (q->deleted || is_lost(q, e.id)) {
         /* gone, or never on disk after the log failed (nacked) */
         message_unref(e.msg);
-    } else if (q->delivery_limit >= 0 && dcount_over(q, e.id)) {
+    } else if (q->quorum && dcount_over(q, e.id)) {
         q->unacked++; /* queue_ack settles it */
         q->stat_ack--;
         deadletter__add(q, e.msg, DL_DELIVERY_LIMIT);
@@ -773,6 +804,12 @@ queue_dispatch(struct queue *q)
             e.id &= ~QE_INSTORE;
         }
         c->delivered++;
+        if (c->no_ack && q->dcounts) {
+            /* the count goes with the delivery, then the message left */
+            c->ops->deliver(c, q, e);
+            dcount_forget(q, e.id);
+            continue;
+        }
         c->ops->deliver(c, q, e);
     }
     if (!q->deleted)

@@ -103,6 +103,15 @@ bool queue_push(struct queue *q, struct message *m);
  * entry's reference passes to the caller. With ack, the delivery must
  * be settled later with queue_ack or queue_requeue. */
 bool queue_get(struct queue *q, bool ack, struct qentry *out);
+/* queue_get, also setting *count to queue_delivery_count of the message,
+ * read before a get without ack forgets it. */
+bool queue_get_counted(struct queue *q, bool ack, struct qentry *out,
+                       int64_t *count);
+/* How often e's message came back to q (requeued: rejected, nacked,
+ * recovered, its channel closed), RabbitMQ's x-delivery-count: counted
+ * by quorum queues only, kept across failovers (DCNT frames); -1 for
+ * other queues. */
+int64_t queue_delivery_count(const struct queue *q, struct qentry e);
 /* Settles a delivery taken from q (by dispatch or get with ack): an
  * ack forgets it, a requeue puts it back at its place, marked
  * redelivered. Both drop the reference the delivery held on q. */

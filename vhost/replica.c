@@ -281,7 +281,7 @@ vhost_repl_dcounts_apply(struct vhost *vh, struct bytes counts)
     cur_init(&c, counts.ptr, counts.len);
     while (rd_u64(&c, &qid) && rd_u64(&c, &id) && rd_u32(&c, &n)) {
         HASH_FIND(qid_hh, vh->by_qid, &qid, sizeof(qid), q);
-        if (q && q->delivery_limit >= 0)
+        if (q && q->quorum)
             dcount_set(q, id & QE_ID_MASK, n);
     }
     HASH_ITER(hh, vh->queues, q, tmp)

@@ -304,12 +304,14 @@ json_int(json_t *v, long *out)
     return *s && !*end;
 }
 
-/* One message of a get, as RabbitMQ's management shows it. */
+/* One message of a get, as RabbitMQ's management shows it; count: its
+ * x-delivery-count (a quorum queue's: queue_delivery_count), or -1. */
 static json_t *
 got_json(struct message *m, bool redelivered, uint32_t remaining, bool auto_enc,
-         long truncate)
+         long truncate, int64_t count)
 {
-    struct bytes body = message_body(m);
+    struct bytes body = message_body(m), props = message_props(m);
+    struct buf counted;
     size_t n = truncate >= 0 && (size_t)truncate < body.len ? (size_t)truncate
                                                             : body.len;
     bool text = auto_enc && bytes_is_utf8(bytes_of(body.ptr, n));
@@ -317,6 +319,11 @@ got_json(struct message *m, bool redelivered, uint32_t remaining, bool auto_enc,
     json_t *o;
 
     buf_init(&b64);
+    buf_init(&counted);
+    /* RabbitMQ's quorum queues add it to every get (basic.get) */
+    if (count >= 0 && amqp_props_put_long_header(props, "x-delivery-count",
+                                                 count, &counted) == WR_OK)
+        props = buf_bytes(&counted);
     if (!text)
         b64_encode(body.ptr, n, &b64);
     o = json_pack(
@@ -325,10 +332,11 @@ got_json(struct message *m, bool redelivered, uint32_t remaining, bool auto_enc,
         (const char *)message_exchange(m).ptr, message_exchange(m).len,
         "routing_key", (const char *)message_rk(m).ptr, message_rk(m).len,
         "message_count", (json_int_t)remaining, "properties",
-        props_to_json(message_props(m)), "payload",
+        props_to_json(props), "payload",
         text ? (const char *)body.ptr : (const char *)b64.data,
         text ? n : b64.len, "payload_encoding", text ? "string" : "base64");
     buf_fini(&b64);
+    buf_fini(&counted);
     return o;
 }
 
@@ -408,13 +416,16 @@ take_messages(struct queue *q, const struct get_req *g)
     json_t *out = json_array();
     struct qentry *taken = xcalloc((size_t)g->count + 1, sizeof(*taken));
     size_t n = 0;
+    int64_t count;
 
-    while ((long)n < g->count && queue_get(q, true, &taken[n])) {
+    while ((long)n < g->count &&
+           queue_get_counted(q, true, &taken[n], &count)) {
         struct qentry *e = &taken[n++];
 
-        json_array_append_new(
-            out, got_json(e->msg, (e->id & QE_REDELIVERED) != 0,
-                          queue_message_count(q), g->auto_enc, g->truncate));
+        json_array_append_new(out,
+                              got_json(e->msg, (e->id & QE_REDELIVERED) != 0,
+                                       queue_message_count(q), g->auto_enc,
+                                       g->truncate, count));
     }
     for (size_t i = 0; i < n; i++) {
         if (g->requeue)

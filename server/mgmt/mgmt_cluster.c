@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <utlist.h>
 
 #define FWD_TIMEOUT_S    30.0
 #define FWD_MAX_RESPONSE (512u << 20)
@@ -556,10 +557,177 @@ overview(struct mgmt_req *r, mgmt_handler_fn *fn)
         summed(f);
 }
 
+/* ---- a vhost's definitions changed: the answer waits for the in-sync set
+ *
+ * A change of a replicated vhost's exchanges, queues or bindings made
+ * here (this node leads the vhost: PUT, POST or DELETE of MC_LEADER
+ * routes, a vhost's part of a definitions import) is answered only once
+ * every member of the in-sync set has the definitions that hold it on
+ * its disk (repl_defs_durable), as a durable queue.declare-ok waits over
+ * AMQP: a 201 or 204 is never a false ok, and a node that then takes the
+ * vhost over has the change. A set that cannot acknowledge within twice
+ * replication.timeout (one for the leader to drop a silent mirror from
+ * the set, one for the others to answer) gets 503: the change is made on
+ * this node and reaches the mirrors when they come back, but a failover
+ * before that could lose it. A change that leaves the definitions
+ * as they were (a queue declared again) is answered at once. */
+
+struct defs_wait {
+    struct mgmt_req *d;
+    char *vhost;
+    uint64_t gen;
+    double since;
+    ev_timer timer;
+    struct defs_wait *next, *prev;
+};
+
+static struct defs_wait *defs_waits;
+static ev_prepare defs_prep;
+
+static double
+defs_wait_limit(void)
+{
+    return 2 * srv->cfg->repl_timeout_ms / 1000.0;
+}
+
+static void
+defs_wait_end(struct defs_wait *w)
+{
+    struct mgmt_req *d = w->d;
+
+    ev_timer_stop(srv->loop, &w->timer);
+    DL_DELETE(defs_waits, w);
+    if (!defs_waits)
+        ev_prepare_stop(srv->loop, &defs_prep);
+    free(w->vhost);
+    free(w);
+    if (d) {
+        d->ctx = NULL;
+        d->abort = NULL;
+    }
+}
+
+static void
+defs_wait_abort(struct mgmt_req *d)
+{
+    struct defs_wait *w = d->ctx;
+
+    w->d = NULL;
+    defs_wait_end(w);
+}
+
+/* Every loop pass while changes wait: the ones the set now holds are
+ * answered. */
+static void
+defs_prep_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+    struct defs_wait *w, *tmp;
+
+    (void)loop;
+    (void)p;
+    (void)revents;
+    DL_FOREACH_SAFE(defs_waits, w, tmp)
+    {
+        struct vhost *vh = node_vhost_find(srv->node, w->vhost);
+        struct mgmt_req *d = w->d;
+
+        /* a vhost deleted meanwhile took the change with it */
+        if (vh && !repl_defs_durable(vh, w->gen))
+            continue;
+        defs_wait_end(w);
+        mgmt_http_release(d);
+        mgmt_http_resume(d);
+    }
+}
+
+static void
+defs_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct defs_wait *w = container_of(t, struct defs_wait, timer);
+    struct mgmt_req *d = w->d;
+    double waited = ev_now(loop) - w->since;
+    char *vhost = xstrdup(w->vhost);
+
+    (void)revents;
+    defs_wait_end(w);
+    log_warn("management API: vhost '%s': the in-sync set did not take a "
+             "change of its definitions by '%s' within %.1f s",
+             vhost, d->user_name ? d->user_name : "", waited);
+    d->hold = false;
+    d->replied = false;
+    buf_reset(&d->out);
+    buf_reset(&d->hdrs);
+    unavailable(d,
+                "vhost '%s': the in-sync set did not acknowledge the change "
+                "within %.1f s; it is made on this node (the vhost's leader) "
+                "and reaches the mirrors when they come back, but a "
+                "failover before that could lose it",
+                vhost, waited);
+    free(vhost);
+    mgmt_http_resume(d);
+}
+
+/* Whether a change of vhost's definitions (node_defs_generation was
+ * gen0 before it) is made and not yet on its in-sync set's disks. */
+static bool
+needs_wait(const char *vhost, uint64_t gen0)
+{
+    struct vhost *vh = vhost ? node_vhost_find(srv->node, vhost) : NULL;
+    uint64_t gen = node_defs_generation(srv->node);
+
+    return vh && gen != gen0 && !repl_defs_durable(vh, gen);
+}
+
+/* d (deferred, its answer held) is answered once vhost's in-sync set has
+ * the definitions as of now, or 503 (defs_timeout_cb). */
+static void
+wait_in_sync(struct mgmt_req *d, const char *vhost)
+{
+    struct defs_wait *w = xcalloc(1, sizeof(*w));
+
+    w->vhost = xstrdup(vhost);
+    w->gen = node_defs_generation(srv->node);
+    w->since = ev_now(srv->loop);
+    w->d = d;
+    d->hold = true;
+    d->ctx = w;
+    d->abort = defs_wait_abort;
+    ev_timer_init(&w->timer, defs_timeout_cb, defs_wait_limit(), 0.);
+    ev_timer_start(srv->loop, &w->timer);
+    if (!defs_waits) {
+        ev_prepare_init(&defs_prep, defs_prep_cb);
+        ev_prepare_start(srv->loop, &defs_prep);
+    }
+    DL_APPEND(defs_waits, w);
+}
+
+/* Runs the handler here (this node leads the vhost), then holds its
+ * answer until the in-sync set has the definitions it changed. */
+static void
+in_sync_change(struct mgmt_req *r, mgmt_handler_fn *fn)
+{
+    uint64_t gen0 = node_defs_generation(srv->node);
+    char *vhost = r->args[0] ? xstrdup(r->args[0]) : NULL;
+
+    r->hold = true;
+    fn(r);
+    if (!r->replied || r->status >= 300 || r->stream ||
+        !needs_wait(vhost, gen0)) {
+        r->hold = false;
+        if (r->replied)
+            mgmt_http_release(r);
+    } else {
+        wait_in_sync(mgmt_http_defer(r), vhost);
+    }
+    free(vhost);
+}
+
 /* ---- MC_DEFS: a change of the definitions */
 
 struct defs_write {
     struct mgmt_req *d; /* NULL once the client went */
+    char *vhost;        /* a vhost's part of an import, or NULL */
+    uint64_t gen0;      /* node_defs_generation before the change */
 };
 
 static void
@@ -575,12 +743,22 @@ committed(void *arg, int status, const char *why)
 {
     struct defs_write *w = arg;
     struct mgmt_req *d = w->d;
+    char *vhost = w->vhost;
+    bool wait = status == WR_OK && d && needs_wait(vhost, w->gen0);
 
     free(w);
-    if (!d)
+    if (!d) {
+        free(vhost);
         return;
+    }
     d->ctx = NULL;
     d->abort = NULL;
+    if (wait) {
+        wait_in_sync(d, vhost); /* its answer goes later */
+        free(vhost);
+        return;
+    }
+    free(vhost);
     if (status == WR_OK) {
         mgmt_http_release(d);
     } else {
@@ -594,12 +772,16 @@ committed(void *arg, int status, const char *why)
 }
 
 /* Runs the handler on this node's model, then writes what it changed to
- * etcd; the answer waits for etcd's. */
+ * etcd; the answer waits for etcd's. A vhost's part of an import
+ * (in_sync: made here, the vhost's leader) waits for its in-sync set
+ * too. */
 static void
-defs_change(struct mgmt_req *r, mgmt_handler_fn *fn)
+defs_change(struct mgmt_req *r, mgmt_handler_fn *fn, bool in_sync)
 {
     struct cluster_defs_snap *snap;
     struct defs_write *w;
+    uint64_t gen0 = node_defs_generation(srv->node);
+    const char *vhost = in_sync ? r->args[0] : NULL;
 
     if (!cluster_is_available(srv->cluster)) {
         unavailable(r, "%s",
@@ -619,8 +801,17 @@ defs_change(struct mgmt_req *r, mgmt_handler_fn *fn)
         return;
     }
     w = xcalloc(1, sizeof(*w));
+    w->vhost = vhost ? xstrdup(vhost) : NULL;
+    w->gen0 = gen0;
     if (!cluster_defs_commit(srv->cluster, snap, committed, w)) {
+        free(w->vhost);
         free(w);
+        if (needs_wait(vhost, gen0)) {
+            struct mgmt_req *d = mgmt_http_defer(r);
+
+            wait_in_sync(d, d->args[0]);
+            return;
+        }
         r->hold = false;
         mgmt_http_release(r);
         return;
@@ -849,12 +1040,26 @@ mgmt_cluster_route(struct mgmt_req *r, unsigned how, const char *const *sort,
         return false;
     if (r->local) {
         if ((how & MC_DEFS) && !get) {
-            defs_change(r, fn);
+            defs_change(r, fn, (how & MC_DEFINITIONS) && r->args[0]);
+            return true;
+        }
+        /* another node relayed a change of a vhost this node leads, or
+           sent it a vhost's part of an import */
+        if ((how & (MC_LEADER | MC_DEFINITIONS)) && !get) {
+            in_sync_change(r, fn);
             return true;
         }
         return false;
     }
-    if ((how & MC_LEADER) || ((how & MC_LEADER_GET) && get))
+    if (how & MC_LEADER) {
+        if (to_leader(r))
+            return true;
+        if (get)
+            return false;
+        in_sync_change(r, fn);
+        return true;
+    }
+    if ((how & MC_LEADER_GET) && get)
         return to_leader(r);
     if ((how & MC_MERGE) && get) {
         merge(r, sort, false);
@@ -885,7 +1090,7 @@ mgmt_cluster_route(struct mgmt_req *r, unsigned how, const char *const *sort,
         return true;
     }
     if ((how & MC_DEFS) && !get) {
-        defs_change(r, fn);
+        defs_change(r, fn, false);
         return true;
     }
     return false;

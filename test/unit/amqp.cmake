@@ -17,3 +17,8 @@ foreach(target fuzz_frame fuzz_method fuzz_table)
            COMMAND replay_${target}
                    ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${target})
 endforeach()
+
+# x-delivery-count's cost per counted delivery (not a test):
+# test/bench/bench_dcount.c.
+add_executable(bench_dcount bench/bench_dcount.c)
+target_link_libraries(bench_dcount PRIVATE warren_amqp)

@@ -35,3 +35,15 @@ target_link_libraries(replay_fuzz_repl PRIVATE warren_cluster warren_store)
 add_test(NAME fuzz_replay.fuzz_repl
          COMMAND replay_fuzz_repl
                  ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/fuzz_repl)
+
+# cluster/mirror.c: a copy's delivery counts (DCNT) fed from a leader's
+# log, bounded under churn (tmpfs: thousands of small appends).
+wr_unit_test(test_mirror unit/test_mirror.c
+             LIBS warren_cluster warren_store_tutil)
+if(EXISTS /dev/shm)
+  set_tests_properties(
+    test_mirror.dcounts_stay_bounded_under_churn_and_keep_the_live_counts
+    test_mirror.dcounts_survive_compaction_restart_and_take_over
+    test_mirror.a_long_file_found_at_open_is_rewritten
+    PROPERTIES ENVIRONMENT "TMPDIR=/dev/shm")
+endif()

@@ -5,6 +5,9 @@
 #include "amqp/ftable.h"
 #include "test/harness/t.h"
 
+#include <stdio.h>
+#include <string.h>
+
 /* A table holding one value of every type letter. */
 static struct bytes
 all_types(struct buf *b)
@@ -161,6 +164,109 @@ T_CASE(type_names_match_rabbitmq)
     T_EQ_STR(fvalue_type_name('t'), "bool");
 }
 
+/* rabbit_misc:set_table_value, as RabbitMQ's quorum queues add
+ * x-delivery-count: the first entry of the key replaced, the entries
+ * sorted by key (a prefix first, equal keys in their order), 'L'
+ * written 'l' at every depth. */
+T_CASE(put_set_sorts_replaces_the_first_and_writes_L_as_l)
+{
+    struct buf in, out, want;
+    struct fvalue v = {.type = 'l', .v.i = 3};
+    size_t m;
+
+    buf_init(&in);
+    buf_init(&out);
+    buf_init(&want);
+    fenc_cstr(&in, "k", "old");
+    fenc_key(&in, "ab");
+    buf_put_u8(&in, 'L');
+    buf_put_u64(&in, 7);
+    fenc_key(&in, "n");
+    buf_put_u8(&in, 'F');
+    m = ftable_begin(&in);
+    fenc_key(&in, "z");
+    buf_put_u8(&in, 'A');
+    {
+        size_t a = farray_begin(&in);
+
+        buf_put_u8(&in, 'L');
+        buf_put_u64(&in, 1);
+        farray_end(&in, a);
+    }
+    fenc_i32(&in, "a", 2);
+    ftable_end(&in, m);
+    fenc_cstr(&in, "k", "again");
+    fenc_i32(&in, "a", 1);
+    T_EQ_INT(ftable_validate(buf_bytes(&in), NULL), WR_OK);
+    ftable_put_set(&out, buf_bytes(&in), "k", &v);
+
+    m = ftable_begin(&want);
+    fenc_i32(&want, "a", 1);
+    fenc_int(&want, "ab", 7);
+    fenc_int(&want, "k", 3);
+    fenc_cstr(&want, "k", "again");
+    fenc_key(&want, "n");
+    buf_put_u8(&want, 'F');
+    {
+        size_t t = ftable_begin(&want), a;
+
+        fenc_key(&want, "z");
+        buf_put_u8(&want, 'A');
+        a = farray_begin(&want);
+        buf_put_u8(&want, 'l');
+        buf_put_u64(&want, 1);
+        farray_end(&want, a);
+        fenc_i32(&want, "a", 2);
+        ftable_end(&want, t);
+    }
+    ftable_end(&want, m);
+    T_EQ_MEM(out.data, out.len, want.data, want.len);
+
+    /* absent: added in its place; an empty table gets it alone */
+    buf_reset(&out);
+    ftable_put_set(&out, bytes_of(NULL, 0), "x-delivery-count", &v);
+    buf_reset(&want);
+    m = ftable_begin(&want);
+    fenc_int(&want, "x-delivery-count", 3);
+    ftable_end(&want, m);
+    T_EQ_MEM(out.data, out.len, want.data, want.len);
+    buf_fini(&in);
+    buf_fini(&out);
+    buf_fini(&want);
+}
+
+/* A client's table of 40,000 one-byte entries in reverse order: sorted
+ * in n log n, every entry kept. */
+T_CASE(put_set_of_a_huge_table_is_quick)
+{
+    struct buf in, out;
+    struct fvalue v = {.type = 'l', .v.i = 1};
+    struct ftable_iter it;
+    struct bytes key, prev = {0};
+    struct fvalue fv;
+    size_t n = 0;
+
+    buf_init(&in);
+    buf_init(&out);
+    for (int i = 40000; i > 0; i--) {
+        char k[16];
+
+        snprintf(k, sizeof(k), "%05d", i);
+        fenc_bool(&in, k, true);
+    }
+    ftable_put_set(&out, buf_bytes(&in), "x-delivery-count", &v);
+    ftable_iter_init(&it, bytes_of(out.data + 4, out.len - 4));
+    while (ftable_next(&it, &key, &fv)) {
+        if (prev.ptr)
+            T_ASSERT(memcmp(prev.ptr, key.ptr, WR_MIN(prev.len, key.len)) < 0);
+        prev = key;
+        n++;
+    }
+    T_EQ_INT(n, 40001);
+    buf_fini(&in);
+    buf_fini(&out);
+}
+
 static const struct t_case cases[] = {
     T_REG(every_type_letter_validates_and_reads_back),
     T_REG(truncation_at_every_offset_is_refused_or_shorter),
@@ -168,5 +274,7 @@ static const struct t_case cases[] = {
     T_REG(nesting_limit),
     T_REG(type_class_equality),
     T_REG(type_names_match_rabbitmq),
+    T_REG(put_set_sorts_replaces_the_first_and_writes_L_as_l),
+    T_REG(put_set_of_a_huge_table_is_quick),
 };
 T_MAIN(cases)
