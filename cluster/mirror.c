@@ -226,6 +226,8 @@ static int
 open_log(struct mirror *m, char *err, size_t errlen)
 {
     m->scfg.dir = m->logdir;
+    /* the index a new leader serves from (store.h, "Hot index") */
+    m->scfg.hot_index = true;
     if (store_open(&m->scfg, NULL, NULL, &m->store, err, errlen) != WR_OK)
         return WR_ERR;
     /* the side files live in the log's directory, as in the vhost's */
@@ -410,6 +412,18 @@ fail:
     return WR_ERR;
 }
 
+static void
+mirror_free(struct mirror *m)
+{
+    counts_clear(m);
+    free(m->pend);
+    free(m->vhost);
+    free(m->dir);
+    free(m->logdir);
+    marks_close(m->marks);
+    free(m);
+}
+
 void
 mirror_close(struct mirror *m)
 {
@@ -431,13 +445,41 @@ mirror_close(struct mirror *m)
         if (write_state(m, err, sizeof(err)) != WR_OK)
             log_warn("mirror: vhost '%s': %s", m->vhost, err);
     }
-    counts_clear(m);
-    marks_close(m->marks);
-    free(m->pend);
-    free(m->vhost);
-    free(m->dir);
-    free(m->logdir);
-    free(m);
+    mirror_free(m);
+}
+
+struct store *
+mirror_hand_over(struct mirror *m, uint64_t *end, uint64_t *lead, uint64_t *at)
+{
+    struct store *s = m->store;
+    bool complete = m->store && m->synced && !m->partial && m->seq > 0;
+
+    *end = *lead = *at = 0;
+    if (s)
+        *at = store_tap_cut(s);
+    /* the side files are moved with the log; the copy's state.json
+       goes with the copy (no position: it becomes the vhost's log) */
+    complete = mside_close(m->side) && complete;
+    if (s && m->marks) {
+        marks_unlinks(m->marks, store_unlinks_planned(s));
+        marks_write(m->marks, true);
+    }
+    if (s && !store_suspend(s)) {
+        log_warn("mirror: vhost '%s': the copy's log is not all durable; "
+                 "it is recovered instead",
+                 m->vhost);
+        store_close(s);
+        s = NULL;
+    }
+    /* where the lead it copied ended exactly, as a clean close would have
+       written it (KIP-101: the other copies of that lead are cut back to
+       it): only for a whole cut with everything durable */
+    if (s && complete) {
+        *end = m->seq;
+        *lead = m->lead;
+    }
+    mirror_free(m);
+    return s;
 }
 
 /* The leader's own marks (server/replication.c) move with its log. */

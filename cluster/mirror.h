@@ -41,6 +41,7 @@
 #include "cluster/repl.h"
 
 struct mirror;
+struct store;
 
 struct mirror_config {
     const char *data_dir;
@@ -68,6 +69,17 @@ struct mirror_config {
 int mirror_open(const struct mirror_config *cfg, uint64_t epoch,
                 struct mirror **out, char *err, size_t errlen);
 void mirror_close(struct mirror *m);
+/* This node wins the vhost (issue 12, the hot copy): closes the copy
+ * except for its log, which stays in memory with its hot index, its
+ * store thread stopped (store_suspend), for the vhost to go on with
+ * once its files are moved (node_vhost_adopt_log). NULL when the log
+ * cannot be handed over (then it is closed: recover it). *end and
+ * *lead: where the copy of that lead ended exactly (KIP-101, as a clean
+ * close would have written it; 0: not a whole cut with everything
+ * durable); *at: the log's position when handed over, where the new lead
+ * starts if nothing is appended before it. */
+struct store *mirror_hand_over(struct mirror *m, uint64_t *end, uint64_t *lead,
+                               uint64_t *at);
 /* What the copy of vhost on this node's disk is (none open): the epoch
  * of the leader it follows (0: no copy) and whether it is complete.
  * WR_ERR (err) when its state cannot be read. */

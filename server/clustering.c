@@ -167,15 +167,18 @@ import_copy_defs(struct server *s, const char *name, const char *dir)
  * This node was elected as a member of the vhost's in-sync set: when it
  * holds a complete copy of the set's epoch, the copy becomes the vhost's
  * log (what the node held of the vhost before is older), and its delivery
- * counts go to *dcounts (applied once the vhost is served). Whatever it
- * holds of a copy goes afterwards: a leader keeps none. *prev: where the
- * lead it copied ended exactly (KIP-101: the mirrors' copies of that
- * lead are cut back to it), zero when the copy's close did not say (a
- * cut taken in part, side files not durable).
+ * counts go to *dcounts (applied once the vhost is served). m is the copy
+ * still open, or NULL (taken: handed over with its hot index, or
+ * closed). Whatever it holds of a copy goes afterwards: a leader keeps
+ * none. *prev: where the lead it copied ended exactly (KIP-101: the
+ * mirrors' copies of that lead are cut back to it), zero when the copy
+ * did not end a whole cut with everything durable (a cut taken in part,
+ * side files not durable); prev->start: the log's position it was taken
+ * over at (0: recovered, the log starts at 1).
  */
 static void
 take_over_copy(struct server *s, struct vhost *vh, const char *name,
-               struct buf *dcounts, struct repl_prev *prev)
+               struct mirror *m, struct buf *dcounts, struct repl_prev *prev)
 {
     uint64_t epoch = 0;
     int64_t isr_epoch = 0;
@@ -186,30 +189,43 @@ take_over_copy(struct server *s, struct vhost *vh, const char *name,
     if (mirror_copy_state(s->cfg->data_dir, name, &epoch, &synced, err,
                           sizeof(err)) != WR_OK) {
         log_err("vhost '%s': %s", name, err);
+        mirror_close(m);
         return;
     }
-    if (epoch == 0)
+    if (epoch == 0) {
+        mirror_close(m);
         return;
+    }
     dir = mirror_copy_dir(s->cfg->data_dir, name);
     if (synced && isr && (int64_t)epoch == isr_epoch &&
         isr_lists(isr, cluster_node_name(s->cluster)) &&
         !vhost_is_serving(vh)) {
+        struct store *hot = NULL;
+        bool open = m != NULL;
+
+        /* open: where it ended is in memory (an open copy's state.json
+           holds no position); closed: its clean close wrote it */
+        if (open)
+            hot = mirror_hand_over(m, &prev->end, &prev->lead, &prev->start);
+        m = NULL;
         log = xmalloc(strlen(dir) + 8);
         sprintf(log, "%s/log", dir);
-        if (mirror_copy_end(s->cfg->data_dir, name, &prev->end, &prev->lead,
-                            err, sizeof(err)) != WR_OK)
+        if (!open && mirror_copy_end(s->cfg->data_dir, name, &prev->end,
+                                     &prev->lead, err, sizeof(err)) != WR_OK)
             prev->end = prev->lead = 0;
         prev->epoch = epoch;
-        if (node_vhost_adopt_log(s->node, vh, log, err, sizeof(err)) != WR_OK) {
+        if (node_vhost_adopt_log(s->node, vh, log, hot, err, sizeof(err)) !=
+            WR_OK) {
             log_err("vhost '%s': cannot take over the copy of epoch %llu: %s",
                     name, (unsigned long long)epoch, err);
             prev->end = 0;
         } else {
             log_info("vhost '%s': taking over from this node's copy of "
-                     "epoch %llu (lead %llu, position %llu)",
+                     "epoch %llu (lead %llu, position %llu; %s)",
                      name, (unsigned long long)epoch,
                      (unsigned long long)prev->lead,
-                     (unsigned long long)prev->end);
+                     (unsigned long long)prev->end,
+                     hot ? "open, with its hot index" : "to be recovered");
         }
         import_copy_defs(s, name, dir);
         if (mirror_copy_dcounts(s->cfg->data_dir, name, dcounts) != WR_OK)
@@ -218,6 +234,7 @@ take_over_copy(struct server *s, struct vhost *vh, const char *name,
                      name, strerror(errno));
         free(log);
     }
+    mirror_close(m);
     if (mirror_remove(s->cfg->data_dir, name, err, sizeof(err)) != WR_OK)
         log_warn("vhost '%s': %s", name, err);
     free(dir);
@@ -230,29 +247,38 @@ on_lead(void *arg, const char *name, int64_t epoch)
 {
     struct server *s = arg;
     struct vhost *vh = node_vhost_find(s->node, name);
+    struct mirror *m;
     struct buf dcounts;
     struct repl_prev prev = {0, 0, 0, 0};
     char err[1024];
+    uint64_t t0 = wr_now_us();
+    double ms;
 
     if (!vh)
         vh = node_vhost_add(s->node, name); /* its definition comes later */
-    repl_copy_drop(name, "this node leads the vhost now");
+    m = repl_copy_take(name, "this node leads the vhost now");
     buf_init(&dcounts);
     if (vh)
-        take_over_copy(s, vh, name, &dcounts, &prev);
+        take_over_copy(s, vh, name, m, &dcounts, &prev);
+    else
+        mirror_close(m);
     if (!vh || node_vhost_serve(s->node, vh, err, sizeof(err)) != WR_OK) {
         log_err("vhost '%s': cannot be served here (epoch %lld): %s", name,
                 (long long)epoch, vh ? err : "no such vhost");
         buf_fini(&dcounts);
         return;
     }
-    log_info("vhost '%s' served here (epoch %lld)", name, (long long)epoch);
+    /* operators see how long a failover kept the vhost's messages away */
+    ms = (double)(wr_now_us() - t0) / 1e3;
+    log_info("vhost '%s' served here (epoch %lld), %.1f ms after winning it",
+             name, (long long)epoch, ms);
     import_vhost_part(s, name);
     if (dcounts.len)
         log_info("vhost '%s': %zu delivery counts taken over", name,
                  vhost_repl_dcounts_apply(vh, buf_bytes(&dcounts)));
     buf_fini(&dcounts);
     repl_lead(s, vh, name, epoch, &prev);
+    repl_lead_served(name, ms);
 }
 
 static void

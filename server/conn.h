@@ -274,8 +274,15 @@ struct repl_prev;
 void repl_lead(struct server *s, struct vhost *vh, const char *name,
                int64_t epoch, const struct repl_prev *prev);
 void repl_unlead(struct server *s, const char *name);
-/* Drops this node's copy of vhost (it is about to lead it). */
+/* How long after winning the vhost this node served it (management). */
+void repl_lead_served(const char *name, double ms);
+/* Drops this node's copy of vhost. */
 void repl_copy_drop(const char *vhost, const char *why);
+/* This node is about to lead vhost: its copy, linked or kept since its
+ * link dropped, still open (the caller closes it or hands it over:
+ * cluster/mirror.h), or NULL. */
+struct mirror;
+struct mirror *repl_copy_take(const char *vhost, const char *why);
 /* The vhost is deleted: stop replicating it, remove the copy. */
 void repl_forget(struct server *s, const char *vhost);
 /* The marks of this node's own vhost logs (KIP-101 for a returning old

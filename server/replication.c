@@ -243,6 +243,7 @@ struct lead {
        count from 1 again; a copy's position counts in one lead only */
     uint64_t lead_id;
     double snap_step_max; /* longest slice of a snapshot, s */
+    double served_ms;     /* from winning the vhost to serving it */
     struct own *own;      /* the marks of its cuts in this node's log */
     struct lead *next, *prev;
 };
@@ -259,6 +260,16 @@ struct copy {
     double last_heard;
     double last_said; /* ev_now of the last ACK sent */
     struct copy *next, *prev;
+};
+
+/* A complete copy whose link dropped, kept open with its hot index
+   (store.h): should this node win the vhost, it serves from it at once
+   (repl_copy_take); a new link closes it first and opens the copy again
+   (mirror_open). */
+struct parked {
+    char *vhost;
+    struct mirror *m;
+    struct parked *next, *prev;
 };
 
 /* The marks of where each cut of a lead of this node ends in its own log
@@ -280,6 +291,7 @@ static struct lead *leads;
 static struct own *owns;
 static uint64_t leads_made;
 static struct copy *copies;
+static struct parked *parked;
 static ev_timer tick;
 static bool inited;
 
@@ -1075,6 +1087,28 @@ lead_reconcile(struct lead *d)
     }
 }
 
+/* One cut's frames to a streaming link: written at once from the cut's
+ * buffer when nothing waits before them (the usual case), so that only
+ * what the socket did not take is copied into the link's output. */
+static void
+link_send(struct link *l, struct bytes b)
+{
+    ssize_t n = 0;
+
+    if (l->out.len == l->head) {
+        n = write(l->fd, b.ptr, b.len);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            link_down(l, strerror(errno));
+            return;
+        }
+        n = WR_MAX(n, 0);
+    }
+    if ((size_t)n < b.len) {
+        buf_append(&l->out, b.ptr + n, b.len - (size_t)n);
+        link_flush(l);
+    }
+}
+
 /* Ships what the tap holds (and the definitions, if they changed) to
  * every streaming link. */
 static void
@@ -1084,10 +1118,17 @@ lead_cut(struct lead *d)
     uint64_t from = d->cut, seq;
     bool defs;
 
+    /* most passes of the loop have nothing new: they return before the
+       leading check, which hashes the vhost's name (the acks the cut
+       encodes into the tap would be encoded at the next hand-off anyway) */
+    seq = vhost_repl_cut(d->vh);
+    if (seq == d->cut && d->tap.len == 0 && d->dtap.len == 0 &&
+        d->side.len == 0 && d->defs &&
+        node_defs_generation(srv->node) == d->defs_gen)
+        return;
     if (!cluster_leads(srv->cluster, d->name))
         return;
     defs = defs_refresh(d);
-    seq = vhost_repl_cut(d->vh);
     /* every position a mirror may end at (a PING's too) has its mark */
     if (seq > d->cut) {
         d->cut = seq;
@@ -1133,8 +1174,7 @@ lead_cut(struct lead *d)
         sent_push(l, d->cut, ev_now(srv->loop));
         if (defs)
             dq_push(l, d->defs_gen);
-        buf_append(&l->out, d->frames.data, d->frames.len);
-        link_flush(l);
+        link_send(l, buf_bytes(&d->frames));
     }
     window_push(d, from, d->cut, &d->frames, defs ? d->defs_gen : 0);
 }
@@ -1613,9 +1653,11 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch,
     d->own = own_open(vh);
     own_cut(d);
     /* this lead's first position is the previous lead's end (KIP-101):
-       only while the log holds nothing since its recovery (LSN 1, store.h);
-       a record appended before the tap was set would be in no cut */
-    if (prev && prev->end && prev->epoch && prev->lead && d->cut == 1) {
+       only while the log holds nothing since its recovery (LSN 1, store.h)
+       or since the copy was handed over open (prev->start, its position
+       then); a record appended before the tap was set would be in no cut */
+    if (prev && prev->end && prev->epoch && prev->lead &&
+        d->cut == (prev->start ? prev->start : 1)) {
         d->prev_lead = *prev;
         d->prev_lead.start = d->cut;
     } else if (prev && prev->end) {
@@ -1632,6 +1674,15 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch,
     vhost_repl_side_tap(vh, &d->side);
     DL_APPEND(leads, d);
     lead_reconcile(d);
+}
+
+void
+repl_lead_served(const char *name, double ms)
+{
+    struct lead *d = lead_find(name);
+
+    if (d)
+        d->served_ms = ms;
 }
 
 void
@@ -1665,22 +1716,83 @@ repl_unlead(struct server *s, const char *name)
 
 /* ---- the mirror's side */
 
-static void
-copy_free(struct copy *c, const char *why)
+static struct parked *
+parked_find(const char *vhost)
 {
+    struct parked *p;
+
+    DL_FOREACH(parked, p)
+    {
+        if (strcmp(p->vhost, vhost) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Takes the parked copy of vhost out; NULL when there is none. */
+static struct mirror *
+unpark(const char *vhost)
+{
+    struct parked *p = parked_find(vhost);
+    struct mirror *m;
+
+    if (!p)
+        return NULL;
+    m = p->m;
+    DL_DELETE(parked, p);
+    free(p->vhost);
+    free(p);
+    return m;
+}
+
+/* Keeps a complete copy open for a failover; closes any other. */
+static void
+park(const char *vhost, struct mirror *m)
+{
+    struct mirror_info mi;
+    struct parked *p;
+
+    mirror_get_info(m, &mi);
+    mirror_close(unpark(vhost));
+    if (!mi.synced) {
+        mirror_close(m);
+        return;
+    }
+    p = xcalloc(1, sizeof(*p));
+    p->vhost = xstrdup(vhost);
+    p->m = m;
+    DL_APPEND(parked, p);
+}
+
+/* Ends the link; returns its copy, still open. */
+static struct mirror *
+copy_unlink(struct copy *c, const char *why)
+{
+    struct mirror *m = c->m;
+
     if (why)
         log_warn("copy of vhost '%s' from node '%s': link dropped: %s",
                  c->vhost, c->leader, why);
     ev_io_stop(srv->loop, &c->rio);
     ev_io_stop(srv->loop, &c->wio);
     close(c->fd);
-    mirror_close(c->m);
     buf_fini(&c->in);
     buf_fini(&c->out);
     DL_DELETE(copies, c);
     free(c->vhost);
     free(c->leader);
     free(c);
+    return m;
+}
+
+/* Ends the link; its copy stays open (parked) if complete. */
+static void
+copy_free(struct copy *c, const char *why)
+{
+    char *vhost = xstrdup(c->vhost);
+
+    park(vhost, copy_unlink(c, why));
+    free(vhost);
 }
 
 static struct copy *
@@ -1702,7 +1814,18 @@ repl_copy_drop(const char *vhost, const char *why)
     struct copy *c = copy_find(vhost);
 
     if (c)
-        copy_free(c, why);
+        mirror_close(copy_unlink(c, why));
+    mirror_close(unpark(vhost));
+}
+
+struct mirror *
+repl_copy_take(const char *vhost, const char *why)
+{
+    struct copy *c = copy_find(vhost);
+
+    if (c)
+        return copy_unlink(c, why);
+    return unpark(vhost);
 }
 
 void
@@ -1931,10 +2054,12 @@ repl_take(int fd, const char *addr, const struct peer_auth *a,
         refused = copy_refusal(vhost, epoch, why, sizeof(why));
     }
     if (!refused) {
-        /* a newer leader's link replaces an older one's */
+        /* a newer leader's link replaces an older one's; a copy kept
+           since the last link is opened again (its position written) */
         old = copy_find(vhost);
         if (old)
-            copy_free(old, "a newer link from the leader");
+            mirror_close(copy_unlink(old, "a newer link from the leader"));
+        mirror_close(unpark(vhost));
         mc.data_dir = srv->cfg->data_dir;
         mc.vhost = vhost;
         mc.fsync = srv->cfg->fsync;
@@ -2106,7 +2231,9 @@ repl_fini(struct server *s)
     while (leads)
         repl_unlead(s, leads->name);
     while (copies)
-        copy_free(copies, NULL);
+        mirror_close(copy_unlink(copies, NULL));
+    while (parked)
+        mirror_close(unpark(parked->vhost));
     ev_timer_stop(s->loop, &tick);
     ev_prepare_stop(s->loop, &snap_prep);
     ev_idle_stop(s->loop, &snap_idle);
@@ -2194,6 +2321,7 @@ repl_info(void)
                                 prev_json(&d->prev_lead));
         json_object_set_new(last, "snapshot_slice_max_ms",
                             json_real(d->snap_step_max * 1e3));
+        json_object_set_new(last, "served_after_ms", json_real(d->served_ms));
         json_object_set_new(last, "on_disk",
                             json_integer((json_int_t)vhost_disk_lsn(d->vh)));
     }

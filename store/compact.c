@@ -356,6 +356,8 @@ move_one(struct store *s, struct seg *old, const struct rec_msg *m,
     s->lsn++;
     s->moved_msgs++;
     for (uint32_t i = 0; i < n; i++) {
+        if (s->hot)
+            hot_move(s->hot, qids[i], m->id, pos);
         if (ev && ev->moved)
             ev->moved(ctx, qids[i], m->id, pos);
     }

@@ -309,13 +309,13 @@ cmp_copy(const void *a, const void *b)
 }
 
 static void
-report(const struct store_recover_cb *cb, void *ctx, const struct seg *g,
-       uint64_t id, const struct qset *q, const uint64_t *bits, uint32_t off,
-       uint32_t meta_len, uint32_t body_len)
+report(struct hot *hot, const struct store_recover_cb *cb, void *ctx,
+       const struct seg *g, uint64_t id, const struct qset *q,
+       const uint64_t *bits, uint32_t off, uint32_t meta_len, uint32_t body_len)
 {
     struct store_recovered m;
 
-    if (!cb || !cb->message)
+    if ((!cb || !cb->message) && !hot)
         return;
     m.id = id;
     m.pos = POS_MAKE(g->no, off);
@@ -324,7 +324,10 @@ report(const struct store_recover_cb *cb, void *ctx, const struct seg *g,
     for (uint32_t j = 0; j < q->n; j++) {
         if (bits[j / 64] >> (j % 64) & 1) {
             m.qid = q->qids[j];
-            cb->message(ctx, &m);
+            if (hot)
+                hot_add(hot, &m.qid, 1, id, m.pos, meta_len, body_len);
+            if (cb && cb->message)
+                cb->message(ctx, &m);
         }
     }
 }
@@ -439,8 +442,8 @@ report_copy(struct rctx *c, const struct store_recover_cb *cb, void *ctx,
     uint64_t bits[1024]; /* 65535 bits */
 
     recover__live_bits(c, lc->id, lc->v.flags, q, bits);
-    report(cb, ctx, lc->g, lc->id, q, bits, lc->v.off, lc->v.meta_len,
-           lc->v.body_len);
+    report(c->s->hot, cb, ctx, lc->g, lc->id, q, bits, lc->v.off,
+           lc->v.meta_len, lc->v.body_len);
 }
 
 void
@@ -487,7 +490,7 @@ recover__build_and_report(struct rctx *c, const struct store_recover_cb *cb,
             while (ci < ncopies && copies[ci].id < m.id)
                 report_copy(c, cb, ctx, &copies[ci++]);
             if (cnt)
-                report(cb, ctx, g, m.id, q, bits, m.off, m.meta_len,
+                report(s->hot, cb, ctx, g, m.id, q, bits, m.off, m.meta_len,
                        m.body_len);
         }
     }

@@ -109,6 +109,7 @@ store_free(struct store *s)
     free(s->qtmp);
     free(s->cp.ids);
     buf_fini(&s->scratch);
+    buf_fini(&s->rblock.data);
     compact_job_free(s->job);
     compact_res_free(s->res);
     free(s->unlinked);
@@ -124,6 +125,7 @@ store_free(struct store *s)
         close(s->lockfd); /* releases the flock */
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    hot_free(s->hot);
     free(s->dir);
     free(s);
 }
@@ -170,6 +172,8 @@ store_alloc(const struct store_config *cfg)
     s->io = cfg->io ? cfg->io : &store_io_default;
     s->wake = cfg->wake;
     s->wake_arg = cfg->wake_arg;
+    if (cfg->hot_index)
+        s->hot = hot_new();
     s->dirfd = -1;
     s->lockfd = -1;
     s->wfd = -1;
@@ -362,6 +366,59 @@ store_close(struct store *s)
     return clean;
 }
 
+/* ---- handing an open log over (store.h, "Hot index") */
+
+uint64_t
+store_hot_pairs(const struct store *s)
+{
+    return hot_pairs(s->hot);
+}
+
+void
+store_hot_report(const struct store *s, const struct store_recover_cb *cb,
+                 void *ctx)
+{
+    WR_ASSERT(s->hot);
+    hot_report(s->hot, cb, ctx);
+}
+
+bool
+store_suspend(struct store *s)
+{
+    atomic_store(&s->stopping, true); /* a full disk is not waited for */
+    journal_handoff(s, true);
+    journal_join(s);
+    atomic_store(&s->stopping, false);
+    return !atomic_load(&s->failed) && !atomic_load(&s->nospace);
+}
+
+int
+store_resume(struct store *s, const char *dir, void (*wake)(void *arg),
+             void *wake_arg, char *err, size_t errlen)
+{
+    int dirfd = s->io->open(s->io->arg, dir, O_RDONLY | O_DIRECTORY, 0);
+
+    if (dirfd < 0) {
+        snprintf(err, errlen, "store: cannot open directory %s: %s", dir,
+                 strerror(errno));
+        return WR_ERR;
+    }
+    s->io->close(s->io->arg, s->dirfd);
+    s->dirfd = dirfd;
+    free(s->dir);
+    s->dir = xstrdup(dir);
+    /* the LOCK file may have moved with the directory: a second flock of
+       it would conflict with the first, so that one goes first */
+    if (s->lockfd >= 0)
+        close(s->lockfd);
+    s->lockfd = -1;
+    if (lock_dir(s, err, errlen) != WR_OK)
+        return WR_ERR;
+    s->wake = wake;
+    s->wake_arg = wake_arg;
+    return journal_start(s, err, errlen);
+}
+
 /* ---- moving a log */
 
 /* A file of the log: a segment, a set-aside damaged one, the manifest;
@@ -508,6 +565,9 @@ store_append_msg_id(struct store *s, const struct store_msg_in *m, uint64_t nid,
         seg_wide(h, nid, n, true);
     h->live_msgs++;
     h->live_pairs += n;
+    if (s->hot && !m->transient)
+        hot_add(s->hot, s->qtmp, n, nid, *pos, (uint32_t)m->meta.len,
+                (uint32_t)m->body.len);
     appended_total += m->meta.len + m->body.len;
     return ++s->lsn;
 }
@@ -580,6 +640,8 @@ store_append_ack(struct store *s, uint64_t qid, uint64_t id)
     if (orig && orig != r.g)
         pdeps_add(s, orig->no);
     live_kill(s, &r, j);
+    if (s->hot)
+        hot_ack(s->hot, qid, id);
     pend_ack(s, qid, id);
     return ++s->lsn;
 }
@@ -602,6 +664,8 @@ store_append_queue_delete(struct store *s, uint64_t qid)
         free(pa);
     }
     live_queue_delete(s, qid, &deps, &ndeps, &capdeps);
+    if (s->hot)
+        hot_qdel(s->hot, qid);
     buf_reset(&s->scratch);
     rec_qdel_payload(&s->scratch, qid, s->next_id);
     seg = journal_put_tomb(s, REC_QDEL, buf_bytes(&s->scratch));
@@ -673,6 +737,25 @@ store_poll(struct store *s, const struct store_events *ev, void *ctx)
 
 /* ---- reading */
 
+/* The record at off of g from the last block read, when it is whole
+ * there (segments are never written over: the bytes still hold). */
+static bool
+rblock_take(struct store *s, const struct seg *g, uint32_t off, struct buf *out)
+{
+    const struct buf *b = &s->rblock.data;
+    size_t at, len;
+
+    if (b->len == 0 || s->rblock.segno != g->no || s->rblock.salt != g->salt ||
+        off < s->rblock.off || off - s->rblock.off + 4 > b->len)
+        return false;
+    at = off - s->rblock.off;
+    len = be32_load(b->data + at);
+    if (len < REC_HDR_SIZE || len > b->len - at)
+        return false;
+    buf_append(out, b->data + at, len);
+    return true;
+}
+
 static int
 read_file_rec(struct store *s, struct seg *g, uint32_t off, struct buf *out)
 {
@@ -682,6 +765,8 @@ read_file_rec(struct store *s, struct seg *g, uint32_t off, struct buf *out)
 
     if (off >= g->size)
         return WR_ERR;
+    if (rblock_take(s, g, off, out))
+        return WR_OK;
     if (g->rfd < 0) {
         seg_path(path, sizeof(path), s->dir, g->no);
         g->rfd = s->io->open(s->io->arg, path, O_RDONLY, 0);
@@ -696,6 +781,12 @@ read_file_rec(struct store *s, struct seg *g, uint32_t off, struct buf *out)
     if (got < REC_HDR_SIZE)
         return WR_ERR;
     out->len = (size_t)got;
+    /* kept for the records after this one (one pread, not one each) */
+    buf_reset(&s->rblock.data);
+    buf_append(&s->rblock.data, out->data, out->len);
+    s->rblock.segno = g->no;
+    s->rblock.salt = g->salt;
+    s->rblock.off = off;
     want = be32_load(out->data);
     if (want > (size_t)got && want <= REC_MAX_LEN && want <= g->size - off) {
         got = io_pread_all(s->io, g->rfd, buf_reserve(out, want - out->len),

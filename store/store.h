@@ -144,6 +144,8 @@ struct store_config {
     const struct store_io *io;
     /* Compaction read budget in bytes per second; 0 = 64 MiB/s. */
     uint64_t compact_rate;
+    /* Keep the hot index (see "Hot index" below): a mirror's copy. */
+    bool hot_index;
 };
 
 struct store_msg_in {
@@ -449,5 +451,42 @@ int store_truncate(const char *dir, uint64_t pos, char *err, size_t errlen);
 /* The id the next message will get (on a mirror: the lowest id the next
    replicated message may have). */
 uint64_t store_next_id(const struct store *s);
+
+/*
+ * Hot index (store/hot.c; issue 12's "the new leader serves within 1 s
+ * of winning"). A store opened with hot_index keeps every live (queue,
+ * message) pair in memory as its records are appended (a mirror's
+ * store_apply), acked, deleted with their queue or moved by compaction,
+ * from its recovery on: 24 bytes per live pair. A mirror that wins the
+ * vhost hands the open store over (store_suspend, its directory renamed
+ * into the vhost's place, store_resume) and the vhost takes its queues
+ * from store_hot_report instead of recovering the log.
+ */
+
+/* Live pairs in the hot index (0 without one). Loop thread. */
+uint64_t store_hot_pairs(const struct store *s);
+
+/* Every live pair of the hot index to cb->message, as store_open's
+   recovery would report them after a close: queue by queue, each queue
+   in increasing id order. The store must keep a hot index. */
+void store_hot_report(const struct store *s, const struct store_recover_cb *cb,
+                      void *ctx);
+
+/*
+ * Stops the store thread after it wrote and synced everything appended
+ * (as store_close, without sealing the head): the store stays in memory
+ * and its directory may be renamed (or its files moved) until
+ * store_resume. No append, flush, poll or read meanwhile. Returns whether
+ * everything appended is durable; on false the caller closes the store instead.
+ */
+bool store_suspend(struct store *s);
+
+/*
+ * Goes on in dir (the files moved there), locking it, with a new wake-up
+ * (store_config.wake); restarts the store thread. WR_ERR with err: the
+ * caller closes the store.
+ */
+int store_resume(struct store *s, const char *dir, void (*wake)(void *arg),
+                 void *wake_arg, char *err, size_t errlen);
 
 #endif

@@ -214,7 +214,17 @@ struct store {
     size_t npdeps;
     size_t cappdeps;
     struct buf scratch;
+    /* the last block read_file_rec read from a segment file, [off, off +
+       data.len) of segment segno (salt: that file, not a later one of the
+       same number): a snapshot reads records in position order, dozens
+       of small ones to a block (loop thread) */
+    struct {
+        uint32_t segno, off;
+        uint64_t salt;
+        struct buf data;
+    } rblock;
     struct buf *tap; /* replica.c: store_tap's output, or NULL */
+    struct hot *hot; /* hot.c: the live pairs (store_config.hot_index) */
     uint64_t *qtmp;  /* sorted qids of the message being appended */
     size_t capqtmp;
     uint64_t durable_seen;
@@ -301,6 +311,25 @@ store_head(const struct store *s)
 {
     return s->segs[s->nsegs - 1];
 }
+
+/* ---- hot.c: the hot index (store.h), loop thread */
+
+struct hot;
+struct hot *hot_new(void);
+void hot_free(struct hot *h);
+/* Message id at pos entered the queues qids (n of them). */
+void hot_add(struct hot *h, const uint64_t *qids, uint32_t n, uint64_t id,
+             uint64_t pos, uint32_t meta_len, uint32_t body_len);
+/* The pair left (no-op when it is not there). */
+void hot_ack(struct hot *h, uint64_t qid, uint64_t id);
+/* Every pair of qid left. */
+void hot_qdel(struct hot *h, uint64_t qid);
+/* Compaction moved the pair's record to pos. */
+void hot_move(struct hot *h, uint64_t qid, uint64_t id, uint64_t pos);
+uint64_t hot_pairs(const struct hot *h);
+/* Every live pair to cb, queue by queue, each in increasing id order. */
+void hot_report(const struct hot *h, const struct store_recover_cb *cb,
+                void *ctx);
 
 /* ---- segment.c: struct seg, sets, originals, deps */
 

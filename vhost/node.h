@@ -151,9 +151,14 @@ void node_vhost_unserve(struct node *n, struct vhost *vh);
 /* A replicated vhost's mirror takes over (issue 12): drops what this node
  * held of vh (log, queues, exchanges) and moves the log files of the
  * mirror's copy in directory from into the vhost's log directory. The
- * caller then imports the copy's definitions and serves vh. */
+ * caller then imports the copy's definitions and serves vh. hot, when
+ * not NULL, is the copy's log still open with its hot index
+ * (mirror_hand_over; taken whatever happens): serving vh then goes on
+ * with it and takes the queues' messages from its index instead of
+ * recovering the log. */
+struct store;
 int node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
-                         char *err, size_t errlen);
+                         struct store *hot, char *err, size_t errlen);
 /* The node's own log of vh (it led vh before, another node leads it now)
  * becomes a mirror's copy: the vhost's directory is renamed to (which must
  * not exist; same file system), what the node held of vh is dropped (as

@@ -417,6 +417,33 @@ store_wake(void *arg)
         n->opts.wake(n->opts.wake_arg);
 }
 
+/*
+ * A mirror's copy taken over (node_vhost_adopt_log): its log goes on in
+ * the vhost's directory and its hot index gives the queues their
+ * messages, as a recovery would (store.h, "Hot index"). False when it
+ * cannot go on (closed: the caller recovers the log instead).
+ */
+static bool
+open_adopted(struct vhost *vh, const struct store_recover_cb *cb,
+             struct recover_ctx *rc)
+{
+    struct store *s = vh->adopted;
+    char err[512];
+
+    vh->adopted = NULL;
+    if (store_resume(s, vh->store_dir, store_wake, vh->node, err,
+                     sizeof(err)) != WR_OK) {
+        log_warn("vhost '%s': the copy's log cannot go on (%s); it is "
+                 "recovered instead",
+                 vh->name, err);
+        store_close(s);
+        return false;
+    }
+    vh->store = s;
+    store_hot_report(s, cb, rc);
+    return true;
+}
+
 int
 vhost__open_store(struct vhost *vh, char *err, size_t errlen)
 {
@@ -426,6 +453,7 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
     struct recover_ctx rc = {.vh = vh};
     uint64_t t0 = wr_now_us();
     struct queue *q, *tmp;
+    bool hot;
 
     if (!n->opts.data_dir || vh->store)
         return WR_OK;
@@ -439,7 +467,8 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
     cfg.repair = n->opts.repair;
     cfg.wake = store_wake;
     cfg.wake_arg = n;
-    if (store_open(&cfg, &cb, &rc, &vh->store, err, errlen) != WR_OK) {
+    hot = vh->adopted && open_adopted(vh, &cb, &rc);
+    if (!hot && store_open(&cfg, &cb, &rc, &vh->store, err, errlen) != WR_OK) {
         free(rc.unknown);
         return WR_ERR;
     }
@@ -467,7 +496,12 @@ vhost__open_store(struct vhost *vh, char *err, size_t errlen)
     }
     vh->durable_lsn = store_durable_lsn(vh->store);
     stream__open_all(vh);
-    if (rc.count)
+    if (hot)
+        log_info("vhost '%s': %llu messages taken from the copy's hot "
+                 "index in %.3f s",
+                 vh->name, (unsigned long long)rc.count,
+                 (double)(wr_now_us() - t0) / 1e6);
+    else if (rc.count)
         log_info("vhost '%s': recovered %llu messages in %.3f s", vh->name,
                  (unsigned long long)rc.count,
                  (double)(wr_now_us() - t0) / 1e6);
@@ -487,6 +521,8 @@ vhost__close_store(struct vhost *vh)
         store_close(vh->store);
     }
     vh->store = NULL;
+    store_close(vh->adopted); /* taken over, never served */
+    vh->adopted = NULL;
     free(vh->store_dir);
     vh->store_dir = NULL;
     HASH_ITER(hh, vh->moves, mv, tmp)

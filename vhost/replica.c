@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void
 vhost_repl_tap(struct vhost *vh, struct buf *out)
@@ -188,22 +189,27 @@ vhost_repl_slice(struct vhost *vh, struct vh_logged *v, size_t count, size_t *i,
 /*
  * A mirror becomes the vhost's leader: what this node held of the vhost
  * (a log and objects from when it led it before, older than the copy) is
- * dropped, and the copy's log takes its place. The vhost must not be
- * served. The caller imports the copy's definitions next, then serves
- * the vhost (node_vhost_serve recovers the log into the new queues).
+ * dropped, and the copy's log directory takes its place in one rename
+ * (vhostdir__adopt). The vhost must not be served. The caller imports
+ * the copy's definitions next, then serves the vhost (node_vhost_serve
+ * goes on with the hot log, or recovers the log into the new queues).
+ *
+ * A complete copy whose log directory is gone was moved by a take-over
+ * that a crash cut short (a copy is never complete without one): the
+ * vhost's directory holds it already, and stays.
  */
 int
 node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
-                     char *err, size_t errlen)
+                     struct store *hot, char *err, size_t errlen)
 {
     struct queue *q, *tmp;
     struct exchange *x, *next;
-    char *dir;
-    long moved;
+    struct stat st;
 
     WR_ASSERT(!vh->serving);
     if (!n->opts.data_dir) {
         snprintf(err, errlen, "no data directory");
+        store_close(hot);
         return WR_ERR;
     }
     /* close the old log first: the teardown must not append to it */
@@ -217,15 +223,21 @@ node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
         if (defs__exchange_is_exported(x))
             vhost__exchange_delete(vh, x);
     }
-    dir = vhostdir__path(n->opts.data_dir, vh->name);
-    vhostdir__remove(n->opts.data_dir, vh->name, dir);
-    free(dir);
-    if (vhostdir__prepare(n->opts.data_dir, vh->name, &dir, err, errlen) !=
-        WR_OK)
+    if (stat(from, &st) != 0 && errno == ENOENT && !hot) {
+        log_warn("vhost '%s': %s is gone: a take-over cut short moved it "
+                 "to the vhost's directory already",
+                 vh->name, from);
+        return WR_OK;
+    }
+    /* the open log's files move under it: it writes nothing meanwhile
+       (store_suspend), and goes on in the new directory when served */
+    if (vhostdir__adopt(n->opts.data_dir, vh->name, from, err, errlen) !=
+        WR_OK) {
+        store_close(hot);
         return WR_ERR;
-    moved = store_move_files(from, dir, err, errlen);
-    free(dir);
-    return moved < 0 ? WR_ERR : WR_OK;
+    }
+    vh->adopted = hot;
+    return WR_OK;
 }
 
 /*

@@ -110,6 +110,9 @@ struct vhost {
     char *store_dir;
     /* segments its closed stores planned to delete (vhost_repl_unlinks) */
     uint64_t unlinks_closed;
+    /* a mirror's copy of the log, open with its hot index, taken over
+       (node_vhost_adopt_log) and not yet served (vhost__open_store) */
+    struct store *adopted;
     uint64_t next_id;       /* message ids when there is no store */
     uint64_t durable_lsn;   /* the store's, as of the last poll */
     uint64_t repl_limit;    /* vhost_set_repl_limit; UINT64_MAX: none */
@@ -341,6 +344,12 @@ int vhostdir__prepare(const char *data_dir, const char *name, char **out,
 void vhostdir__remove(const char *data_dir, const char *name, const char *dir);
 /* Finishes deletions cut short by a crash. */
 void vhostdir__sweep(const char *data_dir);
+/* The directory from (a mirror's copy of the log) becomes the vhost's
+ * directory: its name file written, the vhost's old directory removed,
+ * then one rename (vhosts/ and from's parent fsynced), so that a crash
+ * leaves the copy whole where it was or whole in the vhost's place. */
+int vhostdir__adopt(const char *data_dir, const char *name, const char *from,
+                    char *err, size_t errlen);
 
 /* queue.c: the ready list, a ring of struct qentry */
 static inline struct qentry *

@@ -356,6 +356,38 @@ vhostdir__remove(const char *data_dir, const char *name, const char *dir)
     free(want);
 }
 
+/* ---- a mirror's copy taking over */
+
+int
+vhostdir__adopt(const char *data_dir, const char *name, const char *from,
+                char *err, size_t errlen)
+{
+    char *vhosts = path_join(data_dir, "vhosts", NULL);
+    char *dir = vhostdir__path(data_dir, name);
+    char *parent = xstrdup(from), *slash = strrchr(parent, '/');
+    int rc = WR_ERR;
+
+    if (slash)
+        *slash = '\0';
+    if (make_dir(vhosts, err, errlen) != WR_OK ||
+        write_name(from, name, err, errlen) != WR_OK)
+        goto out;
+    /* what the node held of the vhost is older than the copy */
+    vhostdir__remove(data_dir, name, dir);
+    if (rename(from, dir) != 0 || store_sync_dir(vhosts) != 0 ||
+        (slash && store_sync_dir(parent) != 0)) {
+        snprintf(err, errlen, "vhost '%s': cannot rename %s to %s: %s", name,
+                 from, dir, strerror(errno));
+        goto out;
+    }
+    rc = WR_OK;
+out:
+    free(parent);
+    free(dir);
+    free(vhosts);
+    return rc;
+}
+
 void
 vhostdir__sweep(const char *data_dir)
 {

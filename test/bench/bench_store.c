@@ -3,7 +3,7 @@
  *
  *   bench_store [-d dir] [-n msgs] [-s body_bytes] [-w window]
  *               [-f always|interval|never] [-r recovery_msgs] [-q queues]
- *               [-P] [-R]
+ *               [-P] [-R] [-H]
  *
  * Part 1 (skip with -P), publish + consume: a simulated event loop
  * publishes persistent messages to -q queues with at most -w of them
@@ -11,7 +11,9 @@
  * iteration, and acks each message as soon as it is durable (a manual-ack
  * consumer keeping up). Prints messages/s, fdatasyncs/s, messages per
  * fdatasync, and the disk bytes written per message beyond its body and
- * meta (record framing, BATCH markers, ACK records, summaries).
+ * meta (record framing, BATCH markers, ACK records, summaries), and the
+ * loop thread's CPU per message. -H keeps the hot index (store.h), as a
+ * mirror's copy does: run with and without it to see what it costs.
  *
  * Part 2 (skip with -R), restart: fills a store with -r live messages of
  * -s bytes over -q queues, then times store_open after a clean close
@@ -148,6 +150,7 @@ struct opts {
     int queues;
     bool publish;
     bool restart;
+    bool hot;
 };
 
 static const char meta[] =
@@ -173,9 +176,20 @@ open_store(const struct opts *o, enum store_fsync f,
     cfg.fsync = f;
     cfg.io = &cio;
     cfg.wake = wake;
+    cfg.hot_index = o->hot;
     if (store_open(&cfg, cb, ctx, &s, err, sizeof(err)) != WR_OK)
         die("open", err);
     return s;
+}
+
+/* CPU time of the calling thread, s. */
+static double
+thread_cpu_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- part 1 */
@@ -193,7 +207,7 @@ publish_consume(const struct opts *o)
     struct store_msg_in m = {0};
     uint64_t qids[64];
     struct store *s;
-    double t0, t1, per;
+    double t0, t1, c0, c1, per;
 
     for (int i = 0; i < o->queues; i++)
         qids[i] = store_qid(bytes_str("bench")) + (uint64_t)i;
@@ -206,6 +220,7 @@ publish_consume(const struct opts *o)
     m.body = bytes_of(body, o->body);
     m.nqids = 1;
     t0 = now_s();
+    c0 = thread_cpu_s();
     while (acked < o->n) {
         uint64_t w = get_wakes(), durable;
 
@@ -241,6 +256,7 @@ publish_consume(const struct opts *o)
             wait_wake(w);
     }
     t1 = now_s();
+    c1 = thread_cpu_s();
     f0 = atomic_load(&n_fdatasync) - f0;
     store_close(s);
     per = (double)(atomic_load(&n_written) - w0) / (double)o->n -
@@ -255,6 +271,8 @@ publish_consume(const struct opts *o)
            f0 ? (double)o->n / (double)f0 : 0.0,
            f0 ? (double)iters / (double)f0 : 0.0);
     printf("  disk bytes written per message beyond body+meta: %.1f\n", per);
+    printf("  loop thread CPU per message (append + ack%s): %.3f us\n",
+           o->hot ? ", hot index" : "", (c1 - c0) * 1e6 / (double)o->n);
     rm_store(o->dir);
     free(ring);
     free(body);
@@ -374,7 +392,7 @@ main(int argc, char **argv)
 
     snprintf(o.dir, sizeof(o.dir), "%s/warren-bench-store-%d",
              tmp ? tmp : "/tmp", (int)getpid());
-    while ((c = getopt(argc, argv, "d:n:s:w:f:r:q:PR")) != -1) {
+    while ((c = getopt(argc, argv, "d:n:s:w:f:r:q:PRH")) != -1) {
         switch (c) {
         case 'd':
             snprintf(o.dir, sizeof(o.dir), "%s", optarg);
@@ -405,11 +423,14 @@ main(int argc, char **argv)
         case 'R':
             o.restart = false;
             break;
+        case 'H':
+            o.hot = true;
+            break;
         default:
             fprintf(stderr,
                     "usage: %s [-d dir] [-n msgs] [-s body] "
                     "[-w window] [-f always|interval|never] "
-                    "[-r recovery_msgs] [-q queues] [-P] [-R]\n",
+                    "[-r recovery_msgs] [-q queues] [-P] [-R] [-H]\n",
                     argv[0]);
             return 2;
         }

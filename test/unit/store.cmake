@@ -29,6 +29,7 @@ store_unit_test(test_store_full unit/test_store_full.c
                 LIBS warren_store_tutil)
 store_unit_test(test_store_replica unit/test_store_replica.c
                 LIBS warren_store_tutil)
+store_unit_test(test_store_hot unit/test_store_hot.c LIBS warren_store_tutil)
 store_unit_test(test_store_crash unit/test_store_crash.c
                 LIBS warren_store_tutil)
 

@@ -455,6 +455,57 @@ T_CASE(unlinks_planned_counts_dead_segments)
     tloop_fini(&l);
 }
 
+/* A snapshot reads live messages in position order (store_read_msg_live):
+ * small records already read with the block before them come from that
+ * block, not one pread each; every one reads back exactly, a position
+ * inside a record is still refused, and a record longer than the block
+ * is read whole. */
+T_CASE(snapshot_reads_small_records_a_block_at_a_time)
+{
+    char dir[512];
+    struct tloop l;
+    struct tio io;
+    struct store_config cfg;
+    struct store *s;
+    uint64_t q[1] = {QA}, pos[400], bigpos, id, lsn = 0, before;
+    uint8_t body[16], big[10000];
+    struct buf b;
+    struct bytes m, bd;
+
+    tio_init(&io);
+    tloop_init(&l);
+    buf_init(&b);
+    cfg = tcfg(tpath(dir, sizeof(dir), "s"), &io, &l);
+    s = topen(&cfg, NULL);
+    for (int i = 0; i < 400; i++) {
+        tbody(body, sizeof(body), (uint64_t)i);
+        lsn = tappend(s, q, 1, "m", body, sizeof(body), &id, &pos[i]);
+    }
+    tbody(big, sizeof(big), 7);
+    tappend(s, q, 1, "big", big, sizeof(big), &id, &bigpos);
+    tbody(body, sizeof(body), 0);
+    lsn = tappend(s, q, 1, "m", body, sizeof(body), &id, &pos[0]);
+    T_ASSERT(tloop_wait_durable(&l, s, lsn));
+    T_ASSERT(s->infl_head == NULL); /* every record is in the file */
+    before = atomic_load(&io.preads);
+    for (int i = 1; i < 400; i++) {
+        tbody(body, sizeof(body), (uint64_t)i);
+        T_ASSERT(tcheck_msg(s, pos[i], "m", body, sizeof(body)));
+    }
+    /* ~50-byte records: dozens to a 4 KiB block, not 400 preads */
+    T_ASSERT(atomic_load(&io.preads) - before < 20);
+    for (int i = 1; i < 400; i++)
+        T_EQ_INT(store_read_msg(s, pos[i] + 1, &b, &m, &bd), WR_ERR);
+    /* longer than a block: read whole (a second pread) */
+    T_ASSERT(tcheck_msg(s, bigpos, "big", big, sizeof(big)));
+    T_ASSERT(tcheck_msg(s, bigpos, "big", big, sizeof(big)));
+    tbody(body, sizeof(body), 0);
+    T_ASSERT(tcheck_msg(s, pos[0], "m", body, sizeof(body)));
+    store_close(s);
+    buf_fini(&b);
+    tloop_fini(&l);
+}
+
 static const struct t_case cases[] = {
     T_REG(truncate_at_end_pos_keeps_exactly_the_records_before),
     T_REG(truncate_refuses_a_position_beyond_the_log),
@@ -463,6 +514,7 @@ static const struct t_case cases[] = {
     T_REG(mirror_fed_the_tap_recovers_the_leaders_queues),
     T_REG(mirror_refuses_a_frame_with_any_bad_record_whole),
     T_REG(tap_leaves_out_compaction_copies),
+    T_REG(snapshot_reads_small_records_a_block_at_a_time),
 };
 
 T_MAIN(cases)

@@ -11,6 +11,8 @@
 #include "test/harness/t.h"
 #include "vhost/vhost_int.h"
 
+#include "store/store.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -672,6 +674,98 @@ T_CASE(vhost_directories_are_hashed_and_removal_stays_inside)
     node_free(n);
 }
 
+/* A copy's log in <tmp>/<name>/log as a mirror keeps it (hot index):
+ * n persistent messages of queue "q", the first `acked` acked. */
+static struct store *
+copy_log(const char *name, char *from, size_t fromlen, int n, int acked)
+{
+    struct store_config cfg = {0};
+    struct store_msg_in in = {0};
+    uint64_t qid = store_qid(BYTES_LIT("q")), id, pos, first = 0, lsn = 0;
+    struct store *s;
+    char err[512];
+
+    snprintf(from, fromlen, "%s/%s/log", t_tmpdir(), name);
+    cfg.dir = from;
+    cfg.fsync = STORE_FSYNC_NEVER;
+    cfg.hot_index = true;
+    T_EQ_INT(store_open(&cfg, NULL, NULL, &s, err, sizeof(err)), WR_OK);
+    in.qids = &qid;
+    in.nqids = 1;
+    in.meta = BYTES_LIT("meta");
+    in.body = BYTES_LIT("body");
+    for (int i = 0; i < n; i++) {
+        lsn = store_append_msg(s, &in, &id, &pos);
+        first = first ? first : id;
+    }
+    for (int i = 0; i < acked; i++)
+        lsn = store_append_ack(s, qid, first + (uint64_t)i);
+    T_ASSERT(lsn > 0);
+    return s;
+}
+
+static struct queue *
+declare_durable(struct vhost *vh, const char *name)
+{
+    struct queue_decl d = {.name = bytes_str(name), .durable = true};
+    struct queue *q = NULL;
+    struct vherr err;
+
+    T_EQ_INT(vhost_queue_declare(vh, &d, &q, &err), WR_OK);
+    return q;
+}
+
+/* Issue 12, the hot index: a mirror's open copy becomes the vhost's log
+ * in one rename and its queues come from the index; a take-over cut
+ * short after the rename keeps the vhost's directory. */
+T_CASE(adopted_copy_is_served_from_its_hot_index)
+{
+    struct node_opts o = {.data_dir = t_tmpdir(), .clustered = true};
+    struct node *n = node_new(&o);
+    struct vhost *vh, *vw;
+    struct store *s;
+    struct queue *q;
+    char err[1024], from[1024], *dir;
+    struct stat st;
+
+    T_EQ_INT(node_boot(n, "/", err, sizeof(err)), WR_OK);
+    vh = node_vhost_add(n, "v");
+    T_ASSERT(vh != NULL && !vhost_is_serving(vh));
+    s = copy_log("copy-v", from, sizeof(from), 100, 30);
+    T_ASSERT(store_suspend(s));
+    T_EQ_INT(node_vhost_adopt_log(n, vh, from, s, err, sizeof(err)), WR_OK);
+    T_ASSERT(stat(from, &st) != 0); /* renamed, not copied */
+    dir = vhostdir__path(o.data_dir, "v");
+    T_ASSERT(exists(dir, "vhost-name"));
+    q = declare_durable(vh, "q"); /* the copy's definitions */
+    T_EQ_INT(node_vhost_serve(n, vh, err, sizeof(err)), WR_OK);
+    T_ASSERT(vh->store == s); /* the copy's log goes on, not recovered */
+    T_EQ_INT(q->ready.n, 70);
+    for (size_t i = 0; i < q->ready.n; i++) {
+        const struct qentry *e = qd_at(&q->ready, i);
+
+        T_ASSERT(e->id & QE_REDELIVERED);
+        T_ASSERT(i == 0 || (e->id & QE_ID_MASK) >
+                               (qd_at(&q->ready, i - 1)->id & QE_ID_MASK));
+    }
+    free(dir);
+
+    /* cut short: the copy's log was renamed into the vhost's place, then
+       the node died before serving; the next take-over keeps it */
+    vw = node_vhost_add(n, "w");
+    s = copy_log("copy-w", from, sizeof(from), 10, 0);
+    store_close(s);
+    dir = vhostdir__path(o.data_dir, "w");
+    T_EQ_INT(vhostdir__adopt(o.data_dir, "w", from, err, sizeof(err)), WR_OK);
+    T_EQ_INT(node_vhost_adopt_log(n, vw, from, NULL, err, sizeof(err)), WR_OK);
+    T_ASSERT(exists(dir, "vhost-name"));
+    q = declare_durable(vw, "q");
+    T_EQ_INT(node_vhost_serve(n, vw, err, sizeof(err)), WR_OK);
+    T_EQ_INT(q->ready.n, 10);
+    free(dir);
+    node_free(n);
+}
+
 static const struct t_case cases[] = {
     T_REG(round_robin_across_consumers),
     T_REG(prefetch_limits_and_credit_resumes),
@@ -689,5 +783,6 @@ static const struct t_case cases[] = {
     T_REG(message_big_allocations_are_reused_most_recent_first),
     T_REG(credit_holds_publishers_only_while_consumers_drain),
     T_REG(vhost_directories_are_hashed_and_removal_stays_inside),
+    T_REG(adopted_copy_is_served_from_its_hot_index),
 };
 T_MAIN(cases)
