@@ -266,8 +266,9 @@ log_only(const char *dir, char *why, size_t n)
         const char *f = e->d_name;
         size_t len = strlen(f);
 
+        /* a returning leader's own log brings its vhost's name file */
         if (f[0] == '.' || strcmp(f, "LOCK") == 0 ||
-            strncmp(f, "MANIFEST.", 9) == 0 ||
+            strcmp(f, "vhost-name") == 0 || strncmp(f, "MANIFEST.", 9) == 0 ||
             (len == 20 && strcmp(f + 16, ".seg") == 0))
             continue;
         /* a snapshot writes the journal even with no key: its magic */
@@ -479,6 +480,68 @@ mirror_hand_over(struct mirror *m, uint64_t *end, uint64_t *lead, uint64_t *at)
     }
     mirror_free(m);
     return s;
+}
+
+/* The leader's own marks (server/replication.c) move with its log. */
+static int
+move_marks(const char *from, const char *to, char *err, size_t errlen)
+{
+    for (unsigned k = 0; k < 2; k++) {
+        char name[16], *a, *b;
+        int rc = 0;
+
+        snprintf(name, sizeof(name), "marks.%u", k);
+        a = path_of(from, name);
+        b = path_of(to, name);
+        if (rename(a, b) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "cannot rename %s to %s: %s", a, b,
+                     strerror(errno));
+            rc = -1;
+        }
+        free(a);
+        free(b);
+        if (rc)
+            return WR_ERR;
+    }
+    return WR_OK;
+}
+
+int
+mirror_copy_from_own(const struct mirror_own *o, char *err, size_t errlen)
+{
+    struct mirror m = {0};
+    char *root = path_of(o->data_dir, "replicas"), *defs = NULL;
+    int rc = WR_ERR;
+
+    m.vhost = (char *)o->vhost;
+    m.dir = mirror_copy_dir(o->data_dir, o->vhost);
+    m.logdir = path_of(m.dir, "log");
+    m.epoch = o->epoch;
+    /* not synced until everything is in: a kill -9 half-way leaves a
+       copy that gets a snapshot */
+    if (mirror_remove(o->data_dir, o->vhost, err, errlen) != WR_OK ||
+        mkdir_one(root, err, errlen) != WR_OK ||
+        mkdir_one(m.dir, err, errlen) != WR_OK ||
+        write_state(&m, err, errlen) != WR_OK ||
+        o->move(m.logdir, o->arg, err, errlen) != WR_OK ||
+        move_marks(m.logdir, m.dir, err, errlen) != WR_OK)
+        goto out;
+    defs = path_of(m.dir, "definitions.json");
+    if (o->defs && store_write_file_atomic(defs, o->defs, strlen(o->defs), err,
+                                           errlen) != WR_OK)
+        goto out;
+    if (store_sync_dir(m.dir) != 0) {
+        snprintf(err, errlen, "cannot fsync %s: %s", m.dir, strerror(errno));
+        goto out;
+    }
+    m.synced = true;
+    rc = write_state(&m, err, errlen);
+out:
+    free(defs);
+    free(root);
+    free(m.dir);
+    free(m.logdir);
+    return rc;
 }
 
 char *

@@ -100,6 +100,22 @@ char *mirror_copy_dir(const char *data_dir, const char *vhost);
 int mirror_copy_dcounts(const char *data_dir, const char *vhost,
                         struct buf *out);
 
+/* A node that led the vhost returns while another node leads it (KIP-101
+ * for the old leader, server/replication.c): its own log becomes its copy
+ * of the lead it ended, (epoch, the lead in its marks), so that
+ * mirror_open truncates it in place like any copy. Whatever copy the node
+ * held goes; move makes the vhost's directory logdir (one rename); its
+ * marks (the leader's own, written as a copy's are) go beside the log, the
+ * definitions (defs, or none) with it. The copy says synced only once all
+ * of it is in. WR_ERR (err): a copy not synced, or none. */
+struct mirror_own {
+    const char *data_dir, *vhost, *defs;
+    uint64_t epoch;
+    int (*move)(const char *logdir, void *arg, char *err, size_t errlen);
+    void *arg;
+};
+int mirror_copy_from_own(const struct mirror_own *o, char *err, size_t errlen);
+
 /* The vhost is deleted: removes its copy's directory (none open). */
 int mirror_remove(const char *data_dir, const char *vhost, char *err,
                   size_t errlen);

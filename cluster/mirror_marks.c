@@ -280,3 +280,28 @@ marks_find(const char *dir, uint64_t epoch, uint64_t lead, uint64_t seq,
     *dclen = f.hit.dclen;
     return WR_OK;
 }
+
+static void
+last_one(const struct mark *m, void *arg)
+{
+    struct mark *last = arg;
+
+    if (m->kind == MARK_CUT && m->serial > last->serial)
+        *last = *m;
+}
+
+bool
+marks_last_cut(const char *dir, uint64_t *epoch, uint64_t *lead)
+{
+    struct mark last = {0, 0, 0, 0, 0, 0, 0, 0};
+
+    for (unsigned k = 0; k < 2; k++) {
+        char *p = mark_path(dir, k);
+
+        read_marks(p, last_one, &last);
+        free(p);
+    }
+    *epoch = last.epoch;
+    *lead = last.lead;
+    return last.serial > 0;
+}

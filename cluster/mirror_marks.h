@@ -65,4 +65,8 @@ void marks_write(struct marks *mk, bool force);
 int marks_find(const char *dir, uint64_t epoch, uint64_t lead, uint64_t seq,
                uint64_t *pos, uint64_t *dclen, char *why, size_t n);
 
+/* The (epoch, lead) of the newest cut marked in dir: false when none (a
+ * leader's own log, server/replication.c, says which lead it was). */
+bool marks_last_cut(const char *dir, uint64_t *epoch, uint64_t *lead);
+
 #endif

@@ -427,6 +427,8 @@ clustering_start(struct server *s)
         .balanced = cfg->queue_leader_locator == CONF_LOCATOR_BALANCED,
         .node = s->node,
     };
+    /* before any hand-off to a store thread (KIP-101 marks) */
+    repl_own_boot(s);
     if (cluster_start(s->loop, &cc, &ops, s, &s->cluster, err, sizeof(err)) !=
         WR_OK) {
         log_err("cannot join the cluster: %s", err);

@@ -285,6 +285,12 @@ struct mirror;
 struct mirror *repl_copy_take(const char *vhost, const char *why);
 /* The vhost is deleted: stop replicating it, remove the copy. */
 void repl_forget(struct server *s, const char *vhost);
+/* The marks of this node's own vhost logs (KIP-101 for a returning old
+ * leader): opened at start before the loop runs, forgotten with the
+ * vhost, and written every loop pass before node_flush. */
+void repl_own_boot(struct server *s);
+void repl_own_forget(struct vhost *vh);
+void repl_before_flush(struct server *s);
 /* Every loop pass after node_flush; after store wake-ups. */
 void repl_pump(struct server *s);
 /* Whether vh's confirms have waited for its in-sync set longer than

@@ -57,6 +57,8 @@ loop_pump(struct server *s)
         flow_check(s);
         /* Definitions file and log records go before any reply that
          * announces them leaves. */
+        /* deletions in the marks before the hand-off (none unclustered) */
+        repl_before_flush(s);
         node_flush(s->node);
         if (s->cluster)
             repl_pump(s);
@@ -256,6 +258,7 @@ dropping_cb(void *arg, struct vhost *vh, bool deleted)
 
     if (!s->cluster)
         return;
+    repl_own_forget(vh);
     if (deleted)
         repl_forget(s, vhost_name(vh));
     else

@@ -68,25 +68,34 @@
  *     offers "start" of this lead with "truncated"; the catch-up from
  *     there starts with this lead's first cut, DEFS included.
  *
+ *   - The returning old leader (KIP-101 too): the leader marks where
+ *     each of its cuts ends in its own log (struct own: the same marks
+ *     as a copy's, in the vhost's directory, kept for every vhost log
+ *     the node has open, led or not), each written before the cut's
+ *     frames leave, every deletion its log plans logged before
+ *     node_flush hands it (repl_before_flush). A node whose own log has
+ *     marks of a lead of an older epoch than a link that arrives (it
+ *     restarted, or lost its lease, and another node won) makes that
+ *     log its copy of the lead it ended (own_to_copy: one rename of the
+ *     vhost's directory, the copy marked synced last), and mirror_open
+ *     cuts it back to where that lead ended on the new leader like any
+ *     copy, or the leader sends a snapshot (side files, a mark lost or
+ *     a deletion since). The placement rules need nothing more: the new
+ *     leader's win took the home, so the old leader is eligible only
+ *     through its copy (isr_eligible).
+ *
  * Not done yet: catch-up from beyond the window (the leader does not
- * read its own log back for it); a returning old leader's own log is
- * never truncated in place: it gets a snapshot. That would take (1) the
- * leader keeping marks of its own cuts (lead_cut: its log's position
- * after each cut), written before its store's next hand-off as a copy
- * does (node_flush runs before repl_pump today), (2) the returning node
- * closing its own vhost log (it is recovered at start even when another
- * node leads) and moving it, with those marks, in as a copy of (epoch,
- * lead) marked synced before mirror_open, and (3) the placement rules
- * (isr_eligible's "home") treating it as a copy from then on. Nor is a
- * copy behind the previous lead's end here truncated (no cuts of the
- * previous lead are kept, and a copy would have to switch leads
- * mid-stream), or one holding side files.
+ * read its own log back for it). Nor is a copy behind the previous
+ * lead's end here truncated (no cuts of the previous lead are kept, and
+ * a copy would have to switch leads mid-stream), or one holding side
+ * files.
  */
 #include "server/channel.h"
 #include "server/conn.h"
 
 #include "cluster/cluster.h"
 #include "cluster/mirror.h"
+#include "cluster/mirror_marks.h"
 #include "cluster/peer.h"
 #include "cluster/repl.h"
 #include "vhost/side.h"
@@ -235,6 +244,7 @@ struct lead {
     uint64_t lead_id;
     double snap_step_max; /* longest slice of a snapshot, s */
     double served_ms;     /* from winning the vhost to serving it */
+    struct own *own;      /* the marks of its cuts in this node's log */
     struct lead *next, *prev;
 };
 
@@ -262,7 +272,23 @@ struct parked {
     struct parked *next, *prev;
 };
 
+/* The marks of where each cut of a lead of this node ends in its own log
+ * of the vhost (cluster/mirror_marks.h, in the vhost's directory), kept
+ * for every vhost log the node has open, led or not: if another node
+ * takes the vhost over, this log becomes this node's copy of the lead it
+ * ended and is truncated in place (own_to_copy). As on a mirror, every
+ * deletion the log plans is on file before the store thread is handed
+ * it (repl_before_flush runs before node_flush), and a mark names the
+ * log's end just after the cut (store_end_pos), the records of the cut
+ * handed at the next flush. */
+struct own {
+    struct vhost *vh;
+    struct marks *mk;
+    struct own *next, *prev;
+};
+
 static struct lead *leads;
+static struct own *owns;
 static uint64_t leads_made;
 static struct copy *copies;
 static struct parked *parked;
@@ -271,6 +297,110 @@ static bool inited;
 
 static void link_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void copy_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/* ---- the marks of this node's own logs (struct own) */
+
+static struct own *
+own_find(const struct vhost *vh)
+{
+    struct own *o;
+
+    DL_FOREACH(owns, o)
+    {
+        if (o->vh == vh)
+            return o;
+    }
+    return NULL;
+}
+
+/* Logs the deletions vh's log planned so far: before the next hand-off. */
+static void
+own_unlinks(struct own *o, bool force)
+{
+    marks_unlinks(o->mk, vhost_repl_unlinks(o->vh));
+    marks_write(o->mk, force);
+}
+
+static void
+own_free(struct own *o)
+{
+    own_unlinks(o, true);
+    marks_close(o->mk);
+    DL_DELETE(owns, o);
+    free(o);
+}
+
+/* Opens vh's marks again (its log may have been replaced: a copy taken
+ * over), or for the first time; none without a log open. */
+static struct own *
+own_open(struct vhost *vh)
+{
+    struct own *o = own_find(vh);
+    const char *dir = vhost_repl_dir(vh);
+
+    if (o)
+        own_free(o);
+    if (!dir)
+        return NULL;
+    o = xcalloc(1, sizeof(*o));
+    o->vh = vh;
+    o->mk = marks_open(dir);
+    DL_APPEND(owns, o);
+    own_unlinks(o, false);
+    return o;
+}
+
+void
+repl_own_boot(struct server *s)
+{
+    for (struct vhost *vh = node_vhost_next(s->node, NULL); vh;
+         vh = node_vhost_next(s->node, vh))
+        own_open(vh);
+}
+
+void
+repl_own_forget(struct vhost *vh)
+{
+    struct own *o = own_find(vh);
+    struct lead *d;
+
+    DL_FOREACH(leads, d)
+    {
+        if (d->own == o)
+            d->own = NULL;
+    }
+    if (o)
+        own_free(o);
+}
+
+void
+repl_before_flush(struct server *s)
+{
+    struct own *o;
+
+    (void)s;
+    DL_FOREACH(owns, o)
+    {
+        own_unlinks(o, false);
+    }
+}
+
+/* A cut of the lead up to d->cut: where it ends in this node's log. One
+ * write per cut (a loop pass), not synced: a power cut may lose marks,
+ * which costs a snapshot, never a wrong truncation. */
+static void
+own_cut(struct lead *d)
+{
+    if (!d->own)
+        return;
+    marks_cut(d->own->mk, d->epoch, d->lead_id, d->cut,
+              vhost_repl_end_pos(d->vh), 0);
+    /* on file before the cut's frames leave: a mirror never holds a
+       position of this lead whose mark a kill -9 of this node lost (a
+       batch would lose the last ones, and the mirrors end exactly there
+       when this node dies) */
+    marks_write(d->own->mk, true);
+}
 
 /* ---- writing (both sides) */
 
@@ -999,10 +1129,13 @@ lead_cut(struct lead *d)
     if (!cluster_leads(srv->cluster, d->name))
         return;
     defs = defs_refresh(d);
-    if (!defs && d->tap.len == 0 && d->dtap.len == 0 && d->side.len == 0) {
-        d->cut = WR_MAX(d->cut, seq);
-        return;
+    /* every position a mirror may end at (a PING's too) has its mark */
+    if (seq > d->cut) {
+        d->cut = seq;
+        own_cut(d);
     }
+    if (!defs && d->tap.len == 0 && d->dtap.len == 0 && d->side.len == 0)
+        return;
     buf_reset(&d->frames);
     if (defs)
         repl_frame_encode(&d->frames, REPL_DEFS, d->epoch, from,
@@ -1516,6 +1649,9 @@ repl_lead(struct server *s, struct vhost *vh, const char *name, int64_t epoch,
     d->cut = vhost_repl_cut(vh);
     d->win_base = d->cut;
     d->lead_id = ((uint64_t)getpid() << 24 | ++leads_made) & INT64_MAX;
+    /* its log may be a copy taken over: marks of this log from now on */
+    d->own = own_open(vh);
+    own_cut(d);
     /* this lead's first position is the previous lead's end (KIP-101):
        only while the log holds nothing since its recovery (LSN 1, store.h)
        or since the copy was handed over open (prev->start, its position
@@ -1834,6 +1970,61 @@ copy_refusal(const char *vhost, int64_t epoch, char *why, size_t n)
     return NULL;
 }
 
+static int
+own_move(const char *logdir, void *arg, char *err, size_t errlen)
+{
+    return node_vhost_release_log(srv->node, arg, logdir, err, errlen);
+}
+
+/*
+ * KIP-101 for the old leader: this node led the vhost (its own log has
+ * marks of that lead's cuts) and another node's link of a newer epoch
+ * arrives: the log becomes this node's copy of the lead it ended
+ * (cluster/mirror.h mirror_copy_from_own), which mirror_open then cuts
+ * back to where that lead ended on the new leader, or a snapshot
+ * replaces. Not when the node holds a copy of that epoch or a newer one
+ * already (its own log is older than that).
+ */
+static void
+own_to_copy(const char *vhost, uint64_t epoch)
+{
+    struct vhost *vh = node_vhost_find(srv->node, vhost);
+    struct own *o = vh ? own_find(vh) : NULL;
+    uint64_t own_epoch, own_lead, copy_epoch = 0;
+    bool synced;
+    char err[1024], *defs;
+    json_t *doc;
+    struct mirror_own mo;
+
+    if (!o || vhost_is_serving(vh) ||
+        !marks_last_cut(vhost_repl_dir(vh), &own_epoch, &own_lead) ||
+        own_epoch >= epoch ||
+        mirror_copy_state(srv->cfg->data_dir, vhost, &copy_epoch, &synced, err,
+                          sizeof(err)) != WR_OK ||
+        copy_epoch >= own_epoch)
+        return;
+    doc = node_defs_export(srv->node, vhost);
+    defs = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(doc);
+    own_free(o); /* its last deletions on file, closed */
+    mo = (struct mirror_own){.data_dir = srv->cfg->data_dir,
+                             .vhost = vhost,
+                             .defs = defs,
+                             .epoch = own_epoch,
+                             .move = own_move,
+                             .arg = vh};
+    if (mirror_copy_from_own(&mo, err, sizeof(err)) != WR_OK)
+        log_warn("vhost '%s': this node's log of epoch %llu cannot become "
+                 "its copy (%s); the leader sends a snapshot",
+                 vhost, (unsigned long long)own_epoch, err);
+    else
+        log_info("vhost '%s': this node's log of epoch %llu (lead %llu), "
+                 "which it led, is its copy now",
+                 vhost, (unsigned long long)own_epoch,
+                 (unsigned long long)own_lead);
+    free(defs);
+}
+
 void
 repl_take(int fd, const char *addr, const struct peer_auth *a,
           struct bytes early, struct buf *out, size_t head)
@@ -1878,6 +2069,7 @@ repl_take(int fd, const char *addr, const struct peer_auth *a,
         mc.wake_arg = srv;
         mc.lead = lead_id > 0 ? (uint64_t)lead_id : 0;
         mc.prev = prev;
+        own_to_copy(vhost, (uint64_t)epoch);
         if (mirror_open(&mc, (uint64_t)epoch, &m, why, sizeof(why)) != WR_OK)
             refused = why;
     }

@@ -159,6 +159,12 @@ void node_vhost_unserve(struct node *n, struct vhost *vh);
 struct store;
 int node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
                          struct store *hot, char *err, size_t errlen);
+/* The node's own log of vh (it led vh before, another node leads it now)
+ * becomes a mirror's copy: the vhost's directory is renamed to (which must
+ * not exist; same file system), what the node held of vh is dropped (as
+ * node_vhost_adopt_log does). Not served. */
+int node_vhost_release_log(struct node *n, struct vhost *vh, const char *to,
+                           char *err, size_t errlen);
 bool vhost_is_serving(const struct vhost *vh);
 /* True when vh holds nothing durable: no durable queue, no durable
  * exchange of its own, no message in its log. A clean stop may then hand

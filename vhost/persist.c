@@ -516,8 +516,10 @@ vhost__close_store(struct vhost *vh)
     save_dedup(vh);
     vhost__dedup_log_close(vh, node_ms(vh));
     stream__close_all(vh); /* stops the sync thread */
-    if (vh->store)
+    if (vh->store) {
+        vh->unlinks_closed += store_unlinks_planned(vh->store);
         store_close(vh->store);
+    }
     vh->store = NULL;
     store_close(vh->adopted); /* taken over, never served */
     vh->adopted = NULL;

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 void
@@ -31,6 +32,25 @@ uint64_t
 vhost_repl_cut(struct vhost *vh)
 {
     return vh->store ? store_tap_cut(vh->store) : 0;
+}
+
+uint64_t
+vhost_repl_end_pos(struct vhost *vh)
+{
+    return vh->store ? store_end_pos(vh->store) : 0;
+}
+
+uint64_t
+vhost_repl_unlinks(const struct vhost *vh)
+{
+    return vh->unlinks_closed +
+           (vh->store ? store_unlinks_planned(vh->store) : 0);
+}
+
+const char *
+vhost_repl_dir(const struct vhost *vh)
+{
+    return vh->store ? vh->store_dir : NULL;
 }
 
 bool
@@ -218,6 +238,76 @@ node_vhost_adopt_log(struct node *n, struct vhost *vh, const char *from,
     }
     vh->adopted = hot;
     return WR_OK;
+}
+
+/*
+ * The node led the vhost before and another node leads it now: its own
+ * log goes to directory to (a copy of the lead it ended, server/
+ * replication.c), and what it held of the vhost (queues, exchanges) is
+ * dropped as node_vhost_adopt_log drops it. The vhost must not be served.
+ */
+/* The directory's parent, synced after a rename in or out of it. */
+static int
+sync_parent(const char *path)
+{
+    char *p = xstrdup(path), *slash = strrchr(p, '/');
+    int rc;
+
+    if (slash)
+        *slash = '\0';
+    rc = store_sync_dir(slash ? p : ".");
+    free(p);
+    return rc;
+}
+
+/* The vhost's whole directory becomes to, in one rename: a kill -9 leaves
+ * it in one place or the other, never half moved (the next start makes
+ * the vhost's directory again, empty). */
+static int
+move_dir(const char *dir, const char *to, char *err, size_t errlen)
+{
+    if (rename(dir, to) != 0) {
+        snprintf(err, errlen, "cannot rename %s to %s: %s", dir, to,
+                 strerror(errno));
+        return WR_ERR;
+    }
+    if (sync_parent(to) != 0 || sync_parent(dir) != 0) {
+        snprintf(err, errlen, "cannot fsync the directories of %s and %s: %s",
+                 dir, to, strerror(errno));
+        return WR_ERR;
+    }
+    return WR_OK;
+}
+
+int
+node_vhost_release_log(struct node *n, struct vhost *vh, const char *to,
+                       char *err, size_t errlen)
+{
+    struct queue *q, *tmp;
+    struct exchange *x, *next;
+    char *dir;
+    int rc;
+
+    WR_ASSERT(!vh->serving);
+    if (!n->opts.data_dir || !vh->store_dir) {
+        snprintf(err, errlen, "no log open");
+        return WR_ERR;
+    }
+    dir = xstrdup(vh->store_dir);
+    /* close the log first: the teardown must not append to it */
+    vhost__close_store(vh);
+    HASH_ITER(hh, vh->queues, q, tmp)
+    {
+        vhost_queue_delete(vh, q);
+    }
+    for (x = xreg_first(vh->xr); x; x = next) {
+        next = xreg_next(vh->xr, x);
+        if (defs__exchange_is_exported(x))
+            vhost__exchange_delete(vh, x);
+    }
+    rc = move_dir(dir, to, err, errlen);
+    free(dir);
+    return rc;
 }
 
 /* ---- delivery counts */

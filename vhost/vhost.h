@@ -277,6 +277,15 @@ void vhost_repl_tap(struct vhost *vh, struct buf *out);
 /* Makes the tap hold every record up to the LSN returned (store_tap_cut);
  * 0 without a log. */
 uint64_t vhost_repl_cut(struct vhost *vh);
+/* For the marks of the leader's own cuts (a returning old leader's log is
+ * truncated in place, server/replication.c): the position just past every
+ * record appended so far (store_end_pos; 0 without a log), the segments
+ * its logs planned to delete since the process started (every open
+ * counted, store_unlinks_planned), and its log's directory (NULL when
+ * none is open). */
+uint64_t vhost_repl_end_pos(struct vhost *vh);
+uint64_t vhost_repl_unlinks(const struct vhost *vh);
+const char *vhost_repl_dir(const struct vhost *vh);
 /* Whether the delivery e of q (held by a channel, unacked) is in the
  * log as a persistent message: then *out says where. */
 bool vhost_entry_logged(const struct queue *q, struct qentry e,

@@ -108,6 +108,8 @@ struct vhost {
     bool serving;        /* runs here (always, unless the node is clustered) */
     struct store *store; /* the vhost's log; NULL when running in memory */
     char *store_dir;
+    /* segments its closed stores planned to delete (vhost_repl_unlinks) */
+    uint64_t unlinks_closed;
     /* a mirror's copy of the log, open with its hot index, taken over
        (node_vhost_adopt_log) and not yet served (vhost__open_store) */
     struct store *adopted;

@@ -17,13 +17,16 @@ always. Fills "/" with M MiB of persistent messages of B bytes (default
   2. "ahead" restarted: the time from its start until it is an in-sync
      mirror of the new leader (its copy cut back in place to where the
      old lead ended on the new leader, then the new lead's cuts);
-  3. the old leader restarted: the same time for it (its own log is not
-     a copy: a full snapshot of the backlog, as any copy that cannot be
-     truncated gets).
+  3. the old leader restarted: the same time for it (its own log becomes
+     its copy of the lead it ended and is cut back in place the same way);
+  4. for comparison, "ahead" stopped, its copy removed and restarted: a
+     full snapshot of the backlog, as any copy that cannot be truncated
+     gets.
 """
 import argparse
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -108,9 +111,17 @@ def main():
         d = lead(lagging)
         print("truncations %d, snapshots %d" % (d["truncations"],
                                                 d["snapshots"]))
-        t_snap = rejoin(lagging, leader, "old leader, full snapshot")
-        print("snapshot / truncation: %.1fx; load average %.2f" % (
-            t_snap / t_trunc, os.getloadavg()[0]))
+        t_old = rejoin(lagging, leader, "old leader, truncated in place + "
+                       "catch-up")
+        d = lead(lagging)
+        print("truncations %d, snapshots %d" % (d["truncations"],
+                                                d["snapshots"]))
+        assert ahead.stop() == 0
+        shutil.rmtree(os.path.join(ahead.data_dir, "replicas"))
+        t_snap = rejoin(lagging, ahead, "no copy, full snapshot")
+        print("snapshot / truncation: %.1fx (mirror), %.1fx (old leader); "
+              "load average %.2f" % (t_snap / t_trunc, t_snap / t_old,
+                                     os.getloadavg()[0]))
 
 
 if __name__ == "__main__":

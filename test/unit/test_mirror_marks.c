@@ -123,11 +123,30 @@ T_CASE(a_damaged_entry_is_skipped)
     T_EQ_INT(find(77, 20, &pos), WR_ERR);
 }
 
+/* A leader's own log says which lead it ended (the newest cut mark),
+ * whatever deletions were logged after it. */
+T_CASE(the_last_cut_names_the_lead_the_log_ended)
+{
+    struct marks *mk = marks_open(t_tmpdir());
+    uint64_t epoch = 1, lead = 1;
+
+    T_ASSERT(!marks_last_cut(t_tmpdir(), &epoch, &lead));
+    T_EQ_INT(epoch, 0);
+    marks_cut(mk, 5, 77, 10, 100, 0);
+    marks_cut(mk, 7, 91, 1, 300, 0);
+    marks_unlinks(mk, 1);
+    marks_close(mk);
+    T_ASSERT(marks_last_cut(t_tmpdir(), &epoch, &lead));
+    T_EQ_INT(epoch, 7);
+    T_EQ_INT(lead, 91);
+}
+
 static const struct t_case cases[] = {
     T_REG(a_mark_is_found_after_a_reopen_with_its_position),
     T_REG(a_deletion_after_a_mark_makes_it_unusable),
     T_REG(the_files_rotate_and_keep_the_newest_marks),
     T_REG(a_damaged_entry_is_skipped),
+    T_REG(the_last_cut_names_the_lead_the_log_ended),
 };
 
 T_MAIN(cases)

@@ -509,12 +509,13 @@ def test_kill_9_of_the_leader_a_mirror_takes_over_with_every_confirmed_message(
     assert "/" in [x["vhost"] for x in r.json["queues"]], r.json
     r = api.get("/api/health/checks/node-is-mirror-sync-critical")
     assert r.status == 200, r.json
-    # the old leader comes back as a mirror of the new one
+    # the old leader comes back as a mirror of the new one (its own log
+    # cut back in place and caught up, or a snapshot: test_47)
     mark = len(new.lines)
     leader.start()
     assert new.wait_for_line(
-        r"replicating vhost '/' \(epoch \d+\) to node '%s'" % leader.name,
-        20, mark)
+        r"(replicating vhost '/' \(epoch \d+\) to|catching up vhost '/' "
+        r"\(epoch \d+\) on) node '%s'" % leader.name, 20, mark)
     assert wait_until(lambda: sorted(etcd_isr(lc, "/")["isr"]) == everyone,
                       20)
     for n in lc.nodes:

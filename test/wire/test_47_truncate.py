@@ -198,3 +198,83 @@ def test_garbage_prev_in_the_handshake_is_refused(lc):
     assert wait_until(lambda: all(
         m["state"] == "streaming" for m in lead_of(leader, "/")["mirrors"]),
         15), repl(leader)
+
+
+def test_the_old_leader_returning_is_truncated_not_snapshotted(lc):
+    """Both mirrors paused, the leader takes records neither of them gets
+    (unconfirmed), is killed, and a mirror wins. The old leader's own log
+    becomes its copy of the lead it ended and is cut back in place to
+    where that lead ended on the new leader: no snapshot, nothing only
+    the old lead had survives, not even when it leads again, and every
+    confirmed message is there."""
+    everyone = sorted(n.name for n in lc.nodes)
+    assert wait_until(lambda: isr_is(lc, everyone), 30)
+    old = leader_node(lc, "/")
+    mirrors = [n for n in lc.nodes if n is not old]
+    conn = pika_conn(old)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("tr-old", durable=True)
+    for i in range(10):
+        ch.basic_publish("", "tr-old", b"a%d" % i, PERSISTENT)  # confirmed
+    for n in mirrors:
+        n.signal(signal.SIGSTOP)
+    try:
+        ch2 = conn.channel()  # no confirms: none would come
+        for _ in range(24):  # more than the links' socket buffers hold
+            ch2.basic_publish("", "tr-old", FILLER, PERSISTENT)
+        for i in range(5):
+            ch2.basic_publish("", "tr-old", b"only-on-the-old-lead-%d" % i,
+                              PERSISTENT)
+        assert wait_until(lambda: queue_messages(old, "tr-old") == 39, 2)
+        old.kill()
+    finally:
+        for n in mirrors:
+            n.signal(signal.SIGCONT)
+    assert wait_until(lambda: leader_node_seen(mirrors[0], "/") in
+                      [m.name for m in mirrors], TTL + 10)
+    new = next(m for m in mirrors
+               if m.name == leader_node_seen(mirrors[0], "/"))
+    other = next(m for m in mirrors if m is not new)
+    assert wait_until(lambda: any(
+        m["node"] == other.name and m["state"] == "streaming"
+        for m in lead_of(new, "/")["mirrors"]), 30), repl(new)
+    d = lead_of(new, "/")
+    prev = d["previous_lead"]
+    kept = queue_messages(new, "tr-old")
+    assert 10 <= kept < 39
+    # the old leader returns: its own log is cut back, then caught up
+    old.start()
+    assert wait_until(lambda: any(
+        m["node"] == old.name and m["state"] == "streaming"
+        for m in lead_of(new, "/")["mirrors"]), 30), repl(new)
+    d2 = lead_of(new, "/")
+    assert d2["truncations"] == d["truncations"] + 1, d2
+    assert d2["snapshots"] == d["snapshots"], d2
+    m = next(m for m in d2["mirrors"] if m["node"] == old.name)
+    assert m["start"] == "truncation", m
+    assert old.wait_for_line(r"which it led, is its copy now", 1)
+    assert old.wait_for_line(r"truncated in place at position %d"
+                             % prev["end"], 1)
+    c = copy_of(old, "/")
+    assert c["truncated_at"] == prev["end"] and c["synced"], c
+    assert wait_until(lambda: (copy_of(old, "/") or {}).get("messages")
+                      == kept, 10), repl(old)
+    assert wait_until(lambda: isr_is(lc, everyone), 30), repl(new)
+    c2 = pika_conn(new)
+    ch3 = c2.channel()
+    ch3.confirm_delivery()
+    ch3.basic_publish("", "tr-old", b"after", PERSISTENT)
+    c2.close()
+    # the old leader leads again, from its truncated copy
+    assert other.stop() == 0
+    new.kill()
+    assert wait_until(lambda: leader_node_seen(old, "/") == old.name,
+                      TTL + 10)
+    got = drain(old, "tr-old")
+    assert got[:10] == [b"a%d" % i for i in range(10)]
+    assert got[-1] == b"after"
+    assert len(got) == kept + 1
+    assert all(b == FILLER for b in got[10:-1])
+    assert not any(b.startswith(b"only-on-the-old-lead") for b in got)
+    rejoin_all(lc, old, new, other)
